@@ -1,0 +1,148 @@
+//! The server's one clock.
+//!
+//! TTLs, `EXAT`/`PXAT`, `TIME`, and later lock leases and wait deadlines all read
+//! [`Clock`], never `SystemTime` directly. It follows the wall clock through a
+//! monotonic `Instant` (so a wall-clock step does not expire keys early), and tests
+//! can pause it and move it forward: every timer driven by this clock (the expiry
+//! wheel) is woken when it moves.
+
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use tokio::sync::Notify;
+
+/// Server time in microseconds since the Unix epoch, pausable and advanceable.
+#[derive(Debug)]
+pub struct Clock {
+    /// Wall-clock microseconds at `origin`.
+    origin_us: u64,
+    origin: Instant,
+    /// Added to the real time: what `advance` moved the clock by, less the spans
+    /// it spent paused.
+    offset_us: AtomicI64,
+    paused: AtomicBool,
+    /// Real elapsed microseconds (since `origin`) at which the clock was paused.
+    paused_at_us: AtomicU64,
+    /// Woken whenever the clock is advanced or resumed, so timers re-check.
+    moved: Notify,
+}
+
+impl Default for Clock {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Clock {
+    /// A clock reading the current wall-clock time.
+    pub fn new() -> Self {
+        let origin_us = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_micros() as u64);
+        Clock {
+            origin_us,
+            origin: Instant::now(),
+            offset_us: AtomicI64::new(0),
+            paused: AtomicBool::new(false),
+            paused_at_us: AtomicU64::new(0),
+            moved: Notify::new(),
+        }
+    }
+
+    fn real_elapsed_us(&self) -> u64 {
+        self.origin.elapsed().as_micros() as u64
+    }
+
+    /// Microseconds since the Unix epoch.
+    pub fn now_us(&self) -> u64 {
+        let elapsed = if self.paused.load(Ordering::Acquire) {
+            self.paused_at_us.load(Ordering::Acquire)
+        } else {
+            self.real_elapsed_us()
+        };
+        (self.origin_us + elapsed).saturating_add_signed(self.offset_us.load(Ordering::Acquire))
+    }
+
+    /// Milliseconds since the Unix epoch: the unit of TTLs and deadlines.
+    pub fn now_ms(&self) -> u64 {
+        self.now_us() / 1000
+    }
+
+    /// Stops the clock: it reads the same time until advanced or resumed.
+    pub fn pause(&self) {
+        if !self.paused.load(Ordering::Acquire) {
+            self.paused_at_us
+                .store(self.real_elapsed_us(), Ordering::Release);
+            self.paused.store(true, Ordering::Release);
+        }
+    }
+
+    /// Lets a paused clock run again from where it stands.
+    pub fn resume(&self) {
+        if self.paused.swap(false, Ordering::AcqRel) {
+            // Keep reading continuous: what was paused is folded into the offset.
+            let paused_at = self.paused_at_us.load(Ordering::Acquire);
+            let frozen_for = self.real_elapsed_us().saturating_sub(paused_at);
+            self.offset_us
+                .fetch_sub(frozen_for as i64, Ordering::AcqRel);
+        }
+        self.moved.notify_waiters();
+    }
+
+    /// Whether the clock is paused.
+    pub fn is_paused(&self) -> bool {
+        self.paused.load(Ordering::Acquire)
+    }
+
+    /// Moves the clock forward by `by`, waking every timer that reads it.
+    pub fn advance(&self, by: Duration) {
+        self.offset_us
+            .fetch_add(by.as_micros() as i64, Ordering::AcqRel);
+        self.moved.notify_waiters();
+    }
+
+    /// Completes when the clock is next advanced or resumed. Call `enable()` on
+    /// the pinned future before reading the time to miss no move in between.
+    pub fn moved(&self) -> tokio::sync::futures::Notified<'_> {
+        self.moved.notified()
+    }
+
+    /// How long in real time until the clock reads `deadline_ms`, or `None` while
+    /// paused (only `advance` can get it there).
+    pub fn real_time_until(&self, deadline_ms: u64) -> Option<Duration> {
+        if self.is_paused() {
+            return None;
+        }
+        let now = self.now_us();
+        Some(Duration::from_micros(
+            (deadline_ms * 1000).saturating_sub(now),
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paused_clock_moves_only_by_advance() {
+        let c = Clock::new();
+        c.pause();
+        let t0 = c.now_ms();
+        std::thread::sleep(Duration::from_millis(5));
+        assert_eq!(c.now_ms(), t0);
+        c.advance(Duration::from_secs(10));
+        assert_eq!(c.now_ms(), t0 + 10_000);
+    }
+
+    #[test]
+    fn resume_continues_without_a_jump() {
+        let c = Clock::new();
+        c.pause();
+        let t0 = c.now_ms();
+        std::thread::sleep(Duration::from_millis(30));
+        c.resume();
+        let t1 = c.now_ms();
+        assert!(t1 >= t0 && t1 < t0 + 20, "{t0} -> {t1}");
+    }
+}

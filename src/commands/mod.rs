@@ -1,0 +1,433 @@
+//! The command table and the one place commands are looked up and run.
+//!
+//! Every command is a [`CommandSpec`]: name, arity, flags, key positions, the
+//! documentation `COMMAND DOCS` shows, and its handler. Each family file
+//! (`string.rs`, `keys.rs`, ...) exports its rows as `COMMANDS`; [`CommandTable`]
+//! joins them. Arity errors, `NOAUTH`, `MULTI` queueing, `COMMAND`'s replies and
+//! `INFO commandstats` are all derived from the table, never written per command.
+//!
+//! Handlers are plain functions `fn(&mut Ctx, &[Bytes]) -> CommandResult`: they
+//! never touch the socket and never await; `args[0]` is the command name as sent.
+
+pub mod connection;
+pub mod keys;
+pub mod server;
+pub mod string;
+pub mod transaction;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use bytes::Bytes;
+
+use crate::error::{CommandError, CommandResult};
+use crate::keyspace::Db;
+use crate::reply::Reply;
+use crate::server::Shared;
+use crate::session::Session;
+
+/// Command flags, as `COMMAND INFO` names them.
+pub mod flag {
+    /// Modifies the keyspace.
+    pub const WRITE: u32 = 1 << 0;
+    /// Only reads.
+    pub const READONLY: u32 = 1 << 1;
+    /// May grow memory use.
+    pub const DENYOOM: u32 = 1 << 2;
+    /// Administrative.
+    pub const ADMIN: u32 = 1 << 3;
+    /// Not allowed in scripts.
+    pub const NOSCRIPT: u32 = 1 << 4;
+    /// May block the client.
+    pub const BLOCKING: u32 = 1 << 5;
+    /// Allowed while loading.
+    pub const LOADING: u32 = 1 << 6;
+    /// Allowed on a stale replica.
+    pub const STALE: u32 = 1 << 7;
+    /// O(1) or O(log N).
+    pub const FAST: u32 = 1 << 8;
+    /// Allowed before authentication.
+    pub const NO_AUTH: u32 = 1 << 9;
+    /// Refused inside MULTI.
+    pub const NO_MULTI: u32 = 1 << 10;
+    /// Allowed while a script is running too long.
+    pub const ALLOW_BUSY: u32 = 1 << 11;
+    /// Runs its own locking (EXEC, EVAL): the dispatcher does not take the
+    /// execution gate for it. Internal, not shown by COMMAND.
+    pub const OWN_GATE: u32 = 1 << 31;
+    /// Runs at once inside MULTI instead of being queued (MULTI, EXEC, DISCARD,
+    /// WATCH, QUIT, RESET). Internal, not shown by COMMAND.
+    pub const IMMEDIATE: u32 = 1 << 30;
+
+    /// Flag names in the order Redis lists them.
+    pub const NAMES: &[(u32, &str)] = &[
+        (WRITE, "write"),
+        (READONLY, "readonly"),
+        (DENYOOM, "denyoom"),
+        (ADMIN, "admin"),
+        (NOSCRIPT, "noscript"),
+        (BLOCKING, "blocking"),
+        (LOADING, "loading"),
+        (STALE, "stale"),
+        (FAST, "fast"),
+        (NO_AUTH, "no_auth"),
+        (NO_MULTI, "no_multi"),
+        (ALLOW_BUSY, "allow_busy"),
+    ];
+}
+
+/// A handler: runs one command against the server.
+pub type Handler = fn(&mut Ctx<'_>, &[Bytes]) -> CommandResult;
+
+/// One row of the command table.
+pub struct CommandSpec {
+    /// Lower-case name (`get`); a subcommand's own name (`get` of `config`).
+    pub name: &'static str,
+    /// Redis arity: N means exactly N arguments with the name, -N at least N.
+    pub arity: i32,
+    /// Bits from [`flag`].
+    pub flags: u32,
+    /// Position of the first key argument, 0 for none.
+    pub first_key: i32,
+    /// Position of the last key, -1 for the last argument.
+    pub last_key: i32,
+    /// Step between keys.
+    pub step: i32,
+    /// Group for COMMAND DOCS (`string`, `generic`, `connection`, `server`, ...).
+    pub group: &'static str,
+    /// One-line summary for COMMAND DOCS.
+    pub summary: &'static str,
+    /// Redis version that introduced it.
+    pub since: &'static str,
+    /// The handler; for a container (CONFIG), unused: its subcommands run.
+    pub handler: Handler,
+    /// Subcommands (`CONFIG GET`, ...); empty for a plain command.
+    pub subcommands: &'static [CommandSpec],
+}
+
+impl CommandSpec {
+    /// A row with no keys and no subcommands; fill the rest with struct update syntax.
+    pub const fn new(name: &'static str, arity: i32, flags: u32, handler: Handler) -> Self {
+        CommandSpec {
+            name,
+            arity,
+            flags,
+            first_key: 0,
+            last_key: 0,
+            step: 0,
+            group: "generic",
+            summary: "",
+            since: "1.0.0",
+            handler,
+            subcommands: &[],
+        }
+    }
+
+    /// Sets the key positions.
+    pub const fn keys(mut self, first: i32, last: i32, step: i32) -> Self {
+        self.first_key = first;
+        self.last_key = last;
+        self.step = step;
+        self
+    }
+
+    /// Sets the documentation shown by COMMAND DOCS.
+    pub const fn doc(
+        mut self,
+        group: &'static str,
+        since: &'static str,
+        summary: &'static str,
+    ) -> Self {
+        self.group = group;
+        self.since = since;
+        self.summary = summary;
+        self
+    }
+
+    /// Makes this a container whose subcommands run.
+    pub const fn with_subcommands(mut self, subs: &'static [CommandSpec]) -> Self {
+        self.subcommands = subs;
+        self
+    }
+
+    /// Whether `flag` is set.
+    pub fn has(&self, flag: u32) -> bool {
+        self.flags & flag != 0
+    }
+
+    fn arity_ok(&self, argc: usize) -> bool {
+        let argc = argc as i64;
+        let arity = i64::from(self.arity);
+        if arity >= 0 {
+            argc == arity
+        } else {
+            argc >= -arity
+        }
+    }
+
+    /// The key arguments of `args` according to the key positions.
+    pub fn key_args<'a>(&self, args: &'a [Bytes]) -> Vec<&'a Bytes> {
+        if self.first_key <= 0 || args.len() <= self.first_key as usize {
+            return Vec::new();
+        }
+        let last = if self.last_key < 0 {
+            args.len() as i32 + self.last_key
+        } else {
+            self.last_key.min(args.len() as i32 - 1)
+        };
+        let step = self.step.max(1) as usize;
+        (self.first_key as usize..=last.max(0) as usize)
+            .step_by(step)
+            .filter_map(|i| args.get(i))
+            .collect()
+    }
+}
+
+/// Calls and time spent for `INFO commandstats`.
+#[derive(Debug, Default)]
+pub struct CommandStats {
+    /// Times called.
+    pub calls: AtomicU64,
+    /// Microseconds spent.
+    pub usec: AtomicU64,
+    /// Calls refused before running (arity, auth).
+    pub rejected_calls: AtomicU64,
+    /// Calls that ran and replied with an error.
+    pub failed_calls: AtomicU64,
+}
+
+/// A command found in the table: its row, its full name (`config|get`) and stats.
+pub struct Command {
+    /// Position in the table.
+    pub index: usize,
+    /// The row.
+    pub spec: &'static CommandSpec,
+    /// `name` or `container|name`.
+    pub full_name: String,
+    /// Counters.
+    pub stats: CommandStats,
+}
+
+/// All commands, looked up by lower-case name.
+pub struct CommandTable {
+    commands: Vec<Command>,
+    by_name: HashMap<String, usize, ahash::RandomState>,
+}
+
+/// Every family's rows.
+fn families() -> impl Iterator<Item = &'static CommandSpec> {
+    [
+        connection::COMMANDS,
+        server::COMMANDS,
+        keys::COMMANDS,
+        string::COMMANDS,
+        transaction::COMMANDS,
+    ]
+    .into_iter()
+    .flatten()
+}
+
+impl Default for CommandTable {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl CommandTable {
+    /// Builds the table from every family's rows.
+    pub fn new() -> Self {
+        let mut table = CommandTable {
+            commands: Vec::new(),
+            by_name: HashMap::default(),
+        };
+        for spec in families() {
+            table.add(spec, spec.name.to_string());
+            for sub in spec.subcommands {
+                table.add(sub, format!("{}|{}", spec.name, sub.name));
+            }
+        }
+        table
+    }
+
+    fn add(&mut self, spec: &'static CommandSpec, full_name: String) {
+        self.by_name.insert(full_name.clone(), self.commands.len());
+        self.commands.push(Command {
+            index: self.commands.len(),
+            spec,
+            full_name,
+            stats: CommandStats::default(),
+        });
+    }
+
+    /// The command (or `container|sub`) named `name`, any case.
+    pub fn get(&self, name: &[u8]) -> Option<&Command> {
+        let mut buf = [0u8; 64];
+        if name.len() > buf.len() {
+            return None;
+        }
+        let lower = &mut buf[..name.len()];
+        lower.copy_from_slice(name);
+        lower.make_ascii_lowercase();
+        let lower = std::str::from_utf8(lower).ok()?;
+        self.by_name.get(lower).map(|&i| &self.commands[i])
+    }
+
+    /// Top-level commands, in table order.
+    pub fn top_level(&self) -> impl Iterator<Item = &Command> {
+        self.commands.iter().filter(|c| !c.full_name.contains('|'))
+    }
+
+    /// Every command and subcommand.
+    pub fn all(&self) -> &[Command] {
+        &self.commands
+    }
+
+    /// Resolves `args` to the command that runs: a container's subcommand when it
+    /// has subcommands. Errors are Redis's unknown-command, unknown-subcommand and
+    /// arity errors.
+    pub fn resolve(&self, args: &[Bytes]) -> Result<&Command, CommandError> {
+        let cmd = args
+            .first()
+            .and_then(|name| self.get(name))
+            .ok_or_else(|| CommandError::unknown_command(args))?;
+        if cmd.spec.subcommands.is_empty() {
+            if !cmd.spec.arity_ok(args.len()) {
+                return Err(CommandError::WrongArity(cmd.full_name.clone()));
+            }
+            return Ok(cmd);
+        }
+        let Some(sub_name) = args.get(1) else {
+            return Err(CommandError::WrongArity(cmd.full_name.clone()));
+        };
+        let mut full = cmd.full_name.clone().into_bytes();
+        full.push(b'|');
+        full.extend_from_slice(sub_name);
+        let sub = self
+            .get(&full)
+            .ok_or_else(|| CommandError::unknown_subcommand(cmd.spec.name, sub_name))?;
+        if !sub.spec.arity_ok(args.len()) {
+            return Err(CommandError::WrongArity(sub.full_name.clone()));
+        }
+        Ok(sub)
+    }
+}
+
+/// What a handler works with: the server and this client's session.
+pub struct Ctx<'a> {
+    /// State shared by all connections.
+    pub shared: &'a Shared,
+    /// This connection's state.
+    pub session: &'a mut Session,
+    /// The server clock's time when the command started, in ms. A command sees
+    /// one instant, as in Redis.
+    pub now: u64,
+}
+
+impl<'a> Ctx<'a> {
+    /// The database selected by this client.
+    pub fn db(&self) -> &'a Db {
+        let dbs = self.shared.keyspace.dbs();
+        dbs.get(self.session.db).unwrap_or(&dbs[0])
+    }
+}
+
+/// Runs one request from a client and returns its reply: the only way a command
+/// reaches a handler from the network.
+pub fn execute(shared: &Shared, session: &mut Session, args: &[Bytes]) -> Reply {
+    let cmd = match shared.commands.resolve(args) {
+        Ok(cmd) => cmd,
+        Err(e) => {
+            if let Some(cmd) = args.first().and_then(|n| shared.commands.get(n)) {
+                cmd.stats.rejected_calls.fetch_add(1, Ordering::Relaxed);
+            }
+            session.flag_transaction_error();
+            return Reply::Error(e);
+        }
+    };
+    session.info.last_cmd.store(cmd.index, Ordering::Relaxed);
+    if !session.authenticated && !cmd.spec.has(flag::NO_AUTH) {
+        cmd.stats.rejected_calls.fetch_add(1, Ordering::Relaxed);
+        session.flag_transaction_error();
+        return Reply::Error(CommandError::NoAuth);
+    }
+    if session.in_multi() && !cmd.spec.has(flag::IMMEDIATE) {
+        if cmd.spec.has(flag::NO_MULTI) {
+            cmd.stats.rejected_calls.fetch_add(1, Ordering::Relaxed);
+            session.flag_transaction_error();
+            return Reply::Error(CommandError::err(
+                "Command not allowed inside a transaction",
+            ));
+        }
+        session.queue(cmd.index, args.to_vec());
+        return Reply::Simple("QUEUED");
+    }
+    if cmd.spec.has(flag::OWN_GATE) {
+        call(shared, session, cmd, args)
+    } else {
+        let _gate = shared.gate.read();
+        call(shared, session, cmd, args)
+    }
+}
+
+/// Runs a resolved command and counts it. The caller holds the execution gate
+/// (shared for one command, exclusive for a transaction).
+pub fn call(shared: &Shared, session: &mut Session, cmd: &Command, args: &[Bytes]) -> Reply {
+    let started = Instant::now();
+    let mut ctx = Ctx {
+        shared,
+        session,
+        now: shared.clock.now_ms(),
+    };
+    let reply = (cmd.spec.handler)(&mut ctx, args).unwrap_or_else(Reply::Error);
+    cmd.stats.calls.fetch_add(1, Ordering::Relaxed);
+    cmd.stats
+        .usec
+        .fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
+    if reply.is_error() {
+        cmd.stats.failed_calls.fetch_add(1, Ordering::Relaxed);
+    }
+    reply
+}
+
+/// A handler for container rows, whose subcommands run instead.
+pub fn container(_: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
+    Err(CommandError::unknown_command(args))
+}
+
+/// Parses an integer argument (`ERR value is not an integer or out of range`).
+pub fn int_arg(arg: &[u8]) -> Result<i64, CommandError> {
+    crate::protocol::parse_i64(arg).ok_or(CommandError::NotInteger)
+}
+
+/// Case-insensitive comparison of an argument with an option name.
+pub fn is(arg: &[u8], name: &str) -> bool {
+    arg.eq_ignore_ascii_case(name.as_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_has_no_duplicate_names_and_sane_arity() {
+        let table = CommandTable::new();
+        let mut seen = std::collections::HashSet::new();
+        for c in table.all() {
+            assert!(
+                seen.insert(c.full_name.clone()),
+                "duplicate {}",
+                c.full_name
+            );
+            assert!(c.spec.arity != 0, "{} has arity 0", c.full_name);
+            assert_eq!(c.spec.name, c.spec.name.to_ascii_lowercase());
+        }
+    }
+
+    #[test]
+    fn lookup_ignores_case() {
+        let table = CommandTable::new();
+        assert!(table.get(b"GeT").is_some());
+        assert!(table.get(b"nosuch").is_none());
+    }
+}

@@ -1,0 +1,115 @@
+//! Server commands: DBSIZE, FLUSHDB, FLUSHALL, TIME, SHUTDOWN.
+
+use bytes::Bytes;
+
+use super::{flag, is, CommandSpec, Ctx};
+use crate::error::{CommandError, CommandResult};
+use crate::reply::Reply;
+
+/// The server family's rows.
+pub static COMMANDS: &[CommandSpec] = &[
+    CommandSpec::new("dbsize", 1, flag::READONLY | flag::FAST, dbsize).doc(
+        "server",
+        "1.0.0",
+        "Returns the number of keys in the database.",
+    ),
+    CommandSpec::new("flushdb", -1, flag::WRITE, flushdb).doc(
+        "server",
+        "1.0.0",
+        "Removes all keys from the current database.",
+    ),
+    CommandSpec::new("flushall", -1, flag::WRITE, flushall).doc(
+        "server",
+        "1.0.0",
+        "Removes all keys from all databases.",
+    ),
+    CommandSpec::new("time", 1, flag::LOADING | flag::STALE | flag::FAST, time).doc(
+        "server",
+        "2.6.0",
+        "Returns the server time.",
+    ),
+    CommandSpec::new(
+        "shutdown",
+        -1,
+        flag::ADMIN
+            | flag::NOSCRIPT
+            | flag::LOADING
+            | flag::STALE
+            | flag::NO_MULTI
+            | flag::ALLOW_BUSY,
+        shutdown,
+    )
+    .doc(
+        "server",
+        "1.0.0",
+        "Synchronously saves the database(s) to disk and shuts down the Redis server.",
+    ),
+];
+
+/// Rejects client names Redis rejects (spaces, new lines, non-printables).
+pub fn validate_client_name(name: &[u8]) -> Result<(), CommandError> {
+    if name.iter().any(|c| *c < b'!' || *c > b'~') {
+        return Err(CommandError::err(
+            "Client names cannot contain spaces, newlines or special characters.",
+        ));
+    }
+    Ok(())
+}
+
+fn dbsize(ctx: &mut Ctx<'_>, _: &[Bytes]) -> CommandResult {
+    Ok(Reply::Int(ctx.db().len() as i64))
+}
+
+/// Checks the optional ASYNC|SYNC argument of FLUSHDB/FLUSHALL.
+fn flush_mode(args: &[Bytes]) -> Result<(), CommandError> {
+    match args {
+        [_] => Ok(()),
+        [_, mode] if is(mode, "async") || is(mode, "sync") => Ok(()),
+        _ => Err(CommandError::Syntax),
+    }
+}
+
+fn flushdb(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
+    flush_mode(args)?;
+    for mut shard in ctx.db().lock_all() {
+        shard.clear();
+    }
+    Ok(Reply::OK)
+}
+
+fn flushall(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
+    flush_mode(args)?;
+    for db in ctx.shared.keyspace.dbs() {
+        for mut shard in db.lock_all() {
+            shard.clear();
+        }
+    }
+    Ok(Reply::OK)
+}
+
+fn time(ctx: &mut Ctx<'_>, _: &[Bytes]) -> CommandResult {
+    let us = ctx.shared.clock.now_us();
+    Ok(Reply::Array(vec![
+        Reply::bulk_string((us / 1_000_000).to_string()),
+        Reply::bulk_string((us % 1_000_000).to_string()),
+    ]))
+}
+
+fn shutdown(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
+    for a in &args[1..] {
+        if !["nosave", "save", "now", "force", "abort"]
+            .iter()
+            .any(|o| is(a, o))
+        {
+            return Err(CommandError::Syntax);
+        }
+    }
+    if args[1..].iter().any(|a| is(a, "abort")) {
+        return Err(CommandError::err("No shutdown in progress."));
+    }
+    tracing::warn!("User requested shutdown...");
+    ctx.shared.shutdown();
+    ctx.session.close_after_reply = true;
+    // Redis closes the connection without a reply on success.
+    Ok(Reply::Silent)
+}

@@ -1,0 +1,254 @@
+//! Running latchkey inside a program or a test: [`Server::builder`], the
+//! [`ServerHandle`] it returns, time control and direct inspection.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::keyspace::Value;
+use crate::server::{self, Listeners, Shared};
+
+/// Entry point of the embedding API.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> std::io::Result<()> {
+/// let server = latchkey::Server::builder().start().await?;
+/// println!("listening on {}", server.url()); // redis://127.0.0.1:<free port>
+/// server.shutdown().await;
+/// # Ok(())
+/// # }
+/// ```
+pub struct Server;
+
+impl Server {
+    /// A builder with defaults for tests: 127.0.0.1, a free port, 16 databases.
+    pub fn builder() -> ServerBuilder {
+        ServerBuilder {
+            config: Config {
+                port: 0,
+                ..Config::default()
+            },
+            paused: false,
+        }
+    }
+}
+
+/// Options for an embedded server; [`ServerBuilder::start`] runs it.
+pub struct ServerBuilder {
+    config: Config,
+    paused: bool,
+}
+
+impl ServerBuilder {
+    /// Address to bind (default `127.0.0.1`).
+    pub fn bind(mut self, addr: impl Into<String>) -> Self {
+        self.config.bind = vec![addr.into()];
+        self
+    }
+
+    /// TCP port; 0 (the default) picks a free one.
+    pub fn port(mut self, port: u16) -> Self {
+        self.config.port = port;
+        self
+    }
+
+    /// Also listen on a Unix socket at `path`.
+    pub fn unixsocket(mut self, path: impl Into<PathBuf>) -> Self {
+        self.config.unixsocket = Some(path.into());
+        self
+    }
+
+    /// Require clients to `AUTH` with `password`.
+    pub fn requirepass(mut self, password: impl Into<String>) -> Self {
+        self.config.requirepass = Some(password.into());
+        self
+    }
+
+    /// Number of databases (default 16).
+    pub fn databases(mut self, n: usize) -> Self {
+        self.config.databases = n.max(1);
+        self
+    }
+
+    /// Sets any option by its redis.conf name, e.g. `.option("maxclients", "10")`.
+    pub fn option(mut self, name: &str, value: &str) -> Result<Self, String> {
+        self.config.apply(name, &[value.to_string()])?;
+        Ok(self)
+    }
+
+    /// Starts with the clock paused: time moves only by
+    /// [`ServerHandle::advance_time`].
+    pub fn paused_time(mut self) -> Self {
+        self.paused = true;
+        self
+    }
+
+    /// The options as they stand.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Binds and starts serving on the current tokio runtime.
+    pub async fn start(self) -> std::io::Result<ServerHandle> {
+        let listeners = Listeners::bind(&self.config, true).await?;
+        let addr = listeners.tcp.as_ref().and_then(|l| l.local_addr().ok());
+        let clock = Arc::new(Clock::new());
+        if self.paused {
+            clock.pause();
+        }
+        let shared = Arc::new(Shared::new(self.config, clock));
+        let task = tokio::spawn(server::run(shared.clone(), listeners));
+        Ok(ServerHandle {
+            shared,
+            addr,
+            task: Some(task),
+            runtime: None,
+        })
+    }
+
+    /// Starts on a runtime of its own, for tests without tokio.
+    ///
+    /// ```
+    /// let server = latchkey::Server::builder().start_blocking().unwrap();
+    /// assert!(server.url().starts_with("redis://127.0.0.1:"));
+    /// ```
+    pub fn start_blocking(self) -> std::io::Result<ServerHandle> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .thread_name("latchkey")
+            .build()?;
+        let mut handle = runtime.block_on(self.start())?;
+        handle.runtime = Some(runtime);
+        Ok(handle)
+    }
+}
+
+/// A running embedded server. Dropping it shuts the server down.
+pub struct ServerHandle {
+    shared: Arc<Shared>,
+    addr: Option<SocketAddr>,
+    task: Option<tokio::task::JoinHandle<()>>,
+    runtime: Option<tokio::runtime::Runtime>,
+}
+
+impl ServerHandle {
+    /// The TCP address clients connect to.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+            .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 0)))
+    }
+
+    /// `redis://host:port`, for client libraries.
+    pub fn url(&self) -> String {
+        format!("redis://{}", self.addr())
+    }
+
+    /// Stops accepting, lets connections finish their replies, and waits.
+    pub async fn shutdown(mut self) {
+        self.shared.shutdown();
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+
+    /// Stops the server clock: TTLs only run out by [`Self::advance_time`].
+    pub fn pause_time(&self) {
+        self.shared.clock.pause();
+    }
+
+    /// Lets a paused clock run again.
+    pub fn resume_time(&self) {
+        self.shared.clock.resume();
+    }
+
+    /// Moves the server clock forward; keys whose TTL has passed are gone when this
+    /// returns.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// use std::time::Duration;
+    /// let server = latchkey::Server::builder().start().await.unwrap();
+    /// server.pause_time();
+    /// server.set("session", "abc", Some(Duration::from_secs(60)));
+    /// server.advance_time(Duration::from_secs(61));
+    /// assert_eq!(server.get("session"), None);
+    /// # }
+    /// ```
+    pub fn advance_time(&self, by: Duration) {
+        self.shared.clock.advance(by);
+        self.shared.keyspace.expire_due(self.shared.clock.now_ms());
+    }
+
+    /// The server clock's time in ms since the Unix epoch.
+    pub fn now_ms(&self) -> u64 {
+        self.shared.clock.now_ms()
+    }
+
+    /// The string at `key` in database 0, `None` if missing or not a string.
+    pub fn get(&self, key: impl AsRef<[u8]>) -> Option<Bytes> {
+        self.get_in(0, key)
+    }
+
+    /// The string at `key` in database `db`.
+    pub fn get_in(&self, db: usize, key: impl AsRef<[u8]>) -> Option<Bytes> {
+        let key = key.as_ref();
+        let now = self.shared.clock.now_ms();
+        let mut shard = self.shared.keyspace.db(db)?.lock(key);
+        match shard.get(key, now).map(|e| &e.value) {
+            Some(Value::Str(v)) => Some(v.clone()),
+            _ => None,
+        }
+    }
+
+    /// Sets a string in database 0, with an optional TTL.
+    pub fn set(&self, key: impl AsRef<[u8]>, value: impl AsRef<[u8]>, ttl: Option<Duration>) {
+        let key = key.as_ref();
+        let now = self.shared.clock.now_ms();
+        let expires_at = ttl.map(|d| now + d.as_millis() as u64);
+        if let Some(db) = self.shared.keyspace.db(0) {
+            let entry = crate::keyspace::Entry {
+                value: Value::string(value.as_ref()),
+                expires_at,
+            };
+            db.lock(key).insert(key, entry, now);
+        }
+    }
+
+    /// Remaining time to live of `key` in database 0: `None` if the key is missing
+    /// or has no TTL.
+    pub fn ttl(&self, key: impl AsRef<[u8]>) -> Option<Duration> {
+        let key = key.as_ref();
+        let now = self.shared.clock.now_ms();
+        let mut shard = self.shared.keyspace.db(0)?.lock(key);
+        let at = shard.get(key, now)?.expires_at?;
+        Some(Duration::from_millis(at.saturating_sub(now)))
+    }
+
+    /// Number of keys in database `db` (as DBSIZE).
+    pub fn dbsize(&self, db: usize) -> usize {
+        self.shared.keyspace.db(db).map_or(0, |d| d.len())
+    }
+
+    /// The server's shared state, for advanced inspection.
+    pub fn shared(&self) -> &Arc<Shared> {
+        &self.shared
+    }
+}
+
+impl Drop for ServerHandle {
+    fn drop(&mut self) {
+        self.shared.shutdown();
+        if let (Some(runtime), Some(task)) = (self.runtime.take(), self.task.take()) {
+            let _ = runtime.block_on(task);
+            runtime.shutdown_timeout(Duration::from_millis(100));
+        }
+    }
+}

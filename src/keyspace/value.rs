@@ -1,0 +1,55 @@
+//! What lives at a key: an [`Entry`] holding a typed [`Value`] and its expiry.
+
+use std::collections::VecDeque;
+
+use bytes::Bytes;
+
+/// A value of one of the types the server knows. `TYPE` reports [`Value::type_name`],
+/// and a command given a key of another type fails with `WRONGTYPE`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    /// A string: bytes, possibly an integer or float in text form.
+    Str(Bytes),
+    /// A list of strings (LPUSH, RPUSH, ...).
+    List(VecDeque<Bytes>),
+}
+
+impl Value {
+    /// A string value holding its own copy of `bytes`: a stored value must not keep
+    /// the client's whole read buffer alive.
+    pub fn string(bytes: &[u8]) -> Value {
+        Value::Str(Bytes::copy_from_slice(bytes))
+    }
+
+    /// The name `TYPE` replies with.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Value::Str(_) => "string",
+            Value::List(_) => "list",
+        }
+    }
+}
+
+/// A key's value and its absolute expiry time (Unix ms on the server clock).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Entry {
+    /// The value.
+    pub value: Value,
+    /// When the key expires, or `None` for a persistent key.
+    pub expires_at: Option<u64>,
+}
+
+impl Entry {
+    /// An entry with no TTL.
+    pub fn persistent(value: Value) -> Entry {
+        Entry {
+            value,
+            expires_at: None,
+        }
+    }
+
+    /// Whether the entry is logically gone at `now_ms`.
+    pub fn is_expired(&self, now_ms: u64) -> bool {
+        self.expires_at.is_some_and(|at| at <= now_ms)
+    }
+}

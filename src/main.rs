@@ -1,0 +1,202 @@
+//! The `latchkey` binary: a drop-in for `redis-server` on the command line.
+//!
+//! `latchkey [config-file | -] [--option value ...]` takes redis-server's option
+//! names (every row of the config table is a `--flag`), reads a redis.conf-style
+//! file or `-` for standard input, and prints `Ready to accept connections` when
+//! listening, as wrappers that spawn redis-server expect.
+
+use std::io::Read;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Arg, ArgAction, Command};
+use latchkey::clock::Clock;
+use latchkey::config::{Config, PARAMS};
+use latchkey::server::{self, Listeners, Shared, LATCHKEY_VERSION, REDIS_VERSION};
+
+fn cli() -> Command {
+    let mut cmd = Command::new("latchkey")
+        .about("A Redis-protocol server with native lock primitives")
+        .disable_version_flag(true)
+        .arg(
+            Arg::new("config")
+                .help("redis.conf-style file to read first, or - for standard input")
+                .index(1),
+        )
+        .arg(
+            Arg::new("version")
+                .short('v')
+                .long("version")
+                .action(ArgAction::SetTrue)
+                .help("Print the version and exit"),
+        );
+    for p in PARAMS {
+        cmd = cmd.arg(
+            Arg::new(p.name)
+                .long(p.name)
+                .num_args(1..)
+                .value_name("VALUE")
+                .help(if p.ignored {
+                    "accepted for compatibility; latchkey keeps data in memory only"
+                } else {
+                    "as in redis.conf"
+                }),
+        );
+    }
+    cmd
+}
+
+/// Builds the configuration: defaults, then the config file, then flags.
+fn load_config(matches: &clap::ArgMatches) -> Result<(Config, Vec<String>), String> {
+    let mut config = Config::default();
+    let mut ignored = Vec::new();
+    if let Some(path) = matches.get_one::<String>("config") {
+        let text = if path == "-" {
+            let mut s = String::new();
+            std::io::stdin()
+                .read_to_string(&mut s)
+                .map_err(|e| format!("reading config from stdin: {e}"))?;
+            s
+        } else {
+            std::fs::read_to_string(path).map_err(|e| format!("reading {path}: {e}"))?
+        };
+        for p in config.apply_file(&text)? {
+            if p.ignored {
+                ignored.push(p.name.to_string());
+            }
+        }
+    }
+    // Flags in the order given, so a later one wins as in redis-server.
+    let mut given: Vec<(usize, &str, Vec<String>)> = PARAMS
+        .iter()
+        .filter_map(|p| {
+            let index = matches.index_of(p.name)?;
+            let values = matches.get_many::<String>(p.name)?.cloned().collect();
+            Some((index, p.name, values))
+        })
+        .collect();
+    given.sort_by_key(|(i, _, _)| *i);
+    for (_, name, values) in given {
+        if config.apply(name, &values)?.ignored {
+            ignored.push(name.to_string());
+        }
+    }
+    Ok((config, ignored))
+}
+
+fn init_logging(config: &Config) {
+    use tracing_subscriber::EnvFilter;
+    let level = match config.loglevel.as_str() {
+        "debug" => "debug",
+        "verbose" => "info",
+        "warning" => "warn",
+        "nothing" => "off",
+        _ => "info",
+    };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()));
+    if config.logfile.is_empty() {
+        builder.init();
+    } else {
+        match std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&config.logfile)
+        {
+            Ok(file) => builder
+                .with_ansi(false)
+                .with_writer(std::sync::Mutex::new(file))
+                .init(),
+            Err(e) => {
+                builder.init();
+                tracing::warn!(
+                    "cannot open logfile {}: {e}; logging to stdout",
+                    config.logfile
+                );
+            }
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let matches = cli().get_matches();
+    if matches.get_flag("version") {
+        println!(
+            "Redis server v={REDIS_VERSION} sha=00000000:0 malloc=libc bits=64 build=0 (latchkey {LATCHKEY_VERSION})"
+        );
+        return ExitCode::SUCCESS;
+    }
+    let (config, ignored) = match load_config(&matches) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("*** FATAL CONFIG FILE ERROR (latchkey {LATCHKEY_VERSION}) ***\n{e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    init_logging(&config);
+    for name in ignored {
+        tracing::warn!(
+            "option '{name}' accepted but has no effect: latchkey keeps data in memory only"
+        );
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("cannot start runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(serve(config))
+}
+
+async fn serve(config: Config) -> ExitCode {
+    let listeners = match Listeners::bind(&config, false).await {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::error!("Failed listening: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let mut where_ = Vec::new();
+    if let Some(addr) = listeners.tcp.as_ref().and_then(|l| l.local_addr().ok()) {
+        where_.push(format!("tcp {addr}"));
+    }
+    if let Some((_, path)) = &listeners.unix {
+        where_.push(format!("unix {}", path.display()));
+    }
+    let shared = Arc::new(Shared::new(config, Arc::new(Clock::new())));
+    tracing::info!("latchkey {LATCHKEY_VERSION} (Redis {REDIS_VERSION} compatible) starting");
+    let signals = shared.clone();
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        tracing::warn!("Received signal, shutting down");
+        signals.shutdown();
+    });
+    let running = tokio::spawn(server::run(shared, listeners));
+    tracing::info!("Ready to accept connections {}", where_.join(", "));
+    let _ = running.await;
+    tracing::info!("latchkey is now ready to exit, bye bye...");
+    ExitCode::SUCCESS
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    match (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) {
+        (Ok(mut int), Ok(mut term)) => {
+            tokio::select! {
+                _ = int.recv() => {}
+                _ = term.recv() => {}
+            }
+        }
+        _ => std::future::pending().await,
+    }
+}

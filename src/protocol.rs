@@ -1,0 +1,359 @@
+//! Turning the bytes a client sends into commands.
+//!
+//! A request is either a RESP multibulk (`*2\r\n$3\r\nGET\r\n$1\r\nk\r\n`) or an
+//! inline command (`GET k\r\n`, as typed into telnet). [`RequestParser`] first
+//! scans a multibulk's headers itself, resumably, to apply Redis's limits and
+//! error texts (`Protocol error: invalid bulk length`, ...) before the body has
+//! arrived; once a whole frame is buffered, the `redis-protocol` crate decodes it
+//! without copying the arguments out of the read buffer.
+//!
+//! Not here: what the arguments mean (that is the command table's job).
+
+use bytes::{Bytes, BytesMut};
+use redis_protocol::resp2::types::BytesFrame;
+
+/// Longest inline request or header line Redis accepts (`PROTO_INLINE_MAX_SIZE`).
+pub const INLINE_MAX: usize = 64 * 1024;
+
+/// Before a client has authenticated (when a password is set), Redis caps requests.
+const UNAUTH_MAX_MULTIBULK: i64 = 10;
+const UNAUTH_MAX_BULK: i64 = 16384;
+
+/// Limits applied while parsing, with Redis's option names.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// `proto-max-bulk-len`: longest argument.
+    pub proto_max_bulk_len: i64,
+    /// Longest multibulk count (Redis: `INT_MAX`).
+    pub max_multibulk_len: i64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            proto_max_bulk_len: 512 * 1024 * 1024,
+            max_multibulk_len: i32::MAX as i64,
+        }
+    }
+}
+
+/// A protocol error: the client gets `-ERR Protocol error: <text>` and is closed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProtocolError(pub String);
+
+impl std::fmt::Display for ProtocolError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ERR Protocol error: {}", self.0)
+    }
+}
+
+fn perr(text: impl Into<String>) -> ProtocolError {
+    ProtocolError(text.into())
+}
+
+/// Resumable request parser: keeps how far it has scanned the current multibulk so a
+/// frame arriving in many reads is scanned once.
+#[derive(Debug, Default)]
+pub struct RequestParser {
+    /// Elements of the current multibulk not yet scanned; 0 when between frames.
+    remaining: i64,
+    /// Offset in the buffer where scanning resumes.
+    pos: usize,
+}
+
+impl RequestParser {
+    /// Takes the next complete command out of `buf`: `Ok(None)` when more bytes are
+    /// needed. Blank inline lines and empty multibulks are skipped, as in Redis.
+    pub fn next(
+        &mut self,
+        buf: &mut BytesMut,
+        limits: &Limits,
+        authenticated: bool,
+    ) -> Result<Option<Vec<Bytes>>, ProtocolError> {
+        loop {
+            if self.remaining == 0 {
+                if buf.is_empty() {
+                    return Ok(None);
+                }
+                if buf[0] != b'*' {
+                    match parse_inline(buf)? {
+                        None => return Ok(None),
+                        Some(args) if args.is_empty() => continue,
+                        Some(args) => return Ok(Some(args)),
+                    }
+                }
+                let Some(line_end) = find_crlf(buf, 1) else {
+                    if buf.len() > INLINE_MAX {
+                        return Err(perr("too big mbulk count string"));
+                    }
+                    return Ok(None);
+                };
+                let count = parse_i64(&buf[1..line_end])
+                    .filter(|n| *n <= limits.max_multibulk_len)
+                    .ok_or_else(|| perr("invalid multibulk length"))?;
+                if !authenticated && count > UNAUTH_MAX_MULTIBULK {
+                    return Err(perr("unauthenticated multibulk length"));
+                }
+                if count <= 0 {
+                    let _ = buf.split_to(line_end + 2);
+                    continue;
+                }
+                self.remaining = count;
+                self.pos = line_end + 2;
+            }
+            if !self.scan_elements(buf, limits, authenticated)? {
+                return Ok(None);
+            }
+            self.remaining = 0;
+            self.pos = 0;
+            return decode_frame(buf).map(Some);
+        }
+    }
+
+    /// Scans bulk headers from `self.pos`; true once every element is buffered.
+    fn scan_elements(
+        &mut self,
+        buf: &mut BytesMut,
+        limits: &Limits,
+        authenticated: bool,
+    ) -> Result<bool, ProtocolError> {
+        while self.remaining > 0 {
+            if self.pos >= buf.len() {
+                return Ok(false);
+            }
+            let Some(cr) = memchr(b'\r', &buf[self.pos..]).map(|i| i + self.pos) else {
+                if buf.len() - self.pos > INLINE_MAX {
+                    return Err(perr("too big bulk count string"));
+                }
+                return Ok(false);
+            };
+            if cr + 1 >= buf.len() {
+                return Ok(false);
+            }
+            if buf[self.pos] != b'$' {
+                return Err(perr(format!(
+                    "expected '$', got '{}'",
+                    buf[self.pos] as char
+                )));
+            }
+            let len = parse_i64(&buf[self.pos + 1..cr])
+                .filter(|n| *n >= 0 && *n <= limits.proto_max_bulk_len)
+                .ok_or_else(|| perr("invalid bulk length"))?;
+            if !authenticated && len > UNAUTH_MAX_BULK {
+                return Err(perr("unauthenticated bulk length"));
+            }
+            // `len` is at most proto-max-bulk-len, so this cannot overflow.
+            let end = cr + 2 + len as usize + 2;
+            if buf.len() < end {
+                buf.reserve(end - buf.len());
+                return Ok(false);
+            }
+            self.pos = end;
+            self.remaining -= 1;
+        }
+        Ok(true)
+    }
+}
+
+/// Decodes the complete multibulk at the front of `buf` with `redis-protocol`.
+fn decode_frame(buf: &mut BytesMut) -> Result<Vec<Bytes>, ProtocolError> {
+    match redis_protocol::resp2::decode::decode_bytes_mut(buf) {
+        Ok(Some((BytesFrame::Array(items), _, _))) => items
+            .into_iter()
+            .map(|item| match item {
+                BytesFrame::BulkString(b) => Ok(b),
+                _ => Err(perr("expected '$'")),
+            })
+            .collect(),
+        Ok(_) => Err(perr("invalid multibulk length")),
+        Err(_) => Err(perr("invalid bulk length")),
+    }
+}
+
+/// Parses one inline command line; `Ok(None)` when the line is not complete yet.
+fn parse_inline(buf: &mut BytesMut) -> Result<Option<Vec<Bytes>>, ProtocolError> {
+    let Some(nl) = memchr(b'\n', buf) else {
+        if buf.len() > INLINE_MAX {
+            return Err(perr("too big inline request"));
+        }
+        return Ok(None);
+    };
+    let line = buf.split_to(nl + 1);
+    let mut line = &line[..nl];
+    if line.last() == Some(&b'\r') {
+        line = &line[..line.len() - 1];
+    }
+    split_args(line)
+        .map(|args| Some(args.into_iter().map(Bytes::from).collect()))
+        .ok_or_else(|| perr("unbalanced quotes in request"))
+}
+
+/// Splits a line into arguments the way Redis's `sdssplitargs` does: white space
+/// separates, "double quotes" take C escapes (`\n`, `\x41`, ...), 'single quotes'
+/// take only `\'`. `None` for unbalanced quotes.
+pub fn split_args(line: &[u8]) -> Option<Vec<Vec<u8>>> {
+    let mut args = Vec::new();
+    let mut i = 0;
+    loop {
+        while i < line.len() && line[i].is_ascii_whitespace() {
+            i += 1;
+        }
+        if i >= line.len() {
+            return Some(args);
+        }
+        let mut cur = Vec::new();
+        let mut in_dq = false;
+        let mut in_sq = false;
+        loop {
+            if in_dq {
+                let c = *line.get(i)?;
+                if c == b'\\' && i + 3 < line.len() && line[i + 1] == b'x' {
+                    if let (Some(h), Some(l)) = (hex(line[i + 2]), hex(line[i + 3])) {
+                        cur.push(h * 16 + l);
+                        i += 4;
+                        continue;
+                    }
+                }
+                if c == b'\\' && i + 1 < line.len() {
+                    cur.push(match line[i + 1] {
+                        b'n' => b'\n',
+                        b'r' => b'\r',
+                        b't' => b'\t',
+                        b'b' => 8,
+                        b'a' => 7,
+                        other => other,
+                    });
+                    i += 2;
+                    continue;
+                }
+                if c == b'"' {
+                    // The closing quote must be followed by a space or the end.
+                    if i + 1 < line.len() && !line[i + 1].is_ascii_whitespace() {
+                        return None;
+                    }
+                    i += 1;
+                    break;
+                }
+                cur.push(c);
+                i += 1;
+            } else if in_sq {
+                let c = *line.get(i)?;
+                if c == b'\\' && i + 1 < line.len() && line[i + 1] == b'\'' {
+                    cur.push(b'\'');
+                    i += 2;
+                    continue;
+                }
+                if c == b'\'' {
+                    if i + 1 < line.len() && !line[i + 1].is_ascii_whitespace() {
+                        return None;
+                    }
+                    i += 1;
+                    break;
+                }
+                cur.push(c);
+                i += 1;
+            } else {
+                match line.get(i) {
+                    None => break,
+                    Some(c) if c.is_ascii_whitespace() => break,
+                    Some(b'"') => in_dq = true,
+                    Some(b'\'') => in_sq = true,
+                    Some(c) => cur.push(*c),
+                }
+                i += 1;
+            }
+        }
+        args.push(cur);
+    }
+}
+
+fn hex(c: u8) -> Option<u8> {
+    (c as char).to_digit(16).map(|d| d as u8)
+}
+
+fn memchr(needle: u8, hay: &[u8]) -> Option<usize> {
+    hay.iter().position(|b| *b == needle)
+}
+
+fn find_crlf(buf: &[u8], from: usize) -> Option<usize> {
+    let cr = memchr(b'\r', &buf[from..])? + from;
+    (cr + 1 < buf.len()).then_some(cr)
+}
+
+/// Parses a decimal integer the way Redis's `string2ll` does: no spaces, no `+`,
+/// no leading zeros.
+pub fn parse_i64(s: &[u8]) -> Option<i64> {
+    if s.is_empty() || s.len() > 20 {
+        return None;
+    }
+    if s.len() > 1 && (s[0] == b'0' || (s[0] == b'-' && s[1] == b'0')) {
+        return None;
+    }
+    if s[0] == b'+' {
+        return None;
+    }
+    std::str::from_utf8(s).ok()?.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse_all(input: &[u8]) -> Result<Vec<Vec<Bytes>>, ProtocolError> {
+        let mut buf = BytesMut::from(input);
+        let mut p = RequestParser::default();
+        let mut out = Vec::new();
+        while let Some(args) = p.next(&mut buf, &Limits::default(), true)? {
+            out.push(args);
+        }
+        Ok(out)
+    }
+
+    #[test]
+    fn multibulk_and_inline_mix_in_one_buffer() {
+        let cmds = parse_all(b"*1\r\n$4\r\nPING\r\nECHO hi\r\n\r\n*0\r\n").unwrap();
+        assert_eq!(cmds, vec![vec!["PING"], vec!["ECHO", "hi"]]);
+    }
+
+    #[test]
+    fn frame_split_across_reads_is_parsed_once_complete() {
+        let whole = b"*2\r\n$3\r\nGET\r\n$5\r\nhello\r\n";
+        let mut p = RequestParser::default();
+        let mut buf = BytesMut::new();
+        for (i, b) in whole.iter().enumerate() {
+            buf.extend_from_slice(&[*b]);
+            let got = p.next(&mut buf, &Limits::default(), true).unwrap();
+            assert_eq!(got.is_some(), i == whole.len() - 1, "at byte {i}");
+        }
+    }
+
+    #[test]
+    fn oversize_bulk_header_is_rejected_before_the_body() {
+        let err = parse_all(b"*1\r\n$2000000000\r\n").unwrap_err();
+        assert_eq!(err.to_string(), "ERR Protocol error: invalid bulk length");
+    }
+
+    #[test]
+    fn non_bulk_element_is_a_protocol_error() {
+        let err = parse_all(b"*1\r\n:1\r\n").unwrap_err();
+        assert_eq!(err.to_string(), "ERR Protocol error: expected '$', got ':'");
+    }
+
+    #[test]
+    fn inline_quotes_follow_sdssplitargs() {
+        assert_eq!(
+            split_args(br#"set "a\x41 b" 'c\'d'"#).unwrap(),
+            vec![b"set".to_vec(), b"aA b".to_vec(), b"c'd".to_vec()]
+        );
+        assert!(split_args(br#"set "a"b"#).is_none());
+        assert!(split_args(br#"set "ab"#).is_none());
+    }
+
+    #[test]
+    fn parse_i64_rejects_what_string2ll_rejects() {
+        assert_eq!(parse_i64(b"-12"), Some(-12));
+        for bad in [&b""[..], b"+1", b"01", b" 1", b"1a", b"-0"] {
+            assert_eq!(parse_i64(bad), None, "{bad:?}");
+        }
+    }
+}

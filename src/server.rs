@@ -1,0 +1,315 @@
+//! The running server: state shared by all connections, the listeners, the
+//! expiry task and shutdown.
+//!
+//! Each accepted connection gets a tokio task running [`crate::connection::serve`];
+//! all of them share one [`Shared`]. Commands run on whichever worker thread
+//! polls the connection, against the sharded keyspace (see `keyspace` for the
+//! locking). One background task drives active expiry.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use dashmap::DashMap;
+use parking_lot::RwLock;
+use tokio::net::{TcpListener, UnixListener};
+use tokio::sync::{mpsc, watch};
+
+use crate::clock::Clock;
+use crate::commands::CommandTable;
+use crate::config::Config;
+use crate::keyspace::Keyspace;
+use crate::session::ClientInfo;
+
+/// The version of Redis whose behaviour latchkey follows.
+pub const REDIS_VERSION: &str = "7.2.0";
+/// latchkey's own version.
+pub const LATCHKEY_VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// Server-wide counters for `INFO stats`.
+#[derive(Debug, Default)]
+pub struct Stats {
+    /// Connections accepted.
+    pub connections_received: AtomicU64,
+    /// Connections refused at `maxclients`.
+    pub rejected_connections: AtomicU64,
+    /// Commands processed.
+    pub commands_processed: AtomicU64,
+    /// Lookups that found a key.
+    pub keyspace_hits: AtomicU64,
+    /// Lookups that found no key.
+    pub keyspace_misses: AtomicU64,
+}
+
+/// State shared by every connection of one server.
+pub struct Shared {
+    /// Options; CONFIG SET changes them at run time.
+    pub config: RwLock<Config>,
+    /// All databases.
+    pub keyspace: Keyspace,
+    /// The one clock.
+    pub clock: Arc<Clock>,
+    /// The command table.
+    pub commands: CommandTable,
+    /// Connected clients by id.
+    pub clients: DashMap<u64, Arc<ClientInfo>>,
+    /// Counters.
+    pub stats: Stats,
+    /// The execution gate: held shared by every ordinary command and exclusively
+    /// by a transaction (EXEC), which makes the transaction atomic.
+    pub gate: RwLock<()>,
+    /// Random 40-hex-digit id of this run (`run_id`).
+    pub run_id: String,
+    /// When the server started (`uptime_in_seconds`).
+    pub started: Instant,
+    /// The bound TCP address, once listening.
+    pub tcp_addr: RwLock<Option<SocketAddr>>,
+    next_client_id: AtomicU64,
+    shutdown: watch::Sender<bool>,
+}
+
+impl Shared {
+    /// Shared state for a server with `config`, reading time from `clock`.
+    pub fn new(config: Config, clock: Arc<Clock>) -> Self {
+        let keyspace = Keyspace::new(config.databases, clock.now_ms());
+        let run_id = (0..40)
+            .map(|_| char::from_digit(fastrand::u32(0..16), 16).unwrap_or('0'))
+            .collect();
+        Shared {
+            config: RwLock::new(config),
+            keyspace,
+            clock,
+            commands: CommandTable::new(),
+            clients: DashMap::new(),
+            stats: Stats::default(),
+            gate: RwLock::new(()),
+            run_id,
+            started: Instant::now(),
+            tcp_addr: RwLock::new(None),
+            next_client_id: AtomicU64::new(1),
+            shutdown: watch::channel(false).0,
+        }
+    }
+
+    /// Asks every task of the server to stop (SHUTDOWN, a signal, or the handle).
+    pub fn shutdown(&self) {
+        self.shutdown.send_replace(true);
+    }
+
+    /// Whether shutdown was asked for.
+    pub fn is_shutting_down(&self) -> bool {
+        *self.shutdown.borrow()
+    }
+
+    /// A receiver that changes to `true` at shutdown.
+    pub fn shutdown_signal(&self) -> watch::Receiver<bool> {
+        self.shutdown.subscribe()
+    }
+
+    fn register_client(&self, addr: String, laddr: String) -> Arc<ClientInfo> {
+        let id = self.next_client_id.fetch_add(1, Ordering::Relaxed);
+        let info = Arc::new(ClientInfo::new(id, addr, laddr, self.clock.now_ms()));
+        self.clients.insert(id, info.clone());
+        info
+    }
+}
+
+/// The sockets a server listens on.
+pub struct Listeners {
+    /// The TCP listener, if any.
+    pub tcp: Option<TcpListener>,
+    /// The Unix socket listener and its path, if any.
+    pub unix: Option<(UnixListener, PathBuf)>,
+}
+
+impl Listeners {
+    /// Binds what `config` asks for. `port 0` binds a free port when `ephemeral` is
+    /// set (the embedding API) and no TCP listener otherwise (the binary, as
+    /// redis-server).
+    pub async fn bind(config: &Config, ephemeral: bool) -> std::io::Result<Self> {
+        let tcp = if config.port != 0 || ephemeral {
+            let host = config.bind.first().map_or("127.0.0.1", String::as_str);
+            let host = host.trim_start_matches('-');
+            Some(TcpListener::bind((host, config.port)).await?)
+        } else {
+            None
+        };
+        let unix = match &config.unixsocket {
+            Some(path) => {
+                let _ = std::fs::remove_file(path);
+                let listener = UnixListener::bind(path)?;
+                if config.unixsocketperm != 0 {
+                    use std::os::unix::fs::PermissionsExt;
+                    std::fs::set_permissions(
+                        path,
+                        std::fs::Permissions::from_mode(config.unixsocketperm),
+                    )?;
+                }
+                Some((listener, path.clone()))
+            }
+            None => None,
+        };
+        if tcp.is_none() && unix.is_none() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "nothing to listen on: port is 0 and no unixsocket is set",
+            ));
+        }
+        Ok(Listeners { tcp, unix })
+    }
+}
+
+/// Serves clients on `listeners` until shutdown, then waits for every connection
+/// to finish its in-flight replies.
+pub async fn run(shared: Arc<Shared>, listeners: Listeners) {
+    // Each connection task holds a sender; when all are dropped, all are done.
+    let (done_tx, mut done_rx) = mpsc::channel::<()>(1);
+    if let Some(tcp) = &listeners.tcp {
+        *shared.tcp_addr.write() = tcp.local_addr().ok();
+    }
+    let expiry = tokio::spawn(expiry_task(shared.clone()));
+    let mut accepts = Vec::new();
+    if let Some(tcp) = listeners.tcp {
+        accepts.push(tokio::spawn(accept_tcp(
+            tcp,
+            shared.clone(),
+            done_tx.clone(),
+        )));
+    }
+    if let Some((unix, path)) = listeners.unix {
+        accepts.push(tokio::spawn(accept_unix(
+            unix,
+            path,
+            shared.clone(),
+            done_tx.clone(),
+        )));
+    }
+    drop(done_tx);
+    for a in accepts {
+        let _ = a.await;
+    }
+    let _ = done_rx.recv().await;
+    let _ = expiry.await;
+}
+
+async fn accept_tcp(listener: TcpListener, shared: Arc<Shared>, done: mpsc::Sender<()>) {
+    let mut shutdown = shared.shutdown_signal();
+    loop {
+        let accepted = tokio::select! {
+            r = listener.accept() => r,
+            _ = shutdown.wait_for(|s| *s) => return,
+        };
+        match accepted {
+            Ok((stream, peer)) => {
+                let _ = stream.set_nodelay(true);
+                let laddr = stream
+                    .local_addr()
+                    .map(|a| a.to_string())
+                    .unwrap_or_default();
+                spawn_client(stream, peer.to_string(), laddr, &shared, &done);
+            }
+            Err(e) => {
+                tracing::warn!("accept failed: {e}");
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            }
+        }
+    }
+}
+
+async fn accept_unix(
+    listener: UnixListener,
+    path: PathBuf,
+    shared: Arc<Shared>,
+    done: mpsc::Sender<()>,
+) {
+    let mut shutdown = shared.shutdown_signal();
+    let laddr = path.display().to_string();
+    loop {
+        let accepted = tokio::select! {
+            r = listener.accept() => r,
+            _ = shutdown.wait_for(|s| *s) => break,
+        };
+        match accepted {
+            Ok((stream, _)) => {
+                spawn_client(stream, format!("{laddr}:0"), laddr.clone(), &shared, &done)
+            }
+            Err(e) => {
+                tracing::warn!("accept failed: {e}");
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            }
+        }
+    }
+    let _ = std::fs::remove_file(&path);
+}
+
+fn spawn_client<S>(
+    mut stream: S,
+    addr: String,
+    laddr: String,
+    shared: &Arc<Shared>,
+    done: &mpsc::Sender<()>,
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    shared
+        .stats
+        .connections_received
+        .fetch_add(1, Ordering::Relaxed);
+    let maxclients = shared.config.read().maxclients;
+    if shared.clients.len() >= maxclients {
+        shared
+            .stats
+            .rejected_connections
+            .fetch_add(1, Ordering::Relaxed);
+        tokio::spawn(async move {
+            use tokio::io::AsyncWriteExt;
+            let _ = stream
+                .write_all(b"-ERR max number of clients reached\r\n")
+                .await;
+        });
+        return;
+    }
+    let info = shared.register_client(addr, laddr);
+    let shared = shared.clone();
+    let done = done.clone();
+    tokio::spawn(async move {
+        let id = info.id;
+        crate::connection::serve(stream, shared.clone(), info).await;
+        shared.clients.remove(&id);
+        drop(done);
+    });
+}
+
+/// Sleeps until the earliest key deadline (or a clock move) and deletes what has
+/// expired; exits at shutdown.
+async fn expiry_task(shared: Arc<Shared>) {
+    let mut shutdown = shared.shutdown_signal();
+    let timer = shared.keyspace.timer();
+    loop {
+        let moved = shared.clock.moved();
+        tokio::pin!(moved);
+        moved.as_mut().enable();
+        let now = shared.clock.now_ms();
+        if timer.next_due() <= now {
+            shared.keyspace.expire_due(now);
+            continue;
+        }
+        let due = timer.next_due();
+        let nap = (due != u64::MAX)
+            .then(|| shared.clock.real_time_until(due))
+            .flatten();
+        tokio::select! {
+            _ = async {
+                match nap {
+                    Some(d) => tokio::time::sleep(d).await,
+                    None => std::future::pending().await,
+                }
+            } => {}
+            _ = timer.woken() => {}
+            _ = &mut moved => {}
+            _ = shutdown.wait_for(|s| *s) => return,
+        }
+    }
+}

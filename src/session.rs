@@ -1,0 +1,165 @@
+//! Per-connection state: selected database, protocol, authentication, the open
+//! transaction and watched keys, plus [`ClientInfo`], the part other connections
+//! see (`CLIENT LIST`, `CLIENT KILL`).
+
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicU8, AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use parking_lot::Mutex;
+use tokio::sync::Notify;
+
+use crate::keyspace::WatchFlag;
+
+/// What other connections can see of a client, and the switch that closes it.
+#[derive(Debug)]
+pub struct ClientInfo {
+    /// `CLIENT ID`.
+    pub id: u64,
+    /// Peer address (`addr=`).
+    pub addr: String,
+    /// Local address (`laddr=`).
+    pub laddr: String,
+    /// Server clock ms when connected.
+    pub created_ms: u64,
+    /// Server clock ms of the last command.
+    pub last_interaction_ms: AtomicU64,
+    /// `CLIENT SETNAME`.
+    pub name: Mutex<Option<Bytes>>,
+    /// `CLIENT SETINFO LIB-NAME`.
+    pub lib_name: Mutex<Option<Bytes>>,
+    /// `CLIENT SETINFO LIB-VER`.
+    pub lib_ver: Mutex<Option<Bytes>>,
+    /// Selected database.
+    pub db: AtomicUsize,
+    /// 2 or 3.
+    pub resp: AtomicU8,
+    /// Commands queued in MULTI, -1 outside one.
+    pub multi: AtomicI64,
+    /// Index in the command table of the last command (`cmd=`), `usize::MAX` for none.
+    pub last_cmd: AtomicUsize,
+    killed: AtomicBool,
+    kill: Notify,
+}
+
+impl ClientInfo {
+    /// A new client's info.
+    pub fn new(id: u64, addr: String, laddr: String, now_ms: u64) -> Self {
+        ClientInfo {
+            id,
+            addr,
+            laddr,
+            created_ms: now_ms,
+            last_interaction_ms: AtomicU64::new(now_ms),
+            name: Mutex::new(None),
+            lib_name: Mutex::new(None),
+            lib_ver: Mutex::new(None),
+            db: AtomicUsize::new(0),
+            resp: AtomicU8::new(2),
+            multi: AtomicI64::new(-1),
+            last_cmd: AtomicUsize::new(usize::MAX),
+            killed: AtomicBool::new(false),
+            kill: Notify::new(),
+        }
+    }
+
+    /// Asks the connection to close (CLIENT KILL); it does after its current reply.
+    pub fn kill(&self) {
+        self.killed.store(true, Ordering::Release);
+        self.kill.notify_one();
+    }
+
+    /// Whether the client was killed.
+    pub fn is_killed(&self) -> bool {
+        self.killed.load(Ordering::Acquire)
+    }
+
+    /// Completes when the client is killed.
+    pub async fn killed(&self) {
+        if !self.is_killed() {
+            self.kill.notified().await
+        }
+    }
+}
+
+/// A command queued by MULTI.
+pub struct Queued {
+    /// Its index in the command table.
+    pub command: usize,
+    /// Its arguments, name included.
+    pub args: Vec<Bytes>,
+}
+
+/// An open transaction.
+#[derive(Default)]
+pub struct Multi {
+    /// Commands to run at EXEC.
+    pub queue: Vec<Queued>,
+    /// A queued command was refused (unknown, arity): EXEC replies EXECABORT.
+    pub failed: bool,
+}
+
+/// A connection's own state.
+pub struct Session {
+    /// Shared view of this client.
+    pub info: Arc<ClientInfo>,
+    /// Selected database.
+    pub db: usize,
+    /// Whether replies are RESP3 (after `HELLO 3`).
+    pub resp3: bool,
+    /// Whether the client may run commands that need authentication.
+    pub authenticated: bool,
+    /// The open MULTI, if any.
+    pub multi: Option<Multi>,
+    /// Keys under WATCH: database, key, and its expiry when watched.
+    pub watched: Vec<(usize, Bytes, Option<u64>)>,
+    /// Set when a watched key is modified.
+    pub watch_flag: WatchFlag,
+    /// Close the connection once the current reply is written (QUIT).
+    pub close_after_reply: bool,
+}
+
+impl Session {
+    /// A session for a new connection; `authenticated` is false when a password is
+    /// required.
+    pub fn new(info: Arc<ClientInfo>, authenticated: bool) -> Self {
+        Session {
+            info,
+            db: 0,
+            resp3: false,
+            authenticated,
+            multi: None,
+            watched: Vec::new(),
+            watch_flag: Arc::new(AtomicBool::new(false)),
+            close_after_reply: false,
+        }
+    }
+
+    /// Whether a MULTI is open.
+    pub fn in_multi(&self) -> bool {
+        self.multi.is_some()
+    }
+
+    /// Queues a command in the open MULTI.
+    pub fn queue(&mut self, command: usize, args: Vec<Bytes>) {
+        if let Some(multi) = self.multi.as_mut() {
+            multi.queue.push(Queued { command, args });
+            self.info
+                .multi
+                .store(multi.queue.len() as i64, Ordering::Relaxed);
+        }
+    }
+
+    /// Marks the open MULTI as failed (a command was refused while queueing).
+    pub fn flag_transaction_error(&mut self) {
+        if let Some(multi) = self.multi.as_mut() {
+            multi.failed = true;
+        }
+    }
+
+    /// Selects database `db`.
+    pub fn select(&mut self, db: usize) {
+        self.db = db;
+        self.info.db.store(db, Ordering::Relaxed);
+    }
+}

@@ -1,0 +1,66 @@
+//! Helpers shared by the integration tests: an in-process server on a free port,
+//! a `redis` crate connection to it, and a raw-bytes exchange for protocol tests.
+#![allow(dead_code)]
+
+use std::time::Duration;
+
+use latchkey::{Server, ServerHandle};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// Starts a server on a free port.
+pub async fn start() -> ServerHandle {
+    Server::builder().start().await.expect("server starts")
+}
+
+/// A multiplexed async connection to `server`.
+pub async fn connect(server: &ServerHandle) -> redis::aio::MultiplexedConnection {
+    redis::Client::open(server.url())
+        .expect("valid url")
+        .get_multiplexed_async_connection()
+        .await
+        .expect("connects")
+}
+
+/// A RESP3 connection to `server`.
+pub async fn connect_resp3(server: &ServerHandle) -> redis::aio::MultiplexedConnection {
+    redis::Client::open(format!("{}?protocol=resp3", server.url()))
+        .expect("valid url")
+        .get_multiplexed_async_connection()
+        .await
+        .expect("connects")
+}
+
+/// Runs a command given as words and returns the raw `redis::Value`.
+pub async fn cmd(
+    con: &mut redis::aio::MultiplexedConnection,
+    words: &[&str],
+) -> redis::RedisResult<redis::Value> {
+    let mut c = redis::cmd(words[0]);
+    for w in &words[1..] {
+        c.arg(*w);
+    }
+    c.query_async(con).await
+}
+
+/// Sends `bytes` on a fresh connection and returns everything received until the
+/// server closes or `expect_len` bytes have arrived (or 2 s pass).
+pub async fn raw(server: &ServerHandle, bytes: &[u8], expect_len: usize) -> Vec<u8> {
+    let mut s = TcpStream::connect(server.addr()).await.expect("connects");
+    s.write_all(bytes).await.expect("writes");
+    read_until(&mut s, expect_len).await
+}
+
+/// Reads from `s` until `expect_len` bytes arrived, EOF, or 2 s pass.
+pub async fn read_until(s: &mut TcpStream, expect_len: usize) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut buf = [0u8; 65536];
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
+    while out.len() < expect_len {
+        match tokio::time::timeout_at(deadline, s.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) | Err(_) => break,
+            Ok(Ok(n)) => out.extend_from_slice(&buf[..n]),
+        }
+    }
+    out
+}
