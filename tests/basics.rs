@@ -29,7 +29,10 @@ async fn pipelined_requests_get_replies_in_order() {
 async fn protocol_error_replies_then_closes() {
     let server = start().await;
     let got = raw(&server, b"PING\r\n*1\r\n$-5\r\n", 1000).await;
-    assert_eq!(got, b"+PONG\r\n-ERR Protocol error: invalid bulk length\r\n");
+    assert_eq!(
+        got,
+        b"+PONG\r\n-ERR Protocol error: invalid bulk length\r\n"
+    );
 }
 
 #[tokio::test]

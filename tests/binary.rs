@@ -1,0 +1,136 @@
+//! The `latchkey` binary as test wrappers spawn `redis-server`: flags, config file
+//! from stdin, readiness line, Unix socket, version string, graceful shutdown.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::net::UnixStream;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_latchkey");
+
+/// Waits for the readiness line redis-server wrappers look for; returns the output
+/// read so far.
+fn wait_ready(child: &mut Child) -> String {
+    let stdout = child.stdout.take().expect("piped stdout");
+    let mut lines = BufReader::new(stdout).lines();
+    let mut seen = String::new();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        match lines.next() {
+            Some(Ok(line)) => {
+                seen.push_str(&line);
+                seen.push('\n');
+                if line.contains("Ready to accept connections") {
+                    // Keep draining so the child never blocks on a full pipe.
+                    std::thread::spawn(move || for _ in lines {});
+                    return seen;
+                }
+            }
+            _ => break,
+        }
+    }
+    panic!("no readiness line; output:\n{seen}");
+}
+
+fn unix_roundtrip(path: &std::path::Path, req: &[u8], want: usize) -> Vec<u8> {
+    let mut s = UnixStream::connect(path).expect("unix socket accepts");
+    s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    s.write_all(req).unwrap();
+    let mut out = vec![0u8; want];
+    s.read_exact(&mut out).unwrap();
+    out
+}
+
+fn sock_path(name: &str) -> std::path::PathBuf {
+    std::env::temp_dir().join(format!("latchkey-{}-{name}.sock", std::process::id()))
+}
+
+#[test]
+fn version_flag_prints_redis_style_version() {
+    let out = Command::new(BIN).arg("-v").output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success());
+    assert!(text.starts_with("Redis server v=7.2.0 "), "{text}");
+    assert!(text.contains("latchkey"));
+}
+
+#[test]
+fn port_zero_with_unixsocket_serves_only_the_socket_and_stops_on_sigterm() {
+    let sock = sock_path("flags");
+    let mut child = Command::new(BIN)
+        .args(["--port", "0", "--unixsocket"])
+        .arg(&sock)
+        .args(["--save", "", "--appendonly", "no"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = wait_ready(&mut child);
+    assert!(!out.contains("tcp"), "no TCP listener with --port 0: {out}");
+    assert_eq!(unix_roundtrip(&sock, b"PING\r\n", 7), b"+PONG\r\n");
+    // SIGTERM: graceful shutdown, exit status 0.
+    let pid = child.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{status:?}");
+}
+
+#[test]
+fn config_from_stdin_is_applied() {
+    let sock = sock_path("stdin");
+    let mut child = Command::new(BIN)
+        .arg("-")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let conf = format!(
+        "port 0\nunixsocket {}\nrequirepass pw\nsave \"\"\n",
+        sock.display()
+    );
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(conf.as_bytes())
+        .unwrap();
+    wait_ready(&mut child);
+    let got = unix_roundtrip(&sock, b"GET k\r\n", 34);
+    assert_eq!(got, b"-NOAUTH Authentication required.\r\n");
+    child.kill().unwrap();
+    let _ = child.wait();
+}
+
+#[test]
+fn unknown_option_is_refused_with_a_message() {
+    let out = Command::new(BIN)
+        .args(["--no-such-option", "1"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("no-such-option"), "{err}");
+}
+
+#[test]
+fn shutdown_command_stops_the_server() {
+    let sock = sock_path("shutdown");
+    let mut child = Command::new(BIN)
+        .args(["--port", "0", "--unixsocket"])
+        .arg(&sock)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_ready(&mut child);
+    let mut s = UnixStream::connect(&sock).unwrap();
+    s.write_all(b"SHUTDOWN NOSAVE\r\n").unwrap();
+    let mut rest = Vec::new();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let _ = s.read_to_end(&mut rest);
+    assert!(rest.is_empty(), "SHUTDOWN closes without a reply");
+    let status = child.wait().unwrap();
+    assert!(status.success());
+}
