@@ -5,8 +5,6 @@
 //! Run the tests with `cargo test --example tokio_test`, or the demo with
 //! `cargo run --example tokio_test`.
 
-use std::time::Duration;
-
 use redis::AsyncCommands;
 
 /// The code under test: caches a value for a minute.
@@ -38,6 +36,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     #[tokio::test]
     async fn remembered_value_expires_after_a_minute() {

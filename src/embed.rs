@@ -203,7 +203,7 @@ impl ServerHandle {
         let now = self.shared.clock.now_ms();
         let mut shard = self.shared.keyspace.db(db)?.lock(key);
         match shard.get(key, now).map(|e| &e.value) {
-            Some(Value::Str(v)) => Some(v.clone()),
+            Some(Value::Str(v)) => Some(v.to_bytes()),
             _ => None,
         }
     }

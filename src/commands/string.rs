@@ -148,7 +148,7 @@ pub fn set_generic(ctx: &mut Ctx<'_>, key: &[u8], value: &[u8], opts: SetOptions
     let mut shard = ctx.db().lock(key);
     let old = shard.get(key, now);
     let old_value = match (opts.get, old.map(|e| &e.value)) {
-        (true, Some(Value::Str(v))) => Some(v.clone()),
+        (true, Some(Value::Str(v))) => Some(v.to_bytes()),
         (true, Some(_)) => return Err(CommandError::WrongType),
         _ => None,
     };
@@ -186,7 +186,7 @@ fn get(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
     let now = ctx.now;
     let mut shard = ctx.db().lock(&args[1]);
     match shard.get(&args[1], now).map(|e| &e.value) {
-        Some(Value::Str(v)) => Ok(Reply::Bulk(v.clone())),
+        Some(Value::Str(v)) => Ok(Reply::Bulk(v.to_bytes())),
         Some(_) => Err(CommandError::WrongType),
         None => Ok(Reply::Nil),
     }
@@ -235,7 +235,7 @@ fn getdel(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
     let mut shard = ctx.db().lock(&args[1]);
     match shard.get(&args[1], now).map(|e| &e.value) {
         Some(Value::Str(v)) => {
-            let v = v.clone();
+            let v = v.to_bytes();
             shard.remove(&args[1], now);
             Ok(Reply::Bulk(v))
         }
@@ -250,7 +250,7 @@ fn getex(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
     let key = &args[1];
     let mut shard = ctx.db().lock(key);
     let value = match shard.get(key, now).map(|e| &e.value) {
-        Some(Value::Str(v)) => v.clone(),
+        Some(Value::Str(v)) => v.to_bytes(),
         Some(_) => return Err(CommandError::WrongType),
         None => return Ok(Reply::Nil),
     };

@@ -19,6 +19,8 @@
 //! sleeps until then (or until the clock is moved), polls the due shards' wheels
 //! and deletes what has really expired. An idle server's expiry task sleeps.
 
+mod compact;
+mod table;
 mod value;
 pub mod wheel;
 
@@ -30,13 +32,13 @@ use bytes::Bytes;
 use parking_lot::{Mutex, MutexGuard};
 use tokio::sync::Notify;
 
+pub use compact::CompactBytes;
+pub use table::Table;
 pub use value::{Entry, Value};
 use wheel::Wheel;
 
 /// Shards per database. A power of two; enough that two worker threads rarely meet.
 pub const SHARDS: usize = 32;
-
-type Map = HashMap<Bytes, Entry, ahash::RandomState>;
 
 /// Set when a watched key is modified: `EXEC` then aborts.
 pub type WatchFlag = Arc<AtomicBool>;
@@ -77,7 +79,7 @@ impl ExpiryTimer {
 /// One shard: a slice of a database's keys with their expiry wheel and watchers.
 #[derive(Debug)]
 pub struct Shard {
-    map: Map,
+    map: Table,
     wheel: Wheel<Bytes>,
     /// Keys with a TTL, for `INFO keyspace`'s `expires=`.
     volatile: usize,
@@ -92,7 +94,7 @@ pub struct Shard {
 impl Shard {
     fn new(timer: Arc<ExpiryTimer>, next_due: Arc<AtomicU64>, now: u64) -> Self {
         Shard {
-            map: Map::default(),
+            map: Table::default(),
             wheel: Wheel::new(now),
             volatile: 0,
             watchers: HashMap::default(),
@@ -149,13 +151,7 @@ impl Shard {
         self.expire_if_due(key, now);
         self.touch(key);
         let expires_at = entry.expires_at;
-        let old = match self.map.get_mut(key) {
-            Some(slot) => Some(std::mem::replace(slot, entry)),
-            None => {
-                self.map.insert(Bytes::copy_from_slice(key), entry);
-                None
-            }
-        };
+        let old = self.map.insert(key, entry);
         self.account_ttl_change(old.as_ref().and_then(|e| e.expires_at), expires_at);
         if let Some(when) = expires_at {
             self.schedule(key, when);
@@ -279,8 +275,13 @@ impl Shard {
     }
 
     /// Iterates over the live keys (expired ones not yet reclaimed are skipped).
-    pub fn keys(&self, now: u64) -> impl Iterator<Item = (&Bytes, &Entry)> {
+    pub fn keys(&self, now: u64) -> impl Iterator<Item = (&[u8], &Entry)> {
         self.map.iter().filter(move |(_, e)| !e.is_expired(now))
+    }
+
+    /// The key at slab position `i`, live or not (RANDOMKEY picks positions).
+    pub fn key_at(&self, i: usize) -> Option<(&[u8], &Entry)> {
+        self.map.at(i)
     }
 
     /// Keys with a TTL.

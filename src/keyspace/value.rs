@@ -4,21 +4,23 @@ use std::collections::VecDeque;
 
 use bytes::Bytes;
 
+use super::compact::CompactBytes;
+
 /// A value of one of the types the server knows. `TYPE` reports [`Value::type_name`],
 /// and a command given a key of another type fails with `WRONGTYPE`.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Value {
     /// A string: bytes, possibly an integer or float in text form.
-    Str(Bytes),
-    /// A list of strings (LPUSH, RPUSH, ...).
-    List(VecDeque<Bytes>),
+    Str(CompactBytes),
+    /// A list of strings (LPUSH, RPUSH, ...), boxed to keep `Value` at 24 bytes.
+    List(Box<VecDeque<Bytes>>),
 }
 
 impl Value {
     /// A string value holding its own copy of `bytes`: a stored value must not keep
     /// the client's whole read buffer alive.
     pub fn string(bytes: &[u8]) -> Value {
-        Value::Str(Bytes::copy_from_slice(bytes))
+        Value::Str(CompactBytes::from_slice(bytes))
     }
 
     /// The name `TYPE` replies with.
