@@ -52,10 +52,6 @@ where
             match parser.next(&mut rbuf, &limits, session.authenticated) {
                 Ok(Some(args)) => {
                     let reply = commands::execute(&shared, &mut session, &args);
-                    shared
-                        .stats
-                        .commands_processed
-                        .fetch_add(1, Ordering::Relaxed);
                     reply.encode(session.resp3, &mut wbuf);
                     if session.close_after_reply || info.is_killed() {
                         close = true;
@@ -77,6 +73,9 @@ where
                 }
             }
         }
+        session
+            .stats
+            .flush(&shared.commands, &shared.stats.commands_processed);
         if !wbuf.is_empty() {
             if stream.write_all(&wbuf).await.is_err() {
                 return;

@@ -21,6 +21,7 @@ pub mod config;
 pub mod connection;
 mod embed;
 pub mod error;
+pub mod gate;
 pub mod keyspace;
 pub mod protocol;
 pub mod reply;

@@ -20,6 +20,7 @@ use tokio::sync::{mpsc, watch};
 use crate::clock::Clock;
 use crate::commands::CommandTable;
 use crate::config::Config;
+use crate::gate::ExecGate;
 use crate::keyspace::Keyspace;
 use crate::session::ClientInfo;
 
@@ -59,7 +60,7 @@ pub struct Shared {
     pub stats: Stats,
     /// The execution gate: held shared by every ordinary command and exclusively
     /// by a transaction (EXEC), which makes the transaction atomic.
-    pub gate: RwLock<()>,
+    pub gate: ExecGate,
     /// Random 40-hex-digit id of this run (`run_id`).
     pub run_id: String,
     /// When the server started (`uptime_in_seconds`).
@@ -84,7 +85,7 @@ impl Shared {
             commands: CommandTable::new(),
             clients: DashMap::new(),
             stats: Stats::default(),
-            gate: RwLock::new(()),
+            gate: ExecGate::default(),
             run_id,
             started: Instant::now(),
             tcp_addr: RwLock::new(None),

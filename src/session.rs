@@ -99,6 +99,48 @@ pub struct Multi {
     pub failed: bool,
 }
 
+/// Command counters gathered by one connection and added to the server's
+/// `CommandStats` once per batch of pipelined commands, so threads do not contend
+/// on shared counters for every command.
+#[derive(Default)]
+pub struct LocalStats {
+    /// (command index, calls, microseconds, failed calls).
+    entries: Vec<(usize, u64, u64, u64)>,
+}
+
+impl LocalStats {
+    /// Counts one call of command `index`.
+    pub fn record(&mut self, index: usize, usec: u64, failed: bool) {
+        let failed = u64::from(failed);
+        match self.entries.iter_mut().find(|e| e.0 == index) {
+            Some(e) => {
+                e.1 += 1;
+                e.2 += usec;
+                e.3 += failed;
+            }
+            None => self.entries.push((index, 1, usec, failed)),
+        }
+    }
+
+    /// Adds everything gathered to `table`'s counters and to the processed total.
+    pub fn flush(&mut self, table: &crate::commands::CommandTable, processed: &AtomicU64) {
+        let mut total = 0;
+        for (index, calls, usec, failed) in self.entries.drain(..) {
+            if let Some(cmd) = table.all().get(index) {
+                cmd.stats.calls.fetch_add(calls, Ordering::Relaxed);
+                cmd.stats.usec.fetch_add(usec, Ordering::Relaxed);
+                if failed > 0 {
+                    cmd.stats.failed_calls.fetch_add(failed, Ordering::Relaxed);
+                }
+            }
+            total += calls;
+        }
+        if total > 0 {
+            processed.fetch_add(total, Ordering::Relaxed);
+        }
+    }
+}
+
 /// A connection's own state.
 pub struct Session {
     /// Shared view of this client.
@@ -117,6 +159,8 @@ pub struct Session {
     pub watch_flag: WatchFlag,
     /// Close the connection once the current reply is written (QUIT).
     pub close_after_reply: bool,
+    /// Counters not yet added to the server's.
+    pub stats: LocalStats,
 }
 
 impl Session {
@@ -132,6 +176,7 @@ impl Session {
             watched: Vec::new(),
             watch_flag: Arc::new(AtomicBool::new(false)),
             close_after_reply: false,
+            stats: LocalStats::default(),
         }
     }
 

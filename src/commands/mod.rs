@@ -380,13 +380,11 @@ pub fn call(shared: &Shared, session: &mut Session, cmd: &Command, args: &[Bytes
         now: shared.clock.now_ms(),
     };
     let reply = (cmd.spec.handler)(&mut ctx, args).unwrap_or_else(Reply::Error);
-    cmd.stats.calls.fetch_add(1, Ordering::Relaxed);
-    cmd.stats
-        .usec
-        .fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
-    if reply.is_error() {
-        cmd.stats.failed_calls.fetch_add(1, Ordering::Relaxed);
-    }
+    session.stats.record(
+        cmd.index,
+        started.elapsed().as_micros() as u64,
+        reply.is_error(),
+    );
     reply
 }
 
