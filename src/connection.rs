@@ -16,21 +16,31 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use crate::commands;
 use crate::protocol::{Limits, RequestParser};
+use crate::reply::Reply;
 use crate::server::Shared;
-use crate::session::{ClientInfo, Session};
+use crate::session::{Blocked, ClientInfo, Session};
 
 /// Replies buffered beyond this are written before parsing more of a pipeline.
 const WRITE_HIGH_WATER: usize = 64 * 1024;
 const READ_CHUNK: usize = 16 * 1024;
 
 /// Serves one client until it quits, disconnects, is killed, breaks the protocol,
-/// or the server shuts down.
+/// or the server shuts down; then lets go of what the client held (a place in a
+/// lock's queue, SESSION locks, watched keys).
 pub async fn serve<S>(mut stream: S, shared: Arc<Shared>, info: Arc<ClientInfo>)
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let needs_auth = shared.config.read().requirepass.is_some();
     let mut session = Session::new(info.clone(), !needs_auth);
+    run(&mut stream, &shared, &info, &mut session).await;
+    release_client(&shared, &mut session);
+}
+
+async fn run<S>(stream: &mut S, shared: &Arc<Shared>, info: &Arc<ClientInfo>, session: &mut Session)
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
     let mut parser = RequestParser::default();
     let mut rbuf = BytesMut::with_capacity(READ_CHUNK);
     let mut wbuf = BytesMut::with_capacity(READ_CHUNK);
@@ -51,8 +61,26 @@ where
         loop {
             match parser.next(&mut rbuf, &limits, session.authenticated) {
                 Ok(Some(args)) => {
-                    let reply = commands::execute(&shared, &mut session, &args);
+                    let reply = commands::execute(shared, session, &args);
                     reply.encode(session.resp3, &mut wbuf);
+                    if let Some(blocked) = session.blocked.take() {
+                        // Replies so far go out now: the client may be waiting on
+                        // them while this command waits.
+                        if stream.write_all(&wbuf).await.is_err() {
+                            session.blocked = Some(blocked);
+                            return;
+                        }
+                        wbuf.clear();
+                        match wait_for_grant(stream, &mut rbuf, shared, info, session, blocked)
+                            .await
+                        {
+                            Ok(reply) => reply.encode(session.resp3, &mut wbuf),
+                            Err(blocked) => {
+                                session.blocked = Some(blocked);
+                                return;
+                            }
+                        }
+                    }
                     if session.close_after_reply || info.is_killed() {
                         close = true;
                         break;
@@ -114,6 +142,128 @@ where
             },
             _ = info.killed() => return,
             _ = shutdown.wait_for(|s| *s) => return,
+        }
+    }
+}
+
+/// Waits for a queued LOCK.ACQUIRE to be granted, its WAIT to run out (on the server
+/// clock, so tests can advance it), or the client to go away (`Err`). Bytes the
+/// client pipelines meanwhile are buffered and run afterwards.
+async fn wait_for_grant<S>(
+    stream: &mut S,
+    rbuf: &mut BytesMut,
+    shared: &Shared,
+    info: &ClientInfo,
+    session: &mut Session,
+    mut blocked: Blocked,
+) -> Result<Reply, Blocked>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let mut shutdown = shared.shutdown_signal();
+    let mut closed = false;
+    loop {
+        let moved = shared.clock.moved();
+        tokio::pin!(moved);
+        moved.as_mut().enable();
+        let now = shared.clock.now_ms();
+        if blocked.deadline.is_some_and(|d| now >= d) {
+            return Ok(end_wait(shared, session, blocked, now));
+        }
+        let nap = blocked
+            .deadline
+            .and_then(|d| shared.clock.real_time_until(d));
+        let outcome = tokio::select! {
+            r = &mut blocked.grant => Some(r.ok()),
+            _ = async {
+                match nap {
+                    Some(d) => tokio::time::sleep(d).await,
+                    None => std::future::pending().await,
+                }
+            } => None,
+            _ = &mut moved => None,
+            r = stream.read_buf(rbuf), if !closed => {
+                if matches!(r, Ok(0) | Err(_)) {
+                    closed = true;
+                }
+                None
+            }
+            _ = info.killed() => { closed = true; None }
+            _ = shutdown.wait_for(|s| *s) => { closed = true; None }
+        };
+        if closed {
+            return Err(blocked);
+        }
+        match outcome {
+            Some(Some(token)) => return Ok(granted(session, &blocked, token)),
+            Some(None) => return Ok(Reply::Nil),
+            None => {}
+        }
+    }
+}
+
+/// The WAIT ran out: leave the queue, unless the grant won the race, in which case
+/// the token is the reply.
+fn end_wait(shared: &Shared, session: &mut Session, mut blocked: Blocked, now: u64) -> Reply {
+    let _gate = shared.gate.read();
+    let Some(db) = shared.keyspace.db(blocked.db) else {
+        return Reply::Nil;
+    };
+    let mut shard = db.lock(&blocked.key);
+    if shard.lock_cancel_wait(&blocked.key, blocked.waiter, now) {
+        shared
+            .keyspace
+            .locks()
+            .stats
+            .wait_timeouts
+            .fetch_add(1, Ordering::Relaxed);
+        return Reply::Nil;
+    }
+    drop(shard);
+    match blocked.grant.try_recv() {
+        Ok(token) => granted(session, &blocked, token),
+        Err(_) => Reply::Nil,
+    }
+}
+
+fn granted(session: &mut Session, blocked: &Blocked, token: u64) -> Reply {
+    if blocked.session {
+        session.note_session_lock(blocked.db, &blocked.key);
+    }
+    Reply::Int(token as i64)
+}
+
+/// Lets go of everything a departed client held: its place in a lock queue (or a
+/// hold granted as it left, which passes on), its SESSION locks, its WATCHes.
+fn release_client(shared: &Shared, session: &mut Session) {
+    let _gate = shared.gate.read();
+    let now = shared.clock.now_ms();
+    let dbs = shared.keyspace.dbs();
+    if let Some(mut b) = session.blocked.take() {
+        if let Some(db) = dbs.get(b.db) {
+            let mut shard = db.lock(&b.key);
+            if !shard.lock_cancel_wait(&b.key, b.waiter, now) && b.grant.try_recv().is_ok() {
+                shard.lock_release_client(&b.key, None, Some(&b.owner), now);
+            }
+        }
+    }
+    let client = session.info.id;
+    for (db, key) in session.session_locks.drain(..) {
+        if let Some(db) = dbs.get(db) {
+            let n = db
+                .lock(&key)
+                .lock_release_client(&key, Some(client), None, now);
+            shared
+                .keyspace
+                .locks()
+                .stats
+                .session_releases
+                .fetch_add(n as u64, Ordering::Relaxed);
+        }
+    }
+    for (db, key, _) in session.watched.drain(..) {
+        if let Some(db) = dbs.get(db) {
+            db.lock(&key).unwatch(&key, &session.watch_flag);
         }
     }
 }

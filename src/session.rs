@@ -141,6 +141,25 @@ impl LocalStats {
     }
 }
 
+/// A LOCK.ACQUIRE ... WAIT that is queued: the connection waits on `grant` until
+/// the token arrives or `deadline` (server clock ms) passes.
+pub struct Blocked {
+    /// Database of the lock.
+    pub db: usize,
+    /// Key of the lock.
+    pub key: Bytes,
+    /// The waiter's id in the lock's queue.
+    pub waiter: u64,
+    /// Completes with the fencing token when granted.
+    pub grant: tokio::sync::oneshot::Receiver<u64>,
+    /// When to give up, `None` for WAIT 0 (no limit).
+    pub deadline: Option<u64>,
+    /// The owner token asked with.
+    pub owner: Bytes,
+    /// Whether the hold is released when this connection closes.
+    pub session: bool,
+}
+
 /// A connection's own state.
 pub struct Session {
     /// Shared view of this client.
@@ -161,6 +180,12 @@ pub struct Session {
     pub close_after_reply: bool,
     /// Counters not yet added to the server's.
     pub stats: LocalStats,
+    /// Set by a command that must wait (LOCK.ACQUIRE ... WAIT); the connection
+    /// waits before running anything else.
+    pub blocked: Option<Blocked>,
+    /// Locks acquired with SESSION: (database, key), released when the connection
+    /// closes.
+    pub session_locks: Vec<(usize, Bytes)>,
 }
 
 impl Session {
@@ -177,6 +202,8 @@ impl Session {
             watch_flag: Arc::new(AtomicBool::new(false)),
             close_after_reply: false,
             stats: LocalStats::default(),
+            blocked: None,
+            session_locks: Vec::new(),
         }
     }
 
@@ -199,6 +226,17 @@ impl Session {
     pub fn flag_transaction_error(&mut self) {
         if let Some(multi) = self.multi.as_mut() {
             multi.failed = true;
+        }
+    }
+
+    /// Remembers a lock held with SESSION, to release when the connection closes.
+    pub fn note_session_lock(&mut self, db: usize, key: &[u8]) {
+        if !self
+            .session_locks
+            .iter()
+            .any(|(d, k)| *d == db && k.as_ref() == key)
+        {
+            self.session_locks.push((db, Bytes::copy_from_slice(key)));
         }
     }
 

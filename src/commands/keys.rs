@@ -79,7 +79,7 @@ fn ttl_generic(ctx: &mut Ctx<'_>, key: &[u8], unit: u64) -> CommandResult {
     let mut shard = ctx.db().lock(key);
     Ok(Reply::Int(match shard.get(key, now) {
         None => -2,
-        Some(e) => match e.expires_at {
+        Some(e) => match e.deadline() {
             None => -1,
             Some(at) => {
                 let left = at.saturating_sub(now);

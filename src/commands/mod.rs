@@ -11,6 +11,7 @@
 
 pub mod connection;
 pub mod keys;
+pub mod lock;
 pub mod server;
 pub mod string;
 pub mod transaction;
@@ -223,6 +224,7 @@ fn families() -> impl Iterator<Item = &'static CommandSpec> {
         keys::COMMANDS,
         string::COMMANDS,
         transaction::COMMANDS,
+        lock::COMMANDS,
     ]
     .into_iter()
     .flatten()
@@ -322,6 +324,9 @@ pub struct Ctx<'a> {
     /// The server clock's time when the command started, in ms. A command sees
     /// one instant, as in Redis.
     pub now: u64,
+    /// Whether the command may block the connection (false inside EXEC, where a
+    /// blocking command tries once, as in Redis).
+    pub can_block: bool,
 }
 
 impl<'a> Ctx<'a> {
@@ -363,21 +368,28 @@ pub fn execute(shared: &Shared, session: &mut Session, args: &[Bytes]) -> Reply 
         return Reply::Simple("QUEUED");
     }
     if cmd.spec.has(flag::OWN_GATE) {
-        call(shared, session, cmd, args)
+        call(shared, session, cmd, args, true)
     } else {
         let _gate = shared.gate.read();
-        call(shared, session, cmd, args)
+        call(shared, session, cmd, args, true)
     }
 }
 
 /// Runs a resolved command and counts it. The caller holds the execution gate
 /// (shared for one command, exclusive for a transaction).
-pub fn call(shared: &Shared, session: &mut Session, cmd: &Command, args: &[Bytes]) -> Reply {
+pub fn call(
+    shared: &Shared,
+    session: &mut Session,
+    cmd: &Command,
+    args: &[Bytes],
+    can_block: bool,
+) -> Reply {
     let started = Instant::now();
     let mut ctx = Ctx {
         shared,
         session,
         now: shared.clock.now_ms(),
+        can_block,
     };
     let reply = (cmd.spec.handler)(&mut ctx, args).unwrap_or_else(Reply::Error);
     session.stats.record(

@@ -72,7 +72,7 @@ fn flush_mode(args: &[Bytes]) -> Result<(), CommandError> {
 fn flushdb(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
     flush_mode(args)?;
     for mut shard in ctx.db().lock_all() {
-        shard.clear();
+        shard.clear(ctx.now);
     }
     Ok(Reply::OK)
 }
@@ -81,7 +81,7 @@ fn flushall(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
     flush_mode(args)?;
     for db in ctx.shared.keyspace.dbs() {
         for mut shard in db.lock_all() {
-            shard.clear();
+            shard.clear(ctx.now);
         }
     }
     Ok(Reply::OK)

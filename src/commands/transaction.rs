@@ -178,7 +178,7 @@ fn exec(ctx: &mut Ctx<'_>, _: &[Bytes]) -> CommandResult {
     let mut replies = Vec::with_capacity(multi.queue.len());
     for queued in &multi.queue {
         let cmd = &shared.commands.all()[queued.command];
-        replies.push(call(shared, ctx.session, cmd, &queued.args));
+        replies.push(call(shared, ctx.session, cmd, &queued.args, false));
     }
     unwatch_all(ctx);
     Ok(Reply::Array(replies))

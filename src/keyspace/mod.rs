@@ -20,6 +20,7 @@
 //! and deletes what has really expired. An idle server's expiry task sleeps.
 
 mod compact;
+pub mod lock;
 mod table;
 mod value;
 pub mod wheel;
@@ -33,6 +34,7 @@ use parking_lot::{Mutex, MutexGuard};
 use tokio::sync::Notify;
 
 pub use compact::CompactBytes;
+pub use lock::{AcquireRequest, Acquired, LockInfo, LockMode, LockShared};
 pub use table::Table;
 pub use value::{Entry, Value};
 use wheel::Wheel;
@@ -87,12 +89,19 @@ pub struct Shard {
     /// Earliest deadline in this shard's wheel, read without the lock by the sweeper.
     next_due: Arc<AtomicU64>,
     timer: Arc<ExpiryTimer>,
+    /// Fencing tokens and lock counters, shared by every shard.
+    locks: Arc<LockShared>,
     /// Keys removed because their TTL passed (lazily or actively).
     expired_count: u64,
 }
 
 impl Shard {
-    fn new(timer: Arc<ExpiryTimer>, next_due: Arc<AtomicU64>, now: u64) -> Self {
+    fn new(
+        timer: Arc<ExpiryTimer>,
+        locks: Arc<LockShared>,
+        next_due: Arc<AtomicU64>,
+        now: u64,
+    ) -> Self {
         Shard {
             map: Table::default(),
             wheel: Wheel::new(now),
@@ -100,6 +109,7 @@ impl Shard {
             watchers: HashMap::default(),
             next_due,
             timer,
+            locks,
             expired_count: 0,
         }
     }
@@ -117,11 +127,20 @@ impl Shard {
     /// Drops `key` if its TTL has passed; true if it did.
     fn expire_if_due(&mut self, key: &[u8], now: u64) -> bool {
         if self.map.get(key).is_some_and(|e| e.is_expired(now)) {
-            self.remove_entry(key);
+            if let Some(mut old) = self.remove_entry(key) {
+                self.requeue_waiters(key, &mut old, now);
+            }
             self.expired_count += 1;
             return true;
         }
         false
+    }
+
+    /// The live entry at `key`, mutable, without telling watchers (for a caller
+    /// that touches the key itself only if it changes it).
+    fn get_mut_quiet(&mut self, key: &[u8], now: u64) -> Option<&mut Entry> {
+        self.expire_if_due(key, now);
+        self.map.get_mut(key)
     }
 
     /// The live entry at `key`.
@@ -164,11 +183,9 @@ impl Shard {
         if self.expire_if_due(key, now) {
             return None;
         }
-        let old = self.remove_entry(key);
-        if old.is_some() {
-            self.touch(key);
-        }
-        old
+        let mut old = self.remove_entry(key)?;
+        self.requeue_waiters(key, &mut old, now);
+        Some(old)
     }
 
     fn remove_entry(&mut self, key: &[u8]) -> Option<Entry> {
@@ -216,10 +233,19 @@ impl Shard {
         let mut removed = 0;
         for (when, key) in fired {
             // A stale entry (TTL changed or key gone since) is skipped here.
-            if self.map.get(&key).and_then(|e| e.expires_at) == Some(when) {
-                self.remove_entry(&key);
-                self.expired_count += 1;
-                removed += 1;
+            match self.map.get(&key) {
+                Some(e) if e.expires_at == Some(when) => {
+                    if let Some(mut old) = self.remove_entry(&key) {
+                        self.requeue_waiters(&key, &mut old, now);
+                    }
+                    self.expired_count += 1;
+                    removed += 1;
+                }
+                Some(Entry {
+                    value: Value::Lock(_),
+                    ..
+                }) => self.lock_settle(&key, now),
+                _ => {}
             }
         }
         let next = self.wheel.next_deadline().unwrap_or(u64::MAX);
@@ -230,11 +256,24 @@ impl Shard {
         removed
     }
 
-    /// Removes every key, telling all watchers.
-    pub fn clear(&mut self) {
+    /// Removes every key, telling all watchers. Waiters of removed locks stay
+    /// queued and are granted, as after DEL.
+    pub fn clear(&mut self, now: u64) {
         for flags in self.watchers.values() {
             for f in flags {
                 f.store(true, Ordering::Release);
+            }
+        }
+        let waiting: Vec<Vec<u8>> = self
+            .map
+            .iter()
+            .filter(|(_, e)| matches!(&e.value, Value::Lock(l) if l.counts().1 > 0))
+            .map(|(k, _)| k.to_vec())
+            .collect();
+        let mut requeue = Vec::new();
+        for key in waiting {
+            if let Some(old) = self.map.remove(&key) {
+                requeue.push((key, old));
             }
         }
         self.watchers.clear();
@@ -242,6 +281,9 @@ impl Shard {
         self.wheel.clear();
         self.volatile = 0;
         self.next_due.store(u64::MAX, Ordering::Release);
+        for (key, mut old) in requeue {
+            self.requeue_waiters(&key, &mut old, now);
+        }
     }
 
     /// Marks `key` as modified for `WATCH`.
@@ -328,13 +370,13 @@ impl<'a> ShardSet<'a> {
 }
 
 impl Db {
-    fn new(timer: &Arc<ExpiryTimer>, now: u64) -> Self {
+    fn new(timer: &Arc<ExpiryTimer>, locks: &Arc<LockShared>, now: u64) -> Self {
         let next_due: Box<[Arc<AtomicU64>]> = (0..SHARDS)
             .map(|_| Arc::new(AtomicU64::new(u64::MAX)))
             .collect();
         let shards = next_due
             .iter()
-            .map(|due| Mutex::new(Shard::new(timer.clone(), due.clone(), now)))
+            .map(|due| Mutex::new(Shard::new(timer.clone(), locks.clone(), due.clone(), now)))
             .collect();
         Db {
             shards,
@@ -407,17 +449,20 @@ impl Db {
 pub struct Keyspace {
     dbs: Box<[Db]>,
     timer: Arc<ExpiryTimer>,
+    locks: Arc<LockShared>,
 }
 
 impl Keyspace {
     /// A keyspace of `databases` empty databases; `now` is the clock's time.
     pub fn new(databases: usize, now: u64) -> Self {
         let timer = Arc::new(ExpiryTimer::new());
+        let locks = Arc::new(LockShared::new());
         Keyspace {
             dbs: (0..databases.max(1))
-                .map(|_| Db::new(&timer, now))
+                .map(|_| Db::new(&timer, &locks, now))
                 .collect(),
             timer,
+            locks,
         }
     }
 
@@ -429,6 +474,11 @@ impl Keyspace {
     /// All databases.
     pub fn dbs(&self) -> &[Db] {
         &self.dbs
+    }
+
+    /// Fencing tokens and lock counters.
+    pub fn locks(&self) -> &LockShared {
+        &self.locks
     }
 
     /// The timer the expiry task waits on.

@@ -5,15 +5,18 @@ use std::collections::VecDeque;
 use bytes::Bytes;
 
 use super::compact::CompactBytes;
+use super::lock::Lock;
 
 /// A value of one of the types the server knows. `TYPE` reports [`Value::type_name`],
 /// and a command given a key of another type fails with `WRONGTYPE`.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug)]
 pub enum Value {
     /// A string: bytes, possibly an integer or float in text form.
     Str(CompactBytes),
     /// A list of strings (LPUSH, RPUSH, ...), boxed to keep `Value` at 24 bytes.
     List(Box<VecDeque<Bytes>>),
+    /// A lock (LOCK.ACQUIRE): holders, leases and a wait queue.
+    Lock(Box<Lock>),
 }
 
 impl Value {
@@ -28,12 +31,13 @@ impl Value {
         match self {
             Value::Str(_) => "string",
             Value::List(_) => "list",
+            Value::Lock(_) => "lock",
         }
     }
 }
 
 /// A key's value and its absolute expiry time (Unix ms on the server clock).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug)]
 pub struct Entry {
     /// The value.
     pub value: Value,
@@ -47,6 +51,19 @@ impl Entry {
         Entry {
             value,
             expires_at: None,
+        }
+    }
+
+    /// When the key next loses its value, for TTL/PTTL: its own expiry, or for a
+    /// lock the end of its longest lease, whichever is first.
+    pub fn deadline(&self) -> Option<u64> {
+        let lease = match &self.value {
+            Value::Lock(lock) => lock.longest_lease(),
+            _ => None,
+        };
+        match (self.expires_at, lease) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
         }
     }
 

@@ -1,0 +1,510 @@
+//! The `lock` value type: holders with leases, a FIFO wait queue, fencing tokens.
+//!
+//! A lock lives at its key like any other value, under the key's shard mutex, so
+//! every change to it (acquire, release, lease expiry, DEL, FLUSHDB) is atomic
+//! with the rest of the keyspace. Waiting clients are not polled: each waiter
+//! holds the receiving end of a oneshot channel, and whoever frees the lock grants
+//! the next waiters in queue order in the same critical section.
+//!
+//! Leases expire through the shard's timing wheel: every lease deadline is filed
+//! under the key, and when it fires [`Shard::lock_settle`] drops expired holders
+//! and grants waiters. A lock with no holders and no waiters is removed: such a
+//! key does not exist.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use bytes::Bytes;
+use tokio::sync::oneshot;
+
+use super::{Entry, Shard, Value};
+use crate::error::CommandError;
+
+/// Counters for `INFO locks`.
+#[derive(Debug, Default)]
+pub struct LockStats {
+    /// Grants, immediate or after waiting.
+    pub acquisitions: AtomicU64,
+    /// Grants without waiting.
+    pub acquired_immediately: AtomicU64,
+    /// Grants to a waiter.
+    pub acquired_after_wait: AtomicU64,
+    /// Waits that ran out.
+    pub wait_timeouts: AtomicU64,
+    /// Holders that lost the lock because their lease ran out.
+    pub lease_expiries: AtomicU64,
+    /// Holds released because the holder's connection closed (SESSION).
+    pub session_releases: AtomicU64,
+}
+
+/// State shared by all locks of a server: the fencing-token sequence and counters.
+#[derive(Debug)]
+pub struct LockShared {
+    last_token: AtomicU64,
+    next_waiter: AtomicU64,
+    /// Counters.
+    pub stats: LockStats,
+}
+
+impl LockShared {
+    pub(super) fn new() -> Self {
+        LockShared {
+            last_token: AtomicU64::new(0),
+            next_waiter: AtomicU64::new(1),
+            stats: LockStats::default(),
+        }
+    }
+
+    /// The next fencing token: strictly greater than every token issued before,
+    /// and at least `now_ms << 16`. A restarted server starts above the tokens of
+    /// its previous run as long as that run issued fewer than 65536 tokens per ms
+    /// on average ahead of the clock, and the clock did not step back across the
+    /// restart (see ARCHITECTURE.md).
+    pub fn next_token(&self, now_ms: u64) -> u64 {
+        let floor = now_ms << 16;
+        let prev = self
+            .last_token
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |t| {
+                Some((t + 1).max(floor))
+            })
+            .unwrap_or(0);
+        (prev + 1).max(floor)
+    }
+
+    fn next_waiter_id(&self) -> u64 {
+        self.next_waiter.fetch_add(1, Ordering::Relaxed)
+    }
+}
+
+/// One holder of a lock.
+#[derive(Debug, Clone)]
+pub struct Holder {
+    /// The caller's unique token (a UUID, typically).
+    pub owner: Bytes,
+    /// Fencing token given to this holder.
+    pub token: u64,
+    /// When the lease runs out (server clock ms).
+    pub expires_at: u64,
+    /// Whether this is a shared (reader) hold.
+    pub shared: bool,
+    /// The client whose disconnection releases this hold (SESSION).
+    pub session: Option<u64>,
+}
+
+#[derive(Debug)]
+struct Waiter {
+    id: u64,
+    owner: Bytes,
+    ttl_ms: u64,
+    shared: bool,
+    session: Option<u64>,
+    grant: oneshot::Sender<u64>,
+}
+
+/// A lock: its holders and the queue of waiters.
+#[derive(Debug, Default)]
+pub struct Lock {
+    /// LIMIT n of a semaphore; `None` for an exclusive/shared lock.
+    limit: Option<u32>,
+    holders: Vec<Holder>,
+    waiters: VecDeque<Waiter>,
+}
+
+/// The mode LOCK.INFO reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LockMode {
+    /// One holder at most.
+    Exclusive,
+    /// Any number of SHARED holders.
+    Shared,
+    /// Up to LIMIT holders.
+    Semaphore,
+}
+
+/// A snapshot for LOCK.INFO.
+#[derive(Debug, Clone)]
+pub struct LockInfo {
+    /// Mode.
+    pub mode: LockMode,
+    /// LIMIT of a semaphore.
+    pub limit: Option<u32>,
+    /// Holders.
+    pub holders: Vec<Holder>,
+    /// Number of queued waiters.
+    pub waiters: usize,
+}
+
+/// What LOCK.ACQUIRE asks for.
+#[derive(Debug, Clone)]
+pub struct AcquireRequest {
+    /// Owner token.
+    pub owner: Bytes,
+    /// Lease length.
+    pub ttl_ms: u64,
+    /// SHARED.
+    pub shared: bool,
+    /// LIMIT n.
+    pub limit: Option<u32>,
+    /// The client id for SESSION.
+    pub session: Option<u64>,
+    /// Whether to queue when the lock is not free.
+    pub wait: bool,
+}
+
+/// What an acquire attempt did.
+#[derive(Debug)]
+pub enum Acquired {
+    /// Granted now, with this fencing token.
+    Granted(u64),
+    /// Queued: the token arrives on the receiver; `waiter` identifies the place in
+    /// the queue for cancelling it.
+    Queued {
+        /// Completes with the fencing token when granted.
+        grant: oneshot::Receiver<u64>,
+        /// Id for [`Shard::lock_cancel_wait`].
+        waiter: u64,
+    },
+    /// Not free and the caller does not wait.
+    Busy,
+}
+
+impl Lock {
+    fn mode(&self) -> LockMode {
+        if self.limit.is_some() {
+            LockMode::Semaphore
+        } else if self.holders.first().is_some_and(|h| h.shared) {
+            LockMode::Shared
+        } else {
+            LockMode::Exclusive
+        }
+    }
+
+    /// Whether a request of this kind could be granted given the current holders
+    /// (queue order is the caller's concern).
+    fn compatible(&self, shared: bool) -> bool {
+        match self.limit {
+            Some(limit) => self.holders.len() < limit as usize,
+            None if shared => self.holders.iter().all(|h| h.shared),
+            None => self.holders.is_empty(),
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.holders.is_empty() && self.waiters.is_empty()
+    }
+
+    /// Drops holders whose lease has run out; returns how many.
+    fn expire_holders(&mut self, now: u64) -> usize {
+        let before = self.holders.len();
+        self.holders.retain(|h| h.expires_at > now);
+        before - self.holders.len()
+    }
+
+    /// Grants queued waiters in order while the front one is compatible; returns
+    /// the new lease deadlines to file on the wheel.
+    fn grant_waiters(&mut self, now: u64, shared: &LockShared) -> Vec<u64> {
+        let mut deadlines = Vec::new();
+        while let Some(front) = self.waiters.front() {
+            if front.grant.is_closed() {
+                self.waiters.pop_front();
+                continue;
+            }
+            if !self.compatible(front.shared) {
+                break;
+            }
+            let Some(w) = self.waiters.pop_front() else {
+                break;
+            };
+            let token = shared.next_token(now);
+            let expires_at = now.saturating_add(w.ttl_ms);
+            if w.grant.send(token).is_err() {
+                // The waiter left as we granted: the lock passes on.
+                continue;
+            }
+            shared.stats.acquisitions.fetch_add(1, Ordering::Relaxed);
+            shared
+                .stats
+                .acquired_after_wait
+                .fetch_add(1, Ordering::Relaxed);
+            self.holders.push(Holder {
+                owner: w.owner,
+                token,
+                expires_at,
+                shared: w.shared,
+                session: w.session,
+            });
+            deadlines.push(expires_at);
+        }
+        deadlines
+    }
+
+    /// The latest lease deadline, for PTTL.
+    pub fn longest_lease(&self) -> Option<u64> {
+        self.holders.iter().map(|h| h.expires_at).max()
+    }
+
+    /// A snapshot for LOCK.INFO.
+    pub fn info(&self) -> LockInfo {
+        LockInfo {
+            mode: self.mode(),
+            limit: self.limit,
+            holders: self.holders.clone(),
+            waiters: self.waiters.len(),
+        }
+    }
+
+    /// Number of holders and waiters, for INFO.
+    pub fn counts(&self) -> (usize, usize) {
+        (self.holders.len(), self.waiters.len())
+    }
+}
+
+impl Shard {
+    /// The lock at `key` after settling expired leases: `Ok(None)` when there is no
+    /// key, `WRONGTYPE` when the key holds another type.
+    fn lock_at(&mut self, key: &[u8], now: u64) -> Result<Option<&mut Lock>, CommandError> {
+        self.lock_settle(key, now);
+        match self.get_mut_quiet(key, now) {
+            None => Ok(None),
+            Some(Entry {
+                value: Value::Lock(lock),
+                ..
+            }) => Ok(Some(lock)),
+            Some(_) => Err(CommandError::WrongType),
+        }
+    }
+
+    /// Drops expired holders of the lock at `key`, grants waiters, files the new
+    /// leases, and removes the key if the lock is left empty. Called when a lease
+    /// deadline fires and before every lock command.
+    pub(super) fn lock_settle(&mut self, key: &[u8], now: u64) {
+        let shared = self.locks.clone();
+        let Some(Entry {
+            value: Value::Lock(lock),
+            ..
+        }) = self.get_mut_quiet(key, now)
+        else {
+            return;
+        };
+        let expired = lock.expire_holders(now);
+        let deadlines = lock.grant_waiters(now, &shared);
+        let empty = lock.is_empty();
+        if expired > 0 {
+            shared
+                .stats
+                .lease_expiries
+                .fetch_add(expired as u64, Ordering::Relaxed);
+        }
+        if expired > 0 || !deadlines.is_empty() {
+            self.touch(key);
+        }
+        for d in deadlines {
+            self.schedule(key, d);
+        }
+        if empty {
+            self.remove_entry(key);
+        }
+    }
+
+    /// A lock taken out of the keyspace (DEL, FLUSHDB, a key TTL, an overwrite)
+    /// still has waiters: they stay queued at the key and the first ones are
+    /// granted, as if every holder had released.
+    pub(super) fn requeue_waiters(&mut self, key: &[u8], old: &mut Entry, now: u64) {
+        let Value::Lock(old) = &mut old.value else {
+            return;
+        };
+        if old.waiters.is_empty() {
+            return;
+        }
+        let lock = Lock {
+            limit: old.limit,
+            holders: Vec::new(),
+            waiters: std::mem::take(&mut old.waiters),
+        };
+        self.map
+            .insert(key, Entry::persistent(Value::Lock(Box::new(lock))));
+        self.lock_settle(key, now);
+    }
+
+    /// LOCK.ACQUIRE: grants, queues, or reports the lock busy. A holder asking
+    /// again renews its lease and gets its token back.
+    pub fn lock_acquire(
+        &mut self,
+        key: &[u8],
+        req: AcquireRequest,
+        now: u64,
+    ) -> Result<Acquired, CommandError> {
+        let shared = self.locks.clone();
+        let expires_at = now.saturating_add(req.ttl_ms);
+        let lock = match self.lock_at(key, now)? {
+            Some(lock) => lock,
+            None => {
+                let lock = Lock {
+                    limit: req.limit,
+                    ..Lock::default()
+                };
+                self.map
+                    .insert(key, Entry::persistent(Value::Lock(Box::new(lock))));
+                match self.get_mut_quiet(key, now) {
+                    Some(Entry {
+                        value: Value::Lock(lock),
+                        ..
+                    }) => lock,
+                    _ => return Err(CommandError::err("lock could not be created")),
+                }
+            }
+        };
+        if let Some(h) = lock.holders.iter_mut().find(|h| h.owner == req.owner) {
+            h.expires_at = expires_at;
+            let token = h.token;
+            self.schedule(key, expires_at);
+            return Ok(Acquired::Granted(token));
+        }
+        if lock.limit != req.limit {
+            return Err(CommandError::err(match lock.limit {
+                Some(n) => format!("LIMIT does not match the semaphore's limit of {n}"),
+                None => "LIMIT given for a key that is not a semaphore".to_string(),
+            }));
+        }
+        if lock.waiters.is_empty() && lock.compatible(req.shared) {
+            let token = shared.next_token(now);
+            lock.holders.push(Holder {
+                owner: req.owner,
+                token,
+                expires_at,
+                shared: req.shared,
+                session: req.session,
+            });
+            shared.stats.acquisitions.fetch_add(1, Ordering::Relaxed);
+            shared
+                .stats
+                .acquired_immediately
+                .fetch_add(1, Ordering::Relaxed);
+            self.touch(key);
+            self.schedule(key, expires_at);
+            return Ok(Acquired::Granted(token));
+        }
+        if !req.wait {
+            if lock.is_empty() {
+                self.remove_entry(key);
+            }
+            return Ok(Acquired::Busy);
+        }
+        let (tx, rx) = oneshot::channel();
+        let id = shared.next_waiter_id();
+        lock.waiters.push_back(Waiter {
+            id,
+            owner: req.owner,
+            ttl_ms: req.ttl_ms,
+            shared: req.shared,
+            session: req.session,
+            grant: tx,
+        });
+        Ok(Acquired::Queued {
+            grant: rx,
+            waiter: id,
+        })
+    }
+
+    /// LOCK.RELEASE: true if `owner` held the lock and no longer does.
+    pub fn lock_release(
+        &mut self,
+        key: &[u8],
+        owner: &[u8],
+        now: u64,
+    ) -> Result<bool, CommandError> {
+        let Some(lock) = self.lock_at(key, now)? else {
+            return Ok(false);
+        };
+        let before = lock.holders.len();
+        lock.holders.retain(|h| h.owner != owner);
+        let released = lock.holders.len() < before;
+        if released {
+            self.touch(key);
+            self.lock_settle(key, now);
+        }
+        Ok(released)
+    }
+
+    /// LOCK.EXTEND: sets the lease of `owner` to `ttl_ms` from now; false if it does
+    /// not hold the lock.
+    pub fn lock_extend(
+        &mut self,
+        key: &[u8],
+        owner: &[u8],
+        ttl_ms: u64,
+        now: u64,
+    ) -> Result<bool, CommandError> {
+        let Some(lock) = self.lock_at(key, now)? else {
+            return Ok(false);
+        };
+        let expires_at = now.saturating_add(ttl_ms);
+        let Some(h) = lock.holders.iter_mut().find(|h| h.owner == owner) else {
+            return Ok(false);
+        };
+        h.expires_at = expires_at;
+        self.schedule(key, expires_at);
+        Ok(true)
+    }
+
+    /// LOCK.VALIDATE: whether `token` belongs to a current holder.
+    pub fn lock_validate(
+        &mut self,
+        key: &[u8],
+        token: u64,
+        now: u64,
+    ) -> Result<bool, CommandError> {
+        Ok(self
+            .lock_at(key, now)?
+            .is_some_and(|l| l.holders.iter().any(|h| h.token == token)))
+    }
+
+    /// LOCK.INFO.
+    pub fn lock_info(&mut self, key: &[u8], now: u64) -> Result<Option<LockInfo>, CommandError> {
+        Ok(self.lock_at(key, now)?.map(|l| l.info()))
+    }
+
+    /// Takes a waiter out of the queue (its wait ran out, or its client left).
+    /// False when it is no longer queued: it was granted (the token is on its
+    /// channel) or the lock is gone.
+    pub fn lock_cancel_wait(&mut self, key: &[u8], waiter: u64, now: u64) -> bool {
+        let Ok(Some(lock)) = self.lock_at(key, now) else {
+            return false;
+        };
+        let before = lock.waiters.len();
+        lock.waiters.retain(|w| w.id != waiter);
+        let removed = lock.waiters.len() < before;
+        if removed {
+            // A waiter leaving the front may let the ones behind it in (a queued
+            // exclusive request was holding back shared ones).
+            self.lock_settle(key, now);
+        }
+        removed
+    }
+
+    /// Releases every hold of `client` on `key` (its connection closed) and the
+    /// hold of `owner` if given; returns how many holds were released.
+    pub fn lock_release_client(
+        &mut self,
+        key: &[u8],
+        client: Option<u64>,
+        owner: Option<&[u8]>,
+        now: u64,
+    ) -> usize {
+        let Ok(Some(lock)) = self.lock_at(key, now) else {
+            return 0;
+        };
+        let before = lock.holders.len();
+        lock.holders.retain(|h| {
+            let by_session = client.is_some() && h.session == client;
+            let by_owner = owner.is_some_and(|o| h.owner == o);
+            !(by_session || by_owner)
+        });
+        let released = before - lock.holders.len();
+        if released > 0 {
+            self.touch(key);
+            self.lock_settle(key, now);
+        }
+        released
+    }
+}
