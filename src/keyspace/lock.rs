@@ -209,6 +209,17 @@ impl Lock {
                 self.waiters.pop_front();
                 continue;
             }
+            if let Some(h) = self.holders.iter_mut().find(|h| h.owner == front.owner) {
+                // The owner already holds (it asked twice): renew, same token.
+                let expires_at = now.saturating_add(front.ttl_ms);
+                h.expires_at = h.expires_at.max(expires_at);
+                let (token, expires_at) = (h.token, h.expires_at);
+                if let Some(w) = self.waiters.pop_front() {
+                    let _ = w.grant.send(token);
+                }
+                deadlines.push(expires_at);
+                continue;
+            }
             if !self.compatible(front.shared) {
                 break;
             }
@@ -506,5 +517,138 @@ impl Shard {
             self.lock_settle(key, now);
         }
         released
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::keyspace::Keyspace;
+
+    /// Checks the invariants of every lock in `keys` at `now`.
+    fn check(shard: &mut Shard, keys: &[&[u8]], now: u64) {
+        for key in keys {
+            let Ok(Some(lock)) = shard.lock_at(key, now) else {
+                continue;
+            };
+            assert!(!lock.is_empty(), "an empty lock must not exist");
+            let exclusive = lock.holders.iter().filter(|h| !h.shared).count();
+            match lock.limit {
+                Some(limit) => assert!(lock.holders.len() <= limit as usize),
+                None => {
+                    assert!(exclusive <= 1, "two exclusive holders");
+                    assert!(
+                        exclusive == 0 || lock.holders.len() == 1,
+                        "shared beside exclusive"
+                    );
+                }
+            }
+            let mut owners: Vec<_> = lock.holders.iter().map(|h| h.owner.clone()).collect();
+            owners.sort();
+            owners.dedup();
+            assert_eq!(owners.len(), lock.holders.len(), "an owner holds twice");
+            assert!(
+                lock.holders.iter().all(|h| h.expires_at > now),
+                "expired holder kept"
+            );
+            if let Some(front) = lock.waiters.front() {
+                assert!(
+                    !lock.compatible(front.shared) || front.grant.is_closed(),
+                    "a waiter that could be granted is left waiting"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn random_operations_never_break_mutual_exclusion() {
+        fastrand::seed(7);
+        let mut now = 1_000_000;
+        let ks = Keyspace::new(1, now);
+        let db = ks.db(0).unwrap();
+        let keys: [&[u8]; 2] = [b"x", b"s"];
+        let mut receivers: Vec<(Vec<u8>, u64, Bytes, oneshot::Receiver<u64>)> = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        let mut max_token = 0;
+        for _ in 0..20_000 {
+            let key = keys[fastrand::usize(..2)];
+            let owner = Bytes::from(format!("o{}", fastrand::u8(..6)));
+            let mut shard = db.lock(key);
+            match fastrand::u8(..8) {
+                0 | 1 => {
+                    let req = AcquireRequest {
+                        owner: owner.clone(),
+                        ttl_ms: fastrand::u64(1..40),
+                        shared: key == b"x" && fastrand::bool(),
+                        limit: (key == b"s").then_some(2),
+                        session: Some(u64::from(fastrand::u8(..3))),
+                        wait: fastrand::bool(),
+                    };
+                    match shard.lock_acquire(key, req, now).unwrap() {
+                        Acquired::Granted(t) => {
+                            assert!(t > 0);
+                        }
+                        Acquired::Queued { grant, waiter } => {
+                            receivers.push((key.to_vec(), waiter, owner, grant))
+                        }
+                        Acquired::Busy => {}
+                    }
+                }
+                2 => {
+                    shard.lock_release(key, &owner, now).unwrap();
+                }
+                3 => {
+                    shard
+                        .lock_extend(key, &owner, fastrand::u64(1..40), now)
+                        .unwrap();
+                }
+                4 => {
+                    drop(shard);
+                    now += fastrand::u64(0..15);
+                    ks.expire_due(now);
+                    shard = db.lock(key);
+                }
+                5 if !receivers.is_empty() => {
+                    let (k, w, o, mut rx) =
+                        receivers.swap_remove(fastrand::usize(..receivers.len()));
+                    drop(shard);
+                    let mut s = db.lock(&k);
+                    if !s.lock_cancel_wait(&k, w, now) && rx.try_recv().is_ok() {
+                        s.lock_release_client(&k, None, Some(&o), now);
+                    }
+                    drop(s);
+                    shard = db.lock(key);
+                }
+                6 => {
+                    shard.lock_release_client(key, Some(u64::from(fastrand::u8(..3))), None, now);
+                }
+                7 if fastrand::u8(..10) == 0 => {
+                    shard.remove(key, now);
+                }
+                _ => {}
+            }
+            check(&mut shard, &keys, now);
+            drop(shard);
+            receivers.retain_mut(|(_, _, _, rx)| rx.try_recv().is_err());
+            // Check both keys (they may share a shard or not).
+            // Every new hold's fencing token is above every earlier one.
+            let mut fresh = Vec::new();
+            for key in keys {
+                let mut s = db.lock(key);
+                check(&mut s, &[key], now);
+                if let Ok(Some(lock)) = s.lock_at(key, now) {
+                    fresh.extend(
+                        lock.holders
+                            .iter()
+                            .map(|h| h.token)
+                            .filter(|t| seen.insert(*t)),
+                    );
+                }
+            }
+            if let Some(lowest) = fresh.iter().min() {
+                assert!(*lowest > max_token, "tokens increase");
+                max_token = fresh.iter().copied().max().unwrap_or(max_token);
+            }
+        }
     }
 }
