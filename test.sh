@@ -10,5 +10,5 @@ if ! command -v redis-server >/dev/null || ! command -v redis-cli >/dev/null; th
     sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server redis-tools >/dev/null
   fi
 fi
-cargo test --all-targets
-cargo test --doc
+cargo test --all-targets --all-features
+cargo test --doc --all-features

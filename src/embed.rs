@@ -201,6 +201,7 @@ impl ServerHandle {
     pub fn get_in(&self, db: usize, key: impl AsRef<[u8]>) -> Option<Bytes> {
         let key = key.as_ref();
         let now = self.shared.clock.now_ms();
+        let _gate = self.shared.gate.read();
         let mut shard = self.shared.keyspace.db(db)?.lock(key);
         match shard.get(key, now).map(|e| &e.value) {
             Some(Value::Str(v)) => Some(v.to_bytes()),
@@ -213,6 +214,7 @@ impl ServerHandle {
         let key = key.as_ref();
         let now = self.shared.clock.now_ms();
         let expires_at = ttl.map(|d| now + d.as_millis() as u64);
+        let _gate = self.shared.gate.read();
         if let Some(db) = self.shared.keyspace.db(0) {
             let entry = crate::keyspace::Entry {
                 value: Value::string(value.as_ref()),
@@ -227,9 +229,35 @@ impl ServerHandle {
     pub fn ttl(&self, key: impl AsRef<[u8]>) -> Option<Duration> {
         let key = key.as_ref();
         let now = self.shared.clock.now_ms();
+        let _gate = self.shared.gate.read();
         let mut shard = self.shared.keyspace.db(0)?.lock(key);
-        let at = shard.get(key, now)?.expires_at?;
+        let at = shard.get(key, now)?.deadline()?;
         Some(Duration::from_millis(at.saturating_sub(now)))
+    }
+
+    /// The lock at `key` in database 0: mode, limit, holders (owner, fencing token,
+    /// lease end) and number of waiters; `None` if there is no lock there.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// use std::time::Duration;
+    /// let server = latchkey::Server::builder().paused_time().start().await.unwrap();
+    /// let mut con = redis::Client::open(server.url()).unwrap()
+    ///     .get_multiplexed_async_connection().await.unwrap();
+    /// let _: i64 = redis::cmd("LOCK.ACQUIRE").arg("job").arg("me").arg(1000)
+    ///     .query_async(&mut con).await.unwrap();
+    /// assert_eq!(&server.lock_info("job").unwrap().holders[0].owner[..], b"me");
+    /// server.advance_time(Duration::from_millis(1000)); // the lease runs out
+    /// assert!(server.lock_info("job").is_none());
+    /// # }
+    /// ```
+    pub fn lock_info(&self, key: impl AsRef<[u8]>) -> Option<crate::keyspace::LockInfo> {
+        let key = key.as_ref();
+        let now = self.shared.clock.now_ms();
+        let _gate = self.shared.gate.read();
+        let mut shard = self.shared.keyspace.db(0)?.lock(key);
+        shard.lock_info(key, now).ok().flatten()
     }
 
     /// Number of keys in database `db` (as DBSIZE).

@@ -15,6 +15,8 @@
 //!
 //! The map of modules and the concurrency model are in `ARCHITECTURE.md`.
 
+#[cfg(feature = "client")]
+pub mod client;
 pub mod clock;
 pub mod commands;
 pub mod config;
