@@ -55,12 +55,23 @@ impl Clock {
 
     /// Microseconds since the Unix epoch.
     pub fn now_us(&self) -> u64 {
+        self.us_at(Instant::now())
+    }
+
+    /// The server time, in µs since the Unix epoch, at the real instant `at`: lets
+    /// a caller that already read `Instant::now()` avoid reading the clock again.
+    pub fn us_at(&self, at: Instant) -> u64 {
         let elapsed = if self.paused.load(Ordering::Acquire) {
             self.paused_at_us.load(Ordering::Acquire)
         } else {
-            self.real_elapsed_us()
+            at.saturating_duration_since(self.origin).as_micros() as u64
         };
         (self.origin_us + elapsed).saturating_add_signed(self.offset_us.load(Ordering::Acquire))
+    }
+
+    /// [`Clock::us_at`] in milliseconds.
+    pub fn ms_at(&self, at: Instant) -> u64 {
+        self.us_at(at) / 1000
     }
 
     /// Milliseconds since the Unix epoch: the unit of TTLs and deadlines.

@@ -44,6 +44,7 @@ where
     let mut parser = RequestParser::default();
     let mut rbuf = BytesMut::with_capacity(READ_CHUNK);
     let mut wbuf = BytesMut::with_capacity(READ_CHUNK);
+    let mut args = Vec::new();
     let mut shutdown = shared.shutdown_signal();
     loop {
         let (limits, query_limit, idle) = {
@@ -59,8 +60,8 @@ where
         };
         let mut close = false;
         loop {
-            match parser.next(&mut rbuf, &limits, session.authenticated) {
-                Ok(Some(args)) => {
+            match parser.next(&mut rbuf, &limits, session.authenticated, &mut args) {
+                Ok(true) => {
                     let reply = commands::execute(shared, session, &args);
                     reply.encode(session.resp3, &mut wbuf);
                     if let Some(blocked) = session.blocked.take() {
@@ -92,7 +93,7 @@ where
                         wbuf.clear();
                     }
                 }
-                Ok(None) => break,
+                Ok(false) => break,
                 Err(e) => {
                     tracing::debug!(client = info.id, "protocol error: {e}");
                     wbuf.extend_from_slice(format!("-{e}\r\n").as_bytes());
@@ -137,7 +138,9 @@ where
             r = read => match r {
                 Ok(0) | Err(_) => return,
                 Ok(_) => {
-                    info.last_interaction_ms.store(shared.clock.now_ms(), Ordering::Relaxed);
+                    session.clock_mark = std::time::Instant::now();
+                    info.last_interaction_ms
+                        .store(shared.clock.ms_at(session.clock_mark), Ordering::Relaxed);
                 }
             },
             _ = info.killed() => return,

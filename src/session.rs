@@ -186,6 +186,10 @@ pub struct Session {
     /// Locks acquired with SESSION: (database, key), released when the connection
     /// closes.
     pub session_locks: Vec<(usize, Bytes)>,
+    /// When the next command starts: set when a batch of requests arrives, then
+    /// each command's end time is the next one's start, so the clock is read once
+    /// per command.
+    pub clock_mark: std::time::Instant,
 }
 
 impl Session {
@@ -204,6 +208,7 @@ impl Session {
             stats: LocalStats::default(),
             blocked: None,
             session_locks: Vec::new(),
+            clock_mark: std::time::Instant::now(),
         }
     }
 

@@ -213,7 +213,9 @@ pub struct Command {
 /// All commands, looked up by lower-case name.
 pub struct CommandTable {
     commands: Vec<Command>,
-    by_name: HashMap<String, usize, ahash::RandomState>,
+    /// Lower-case name → index. The names are ours, not clients', so a fast
+    /// unkeyed hash is safe here.
+    by_name: HashMap<Vec<u8>, usize, rustc_hash::FxBuildHasher>,
 }
 
 /// Every family's rows.
@@ -253,7 +255,8 @@ impl CommandTable {
     }
 
     fn add(&mut self, spec: &'static CommandSpec, full_name: String) {
-        self.by_name.insert(full_name.clone(), self.commands.len());
+        self.by_name
+            .insert(full_name.clone().into_bytes(), self.commands.len());
         self.commands.push(Command {
             index: self.commands.len(),
             spec,
@@ -271,8 +274,7 @@ impl CommandTable {
         let lower = &mut buf[..name.len()];
         lower.copy_from_slice(name);
         lower.make_ascii_lowercase();
-        let lower = std::str::from_utf8(lower).ok()?;
-        self.by_name.get(lower).map(|&i| &self.commands[i])
+        self.by_name.get(&*lower).map(|&i| &self.commands[i])
     }
 
     /// Top-level commands, in table order.
@@ -384,17 +386,19 @@ pub fn call(
     args: &[Bytes],
     can_block: bool,
 ) -> Reply {
-    let started = Instant::now();
+    let started = session.clock_mark;
     let mut ctx = Ctx {
         shared,
         session,
-        now: shared.clock.now_ms(),
+        now: shared.clock.ms_at(started),
         can_block,
     };
     let reply = (cmd.spec.handler)(&mut ctx, args).unwrap_or_else(Reply::Error);
+    let done = Instant::now();
+    session.clock_mark = done;
     session.stats.record(
         cmd.index,
-        started.elapsed().as_micros() as u64,
+        done.saturating_duration_since(started).as_micros() as u64,
         reply.is_error(),
     );
     reply

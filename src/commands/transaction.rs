@@ -170,7 +170,8 @@ fn exec(ctx: &mut Ctx<'_>, _: &[Bytes]) -> CommandResult {
     }
     let shared = ctx.shared;
     let _gate = shared.gate.write();
-    ctx.now = shared.clock.now_ms();
+    ctx.session.clock_mark = std::time::Instant::now();
+    ctx.now = shared.clock.ms_at(ctx.session.clock_mark);
     if watch_broken(ctx) {
         unwatch_all(ctx);
         return Ok(Reply::NilArray);
