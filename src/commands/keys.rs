@@ -1,9 +1,14 @@
-//! Generic key commands: DEL, EXISTS, TYPE, TTL, PTTL.
+//! Generic key commands: DEL, UNLINK, EXISTS, TYPE, KEYS, SCAN, RANDOMKEY, TOUCH,
+//! RENAME, RENAMENX, and the TTL family (EXPIRE, PEXPIRE, EXPIREAT, PEXPIREAT,
+//! TTL, PTTL, EXPIRETIME, PEXPIRETIME, PERSIST).
+
+use std::hash::Hasher;
 
 use bytes::Bytes;
 
-use super::{flag, CommandSpec, Ctx};
-use crate::error::CommandResult;
+use super::{flag, int_arg, is, CommandSpec, Ctx};
+use crate::error::{CommandError, CommandResult};
+use crate::keyspace::{Entry, SHARDS};
 use crate::reply::Reply;
 
 /// The keys family's rows.
@@ -11,34 +16,57 @@ pub static COMMANDS: &[CommandSpec] = &[
     CommandSpec::new("del", -2, flag::WRITE, del)
         .keys(1, -1, 1)
         .doc("generic", "1.0.0", "Deletes one or more keys."),
+    CommandSpec::new("unlink", -2, flag::WRITE | flag::FAST, del)
+        .keys(1, -1, 1)
+        .doc("generic", "4.0.0", "Asynchronously deletes one or more keys."),
     CommandSpec::new("exists", -2, flag::READONLY | flag::FAST, exists)
         .keys(1, -1, 1)
-        .doc(
-            "generic",
-            "1.0.0",
-            "Determines whether one or more keys exist.",
-        ),
+        .doc("generic", "1.0.0", "Determines whether one or more keys exist."),
+    CommandSpec::new("touch", -2, flag::READONLY | flag::FAST, exists)
+        .keys(1, -1, 1)
+        .doc("generic", "3.2.1", "Returns the number of existing keys out of those specified after updating the time they were last accessed."),
     CommandSpec::new("type", 2, flag::READONLY | flag::FAST, type_)
         .keys(1, 1, 1)
-        .doc(
-            "generic",
-            "1.0.0",
-            "Determines the type of value stored at a key.",
-        ),
+        .doc("generic", "1.0.0", "Determines the type of value stored at a key."),
+    CommandSpec::new("keys", 2, flag::READONLY, keys)
+        .doc("generic", "1.0.0", "Returns all key names that match a pattern."),
+    CommandSpec::new("scan", -2, flag::READONLY, scan)
+        .doc("generic", "2.8.0", "Iterates over the key names in the database."),
+    CommandSpec::new("randomkey", 1, flag::READONLY, randomkey)
+        .doc("generic", "1.0.0", "Returns a random key name from the database."),
+    CommandSpec::new("rename", 3, flag::WRITE, rename)
+        .keys(1, 2, 1)
+        .doc("generic", "1.0.0", "Renames a key and overwrites the destination."),
+    CommandSpec::new("renamenx", 3, flag::WRITE | flag::FAST, renamenx)
+        .keys(1, 2, 1)
+        .doc("generic", "1.0.0", "Renames a key only when the target key name doesn't exist."),
+    CommandSpec::new("expire", -3, flag::WRITE | flag::FAST, expire)
+        .keys(1, 1, 1)
+        .doc("generic", "1.0.0", "Sets the expiration time of a key in seconds."),
+    CommandSpec::new("pexpire", -3, flag::WRITE | flag::FAST, pexpire)
+        .keys(1, 1, 1)
+        .doc("generic", "2.6.0", "Sets the expiration time of a key in milliseconds."),
+    CommandSpec::new("expireat", -3, flag::WRITE | flag::FAST, expireat)
+        .keys(1, 1, 1)
+        .doc("generic", "1.2.0", "Sets the expiration time of a key to a Unix timestamp."),
+    CommandSpec::new("pexpireat", -3, flag::WRITE | flag::FAST, pexpireat)
+        .keys(1, 1, 1)
+        .doc("generic", "2.6.0", "Sets the expiration time of a key to a Unix milliseconds timestamp."),
     CommandSpec::new("ttl", 2, flag::READONLY | flag::FAST, ttl)
         .keys(1, 1, 1)
-        .doc(
-            "generic",
-            "1.0.0",
-            "Returns the expiration time in seconds of a key.",
-        ),
+        .doc("generic", "1.0.0", "Returns the expiration time in seconds of a key."),
     CommandSpec::new("pttl", 2, flag::READONLY | flag::FAST, pttl)
         .keys(1, 1, 1)
-        .doc(
-            "generic",
-            "2.6.0",
-            "Returns the expiration time in milliseconds of a key.",
-        ),
+        .doc("generic", "2.6.0", "Returns the expiration time in milliseconds of a key."),
+    CommandSpec::new("expiretime", 2, flag::READONLY | flag::FAST, expiretime)
+        .keys(1, 1, 1)
+        .doc("generic", "7.0.0", "Returns the expiration time of a key as a Unix timestamp."),
+    CommandSpec::new("pexpiretime", 2, flag::READONLY | flag::FAST, pexpiretime)
+        .keys(1, 1, 1)
+        .doc("generic", "7.0.0", "Returns the expiration time of a key as a Unix milliseconds timestamp."),
+    CommandSpec::new("persist", 2, flag::WRITE | flag::FAST, persist)
+        .keys(1, 1, 1)
+        .doc("generic", "2.2.0", "Removes the expiration time of a key."),
 ];
 
 fn del(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
@@ -72,27 +100,406 @@ fn type_(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
     Ok(Reply::Status(Bytes::from_static(name.as_bytes())))
 }
 
-/// TTL and PTTL: -2 for no key, -1 for no TTL, else the remaining time in `unit` ms
-/// (rounded as Redis rounds: to the nearest second for TTL).
-fn ttl_generic(ctx: &mut Ctx<'_>, key: &[u8], unit: u64) -> CommandResult {
+/// Redis's glob matching (`stringmatchlen`): `*`, `?`, `[abc]`, `[^a]`, `[a-z]`,
+/// and `\` to escape.
+pub fn glob_match(pattern: &[u8], s: &[u8]) -> bool {
+    let (mut p, mut i) = (0, 0);
+    // Where to resume after the last `*`: (pattern position, string position).
+    let mut star: Option<(usize, usize)> = None;
+    while i < s.len() {
+        if p < pattern.len() {
+            match pattern[p] {
+                b'*' => {
+                    while p < pattern.len() && pattern[p] == b'*' {
+                        p += 1;
+                    }
+                    if p == pattern.len() {
+                        return true;
+                    }
+                    star = Some((p, i));
+                    continue;
+                }
+                b'?' => {
+                    p += 1;
+                    i += 1;
+                    continue;
+                }
+                b'[' => {
+                    if let Some((matched, next)) = class_match(pattern, p, s[i]) {
+                        if matched {
+                            p = next;
+                            i += 1;
+                            continue;
+                        }
+                    }
+                }
+                b'\\' if p + 1 < pattern.len() && pattern[p + 1] == s[i] => {
+                    p += 2;
+                    i += 1;
+                    continue;
+                }
+                b'\\' if p + 1 < pattern.len() => {}
+                c if c == s[i] => {
+                    p += 1;
+                    i += 1;
+                    continue;
+                }
+                _ => {}
+            }
+        }
+        match star {
+            Some((sp, si)) => {
+                p = sp;
+                i = si + 1;
+                star = Some((sp, si + 1));
+            }
+            None => return false,
+        }
+    }
+    pattern[p..].iter().all(|c| *c == b'*')
+}
+
+/// Matches `c` against the class starting at `pattern[p] == '['`; returns whether
+/// it matched and where the pattern continues after the class.
+fn class_match(pattern: &[u8], mut p: usize, c: u8) -> Option<(bool, usize)> {
+    p += 1;
+    let negate = pattern.get(p) == Some(&b'^');
+    if negate {
+        p += 1;
+    }
+    let mut matched = false;
+    loop {
+        match pattern.get(p) {
+            None => return Some((matched != negate, p)),
+            Some(b']') => return Some((matched != negate, p + 1)),
+            Some(b'\\') if p + 1 < pattern.len() => {
+                matched |= pattern[p + 1] == c;
+                p += 2;
+            }
+            Some(&lo)
+                if pattern.get(p + 1) == Some(&b'-')
+                    && p + 2 < pattern.len()
+                    && pattern[p + 2] != b']' =>
+            {
+                let hi = pattern[p + 2];
+                let (lo, hi) = if lo <= hi { (lo, hi) } else { (hi, lo) };
+                matched |= (lo..=hi).contains(&c);
+                p += 3;
+            }
+            Some(&x) => {
+                matched |= x == c;
+                p += 1;
+            }
+        }
+    }
+}
+
+fn keys(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
+    let pattern = &args[1];
+    let all = pattern.as_ref() == b"*";
+    let mut out = Vec::new();
+    for shard in ctx.db().shards() {
+        let shard = shard.lock();
+        out.extend(
+            shard
+                .keys(ctx.now)
+                .filter(|(k, _)| all || glob_match(pattern, k))
+                .map(|(k, _)| Reply::Bulk(Bytes::copy_from_slice(k))),
+        );
+    }
+    Ok(Reply::Array(out))
+}
+
+/// A fixed hash ordering keys within a shard for SCAN. Not the table's (random,
+/// per-process) hash: a cursor must mean the same thing on every call.
+fn scan_hash(key: &[u8]) -> u64 {
+    let mut h = rustc_hash::FxHasher::default();
+    h.write(key);
+    h.finish() >> SCAN_SHARD_BITS
+}
+
+const SCAN_SHARD_BITS: u32 = 6;
+
+/// SCAN cursor MATCH pattern COUNT n TYPE t.
+///
+/// The cursor is `shard << 58 | h`: continue in `shard` with the keys whose fixed
+/// 58-bit hash is at least `h`, in hash order, then on through the next shards.
+/// Each call visits about COUNT keys in that order (never splitting keys of equal
+/// hash between calls) and returns the cursor after the last one; 0 ends, so a
+/// small database is returned whole by one call, as Redis does. A key present for the whole iteration is returned once however the
+/// shards grow or shrink meanwhile, since its place in the order never changes.
+fn scan(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
+    let cursor: u64 = std::str::from_utf8(&args[1])
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| CommandError::err("invalid cursor"))?;
+    let (mut pattern, mut count, mut type_filter) = (None, 10usize, None);
+    let mut i = 2;
+    while i < args.len() {
+        let value = args.get(i + 1).ok_or(CommandError::Syntax)?;
+        if is(&args[i], "match") {
+            pattern = Some(value.clone());
+        } else if is(&args[i], "count") {
+            let n = int_arg(value)?;
+            if n < 1 {
+                return Err(CommandError::Syntax);
+            }
+            count = n as usize;
+        } else if is(&args[i], "type") {
+            type_filter = Some(String::from_utf8_lossy(value).to_ascii_lowercase());
+        } else {
+            return Err(CommandError::Syntax);
+        }
+        i += 2;
+    }
+    let shift = 64 - SCAN_SHARD_BITS;
+    let (mut shard_idx, mut from) = ((cursor >> shift) as usize, cursor & ((1 << shift) - 1));
+    let mut out = Vec::new();
+    let mut visited = 0;
+    let mut next_cursor = 0;
+    while shard_idx < SHARDS {
+        let shard = ctx.db().shards()[shard_idx].lock();
+        let mut batch: Vec<(u64, &[u8], &Entry)> = shard
+            .keys(ctx.now)
+            .map(|(k, e)| (scan_hash(k), k, e))
+            .filter(|(h, _, _)| *h >= from)
+            .collect();
+        batch.sort_unstable_by_key(|(h, _, _)| *h);
+        let mut end = batch.len().min(count - visited);
+        while end > 0 && end < batch.len() && batch[end].0 == batch[end - 1].0 {
+            end += 1;
+        }
+        for (_, k, e) in &batch[..end] {
+            let type_ok = type_filter
+                .as_deref()
+                .is_none_or(|t| t == e.value.type_name());
+            let match_ok = pattern.as_ref().is_none_or(|p| glob_match(p, k));
+            if type_ok && match_ok {
+                out.push(Reply::Bulk(Bytes::copy_from_slice(k)));
+            }
+        }
+        visited += end;
+        if end < batch.len() {
+            next_cursor = ((shard_idx as u64) << shift) | (batch[end - 1].0 + 1);
+            break;
+        }
+        shard_idx += 1;
+        from = 0;
+        if visited >= count {
+            if shard_idx < SHARDS {
+                next_cursor = (shard_idx as u64) << shift;
+            }
+            break;
+        }
+    }
+    Ok(Reply::Array(vec![
+        Reply::bulk_string(next_cursor.to_string()),
+        Reply::Array(out),
+    ]))
+}
+
+fn randomkey(ctx: &mut Ctx<'_>, _: &[Bytes]) -> CommandResult {
+    let shards = ctx.db().lock_all();
+    let total: usize = shards.iter().map(|s| s.len()).sum();
+    for _ in 0..100 {
+        if total == 0 {
+            break;
+        }
+        let mut r = fastrand::usize(..total);
+        for s in &shards {
+            if r < s.len() {
+                if let Some((k, e)) = s.key_at(r) {
+                    if !e.is_expired(ctx.now) {
+                        return Ok(Reply::Bulk(Bytes::copy_from_slice(k)));
+                    }
+                }
+                break;
+            }
+            r -= s.len();
+        }
+    }
+    Ok(Reply::Nil)
+}
+
+/// RENAME and RENAMENX: moves the value and its TTL under both shards' locks.
+fn rename_generic(ctx: &mut Ctx<'_>, args: &[Bytes], nx: bool) -> Result<bool, CommandError> {
+    let (src, dst) = (&args[1], &args[2]);
+    let now = ctx.now;
+    let mut shards = ctx.db().lock_keys(&[src, dst]);
+    if !shards.shard(src).contains(src, now) {
+        return Err(CommandError::NoSuchKey);
+    }
+    if src == dst {
+        return Ok(!nx);
+    }
+    if nx && shards.shard(dst).contains(dst, now) {
+        return Ok(false);
+    }
+    if let Some(entry) = shards.shard(src).remove(src, now) {
+        shards.shard(dst).insert(dst, entry, now);
+    }
+    Ok(true)
+}
+
+fn rename(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
+    rename_generic(ctx, args, false)?;
+    Ok(Reply::OK)
+}
+
+fn renamenx(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
+    Ok(Reply::Int(i64::from(rename_generic(ctx, args, true)?)))
+}
+
+/// EXPIRE, PEXPIRE, EXPIREAT, PEXPIREAT with NX/XX/GT/LT: `mul` turns the argument
+/// into ms; `absolute` for the *AT forms.
+fn expire_generic(
+    ctx: &mut Ctx<'_>,
+    args: &[Bytes],
+    mul: i64,
+    absolute: bool,
+    cmd: &'static str,
+) -> CommandResult {
+    let (mut nx, mut xx, mut gt, mut lt) = (false, false, false, false);
+    for opt in &args[3..] {
+        if is(opt, "nx") {
+            nx = true;
+        } else if is(opt, "xx") {
+            xx = true;
+        } else if is(opt, "gt") {
+            gt = true;
+        } else if is(opt, "lt") {
+            lt = true;
+        } else {
+            return Err(CommandError::err(format!(
+                "Unsupported option {}",
+                String::from_utf8_lossy(opt)
+            )));
+        }
+    }
+    if nx && (xx || gt || lt) {
+        return Err(CommandError::err(
+            "NX and XX, GT or LT options at the same time are not compatible",
+        ));
+    }
+    if gt && lt {
+        return Err(CommandError::err(
+            "GT and LT options at the same time are not compatible",
+        ));
+    }
+    let v = int_arg(&args[2])?;
+    let invalid = CommandError::InvalidExpire(cmd);
+    let ms = v.checked_mul(mul).ok_or(invalid.clone())?;
+    let when = if absolute {
+        ms
+    } else {
+        ms.checked_add(ctx.now as i64).ok_or(invalid)?
+    };
+    let key = &args[1];
+    let now = ctx.now;
+    let mut shard = ctx.db().lock(key);
+    let Some(entry) = shard.get(key, now) else {
+        return Ok(Reply::Int(0));
+    };
+    let current = entry.expires_at.map(|t| t as i64);
+    let allowed = match current {
+        None => !(xx || gt),
+        Some(cur) => !nx && (!gt || when > cur) && (!lt || when < cur),
+    };
+    if !allowed {
+        return Ok(Reply::Int(0));
+    }
+    if when <= now as i64 {
+        shard.remove(key, now);
+    } else {
+        shard.set_expiry(key, Some(when as u64), now);
+    }
+    Ok(Reply::Int(1))
+}
+
+fn expire(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
+    expire_generic(ctx, args, 1000, false, "expire")
+}
+
+fn pexpire(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
+    expire_generic(ctx, args, 1, false, "pexpire")
+}
+
+fn expireat(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
+    expire_generic(ctx, args, 1000, true, "expireat")
+}
+
+fn pexpireat(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
+    expire_generic(ctx, args, 1, true, "pexpireat")
+}
+
+/// What the TTL family reports about `key`: -2 for no key, -1 for no TTL, else
+/// `f(deadline)`.
+fn ttl_generic(ctx: &mut Ctx<'_>, key: &[u8], f: impl Fn(u64, u64) -> i64) -> CommandResult {
     let now = ctx.now;
     let mut shard = ctx.db().lock(key);
     Ok(Reply::Int(match shard.get(key, now) {
         None => -2,
-        Some(e) => match e.deadline() {
-            None => -1,
-            Some(at) => {
-                let left = at.saturating_sub(now);
-                ((left + unit / 2) / unit) as i64
-            }
-        },
+        Some(e) => e.deadline().map_or(-1, |at| f(at, now)),
     }))
 }
 
 fn ttl(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
-    ttl_generic(ctx, &args[1], 1000)
+    ttl_generic(ctx, &args[1], |at, now| {
+        ((at.saturating_sub(now) + 500) / 1000) as i64
+    })
 }
 
 fn pttl(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
-    ttl_generic(ctx, &args[1], 1)
+    ttl_generic(ctx, &args[1], |at, now| at.saturating_sub(now) as i64)
+}
+
+fn expiretime(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
+    ttl_generic(ctx, &args[1], |at, _| ((at + 500) / 1000) as i64)
+}
+
+fn pexpiretime(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
+    ttl_generic(ctx, &args[1], |at, _| at as i64)
+}
+
+fn persist(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
+    let now = ctx.now;
+    let mut shard = ctx.db().lock(&args[1]);
+    let had_ttl = shard
+        .get(&args[1], now)
+        .is_some_and(|e| e.expires_at.is_some());
+    if had_ttl {
+        shard.set_expiry(&args[1], None, now);
+    }
+    Ok(Reply::Int(i64::from(had_ttl)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::glob_match;
+
+    #[test]
+    fn glob_matches_like_redis() {
+        for (p, s, want) in [
+            ("*", "anything", true),
+            ("h?llo", "hello", true),
+            ("h?llo", "hllo", false),
+            ("h*llo", "heeeello", true),
+            ("h[ae]llo", "hallo", true),
+            ("h[ae]llo", "hillo", false),
+            ("h[^e]llo", "hallo", true),
+            ("h[^e]llo", "hello", false),
+            ("h[a-b]llo", "hbllo", true),
+            ("h[a-b]llo", "hcllo", false),
+            ("k\\*", "k*", true),
+            ("k\\*", "kx", false),
+            ("lock:*", "lock:a:b", true),
+            ("*:b", "lock:a:b", true),
+            ("a*b*c", "aXbYc", true),
+            ("a*b*c", "aXbY", false),
+            ("", "", true),
+            ("", "a", false),
+        ] {
+            assert_eq!(glob_match(p.as_bytes(), s.as_bytes()), want, "{p} ~ {s}");
+        }
+    }
 }

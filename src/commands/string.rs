@@ -6,9 +6,12 @@
 
 use bytes::Bytes;
 
+use rust_decimal::Decimal;
+
 use super::{flag, int_arg, is, CommandSpec, Ctx};
 use crate::error::{CommandError, CommandResult};
-use crate::keyspace::{Entry, Value};
+use crate::keyspace::{CompactBytes, Entry, Shard, Value};
+use crate::protocol::parse_i64;
 use crate::reply::Reply;
 
 /// The string family's rows.
@@ -37,6 +40,45 @@ pub static COMMANDS: &[CommandSpec] = &[
     CommandSpec::new("getex", -2, flag::WRITE | flag::FAST, getex)
         .keys(1, 1, 1)
         .doc("string", "6.2.0", "Returns the string value of a key after setting its expiration time."),
+    CommandSpec::new("mget", -2, flag::READONLY | flag::FAST, mget)
+        .keys(1, -1, 1)
+        .doc("string", "1.0.0", "Atomically returns the string values of one or more keys."),
+    CommandSpec::new("mset", -3, flag::WRITE | flag::DENYOOM, mset)
+        .keys(1, -1, 2)
+        .doc("string", "1.0.1", "Atomically creates or modifies the string values of one or more keys."),
+    CommandSpec::new("msetnx", -3, flag::WRITE | flag::DENYOOM, msetnx)
+        .keys(1, -1, 2)
+        .doc("string", "1.0.1", "Atomically modifies the string values of one or more keys only when all keys don't exist."),
+    CommandSpec::new("incr", 2, flag::WRITE | flag::DENYOOM | flag::FAST, incr)
+        .keys(1, 1, 1)
+        .doc("string", "1.0.0", "Increments the integer value of a key by one. Uses 0 as initial value if the key doesn't exist."),
+    CommandSpec::new("decr", 2, flag::WRITE | flag::DENYOOM | flag::FAST, decr)
+        .keys(1, 1, 1)
+        .doc("string", "1.0.0", "Decrements the integer value of a key by one. Uses 0 as initial value if the key doesn't exist."),
+    CommandSpec::new("incrby", 3, flag::WRITE | flag::DENYOOM | flag::FAST, incrby)
+        .keys(1, 1, 1)
+        .doc("string", "1.0.0", "Increments the integer value of a key by a number. Uses 0 as initial value if the key doesn't exist."),
+    CommandSpec::new("decrby", 3, flag::WRITE | flag::DENYOOM | flag::FAST, decrby)
+        .keys(1, 1, 1)
+        .doc("string", "1.0.0", "Decrements a number from the integer value of a key. Uses 0 as initial value if the key doesn't exist."),
+    CommandSpec::new("incrbyfloat", 3, flag::WRITE | flag::DENYOOM | flag::FAST, incrbyfloat)
+        .keys(1, 1, 1)
+        .doc("string", "2.6.0", "Increment the floating point value of a key by a number. Uses 0 as initial value if the key doesn't exist."),
+    CommandSpec::new("append", 3, flag::WRITE | flag::DENYOOM | flag::FAST, append)
+        .keys(1, 1, 1)
+        .doc("string", "2.0.0", "Appends a string to the value of a key. Creates the key if it doesn't exist."),
+    CommandSpec::new("strlen", 2, flag::READONLY | flag::FAST, strlen)
+        .keys(1, 1, 1)
+        .doc("string", "2.2.0", "Returns the length of a string value."),
+    CommandSpec::new("getrange", 4, flag::READONLY, getrange)
+        .keys(1, 1, 1)
+        .doc("string", "2.4.0", "Returns a substring of the string stored at a key."),
+    CommandSpec::new("substr", 4, flag::READONLY, getrange)
+        .keys(1, 1, 1)
+        .doc("string", "1.0.0", "Returns a substring from a string value."),
+    CommandSpec::new("setrange", 4, flag::WRITE | flag::DENYOOM, setrange)
+        .keys(1, 1, 1)
+        .doc("string", "2.2.0", "Overwrites a part of a string value with another by an offset. Creates the key if it doesn't exist."),
 ];
 
 /// What SET-like options ask for.
@@ -264,4 +306,305 @@ fn getex(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
         shard.set_expiry(key, None, now);
     }
     Ok(Reply::Bulk(value))
+}
+
+/// The string at `key` for a read-modify-write: `Ok(None)` when missing,
+/// `WRONGTYPE` for another type.
+fn string_at<'s>(
+    shard: &'s mut Shard,
+    key: &[u8],
+    now: u64,
+) -> Result<Option<&'s [u8]>, CommandError> {
+    match shard.get(key, now).map(|e| &e.value) {
+        Some(Value::Str(v)) => Ok(Some(v.as_slice())),
+        Some(_) => Err(CommandError::WrongType),
+        None => Ok(None),
+    }
+}
+
+/// Stores `value` at `key`, keeping the key's TTL (INCR, APPEND, SETRANGE do).
+fn store_keeping_ttl(shard: &mut Shard, key: &[u8], value: CompactBytes, now: u64) {
+    match shard.get_mut(key, now) {
+        Some(entry) => entry.value = Value::Str(value),
+        None => {
+            shard.insert(key, Entry::persistent(Value::Str(value)), now);
+        }
+    }
+}
+
+fn mget(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
+    let keys = &args[1..];
+    let now = ctx.now;
+    let mut shards = ctx.db().lock_keys(keys);
+    Ok(Reply::Array(
+        keys.iter()
+            .map(|k| match shards.shard(k).get(k, now).map(|e| &e.value) {
+                Some(Value::Str(v)) => Reply::Bulk(v.to_bytes()),
+                _ => Reply::Nil,
+            })
+            .collect(),
+    ))
+}
+
+/// MSET and MSETNX: all keys are written at once, under all their shards' locks.
+fn mset_generic(
+    ctx: &mut Ctx<'_>,
+    args: &[Bytes],
+    only_if_none_exist: bool,
+) -> Result<bool, CommandError> {
+    let pairs = &args[1..];
+    if !pairs.len().is_multiple_of(2) {
+        return Err(CommandError::WrongArity(
+            String::from_utf8_lossy(&args[0]).to_ascii_lowercase(),
+        ));
+    }
+    let keys: Vec<&Bytes> = pairs.iter().step_by(2).collect();
+    let now = ctx.now;
+    let mut shards = ctx.db().lock_keys(&keys);
+    if only_if_none_exist && keys.iter().any(|k| shards.shard(k).contains(k, now)) {
+        return Ok(false);
+    }
+    for pair in pairs.chunks_exact(2) {
+        shards
+            .shard(&pair[0])
+            .insert(&pair[0], Entry::persistent(Value::string(&pair[1])), now);
+    }
+    Ok(true)
+}
+
+fn mset(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
+    mset_generic(ctx, args, false)?;
+    Ok(Reply::OK)
+}
+
+fn msetnx(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
+    Ok(Reply::Int(i64::from(mset_generic(ctx, args, true)?)))
+}
+
+/// INCR, DECR, INCRBY, DECRBY: the stored value must be an integer as Redis's
+/// `string2ll` reads it; the TTL is kept.
+fn incr_by(ctx: &mut Ctx<'_>, key: &[u8], by: i64) -> CommandResult {
+    let now = ctx.now;
+    let mut shard = ctx.db().lock(key);
+    let current = match string_at(&mut shard, key, now)? {
+        Some(v) => parse_i64(v).ok_or(CommandError::NotInteger)?,
+        None => 0,
+    };
+    let next = current.checked_add(by).ok_or(CommandError::Overflow)?;
+    store_keeping_ttl(
+        &mut shard,
+        key,
+        CompactBytes::from_vec(next.to_string().into_bytes()),
+        now,
+    );
+    Ok(Reply::Int(next))
+}
+
+fn incr(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
+    incr_by(ctx, &args[1], 1)
+}
+
+fn decr(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
+    incr_by(ctx, &args[1], -1)
+}
+
+fn incrby(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
+    let by = int_arg(&args[2])?;
+    incr_by(ctx, &args[1], by)
+}
+
+fn decrby(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
+    let by = int_arg(&args[2])?;
+    let by = by
+        .checked_neg()
+        .ok_or_else(|| CommandError::err("decrement would overflow"))?;
+    incr_by(ctx, &args[1], by)
+}
+
+/// A float as Redis's `string2ld` accepts it: no spaces, not empty, no NaN.
+fn parse_float(s: &[u8]) -> Option<f64> {
+    let text = std::str::from_utf8(s).ok()?;
+    if text.is_empty() || text.len() > 5000 || text.trim() != text {
+        return None;
+    }
+    let v: f64 = text.parse().ok()?;
+    (!v.is_nan()).then_some(v)
+}
+
+/// The sum of two decimal strings as INCRBYFLOAT prints it. Redis adds in long
+/// double and prints 17 decimals with trailing zeros removed; adding exactly in
+/// decimal and printing the same way gives the same text for ordinary values (f64
+/// would print 0.1 + 0.2 as 0.30000000000000004). Values beyond the decimal type's
+/// range fall back to f64.
+fn add_floats(current: &[u8], incr: &[u8]) -> Result<String, CommandError> {
+    let a = parse_float(current).ok_or(CommandError::NotFloat)?;
+    let b = parse_float(incr).ok_or(CommandError::NotFloat)?;
+    let sum = a + b;
+    if sum.is_nan() || sum.is_infinite() {
+        return Err(CommandError::err("increment would produce NaN or Infinity"));
+    }
+    let exact = |s: &[u8]| {
+        let t = std::str::from_utf8(s).ok()?;
+        Decimal::from_str_exact(t)
+            .ok()
+            .or_else(|| Decimal::from_scientific(t).ok())
+    };
+    if let (Some(x), Some(y)) = (exact(current), exact(incr)) {
+        if let Some(d) = x.checked_add(y) {
+            return Ok(trim_decimal(d.round_dp(17).to_string()));
+        }
+    }
+    Ok(trim_decimal(format!("{sum:.17}")))
+}
+
+fn trim_decimal(mut s: String) -> String {
+    if s.contains('.') {
+        while s.ends_with('0') {
+            s.pop();
+        }
+        if s.ends_with('.') {
+            s.pop();
+        }
+    }
+    if s == "-0" {
+        s = "0".into();
+    }
+    s
+}
+
+fn incrbyfloat(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
+    let key = &args[1];
+    let now = ctx.now;
+    let mut shard = ctx.db().lock(key);
+    let current = string_at(&mut shard, key, now)?.unwrap_or(b"0").to_vec();
+    let next = add_floats(&current, &args[2])?;
+    let reply = Bytes::from(next.clone());
+    store_keeping_ttl(
+        &mut shard,
+        key,
+        CompactBytes::from_vec(next.into_bytes()),
+        now,
+    );
+    Ok(Reply::Bulk(reply))
+}
+
+fn append(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
+    let key = &args[1];
+    let now = ctx.now;
+    let mut shard = ctx.db().lock(key);
+    let mut value = string_at(&mut shard, key, now)?
+        .unwrap_or_default()
+        .to_vec();
+    value.extend_from_slice(&args[2]);
+    let len = value.len();
+    store_keeping_ttl(&mut shard, key, CompactBytes::from_vec(value), now);
+    Ok(Reply::Int(len as i64))
+}
+
+fn strlen(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
+    let now = ctx.now;
+    let mut shard = ctx.db().lock(&args[1]);
+    let len = string_at(&mut shard, &args[1], now)?.map_or(0, <[u8]>::len);
+    Ok(Reply::Int(len as i64))
+}
+
+/// GETRANGE's index rules: negative counts from the end, both ends inclusive,
+/// clamped to the string.
+fn range_of(len: usize, start: i64, end: i64) -> Option<std::ops::Range<usize>> {
+    let len = len as i64;
+    if start < 0 && end < 0 && start > end {
+        return None;
+    }
+    let start = if start < 0 {
+        (len + start).max(0)
+    } else {
+        start
+    };
+    let end = if end < 0 { (len + end).max(0) } else { end };
+    let end = end.min(len - 1);
+    if len == 0 || start > end {
+        return None;
+    }
+    Some(start as usize..end as usize + 1)
+}
+
+fn getrange(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
+    let start = int_arg(&args[2])?;
+    let end = int_arg(&args[3])?;
+    let now = ctx.now;
+    let mut shard = ctx.db().lock(&args[1]);
+    let value = string_at(&mut shard, &args[1], now)?.unwrap_or_default();
+    Ok(Reply::Bulk(match range_of(value.len(), start, end) {
+        Some(r) => Bytes::copy_from_slice(&value[r]),
+        None => Bytes::new(),
+    }))
+}
+
+fn setrange(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
+    let key = &args[1];
+    let offset = int_arg(&args[2])?;
+    if offset < 0 {
+        return Err(CommandError::err("offset is out of range"));
+    }
+    let patch = &args[3];
+    let max = ctx.shared.config.read().proto_max_bulk_len;
+    let now = ctx.now;
+    let mut shard = ctx.db().lock(key);
+    let current = string_at(&mut shard, key, now)?;
+    if patch.is_empty() {
+        return Ok(Reply::Int(current.map_or(0, <[u8]>::len) as i64));
+    }
+    if offset.saturating_add(patch.len() as i64) > max {
+        return Err(CommandError::err(
+            "string exceeds maximum allowed size (proto-max-bulk-len)",
+        ));
+    }
+    let mut value = current.unwrap_or_default().to_vec();
+    let (offset, end) = (offset as usize, offset as usize + patch.len());
+    if value.len() < end {
+        value.resize(end, 0);
+    }
+    value[offset..end].copy_from_slice(patch);
+    let len = value.len();
+    store_keeping_ttl(&mut shard, key, CompactBytes::from_vec(value), now);
+    Ok(Reply::Int(len as i64))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn incrbyfloat_prints_like_redis() {
+        for (a, b, want) in [
+            ("10", "0.5", "10.5"),
+            ("10.5", "3.0e3", "3010.5"),
+            ("0.1", "0.2", "0.3"),
+            ("1.5", "1.5", "3"),
+            ("5.0e3", "1", "5001"),
+            ("1e20", "0", "100000000000000000000"),
+            ("0", "1.23456789012345678", "1.23456789012345678"),
+            ("1", "-1", "0"),
+        ] {
+            assert_eq!(
+                add_floats(a.as_bytes(), b.as_bytes()).unwrap(),
+                want,
+                "{a} + {b}"
+            );
+        }
+        assert!(add_floats(b"inf", b"1").is_err());
+        assert_eq!(add_floats(b"abc", b"1"), Err(CommandError::NotFloat));
+        assert_eq!(add_floats(b"1", b" 1"), Err(CommandError::NotFloat));
+    }
+
+    #[test]
+    fn getrange_indexes_like_redis() {
+        assert_eq!(range_of(3, 0, -1), Some(0..3));
+        assert_eq!(range_of(3, -2, -1), Some(1..3));
+        assert_eq!(range_of(3, 5, 10), None);
+        assert_eq!(range_of(3, 2, 1), None);
+        assert_eq!(range_of(3, -1, -2), None);
+        assert_eq!(range_of(0, 0, -1), None);
+        assert_eq!(range_of(3, -100, 100), Some(0..3));
+    }
 }

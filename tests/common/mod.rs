@@ -64,3 +64,16 @@ pub async fn read_until(s: &mut TcpStream, expect_len: usize) -> Vec<u8> {
     }
     out
 }
+
+/// Runs a command that must fail and returns the error line as Redis sent it
+/// (`ERR syntax error`, `WRONGTYPE ...`).
+pub async fn err_line(con: &mut redis::aio::MultiplexedConnection, words: &[&str]) -> String {
+    match cmd(con, words).await {
+        Err(e) => match (e.code(), e.detail()) {
+            (Some(code), Some(detail)) => format!("{code} {detail}"),
+            (Some(code), None) => code.to_string(),
+            _ => e.to_string(),
+        },
+        Ok(v) => panic!("{words:?}: expected an error, got {v:?}"),
+    }
+}
