@@ -384,6 +384,12 @@ impl Param {
     pub fn get(&self, config: &Config) -> String {
         (self.get)(config)
     }
+
+    /// Sets the option from its value words; the error says why, as CONFIG SET
+    /// reports it (`argument couldn't be parsed into an integer`).
+    pub fn set(&self, config: &mut Config, values: &[String]) -> Result<(), String> {
+        (self.set)(config, values)
+    }
 }
 
 /// The option named `name` (case-insensitive, aliases included).

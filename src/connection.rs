@@ -165,6 +165,8 @@ where
 {
     let mut shutdown = shared.shutdown_signal();
     let mut closed = false;
+    info.blocked.store(true, Ordering::Relaxed);
+    let _unblock = Unblock(info);
     loop {
         let moved = shared.clock.moved();
         tokio::pin!(moved);
@@ -202,6 +204,15 @@ where
             Some(None) => return Ok(Reply::Nil),
             None => {}
         }
+    }
+}
+
+/// Clears the client's blocked flag however the wait ends.
+struct Unblock<'a>(&'a ClientInfo);
+
+impl Drop for Unblock<'_> {
+    fn drop(&mut self) {
+        self.0.blocked.store(false, Ordering::Relaxed);
     }
 }
 

@@ -7,6 +7,7 @@
 //! locking). One background task drives active expiry.
 
 use std::net::SocketAddr;
+use std::os::fd::AsRawFd;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -109,9 +110,9 @@ impl Shared {
         self.shutdown.subscribe()
     }
 
-    fn register_client(&self, addr: String, laddr: String) -> Arc<ClientInfo> {
+    fn register_client(&self, addr: String, laddr: String, fd: i32) -> Arc<ClientInfo> {
         let id = self.next_client_id.fetch_add(1, Ordering::Relaxed);
-        let info = Arc::new(ClientInfo::new(id, addr, laddr, self.clock.now_ms()));
+        let info = Arc::new(ClientInfo::new(id, addr, laddr, fd, self.clock.now_ms()));
         self.clients.insert(id, info.clone());
         info
     }
@@ -252,7 +253,7 @@ fn spawn_client<S>(
     shared: &Arc<Shared>,
     done: &mpsc::Sender<()>,
 ) where
-    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + AsRawFd + Unpin + Send + 'static,
 {
     shared
         .stats
@@ -272,7 +273,7 @@ fn spawn_client<S>(
         });
         return;
     }
-    let info = shared.register_client(addr, laddr);
+    let info = shared.register_client(addr, laddr, stream.as_raw_fd());
     let shared = shared.clone();
     let done = done.clone();
     tokio::spawn(async move {

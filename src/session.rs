@@ -20,6 +20,10 @@ pub struct ClientInfo {
     pub addr: String,
     /// Local address (`laddr=`).
     pub laddr: String,
+    /// The socket's file descriptor (`fd=`).
+    pub fd: i32,
+    /// Waiting in a blocking command (`flags=b`, `blocked_clients`).
+    pub blocked: AtomicBool,
     /// Server clock ms when connected.
     pub created_ms: u64,
     /// Server clock ms of the last command.
@@ -44,11 +48,13 @@ pub struct ClientInfo {
 
 impl ClientInfo {
     /// A new client's info.
-    pub fn new(id: u64, addr: String, laddr: String, now_ms: u64) -> Self {
+    pub fn new(id: u64, addr: String, laddr: String, fd: i32, now_ms: u64) -> Self {
         ClientInfo {
             id,
             addr,
             laddr,
+            fd,
+            blocked: AtomicBool::new(false),
             created_ms: now_ms,
             last_interaction_ms: AtomicU64::new(now_ms),
             name: Mutex::new(None),

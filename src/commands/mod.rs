@@ -9,7 +9,11 @@
 //! Handlers are plain functions `fn(&mut Ctx, &[Bytes]) -> CommandResult`: they
 //! never touch the socket and never await; `args[0]` is the command name as sent.
 
+pub mod client;
+pub mod command;
+pub mod config;
 pub mod connection;
+pub mod info;
 pub mod keys;
 pub mod lock;
 pub mod server;
@@ -227,6 +231,10 @@ fn families() -> impl Iterator<Item = &'static CommandSpec> {
         string::COMMANDS,
         transaction::COMMANDS,
         lock::COMMANDS,
+        client::COMMANDS,
+        config::COMMANDS,
+        info::COMMANDS,
+        command::COMMANDS,
     ]
     .into_iter()
     .flatten()
@@ -302,6 +310,10 @@ impl CommandTable {
             return Ok(cmd);
         }
         let Some(sub_name) = args.get(1) else {
+            // A container that also runs bare (COMMAND) has arity -1.
+            if cmd.spec.arity_ok(1) {
+                return Ok(cmd);
+            }
             return Err(CommandError::WrongArity(cmd.full_name.clone()));
         };
         let mut full = cmd.full_name.clone().into_bytes();

@@ -1,0 +1,145 @@
+//! CONFIG GET, SET, RESETSTAT, REWRITE, HELP over the option table in
+//! `crate::config`.
+
+use std::sync::atomic::Ordering;
+
+use bytes::Bytes;
+
+use super::keys::glob_match;
+use super::{container, flag, CommandSpec, Ctx};
+use crate::config::PARAMS;
+use crate::error::{CommandError, CommandResult};
+use crate::reply::Reply;
+
+const ADMIN: u32 = flag::ADMIN | flag::NOSCRIPT | flag::LOADING | flag::STALE;
+
+/// The CONFIG container and its subcommands.
+pub static COMMANDS: &[CommandSpec] = &[CommandSpec::new("config", -2, 0, container)
+    .doc(
+        "server",
+        "2.0.0",
+        "A container for server configuration commands.",
+    )
+    .with_subcommands(&[
+        CommandSpec::new("get", -3, ADMIN, get).doc(
+            "server",
+            "2.0.0",
+            "Returns the effective values of configuration parameters.",
+        ),
+        CommandSpec::new("set", -4, ADMIN, set).doc(
+            "server",
+            "2.0.0",
+            "Sets configuration parameters in-flight.",
+        ),
+        CommandSpec::new("resetstat", 2, ADMIN, resetstat).doc(
+            "server",
+            "2.0.0",
+            "Resets the server's statistics.",
+        ),
+        CommandSpec::new("rewrite", 2, ADMIN, rewrite).doc(
+            "server",
+            "2.8.0",
+            "Persists the effective configuration to file.",
+        ),
+        CommandSpec::new("help", 2, flag::LOADING | flag::STALE, help).doc(
+            "server",
+            "5.0.0",
+            "Returns helpful text about the different subcommands.",
+        ),
+    ])];
+
+fn get(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
+    let config = ctx.shared.config.read();
+    let mut seen = Vec::new();
+    let mut pairs = Vec::new();
+    for pattern in &args[2..] {
+        let pattern = pattern.to_ascii_lowercase();
+        for p in PARAMS {
+            for name in std::iter::once(&p.name).chain(p.aliases.iter()) {
+                if !seen.contains(name) && glob_match(&pattern, name.as_bytes()) {
+                    seen.push(*name);
+                    pairs.push((Reply::bulk_str(name), Reply::bulk_string(p.get(&config))));
+                }
+            }
+        }
+    }
+    Ok(Reply::Map(pairs))
+}
+
+fn set(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
+    let pairs = &args[2..];
+    if !pairs.len().is_multiple_of(2) {
+        return Err(CommandError::WrongArity("config|set".into()));
+    }
+    let failed = |name: &str, why: &str| {
+        CommandError::err(format!(
+            "CONFIG SET failed (possibly related to argument '{name}') - {why}"
+        ))
+    };
+    // Validate every pair on a copy, then install it: all or nothing.
+    let mut next = ctx.shared.config.read().clone();
+    let mut done: Vec<&str> = Vec::new();
+    for pair in pairs.chunks_exact(2) {
+        let name = String::from_utf8_lossy(&pair[0]).to_ascii_lowercase();
+        let param = crate::config::find(&name).ok_or_else(|| {
+            CommandError::err(format!(
+                "Unknown option or number of arguments for CONFIG SET - '{name}'"
+            ))
+        })?;
+        if done.contains(&param.name) {
+            return Err(failed(&name, "duplicate parameter"));
+        }
+        if !param.mutable {
+            return Err(failed(&name, "can't set immutable config"));
+        }
+        let value = String::from_utf8_lossy(&pair[1]).into_owned();
+        let words = if param.name == "save" {
+            value
+                .split_whitespace()
+                .map(String::from)
+                .collect::<Vec<_>>()
+        } else {
+            vec![value]
+        };
+        param
+            .set(&mut next, &words)
+            .map_err(|e| failed(&name, &e))?;
+        done.push(param.name);
+    }
+    *ctx.shared.config.write() = next;
+    Ok(Reply::OK)
+}
+
+fn resetstat(ctx: &mut Ctx<'_>, _: &[Bytes]) -> CommandResult {
+    for c in ctx.shared.commands.all() {
+        for counter in [
+            &c.stats.calls,
+            &c.stats.usec,
+            &c.stats.rejected_calls,
+            &c.stats.failed_calls,
+        ] {
+            counter.store(0, Ordering::Relaxed);
+        }
+    }
+    let s = &ctx.shared.stats;
+    for counter in [
+        &s.connections_received,
+        &s.rejected_connections,
+        &s.commands_processed,
+        &s.keyspace_hits,
+        &s.keyspace_misses,
+    ] {
+        counter.store(0, Ordering::Relaxed);
+    }
+    Ok(Reply::OK)
+}
+
+fn rewrite(_: &mut Ctx<'_>, _: &[Bytes]) -> CommandResult {
+    Err(CommandError::err(
+        "The server is running without a config file",
+    ))
+}
+
+fn help(ctx: &mut Ctx<'_>, _: &[Bytes]) -> CommandResult {
+    Ok(super::client::help_lines(ctx, "config"))
+}
