@@ -1,14 +1,17 @@
 #!/usr/bin/env bash
-# The one test command: installs redis-server/redis-tools if missing (for the
-# differential checks), then runs every test.
+# The one test command (README; .ci/run calls it). Installs redis-server and
+# redis-tools from Debian's packages if missing, checks that the recorded
+# compatibility cases still match a real redis-server, then runs every test.
 set -euo pipefail
 cd "$(dirname "$0")"
 if ! command -v redis-server >/dev/null || ! command -v redis-cli >/dev/null; then
-  if [ "$(id -u)" = 0 ]; then
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server redis-tools >/dev/null
-  else
-    sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server redis-tools >/dev/null
-  fi
+  sudo=""
+  [ "$(id -u)" = 0 ] || sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq redis-server redis-tools >/dev/null
 fi
+echo "== redis-tests recordings against $(redis-server --version | cut -d' ' -f1-3)"
+python3 redis-tests/record.py --check
+echo "== cargo test"
 cargo test --all-targets --all-features
 cargo test --doc --all-features

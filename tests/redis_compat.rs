@@ -1,0 +1,31 @@
+//! The recorded compatibility cases in `redis-tests/`, replayed against latchkey.
+//! Each file's expected replies came from a real redis-server (record.py); CI checks
+//! they still match one.
+
+mod compat;
+
+macro_rules! case_files {
+    ($($name:ident),* $(,)?) => {
+        $(
+            #[tokio::test]
+            async fn $name() {
+                compat::replay(stringify!($name)).await;
+            }
+        )*
+
+        #[test]
+        fn every_case_file_has_a_test() {
+            let known = [$(stringify!($name)),*];
+            let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("redis-tests");
+            for entry in std::fs::read_dir(dir).unwrap() {
+                let path = entry.unwrap().path();
+                if path.extension().is_some_and(|e| e == "txt") {
+                    let stem = path.file_stem().unwrap().to_string_lossy().into_owned();
+                    assert!(known.contains(&stem.as_str()), "redis-tests/{stem}.txt has no test in tests/redis_compat.rs");
+                }
+            }
+        }
+    };
+}
+
+case_files!(connection, strings, keys, transactions, server);
