@@ -45,7 +45,13 @@ where
     let mut rbuf = BytesMut::with_capacity(READ_CHUNK);
     let mut wbuf = BytesMut::with_capacity(READ_CHUNK);
     let mut args = Vec::new();
+    // Registered once, not per read: a fresh future each time would lock and
+    // unlock the notifiers' waiter lists for every request.
     let mut shutdown = shared.shutdown_signal();
+    let stopping = shutdown.wait_for(|s| *s);
+    tokio::pin!(stopping);
+    let killed = info.killed();
+    tokio::pin!(killed);
     loop {
         let (limits, query_limit, idle) = {
             let c = shared.config.read();
@@ -143,8 +149,8 @@ where
                         .store(shared.clock.ms_at(session.clock_mark), Ordering::Relaxed);
                 }
             },
-            _ = info.killed() => return,
-            _ = shutdown.wait_for(|s| *s) => return,
+            _ = &mut killed => return,
+            _ = &mut stopping => return,
         }
     }
 }

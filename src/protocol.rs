@@ -288,18 +288,32 @@ fn find_crlf(buf: &[u8], from: usize) -> Option<usize> {
 }
 
 /// Parses a decimal integer the way Redis's `string2ll` does: no spaces, no `+`,
-/// no leading zeros.
+/// no leading zeros, no `-0`, within `i64`.
 pub fn parse_i64(s: &[u8]) -> Option<i64> {
-    if s.is_empty() || s.len() > 20 {
-        return None;
+    let (negative, digits) = match s {
+        [b'-', rest @ ..] => (true, rest),
+        _ => (false, s),
+    };
+    match digits {
+        [] => return None,
+        [b'0'] if !negative => return Some(0),
+        [b'0', ..] => return None,
+        _ if digits.len() > 19 => return None,
+        _ => {}
     }
-    if s.len() > 1 && (s[0] == b'0' || (s[0] == b'-' && s[1] == b'0')) {
-        return None;
+    // Accumulate negatively so i64::MIN parses without overflow.
+    let mut v: i64 = 0;
+    for &c in digits {
+        if !c.is_ascii_digit() {
+            return None;
+        }
+        v = v.checked_mul(10)?.checked_sub(i64::from(c - b'0'))?;
     }
-    if s[0] == b'+' {
-        return None;
+    if negative {
+        Some(v)
+    } else {
+        v.checked_neg()
     }
-    std::str::from_utf8(s).ok()?.parse().ok()
 }
 
 #[cfg(test)]
@@ -364,7 +378,21 @@ mod tests {
     #[test]
     fn parse_i64_rejects_what_string2ll_rejects() {
         assert_eq!(parse_i64(b"-12"), Some(-12));
-        for bad in [&b""[..], b"+1", b"01", b" 1", b"1a", b"-0"] {
+        assert_eq!(parse_i64(b"0"), Some(0));
+        assert_eq!(parse_i64(b"9223372036854775807"), Some(i64::MAX));
+        assert_eq!(parse_i64(b"-9223372036854775808"), Some(i64::MIN));
+        for bad in [
+            &b""[..],
+            b"+1",
+            b"01",
+            b" 1",
+            b"1a",
+            b"-0",
+            b"-",
+            b"9223372036854775808",
+            b"-9223372036854775809",
+            b"99999999999999999999",
+        ] {
             assert_eq!(parse_i64(bad), None, "{bad:?}");
         }
     }

@@ -25,6 +25,9 @@ pub enum Reply {
     Int(i64),
     /// `$n\r\n...`
     Bulk(Bytes),
+    /// A bulk string of at most 22 bytes held inline (a short stored value): GET
+    /// replies without allocating.
+    Short(crate::keyspace::CompactBytes),
     /// The nil bulk string: `$-1` in RESP2, `_` in RESP3.
     Nil,
     /// The nil array: `*-1` in RESP2, `_` in RESP3.
@@ -73,8 +76,20 @@ impl Reply {
 
     /// Appends this reply to `out`, as RESP3 when `resp3` is set, else RESP2.
     pub fn encode(&self, resp3: bool, out: &mut BytesMut) {
-        if *self == Reply::Silent {
-            return;
+        match self {
+            Reply::Silent => return,
+            Reply::Short(b) => {
+                // The one hand-written encoding: a bulk string of at most 22 bytes,
+                // on GET's hot path, where building a frame would allocate.
+                out.reserve(b.len() + 8);
+                out.extend_from_slice(b"$");
+                out.extend_from_slice(itoa::Buffer::new().format(b.len()).as_bytes());
+                out.extend_from_slice(b"\r\n");
+                out.extend_from_slice(b);
+                out.extend_from_slice(b"\r\n");
+                return;
+            }
+            _ => {}
         }
         let encoded = if resp3 {
             redis_protocol::resp3::encode::complete::extend_encode(out, &self.to_resp3(), false)
@@ -110,6 +125,7 @@ impl Reply {
             Reply::Error(e) => Frame2::Error(e.to_string().into()),
             Reply::Int(i) => Frame2::Integer(*i),
             Reply::Bulk(b) | Reply::Verbatim(b) => Frame2::BulkString(b.clone()),
+            Reply::Short(b) => Frame2::BulkString(b.to_bytes()),
             Reply::Nil => Frame2::Null,
             // Nested nil arrays (EXEC results): RESP2 frames cannot nest `*-1`, Redis
             // sends `*-1` only at top level, which `resp2_special` handles.
@@ -148,6 +164,10 @@ impl Reply {
             },
             Reply::Bulk(b) => Frame3::BlobString {
                 data: b.clone(),
+                attributes: None,
+            },
+            Reply::Short(b) => Frame3::BlobString {
+                data: b.to_bytes(),
                 attributes: None,
             },
             Reply::Nil | Reply::NilArray | Reply::Silent => Frame3::Null,

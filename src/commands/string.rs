@@ -228,7 +228,7 @@ fn get(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
     let now = ctx.now;
     let mut shard = ctx.db().lock(&args[1]);
     match shard.get(&args[1], now).map(|e| &e.value) {
-        Some(Value::Str(v)) => Ok(Reply::Bulk(v.to_bytes())),
+        Some(Value::Str(v)) => Ok(v.to_reply()),
         Some(_) => Err(CommandError::WrongType),
         None => Ok(Reply::Nil),
     }
@@ -339,7 +339,7 @@ fn mget(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
     Ok(Reply::Array(
         keys.iter()
             .map(|k| match shards.shard(k).get(k, now).map(|e| &e.value) {
-                Some(Value::Str(v)) => Reply::Bulk(v.to_bytes()),
+                Some(Value::Str(v)) => v.to_reply(),
                 _ => Reply::Nil,
             })
             .collect(),

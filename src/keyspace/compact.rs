@@ -56,8 +56,17 @@ impl CompactBytes {
         }
     }
 
-    /// As [`Bytes`] for a reply: a reference-count bump for a long value, a copy of
-    /// at most 22 bytes for a short one.
+    /// The value as a bulk-string reply, without allocating: a short value is
+    /// copied into the reply (24 bytes), a long one shares its buffer.
+    pub fn to_reply(&self) -> crate::reply::Reply {
+        match &self.0 {
+            Repr::Inline { .. } => crate::reply::Reply::Short(self.clone()),
+            Repr::Shared(b) => crate::reply::Reply::Bulk(Bytes::clone(b)),
+        }
+    }
+
+    /// As [`Bytes`]: a reference-count bump for a long value, a copy of at most 22
+    /// bytes for a short one.
     pub fn to_bytes(&self) -> Bytes {
         match &self.0 {
             Repr::Inline { .. } => Bytes::copy_from_slice(self.as_slice()),

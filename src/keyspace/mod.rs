@@ -126,14 +126,27 @@ impl Shard {
 
     /// Drops `key` if its TTL has passed; true if it did.
     fn expire_if_due(&mut self, key: &[u8], now: u64) -> bool {
-        if self.map.get(key).is_some_and(|e| e.is_expired(now)) {
-            if let Some(mut old) = self.remove_entry(key) {
-                self.requeue_waiters(key, &mut old, now);
+        match self.map.find(key) {
+            Some(pos) if self.map.entry(pos).is_expired(now) => {
+                self.live_position(key, now);
+                true
             }
-            self.expired_count += 1;
-            return true;
+            _ => false,
         }
-        false
+    }
+
+    /// The slab position of `key` if it is live; an expired key is removed first.
+    /// One hash lookup on the common path.
+    fn live_position(&mut self, key: &[u8], now: u64) -> Option<usize> {
+        let pos = self.map.find(key)?;
+        if !self.map.entry(pos).is_expired(now) {
+            return Some(pos);
+        }
+        if let Some(mut old) = self.remove_entry(key) {
+            self.requeue_waiters(key, &mut old, now);
+        }
+        self.expired_count += 1;
+        None
     }
 
     /// The live entry at `key`, mutable, without telling watchers (for a caller
@@ -145,18 +158,16 @@ impl Shard {
 
     /// The live entry at `key`.
     pub fn get(&mut self, key: &[u8], now: u64) -> Option<&Entry> {
-        self.expire_if_due(key, now);
-        self.map.get(key)
+        let pos = self.live_position(key, now)?;
+        Some(self.map.entry(pos))
     }
 
     /// The live entry at `key`, for a command that modifies it in place: watchers of
     /// the key are told it changed. Call [`Shard::set_expiry`] to change its TTL.
     pub fn get_mut(&mut self, key: &[u8], now: u64) -> Option<&mut Entry> {
-        self.expire_if_due(key, now);
-        if self.map.contains_key(key) {
-            self.touch(key);
-        }
-        self.map.get_mut(key)
+        let pos = self.live_position(key, now)?;
+        self.touch(key);
+        Some(self.map.entry_mut(pos))
     }
 
     /// Whether a live key exists, without counting as an access that modifies it.

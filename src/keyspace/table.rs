@@ -61,6 +61,22 @@ impl Table {
         self.slots.is_empty()
     }
 
+    /// The slab position of `key`, for a caller that looks once and then reads or
+    /// writes by position.
+    pub fn find(&self, key: &[u8]) -> Option<usize> {
+        self.position(key)
+    }
+
+    /// The entry at slab position `pos` (from [`Table::find`]).
+    pub fn entry(&self, pos: usize) -> &Entry {
+        &self.slots[pos].entry
+    }
+
+    /// The entry at slab position `pos`, mutable.
+    pub fn entry_mut(&mut self, pos: usize) -> &mut Entry {
+        &mut self.slots[pos].entry
+    }
+
     /// The entry at `key`.
     pub fn get(&self, key: &[u8]) -> Option<&Entry> {
         self.position(key).map(|i| &self.slots[i].entry)

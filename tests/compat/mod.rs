@@ -103,14 +103,22 @@ fn escape(b: &[u8]) -> String {
 pub fn render(reply: &Resp, indent: usize, out: &mut Vec<String>) {
     let pad = " ".repeat(indent);
     match reply {
-        Resp::Line(t, text) => out.push(format!("{pad}{}{}", *t as char, String::from_utf8_lossy(text))),
+        Resp::Line(t, text) => out.push(format!(
+            "{pad}{}{}",
+            *t as char,
+            String::from_utf8_lossy(text)
+        )),
         Resp::Null => out.push(format!("{pad}_")),
         Resp::Nil => out.push(format!("{pad}(nil)")),
         Resp::NilArray => out.push(format!("{pad}(nil-array)")),
         Resp::Blob(b'$', data) => out.push(format!("{pad}\"{}\"", escape(data))),
         Resp::Blob(_, data) => out.push(format!("{pad}={}", escape(data))),
         Resp::Aggregate(t, items) => {
-            let n = if *t == b'%' { items.len() / 2 } else { items.len() };
+            let n = if *t == b'%' {
+                items.len() / 2
+            } else {
+                items.len()
+            };
             out.push(format!("{pad}{}{n}", *t as char));
             for item in items {
                 render(item, indent + 2, out);
@@ -147,9 +155,19 @@ fn parse(text: &str) -> Vec<Case> {
     let mut cases: Vec<Case> = Vec::new();
     for (i, line) in text.lines().enumerate() {
         if let Some(cmd) = line.strip_prefix(">? ") {
-            cases.push(Case { line_no: i + 1, command: cmd.into(), check: false, expected: Vec::new() });
+            cases.push(Case {
+                line_no: i + 1,
+                command: cmd.into(),
+                check: false,
+                expected: Vec::new(),
+            });
         } else if let Some(cmd) = line.strip_prefix("> ") {
-            cases.push(Case { line_no: i + 1, command: cmd.into(), check: true, expected: Vec::new() });
+            cases.push(Case {
+                line_no: i + 1,
+                command: cmd.into(),
+                check: true,
+                expected: Vec::new(),
+            });
         } else if line.trim().is_empty() || line.starts_with('#') {
             continue;
         } else if let Some(last) = cases.last_mut() {
@@ -162,18 +180,29 @@ fn parse(text: &str) -> Vec<Case> {
 /// Replays `redis-tests/<name>.txt` against a fresh in-process latchkey and panics
 /// listing every reply that differs from the recording.
 pub async fn replay(name: &str) {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("redis-tests").join(format!("{name}.txt"));
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("redis-tests")
+        .join(format!("{name}.txt"));
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let server = latchkey::Server::builder().start().await.unwrap();
     let stream = TcpStream::connect(server.addr()).await.unwrap();
-    let mut conn = Conn { stream, buf: Vec::new() };
-    conn.stream.write_all(&encode(&[b"FLUSHALL".to_vec()])).await.unwrap();
+    let mut conn = Conn {
+        stream,
+        buf: Vec::new(),
+    };
+    conn.stream
+        .write_all(&encode(&[b"FLUSHALL".to_vec()]))
+        .await
+        .unwrap();
     conn.reply().await;
     let mut failures = Vec::new();
     let cases = parse(&text);
     assert!(!cases.is_empty(), "{name}.txt has no commands");
     for case in &cases {
-        conn.stream.write_all(&encode(&split(&case.command))).await.unwrap();
+        conn.stream
+            .write_all(&encode(&split(&case.command)))
+            .await
+            .unwrap();
         let reply = conn.reply().await;
         if !case.check {
             continue;
@@ -190,5 +219,11 @@ pub async fn replay(name: &str) {
             ));
         }
     }
-    assert!(failures.is_empty(), "{} of {} replies differ:\n{}", failures.len(), cases.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {} replies differ:\n{}",
+        failures.len(),
+        cases.len(),
+        failures.join("\n")
+    );
 }
