@@ -710,3 +710,20 @@ async fn semaphore_never_has_more_than_limit_holders() {
         "the semaphore was actually shared"
     );
 }
+
+#[tokio::test]
+async fn fencing_tokens_keep_increasing_across_a_restart() {
+    let first = start().await;
+    let mut con = connect(&first).await;
+    let mut last = 0;
+    for i in 0..100 {
+        last = acquire(&mut con, &format!("k{i}"), "a", 10_000, &[]).await.unwrap();
+    }
+    first.shutdown().await;
+    // A restart takes far more than the millisecond the token floor needs.
+    tokio::time::sleep(Duration::from_millis(2)).await;
+    let second = start().await;
+    let mut con = connect(&second).await;
+    let t = acquire(&mut con, "k0", "b", 10_000, &[]).await.unwrap();
+    assert!(t > last, "{t} after restart, {last} before");
+}
