@@ -107,8 +107,10 @@ impl Clock {
 
     /// Moves the clock forward by `by`, waking every timer that reads it.
     pub fn advance(&self, by: Duration) {
-        self.offset_us
-            .fetch_add(by.as_micros() as i64, Ordering::AcqRel);
+        self.offset_us.fetch_add(
+            by.as_micros().min(i64::MAX as u128 / 2) as i64,
+            Ordering::AcqRel,
+        );
         self.moved.notify_waiters();
     }
 

@@ -281,9 +281,5 @@ fn release_client(shared: &Shared, session: &mut Session) {
                 .fetch_add(n as u64, Ordering::Relaxed);
         }
     }
-    for (db, key, _) in session.watched.drain(..) {
-        if let Some(db) = dbs.get(db) {
-            db.lock(&key).unwatch(&key, &session.watch_flag);
-        }
-    }
+    session.unwatch_all(&shared.keyspace);
 }

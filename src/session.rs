@@ -251,6 +251,17 @@ impl Session {
         }
     }
 
+    /// Forgets every watched key: unregisters this session's flag from each key's
+    /// shard and clears it (UNWATCH, EXEC, DISCARD, RESET, disconnect).
+    pub fn unwatch_all(&mut self, keyspace: &crate::keyspace::Keyspace) {
+        for (db, key, _) in self.watched.drain(..) {
+            if let Some(db) = keyspace.db(db) {
+                db.lock(&key).unwatch(&key, &self.watch_flag);
+            }
+        }
+        self.watch_flag.store(false, Ordering::Release);
+    }
+
     /// Selects database `db`.
     pub fn select(&mut self, db: usize) {
         self.db = db;

@@ -717,7 +717,9 @@ async fn fencing_tokens_keep_increasing_across_a_restart() {
     let mut con = connect(&first).await;
     let mut last = 0;
     for i in 0..100 {
-        last = acquire(&mut con, &format!("k{i}"), "a", 10_000, &[]).await.unwrap();
+        last = acquire(&mut con, &format!("k{i}"), "a", 10_000, &[])
+            .await
+            .unwrap();
     }
     first.shutdown().await;
     // A restart takes far more than the millisecond the token floor needs.

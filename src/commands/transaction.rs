@@ -108,13 +108,7 @@ pub fn discard_state(ctx: &mut Ctx<'_>) {
 
 /// Forgets every watched key of this session.
 pub fn unwatch_all(ctx: &mut Ctx<'_>) {
-    let watched = std::mem::take(&mut ctx.session.watched);
-    for (db, key, _) in &watched {
-        if let Some(db) = ctx.shared.keyspace.db(*db) {
-            db.lock(key).unwatch(key, &ctx.session.watch_flag);
-        }
-    }
-    ctx.session.watch_flag.store(false, Ordering::Release);
+    ctx.session.unwatch_all(&ctx.shared.keyspace);
 }
 
 fn watch(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
