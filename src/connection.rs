@@ -33,6 +33,7 @@ where
 {
     let needs_auth = shared.config.read().requirepass.is_some();
     let mut session = Session::new(info.clone(), !needs_auth);
+    session.mark_time(&shared.clock);
     run(&mut stream, &shared, &info, &mut session).await;
     release_client(&shared, &mut session);
 }
@@ -78,9 +79,11 @@ where
                             return;
                         }
                         wbuf.clear();
-                        match wait_for_grant(stream, &mut rbuf, shared, info, session, blocked)
-                            .await
-                        {
+                        let waited =
+                            wait_for_grant(stream, &mut rbuf, shared, info, session, blocked).await;
+                        // Time moved on while waiting: what follows starts from now.
+                        session.mark_time(&shared.clock);
+                        match waited {
                             Ok(reply) => reply.encode(session.resp3, &mut wbuf),
                             Err(blocked) => {
                                 session.blocked = Some(blocked);
@@ -144,9 +147,9 @@ where
             r = read => match r {
                 Ok(0) | Err(_) => return,
                 Ok(_) => {
-                    session.clock_mark = std::time::Instant::now();
+                    session.mark_time(&shared.clock);
                     info.last_interaction_ms
-                        .store(shared.clock.ms_at(session.clock_mark), Ordering::Relaxed);
+                        .store(session.now_ms, Ordering::Relaxed);
                 }
             },
             _ = &mut killed => return,

@@ -142,10 +142,16 @@ fn main() -> ExitCode {
             "option '{name}' accepted but has no effect: latchkey keeps data in memory only"
         );
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    // One I/O thread: a current-thread runtime, like Redis's event loop (no
+    // cross-thread wake-ups). More: a work-stealing pool of that many threads.
+    let mut builder = if config.io_threads == 1 {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        let mut b = tokio::runtime::Builder::new_multi_thread();
+        b.worker_threads(config.io_threads);
+        b
+    };
+    let runtime = match builder.enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("cannot start runtime: {e}");

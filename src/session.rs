@@ -192,10 +192,17 @@ pub struct Session {
     /// Locks acquired with SESSION: (database, key), released when the connection
     /// closes.
     pub session_locks: Vec<(usize, Bytes)>,
-    /// When the next command starts: set when a batch of requests arrives, then
-    /// each command's end time is the next one's start, so the clock is read once
-    /// per command.
-    pub clock_mark: std::time::Instant,
+    /// Server time (ms) for the commands of the current batch: read once when a
+    /// batch of requests arrives (and again after a wait or before EXEC), as Redis
+    /// caches its time per event-loop iteration.
+    pub now_ms: u64,
+    /// When the next command starts, for its `INFO commandstats` time: each
+    /// command's end is the next one's start, so the cycle counter (quanta, a few
+    /// ns) is read once per command.
+    pub clock_mark: quanta::Instant,
+    /// The last command name looked up and its table index: a pipeline of one
+    /// command skips the table lookup.
+    pub last_lookup: Option<(Bytes, usize)>,
 }
 
 impl Session {
@@ -214,7 +221,9 @@ impl Session {
             stats: LocalStats::default(),
             blocked: None,
             session_locks: Vec::new(),
-            clock_mark: std::time::Instant::now(),
+            now_ms: 0,
+            clock_mark: quanta::Instant::now(),
+            last_lookup: None,
         }
     }
 
@@ -260,6 +269,13 @@ impl Session {
             }
         }
         self.watch_flag.store(false, Ordering::Release);
+    }
+
+    /// Reads the time for the commands that follow (a new batch, after a wait,
+    /// before EXEC).
+    pub fn mark_time(&mut self, clock: &crate::clock::Clock) {
+        self.now_ms = clock.now_ms();
+        self.clock_mark = quanta::Instant::now();
     }
 
     /// Selects database `db`.

@@ -729,3 +729,23 @@ async fn fencing_tokens_keep_increasing_across_a_restart() {
     let t = acquire(&mut con, "k0", "b", 10_000, &[]).await.unwrap();
     assert!(t > last, "{t} after restart, {last} before");
 }
+
+/// Regression: commands pipelined behind a long wait used the time the batch
+/// arrived, so a TTL set right after the grant was already partly spent.
+#[tokio::test]
+async fn commands_after_a_wait_see_the_time_after_it() {
+    let server = start().await;
+    let mut a = connect(&server).await;
+    acquire(&mut a, "L", "a", 100_000, &[]).await.unwrap();
+    let mut s = tokio::net::TcpStream::connect(server.addr()).await.unwrap();
+    use tokio::io::AsyncWriteExt;
+    s.write_all(b"LOCK.ACQUIRE L b 1000 WAIT 0\r\nSET k v PX 200\r\nPTTL k\r\n")
+        .await
+        .unwrap();
+    until_waiters(&server, "L", 1).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    release(&mut a, "L", "a").await;
+    let got = String::from_utf8(common::read_until(&mut s, 32).await).unwrap();
+    let pttl: i64 = got.rsplit(':').next().unwrap().trim().parse().unwrap();
+    assert!((150..=200).contains(&pttl), "PTTL {pttl} in {got:?}");
+}

@@ -22,7 +22,6 @@ pub mod transaction;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Instant;
 
 use bytes::Bytes;
 
@@ -354,7 +353,7 @@ impl<'a> Ctx<'a> {
 /// Runs one request from a client and returns its reply: the only way a command
 /// reaches a handler from the network.
 pub fn execute(shared: &Shared, session: &mut Session, args: &[Bytes]) -> Reply {
-    let cmd = match shared.commands.resolve(args) {
+    let cmd = match lookup(shared, session, args) {
         Ok(cmd) => cmd,
         Err(e) => {
             if let Some(cmd) = args.first().and_then(|n| shared.commands.get(n)) {
@@ -389,6 +388,31 @@ pub fn execute(shared: &Shared, session: &mut Session, args: &[Bytes]) -> Reply 
     }
 }
 
+/// Resolves `args` to a command, trying this connection's last lookup first: a
+/// pipeline of one command (the common case) skips the table.
+fn lookup<'t>(
+    shared: &'t Shared,
+    session: &mut Session,
+    args: &[Bytes],
+) -> Result<&'t Command, CommandError> {
+    let first = args.first().map(|a| a.as_ref()).unwrap_or_default();
+    if let Some((name, index)) = &session.last_lookup {
+        if name.as_ref() == first {
+            if let Some(cmd) = shared.commands.all().get(*index) {
+                if cmd.spec.arity_ok(args.len()) {
+                    return Ok(cmd);
+                }
+            }
+        }
+    }
+    let cmd = shared.commands.resolve(args)?;
+    if cmd.spec.subcommands.is_empty() && !cmd.full_name.contains('|') {
+        // A copy: a slice would keep the whole read buffer alive.
+        session.last_lookup = Some((Bytes::copy_from_slice(first), cmd.index));
+    }
+    Ok(cmd)
+}
+
 /// Runs a resolved command and counts it. The caller holds the execution gate
 /// (shared for one command, exclusive for a transaction).
 pub fn call(
@@ -398,15 +422,15 @@ pub fn call(
     args: &[Bytes],
     can_block: bool,
 ) -> Reply {
-    let started = session.clock_mark;
+    let (started, now) = (session.clock_mark, session.now_ms);
     let mut ctx = Ctx {
         shared,
         session,
-        now: shared.clock.ms_at(started),
+        now,
         can_block,
     };
     let reply = (cmd.spec.handler)(&mut ctx, args).unwrap_or_else(Reply::Error);
-    let done = Instant::now();
+    let done = quanta::Instant::now();
     session.clock_mark = done;
     session.stats.record(
         cmd.index,

@@ -164,8 +164,8 @@ fn exec(ctx: &mut Ctx<'_>, _: &[Bytes]) -> CommandResult {
     }
     let shared = ctx.shared;
     let _gate = shared.gate.write();
-    ctx.session.clock_mark = std::time::Instant::now();
-    ctx.now = shared.clock.ms_at(ctx.session.clock_mark);
+    ctx.session.mark_time(&shared.clock);
+    ctx.now = ctx.session.now_ms;
     if watch_broken(ctx) {
         unwatch_all(ctx);
         return Ok(Reply::NilArray);
