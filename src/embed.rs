@@ -184,6 +184,7 @@ impl ServerHandle {
     /// ```
     pub fn advance_time(&self, by: Duration) {
         self.shared.clock.advance(by);
+        let _gate = self.shared.gate.read();
         self.shared.keyspace.expire_due(self.shared.clock.now_ms());
     }
 

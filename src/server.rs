@@ -295,6 +295,8 @@ async fn expiry_task(shared: Arc<Shared>) {
         moved.as_mut().enable();
         let now = shared.clock.now_ms();
         if timer.next_due() <= now {
+            // Shared hold of the gate: expiry never lands inside a transaction.
+            let _gate = shared.gate.read();
             shared.keyspace.expire_due(now);
             continue;
         }
