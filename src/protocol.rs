@@ -16,7 +16,7 @@
 //!
 //! Not here: what the arguments mean (that is the command table's job).
 
-use bytes::{Bytes, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 
 /// Longest inline request or header line Redis accepts (`PROTO_INLINE_MAX_SIZE`).
 pub const INLINE_MAX: usize = 64 * 1024;
@@ -119,12 +119,15 @@ impl RequestParser {
             if !self.scan_elements(buf, limits, authenticated)? {
                 return Ok(false);
             }
-            let frame = buf.split_to(self.pos).freeze();
-            args.extend(
-                self.spans
-                    .iter()
-                    .map(|&(start, len)| frame.slice(start..start + len)),
-            );
+            // Each argument is split straight off the buffer: one reference-count
+            // bump per argument, no intermediate frame.
+            let mut consumed = 0;
+            for &(start, len) in &self.spans {
+                buf.advance(start - consumed);
+                args.push(buf.split_to(len).freeze());
+                consumed = start + len;
+            }
+            buf.advance(self.pos - consumed);
             self.remaining = 0;
             self.pos = 0;
             return Ok(true);
