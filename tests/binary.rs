@@ -134,3 +134,21 @@ fn shutdown_command_stops_the_server() {
     let status = child.wait().unwrap();
     assert!(status.success());
 }
+
+#[test]
+fn unixsocketperm_sets_the_socket_mode() {
+    use std::os::unix::fs::PermissionsExt;
+    let sock = sock_path("perm");
+    let mut child = Command::new(BIN)
+        .args(["--port", "0", "--unixsocket"])
+        .arg(&sock)
+        .args(["--unixsocketperm", "700"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_ready(&mut child);
+    let mode = std::fs::metadata(&sock).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o700);
+    child.kill().unwrap();
+    let _ = child.wait();
+}
