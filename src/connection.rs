@@ -209,7 +209,12 @@ where
             return Err(blocked);
         }
         match outcome {
-            Some(Some(token)) => return Ok(granted(session, &blocked, token)),
+            Some(Some(token)) => {
+                // A grant made inside a script or EXEC is seen when it ends: the
+                // gate is free again only then.
+                drop(shared.gate.read());
+                return Ok(granted(session, &blocked, token));
+            }
             Some(None) => return Ok(Reply::Nil),
             None => {}
         }

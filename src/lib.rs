@@ -27,6 +27,7 @@ pub mod gate;
 pub mod keyspace;
 pub mod protocol;
 pub mod reply;
+pub mod scripting;
 pub mod server;
 pub mod session;
 

@@ -62,6 +62,8 @@ pub struct Shared {
     /// The execution gate: held shared by every ordinary command and exclusively
     /// by a transaction (EXEC), which makes the transaction atomic.
     pub gate: ExecGate,
+    /// The Lua VM and script cache (EVAL).
+    pub scripts: crate::scripting::Scripts,
     /// Random 40-hex-digit id of this run (`run_id`).
     pub run_id: String,
     /// When the server started (`uptime_in_seconds`).
@@ -87,6 +89,8 @@ impl Shared {
             clients: DashMap::new(),
             stats: Stats::default(),
             gate: ExecGate::default(),
+            scripts: crate::scripting::Scripts::new()
+                .unwrap_or_else(|e| panic!("cannot start the Lua VM: {e}")),
             run_id,
             started: Instant::now(),
             tcp_addr: RwLock::new(None),

@@ -28,4 +28,4 @@ macro_rules! case_files {
     };
 }
 
-case_files!(connection, strings, keys, transactions, server);
+case_files!(connection, strings, keys, transactions, server, scripting);

@@ -5,7 +5,7 @@
 
 use bytes::Bytes;
 
-use super::{flag, int_arg, is, CommandSpec, Ctx};
+use super::{flag, int_arg, is, CallMode, CommandSpec, Ctx};
 use crate::error::{CommandError, CommandResult};
 use crate::keyspace::{AcquireRequest, Acquired, LockMode};
 use crate::reply::Reply;
@@ -95,6 +95,11 @@ fn acquire(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
     let key = &args[1];
     let ttl_ms = ttl_arg(&args[3], "lock.acquire")?;
     let o = parse_acquire_options(&args[4..])?;
+    if o.wait.is_some() && ctx.mode == CallMode::Script {
+        return Err(CommandError::err(
+            "LOCK.ACQUIRE with WAIT is not allowed from scripts",
+        ));
+    }
     let wait = o.wait.is_some() && ctx.can_block;
     let req = AcquireRequest {
         owner: Bytes::copy_from_slice(&args[2]),

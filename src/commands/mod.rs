@@ -16,6 +16,7 @@ pub mod connection;
 pub mod info;
 pub mod keys;
 pub mod lock;
+pub mod scripting;
 pub mod server;
 pub mod string;
 pub mod transaction;
@@ -234,6 +235,7 @@ fn families() -> impl Iterator<Item = &'static CommandSpec> {
         config::COMMANDS,
         info::COMMANDS,
         command::COMMANDS,
+        scripting::COMMANDS,
     ]
     .into_iter()
     .flatten()
@@ -338,8 +340,21 @@ pub struct Ctx<'a> {
     /// one instant, as in Redis.
     pub now: u64,
     /// Whether the command may block the connection (false inside EXEC, where a
-    /// blocking command tries once, as in Redis).
+    /// blocking command tries once, as in Redis, and in scripts).
     pub can_block: bool,
+    /// Who runs the command: a client, a transaction, or a script.
+    pub mode: CallMode,
+}
+
+/// Who runs a command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallMode {
+    /// A client's request: holds the gate shared, may block.
+    Client,
+    /// A queued command run by EXEC, which holds the gate exclusively.
+    Transaction,
+    /// `redis.call` from a script, whose EVAL holds the gate exclusively.
+    Script,
 }
 
 impl<'a> Ctx<'a> {
@@ -381,10 +396,10 @@ pub fn execute(shared: &Shared, session: &mut Session, args: &[Bytes]) -> Reply 
         return Reply::Simple("QUEUED");
     }
     if cmd.spec.has(flag::OWN_GATE) {
-        call(shared, session, cmd, args, true)
+        call(shared, session, cmd, args, CallMode::Client)
     } else {
         let _gate = shared.gate.read();
-        call(shared, session, cmd, args, true)
+        call(shared, session, cmd, args, CallMode::Client)
     }
 }
 
@@ -420,14 +435,15 @@ pub fn call(
     session: &mut Session,
     cmd: &Command,
     args: &[Bytes],
-    can_block: bool,
+    mode: CallMode,
 ) -> Reply {
     let (started, now) = (session.clock_mark, session.now_ms);
     let mut ctx = Ctx {
         shared,
         session,
         now,
-        can_block,
+        can_block: mode == CallMode::Client,
+        mode,
     };
     let reply = (cmd.spec.handler)(&mut ctx, args).unwrap_or_else(Reply::Error);
     let done = quanta::Instant::now();

@@ -10,7 +10,7 @@ use std::sync::atomic::Ordering;
 
 use bytes::Bytes;
 
-use super::{call, flag, CommandSpec, Ctx};
+use super::{call, flag, CallMode, CommandSpec, Ctx};
 use crate::error::{CommandError, CommandResult};
 use crate::reply::Reply;
 use crate::session::Multi;
@@ -173,7 +173,13 @@ fn exec(ctx: &mut Ctx<'_>, _: &[Bytes]) -> CommandResult {
     let mut replies = Vec::with_capacity(multi.queue.len());
     for queued in &multi.queue {
         let cmd = &shared.commands.all()[queued.command];
-        replies.push(call(shared, ctx.session, cmd, &queued.args, false));
+        replies.push(call(
+            shared,
+            ctx.session,
+            cmd,
+            &queued.args,
+            CallMode::Transaction,
+        ));
     }
     unwatch_all(ctx);
     Ok(Reply::Array(replies))

@@ -1,0 +1,161 @@
+//! EVAL, EVALSHA, EVAL_RO, EVALSHA_RO and SCRIPT (LOAD, EXISTS, FLUSH, HELP).
+//! The engine is in `crate::scripting`; this file parses arguments and makes the
+//! script atomic by holding the execution gate exclusively while it runs.
+
+use bytes::Bytes;
+
+use super::{container, flag, int_arg, is, CallMode, CommandSpec, Ctx};
+use crate::error::{CommandError, CommandResult};
+use crate::reply::Reply;
+
+const EVAL_FLAGS: u32 = flag::NOSCRIPT | flag::STALE | flag::OWN_GATE;
+
+/// The scripting family's rows.
+pub static COMMANDS: &[CommandSpec] = &[
+    CommandSpec::new("eval", -3, EVAL_FLAGS, eval).doc(
+        "scripting",
+        "2.6.0",
+        "Executes a server-side Lua script.",
+    ),
+    CommandSpec::new("evalsha", -3, EVAL_FLAGS, evalsha).doc(
+        "scripting",
+        "2.6.0",
+        "Executes a server-side Lua script by SHA1 digest.",
+    ),
+    CommandSpec::new("eval_ro", -3, EVAL_FLAGS | flag::READONLY, eval_ro).doc(
+        "scripting",
+        "7.0.0",
+        "Executes a read-only server-side Lua script.",
+    ),
+    CommandSpec::new("evalsha_ro", -3, EVAL_FLAGS | flag::READONLY, evalsha_ro).doc(
+        "scripting",
+        "7.0.0",
+        "Executes a read-only server-side Lua script by SHA1 digest.",
+    ),
+    CommandSpec::new("script", -2, 0, container)
+        .doc(
+            "scripting",
+            "2.6.0",
+            "A container for Lua scripts management commands.",
+        )
+        .with_subcommands(&[
+            CommandSpec::new("load", 3, flag::NOSCRIPT | flag::STALE, load).doc(
+                "scripting",
+                "2.6.0",
+                "Loads a server-side Lua script to the script cache.",
+            ),
+            CommandSpec::new("exists", -3, flag::NOSCRIPT, exists).doc(
+                "scripting",
+                "2.6.0",
+                "Determines whether server-side Lua scripts exist in the script cache.",
+            ),
+            CommandSpec::new("flush", -2, flag::NOSCRIPT, flush).doc(
+                "scripting",
+                "2.6.0",
+                "Removes all server-side Lua scripts from the script cache.",
+            ),
+            CommandSpec::new("help", 2, flag::LOADING | flag::STALE, help).doc(
+                "scripting",
+                "5.0.0",
+                "Returns helpful text about the different subcommands.",
+            ),
+        ]),
+];
+
+/// Splits `script numkeys key... arg...` into keys and arguments, with Redis's
+/// errors for a bad numkeys.
+fn keys_and_args(args: &[Bytes]) -> Result<(&[Bytes], &[Bytes]), CommandError> {
+    let numkeys = int_arg(&args[2])?;
+    if numkeys < 0 {
+        return Err(CommandError::err("Number of keys can't be negative"));
+    }
+    let rest = &args[3..];
+    if numkeys as u64 > rest.len() as u64 {
+        return Err(CommandError::err(
+            "Number of keys can't be greater than number of args",
+        ));
+    }
+    Ok(rest.split_at(numkeys as usize))
+}
+
+/// Runs cached script `sha`, holding the gate exclusively unless the caller
+/// (EXEC) already does.
+fn run(ctx: &mut Ctx<'_>, args: &[Bytes], sha: &str, read_only: bool) -> CommandResult {
+    let (keys, argv) = keys_and_args(args)?;
+    let shared = ctx.shared;
+    let _gate = (ctx.mode == CallMode::Client).then(|| shared.gate.write());
+    if ctx.mode == CallMode::Client {
+        ctx.session.mark_time(&shared.clock);
+    }
+    shared
+        .scripts
+        .run(shared, ctx.session, sha, keys, argv, read_only)
+}
+
+fn eval_generic(ctx: &mut Ctx<'_>, args: &[Bytes], read_only: bool) -> CommandResult {
+    keys_and_args(args)?;
+    let sha = ctx.shared.scripts.load(&args[1])?;
+    run(ctx, args, &sha, read_only)
+}
+
+fn eval(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
+    eval_generic(ctx, args, false)
+}
+
+fn eval_ro(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
+    eval_generic(ctx, args, true)
+}
+
+fn evalsha_generic(ctx: &mut Ctx<'_>, args: &[Bytes], read_only: bool) -> CommandResult {
+    let sha = String::from_utf8_lossy(&args[1]).to_ascii_lowercase();
+    keys_and_args(args)?;
+    if !ctx.shared.scripts.exists(&sha) {
+        return Err(CommandError::raw(
+            "NOSCRIPT No matching script. Please use EVAL.",
+        ));
+    }
+    run(ctx, args, &sha, read_only)
+}
+
+fn evalsha(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
+    evalsha_generic(ctx, args, false)
+}
+
+fn evalsha_ro(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
+    evalsha_generic(ctx, args, true)
+}
+
+fn load(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
+    Ok(Reply::bulk_string(ctx.shared.scripts.load(&args[2])?))
+}
+
+fn exists(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
+    Ok(Reply::Array(
+        args[2..]
+            .iter()
+            .map(|sha| {
+                Reply::Int(i64::from(
+                    ctx.shared.scripts.exists(&String::from_utf8_lossy(sha)),
+                ))
+            })
+            .collect(),
+    ))
+}
+
+fn flush(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
+    match &args[2..] {
+        [] => {}
+        [mode] if is(mode, "async") || is(mode, "sync") => {}
+        _ => {
+            return Err(CommandError::err(
+                "SCRIPT FLUSH only support SYNC|ASYNC option",
+            ))
+        }
+    }
+    ctx.shared.scripts.flush();
+    Ok(Reply::OK)
+}
+
+fn help(ctx: &mut Ctx<'_>, _: &[Bytes]) -> CommandResult {
+    Ok(super::client::help_lines(ctx, "script"))
+}

@@ -1,0 +1,348 @@
+//! The Lua scripting engine behind EVAL: one Lua 5.1 VM (as Redis embeds), a
+//! cache of compiled scripts by SHA-1, and Redis's conversions between replies
+//! and Lua values.
+//!
+//! A script runs while its caller holds the execution gate exclusively, so no
+//! other command interleaves with it. `redis.call` and `redis.pcall` are bound
+//! for each run with [`mlua::Lua::scope`] to the running client's session, and
+//! run commands through the same `commands::call` as every client command.
+//!
+//! Not here yet (see the README): `SCRIPT KILL` and the busy-script reply, the
+//! `cjson`/`bit`/`struct` libraries, `redis.setresp(3)`, deterministic
+//! `math.random`.
+
+use std::collections::HashMap;
+
+use bytes::Bytes;
+use mlua::{Function, Lua, LuaOptions, MultiValue, StdLib, Table, Value};
+use parking_lot::Mutex;
+
+use crate::commands::{self, flag, CallMode};
+use crate::error::CommandError;
+use crate::reply::Reply;
+use crate::server::Shared;
+use crate::session::Session;
+
+/// The VM and the compiled-script cache, shared by all connections.
+pub struct Scripts {
+    lua: Mutex<Lua>,
+    cache: Mutex<HashMap<String, Function>>,
+}
+
+/// An error raised by `redis.call`: the reply line and the script line it came
+/// from, so the script's error reply can say where.
+#[derive(Debug)]
+struct CallFailed {
+    line: String,
+    at: usize,
+}
+
+impl std::fmt::Display for CallFailed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.line)
+    }
+}
+
+impl std::error::Error for CallFailed {}
+
+/// Hex SHA-1 of a script body, the name EVALSHA uses.
+pub fn sha1_hex(body: &[u8]) -> String {
+    sha1_smol::Sha1::from(body).digest().to_string()
+}
+
+const PRELUDE: &str = r#"
+redis = redis or {}
+redis.LOG_DEBUG, redis.LOG_VERBOSE, redis.LOG_NOTICE, redis.LOG_WARNING = 0, 1, 2, 3
+redis.REPL_NONE, redis.REPL_AOF, redis.REPL_SLAVE, redis.REPL_REPLICA, redis.REPL_ALL = 0, 1, 2, 2, 3
+function redis.error_reply(e) return {err = e} end
+function redis.status_reply(s) return {ok = s} end
+function redis.set_repl(_) end
+function redis.replicate_commands() return true end
+function redis.log(_level, ...) end
+local protected = {}
+setmetatable(_G, {
+  __index = function(_, k)
+    error("Script attempted to access nonexistent global variable '" .. tostring(k) .. "'", 2)
+  end,
+  __newindex = function(_, k, _)
+    error("Attempt to modify a readonly table", 2)
+  end,
+})
+"#;
+
+impl Scripts {
+    /// A fresh VM with the libraries Redis scripts may use and its sandbox.
+    pub fn new() -> Result<Self, String> {
+        let lua = Lua::new_with(
+            StdLib::STRING | StdLib::TABLE | StdLib::MATH,
+            LuaOptions::default(),
+        )
+        .map_err(|e| e.to_string())?;
+        let globals = lua.globals();
+        let redis = lua.create_table().map_err(|e| e.to_string())?;
+        let sha = lua
+            .create_function(|_, s: mlua::String| Ok(sha1_hex(&s.as_bytes())))
+            .map_err(|e| e.to_string())?;
+        redis.set("sha1hex", sha).map_err(|e| e.to_string())?;
+        globals.set("redis", redis).map_err(|e| e.to_string())?;
+        // No file access from scripts.
+        for name in ["loadfile", "dofile"] {
+            globals.raw_remove(name).map_err(|e| e.to_string())?;
+        }
+        lua.load(PRELUDE)
+            .set_name("=prelude")
+            .exec()
+            .map_err(|e| e.to_string())?;
+        Ok(Scripts {
+            lua: Mutex::new(lua),
+            cache: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// Compiles and caches `body` (SCRIPT LOAD, and EVAL on first use); returns its
+    /// SHA-1.
+    pub fn load(&self, body: &[u8]) -> Result<String, CommandError> {
+        let sha = sha1_hex(body);
+        if self.cache.lock().contains_key(&sha) {
+            return Ok(sha);
+        }
+        let lua = self.lua.lock();
+        let function = lua
+            .load(body)
+            .set_name("@user_script")
+            .into_function()
+            .map_err(|e| {
+                let msg = match e {
+                    mlua::Error::SyntaxError { message, .. } => message,
+                    other => other.to_string(),
+                };
+                CommandError::err(format!("Error compiling script (new function): {msg}"))
+            })?;
+        self.cache.lock().insert(sha.clone(), function);
+        Ok(sha)
+    }
+
+    /// Whether a script with this SHA-1 is cached.
+    pub fn exists(&self, sha: &str) -> bool {
+        self.cache.lock().contains_key(&sha.to_ascii_lowercase())
+    }
+
+    /// Drops every cached script.
+    pub fn flush(&self) {
+        self.cache.lock().clear();
+    }
+
+    /// Runs the cached script `sha` with KEYS and ARGV. The caller holds the
+    /// execution gate exclusively.
+    pub fn run(
+        &self,
+        shared: &Shared,
+        session: &mut Session,
+        sha: &str,
+        keys: &[Bytes],
+        argv: &[Bytes],
+        read_only: bool,
+    ) -> Result<Reply, CommandError> {
+        let function = self
+            .cache
+            .lock()
+            .get(&sha.to_ascii_lowercase())
+            .cloned()
+            .ok_or_else(|| CommandError::raw("NOSCRIPT No matching script. Please use EVAL."))?;
+        let lua = self.lua.lock();
+        let fail = |line: String, at: usize| {
+            CommandError::raw(format!("{line} script: {sha}, on @user_script:{at}."))
+        };
+        let session = std::cell::RefCell::new(session);
+        let outcome = lua.scope(|scope| {
+            let globals = lua.globals();
+            globals.raw_set("KEYS", string_table(&lua, keys)?)?;
+            globals.raw_set("ARGV", string_table(&lua, argv)?)?;
+            let redis: Table = globals.raw_get("redis")?;
+            for (name, raise) in [("call", true), ("pcall", false)] {
+                let session = &session;
+                let f = scope.create_function(move |lua, args: MultiValue| {
+                    let at = lua
+                        .inspect_stack(1, |d| d.current_line())
+                        .flatten()
+                        .unwrap_or(0);
+                    let reply = redis_call(lua, shared, &mut session.borrow_mut(), args, read_only);
+                    match reply {
+                        Reply::Error(e) if raise => Err(mlua::Error::external(CallFailed {
+                            line: e.to_string(),
+                            at,
+                        })),
+                        reply => reply_to_lua(lua, &reply),
+                    }
+                })?;
+                redis.raw_set(name, f)?;
+            }
+            function.call::<Value>(())
+        });
+        match outcome {
+            Ok(value) => Ok(lua_to_reply(&value)),
+            Err(e) => Err(script_error(e, &fail)),
+        }
+    }
+}
+
+/// Turns a failed script into Redis's error reply.
+fn script_error(e: mlua::Error, fail: &dyn Fn(String, usize) -> CommandError) -> CommandError {
+    if let mlua::Error::CallbackError { cause, .. } = &e {
+        if let mlua::Error::ExternalError(inner) = cause.as_ref() {
+            if let Some(c) = inner.downcast_ref::<CallFailed>() {
+                return fail(c.line.clone(), c.at);
+            }
+        }
+        return script_error((**cause).clone(), fail);
+    }
+    let msg = match e {
+        mlua::Error::RuntimeError(m) => m,
+        mlua::Error::ExternalError(inner) => inner.to_string(),
+        other => other.to_string(),
+    };
+    let msg = msg.lines().next().unwrap_or_default().to_string();
+    let at = msg
+        .strip_prefix("user_script:")
+        .and_then(|r| r.split(':').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    fail(format!("ERR {msg}"), at)
+}
+
+fn string_table(lua: &Lua, items: &[Bytes]) -> mlua::Result<Table> {
+    let t = lua.create_table_with_capacity(items.len(), 0)?;
+    for (i, item) in items.iter().enumerate() {
+        t.raw_set(i + 1, lua.create_string(item)?)?;
+    }
+    Ok(t)
+}
+
+/// Runs one command for `redis.call`/`redis.pcall`; errors are replies.
+fn redis_call(
+    lua: &Lua,
+    shared: &Shared,
+    session: &mut Session,
+    args: MultiValue,
+    read_only: bool,
+) -> Reply {
+    let mut words = Vec::with_capacity(args.len());
+    for v in args {
+        match v {
+            Value::String(s) => words.push(Bytes::copy_from_slice(&s.as_bytes())),
+            // Numbers become text as Lua's tostring writes them (`1.5`, `3`).
+            v @ (Value::Integer(_) | Value::Number(_)) => match lua.coerce_string(v) {
+                Ok(Some(s)) => words.push(Bytes::copy_from_slice(&s.as_bytes())),
+                _ => {
+                    return Reply::Error(CommandError::err(
+                        "Lua redis lib command arguments must be strings or integers",
+                    ))
+                }
+            },
+            _ => {
+                return Reply::Error(CommandError::err(
+                    "Lua redis lib command arguments must be strings or integers",
+                ))
+            }
+        }
+    }
+    if words.is_empty() {
+        return Reply::Error(CommandError::err(
+            "Please specify at least one argument for this redis lib call",
+        ));
+    }
+    let cmd = match shared.commands.resolve(&words) {
+        Ok(cmd) => cmd,
+        Err(CommandError::WrongArity(_)) => {
+            return Reply::Error(CommandError::err(
+                "Wrong number of args calling Redis command from script",
+            ))
+        }
+        Err(_) => {
+            return Reply::Error(CommandError::err(
+                "Unknown Redis command called from script",
+            ))
+        }
+    };
+    if cmd.spec.has(flag::NOSCRIPT) {
+        return Reply::Error(CommandError::err(
+            "This Redis command is not allowed from script",
+        ));
+    }
+    if read_only && cmd.spec.has(flag::WRITE) {
+        return Reply::Error(CommandError::err(
+            "Write commands are not allowed from read-only scripts.",
+        ));
+    }
+    commands::call(shared, session, cmd, &words, CallMode::Script)
+}
+
+/// A reply as a Lua value (Redis's RESP2 conversions).
+fn reply_to_lua(lua: &Lua, reply: &Reply) -> mlua::Result<Value> {
+    Ok(match reply {
+        Reply::Int(i) => Value::Integer(*i),
+        Reply::Bulk(b) | Reply::Verbatim(b) => Value::String(lua.create_string(b)?),
+        Reply::Short(b) => Value::String(lua.create_string(b.as_slice())?),
+        Reply::Simple(s) => status_table(lua, s.as_bytes())?,
+        Reply::Status(s) => status_table(lua, s)?,
+        Reply::Nil | Reply::NilArray | Reply::Silent => Value::Boolean(false),
+        Reply::Bool(b) => Value::Integer(i64::from(*b)),
+        Reply::Double(d) => Value::String(lua.create_string(crate::reply::format_double(*d))?),
+        Reply::Error(e) => {
+            let t = lua.create_table()?;
+            t.raw_set("err", e.to_string())?;
+            Value::Table(t)
+        }
+        Reply::Array(items) | Reply::Set(items) | Reply::Push(items) => {
+            let t = lua.create_table_with_capacity(items.len(), 0)?;
+            for (i, item) in items.iter().enumerate() {
+                t.raw_set(i + 1, reply_to_lua(lua, item)?)?;
+            }
+            Value::Table(t)
+        }
+        Reply::Map(pairs) => {
+            let t = lua.create_table_with_capacity(pairs.len() * 2, 0)?;
+            for (i, (k, v)) in pairs.iter().enumerate() {
+                t.raw_set(2 * i + 1, reply_to_lua(lua, k)?)?;
+                t.raw_set(2 * i + 2, reply_to_lua(lua, v)?)?;
+            }
+            Value::Table(t)
+        }
+    })
+}
+
+fn status_table(lua: &Lua, s: &[u8]) -> mlua::Result<Value> {
+    let t = lua.create_table()?;
+    t.raw_set("ok", lua.create_string(s)?)?;
+    Ok(Value::Table(t))
+}
+
+/// A Lua value as a reply (Redis's conversions): numbers truncate to integers,
+/// `true` is 1, `false`/nil are nil, `{ok=}`/`{err=}` are status/error replies,
+/// other tables are arrays up to their first nil.
+fn lua_to_reply(value: &Value) -> Reply {
+    match value {
+        Value::Integer(i) => Reply::Int(*i),
+        Value::Number(n) => Reply::Int(*n as i64),
+        Value::String(s) => Reply::Bulk(Bytes::copy_from_slice(&s.as_bytes())),
+        Value::Boolean(true) => Reply::Int(1),
+        Value::Boolean(false) | Value::Nil => Reply::Nil,
+        Value::Table(t) => {
+            if let Ok(Value::String(e)) = t.raw_get::<Value>("err") {
+                return Reply::Error(CommandError::raw(e.to_string_lossy()));
+            }
+            if let Ok(Value::String(ok)) = t.raw_get::<Value>("ok") {
+                return Reply::Status(Bytes::copy_from_slice(&ok.as_bytes()));
+            }
+            let mut items = Vec::new();
+            for i in 1.. {
+                match t.raw_get::<Value>(i) {
+                    Ok(Value::Nil) | Err(_) => break,
+                    Ok(v) => items.push(lua_to_reply(&v)),
+                }
+            }
+            Reply::Array(items)
+        }
+        _ => Reply::Nil,
+    }
+}
