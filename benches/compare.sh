@@ -31,14 +31,20 @@ start_servers() {
 }
 stop_servers() { kill "$RPID" "$LPID"; wait "$RPID" "$LPID" 2>/dev/null || true; }
 
-# One redis-benchmark run: a "test rps p50" line per test.
+# One redis-benchmark run: a "test rps p50" line per test (SET, GET, and EVALSHA of
+# the compare-and-delete lock release script).
+RELEASE='if redis.call("get",KEYS[1]) == ARGV[1] then return redis.call("del",KEYS[1]) else return 0 end'
 bench() {
   redis-benchmark -p "$1" -t set,get -n "$N" -c 50 $2 --csv 2>/dev/null |
     tr -d '"' | awk -F, 'NR > 1 { print $1, $2, $5 }'
+  local sha
+  sha=$(redis-cli -p "$1" script load "$RELEASE")
+  redis-benchmark -p "$1" -n "$N" -c 50 $2 --csv evalsha "$sha" 1 key token 2>/dev/null |
+    tr -d '"' | awk -F, 'NR > 1 { print "EVALSHA", $2, $5 }'
 }
 
 echo "latchkey $(./target/release/latchkey -v | sed 's/.*(latchkey \(.*\))/\1/') vs $(redis-server --version | cut -d' ' -f1-3), $(nproc) cores"
-echo "redis-benchmark -t set,get -n $N -c 50 [-P 16], $ROUNDS rounds alternating servers, medians"
+echo "redis-benchmark -t set,get -n $N -c 50 [-P 16] and evalsha <release script> 1 key token, $ROUNDS rounds alternating servers, medians"
 echo
 start_servers
 for round in $(seq "$ROUNDS"); do
@@ -56,13 +62,13 @@ runs = {}
 for line in open(sys.argv[1]):
     mode, server, test, rps, p50 = line.split()
     runs.setdefault((mode, test, server), []).append((float(rps), float(p50)))
-print("%-6s %-4s %12s %12s %7s %10s %10s" % ("mode", "test", "redis rps", "latchkey rps", "ratio", "redis p50", "lk p50"))
+print("%-6s %-7s %12s %12s %7s %10s %10s" % ("mode", "test", "redis rps", "latchkey rps", "ratio", "redis p50", "lk p50"))
 for mode in ("plain", "P16"):
-    for test in ("SET", "GET"):
+    for test in ("SET", "GET", "EVALSHA"):
         r, l = runs[(mode, test, "redis")], runs[(mode, test, "latchkey")]
         rr, lr = statistics.median(x[0] for x in r), statistics.median(x[0] for x in l)
         rp, lp = statistics.median(x[1] for x in r), statistics.median(x[1] for x in l)
-        print("%-6s %-4s %12.0f %12.0f %7.2f %7.3f ms %7.3f ms" % (mode, test, rr, lr, lr / rr, rp, lp))
+        print("%-6s %-7s %12.0f %12.0f %7.2f %7.3f ms %7.3f ms" % (mode, test, rr, lr, lr / rr, rp, lp))
 PY
 
 echo

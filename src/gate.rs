@@ -3,7 +3,7 @@
 //! Every ordinary command holds the gate shared; EXEC holds it exclusively. A
 //! single `RwLock` would make every command on every thread bump the same counter,
 //! bouncing one cache line between cores for each command. So the gate is a
-//! "big-reader" lock: several `RwLock`s, each on its own cache line; a reader takes
+//! "big-reader" lock: eight `RwLock`s, each on its own cache line; a reader takes
 //! the one assigned to its thread, a writer takes all of them in order.
 
 use std::cell::Cell;
@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use parking_lot::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
-const SLOTS: usize = 16;
+const SLOTS: usize = 8;
 
 #[repr(align(128))]
 #[derive(Default)]
@@ -33,7 +33,7 @@ thread_local! {
 pub struct ReadGuard<'a>(#[allow(dead_code)] RwLockReadGuard<'a, ()>);
 
 /// Exclusive hold of the gate.
-pub struct WriteGuard<'a>(#[allow(dead_code)] Vec<RwLockWriteGuard<'a, ()>>);
+pub struct WriteGuard<'a>(#[allow(dead_code)] [RwLockWriteGuard<'a, ()>; SLOTS]);
 
 impl ExecGate {
     /// Holds the gate shared, as every ordinary command does.
@@ -44,7 +44,8 @@ impl ExecGate {
 
     /// Holds the gate exclusively: no command runs until the guard is dropped.
     pub fn write(&self) -> WriteGuard<'_> {
-        WriteGuard(self.slots.iter().map(|s| s.0.write()).collect())
+        // In slot order, so two writers cannot deadlock.
+        WriteGuard(std::array::from_fn(|i| self.slots[i].0.write()))
     }
 }
 

@@ -3,9 +3,10 @@
 //! and Lua values.
 //!
 //! A script runs while its caller holds the execution gate exclusively, so no
-//! other command interleaves with it. `redis.call` and `redis.pcall` are bound
-//! for each run with [`mlua::Lua::scope`] to the running client's session, and
-//! run commands through the same `commands::call` as every client command.
+//! other command interleaves with it. `redis.call` and `redis.pcall` are created
+//! once with the VM; for each run the caller's server and session are handed to
+//! them through the VM's app data ([`Running`]), and they run commands through the
+//! same `commands::call` as every client command.
 //!
 //! Not here yet (see the README): `SCRIPT KILL` and the busy-script reply, the
 //! `cjson`/`bit`/`struct` libraries, `redis.setresp(3)`, deterministic
@@ -44,6 +45,54 @@ impl std::fmt::Display for CallFailed {
 }
 
 impl std::error::Error for CallFailed {}
+
+/// The caller of the running script, for `redis.call`.
+///
+/// Raw pointers, because the callbacks live as long as the VM while the caller's
+/// borrows last one run. Sound because: [`Scripts::run`] stores it just before
+/// calling the script and removes it when the call returns (a guard, so also on
+/// error); the VM's mutex admits one run at a time; and while the script runs,
+/// `run` itself does not touch the session, so the callback's `&mut` is the only
+/// live reference. A command run by `redis.call` cannot start another script
+/// (EVAL is `noscript`), so there is no nesting.
+struct Running {
+    shared: *const Shared,
+    session: *mut Session,
+    read_only: bool,
+}
+
+// SAFETY: only dereferenced on the thread running the script, inside `run`.
+unsafe impl Send for Running {}
+
+/// Removes [`Running`] from the VM when a run ends, however it ends.
+struct RunningGuard<'a>(&'a Lua);
+
+impl Drop for RunningGuard<'_> {
+    fn drop(&mut self) {
+        self.0.remove_app_data::<Running>();
+    }
+}
+
+/// Body of `redis.call` (`raise`) and `redis.pcall`.
+fn call_from_script(lua: &Lua, args: MultiValue, raise: bool) -> mlua::Result<Value> {
+    let (shared, session, read_only) = match lua.app_data_ref::<Running>() {
+        Some(r) => (r.shared, r.session, r.read_only),
+        None => return Err(mlua::Error::runtime("redis.call outside a script run")),
+    };
+    let at = lua
+        .inspect_stack(1, |d| d.current_line())
+        .flatten()
+        .unwrap_or(0);
+    // SAFETY: see `Running`.
+    let (shared, session) = unsafe { (&*shared, &mut *session) };
+    match redis_call(lua, shared, session, args, read_only) {
+        Reply::Error(e) if raise => Err(mlua::Error::external(CallFailed {
+            line: e.to_string(),
+            at,
+        })),
+        reply => reply_to_lua(lua, &reply),
+    }
+}
 
 /// Hex SHA-1 of a script body, the name EVALSHA uses.
 pub fn sha1_hex(body: &[u8]) -> String {
@@ -84,6 +133,12 @@ impl Scripts {
             .create_function(|_, s: mlua::String| Ok(sha1_hex(&s.as_bytes())))
             .map_err(|e| e.to_string())?;
         redis.set("sha1hex", sha).map_err(|e| e.to_string())?;
+        for (name, raise) in [("call", true), ("pcall", false)] {
+            let f = lua
+                .create_function(move |lua, args: MultiValue| call_from_script(lua, args, raise))
+                .map_err(|e| e.to_string())?;
+            redis.set(name, f).map_err(|e| e.to_string())?;
+        }
         globals.set("redis", redis).map_err(|e| e.to_string())?;
         // No file access from scripts.
         for name in ["loadfile", "dofile"] {
@@ -132,8 +187,8 @@ impl Scripts {
         self.cache.lock().clear();
     }
 
-    /// Runs the cached script `sha` with KEYS and ARGV. The caller holds the
-    /// execution gate exclusively.
+    /// Runs the cached script `sha` (lower-case hex) with KEYS and ARGV. The caller
+    /// holds the execution gate exclusively.
     pub fn run(
         &self,
         shared: &Shared,
@@ -143,42 +198,29 @@ impl Scripts {
         argv: &[Bytes],
         read_only: bool,
     ) -> Result<Reply, CommandError> {
-        let function = self
-            .cache
-            .lock()
-            .get(&sha.to_ascii_lowercase())
-            .cloned()
+        // The cache stays locked for the run: nothing else can use it meanwhile
+        // (the caller holds the gate exclusively), and the function need not be
+        // cloned out of it.
+        let cache = self.cache.lock();
+        let function = cache
+            .get(sha)
             .ok_or_else(|| CommandError::raw("NOSCRIPT No matching script. Please use EVAL."))?;
         let lua = self.lua.lock();
         let fail = |line: String, at: usize| {
             CommandError::raw(format!("{line} script: {sha}, on @user_script:{at}."))
         };
-        let session = std::cell::RefCell::new(session);
-        let outcome = lua.scope(|scope| {
+        let outcome = (|| {
             let globals = lua.globals();
             globals.raw_set("KEYS", string_table(&lua, keys)?)?;
             globals.raw_set("ARGV", string_table(&lua, argv)?)?;
-            let redis: Table = globals.raw_get("redis")?;
-            for (name, raise) in [("call", true), ("pcall", false)] {
-                let session = &session;
-                let f = scope.create_function(move |lua, args: MultiValue| {
-                    let at = lua
-                        .inspect_stack(1, |d| d.current_line())
-                        .flatten()
-                        .unwrap_or(0);
-                    let reply = redis_call(lua, shared, &mut session.borrow_mut(), args, read_only);
-                    match reply {
-                        Reply::Error(e) if raise => Err(mlua::Error::external(CallFailed {
-                            line: e.to_string(),
-                            at,
-                        })),
-                        reply => reply_to_lua(lua, &reply),
-                    }
-                })?;
-                redis.raw_set(name, f)?;
-            }
+            lua.set_app_data(Running {
+                shared,
+                session,
+                read_only,
+            });
+            let _running = RunningGuard(&lua);
             function.call::<Value>(())
-        });
+        })();
         match outcome {
             Ok(value) => Ok(lua_to_reply(&value)),
             Err(e) => Err(script_error(e, &fail)),

@@ -108,12 +108,6 @@ fn eval_ro(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
 
 fn evalsha_generic(ctx: &mut Ctx<'_>, args: &[Bytes], read_only: bool) -> CommandResult {
     let sha = String::from_utf8_lossy(&args[1]).to_ascii_lowercase();
-    keys_and_args(args)?;
-    if !ctx.shared.scripts.exists(&sha) {
-        return Err(CommandError::raw(
-            "NOSCRIPT No matching script. Please use EVAL.",
-        ));
-    }
     run(ctx, args, &sha, read_only)
 }
 
