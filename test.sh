@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The one test command (README; .ci/run calls it). Installs redis-server and
 # redis-tools from Debian's packages if missing, checks that the recorded
-# compatibility cases still match a real redis-server, then runs every test.
+# compatibility cases still match a real redis-server, runs every Rust test, then
+# drives latchkey with real client libraries (pinned in tests/clients/).
 set -euo pipefail
 cd "$(dirname "$0")"
 if ! command -v redis-server >/dev/null || ! command -v redis-cli >/dev/null; then
@@ -14,4 +15,11 @@ echo "== redis-tests recordings against $(redis-server --version | cut -d' ' -f1
 python3 redis-tests/record.py --check
 echo "== cargo test"
 cargo test --all-targets --all-features
+echo "== client libraries"
+if [ ! -x target/clients-venv/bin/python ]; then
+  python3 -m venv target/clients-venv
+fi
+target/clients-venv/bin/pip install -q --disable-pip-version-check -r tests/clients/requirements.txt
+target/clients-venv/bin/python tests/clients/redis_py.py target/debug/latchkey
+echo "== doc tests"
 cargo test --doc --all-features
