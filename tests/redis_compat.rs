@@ -28,4 +28,12 @@ macro_rules! case_files {
     };
 }
 
-case_files!(connection, strings, keys, transactions, server, scripting);
+case_files!(
+    connection,
+    strings,
+    keys,
+    transactions,
+    server,
+    scripting,
+    lists
+);

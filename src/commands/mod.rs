@@ -15,6 +15,7 @@ pub mod config;
 pub mod connection;
 pub mod info;
 pub mod keys;
+pub mod list;
 pub mod lock;
 pub mod scripting;
 pub mod server;
@@ -236,6 +237,7 @@ fn families() -> impl Iterator<Item = &'static CommandSpec> {
         info::COMMANDS,
         command::COMMANDS,
         scripting::COMMANDS,
+        list::COMMANDS,
     ]
     .into_iter()
     .flatten()
