@@ -57,6 +57,37 @@ async fn until_waiters(server: &latchkey::ServerHandle, key: &str, n: usize) {
     panic!("{key} never had {n} waiters");
 }
 
+/// Sends `request` (which queues on `key`) on a new raw connection and returns
+/// once the server has queued it.
+async fn queue_raw(
+    server: &latchkey::ServerHandle,
+    key: &str,
+    request: &[u8],
+) -> tokio::net::TcpStream {
+    use tokio::io::AsyncWriteExt;
+    let before = server.lock_info(key).map_or(0, |i| i.waiters);
+    let mut s = tokio::net::TcpStream::connect(server.addr()).await.unwrap();
+    s.write_all(request).await.unwrap();
+    until_waiters(server, key, before + 1).await;
+    s
+}
+
+/// Starts a waiting LOCK.ACQUIRE on its own task and returns once it is queued.
+async fn spawn_waiter(
+    server: &latchkey::ServerHandle,
+    mut con: MultiplexedConnection,
+    key: &'static str,
+    owner: &'static str,
+    ttl: u64,
+    wait_ms: &'static str,
+) -> tokio::task::JoinHandle<Option<i64>> {
+    let before = server.lock_info(key).map_or(0, |i| i.waiters);
+    let task =
+        tokio::spawn(async move { acquire(&mut con, key, owner, ttl, &["WAIT", wait_ms]).await });
+    until_waiters(server, key, before + 1).await;
+    task
+}
+
 #[tokio::test]
 async fn acquire_returns_a_token_and_a_second_owner_gets_nil() {
     let server = start().await;
@@ -288,11 +319,9 @@ async fn wait_runs_out_on_the_server_clock_and_returns_nil() {
     let server = start().await;
     server.pause_time();
     let mut a = connect(&server).await;
-    let mut b = connect(&server).await;
+    let b = connect(&server).await;
     acquire(&mut a, "L", "a", 100_000, &[]).await.unwrap();
-    let waiter =
-        tokio::spawn(async move { acquire(&mut b, "L", "b", 1000, &["WAIT", "2000"]).await });
-    until_waiters(&server, "L", 1).await;
+    let waiter = spawn_waiter(&server, b, "L", "b", 1000, "2000").await;
     server.advance_time(Duration::from_millis(2000));
     assert_eq!(waiter.await.unwrap(), None);
     until_waiters(&server, "L", 0).await;
@@ -303,10 +332,9 @@ async fn lease_expiry_hands_the_lock_to_the_next_waiter() {
     let server = start().await;
     server.pause_time();
     let mut a = connect(&server).await;
-    let mut b = connect(&server).await;
+    let b = connect(&server).await;
     acquire(&mut a, "L", "a", 1000, &[]).await.unwrap();
-    let waiter = tokio::spawn(async move { acquire(&mut b, "L", "b", 1000, &["WAIT", "0"]).await });
-    until_waiters(&server, "L", 1).await;
+    let waiter = spawn_waiter(&server, b, "L", "b", 1000, "0").await;
     server.advance_time(Duration::from_millis(1000));
     assert!(waiter.await.unwrap().is_some());
     assert_eq!(release(&mut a, "L", "a").await, 0, "a lost its lease");
@@ -315,16 +343,13 @@ async fn lease_expiry_hands_the_lock_to_the_next_waiter() {
 #[tokio::test]
 async fn session_lock_is_released_when_the_holder_disconnects() {
     let server = start().await;
-    let mut waiter_con = connect(&server).await;
+    let waiter_con = connect(&server).await;
     {
         let mut a = connect(&server).await;
         acquire(&mut a, "L", "a", 100_000, &["SESSION"])
             .await
             .unwrap();
-        let waiter = tokio::spawn(async move {
-            acquire(&mut waiter_con, "L", "b", 1000, &["WAIT", "5000"]).await
-        });
-        until_waiters(&server, "L", 1).await;
+        let waiter = spawn_waiter(&server, waiter_con, "L", "b", 1000, "5000").await;
         drop(a);
         assert!(
             waiter.await.unwrap().is_some(),
@@ -350,12 +375,7 @@ async fn waiter_that_disconnects_leaves_the_queue() {
     let server = start().await;
     let mut a = connect(&server).await;
     acquire(&mut a, "L", "a", 100_000, &[]).await.unwrap();
-    let mut s = tokio::net::TcpStream::connect(server.addr()).await.unwrap();
-    use tokio::io::AsyncWriteExt;
-    s.write_all(b"LOCK.ACQUIRE L gone 1000 WAIT 0\r\n")
-        .await
-        .unwrap();
-    until_waiters(&server, "L", 1).await;
+    let s = queue_raw(&server, "L", b"LOCK.ACQUIRE L gone 1000 WAIT 0\r\n").await;
     drop(s);
     until_waiters(&server, "L", 0).await;
     assert_eq!(release(&mut a, "L", "a").await, 1);
@@ -386,13 +406,11 @@ async fn shared_holders_coexist_and_exclude_a_writer() {
 async fn queued_writer_blocks_later_readers() {
     let server = start().await;
     let mut r1 = connect(&server).await;
-    let mut w = connect(&server).await;
+    let w = connect(&server).await;
     acquire(&mut r1, "L", "r1", 10_000, &["SHARED"])
         .await
         .unwrap();
-    let writer =
-        tokio::spawn(async move { acquire(&mut w, "L", "w", 10_000, &["WAIT", "5000"]).await });
-    until_waiters(&server, "L", 1).await;
+    let writer = spawn_waiter(&server, w, "L", "w", 10_000, "5000").await;
     let mut r2 = connect(&server).await;
     assert_eq!(
         acquire(&mut r2, "L", "r2", 10_000, &["SHARED"]).await,
@@ -509,11 +527,9 @@ async fn lock_commands_on_a_string_key_are_wrongtype() {
 async fn del_frees_the_lock_for_the_next_waiter() {
     let server = start().await;
     let mut a = connect(&server).await;
-    let mut b = connect(&server).await;
+    let b = connect(&server).await;
     acquire(&mut a, "L", "a", 100_000, &[]).await.unwrap();
-    let waiter =
-        tokio::spawn(async move { acquire(&mut b, "L", "b", 10_000, &["WAIT", "5000"]).await });
-    until_waiters(&server, "L", 1).await;
+    let waiter = spawn_waiter(&server, b, "L", "b", 10_000, "5000").await;
     assert_eq!(cmd(&mut a, &["DEL", "L"]).await.unwrap(), Value::Int(1));
     assert!(waiter.await.unwrap().is_some());
     assert_eq!(release(&mut a, "L", "a").await, 0);
@@ -523,11 +539,9 @@ async fn del_frees_the_lock_for_the_next_waiter() {
 async fn flushdb_frees_locks_for_their_waiters() {
     let server = start().await;
     let mut a = connect(&server).await;
-    let mut b = connect(&server).await;
+    let b = connect(&server).await;
     acquire(&mut a, "L", "a", 100_000, &[]).await.unwrap();
-    let waiter =
-        tokio::spawn(async move { acquire(&mut b, "L", "b", 10_000, &["WAIT", "5000"]).await });
-    until_waiters(&server, "L", 1).await;
+    let waiter = spawn_waiter(&server, b, "L", "b", 10_000, "5000").await;
     cmd(&mut a, &["FLUSHDB"]).await.unwrap();
     assert!(waiter.await.unwrap().is_some());
 }
@@ -537,12 +551,12 @@ async fn commands_pipelined_behind_a_blocked_acquire_run_after_it() {
     let server = start().await;
     let mut a = connect(&server).await;
     acquire(&mut a, "L", "a", 100_000, &[]).await.unwrap();
-    let mut s = tokio::net::TcpStream::connect(server.addr()).await.unwrap();
-    use tokio::io::AsyncWriteExt;
-    s.write_all(b"LOCK.ACQUIRE L b 1000 WAIT 0\r\nSET after 1\r\n")
-        .await
-        .unwrap();
-    until_waiters(&server, "L", 1).await;
+    let mut s = queue_raw(
+        &server,
+        "L",
+        b"LOCK.ACQUIRE L b 1000 WAIT 0\r\nSET after 1\r\n",
+    )
+    .await;
     assert_eq!(
         server.get("after"),
         None,
@@ -737,12 +751,12 @@ async fn commands_after_a_wait_see_the_time_after_it() {
     let server = start().await;
     let mut a = connect(&server).await;
     acquire(&mut a, "L", "a", 100_000, &[]).await.unwrap();
-    let mut s = tokio::net::TcpStream::connect(server.addr()).await.unwrap();
-    use tokio::io::AsyncWriteExt;
-    s.write_all(b"LOCK.ACQUIRE L b 1000 WAIT 0\r\nSET k v PX 200\r\nPTTL k\r\n")
-        .await
-        .unwrap();
-    until_waiters(&server, "L", 1).await;
+    let mut s = queue_raw(
+        &server,
+        "L",
+        b"LOCK.ACQUIRE L b 1000 WAIT 0\r\nSET k v PX 200\r\nPTTL k\r\n",
+    )
+    .await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     release(&mut a, "L", "a").await;
     let got = String::from_utf8(common::read_until(&mut s, 32).await).unwrap();
