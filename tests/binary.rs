@@ -8,9 +8,33 @@ use std::time::{Duration, Instant};
 
 const BIN: &str = env!("CARGO_BIN_EXE_latchkey");
 
+/// A spawned server that is killed when dropped, so a failing test never leaves
+/// one running (holding the test's output open).
+struct Spawned(Child);
+
+impl std::ops::Deref for Spawned {
+    type Target = Child;
+    fn deref(&self) -> &Child {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Spawned {
+    fn deref_mut(&mut self) -> &mut Child {
+        &mut self.0
+    }
+}
+
+impl Drop for Spawned {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// Waits for the readiness line redis-server wrappers look for; returns the output
 /// read so far.
-fn wait_ready(child: &mut Child) -> String {
+fn wait_ready(child: &mut Spawned) -> String {
     let stdout = child.stdout.take().expect("piped stdout");
     let mut lines = BufReader::new(stdout).lines();
     let mut seen = String::new();
@@ -57,13 +81,15 @@ fn version_flag_prints_redis_style_version() {
 #[test]
 fn port_zero_with_unixsocket_serves_only_the_socket_and_stops_on_sigterm() {
     let sock = sock_path("flags");
-    let mut child = Command::new(BIN)
-        .args(["--port", "0", "--unixsocket"])
-        .arg(&sock)
-        .args(["--save", "", "--appendonly", "no"])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = Spawned(
+        Command::new(BIN)
+            .args(["--port", "0", "--unixsocket"])
+            .arg(&sock)
+            .args(["--save", "", "--appendonly", "no"])
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
     let out = wait_ready(&mut child);
     assert!(!out.contains("tcp"), "no TCP listener with --port 0: {out}");
     assert_eq!(unix_roundtrip(&sock, b"PING\r\n", 7), b"+PONG\r\n");
@@ -81,12 +107,14 @@ fn port_zero_with_unixsocket_serves_only_the_socket_and_stops_on_sigterm() {
 #[test]
 fn config_from_stdin_is_applied() {
     let sock = sock_path("stdin");
-    let mut child = Command::new(BIN)
-        .arg("-")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = Spawned(
+        Command::new(BIN)
+            .arg("-")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
     let conf = format!(
         "port 0\nunixsocket {}\nrequirepass pw\nsave \"\"\n",
         sock.display()
@@ -118,12 +146,14 @@ fn unknown_option_is_refused_with_a_message() {
 #[test]
 fn shutdown_command_stops_the_server() {
     let sock = sock_path("shutdown");
-    let mut child = Command::new(BIN)
-        .args(["--port", "0", "--unixsocket"])
-        .arg(&sock)
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = Spawned(
+        Command::new(BIN)
+            .args(["--port", "0", "--unixsocket"])
+            .arg(&sock)
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
     wait_ready(&mut child);
     let mut s = UnixStream::connect(&sock).unwrap();
     s.write_all(b"SHUTDOWN NOSAVE\r\n").unwrap();
@@ -139,16 +169,62 @@ fn shutdown_command_stops_the_server() {
 fn unixsocketperm_sets_the_socket_mode() {
     use std::os::unix::fs::PermissionsExt;
     let sock = sock_path("perm");
-    let mut child = Command::new(BIN)
-        .args(["--port", "0", "--unixsocket"])
-        .arg(&sock)
-        .args(["--unixsocketperm", "700"])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = Spawned(
+        Command::new(BIN)
+            .args(["--port", "0", "--unixsocket"])
+            .arg(&sock)
+            .args(["--unixsocketperm", "700"])
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
     wait_ready(&mut child);
     let mode = std::fs::metadata(&sock).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o700);
+    child.kill().unwrap();
+    let _ = child.wait();
+}
+
+#[test]
+fn io_threads_option_runs_a_worker_pool_and_is_reported() {
+    let sock = sock_path("io");
+    let mut child = Spawned(
+        Command::new(BIN)
+            .args(["--port", "0", "--io-threads", "2", "--unixsocket"])
+            .arg(&sock)
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    wait_ready(&mut child);
+    // Count the process's threads: a pool of two workers plus the main thread.
+    let threads = std::fs::read_dir(format!("/proc/{}/task", child.id()))
+        .unwrap()
+        .count();
+    assert!(threads >= 3, "{threads} threads");
+    let got = unix_roundtrip(&sock, b"CONFIG GET io-threads\r\n", 28);
+    assert_eq!(got, b"*2\r\n$10\r\nio-threads\r\n$1\r\n2\r\n");
+    child.kill().unwrap();
+    let _ = child.wait();
+}
+
+#[test]
+fn default_io_threads_is_a_single_event_loop_thread() {
+    let sock = sock_path("io1");
+    let mut child = Spawned(
+        Command::new(BIN)
+            .args(["--port", "0", "--unixsocket"])
+            .arg(&sock)
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    wait_ready(&mut child);
+    let threads = std::fs::read_dir(format!("/proc/{}/task", child.id()))
+        .unwrap()
+        .count();
+    assert_eq!(threads, 1, "current-thread runtime");
+    assert_eq!(unix_roundtrip(&sock, b"PING\r\n", 7), b"+PONG\r\n");
     child.kill().unwrap();
     let _ = child.wait();
 }
