@@ -9,8 +9,7 @@
 //! same `commands::call` as every client command.
 //!
 //! Not here yet (see the README): `SCRIPT KILL` and the busy-script reply, the
-//! `cjson`/`bit`/`struct` libraries, `redis.setresp(3)`, deterministic
-//! `math.random`.
+//! `cjson`/`struct` libraries, `redis.setresp(3)`, Redis's `math.random`.
 
 use std::collections::HashMap;
 
@@ -94,6 +93,123 @@ fn call_from_script(lua: &Lua, args: MultiValue, raise: bool) -> mlua::Result<Va
     }
 }
 
+/// Lua's type name for an argument, as `luaL_checknumber` reports it.
+fn lua_type_name(v: Option<&Value>) -> &'static str {
+    match v {
+        None => "no value",
+        Some(Value::Nil) => "nil",
+        Some(Value::Boolean(_)) => "boolean",
+        Some(Value::Integer(_) | Value::Number(_)) => "number",
+        Some(Value::String(_)) => "string",
+        Some(Value::Table(_)) => "table",
+        Some(Value::Function(_)) => "function",
+        Some(Value::Thread(_)) => "thread",
+        Some(_) => "userdata",
+    }
+}
+
+/// Argument `i` (from 1) of bit library function `name` as LuaBitOp reads it: a
+/// number (or numeric string), normalised to 32 bits with round-half-even.
+fn bit_arg(lua: &Lua, args: &[Value], i: usize, name: &str) -> mlua::Result<i32> {
+    let v = args.get(i - 1);
+    let n = match v {
+        Some(Value::Integer(n)) => Some(*n as f64),
+        Some(Value::Number(n)) => Some(*n),
+        Some(Value::String(s)) => s.to_str().ok().and_then(|t| t.trim().parse::<f64>().ok()),
+        _ => None,
+    };
+    match n {
+        Some(n) => Ok(tobit(n)),
+        None => {
+            let line = lua
+                .inspect_stack(1, |d| d.current_line())
+                .flatten()
+                .unwrap_or(0);
+            Err(mlua::Error::runtime(format!(
+                "user_script:{line}: bad argument #{i} to '{name}' (number expected, got {})",
+                lua_type_name(v)
+            )))
+        }
+    }
+}
+
+/// LuaBitOp's `tobit`: adding 2^52 + 2^51 puts the integer part, rounded half to
+/// even, in the low 32 bits of the double.
+fn tobit(n: f64) -> i32 {
+    (n + 6_755_399_441_055_744.0).to_bits() as u32 as i32
+}
+
+/// The `bit` library (LuaBitOp), which Redis scripts may use.
+fn bit_library(lua: &Lua) -> mlua::Result<Table> {
+    let bit = lua.create_table()?;
+    type Op = fn(&Lua, &[Value]) -> mlua::Result<i32>;
+    let ops: [(&str, Op); 11] = [
+        ("tobit", |l, a| bit_arg(l, a, 1, "tobit")),
+        ("bnot", |l, a| Ok(!bit_arg(l, a, 1, "bnot")?)),
+        ("band", |l, a| fold(l, a, "band", |x, y| x & y)),
+        ("bor", |l, a| fold(l, a, "bor", |x, y| x | y)),
+        ("bxor", |l, a| fold(l, a, "bxor", |x, y| x ^ y)),
+        ("lshift", |l, a| {
+            Ok(((bit_arg(l, a, 1, "lshift")? as u32) << (bit_arg(l, a, 2, "lshift")? & 31)) as i32)
+        }),
+        ("rshift", |l, a| {
+            Ok(((bit_arg(l, a, 1, "rshift")? as u32) >> (bit_arg(l, a, 2, "rshift")? & 31)) as i32)
+        }),
+        ("arshift", |l, a| {
+            Ok(bit_arg(l, a, 1, "arshift")? >> (bit_arg(l, a, 2, "arshift")? & 31))
+        }),
+        ("rol", |l, a| {
+            Ok(
+                (bit_arg(l, a, 1, "rol")? as u32)
+                    .rotate_left((bit_arg(l, a, 2, "rol")? & 31) as u32) as i32,
+            )
+        }),
+        ("ror", |l, a| {
+            Ok((bit_arg(l, a, 1, "ror")? as u32)
+                .rotate_right((bit_arg(l, a, 2, "ror")? & 31) as u32) as i32)
+        }),
+        ("bswap", |l, a| Ok(bit_arg(l, a, 1, "bswap")?.swap_bytes())),
+    ];
+    for (name, op) in ops {
+        bit.set(
+            name,
+            lua.create_function(move |lua, args: MultiValue| {
+                let args: Vec<Value> = args.into_iter().collect();
+                op(lua, &args).map(f64::from)
+            })?,
+        )?;
+    }
+    bit.set(
+        "tohex",
+        lua.create_function(|lua, args: MultiValue| {
+            let args: Vec<Value> = args.into_iter().collect();
+            let x = bit_arg(lua, &args, 1, "tohex")? as u32;
+            let n = if args.len() >= 2 {
+                bit_arg(lua, &args, 2, "tohex")?
+            } else {
+                8
+            };
+            let (digits, upper) = (n.unsigned_abs().min(8) as usize, n < 0);
+            let hex = if upper {
+                format!("{x:08X}")
+            } else {
+                format!("{x:08x}")
+            };
+            Ok(hex[8 - digits..].to_string())
+        })?,
+    )?;
+    Ok(bit)
+}
+
+/// `band`/`bor`/`bxor`: at least one argument, folded left.
+fn fold(lua: &Lua, args: &[Value], name: &str, f: fn(i32, i32) -> i32) -> mlua::Result<i32> {
+    let mut acc = bit_arg(lua, args, 1, name)?;
+    for i in 2..=args.len() {
+        acc = f(acc, bit_arg(lua, args, i, name)?);
+    }
+    Ok(acc)
+}
+
 /// Hex SHA-1 of a script body, the name EVALSHA uses.
 pub fn sha1_hex(body: &[u8]) -> String {
     sha1_smol::Sha1::from(body).digest().to_string()
@@ -140,6 +256,9 @@ impl Scripts {
             redis.set(name, f).map_err(|e| e.to_string())?;
         }
         globals.set("redis", redis).map_err(|e| e.to_string())?;
+        globals
+            .set("bit", bit_library(&lua).map_err(|e| e.to_string())?)
+            .map_err(|e| e.to_string())?;
         // No file access from scripts.
         for name in ["loadfile", "dofile"] {
             globals.raw_remove(name).map_err(|e| e.to_string())?;
