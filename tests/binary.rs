@@ -69,6 +69,24 @@ fn sock_path(name: &str) -> std::path::PathBuf {
     std::env::temp_dir().join(format!("latchkey-{}-{name}.sock", std::process::id()))
 }
 
+/// Spawns the binary with `--port 0 --unixsocket <temp path>` and `extra` flags,
+/// and waits for its readiness line; returns the server, its socket and the output
+/// read so far.
+fn spawn_on_socket(name: &str, extra: &[&str]) -> (Spawned, std::path::PathBuf, String) {
+    let sock = sock_path(name);
+    let mut child = Spawned(
+        Command::new(BIN)
+            .args(["--port", "0", "--unixsocket"])
+            .arg(&sock)
+            .args(extra)
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let out = wait_ready(&mut child);
+    (child, sock, out)
+}
+
 #[test]
 fn version_flag_prints_redis_style_version() {
     let out = Command::new(BIN).arg("-v").output().unwrap();
@@ -80,17 +98,7 @@ fn version_flag_prints_redis_style_version() {
 
 #[test]
 fn port_zero_with_unixsocket_serves_only_the_socket_and_stops_on_sigterm() {
-    let sock = sock_path("flags");
-    let mut child = Spawned(
-        Command::new(BIN)
-            .args(["--port", "0", "--unixsocket"])
-            .arg(&sock)
-            .args(["--save", "", "--appendonly", "no"])
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap(),
-    );
-    let out = wait_ready(&mut child);
+    let (mut child, sock, out) = spawn_on_socket("flags", &["--save", "", "--appendonly", "no"]);
     assert!(!out.contains("tcp"), "no TCP listener with --port 0: {out}");
     assert_eq!(unix_roundtrip(&sock, b"PING\r\n", 7), b"+PONG\r\n");
     // SIGTERM: graceful shutdown, exit status 0.
@@ -145,16 +153,7 @@ fn unknown_option_is_refused_with_a_message() {
 
 #[test]
 fn shutdown_command_stops_the_server() {
-    let sock = sock_path("shutdown");
-    let mut child = Spawned(
-        Command::new(BIN)
-            .args(["--port", "0", "--unixsocket"])
-            .arg(&sock)
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap(),
-    );
-    wait_ready(&mut child);
+    let (mut child, sock, _) = spawn_on_socket("shutdown", &[]);
     let mut s = UnixStream::connect(&sock).unwrap();
     s.write_all(b"SHUTDOWN NOSAVE\r\n").unwrap();
     let mut rest = Vec::new();
@@ -168,17 +167,7 @@ fn shutdown_command_stops_the_server() {
 #[test]
 fn unixsocketperm_sets_the_socket_mode() {
     use std::os::unix::fs::PermissionsExt;
-    let sock = sock_path("perm");
-    let mut child = Spawned(
-        Command::new(BIN)
-            .args(["--port", "0", "--unixsocket"])
-            .arg(&sock)
-            .args(["--unixsocketperm", "700"])
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap(),
-    );
-    wait_ready(&mut child);
+    let (mut child, sock, _) = spawn_on_socket("perm", &["--unixsocketperm", "700"]);
     let mode = std::fs::metadata(&sock).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o700);
     child.kill().unwrap();
@@ -187,16 +176,7 @@ fn unixsocketperm_sets_the_socket_mode() {
 
 #[test]
 fn io_threads_option_runs_a_worker_pool_and_is_reported() {
-    let sock = sock_path("io");
-    let mut child = Spawned(
-        Command::new(BIN)
-            .args(["--port", "0", "--io-threads", "2", "--unixsocket"])
-            .arg(&sock)
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap(),
-    );
-    wait_ready(&mut child);
+    let (mut child, sock, _) = spawn_on_socket("io", &["--io-threads", "2"]);
     // Count the process's threads: a pool of two workers plus the main thread.
     let threads = std::fs::read_dir(format!("/proc/{}/task", child.id()))
         .unwrap()
@@ -210,16 +190,7 @@ fn io_threads_option_runs_a_worker_pool_and_is_reported() {
 
 #[test]
 fn default_io_threads_is_a_single_event_loop_thread() {
-    let sock = sock_path("io1");
-    let mut child = Spawned(
-        Command::new(BIN)
-            .args(["--port", "0", "--unixsocket"])
-            .arg(&sock)
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap(),
-    );
-    wait_ready(&mut child);
+    let (mut child, sock, _) = spawn_on_socket("io1", &[]);
     let threads = std::fs::read_dir(format!("/proc/{}/task", child.id()))
         .unwrap()
         .count();
