@@ -15,10 +15,11 @@ use bytes::BytesMut;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use crate::commands;
+use crate::keyspace::Popped;
 use crate::protocol::{Limits, RequestParser};
 use crate::reply::Reply;
 use crate::server::Shared;
-use crate::session::{Blocked, ClientInfo, Session};
+use crate::session::{Blocked, ClientInfo, Session, Wait};
 
 /// Replies buffered beyond this are written before parsing more of a pipeline.
 const WRITE_HIGH_WATER: usize = 64 * 1024;
@@ -158,9 +159,10 @@ where
     }
 }
 
-/// Waits for a queued LOCK.ACQUIRE to be granted, its WAIT to run out (on the server
-/// clock, so tests can advance it), or the client to go away (`Err`). Bytes the
-/// client pipelines meanwhile are buffered and run afterwards.
+/// Waits for a blocked command (a queued LOCK.ACQUIRE, a BLPOP) to be granted, its
+/// timeout to run out (on the server clock, so tests can advance it), or the client
+/// to go away (`Err`). Bytes the client pipelines meanwhile are buffered and run
+/// afterwards.
 async fn wait_for_grant<S>(
     stream: &mut S,
     rbuf: &mut BytesMut,
@@ -187,8 +189,14 @@ where
         let nap = blocked
             .deadline
             .and_then(|d| shared.clock.real_time_until(d));
+        let grant = async {
+            match &mut blocked.on {
+                Wait::Lock { grant, .. } => grant.await.ok().map(Granted::Token),
+                Wait::List { grant, .. } => grant.await.ok().map(Granted::Popped),
+            }
+        };
         let outcome = tokio::select! {
-            r = &mut blocked.grant => Some(r.ok()),
+            r = grant => Some(r),
             _ = async {
                 match nap {
                     Some(d) => tokio::time::sleep(d).await,
@@ -209,13 +217,13 @@ where
             return Err(blocked);
         }
         match outcome {
-            Some(Some(token)) => {
+            Some(Some(got)) => {
                 // A grant made inside a script or EXEC is seen when it ends: the
                 // gate is free again only then.
                 drop(shared.gate.read());
-                return Ok(granted(session, &blocked, token));
+                return Ok(granted(session, &blocked, got));
             }
-            Some(None) => return Ok(Reply::Nil),
+            Some(None) => return Ok(timed_out(&blocked)),
             None => {}
         }
     }
@@ -230,35 +238,87 @@ impl Drop for Unblock<'_> {
     }
 }
 
-/// The WAIT ran out: leave the queue, unless the grant won the race, in which case
-/// the token is the reply.
+/// What a blocked command was granted.
+enum Granted {
+    /// LOCK.ACQUIRE's fencing token.
+    Token(u64),
+    /// BLPOP's key and element.
+    Popped(Popped),
+}
+
+/// The timeout ran out: leave the queue, unless the grant won the race, in which
+/// case it is the reply.
 fn end_wait(shared: &Shared, session: &mut Session, mut blocked: Blocked, now: u64) -> Reply {
     let _gate = shared.gate.read();
-    let Some(db) = shared.keyspace.db(blocked.db) else {
-        return Reply::Nil;
-    };
-    let mut shard = db.lock(&blocked.key);
-    if shard.lock_cancel_wait(&blocked.key, blocked.waiter, now) {
+    if let Some(got) = cancel_wait(shared, &mut blocked, now) {
+        return granted(session, &blocked, got);
+    }
+    if matches!(blocked.on, Wait::Lock { .. }) {
         shared
             .keyspace
             .locks()
             .stats
             .wait_timeouts
             .fetch_add(1, Ordering::Relaxed);
-        return Reply::Nil;
     }
-    drop(shard);
-    match blocked.grant.try_recv() {
-        Ok(token) => granted(session, &blocked, token),
-        Err(_) => Reply::Nil,
+    timed_out(&blocked)
+}
+
+/// Takes a blocked command out of its queue; a grant that arrived first is
+/// returned instead. The caller holds the gate.
+fn cancel_wait(shared: &Shared, blocked: &mut Blocked, now: u64) -> Option<Granted> {
+    match &mut blocked.on {
+        Wait::Lock {
+            db,
+            key,
+            waiter,
+            grant,
+            ..
+        } => {
+            let db = shared.keyspace.db(*db)?;
+            if db.lock(key).lock_cancel_wait(key, *waiter, now) {
+                return None;
+            }
+            grant.try_recv().ok().map(Granted::Token)
+        }
+        Wait::List { waiter, grant } => {
+            if shared.keyspace.lists().cancel(waiter) {
+                return None;
+            }
+            grant.try_recv().ok().map(Granted::Popped)
+        }
     }
 }
 
-fn granted(session: &mut Session, blocked: &Blocked, token: u64) -> Reply {
-    if blocked.session {
-        session.note_session_lock(blocked.db, &blocked.key);
+fn granted(session: &mut Session, blocked: &Blocked, got: Granted) -> Reply {
+    match (got, &blocked.on) {
+        (
+            Granted::Token(token),
+            Wait::Lock {
+                db,
+                key,
+                session: s,
+                ..
+            },
+        ) => {
+            if *s {
+                session.note_session_lock(*db, key);
+            }
+            Reply::Int(token as i64)
+        }
+        (Granted::Popped((key, value)), _) => {
+            Reply::Array(vec![Reply::Bulk(key), Reply::Bulk(value)])
+        }
+        (Granted::Token(token), _) => Reply::Int(token as i64),
     }
-    Reply::Int(token as i64)
+}
+
+/// The reply of a blocked command whose time ran out: nil, a nil array for BLPOP.
+fn timed_out(blocked: &Blocked) -> Reply {
+    match blocked.on {
+        Wait::Lock { .. } => Reply::Nil,
+        Wait::List { .. } => Reply::NilArray,
+    }
 }
 
 /// Lets go of everything a departed client held: its place in a lock queue (or a
@@ -268,11 +328,20 @@ fn release_client(shared: &Shared, session: &mut Session) {
     let now = shared.clock.now_ms();
     let dbs = shared.keyspace.dbs();
     if let Some(mut b) = session.blocked.take() {
-        if let Some(db) = dbs.get(b.db) {
-            let mut shard = db.lock(&b.key);
-            if !shard.lock_cancel_wait(&b.key, b.waiter, now) && b.grant.try_recv().is_ok() {
-                shard.lock_release_client(&b.key, None, Some(&b.owner), now);
+        // A grant that arrived as the client left is passed on.
+        match (cancel_wait(shared, &mut b, now), &b.on) {
+            (Some(Granted::Token(_)), Wait::Lock { db, key, owner, .. }) => {
+                if let Some(db) = dbs.get(*db) {
+                    db.lock(key)
+                        .lock_release_client(key, None, Some(owner), now);
+                }
             }
+            (Some(Granted::Popped(popped)), Wait::List { waiter, .. }) => {
+                let lists = shared.keyspace.lists();
+                lists.give_back(&shared.keyspace, waiter, popped, now);
+                lists.serve_ready(&shared.keyspace, now);
+            }
+            _ => {}
         }
     }
     let client = session.info.id;

@@ -89,6 +89,20 @@ impl Reply {
                 out.extend_from_slice(b"\r\n");
                 return;
             }
+            Reply::Array(items) | Reply::Set(items) | Reply::Push(items)
+                if !resp3 && items.iter().any(|i| matches!(i, Reply::NilArray)) =>
+            {
+                // RESP2 frames cannot nest `*-1` (a BLPOP that timed out inside
+                // EXEC), so this array's header is written here and each element
+                // encodes itself.
+                out.extend_from_slice(b"*");
+                out.extend_from_slice(itoa::Buffer::new().format(items.len()).as_bytes());
+                out.extend_from_slice(b"\r\n");
+                for item in items {
+                    item.encode(false, out);
+                }
+                return;
+            }
             _ => {}
         }
         let encoded = if resp3 {
@@ -127,8 +141,8 @@ impl Reply {
             Reply::Bulk(b) | Reply::Verbatim(b) => Frame2::BulkString(b.clone()),
             Reply::Short(b) => Frame2::BulkString(b.to_bytes()),
             Reply::Nil => Frame2::Null,
-            // Nested nil arrays (EXEC results): RESP2 frames cannot nest `*-1`, Redis
-            // sends `*-1` only at top level, which `resp2_special` handles.
+            // `*-1` is written by `encode` (at top level, or in an array that holds
+            // one); a frame cannot express it.
             Reply::NilArray | Reply::Silent => Frame2::Null,
             Reply::Array(items) | Reply::Set(items) | Reply::Push(items) => {
                 Frame2::Array(items.iter().map(Reply::to_resp2).collect())

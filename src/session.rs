@@ -9,7 +9,7 @@ use bytes::Bytes;
 use parking_lot::Mutex;
 use tokio::sync::Notify;
 
-use crate::keyspace::WatchFlag;
+use crate::keyspace::{ListWaiter, Popped, WatchFlag};
 
 /// What other connections can see of a client, and the switch that closes it.
 #[derive(Debug)]
@@ -147,23 +147,39 @@ impl LocalStats {
     }
 }
 
-/// A LOCK.ACQUIRE ... WAIT that is queued: the connection waits on `grant` until
-/// the token arrives or `deadline` (server clock ms) passes.
+/// A command that waits: the connection waits for its grant until it arrives or
+/// `deadline` (server clock ms) passes.
 pub struct Blocked {
-    /// Database of the lock.
-    pub db: usize,
-    /// Key of the lock.
-    pub key: Bytes,
-    /// The waiter's id in the lock's queue.
-    pub waiter: u64,
-    /// Completes with the fencing token when granted.
-    pub grant: tokio::sync::oneshot::Receiver<u64>,
-    /// When to give up, `None` for WAIT 0 (no limit).
+    /// When to give up, `None` for no limit.
     pub deadline: Option<u64>,
-    /// The owner token asked with.
-    pub owner: Bytes,
-    /// Whether the hold is released when this connection closes.
-    pub session: bool,
+    /// What it waits for.
+    pub on: Wait,
+}
+
+/// What a blocked command waits for.
+pub enum Wait {
+    /// A queued `LOCK.ACQUIRE ... WAIT`.
+    Lock {
+        /// Database of the lock.
+        db: usize,
+        /// Key of the lock.
+        key: Bytes,
+        /// The waiter's id in the lock's queue.
+        waiter: u64,
+        /// Completes with the fencing token when granted.
+        grant: tokio::sync::oneshot::Receiver<u64>,
+        /// The owner token asked with.
+        owner: Bytes,
+        /// Whether the hold is released when this connection closes.
+        session: bool,
+    },
+    /// BLPOP/BRPOP on empty lists.
+    List {
+        /// Its place in the keys' queues.
+        waiter: Arc<ListWaiter>,
+        /// Completes with the key and the element popped for it.
+        grant: tokio::sync::oneshot::Receiver<Popped>,
+    },
 }
 
 /// A connection's own state.

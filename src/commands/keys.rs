@@ -8,7 +8,7 @@ use bytes::Bytes;
 
 use super::{flag, int_arg, is, CommandSpec, Ctx};
 use crate::error::{CommandError, CommandResult};
-use crate::keyspace::{Entry, SHARDS};
+use crate::keyspace::{Entry, Value, SHARDS};
 use crate::reply::Reply;
 
 /// The keys family's rows.
@@ -336,7 +336,12 @@ fn rename_generic(ctx: &mut Ctx<'_>, args: &[Bytes], nx: bool) -> Result<bool, C
         return Ok(false);
     }
     if let Some(entry) = shards.shard(src).remove(src, now) {
+        let is_list = matches!(entry.value, Value::List(_));
         shards.shard(dst).insert(dst, entry, now);
+        if is_list {
+            // A list renamed onto a key that BLPOP waits on serves the waiter.
+            ctx.shared.keyspace.lists().signal(ctx.session.db, dst);
+        }
     }
     Ok(true)
 }

@@ -1,13 +1,15 @@
-//! List commands: LPUSH, RPUSH, LPOP, RPOP, LLEN, LRANGE.
+//! List commands: LPUSH, RPUSH, LPOP, RPOP, LLEN, LRANGE, and the blocking
+//! BLPOP and BRPOP (their waiters and hand-over are in `keyspace::blocking`).
 
 use std::collections::VecDeque;
 
 use bytes::Bytes;
 
-use super::{flag, int_arg, CommandSpec, Ctx};
+use super::{flag, int_arg, parse_float, CommandSpec, Ctx};
 use crate::error::{CommandError, CommandResult};
-use crate::keyspace::{Entry, Value};
+use crate::keyspace::{End, Entry, Value};
 use crate::reply::Reply;
+use crate::session::{Blocked, Wait};
 
 /// The list family's rows.
 pub static COMMANDS: &[CommandSpec] = &[
@@ -23,6 +25,12 @@ pub static COMMANDS: &[CommandSpec] = &[
     CommandSpec::new("rpop", -2, flag::WRITE | flag::FAST, rpop)
         .keys(1, 1, 1)
         .doc("list", "1.0.0", "Returns and removes the last elements of a list. Deletes the list if the last element was popped."),
+    CommandSpec::new("blpop", -3, flag::WRITE | flag::NOSCRIPT | flag::BLOCKING, blpop)
+        .keys(1, -2, 1)
+        .doc("list", "2.0.0", "Removes and returns the first element in a list. Blocks until an element is available otherwise. Deletes the list if the last element was popped."),
+    CommandSpec::new("brpop", -3, flag::WRITE | flag::NOSCRIPT | flag::BLOCKING, brpop)
+        .keys(1, -2, 1)
+        .doc("list", "2.0.0", "Removes and returns the last element in a list. Blocks until an element is available otherwise. Deletes the list if the last element was popped."),
     CommandSpec::new("llen", 2, flag::READONLY | flag::FAST, llen)
         .keys(1, 1, 1)
         .doc("list", "1.0.0", "Returns the length of a list."),
@@ -30,13 +38,6 @@ pub static COMMANDS: &[CommandSpec] = &[
         .keys(1, 1, 1)
         .doc("list", "1.0.0", "Returns a range of elements from a list."),
 ];
-
-/// Which end of the list.
-#[derive(Clone, Copy, PartialEq)]
-enum End {
-    Left,
-    Right,
-}
 
 fn push(ctx: &mut Ctx<'_>, args: &[Bytes], end: End) -> CommandResult {
     let key = &args[1];
@@ -66,7 +67,9 @@ fn push(ctx: &mut Ctx<'_>, args: &[Bytes], end: End) -> CommandResult {
             End::Right => list.push_back(v),
         }
     }
-    Ok(Reply::Int(list.len() as i64))
+    let len = list.len();
+    ctx.shared.keyspace.lists().signal(ctx.session.db, key);
+    Ok(Reply::Int(len as i64))
 }
 
 fn lpush(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
@@ -108,18 +111,80 @@ fn pop(ctx: &mut Ctx<'_>, args: &[Bytes], end: End) -> CommandResult {
             })
         }
     };
+    let Some(n) = count else {
+        return Ok(Reply::bulk_or_nil(shard.list_pop(key, end, now)));
+    };
     let take = |list: &mut VecDeque<Bytes>| match end {
         End::Left => list.pop_front(),
         End::Right => list.pop_back(),
     };
-    let reply = match count {
-        None => Reply::bulk_or_nil(take(list)),
-        Some(n) => Reply::Array((0..n).map_while(|_| take(list)).map(Reply::Bulk).collect()),
-    };
+    let reply = Reply::Array((0..n).map_while(|_| take(list)).map(Reply::Bulk).collect());
     if list.is_empty() {
         shard.remove(key, now);
     }
     Ok(reply)
+}
+
+/// BLPOP/BRPOP key [key ...] timeout: pops from the first non-empty list, else
+/// waits (in queue order with other waiters) for a push to any of the keys, up to
+/// `timeout` seconds (0: no limit). Inside MULTI it does not wait.
+fn blocking_pop(ctx: &mut Ctx<'_>, args: &[Bytes], end: End) -> CommandResult {
+    let timeout_ms = timeout_arg(&args[args.len() - 1])?;
+    let keys = &args[1..args.len() - 1];
+    let now = ctx.now;
+    let db_index = ctx.session.db;
+    let mut shards = ctx.db().lock_keys(keys);
+    for key in keys {
+        let shard = shards.shard(key);
+        match shard.get(key, now).map(|e| &e.value) {
+            Some(Value::List(_)) => {
+                let v = shard.list_pop(key, end, now);
+                return Ok(Reply::Array(vec![
+                    Reply::Bulk(key.clone()),
+                    Reply::bulk_or_nil(v),
+                ]));
+            }
+            Some(_) => return Err(CommandError::WrongType),
+            None => {}
+        }
+    }
+    if !ctx.can_block {
+        return Ok(Reply::NilArray);
+    }
+    // Registered while the shards are held: a push after this sees the waiter.
+    let (waiter, grant) = ctx.shared.keyspace.lists().register(
+        db_index,
+        keys.iter().map(|k| Bytes::copy_from_slice(k)).collect(),
+        end,
+    );
+    drop(shards);
+    ctx.session.blocked = Some(Blocked {
+        deadline: (timeout_ms > 0).then(|| now.saturating_add(timeout_ms)),
+        on: Wait::List { waiter, grant },
+    });
+    // The connection sends the real reply once the wait ends.
+    Ok(Reply::Silent)
+}
+
+/// A blocking command's timeout in seconds (a float, as Redis's `strtold` reads
+/// it) as milliseconds.
+fn timeout_arg(arg: &[u8]) -> Result<u64, CommandError> {
+    let secs = parse_float(arg)
+        .ok_or_else(|| CommandError::err("timeout is not a float or out of range"))?;
+    // Redis truncates to a 64-bit integer; out of range ends up negative there.
+    let ms = (secs * 1000.0).trunc();
+    if !(0.0..9.223_372_036_854_775e18).contains(&ms) {
+        return Err(CommandError::err("timeout is negative"));
+    }
+    Ok(ms as u64)
+}
+
+fn blpop(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
+    blocking_pop(ctx, args, End::Left)
+}
+
+fn brpop(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
+    blocking_pop(ctx, args, End::Right)
 }
 
 fn lpop(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {

@@ -9,7 +9,7 @@ use super::{flag, int_arg, is, CallMode, CommandSpec, Ctx};
 use crate::error::{CommandError, CommandResult};
 use crate::keyspace::{AcquireRequest, Acquired, LockMode};
 use crate::reply::Reply;
-use crate::session::Blocked;
+use crate::session::{Blocked, Wait};
 
 /// The lock family's rows.
 pub static COMMANDS: &[CommandSpec] = &[
@@ -123,13 +123,15 @@ fn acquire(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
         Acquired::Queued { grant, waiter } => {
             let timeout = o.wait.unwrap_or(0);
             ctx.session.blocked = Some(Blocked {
-                db,
-                key: Bytes::copy_from_slice(key),
-                waiter,
-                grant,
                 deadline: (timeout > 0).then(|| now.saturating_add(timeout)),
-                owner: Bytes::copy_from_slice(&args[2]),
-                session: o.session,
+                on: Wait::Lock {
+                    db,
+                    key: Bytes::copy_from_slice(key),
+                    waiter,
+                    grant,
+                    owner: Bytes::copy_from_slice(&args[2]),
+                    session: o.session,
+                },
             });
             // The connection sends the real reply once the wait ends.
             Ok(Reply::Silent)

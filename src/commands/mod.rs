@@ -398,11 +398,21 @@ pub fn execute(shared: &Shared, session: &mut Session, args: &[Bytes]) -> Reply 
         return Reply::Simple("QUEUED");
     }
     if cmd.spec.has(flag::OWN_GATE) {
+        // EXEC and EVAL serve blocked clients themselves, under their gate.
         call(shared, session, cmd, args, CallMode::Client)
     } else {
         let _gate = shared.gate.read();
-        call(shared, session, cmd, args, CallMode::Client)
+        let reply = call(shared, session, cmd, args, CallMode::Client);
+        serve_blocked(shared, session.now_ms);
+        reply
     }
+}
+
+/// Hands elements pushed by the command that just ended to clients blocked in
+/// BLPOP/BRPOP. The caller still holds the gate, so nothing runs in between.
+pub fn serve_blocked(shared: &Shared, now: u64) {
+    let keyspace = &shared.keyspace;
+    keyspace.lists().serve_ready(keyspace, now);
 }
 
 /// Resolves `args` to a command, trying this connection's last lookup first: a
@@ -468,6 +478,51 @@ pub fn int_arg(arg: &[u8]) -> Result<i64, CommandError> {
     crate::protocol::parse_i64(arg).ok_or(CommandError::NotInteger)
 }
 
+/// A float as Redis's `string2ld` (`strtold`) accepts it: not empty, no spaces, no
+/// NaN; decimal or C99 hexadecimal (`0x1p-3`), `inf` and `infinity` included.
+pub fn parse_float(s: &[u8]) -> Option<f64> {
+    let text = std::str::from_utf8(s).ok()?;
+    if text.is_empty() || text.len() > 5000 || text.trim() != text {
+        return None;
+    }
+    let v = match text.parse::<f64>() {
+        Ok(v) => v,
+        Err(_) => parse_hex_float(text)?,
+    };
+    (!v.is_nan()).then_some(v)
+}
+
+/// `[+-]0x<hex digits>[.<hex digits>][p[+-]<decimal exponent>]`.
+fn parse_hex_float(text: &str) -> Option<f64> {
+    let (negative, rest) = match text.as_bytes().first()? {
+        b'-' => (true, &text[1..]),
+        b'+' => (false, &text[1..]),
+        _ => (false, text),
+    };
+    let rest = rest
+        .strip_prefix("0x")
+        .or_else(|| rest.strip_prefix("0X"))?;
+    let (mantissa, exp) = match rest.find(['p', 'P']) {
+        Some(i) => (&rest[..i], rest[i + 1..].parse::<i32>().ok()?),
+        None => (rest, 0),
+    };
+    let (int, frac) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    if int.is_empty() && frac.is_empty() {
+        return None;
+    }
+    let mut v = 0f64;
+    for c in int.chars() {
+        v = v * 16.0 + f64::from(c.to_digit(16)?);
+    }
+    let mut scale = 1.0 / 16.0;
+    for c in frac.chars() {
+        v += f64::from(c.to_digit(16)?) * scale;
+        scale /= 16.0;
+    }
+    let v = v * 2f64.powi(exp);
+    Some(if negative { -v } else { v })
+}
+
 /// Case-insensitive comparison of an argument with an option name.
 pub fn is(arg: &[u8], name: &str) -> bool {
     arg.eq_ignore_ascii_case(name.as_bytes())
@@ -489,6 +544,27 @@ mod tests {
             );
             assert!(c.spec.arity != 0, "{} has arity 0", c.full_name);
             assert_eq!(c.spec.name, c.spec.name.to_ascii_lowercase());
+        }
+    }
+
+    #[test]
+    fn floats_parse_as_strtold_reads_them() {
+        assert_eq!(parse_float(b"1.5"), Some(1.5));
+        assert_eq!(parse_float(b"0x1p-3"), Some(0.125));
+        assert_eq!(parse_float(b"-0X10"), Some(-16.0));
+        assert_eq!(parse_float(b"0x.8"), Some(0.5));
+        assert_eq!(parse_float(b"inf"), Some(f64::INFINITY));
+        for bad in [
+            &b""[..],
+            b" 1",
+            b"1 ",
+            b"nan",
+            b"0x",
+            b"0xg",
+            b"1e",
+            b"0x1p",
+        ] {
+            assert_eq!(parse_float(bad), None, "{:?}", String::from_utf8_lossy(bad));
         }
     }
 

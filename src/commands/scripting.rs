@@ -87,9 +87,15 @@ fn run(ctx: &mut Ctx<'_>, args: &[Bytes], sha: &str, read_only: bool) -> Command
     if ctx.mode == CallMode::Client {
         ctx.session.mark_time(&shared.clock);
     }
-    shared
+    let reply = shared
         .scripts
-        .run(shared, ctx.session, sha, keys, argv, read_only)
+        .run(shared, ctx.session, sha, keys, argv, read_only);
+    if ctx.mode == CallMode::Client {
+        // Clients blocked on lists the script pushed to are served now that it
+        // has ended, before the gate opens (inside EXEC, EXEC does this).
+        super::serve_blocked(shared, ctx.session.now_ms);
+    }
+    reply
 }
 
 fn eval_generic(ctx: &mut Ctx<'_>, args: &[Bytes], read_only: bool) -> CommandResult {

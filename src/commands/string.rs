@@ -8,7 +8,7 @@ use bytes::Bytes;
 
 use rust_decimal::Decimal;
 
-use super::{flag, int_arg, is, CommandSpec, Ctx};
+use super::{flag, int_arg, is, parse_float, CommandSpec, Ctx};
 use crate::error::{CommandError, CommandResult};
 use crate::keyspace::{CompactBytes, Entry, Shard, Value};
 use crate::protocol::parse_i64;
@@ -419,16 +419,6 @@ fn decrby(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
         .checked_neg()
         .ok_or_else(|| CommandError::err("decrement would overflow"))?;
     incr_by(ctx, &args[1], by)
-}
-
-/// A float as Redis's `string2ld` accepts it: no spaces, not empty, no NaN.
-fn parse_float(s: &[u8]) -> Option<f64> {
-    let text = std::str::from_utf8(s).ok()?;
-    if text.is_empty() || text.len() > 5000 || text.trim() != text {
-        return None;
-    }
-    let v: f64 = text.parse().ok()?;
-    (!v.is_nan()).then_some(v)
 }
 
 /// The sum of two decimal strings as INCRBYFLOAT prints it. Redis adds in long

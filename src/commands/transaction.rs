@@ -182,5 +182,6 @@ fn exec(ctx: &mut Ctx<'_>, _: &[Bytes]) -> CommandResult {
         ));
     }
     unwatch_all(ctx);
+    super::serve_blocked(shared, ctx.now);
     Ok(Reply::Array(replies))
 }

@@ -19,6 +19,7 @@
 //! sleeps until then (or until the clock is moved), polls the due shards' wheels
 //! and deletes what has really expired. An idle server's expiry task sleeps.
 
+pub mod blocking;
 mod compact;
 pub mod lock;
 mod table;
@@ -33,6 +34,7 @@ use bytes::Bytes;
 use parking_lot::{Mutex, MutexGuard};
 use tokio::sync::Notify;
 
+pub use blocking::{BlockedLists, End, ListWaiter, Popped};
 pub use compact::CompactBytes;
 pub use lock::{AcquireRequest, Acquired, LockInfo, LockMode, LockShared};
 pub use table::Table;
@@ -461,6 +463,7 @@ pub struct Keyspace {
     dbs: Box<[Db]>,
     timer: Arc<ExpiryTimer>,
     locks: Arc<LockShared>,
+    lists: BlockedLists,
 }
 
 impl Keyspace {
@@ -474,7 +477,13 @@ impl Keyspace {
                 .collect(),
             timer,
             locks,
+            lists: BlockedLists::default(),
         }
+    }
+
+    /// Clients blocked in BLPOP/BRPOP.
+    pub fn lists(&self) -> &BlockedLists {
+        &self.lists
     }
 
     /// Database `index`, if it exists.
