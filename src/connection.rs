@@ -36,7 +36,7 @@ where
     let mut session = Session::new(info.clone(), !needs_auth);
     session.mark_time(&shared.clock);
     run(&mut stream, &shared, &info, &mut session).await;
-    release_client(&shared, &mut session);
+    release_client(&shared, &mut session).await;
 }
 
 async fn run<S>(stream: &mut S, shared: &Arc<Shared>, info: &Arc<ClientInfo>, session: &mut Session)
@@ -184,7 +184,7 @@ where
         moved.as_mut().enable();
         let now = shared.clock.now_ms();
         if blocked.deadline.is_some_and(|d| now >= d) {
-            return Ok(end_wait(shared, session, blocked, now));
+            return Ok(end_wait(shared, session, blocked, now).await);
         }
         let nap = blocked
             .deadline
@@ -220,7 +220,7 @@ where
             Some(Some(got)) => {
                 // A grant made inside a script or EXEC is seen when it ends: the
                 // gate is free again only then.
-                drop(shared.gate.read());
+                drop(shared.gate.read_async().await);
                 return Ok(granted(session, &blocked, got));
             }
             Some(None) => return Ok(timed_out(&blocked)),
@@ -248,8 +248,8 @@ enum Granted {
 
 /// The timeout ran out: leave the queue, unless the grant won the race, in which
 /// case it is the reply.
-fn end_wait(shared: &Shared, session: &mut Session, mut blocked: Blocked, now: u64) -> Reply {
-    let _gate = shared.gate.read();
+async fn end_wait(shared: &Shared, session: &mut Session, mut blocked: Blocked, now: u64) -> Reply {
+    let _gate = shared.gate.read_async().await;
     if let Some(got) = cancel_wait(shared, &mut blocked, now) {
         return granted(session, &blocked, got);
     }
@@ -323,8 +323,8 @@ fn timed_out(blocked: &Blocked) -> Reply {
 
 /// Lets go of everything a departed client held: its place in a lock queue (or a
 /// hold granted as it left, which passes on), its SESSION locks, its WATCHes.
-fn release_client(shared: &Shared, session: &mut Session) {
-    let _gate = shared.gate.read();
+async fn release_client(shared: &Shared, session: &mut Session) {
+    let _gate = shared.gate.read_async().await;
     let now = shared.clock.now_ms();
     let dbs = shared.keyspace.dbs();
     if let Some(mut b) = session.blocked.take() {

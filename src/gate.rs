@@ -8,10 +8,14 @@
 
 use std::cell::Cell;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
 
 use parking_lot::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 const SLOTS: usize = 8;
+
+/// How often a waiter blocked behind a writer asks whether to stop waiting.
+const POLL: Duration = Duration::from_millis(2);
 
 #[repr(align(128))]
 #[derive(Default)]
@@ -33,7 +37,7 @@ thread_local! {
 pub struct ReadGuard<'a>(#[allow(dead_code)] RwLockReadGuard<'a, ()>);
 
 /// Exclusive hold of the gate.
-pub struct WriteGuard<'a>(#[allow(dead_code)] [RwLockWriteGuard<'a, ()>; SLOTS]);
+pub struct WriteGuard<'a>(#[allow(dead_code)] Vec<RwLockWriteGuard<'a, ()>>);
 
 impl ExecGate {
     /// Holds the gate shared, as every ordinary command does.
@@ -42,10 +46,60 @@ impl ExecGate {
         ReadGuard(self.slots[slot].0.read())
     }
 
+    /// Holds the gate shared, waiting behind a writer only while `give_up` is
+    /// false (asked every few milliseconds): a request a busy script must answer
+    /// with `BUSY` instead of waiting for it. The uncontended path is [`Self::read`]'s.
+    pub fn read_unless(&self, give_up: impl Fn() -> bool) -> Option<ReadGuard<'_>> {
+        let slot = &self.slots[MY_SLOT.with(Cell::get)].0;
+        loop {
+            if let Some(g) = slot.try_read_for(POLL) {
+                return Some(ReadGuard(g));
+            }
+            if give_up() {
+                return None;
+            }
+        }
+    }
+
+    /// Holds the gate shared from a task on the runtime: waits behind a writer by
+    /// sleeping, so the worker thread stays free (a busy script's `BUSY` replies
+    /// come from the other tasks).
+    pub async fn read_async(&self) -> ReadGuard<'_> {
+        let slot = &self.slots[MY_SLOT.with(Cell::get)].0;
+        loop {
+            if let Some(g) = slot.try_read() {
+                return ReadGuard(g);
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    }
+
     /// Holds the gate exclusively: no command runs until the guard is dropped.
     pub fn write(&self) -> WriteGuard<'_> {
-        // In slot order, so two writers cannot deadlock.
-        WriteGuard(std::array::from_fn(|i| self.slots[i].0.write()))
+        self.write_unless(|| false)
+            .expect("waits until it has the gate")
+    }
+
+    /// Holds the gate exclusively, waiting only while `give_up` is false (see
+    /// [`Self::read_unless`]).
+    pub fn write_unless(&self, give_up: impl Fn() -> bool) -> Option<WriteGuard<'_>> {
+        loop {
+            // In slot order, so two writers cannot deadlock.
+            let mut guards = Vec::with_capacity(SLOTS);
+            for slot in &self.slots {
+                match slot.0.try_write_for(POLL) {
+                    Some(g) => guards.push(g),
+                    None => break,
+                }
+            }
+            if guards.len() == SLOTS {
+                return Some(WriteGuard(guards));
+            }
+            drop(guards);
+            if give_up() {
+                return None;
+            }
+        }
     }
 }
 
@@ -79,5 +133,20 @@ mod tests {
             h.join().unwrap();
         }
         assert_eq!(counter.load(Ordering::SeqCst), 4);
+    }
+
+    #[test]
+    fn waiters_behind_a_writer_can_give_up() {
+        let gate = ExecGate::default();
+        let w = gate.write();
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                assert!(gate.read_unless(|| true).is_none());
+                assert!(gate.write_unless(|| true).is_none());
+            });
+        });
+        drop(w);
+        assert!(gate.read_unless(|| true).is_some());
+        assert!(gate.write_unless(|| true).is_some());
     }
 }

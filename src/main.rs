@@ -142,15 +142,11 @@ fn main() -> ExitCode {
             "option '{name}' accepted but has no effect: latchkey keeps data in memory only"
         );
     }
-    // One I/O thread: a current-thread runtime, like Redis's event loop (no
-    // cross-thread wake-ups). More: a work-stealing pool of that many threads.
-    let mut builder = if config.io_threads == 1 {
-        tokio::runtime::Builder::new_current_thread()
-    } else {
-        let mut b = tokio::runtime::Builder::new_multi_thread();
-        b.worker_threads(config.io_threads);
-        b
-    };
+    // A work-stealing pool of `io-threads` workers (one by default, like Redis's
+    // event loop). Multi-thread even for one: a script past busy-reply-threshold
+    // hands its worker to a fresh thread, which only this kind of runtime can do.
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    builder.worker_threads(config.io_threads);
     let runtime = match builder.enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {

@@ -8,13 +8,26 @@
 //! them through the VM's app data ([`Running`]), and they run commands through the
 //! same `commands::call` as every client command.
 //!
-//! Not here yet (see the README): `SCRIPT KILL` and the busy-script reply, the
-//! `cjson`/`struct` libraries, `redis.setresp(3)`, Redis's `math.random`.
+//! # Runaway scripts
+//!
+//! A count hook runs every 100,000 Lua instructions (as in Redis). Once a script
+//! has run longer than `busy-reply-threshold`, it is *busy*: other clients' commands
+//! stop waiting for the gate and get `BUSY` (or run, for the few Redis allows, such
+//! as `SCRIPT KILL`), and the hook hands this worker thread's share of the runtime
+//! to a fresh thread (`block_in_place`), so connections keep being served while the
+//! script goes on here. `SCRIPT KILL` (for a script that has not written) and
+//! `SHUTDOWN NOSAVE` set a flag the hook turns into an error that ends the script.
+//!
+//! Not here yet (see the README): the `cjson`/`struct` libraries,
+//! `redis.setresp(3)`.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use mlua::{Function, Lua, LuaOptions, MultiValue, StdLib, Table, Value};
+use mlua::{Function, HookTriggers, Lua, LuaOptions, MultiValue, StdLib, Table, Value, VmState};
 use parking_lot::Mutex;
 
 use crate::commands::{self, flag, CallMode};
@@ -27,6 +40,111 @@ use crate::session::Session;
 pub struct Scripts {
     lua: Mutex<Lua>,
     cache: Mutex<HashMap<String, Function>>,
+    watch: Arc<Watch>,
+}
+
+/// The running script's clock and flags, read by the count hook and by other
+/// connections.
+#[derive(Default)]
+struct Watch {
+    /// When the running script started; `None` between scripts.
+    started: Mutex<Option<Instant>>,
+    /// `busy-reply-threshold` in ms, read when the script started.
+    threshold_ms: AtomicU64,
+    /// Past the threshold: other clients get `BUSY`.
+    busy: AtomicBool,
+    /// The script has run a write command, so SCRIPT KILL refuses.
+    wrote: AtomicBool,
+    /// SCRIPT KILL or SHUTDOWN NOSAVE asked the script to stop.
+    kill: AtomicBool,
+    /// The hook runs on every line (after a kill, so `pcall` cannot swallow it).
+    every_line: AtomicBool,
+}
+
+/// What Redis prints when its count hook ends a killed script.
+const KILLED: &str = "ERR Script killed by user with SCRIPT KILL...";
+
+/// Installs the hook: every 100,000 instructions (as Redis), or also on every line
+/// once a script is killed.
+fn install_hook(lua: &Lua, watch: &Arc<Watch>, every_line: bool) -> mlua::Result<()> {
+    let mut triggers = HookTriggers::new().every_nth_instruction(100_000);
+    if every_line {
+        triggers = triggers.every_line();
+    }
+    watch.every_line.store(every_line, Ordering::Relaxed);
+    let w = watch.clone();
+    lua.set_hook(triggers, move |lua, debug| {
+        w.check(lua, &w, debug.current_line().unwrap_or(0))
+    })
+}
+
+impl Watch {
+    /// The hook: ends a killed script, and marks a long one busy.
+    fn check(&self, lua: &Lua, me: &Arc<Watch>, line: usize) -> mlua::Result<VmState> {
+        if self.kill.load(Ordering::Acquire) {
+            // Redis hooks every line from here: an error raised inside a `pcall`
+            // is caught, the next line outside it is not.
+            if !self.every_line.load(Ordering::Relaxed) {
+                install_hook(lua, me, true)?;
+            }
+            return Err(mlua::Error::external(CallFailed {
+                line: KILLED.to_string(),
+                at: line,
+            }));
+        }
+        if !self.busy.load(Ordering::Relaxed) {
+            let threshold = Duration::from_millis(self.threshold_ms.load(Ordering::Relaxed));
+            if self
+                .started
+                .lock()
+                .is_some_and(|s| s.elapsed() >= threshold)
+            {
+                tracing::warn!(
+                    "Slow script detected: still in execution after {} milliseconds. \
+                     You can try killing the script using the SCRIPT KILL command.",
+                    threshold.as_millis()
+                );
+                self.busy.store(true, Ordering::Release);
+                hand_off_runtime();
+            }
+        }
+        Ok(VmState::Continue)
+    }
+}
+
+/// Called once a script turns busy, on the thread running it: gives this worker
+/// thread's part of the runtime (its queue of tasks, the I/O driver) to a new
+/// thread, so that other connections are served while the script runs on. The
+/// script then finishes here, outside the runtime's workers. A current-thread
+/// runtime cannot do this: there, a busy script holds up the runtime (only an
+/// embedding on such a runtime can be in that case; the binary's is multi-thread).
+fn hand_off_runtime() {
+    let Ok(handle) = tokio::runtime::Handle::try_current() else {
+        return;
+    };
+    if handle.runtime_flavor() != tokio::runtime::RuntimeFlavor::MultiThread {
+        return;
+    }
+    // A task on this worker's own queue: when it runs, another thread has taken
+    // the worker over, and returning from `block_in_place` leaves it there.
+    let (taken_over, rx) = std::sync::mpsc::channel::<()>();
+    handle.spawn(async move {
+        let _ = taken_over.send(());
+    });
+    tokio::task::block_in_place(|| {
+        let _ = rx.recv_timeout(Duration::from_secs(1));
+    });
+}
+
+/// Clears the watch when a script ends, however it ends.
+struct WatchGuard<'a>(&'a Watch);
+
+impl Drop for WatchGuard<'_> {
+    fn drop(&mut self) {
+        *self.0.started.lock() = None;
+        self.0.busy.store(false, Ordering::Release);
+        self.0.kill.store(false, Ordering::Release);
+    }
 }
 
 /// An error raised by `redis.call`: the reply line and the script line it came
@@ -267,10 +385,44 @@ impl Scripts {
             .set_name("=prelude")
             .exec()
             .map_err(|e| e.to_string())?;
+        let watch = Arc::new(Watch::default());
+        install_hook(&lua, &watch, false).map_err(|e| e.to_string())?;
         Ok(Scripts {
             lua: Mutex::new(lua),
             cache: Mutex::new(HashMap::new()),
+            watch,
         })
+    }
+
+    /// Whether a script has run past `busy-reply-threshold`: other clients get
+    /// `BUSY`.
+    pub fn is_busy(&self) -> bool {
+        self.watch.busy.load(Ordering::Acquire)
+    }
+
+    /// SCRIPT KILL: asks the running script to stop, unless it has written.
+    pub fn kill(&self) -> Result<(), CommandError> {
+        if self.watch.started.lock().is_none() {
+            return Err(CommandError::raw(
+                "NOTBUSY No scripts in execution right now.",
+            ));
+        }
+        if self.watch.wrote.load(Ordering::Acquire) {
+            return Err(CommandError::raw(
+                "UNKILLABLE Sorry the script already executed write commands against the \
+                 dataset. You can either wait the script termination or kill the server in a \
+                 hard way using the SHUTDOWN NOSAVE command.",
+            ));
+        }
+        self.watch.kill.store(true, Ordering::Release);
+        Ok(())
+    }
+
+    /// SHUTDOWN NOSAVE: stops the running script, written or not.
+    pub fn abort(&self) {
+        if self.watch.started.lock().is_some() {
+            self.watch.kill.store(true, Ordering::Release);
+        }
     }
 
     /// Compiles and caches `body` (SCRIPT LOAD, and EVAL on first use); returns its
@@ -325,6 +477,13 @@ impl Scripts {
             .get(sha)
             .ok_or_else(|| CommandError::raw("NOSCRIPT No matching script. Please use EVAL."))?;
         let lua = self.lua.lock();
+        let watch = &self.watch;
+        watch.wrote.store(false, Ordering::Relaxed);
+        watch
+            .threshold_ms
+            .store(shared.config.read().busy_reply_threshold, Ordering::Relaxed);
+        *watch.started.lock() = Some(Instant::now());
+        let _watching = WatchGuard(watch);
         let fail = |line: String, at: usize| {
             CommandError::raw(format!("{line} script: {sha}, on @user_script:{at}."))
         };
@@ -340,6 +499,9 @@ impl Scripts {
             let _running = RunningGuard(&lua);
             function.call::<Value>(())
         })();
+        if watch.every_line.load(Ordering::Relaxed) {
+            install_hook(&lua, watch, false).map_err(|e| CommandError::err(e.to_string()))?;
+        }
         match outcome {
             Ok(value) => Ok(lua_to_reply(&value)),
             Err(e) => Err(script_error(e, &fail)),
@@ -349,6 +511,11 @@ impl Scripts {
 
 /// Turns a failed script into Redis's error reply.
 fn script_error(e: mlua::Error, fail: &dyn Fn(String, usize) -> CommandError) -> CommandError {
+    if let mlua::Error::ExternalError(inner) = &e {
+        if let Some(c) = inner.downcast_ref::<CallFailed>() {
+            return fail(c.line.clone(), c.at);
+        }
+    }
     if let mlua::Error::CallbackError { cause, .. } = &e {
         if let mlua::Error::ExternalError(inner) = cause.as_ref() {
             if let Some(c) = inner.downcast_ref::<CallFailed>() {
@@ -430,10 +597,13 @@ fn redis_call(
             "This Redis command is not allowed from script",
         ));
     }
-    if read_only && cmd.spec.has(flag::WRITE) {
-        return Reply::Error(CommandError::err(
-            "Write commands are not allowed from read-only scripts.",
-        ));
+    if cmd.spec.has(flag::WRITE) {
+        if read_only {
+            return Reply::Error(CommandError::err(
+                "Write commands are not allowed from read-only scripts.",
+            ));
+        }
+        shared.scripts.watch.wrote.store(true, Ordering::Relaxed);
     }
     commands::call(shared, session, cmd, &words, CallMode::Script)
 }

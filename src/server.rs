@@ -300,7 +300,7 @@ async fn expiry_task(shared: Arc<Shared>) {
         let now = shared.clock.now_ms();
         if timer.next_due() <= now {
             // Shared hold of the gate: expiry never lands inside a transaction.
-            let _gate = shared.gate.read();
+            let _gate = shared.gate.read_async().await;
             shared.keyspace.expire_due(now);
             continue;
         }

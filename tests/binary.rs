@@ -174,14 +174,19 @@ fn unixsocketperm_sets_the_socket_mode() {
     let _ = child.wait();
 }
 
+/// The process's tokio worker threads (tokio names them `tokio-rt-worker`).
+fn worker_threads(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .unwrap()
+        .filter_map(|t| std::fs::read_to_string(t.unwrap().path().join("comm")).ok())
+        .filter(|comm| comm.starts_with("tokio-rt-worker"))
+        .count()
+}
+
 #[test]
 fn io_threads_option_runs_a_worker_pool_and_is_reported() {
     let (mut child, sock, _) = spawn_on_socket("io", &["--io-threads", "2"]);
-    // Count the process's threads: a pool of two workers plus the main thread.
-    let threads = std::fs::read_dir(format!("/proc/{}/task", child.id()))
-        .unwrap()
-        .count();
-    assert!(threads >= 3, "{threads} threads");
+    assert_eq!(worker_threads(child.id()), 2);
     let got = unix_roundtrip(&sock, b"CONFIG GET io-threads\r\n", 28);
     assert_eq!(got, b"*2\r\n$10\r\nio-threads\r\n$1\r\n2\r\n");
     child.kill().unwrap();
@@ -191,10 +196,7 @@ fn io_threads_option_runs_a_worker_pool_and_is_reported() {
 #[test]
 fn default_io_threads_is_a_single_event_loop_thread() {
     let (mut child, sock, _) = spawn_on_socket("io1", &[]);
-    let threads = std::fs::read_dir(format!("/proc/{}/task", child.id()))
-        .unwrap()
-        .count();
-    assert_eq!(threads, 1, "current-thread runtime");
+    assert_eq!(worker_threads(child.id()), 1);
     assert_eq!(unix_roundtrip(&sock, b"PING\r\n", 7), b"+PONG\r\n");
     child.kill().unwrap();
     let _ = child.wait();

@@ -176,3 +176,128 @@ async fn lock_freed_by_a_script_is_granted_after_the_script() {
     assert!(waiter.await.unwrap().is_some());
     assert_eq!(server.get("after").as_deref(), Some(&b"x"[..]));
 }
+
+/// A server whose scripts turn busy after 100 ms.
+async fn start_with_short_busy_threshold() -> latchkey::ServerHandle {
+    latchkey::Server::builder()
+        .option("busy-reply-threshold", "100")
+        .unwrap()
+        .start()
+        .await
+        .unwrap()
+}
+
+/// Sends `EVAL script 0` on a raw connection and returns it once the script is busy
+/// (another client's PING gets BUSY).
+async fn start_busy_script(
+    server: &latchkey::ServerHandle,
+    con: &mut redis::aio::MultiplexedConnection,
+    script: &str,
+) -> tokio::net::TcpStream {
+    use tokio::io::AsyncWriteExt;
+    let mut s = tokio::net::TcpStream::connect(server.addr()).await.unwrap();
+    let req = format!(
+        "*3\r\n$4\r\nEVAL\r\n${}\r\n{script}\r\n$1\r\n0\r\n",
+        script.len()
+    );
+    s.write_all(req.as_bytes()).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    assert_eq!(
+        err_line(con, &["PING"]).await,
+        "BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE."
+    );
+    s
+}
+
+// Multi-thread runtimes: the busy script hands its worker thread over; one worker
+// is the binary's default.
+#[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+async fn a_busy_script_gets_busy_replies_and_script_kill_ends_it() {
+    let server = start_with_short_busy_threshold().await;
+    let mut con = connect(&server).await;
+    let script = "local i = 0 while true do i = i + 1 end";
+    let mut runner = start_busy_script(&server, &mut con, script).await;
+    assert!(err_line(&mut con, &["GET", "k"]).await.starts_with("BUSY "));
+    assert!(err_line(&mut con, &["EVAL", "return 1", "0"])
+        .await
+        .starts_with("BUSY "));
+    // The commands Redis allows beside a busy script still run.
+    assert_eq!(cmd(&mut con, &["MULTI"]).await.unwrap(), Value::Okay);
+    assert_eq!(cmd(&mut con, &["DISCARD"]).await.unwrap(), Value::Okay);
+    assert_eq!(
+        cmd(&mut con, &["SCRIPT", "KILL"]).await.unwrap(),
+        Value::Okay
+    );
+    let want = format!(
+        "-ERR Script killed by user with SCRIPT KILL... script: {}, on @user_script:1.\r\n",
+        latchkey::scripting::sha1_hex(script.as_bytes())
+    );
+    let got = common::read_until(&mut runner, want.len()).await;
+    assert_eq!(String::from_utf8_lossy(&got), want);
+    assert_eq!(
+        cmd(&mut con, &["PING"]).await.unwrap(),
+        Value::SimpleString("PONG".into())
+    );
+    assert_eq!(
+        err_line(&mut con, &["SCRIPT", "KILL"]).await,
+        "NOTBUSY No scripts in execution right now."
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pcall_cannot_swallow_script_kill() {
+    let server = start_with_short_busy_threshold().await;
+    let mut con = connect(&server).await;
+    let script = "while true do pcall(function() while true do end end) end";
+    let mut runner = start_busy_script(&server, &mut con, script).await;
+    assert_eq!(
+        cmd(&mut con, &["SCRIPT", "KILL"]).await.unwrap(),
+        Value::Okay
+    );
+    let got = common::read_until(&mut runner, 40).await;
+    assert!(
+        String::from_utf8_lossy(&got).starts_with("-ERR Script killed by user"),
+        "{got:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+async fn a_script_that_wrote_is_unkillable_but_shutdown_nosave_stops_it() {
+    let server = start_with_short_busy_threshold().await;
+    let mut con = connect(&server).await;
+    let script = "redis.call('set', 'w', '1') while true do end";
+    let mut runner = start_busy_script(&server, &mut con, script).await;
+    assert!(err_line(&mut con, &["SCRIPT", "KILL"])
+        .await
+        .starts_with("UNKILLABLE Sorry the script already executed write commands"));
+    assert!(err_line(&mut con, &["SHUTDOWN"]).await.starts_with("BUSY "));
+    let _ = cmd(&mut con, &["SHUTDOWN", "NOSAVE"]).await;
+    // The script's caller is disconnected without a reply, as Redis exits.
+    assert!(common::read_until(&mut runner, 1).await.is_empty());
+    assert!(server.shared().is_shutting_down());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+async fn below_the_threshold_other_clients_wait_for_the_script() {
+    let server = start().await;
+    let mut con = connect(&server).await;
+    let mut other = connect(&server).await;
+    let slow = tokio::spawn(async move {
+        let n: i64 = redis::cmd("EVAL")
+            .arg("local t = 0 for i = 1, 3000000 do t = t + 1 end redis.call('set', 'done', t) return t")
+            .arg(0)
+            .query_async(&mut other)
+            .await
+            .unwrap();
+        n
+    });
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let done: Option<i64> = redis::cmd("GET")
+        .arg("done")
+        .query_async(&mut con)
+        .await
+        .unwrap();
+    assert_eq!(slow.await.unwrap(), 3_000_000);
+    // Either the GET ran before the script, or after it: never a BUSY.
+    assert!(matches!(done, None | Some(3_000_000)));
+}

@@ -397,15 +397,38 @@ pub fn execute(shared: &Shared, session: &mut Session, args: &[Bytes]) -> Reply 
         session.queue(cmd.index, args.to_vec());
         return Reply::Simple("QUEUED");
     }
+    let allow_busy = cmd.spec.has(flag::ALLOW_BUSY);
     if cmd.spec.has(flag::OWN_GATE) {
+        if shared.scripts.is_busy() {
+            return busy(cmd);
+        }
         // EXEC and EVAL serve blocked clients themselves, under their gate.
-        call(shared, session, cmd, args, CallMode::Client)
-    } else {
-        let _gate = shared.gate.read();
-        let reply = call(shared, session, cmd, args, CallMode::Client);
-        serve_blocked(shared, session.now_ms);
-        reply
+        return call(shared, session, cmd, args, CallMode::Client);
     }
+    match shared.gate.read_unless(|| shared.scripts.is_busy()) {
+        Some(_gate) => {
+            let reply = call(shared, session, cmd, args, CallMode::Client);
+            serve_blocked(shared, session.now_ms);
+            reply
+        }
+        // The few commands Redis runs beside a busy script (SCRIPT KILL,
+        // SHUTDOWN, AUTH, MULTI, ...) touch no key a script could be changing.
+        None if allow_busy => call(shared, session, cmd, args, CallMode::Client),
+        None => busy(cmd),
+    }
+}
+
+/// The error for a command refused because a script is busy.
+pub fn busy(cmd: &Command) -> Reply {
+    cmd.stats.rejected_calls.fetch_add(1, Ordering::Relaxed);
+    Reply::Error(busy_error())
+}
+
+/// `BUSY Redis is busy running a script. ...`
+pub fn busy_error() -> CommandError {
+    CommandError::raw(
+        "BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE.",
+    )
 }
 
 /// Hands elements pushed by the command that just ended to clients blocked in

@@ -1,4 +1,4 @@
-//! EVAL, EVALSHA, EVAL_RO, EVALSHA_RO and SCRIPT (LOAD, EXISTS, FLUSH, HELP).
+//! EVAL, EVALSHA, EVAL_RO, EVALSHA_RO and SCRIPT (LOAD, EXISTS, FLUSH, KILL, HELP).
 //! The engine is in `crate::scripting`; this file parses arguments and makes the
 //! script atomic by holding the execution gate exclusively while it runs.
 
@@ -54,6 +54,11 @@ pub static COMMANDS: &[CommandSpec] = &[
                 "2.6.0",
                 "Removes all server-side Lua scripts from the script cache.",
             ),
+            CommandSpec::new("kill", 2, flag::NOSCRIPT | flag::ALLOW_BUSY, kill).doc(
+                "scripting",
+                "2.6.0",
+                "Terminates a server-side Lua script during execution.",
+            ),
             CommandSpec::new("help", 2, flag::LOADING | flag::STALE, help).doc(
                 "scripting",
                 "5.0.0",
@@ -83,13 +88,26 @@ fn keys_and_args(args: &[Bytes]) -> Result<(&[Bytes], &[Bytes]), CommandError> {
 fn run(ctx: &mut Ctx<'_>, args: &[Bytes], sha: &str, read_only: bool) -> CommandResult {
     let (keys, argv) = keys_and_args(args)?;
     let shared = ctx.shared;
-    let _gate = (ctx.mode == CallMode::Client).then(|| shared.gate.write());
+    let _gate = match ctx.mode {
+        CallMode::Client => Some(
+            shared
+                .gate
+                .write_unless(|| shared.scripts.is_busy())
+                .ok_or_else(super::busy_error)?,
+        ),
+        _ => None,
+    };
     if ctx.mode == CallMode::Client {
         ctx.session.mark_time(&shared.clock);
     }
     let reply = shared
         .scripts
         .run(shared, ctx.session, sha, keys, argv, read_only);
+    if shared.is_shutting_down() {
+        // SHUTDOWN NOSAVE stopped it: as in Redis, the caller gets no reply.
+        ctx.session.close_after_reply = true;
+        return Ok(Reply::Silent);
+    }
     if ctx.mode == CallMode::Client {
         // Clients blocked on lists the script pushed to are served now that it
         // has ended, before the gate opens (inside EXEC, EXEC does this).
@@ -153,6 +171,11 @@ fn flush(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
         }
     }
     ctx.shared.scripts.flush();
+    Ok(Reply::OK)
+}
+
+fn kill(ctx: &mut Ctx<'_>, _: &[Bytes]) -> CommandResult {
+    ctx.shared.scripts.kill()?;
     Ok(Reply::OK)
 }
 

@@ -107,6 +107,13 @@ fn shutdown(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
     if args[1..].iter().any(|a| is(a, "abort")) {
         return Err(CommandError::err("No shutdown in progress."));
     }
+    if ctx.shared.scripts.is_busy() {
+        // Beside a busy script only SHUTDOWN NOSAVE goes ahead, and stops it.
+        if !args[1..].iter().any(|a| is(a, "nosave")) {
+            return Err(super::busy_error());
+        }
+        ctx.shared.scripts.abort();
+    }
     tracing::warn!("User requested shutdown...");
     ctx.shared.shutdown();
     ctx.session.close_after_reply = true;

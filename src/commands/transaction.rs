@@ -163,7 +163,10 @@ fn exec(ctx: &mut Ctx<'_>, _: &[Bytes]) -> CommandResult {
         ));
     }
     let shared = ctx.shared;
-    let _gate = shared.gate.write();
+    let _gate = shared
+        .gate
+        .write_unless(|| shared.scripts.is_busy())
+        .ok_or_else(super::busy_error)?;
     ctx.session.mark_time(&shared.clock);
     ctx.now = ctx.session.now_ms;
     if watch_broken(ctx) {
