@@ -229,6 +229,12 @@ fn lua_type_name(v: Option<&Value>) -> &'static str {
 /// Argument `i` (from 1) of bit library function `name` as LuaBitOp reads it: a
 /// number (or numeric string), normalised to 32 bits with round-half-even.
 fn bit_arg(lua: &Lua, args: &[Value], i: usize, name: &str) -> mlua::Result<i32> {
+    number_arg(lua, args, i, name).map(tobit)
+}
+
+/// Argument `i` (from 1) as `luaL_checknumber` reads it: a number or a numeric
+/// string.
+fn number_arg(lua: &Lua, args: &[Value], i: usize, name: &str) -> mlua::Result<f64> {
     let v = args.get(i - 1);
     let n = match v {
         Some(Value::Integer(n)) => Some(*n as f64),
@@ -236,19 +242,95 @@ fn bit_arg(lua: &Lua, args: &[Value], i: usize, name: &str) -> mlua::Result<i32>
         Some(Value::String(s)) => s.to_str().ok().and_then(|t| t.trim().parse::<f64>().ok()),
         _ => None,
     };
-    match n {
-        Some(n) => Ok(tobit(n)),
-        None => {
-            let line = lua
-                .inspect_stack(1, |d| d.current_line())
-                .flatten()
-                .unwrap_or(0);
-            Err(mlua::Error::runtime(format!(
-                "user_script:{line}: bad argument #{i} to '{name}' (number expected, got {})",
-                lua_type_name(v)
-            )))
-        }
+    n.ok_or_else(|| {
+        let got = lua_type_name(v);
+        bad_arg(lua, i, name, &format!("number expected, got {got}"))
+    })
+}
+
+/// Argument `i` as `luaL_checkint` reads it on x86-64: truncated to an int.
+fn int_arg(lua: &Lua, args: &[Value], i: usize, name: &str) -> mlua::Result<i32> {
+    number_arg(lua, args, i, name).map(|n| n as i64 as i32)
+}
+
+/// `luaL_argerror`'s message, with the script position Redis shows.
+fn bad_arg(lua: &Lua, i: usize, name: &str, msg: &str) -> mlua::Error {
+    script_raise(lua, &format!("bad argument #{i} to '{name}' ({msg})"))
+}
+
+/// `luaL_error`: the message prefixed with the calling script line.
+fn script_raise(lua: &Lua, msg: &str) -> mlua::Error {
+    let line = lua
+        .inspect_stack(1, |d| d.current_line())
+        .flatten()
+        .unwrap_or(0);
+    mlua::Error::runtime(format!("user_script:{line}: {msg}"))
+}
+
+/// Redis's `math.random`: its own `lrand48` (a 48-bit linear congruential
+/// generator, unseeded state `0x1234ABCD330E`), one sequence for the server that
+/// scripts share and `math.randomseed` resets, so scripts see the same numbers as
+/// on Redis 7.
+#[derive(Debug)]
+struct Rand48(u64);
+
+impl Default for Rand48 {
+    fn default() -> Self {
+        Rand48(0x1234_ABCD_330E)
     }
+}
+
+impl Rand48 {
+    const MAX: i32 = i32::MAX;
+
+    fn seed(&mut self, seed: i32) {
+        self.0 = (u64::from(seed as u32) << 16) | 0x330E;
+    }
+
+    fn next(&mut self) -> i32 {
+        self.0 = (0x5_DEEC_E66D_u64.wrapping_mul(self.0).wrapping_add(0xB)) & ((1 << 48) - 1);
+        (self.0 >> 17) as i32
+    }
+
+    /// A float in [0, 1), as Redis's `math.random` makes it.
+    fn unit(&mut self) -> f64 {
+        f64::from(self.next() % Self::MAX) / f64::from(Self::MAX)
+    }
+}
+
+/// Replaces `math.random` and `math.randomseed` with Redis's.
+fn install_random(lua: &Lua) -> mlua::Result<()> {
+    let state = Arc::new(Mutex::new(Rand48::default()));
+    let math: Table = lua.globals().get("math")?;
+    let s = state.clone();
+    math.set(
+        "random",
+        lua.create_function(move |lua, args: MultiValue| {
+            let args: Vec<Value> = args.into_iter().collect();
+            let r = s.lock().unit();
+            let (low, high) = match args.len() {
+                0 => return Ok(r),
+                1 => (1, int_arg(lua, &args, 1, "random")?),
+                2 => (
+                    int_arg(lua, &args, 1, "random")?,
+                    int_arg(lua, &args, 2, "random")?,
+                ),
+                _ => return Err(script_raise(lua, "wrong number of arguments")),
+            };
+            if low > high {
+                return Err(bad_arg(lua, args.len(), "random", "interval is empty"));
+            }
+            Ok((r * (f64::from(high) - f64::from(low) + 1.0)).floor() + f64::from(low))
+        })?,
+    )?;
+    math.set(
+        "randomseed",
+        lua.create_function(move |lua, args: MultiValue| {
+            let args: Vec<Value> = args.into_iter().collect();
+            state.lock().seed(int_arg(lua, &args, 1, "randomseed")?);
+            Ok(())
+        })?,
+    )
 }
 
 /// LuaBitOp's `tobit`: adding 2^52 + 2^51 puts the integer part, rounded half to
@@ -377,6 +459,7 @@ impl Scripts {
         globals
             .set("bit", bit_library(&lua).map_err(|e| e.to_string())?)
             .map_err(|e| e.to_string())?;
+        install_random(&lua).map_err(|e| e.to_string())?;
         // No file access from scripts.
         for name in ["loadfile", "dofile"] {
             globals.raw_remove(name).map_err(|e| e.to_string())?;

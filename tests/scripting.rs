@@ -301,3 +301,21 @@ async fn below_the_threshold_other_clients_wait_for_the_script() {
     // Either the GET ran before the script, or after it: never a BUSY.
     assert!(matches!(done, None | Some(3_000_000)));
 }
+
+#[tokio::test]
+async fn math_random_continues_redis_sequence_across_scripts() {
+    // The first numbers a fresh redis-server 7 gives, one script call at a time.
+    let server = start().await;
+    let mut con = connect(&server).await;
+    let mut got = Vec::new();
+    for _ in 0..3 {
+        let v: String = redis::cmd("EVAL")
+            .arg("return tostring(math.random())")
+            .arg(0)
+            .query_async(&mut con)
+            .await
+            .unwrap();
+        got.push(v);
+    }
+    assert_eq!(got, ["0.39646477363839", "0.84048536971234", "0.35333609737146"]);
+}
