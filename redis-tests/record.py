@@ -197,7 +197,7 @@ def parse_case_file(text):
         elif line.startswith("> "):
             items.append(("cmd", line, True))
             in_reply = True
-        elif line.strip() == "" or line.startswith("#"):
+        elif line.strip() == "" or line.startswith("# ") or line.rstrip() == "#":
             items.append(("keep", line))
             in_reply = False
         elif not in_reply:

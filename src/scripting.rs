@@ -18,8 +18,7 @@
 //! script goes on here. `SCRIPT KILL` (for a script that has not written) and
 //! `SHUTDOWN NOSAVE` set a flag the hook turns into an error that ends the script.
 //!
-//! Not here yet (see the README): the `cjson`/`struct` libraries,
-//! `redis.setresp(3)`.
+//! Not here yet (see the README): the `cjson` and `struct` libraries.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -176,6 +175,8 @@ struct Running {
     shared: *const Shared,
     session: *mut Session,
     read_only: bool,
+    /// `redis.setresp(3)` was called: replies reach Lua with RESP3's types.
+    resp3: bool,
 }
 
 // SAFETY: only dereferenced on the thread running the script, inside `run`.
@@ -192,8 +193,8 @@ impl Drop for RunningGuard<'_> {
 
 /// Body of `redis.call` (`raise`) and `redis.pcall`.
 fn call_from_script(lua: &Lua, args: MultiValue, raise: bool) -> mlua::Result<Value> {
-    let (shared, session, read_only) = match lua.app_data_ref::<Running>() {
-        Some(r) => (r.shared, r.session, r.read_only),
+    let (shared, session, read_only, resp3) = match lua.app_data_ref::<Running>() {
+        Some(r) => (r.shared, r.session, r.read_only, r.resp3),
         None => return Err(mlua::Error::runtime("redis.call outside a script run")),
     };
     let at = lua
@@ -207,8 +208,41 @@ fn call_from_script(lua: &Lua, args: MultiValue, raise: bool) -> mlua::Result<Va
             line: e.to_string(),
             at,
         })),
-        reply => reply_to_lua(lua, &reply),
+        reply => reply_to_lua(lua, &reply, resp3),
     }
+}
+
+/// `redis.setresp(2|3)`: the protocol `redis.call` replies are converted from.
+fn set_resp(lua: &Lua, args: MultiValue) -> mlua::Result<()> {
+    let args: Vec<Value> = args.into_iter().collect();
+    if args.len() != 1 {
+        return Err(script_raise_plain(
+            lua,
+            "redis.setresp() requires one argument.",
+        ));
+    }
+    let resp3 = match number_arg(lua, &args, 1, "setresp")? as i64 {
+        2 => false,
+        3 => true,
+        _ => return Err(script_raise_plain(lua, "RESP version must be 2 or 3.")),
+    };
+    if let Some(mut r) = lua.app_data_mut::<Running>() {
+        r.resp3 = resp3;
+    }
+    Ok(())
+}
+
+/// An error from the Redis API that Redis reports like a failed `redis.call`:
+/// without a position in the message, with the line after the script's SHA.
+fn script_raise_plain(lua: &Lua, msg: &str) -> mlua::Error {
+    let at = lua
+        .inspect_stack(1, |d| d.current_line())
+        .flatten()
+        .unwrap_or(0);
+    mlua::Error::external(CallFailed {
+        line: format!("ERR {msg}"),
+        at,
+    })
 }
 
 /// Lua's type name for an argument, as `luaL_checknumber` reports it.
@@ -449,6 +483,8 @@ impl Scripts {
             .create_function(|_, s: mlua::String| Ok(sha1_hex(&s.as_bytes())))
             .map_err(|e| e.to_string())?;
         redis.set("sha1hex", sha).map_err(|e| e.to_string())?;
+        let setresp = lua.create_function(set_resp).map_err(|e| e.to_string())?;
+        redis.set("setresp", setresp).map_err(|e| e.to_string())?;
         for (name, raise) in [("call", true), ("pcall", false)] {
             let f = lua
                 .create_function(move |lua, args: MultiValue| call_from_script(lua, args, raise))
@@ -578,15 +614,18 @@ impl Scripts {
                 shared,
                 session,
                 read_only,
+                resp3: false,
             });
             let _running = RunningGuard(&lua);
-            function.call::<Value>(())
+            let value = function.call::<Value>(())?;
+            let resp3 = lua.app_data_ref::<Running>().is_some_and(|r| r.resp3);
+            Ok((value, resp3))
         })();
         if watch.every_line.load(Ordering::Relaxed) {
             install_hook(&lua, watch, false).map_err(|e| CommandError::err(e.to_string()))?;
         }
         match outcome {
-            Ok(value) => Ok(lua_to_reply(&value)),
+            Ok((value, resp3)) => Ok(lua_to_reply(&value, resp3)),
             Err(e) => Err(script_error(e, &fail)),
         }
     }
@@ -691,34 +730,64 @@ fn redis_call(
     commands::call(shared, session, cmd, &words, CallMode::Script)
 }
 
-/// A reply as a Lua value (Redis's RESP2 conversions).
-fn reply_to_lua(lua: &Lua, reply: &Reply) -> mlua::Result<Value> {
+/// A reply as a Lua value, with Redis's RESP2 conversions or, after
+/// `redis.setresp(3)`, its RESP3 ones (nil, booleans, and `{double=}`, `{map=}`,
+/// `{set=}`, `{verbatim_string=}` tables).
+fn reply_to_lua(lua: &Lua, reply: &Reply, resp3: bool) -> mlua::Result<Value> {
+    let wrapped = |field: &str, v: Value| -> mlua::Result<Value> {
+        let t = lua.create_table()?;
+        t.raw_set(field, v)?;
+        Ok(Value::Table(t))
+    };
     Ok(match reply {
         Reply::Int(i) => Value::Integer(*i),
+        Reply::Verbatim(b) if resp3 => {
+            let v = lua.create_table()?;
+            v.raw_set("format", "txt")?;
+            v.raw_set("string", lua.create_string(b)?)?;
+            wrapped("verbatim_string", Value::Table(v))?
+        }
         Reply::Bulk(b) | Reply::Verbatim(b) => Value::String(lua.create_string(b)?),
         Reply::Short(b) => Value::String(lua.create_string(b.as_slice())?),
         Reply::Simple(s) => status_table(lua, s.as_bytes())?,
         Reply::Status(s) => status_table(lua, s)?,
+        Reply::Nil | Reply::NilArray | Reply::Silent if resp3 => Value::Nil,
         Reply::Nil | Reply::NilArray | Reply::Silent => Value::Boolean(false),
+        Reply::Bool(b) if resp3 => Value::Boolean(*b),
         Reply::Bool(b) => Value::Integer(i64::from(*b)),
+        Reply::Double(d) if resp3 => wrapped("double", Value::Number(*d))?,
         Reply::Double(d) => Value::String(lua.create_string(crate::reply::format_double(*d))?),
         Reply::Error(e) => {
             let t = lua.create_table()?;
             t.raw_set("err", e.to_string())?;
             Value::Table(t)
         }
+        Reply::Set(items) if resp3 => {
+            let members = lua.create_table()?;
+            for item in items {
+                members.raw_set(reply_to_lua(lua, item, resp3)?, true)?;
+            }
+            wrapped("set", Value::Table(members))?
+        }
         Reply::Array(items) | Reply::Set(items) | Reply::Push(items) => {
             let t = lua.create_table_with_capacity(items.len(), 0)?;
             for (i, item) in items.iter().enumerate() {
-                t.raw_set(i + 1, reply_to_lua(lua, item)?)?;
+                t.raw_set(i + 1, reply_to_lua(lua, item, resp3)?)?;
             }
             Value::Table(t)
+        }
+        Reply::Map(pairs) if resp3 => {
+            let map = lua.create_table()?;
+            for (k, v) in pairs {
+                map.raw_set(reply_to_lua(lua, k, resp3)?, reply_to_lua(lua, v, resp3)?)?;
+            }
+            wrapped("map", Value::Table(map))?
         }
         Reply::Map(pairs) => {
             let t = lua.create_table_with_capacity(pairs.len() * 2, 0)?;
             for (i, (k, v)) in pairs.iter().enumerate() {
-                t.raw_set(2 * i + 1, reply_to_lua(lua, k)?)?;
-                t.raw_set(2 * i + 2, reply_to_lua(lua, v)?)?;
+                t.raw_set(2 * i + 1, reply_to_lua(lua, k, resp3)?)?;
+                t.raw_set(2 * i + 2, reply_to_lua(lua, v, resp3)?)?;
             }
             Value::Table(t)
         }
@@ -732,13 +801,15 @@ fn status_table(lua: &Lua, s: &[u8]) -> mlua::Result<Value> {
 }
 
 /// A Lua value as a reply (Redis's conversions): numbers truncate to integers,
-/// `true` is 1, `false`/nil are nil, `{ok=}`/`{err=}` are status/error replies,
-/// other tables are arrays up to their first nil.
-fn lua_to_reply(value: &Value) -> Reply {
+/// `true` is 1 and `false` nil (a RESP3 boolean after `redis.setresp(3)`), nil is
+/// nil, `{ok=}`/`{err=}` are status/error replies, `{double=}`, `{map=}` and
+/// `{set=}` the RESP3 types, other tables arrays up to their first nil.
+fn lua_to_reply(value: &Value, resp3: bool) -> Reply {
     match value {
         Value::Integer(i) => Reply::Int(*i),
         Value::Number(n) => Reply::Int(*n as i64),
         Value::String(s) => Reply::Bulk(Bytes::copy_from_slice(&s.as_bytes())),
+        Value::Boolean(b) if resp3 => Reply::Bool(*b),
         Value::Boolean(true) => Reply::Int(1),
         Value::Boolean(false) | Value::Nil => Reply::Nil,
         Value::Table(t) => {
@@ -748,11 +819,32 @@ fn lua_to_reply(value: &Value) -> Reply {
             if let Ok(Value::String(ok)) = t.raw_get::<Value>("ok") {
                 return Reply::Status(Bytes::copy_from_slice(&ok.as_bytes()));
             }
+            match t.raw_get::<Value>("double") {
+                Ok(Value::Number(d)) => return Reply::Double(d),
+                Ok(Value::Integer(d)) => return Reply::Double(d as f64),
+                _ => {}
+            }
+            if let Ok(Value::Table(map)) = t.raw_get::<Value>("map") {
+                return Reply::Map(
+                    map.pairs::<Value, Value>()
+                        .filter_map(Result::ok)
+                        .map(|(k, v)| (lua_to_reply(&k, resp3), lua_to_reply(&v, resp3)))
+                        .collect(),
+                );
+            }
+            if let Ok(Value::Table(set)) = t.raw_get::<Value>("set") {
+                return Reply::Set(
+                    set.pairs::<Value, Value>()
+                        .filter_map(Result::ok)
+                        .map(|(k, _)| lua_to_reply(&k, resp3))
+                        .collect(),
+                );
+            }
             let mut items = Vec::new();
             for i in 1.. {
                 match t.raw_get::<Value>(i) {
                     Ok(Value::Nil) | Err(_) => break,
-                    Ok(v) => items.push(lua_to_reply(&v)),
+                    Ok(v) => items.push(lua_to_reply(&v, resp3)),
                 }
             }
             Reply::Array(items)

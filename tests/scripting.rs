@@ -317,5 +317,29 @@ async fn math_random_continues_redis_sequence_across_scripts() {
             .unwrap();
         got.push(v);
     }
-    assert_eq!(got, ["0.39646477363839", "0.84048536971234", "0.35333609737146"]);
+    assert_eq!(
+        got,
+        ["0.39646477363839", "0.84048536971234", "0.35333609737146"]
+    );
+}
+
+#[tokio::test]
+async fn setresp_3_gives_scripts_maps_and_nil() {
+    let server = start().await;
+    let mut con = connect(&server).await;
+    cmd(&mut con, &["LOCK.ACQUIRE", "L", "me", "10000"])
+        .await
+        .unwrap();
+    let script = "redis.setresp(3) \
+        local info = redis.call('lock.info', KEYS[1]) \
+        return {info['map']['waiters'], #info['map']['holders'], type(redis.call('get', 'nokey'))}";
+    let got = cmd(&mut con, &["EVAL", script, "1", "L"]).await.unwrap();
+    assert_eq!(
+        got,
+        Value::Array(vec![
+            Value::Int(0),
+            Value::Int(1),
+            Value::BulkString(b"nil".to_vec())
+        ])
+    );
 }

@@ -168,7 +168,8 @@ fn parse(text: &str) -> Vec<Case> {
                 check: true,
                 expected: Vec::new(),
             });
-        } else if line.trim().is_empty() || line.starts_with('#') {
+        } else if line.trim().is_empty() || line.starts_with("# ") || line.trim_end() == "#" {
+            // Comments; a reply line `#t` (a RESP3 boolean) has no space.
             continue;
         } else if let Some(last) = cases.last_mut() {
             last.expected.push(line.to_string());
