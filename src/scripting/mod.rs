@@ -18,7 +18,10 @@
 //! script goes on here. `SCRIPT KILL` (for a script that has not written) and
 //! `SHUTDOWN NOSAVE` set a flag the hook turns into an error that ends the script.
 //!
-//! Not here yet (see the README): the `cjson` and `struct` libraries.
+//! Libraries: `string`, `table`, `math` (with Redis's `math.random`), `bit` and
+//! `cjson` (in `cjson.rs`). Not here (see the README): `struct`, `cmsgpack`.
+
+mod cjson;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -496,6 +499,9 @@ impl Scripts {
             .set("bit", bit_library(&lua).map_err(|e| e.to_string())?)
             .map_err(|e| e.to_string())?;
         install_random(&lua).map_err(|e| e.to_string())?;
+        globals
+            .set("cjson", cjson::library(&lua).map_err(|e| e.to_string())?)
+            .map_err(|e| e.to_string())?;
         // No file access from scripts.
         for name in ["loadfile", "dofile"] {
             globals.raw_remove(name).map_err(|e| e.to_string())?;
