@@ -343,3 +343,73 @@ async fn setresp_3_gives_scripts_maps_and_nil() {
         ])
     );
 }
+
+/// The compare-and-delete and compare-and-pexpire scripts a Go client such as
+/// redsync sends (written here from their behaviour: act only while the stored
+/// value is the caller's), around a `SET NX PX` acquire.
+#[tokio::test]
+async fn compare_and_delete_and_compare_and_pexpire_scripts() {
+    let server = start().await;
+    let mut con = connect(&server).await;
+    let delete_if_mine = Script::new(
+        "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) else return 0 end",
+    );
+    let pexpire_if_mine = Script::new(
+        "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) else return 0 end",
+    );
+    let set = cmd(&mut con, &["SET", "mutex", "tok-a", "NX", "PX", "8000"])
+        .await
+        .unwrap();
+    assert_eq!(set, Value::Okay);
+    let refused = cmd(&mut con, &["SET", "mutex", "tok-b", "NX", "PX", "8000"])
+        .await
+        .unwrap();
+    assert_eq!(refused, Value::Nil);
+    let n: i64 = pexpire_if_mine
+        .key("mutex")
+        .arg("tok-b")
+        .arg(60000)
+        .invoke_async(&mut con)
+        .await
+        .unwrap();
+    assert_eq!(n, 0, "not the holder: no extension");
+    let n: i64 = pexpire_if_mine
+        .key("mutex")
+        .arg("tok-a")
+        .arg(60000)
+        .invoke_async(&mut con)
+        .await
+        .unwrap();
+    assert_eq!(n, 1);
+    assert!(server.ttl("mutex").unwrap() > Duration::from_secs(59));
+    let n: i64 = delete_if_mine
+        .key("mutex")
+        .arg("tok-b")
+        .invoke_async(&mut con)
+        .await
+        .unwrap();
+    assert_eq!(n, 0, "not the holder: not deleted");
+    assert!(server.get("mutex").is_some());
+    let n: i64 = delete_if_mine
+        .key("mutex")
+        .arg("tok-a")
+        .invoke_async(&mut con)
+        .await
+        .unwrap();
+    assert_eq!(n, 1);
+    assert!(server.get("mutex").is_none());
+    // After expiry the holder can neither extend nor delete.
+    server.pause_time();
+    cmd(&mut con, &["SET", "mutex", "tok-c", "NX", "PX", "100"])
+        .await
+        .unwrap();
+    server.advance_time(Duration::from_millis(101));
+    let n: i64 = pexpire_if_mine
+        .key("mutex")
+        .arg("tok-c")
+        .arg(1000)
+        .invoke_async(&mut con)
+        .await
+        .unwrap();
+    assert_eq!(n, 0);
+}

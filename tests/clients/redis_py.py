@@ -1,26 +1,16 @@
 """redis-py (PyPI `redis`) against a latchkey binary, as an application uses it.
 
 Run by test.sh: python3 tests/clients/redis_py.py PATH_TO_LATCHKEY
-Starts latchkey on a free loopback port, runs each check in RESP2 and RESP3, and
-prints "redis-py: N passed, M failed".
+Starts the server on a free loopback port and a Unix socket, runs each check in
+RESP2 and RESP3, and prints "redis-py ...: N passed, M failed".
 """
 
-import socket
-import subprocess
 import sys
-import time
-import traceback
 
 import redis
 from redis.exceptions import LockNotOwnedError, NoScriptError, ResponseError
 
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
+from harness import binary_arg, is_latchkey, run, server
 
 
 def check_basics(r):
@@ -98,36 +88,27 @@ def check_native_lock(r):
 CHECKS = [check_basics, check_pipeline_and_transaction, check_lock, check_scripts, check_native_lock]
 
 
-def main():
-    binary = sys.argv[1]
-    port = free_port()
-    server = subprocess.Popen([binary, "--port", str(port), "--loglevel", "warning"], stdout=subprocess.DEVNULL)
+def check_unix_socket(r, sock):
+    u = redis.Redis(unix_socket_path=sock, protocol=r.connection_pool.connection_kwargs.get("protocol", 2))
     try:
-        for _ in range(200):
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.1).close()
-                break
-            except OSError:
-                time.sleep(0.02)
-        passed = failed = 0
-        for protocol in (2, 3):
-            for check in CHECKS:
-                r = redis.Redis(port=port, protocol=protocol)
-                r.flushall()
-                try:
-                    check(r)
-                    passed += 1
-                except Exception:
-                    failed += 1
-                    print("FAILED %s (RESP%d)" % (check.__name__, protocol))
-                    traceback.print_exc()
-                finally:
-                    r.close()
-        print("redis-py %s: %d passed, %d failed" % (redis.__version__, passed, failed))
-        return 1 if failed else 0
+        assert u.set("via-socket", "1") is True
+        assert r.get("via-socket") == b"1"
     finally:
-        server.terminate()
-        server.wait()
+        u.close()
+
+
+def main():
+    binary = binary_arg()
+    status = 0
+    with server(binary) as (port, sock):
+        for protocol in (2, 3):
+            r = redis.Redis(port=port, protocol=protocol)
+            checks = CHECKS if is_latchkey(binary) else [c for c in CHECKS if c is not check_native_lock]
+            name = "redis-py %s RESP%d" % (redis.__version__, protocol)
+            status |= run(name, checks, r, before=r.flushall)
+            status |= run(name + " unix socket", [check_unix_socket], r, sock)
+            r.close()
+    return status
 
 
 if __name__ == "__main__":
