@@ -20,7 +20,7 @@ echo "== client libraries"
 if [ ! -x target/clients-venv/bin/python ]; then
   python3 -m venv target/clients-venv
 fi
-target/clients-venv/bin/pip install -q --disable-pip-version-check -r tests/clients/requirements.txt
+target/clients-venv/bin/pip install -q --disable-pip-version-check --no-cache-dir -r tests/clients/requirements.txt
 for check in redis_cli redis_py python_redis_lock native_lock; do
   target/clients-venv/bin/python "tests/clients/$check.py" target/debug/latchkey
 done
@@ -29,7 +29,7 @@ if ! command -v npm >/dev/null; then
   [ "$(id -u)" = 0 ] || sudo="sudo"
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq nodejs npm >/dev/null
 fi
-npm ci --prefix tests/clients/node --no-audit --no-fund --loglevel=error
+npm ci --prefix tests/clients/node --cache target/npm-cache --no-audit --no-fund --loglevel=error
 node tests/clients/node/redlock.mjs target/debug/latchkey
 echo "== doc tests"
 cargo test --doc --all-features

@@ -413,3 +413,21 @@ async fn compare_and_delete_and_compare_and_pexpire_scripts() {
         .unwrap();
     assert_eq!(n, 0);
 }
+
+#[tokio::test]
+async fn a_fencing_token_passes_through_a_script_exactly() {
+    // Lua 5.1 numbers are doubles: a token must stay below 2^53 to survive.
+    let server = start().await;
+    let mut con = connect(&server).await;
+    let token: i64 = redis::cmd("EVAL")
+        .arg("return redis.call('lock.acquire', KEYS[1], 'me', 10000)")
+        .arg(1)
+        .arg("L")
+        .query_async(&mut con)
+        .await
+        .unwrap();
+    let valid = cmd(&mut con, &["LOCK.VALIDATE", "L", &token.to_string()])
+        .await
+        .unwrap();
+    assert_eq!(valid, Value::Int(1));
+}

@@ -46,8 +46,14 @@ pub struct LockShared {
     pub stats: LockStats,
 }
 
+/// Fencing tokens start at the server time in ms shifted left this far. 10 keeps
+/// them below 2^53 until the year 2248, so they survive clients and scripts that
+/// hold integers as doubles (JavaScript, JSON, Lua 5.1 numbers).
+pub const TOKEN_SHIFT: u32 = 10;
+
 impl LockShared {
     pub(super) fn new() -> Self {
+        const { assert!(TOKEN_SHIFT <= 10) };
         LockShared {
             last_token: AtomicU64::new(0),
             next_waiter: AtomicU64::new(1),
@@ -56,12 +62,12 @@ impl LockShared {
     }
 
     /// The next fencing token: strictly greater than every token issued before,
-    /// and at least `now_ms << 16`. A restarted server starts above the tokens of
-    /// its previous run as long as that run issued fewer than 65536 tokens per ms
-    /// on average ahead of the clock, and the clock did not step back across the
-    /// restart (see ARCHITECTURE.md).
+    /// and at least `now_ms << TOKEN_SHIFT`. A restarted server starts above the
+    /// tokens of its previous run as long as that run issued fewer than 1024 tokens
+    /// per ms on average ahead of the clock, and the clock did not step back across
+    /// the restart (see ARCHITECTURE.md).
     pub fn next_token(&self, now_ms: u64) -> u64 {
-        let floor = now_ms << 16;
+        let floor = now_ms << TOKEN_SHIFT;
         let prev = self
             .last_token
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |t| {
@@ -524,6 +530,17 @@ impl Shard {
 mod tests {
     use super::*;
     use crate::keyspace::Keyspace;
+
+    #[test]
+    fn tokens_are_exact_as_doubles_for_two_centuries() {
+        let shared = LockShared::new();
+        // 2248-01-01 in ms since the epoch.
+        let year_2248 = 8_770_000_000_000u64;
+        let t = shared.next_token(year_2248);
+        assert!(t < 1 << 53, "{t}");
+        assert_eq!(t as f64 as u64, t);
+        assert!(shared.next_token(year_2248) > t);
+    }
 
     /// Checks the invariants of every lock in `keys` at `now`.
     fn check(shard: &mut Shard, keys: &[&[u8]], now: u64) {

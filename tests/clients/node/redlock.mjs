@@ -32,15 +32,16 @@ function freePort() {
 async function startServer(binary) {
   const port = await freePort();
   const dir = mkdtempSync(join(tmpdir(), "lk-node-"));
-  const child = spawn(binary, ["--port", String(port), "--bind", "127.0.0.1", "--save", "",
-    "--appendonly", "no", "--dir", dir, "--loglevel", "warning"], { stdio: "ignore" });
+  const sock = join(dir, "server.sock");
+  const child = spawn(binary, ["--port", String(port), "--bind", "127.0.0.1", "--unixsocket", sock,
+    "--save", "", "--appendonly", "no", "--dir", dir, "--loglevel", "warning"], { stdio: "ignore" });
   for (let i = 0; i < 250; i++) {
     const probe = new Redis({ port, lazyConnect: true, retryStrategy: null, maxRetriesPerRequest: 0 });
     try {
       await probe.connect();
       await probe.ping();
       probe.disconnect();
-      return { port, child };
+      return { port, sock, child };
     } catch {
       probe.disconnect();
       await sleep(20);
@@ -60,6 +61,16 @@ async function checkBasics(r) {
   const tx = await r.multi().incr("n").incr("n").exec();
   assert.deepEqual(tx, [[null, 3], [null, 4]]);
   await assert.rejects(r.incr("k"), { message: "ERR value is not an integer or out of range" });
+}
+
+async function checkUnixSocket(r, port, sock) {
+  const u = new Redis({ path: sock });
+  try {
+    assert.equal(await u.set("via-socket", "1"), "OK");
+    assert.equal(await r.get("via-socket"), "1");
+  } finally {
+    u.disconnect();
+  }
 }
 
 async function checkRedlock(r) {
@@ -142,16 +153,16 @@ async function main() {
   const binary = process.argv[2];
   if (!binary) throw new Error("usage: node redlock.mjs PATH_TO_SERVER_BINARY");
   const latchkey = !basename(binary).includes("redis-server");
-  const { port, child } = await startServer(binary);
+  const { port, sock, child } = await startServer(binary);
   const r = new Redis({ port });
-  const checks = [checkBasics, checkRedlock, checkContention];
+  const checks = [checkBasics, checkUnixSocket, checkRedlock, checkContention];
   if (latchkey) checks.push(checkNativeLock);
   let passed = 0, failed = 0;
   try {
     for (const check of checks) {
       await r.flushall();
       try {
-        await check(r, port);
+        await check(r, port, sock);
         passed++;
       } catch (e) {
         failed++;
