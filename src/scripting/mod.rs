@@ -18,10 +18,12 @@
 //! script goes on here. `SCRIPT KILL` (for a script that has not written) and
 //! `SHUTDOWN NOSAVE` set a flag the hook turns into an error that ends the script.
 //!
-//! Libraries: `string`, `table`, `math` (with Redis's `math.random`), `bit` and
-//! `cjson` (in `cjson.rs`). Not here (see the README): `struct`, `cmsgpack`.
+//! Libraries: `string`, `table`, `math` (with Redis's `math.random`), `bit`,
+//! `cjson` (`cjson.rs`) and `struct` (`struct_lib.rs`). Not here (see the README):
+//! `cmsgpack`.
 
 mod cjson;
+mod struct_lib;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -501,6 +503,12 @@ impl Scripts {
         install_random(&lua).map_err(|e| e.to_string())?;
         globals
             .set("cjson", cjson::library(&lua).map_err(|e| e.to_string())?)
+            .map_err(|e| e.to_string())?;
+        globals
+            .set(
+                "struct",
+                struct_lib::library(&lua).map_err(|e| e.to_string())?,
+            )
             .map_err(|e| e.to_string())?;
         // No file access from scripts.
         for name in ["loadfile", "dofile"] {
