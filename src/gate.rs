@@ -37,7 +37,7 @@ thread_local! {
 pub struct ReadGuard<'a>(#[allow(dead_code)] RwLockReadGuard<'a, ()>);
 
 /// Exclusive hold of the gate.
-pub struct WriteGuard<'a>(#[allow(dead_code)] Vec<RwLockWriteGuard<'a, ()>>);
+pub struct WriteGuard<'a>(#[allow(dead_code)] [Option<RwLockWriteGuard<'a, ()>>; SLOTS]);
 
 impl ExecGate {
     /// Holds the gate shared, as every ordinary command does.
@@ -84,15 +84,17 @@ impl ExecGate {
     /// [`Self::read_unless`]).
     pub fn write_unless(&self, give_up: impl Fn() -> bool) -> Option<WriteGuard<'_>> {
         loop {
-            // In slot order, so two writers cannot deadlock.
-            let mut guards = Vec::with_capacity(SLOTS);
-            for slot in &self.slots {
-                match slot.0.try_write_for(POLL) {
-                    Some(g) => guards.push(g),
-                    None => break,
-                }
-            }
-            if guards.len() == SLOTS {
+            // In slot order, so two writers cannot deadlock; once one slot times
+            // out the rest are not tried, and the ones held are let go.
+            let mut complete = true;
+            let guards = std::array::from_fn(|i| {
+                let g = complete
+                    .then(|| self.slots[i].0.try_write_for(POLL))
+                    .flatten();
+                complete &= g.is_some();
+                g
+            });
+            if complete {
                 return Some(WriteGuard(guards));
             }
             drop(guards);

@@ -131,8 +131,18 @@ fn eval_ro(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
 }
 
 fn evalsha_generic(ctx: &mut Ctx<'_>, args: &[Bytes], read_only: bool) -> CommandResult {
-    let sha = String::from_utf8_lossy(&args[1]).to_ascii_lowercase();
-    run(ctx, args, &sha, read_only)
+    // Lower-cased on the stack: a SHA-1 in hex is 40 ASCII bytes; anything else
+    // names no script.
+    let mut buf = [0u8; 40];
+    let sha = match buf.get_mut(..args[1].len()) {
+        Some(lower) if args[1].len() == 40 => {
+            lower.copy_from_slice(&args[1]);
+            lower.make_ascii_lowercase();
+            std::str::from_utf8(lower).unwrap_or_default()
+        }
+        _ => "",
+    };
+    run(ctx, args, sha, read_only)
 }
 
 fn evalsha(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {

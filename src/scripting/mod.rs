@@ -28,7 +28,7 @@ mod struct_lib;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
 use mlua::{Function, HookTriggers, Lua, LuaOptions, MultiValue, StdLib, Table, Value, VmState};
@@ -43,7 +43,9 @@ use crate::session::Session;
 /// The VM and the compiled-script cache, shared by all connections.
 pub struct Scripts {
     lua: Mutex<Lua>,
-    cache: Mutex<HashMap<String, Function>>,
+    /// By lower-case hex SHA-1. The names are digests of what clients sent, so a
+    /// fast hash that is still keyed per process (ahash) is enough.
+    cache: Mutex<HashMap<String, Function, ahash::RandomState>>,
     watch: Arc<Watch>,
 }
 
@@ -52,7 +54,7 @@ pub struct Scripts {
 #[derive(Default)]
 struct Watch {
     /// When the running script started; `None` between scripts.
-    started: Mutex<Option<Instant>>,
+    started: Mutex<Option<quanta::Instant>>,
     /// `busy-reply-threshold` in ms, read when the script started.
     threshold_ms: AtomicU64,
     /// Past the threshold: other clients get `BUSY`.
@@ -522,7 +524,7 @@ impl Scripts {
         install_hook(&lua, &watch, false).map_err(|e| e.to_string())?;
         Ok(Scripts {
             lua: Mutex::new(lua),
-            cache: Mutex::new(HashMap::new()),
+            cache: Mutex::new(HashMap::default()),
             watch,
         })
     }
@@ -615,7 +617,8 @@ impl Scripts {
         watch
             .threshold_ms
             .store(shared.config.read().busy_reply_threshold, Ordering::Relaxed);
-        *watch.started.lock() = Some(Instant::now());
+        // The command's start, already read: no clock read per script.
+        *watch.started.lock() = Some(session.clock_mark);
         let _watching = WatchGuard(watch);
         let fail = |line: String, at: usize| {
             CommandError::raw(format!("{line} script: {sha}, on @user_script:{at}."))
