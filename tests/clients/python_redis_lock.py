@@ -5,6 +5,7 @@ waiter in another process when the holder releases.
 Usage: python3 tests/clients/python_redis_lock.py PATH_TO_SERVER_BINARY
 """
 
+import logging
 import multiprocessing
 import sys
 import time
@@ -48,10 +49,12 @@ def check_extend(r):
 
 
 def check_auto_renewal_keeps_the_lock(r):
-    lock = redis_lock.Lock(r, "renewed", expire=1, auto_renewal=True)
+    lock = redis_lock.Lock(r, "renewed", expire=2, auto_renewal=True)
     lock.acquire()
-    time.sleep(1.8)  # longer than expire: only renewal keeps it
+    time.sleep(4)  # twice expire: only renewal (its extend script) keeps it
     assert lock.locked() and r.exists("lock:renewed") == 1
+    assert 0 < r.pttl("lock:renewed") <= 2000  # renewed to expire, not made longer
+    assert r.get("lock:renewed") == (lock.id if isinstance(lock.id, bytes) else lock.id.encode())
     lock.release()
     assert r.exists("lock:renewed") == 0
 
@@ -103,6 +106,7 @@ CHECKS = [
 
 
 def main():
+    logging.basicConfig(level=logging.ERROR)  # not the library's "Failed to acquire" warnings
     with server(binary_arg()) as (port, _):
         r = redis.Redis(port=port)
         return run("python-redis-lock %s" % redis_lock.__version__, CHECKS, r, before=r.flushall)

@@ -58,10 +58,11 @@ def check_interactive_start_up(port):
     fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 120, 0, 0))
     out = b""
 
-    def read_until(marker, timeout=5):
+    def read_until(done, start=0, timeout=5):
+        """Reads the terminal until done(output since `start`) or the timeout."""
         nonlocal out
         deadline = time.monotonic() + timeout
-        while marker not in out and time.monotonic() < deadline:
+        while not done(out[start:]) and time.monotonic() < deadline:
             ready, _, _ = select.select([fd], [], [], 0.1)
             if ready:
                 try:
@@ -72,24 +73,38 @@ def check_interactive_start_up(port):
                 for _ in range(chunk.count(b"\x1b[6n")):
                     os.write(fd, b"\x1b[1;1R")
                 out += chunk
-        return marker in out
+        return done(out[start:])
+
+    prompt = b"127.0.0.1:%d> " % port
+
+    def type_line(line, reply):
+        """Types a line once redis-cli shows its prompt, then waits for the reply
+        and the next prompt. (Typed before the prompt, the line would be flushed:
+        linenoise switches the terminal to raw mode with TCSAFLUSH.)"""
+        start = len(out)
+        os.write(fd, line + b"\r")
+        assert read_until(lambda tail: reply in tail and tail.endswith(prompt), start), out
 
     try:
-        assert read_until(b"> "), out
-        os.write(fd, b"set x 1\r")
-        assert read_until(b"OK"), out
-        os.write(fd, b"get x\r")
-        assert read_until(b'"1"'), out
-        os.write(fd, b"command count\r")
-        assert read_until(b"(integer) "), out
+        assert read_until(lambda tail: tail.endswith(prompt)), out
+        type_line(b"set x 1", b"\r\nOK\r\n")
+        type_line(b"get x", b'\r\n"1"\r\n')
+        type_line(b"command count", b"\r\n(integer) ")
         os.write(fd, b"quit\r")
-        read_until(b"\xff", timeout=1)  # until it exits
+        read_until(lambda tail: False, timeout=2)  # until the terminal closes
+        deadline = time.monotonic() + 2
+        while True:
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                break
+            assert time.monotonic() < deadline, "redis-cli did not exit on quit"
+            time.sleep(0.02)
+        pid = None
+        assert os.waitstatus_to_exitcode(status) == 0, status
     finally:
-        try:
+        if pid is not None:
             os.kill(pid, 9)
-        except ProcessLookupError:
-            pass
-        os.waitpid(pid, 0)
+            os.waitpid(pid, 0)
         os.close(fd)
     assert b"(error)" not in out, out
 
