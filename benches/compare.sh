@@ -4,10 +4,14 @@
 #     requests/s and p50 latency of each server and the latchkey/redis ratio;
 #   - RSS of each server after 1,000,000 `SET key:N <16-byte value>`.
 # Everything listens on 127.0.0.1 and both servers are stopped on exit.
-# Usage: [LATCHKEY_ARGS="--io-threads 2"] benches/compare.sh [requests] [rounds]   (defaults 200000, 5)
+# Usage: [LATCHKEY_ARGS="--io-threads 2"] [PIN=1] benches/compare.sh [requests] [rounds]   (defaults 200000, 5)
+# PIN=1 runs both servers on CPU 1 and redis-benchmark on CPU 0 (taskset), so on a
+# 2-core machine the load generator and the server under test never share a core.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${1:-200000}
+SERVER_CPU=""; CLIENT_CPU=""
+if [ "${PIN:-0}" = 1 ]; then SERVER_CPU="taskset -c 1"; CLIENT_CPU="taskset -c 0"; fi
 ROUNDS=${2:-5}
 for tool in redis-server redis-benchmark redis-cli python3; do
   command -v "$tool" >/dev/null || { echo "missing $tool (apt-get install redis-server redis-tools)"; exit 1; }
@@ -21,9 +25,9 @@ trap cleanup EXIT
 
 start_servers() {
   RPORT=$(free_port); LPORT=$(free_port)
-  redis-server --port "$RPORT" --bind 127.0.0.1 --save '' --appendonly no --dir "$work" >/dev/null &
+  $SERVER_CPU redis-server --port "$RPORT" --bind 127.0.0.1 --save '' --appendonly no --dir "$work" >/dev/null &
   RPID=$!; pids+=("$RPID")
-  ./target/release/latchkey --port "$LPORT" --bind 127.0.0.1 --loglevel warning ${LATCHKEY_ARGS:-} >/dev/null &
+  $SERVER_CPU ./target/release/latchkey --port "$LPORT" --bind 127.0.0.1 --loglevel warning ${LATCHKEY_ARGS:-} >/dev/null &
   LPID=$!; pids+=("$LPID")
   for p in "$RPORT" "$LPORT"; do
     for _ in $(seq 100); do redis-cli -p "$p" ping >/dev/null 2>&1 && break; sleep 0.05; done
@@ -35,16 +39,17 @@ stop_servers() { kill "$RPID" "$LPID"; wait "$RPID" "$LPID" 2>/dev/null || true;
 # the compare-and-delete lock release script).
 RELEASE='if redis.call("get",KEYS[1]) == ARGV[1] then return redis.call("del",KEYS[1]) else return 0 end'
 bench() {
-  redis-benchmark -p "$1" -t set,get -n "$N" -c 50 $2 --csv 2>/dev/null |
+  $CLIENT_CPU redis-benchmark -p "$1" -t set,get -n "$N" -c 50 $2 --csv 2>/dev/null |
     tr -d '"' | awk -F, 'NR > 1 { print $1, $2, $5 }'
   local sha
   sha=$(redis-cli -p "$1" script load "$RELEASE")
-  redis-benchmark -p "$1" -n "$N" -c 50 $2 --csv evalsha "$sha" 1 key token 2>/dev/null |
+  $CLIENT_CPU redis-benchmark -p "$1" -n "$N" -c 50 $2 --csv evalsha "$sha" 1 key token 2>/dev/null |
     tr -d '"' | awk -F, 'NR > 1 { print "EVALSHA", $2, $5 }'
 }
 
 echo "latchkey $(./target/release/latchkey -v | sed 's/.*(latchkey \(.*\))/\1/') vs $(redis-server --version | cut -d' ' -f1-3), $(nproc) cores"
 echo "redis-benchmark -t set,get -n $N -c 50 [-P 16] and evalsha <release script> 1 key token, $ROUNDS rounds alternating servers, medians"
+[ "${PIN:-0}" = 1 ] && echo "pinned: servers on CPU 1, redis-benchmark on CPU 0"
 echo
 start_servers
 for round in $(seq "$ROUNDS"); do
