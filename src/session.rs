@@ -276,6 +276,14 @@ impl Session {
         }
     }
 
+    /// Drops the open transaction and every WATCH (DISCARD, EXEC, RESET, an EXEC
+    /// refused while a script is busy).
+    pub fn discard_transaction(&mut self, keyspace: &crate::keyspace::Keyspace) {
+        self.multi = None;
+        self.info.multi.store(-1, Ordering::Relaxed);
+        self.unwatch_all(keyspace);
+    }
+
     /// Forgets every watched key: unregisters this session's flag from each key's
     /// shard and clears it (UNWATCH, EXEC, DISCARD, RESET, disconnect).
     pub fn unwatch_all(&mut self, keyspace: &crate::keyspace::Keyspace) {

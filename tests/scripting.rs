@@ -221,7 +221,19 @@ async fn a_busy_script_gets_busy_replies_and_script_kill_ends_it() {
     assert!(err_line(&mut con, &["EVAL", "return 1", "0"])
         .await
         .starts_with("BUSY "));
-    // The commands Redis allows beside a busy script still run.
+    // The commands Redis allows beside a busy script still run. In a
+    // transaction, a refused command dooms it and the refused EXEC says why.
+    assert_eq!(cmd(&mut con, &["MULTI"]).await.unwrap(), Value::Okay);
+    assert!(err_line(&mut con, &["SET", "k", "v"])
+        .await
+        .starts_with("BUSY "));
+    let queued = cmd(&mut con, &["SCRIPT", "KILL"]).await.unwrap();
+    assert_eq!(queued, Value::SimpleString("QUEUED".into()));
+    assert_eq!(
+        err_line(&mut con, &["EXEC"]).await,
+        "EXECABORT Transaction discarded because of: BUSY Redis is busy running a script. \
+         You can only call SCRIPT KILL or SHUTDOWN NOSAVE."
+    );
     assert_eq!(cmd(&mut con, &["MULTI"]).await.unwrap(), Value::Okay);
     assert_eq!(cmd(&mut con, &["DISCARD"]).await.unwrap(), Value::Okay);
     assert_eq!(

@@ -387,6 +387,9 @@ pub fn execute(shared: &Shared, session: &mut Session, args: &[Bytes]) -> Reply 
         return Reply::Error(CommandError::NoAuth);
     }
     if session.in_multi() && !cmd.spec.has(flag::IMMEDIATE) {
+        if shared.scripts.is_busy() && !cmd.spec.has(flag::ALLOW_BUSY) {
+            return reject_busy(shared, session, cmd);
+        }
         if cmd.spec.has(flag::NO_MULTI) {
             cmd.stats.rejected_calls.fetch_add(1, Ordering::Relaxed);
             session.flag_transaction_error();
@@ -400,7 +403,7 @@ pub fn execute(shared: &Shared, session: &mut Session, args: &[Bytes]) -> Reply 
     let allow_busy = cmd.spec.has(flag::ALLOW_BUSY);
     if cmd.spec.has(flag::OWN_GATE) {
         if shared.scripts.is_busy() {
-            return busy(cmd);
+            return reject_busy(shared, session, cmd);
         }
         // EXEC and EVAL serve blocked clients themselves, under their gate.
         return call(shared, session, cmd, args, CallMode::Client);
@@ -414,13 +417,23 @@ pub fn execute(shared: &Shared, session: &mut Session, args: &[Bytes]) -> Reply 
         // The few commands Redis runs beside a busy script (SCRIPT KILL,
         // SHUTDOWN, AUTH, MULTI, ...) touch no key a script could be changing.
         None if allow_busy => call(shared, session, cmd, args, CallMode::Client),
-        None => busy(cmd),
+        None => reject_busy(shared, session, cmd),
     }
 }
 
-/// The error for a command refused because a script is busy.
-pub fn busy(cmd: &Command) -> Reply {
+/// Refuses a command because a script is busy, as Redis's `rejectCommand`: the
+/// reply is `BUSY`, a transaction being built will abort, and an EXEC refused
+/// this way discards its transaction, saying why.
+fn reject_busy(shared: &Shared, session: &mut Session, cmd: &Command) -> Reply {
     cmd.stats.rejected_calls.fetch_add(1, Ordering::Relaxed);
+    session.flag_transaction_error();
+    if cmd.spec.name == "exec" && session.in_multi() {
+        session.discard_transaction(&shared.keyspace);
+        return Reply::Error(CommandError::raw(format!(
+            "EXECABORT Transaction discarded because of: {}",
+            busy_error()
+        )));
+    }
     Reply::Error(busy_error())
 }
 

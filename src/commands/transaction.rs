@@ -101,9 +101,7 @@ fn discard(ctx: &mut Ctx<'_>, _: &[Bytes]) -> CommandResult {
 
 /// Drops the open transaction and every WATCH (DISCARD, EXEC, RESET).
 pub fn discard_state(ctx: &mut Ctx<'_>) {
-    ctx.session.multi = None;
-    ctx.session.info.multi.store(-1, Ordering::Relaxed);
-    unwatch_all(ctx);
+    ctx.session.discard_transaction(&ctx.shared.keyspace);
 }
 
 /// Forgets every watched key of this session.
