@@ -443,3 +443,49 @@ async fn a_fencing_token_passes_through_a_script_exactly() {
         .unwrap();
     assert_eq!(valid, Value::Int(1));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_loop_inside_a_coroutine_is_busy_and_killable() {
+    let server = start_with_short_busy_threshold().await;
+    let mut con = connect(&server).await;
+    let script = "coroutine.wrap(function() while true do end end)()";
+    let mut runner = start_busy_script(&server, &mut con, script).await;
+    assert_eq!(
+        cmd(&mut con, &["SCRIPT", "KILL"]).await.unwrap(),
+        Value::Okay
+    );
+    let got = common::read_until(&mut runner, 40).await;
+    assert!(
+        String::from_utf8_lossy(&got).starts_with("-ERR Script killed by user"),
+        "{got:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn commands_sent_before_a_script_turns_busy_get_busy_once_it_does() {
+    use tokio::io::AsyncWriteExt;
+    let server = start_with_short_busy_threshold().await;
+    let mut con = connect(&server).await;
+    let mut runner = tokio::net::TcpStream::connect(server.addr()).await.unwrap();
+    runner
+        .write_all(b"*3\r\n$4\r\nEVAL\r\n$14\r\nwhile 1 do end\r\n$1\r\n0\r\n")
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    // Both wait for the script's gate, then learn it is busy.
+    let mut eval = tokio::net::TcpStream::connect(server.addr()).await.unwrap();
+    eval.write_all(b"EVAL \"return 1\" 0\r\n").await.unwrap();
+    let mut get = tokio::net::TcpStream::connect(server.addr()).await.unwrap();
+    get.write_all(b"GET k\r\n").await.unwrap();
+    let busy = "-BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE.\r\n";
+    for s in [&mut eval, &mut get] {
+        let got = common::read_until(s, busy.len()).await;
+        assert_eq!(String::from_utf8_lossy(&got), busy);
+    }
+    assert_eq!(
+        cmd(&mut con, &["SCRIPT", "KILL"]).await.unwrap(),
+        Value::Okay
+    );
+    let got = common::read_until(&mut runner, 40).await;
+    assert!(String::from_utf8_lossy(&got).starts_with("-ERR Script killed"));
+}

@@ -408,7 +408,10 @@ pub fn execute(shared: &Shared, session: &mut Session, args: &[Bytes]) -> Reply 
         // EXEC and EVAL serve blocked clients themselves, under their gate.
         return call(shared, session, cmd, args, CallMode::Client);
     }
-    match shared.gate.read_unless(|| shared.scripts.is_busy()) {
+    match shared
+        .gate
+        .read_unless(|| shared.scripts.is_busy() || shared.is_shutting_down())
+    {
         Some(_gate) => {
             let reply = call(shared, session, cmd, args, CallMode::Client);
             serve_blocked(shared, session.now_ms);
@@ -416,6 +419,11 @@ pub fn execute(shared: &Shared, session: &mut Session, args: &[Bytes]) -> Reply 
         }
         // The few commands Redis runs beside a busy script (SCRIPT KILL,
         // SHUTDOWN, AUTH, MULTI, ...) touch no key a script could be changing.
+        None if shared.is_shutting_down() => {
+            // SHUTDOWN NOSAVE stopped a script: close without running anything.
+            session.close_after_reply = true;
+            Reply::Silent
+        }
         None if allow_busy => call(shared, session, cmd, args, CallMode::Client),
         None => reject_busy(shared, session, cmd),
     }
@@ -429,12 +437,17 @@ fn reject_busy(shared: &Shared, session: &mut Session, cmd: &Command) -> Reply {
     session.flag_transaction_error();
     if cmd.spec.name == "exec" && session.in_multi() {
         session.discard_transaction(&shared.keyspace);
-        return Reply::Error(CommandError::raw(format!(
-            "EXECABORT Transaction discarded because of: {}",
-            busy_error()
-        )));
+        return Reply::Error(exec_abort_busy());
     }
     Reply::Error(busy_error())
+}
+
+/// EXEC refused because a script is busy: `EXECABORT ... because of: BUSY ...`.
+pub fn exec_abort_busy() -> CommandError {
+    CommandError::raw(format!(
+        "EXECABORT Transaction discarded because of: {}",
+        busy_error()
+    ))
 }
 
 /// `BUSY Redis is busy running a script. ...`

@@ -83,19 +83,36 @@ fn keys_and_args(args: &[Bytes]) -> Result<(&[Bytes], &[Bytes]), CommandError> {
     Ok(rest.split_at(numkeys as usize))
 }
 
-/// Runs cached script `sha`, holding the gate exclusively unless the caller
-/// (EXEC) already does.
-fn run(ctx: &mut Ctx<'_>, args: &[Bytes], sha: &str, read_only: bool) -> CommandResult {
+/// The script an EVAL-family command names.
+enum Script<'a> {
+    /// EVAL's body, compiled and cached on first use.
+    Body(&'a [u8]),
+    /// EVALSHA's lower-case SHA-1.
+    Sha(&'a str),
+}
+
+/// Runs a script, holding the gate exclusively unless the caller (EXEC) already
+/// does. The gate comes first: compiling needs the VM, which a running script
+/// holds, and only a wait on the gate notices that a script has turned busy.
+fn run(ctx: &mut Ctx<'_>, args: &[Bytes], script: Script<'_>, read_only: bool) -> CommandResult {
     let (keys, argv) = keys_and_args(args)?;
     let shared = ctx.shared;
     let _gate = match ctx.mode {
         CallMode::Client => Some(
             shared
                 .gate
-                .write_unless(|| shared.scripts.is_busy())
+                .write_unless(|| shared.scripts.is_busy() || shared.is_shutting_down())
                 .ok_or_else(super::busy_error)?,
         ),
         _ => None,
+    };
+    let loaded;
+    let sha = match script {
+        Script::Sha(sha) => sha,
+        Script::Body(body) => {
+            loaded = shared.scripts.load(body)?;
+            loaded.as_str()
+        }
     };
     if ctx.mode == CallMode::Client {
         ctx.session.mark_time(&shared.clock);
@@ -117,9 +134,7 @@ fn run(ctx: &mut Ctx<'_>, args: &[Bytes], sha: &str, read_only: bool) -> Command
 }
 
 fn eval_generic(ctx: &mut Ctx<'_>, args: &[Bytes], read_only: bool) -> CommandResult {
-    keys_and_args(args)?;
-    let sha = ctx.shared.scripts.load(&args[1])?;
-    run(ctx, args, &sha, read_only)
+    run(ctx, args, Script::Body(&args[1]), read_only)
 }
 
 fn eval(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
@@ -142,7 +157,7 @@ fn evalsha_generic(ctx: &mut Ctx<'_>, args: &[Bytes], read_only: bool) -> Comman
         }
         _ => "",
     };
-    run(ctx, args, sha, read_only)
+    run(ctx, args, Script::Sha(sha), read_only)
 }
 
 fn evalsha(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {

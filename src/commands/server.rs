@@ -112,10 +112,12 @@ fn shutdown(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
         if !args[1..].iter().any(|a| is(a, "nosave")) {
             return Err(super::busy_error());
         }
-        ctx.shared.scripts.abort();
     }
     tracing::warn!("User requested shutdown...");
+    // Shutting down first, so that the commands waiting for the stopped script's
+    // gate give up instead of running on its half-done writes.
     ctx.shared.shutdown();
+    ctx.shared.scripts.abort();
     ctx.session.close_after_reply = true;
     // Redis closes the connection without a reply on success.
     Ok(Reply::Silent)

@@ -150,21 +150,29 @@ fn watch_broken(ctx: &Ctx<'_>) -> bool {
 }
 
 fn exec(ctx: &mut Ctx<'_>, _: &[Bytes]) -> CommandResult {
-    let Some(multi) = ctx.session.multi.take() else {
+    let Some(failed) = ctx.session.multi.as_ref().map(|m| m.failed) else {
         return Err(CommandError::err("EXEC without MULTI"));
     };
-    ctx.session.info.multi.store(-1, Ordering::Relaxed);
-    if multi.failed {
-        unwatch_all(ctx);
+    if failed {
+        discard_state(ctx);
         return Err(CommandError::raw(
             "EXECABORT Transaction discarded because of previous errors.",
         ));
     }
     let shared = ctx.shared;
-    let _gate = shared
+    // The gate before the queue is taken: a script that turns busy meanwhile
+    // aborts the transaction with the reason, as when EXEC arrives during it.
+    let Some(_gate) = shared
         .gate
-        .write_unless(|| shared.scripts.is_busy())
-        .ok_or_else(super::busy_error)?;
+        .write_unless(|| shared.scripts.is_busy() || shared.is_shutting_down())
+    else {
+        discard_state(ctx);
+        return Err(super::exec_abort_busy());
+    };
+    let Some(multi) = ctx.session.multi.take() else {
+        return Err(CommandError::err("EXEC without MULTI"));
+    };
+    ctx.session.info.multi.store(-1, Ordering::Relaxed);
     ctx.session.mark_time(&shared.clock);
     ctx.now = ctx.session.now_ms;
     if watch_broken(ctx) {

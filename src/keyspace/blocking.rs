@@ -56,6 +56,10 @@ pub struct BlockedLists {
     queues: Mutex<HashMap<QueueKey, VecDeque<Arc<ListWaiter>>>>,
     ready: Mutex<Vec<QueueKey>>,
     any_ready: AtomicBool,
+    /// Held for a whole [`BlockedLists::serve_ready`]: a command whose ready key
+    /// another thread took to serve waits here until it is served, so it cannot
+    /// let go of the gate (and let some command take the element) before that.
+    serving: Mutex<()>,
     next_id: AtomicU64,
 }
 
@@ -151,7 +155,11 @@ impl BlockedLists {
     /// The caller holds the execution gate (shared or exclusive).
     pub fn serve_ready(&self, keyspace: &Keyspace, now: u64) {
         // A load first: the common case writes no shared cache line.
-        if !self.has_ready() || !self.any_ready.swap(false, Ordering::AcqRel) {
+        if !self.has_ready() {
+            return;
+        }
+        let _serving = self.serving.lock();
+        if !self.any_ready.swap(false, Ordering::AcqRel) {
             return;
         }
         let ready = std::mem::take(&mut *self.ready.lock());
@@ -169,12 +177,13 @@ impl BlockedLists {
                     break;
                 };
                 let mut slot = waiter.slot.lock();
-                if slot.is_some() {
+                // A closed receiver (a connection torn down without cancelling)
+                // is skipped before anything is popped for it.
+                if slot.as_ref().is_some_and(|tx| !tx.is_closed()) {
                     let Some(v) = shard.list_pop(&key, waiter.end, now) else {
                         break; // Nothing (left) to hand over.
                     };
-                    let tx = slot.take().expect("checked above");
-                    if let Err((_, v)) = tx.send((key.clone(), v)) {
+                    if let Some(Err((_, v))) = slot.take().map(|tx| tx.send((key.clone(), v))) {
                         shard.list_unpop(&key, waiter.end, v, now);
                     }
                 }

@@ -26,7 +26,7 @@ mod cjson;
 mod struct_lib;
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -59,16 +59,20 @@ struct Watch {
     threshold_ms: AtomicU64,
     /// Past the threshold: other clients get `BUSY`.
     busy: AtomicBool,
-    /// The script has run a write command, so SCRIPT KILL refuses.
-    wrote: AtomicBool,
-    /// SCRIPT KILL or SHUTDOWN NOSAVE asked the script to stop.
-    kill: AtomicBool,
+    /// [`CLEAN`], [`WROTE`] (SCRIPT KILL refuses) or [`KILLED`] (SCRIPT KILL or
+    /// SHUTDOWN NOSAVE asked it to stop). One atomic, changed by compare-and-swap
+    /// on both sides, so a kill and a first write cannot both succeed.
+    state: AtomicU8,
     /// The hook runs on every line (after a kill, so `pcall` cannot swallow it).
     every_line: AtomicBool,
 }
 
+const CLEAN: u8 = 0;
+const WROTE: u8 = 1;
+const KILLED: u8 = 2;
+
 /// What Redis prints when its count hook ends a killed script.
-const KILLED: &str = "ERR Script killed by user with SCRIPT KILL...";
+const KILLED_REPLY: &str = "ERR Script killed by user with SCRIPT KILL...";
 
 /// Installs the hook: every 100,000 instructions (as Redis), or also on every line
 /// once a script is killed.
@@ -79,7 +83,9 @@ fn install_hook(lua: &Lua, watch: &Arc<Watch>, every_line: bool) -> mlua::Result
     }
     watch.every_line.store(every_line, Ordering::Relaxed);
     let w = watch.clone();
-    lua.set_hook(triggers, move |lua, debug| {
+    // A global hook: it also runs inside coroutines the script creates, which a
+    // per-thread hook would not.
+    lua.set_global_hook(triggers, move |lua, debug| {
         w.check(lua, &w, debug.current_line().unwrap_or(0))
     })
 }
@@ -87,14 +93,14 @@ fn install_hook(lua: &Lua, watch: &Arc<Watch>, every_line: bool) -> mlua::Result
 impl Watch {
     /// The hook: ends a killed script, and marks a long one busy.
     fn check(&self, lua: &Lua, me: &Arc<Watch>, line: usize) -> mlua::Result<VmState> {
-        if self.kill.load(Ordering::Acquire) {
+        if self.state.load(Ordering::Acquire) == KILLED {
             // Redis hooks every line from here: an error raised inside a `pcall`
             // is caught, the next line outside it is not.
             if !self.every_line.load(Ordering::Relaxed) {
                 install_hook(lua, me, true)?;
             }
             return Err(mlua::Error::external(CallFailed {
-                line: KILLED.to_string(),
+                line: KILLED_REPLY.to_string(),
                 at: line,
             }));
         }
@@ -147,9 +153,12 @@ struct WatchGuard<'a>(&'a Watch);
 
 impl Drop for WatchGuard<'_> {
     fn drop(&mut self) {
-        *self.0.started.lock() = None;
+        // Under the `started` lock, as SCRIPT KILL decides under it: a kill
+        // meant for this script cannot land on the next one.
+        let mut started = self.0.started.lock();
+        *started = None;
         self.0.busy.store(false, Ordering::Release);
-        self.0.kill.store(false, Ordering::Release);
+        self.0.state.store(CLEAN, Ordering::Release);
     }
 }
 
@@ -537,26 +546,28 @@ impl Scripts {
 
     /// SCRIPT KILL: asks the running script to stop, unless it has written.
     pub fn kill(&self) -> Result<(), CommandError> {
-        if self.watch.started.lock().is_none() {
+        let started = self.watch.started.lock();
+        if started.is_none() {
             return Err(CommandError::raw(
                 "NOTBUSY No scripts in execution right now.",
             ));
         }
-        if self.watch.wrote.load(Ordering::Acquire) {
-            return Err(CommandError::raw(
+        let state = &self.watch.state;
+        match state.compare_exchange(CLEAN, KILLED, Ordering::AcqRel, Ordering::Acquire) {
+            Ok(_) | Err(KILLED) => Ok(()),
+            Err(_) => Err(CommandError::raw(
                 "UNKILLABLE Sorry the script already executed write commands against the \
                  dataset. You can either wait the script termination or kill the server in a \
                  hard way using the SHUTDOWN NOSAVE command.",
-            ));
+            )),
         }
-        self.watch.kill.store(true, Ordering::Release);
-        Ok(())
     }
 
     /// SHUTDOWN NOSAVE: stops the running script, written or not.
     pub fn abort(&self) {
-        if self.watch.started.lock().is_some() {
-            self.watch.kill.store(true, Ordering::Release);
+        let started = self.watch.started.lock();
+        if started.is_some() {
+            self.watch.state.store(KILLED, Ordering::Release);
         }
     }
 
@@ -613,11 +624,11 @@ impl Scripts {
             .ok_or_else(|| CommandError::raw("NOSCRIPT No matching script. Please use EVAL."))?;
         let lua = self.lua.lock();
         let watch = &self.watch;
-        watch.wrote.store(false, Ordering::Relaxed);
         watch
             .threshold_ms
             .store(shared.config.read().busy_reply_threshold, Ordering::Relaxed);
-        // The command's start, already read: no clock read per script.
+        // The command's start, already read: no clock read per script. (The state
+        // is CLEAN: the last script's guard left it so.)
         *watch.started.lock() = Some(session.clock_mark);
         let _watching = WatchGuard(watch);
         let fail = |line: String, at: usize| {
@@ -742,7 +753,12 @@ fn redis_call(
                 "Write commands are not allowed from read-only scripts.",
             ));
         }
-        shared.scripts.watch.wrote.store(true, Ordering::Relaxed);
+        // A script killed before its first write does not get to write.
+        let state = &shared.scripts.watch.state;
+        if state.compare_exchange(CLEAN, WROTE, Ordering::AcqRel, Ordering::Acquire) == Err(KILLED)
+        {
+            return Reply::Error(CommandError::raw(KILLED_REPLY));
+        }
     }
     commands::call(shared, session, cmd, &words, CallMode::Script)
 }
