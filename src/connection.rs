@@ -291,25 +291,20 @@ fn cancel_wait(shared: &Shared, blocked: &mut Blocked, now: u64) -> Option<Grant
 }
 
 fn granted(session: &mut Session, blocked: &Blocked, got: Granted) -> Reply {
-    match (got, &blocked.on) {
-        (
-            Granted::Token(token),
-            Wait::Lock {
+    match got {
+        Granted::Token(token) => {
+            if let Wait::Lock {
                 db,
                 key,
-                session: s,
+                session: true,
                 ..
-            },
-        ) => {
-            if *s {
+            } = &blocked.on
+            {
                 session.note_session_lock(*db, key);
             }
             Reply::Int(token as i64)
         }
-        (Granted::Popped((key, value)), _) => {
-            Reply::Array(vec![Reply::Bulk(key), Reply::Bulk(value)])
-        }
-        (Granted::Token(token), _) => Reply::Int(token as i64),
+        Granted::Popped((key, value)) => Reply::Array(vec![Reply::Bulk(key), Reply::Bulk(value)]),
     }
 }
 

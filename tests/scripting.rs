@@ -209,6 +209,22 @@ async fn start_busy_script(
     s
 }
 
+/// Sends SCRIPT KILL for the busy `script` and checks that the script's caller
+/// gets Redis's kill error.
+async fn kill_busy_script(
+    con: &mut redis::aio::MultiplexedConnection,
+    runner: &mut tokio::net::TcpStream,
+    script: &str,
+) {
+    assert_eq!(cmd(con, &["SCRIPT", "KILL"]).await.unwrap(), Value::Okay);
+    let want = format!(
+        "-ERR Script killed by user with SCRIPT KILL... script: {}, on @user_script:1.\r\n",
+        latchkey::scripting::sha1_hex(script.as_bytes())
+    );
+    let got = common::read_until(runner, want.len()).await;
+    assert_eq!(String::from_utf8_lossy(&got), want);
+}
+
 // Multi-thread runtimes: the busy script hands its worker thread over; one worker
 // is the binary's default.
 #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
@@ -236,16 +252,7 @@ async fn a_busy_script_gets_busy_replies_and_script_kill_ends_it() {
     );
     assert_eq!(cmd(&mut con, &["MULTI"]).await.unwrap(), Value::Okay);
     assert_eq!(cmd(&mut con, &["DISCARD"]).await.unwrap(), Value::Okay);
-    assert_eq!(
-        cmd(&mut con, &["SCRIPT", "KILL"]).await.unwrap(),
-        Value::Okay
-    );
-    let want = format!(
-        "-ERR Script killed by user with SCRIPT KILL... script: {}, on @user_script:1.\r\n",
-        latchkey::scripting::sha1_hex(script.as_bytes())
-    );
-    let got = common::read_until(&mut runner, want.len()).await;
-    assert_eq!(String::from_utf8_lossy(&got), want);
+    kill_busy_script(&mut con, &mut runner, script).await;
     assert_eq!(
         cmd(&mut con, &["PING"]).await.unwrap(),
         Value::SimpleString("PONG".into())
@@ -262,15 +269,7 @@ async fn pcall_cannot_swallow_script_kill() {
     let mut con = connect(&server).await;
     let script = "while true do pcall(function() while true do end end) end";
     let mut runner = start_busy_script(&server, &mut con, script).await;
-    assert_eq!(
-        cmd(&mut con, &["SCRIPT", "KILL"]).await.unwrap(),
-        Value::Okay
-    );
-    let got = common::read_until(&mut runner, 40).await;
-    assert!(
-        String::from_utf8_lossy(&got).starts_with("-ERR Script killed by user"),
-        "{got:?}"
-    );
+    kill_busy_script(&mut con, &mut runner, script).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
@@ -450,15 +449,7 @@ async fn a_loop_inside_a_coroutine_is_busy_and_killable() {
     let mut con = connect(&server).await;
     let script = "coroutine.wrap(function() while true do end end)()";
     let mut runner = start_busy_script(&server, &mut con, script).await;
-    assert_eq!(
-        cmd(&mut con, &["SCRIPT", "KILL"]).await.unwrap(),
-        Value::Okay
-    );
-    let got = common::read_until(&mut runner, 40).await;
-    assert!(
-        String::from_utf8_lossy(&got).starts_with("-ERR Script killed by user"),
-        "{got:?}"
-    );
+    kill_busy_script(&mut con, &mut runner, script).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -466,6 +457,7 @@ async fn commands_sent_before_a_script_turns_busy_get_busy_once_it_does() {
     use tokio::io::AsyncWriteExt;
     let server = start_with_short_busy_threshold().await;
     let mut con = connect(&server).await;
+    let script = "while 1 do end";
     let mut runner = tokio::net::TcpStream::connect(server.addr()).await.unwrap();
     runner
         .write_all(b"*3\r\n$4\r\nEVAL\r\n$14\r\nwhile 1 do end\r\n$1\r\n0\r\n")
@@ -482,10 +474,5 @@ async fn commands_sent_before_a_script_turns_busy_get_busy_once_it_does() {
         let got = common::read_until(s, busy.len()).await;
         assert_eq!(String::from_utf8_lossy(&got), busy);
     }
-    assert_eq!(
-        cmd(&mut con, &["SCRIPT", "KILL"]).await.unwrap(),
-        Value::Okay
-    );
-    let got = common::read_until(&mut runner, 40).await;
-    assert!(String::from_utf8_lossy(&got).starts_with("-ERR Script killed"));
+    kill_busy_script(&mut con, &mut runner, script).await;
 }

@@ -31,7 +31,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use mlua::{Function, HookTriggers, Lua, LuaOptions, MultiValue, StdLib, Table, Value, VmState};
+use mlua::{
+    Function, HookTriggers, Lua, LuaOptions, MultiValue, StdLib, Table, Value, Variadic, VmState,
+};
 use parking_lot::Mutex;
 
 use crate::commands::{self, flag, CallMode};
@@ -229,8 +231,7 @@ fn call_from_script(lua: &Lua, args: MultiValue, raise: bool) -> mlua::Result<Va
 }
 
 /// `redis.setresp(2|3)`: the protocol `redis.call` replies are converted from.
-fn set_resp(lua: &Lua, args: MultiValue) -> mlua::Result<()> {
-    let args: Vec<Value> = args.into_iter().collect();
+fn set_resp(lua: &Lua, args: Variadic<Value>) -> mlua::Result<()> {
     if args.len() != 1 {
         return Err(script_raise_plain(
             lua,
@@ -355,8 +356,7 @@ fn install_random(lua: &Lua) -> mlua::Result<()> {
     let s = state.clone();
     math.set(
         "random",
-        lua.create_function(move |lua, args: MultiValue| {
-            let args: Vec<Value> = args.into_iter().collect();
+        lua.create_function(move |lua, args: Variadic<Value>| {
             let r = s.lock().unit();
             let (low, high) = match args.len() {
                 0 => return Ok(r),
@@ -375,8 +375,7 @@ fn install_random(lua: &Lua) -> mlua::Result<()> {
     )?;
     math.set(
         "randomseed",
-        lua.create_function(move |lua, args: MultiValue| {
-            let args: Vec<Value> = args.into_iter().collect();
+        lua.create_function(move |lua, args: Variadic<Value>| {
             state.lock().seed(int_arg(lua, &args, 1, "randomseed")?);
             Ok(())
         })?,
@@ -423,16 +422,12 @@ fn bit_library(lua: &Lua) -> mlua::Result<Table> {
     for (name, op) in ops {
         bit.set(
             name,
-            lua.create_function(move |lua, args: MultiValue| {
-                let args: Vec<Value> = args.into_iter().collect();
-                op(lua, &args).map(f64::from)
-            })?,
+            lua.create_function(move |lua, args: Variadic<Value>| op(lua, &args).map(f64::from))?,
         )?;
     }
     bit.set(
         "tohex",
-        lua.create_function(|lua, args: MultiValue| {
-            let args: Vec<Value> = args.into_iter().collect();
+        lua.create_function(|lua, args: Variadic<Value>| {
             let x = bit_arg(lua, &args, 1, "tohex")? as u32;
             let n = if args.len() >= 2 {
                 bit_arg(lua, &args, 2, "tohex")?

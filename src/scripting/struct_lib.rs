@@ -9,7 +9,7 @@
 //! string, `cn` n-byte string (`c0`: the whole string when packing, the previous
 //! unpacked number's length when unpacking), `x` a zero byte; spaces are ignored.
 
-use mlua::{Lua, MultiValue, Table, Value};
+use mlua::{Lua, MultiValue, Table, Value, Variadic};
 
 use super::{bad_arg, number_arg, script_raise};
 
@@ -21,24 +21,19 @@ pub fn library(lua: &Lua) -> mlua::Result<Table> {
     let t = lua.create_table()?;
     t.set(
         "pack",
-        lua.create_function(|lua, args: MultiValue| {
-            let args: Vec<Value> = args.into_iter().collect();
+        lua.create_function(|lua, args: Variadic<Value>| {
             pack(lua, &args).and_then(|b| lua.create_string(&b))
         })?,
     )?;
     t.set(
         "unpack",
-        lua.create_function(|lua, args: MultiValue| {
-            let args: Vec<Value> = args.into_iter().collect();
+        lua.create_function(|lua, args: Variadic<Value>| {
             unpack(lua, &args).map(MultiValue::from_iter)
         })?,
     )?;
     t.set(
         "size",
-        lua.create_function(|lua, args: MultiValue| {
-            let args: Vec<Value> = args.into_iter().collect();
-            size(lua, &args)
-        })?,
+        lua.create_function(|lua, args: Variadic<Value>| size(lua, &args))?,
     )?;
     Ok(t)
 }
