@@ -11,6 +11,10 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use tokio::sync::Notify;
 
+/// The longest wait [`Clock::real_time_until`] returns: deadlines from clients
+/// reach `i64::MAX` ms, which no timer should be armed with.
+pub const LONGEST_NAP: Duration = Duration::from_secs(3600);
+
 /// Server time in microseconds since the Unix epoch, pausable and advanceable.
 #[derive(Debug)]
 pub struct Clock {
@@ -66,7 +70,9 @@ impl Clock {
         } else {
             at.saturating_duration_since(self.origin).as_micros() as u64
         };
-        (self.origin_us + elapsed).saturating_add_signed(self.offset_us.load(Ordering::Acquire))
+        self.origin_us
+            .saturating_add(elapsed)
+            .saturating_add_signed(self.offset_us.load(Ordering::Acquire))
     }
 
     /// [`Clock::us_at`] in milliseconds.
@@ -94,8 +100,12 @@ impl Clock {
             // Keep reading continuous: what was paused is folded into the offset.
             let paused_at = self.paused_at_us.load(Ordering::Acquire);
             let frozen_for = self.real_elapsed_us().saturating_sub(paused_at);
-            self.offset_us
-                .fetch_sub(frozen_for as i64, Ordering::AcqRel);
+            let frozen_for = i64::try_from(frozen_for).unwrap_or(i64::MAX);
+            let _ = self
+                .offset_us
+                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |o| {
+                    Some(o.saturating_sub(frozen_for))
+                });
         }
         self.moved.notify_waiters();
     }
@@ -107,10 +117,13 @@ impl Clock {
 
     /// Moves the clock forward by `by`, waking every timer that reads it.
     pub fn advance(&self, by: Duration) {
-        self.offset_us.fetch_add(
-            by.as_micros().min(i64::MAX as u128 / 2) as i64,
-            Ordering::AcqRel,
-        );
+        let by = i64::try_from(by.as_micros()).unwrap_or(i64::MAX);
+        // Saturating: an atomic add would wrap into the past.
+        let _ = self
+            .offset_us
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |o| {
+                Some(o.saturating_add(by))
+            });
         self.moved.notify_waiters();
     }
 
@@ -120,16 +133,18 @@ impl Clock {
         self.moved.notified()
     }
 
-    /// How long in real time until the clock reads `deadline_ms`, or `None` while
-    /// paused (only `advance` can get it there).
+    /// How long in real time until the clock reads `deadline_ms`, at most
+    /// [`LONGEST_NAP`], or `None` while paused (only `advance` can get it there).
+    /// Any `u64` deadline is safe: the arithmetic saturates, and a caller sleeping
+    /// this long re-checks the time when it wakes, so a far deadline is only a
+    /// series of long naps.
     pub fn real_time_until(&self, deadline_ms: u64) -> Option<Duration> {
         if self.is_paused() {
             return None;
         }
         let now = self.now_us();
-        Some(Duration::from_micros(
-            (deadline_ms * 1000).saturating_sub(now),
-        ))
+        let until = Duration::from_micros(deadline_ms.saturating_mul(1000).saturating_sub(now));
+        Some(until.min(LONGEST_NAP))
     }
 }
 
@@ -146,6 +161,26 @@ mod tests {
         assert_eq!(c.now_ms(), t0);
         c.advance(Duration::from_secs(10));
         assert_eq!(c.now_ms(), t0 + 10_000);
+    }
+
+    #[test]
+    fn real_time_until_a_far_deadline_does_not_overflow() {
+        let c = Clock::new();
+        for deadline in [i64::MAX as u64, u64::MAX, u64::MAX / 1000 + 1] {
+            assert_eq!(c.real_time_until(deadline), Some(LONGEST_NAP));
+        }
+        assert_eq!(c.real_time_until(0), Some(Duration::ZERO));
+    }
+
+    #[test]
+    fn advancing_to_the_end_of_time_saturates() {
+        let c = Clock::new();
+        let start = c.now_ms();
+        for _ in 0..3 {
+            c.advance(Duration::MAX);
+            assert!(c.now_ms() > start, "the clock wrapped into the past");
+        }
+        assert_eq!(c.real_time_until(c.now_ms()), Some(Duration::ZERO));
     }
 
     #[test]

@@ -31,12 +31,14 @@ pub static COMMANDS: &[CommandSpec] = &[
 ];
 
 /// A positive millisecond count (ttl): not an integer or negative is
-/// `ERR value is not an integer or out of range`, zero an invalid expire time.
-fn ttl_arg(arg: &[u8], cmd: &'static str) -> Result<u64, CommandError> {
+/// `ERR value is not an integer or out of range`; zero, or a lease that would end
+/// past `i64::MAX` ms (as `SET ... PX` checks), an invalid expire time.
+fn ttl_arg(arg: &[u8], cmd: &'static str, now: u64) -> Result<u64, CommandError> {
     let v = int_arg(arg)?;
     match v {
         v if v < 0 => Err(CommandError::NotInteger),
         0 => Err(CommandError::InvalidExpire(cmd)),
+        v if v > i64::MAX.saturating_sub_unsigned(now) => Err(CommandError::InvalidExpire(cmd)),
         v => Ok(v as u64),
     }
 }
@@ -93,8 +95,14 @@ fn parse_acquire_options(args: &[Bytes]) -> Result<AcquireOptions, CommandError>
 
 fn acquire(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
     let key = &args[1];
-    let ttl_ms = ttl_arg(&args[3], "lock.acquire")?;
+    let ttl_ms = ttl_arg(&args[3], "lock.acquire", ctx.now)?;
     let o = parse_acquire_options(&args[4..])?;
+    if o.wait
+        .is_some_and(|t| t > i64::MAX.saturating_sub_unsigned(ctx.now) as u64)
+    {
+        // The deadline would pass i64::MAX ms: as Redis 7.2's blocking commands.
+        return Err(CommandError::err("timeout is out of range"));
+    }
     if o.wait.is_some() && ctx.mode == CallMode::Script {
         return Err(CommandError::err(
             "LOCK.ACQUIRE with WAIT is not allowed from scripts",
@@ -149,7 +157,7 @@ fn release(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
 }
 
 fn extend(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
-    let ttl = ttl_arg(&args[3], "lock.extend")?;
+    let ttl = ttl_arg(&args[3], "lock.extend", ctx.now)?;
     let now = ctx.now;
     let extended = ctx
         .db()

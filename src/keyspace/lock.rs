@@ -67,19 +67,25 @@ impl LockShared {
     /// per ms on average ahead of the clock, and the clock did not step back across
     /// the restart (see ARCHITECTURE.md).
     pub fn next_token(&self, now_ms: u64) -> u64 {
-        let floor = now_ms << TOKEN_SHIFT;
+        let floor = now_ms.saturating_mul(1 << TOKEN_SHIFT);
         let prev = self
             .last_token
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |t| {
-                Some((t + 1).max(floor))
+                Some(t.saturating_add(1).max(floor))
             })
             .unwrap_or(0);
-        (prev + 1).max(floor)
+        prev.saturating_add(1).max(floor)
     }
 
     fn next_waiter_id(&self) -> u64 {
         self.next_waiter.fetch_add(1, Ordering::Relaxed)
     }
+}
+
+/// The end of a lease of `ttl_ms` starting at `now`: saturating, and never past
+/// `i64::MAX`, so PTTL and LOCK.INFO can report it as a Redis integer.
+pub fn lease_end(now: u64, ttl_ms: u64) -> u64 {
+    now.saturating_add(ttl_ms).min(i64::MAX as u64)
 }
 
 /// One holder of a lock.
@@ -217,7 +223,7 @@ impl Lock {
             }
             if let Some(h) = self.holders.iter_mut().find(|h| h.owner == front.owner) {
                 // The owner already holds (it asked twice): renew, same token.
-                let expires_at = now.saturating_add(front.ttl_ms);
+                let expires_at = lease_end(now, front.ttl_ms);
                 h.expires_at = h.expires_at.max(expires_at);
                 let (token, expires_at) = (h.token, h.expires_at);
                 if let Some(w) = self.waiters.pop_front() {
@@ -233,7 +239,7 @@ impl Lock {
                 break;
             };
             let token = shared.next_token(now);
-            let expires_at = now.saturating_add(w.ttl_ms);
+            let expires_at = lease_end(now, w.ttl_ms);
             if w.grant.send(token).is_err() {
                 // The waiter left as we granted: the lock passes on.
                 continue;
@@ -352,7 +358,7 @@ impl Shard {
         now: u64,
     ) -> Result<Acquired, CommandError> {
         let shared = self.locks.clone();
-        let expires_at = now.saturating_add(req.ttl_ms);
+        let expires_at = lease_end(now, req.ttl_ms);
         let lock = match self.lock_at(key, now)? {
             Some(lock) => lock,
             None => {
@@ -455,7 +461,7 @@ impl Shard {
         let Some(lock) = self.lock_at(key, now)? else {
             return Ok(false);
         };
-        let expires_at = now.saturating_add(ttl_ms);
+        let expires_at = lease_end(now, ttl_ms);
         let Some(h) = lock.holders.iter_mut().find(|h| h.owner == owner) else {
             return Ok(false);
         };
@@ -540,6 +546,15 @@ mod tests {
         assert!(t < 1 << 53, "{t}");
         assert_eq!(t as f64 as u64, t);
         assert!(shared.next_token(year_2248) > t);
+    }
+
+    #[test]
+    fn lease_of_the_longest_ttl_ends_at_i64_max() {
+        assert_eq!(lease_end(1_000, u64::MAX), i64::MAX as u64);
+        assert_eq!(lease_end(u64::MAX, 1), i64::MAX as u64);
+        assert_eq!(lease_end(1_000, 5), 1_005);
+        let shared = LockShared::new();
+        assert!(shared.next_token(u64::MAX) >= shared.next_token(1));
     }
 
     /// Checks the invariants of every lock in `keys` at `now`.

@@ -95,10 +95,11 @@ impl<T> Wheel<T> {
             let ahead = u64::from(occupied.rotate_right(now_slot as u32).trailing_zeros());
             let slot = (now_slot + ahead) % SLOTS as u64;
             let level_start = self.elapsed & !(level_range - 1);
-            let mut deadline = level_start + slot * slot_range;
+            // Saturating: deadlines come from clients and reach u64::MAX.
+            let mut deadline = level_start.saturating_add(slot * slot_range);
             if deadline <= self.elapsed && level > 0 {
                 // Only the top level wraps: a deadline beyond the wheel's span.
-                deadline += level_range;
+                deadline = deadline.saturating_add(level_range);
             }
             Some((level, slot as usize, deadline.max(self.elapsed)))
         })
@@ -206,6 +207,36 @@ mod tests {
         w.insert(far, 7);
         assert!(fire(&mut w, far - 1).is_empty());
         assert_eq!(fire(&mut w, far), vec![(far, 7)]);
+    }
+
+    #[test]
+    fn deadlines_at_the_end_of_time_do_not_overflow() {
+        for start in [
+            0,
+            1_700_000_000_000,
+            i64::MAX as u64,
+            u64::MAX - (1 << 37),
+            u64::MAX - 100,
+        ] {
+            let mut w = Wheel::new(start);
+            for (i, when) in [i64::MAX as u64, u64::MAX - 1, u64::MAX].iter().enumerate() {
+                w.insert(*when, i as u32);
+            }
+            assert!(w.next_deadline().is_some());
+            assert!(fire(&mut w, start.saturating_add(1)).len() <= 3);
+            let mut now = start;
+            for _ in 0..10_000 {
+                let Some(next) = w.next_deadline() else { break };
+                assert!(next >= now);
+                now = next;
+                fire(&mut w, now);
+                if now == u64::MAX {
+                    break;
+                }
+            }
+            fire(&mut w, u64::MAX);
+            assert!(w.is_empty(), "from {start}: {} left", w.len());
+        }
     }
 
     #[test]
