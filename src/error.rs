@@ -43,21 +43,35 @@ pub enum CommandError {
 }
 
 impl CommandError {
-    /// `ERR <message>`.
+    /// `ERR <message>`. New lines become spaces, as Redis does to every error
+    /// it formats: a message may quote client bytes, and a CR or LF inside it
+    /// would end the error line early and desynchronise the protocol.
     pub fn err(message: impl Into<String>) -> Self {
-        CommandError::Err(message.into())
+        CommandError::Err(one_line(message.into()))
     }
 
-    /// A full error line, prefix included.
+    /// A full error line, prefix included; new lines become spaces (see `err`).
     pub fn raw(line: impl Into<String>) -> Self {
-        CommandError::Raw(line.into())
+        CommandError::Raw(one_line(line.into()))
     }
 
-    /// Builds Redis's unknown-command error from the raw request.
+    /// Builds Redis's unknown-command error from the raw request: the name and each
+    /// argument are read as C strings (cut at a NUL byte) and the quoted arguments
+    /// stop once they fill 128 bytes, as Redis's `'%.*s' ` loop does.
     pub fn unknown_command(args: &[bytes::Bytes]) -> Self {
         let name = args.first().map(|a| printable(a, 128)).unwrap_or_default();
-        let args = args.iter().skip(1).map(|a| printable(a, 128)).collect();
-        CommandError::UnknownCommand { name, args }
+        let mut shown = Vec::new();
+        let mut used = 0;
+        for a in args.iter().skip(1) {
+            if used >= 128 {
+                break;
+            }
+            let a = until_nul(a);
+            let a = &a[..a.len().min(128 - used)];
+            used += a.len() + 3;
+            shown.push(printable(a, 128));
+        }
+        CommandError::UnknownCommand { name, args: shown }
     }
 
     /// Builds Redis's unknown-subcommand error (`Try CONFIG HELP.`).
@@ -69,14 +83,27 @@ impl CommandError {
     }
 }
 
-/// Text of an argument as Redis quotes it in error messages: at most `max` bytes,
-/// lossy UTF-8, new lines replaced by spaces so the error stays one line.
+/// `arg` up to its first NUL byte: Redis prints names with `%s`.
+fn until_nul(arg: &[u8]) -> &[u8] {
+    arg.iter().position(|&b| b == 0).map_or(arg, |n| &arg[..n])
+}
+
+/// Text of an argument as Redis quotes it in error messages: up to a NUL byte and
+/// at most `max` bytes, lossy UTF-8, new lines replaced by spaces so the error
+/// stays one line.
 fn printable(arg: &[u8], max: usize) -> String {
+    let arg = until_nul(arg);
     let cut = &arg[..arg.len().min(max)];
-    String::from_utf8_lossy(cut)
-        .chars()
-        .map(|c| if c == '\r' || c == '\n' { ' ' } else { c })
-        .collect()
+    one_line(String::from_utf8_lossy(cut).into_owned())
+}
+
+/// `text` with every CR and LF replaced by a space.
+fn one_line(text: String) -> String {
+    if text.contains(['\r', '\n']) {
+        text.replace(['\r', '\n'], " ")
+    } else {
+        text
+    }
 }
 
 impl fmt::Display for CommandError {
@@ -87,7 +114,7 @@ impl fmt::Display for CommandError {
                     f,
                     "ERR unknown command '{name}', with args beginning with: "
                 )?;
-                for a in args.iter().take(16) {
+                for a in args {
                     write!(f, "'{a}' ")?;
                 }
                 Ok(())

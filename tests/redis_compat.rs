@@ -37,4 +37,5 @@ case_files!(
     scripting,
     lists,
     extremes,
+    edges,
 );

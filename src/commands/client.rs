@@ -232,6 +232,9 @@ fn kill(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
     let mut id = None;
     let (mut addr, mut laddr) = (None, None);
     let mut skipme = true;
+    // Every client here is a normal client of the default user: another TYPE or
+    // USER matches none.
+    let mut matches_none = false;
     for pair in args[2..].chunks_exact(2) {
         let (name, value) = (&pair[0], &pair[1]);
         if is(name, "id") {
@@ -252,8 +255,24 @@ fn kill(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
             } else {
                 return Err(CommandError::Syntax);
             };
-        } else if is(name, "type") || is(name, "user") || is(name, "maxage") {
-            // Every client is a normal client of the default user here.
+        } else if is(name, "type") {
+            if !["normal", "master", "replica", "slave", "pubsub"]
+                .iter()
+                .any(|t| is(value, t))
+            {
+                return Err(CommandError::err(format!(
+                    "Unknown client type '{}'",
+                    String::from_utf8_lossy(value)
+                )));
+            }
+            matches_none |= !is(value, "normal");
+        } else if is(name, "user") {
+            if value.as_ref() != b"default" {
+                return Err(CommandError::err(format!(
+                    "No such user '{}'",
+                    String::from_utf8_lossy(value)
+                )));
+            }
         } else {
             return Err(CommandError::Syntax);
         }
@@ -261,7 +280,8 @@ fn kill(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
     let me = ctx.session.info.id;
     let mut killed = 0;
     for c in ctx.shared.clients.iter() {
-        let matches = id.is_none_or(|id| c.id == id)
+        let matches = !matches_none
+            && id.is_none_or(|id| c.id == id)
             && addr.as_deref().is_none_or(|a| c.addr == a)
             && laddr.as_deref().is_none_or(|a| c.laddr == a)
             && !(skipme && c.id == me);

@@ -220,6 +220,29 @@ fn scan_hash(key: &[u8]) -> u64 {
 
 const SCAN_SHARD_BITS: u32 = 6;
 
+/// A SCAN cursor as Redis reads it with `strtoul`: an unsigned 64-bit number with
+/// an optional sign (`-1` is 2^64-1, a negative wraps), the empty string is 0; a
+/// leading space, trailing junk or a value past 2^64-1 is refused.
+fn scan_cursor(arg: &[u8]) -> Option<u64> {
+    let (negative, digits) = match arg.first() {
+        None => return Some(0),
+        Some(b'-') => (true, &arg[1..]),
+        Some(b'+') => (false, &arg[1..]),
+        Some(_) => (false, arg),
+    };
+    if digits.is_empty() {
+        return None;
+    }
+    let mut n: u64 = 0;
+    for &d in digits {
+        if !d.is_ascii_digit() {
+            return None;
+        }
+        n = n.checked_mul(10)?.checked_add(u64::from(d - b'0'))?;
+    }
+    Some(if negative { n.wrapping_neg() } else { n })
+}
+
 /// SCAN cursor MATCH pattern COUNT n TYPE t.
 ///
 /// The cursor is `shard << 58 | h`: continue in `shard` with the keys whose fixed
@@ -229,10 +252,7 @@ const SCAN_SHARD_BITS: u32 = 6;
 /// small database is returned whole by one call, as Redis does. A key present for the whole iteration is returned once however the
 /// shards grow or shrink meanwhile, since its place in the order never changes.
 fn scan(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
-    let cursor: u64 = std::str::from_utf8(&args[1])
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| CommandError::err("invalid cursor"))?;
+    let cursor = scan_cursor(&args[1]).ok_or_else(|| CommandError::err("invalid cursor"))?;
     let (mut pattern, mut count, mut type_filter) = (None, 10usize, None);
     let mut i = 2;
     while i < args.len() {
