@@ -16,6 +16,8 @@ echo "== redis-tests recordings against $(redis-server --version | cut -d' ' -f1
 python3 redis-tests/record.py --check
 echo "== cargo test"
 cargo test --all-targets --all-features
+echo "== every command with extreme arguments, release build"
+cargo test --release --all-features --test all_commands
 echo "== client libraries"
 if [ ! -x target/clients-venv/bin/python ]; then
   python3 -m venv target/clients-venv
