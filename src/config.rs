@@ -3,8 +3,11 @@
 //! One table, [`PARAMS`], describes every option: its name, how to read it and how
 //! to set it. The command line, a `redis.conf`-style file, the embedding builder and
 //! `CONFIG GET`/`CONFIG SET` all go through it, so an option behaves the same
-//! wherever it is given. Persistence options are accepted and ignored (latchkey
-//! keeps data in memory only); an unknown option is refused.
+//! wherever it is given. Persistence options are accepted at start-up and ignored
+//! (latchkey keeps data in memory only), while CONFIG GET reports that no
+//! persistence is done and CONFIG SET refuses to turn it on. Every other option is
+//! applied, or refused when it asks for something latchkey does not do
+//! (`maxmemory` above 0, `daemonize yes`); an unknown option is refused.
 
 use std::path::PathBuf;
 
@@ -37,12 +40,13 @@ pub struct Config {
     pub loglevel: String,
     /// Log file; empty for standard output (`logfile`).
     pub logfile: String,
-    /// Working directory (`dir`); kept for compatibility, nothing is written there.
+    /// Working directory (`dir`): must exist; nothing is written there.
     pub dir: PathBuf,
-    /// Accepted for compatibility, no effect (`save`).
-    pub save: String,
-    /// Accepted for compatibility, no effect (`appendonly`).
-    pub appendonly: bool,
+    /// Length of the queue of connections not yet accepted, on every listener
+    /// (`tcp-backlog`); the kernel caps it at `net.core.somaxconn`.
+    pub tcp_backlog: u32,
+    /// Kept and reported for clients that set it; changes nothing (no replication).
+    pub replica_read_only: bool,
     /// Milliseconds before a running script makes other clients get `BUSY`
     /// (`busy-reply-threshold`, alias `lua-time-limit`).
     pub busy_reply_threshold: u64,
@@ -68,12 +72,24 @@ impl Default for Config {
             loglevel: "notice".into(),
             logfile: String::new(),
             dir: PathBuf::from("."),
-            save: String::new(),
-            appendonly: false,
+            tcp_backlog: 511,
+            replica_read_only: true,
             busy_reply_threshold: 5000,
             io_threads: 1,
         }
     }
+}
+
+/// How `CONFIG SET` treats an option, with Redis's refusals.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Change {
+    /// CONFIG SET may change it.
+    Mutable,
+    /// Start-up only: `can't set immutable config`.
+    Immutable,
+    /// Start-up only, as Redis's protected configs (`enable-protected-configs`
+    /// is off by default): `can't set protected config`.
+    Protected,
 }
 
 /// One option: its name, and how to read and change it.
@@ -83,8 +99,10 @@ pub struct Param {
     /// Other accepted names.
     pub aliases: &'static [&'static str],
     /// Whether CONFIG SET may change it on a running server.
-    pub mutable: bool,
-    /// Persistence options that are accepted and ignored, with a warning.
+    pub change: Change,
+    /// Persistence options: accepted at start-up with a warning and ignored.
+    /// CONFIG GET reports what latchkey does (no persistence), and CONFIG SET
+    /// accepts only that value.
     pub ignored: bool,
     get: fn(&Config) -> String,
     set: fn(&mut Config, &[String]) -> Result<(), String>,
@@ -97,10 +115,36 @@ fn one(values: &[String]) -> Result<&str, String> {
     }
 }
 
-fn int<T: std::str::FromStr>(values: &[String]) -> Result<T, String> {
-    let v = one(values)?;
-    v.parse()
-        .map_err(|_| "argument couldn't be parsed into an integer".to_string())
+/// An integer option within `min..=max`, with Redis's two error texts.
+fn int_in(values: &[String], min: i64, max: i64) -> Result<i64, String> {
+    let n: i64 = one(values)?
+        .parse()
+        .map_err(|_| "argument couldn't be parsed into an integer".to_string())?;
+    if !(min..=max).contains(&n) {
+        return Err(format!(
+            "argument must be between {min} and {max} inclusive"
+        ));
+    }
+    Ok(n)
+}
+
+/// A memory option within `min..=i64::MAX` bytes.
+fn memory_in(values: &[String], min: u64) -> Result<u64, String> {
+    let n = match memory(values) {
+        Ok(n) => n,
+        // Digits that overflow are out of range, not unreadable, as in Redis.
+        Err(_) if one(values)?.bytes().all(|b| b.is_ascii_digit()) && !one(values)?.is_empty() => {
+            u64::MAX
+        }
+        Err(e) => return Err(e),
+    };
+    if n < min || n > i64::MAX as u64 {
+        return Err(format!(
+            "argument must be between {min} and {} inclusive",
+            i64::MAX
+        ));
+    }
+    Ok(n)
 }
 
 fn boolean(values: &[String]) -> Result<bool, String> {
@@ -126,10 +170,55 @@ pub fn memory(values: &[String]) -> Result<u64, String> {
     .iter()
     .find_map(|(suffix, mul)| v.strip_suffix(suffix).map(|n| (n.to_string(), *mul)))
     .unwrap_or((v.clone(), 1));
+    if num.is_empty() || !num.bytes().all(|b| b.is_ascii_digit()) {
+        return Err("argument must be a memory value".into());
+    }
     num.parse::<u64>()
         .ok()
         .and_then(|n| n.checked_mul(mul))
         .ok_or_else(|| "argument must be a memory value".to_string())
+}
+
+/// File descriptors Redis keeps for itself beyond one per client
+/// (`CONFIG_MIN_RESERVED_FDS`).
+const RESERVED_FDS: u64 = 32;
+
+/// Makes room for `maxclients` in the open-files limit as Redis does: raise the
+/// soft limit to `maxclients + 32`, or to the highest value below it (in steps
+/// of 16) the hard limit allows. Returns the number of clients the limit holds
+/// when that is fewer than asked.
+pub fn fit_maxclients(maxclients: u64) -> Result<(), u64> {
+    let want = maxclients.saturating_add(RESERVED_FDS);
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes one rlimit through a valid pointer.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
+        return Ok(());
+    }
+    let (soft, hard) = (limit.rlim_cur, limit.rlim_max);
+    if want <= soft {
+        return Ok(());
+    }
+    // Redis tries want, want - 16, ... until the kernel accepts one.
+    let best = if want <= hard {
+        want
+    } else {
+        want - (want - hard).div_ceil(16) * 16
+    };
+    if best > soft {
+        limit.rlim_cur = best;
+        // SAFETY: setrlimit reads one rlimit through a valid pointer.
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &limit) } != 0 {
+            return Err(soft.saturating_sub(RESERVED_FDS));
+        }
+    }
+    let best = best.max(soft);
+    if best < want {
+        return Err(best.saturating_sub(RESERVED_FDS));
+    }
+    Ok(())
 }
 
 /// Every option latchkey knows, in the order `CONFIG GET *` lists them.
@@ -137,7 +226,7 @@ pub static PARAMS: &[Param] = &[
     Param {
         name: "bind",
         aliases: &[],
-        mutable: false,
+        change: Change::Immutable,
         ignored: false,
         get: |c| c.bind.join(" "),
         set: |c, v| {
@@ -152,18 +241,29 @@ pub static PARAMS: &[Param] = &[
     Param {
         name: "port",
         aliases: &[],
-        mutable: false,
+        change: Change::Immutable,
         ignored: false,
         get: |c| c.port.to_string(),
         set: |c, v| {
-            c.port = int(v)?;
+            c.port = int_in(v, 0, 65535)? as u16;
+            Ok(())
+        },
+    },
+    Param {
+        name: "tcp-backlog",
+        aliases: &[],
+        change: Change::Immutable,
+        ignored: false,
+        get: |c| c.tcp_backlog.to_string(),
+        set: |c, v| {
+            c.tcp_backlog = int_in(v, 0, i64::from(i32::MAX))? as u32;
             Ok(())
         },
     },
     Param {
         name: "unixsocket",
         aliases: &[],
-        mutable: false,
+        change: Change::Immutable,
         ignored: false,
         get: |c| {
             c.unixsocket
@@ -180,19 +280,23 @@ pub static PARAMS: &[Param] = &[
     Param {
         name: "unixsocketperm",
         aliases: &[],
-        mutable: false,
+        change: Change::Immutable,
         ignored: false,
         get: |c| format!("{:o}", c.unixsocketperm),
         set: |c, v| {
-            c.unixsocketperm = u32::from_str_radix(one(v)?, 8)
+            let n = u32::from_str_radix(one(v)?, 8)
                 .map_err(|_| "argument couldn't be parsed into an integer".to_string())?;
+            if n > 0o777 {
+                return Err("argument must be between 0 and 511 inclusive".into());
+            }
+            c.unixsocketperm = n;
             Ok(())
         },
     },
     Param {
         name: "requirepass",
         aliases: &[],
-        mutable: true,
+        change: Change::Mutable,
         ignored: false,
         get: |c| c.requirepass.clone().unwrap_or_default(),
         set: |c, v| {
@@ -204,70 +308,65 @@ pub static PARAMS: &[Param] = &[
     Param {
         name: "databases",
         aliases: &[],
-        mutable: false,
+        change: Change::Immutable,
         ignored: false,
         get: |c| c.databases.to_string(),
         set: |c, v| {
-            let n: usize = int(v)?;
-            if n == 0 {
-                return Err("argument must be between 1 and 2147483647 inclusive".into());
-            }
-            c.databases = n;
+            c.databases = int_in(v, 1, i64::from(i32::MAX))? as usize;
             Ok(())
         },
     },
     Param {
         name: "maxclients",
         aliases: &[],
-        mutable: true,
+        change: Change::Mutable,
         ignored: false,
         get: |c| c.maxclients.to_string(),
         set: |c, v| {
-            c.maxclients = int(v)?;
+            c.maxclients = int_in(v, 1, i64::from(u32::MAX))? as usize;
             Ok(())
         },
     },
     Param {
         name: "timeout",
         aliases: &[],
-        mutable: true,
+        change: Change::Mutable,
         ignored: false,
         get: |c| c.timeout.to_string(),
         set: |c, v| {
-            c.timeout = int(v)?;
+            c.timeout = int_in(v, 0, i64::from(i32::MAX))? as u64;
             Ok(())
         },
     },
     Param {
         name: "proto-max-bulk-len",
         aliases: &[],
-        mutable: true,
+        change: Change::Mutable,
         ignored: false,
         get: |c| c.proto_max_bulk_len.to_string(),
         set: |c, v| {
-            let n = memory(v)?;
-            if n < 1024 * 1024 {
-                return Err("argument must be a memory value at least 1mb".into());
-            }
-            c.proto_max_bulk_len = n.min(i64::MAX as u64) as i64;
+            c.proto_max_bulk_len = memory_in(v, 1024 * 1024)? as i64;
             Ok(())
         },
     },
     Param {
         name: "client-query-buffer-limit",
         aliases: &[],
-        mutable: true,
+        change: Change::Mutable,
         ignored: false,
         get: |c| c.client_query_buffer_limit.to_string(),
         set: |c, v| {
-            c.client_query_buffer_limit = memory(v)? as usize;
+            let n = memory_in(v, 1024 * 1024)?;
+            c.client_query_buffer_limit = usize::try_from(n).unwrap_or(usize::MAX);
             Ok(())
         },
     },
     Param {
         name: "loglevel",
         aliases: &[],
-        mutable: true,
+        // The log filter is built once at start-up (and an embedding host owns
+        // its own): a run-time change would be accepted and ignored.
+        change: Change::Immutable,
         ignored: false,
         get: |c| c.loglevel.clone(),
         set: |c, v| {
@@ -282,7 +381,7 @@ pub static PARAMS: &[Param] = &[
     Param {
         name: "logfile",
         aliases: &[],
-        mutable: false,
+        change: Change::Immutable,
         ignored: false,
         get: |c| c.logfile.clone(),
         set: |c, v| {
@@ -293,98 +392,119 @@ pub static PARAMS: &[Param] = &[
     Param {
         name: "dir",
         aliases: &[],
-        mutable: true,
+        change: Change::Protected,
         ignored: false,
-        get: |c| c.dir.display().to_string(),
+        get: |c| {
+            std::fs::canonicalize(&c.dir)
+                .unwrap_or_else(|_| c.dir.clone())
+                .display()
+                .to_string()
+        },
         set: |c, v| {
-            c.dir = PathBuf::from(one(v)?);
+            let dir = PathBuf::from(one(v)?);
+            if !dir.is_dir() {
+                return Err(format!(
+                    "Can't chdir to '{}': No such file or directory",
+                    dir.display()
+                ));
+            }
+            c.dir = dir;
             Ok(())
         },
     },
     Param {
         name: "busy-reply-threshold",
         aliases: &["lua-time-limit"],
-        mutable: true,
+        change: Change::Mutable,
         ignored: false,
         get: |c| c.busy_reply_threshold.to_string(),
         set: |c, v| {
-            c.busy_reply_threshold = int(v)?;
+            c.busy_reply_threshold = int_in(v, 0, i64::MAX)? as u64;
             Ok(())
         },
     },
     Param {
         name: "io-threads",
         aliases: &[],
-        mutable: false,
+        change: Change::Immutable,
         ignored: false,
         get: |c| c.io_threads.to_string(),
         set: |c, v| {
-            let n: usize = int(v)?;
-            if !(1..=128).contains(&n) {
-                return Err("argument must be between 1 and 128 inclusive".into());
-            }
-            c.io_threads = n;
+            c.io_threads = int_in(v, 1, 128)? as usize;
             Ok(())
+        },
+    },
+    Param {
+        name: "replica-read-only",
+        aliases: &["slave-read-only"],
+        change: Change::Mutable,
+        ignored: false,
+        // Kept and reported; like Redis on a primary, it changes nothing.
+        get: |c| if c.replica_read_only { "yes" } else { "no" }.into(),
+        set: |c, v| {
+            c.replica_read_only = boolean(v)?;
+            Ok(())
+        },
+    },
+    Param {
+        name: "maxmemory",
+        aliases: &[],
+        change: Change::Mutable,
+        ignored: false,
+        get: |_| "0".into(),
+        set: |_, v| match memory(v)? {
+            0 => Ok(()),
+            _ => Err("latchkey does not limit memory yet; only 0 (no limit) is accepted".into()),
+        },
+    },
+    Param {
+        name: "daemonize",
+        aliases: &[],
+        change: Change::Immutable,
+        ignored: false,
+        get: |_| "no".into(),
+        set: |_, v| match boolean(v)? {
+            false => Ok(()),
+            true => Err("latchkey does not daemonize; run it under a supervisor".into()),
         },
     },
     Param {
         name: "save",
         aliases: &[],
-        mutable: true,
+        change: Change::Mutable,
         ignored: true,
-        get: |c| c.save.clone(),
-        set: |c, v| {
-            c.save = v.join(" ");
+        get: |_| String::new(),
+        set: |_, v| {
+            let words: Vec<&str> = v.iter().flat_map(|s| s.split_whitespace()).collect();
+            if !words.len().is_multiple_of(2) || words.iter().any(|w| w.parse::<u64>().is_err()) {
+                return Err("Invalid save parameters".into());
+            }
             Ok(())
         },
     },
     Param {
         name: "appendonly",
         aliases: &[],
-        mutable: true,
-        ignored: true,
-        get: |c| if c.appendonly { "yes" } else { "no" }.into(),
-        set: |c, v| {
-            c.appendonly = boolean(v)?;
-            Ok(())
-        },
-    },
-    Param {
-        name: "daemonize",
-        aliases: &[],
-        mutable: false,
+        change: Change::Mutable,
         ignored: true,
         get: |_| "no".into(),
         set: |_, v| boolean(v).map(drop),
     },
     Param {
-        name: "maxmemory",
-        aliases: &[],
-        mutable: true,
-        ignored: true,
-        get: |_| "0".into(),
-        set: |_, v| memory(v).map(drop),
-    },
-    Param {
-        name: "replica-read-only",
-        aliases: &["slave-read-only"],
-        mutable: true,
-        ignored: true,
-        get: |_| "yes".into(),
-        set: |_, v| boolean(v).map(drop),
-    },
-    Param {
         name: "appendfsync",
         aliases: &[],
-        mutable: true,
+        change: Change::Mutable,
         ignored: true,
         get: |_| "everysec".into(),
-        set: |_, v| one(v).map(drop),
+        set: |_, v| match one(v)?.to_ascii_lowercase().as_str() {
+            "everysec" | "always" | "no" => Ok(()),
+            _ => Err("argument(s) must be one of the following: everysec, always, no".into()),
+        },
     },
     Param {
         name: "dbfilename",
         aliases: &[],
-        mutable: true,
+        change: Change::Protected,
         ignored: true,
         get: |_| "dump.rdb".into(),
         set: |_, v| one(v).map(drop),
@@ -392,7 +512,7 @@ pub static PARAMS: &[Param] = &[
     Param {
         name: "appendfilename",
         aliases: &[],
-        mutable: false,
+        change: Change::Immutable,
         ignored: true,
         get: |_| "appendonly.aof".into(),
         set: |_, v| one(v).map(drop),

@@ -135,17 +135,19 @@ impl Listeners {
     /// set (the embedding API) and no TCP listener otherwise (the binary, as
     /// redis-server).
     pub async fn bind(config: &Config, ephemeral: bool) -> std::io::Result<Self> {
+        let backlog = config.tcp_backlog;
+        warn_if_backlog_is_capped(backlog);
         let tcp = if config.port != 0 || ephemeral {
             let host = config.bind.first().map_or("127.0.0.1", String::as_str);
             let host = host.trim_start_matches('-');
-            Some(TcpListener::bind((host, config.port)).await?)
+            Some(bind_tcp(host, config.port, backlog).await?)
         } else {
             None
         };
         let unix = match &config.unixsocket {
             Some(path) => {
                 let _ = std::fs::remove_file(path);
-                let listener = UnixListener::bind(path)?;
+                let listener = bind_unix(path, backlog)?;
                 if config.unixsocketperm != 0 {
                     use std::os::unix::fs::PermissionsExt;
                     std::fs::set_permissions(
@@ -164,6 +166,54 @@ impl Listeners {
             ));
         }
         Ok(Listeners { tcp, unix })
+    }
+}
+
+/// Listens on the first address `host` resolves to with a queue of `backlog`
+/// connections not yet accepted (tokio's own `bind` fixes it at 1024).
+async fn bind_tcp(host: &str, port: u16, backlog: u32) -> std::io::Result<TcpListener> {
+    let mut last = None;
+    for addr in tokio::net::lookup_host((host, port)).await? {
+        let socket = if addr.is_ipv4() {
+            tokio::net::TcpSocket::new_v4()?
+        } else {
+            tokio::net::TcpSocket::new_v6()?
+        };
+        socket.set_reuseaddr(true)?;
+        match socket.bind(addr).and_then(|()| socket.listen(backlog)) {
+            Ok(listener) => return Ok(listener),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!("{host} resolves to no address"),
+        )
+    }))
+}
+
+/// A Unix socket listener with a queue of `backlog` (std's `bind` fixes it).
+fn bind_unix(path: &std::path::Path, backlog: u32) -> std::io::Result<UnixListener> {
+    use socket2::{Domain, SockAddr, Socket, Type};
+    let socket = Socket::new(Domain::UNIX, Type::STREAM, None)?;
+    socket.bind(&SockAddr::unix(path)?)?;
+    socket.listen(i32::try_from(backlog).unwrap_or(i32::MAX))?;
+    socket.set_nonblocking(true)?;
+    UnixListener::from_std(std::os::unix::net::UnixListener::from(
+        std::os::fd::OwnedFd::from(socket),
+    ))
+}
+
+/// Logs Redis's warning when the kernel will cap the backlog below `tcp-backlog`.
+fn warn_if_backlog_is_capped(backlog: u32) {
+    let somaxconn = std::fs::read_to_string("/proc/sys/net/core/somaxconn")
+        .ok()
+        .and_then(|s| s.trim().parse::<u32>().ok());
+    if let Some(max) = somaxconn.filter(|max| *max < backlog) {
+        tracing::warn!(
+            "WARNING: The TCP backlog setting of {backlog} cannot be enforced because /proc/sys/net/core/somaxconn is set to the lower value of {max}."
+        );
     }
 }
 

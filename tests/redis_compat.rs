@@ -38,4 +38,5 @@ case_files!(
     lists,
     extremes,
     edges,
+    config,
 );

@@ -7,7 +7,7 @@ use bytes::Bytes;
 
 use super::keys::glob_match;
 use super::{container, flag, CommandSpec, Ctx};
-use crate::config::PARAMS;
+use crate::config::{Change, PARAMS};
 use crate::error::{CommandError, CommandResult};
 use crate::reply::Reply;
 
@@ -89,8 +89,10 @@ fn set(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
         if done.contains(&param.name) {
             return Err(failed(&name, "duplicate parameter"));
         }
-        if !param.mutable {
-            return Err(failed(&name, "can't set immutable config"));
+        match param.change {
+            Change::Mutable => {}
+            Change::Immutable => return Err(failed(&name, "can't set immutable config")),
+            Change::Protected => return Err(failed(&name, "can't set protected config")),
         }
         let value = String::from_utf8_lossy(&pair[1]).into_owned();
         let words = if param.name == "save" {
@@ -104,7 +106,25 @@ fn set(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
         param
             .set(&mut next, &words)
             .map_err(|e| failed(&name, &e))?;
+        if param.ignored && !words.join(" ").eq_ignore_ascii_case(&param.get(&next)) {
+            // Only the value that describes what latchkey does (no persistence).
+            return Err(failed(
+                &name,
+                "latchkey keeps data in memory only; persistence cannot be turned on",
+            ));
+        }
         done.push(param.name);
+    }
+    let (now, asked) = (ctx.shared.config.read().maxclients, next.maxclients);
+    if asked > now {
+        if let Err(fits) = crate::config::fit_maxclients(asked as u64) {
+            return Err(failed(
+                "maxclients",
+                &format!(
+                    "The operating system is not able to handle the specified number of clients, try with {fits}"
+                ),
+            ));
+        }
     }
     *ctx.shared.config.write() = next;
     Ok(Reply::OK)
