@@ -230,11 +230,21 @@ pub static PARAMS: &[Param] = &[
         ignored: false,
         get: |c| c.bind.join(" "),
         set: |c, v| {
-            c.bind = v
+            let addrs: Vec<String> = v
                 .iter()
                 .flat_map(|s| s.split_whitespace())
                 .map(String::from)
                 .collect();
+            // One TCP listener: a second required address would be accepted and
+            // never bound. Optional ones (`-addr`, which Redis skips when they
+            // cannot be bound) after the first are skipped with a warning.
+            if addrs.iter().skip(1).any(|a| !a.starts_with('-')) {
+                return Err(format!(
+                    "latchkey listens on one address; give one (later ones may be optional, as -addr), not '{}'",
+                    addrs.join(" ")
+                ));
+            }
+            c.bind = addrs;
             Ok(())
         },
     },
@@ -588,6 +598,17 @@ mod tests {
         assert_eq!(c.port, 7000);
         assert_eq!(c.requirepass.as_deref(), Some("s p"));
         assert!(applied.iter().any(|p| p.ignored));
+    }
+
+    #[test]
+    fn a_second_required_bind_address_is_refused_not_ignored() {
+        let mut c = Config::default();
+        assert!(c.apply("bind", &["127.0.0.1 ::1".into()]).is_err());
+        assert!(c
+            .apply("bind", &["127.0.0.1".into(), "::1".into()])
+            .is_err());
+        assert!(c.apply("bind", &["127.0.0.1 -::1".into()]).is_ok());
+        assert_eq!(c.bind, ["127.0.0.1", "-::1"]);
     }
 
     #[test]

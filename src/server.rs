@@ -140,6 +140,9 @@ impl Listeners {
         let tcp = if config.port != 0 || ephemeral {
             let host = config.bind.first().map_or("127.0.0.1", String::as_str);
             let host = host.trim_start_matches('-');
+            for skipped in config.bind.iter().skip(1) {
+                tracing::warn!("listening on {host} only: optional bind address {skipped} skipped");
+            }
             Some(bind_tcp(host, config.port, backlog).await?)
         } else {
             None
