@@ -244,3 +244,43 @@ async fn a_burst_of_1000_connections_fits_a_backlog_of_1024_without_a_syn_retry(
     };
     assert!(String::from_utf8_lossy(&list).lines().count() >= 1001);
 }
+
+#[test]
+fn a_tcp_backlog_above_somaxconn_is_warned_about_as_redis_does() {
+    use std::io::{BufRead, BufReader};
+    let somaxconn: u32 = std::fs::read_to_string("/proc/sys/net/core/somaxconn")
+        .expect("Linux")
+        .trim()
+        .parse()
+        .unwrap();
+    let backlog = somaxconn + 1;
+    let sock = std::env::temp_dir().join(format!("latchkey-{}-somaxconn.sock", std::process::id()));
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_latchkey"))
+        .args([
+            "--port",
+            "0",
+            "--tcp-backlog",
+            &backlog.to_string(),
+            "--unixsocket",
+        ])
+        .arg(&sock)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawns");
+    let mut seen = String::new();
+    let lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    for line in lines.map_while(Result::ok) {
+        seen.push_str(&line);
+        seen.push('\n');
+        if line.contains("Ready to accept connections") {
+            break;
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let _ = std::fs::remove_file(&sock);
+    let want = format!(
+        "WARNING: The TCP backlog setting of {backlog} cannot be enforced because /proc/sys/net/core/somaxconn is set to the lower value of {somaxconn}."
+    );
+    assert!(seen.contains(&want), "{seen}");
+}
