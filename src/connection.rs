@@ -7,11 +7,15 @@
 //! `client-query-buffer-limit` or idle past `timeout` is closed. Nothing here
 //! knows what a command does.
 
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::BytesMut;
+use futures_util::FutureExt;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use crate::commands;
@@ -19,15 +23,21 @@ use crate::keyspace::Popped;
 use crate::protocol::{Limits, RequestParser};
 use crate::reply::Reply;
 use crate::server::Shared;
-use crate::session::{Blocked, ClientInfo, Session, Wait};
+use crate::session::{argv_mem, Blocked, ClientInfo, Session, Wait};
 
 /// Replies buffered beyond this are written before parsing more of a pipeline.
 const WRITE_HIGH_WATER: usize = 64 * 1024;
 const READ_CHUNK: usize = 16 * 1024;
+/// A write buffer that grew past this (a big reply) is given back once written.
+const WRITE_KEEP: usize = 2 * WRITE_HIGH_WATER;
+/// A read buffer that grew past this is given back once a batch leaves it empty.
+const READ_KEEP: usize = 2 * READ_CHUNK;
 
 /// Serves one client until it quits, disconnects, is killed, breaks the protocol,
 /// or the server shuts down; then lets go of what the client held (a place in a
-/// lock's queue, SESSION locks, watched keys).
+/// lock's queue, SESSION locks, watched keys). A panic while serving the client
+/// is caught and logged, and the clean-up still runs: one client's bug must not
+/// leave its locks held.
 pub async fn serve<S>(mut stream: S, shared: Arc<Shared>, info: Arc<ClientInfo>)
 where
     S: AsyncRead + AsyncWrite + Unpin,
@@ -35,8 +45,38 @@ where
     let needs_auth = shared.config.read().requirepass.is_some();
     let mut session = Session::new(info.clone(), !needs_auth);
     session.mark_time(&shared.clock);
-    run(&mut stream, &shared, &info, &mut session).await;
+    let served = AssertUnwindSafe(run(&mut stream, &shared, &info, &mut session))
+        .catch_unwind()
+        .await;
+    if let Err(panic) = served {
+        tracing::error!(
+            client = info.id,
+            "panic while serving a client, closing it: {}",
+            panic_text(panic.as_ref())
+        );
+    }
     release_client(&shared, &mut session).await;
+}
+
+fn panic_text(panic: &(dyn std::any::Any + Send)) -> &str {
+    if let Some(s) = panic.downcast_ref::<&str>() {
+        s
+    } else if let Some(s) = panic.downcast_ref::<String>() {
+        s
+    } else {
+        "(no message)"
+    }
+}
+
+/// Completes when the client must close at once: killed, or the server stopping.
+/// Every wait of the connection — reads, writes, a blocked command — races it, so
+/// a client that stops reading its replies is dropped as promptly as an idle one.
+async fn closing(shared: &Shared, info: &ClientInfo) {
+    let mut shutdown = shared.shutdown_signal();
+    tokio::select! {
+        _ = shutdown.wait_for(|s| *s) => {}
+        _ = info.killed() => {}
+    }
 }
 
 async fn run<S>(stream: &mut S, shared: &Arc<Shared>, info: &Arc<ClientInfo>, session: &mut Session)
@@ -45,15 +85,12 @@ where
 {
     let mut parser = RequestParser::default();
     let mut rbuf = BytesMut::with_capacity(READ_CHUNK);
-    let mut wbuf = BytesMut::with_capacity(READ_CHUNK);
+    let mut wbuf = BytesMut::new();
     let mut args = Vec::new();
     // Registered once, not per read: a fresh future each time would lock and
     // unlock the notifiers' waiter lists for every request.
-    let mut shutdown = shared.shutdown_signal();
-    let stopping = shutdown.wait_for(|s| *s);
-    tokio::pin!(stopping);
-    let killed = info.killed();
-    tokio::pin!(killed);
+    let closing = closing(shared, info);
+    tokio::pin!(closing);
     loop {
         let (limits, query_limit, idle) = {
             let c = shared.config.read();
@@ -70,37 +107,37 @@ where
         loop {
             match parser.next(&mut rbuf, &limits, session.authenticated, &mut args) {
                 Ok(true) => {
+                    #[cfg(all(feature = "test-hooks", debug_assertions))]
+                    test_hooks::on_command(&args);
                     let reply = commands::execute(shared, session, &args);
                     reply.encode(session.resp3, &mut wbuf);
-                    if let Some(blocked) = session.blocked.take() {
+                    if session.blocked.is_some() {
+                        info.buffers
+                            .argv_mem
+                            .store(argv_mem(&args), Ordering::Relaxed);
                         // Replies so far go out now: the client may be waiting on
                         // them while this command waits.
-                        if stream.write_all(&wbuf).await.is_err() {
-                            session.blocked = Some(blocked);
+                        if !flush(stream, &mut wbuf, info, &mut closing, idle).await {
                             return;
                         }
-                        wbuf.clear();
                         let waited =
-                            wait_for_grant(stream, &mut rbuf, shared, info, session, blocked).await;
+                            wait_for_grant(stream, &mut rbuf, shared, info, session, &mut closing)
+                                .await;
                         // Time moved on while waiting: what follows starts from now.
                         session.mark_time(&shared.clock);
                         match waited {
-                            Ok(reply) => reply.encode(session.resp3, &mut wbuf),
-                            Err(blocked) => {
-                                session.blocked = Some(blocked);
-                                return;
-                            }
+                            Some(reply) => reply.encode(session.resp3, &mut wbuf),
+                            None => return,
                         }
                     }
                     if session.close_after_reply || info.is_killed() {
                         close = true;
                         break;
                     }
-                    if wbuf.len() >= WRITE_HIGH_WATER {
-                        if stream.write_all(&wbuf).await.is_err() {
-                            return;
-                        }
-                        wbuf.clear();
+                    if wbuf.len() >= WRITE_HIGH_WATER
+                        && !flush(stream, &mut wbuf, info, &mut closing, idle).await
+                    {
+                        return;
                     }
                 }
                 Ok(false) => break,
@@ -115,11 +152,10 @@ where
         session
             .stats
             .flush(&shared.commands, &shared.stats.commands_processed);
-        if !wbuf.is_empty() {
-            if stream.write_all(&wbuf).await.is_err() {
-                return;
-            }
-            wbuf.clear();
+        // Between batches only what is left unparsed counts, as in Redis.
+        info.buffers.read(rbuf.len(), rbuf.capacity());
+        if !flush(stream, &mut wbuf, info, &mut closing, idle).await {
+            return;
         }
         if close || shared.is_shutting_down() {
             let _ = stream.shutdown().await;
@@ -132,59 +168,132 @@ where
             );
             return;
         }
-        if rbuf.capacity() - rbuf.len() < READ_CHUNK / 2 {
-            rbuf.reserve(READ_CHUNK);
-        }
-        let read = async {
-            if idle == 0 {
-                stream.read_buf(&mut rbuf).await
-            } else {
-                tokio::time::timeout(Duration::from_secs(idle), stream.read_buf(&mut rbuf))
-                    .await
-                    .unwrap_or_else(|_| Err(std::io::ErrorKind::TimedOut.into()))
-            }
-        };
+        trim(&mut rbuf, &mut wbuf, &parser, info);
+        parser.reserve_for_read(&mut rbuf, READ_CHUNK);
         tokio::select! {
-            r = read => match r {
+            biased;
+            r = within(idle, stream.read_buf(&mut rbuf)) => match r {
                 Ok(0) | Err(_) => return,
                 Ok(_) => {
                     session.mark_time(&shared.clock);
                     info.last_interaction_ms
                         .store(session.now_ms, Ordering::Relaxed);
+                    info.buffers.read(rbuf.len(), rbuf.capacity());
                 }
             },
-            _ = &mut killed => return,
-            _ = &mut stopping => return,
+            _ = closing.as_mut() => return,
         }
     }
 }
 
-/// Waits for a blocked command (a queued LOCK.ACQUIRE, a BLPOP) to be granted, its
-/// timeout to run out (on the server clock, so tests can advance it), or the client
-/// to go away (`Err`). Bytes the client pipelines meanwhile are buffered and run
-/// afterwards.
-async fn wait_for_grant<S>(
+/// Gives back buffers a big request or reply grew, once they are empty.
+fn trim(rbuf: &mut BytesMut, wbuf: &mut BytesMut, parser: &RequestParser, info: &ClientInfo) {
+    if wbuf.capacity() > WRITE_KEEP {
+        *wbuf = BytesMut::new();
+        info.buffers.write(0, 0);
+        info.buffers.out_peak.store(0, Ordering::Relaxed);
+    }
+    if rbuf.is_empty() && rbuf.capacity() > READ_KEEP && !parser.reading_big_arg() {
+        *rbuf = BytesMut::with_capacity(READ_CHUNK);
+    }
+}
+
+/// Runs `io`, failing with `TimedOut` if it takes more than `idle` seconds (0: no
+/// limit), as Redis's `timeout` drops a client that neither sends nor takes bytes.
+async fn within<T>(idle: u64, io: impl Future<Output = std::io::Result<T>>) -> std::io::Result<T> {
+    if idle == 0 {
+        return io.await;
+    }
+    tokio::time::timeout(Duration::from_secs(idle), io)
+        .await
+        .unwrap_or_else(|_| Err(std::io::ErrorKind::TimedOut.into()))
+}
+
+/// Writes all of `wbuf` and empties it; false if the client must go instead: the
+/// socket failed, the client was killed or the server is stopping (whatever the
+/// socket takes at once is still written), or the client took no bytes for
+/// `idle` seconds.
+async fn flush<S, F>(
+    stream: &mut S,
+    wbuf: &mut BytesMut,
+    info: &ClientInfo,
+    closing: &mut Pin<&mut F>,
+    idle: u64,
+) -> bool
+where
+    S: AsyncWrite + Unpin,
+    F: Future<Output = ()>,
+{
+    if wbuf.is_empty() {
+        return true;
+    }
+    info.buffers.write(wbuf.len(), wbuf.capacity());
+    let mut done = 0;
+    while done < wbuf.len() {
+        let written = tokio::select! {
+            biased;
+            r = within(idle, stream.write(&wbuf[done..])) => r,
+            _ = closing.as_mut() => return false,
+        };
+        match written {
+            Ok(0) | Err(_) => return false,
+            Ok(n) => done += n,
+        }
+        if done < wbuf.len() {
+            info.buffers
+                .out_pending
+                .store(wbuf.len() - done, Ordering::Relaxed);
+        }
+    }
+    wbuf.clear();
+    info.buffers.out_pending.store(0, Ordering::Relaxed);
+    true
+}
+
+#[cfg(all(feature = "test-hooks", debug_assertions))]
+mod test_hooks {
+    /// `LATCHKEY.TEST-PANIC` panics while serving the client, so tests can check
+    /// what a panicking connection leaves behind. Only in debug builds with the
+    /// `test-hooks` feature: never in a release server.
+    pub fn on_command(args: &[bytes::Bytes]) {
+        if args
+            .first()
+            .is_some_and(|a| a.eq_ignore_ascii_case(b"LATCHKEY.TEST-PANIC"))
+        {
+            panic!("LATCHKEY.TEST-PANIC");
+        }
+    }
+}
+
+/// Waits for the blocked command in `session.blocked` (a queued LOCK.ACQUIRE, a
+/// BLPOP) to be granted, its timeout to run out (on the server clock, so tests can
+/// advance it), or the client to go away (`None`, leaving `session.blocked` for
+/// the clean-up). The blocked command stays in the session while it waits, so
+/// even a panic here leaves it to be cancelled. Bytes the client pipelines
+/// meanwhile are buffered and run afterwards.
+async fn wait_for_grant<S, F>(
     stream: &mut S,
     rbuf: &mut BytesMut,
     shared: &Shared,
     info: &ClientInfo,
     session: &mut Session,
-    mut blocked: Blocked,
-) -> Result<Reply, Blocked>
+    closing: &mut Pin<&mut F>,
+) -> Option<Reply>
 where
     S: AsyncRead + AsyncWrite + Unpin,
+    F: Future<Output = ()>,
 {
-    let mut shutdown = shared.shutdown_signal();
-    let mut closed = false;
     info.blocked.store(true, Ordering::Relaxed);
     let _unblock = Unblock(info);
+    let query_limit = shared.config.read().client_query_buffer_limit;
     loop {
         let moved = shared.clock.moved();
         tokio::pin!(moved);
         moved.as_mut().enable();
         let now = shared.clock.now_ms();
+        let blocked = session.blocked.as_mut()?;
         if blocked.deadline.is_some_and(|d| now >= d) {
-            return Ok(end_wait(shared, session, blocked, now).await);
+            return Some(end_wait(shared, session, now).await);
         }
         let nap = blocked
             .deadline
@@ -195,6 +304,12 @@ where
                 Wait::List { grant, .. } => grant.await.ok().map(Granted::Popped),
             }
         };
+        // Past the query buffer limit, stop reading: the run loop closes the
+        // client once the wait is over.
+        let reading = rbuf.len() <= query_limit;
+        if reading && rbuf.capacity() - rbuf.len() < READ_CHUNK / 2 {
+            rbuf.reserve(READ_CHUNK);
+        }
         let outcome = tokio::select! {
             r = grant => Some(r),
             _ = async {
@@ -204,26 +319,24 @@ where
                 }
             } => None,
             _ = &mut moved => None,
-            r = stream.read_buf(rbuf), if !closed => {
-                if matches!(r, Ok(0) | Err(_)) {
-                    closed = true;
+            r = stream.read_buf(rbuf), if reading => match r {
+                Ok(0) | Err(_) => return None,
+                Ok(_) => {
+                    info.buffers.read(rbuf.len(), rbuf.capacity());
+                    None
                 }
-                None
-            }
-            _ = info.killed() => { closed = true; None }
-            _ = shutdown.wait_for(|s| *s) => { closed = true; None }
+            },
+            _ = closing.as_mut() => return None,
         };
-        if closed {
-            return Err(blocked);
-        }
         match outcome {
             Some(Some(got)) => {
                 // A grant made inside a script or EXEC is seen when it ends: the
                 // gate is free again only then.
                 drop(shared.gate.read_async().await);
-                return Ok(granted(session, &blocked, got));
+                let blocked = session.blocked.take()?;
+                return Some(granted(session, &blocked, got));
             }
-            Some(None) => return Ok(timed_out(&blocked)),
+            Some(None) => return session.blocked.take().map(|b| timed_out(&b)),
             None => {}
         }
     }
@@ -248,9 +361,16 @@ enum Granted {
 
 /// The timeout ran out: leave the queue, unless the grant won the race, in which
 /// case it is the reply.
-async fn end_wait(shared: &Shared, session: &mut Session, mut blocked: Blocked, now: u64) -> Reply {
+async fn end_wait(shared: &Shared, session: &mut Session, now: u64) -> Reply {
     let _gate = shared.gate.read_async().await;
-    if let Some(got) = cancel_wait(shared, &mut blocked, now) {
+    let got = match session.blocked.as_mut() {
+        Some(blocked) => cancel_wait(shared, blocked, now),
+        None => None,
+    };
+    let Some(blocked) = session.blocked.take() else {
+        return Reply::Nil;
+    };
+    if let Some(got) = got {
         return granted(session, &blocked, got);
     }
     if matches!(blocked.on, Wait::Lock { .. }) {
