@@ -409,6 +409,61 @@ mod tests {
     }
 
     #[test]
+    fn big_argument_is_read_into_its_own_buffer_and_not_copied() {
+        let len = BIG_ARG + 100;
+        let mut frame = format!("*3\r\n$3\r\nSET\r\n$1\r\nk\r\n${len}\r\n").into_bytes();
+        frame.extend((0..len).map(|i| i as u8));
+        frame.extend_from_slice(b"\r\n*1\r\n$4\r\nPING\r\n");
+        let mut p = RequestParser::default();
+        let mut args = Vec::new();
+        let limits = Limits::default();
+        // The first read brings the headers and the start of the value.
+        let mut buf = BytesMut::with_capacity(16 * 1024);
+        buf.extend_from_slice(&frame[..1000]);
+        assert!(!p.next(&mut buf, &limits, true, &mut args).unwrap());
+        assert!(p.reading_big_arg());
+        assert_eq!(
+            buf.capacity(),
+            len + 2,
+            "a buffer exactly the argument's size"
+        );
+        let start = buf.as_ptr();
+        // Reads fill it, never past its end, and nothing makes it grow.
+        let mut at = 1000;
+        while p.reading_big_arg() {
+            p.reserve_for_read(&mut buf, 16 * 1024);
+            let room = (buf.capacity() - buf.len()).min(7000);
+            assert!(room > 0);
+            buf.extend_from_slice(&frame[at..at + room]);
+            at += room;
+            let done = p.next(&mut buf, &limits, true, &mut args).unwrap();
+            assert_eq!(done, !p.reading_big_arg());
+        }
+        assert_eq!(args.len(), 3);
+        assert_eq!(args[2].len(), len);
+        assert_eq!(
+            args[2].as_ptr(),
+            start,
+            "the argument is that buffer, not a copy"
+        );
+        assert!(args[2].iter().enumerate().all(|(i, b)| *b == i as u8));
+        // The ordinary buffer is back and the next command parses.
+        buf.extend_from_slice(&frame[at..]);
+        assert!(p.next(&mut buf, &limits, true, &mut args).unwrap());
+        assert_eq!(args, vec!["PING"]);
+    }
+
+    #[test]
+    fn big_argument_already_buffered_is_copied_out_of_the_read_buffer() {
+        let value = vec![b'v'; BIG_ARG];
+        let mut frame = format!("*2\r\n$4\r\nECHO\r\n${}\r\n", value.len()).into_bytes();
+        frame.extend_from_slice(&value);
+        frame.extend_from_slice(b"\r\n");
+        let cmds = parse_all(&frame).unwrap();
+        assert_eq!(cmds, vec![vec![Bytes::from("ECHO"), Bytes::from(value)]]);
+    }
+
+    #[test]
     fn oversize_bulk_header_is_rejected_before_the_body() {
         let err = parse_all(b"*1\r\n$2000000000\r\n").unwrap_err();
         assert_eq!(err.to_string(), "ERR Protocol error: invalid bulk length");
