@@ -17,6 +17,7 @@ use std::time::Duration;
 use bytes::BytesMut;
 use futures_util::FutureExt;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::time::Instant;
 
 use crate::commands;
 use crate::keyspace::Popped;
@@ -27,7 +28,14 @@ use crate::session::{argv_mem, Blocked, ClientInfo, Session, Wait};
 
 /// Replies buffered beyond this are written before parsing more of a pipeline.
 const WRITE_HIGH_WATER: usize = 64 * 1024;
+/// Reads are this big once a client sends more than fits a small buffer.
 const READ_CHUNK: usize = 16 * 1024;
+/// A client's first reads, and its reads after it was idle, go into a buffer this
+/// small: most requests are short, and a read that fills it grows it.
+const FIRST_READ: usize = 1024;
+/// A client idle this long (1 to 2 times it) gives back its buffers, as Redis
+/// frees the query buffer of a client idle for 2 seconds.
+const IDLE_RELEASE: Duration = Duration::from_secs(2);
 /// A write buffer that grew past this (a big reply) is given back once written.
 const WRITE_KEEP: usize = 2 * WRITE_HIGH_WATER;
 /// A read buffer that grew past this is given back once a batch leaves it empty.
@@ -84,9 +92,17 @@ where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let mut parser = RequestParser::default();
-    let mut rbuf = BytesMut::with_capacity(READ_CHUNK);
+    // Buffers start empty and small: an idle client holds next to nothing.
+    let mut rbuf = BytesMut::new();
     let mut wbuf = BytesMut::new();
+    let mut read_chunk = FIRST_READ;
     let mut args = Vec::new();
+    // Wakes every IDLE_RELEASE while the client is active; a tick with no read
+    // since the last one releases the buffers, and it sleeps until the next read.
+    let idle_tick = tokio::time::sleep(IDLE_RELEASE);
+    tokio::pin!(idle_tick);
+    let mut reads_since_tick = 0u32;
+    let mut released = false;
     // Registered once, not per read: a fresh future each time would lock and
     // unlock the notifiers' waiter lists for every request.
     let closing = closing(shared, info);
@@ -169,19 +185,48 @@ where
             return;
         }
         trim(&mut rbuf, &mut wbuf, &parser, info);
-        parser.reserve_for_read(&mut rbuf, READ_CHUNK);
-        tokio::select! {
-            biased;
-            r = within(idle, stream.read_buf(&mut rbuf)) => match r {
-                Ok(0) | Err(_) => return,
-                Ok(_) => {
-                    session.mark_time(&shared.clock);
-                    info.last_interaction_ms
-                        .store(session.now_ms, Ordering::Relaxed);
-                    info.buffers.read(rbuf.len(), rbuf.capacity());
+        parser.reserve_for_read(&mut rbuf, read_chunk);
+        let room = rbuf.capacity() - rbuf.len();
+        // `timeout` counts from here, however often the idle tick below wakes us.
+        let deadline = (idle > 0).then(|| Instant::now() + Duration::from_secs(idle));
+        let read = loop {
+            tokio::select! {
+                biased;
+                r = within(deadline, stream.read_buf(&mut rbuf)) => break r,
+                _ = closing.as_mut() => return,
+                _ = idle_tick.as_mut(), if !released => {
+                    if reads_since_tick == 0 && rbuf.is_empty() && !parser.reading_big_arg() {
+                        // Idle a whole tick: hold no buffers while waiting.
+                        rbuf = BytesMut::new();
+                        wbuf = BytesMut::new();
+                        read_chunk = FIRST_READ;
+                        info.buffers.read(0, 0);
+                        info.buffers.write(0, 0);
+                        released = true;
+                    } else {
+                        reads_since_tick = 0;
+                        idle_tick.as_mut().reset(Instant::now() + IDLE_RELEASE);
+                    }
                 }
-            },
-            _ = closing.as_mut() => return,
+            }
+        };
+        match read {
+            Ok(0) | Err(_) => return,
+            Ok(n) => {
+                session.mark_time(&shared.clock);
+                info.last_interaction_ms
+                    .store(session.now_ms, Ordering::Relaxed);
+                info.buffers.read(rbuf.len(), rbuf.capacity());
+                reads_since_tick = reads_since_tick.saturating_add(1);
+                if n >= room {
+                    // The read filled the buffer: more is coming, read in big chunks.
+                    read_chunk = READ_CHUNK;
+                }
+                if released {
+                    released = false;
+                    idle_tick.as_mut().reset(Instant::now() + IDLE_RELEASE);
+                }
+            }
         }
     }
 }
@@ -194,19 +239,22 @@ fn trim(rbuf: &mut BytesMut, wbuf: &mut BytesMut, parser: &RequestParser, info: 
         info.buffers.out_peak.store(0, Ordering::Relaxed);
     }
     if rbuf.is_empty() && rbuf.capacity() > READ_KEEP && !parser.reading_big_arg() {
-        *rbuf = BytesMut::with_capacity(READ_CHUNK);
+        *rbuf = BytesMut::new();
     }
 }
 
-/// Runs `io`, failing with `TimedOut` if it takes more than `idle` seconds (0: no
-/// limit), as Redis's `timeout` drops a client that neither sends nor takes bytes.
-async fn within<T>(idle: u64, io: impl Future<Output = std::io::Result<T>>) -> std::io::Result<T> {
-    if idle == 0 {
-        return io.await;
+/// Runs `io`, failing with `TimedOut` at `deadline` (`None`: no limit), as
+/// Redis's `timeout` drops a client that neither sends nor takes bytes.
+async fn within<T>(
+    deadline: Option<Instant>,
+    io: impl Future<Output = std::io::Result<T>>,
+) -> std::io::Result<T> {
+    match deadline {
+        None => io.await,
+        Some(at) => tokio::time::timeout_at(at, io)
+            .await
+            .unwrap_or_else(|_| Err(std::io::ErrorKind::TimedOut.into())),
     }
-    tokio::time::timeout(Duration::from_secs(idle), io)
-        .await
-        .unwrap_or_else(|_| Err(std::io::ErrorKind::TimedOut.into()))
 }
 
 /// Writes all of `wbuf` and empties it; false if the client must go instead: the
@@ -232,7 +280,10 @@ where
     while done < wbuf.len() {
         let written = tokio::select! {
             biased;
-            r = within(idle, stream.write(&wbuf[done..])) => r,
+            r = within(
+                (idle > 0).then(|| Instant::now() + Duration::from_secs(idle)),
+                stream.write(&wbuf[done..]),
+            ) => r,
             _ = closing.as_mut() => return false,
         };
         match written {

@@ -244,3 +244,31 @@ async fn client_list_reported_no_output_for_a_client_that_stops_reading() {
     assert_eq!(field(&line, "events"), "rw", "{line}");
     drop(victim);
 }
+
+#[tokio::test]
+async fn an_idle_client_held_its_read_and_write_buffers() {
+    let server = start().await;
+    let mut admin = connect(&server).await;
+    let mut s = TcpStream::connect(server.addr()).await.unwrap();
+    // A pipeline bigger than the first small read buffer grows it.
+    let pings = "PING\r\n".repeat(1000);
+    s.write_all(format!("CLIENT ID\r\n{pings}").as_bytes())
+        .await
+        .unwrap();
+    let got = String::from_utf8(read_until(&mut s, 7000).await).unwrap();
+    let id = got.lines().next().unwrap()[1..].to_string();
+    let line = list_line(&mut admin, &id).await;
+    assert!(
+        field(&line, "qbuf-free").parse::<usize>().unwrap() >= 8192,
+        "{line}"
+    );
+    assert_ne!(field(&line, "rbs"), "0", "{line}");
+    // Redis frees an idle client's query buffer after 2 s; latchkey gives back
+    // both buffers after 2 to 4 s without a read.
+    tokio::time::sleep(Duration::from_millis(4500)).await;
+    let line = list_line(&mut admin, &id).await;
+    assert_eq!(field(&line, "qbuf-free"), "0", "{line}");
+    assert_eq!(field(&line, "rbs"), "0", "{line}");
+    s.write_all(b"PING\r\n").await.unwrap();
+    assert_eq!(read_until(&mut s, 7).await, b"+PONG\r\n");
+}
