@@ -3,7 +3,8 @@
 #   - one SET of a big value (default 400 MB): the server's peak RSS growth
 #     (VmHWM) and the worst PING round trip of another client meanwhile;
 #   - RSS per idle connection for N connections (default 10,000) that each ran
-#     one PING, and again after a tenth of them read a 1 MB reply.
+#     one PING, and again 5 s after a tenth of them asked for 4 replies of
+#     256 KB all at once.
 # Both servers listen on 127.0.0.1 and are stopped on exit.
 # Usage: benches/connections.sh [set-MB] [connections]
 set -euo pipefail

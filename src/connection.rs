@@ -12,6 +12,7 @@ use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Duration;
 
 use bytes::BytesMut;
@@ -103,6 +104,7 @@ where
     tokio::pin!(idle_tick);
     let mut reads_since_tick = 0u32;
     let mut released = false;
+    let mut tick_unpolled = true;
     // Registered once, not per read: a fresh future each time would lock and
     // unlock the notifiers' waiter lists for every request.
     let closing = closing(shared, info);
@@ -190,11 +192,18 @@ where
         // `timeout` counts from here, however often the idle tick below wakes us.
         let deadline = (idle > 0).then(|| Instant::now() + Duration::from_secs(idle));
         let read = loop {
-            tokio::select! {
-                biased;
-                r = within(deadline, stream.read_buf(&mut rbuf)) => break r,
-                _ = closing.as_mut() => return,
-                _ = idle_tick.as_mut(), if !released => {
+            match wait_for_bytes(
+                stream,
+                &mut rbuf,
+                deadline,
+                &mut closing,
+                (!released).then_some((&mut idle_tick, &mut tick_unpolled)),
+            )
+            .await
+            {
+                Woke::Read(r) => break r,
+                Woke::Closing => return,
+                Woke::Tick => {
                     if reads_since_tick == 0 && rbuf.is_empty() && !parser.reading_big_arg() {
                         // Idle a whole tick: hold no buffers while waiting.
                         rbuf = BytesMut::new();
@@ -206,6 +215,7 @@ where
                     } else {
                         reads_since_tick = 0;
                         idle_tick.as_mut().reset(Instant::now() + IDLE_RELEASE);
+                        tick_unpolled = true;
                     }
                 }
             }
@@ -225,10 +235,58 @@ where
                 if released {
                     released = false;
                     idle_tick.as_mut().reset(Instant::now() + IDLE_RELEASE);
+                    tick_unpolled = true;
                 }
             }
         }
     }
+}
+
+/// What ended a wait for the client's next bytes.
+enum Woke {
+    /// The read finished (or failed, or timed out).
+    Read(std::io::Result<usize>),
+    /// The client was killed or the server is stopping.
+    Closing,
+    /// The idle tick fired.
+    Tick,
+}
+
+/// Waits for the client's next bytes, racing `closing` and, when given, the idle
+/// tick. The tick is polled only right after it was (re)armed (`unpolled`), which
+/// leaves this task's waker with its timer, and then only once it has fired: a
+/// poll of a pending timer on every request would cost the hot path for nothing.
+async fn wait_for_bytes<S, F>(
+    stream: &mut S,
+    rbuf: &mut BytesMut,
+    deadline: Option<Instant>,
+    closing: &mut Pin<&mut F>,
+    mut tick: Option<(&mut Pin<&mut tokio::time::Sleep>, &mut bool)>,
+) -> Woke
+where
+    S: AsyncRead + Unpin,
+    F: Future<Output = ()>,
+{
+    let read = within(deadline, stream.read_buf(rbuf));
+    tokio::pin!(read);
+    std::future::poll_fn(|cx| {
+        if let Poll::Ready(r) = read.as_mut().poll(cx) {
+            return Poll::Ready(Woke::Read(r));
+        }
+        if closing.as_mut().poll(cx).is_ready() {
+            return Poll::Ready(Woke::Closing);
+        }
+        if let Some((sleep, unpolled)) = tick.as_mut() {
+            if **unpolled || sleep.is_elapsed() {
+                **unpolled = false;
+                if sleep.as_mut().poll(cx).is_ready() {
+                    return Poll::Ready(Woke::Tick);
+                }
+            }
+        }
+        Poll::Pending
+    })
+    .await
 }
 
 /// Gives back buffers a big request or reply grew, once they are empty.
