@@ -372,6 +372,14 @@ mod test_hooks {
             panic!("LATCHKEY.TEST-PANIC");
         }
     }
+
+    /// A client named `latchkey-test-panic-in-wait` panics as soon as a command
+    /// of its blocks, with the command still queued.
+    pub fn on_wait(info: &crate::session::ClientInfo) {
+        if info.name.lock().as_deref() == Some(&b"latchkey-test-panic-in-wait"[..]) {
+            panic!("latchkey-test-panic-in-wait");
+        }
+    }
 }
 
 /// Waits for the blocked command in `session.blocked` (a queued LOCK.ACQUIRE, a
@@ -394,6 +402,8 @@ where
 {
     info.blocked.store(true, Ordering::Relaxed);
     let _unblock = Unblock(info);
+    #[cfg(all(feature = "test-hooks", debug_assertions))]
+    test_hooks::on_wait(info);
     let query_limit = shared.config.read().client_query_buffer_limit;
     loop {
         let moved = shared.clock.moved();

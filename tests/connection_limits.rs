@@ -272,3 +272,53 @@ async fn an_idle_client_held_its_read_and_write_buffers() {
     s.write_all(b"PING\r\n").await.unwrap();
     assert_eq!(read_until(&mut s, 7).await, b"+PONG\r\n");
 }
+
+/// INFO's `field:value` line, as text.
+async fn info_field(con: &mut MultiplexedConnection, section: &str, name: &str) -> String {
+    let Value::BulkString(info) = cmd(con, &["INFO", section]).await.unwrap() else {
+        panic!("INFO is a bulk string")
+    };
+    let text = String::from_utf8(info).unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix(&format!("{name}:")).map(str::to_string))
+        .unwrap_or_else(|| panic!("no {name} in {text}"))
+}
+
+#[cfg(all(feature = "test-hooks", debug_assertions))]
+#[tokio::test]
+async fn a_connection_panicking_while_blocked_left_its_waits_queued() {
+    let server = start().await;
+    let mut admin = connect(&server).await;
+    cmd(&mut admin, &["LOCK.ACQUIRE", "L", "holder", "100000"])
+        .await
+        .unwrap();
+    for wait in [
+        &["LOCK.ACQUIRE", "L", "victim", "1000", "WAIT", "100000"][..],
+        &["BLPOP", "list", "0"][..],
+    ] {
+        let mut victim = connect(&server).await;
+        cmd(
+            &mut victim,
+            &["CLIENT", "SETNAME", "latchkey-test-panic-in-wait"],
+        )
+        .await
+        .unwrap();
+        assert!(cmd(&mut victim, wait).await.is_err(), "{wait:?}");
+    }
+    assert_eq!(info_field(&mut admin, "locks", "lock_waiters").await, "0");
+    assert_eq!(
+        info_field(&mut admin, "clients", "blocked_clients").await,
+        "0"
+    );
+    // The element pushed is not handed to a waiter that is gone.
+    cmd(&mut admin, &["RPUSH", "list", "x"]).await.unwrap();
+    assert_eq!(
+        cmd(&mut admin, &["LLEN", "list"]).await.unwrap(),
+        Value::Int(1)
+    );
+    let Value::BulkString(list) = cmd(&mut admin, &["CLIENT", "LIST"]).await.unwrap() else {
+        panic!("CLIENT LIST is a bulk string")
+    };
+    let list = String::from_utf8(list).unwrap();
+    assert!(!list.contains("latchkey-test-panic-in-wait"), "{list}");
+}
