@@ -274,6 +274,7 @@ async fn an_idle_client_held_its_read_and_write_buffers() {
 }
 
 /// INFO's `field:value` line, as text.
+#[cfg(all(feature = "test-hooks", debug_assertions))]
 async fn info_field(con: &mut MultiplexedConnection, section: &str, name: &str) -> String {
     let Value::BulkString(info) = cmd(con, &["INFO", section]).await.unwrap() else {
         panic!("INFO is a bulk string")
