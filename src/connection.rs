@@ -7,27 +7,46 @@
 //! `client-query-buffer-limit` or idle past `timeout` is closed. Nothing here
 //! knows what a command does.
 
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Duration;
 
 use bytes::BytesMut;
+use futures_util::FutureExt;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::time::Instant;
 
 use crate::commands;
 use crate::keyspace::Popped;
 use crate::protocol::{Limits, RequestParser};
 use crate::reply::Reply;
 use crate::server::Shared;
-use crate::session::{Blocked, ClientInfo, Session, Wait};
+use crate::session::{argv_mem, Blocked, ClientInfo, Session, Wait};
 
 /// Replies buffered beyond this are written before parsing more of a pipeline.
 const WRITE_HIGH_WATER: usize = 64 * 1024;
+/// Reads are this big once a client sends more than fits a small buffer.
 const READ_CHUNK: usize = 16 * 1024;
+/// A client's first reads, and its reads after it was idle, go into a buffer this
+/// small: most requests are short, and a read that fills it grows it.
+const FIRST_READ: usize = 1024;
+/// A client idle this long (1 to 2 times it) gives back its buffers, as Redis
+/// frees the query buffer of a client idle for 2 seconds.
+const IDLE_RELEASE: Duration = Duration::from_secs(2);
+/// A write buffer that grew past this (a big reply) is given back once written.
+const WRITE_KEEP: usize = 2 * WRITE_HIGH_WATER;
+/// A read buffer that grew past this is given back once a batch leaves it empty.
+const READ_KEEP: usize = 2 * READ_CHUNK;
 
 /// Serves one client until it quits, disconnects, is killed, breaks the protocol,
 /// or the server shuts down; then lets go of what the client held (a place in a
-/// lock's queue, SESSION locks, watched keys).
+/// lock's queue, SESSION locks, watched keys). A panic while serving the client
+/// is caught and logged, and the clean-up still runs: one client's bug must not
+/// leave its locks held.
 pub async fn serve<S>(mut stream: S, shared: Arc<Shared>, info: Arc<ClientInfo>)
 where
     S: AsyncRead + AsyncWrite + Unpin,
@@ -35,8 +54,38 @@ where
     let needs_auth = shared.config.read().requirepass.is_some();
     let mut session = Session::new(info.clone(), !needs_auth);
     session.mark_time(&shared.clock);
-    run(&mut stream, &shared, &info, &mut session).await;
+    let served = AssertUnwindSafe(run(&mut stream, &shared, &info, &mut session))
+        .catch_unwind()
+        .await;
+    if let Err(panic) = served {
+        tracing::error!(
+            client = info.id,
+            "panic while serving a client, closing it: {}",
+            panic_text(panic.as_ref())
+        );
+    }
     release_client(&shared, &mut session).await;
+}
+
+fn panic_text(panic: &(dyn std::any::Any + Send)) -> &str {
+    if let Some(s) = panic.downcast_ref::<&str>() {
+        s
+    } else if let Some(s) = panic.downcast_ref::<String>() {
+        s
+    } else {
+        "(no message)"
+    }
+}
+
+/// Completes when the client must close at once: killed, or the server stopping.
+/// Every wait of the connection — reads, writes, a blocked command — races it, so
+/// a client that stops reading its replies is dropped as promptly as an idle one.
+async fn closing(shared: &Shared, info: &ClientInfo) {
+    let mut shutdown = shared.shutdown_signal();
+    tokio::select! {
+        _ = shutdown.wait_for(|s| *s) => {}
+        _ = info.killed() => {}
+    }
 }
 
 async fn run<S>(stream: &mut S, shared: &Arc<Shared>, info: &Arc<ClientInfo>, session: &mut Session)
@@ -44,16 +93,22 @@ where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let mut parser = RequestParser::default();
-    let mut rbuf = BytesMut::with_capacity(READ_CHUNK);
-    let mut wbuf = BytesMut::with_capacity(READ_CHUNK);
+    // Buffers start empty and small: an idle client holds next to nothing.
+    let mut rbuf = BytesMut::new();
+    let mut wbuf = BytesMut::new();
+    let mut read_chunk = FIRST_READ;
     let mut args = Vec::new();
+    // Wakes every IDLE_RELEASE while the client is active; a tick with no read
+    // since the last one releases the buffers, and it sleeps until the next read.
+    let idle_tick = tokio::time::sleep(IDLE_RELEASE);
+    tokio::pin!(idle_tick);
+    let mut reads_since_tick = 0u32;
+    let mut released = false;
+    let mut tick_unpolled = true;
     // Registered once, not per read: a fresh future each time would lock and
     // unlock the notifiers' waiter lists for every request.
-    let mut shutdown = shared.shutdown_signal();
-    let stopping = shutdown.wait_for(|s| *s);
-    tokio::pin!(stopping);
-    let killed = info.killed();
-    tokio::pin!(killed);
+    let closing = closing(shared, info);
+    tokio::pin!(closing);
     loop {
         let (limits, query_limit, idle) = {
             let c = shared.config.read();
@@ -70,37 +125,37 @@ where
         loop {
             match parser.next(&mut rbuf, &limits, session.authenticated, &mut args) {
                 Ok(true) => {
+                    #[cfg(all(feature = "test-hooks", debug_assertions))]
+                    test_hooks::on_command(&args);
                     let reply = commands::execute(shared, session, &args);
                     reply.encode(session.resp3, &mut wbuf);
-                    if let Some(blocked) = session.blocked.take() {
+                    if session.blocked.is_some() {
+                        info.buffers
+                            .argv_mem
+                            .store(argv_mem(&args), Ordering::Relaxed);
                         // Replies so far go out now: the client may be waiting on
                         // them while this command waits.
-                        if stream.write_all(&wbuf).await.is_err() {
-                            session.blocked = Some(blocked);
+                        if !flush(stream, &mut wbuf, info, &mut closing, idle).await {
                             return;
                         }
-                        wbuf.clear();
                         let waited =
-                            wait_for_grant(stream, &mut rbuf, shared, info, session, blocked).await;
+                            wait_for_grant(stream, &mut rbuf, shared, info, session, &mut closing)
+                                .await;
                         // Time moved on while waiting: what follows starts from now.
                         session.mark_time(&shared.clock);
                         match waited {
-                            Ok(reply) => reply.encode(session.resp3, &mut wbuf),
-                            Err(blocked) => {
-                                session.blocked = Some(blocked);
-                                return;
-                            }
+                            Some(reply) => reply.encode(session.resp3, &mut wbuf),
+                            None => return,
                         }
                     }
                     if session.close_after_reply || info.is_killed() {
                         close = true;
                         break;
                     }
-                    if wbuf.len() >= WRITE_HIGH_WATER {
-                        if stream.write_all(&wbuf).await.is_err() {
-                            return;
-                        }
-                        wbuf.clear();
+                    if wbuf.len() >= WRITE_HIGH_WATER
+                        && !flush(stream, &mut wbuf, info, &mut closing, idle).await
+                    {
+                        return;
                     }
                 }
                 Ok(false) => break,
@@ -115,11 +170,10 @@ where
         session
             .stats
             .flush(&shared.commands, &shared.stats.commands_processed);
-        if !wbuf.is_empty() {
-            if stream.write_all(&wbuf).await.is_err() {
-                return;
-            }
-            wbuf.clear();
+        // Between batches only what is left unparsed counts, as in Redis.
+        info.buffers.read(rbuf.len(), rbuf.capacity());
+        if !flush(stream, &mut wbuf, info, &mut closing, idle).await {
+            return;
         }
         if close || shared.is_shutting_down() {
             let _ = stream.shutdown().await;
@@ -132,59 +186,233 @@ where
             );
             return;
         }
-        if rbuf.capacity() - rbuf.len() < READ_CHUNK / 2 {
-            rbuf.reserve(READ_CHUNK);
-        }
-        let read = async {
-            if idle == 0 {
-                stream.read_buf(&mut rbuf).await
-            } else {
-                tokio::time::timeout(Duration::from_secs(idle), stream.read_buf(&mut rbuf))
-                    .await
-                    .unwrap_or_else(|_| Err(std::io::ErrorKind::TimedOut.into()))
+        trim(&mut rbuf, &mut wbuf, &parser, info);
+        parser.reserve_for_read(&mut rbuf, read_chunk);
+        let room = rbuf.capacity() - rbuf.len();
+        // `timeout` counts from here, however often the idle tick below wakes us.
+        let deadline = (idle > 0).then(|| Instant::now() + Duration::from_secs(idle));
+        let read = loop {
+            match wait_for_bytes(
+                stream,
+                &mut rbuf,
+                deadline,
+                &mut closing,
+                (!released).then_some((&mut idle_tick, &mut tick_unpolled)),
+            )
+            .await
+            {
+                Woke::Read(r) => break r,
+                Woke::Closing => return,
+                Woke::Tick => {
+                    if reads_since_tick == 0 && rbuf.is_empty() && !parser.reading_big_arg() {
+                        // Idle a whole tick: hold no buffers while waiting.
+                        rbuf = BytesMut::new();
+                        wbuf = BytesMut::new();
+                        read_chunk = FIRST_READ;
+                        info.buffers.read(0, 0);
+                        info.buffers.write(0, 0);
+                        released = true;
+                    } else {
+                        reads_since_tick = 0;
+                        idle_tick.as_mut().reset(Instant::now() + IDLE_RELEASE);
+                        tick_unpolled = true;
+                    }
+                }
             }
         };
-        tokio::select! {
-            r = read => match r {
-                Ok(0) | Err(_) => return,
-                Ok(_) => {
-                    session.mark_time(&shared.clock);
-                    info.last_interaction_ms
-                        .store(session.now_ms, Ordering::Relaxed);
+        match read {
+            Ok(0) | Err(_) => return,
+            Ok(n) => {
+                session.mark_time(&shared.clock);
+                info.last_interaction_ms
+                    .store(session.now_ms, Ordering::Relaxed);
+                info.buffers.read(rbuf.len(), rbuf.capacity());
+                reads_since_tick = reads_since_tick.saturating_add(1);
+                if n >= room {
+                    // The read filled the buffer: more is coming, read in big chunks.
+                    read_chunk = READ_CHUNK;
                 }
-            },
-            _ = &mut killed => return,
-            _ = &mut stopping => return,
+                if released {
+                    released = false;
+                    idle_tick.as_mut().reset(Instant::now() + IDLE_RELEASE);
+                    tick_unpolled = true;
+                }
+            }
         }
     }
 }
 
-/// Waits for a blocked command (a queued LOCK.ACQUIRE, a BLPOP) to be granted, its
-/// timeout to run out (on the server clock, so tests can advance it), or the client
-/// to go away (`Err`). Bytes the client pipelines meanwhile are buffered and run
-/// afterwards.
-async fn wait_for_grant<S>(
+/// What ended a wait for the client's next bytes.
+enum Woke {
+    /// The read finished (or failed, or timed out).
+    Read(std::io::Result<usize>),
+    /// The client was killed or the server is stopping.
+    Closing,
+    /// The idle tick fired.
+    Tick,
+}
+
+/// Waits for the client's next bytes, racing `closing` and, when given, the idle
+/// tick. The tick is polled only right after it was (re)armed (`unpolled`), which
+/// leaves this task's waker with its timer, and then only once it has fired: a
+/// poll of a pending timer on every request would cost the hot path for nothing.
+async fn wait_for_bytes<S, F>(
+    stream: &mut S,
+    rbuf: &mut BytesMut,
+    deadline: Option<Instant>,
+    closing: &mut Pin<&mut F>,
+    mut tick: Option<(&mut Pin<&mut tokio::time::Sleep>, &mut bool)>,
+) -> Woke
+where
+    S: AsyncRead + Unpin,
+    F: Future<Output = ()>,
+{
+    let read = within(deadline, stream.read_buf(rbuf));
+    tokio::pin!(read);
+    std::future::poll_fn(|cx| {
+        if let Poll::Ready(r) = read.as_mut().poll(cx) {
+            return Poll::Ready(Woke::Read(r));
+        }
+        if closing.as_mut().poll(cx).is_ready() {
+            return Poll::Ready(Woke::Closing);
+        }
+        if let Some((sleep, unpolled)) = tick.as_mut() {
+            if **unpolled || sleep.is_elapsed() {
+                **unpolled = false;
+                if sleep.as_mut().poll(cx).is_ready() {
+                    return Poll::Ready(Woke::Tick);
+                }
+            }
+        }
+        Poll::Pending
+    })
+    .await
+}
+
+/// Gives back buffers a big request or reply grew, once they are empty.
+fn trim(rbuf: &mut BytesMut, wbuf: &mut BytesMut, parser: &RequestParser, info: &ClientInfo) {
+    if wbuf.capacity() > WRITE_KEEP {
+        *wbuf = BytesMut::new();
+        info.buffers.write(0, 0);
+        info.buffers.out_peak.store(0, Ordering::Relaxed);
+    }
+    if rbuf.is_empty() && rbuf.capacity() > READ_KEEP && !parser.reading_big_arg() {
+        *rbuf = BytesMut::new();
+    }
+}
+
+/// Runs `io`, failing with `TimedOut` at `deadline` (`None`: no limit), as
+/// Redis's `timeout` drops a client that neither sends nor takes bytes.
+async fn within<T>(
+    deadline: Option<Instant>,
+    io: impl Future<Output = std::io::Result<T>>,
+) -> std::io::Result<T> {
+    match deadline {
+        None => io.await,
+        Some(at) => tokio::time::timeout_at(at, io)
+            .await
+            .unwrap_or_else(|_| Err(std::io::ErrorKind::TimedOut.into())),
+    }
+}
+
+/// Writes all of `wbuf` and empties it; false if the client must go instead: the
+/// socket failed, the client was killed or the server is stopping (whatever the
+/// socket takes at once is still written), or the client took no bytes for
+/// `idle` seconds.
+async fn flush<S, F>(
+    stream: &mut S,
+    wbuf: &mut BytesMut,
+    info: &ClientInfo,
+    closing: &mut Pin<&mut F>,
+    idle: u64,
+) -> bool
+where
+    S: AsyncWrite + Unpin,
+    F: Future<Output = ()>,
+{
+    if wbuf.is_empty() {
+        return true;
+    }
+    info.buffers.write(wbuf.len(), wbuf.capacity());
+    let mut done = 0;
+    while done < wbuf.len() {
+        let written = tokio::select! {
+            biased;
+            r = within(
+                (idle > 0).then(|| Instant::now() + Duration::from_secs(idle)),
+                stream.write(&wbuf[done..]),
+            ) => r,
+            _ = closing.as_mut() => return false,
+        };
+        match written {
+            Ok(0) | Err(_) => return false,
+            Ok(n) => done += n,
+        }
+        if done < wbuf.len() {
+            info.buffers
+                .out_pending
+                .store(wbuf.len() - done, Ordering::Relaxed);
+        }
+    }
+    wbuf.clear();
+    info.buffers.out_pending.store(0, Ordering::Relaxed);
+    true
+}
+
+#[cfg(all(feature = "test-hooks", debug_assertions))]
+mod test_hooks {
+    /// `LATCHKEY.TEST-PANIC` panics while serving the client, so tests can check
+    /// what a panicking connection leaves behind. Only in debug builds with the
+    /// `test-hooks` feature: never in a release server.
+    pub fn on_command(args: &[bytes::Bytes]) {
+        if args
+            .first()
+            .is_some_and(|a| a.eq_ignore_ascii_case(b"LATCHKEY.TEST-PANIC"))
+        {
+            panic!("LATCHKEY.TEST-PANIC");
+        }
+    }
+
+    /// A client named `latchkey-test-panic-in-wait` panics as soon as a command
+    /// of its blocks, with the command still queued.
+    pub fn on_wait(info: &crate::session::ClientInfo) {
+        if info.name.lock().as_deref() == Some(&b"latchkey-test-panic-in-wait"[..]) {
+            panic!("latchkey-test-panic-in-wait");
+        }
+    }
+}
+
+/// Waits for the blocked command in `session.blocked` (a queued LOCK.ACQUIRE, a
+/// BLPOP) to be granted, its timeout to run out (on the server clock, so tests can
+/// advance it), or the client to go away (`None`, leaving `session.blocked` for
+/// the clean-up). The blocked command stays in the session while it waits, so
+/// even a panic here leaves it to be cancelled. Bytes the client pipelines
+/// meanwhile are buffered and run afterwards.
+async fn wait_for_grant<S, F>(
     stream: &mut S,
     rbuf: &mut BytesMut,
     shared: &Shared,
     info: &ClientInfo,
     session: &mut Session,
-    mut blocked: Blocked,
-) -> Result<Reply, Blocked>
+    closing: &mut Pin<&mut F>,
+) -> Option<Reply>
 where
     S: AsyncRead + AsyncWrite + Unpin,
+    F: Future<Output = ()>,
 {
-    let mut shutdown = shared.shutdown_signal();
-    let mut closed = false;
     info.blocked.store(true, Ordering::Relaxed);
     let _unblock = Unblock(info);
+    #[cfg(all(feature = "test-hooks", debug_assertions))]
+    test_hooks::on_wait(info);
+    let query_limit = shared.config.read().client_query_buffer_limit;
     loop {
         let moved = shared.clock.moved();
         tokio::pin!(moved);
         moved.as_mut().enable();
         let now = shared.clock.now_ms();
+        let blocked = session.blocked.as_mut()?;
         if blocked.deadline.is_some_and(|d| now >= d) {
-            return Ok(end_wait(shared, session, blocked, now).await);
+            return Some(end_wait(shared, session, now).await);
         }
         let nap = blocked
             .deadline
@@ -195,6 +423,12 @@ where
                 Wait::List { grant, .. } => grant.await.ok().map(Granted::Popped),
             }
         };
+        // Past the query buffer limit, stop reading: the run loop closes the
+        // client once the wait is over.
+        let reading = rbuf.len() <= query_limit;
+        if reading && rbuf.capacity() - rbuf.len() < READ_CHUNK / 2 {
+            rbuf.reserve(READ_CHUNK);
+        }
         let outcome = tokio::select! {
             r = grant => Some(r),
             _ = async {
@@ -204,26 +438,24 @@ where
                 }
             } => None,
             _ = &mut moved => None,
-            r = stream.read_buf(rbuf), if !closed => {
-                if matches!(r, Ok(0) | Err(_)) {
-                    closed = true;
+            r = stream.read_buf(rbuf), if reading => match r {
+                Ok(0) | Err(_) => return None,
+                Ok(_) => {
+                    info.buffers.read(rbuf.len(), rbuf.capacity());
+                    None
                 }
-                None
-            }
-            _ = info.killed() => { closed = true; None }
-            _ = shutdown.wait_for(|s| *s) => { closed = true; None }
+            },
+            _ = closing.as_mut() => return None,
         };
-        if closed {
-            return Err(blocked);
-        }
         match outcome {
             Some(Some(got)) => {
                 // A grant made inside a script or EXEC is seen when it ends: the
                 // gate is free again only then.
                 drop(shared.gate.read_async().await);
-                return Ok(granted(session, &blocked, got));
+                let blocked = session.blocked.take()?;
+                return Some(granted(session, &blocked, got));
             }
-            Some(None) => return Ok(timed_out(&blocked)),
+            Some(None) => return session.blocked.take().map(|b| timed_out(&b)),
             None => {}
         }
     }
@@ -248,9 +480,16 @@ enum Granted {
 
 /// The timeout ran out: leave the queue, unless the grant won the race, in which
 /// case it is the reply.
-async fn end_wait(shared: &Shared, session: &mut Session, mut blocked: Blocked, now: u64) -> Reply {
+async fn end_wait(shared: &Shared, session: &mut Session, now: u64) -> Reply {
     let _gate = shared.gate.read_async().await;
-    if let Some(got) = cancel_wait(shared, &mut blocked, now) {
+    let got = match session.blocked.as_mut() {
+        Some(blocked) => cancel_wait(shared, blocked, now),
+        None => None,
+    };
+    let Some(blocked) = session.blocked.take() else {
+        return Reply::Nil;
+    };
+    if let Some(got) = got {
         return granted(session, &blocked, got);
     }
     if matches!(blocked.on, Wait::Lock { .. }) {

@@ -57,16 +57,30 @@ fn perr(text: impl Into<String>) -> ProtocolError {
     ProtocolError(text.into())
 }
 
-/// Resumable request parser: keeps how far it has scanned the current multibulk so a
-/// frame arriving in many reads is scanned once.
+/// Arguments of at least this many bytes get an allocation of their own, sized
+/// exactly, which becomes the stored value without a copy (Redis's
+/// `PROTO_MBULK_BIG_ARG`).
+pub const BIG_ARG: usize = 32 * 1024;
+
+/// Resumable request parser: takes each argument out of the buffer as soon as it
+/// has fully arrived, so a frame arriving in many reads is scanned once.
+///
+/// A big argument (at least [`BIG_ARG`] bytes) that has not fully arrived is read
+/// into a buffer of its own, exactly its size: while it is read the caller's read
+/// buffer *is* that buffer (the ordinary one is set aside), and once complete the
+/// argument is that whole allocation, frozen without a copy. Growing the ordinary
+/// buffer to hold it instead would copy it on every doubling and leave it pinned
+/// by a buffer twice its size.
 #[derive(Debug, Default)]
 pub struct RequestParser {
-    /// Elements of the current multibulk not yet scanned; 0 when between frames.
+    /// Elements of the current multibulk not yet taken; 0 when between frames.
     remaining: i64,
-    /// Offset in the buffer where scanning resumes.
-    pos: usize,
-    /// Start and length of each argument scanned so far.
-    spans: Vec<(usize, usize)>,
+    /// The current multibulk's arguments taken so far.
+    taken: Vec<Bytes>,
+    /// Length of the big argument being read into its own buffer.
+    big: Option<usize>,
+    /// The ordinary read buffer, set aside while a big argument is read.
+    spare: BytesMut,
 }
 
 impl RequestParser {
@@ -108,45 +122,53 @@ impl RequestParser {
                 if !authenticated && count > UNAUTH_MAX_MULTIBULK {
                     return Err(perr("unauthenticated multibulk length"));
                 }
+                buf.advance(line_end + 2);
                 if count <= 0 {
-                    let _ = buf.split_to(line_end + 2);
                     continue;
                 }
                 self.remaining = count;
-                self.pos = line_end + 2;
-                self.spans.clear();
+                self.taken.clear();
             }
-            if !self.scan_elements(buf, limits, authenticated)? {
+            if !self.take_elements(buf, limits, authenticated)? {
                 return Ok(false);
             }
-            // Each argument is split straight off the buffer: one reference-count
-            // bump per argument, no intermediate frame.
-            let mut consumed = 0;
-            for &(start, len) in &self.spans {
-                buf.advance(start - consumed);
-                args.push(buf.split_to(len).freeze());
-                consumed = start + len;
-            }
-            buf.advance(self.pos - consumed);
-            self.remaining = 0;
-            self.pos = 0;
+            std::mem::swap(args, &mut self.taken);
             return Ok(true);
         }
     }
 
-    /// Scans bulk headers from `self.pos`; true once every element is buffered.
-    fn scan_elements(
+    /// Makes room in `buf` for the next read: nothing while a big argument is read
+    /// (its buffer is exactly its size), otherwise at least half of `chunk` free.
+    pub fn reserve_for_read(&self, buf: &mut BytesMut, chunk: usize) {
+        if self.big.is_none() && buf.capacity() - buf.len() < chunk / 2 {
+            buf.reserve(chunk);
+        }
+    }
+
+    /// Whether a big argument is being read into its own buffer.
+    pub fn reading_big_arg(&self) -> bool {
+        self.big.is_some()
+    }
+
+    /// Takes elements off the front of `buf`; true once the frame is complete.
+    fn take_elements(
         &mut self,
         buf: &mut BytesMut,
         limits: &Limits,
         authenticated: bool,
     ) -> Result<bool, ProtocolError> {
-        while self.remaining > 0 {
-            if self.pos >= buf.len() {
+        if let Some(len) = self.big {
+            if buf.len() < len + 2 {
                 return Ok(false);
             }
-            let Some(cr) = memchr(b'\r', &buf[self.pos..]).map(|i| i + self.pos) else {
-                if buf.len() - self.pos > INLINE_MAX {
+            self.take_big_arg(buf, len);
+        }
+        while self.remaining > 0 {
+            if buf.is_empty() {
+                return Ok(false);
+            }
+            let Some(cr) = memchr(b'\r', buf) else {
+                if buf.len() > INLINE_MAX {
                     return Err(perr("too big bulk count string"));
                 }
                 return Ok(false);
@@ -154,29 +176,59 @@ impl RequestParser {
             if cr + 1 >= buf.len() {
                 return Ok(false);
             }
-            if buf[self.pos] != b'$' {
-                return Err(perr(format!(
-                    "expected '$', got '{}'",
-                    buf[self.pos] as char
-                )));
+            if buf[0] != b'$' {
+                return Err(perr(format!("expected '$', got '{}'", buf[0] as char)));
             }
-            let len = parse_i64(&buf[self.pos + 1..cr])
+            let len = parse_i64(&buf[1..cr])
                 .filter(|n| *n >= 0 && *n <= limits.proto_max_bulk_len)
                 .ok_or_else(|| perr("invalid bulk length"))?;
             if !authenticated && len > UNAUTH_MAX_BULK {
                 return Err(perr("unauthenticated bulk length"));
             }
             // `len` is at most proto-max-bulk-len, so this cannot overflow.
-            let end = cr + 2 + len as usize + 2;
-            if buf.len() < end {
-                buf.reserve(end - buf.len());
-                return Ok(false);
+            let len = len as usize;
+            let body = cr + 2;
+            let end = body + len + 2;
+            if len >= BIG_ARG {
+                buf.advance(body);
+                if buf.len() >= len + 2 {
+                    // All here already, among other bytes: copy it out once so the
+                    // stored value does not pin the read buffer.
+                    self.taken.push(Bytes::copy_from_slice(&buf[..len]));
+                    buf.advance(len + 2);
+                } else {
+                    // Everything buffered is the start of this argument.
+                    let mut own = BytesMut::with_capacity(len + 2);
+                    own.extend_from_slice(buf);
+                    buf.clear();
+                    self.spare = std::mem::replace(buf, own);
+                    self.big = Some(len);
+                    return Ok(false);
+                }
+            } else {
+                if buf.len() < end {
+                    buf.reserve(end - buf.len());
+                    return Ok(false);
+                }
+                buf.advance(body);
+                self.taken.push(buf.split_to(len).freeze());
+                buf.advance(2);
             }
-            self.spans.push((cr + 2, len as usize));
-            self.pos = end;
             self.remaining -= 1;
         }
         Ok(true)
+    }
+
+    /// The big argument is complete in its own buffer: freeze it and put the
+    /// ordinary read buffer back, with any bytes read past the argument.
+    fn take_big_arg(&mut self, buf: &mut BytesMut, len: usize) {
+        self.taken.push(buf.split_to(len).freeze());
+        buf.advance(2);
+        let mut ordinary = std::mem::take(&mut self.spare);
+        ordinary.extend_from_slice(buf);
+        *buf = ordinary;
+        self.big = None;
+        self.remaining -= 1;
     }
 }
 
@@ -354,6 +406,61 @@ mod tests {
             assert_eq!(got, i == whole.len() - 1, "at byte {i}");
         }
         assert_eq!(args, vec!["GET", "hello"]);
+    }
+
+    #[test]
+    fn big_argument_is_read_into_its_own_buffer_and_not_copied() {
+        let len = BIG_ARG + 100;
+        let mut frame = format!("*3\r\n$3\r\nSET\r\n$1\r\nk\r\n${len}\r\n").into_bytes();
+        frame.extend((0..len).map(|i| i as u8));
+        frame.extend_from_slice(b"\r\n*1\r\n$4\r\nPING\r\n");
+        let mut p = RequestParser::default();
+        let mut args = Vec::new();
+        let limits = Limits::default();
+        // The first read brings the headers and the start of the value.
+        let mut buf = BytesMut::with_capacity(16 * 1024);
+        buf.extend_from_slice(&frame[..1000]);
+        assert!(!p.next(&mut buf, &limits, true, &mut args).unwrap());
+        assert!(p.reading_big_arg());
+        assert_eq!(
+            buf.capacity(),
+            len + 2,
+            "a buffer exactly the argument's size"
+        );
+        let start = buf.as_ptr();
+        // Reads fill it, never past its end, and nothing makes it grow.
+        let mut at = 1000;
+        while p.reading_big_arg() {
+            p.reserve_for_read(&mut buf, 16 * 1024);
+            let room = (buf.capacity() - buf.len()).min(7000);
+            assert!(room > 0);
+            buf.extend_from_slice(&frame[at..at + room]);
+            at += room;
+            let done = p.next(&mut buf, &limits, true, &mut args).unwrap();
+            assert_eq!(done, !p.reading_big_arg());
+        }
+        assert_eq!(args.len(), 3);
+        assert_eq!(args[2].len(), len);
+        assert_eq!(
+            args[2].as_ptr(),
+            start,
+            "the argument is that buffer, not a copy"
+        );
+        assert!(args[2].iter().enumerate().all(|(i, b)| *b == i as u8));
+        // The ordinary buffer is back and the next command parses.
+        buf.extend_from_slice(&frame[at..]);
+        assert!(p.next(&mut buf, &limits, true, &mut args).unwrap());
+        assert_eq!(args, vec!["PING"]);
+    }
+
+    #[test]
+    fn big_argument_already_buffered_is_copied_out_of_the_read_buffer() {
+        let value = vec![b'v'; BIG_ARG];
+        let mut frame = format!("*2\r\n$4\r\nECHO\r\n${}\r\n", value.len()).into_bytes();
+        frame.extend_from_slice(&value);
+        frame.extend_from_slice(b"\r\n");
+        let cmds = parse_all(&frame).unwrap();
+        assert_eq!(cmds, vec![vec![Bytes::from("ECHO"), Bytes::from(value)]]);
     }
 
     #[test]

@@ -331,14 +331,29 @@ fn spawn_client<S>(
         return;
     }
     let info = shared.register_client(addr, laddr, stream.as_raw_fd());
-    let shared = shared.clone();
-    let done = done.clone();
+    let leave = Leave {
+        shared: shared.clone(),
+        id: info.id,
+        _done: done.clone(),
+    };
     tokio::spawn(async move {
-        let id = info.id;
-        crate::connection::serve(stream, shared.clone(), info).await;
-        shared.clients.remove(&id);
-        drop(done);
+        crate::connection::serve(stream, leave.shared.clone(), info).await;
+        drop(leave);
     });
+}
+
+/// Takes a client out of CLIENT LIST and tells shutdown it is done, however its
+/// task ends (returned, panicked, or dropped with the runtime).
+struct Leave {
+    shared: Arc<Shared>,
+    id: u64,
+    _done: mpsc::Sender<()>,
+}
+
+impl Drop for Leave {
+    fn drop(&mut self) {
+        self.shared.clients.remove(&self.id);
+    }
 }
 
 /// Sleeps until the earliest key deadline (or a clock move) and deletes what has

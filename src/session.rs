@@ -42,6 +42,8 @@ pub struct ClientInfo {
     pub multi: AtomicI64,
     /// Index in the command table of the last command (`cmd=`), `usize::MAX` for none.
     pub last_cmd: AtomicUsize,
+    /// The connection's buffer sizes (`qbuf=`, `obl=`, `tot-mem=`, ...).
+    pub buffers: BufferStats,
     killed: AtomicBool,
     kill: Notify,
 }
@@ -64,6 +66,7 @@ impl ClientInfo {
             resp: AtomicU8::new(2),
             multi: AtomicI64::new(-1),
             last_cmd: AtomicUsize::new(usize::MAX),
+            buffers: BufferStats::default(),
             killed: AtomicBool::new(false),
             kill: Notify::new(),
         }
@@ -86,6 +89,60 @@ impl ClientInfo {
             self.kill.notified().await
         }
     }
+}
+
+/// Buffer sizes a connection publishes for `CLIENT LIST`/`CLIENT INFO`, with
+/// relaxed stores once per read and once per write of a batch, never per command.
+/// Redis's fields map onto latchkey's one read buffer and one write buffer.
+#[derive(Debug, Default)]
+pub struct BufferStats {
+    /// Bytes in the read buffer when the current batch arrived, the command in
+    /// flight included (`qbuf=`, as Redis's `sdslen(querybuf)`).
+    pub qbuf: AtomicUsize,
+    /// Free bytes after them in the read buffer's allocation (`qbuf-free=`).
+    pub qbuf_free: AtomicUsize,
+    /// Reply bytes waiting to be written (`obl=`, `oll=` and `omem=` split them as
+    /// Redis's 16 KB static buffer and its list of 16 KB blocks).
+    pub out_pending: AtomicUsize,
+    /// The write buffer's allocation (`rbs=`).
+    pub out_capacity: AtomicUsize,
+    /// The largest batch of replies since the write buffer was last trimmed (`rbp=`).
+    pub out_peak: AtomicUsize,
+    /// Argument bytes of a command the client is blocked in (`argv-mem=`; a client
+    /// that is not blocked holds no arguments between commands).
+    pub argv_mem: AtomicUsize,
+    /// Bytes of the commands queued in MULTI, counted as Redis does: argument
+    /// bytes plus one pointer per argument (`multi-mem=`).
+    pub multi_mem: AtomicUsize,
+}
+
+impl BufferStats {
+    /// Publishes the read buffer's state after a read.
+    pub fn read(&self, len: usize, capacity: usize) {
+        self.qbuf.store(len, Ordering::Relaxed);
+        self.qbuf_free
+            .store(capacity.saturating_sub(len), Ordering::Relaxed);
+    }
+
+    /// Publishes the write buffer's state: `pending` bytes not yet written.
+    pub fn write(&self, pending: usize, capacity: usize) {
+        self.out_pending.store(pending, Ordering::Relaxed);
+        self.out_capacity.store(capacity, Ordering::Relaxed);
+        if pending > self.out_peak.load(Ordering::Relaxed) {
+            self.out_peak.store(pending, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Argument bytes of a command (`argv-mem=`, Redis's `argv_len_sum`).
+pub fn argv_mem(args: &[Bytes]) -> usize {
+    args.iter().map(|a| a.len()).sum()
+}
+
+/// What a queued command adds to `multi-mem=`: its argument bytes and one pointer
+/// per argument, as Redis counts it.
+fn queued_mem(args: &[Bytes]) -> usize {
+    argv_mem(args) + args.len() * std::mem::size_of::<usize>()
 }
 
 /// A command queued by MULTI.
@@ -251,6 +308,14 @@ impl Session {
     /// Queues a command in the open MULTI.
     pub fn queue(&mut self, command: usize, args: Vec<Bytes>) {
         if let Some(multi) = self.multi.as_mut() {
+            // The first command of a transaction restarts the count: EXEC leaves
+            // the last one's behind (it is shown only while a MULTI is open).
+            let mem = &self.info.buffers.multi_mem;
+            if multi.queue.is_empty() {
+                mem.store(queued_mem(&args), Ordering::Relaxed);
+            } else {
+                mem.fetch_add(queued_mem(&args), Ordering::Relaxed);
+            }
             multi.queue.push(Queued { command, args });
             self.info
                 .multi
@@ -281,6 +346,7 @@ impl Session {
     pub fn discard_transaction(&mut self, keyspace: &crate::keyspace::Keyspace) {
         self.multi = None;
         self.info.multi.store(-1, Ordering::Relaxed);
+        self.info.buffers.multi_mem.store(0, Ordering::Relaxed);
         self.unwatch_all(keyspace);
     }
 

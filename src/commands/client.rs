@@ -9,7 +9,7 @@ use super::{container, flag, int_arg, is, CommandSpec, Ctx};
 use crate::error::{CommandError, CommandResult};
 use crate::reply::Reply;
 use crate::server::Shared;
-use crate::session::ClientInfo;
+use crate::session::{argv_mem, ClientInfo};
 
 const CONN: u32 = flag::NOSCRIPT | flag::LOADING | flag::STALE;
 
@@ -115,12 +115,17 @@ fn text(b: &Option<Bytes>) -> String {
         .into_owned()
 }
 
-/// One `CLIENT LIST` line, with Redis 7.2's fields (those latchkey does not track,
-/// such as buffer sizes, are reported as 0).
-pub fn client_line(shared: &Shared, c: &ClientInfo) -> String {
+/// Redis's static reply buffer: `obl=` counts pending reply bytes up to this, the
+/// rest is reported as `oll=` blocks and `omem=` bytes, as Redis's reply list.
+const REPLY_CHUNK: usize = 16 * 1024;
+
+/// One `CLIENT LIST` line, with Redis 7.2's fields. `own_argv` is the argument
+/// bytes of the command being run, for the client running it (`argv-mem=`).
+pub fn client_line(shared: &Shared, c: &ClientInfo, own_argv: Option<usize>) -> String {
     let now = shared.clock.now_ms();
     let multi = c.multi.load(Ordering::Relaxed);
-    let flags = if c.blocked.load(Ordering::Relaxed) {
+    let blocked = c.blocked.load(Ordering::Relaxed);
+    let flags = if blocked {
         "b"
     } else if multi >= 0 {
         "x"
@@ -132,8 +137,32 @@ pub fn client_line(shared: &Shared, c: &ClientInfo) -> String {
         .all()
         .get(c.last_cmd.load(Ordering::Relaxed))
         .map_or("NULL", |cmd| cmd.full_name.as_str());
+    let b = &c.buffers;
+    let qbuf = b.qbuf.load(Ordering::Relaxed);
+    let qbuf_free = b.qbuf_free.load(Ordering::Relaxed);
+    let argv_mem = match own_argv {
+        Some(n) => n,
+        None if blocked => b.argv_mem.load(Ordering::Relaxed),
+        None => 0,
+    };
+    let multi_mem = if multi > 0 {
+        b.multi_mem.load(Ordering::Relaxed)
+    } else {
+        0
+    };
+    let pending = b.out_pending.load(Ordering::Relaxed);
+    let obl = pending.min(REPLY_CHUNK);
+    let omem = pending - obl;
+    let oll = omem.div_ceil(REPLY_CHUNK);
+    let rbs = b.out_capacity.load(Ordering::Relaxed);
+    let tot_mem = (qbuf + qbuf_free)
+        .saturating_add(rbs)
+        .saturating_add(argv_mem)
+        .saturating_add(multi_mem)
+        .saturating_add(std::mem::size_of::<crate::session::Session>())
+        .saturating_add(std::mem::size_of::<ClientInfo>());
     format!(
-        "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub=0 psub=0 ssub=0 multi={} qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={} user=default redir=-1 resp={} lib-name={} lib-ver={}",
+        "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub=0 psub=0 ssub=0 multi={} qbuf={} qbuf-free={} argv-mem={} multi-mem={} rbs={} rbp={} obl={} oll={} omem={} tot-mem={} events={} cmd={} user=default redir=-1 resp={} lib-name={} lib-ver={}",
         c.id,
         c.addr,
         c.laddr,
@@ -144,6 +173,17 @@ pub fn client_line(shared: &Shared, c: &ClientInfo) -> String {
         flags,
         c.db.load(Ordering::Relaxed),
         multi,
+        qbuf,
+        qbuf_free,
+        argv_mem,
+        multi_mem,
+        rbs,
+        b.out_peak.load(Ordering::Relaxed),
+        obl,
+        oll,
+        omem,
+        tot_mem,
+        if pending > 0 { "rw" } else { "r" },
         cmd,
         c.resp.load(Ordering::Relaxed),
         text(&c.lib_name.lock()),
@@ -197,14 +237,15 @@ fn list(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
         .iter()
         .filter(|c| ids.as_ref().is_none_or(|ids| ids.contains(&c.id)))
     {
-        out.push_str(&client_line(ctx.shared, c));
+        let own = (c.id == ctx.session.info.id).then(|| argv_mem(args));
+        out.push_str(&client_line(ctx.shared, c, own));
         out.push('\n');
     }
     Ok(Reply::Verbatim(Bytes::from(out)))
 }
 
-fn info(ctx: &mut Ctx<'_>, _: &[Bytes]) -> CommandResult {
-    let line = client_line(ctx.shared, &ctx.session.info);
+fn info(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
+    let line = client_line(ctx.shared, &ctx.session.info, Some(argv_mem(args)));
     Ok(Reply::Verbatim(Bytes::from(line + "\n")))
 }
 

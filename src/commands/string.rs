@@ -185,7 +185,12 @@ pub fn expire_time(
 
 /// Writes `value` at `key` under `opts`; replies as SET does (OK, nil, or the old
 /// value with GET).
-pub fn set_generic(ctx: &mut Ctx<'_>, key: &[u8], value: &[u8], opts: SetOptions) -> CommandResult {
+pub fn set_generic(
+    ctx: &mut Ctx<'_>,
+    key: &[u8],
+    value: &Bytes,
+    opts: SetOptions,
+) -> CommandResult {
     let now = ctx.now;
     let mut shard = ctx.db().lock(key);
     let old = shard.get(key, now);
@@ -212,7 +217,7 @@ pub fn set_generic(ctx: &mut Ctx<'_>, key: &[u8], value: &[u8], opts: SetOptions
     shard.insert(
         key,
         Entry {
-            value: Value::string(value),
+            value: Value::string_arg(value),
             expires_at,
         },
         now,
@@ -365,9 +370,11 @@ fn mset_generic(
         return Ok(false);
     }
     for pair in pairs.chunks_exact(2) {
-        shards
-            .shard(&pair[0])
-            .insert(&pair[0], Entry::persistent(Value::string(&pair[1])), now);
+        shards.shard(&pair[0]).insert(
+            &pair[0],
+            Entry::persistent(Value::string_arg(&pair[1])),
+            now,
+        );
     }
     Ok(true)
 }

@@ -48,6 +48,16 @@ impl CompactBytes {
         }
     }
 
+    /// Keeps `bytes` by reference (a short one is copied inline): for a buffer
+    /// that is exactly the value, such as a big request argument.
+    pub fn from_bytes(bytes: Bytes) -> Self {
+        if bytes.len() <= INLINE {
+            Self::from_slice(&bytes)
+        } else {
+            CompactBytes(Repr::Shared(Box::new(bytes)))
+        }
+    }
+
     /// The bytes.
     pub fn as_slice(&self) -> &[u8] {
         match &self.0 {

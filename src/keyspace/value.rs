@@ -26,6 +26,18 @@ impl Value {
         Value::Str(CompactBytes::from_slice(bytes))
     }
 
+    /// A string value from a request argument. A big argument
+    /// ([`crate::protocol::BIG_ARG`] bytes or more) was read into an allocation of
+    /// its own, exactly its size, so it is kept without a copy; a smaller one is a
+    /// slice of the read buffer and is copied, as [`Value::string`].
+    pub fn string_arg(arg: &Bytes) -> Value {
+        if arg.len() >= crate::protocol::BIG_ARG {
+            Value::Str(CompactBytes::from_bytes(arg.clone()))
+        } else {
+            Value::string(arg)
+        }
+    }
+
     /// The name `TYPE` replies with.
     pub fn type_name(&self) -> &'static str {
         match self {
@@ -70,5 +82,25 @@ impl Entry {
     /// Whether the entry is logically gone at `now_ms`.
     pub fn is_expired(&self, now_ms: u64) -> bool {
         self.expires_at.is_some_and(|at| at <= now_ms)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_big_argument_is_stored_without_a_copy_and_a_small_one_is_copied() {
+        let big = Bytes::from(vec![7u8; crate::protocol::BIG_ARG]);
+        let Value::Str(stored) = Value::string_arg(&big) else {
+            panic!("a string")
+        };
+        assert_eq!(stored.as_ptr(), big.as_ptr());
+        let small = Bytes::from(vec![7u8; 100]);
+        let Value::Str(stored) = Value::string_arg(&small) else {
+            panic!("a string")
+        };
+        assert_ne!(stored.as_ptr(), small.as_ptr());
+        assert_eq!(stored.as_slice(), &small[..]);
     }
 }
