@@ -144,7 +144,11 @@ where
                     .unwrap_or_else(|_| Err(std::io::ErrorKind::TimedOut.into()))
             }
         };
+        // Read first: on a wake-up for new bytes the kill and shutdown futures are
+        // not polled again (each poll costs a waiter-list lock); a client that keeps
+        // the read ready is still stopped by the checks after each command and batch.
         tokio::select! {
+            biased;
             r = read => match r {
                 Ok(0) | Err(_) => return,
                 Ok(_) => {
