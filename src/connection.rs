@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use bytes::BytesMut;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::time::Instant;
 
 use crate::commands;
 use crate::keyspace::Popped;
@@ -54,6 +55,14 @@ where
     tokio::pin!(stopping);
     let killed = info.killed();
     tokio::pin!(killed);
+    // `timeout`: one timer for the connection, re-armed only when it fires. A
+    // timeout around each read filed and removed a timer per request.
+    let mut waiting_since = Instant::now();
+    let idle_timer = tokio::time::sleep_until(waiting_since);
+    tokio::pin!(idle_timer);
+    let mut armed_for = 0;
+    // The last wake-up was the timer's: the client has been waiting since before.
+    let mut timer_woke = false;
     loop {
         let (limits, query_limit, idle) = {
             let c = shared.config.read();
@@ -135,21 +144,25 @@ where
         if rbuf.capacity() - rbuf.len() < READ_CHUNK / 2 {
             rbuf.reserve(READ_CHUNK);
         }
-        let read = async {
-            if idle == 0 {
-                stream.read_buf(&mut rbuf).await
-            } else {
-                tokio::time::timeout(Duration::from_secs(idle), stream.read_buf(&mut rbuf))
-                    .await
-                    .unwrap_or_else(|_| Err(std::io::ErrorKind::TimedOut.into()))
+        if idle > 0 {
+            if !timer_woke {
+                waiting_since = Instant::now();
             }
-        };
+            timer_woke = false;
+            if idle != armed_for {
+                // A new `timeout` (CONFIG SET) applies from this wait on.
+                idle_timer
+                    .as_mut()
+                    .reset(idle_deadline(waiting_since, idle));
+                armed_for = idle;
+            }
+        }
         // Read first: on a wake-up for new bytes the kill and shutdown futures are
         // not polled again (each poll costs a waiter-list lock); a client that keeps
         // the read ready is still stopped by the checks after each command and batch.
         tokio::select! {
             biased;
-            r = read => match r {
+            r = stream.read_buf(&mut rbuf) => match r {
                 Ok(0) | Err(_) => return,
                 Ok(_) => {
                     session.mark_time(&shared.clock);
@@ -159,8 +172,24 @@ where
             },
             _ = &mut killed => return,
             _ = &mut stopping => return,
+            _ = &mut idle_timer, if idle > 0 => {
+                let due = idle_deadline(waiting_since, idle);
+                if due <= Instant::now() {
+                    return;
+                }
+                idle_timer.as_mut().reset(due);
+                timer_woke = true;
+            }
         }
     }
+}
+
+/// When a client waiting for bytes since `since` has been idle `secs` seconds
+/// (capped at 30 years, so a huge `timeout` cannot overflow the clock).
+fn idle_deadline(since: Instant, secs: u64) -> Instant {
+    since
+        .checked_add(Duration::from_secs(secs.min(30 * 365 * 86_400)))
+        .unwrap_or(since)
 }
 
 /// Waits for a blocked command (a queued LOCK.ACQUIRE, a BLPOP) to be granted, its

@@ -197,3 +197,42 @@ fn a_killed_client_that_never_stops_sending_is_disconnected() {
     sending.join().unwrap();
     assert_eq!(call(&mut admin, &["PING"]), "+PONG");
 }
+
+/// Whether the server closed `s` within `within` (reads until EOF or the limit).
+fn closed_within(s: &mut UnixStream, within: Duration) -> bool {
+    s.set_read_timeout(Some(within)).unwrap();
+    let mut buf = [0u8; 64];
+    matches!(s.read(&mut buf), Ok(0))
+}
+
+/// `timeout` is one timer per connection, re-armed when it fires: a client that
+/// keeps sending is never dropped by it, however many times it fires.
+#[test]
+fn timeout_spares_a_client_that_keeps_sending() {
+    let server = spawn("active", &["--timeout", "1"]);
+    let mut s = connect(&server);
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_millis(2600) {
+        assert_eq!(call(&mut s, &["PING"]), "+PONG");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(
+        closed_within(&mut s, Duration::from_secs(3)),
+        "then idle, it is closed"
+    );
+}
+
+/// The timer armed for the old `timeout` must not outlast a lower one set with
+/// CONFIG SET: a connected client is held to the new limit from its next wait.
+#[test]
+fn lowering_timeout_applies_to_connected_clients() {
+    let server = spawn("lower", &["--timeout", "300"]);
+    let mut s = connect(&server);
+    let mut admin = connect(&server);
+    assert_eq!(call(&mut s, &["PING"]), "+PONG");
+    assert_eq!(call(&mut admin, &["CONFIG", "SET", "timeout", "1"]), "+OK");
+    assert_eq!(call(&mut s, &["PING"]), "+PONG");
+    let started = Instant::now();
+    assert!(closed_within(&mut s, Duration::from_secs(4)), "not closed");
+    assert!(started.elapsed() >= Duration::from_millis(900));
+}
