@@ -1,0 +1,238 @@
+//! The binary's runtime with one worker (the default) and with several: a runaway
+//! script must not wedge the server (other clients get BUSY, SCRIPT KILL and
+//! SHUTDOWN NOSAVE work), and a client that never stops sending is still
+//! disconnected when killed.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::net::UnixStream;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_latchkey");
+const BUSY: &str =
+    "-BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE.";
+
+/// A spawned server, killed when dropped so a failing test leaves none behind.
+struct Spawned(Child, PathBuf);
+
+impl Drop for Spawned {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+        let _ = std::fs::remove_file(&self.1);
+    }
+}
+
+/// Spawns the binary on a Unix socket with `extra` flags and a 100 ms busy
+/// threshold, and waits for its readiness line.
+fn spawn(name: &str, extra: &[&str]) -> Spawned {
+    let sock = std::env::temp_dir().join(format!("latchkey-rt-{}-{name}.sock", std::process::id()));
+    let mut child = Command::new(BIN)
+        .args([
+            "--port",
+            "0",
+            "--busy-reply-threshold",
+            "100",
+            "--unixsocket",
+        ])
+        .arg(&sock)
+        .args(extra)
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("binary starts");
+    let mut lines = BufReader::new(child.stdout.take().expect("piped stdout")).lines();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        assert!(Instant::now() < deadline, "no readiness line");
+        match lines.next() {
+            Some(Ok(line)) if line.contains("Ready to accept connections") => break,
+            Some(Ok(_)) => {}
+            _ => panic!("server exited before it was ready"),
+        }
+    }
+    // Keep draining so the child never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+    Spawned(child, sock)
+}
+
+fn connect(server: &Spawned) -> UnixStream {
+    let s = UnixStream::connect(&server.1).expect("socket accepts");
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s
+}
+
+fn resp(args: &[&str]) -> Vec<u8> {
+    let mut out = format!("*{}\r\n", args.len()).into_bytes();
+    for a in args {
+        out.extend_from_slice(format!("${}\r\n{a}\r\n", a.len()).as_bytes());
+    }
+    out
+}
+
+/// Reads one reply line (without its CRLF).
+fn line(s: &mut UnixStream) -> String {
+    let mut out = Vec::new();
+    let mut byte = [0u8; 1];
+    while !out.ends_with(b"\r\n") {
+        match s.read(&mut byte) {
+            Ok(1) => out.push(byte[0]),
+            other => panic!("connection ended or timed out ({other:?}) after {out:?}"),
+        }
+    }
+    out.truncate(out.len() - 2);
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn call(s: &mut UnixStream, args: &[&str]) -> String {
+    s.write_all(&resp(args)).unwrap();
+    line(s)
+}
+
+/// Starts `while true do end` on a connection of its own and returns that
+/// connection once another client's PING gets BUSY.
+fn start_busy_script(server: &Spawned, other: &mut UnixStream) -> UnixStream {
+    let mut runner = connect(server);
+    runner
+        .write_all(&resp(&["EVAL", "while true do end", "0"]))
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let got = call(other, &["PING"]);
+        if got == BUSY {
+            return runner;
+        }
+        assert_eq!(got, "+PONG", "before the script turns busy");
+        assert!(Instant::now() < deadline, "the script never turned busy");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn busy_script_is_answered_and_killed(io_threads: &str) {
+    let server = spawn(&format!("kill{io_threads}"), &["--io-threads", io_threads]);
+    let mut other = connect(&server);
+    let mut runner = start_busy_script(&server, &mut other);
+    // A client that connects while the script runs is served too.
+    let mut late = connect(&server);
+    assert_eq!(call(&mut late, &["GET", "k"]), BUSY);
+    assert_eq!(call(&mut other, &["SCRIPT", "KILL"]), "+OK");
+    assert!(line(&mut runner).starts_with("-ERR Script killed by user with SCRIPT KILL..."));
+    assert_eq!(call(&mut late, &["PING"]), "+PONG");
+    assert_eq!(call(&mut runner, &["PING"]), "+PONG");
+}
+
+#[test]
+fn busy_script_on_the_default_single_worker_gets_busy_replies_and_script_kill() {
+    busy_script_is_answered_and_killed("1");
+}
+
+#[test]
+fn busy_script_on_two_workers_gets_busy_replies_and_script_kill() {
+    busy_script_is_answered_and_killed("2");
+}
+
+fn shutdown_nosave_stops_a_busy_script(io_threads: &str) {
+    let mut server = spawn(&format!("stop{io_threads}"), &["--io-threads", io_threads]);
+    let mut other = connect(&server);
+    let _runner = start_busy_script(&server, &mut other);
+    other.write_all(&resp(&["SHUTDOWN", "NOSAVE"])).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        if let Some(status) = server.0.try_wait().unwrap() {
+            assert!(status.success(), "{status}");
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "SHUTDOWN NOSAVE did not stop the server"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn shutdown_nosave_stops_a_busy_script_on_the_default_single_worker() {
+    shutdown_nosave_stops_a_busy_script("1");
+}
+
+#[test]
+fn shutdown_nosave_stops_a_busy_script_on_two_workers() {
+    shutdown_nosave_stops_a_busy_script("2");
+}
+
+/// The connection waits for new bytes before it looks at kill and shutdown; a
+/// client whose bytes never stop coming must still be dropped by CLIENT KILL.
+#[test]
+fn a_killed_client_that_never_stops_sending_is_disconnected() {
+    let server = spawn("flood", &[]);
+    let mut flooder = connect(&server);
+    let id = call(&mut flooder, &["CLIENT", "ID"]);
+    let id = id.trim_start_matches(':').to_string();
+    let mut writer = flooder.try_clone().unwrap();
+    let sending = std::thread::spawn(move || {
+        let batch = b"PING\r\n".repeat(64);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        // Bounded: ends when the server drops the connection or after 10 s.
+        while Instant::now() < deadline && writer.write_all(&batch).is_ok() {}
+    });
+    // Drain replies so the server is never held up writing.
+    let reading = std::thread::spawn(move || {
+        let mut buf = vec![0u8; 64 * 1024];
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            match flooder.read(&mut buf) {
+                Ok(0) | Err(_) => return true,
+                Ok(_) => {}
+            }
+        }
+        false
+    });
+    std::thread::sleep(Duration::from_millis(100));
+    let mut admin = connect(&server);
+    assert_eq!(call(&mut admin, &["CLIENT", "KILL", "ID", &id]), ":1");
+    assert!(
+        reading.join().unwrap(),
+        "the killed client was not disconnected"
+    );
+    sending.join().unwrap();
+    assert_eq!(call(&mut admin, &["PING"]), "+PONG");
+}
+
+/// Whether the server closed `s` within `within` (reads until EOF or the limit).
+fn closed_within(s: &mut UnixStream, within: Duration) -> bool {
+    s.set_read_timeout(Some(within)).unwrap();
+    let mut buf = [0u8; 64];
+    matches!(s.read(&mut buf), Ok(0))
+}
+
+/// `timeout` is one timer per connection, re-armed when it fires: a client that
+/// keeps sending is never dropped by it, however many times it fires.
+#[test]
+fn timeout_spares_a_client_that_keeps_sending() {
+    let server = spawn("active", &["--timeout", "1"]);
+    let mut s = connect(&server);
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_millis(2600) {
+        assert_eq!(call(&mut s, &["PING"]), "+PONG");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(
+        closed_within(&mut s, Duration::from_secs(3)),
+        "then idle, it is closed"
+    );
+}
+
+/// The timer armed for the old `timeout` must not outlast a lower one set with
+/// CONFIG SET: a connected client is held to the new limit from its next wait.
+#[test]
+fn lowering_timeout_applies_to_connected_clients() {
+    let server = spawn("lower", &["--timeout", "300"]);
+    let mut s = connect(&server);
+    let mut admin = connect(&server);
+    assert_eq!(call(&mut s, &["PING"]), "+PONG");
+    assert_eq!(call(&mut admin, &["CONFIG", "SET", "timeout", "1"]), "+OK");
+    assert_eq!(call(&mut s, &["PING"]), "+PONG");
+    let started = Instant::now();
+    assert!(closed_within(&mut s, Duration::from_secs(4)), "not closed");
+    assert!(started.elapsed() >= Duration::from_millis(900));
+}
