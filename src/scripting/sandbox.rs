@@ -1,0 +1,261 @@
+//! The read-only sandbox scripts run in, as Redis 7's (see `sandbox.lua` for the
+//! proxies). Here: the base functions that see past metatables, replaced by
+//! versions that look through a proxy and refuse to write into it, and Redis's
+//! `pcall`, which hands a caught `{err=...}` error over as its message.
+//!
+//! They are Rust (C functions to Lua) rather than Lua so that a script that
+//! tail-calls them (`return rawset(...)`) keeps its frame: their errors then
+//! carry the script's line, as the C originals' do.
+
+use mlua::{Function, Lua, MultiValue, Table, Value, Variadic};
+
+use super::{bad_arg, lua_type_name, script_raise, CallFailed};
+
+/// What Lua 5.1's read-only tables (Redis's patch) answer to a write.
+pub(super) const READONLY: &str = "Attempt to modify a readonly table";
+
+/// An error Lua raises without a position in its message (a write to a
+/// read-only table, `table index is nil`, `invalid key to 'next'`): the reply is
+/// `ERR` and the message, with the script line after the SHA; `pcall` sees the
+/// bare message.
+#[derive(Debug)]
+pub(super) struct Raised {
+    pub msg: String,
+    pub at: usize,
+}
+
+impl std::fmt::Display for Raised {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.msg)
+    }
+}
+
+impl std::error::Error for Raised {}
+
+fn raise(lua: &Lua, msg: &str) -> mlua::Error {
+    let at = lua
+        .inspect_stack(1, |d| d.current_line())
+        .flatten()
+        .unwrap_or(0);
+    mlua::Error::external(Raised {
+        msg: msg.to_string(),
+        at,
+    })
+}
+
+/// The proxies' bookkeeping, shared with `sandbox.lua`: `real_of[proxy]` is the
+/// table a proxy stands for; `shown[metatable]` what `getmetatable` shows for a
+/// metatable of the sandbox's (`false`: nothing).
+#[derive(Clone)]
+pub(super) struct Proxies {
+    pub real_of: Table,
+    pub shown: Table,
+}
+
+impl Proxies {
+    fn real(&self, t: &Table) -> mlua::Result<Option<Table>> {
+        self.real_of.raw_get(t)
+    }
+}
+
+/// Argument `i` (from 1) as a table, or `luaL_checktype`'s error.
+fn table_arg(lua: &Lua, args: &[Value], i: usize, name: &str) -> mlua::Result<Table> {
+    match args.get(i - 1) {
+        Some(Value::Table(t)) => Ok(t.clone()),
+        v => Err(bad_arg(
+            lua,
+            i,
+            name,
+            &format!("table expected, got {}", lua_type_name(v)),
+        )),
+    }
+}
+
+/// `luaL_checkany`.
+fn any_arg(lua: &Lua, args: &[Value], i: usize, name: &str) -> mlua::Result<Value> {
+    args.get(i - 1)
+        .cloned()
+        .ok_or_else(|| bad_arg(lua, i, name, "value expected"))
+}
+
+/// The first line of a Lua error raised by an original function called from
+/// here (its message, without mlua's traceback).
+fn message(e: &mlua::Error) -> String {
+    let text = match e {
+        mlua::Error::RuntimeError(m) => m.clone(),
+        mlua::Error::CallbackError { cause, .. } => return message(cause),
+        other => other.to_string(),
+    };
+    text.lines().next().unwrap_or_default().to_string()
+}
+
+/// The replaced base functions, by global name.
+pub(super) fn base_functions(lua: &Lua, proxies: &Proxies) -> mlua::Result<Table> {
+    let g = lua.globals();
+    let raw_getmetatable: Function = g.get("getmetatable")?;
+    let raw_setmetatable: Function = g.get("setmetatable")?;
+    let raw_next: Function = g.get("next")?;
+    let raw_ipairs: Function = g.get("ipairs")?;
+    let raw_pcall: Function = g.get("pcall")?;
+    let out = lua.create_table()?;
+
+    let p = proxies.clone();
+    out.set(
+        "getmetatable",
+        lua.create_function(move |lua, args: Variadic<Value>| {
+            let v = any_arg(lua, &args, 1, "getmetatable")?;
+            let mt: Value = raw_getmetatable.call(v)?;
+            Ok(match p.shown.raw_get::<Value>(&mt)? {
+                Value::Nil => mt,
+                Value::Boolean(false) => Value::Nil,
+                shown => shown,
+            })
+        })?,
+    )?;
+
+    let p = proxies.clone();
+    out.set(
+        "setmetatable",
+        lua.create_function(move |lua, args: Variadic<Value>| {
+            let t = table_arg(lua, &args, 1, "setmetatable")?;
+            let mt = match args.get(1) {
+                Some(v @ (Value::Nil | Value::Table(_))) => v.clone(),
+                _ => return Err(bad_arg(lua, 2, "setmetatable", "nil or table expected")),
+            };
+            if p.real(&t)?.is_some() {
+                return Err(raise(lua, READONLY));
+            }
+            // What can still fail is a protected metatable.
+            raw_setmetatable
+                .call::<Value>((&t, mt))
+                .map_err(|e| script_raise(lua, &message(&e)))?;
+            Ok(t)
+        })?,
+    )?;
+
+    let p = proxies.clone();
+    out.set(
+        "rawget",
+        lua.create_function(move |lua, args: Variadic<Value>| {
+            let t = table_arg(lua, &args, 1, "rawget")?;
+            let k = any_arg(lua, &args, 2, "rawget")?;
+            p.real(&t)?.unwrap_or(t).raw_get::<Value>(k)
+        })?,
+    )?;
+
+    let p = proxies.clone();
+    out.set(
+        "rawset",
+        lua.create_function(move |lua, args: Variadic<Value>| {
+            let t = table_arg(lua, &args, 1, "rawset")?;
+            let k = any_arg(lua, &args, 2, "rawset")?;
+            let v = any_arg(lua, &args, 3, "rawset")?;
+            if p.real(&t)?.is_some() {
+                return Err(raise(lua, READONLY));
+            }
+            match k {
+                Value::Nil => return Err(raise(lua, "table index is nil")),
+                Value::Number(n) if n.is_nan() => return Err(raise(lua, "table index is NaN")),
+                _ => {}
+            }
+            t.raw_set(k, v)?;
+            Ok(t)
+        })?,
+    )?;
+
+    let p = proxies.clone();
+    let next_raw = raw_next.clone();
+    let next = lua.create_function(move |lua, args: Variadic<Value>| {
+        let t = table_arg(lua, &args, 1, "next")?;
+        let k = args.get(1).cloned().unwrap_or(Value::Nil);
+        next_raw
+            .call::<MultiValue>((p.real(&t)?.unwrap_or(t), k))
+            .map_err(|e| raise(lua, &message(&e)))
+    })?;
+    out.set("next", &next)?;
+
+    let p = proxies.clone();
+    out.set(
+        "pairs",
+        lua.create_function(move |lua, args: Variadic<Value>| {
+            let t = table_arg(lua, &args, 1, "pairs")?;
+            let iter = if p.real(&t)?.is_some() {
+                &next
+            } else {
+                &raw_next
+            };
+            Ok((iter.clone(), t, Value::Nil))
+        })?,
+    )?;
+
+    let p = proxies.clone();
+    let proxy_inext = lua.create_function(move |_, (t, i): (Table, i64)| {
+        let i = i.saturating_add(1);
+        let v: Value = match p.real(&t)? {
+            Some(real) => real.raw_get(i)?,
+            None => Value::Nil,
+        };
+        Ok(match v {
+            Value::Nil => MultiValue::new(),
+            v => MultiValue::from_iter([Value::Integer(i), v]),
+        })
+    })?;
+    let p = proxies.clone();
+    out.set(
+        "ipairs",
+        lua.create_function(move |lua, args: Variadic<Value>| {
+            let t = table_arg(lua, &args, 1, "ipairs")?;
+            if p.real(&t)?.is_some() {
+                return Ok(MultiValue::from_iter([
+                    Value::Function(proxy_inext.clone()),
+                    Value::Table(t),
+                    Value::Integer(0),
+                ]));
+            }
+            raw_ipairs.call::<MultiValue>(t)
+        })?,
+    )?;
+
+    out.set(
+        "pcall",
+        lua.create_function(move |lua, args: MultiValue| {
+            let mut results = raw_pcall.call::<MultiValue>(args)?;
+            if matches!(results.front(), Some(Value::Boolean(false))) {
+                if let Some(e) = results.get_mut(1) {
+                    *e = caught(lua, std::mem::take(e))?;
+                }
+            }
+            Ok(results)
+        })?,
+    )?;
+    Ok(out)
+}
+
+/// What Redis's `pcall` hands a script for a caught error: the `err` field of an
+/// error table (so `redis.call`'s errors arrive as their message), and a
+/// message for the errors our own functions raise.
+fn caught(lua: &Lua, e: Value) -> mlua::Result<Value> {
+    Ok(match e {
+        Value::Table(t) => match t.raw_get::<Value>("err")? {
+            v @ (Value::String(_) | Value::Integer(_) | Value::Number(_)) => v,
+            _ => Value::Table(t),
+        },
+        Value::Error(err) => Value::String(lua.create_string(error_text(&err))?),
+        other => other,
+    })
+}
+
+/// The message of an error raised from Rust, as a script's `pcall` sees it.
+fn error_text(e: &mlua::Error) -> String {
+    match e {
+        mlua::Error::CallbackError { cause, .. } => error_text(cause),
+        mlua::Error::ExternalError(inner) => {
+            if let Some(c) = inner.downcast_ref::<CallFailed>() {
+                c.line.clone()
+            } else {
+                inner.to_string()
+            }
+        }
+        other => message(other),
+    }
+}
