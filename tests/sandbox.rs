@@ -303,3 +303,30 @@ async fn pcall_gives_a_caught_redis_error_as_its_message() {
         ])
     );
 }
+
+#[tokio::test]
+async fn keys_and_args_reach_the_script_byte_for_byte() {
+    let server = start().await;
+    let mut con = connect(&server).await;
+    let key: &[u8] = b"\xff\x00k";
+    let arg: &[u8] = b"a\xffb\x00";
+    let v: Value = redis::cmd("EVAL")
+        .arg("return {KEYS[1], ARGV[1], ARGV[2], #KEYS, #ARGV}")
+        .arg(1)
+        .arg(key)
+        .arg(arg)
+        .arg("text")
+        .query_async(&mut con)
+        .await
+        .unwrap();
+    assert_eq!(
+        v,
+        Value::Array(vec![
+            Value::BulkString(key.to_vec()),
+            Value::BulkString(arg.to_vec()),
+            bulk("text"),
+            Value::Int(1),
+            Value::Int(2),
+        ])
+    );
+}
