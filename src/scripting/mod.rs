@@ -538,10 +538,11 @@ impl Scripts {
             shown: lua.create_table().map_err(|e| e.to_string())?,
         };
         let base = sandbox::base_functions(&lua, &proxies).map_err(|e| e.to_string())?;
+        let insert = sandbox::insert_function(&lua, &proxies).map_err(|e| e.to_string())?;
         let (scripts_g, real_g): (Table, Table) = lua
             .load(SANDBOX)
             .set_name(SANDBOX_NAME)
-            .call((proxies.real_of, proxies.shown, base))
+            .call((proxies.real_of, proxies.shown, base, insert))
             .map_err(|e| e.to_string())?;
         // Scripts (and the coroutines and `loadstring` chunks they make) get the
         // read-only proxy as their globals.
@@ -698,8 +699,24 @@ const SANDBOX_NAME: &str = "=sandbox";
 /// wrappers). Errors raised by our Rust functions pass through unchanged: they
 /// carry their own line.
 fn error_info(lua: &Lua, e: Value) -> mlua::Result<Value> {
+    if let Value::Error(_) = e {
+        return Ok(e);
+    }
+    // The innermost script frame: source and line.
+    let mut frame = None;
+    let mut level = 1;
+    while let Some((what, source, line)) = lua.inspect_stack(level, |d| {
+        let s = d.source();
+        (s.what, s.source.map(|c| c.into_owned()), d.current_line())
+    }) {
+        level += 1;
+        // Not C, not a call lost to a tail call, not the sandbox's wrappers.
+        if what != "C" && what != "tail" && source.as_deref() != Some(SANDBOX_NAME) {
+            frame = Some((source, line));
+            break;
+        }
+    }
     let err = match &e {
-        Value::Error(_) => return Ok(e),
         Value::Table(t) => match t.raw_get::<Value>("err")? {
             Value::String(s) => Some(s),
             v @ (Value::Integer(_) | Value::Number(_)) => lua.coerce_string(v)?,
@@ -714,18 +731,9 @@ fn error_info(lua: &Lua, e: Value) -> mlua::Result<Value> {
     };
     let info = lua.create_table()?;
     info.raw_set("err", err)?;
-    let mut level = 1;
-    while let Some((what, source, line)) = lua.inspect_stack(level, |d| {
-        let s = d.source();
-        (s.what, s.source.map(|c| c.into_owned()), d.current_line())
-    }) {
-        level += 1;
-        if what == "C" || source.as_deref() == Some(SANDBOX_NAME) {
-            continue;
-        }
+    if let Some((source, line)) = frame {
         info.raw_set("source", source)?;
         info.raw_set("line", line)?;
-        break;
     }
     Ok(Value::Table(info))
 }

@@ -12,12 +12,12 @@
 -- that look through a proxy to its table and refuse to write into it, with the
 -- argument errors of the originals.
 --
--- `table.insert` and `table.foreach` are replaced here, in Lua, because
--- scripts call `table.insert` in loops; the other replacements (and Redis's
--- `pcall`) are Rust, in `sandbox.rs`, and arrive as `base`.
+-- `table.foreach` is replaced here, in Lua; the other replacements (and
+-- Redis's `pcall`) are Rust, in `sandbox.rs`, and arrive as `base` and
+-- `insert` (`table.insert`).
 --
 -- Run once, with the real globals, after the libraries are installed, with
--- the tables `real_of` and `shown` (see below) and `base`. Returns the proxy of
+-- the tables `real_of` and `shown` (see below), `base` and `insert`. Returns the proxy of
 -- the globals (what scripts run in) and the real globals (where KEYS and ARGV
 -- are set for each run).
 
@@ -25,13 +25,13 @@ local G = _G
 local type, select, error, tostring, tonumber = type, select, error, tostring, tonumber
 local raw_getmetatable, raw_setmetatable = getmetatable, setmetatable
 local raw_set, raw_next, raw_ipairs = rawset, next, ipairs
-local raw_insert, raw_foreach = table.insert, table.foreach
+local raw_foreach = table.foreach
 
 local READONLY = 'Attempt to modify a readonly table'
 
 -- real_of: proxy -> the table it stands for; proxy_of: back.
 -- shown: a metatable of ours -> what `getmetatable` shows instead (false: nothing).
-local real_of, shown, base = ...
+local real_of, shown, base, insert = ...
 local proxy_of = {}
 
 local function refuse()
@@ -53,24 +53,6 @@ end
 
 local function table_expected(n, t, name)
   return bad(1, name, 'table expected, got ' .. got(n, 1, t))
-end
-
-local function insert_(...)
-  local n, t, pos = select('#', ...), ...
-  if type(t) ~= 'table' then
-    error(table_expected(n, t, 'insert'), 2)
-  end
-  if n == 3 then
-    if tonumber(pos) == nil then
-      error(bad(2, 'insert', 'number expected, got ' .. type(pos)), 2)
-    end
-  elseif n ~= 2 then
-    error("wrong number of arguments to 'insert'", 2)
-  end
-  if real_of[t] then
-    error(READONLY, 0)
-  end
-  return raw_insert(...)
 end
 
 local function foreach_(...)
@@ -141,7 +123,7 @@ end
 for name, f in raw_next, base do
   raw_set(G, name, f)
 end
-G.table.insert, G.table.foreach = insert_, foreach_
+G.table.insert, G.table.foreach = insert, foreach_
 -- What Redis 7 hides.
 for _, name in raw_ipairs({ 'getfenv', 'setfenv', 'newproxy', 'print', 'loadfile', 'dofile' }) do
   raw_set(G, name, nil)

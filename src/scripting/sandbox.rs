@@ -5,14 +5,18 @@
 //!
 //! They are Rust (C functions to Lua) rather than Lua so that a script that
 //! tail-calls them (`return rawset(...)`) keeps its frame: their errors then
-//! carry the script's line, as the C originals' do.
+//! carry the script's line, as the C originals' do. `table.insert`, called in
+//! loops, is a plain C function on the raw Lua API.
 
-use mlua::{Function, Lua, MultiValue, Table, Value, Variadic};
+use std::ffi::{c_int, CStr};
+
+use mlua::{ffi, Function, Lua, MultiValue, Table, Value, Variadic};
 
 use super::{bad_arg, lua_type_name, script_raise, CallFailed};
 
 /// What Lua 5.1's read-only tables (Redis's patch) answer to a write.
 pub(super) const READONLY: &str = "Attempt to modify a readonly table";
+const READONLY_C: &CStr = c"Attempt to modify a readonly table";
 
 /// An error Lua raises without a position in its message (a write to a
 /// read-only table, `table index is nil`, `invalid key to 'next'`): the reply is
@@ -87,6 +91,67 @@ fn message(e: &mlua::Error) -> String {
         other => other.to_string(),
     };
     text.lines().next().unwrap_or_default().to_string()
+}
+
+/// `table.insert` as Lua 5.1's, refusing to write into a proxy.
+///
+/// A C function on the raw Lua API, not a Lua or mlua one: scripts call it in
+/// loops (a Lua wrapper doubled its cost, an mlua callback costs more), and as
+/// a C function its argument errors carry the calling script's line.
+///
+/// # Safety
+///
+/// Called by Lua only. Lua errors leave it by `longjmp`, so nothing here may
+/// need dropping.
+unsafe extern "C-unwind" fn table_insert(l: *mut ffi::lua_State) -> c_int {
+    ffi::luaL_checktype(l, 1, ffi::LUA_TTABLE);
+    let mut end = (ffi::lua_objlen(l, 1) as c_int).wrapping_add(1);
+    let args = ffi::lua_gettop(l);
+    let pos = match args {
+        2 => end,
+        3 => {
+            // luaL_checkint: the integer, cut to an int as C does.
+            let pos = ffi::luaL_checkinteger(l, 2) as c_int;
+            end = end.max(pos);
+            pos
+        }
+        _ => return ffi::luaL_error(l, c"wrong number of arguments to 'insert'".as_ptr()),
+    };
+    // The function's environment is `real_of` (see `insert_function`).
+    ffi::lua_pushvalue(l, 1);
+    let proxy = ffi::lua_rawget(l, ffi::LUA_ENVIRONINDEX) != ffi::LUA_TNIL;
+    ffi::lua_pop(l, 1);
+    if proxy {
+        ffi::lua_pushstring(l, READONLY_C.as_ptr());
+        ffi::lua_error(l);
+    }
+    // Move t[pos..end-1] up by one (`pos < i`, so `i - 1` cannot overflow).
+    let mut i = end;
+    while i > pos {
+        ffi::lua_rawgeti_(l, 1, i - 1);
+        ffi::lua_rawseti_(l, 1, i);
+        i -= 1;
+    }
+    ffi::lua_rawseti_(l, 1, pos);
+    0
+}
+
+/// `table.insert` for the sandbox (see [`table_insert`]).
+pub(super) fn insert_function(lua: &Lua, proxies: &Proxies) -> mlua::Result<Function> {
+    // SAFETY: `table_insert` follows the Lua C API's rules for a C function.
+    let insert = unsafe { lua.create_c_function(table_insert) }?;
+    // Its environment (a C function's own table, which scripts cannot reach:
+    // getfenv is gone) is `real_of`, read there by `table_insert` without a
+    // string key to intern. mlua sets environments of Lua functions only.
+    // SAFETY: the stack holds the function and the table, and `lua_setfenv`
+    // pops the table into the function's environment.
+    unsafe {
+        lua.exec_raw::<()>((&insert, &proxies.real_of), |state| {
+            ffi::lua_setfenv(state, -2);
+            ffi::lua_pop(state, 1);
+        })?;
+    }
+    Ok(insert)
 }
 
 /// The replaced base functions, by global name.
