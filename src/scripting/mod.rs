@@ -320,9 +320,16 @@ fn int_arg(lua: &Lua, args: &[Value], i: usize, name: &str) -> mlua::Result<i32>
     number_arg(lua, args, i, name).map(|n| n as i64 as i32)
 }
 
-/// `luaL_argerror`'s message, with the script position Redis shows.
+/// `luaL_argerror`'s message, with the script position Redis shows. Called
+/// from a C function (`pcall(bit.tobit, 'x')`), Lua knows neither the name
+/// nor a line.
 fn bad_arg(lua: &Lua, i: usize, name: &str, msg: &str) -> mlua::Error {
-    script_raise(lua, &format!("bad argument #{i} to '{name}' ({msg})"))
+    match lua.inspect_stack(1, |d| d.current_line()).flatten() {
+        Some(line) => mlua::Error::runtime(format!(
+            "user_script:{line}: bad argument #{i} to '{name}' ({msg})"
+        )),
+        None => mlua::Error::runtime(format!("bad argument #{i} to '?' ({msg})")),
+    }
 }
 
 /// `luaL_error`: the message prefixed with the calling script line.
