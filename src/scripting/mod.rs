@@ -545,11 +545,10 @@ impl Scripts {
             shown: lua.create_table().map_err(|e| e.to_string())?,
         };
         let base = sandbox::base_functions(&lua, &proxies).map_err(|e| e.to_string())?;
-        let insert = sandbox::insert_function(&lua, &proxies).map_err(|e| e.to_string())?;
         let (scripts_g, real_g): (Table, Table) = lua
             .load(SANDBOX)
             .set_name(SANDBOX_NAME)
-            .call((proxies.real_of, proxies.shown, base, insert))
+            .call((proxies.real_of, proxies.shown, base))
             .map_err(|e| e.to_string())?;
         // Scripts (and the coroutines and `loadstring` chunks they make) get the
         // read-only proxy as their globals.
@@ -769,9 +768,6 @@ fn script_error(e: mlua::Error, fail: &dyn Fn(String, usize) -> CommandError) ->
     if let mlua::Error::ExternalError(inner) = &e {
         if let Some(c) = inner.downcast_ref::<CallFailed>() {
             return fail(c.line.clone(), c.at);
-        }
-        if let Some(r) = inner.downcast_ref::<sandbox::Raised>() {
-            return fail(format!("ERR {}", r.msg), r.at);
         }
     }
     if let mlua::Error::CallbackError { cause, .. } = &e {

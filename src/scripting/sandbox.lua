@@ -6,18 +6,19 @@
 -- Lua 5.1 has no read-only tables (Redis patches its Lua for them), so scripts
 -- see proxies: an empty table whose metatable reads through to the real one
 -- (`__index`) and refuses writes (`__newindex`). The real tables are reachable
--- only through the upvalues below. The base functions that see past
--- metatables (`rawget`, `rawset`, `next`, `pairs`, `ipairs`, `getmetatable`,
--- `setmetatable`, `table.insert`, `table.foreach`) are replaced by versions
--- that look through a proxy to its table and refuse to write into it, with the
--- argument errors of the originals.
+-- only through the upvalues below and the replaced functions. The base
+-- functions that see past metatables (`rawget`, `rawset`, `next`, `pairs`,
+-- `getmetatable`, `setmetatable`, `table.insert`, `table.foreach`) are
+-- replaced by versions that look through a proxy to its table and refuse to
+-- write into it, with the argument errors of the originals. (`ipairs`,
+-- `unpack` and `#` read only the array part, empty in every library table as
+-- in every proxy, so they stay.)
 --
 -- `table.foreach` is replaced here, in Lua; the other replacements (and
--- Redis's `pcall`) are Rust, in `sandbox.rs`, and arrive as `base` and
--- `insert` (`table.insert`).
+-- Redis's `pcall`) are C functions in `sandbox.rs`, and arrive as `base`.
 --
 -- Run once, with the real globals, after the libraries are installed, with
--- the tables `real_of` and `shown` (see below), `base` and `insert`. Returns the proxy of
+-- the tables `real_of` and `shown` (see below) and `base`. Returns the proxy of
 -- the globals (what scripts run in) and the real globals (where KEYS and ARGV
 -- are set for each run).
 
@@ -31,7 +32,7 @@ local READONLY = 'Attempt to modify a readonly table'
 
 -- real_of: proxy -> the table it stands for; proxy_of: back.
 -- shown: a metatable of ours -> what `getmetatable` shows instead (false: nothing).
-local real_of, shown, base, insert = ...
+local real_of, shown, base = ...
 local proxy_of = {}
 
 local function refuse()
@@ -121,9 +122,13 @@ function redis.status_reply(...)
 end
 
 for name, f in raw_next, base do
-  raw_set(G, name, f)
+  if name == 'insert' then
+    G.table.insert = f
+  else
+    raw_set(G, name, f)
+  end
 end
-G.table.insert, G.table.foreach = insert, foreach_
+G.table.foreach = foreach_
 -- What Redis 7 hides.
 for _, name in raw_ipairs({ 'getfenv', 'setfenv', 'newproxy', 'print', 'loadfile', 'dofile' }) do
   raw_set(G, name, nil)
