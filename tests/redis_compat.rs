@@ -39,4 +39,5 @@ case_files!(
     extremes,
     edges,
     config,
+    sandbox,
 );

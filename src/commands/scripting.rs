@@ -117,9 +117,15 @@ fn run(ctx: &mut Ctx<'_>, args: &[Bytes], script: Script<'_>, read_only: bool) -
     if ctx.mode == CallMode::Client {
         ctx.session.mark_time(&shared.clock);
     }
+    // The script starts in the caller's database; a SELECT inside it moves only
+    // the script (Redis runs it on its own client), so the caller's comes back.
+    let db = ctx.session.db;
     let reply = shared
         .scripts
         .run(shared, ctx.session, sha, keys, argv, read_only);
+    if ctx.session.db != db {
+        ctx.session.select(db);
+    }
     if shared.is_shutting_down() {
         // SHUTDOWN NOSAVE stopped it: as in Redis, the caller gets no reply.
         ctx.session.close_after_reply = true;

@@ -18,11 +18,19 @@
 //! script goes on here. `SCRIPT KILL` (for a script that has not written) and
 //! `SHUTDOWN NOSAVE` set a flag the hook turns into an error that ends the script.
 //!
+//! # Sandbox
+//!
+//! Scripts run in read-only proxies of the globals and libraries, as Redis 7's
+//! read-only tables (`sandbox.lua`, `sandbox.rs`), under `xpcall` with Redis's
+//! error handler (`error_info`), which turns any error value into the
+//! `{err=, source=, line=}` table the error reply is built from.
+//!
 //! Libraries: `string`, `table`, `math` (with Redis's `math.random`), `bit`,
 //! `cjson` (`cjson.rs`) and `struct` (`struct_lib.rs`). Not here (see the README):
 //! `cmsgpack`.
 
 mod cjson;
+mod sandbox;
 mod struct_lib;
 
 use std::collections::HashMap;
@@ -32,7 +40,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use mlua::{
-    Function, HookTriggers, Lua, LuaOptions, MultiValue, StdLib, Table, Value, Variadic, VmState,
+    Either, Function, HookTriggers, Lua, LuaOptions, MultiValue, StdLib, Table, Value, Variadic,
+    VmState,
 };
 use parking_lot::Mutex;
 
@@ -49,6 +58,13 @@ pub struct Scripts {
     /// fast hash that is still keyed per process (ahash) is enough.
     cache: Mutex<HashMap<String, Function, ahash::RandomState>>,
     watch: Arc<Watch>,
+    /// The real globals, behind the read-only proxy scripts see: KEYS and ARGV
+    /// are set here.
+    globals: Table,
+    /// Lua's `xpcall`, which runs each script under [`error_info`].
+    xpcall: Function,
+    /// [`error_info`] as a Lua function.
+    on_error: Function,
 }
 
 /// The running script's clock and flags, read by the count hook and by other
@@ -304,18 +320,25 @@ fn int_arg(lua: &Lua, args: &[Value], i: usize, name: &str) -> mlua::Result<i32>
     number_arg(lua, args, i, name).map(|n| n as i64 as i32)
 }
 
-/// `luaL_argerror`'s message, with the script position Redis shows.
+/// `luaL_argerror`'s message, with the script position Redis shows. Called
+/// from a C function (`pcall(bit.tobit, 'x')`), Lua knows neither the name
+/// nor a line.
 fn bad_arg(lua: &Lua, i: usize, name: &str, msg: &str) -> mlua::Error {
-    script_raise(lua, &format!("bad argument #{i} to '{name}' ({msg})"))
+    match lua.inspect_stack(1, |d| d.current_line()).flatten() {
+        Some(line) => mlua::Error::runtime(format!(
+            "user_script:{line}: bad argument #{i} to '{name}' ({msg})"
+        )),
+        None => mlua::Error::runtime(format!("bad argument #{i} to '?' ({msg})")),
+    }
 }
 
 /// `luaL_error`: the message prefixed with the calling script line.
+/// (`luaL_where`: no position when the caller is not Lua, as under `pcall`.)
 fn script_raise(lua: &Lua, msg: &str) -> mlua::Error {
-    let line = lua
-        .inspect_stack(1, |d| d.current_line())
-        .flatten()
-        .unwrap_or(0);
-    mlua::Error::runtime(format!("user_script:{line}: {msg}"))
+    match lua.inspect_stack(1, |d| d.current_line()).flatten() {
+        Some(line) => mlua::Error::runtime(format!("user_script:{line}: {msg}")),
+        None => mlua::Error::runtime(msg.to_string()),
+    }
 }
 
 /// Redis's `math.random`: its own `lrand48` (a 48-bit linear congruential
@@ -464,21 +487,13 @@ const PRELUDE: &str = r#"
 redis = redis or {}
 redis.LOG_DEBUG, redis.LOG_VERBOSE, redis.LOG_NOTICE, redis.LOG_WARNING = 0, 1, 2, 3
 redis.REPL_NONE, redis.REPL_AOF, redis.REPL_SLAVE, redis.REPL_REPLICA, redis.REPL_ALL = 0, 1, 2, 2, 3
-function redis.error_reply(e) return {err = e} end
-function redis.status_reply(s) return {ok = s} end
 function redis.set_repl(_) end
 function redis.replicate_commands() return true end
 function redis.log(_level, ...) end
-local protected = {}
-setmetatable(_G, {
-  __index = function(_, k)
-    error("Script attempted to access nonexistent global variable '" .. tostring(k) .. "'", 2)
-  end,
-  __newindex = function(_, k, _)
-    error("Attempt to modify a readonly table", 2)
-  end,
-})
 "#;
+
+/// Makes the globals and libraries read-only (see the file); run last.
+const SANDBOX: &str = include_str!("sandbox.lua");
 
 impl Scripts {
     /// A fresh VM with the libraries Redis scripts may use and its sandbox.
@@ -524,12 +539,30 @@ impl Scripts {
             .set_name("=prelude")
             .exec()
             .map_err(|e| e.to_string())?;
+        let xpcall: Function = globals.get("xpcall").map_err(|e| e.to_string())?;
+        let proxies = sandbox::Proxies {
+            real_of: lua.create_table().map_err(|e| e.to_string())?,
+            shown: lua.create_table().map_err(|e| e.to_string())?,
+        };
+        let base = sandbox::base_functions(&lua, &proxies).map_err(|e| e.to_string())?;
+        let (scripts_g, real_g): (Table, Table) = lua
+            .load(SANDBOX)
+            .set_name(SANDBOX_NAME)
+            .call((proxies.real_of, proxies.shown, base))
+            .map_err(|e| e.to_string())?;
+        // Scripts (and the coroutines and `loadstring` chunks they make) get the
+        // read-only proxy as their globals.
+        lua.set_globals(scripts_g).map_err(|e| e.to_string())?;
+        let on_error = lua.create_function(error_info).map_err(|e| e.to_string())?;
         let watch = Arc::new(Watch::default());
         install_hook(&lua, &watch, false).map_err(|e| e.to_string())?;
         Ok(Scripts {
             lua: Mutex::new(lua),
             cache: Mutex::new(HashMap::default()),
             watch,
+            globals: real_g,
+            xpcall,
+            on_error,
         })
     }
 
@@ -630,9 +663,8 @@ impl Scripts {
             CommandError::raw(format!("{line} script: {sha}, on @user_script:{at}."))
         };
         let outcome = (|| {
-            let globals = lua.globals();
-            globals.raw_set("KEYS", string_table(&lua, keys)?)?;
-            globals.raw_set("ARGV", string_table(&lua, argv)?)?;
+            self.globals.raw_set("KEYS", string_table(&lua, keys)?)?;
+            self.globals.raw_set("ARGV", string_table(&lua, argv)?)?;
             lua.set_app_data(Running {
                 shared,
                 session,
@@ -640,17 +672,94 @@ impl Scripts {
                 resp3: false,
             });
             let _running = RunningGuard(&lua);
-            let value = function.call::<Value>(())?;
+            let (ok, value) = self
+                .xpcall
+                .call::<(bool, Value)>((function, &self.on_error))?;
             let resp3 = lua.app_data_ref::<Running>().is_some_and(|r| r.resp3);
-            Ok((value, resp3))
+            Ok((ok, value, resp3))
         })();
         if watch.every_line.load(Ordering::Relaxed) {
             install_hook(&lua, watch, false).map_err(|e| CommandError::err(e.to_string()))?;
         }
         match outcome {
-            Ok((value, resp3)) => Ok(lua_to_reply(&value, resp3)),
+            Ok((true, value, resp3)) => Ok(lua_to_reply(&value, resp3)),
+            Ok((false, Value::Table(info), _)) => Err(error_from_info(&info, sha)),
+            Ok((false, Value::Error(e), _)) => Err(script_error(*e, &fail)),
+            Ok((false, other, _)) => Err(fail(
+                format!("ERR {}", other.to_string().unwrap_or_default()),
+                0,
+            )),
             Err(e) => Err(script_error(e, &fail)),
         }
+    }
+}
+
+/// The chunk name of `sandbox.lua`: its frames are not the script's.
+const SANDBOX_NAME: &str = "=sandbox";
+
+/// The message handler scripts run under, as Redis's `__redis__err__handler`:
+/// turns the error value into the table `{err=, source=, line=}` that Redis
+/// builds its error reply from. `err` is `ERR ` and the message for a string
+/// (or any value but a table), the `err` field of a table; `source` and `line`
+/// are the innermost script frame's (skipping C functions and the sandbox's
+/// wrappers). Errors raised by our Rust functions pass through unchanged: they
+/// carry their own line.
+fn error_info(lua: &Lua, e: Value) -> mlua::Result<Value> {
+    if let Value::Error(_) = e {
+        return Ok(e);
+    }
+    // The innermost script frame: source and line.
+    let mut frame = None;
+    let mut level = 1;
+    while let Some((what, source, line)) = lua.inspect_stack(level, |d| {
+        let s = d.source();
+        (s.what, s.source.map(|c| c.into_owned()), d.current_line())
+    }) {
+        level += 1;
+        // Not C, not a call lost to a tail call, not the sandbox's wrappers.
+        if what != "C" && what != "tail" && source.as_deref() != Some(SANDBOX_NAME) {
+            frame = Some((source, line));
+            break;
+        }
+    }
+    let err = match &e {
+        Value::Table(t) => match t.raw_get::<Value>("err")? {
+            Value::String(s) => Some(s),
+            v @ (Value::Integer(_) | Value::Number(_)) => lua.coerce_string(v)?,
+            _ => None,
+        },
+        Value::String(s) => {
+            let mut line = b"ERR ".to_vec();
+            line.extend_from_slice(&s.as_bytes());
+            Some(lua.create_string(line)?)
+        }
+        other => Some(lua.create_string(format!("ERR {}", other.to_string()?))?),
+    };
+    let info = lua.create_table()?;
+    info.raw_set("err", err)?;
+    if let Some((source, line)) = frame {
+        info.raw_set("source", source)?;
+        info.raw_set("line", line)?;
+    }
+    Ok(Value::Table(info))
+}
+
+/// Redis's error reply for a script that raised an error value: the `err`
+/// field, and where it was raised.
+fn error_from_info(info: &Table, sha: &str) -> CommandError {
+    let msg = match info.raw_get::<Value>("err") {
+        Ok(Value::String(s)) => s.to_string_lossy(),
+        // Redis 7.0 crashes on an error table without `err`; its words for an
+        // error it cannot read.
+        _ => "ERR execution failure".to_string(),
+    };
+    let source = info.raw_get::<Option<String>>("source").ok().flatten();
+    let line = info.raw_get::<Option<i64>>("line").ok().flatten();
+    match (source, line) {
+        (Some(source), Some(line)) => {
+            CommandError::raw(format!("{msg} script: {sha}, on {source}:{line}."))
+        }
+        _ => CommandError::raw(msg),
     }
 }
 
@@ -662,11 +771,6 @@ fn script_error(e: mlua::Error, fail: &dyn Fn(String, usize) -> CommandError) ->
         }
     }
     if let mlua::Error::CallbackError { cause, .. } = &e {
-        if let mlua::Error::ExternalError(inner) = cause.as_ref() {
-            if let Some(c) = inner.downcast_ref::<CallFailed>() {
-                return fail(c.line.clone(), c.at);
-            }
-        }
         return script_error((**cause).clone(), fail);
     }
     let msg = match e {
@@ -683,12 +787,19 @@ fn script_error(e: mlua::Error, fail: &dyn Fn(String, usize) -> CommandError) ->
     fail(format!("ERR {msg}"), at)
 }
 
+/// KEYS or ARGV: a Lua array of the strings, built in one call. Text goes
+/// straight onto the Lua stack (mlua's path for `&str`); only binary items
+/// take a string handle. Each `raw_set` and `create_string` is a round trip
+/// through mlua's reference slots, which cost a quarter of an EVALSHA.
 fn string_table(lua: &Lua, items: &[Bytes]) -> mlua::Result<Table> {
-    let t = lua.create_table_with_capacity(items.len(), 0)?;
-    for (i, item) in items.iter().enumerate() {
-        t.raw_set(i + 1, lua.create_string(item)?)?;
-    }
-    Ok(t)
+    let items = items
+        .iter()
+        .map(|b| match std::str::from_utf8(b) {
+            Ok(text) => Ok(Either::Left(text)),
+            Err(_) => lua.create_string(b).map(Either::Right),
+        })
+        .collect::<mlua::Result<Vec<_>>>()?;
+    lua.create_sequence_from(items)
 }
 
 /// Runs one command for `redis.call`/`redis.pcall`; errors are replies.

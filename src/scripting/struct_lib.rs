@@ -291,8 +291,8 @@ fn unpack(lua: &Lua, args: &[Value]) -> mlua::Result<Vec<Value>> {
             b'c' => {
                 if size == 0 {
                     size = match out.pop() {
-                        Some(Value::Number(n)) => n as usize,
-                        Some(Value::Integer(n)) => n as usize,
+                        Some(Value::Number(n)) => c_size(n),
+                        Some(Value::Integer(n)) => c_size(n as f64),
                         _ => return Err(script_raise(lua, "format 'c0' needs a previous size")),
                     };
                     if size > data.len() || pos > data.len() - size {
@@ -314,6 +314,17 @@ fn unpack(lua: &Lua, args: &[Value]) -> mlua::Result<Vec<Value>> {
     }
     out.push(Value::Integer(pos as i64 + 1));
     Ok(out)
+}
+
+/// A `c0` length read from the data, as the C library converts it to `size_t`:
+/// a negative (or NaN) length becomes one far past any data, so it is "too
+/// short", not empty.
+fn c_size(n: f64) -> usize {
+    if n >= 0.0 && n < usize::MAX as f64 {
+        n as usize
+    } else {
+        usize::MAX
+    }
 }
 
 fn size(lua: &Lua, args: &[Value]) -> mlua::Result<i64> {
