@@ -105,6 +105,9 @@ where
     let mut reads_since_tick = 0u32;
     let mut released = false;
     let mut tick_unpolled = true;
+    // `timeout` is checked on the same tick, which is re-armed for the client's
+    // deadline when that comes first: no timer is filed per request.
+    let mut last_read = Instant::now();
     // Registered once, not per read: a fresh future each time would lock and
     // unlock the notifiers' waiter lists for every request.
     let closing = closing(shared, info);
@@ -189,22 +192,36 @@ where
         trim(&mut rbuf, &mut wbuf, &parser, info);
         parser.reserve_for_read(&mut rbuf, read_chunk);
         let room = rbuf.capacity() - rbuf.len();
-        // `timeout` counts from here, however often the idle tick below wakes us.
-        let deadline = (idle > 0).then(|| Instant::now() + Duration::from_secs(idle));
+        // `timeout` counts from the last bytes the client sent, as in Redis.
+        let deadline = (idle > 0).then(|| last_read + Duration::from_secs(idle));
+        if let Some(at) = deadline {
+            if idle_tick.deadline() > at {
+                // A lower `timeout` (CONFIG SET) applies from this wait on.
+                idle_tick.as_mut().reset(at);
+                tick_unpolled = true;
+            }
+        }
         let read = loop {
             match wait_for_bytes(
                 stream,
                 &mut rbuf,
-                deadline,
                 &mut closing,
-                (!released).then_some((&mut idle_tick, &mut tick_unpolled)),
+                (!released || deadline.is_some()).then_some((&mut idle_tick, &mut tick_unpolled)),
             )
             .await
             {
                 Woke::Read(r) => break r,
                 Woke::Closing => return,
                 Woke::Tick => {
-                    if reads_since_tick == 0 && rbuf.is_empty() && !parser.reading_big_arg() {
+                    let now = Instant::now();
+                    if deadline.is_some_and(|at| now >= at) {
+                        return;
+                    }
+                    if !released
+                        && reads_since_tick == 0
+                        && rbuf.is_empty()
+                        && !parser.reading_big_arg()
+                    {
                         // Idle a whole tick: hold no buffers while waiting.
                         rbuf = BytesMut::new();
                         wbuf = BytesMut::new();
@@ -212,17 +229,24 @@ where
                         info.buffers.read(0, 0);
                         info.buffers.write(0, 0);
                         released = true;
-                    } else {
-                        reads_since_tick = 0;
-                        idle_tick.as_mut().reset(Instant::now() + IDLE_RELEASE);
-                        tick_unpolled = true;
                     }
+                    reads_since_tick = 0;
+                    // Released, the tick only waits for `timeout`.
+                    let next = match (released, deadline) {
+                        (false, Some(at)) => at.min(now + IDLE_RELEASE),
+                        (false, None) => now + IDLE_RELEASE,
+                        (true, Some(at)) => at,
+                        (true, None) => continue,
+                    };
+                    idle_tick.as_mut().reset(next);
+                    tick_unpolled = true;
                 }
             }
         };
         match read {
             Ok(0) | Err(_) => return,
             Ok(n) => {
+                last_read = Instant::now();
                 session.mark_time(&shared.clock);
                 info.last_interaction_ms
                     .store(session.now_ms, Ordering::Relaxed);
@@ -234,7 +258,7 @@ where
                 }
                 if released {
                     released = false;
-                    idle_tick.as_mut().reset(Instant::now() + IDLE_RELEASE);
+                    idle_tick.as_mut().reset(last_read + IDLE_RELEASE);
                     tick_unpolled = true;
                 }
             }
@@ -244,7 +268,7 @@ where
 
 /// What ended a wait for the client's next bytes.
 enum Woke {
-    /// The read finished (or failed, or timed out).
+    /// The read finished (or failed).
     Read(std::io::Result<usize>),
     /// The client was killed or the server is stopping.
     Closing,
@@ -253,13 +277,12 @@ enum Woke {
 }
 
 /// Waits for the client's next bytes, racing `closing` and, when given, the idle
-/// tick. The tick is polled only right after it was (re)armed (`unpolled`), which
+/// tick (which also stands for `timeout`). The tick is polled only right after it was (re)armed (`unpolled`), which
 /// leaves this task's waker with its timer, and then only once it has fired: a
 /// poll of a pending timer on every request would cost the hot path for nothing.
 async fn wait_for_bytes<S, F>(
     stream: &mut S,
     rbuf: &mut BytesMut,
-    deadline: Option<Instant>,
     closing: &mut Pin<&mut F>,
     mut tick: Option<(&mut Pin<&mut tokio::time::Sleep>, &mut bool)>,
 ) -> Woke
@@ -267,7 +290,7 @@ where
     S: AsyncRead + Unpin,
     F: Future<Output = ()>,
 {
-    let read = within(deadline, stream.read_buf(rbuf));
+    let read = stream.read_buf(rbuf);
     tokio::pin!(read);
     std::future::poll_fn(|cx| {
         if let Poll::Ready(r) = read.as_mut().poll(cx) {

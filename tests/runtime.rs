@@ -236,3 +236,15 @@ fn lowering_timeout_applies_to_connected_clients() {
     assert!(closed_within(&mut s, Duration::from_secs(4)), "not closed");
     assert!(started.elapsed() >= Duration::from_millis(900));
 }
+
+/// `timeout` rides on the tick that releases an idle client's buffers after
+/// 2 s: once released, the tick still waits for a longer `timeout`.
+#[test]
+fn an_idle_client_whose_buffers_were_released_is_still_closed_by_timeout() {
+    let server = spawn("long", &["--timeout", "3"]);
+    let mut s = connect(&server);
+    assert_eq!(call(&mut s, &["PING"]), "+PONG");
+    let started = Instant::now();
+    assert!(closed_within(&mut s, Duration::from_secs(6)), "not closed");
+    assert!(started.elapsed() >= Duration::from_millis(2900));
+}
