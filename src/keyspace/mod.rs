@@ -18,6 +18,14 @@
 //! [`ExpiryTimer`] holds the earliest deadline of all shards, and the expiry task
 //! sleeps until then (or until the clock is moved), polls the due shards' wheels
 //! and deletes what has really expired. An idle server's expiry task sleeps.
+//!
+//! Active expiry works in slices ([`Keyspace::expire_step`] with an
+//! [`ExpiryBudget`]): what the wheel hands over is queued in the shard and deleted a
+//! budget's worth at a time, so a million keys sharing one deadline do not hold a
+//! shard (or the execution gate) for the whole sweep; the caller lets the other
+//! clients run between slices. Meanwhile lazy expiry keeps every expired key
+//! invisible. Locks with queued waiters are settled ahead of the queue, so a lease
+//! that runs out is handed to its waiter within a slice even under such a backlog.
 
 pub mod blocking;
 mod compact;
@@ -26,9 +34,10 @@ mod table;
 mod value;
 pub mod wheel;
 
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use parking_lot::{Mutex, MutexGuard};
@@ -52,6 +61,8 @@ pub type WatchFlag = Arc<AtomicBool>;
 pub struct ExpiryTimer {
     next_due: AtomicU64,
     wake: Notify,
+    /// Test hook: the expiry task panics on its next pass.
+    inject_panic: AtomicBool,
 }
 
 impl ExpiryTimer {
@@ -59,6 +70,7 @@ impl ExpiryTimer {
         ExpiryTimer {
             next_due: AtomicU64::new(u64::MAX),
             wake: Notify::new(),
+            inject_panic: AtomicBool::new(false),
         }
     }
 
@@ -78,13 +90,93 @@ impl ExpiryTimer {
     pub async fn woken(&self) {
         self.wake.notified().await
     }
+
+    /// Test hook: makes the expiry task panic on its next pass (it must survive).
+    /// Only the embedding API reaches it; no command does.
+    #[doc(hidden)]
+    pub fn inject_panic(&self) {
+        self.inject_panic.store(true, Ordering::Release);
+        self.note(0);
+    }
+
+    /// Whether a panic was injected (and clears it).
+    pub fn take_injected_panic(&self) -> bool {
+        self.inject_panic.load(Ordering::Relaxed) && self.inject_panic.swap(false, Ordering::AcqRel)
+    }
 }
+
+/// How much one slice of active expiry may do before it lets other clients run.
+#[derive(Debug)]
+pub struct ExpiryBudget {
+    /// `None`: no limit (run to completion).
+    until: Option<Instant>,
+    /// Entries handled since the clock was last read.
+    since_check: u32,
+    spent: bool,
+}
+
+impl ExpiryBudget {
+    /// Entries handled between two readings of the clock.
+    const CHECK_EVERY: u32 = 64;
+
+    /// A budget of `time` from now.
+    pub fn new(time: Duration) -> Self {
+        ExpiryBudget {
+            until: Some(Instant::now() + time),
+            since_check: 0,
+            spent: false,
+        }
+    }
+
+    /// No limit: expiry runs until nothing due is left.
+    pub fn unlimited() -> Self {
+        ExpiryBudget {
+            until: None,
+            since_check: 0,
+            spent: false,
+        }
+    }
+
+    /// Counts `units` of work (entries handled); true once the budget is spent.
+    fn charge(&mut self, units: usize) -> bool {
+        if self.spent {
+            return true;
+        }
+        let Some(until) = self.until else {
+            return false;
+        };
+        self.since_check = self
+            .since_check
+            .saturating_add(u32::try_from(units).unwrap_or(u32::MAX));
+        if self.since_check >= Self::CHECK_EVERY {
+            self.since_check = 0;
+            self.spent = Instant::now() >= until;
+        }
+        self.spent
+    }
+
+    /// Whether the budget has run out.
+    pub fn is_spent(&self) -> bool {
+        self.spent
+    }
+}
+
+/// A backlog of due entries longer than this makes a slice settle the shard's
+/// contended locks first (a shorter one is gone within the same slice anyway).
+const BACKLOG: usize = 256;
 
 /// One shard: a slice of a database's keys with their expiry wheel and watchers.
 #[derive(Debug)]
 pub struct Shard {
     map: Table,
     wheel: Wheel<Bytes>,
+    /// Entries the wheel has handed over (deadline reached) not yet dealt with;
+    /// `pending[pending_at..]` is the backlog.
+    pending: Vec<(u64, Bytes)>,
+    pending_at: usize,
+    /// Locks that have had a waiter queued: settled ahead of the backlog. A key
+    /// leaves when it is removed or found without waiters.
+    contended: HashSet<Bytes, ahash::RandomState>,
     /// Keys with a TTL, for `INFO keyspace`'s `expires=`.
     volatile: usize,
     watchers: HashMap<Bytes, Vec<WatchFlag>, ahash::RandomState>,
@@ -107,6 +199,9 @@ impl Shard {
         Shard {
             map: Table::default(),
             wheel: Wheel::new(now),
+            pending: Vec::new(),
+            pending_at: 0,
+            contended: HashSet::default(),
             volatile: 0,
             watchers: HashMap::default(),
             next_due,
@@ -206,6 +301,9 @@ impl Shard {
         if old.expires_at.is_some() {
             self.volatile -= 1;
         }
+        if !self.contended.is_empty() {
+            self.contended.remove(key);
+        }
         self.touch(key);
         Some(old)
     }
@@ -239,34 +337,114 @@ impl Shard {
         self.timer.note(when);
     }
 
+    /// Notes that a waiter has queued on the lock at `key`: while a backlog of
+    /// expiring keys is worked through, this lock's lease ends are served first,
+    /// so its waiter is not kept behind keys nobody waits for.
+    pub fn note_lock_waiter(&mut self, key: &[u8]) {
+        if !self.contended.contains(key) {
+            self.contended.insert(Bytes::copy_from_slice(key));
+        }
+    }
+
     /// Deletes every key whose deadline has passed by `now`; returns how many.
     pub fn expire_due(&mut self, now: u64) -> usize {
-        let mut fired = Vec::new();
-        self.wheel.poll(now, &mut fired);
+        let mut budget = ExpiryBudget::unlimited();
+        self.take_due(now, &mut budget);
+        self.expire_slice(now, &mut budget)
+    }
+
+    /// Entries handed over by the wheel and not yet dealt with.
+    pub fn expiry_backlog(&self) -> usize {
+        self.pending.len() - self.pending_at
+    }
+
+    /// Takes what the wheel has due by `now` into the backlog while `budget`
+    /// lasts and, if this slice will not get through it all, settles the
+    /// contended locks so their waiters do not wait behind it.
+    fn take_due(&mut self, now: u64, budget: &mut ExpiryBudget) {
+        if !budget.is_spent() {
+            let before = self.pending.len();
+            self.wheel.poll(now, &mut self.pending);
+            budget.charge(self.pending.len() - before);
+        }
+        if !self.contended.is_empty() && (budget.is_spent() || self.expiry_backlog() > BACKLOG) {
+            self.settle_contended(now, budget);
+        }
+    }
+
+    /// One slice of active expiry: takes what the wheel has due and deals with the
+    /// backlog until `budget` is spent. Returns the keys removed. A shard left with
+    /// a backlog stays due (its published deadline is `now`).
+    fn expire_slice(&mut self, now: u64, budget: &mut ExpiryBudget) -> usize {
+        let before = self.pending.len();
+        self.wheel.poll(now, &mut self.pending);
+        budget.charge(self.pending.len() - before);
         let mut removed = 0;
-        for (when, key) in fired {
-            // A stale entry (TTL changed or key gone since) is skipped here.
-            match self.map.get(&key) {
-                Some(e) if e.expires_at == Some(when) => {
-                    if let Some(mut old) = self.remove_entry(&key) {
-                        self.requeue_waiters(&key, &mut old, now);
-                    }
-                    self.expired_count += 1;
-                    removed += 1;
-                }
-                Some(Entry {
-                    value: Value::Lock(_),
-                    ..
-                }) => self.lock_settle(&key, now),
-                _ => {}
+        while self.pending_at < self.pending.len() {
+            if budget.charge(1) {
+                break;
+            }
+            let (when, key) = std::mem::take(&mut self.pending[self.pending_at]);
+            self.pending_at += 1;
+            removed += usize::from(self.expire_entry(when, &key, now));
+        }
+        if self.pending_at == self.pending.len() {
+            self.pending.clear();
+            self.pending_at = 0;
+            if self.pending.capacity() > BACKLOG * 4 {
+                self.pending = Vec::new();
             }
         }
-        let next = self.wheel.next_deadline().unwrap_or(u64::MAX);
+        let next = if self.expiry_backlog() > 0 {
+            now
+        } else {
+            self.wheel.next_deadline().unwrap_or(u64::MAX)
+        };
         self.next_due.store(next, Ordering::Release);
         if next != u64::MAX {
             self.timer.note(next);
         }
         removed
+    }
+
+    /// Deals with one entry the wheel fired: deletes the key if `when` is still
+    /// its deadline, settles its lock's leases if it is a lock, and ignores a
+    /// stale entry (TTL changed or key gone since). True if the key was deleted.
+    fn expire_entry(&mut self, when: u64, key: &[u8], now: u64) -> bool {
+        match self.map.get(key) {
+            Some(e) if e.expires_at == Some(when) => {
+                if let Some(mut old) = self.remove_entry(key) {
+                    self.requeue_waiters(key, &mut old, now);
+                }
+                self.expired_count += 1;
+                true
+            }
+            Some(Entry {
+                value: Value::Lock(_),
+                ..
+            }) => {
+                self.lock_settle(key, now);
+                false
+            }
+            _ => false,
+        }
+    }
+
+    /// Settles every contended lock (expired leases dropped, waiters granted) and
+    /// forgets the ones left without waiters.
+    fn settle_contended(&mut self, now: u64, budget: &mut ExpiryBudget) {
+        let keys: Vec<Bytes> = self.contended.iter().cloned().collect();
+        for key in keys {
+            budget.charge(1);
+            // Its own TTL may have passed: that goes through lazy expiry here.
+            self.expire_if_due(&key, now);
+            if has_waiters(self.map.get(&key)) {
+                self.lock_settle(&key, now);
+            }
+            if !has_waiters(self.map.get(&key)) {
+                self.contended.remove(&key);
+            }
+        }
     }
 
     /// Removes every key, telling all watchers. Waiters of removed locks stay
@@ -292,6 +470,9 @@ impl Shard {
         self.watchers.clear();
         self.map.clear();
         self.wheel.clear();
+        self.pending = Vec::new();
+        self.pending_at = 0;
+        self.contended.clear();
         self.volatile = 0;
         self.next_due.store(u64::MAX, Ordering::Release);
         for (key, mut old) in requeue {
@@ -348,6 +529,10 @@ impl Shard {
     pub fn expired_count(&self) -> u64 {
         self.expired_count
     }
+}
+
+fn has_waiters(entry: Option<&Entry>) -> bool {
+    matches!(entry, Some(Entry { value: Value::Lock(l), .. }) if l.counts().1 > 0)
 }
 
 /// One numbered database (`SELECT n`).
@@ -440,21 +625,6 @@ impl Db {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
-
-    /// Runs active expiry on the shards with a due deadline and notes the others'
-    /// next deadlines on `timer`; returns the keys removed.
-    fn expire_due(&self, now: u64, timer: &ExpiryTimer) -> usize {
-        let mut removed = 0;
-        for (i, due) in self.next_due.iter().enumerate() {
-            let due = due.load(Ordering::Acquire);
-            if due <= now {
-                removed += self.shards[i].lock().expire_due(now);
-            } else if due != u64::MAX {
-                timer.note(due);
-            }
-        }
-        removed
-    }
 }
 
 /// All databases of the server.
@@ -464,6 +634,8 @@ pub struct Keyspace {
     timer: Arc<ExpiryTimer>,
     locks: Arc<LockShared>,
     lists: BlockedLists,
+    /// The shard (over all databases) where the last budgeted expiry step stopped.
+    expiry_cursor: AtomicUsize,
 }
 
 impl Keyspace {
@@ -478,6 +650,7 @@ impl Keyspace {
             timer,
             locks,
             lists: BlockedLists::default(),
+            expiry_cursor: AtomicUsize::new(0),
         }
     }
 
@@ -506,15 +679,144 @@ impl Keyspace {
         &self.timer
     }
 
-    /// Deletes every key whose TTL has passed in a shard that has one due; returns
-    /// how many were removed.
+    /// Deletes every key whose TTL has passed in a shard that has one due, until
+    /// nothing due is left; returns how many were removed.
     pub fn expire_due(&self, now: u64) -> usize {
+        let mut removed = 0;
+        // Granting a waiter can file a lease that is already due (a zero TTL):
+        // go round again until nothing due is left; each round consumes waiters.
+        for _ in 0..10_000 {
+            removed += self.expire_step(now, &mut ExpiryBudget::unlimited());
+            if self.timer.next_due() > now {
+                break;
+            }
+        }
+        removed
+    }
+
+    /// One slice of active expiry within `budget`; returns the keys removed.
+    /// Every due shard first takes its due entries into its backlog (while the
+    /// budget lasts) and, if it has a backlog, settles its contended locks; then the backlogs are worked through, round-robin from
+    /// where the previous step stopped, until the budget is spent. Shards left due
+    /// are noted on the timer, so `timer().next_due() <= now` tells the caller to
+    /// come back (after letting other clients run).
+    pub fn expire_step(&self, now: u64, budget: &mut ExpiryBudget) -> usize {
         // Reset first: shards still holding deadlines note them again, and a
         // deadline filed concurrently lowers it and wakes the task.
         self.timer.next_due.store(u64::MAX, Ordering::Release);
-        self.dbs
-            .iter()
-            .map(|db| db.expire_due(now, &self.timer))
-            .sum()
+        let total = self.dbs.len() * SHARDS;
+        let shard = |idx: usize| {
+            let db = &self.dbs[idx / SHARDS];
+            (&db.shards[idx % SHARDS], &db.next_due[idx % SHARDS])
+        };
+        for idx in 0..total {
+            let (s, due) = shard(idx);
+            if due.load(Ordering::Acquire) <= now {
+                s.lock().take_due(now, budget);
+            }
+        }
+        let start = self.expiry_cursor.load(Ordering::Relaxed) % total;
+        let mut removed = 0;
+        for k in 0..total {
+            let idx = (start + k) % total;
+            let (s, due) = shard(idx);
+            let due = due.load(Ordering::Acquire);
+            if due > now || budget.is_spent() {
+                if due != u64::MAX {
+                    self.timer.note(due);
+                }
+                continue;
+            }
+            removed += s.lock().expire_slice(now, budget);
+            if budget.is_spent() {
+                self.expiry_cursor.store(idx, Ordering::Relaxed);
+            }
+        }
+        removed
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn volatile(i: usize, at: u64) -> (Vec<u8>, Entry) {
+        let entry = Entry {
+            value: Value::string(b"v"),
+            expires_at: Some(at),
+        };
+        (format!("key:{i}").into_bytes(), entry)
+    }
+
+    #[test]
+    fn spent_budget_leaves_a_backlog_that_later_steps_clear() {
+        let now = 1_000_000;
+        let ks = Keyspace::new(1, now);
+        let db = ks.db(0).unwrap();
+        let n = 20_000;
+        for i in 0..n {
+            let (k, e) = volatile(i, now + 10);
+            db.lock(&k).insert(&k, e, now);
+        }
+        let later = now + 10;
+        // A budget with no time left stops after one check's worth of entries.
+        let removed = ks.expire_step(later, &mut ExpiryBudget::new(Duration::ZERO));
+        assert!(removed < n / 10, "one slice removed {removed}");
+        assert!(ks.timer().next_due() <= later, "still due: comes back");
+        // Lazy expiry hides what the backlog still holds.
+        for i in (0..n).step_by(97) {
+            let k = format!("key:{i}");
+            assert!(db.lock(k.as_bytes()).get(k.as_bytes(), later).is_none());
+        }
+        let mut total = removed;
+        let mut steps = 1;
+        while ks.timer().next_due() <= later {
+            total += ks.expire_step(later, &mut ExpiryBudget::new(Duration::ZERO));
+            steps += 1;
+            assert!(steps < n, "no progress");
+        }
+        assert!(steps > 10, "worked in slices: {steps}");
+        // Keys read above went lazily; the rest actively; none is left.
+        assert_eq!(db.len(), 0);
+        assert!(total >= n - n / 97 - 1);
+        assert_eq!(ks.timer().next_due(), u64::MAX);
+    }
+
+    #[test]
+    fn contended_lease_is_settled_before_the_backlog() {
+        let now = 1_000_000;
+        let ks = Keyspace::new(1, now);
+        let db = ks.db(0).unwrap();
+        for i in 0..20_000 {
+            let (k, e) = volatile(i, now + 10);
+            db.lock(&k).insert(&k, e, now);
+        }
+        let req = |owner: &str, wait| AcquireRequest {
+            owner: Bytes::copy_from_slice(owner.as_bytes()),
+            ttl_ms: 10,
+            shared: false,
+            limit: None,
+            session: None,
+            wait,
+        };
+        let mut shard = db.lock(b"L");
+        let held = shard.lock_acquire(b"L", req("a", false), now).unwrap();
+        assert!(matches!(held, Acquired::Granted(_)));
+        let Acquired::Queued { mut grant, .. } =
+            shard.lock_acquire(b"L", req("b", true), now).unwrap()
+        else {
+            panic!("b queues behind a");
+        };
+        shard.note_lock_waiter(b"L");
+        drop(shard);
+        // However small the slice, the waiter is served in the first one.
+        ks.expire_step(now + 10, &mut ExpiryBudget::new(Duration::ZERO));
+        assert!(grant.try_recv().is_ok(), "b granted in the first slice");
+        ks.expire_due(now + 10);
+        assert_eq!(db.len(), 1, "only the lock is left");
+        // Once the lock is gone it is no longer tracked.
+        ks.expire_due(now + 20);
+        assert_eq!(db.len(), 0);
+        assert!(db.lock(b"L").contended.is_empty());
     }
 }
