@@ -105,26 +105,29 @@ impl ExpiryTimer {
     }
 }
 
-/// How much one slice of active expiry may do before it lets other clients run.
+/// How much one slice of active expiry may do before it lets other clients run:
+/// a span of time, and at least [`ExpiryBudget::MIN_ENTRIES`] entries so that
+/// every step makes progress however long the wheel took.
 #[derive(Debug)]
 pub struct ExpiryBudget {
     /// `None`: no limit (run to completion).
     until: Option<Instant>,
-    /// Entries handled since the clock was last read.
-    since_check: u32,
-    spent: bool,
+    /// Entries handled.
+    entries: u32,
+    /// The time is up (read every `MIN_ENTRIES` entries, and after a wheel poll).
+    time_up: bool,
 }
 
 impl ExpiryBudget {
-    /// Entries handled between two readings of the clock.
-    const CHECK_EVERY: u32 = 64;
+    /// Entries handled between two readings of the clock, and at least per step.
+    pub const MIN_ENTRIES: u32 = 64;
 
     /// A budget of `time` from now.
     pub fn new(time: Duration) -> Self {
         ExpiryBudget {
             until: Some(Instant::now() + time),
-            since_check: 0,
-            spent: false,
+            entries: 0,
+            time_up: false,
         }
     }
 
@@ -132,32 +135,31 @@ impl ExpiryBudget {
     pub fn unlimited() -> Self {
         ExpiryBudget {
             until: None,
-            since_check: 0,
-            spent: false,
+            entries: 0,
+            time_up: false,
         }
     }
 
-    /// Counts `units` of work (entries handled); true once the budget is spent.
-    fn charge(&mut self, units: usize) -> bool {
-        if self.spent {
-            return true;
+    /// Counts one entry handled.
+    fn charge(&mut self) {
+        self.entries = self.entries.saturating_add(1);
+        if self.entries.is_multiple_of(Self::MIN_ENTRIES) {
+            self.check();
         }
-        let Some(until) = self.until else {
-            return false;
-        };
-        self.since_check = self
-            .since_check
-            .saturating_add(u32::try_from(units).unwrap_or(u32::MAX));
-        if self.since_check >= Self::CHECK_EVERY {
-            self.since_check = 0;
-            self.spent = Instant::now() >= until;
-        }
-        self.spent
     }
 
-    /// Whether the budget has run out.
+    /// Reads the clock (also after work not counted entry by entry, such as a
+    /// wheel moving entries down a level); true once the time is up.
+    fn check(&mut self) -> bool {
+        if let (false, Some(until)) = (self.time_up, self.until) {
+            self.time_up = Instant::now() >= until;
+        }
+        self.time_up
+    }
+
+    /// Whether the step should stop: the time is up and the minimum is done.
     pub fn is_spent(&self) -> bool {
-        self.spent
+        self.time_up && self.entries >= Self::MIN_ENTRIES
     }
 }
 
@@ -362,13 +364,12 @@ impl Shard {
     /// lasts and, if this slice will not get through it all, settles the
     /// contended locks so their waiters do not wait behind it.
     fn take_due(&mut self, now: u64, budget: &mut ExpiryBudget) {
-        if !budget.is_spent() {
-            let before = self.pending.len();
+        if !budget.time_up {
             self.wheel.poll(now, &mut self.pending);
-            budget.charge(self.pending.len() - before);
+            budget.check();
         }
-        if !self.contended.is_empty() && (budget.is_spent() || self.expiry_backlog() > BACKLOG) {
-            self.settle_contended(now, budget);
+        if !self.contended.is_empty() && (budget.time_up || self.expiry_backlog() > BACKLOG) {
+            self.settle_contended(now);
         }
     }
 
@@ -376,17 +377,14 @@ impl Shard {
     /// backlog until `budget` is spent. Returns the keys removed. A shard left with
     /// a backlog stays due (its published deadline is `now`).
     fn expire_slice(&mut self, now: u64, budget: &mut ExpiryBudget) -> usize {
-        let before = self.pending.len();
         self.wheel.poll(now, &mut self.pending);
-        budget.charge(self.pending.len() - before);
+        budget.check();
         let mut removed = 0;
-        while self.pending_at < self.pending.len() {
-            if budget.charge(1) {
-                break;
-            }
+        while self.pending_at < self.pending.len() && !budget.is_spent() {
             let (when, key) = std::mem::take(&mut self.pending[self.pending_at]);
             self.pending_at += 1;
             removed += usize::from(self.expire_entry(when, &key, now));
+            budget.charge();
         }
         if self.pending_at == self.pending.len() {
             self.pending.clear();
@@ -432,10 +430,9 @@ impl Shard {
 
     /// Settles every contended lock (expired leases dropped, waiters granted) and
     /// forgets the ones left without waiters.
-    fn settle_contended(&mut self, now: u64, budget: &mut ExpiryBudget) {
+    fn settle_contended(&mut self, now: u64) {
         let keys: Vec<Bytes> = self.contended.iter().cloned().collect();
         for key in keys {
-            budget.charge(1);
             // Its own TTL may have passed: that goes through lazy expiry here.
             self.expire_if_due(&key, now);
             if has_waiters(self.map.get(&key)) {
