@@ -303,7 +303,8 @@ impl Shard {
         if old.expires_at.is_some() {
             self.volatile -= 1;
         }
-        if !self.contended.is_empty() {
+        // A lock removed with waiters is put back for them: it stays contended.
+        if !self.contended.is_empty() && !has_waiters(Some(&old)) {
             self.contended.remove(key);
         }
         self.touch(key);
@@ -693,10 +694,11 @@ impl Keyspace {
 
     /// One slice of active expiry within `budget`; returns the keys removed.
     /// Every due shard first takes its due entries into its backlog (while the
-    /// budget lasts) and, if it has a backlog, settles its contended locks; then the backlogs are worked through, round-robin from
-    /// where the previous step stopped, until the budget is spent. Shards left due
-    /// are noted on the timer, so `timer().next_due() <= now` tells the caller to
-    /// come back (after letting other clients run).
+    /// budget lasts) and, if it has a backlog, settles its contended locks; then
+    /// the backlogs are worked through, round-robin from where the previous step
+    /// stopped, until the budget is spent. Shards left due are noted on the timer,
+    /// so `timer().next_due() <= now` tells the caller to come back (after letting
+    /// other clients run).
     pub fn expire_step(&self, now: u64, budget: &mut ExpiryBudget) -> usize {
         // Reset first: shards still holding deadlines note them again, and a
         // deadline filed concurrently lowers it and wakes the task.
