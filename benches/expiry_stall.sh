@@ -4,10 +4,12 @@
 #
 #   keys:   1,000,000 `SET key:N v PXAT D` sharing one deadline D (both servers);
 #   leases: 1,000,000 locks whose leases end together: latchkey's
-#           `LOCK.ACQUIRE lock:N owner TTL` against Redis's `SET lock:N owner NX PX
-#           TTL` (loaded by one EVAL each, so every deadline is the same: a script
-#           sees one time); on latchkey one more lock ending with them has a waiter
-#           blocked in `LOCK.ACQUIRE ... WAIT`, and its hand-off delay is reported.
+#           `LOCK.ACQUIRE lock:N owner TTL` (one EVAL: a script sees one time, so
+#           every lease ends together) against Redis's `SET lock:N owner NX PXAT D`
+#           (one EVAL too; PXAT because redis-server 7.0 reads the clock for each
+#           SET PX inside a script, which would spread the deadlines); on latchkey
+#           one more lock ending with them has a waiter blocked in
+#           `LOCK.ACQUIRE ... WAIT`, and its hand-off delay is reported.
 #
 # While they expire, a probe on its own connection sends PING after PING (Unix
 # socket, one in flight) from 300 ms before D until DBSIZE reaches 0 (at most 20 s)
@@ -16,7 +18,8 @@
 # in a temporary directory and are stopped on exit.
 #
 # Usage: benches/expiry_stall.sh [keys] [rounds]   (defaults 1000000, 1)
-#        LATCHKEY=path/to/latchkey skips the build (e.g. to measure another build).
+#        LATCHKEY=path/to/latchkey skips the build (e.g. to measure another build);
+#        KINDS=keys or KINDS=leases runs one of the two.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${1:-1000000}
@@ -36,7 +39,7 @@ trap cleanup EXIT
 start() { # name command...; sets PID
   local sock="$work/$1.sock"
   shift
-  "$@" --port 0 --unixsocket "$sock" --save '' --appendonly no --dir "$work" >/dev/null 2>&1 &
+  "$@" --port 0 --unixsocket "$sock" --save '' --appendonly no --dir "$work" --busy-reply-threshold 60000 >/dev/null 2>&1 &
   PID=$!
   pids+=("$PID")
   for _ in $(seq 200); do redis-cli -s "$sock" ping >/dev/null 2>&1 && break; sleep 0.05; done
@@ -98,22 +101,25 @@ ttl = 0
 handoff = None
 load_start = time.time()
 if kind == "keys":
-    deadline_ms = int(time.time() * 1000) + 4000 + n // 200
+    deadline_ms = int(time.time() * 1000) + 5000 + n // 50
     script = "for i=tonumber(ARGV[1]),tonumber(ARGV[2]) do redis.call('SET','key:'..i,'v','PXAT',ARGV[3]) end return 1"
     step = 100_000
     for lo in range(1, n + 1, step):
         command(c, "EVAL", script, 0, lo, min(lo + step - 1, n), deadline_ms)
 else:
-    ttl = 5000 + n // 200
+    ttl = 5000 + n // 50
     if server == "latchkey":
         script = "for i=1,tonumber(ARGV[1]) do redis.call('LOCK.ACQUIRE','lock:'..i,'owner',ARGV[2]) end redis.call('LOCK.ACQUIRE','handoff','owner',ARGV[2]) return 1"
+        command(c, "EVAL", script, 0, n, ttl)
     else:
-        script = "for i=1,tonumber(ARGV[1]) do redis.call('SET','lock:'..i,'owner','NX','PX',ARGV[2]) end return 1"
-    command(c, "EVAL", script, 0, n, ttl)
+        # SET NX with one absolute deadline: Redis's script time is not frozen
+        # for PX, and the leases must end together as latchkey's do.
+        script = "for i=1,tonumber(ARGV[1]) do redis.call('SET','lock:'..i,'owner','NX','PXAT',ARGV[2]) end return 1"
+        command(c, "EVAL", script, 0, n, int(time.time() * 1000) + ttl)
     t0 = time.time()
     first, last = command(c, "PTTL", "lock:1"), command(c, "PTTL", "lock:%d" % n)
     deadline_ms = int(t0 * 1000) + last
-    if abs(first - last) > 1:
+    if abs(first - last) > 50:
         print("  (leases do not end together: PTTL %d and %d)" % (first, last))
     if server == "latchkey":
         # A waiter on a lock whose lease ends with the others.
@@ -159,7 +165,7 @@ EOF
 
 echo "== $N keys / leases with one deadline; PING round trips after it ($ROUNDS round(s))"
 for round in $(seq "$ROUNDS"); do
-  for kind in keys leases; do
+  for kind in ${KINDS:-keys leases}; do
     for server in redis latchkey; do
       if [ "$server" = redis ]; then
         start redis redis-server

@@ -289,8 +289,9 @@ fn spawn_client<S>(
 }
 
 /// How long one slice of active expiry may hold the gate and a shard before the
-/// other clients on its worker get their turn.
-const EXPIRY_SLICE: Duration = Duration::from_millis(1);
+/// other clients on its worker get their turn: a request arriving meanwhile
+/// waits about half of it.
+const EXPIRY_SLICE: Duration = Duration::from_micros(250);
 
 /// The longest the expiry task sleeps without looking at the clock again: a
 /// deadline further off (up to `u64::MAX` ms, from PXAT) is reached in steps.
