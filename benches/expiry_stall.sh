@@ -109,8 +109,9 @@ if kind == "keys":
 else:
     ttl = 5000 + n // 50
     if server == "latchkey":
-        script = "for i=1,tonumber(ARGV[1]) do redis.call('LOCK.ACQUIRE','lock:'..i,'owner',ARGV[2]) end redis.call('LOCK.ACQUIRE','handoff','owner',ARGV[2]) return 1"
-        command(c, "EVAL", script, 0, n, ttl)
+        # Returns lock:1's fencing token: the script's time in ms, shifted left 10.
+        script = "local t = redis.call('LOCK.ACQUIRE','lock:1','owner',ARGV[2]) for i=2,tonumber(ARGV[1]) do redis.call('LOCK.ACQUIRE','lock:'..i,'owner',ARGV[2]) end redis.call('LOCK.ACQUIRE','handoff','owner',ARGV[2]) return t"
+        lease_end_ms = (command(c, "EVAL", script, 0, n, ttl) >> 10) + ttl
     else:
         # SET NX with one absolute deadline: Redis's script time is not frozen
         # for PX, and the leases must end together as latchkey's do.
@@ -127,7 +128,8 @@ else:
         def wait():
             global handoff
             got = command(w, "LOCK.ACQUIRE", "handoff", "waiter", 10000, "WAIT", 30000)
-            handoff = (time.time() * 1000 - deadline_ms, got)
+            # Its token is the grant's time on the server clock (ms << 10).
+            handoff = ((got >> 10) - lease_end_ms, got)
         threading.Thread(target=wait, daemon=True).start()
 loaded = time.time()
 if loaded * 1000 > deadline_ms - 500:
@@ -157,7 +159,7 @@ print("  %-8s %-6s pings=%-6d p50=%6.3f ms  p99=%7.3f ms  p99.9=%7.3f ms  max=%7
       % (server, kind, len(samples), pct(0.5), pct(0.99), pct(0.999), samples[-1] * 1000,
          "after %.0f ms" % cleared if cleared is not None else "not within 20 s"))
 if handoff is not None:
-    print("  %-8s lease hand-off to a waiter %.1f ms after the lease ended (reply %s)" % (server, handoff[0], handoff[1]))
+    print("  %-8s lease hand-off to a waiter %d ms after the lease ended (server clock; token %s)" % (server, handoff[0], handoff[1]))
 elif server == "latchkey" and kind == "leases":
     print("  latchkey waiter not granted within the run")
 EOF
