@@ -375,16 +375,17 @@ impl Shard {
         self.pending.len() - self.pending_at
     }
 
-    /// Takes what the wheel has due by `now` into the backlog while `budget`
-    /// lasts and, if this slice will not get through it all, settles the
-    /// contended locks so their waiters do not wait behind it.
+    /// Settles the contended locks if what is due here may take more than this
+    /// slice (so their waiters do not wait behind it), then takes what the wheel
+    /// has due by `now` into the backlog while `budget` lasts.
     fn take_due(&mut self, now: u64, budget: &mut ExpiryBudget) {
+        let crowded = self.expiry_backlog() > BACKLOG || self.wheel.len() > BACKLOG;
+        if !self.contended.is_empty() && (budget.time_up || crowded) {
+            self.settle_contended(now);
+        }
         if !budget.time_up {
             self.wheel.poll(now, &mut self.pending);
             budget.check();
-        }
-        if !self.contended.is_empty() && (budget.time_up || self.expiry_backlog() > BACKLOG) {
-            self.settle_contended(now);
         }
     }
 
