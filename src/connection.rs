@@ -67,7 +67,8 @@ where
     release_client(&shared, &mut session).await;
 }
 
-fn panic_text(panic: &(dyn std::any::Any + Send)) -> &str {
+/// The message a panic carried, for the log.
+pub(crate) fn panic_text(panic: &(dyn std::any::Any + Send)) -> &str {
     if let Some(s) = panic.downcast_ref::<&str>() {
         s
     } else if let Some(s) = panic.downcast_ref::<String>() {

@@ -188,6 +188,13 @@ impl ServerHandle {
         self.shared.keyspace.expire_due(self.shared.clock.now_ms());
     }
 
+    /// Test hook: the active-expiry task panics on its next pass. The server logs
+    /// it and restarts the task; keys keep expiring.
+    #[doc(hidden)]
+    pub fn inject_expiry_panic(&self) {
+        self.shared.keyspace.timer().inject_panic();
+    }
+
     /// The server clock's time in ms since the Unix epoch.
     pub fn now_ms(&self) -> u64 {
         self.shared.clock.now_ms()

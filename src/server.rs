@@ -11,7 +11,7 @@ use std::os::fd::AsRawFd;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use dashmap::DashMap;
 use parking_lot::RwLock;
@@ -22,7 +22,7 @@ use crate::clock::Clock;
 use crate::commands::CommandTable;
 use crate::config::Config;
 use crate::gate::ExecGate;
-use crate::keyspace::Keyspace;
+use crate::keyspace::{ExpiryBudget, Keyspace};
 use crate::session::ClientInfo;
 
 /// The version of Redis whose behaviour latchkey follows.
@@ -271,7 +271,7 @@ async fn accept_tcp(listener: TcpListener, shared: Arc<Shared>, done: mpsc::Send
             }
             Err(e) => {
                 tracing::warn!("accept failed: {e}");
-                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                tokio::time::sleep(Duration::from_millis(10)).await;
             }
         }
     }
@@ -296,7 +296,7 @@ async fn accept_unix(
             }
             Err(e) => {
                 tracing::warn!("accept failed: {e}");
-                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                tokio::time::sleep(Duration::from_millis(10)).await;
             }
         }
     }
@@ -356,9 +356,46 @@ impl Drop for Leave {
     }
 }
 
-/// Sleeps until the earliest key deadline (or a clock move) and deletes what has
-/// expired; exits at shutdown.
+/// How long one slice of active expiry may hold the gate and a shard before the
+/// other clients on its worker get their turn: a request arriving meanwhile
+/// waits about half of it.
+const EXPIRY_SLICE: Duration = Duration::from_micros(250);
+
+/// The longest the expiry task sleeps without looking at the clock again: a
+/// deadline further off (up to `u64::MAX` ms, from PXAT) is reached in steps.
+const EXPIRY_MAX_NAP_MS: u64 = 3_600_000;
+
+/// Runs active expiry until shutdown. A panic in it is logged and the task
+/// restarted (after a pause that grows while it keeps failing at once), so keys
+/// keep expiring by time; meanwhile lazy expiry keeps expired keys invisible.
 async fn expiry_task(shared: Arc<Shared>) {
+    let mut failures = 0u32;
+    loop {
+        let started = Instant::now();
+        let run = tokio::spawn(expire_until_shutdown(shared.clone()));
+        let panic = match run.await {
+            Ok(()) => return,
+            Err(e) if e.is_panic() => e.into_panic(),
+            Err(_) => return, // cancelled: the runtime is going away
+        };
+        if started.elapsed() > Duration::from_secs(1) {
+            failures = 0;
+        }
+        failures = failures.saturating_add(1);
+        let message = crate::connection::panic_text(panic.as_ref());
+        tracing::error!("active expiry panicked ({message}); restarting it");
+        let pause = Duration::from_millis(1 << failures.min(10));
+        let mut shutdown = shared.shutdown_signal();
+        tokio::select! {
+            _ = tokio::time::sleep(pause) => {}
+            _ = shutdown.wait_for(|s| *s) => return,
+        }
+    }
+}
+
+/// Sleeps until the earliest key deadline (or a clock move) and deletes what has
+/// expired, a slice at a time with a yield between slices; exits at shutdown.
+async fn expire_until_shutdown(shared: Arc<Shared>) {
     let mut shutdown = shared.shutdown_signal();
     let timer = shared.keyspace.timer();
     loop {
@@ -367,15 +404,24 @@ async fn expiry_task(shared: Arc<Shared>) {
         moved.as_mut().enable();
         let now = shared.clock.now_ms();
         if timer.next_due() <= now {
-            // Shared hold of the gate: expiry never lands inside a transaction.
-            let _gate = shared.gate.read_async().await;
-            shared.keyspace.expire_due(now);
+            {
+                // Shared hold of the gate: expiry never lands inside a transaction.
+                let _gate = shared.gate.read_async().await;
+                if timer.take_injected_panic() {
+                    panic!("injected for a test");
+                }
+                let mut budget = ExpiryBudget::new(EXPIRY_SLICE);
+                shared.keyspace.expire_step(now, &mut budget);
+            }
+            // Let the other clients on this worker run before the next slice.
+            tokio::task::yield_now().await;
+            if shared.is_shutting_down() {
+                return;
+            }
             continue;
         }
-        let due = timer.next_due();
-        let nap = (due != u64::MAX)
-            .then(|| shared.clock.real_time_until(due))
-            .flatten();
+        let due = timer.next_due().min(now.saturating_add(EXPIRY_MAX_NAP_MS));
+        let nap = shared.clock.real_time_until(due);
         tokio::select! {
             _ = async {
                 match nap {

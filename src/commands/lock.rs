@@ -119,7 +119,12 @@ fn acquire(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
     };
     let now = ctx.now;
     let db = ctx.session.db;
-    let outcome = ctx.db().lock(key).lock_acquire(key, req, now)?;
+    let mut shard = ctx.db().lock(key);
+    let outcome = shard.lock_acquire(key, req, now)?;
+    if matches!(outcome, Acquired::Queued { .. }) {
+        shard.note_lock_waiter(key);
+    }
+    drop(shard);
     match outcome {
         Acquired::Granted(token) => {
             if o.session {
