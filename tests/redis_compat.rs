@@ -35,5 +35,6 @@ case_files!(
     transactions,
     server,
     scripting,
-    lists
+    lists,
+    nesting
 );
