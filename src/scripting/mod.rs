@@ -770,9 +770,10 @@ fn reply_to_lua(lua: &Lua, reply: &Reply, resp3: bool) -> mlua::Result<Value> {
     reply_to_lua_at(lua, reply, resp3, 0)
 }
 
-/// How deep [`reply_to_lua`] follows a reply. Redis's own conversion stops at the
-/// Lua stack's limit; command replies never come near either.
-const MAX_REPLY_DEPTH: usize = 1000;
+/// How deep [`reply_to_lua`] follows a reply: command replies nest a few levels,
+/// and 128 recursive steps stay far inside a 2 MiB stack even in a debug build
+/// (1,000 did not).
+const MAX_REPLY_DEPTH: usize = 128;
 
 fn too_deep() -> mlua::Error {
     mlua::Error::runtime("reached lua stack limit")
@@ -1252,5 +1253,79 @@ impl Nested {
             Some(part) => Reply::Nested(Nested(vec![part])),
             None => Reply::Nested(Nested(parts)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lua() -> Lua {
+        Lua::new()
+    }
+
+    #[test]
+    fn a_nested_reply_becomes_lua_tables_in_resp2_and_resp3() {
+        let lua = lua();
+        let nested = Reply::Nested(Nested(vec![
+            Part::Array(3),
+            Part::Map(1),
+            Part::Bulk(Bytes::from_static(b"k")),
+            Part::Set(1),
+            Part::Int(7),
+            Part::Array(0),
+            Part::Null,
+        ]));
+        let check = |resp3: bool, code: &str| {
+            let v = reply_to_lua(&lua, &nested, resp3).expect("converts");
+            lua.globals().raw_set("v", v).unwrap();
+            let ok: bool = lua.load(code).eval().expect("runs");
+            assert!(ok, "resp3={resp3}: {code}");
+        };
+        check(
+            false,
+            "return v[1][1] == 'k' and v[1][2][1] == 7 and #v[2] == 0 and v[3] == false",
+        );
+        check(
+            true,
+            "return v[1].map.k.set[7] == true and #v[2] == 0 and v[3] == nil",
+        );
+    }
+
+    #[test]
+    fn a_reply_deeper_than_the_bound_is_refused_not_followed() {
+        let lua = lua();
+        let mut parts = vec![Part::Array(1); MAX_REPLY_DEPTH + 5];
+        parts.push(Part::Int(1));
+        let deep = Reply::Nested(Nested(parts));
+        let err = reply_to_lua(&lua, &deep, false).expect_err("too deep");
+        assert!(err.to_string().contains("reached lua stack limit"), "{err}");
+        let mut tree = Reply::Int(1);
+        for _ in 0..MAX_REPLY_DEPTH + 5 {
+            tree = Reply::Array(vec![tree]);
+        }
+        assert!(reply_to_lua(&lua, &tree, true).is_err());
+    }
+
+    #[test]
+    fn a_lua_value_converts_as_redis_converts_it() {
+        let lua = lua();
+        let convert = |code: &str, resp3: bool| {
+            let v: Value = lua.load(code).eval().expect("runs");
+            let mut out = bytes::BytesMut::new();
+            lua_to_reply(&lua, v, resp3).encode(true, &mut out);
+            String::from_utf8_lossy(&out).into_owned()
+        };
+        assert_eq!(
+            convert("return {1, 'a', {ok='s\\r\\n'}}", false),
+            "*3\r\n:1\r\n$1\r\na\r\n+s  \r\n"
+        );
+        assert_eq!(convert("return {true, false}", true), "*2\r\n#t\r\n#f\r\n");
+        assert_eq!(convert("return {true, false}", false), "*2\r\n:1\r\n_\r\n");
+        assert_eq!(convert("return 0/0", false), ":-9223372036854775808\r\n");
+        assert_eq!(convert("return print", false), "_\r\n");
+        let deep = convert("local t={} for i=1,100000 do t={t} end return t", false);
+        assert!(deep.ends_with("*1\r\n-ERR reached lua stack limit\r\n"));
+        assert_eq!(deep.matches("*1\r\n").count(), 7995);
     }
 }
