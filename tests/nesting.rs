@@ -210,3 +210,31 @@ fn the_binary_survives_scripts_returning_5000_to_100000_nested_tables() {
     );
     assert!(server.0.try_wait().unwrap().is_none(), "the server exited");
 }
+
+// --- found by the script fuzz target ------------------------------------------
+
+#[tokio::test]
+async fn caching_9000_scripts_does_not_exhaust_the_vms_reference_slots() {
+    // Each cached script held one of the VM's 8,000 reference slots: the 7,997th
+    // distinct script panicked the connection, and every new script after it.
+    let server = common::start().await;
+    let mut con = common::connect(&server).await;
+    let mut pipe = redis::pipe();
+    for i in 0..9000 {
+        pipe.cmd("SCRIPT").arg("LOAD").arg(format!("return {i}"));
+    }
+    let shas: Vec<String> = pipe.query_async(&mut con).await.expect("all load");
+    for (i, sha) in [(0, &shas[0]), (8999, &shas[8999])] {
+        let v = common::cmd(&mut con, &["EVALSHA", sha, "0"]).await.unwrap();
+        assert_eq!(v, redis::Value::Int(i));
+    }
+    let v = common::cmd(&mut con, &["EVAL", "return 'new'", "0"])
+        .await
+        .unwrap();
+    assert_eq!(v, redis::Value::BulkString(b"new".to_vec()));
+    common::cmd(&mut con, &["SCRIPT", "FLUSH"]).await.unwrap();
+    let v = common::cmd(&mut con, &["EVAL", "return 2", "0"])
+        .await
+        .unwrap();
+    assert_eq!(v, redis::Value::Int(2));
+}

@@ -48,7 +48,9 @@ pub struct Scripts {
     lua: Mutex<Lua>,
     /// By lower-case hex SHA-1. The names are digests of what clients sent, so a
     /// fast hash that is still keyed per process (ahash) is enough.
-    cache: Mutex<HashMap<String, Function, ahash::RandomState>>,
+    /// The functions are kept in the Lua registry: a `Function` handle would hold
+    /// one of the VM's reference slots, and there are only 8,000 of those.
+    cache: Mutex<HashMap<String, mlua::RegistryKey, ahash::RandomState>>,
     watch: Arc<Watch>,
 }
 
@@ -586,7 +588,10 @@ impl Scripts {
                 };
                 CommandError::err(format!("Error compiling script (new function): {msg}"))
             })?;
-        self.cache.lock().insert(sha.clone(), function);
+        let key = lua
+            .create_registry_value(function)
+            .map_err(|e| CommandError::err(e.to_string()))?;
+        self.cache.lock().insert(sha.clone(), key);
         Ok(sha)
     }
 
@@ -598,6 +603,7 @@ impl Scripts {
     /// Drops every cached script.
     pub fn flush(&self) {
         self.cache.lock().clear();
+        self.lua.lock().expire_registry_values();
     }
 
     /// Runs the cached script `sha` (lower-case hex) with KEYS and ARGV. The caller
@@ -615,10 +621,13 @@ impl Scripts {
         // (the caller holds the gate exclusively), and the function need not be
         // cloned out of it.
         let cache = self.cache.lock();
-        let function = cache
+        let key = cache
             .get(sha)
             .ok_or_else(|| CommandError::raw("NOSCRIPT No matching script. Please use EVAL."))?;
         let lua = self.lua.lock();
+        let function: Function = lua
+            .registry_value(key)
+            .map_err(|e| CommandError::err(e.to_string()))?;
         let watch = &self.watch;
         watch
             .threshold_ms
