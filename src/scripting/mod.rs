@@ -969,6 +969,17 @@ fn status_table(lua: &Lua, s: &[u8]) -> mlua::Result<Value> {
 /// at the same depth as in Redis (an array nested 7,995 deep). The result is a flat
 /// [`Nested`] unless it is one plain scalar.
 fn lua_to_reply(lua: &Lua, value: Value, resp3: bool) -> Reply {
+    // A scalar result (the usual one: a lock script's integer or nil) needs no
+    // walk: the stack check cannot fail at the top.
+    match value {
+        Value::Table(_) => {}
+        Value::Integer(i) => return Reply::Int(i),
+        Value::Number(n) => return Reply::Int(truncate_like_x86(n)),
+        Value::String(s) => return Reply::Bulk(Bytes::copy_from_slice(&s.as_bytes())),
+        Value::Boolean(b) if resp3 => return Reply::Bool(b),
+        Value::Boolean(true) => return Reply::Int(1),
+        _ => return Reply::Nil,
+    }
     let mut walk = Walk {
         resp3,
         parts: Vec::new(),
