@@ -36,5 +36,6 @@ case_files!(
     server,
     scripting,
     lists,
-    nesting
+    nesting,
+    cjson
 );

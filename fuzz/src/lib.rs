@@ -561,6 +561,34 @@ mod tests {
         }
     }
 
+    /// Prints every corpus input as a JSON line (script, KEYS and ARGV in hex,
+    /// whether HELLO 3 comes first), for replaying against a real redis-server
+    /// (run with `--ignored --nocapture`).
+    #[test]
+    #[ignore]
+    fn print_corpus_scripts() {
+        let hex = |b: &[u8]| b.iter().map(|c| format!("{c:02x}")).collect::<String>();
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("corpus/script");
+        for entry in std::fs::read_dir(dir).expect("the corpus") {
+            let bytes = std::fs::read(entry.expect("an entry").path()).expect("readable");
+            let Ok(input) = Input::arbitrary_take_rest(Unstructured::new(&bytes)) else {
+                continue;
+            };
+            let list = |items: &[Vec<u8>]| {
+                let quoted: Vec<String> =
+                    items.iter().take(8).map(|i| format!("\"{}\"", hex(i))).collect();
+                format!("[{}]", quoted.join(","))
+            };
+            println!(
+                "{{\"script\":\"{}\",\"keys\":{},\"argv\":{},\"hello3\":{}}}",
+                hex(input.script().as_bytes()),
+                list(&input.keys),
+                list(&input.argv),
+                input.hello3
+            );
+        }
+    }
+
     #[test]
     fn frames_are_checked() {
         assert_eq!(one_frame(b"*2\r\n:1\r\n$1\r\na\r\n"), Ok(()));
