@@ -3,7 +3,8 @@
 # redis-tools from Debian's packages if missing, checks that the recorded
 # compatibility cases still match a real redis-server, runs every Rust test, then
 # drives latchkey with real clients: redis-cli, redis-py, python-redis-lock,
-# ioredis with node-redlock (pinned in tests/clients/).
+# ioredis with node-redlock (pinned in tests/clients/), and fuzzes the script path
+# (fuzz/: a stable randomized test, then 60 s of cargo-fuzz on nightly).
 set -euo pipefail
 cd "$(dirname "$0")"
 if ! command -v redis-server >/dev/null || ! command -v redis-cli >/dev/null; then
@@ -35,3 +36,19 @@ npm ci --prefix tests/clients/node --cache target/npm-cache --no-audit --no-fund
 node tests/clients/node/redlock.mjs target/debug/latchkey
 echo "== doc tests"
 cargo test --doc --all-features
+echo "== script fuzzing: the fuzz target's check on random inputs (stable)"
+cargo test --manifest-path fuzz/Cargo.toml --target-dir target
+echo "== script fuzzing: coverage-guided, 60 s (cargo-fuzz, nightly)"
+if ! rustup toolchain list 2>/dev/null | grep -q '^nightly'; then
+  rustup toolchain install nightly --profile minimal || true
+fi
+if rustup toolchain list 2>/dev/null | grep -q '^nightly'; then
+  if ! cargo +nightly fuzz --version >/dev/null 2>&1; then
+    cargo install cargo-fuzz --version 0.13.2 --locked
+  fi
+  (cd fuzz && cargo +nightly fuzz run script --features libfuzzer --debug-assertions -- \
+    -max_total_time=60 -timeout=20 -rss_limit_mb=4096 -detect_leaks=0 -print_final_stats=1)
+else
+  echo "== script fuzzing: SKIPPED: no nightly toolchain and rustup could not install one"
+  echo "   (the stable randomized test above ran the same check)"
+fi

@@ -5,10 +5,18 @@
 //! downgraded the way Redis downgrades them for RESP2 clients: maps become flat
 //! arrays, sets arrays, doubles bulk strings, booleans integers, and both kinds
 //! of null become `$-1` or `*-1`.
+//!
+//! # Depth
+//!
+//! A script's result is the one reply whose shape a client chooses, so it is kept
+//! flat ([`Nested`]: container headers and scalars in the order they are written)
+//! and its depth costs no stack, whether it is built, encoded or dropped. Every
+//! other reply is built by a handler and nests at most a few levels (EXEC's array
+//! of replies, COMMAND's entries), so encoding recurses over those.
 
 use bytes::{Bytes, BytesMut};
 use redis_protocol::resp2::types::BytesFrame as Frame2;
-use redis_protocol::resp3::types::{BytesFrame as Frame3, FrameMap, FrameSet};
+use redis_protocol::resp3::types::BytesFrame as Frame3;
 
 use crate::error::CommandError;
 
@@ -48,6 +56,43 @@ pub enum Reply {
     Push(Vec<Reply>),
     /// Nothing at all is sent (SHUTDOWN closes the connection without a reply).
     Silent,
+    /// A script's result with nested arrays, maps or sets (or a RESP3 type only
+    /// scripts produce), kept flat.
+    Nested(Nested),
+}
+
+/// A reply of any depth as a flat sequence: each container's header is followed
+/// by its elements (a map's by key, value, ...), as it is written on the wire.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Nested(pub Vec<Part>);
+
+/// One element of a [`Nested`] reply.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Part {
+    /// `*n`: the next `n` parts (with their own elements) are its elements.
+    Array(usize),
+    /// `%n` in RESP3 (`*2n` in RESP2): `n` keys and values follow, alternating.
+    Map(usize),
+    /// `~n` in RESP3 (`*n` in RESP2).
+    Set(usize),
+    /// `:n`
+    Int(i64),
+    /// `$n\r\n...`
+    Bulk(Bytes),
+    /// `+text`; the text holds no CR or LF.
+    Status(Bytes),
+    /// `-text`; the text holds no CR or LF.
+    Error(Bytes),
+    /// `$-1` in RESP2, `_` in RESP3.
+    Null,
+    /// `#t`/`#f` in RESP3, `:1`/`:0` in RESP2.
+    Bool(bool),
+    /// `,d` in RESP3, a bulk string in RESP2.
+    Double(f64),
+    /// `(digits` in RESP3, a bulk string in RESP2; the text holds no CR or LF.
+    BigNumber(Bytes),
+    /// `=n\r\nfmt:text` in RESP3 (a three-byte format), a bulk string in RESP2.
+    Verbatim([u8; 3], Bytes),
 }
 
 impl Reply {
@@ -71,40 +116,56 @@ impl Reply {
 
     /// True for an error reply.
     pub fn is_error(&self) -> bool {
-        matches!(self, Reply::Error(_))
+        match self {
+            Reply::Error(_) => true,
+            Reply::Nested(n) => matches!(n.0.as_slice(), [Part::Error(_)]),
+            _ => false,
+        }
     }
 
     /// Appends this reply to `out`, as RESP3 when `resp3` is set, else RESP2.
+    ///
+    /// Containers are written here, header then elements (recursing only over the
+    /// few levels a handler builds; see the module doc), so a RESP2 `*-1` can sit
+    /// inside an array (a BLPOP that timed out inside EXEC) and a [`Nested`] reply
+    /// inside EXEC's. Scalars go through `redis-protocol`, except the short bulk
+    /// string on GET's path and doubles, which Redis formats its own way.
     pub fn encode(&self, resp3: bool, out: &mut BytesMut) {
         match self {
-            Reply::Silent => return,
-            Reply::Short(b) => {
-                // The one hand-written encoding: a bulk string of at most 22 bytes,
-                // on GET's hot path, where building a frame would allocate.
-                out.reserve(b.len() + 8);
-                out.extend_from_slice(b"$");
-                out.extend_from_slice(itoa::Buffer::new().format(b.len()).as_bytes());
-                out.extend_from_slice(b"\r\n");
-                out.extend_from_slice(b);
-                out.extend_from_slice(b"\r\n");
-                return;
+            Reply::Silent => {}
+            Reply::Short(b) => bulk(out, b),
+            Reply::Array(items) => {
+                header(out, b'*', items.len());
+                items.iter().for_each(|i| i.encode(resp3, out));
             }
-            Reply::Array(items) | Reply::Set(items) | Reply::Push(items)
-                if !resp3 && items.iter().any(|i| matches!(i, Reply::NilArray)) =>
-            {
-                // RESP2 frames cannot nest `*-1` (a BLPOP that timed out inside
-                // EXEC), so this array's header is written here and each element
-                // encodes itself.
-                out.extend_from_slice(b"*");
-                out.extend_from_slice(itoa::Buffer::new().format(items.len()).as_bytes());
-                out.extend_from_slice(b"\r\n");
-                for item in items {
-                    item.encode(false, out);
+            Reply::Set(items) | Reply::Push(items) => {
+                let kind = match (resp3, self) {
+                    (false, _) => b'*',
+                    (true, Reply::Set(_)) => b'~',
+                    (true, _) => b'>',
+                };
+                header(out, kind, items.len());
+                items.iter().for_each(|i| i.encode(resp3, out));
+            }
+            Reply::Map(pairs) => {
+                if resp3 {
+                    header(out, b'%', pairs.len());
+                } else {
+                    header(out, b'*', pairs.len().saturating_mul(2));
                 }
-                return;
+                for (k, v) in pairs {
+                    k.encode(resp3, out);
+                    v.encode(resp3, out);
+                }
             }
-            _ => {}
+            Reply::Double(d) => double(out, resp3, *d),
+            Reply::Nested(n) => n.encode(resp3, out),
+            _ => self.encode_scalar(resp3, out),
         }
+    }
+
+    /// A scalar through `redis-protocol` (`encode` writes the rest).
+    fn encode_scalar(&self, resp3: bool, out: &mut BytesMut) {
         let encoded = if resp3 {
             redis_protocol::resp3::encode::complete::extend_encode(out, &self.to_resp3(), false)
         } else if let Some(raw) = self.resp2_special() {
@@ -132,6 +193,8 @@ impl Reply {
         }
     }
 
+    /// A scalar as a RESP2 frame. Containers, doubles and [`Nested`] replies are
+    /// written by `encode` and never get here.
     fn to_resp2(&self) -> Frame2 {
         match self {
             Reply::Simple(s) => Frame2::SimpleString(Bytes::from_static(s.as_bytes())),
@@ -140,24 +203,20 @@ impl Reply {
             Reply::Int(i) => Frame2::Integer(*i),
             Reply::Bulk(b) | Reply::Verbatim(b) => Frame2::BulkString(b.clone()),
             Reply::Short(b) => Frame2::BulkString(b.to_bytes()),
-            Reply::Nil => Frame2::Null,
-            // `*-1` is written by `encode` (at top level, or in an array that holds
-            // one); a frame cannot express it.
-            Reply::NilArray | Reply::Silent => Frame2::Null,
-            Reply::Array(items) | Reply::Set(items) | Reply::Push(items) => {
-                Frame2::Array(items.iter().map(Reply::to_resp2).collect())
-            }
-            Reply::Map(pairs) => Frame2::Array(
-                pairs
-                    .iter()
-                    .flat_map(|(k, v)| [k.to_resp2(), v.to_resp2()])
-                    .collect(),
-            ),
-            Reply::Double(d) => Frame2::BulkString(Bytes::from(format_double(*d))),
             Reply::Bool(b) => Frame2::Integer(i64::from(*b)),
+            Reply::Nil
+            | Reply::NilArray
+            | Reply::Silent
+            | Reply::Array(_)
+            | Reply::Set(_)
+            | Reply::Push(_)
+            | Reply::Map(_)
+            | Reply::Double(_)
+            | Reply::Nested(_) => Frame2::Null,
         }
     }
 
+    /// A scalar as a RESP3 frame (see `to_resp2`).
     fn to_resp3(&self) -> Frame3 {
         match self {
             Reply::Simple(s) => Frame3::SimpleString {
@@ -184,39 +243,6 @@ impl Reply {
                 data: b.to_bytes(),
                 attributes: None,
             },
-            Reply::Nil | Reply::NilArray | Reply::Silent => Frame3::Null,
-            Reply::Array(items) => Frame3::Array {
-                data: items.iter().map(Reply::to_resp3).collect(),
-                attributes: None,
-            },
-            Reply::Push(items) => Frame3::Push {
-                data: items.iter().map(Reply::to_resp3).collect(),
-                attributes: None,
-            },
-            Reply::Set(items) => {
-                let mut set = FrameSet::default();
-                for item in items {
-                    set.insert(item.to_resp3());
-                }
-                Frame3::Set {
-                    data: set,
-                    attributes: None,
-                }
-            }
-            Reply::Map(pairs) => {
-                let mut map = FrameMap::default();
-                for (k, v) in pairs {
-                    map.insert(k.to_resp3(), v.to_resp3());
-                }
-                Frame3::Map {
-                    data: map,
-                    attributes: None,
-                }
-            }
-            Reply::Double(d) => Frame3::Double {
-                data: *d,
-                attributes: None,
-            },
             Reply::Bool(b) => Frame3::Boolean {
                 data: *b,
                 attributes: None,
@@ -226,7 +252,88 @@ impl Reply {
                 format: redis_protocol::resp3::types::VerbatimStringFormat::Text,
                 attributes: None,
             },
+            Reply::Nil
+            | Reply::NilArray
+            | Reply::Silent
+            | Reply::Array(_)
+            | Reply::Set(_)
+            | Reply::Push(_)
+            | Reply::Map(_)
+            | Reply::Double(_)
+            | Reply::Nested(_) => Frame3::Null,
         }
+    }
+}
+
+impl Nested {
+    /// Appends the whole reply to `out`: one pass over the parts, no recursion.
+    pub fn encode(&self, resp3: bool, out: &mut BytesMut) {
+        for part in &self.0 {
+            match part {
+                Part::Array(n) => header(out, b'*', *n),
+                Part::Map(n) if resp3 => header(out, b'%', *n),
+                Part::Map(n) => header(out, b'*', n.saturating_mul(2)),
+                Part::Set(n) => header(out, if resp3 { b'~' } else { b'*' }, *n),
+                Part::Int(i) => {
+                    out.extend_from_slice(b":");
+                    out.extend_from_slice(itoa::Buffer::new().format(*i).as_bytes());
+                    out.extend_from_slice(b"\r\n");
+                }
+                Part::Bulk(b) => bulk(out, b),
+                Part::Status(b) => line(out, b'+', b),
+                Part::Error(b) => line(out, b'-', b),
+                Part::Null if resp3 => out.extend_from_slice(b"_\r\n"),
+                Part::Null => out.extend_from_slice(b"$-1\r\n"),
+                Part::Bool(b) if resp3 => {
+                    out.extend_from_slice(if *b { b"#t\r\n" } else { b"#f\r\n" })
+                }
+                Part::Bool(b) => out.extend_from_slice(if *b { b":1\r\n" } else { b":0\r\n" }),
+                Part::Double(d) => double(out, resp3, *d),
+                Part::BigNumber(b) if resp3 => line(out, b'(', b),
+                Part::BigNumber(b) => bulk(out, b),
+                Part::Verbatim(format, b) if resp3 => {
+                    header(out, b'=', b.len().saturating_add(4));
+                    out.extend_from_slice(format);
+                    out.extend_from_slice(b":");
+                    out.extend_from_slice(b);
+                    out.extend_from_slice(b"\r\n");
+                }
+                Part::Verbatim(_, b) => bulk(out, b),
+            }
+        }
+    }
+}
+
+/// `<kind><n>\r\n`: an aggregate's header, or a bulk string's length line.
+fn header(out: &mut BytesMut, kind: u8, n: usize) {
+    out.extend_from_slice(&[kind]);
+    out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
+    out.extend_from_slice(b"\r\n");
+}
+
+/// `$n\r\n<bytes>\r\n`
+fn bulk(out: &mut BytesMut, b: &[u8]) {
+    out.reserve(b.len() + 16);
+    header(out, b'$', b.len());
+    out.extend_from_slice(b);
+    out.extend_from_slice(b"\r\n");
+}
+
+/// `<kind><text>\r\n` for a text already free of CR and LF.
+fn line(out: &mut BytesMut, kind: u8, text: &[u8]) {
+    out.extend_from_slice(&[kind]);
+    out.extend_from_slice(text);
+    out.extend_from_slice(b"\r\n");
+}
+
+/// A double as Redis 7.0's `addReplyDouble`: `,<%.17g>` in RESP3, a bulk string
+/// in RESP2, with `inf` and `-inf` spelled out.
+fn double(out: &mut BytesMut, resp3: bool, d: f64) {
+    let text = format_double(d);
+    if resp3 {
+        line(out, b',', text.as_bytes());
+    } else {
+        bulk(out, text.as_bytes());
     }
 }
 
@@ -236,14 +343,126 @@ impl From<CommandError> for Reply {
     }
 }
 
-/// Formats a double as Redis does in replies (`%.17g`, shortest round-trip form,
-/// `inf`/`-inf`).
+/// Formats a double as Redis does in replies: C's `%.17g` (17 significant digits,
+/// trailing zeros dropped, exponent form below 1e-4 and from 1e17), `inf`/`-inf`,
+/// and `nan`/`-nan` by the sign bit as glibc prints them.
 pub fn format_double(d: f64) -> String {
+    if d.is_nan() {
+        return if d.is_sign_negative() { "-nan" } else { "nan" }.into();
+    }
     if d.is_infinite() {
-        return if d > 0.0 { "inf".into() } else { "-inf".into() };
+        return if d > 0.0 { "inf" } else { "-inf" }.into();
     }
-    if d == d.trunc() && d.abs() < 1e17 {
-        return format!("{}", d as i64);
+    // 17 significant digits, correctly rounded, as `d.ddddddddddddddddde<exp>`.
+    let sci = format!("{d:.16e}");
+    let (mantissa, exp) = sci.split_once('e').unwrap_or((&sci, "0"));
+    let exp: i32 = exp.parse().unwrap_or(0);
+    let (sign, mantissa) = match mantissa.strip_prefix('-') {
+        Some(m) => ("-", m),
+        None => ("", mantissa),
+    };
+    let digits: String = mantissa.chars().filter(char::is_ascii_digit).collect();
+    let mut out = String::from(sign);
+    if !(-4..17).contains(&exp) {
+        let (first, rest) = digits.split_at(1);
+        out.push_str(first);
+        let rest = rest.trim_end_matches('0');
+        if !rest.is_empty() {
+            out.push('.');
+            out.push_str(rest);
+        }
+        out.push('e');
+        out.push(if exp < 0 { '-' } else { '+' });
+        let magnitude = exp.unsigned_abs();
+        if magnitude < 10 {
+            out.push('0');
+        }
+        out.push_str(&magnitude.to_string());
+    } else if exp >= 0 {
+        let (int, frac) = digits.split_at(exp as usize + 1);
+        out.push_str(int);
+        let frac = frac.trim_end_matches('0');
+        if !frac.is_empty() {
+            out.push('.');
+            out.push_str(frac);
+        }
+    } else {
+        out.push_str("0.");
+        for _ in 0..(-exp - 1) {
+            out.push('0');
+        }
+        out.push_str(digits.trim_end_matches('0'));
     }
-    format!("{d}")
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn doubles_are_formatted_as_c_printf_17g() {
+        let cases: &[(f64, &str)] = &[
+            (0.0, "0"),
+            (-0.0, "-0"),
+            (3.0, "3"),
+            (0.1, "0.10000000000000001"),
+            (1.5, "1.5"),
+            (1e300, "1.0000000000000001e+300"),
+            (1e16, "10000000000000000"),
+            (1e17, "1e+17"),
+            (123456789012345680.0, "1.2345678901234568e+17"),
+            (0.0001, "0.0001"),
+            (0.00001, "1.0000000000000001e-05"),
+            (-2.5e-7, "-2.4999999999999999e-07"),
+            (5e-324, "4.9406564584124654e-324"),
+            (f64::MAX, "1.7976931348623157e+308"),
+            (f64::INFINITY, "inf"),
+            (f64::NEG_INFINITY, "-inf"),
+            (f64::NAN, "nan"),
+            (-f64::NAN, "-nan"),
+        ];
+        for (d, want) in cases {
+            assert_eq!(format_double(*d), *want, "{d:e}");
+        }
+    }
+
+    #[test]
+    fn a_nested_reply_of_depth_100000_encodes_and_drops_without_recursion() {
+        let depth = 100_000;
+        let mut parts = vec![Part::Array(1); depth];
+        parts.push(Part::Int(7));
+        let reply = Reply::Nested(Nested(parts));
+        for resp3 in [false, true] {
+            let mut out = BytesMut::new();
+            reply.encode(resp3, &mut out);
+            assert_eq!(out.len(), depth * 4 + 4);
+            assert!(out.ends_with(b"*1\r\n:7\r\n"));
+        }
+        drop(reply);
+    }
+
+    #[test]
+    fn nested_parts_encode_as_redis_writes_them() {
+        let reply = Reply::Nested(Nested(vec![
+            Part::Map(2),
+            Part::Bulk(Bytes::from_static(b"k")),
+            Part::Set(1),
+            Part::Bool(true),
+            Part::Double(0.5),
+            Part::Verbatim(*b"t  ", Bytes::from_static(b"hi")),
+        ]));
+        let mut out = BytesMut::new();
+        reply.encode(true, &mut out);
+        assert_eq!(
+            &out[..],
+            b"%2\r\n$1\r\nk\r\n~1\r\n#t\r\n,0.5\r\n=6\r\nt  :hi\r\n"
+        );
+        out.clear();
+        reply.encode(false, &mut out);
+        assert_eq!(
+            &out[..],
+            b"*4\r\n$1\r\nk\r\n*1\r\n:1\r\n$3\r\n0.5\r\n$2\r\nhi\r\n"
+        );
+    }
 }

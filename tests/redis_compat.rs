@@ -40,4 +40,6 @@ case_files!(
     edges,
     config,
     sandbox,
+    nesting,
+    cjson,
 );

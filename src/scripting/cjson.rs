@@ -45,6 +45,14 @@ pub fn library(lua: &Lua) -> mlua::Result<Table> {
                     &format!("string expected, got {got}"),
                 ));
             };
+            // lua-cjson's check: only the first character is sure to be ASCII, so
+            // a NUL in the first two means UTF-16 or UTF-32.
+            if text.len() >= 2 && (text[0] == 0 || text[1] == 0) {
+                return Err(script_raise(
+                    lua,
+                    "JSON parser does not support UTF-16 or UTF-32",
+                ));
+            }
             Decoder::new(lua, &text).document()
         })?,
     )?;
@@ -386,6 +394,11 @@ impl<'a> Decoder<'a> {
         Ok(Value::Table(t))
     }
 
+    /// The byte at `i`, or the NUL that ends lua-cjson's buffer.
+    fn byte(&self, i: usize) -> u8 {
+        self.text.get(i).copied().unwrap_or(0)
+    }
+
     /// The next token and the byte offset where it starts.
     fn next_token(&mut self) -> (Token, usize) {
         while self
@@ -396,9 +409,11 @@ impl<'a> Decoder<'a> {
             self.pos += 1;
         }
         let at = self.pos;
-        let Some(&c) = self.text.get(self.pos) else {
+        // lua-cjson reads a NUL-terminated buffer: a NUL ends the text.
+        let c = self.byte(self.pos);
+        if c == 0 {
             return (Token::End, at);
-        };
+        }
         let single = match c {
             b'{' => Some(Token::ObjBegin),
             b'}' => Some(Token::ObjEnd),
@@ -466,18 +481,19 @@ impl<'a> Decoder<'a> {
         let mut out = Vec::new();
         self.pos += 1;
         loop {
-            let Some(&c) = self.text.get(self.pos) else {
+            let c = self.byte(self.pos);
+            if c == 0 {
                 self.error_at = Some(self.pos);
                 return Token::Error("unexpected end of string");
-            };
+            }
             self.pos += 1;
             match c {
                 b'"' => return Token::Str(out),
                 b'\\' => {
                     self.error_at = Some(self.pos - 1);
-                    let Some(&e) = self.text.get(self.pos) else {
-                        return Token::Error("unexpected end of string");
-                    };
+                    // A backslash at the end escapes the terminating NUL: an
+                    // invalid escape, as in lua-cjson.
+                    let e = self.byte(self.pos);
                     self.pos += 1;
                     match e {
                         b'"' | b'\\' | b'/' => out.push(e),

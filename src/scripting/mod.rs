@@ -40,14 +40,14 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use mlua::{
-    Either, Function, HookTriggers, Lua, LuaOptions, MultiValue, StdLib, Table, Value, Variadic,
-    VmState,
+    ffi, Either, Function, HookTriggers, Lua, LuaOptions, MultiValue, StdLib, Table, Value,
+    Variadic, VmState,
 };
 use parking_lot::Mutex;
 
 use crate::commands::{self, flag, CallMode};
 use crate::error::CommandError;
-use crate::reply::Reply;
+use crate::reply::{Nested, Part, Reply};
 use crate::server::Shared;
 use crate::session::Session;
 
@@ -56,7 +56,9 @@ pub struct Scripts {
     lua: Mutex<Lua>,
     /// By lower-case hex SHA-1. The names are digests of what clients sent, so a
     /// fast hash that is still keyed per process (ahash) is enough.
-    cache: Mutex<HashMap<String, Function, ahash::RandomState>>,
+    /// The functions are kept in the Lua registry: a `Function` handle would hold
+    /// one of the VM's reference slots, and there are only 8,000 of those.
+    cache: Mutex<HashMap<String, mlua::RegistryKey, ahash::RandomState>>,
     watch: Arc<Watch>,
     /// The real globals, behind the read-only proxy scripts see: KEYS and ARGV
     /// are set here.
@@ -618,7 +620,10 @@ impl Scripts {
                 };
                 CommandError::err(format!("Error compiling script (new function): {msg}"))
             })?;
-        self.cache.lock().insert(sha.clone(), function);
+        let key = lua
+            .create_registry_value(function)
+            .map_err(|e| CommandError::err(e.to_string()))?;
+        self.cache.lock().insert(sha.clone(), key);
         Ok(sha)
     }
 
@@ -630,6 +635,7 @@ impl Scripts {
     /// Drops every cached script.
     pub fn flush(&self) {
         self.cache.lock().clear();
+        self.lua.lock().expire_registry_values();
     }
 
     /// Runs the cached script `sha` (lower-case hex) with KEYS and ARGV. The caller
@@ -647,10 +653,13 @@ impl Scripts {
         // (the caller holds the gate exclusively), and the function need not be
         // cloned out of it.
         let cache = self.cache.lock();
-        let function = cache
+        let key = cache
             .get(sha)
             .ok_or_else(|| CommandError::raw("NOSCRIPT No matching script. Please use EVAL."))?;
         let lua = self.lua.lock();
+        let function: Function = lua
+            .registry_value(key)
+            .map_err(|e| CommandError::err(e.to_string()))?;
         let watch = &self.watch;
         watch
             .threshold_ms
@@ -682,7 +691,7 @@ impl Scripts {
             install_hook(&lua, watch, false).map_err(|e| CommandError::err(e.to_string()))?;
         }
         match outcome {
-            Ok((true, value, resp3)) => Ok(lua_to_reply(&value, resp3)),
+            Ok((true, value, resp3)) => Ok(lua_to_reply(&lua, value, resp3)),
             Ok((false, Value::Table(info), _)) => Err(error_from_info(&info, sha)),
             Ok((false, Value::Error(e), _)) => Err(script_error(*e, &fail)),
             Ok((false, other, _)) => Err(fail(
@@ -872,7 +881,28 @@ fn redis_call(
 /// A reply as a Lua value, with Redis's RESP2 conversions or, after
 /// `redis.setresp(3)`, its RESP3 ones (nil, booleans, and `{double=}`, `{map=}`,
 /// `{set=}`, `{verbatim_string=}` tables).
+///
+/// Replies a command builds nest a few levels at most; the walk still refuses to
+/// go deeper than [`MAX_REPLY_DEPTH`], so no reply can exhaust the stack or the
+/// VM's reference slots.
 fn reply_to_lua(lua: &Lua, reply: &Reply, resp3: bool) -> mlua::Result<Value> {
+    reply_to_lua_at(lua, reply, resp3, 0)
+}
+
+/// How deep [`reply_to_lua`] follows a reply: command replies nest a few levels,
+/// and 128 recursive steps stay far inside a 2 MiB stack even in a debug build
+/// (1,000 did not).
+const MAX_REPLY_DEPTH: usize = 128;
+
+fn too_deep() -> mlua::Error {
+    mlua::Error::runtime("reached lua stack limit")
+}
+
+fn reply_to_lua_at(lua: &Lua, reply: &Reply, resp3: bool, depth: usize) -> mlua::Result<Value> {
+    if depth > MAX_REPLY_DEPTH {
+        return Err(too_deep());
+    }
+    let inner = |item: &Reply| reply_to_lua_at(lua, item, resp3, depth + 1);
     let wrapped = |field: &str, v: Value| -> mlua::Result<Value> {
         let t = lua.create_table()?;
         t.raw_set(field, v)?;
@@ -896,41 +926,136 @@ fn reply_to_lua(lua: &Lua, reply: &Reply, resp3: bool) -> mlua::Result<Value> {
         Reply::Bool(b) => Value::Integer(i64::from(*b)),
         Reply::Double(d) if resp3 => wrapped("double", Value::Number(*d))?,
         Reply::Double(d) => Value::String(lua.create_string(crate::reply::format_double(*d))?),
-        Reply::Error(e) => {
-            let t = lua.create_table()?;
-            t.raw_set("err", e.to_string())?;
-            Value::Table(t)
-        }
+        Reply::Error(e) => error_table(lua, e.to_string().as_bytes())?,
         Reply::Set(items) if resp3 => {
             let members = lua.create_table()?;
             for item in items {
-                members.raw_set(reply_to_lua(lua, item, resp3)?, true)?;
+                members.raw_set(inner(item)?, true)?;
             }
             wrapped("set", Value::Table(members))?
         }
         Reply::Array(items) | Reply::Set(items) | Reply::Push(items) => {
             let t = lua.create_table_with_capacity(items.len(), 0)?;
             for (i, item) in items.iter().enumerate() {
-                t.raw_set(i + 1, reply_to_lua(lua, item, resp3)?)?;
+                t.raw_set(i + 1, inner(item)?)?;
             }
             Value::Table(t)
         }
         Reply::Map(pairs) if resp3 => {
             let map = lua.create_table()?;
             for (k, v) in pairs {
-                map.raw_set(reply_to_lua(lua, k, resp3)?, reply_to_lua(lua, v, resp3)?)?;
+                map.raw_set(inner(k)?, inner(v)?)?;
             }
             wrapped("map", Value::Table(map))?
         }
         Reply::Map(pairs) => {
             let t = lua.create_table_with_capacity(pairs.len() * 2, 0)?;
             for (i, (k, v)) in pairs.iter().enumerate() {
-                t.raw_set(2 * i + 1, reply_to_lua(lua, k, resp3)?)?;
-                t.raw_set(2 * i + 2, reply_to_lua(lua, v, resp3)?)?;
+                t.raw_set(2 * i + 1, inner(k)?)?;
+                t.raw_set(2 * i + 2, inner(v)?)?;
             }
             Value::Table(t)
         }
+        Reply::Nested(n) => nested_to_lua(lua, n, resp3, depth)?,
     })
+}
+
+/// A [`Nested`] reply as a Lua value, without recursion: a stack of the tables
+/// being filled. (Only scripts build nested replies, and a script's reply never
+/// comes back to a script; this keeps the conversion total all the same.)
+fn nested_to_lua(lua: &Lua, nested: &Nested, resp3: bool, depth: usize) -> mlua::Result<Value> {
+    /// A table being filled: what it becomes, its elements still to come, the
+    /// next array index, and a map key waiting for its value.
+    struct Filling {
+        table: Table,
+        kind: Part,
+        left: usize,
+        index: usize,
+        key: Option<Value>,
+    }
+    let mut open: Vec<Filling> = Vec::new();
+    let mut parts = nested.0.iter();
+    loop {
+        let Some(part) = parts.next() else {
+            return Ok(Value::Nil);
+        };
+        let mut value = match part {
+            Part::Array(n) | Part::Map(n) | Part::Set(n) => {
+                if depth + open.len() >= MAX_REPLY_DEPTH {
+                    return Err(too_deep());
+                }
+                let table = lua.create_table()?;
+                let left = if matches!(part, Part::Map(_)) {
+                    n.saturating_mul(2)
+                } else {
+                    *n
+                };
+                open.push(Filling {
+                    table,
+                    kind: part.clone(),
+                    left,
+                    index: 0,
+                    key: None,
+                });
+                None
+            }
+            Part::Int(i) => Some(Value::Integer(*i)),
+            Part::Bulk(b) | Part::BigNumber(b) | Part::Verbatim(_, b) => {
+                Some(Value::String(lua.create_string(b)?))
+            }
+            Part::Status(b) => Some(status_table(lua, b)?),
+            Part::Error(b) => Some(error_table(lua, b)?),
+            Part::Null if resp3 => Some(Value::Nil),
+            Part::Null => Some(Value::Boolean(false)),
+            Part::Bool(b) if resp3 => Some(Value::Boolean(*b)),
+            Part::Bool(b) => Some(Value::Integer(i64::from(*b))),
+            Part::Double(d) => Some(reply_to_lua_at(lua, &Reply::Double(*d), resp3, depth)?),
+        };
+        // Close every container this value (or an empty container) completes.
+        loop {
+            let Some(top) = open.last_mut() else {
+                return Ok(value.unwrap_or(Value::Nil));
+            };
+            if let Some(v) = value.take() {
+                top.left -= 1;
+                match (&top.kind, resp3) {
+                    (Part::Set(_), true) => top.table.raw_set(v, true)?,
+                    (Part::Map(_), true) => match top.key.take() {
+                        None => top.key = Some(v),
+                        Some(k) => top.table.raw_set(k, v)?,
+                    },
+                    _ => {
+                        top.index += 1;
+                        top.table.raw_set(top.index, v)?;
+                    }
+                }
+            }
+            if top.left > 0 {
+                break;
+            }
+            let Some(done) = open.pop() else { break };
+            let table = Value::Table(done.table);
+            value = Some(match (&done.kind, resp3) {
+                (Part::Set(_), true) => {
+                    let t = lua.create_table()?;
+                    t.raw_set("set", table)?;
+                    Value::Table(t)
+                }
+                (Part::Map(_), true) => {
+                    let t = lua.create_table()?;
+                    t.raw_set("map", table)?;
+                    Value::Table(t)
+                }
+                _ => table,
+            });
+        }
+    }
+}
+
+fn error_table(lua: &Lua, line: &[u8]) -> mlua::Result<Value> {
+    let t = lua.create_table()?;
+    t.raw_set("err", lua.create_string(line)?)?;
+    Ok(Value::Table(t))
 }
 
 fn status_table(lua: &Lua, s: &[u8]) -> mlua::Result<Value> {
@@ -939,55 +1064,398 @@ fn status_table(lua: &Lua, s: &[u8]) -> mlua::Result<Value> {
     Ok(Value::Table(t))
 }
 
-/// A Lua value as a reply (Redis's conversions): numbers truncate to integers,
-/// `true` is 1 and `false` nil (a RESP3 boolean after `redis.setresp(3)`), nil is
-/// nil, `{ok=}`/`{err=}` are status/error replies, `{double=}`, `{map=}` and
-/// `{set=}` the RESP3 types, other tables arrays up to their first nil.
-fn lua_to_reply(value: &Value, resp3: bool) -> Reply {
+/// A Lua value as a reply, converted as Redis 7's `luaReplyToRedisReply` does:
+/// numbers truncate to integers (out of range and NaN give the integer x86-64
+/// gives, `i64::MIN`), `true` is 1 and `false` nil (RESP3 booleans after
+/// `redis.setresp(3)`), `{err=}`/`{ok=}` are error/status replies (cut at a NUL, CR
+/// and LF made spaces), `{double=}`, `{big_number=}`, `{verbatim_string=}`,
+/// `{map=}` and `{set=}` the RESP3 types, other tables arrays up to their first
+/// nil, and anything else nil.
+///
+/// The walk runs on the Lua stack itself, iteratively, and like Redis's it checks
+/// before each value that the stack has room for 4 more slots within Lua's limit
+/// (`LUAI_MAXCSTACK`, 8000), giving `ERR reached lua stack limit` in its place
+/// otherwise: the value's depth costs no Rust stack, and a script's reply is cut
+/// at the same depth as in Redis (an array nested 7,995 deep). The result is a flat
+/// [`Nested`] unless it is one plain scalar.
+fn lua_to_reply(lua: &Lua, value: Value, resp3: bool) -> Reply {
+    // A scalar result (the usual one: a lock script's integer or nil) needs no
+    // walk: the stack check cannot fail at the top.
     match value {
-        Value::Integer(i) => Reply::Int(*i),
-        Value::Number(n) => Reply::Int(*n as i64),
-        Value::String(s) => Reply::Bulk(Bytes::copy_from_slice(&s.as_bytes())),
-        Value::Boolean(b) if resp3 => Reply::Bool(*b),
-        Value::Boolean(true) => Reply::Int(1),
-        Value::Boolean(false) | Value::Nil => Reply::Nil,
-        Value::Table(t) => {
-            if let Ok(Value::String(e)) = t.raw_get::<Value>("err") {
-                return Reply::Error(CommandError::raw(e.to_string_lossy()));
-            }
-            if let Ok(Value::String(ok)) = t.raw_get::<Value>("ok") {
-                return Reply::Status(Bytes::copy_from_slice(&ok.as_bytes()));
-            }
-            match t.raw_get::<Value>("double") {
-                Ok(Value::Number(d)) => return Reply::Double(d),
-                Ok(Value::Integer(d)) => return Reply::Double(d as f64),
-                _ => {}
-            }
-            if let Ok(Value::Table(map)) = t.raw_get::<Value>("map") {
-                return Reply::Map(
-                    map.pairs::<Value, Value>()
-                        .filter_map(Result::ok)
-                        .map(|(k, v)| (lua_to_reply(&k, resp3), lua_to_reply(&v, resp3)))
-                        .collect(),
-                );
-            }
-            if let Ok(Value::Table(set)) = t.raw_get::<Value>("set") {
-                return Reply::Set(
-                    set.pairs::<Value, Value>()
-                        .filter_map(Result::ok)
-                        .map(|(k, _)| lua_to_reply(&k, resp3))
-                        .collect(),
-                );
-            }
-            let mut items = Vec::new();
-            for i in 1.. {
-                match t.raw_get::<Value>(i) {
-                    Ok(Value::Nil) | Err(_) => break,
-                    Ok(v) => items.push(lua_to_reply(&v, resp3)),
+        Value::Table(_) => {}
+        Value::Integer(i) => return Reply::Int(i),
+        Value::Number(n) => return Reply::Int(truncate_like_x86(n)),
+        Value::String(s) => return Reply::Bulk(Bytes::copy_from_slice(&s.as_bytes())),
+        Value::Boolean(b) if resp3 => return Reply::Bool(b),
+        Value::Boolean(true) => return Reply::Int(1),
+        _ => return Reply::Nil,
+    }
+    let mut walk = Walk {
+        resp3,
+        parts: Vec::new(),
+        open: Vec::new(),
+    };
+    // The walk starts with the value above one other slot, as in Redis (the
+    // error handler below the script's result), so the depth limit is the same.
+    // SAFETY: `walk_lua_value` only calls the Lua API on values of the types it
+    // checked, keeps its stack balanced, and holds nothing that needs dropping in
+    // its own frame: whatever it builds lives in `walk`, out here, so a Lua error
+    // (out of memory) that unwinds by longjmp past it loses nothing.
+    let walked = unsafe {
+        lua.exec_raw::<()>((Value::Nil, value), |state| {
+            walk_lua_value(state, &mut walk);
+        })
+    };
+    match walked {
+        Ok(()) => Nested(walk.parts).into_reply(),
+        Err(e) => Reply::Error(CommandError::err(e.to_string())),
+    }
+}
+
+/// The state of [`lua_to_reply`]'s walk, owned outside the Lua call.
+struct Walk {
+    resp3: bool,
+    parts: Vec<Part>,
+    /// The containers being filled, innermost last.
+    open: Vec<Open>,
+}
+
+/// A container whose elements are being converted: where its header is in
+/// `parts`, and how many elements it has so far.
+struct Open {
+    at: usize,
+    count: usize,
+    kind: OpenKind,
+}
+
+enum OpenKind {
+    /// Elements `1..`: the next index to read.
+    Array(i32),
+    /// A `{map=}`: whether the value of the key just converted is on the stack.
+    Map {
+        value_next: bool,
+    },
+    Set,
+}
+
+/// Walks the value on top of `state`'s stack into `walk.parts`, popping it; see
+/// [`lua_to_reply`]. The Lua stack holds what Redis's recursion would hold (each
+/// open container's table and its iteration key), the Rust side only `walk`.
+///
+/// # Safety
+///
+/// `state` must have the value on top, inside a protected call.
+unsafe fn walk_lua_value(state: *mut ffi::lua_State, walk: &mut Walk) {
+    use ffi::*;
+    'convert: loop {
+        convert_top(state, walk);
+        // Find the next value to convert: the next element of the innermost open
+        // container, closing the ones that are done.
+        loop {
+            let Some(open) = walk.open.last_mut() else {
+                break 'convert;
+            };
+            match &mut open.kind {
+                OpenKind::Array(next) => {
+                    let index = *next;
+                    *next = next.saturating_add(1);
+                    lua_rawgeti_(state, -1, index);
+                    if lua_type(state, -1) != LUA_TNIL {
+                        open.count += 1;
+                        continue 'convert;
+                    }
+                    lua_pop(state, 2); // the nil and the table
+                }
+                OpenKind::Map { value_next } => {
+                    if *value_next {
+                        *value_next = false;
+                        continue 'convert;
+                    }
+                    if lua_next(state, -2) != 0 {
+                        // Stack: table, map, key, value; the key is converted
+                        // from a copy, then the value.
+                        lua_pushvalue(state, -2);
+                        *value_next = true;
+                        open.count += 1;
+                        continue 'convert;
+                    }
+                    lua_pop(state, 2); // the map and the table
+                }
+                OpenKind::Set => {
+                    if lua_next(state, -2) != 0 {
+                        lua_pop(state, 1); // the member's value
+                        lua_pushvalue(state, -1);
+                        open.count += 1;
+                        continue 'convert;
+                    }
+                    lua_pop(state, 2); // the set and the table
                 }
             }
-            Reply::Array(items)
+            let (at, count) = (open.at, open.count);
+            walk.open.pop();
+            walk.parts[at] = match walk.parts[at] {
+                Part::Map(_) => Part::Map(count),
+                Part::Set(_) => Part::Set(count),
+                _ => Part::Array(count),
+            };
         }
-        _ => Reply::Nil,
+    }
+}
+
+/// Converts the value on top of the stack: a scalar is written and popped; a
+/// container's header is written and it is opened, its table left on the stack.
+///
+/// # Safety
+///
+/// As [`walk_lua_value`].
+unsafe fn convert_top(state: *mut ffi::lua_State, walk: &mut Walk) {
+    use ffi::*;
+    if lua_checkstack(state, 4) == 0 {
+        walk.parts.push(Part::Error(Bytes::from_static(
+            b"ERR reached lua stack limit",
+        )));
+        lua_pop(state, 1);
+        return;
+    }
+    let part = match lua_type(state, -1) {
+        LUA_TSTRING => Part::Bulk(Bytes::copy_from_slice(lua_bytes(state, -1))),
+        LUA_TBOOLEAN => match (walk.resp3, lua_toboolean(state, -1) != 0) {
+            (true, b) => Part::Bool(b),
+            (false, true) => Part::Int(1),
+            (false, false) => Part::Null,
+        },
+        LUA_TNUMBER => Part::Int(truncate_like_x86(lua_tonumber(state, -1))),
+        LUA_TTABLE => {
+            if let Some(part) = table_scalar(state) {
+                part
+            } else {
+                // `table_scalar` left the container to open on the stack: the
+                // table, then the map or set (a map's or set's iteration starts at
+                // nil), or just the table for an array.
+                let kind = if field_is(state, b"map", LUA_TTABLE) {
+                    walk.parts.push(Part::Map(0));
+                    OpenKind::Map { value_next: false }
+                } else if field_is(state, b"set", LUA_TTABLE) {
+                    walk.parts.push(Part::Set(0));
+                    OpenKind::Set
+                } else {
+                    walk.parts.push(Part::Array(0));
+                    OpenKind::Array(1)
+                };
+                if !matches!(kind, OpenKind::Array(_)) {
+                    lua_pushnil(state);
+                }
+                walk.open.push(Open {
+                    at: walk.parts.len() - 1,
+                    count: 0,
+                    kind,
+                });
+                return;
+            }
+        }
+        _ => Part::Null,
+    };
+    walk.parts.push(part);
+    lua_pop(state, 1);
+}
+
+/// The scalar a table on top of the stack stands for (`{err=}`, `{ok=}`,
+/// `{double=}`, `{big_number=}`, `{verbatim_string=}`, checked in Redis's order),
+/// or `None` with the stack as it was.
+///
+/// # Safety
+///
+/// As [`walk_lua_value`], with a table on top.
+unsafe fn table_scalar(state: *mut ffi::lua_State) -> Option<Part> {
+    use ffi::*;
+    let mut found = None;
+    if field_is(state, b"err", LUA_TSTRING) {
+        let mut text = c_string(lua_bytes(state, -1)).to_vec();
+        while text.last().is_some_and(|c| *c == b'\r' || *c == b'\n') {
+            text.pop();
+        }
+        found = Some(Part::Error(Bytes::from(spaces_for_newlines(text))));
+    } else if field_is(state, b"ok", LUA_TSTRING) {
+        let text = c_string(lua_bytes(state, -1)).to_vec();
+        found = Some(Part::Status(Bytes::from(spaces_for_newlines(text))));
+    } else if field_is(state, b"double", LUA_TNUMBER) {
+        found = Some(Part::Double(lua_tonumber(state, -1)));
+    } else if field_is(state, b"big_number", LUA_TSTRING) {
+        let text = lua_bytes(state, -1).to_vec();
+        found = Some(Part::BigNumber(Bytes::from(spaces_for_newlines(text))));
+    } else if field_is(state, b"verbatim_string", LUA_TTABLE) {
+        if field_is(state, b"format", LUA_TSTRING) {
+            let mut format = [b' '; 3];
+            for (slot, c) in format.iter_mut().zip(c_string(lua_bytes(state, -1))) {
+                *slot = *c;
+            }
+            lua_pop(state, 1);
+            if field_is(state, b"string", LUA_TSTRING) {
+                let text = Bytes::copy_from_slice(lua_bytes(state, -1));
+                found = Some(Part::Verbatim(format, text));
+            }
+        }
+        lua_pop(state, 1);
+    }
+    if found.is_some() {
+        lua_pop(state, 1);
+    }
+    found
+}
+
+/// Pushes field `name` of the table on top; if it has type `want` it stays on the
+/// stack and this returns true, else it is popped.
+///
+/// # Safety
+///
+/// As [`walk_lua_value`], with a table on top.
+unsafe fn field_is(state: *mut ffi::lua_State, name: &[u8], want: std::ffi::c_int) -> bool {
+    ffi::lua_pushlstring(state, name.as_ptr().cast(), name.len());
+    ffi::lua_rawget_(state, -2);
+    if ffi::lua_type(state, -1) == want {
+        return true;
+    }
+    ffi::lua_pop(state, 1);
+    false
+}
+
+/// The bytes of the string at `index`, valid while it stays on the stack.
+///
+/// # Safety
+///
+/// The value at `index` must be a string (not a number, which this would convert
+/// in place).
+unsafe fn lua_bytes<'a>(state: *mut ffi::lua_State, index: std::ffi::c_int) -> &'a [u8] {
+    let mut len = 0usize;
+    let ptr = ffi::lua_tolstring(state, index, &mut len);
+    if ptr.is_null() {
+        return &[];
+    }
+    std::slice::from_raw_parts(ptr.cast(), len)
+}
+
+/// The text up to the first NUL, as Redis reads a Lua string as a C string.
+fn c_string(text: &[u8]) -> &[u8] {
+    text.split(|c| *c == 0).next().unwrap_or_default()
+}
+
+/// CR and LF made spaces, so a status or error line cannot end early.
+fn spaces_for_newlines(mut text: Vec<u8>) -> Vec<u8> {
+    for c in &mut text {
+        if *c == b'\r' || *c == b'\n' {
+            *c = b' ';
+        }
+    }
+    text
+}
+
+/// `(long long)d` as x86-64 computes it: truncation toward zero, and
+/// `i64::MIN` for NaN and anything out of range.
+fn truncate_like_x86(d: f64) -> i64 {
+    // 2^63: the first double above i64's range. NaN is in no range.
+    const LIMIT: f64 = 9_223_372_036_854_775_808.0;
+    if !(-LIMIT..LIMIT).contains(&d) {
+        i64::MIN
+    } else {
+        d as i64
+    }
+}
+
+impl Nested {
+    /// One scalar as the plain reply it is (so an `{err=}` result counts as a
+    /// failed call); anything else stays nested.
+    fn into_reply(self) -> Reply {
+        let mut parts = self.0;
+        if parts.len() != 1 {
+            return Reply::Nested(Nested(parts));
+        }
+        match parts.pop() {
+            Some(Part::Int(i)) => Reply::Int(i),
+            Some(Part::Bulk(b)) => Reply::Bulk(b),
+            Some(Part::Null) => Reply::Nil,
+            Some(Part::Status(b)) => Reply::Status(b),
+            Some(Part::Bool(b)) => Reply::Bool(b),
+            Some(Part::Double(d)) => Reply::Double(d),
+            Some(Part::Error(b)) => match String::from_utf8(b.to_vec()) {
+                Ok(line) => Reply::Error(CommandError::raw(line)),
+                Err(_) => Reply::Nested(Nested(vec![Part::Error(b)])),
+            },
+            Some(part) => Reply::Nested(Nested(vec![part])),
+            None => Reply::Nested(Nested(parts)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lua() -> Lua {
+        Lua::new()
+    }
+
+    #[test]
+    fn a_nested_reply_becomes_lua_tables_in_resp2_and_resp3() {
+        let lua = lua();
+        let nested = Reply::Nested(Nested(vec![
+            Part::Array(3),
+            Part::Map(1),
+            Part::Bulk(Bytes::from_static(b"k")),
+            Part::Set(1),
+            Part::Int(7),
+            Part::Array(0),
+            Part::Null,
+        ]));
+        let check = |resp3: bool, code: &str| {
+            let v = reply_to_lua(&lua, &nested, resp3).expect("converts");
+            lua.globals().raw_set("v", v).unwrap();
+            let ok: bool = lua.load(code).eval().expect("runs");
+            assert!(ok, "resp3={resp3}: {code}");
+        };
+        check(
+            false,
+            "return v[1][1] == 'k' and v[1][2][1] == 7 and #v[2] == 0 and v[3] == false",
+        );
+        check(
+            true,
+            "return v[1].map.k.set[7] == true and #v[2] == 0 and v[3] == nil",
+        );
+    }
+
+    #[test]
+    fn a_reply_deeper_than_the_bound_is_refused_not_followed() {
+        let lua = lua();
+        let mut parts = vec![Part::Array(1); MAX_REPLY_DEPTH + 5];
+        parts.push(Part::Int(1));
+        let deep = Reply::Nested(Nested(parts));
+        let err = reply_to_lua(&lua, &deep, false).expect_err("too deep");
+        assert!(err.to_string().contains("reached lua stack limit"), "{err}");
+        let mut tree = Reply::Int(1);
+        for _ in 0..MAX_REPLY_DEPTH + 5 {
+            tree = Reply::Array(vec![tree]);
+        }
+        assert!(reply_to_lua(&lua, &tree, true).is_err());
+    }
+
+    #[test]
+    fn a_lua_value_converts_as_redis_converts_it() {
+        let lua = lua();
+        let convert = |code: &str, resp3: bool| {
+            let v: Value = lua.load(code).eval().expect("runs");
+            let mut out = bytes::BytesMut::new();
+            lua_to_reply(&lua, v, resp3).encode(true, &mut out);
+            String::from_utf8_lossy(&out).into_owned()
+        };
+        assert_eq!(
+            convert("return {1, 'a', {ok='s\\r\\n'}}", false),
+            "*3\r\n:1\r\n$1\r\na\r\n+s  \r\n"
+        );
+        assert_eq!(convert("return {true, false}", true), "*2\r\n#t\r\n#f\r\n");
+        assert_eq!(convert("return {true, false}", false), "*2\r\n:1\r\n_\r\n");
+        assert_eq!(convert("return 0/0", false), ":-9223372036854775808\r\n");
+        assert_eq!(convert("return print", false), "_\r\n");
+        let deep = convert("local t={} for i=1,100000 do t={t} end return t", false);
+        assert!(deep.ends_with("*1\r\n-ERR reached lua stack limit\r\n"));
+        assert_eq!(deep.matches("*1\r\n").count(), 7995);
     }
 }

@@ -31,7 +31,9 @@ struct Conn {
 
 impl Conn {
     async fn fill(&mut self) {
-        let mut chunk = [0u8; 65536];
+        // On the heap: a 64 KiB array in this future was copied onto the stack at
+        // every level of a nested reply (debug builds), overflowing it 5 deep.
+        let mut chunk = vec![0u8; 65536];
         let n = tokio::time::timeout(Duration::from_secs(5), self.stream.read(&mut chunk))
             .await
             .expect("reply within 5 s")
