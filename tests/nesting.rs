@@ -238,3 +238,100 @@ async fn caching_9000_scripts_does_not_exhaust_the_vms_reference_slots() {
         .unwrap();
     assert_eq!(v, redis::Value::Int(2));
 }
+
+// --- Lua's own C recursion and its bytecode loader -----------------------------
+
+/// A blocking connection to a spawned binary.
+fn sync_con(server: &Spawned) -> redis::Connection {
+    let url = format!("unix://{}", server.1.display());
+    redis::Client::open(url)
+        .and_then(|c| c.get_connection())
+        .expect("connects")
+}
+
+#[test]
+fn a_long_optional_pattern_no_longer_aborts_the_server() {
+    // Lua 5.1's matcher recursed once per `a?` on the worker's 2 MiB stack:
+    // 60,000 of them aborted the whole process, where Redis survives 150,000.
+    let server = spawn("pattern");
+    let mut con = sync_con(&server);
+    for n in [60_000, 150_000] {
+        let script =
+            format!("local n={n} return {{string.find(string.rep('a',n), string.rep('a?',n))}}");
+        let got: Vec<i64> = redis::cmd("EVAL")
+            .arg(script)
+            .arg(0)
+            .query(&mut con)
+            .unwrap();
+        assert_eq!(got, vec![1, n]);
+        let script =
+            format!("local n={n} return #string.gmatch(string.rep('a',n), string.rep('a?',n))()");
+        let got: i64 = redis::cmd("EVAL")
+            .arg(script)
+            .arg(0)
+            .query(&mut con)
+            .unwrap();
+        assert_eq!(got, n);
+    }
+    // Longer than Redis itself survives: refused, not run.
+    let err = redis::cmd("EVAL")
+        .arg("return string.gsub('a', string.rep('a?', 500000), '')")
+        .arg(0)
+        .query::<redis::Value>(&mut con)
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("user_script:1: pattern too complex"),
+        "{err}"
+    );
+    let pong: String = redis::cmd("PING").query(&mut con).unwrap();
+    assert_eq!(pong, "PONG");
+}
+
+#[test]
+fn a_script_can_no_longer_load_bytecode_that_corrupts_memory() {
+    // loadstring(string.dump(f)) ran bytecode, and a few flipped bytes in it
+    // aborted the server within three requests. Redis parses it as text.
+    let server = spawn("bytecode");
+    let mut con = sync_con(&server);
+    let dump: Vec<u8> = redis::cmd("EVAL")
+        .arg("return string.dump(function(a, b) return a + b end)")
+        .arg(0)
+        .query(&mut con)
+        .unwrap();
+    assert_eq!(dump[0], 0x1b, "a Lua dump starts with ESC");
+    let mut rng = 7u64;
+    for _ in 0..50 {
+        let mut payload = dump.clone();
+        for _ in 0..3 {
+            rng = rng
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            let at = 1 + (rng >> 33) as usize % (payload.len() - 1);
+            payload[at] ^= (rng >> 13) as u8 | 1;
+        }
+        let got: Vec<Vec<u8>> = redis::cmd("EVAL")
+            .arg("local f, e = loadstring(ARGV[1]) return {tostring(f), e}")
+            .arg(0)
+            .arg(&payload)
+            .query(&mut con)
+            .unwrap();
+        assert_eq!(got[0], b"nil".to_vec());
+        assert!(
+            got[1].ends_with(b":1: unexpected symbol near 'char(27)'"),
+            "{got:?}"
+        );
+    }
+    let err = redis::cmd("EVAL")
+        .arg(&dump)
+        .arg(0)
+        .query::<redis::Value>(&mut con)
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("unexpected symbol near 'char(27)'"),
+        "{err}"
+    );
+    let pong: String = redis::cmd("PING").query(&mut con).unwrap();
+    assert_eq!(pong, "PONG");
+}

@@ -40,6 +40,7 @@ case_files!(
     edges,
     config,
     sandbox,
+    chunks,
     nesting,
     cjson,
 );

@@ -29,7 +29,9 @@
 //! `cjson` (`cjson.rs`) and `struct` (`struct_lib.rs`). Not here (see the README):
 //! `cmsgpack`.
 
+mod chunks;
 mod cjson;
+mod patterns;
 mod sandbox;
 mod struct_lib;
 
@@ -524,6 +526,9 @@ impl Scripts {
             .set("bit", bit_library(&lua).map_err(|e| e.to_string())?)
             .map_err(|e| e.to_string())?;
         install_random(&lua).map_err(|e| e.to_string())?;
+        let string: Table = globals.get("string").map_err(|e| e.to_string())?;
+        patterns::guard(&lua, &string).map_err(|e| e.to_string())?;
+        chunks::guard(&lua, &globals).map_err(|e| e.to_string())?;
         globals
             .set("cjson", cjson::library(&lua).map_err(|e| e.to_string())?)
             .map_err(|e| e.to_string())?;
@@ -608,10 +613,17 @@ impl Scripts {
         if self.cache.lock().contains_key(&sha) {
             return Ok(sha);
         }
+        if chunks::is_binary(body) {
+            return Err(CommandError::err(format!(
+                "Error compiling script (new function): {}",
+                String::from_utf8_lossy(&chunks::refusal(b"@user_script"))
+            )));
+        }
         let lua = self.lua.lock();
         let function = lua
             .load(body)
             .set_name("@user_script")
+            .set_mode(mlua::ChunkMode::Text)
             .into_function()
             .map_err(|e| {
                 let msg = match e {
