@@ -83,6 +83,23 @@ pub struct RequestParser {
     spare: BytesMut,
 }
 
+/// A buffer for a big argument of `n` bytes (CRLF included): exactly that big,
+/// so the stored value is the buffer itself, unless the allocator refuses that
+/// much before a byte of it has arrived (a client may announce more than the
+/// machine has; an infallible allocation would abort the server). Then it
+/// starts small and grows as the bytes come.
+fn buffer_for(n: usize) -> BytesMut {
+    let mut exact = Vec::new();
+    if exact.try_reserve_exact(n).is_ok() {
+        // A fresh `Bytes` is unique: it turns back into a `BytesMut` over the
+        // same allocation, capacity and all.
+        if let Ok(own) = Bytes::from(exact).try_into_mut() {
+            return own;
+        }
+    }
+    BytesMut::with_capacity(n.min(1024 * 1024))
+}
+
 impl RequestParser {
     /// Takes the next complete command out of `buf` into `args` (cleared first):
     /// `Ok(false)` when more bytes are needed. Blank inline lines and empty
@@ -140,8 +157,14 @@ impl RequestParser {
     /// Makes room in `buf` for the next read: nothing while a big argument is read
     /// (its buffer is exactly its size), otherwise at least half of `chunk` free.
     pub fn reserve_for_read(&self, buf: &mut BytesMut, chunk: usize) {
-        if self.big.is_none() && buf.capacity() - buf.len() < chunk / 2 {
-            buf.reserve(chunk);
+        if buf.capacity() - buf.len() >= chunk / 2 {
+            return;
+        }
+        match self.big {
+            None => buf.reserve(chunk),
+            // A big argument's buffer has its exact size from the start, unless
+            // the allocator refused that much up front (`buffer_for`).
+            Some(len) => buf.reserve(chunk.min((len + 2).saturating_sub(buf.len()))),
         }
     }
 
@@ -198,7 +221,7 @@ impl RequestParser {
                     buf.advance(len + 2);
                 } else {
                     // Everything buffered is the start of this argument.
-                    let mut own = BytesMut::with_capacity(len + 2);
+                    let mut own = buffer_for(len + 2);
                     own.extend_from_slice(buf);
                     buf.clear();
                     self.spare = std::mem::replace(buf, own);

@@ -323,3 +323,40 @@ async fn a_connection_panicking_while_blocked_left_its_waits_queued() {
     let list = String::from_utf8(list).unwrap();
     assert!(!list.contains("latchkey-test-panic-in-wait"), "{list}");
 }
+
+#[tokio::test]
+async fn a_bulk_header_announcing_100_gb_no_longer_aborts_the_server() {
+    // The parser allocated a big argument's whole buffer from its header alone:
+    // with the limits raised, `$100000000000` made the allocator abort the
+    // process before a byte of the value had arrived.
+    let server = start().await;
+    let mut admin = connect(&server).await;
+    for (name, value) in [
+        ("client-query-buffer-limit", "200gb"),
+        ("proto-max-bulk-len", "100gb"),
+    ] {
+        let ok = cmd(&mut admin, &["CONFIG", "SET", name, value]).await;
+        assert_eq!(ok.unwrap(), Value::Okay);
+    }
+    let mut s = TcpStream::connect(server.addr()).await.unwrap();
+    s.write_all(b"*2\r\n$3\r\nGET\r\n$100000000000\r\nabcdefgh")
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    // More of the value arrives, in pieces: the connection reads on.
+    for _ in 0..64 {
+        s.write_all(&[b'x'; 64 * 1024]).await.unwrap();
+    }
+    let pong = cmd(&mut admin, &["PING"]).await.unwrap();
+    assert_eq!(pong, Value::SimpleString("PONG".into()));
+    let list: String = redis::cmd("CLIENT")
+        .arg("LIST")
+        .query_async(&mut admin)
+        .await
+        .unwrap();
+    assert_eq!(
+        list.lines().count(),
+        2,
+        "both clients are still there: {list}"
+    );
+}
