@@ -11,11 +11,12 @@ mod common;
 
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+
+use common::binary::{spawn_on_socket, Spawned};
 
 /// The depth at which Redis's conversion gives up (see the module doc).
 const REDIS_CUT: usize = 7995;
@@ -154,37 +155,8 @@ async fn script_numbers_out_of_integer_range_convert_as_redis_on_x86_64() {
 
 // --- the binary -------------------------------------------------------------
 
-const BIN: &str = env!("CARGO_BIN_EXE_latchkey");
-
-/// The spawned binary, killed when dropped.
-struct Spawned(Child, std::path::PathBuf);
-
-impl Drop for Spawned {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-        let _ = std::fs::remove_file(&self.1);
-    }
-}
-
 fn spawn(name: &str) -> Spawned {
-    let sock = std::env::temp_dir().join(format!(
-        "latchkey-nesting-{}-{name}.sock",
-        std::process::id()
-    ));
-    let child = Command::new(BIN)
-        .args(["--port", "0", "--save", "", "--unixsocket"])
-        .arg(&sock)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawns");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while UnixStream::connect(&sock).is_err() {
-        assert!(Instant::now() < deadline, "the binary never listened");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    Spawned(child, sock)
+    spawn_on_socket(&format!("nesting-{name}"), &[])
 }
 
 fn unix_exchange(sock: &std::path::Path, req: &[u8], want: usize) -> Vec<u8> {

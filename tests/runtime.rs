@@ -3,57 +3,22 @@
 //! SHUTDOWN NOSAVE work), and a client that never stops sending is still
 //! disconnected when killed.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_latchkey");
+mod common;
+
+use common::binary::{spawn_on_socket, Spawned};
+
 const BUSY: &str =
     "-BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE.";
 
-/// A spawned server, killed when dropped so a failing test leaves none behind.
-struct Spawned(Child, PathBuf);
-
-impl Drop for Spawned {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-        let _ = std::fs::remove_file(&self.1);
-    }
-}
-
-/// Spawns the binary on a Unix socket with `extra` flags and a 100 ms busy
-/// threshold, and waits for its readiness line.
+/// Spawns the binary with a 100 ms busy threshold and `extra` flags.
 fn spawn(name: &str, extra: &[&str]) -> Spawned {
-    let sock = std::env::temp_dir().join(format!("latchkey-rt-{}-{name}.sock", std::process::id()));
-    let mut child = Command::new(BIN)
-        .args([
-            "--port",
-            "0",
-            "--busy-reply-threshold",
-            "100",
-            "--unixsocket",
-        ])
-        .arg(&sock)
-        .args(extra)
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("binary starts");
-    let mut lines = BufReader::new(child.stdout.take().expect("piped stdout")).lines();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        assert!(Instant::now() < deadline, "no readiness line");
-        match lines.next() {
-            Some(Ok(line)) if line.contains("Ready to accept connections") => break,
-            Some(Ok(_)) => {}
-            _ => panic!("server exited before it was ready"),
-        }
-    }
-    // Keep draining so the child never blocks on a full pipe.
-    std::thread::spawn(move || for _ in lines {});
-    Spawned(child, sock)
+    let mut args = vec!["--busy-reply-threshold", "100"];
+    args.extend_from_slice(extra);
+    spawn_on_socket(&format!("rt-{name}"), &args)
 }
 
 fn connect(server: &Spawned) -> UnixStream {

@@ -2,6 +2,8 @@
 //! a `redis` crate connection to it, and a raw-bytes exchange for protocol tests.
 #![allow(dead_code)]
 
+pub mod binary;
+
 use std::time::Duration;
 
 use latchkey::{Server, ServerHandle};
