@@ -7,7 +7,8 @@
 # The servers run on CPU 1 and the load on CPU 0 (taskset), so they never share a
 # core. The load generator is Python and saturates its core first, so requests/s
 # are bounded by it for both servers; CPU per request (user + system from
-# /proc/PID/stat) is the server's own cost. Medians of the rounds are printed.
+# /proc/PID/stat) is the server's own cost, and voluntary context switches per
+# request show how often it went to sleep. Medians of the rounds are printed.
 # Usage: benches/pairs_cpu.sh [rounds-per-run] [runs] [conns]  (defaults 20000, 5, 1)
 # Listens on Unix sockets only; every server started here is stopped on exit.
 set -euo pipefail
@@ -31,13 +32,14 @@ for s in lk rd; do
   for _ in $(seq 100); do [ -S "$work/$s.sock" ] && break; sleep 0.05; done
 done
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+switches() { cat /proc/"$1"/task/*/status | awk '/^voluntary_ctxt_switches/ {s += $2} END {print s}'; }
 hz=$(getconf CLK_TCK)
-run() { # pid sock mode -> "requests/s cpu-us-per-request"
-  local before after start end sent
-  before=$(cpu_ticks "$1"); start=$(date +%s.%N)
+run() { # pid sock mode -> "requests/s cpu-us-per-request sleeps-per-request"
+  local before after start end sent sw0 sw1
+  before=$(cpu_ticks "$1"); sw0=$(switches "$1"); start=$(date +%s.%N)
   sent=$(taskset -c 0 python3 benches/pairs.py "$2" "$3" "$N" "$CONNS")
-  end=$(date +%s.%N); after=$(cpu_ticks "$1")
-  python3 -c "s=$sent; print(s/($end-$start), ($after-$before)/$hz*1e6/s)"
+  end=$(date +%s.%N); after=$(cpu_ticks "$1"); sw1=$(switches "$1")
+  python3 -c "s=$sent; print(s/($end-$start), ($after-$before)/$hz*1e6/s, ($sw1-$sw0)/s)"
 }
 median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 for load in ping lock; do
@@ -49,5 +51,6 @@ for load in ping lock; do
   done
   lk_rps=$(cut -d' ' -f1 "$work/lk.$load" | median); rd_rps=$(cut -d' ' -f1 "$work/rd.$load" | median)
   lk_cpu=$(cut -d' ' -f2 "$work/lk.$load" | median); rd_cpu=$(cut -d' ' -f2 "$work/rd.$load" | median)
-  python3 -c "print(f'$load (conns=$CONNS): requests/s latchkey {$lk_rps:,.0f} redis {$rd_rps:,.0f} ({$lk_rps/$rd_rps:.2f}x); CPU per request latchkey {$lk_cpu:.2f} us redis {$rd_cpu:.2f} us ({$lk_cpu/$rd_cpu:.2f}x)')"
+  lk_sw=$(cut -d' ' -f3 "$work/lk.$load" | median); rd_sw=$(cut -d' ' -f3 "$work/rd.$load" | median)
+  python3 -c "print(f'$load (conns=$CONNS): requests/s latchkey {$lk_rps:,.0f} redis {$rd_rps:,.0f} ({$lk_rps/$rd_rps:.2f}x); CPU per request latchkey {$lk_cpu:.2f} us redis {$rd_cpu:.2f} us ({$lk_cpu/$rd_cpu:.2f}x); sleeps per request latchkey {$lk_sw:.2f} redis {$rd_sw:.2f}')"
 done

@@ -30,5 +30,6 @@ pub mod reply;
 pub mod scripting;
 pub mod server;
 pub mod session;
+mod unix_conn;
 
 pub use embed::{Server, ServerBuilder, ServerHandle};

@@ -291,9 +291,10 @@ async fn accept_unix(
             _ = shutdown.wait_for(|s| *s) => break,
         };
         match accepted {
-            Ok((stream, _)) => {
-                spawn_client(stream, format!("{laddr}:0"), laddr.clone(), &shared, &done)
-            }
+            Ok((stream, _)) => match crate::unix_conn::UnixConn::new(stream) {
+                Ok(conn) => spawn_client(conn, format!("{laddr}:0"), laddr.clone(), &shared, &done),
+                Err(e) => tracing::warn!("cannot register a Unix-socket client: {e}"),
+            },
             Err(e) => {
                 tracing::warn!("accept failed: {e}");
                 tokio::time::sleep(Duration::from_millis(10)).await;

@@ -360,3 +360,38 @@ async fn a_bulk_header_announcing_100_gb_no_longer_aborts_the_server() {
         "both clients are still there: {list}"
     );
 }
+
+#[tokio::test]
+async fn a_unix_socket_client_that_reads_late_gets_every_reply() {
+    // Unix-socket clients are registered for reading only; a write that finds
+    // the socket full waits for room on a second registration. 200 replies of
+    // 64 KB overflow the socket buffer many times over.
+    let path = std::env::temp_dir().join(format!("latchkey-{}-late.sock", std::process::id()));
+    let server = latchkey::Server::builder()
+        .option("unixsocket", path.to_str().unwrap())
+        .unwrap()
+        .start()
+        .await
+        .unwrap();
+    let mut admin = connect(&server).await;
+    let value = "v".repeat(64 * 1024);
+    cmd(&mut admin, &["SET", "big", &value]).await.unwrap();
+    let mut s = tokio::net::UnixStream::connect(&path).await.unwrap();
+    let mut batch = Vec::new();
+    for _ in 0..200 {
+        batch.extend_from_slice(b"*2\r\n$3\r\nGET\r\n$3\r\nbig\r\n");
+    }
+    batch.extend_from_slice(b"*1\r\n$4\r\nPING\r\n");
+    s.write_all(&batch).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let one = format!("$65536\r\n{value}\r\n");
+    let want = one.len() * 200 + b"+PONG\r\n".len();
+    let mut got = vec![0u8; want];
+    tokio::time::timeout(Duration::from_secs(10), s.read_exact(&mut got))
+        .await
+        .expect("every reply arrives")
+        .unwrap();
+    assert!(got.ends_with(b"+PONG\r\n"));
+    assert_eq!(&got[..one.len()], one.as_bytes());
+    let _ = std::fs::remove_file(&path);
+}
