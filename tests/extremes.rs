@@ -97,36 +97,16 @@ async fn lock_ttl_past_i64_max_is_refused_and_does_not_stop_active_expiry() {
 async fn lock_wait_i64_max_is_refused_as_out_of_range() {
     let server = start().await;
     let mut con = connect(&server).await;
-    assert_eq!(
-        err_line(
-            &mut con,
-            &[
-                "LOCK.ACQUIRE",
-                "L",
-                "b",
-                "10000",
-                "WAIT",
-                "9223372036854775807"
-            ]
-        )
-        .await,
-        "ERR timeout is out of range"
-    );
-    assert_eq!(
-        err_line(
-            &mut con,
-            &[
-                "LOCK.ACQUIRE",
-                "L",
-                "b",
-                "10000",
-                "WAIT",
-                "9223372036854775808"
-            ]
-        )
-        .await,
-        "ERR value is not an integer or out of range"
-    );
+    for (wait, error) in [
+        ("9223372036854775807", "ERR timeout is out of range"),
+        (
+            "9223372036854775808",
+            "ERR value is not an integer or out of range",
+        ),
+    ] {
+        let args = ["LOCK.ACQUIRE", "L", "b", "10000", "WAIT", wait];
+        assert_eq!(err_line(&mut con, &args).await, error, "WAIT {wait}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
