@@ -9,6 +9,7 @@
 //! Handlers are plain functions `fn(&mut Ctx, &[Bytes]) -> CommandResult`: they
 //! never touch the socket and never await; `args[0]` is the command name as sent.
 
+pub mod args;
 pub mod client;
 pub mod command;
 pub mod config;
@@ -110,6 +111,105 @@ pub struct CommandSpec {
     pub handler: Handler,
     /// Subcommands (`CONFIG GET`, ...); empty for a plain command.
     pub subcommands: &'static [CommandSpec],
+    /// ACL categories as COMMAND INFO lists them (`@write`, `@hash`, `@fast`).
+    pub acl: &'static [&'static str],
+    /// Command tips (`nondeterministic_output`, `request_policy:all_shards`).
+    pub tips: &'static [&'static str],
+    /// Key specifications, as Redis 7 describes where the keys are.
+    pub key_specs: &'static [KeySpec],
+}
+
+/// Where one group of keys sits in the arguments (Redis 7's key specs).
+#[derive(Debug, Clone, Copy)]
+pub struct KeySpec {
+    /// Flags as COMMAND INFO names them: `RW`, `RO`, `OW`, `RM`, `ACCESS`,
+    /// `INSERT`, `UPDATE`, `DELETE`, `NOT_KEY`, `INCOMPLETE`, `VARIABLE_FLAGS`.
+    pub flags: &'static [&'static str],
+    /// Where the search for the keys begins.
+    pub begin: BeginSearch,
+    /// How the keys are found from there.
+    pub find: FindKeys,
+    /// A note Redis attaches to the spec, or "".
+    pub notes: &'static str,
+}
+
+/// The start of a key spec's search.
+#[derive(Debug, Clone, Copy)]
+pub enum BeginSearch {
+    /// At a fixed argument index.
+    Index(i32),
+    /// After a keyword, searched from `startfrom` (negative: from the end).
+    Keyword {
+        /// The keyword (`STREAMS`).
+        keyword: &'static str,
+        /// Where to start looking.
+        startfrom: i32,
+    },
+}
+
+/// How a key spec finds its keys from where the search began.
+#[derive(Debug, Clone, Copy)]
+pub enum FindKeys {
+    /// A range: up to `lastkey` (relative; negative counts from the end), every
+    /// `keystep`, `limit` dividing what is left.
+    Range {
+        /// The last key, relative to the first.
+        lastkey: i32,
+        /// Step between keys.
+        keystep: i32,
+        /// 0: no limit; N: 1/N of the remaining arguments.
+        limit: i32,
+    },
+    /// A count of keys at `keynumidx`, keys from `firstkey`, every `keystep`.
+    Keynum {
+        /// Index of the count, relative to the beginning.
+        keynumidx: i32,
+        /// Index of the first key, relative to the beginning.
+        firstkey: i32,
+        /// Step between keys.
+        keystep: i32,
+    },
+}
+
+impl KeySpec {
+    /// A single key at `index`, with `flags`.
+    pub const fn one(index: i32, flags: &'static [&'static str]) -> KeySpec {
+        KeySpec::range(index, 0, 1, flags)
+    }
+
+    /// Keys from `index` to `lastkey` (relative; -1: the last argument), every
+    /// `keystep`.
+    pub const fn range(
+        index: i32,
+        lastkey: i32,
+        keystep: i32,
+        flags: &'static [&'static str],
+    ) -> KeySpec {
+        KeySpec {
+            flags,
+            begin: BeginSearch::Index(index),
+            find: FindKeys::Range {
+                lastkey,
+                keystep,
+                limit: 0,
+            },
+            notes: "",
+        }
+    }
+
+    /// A count at `index`, then that many keys after it (EVAL, ZUNION, ...).
+    pub const fn keynum(index: i32, flags: &'static [&'static str]) -> KeySpec {
+        KeySpec {
+            flags,
+            begin: BeginSearch::Index(index),
+            find: FindKeys::Keynum {
+                keynumidx: 0,
+                firstkey: 1,
+                keystep: 1,
+            },
+            notes: "",
+        }
+    }
 }
 
 impl CommandSpec {
@@ -127,7 +227,28 @@ impl CommandSpec {
             since: "1.0.0",
             handler,
             subcommands: &[],
+            acl: &[],
+            tips: &[],
+            key_specs: &[],
         }
+    }
+
+    /// Sets the ACL categories (`&["@write", "@hash", "@fast"]`).
+    pub const fn acl(mut self, categories: &'static [&'static str]) -> Self {
+        self.acl = categories;
+        self
+    }
+
+    /// Sets the command tips.
+    pub const fn tips(mut self, tips: &'static [&'static str]) -> Self {
+        self.tips = tips;
+        self
+    }
+
+    /// Sets the key specs.
+    pub const fn key_specs(mut self, specs: &'static [KeySpec]) -> Self {
+        self.key_specs = specs;
+        self
     }
 
     /// Sets the key positions.

@@ -47,7 +47,7 @@ pub use blocking::{BlockedLists, End, ListWaiter, Popped};
 pub use compact::CompactBytes;
 pub use lock::{AcquireRequest, Acquired, LockInfo, LockMode, LockShared};
 pub use table::Table;
-pub use value::{Entry, Value};
+pub use value::{Entry, Typed, Value, WrongType};
 use wheel::Wheel;
 
 /// Shards per database. A power of two; enough that two worker threads rarely meet.
@@ -281,6 +281,61 @@ impl Shard {
         let pos = self.live_position(key, now)?;
         self.touch(key);
         Some(self.map.entry_mut(pos))
+    }
+
+    /// The live value at `key` as type `T`: `Ok(None)` when there is no key,
+    /// `Err(WrongType)` when it holds another type.
+    pub fn read<T: Typed>(&mut self, key: &[u8], now: u64) -> Result<Option<&T>, WrongType> {
+        match self.get(key, now) {
+            None => Ok(None),
+            Some(e) => T::of(&e.value).map(Some).ok_or(WrongType),
+        }
+    }
+
+    /// The live value at `key` as type `T`, for a command that modifies it
+    /// (watchers are told). If the change may empty it, call
+    /// [`Shard::remove_if_empty`] afterwards.
+    pub fn write<T: Typed>(&mut self, key: &[u8], now: u64) -> Result<Option<&mut T>, WrongType> {
+        let Some(pos) = self.live_position(key, now) else {
+            return Ok(None);
+        };
+        if T::of(&self.map.entry(pos).value).is_none() {
+            return Err(WrongType);
+        }
+        self.touch(key);
+        Ok(T::of_mut(&mut self.map.entry_mut(pos).value))
+    }
+
+    /// The value at `key` as type `T`, created empty (no TTL) if there is no
+    /// key; `Err(WrongType)` when it holds another type.
+    pub fn get_or_create<T: Typed>(&mut self, key: &[u8], now: u64) -> Result<&mut T, WrongType> {
+        let pos = match self.live_position(key, now) {
+            Some(pos) => {
+                if T::of(&self.map.entry(pos).value).is_none() {
+                    return Err(WrongType);
+                }
+                pos
+            }
+            None => {
+                self.map.insert(key, Entry::persistent(T::new_value()));
+                self.map.find(key).ok_or(WrongType)?
+            }
+        };
+        self.touch(key);
+        T::of_mut(&mut self.map.entry_mut(pos).value).ok_or(WrongType)
+    }
+
+    /// Removes `key` if it holds an empty `T` (the last element was taken);
+    /// true if it did.
+    pub fn remove_if_empty<T: Typed>(&mut self, key: &[u8], now: u64) -> bool {
+        let empty = match self.map.get(key) {
+            Some(e) => T::of(&e.value).is_some_and(T::is_empty_value),
+            None => false,
+        };
+        if empty {
+            self.remove(key, now);
+        }
+        empty
     }
 
     /// Whether a live key exists, without counting as an access that modifies it.

@@ -48,6 +48,79 @@ impl Value {
     }
 }
 
+/// A command asked for one type at a key holding another: the caller answers
+/// `WRONGTYPE` (the storage layer knows no error text).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WrongType;
+
+/// A value type reached through [`Value`]: how to see it inside a value, how to
+/// make a new empty one, and when it is empty (an empty container is not kept at
+/// its key). The shard's typed access ([`super::Shard::read`],
+/// [`super::Shard::write`], [`super::Shard::get_or_create`]) is built on it, so
+/// no command matches on `Value` itself.
+pub trait Typed: Sized {
+    /// The value as this type, or `None` for another type.
+    fn of(value: &Value) -> Option<&Self>;
+    /// The value as this type, mutable.
+    fn of_mut(value: &mut Value) -> Option<&mut Self>;
+    /// A new, empty value of this type, wrapped.
+    fn new_value() -> Value;
+    /// Whether the value holds nothing (and so its key should not exist).
+    fn is_empty_value(&self) -> bool;
+}
+
+/// Implements [`Typed`] for a type stored boxed in one `Value` arm.
+macro_rules! typed {
+    ($ty:ty, $arm:ident, |$v:ident| $empty:expr) => {
+        impl Typed for $ty {
+            fn of(value: &Value) -> Option<&Self> {
+                match value {
+                    Value::$arm(v) => Some(v),
+                    _ => None,
+                }
+            }
+            fn of_mut(value: &mut Value) -> Option<&mut Self> {
+                match value {
+                    Value::$arm(v) => Some(v),
+                    _ => None,
+                }
+            }
+            fn new_value() -> Value {
+                Value::$arm(Default::default())
+            }
+            fn is_empty_value(&self) -> bool {
+                let $v = self;
+                $empty
+            }
+        }
+    };
+}
+
+typed!(VecDeque<Bytes>, List, |l| l.is_empty());
+typed!(Lock, Lock, |l| l.counts() == (0, 0));
+
+impl Typed for CompactBytes {
+    fn of(value: &Value) -> Option<&Self> {
+        match value {
+            Value::Str(v) => Some(v),
+            _ => None,
+        }
+    }
+    fn of_mut(value: &mut Value) -> Option<&mut Self> {
+        match value {
+            Value::Str(v) => Some(v),
+            _ => None,
+        }
+    }
+    fn new_value() -> Value {
+        Value::string(b"")
+    }
+    /// An empty string is a value like any other.
+    fn is_empty_value(&self) -> bool {
+        false
+    }
+}
+
 /// A key's value and its absolute expiry time (Unix ms on the server clock).
 #[derive(Debug)]
 pub struct Entry {
