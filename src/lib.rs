@@ -30,6 +30,7 @@ pub mod reply;
 pub mod scripting;
 pub mod server;
 pub mod session;
+pub mod types;
 mod unix_conn;
 
 pub use embed::{Server, ServerBuilder, ServerHandle};

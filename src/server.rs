@@ -68,6 +68,8 @@ pub struct Shared {
     pub run_id: String,
     /// When the server started (`uptime_in_seconds`).
     pub started: Instant,
+    /// Encoding thresholds (`hash-max-listpack-entries`, ...).
+    pub encodings: crate::types::Encodings,
     /// The bound TCP address, once listening.
     pub tcp_addr: RwLock<Option<SocketAddr>>,
     next_client_id: AtomicU64,
@@ -93,6 +95,7 @@ impl Shared {
                 .unwrap_or_else(|e| panic!("cannot start the Lua VM: {e}")),
             run_id,
             started: Instant::now(),
+            encodings: Default::default(),
             tcp_addr: RwLock::new(None),
             next_client_id: AtomicU64::new(1),
             shutdown: watch::channel(false).0,
