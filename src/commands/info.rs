@@ -9,8 +9,8 @@ use std::sync::atomic::Ordering;
 
 use bytes::Bytes;
 
+use super::CommandResult;
 use super::{flag, CommandSpec, Ctx};
-use crate::error::CommandResult;
 use crate::keyspace::Value;
 use crate::reply::Reply;
 use crate::server::{Shared, LATCHKEY_VERSION, REDIS_VERSION};

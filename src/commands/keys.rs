@@ -6,8 +6,9 @@ use std::hash::Hasher;
 
 use bytes::Bytes;
 
+use super::CommandResult;
 use super::{flag, int_arg, is, CommandSpec, Ctx};
-use crate::error::{CommandError, CommandResult};
+use crate::error::CommandError;
 use crate::keyspace::{Entry, Value, SHARDS};
 use crate::reply::Reply;
 

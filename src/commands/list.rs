@@ -5,8 +5,9 @@ use std::collections::VecDeque;
 
 use bytes::Bytes;
 
+use super::CommandResult;
 use super::{flag, int_arg, parse_float, CommandSpec, Ctx};
-use crate::error::{CommandError, CommandResult};
+use crate::error::CommandError;
 use crate::keyspace::{End, Entry, Value};
 use crate::reply::Reply;
 use crate::session::{Blocked, Wait};

@@ -5,8 +5,10 @@
 
 use bytes::Bytes;
 
+use super::CommandResult;
 use super::{flag, int_arg, is, CallMode, CommandSpec, Ctx};
-use crate::error::{CommandError, CommandResult};
+use crate::error::CommandError;
+use crate::keyspace::lock::LockError;
 use crate::keyspace::{AcquireRequest, Acquired, LockMode};
 use crate::reply::Reply;
 use crate::session::{Blocked, Wait};
@@ -215,4 +217,18 @@ fn info(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
         (Reply::bulk_str("holders"), Reply::Array(holders)),
         (Reply::bulk_str("waiters"), Reply::Int(info.waiters as i64)),
     ]))
+}
+
+impl From<LockError> for CommandError {
+    fn from(e: LockError) -> Self {
+        match e {
+            LockError::WrongType => CommandError::WrongType,
+            LockError::LimitMismatch(Some(n)) => {
+                CommandError::err(format!("LIMIT does not match the semaphore's limit of {n}"))
+            }
+            LockError::LimitMismatch(None) => {
+                CommandError::err("LIMIT given for a key that is not a semaphore")
+            }
+        }
+    }
 }

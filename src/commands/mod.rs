@@ -28,7 +28,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::Bytes;
 
-use crate::error::{CommandError, CommandResult};
+use crate::error::CommandError;
 use crate::keyspace::Db;
 use crate::reply::Reply;
 use crate::server::Shared;
@@ -83,6 +83,9 @@ pub mod flag {
         (ALLOW_BUSY, "allow_busy"),
     ];
 }
+
+/// The result every command handler returns.
+pub type CommandResult = Result<Reply, CommandError>;
 
 /// A handler: runs one command against the server.
 pub type Handler = fn(&mut Ctx<'_>, &[Bytes]) -> CommandResult;

@@ -8,8 +8,9 @@ use bytes::Bytes;
 
 use rust_decimal::Decimal;
 
+use super::CommandResult;
 use super::{flag, int_arg, is, parse_float, CommandSpec, Ctx};
-use crate::error::{CommandError, CommandResult};
+use crate::error::CommandError;
 use crate::keyspace::{CompactBytes, Entry, Shard, Value};
 use crate::protocol::parse_i64;
 use crate::reply::Reply;
@@ -233,7 +234,7 @@ fn get(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
     let now = ctx.now;
     let mut shard = ctx.db().lock(&args[1]);
     match shard.get(&args[1], now).map(|e| &e.value) {
-        Some(Value::Str(v)) => Ok(v.to_reply()),
+        Some(Value::Str(v)) => Ok(Reply::stored(v)),
         Some(_) => Err(CommandError::WrongType),
         None => Ok(Reply::Nil),
     }
@@ -344,7 +345,7 @@ fn mget(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
     Ok(Reply::Array(
         keys.iter()
             .map(|k| match shards.shard(k).get(k, now).map(|e| &e.value) {
-                Some(Value::Str(v)) => v.to_reply(),
+                Some(Value::Str(v)) => Reply::stored(v),
                 _ => Reply::Nil,
             })
             .collect(),

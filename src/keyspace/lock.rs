@@ -17,8 +17,23 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use bytes::Bytes;
 use tokio::sync::oneshot;
 
-use super::{Entry, Shard, Value};
-use crate::error::CommandError;
+use super::{Entry, Shard, Value, WrongType};
+
+/// Why LOCK.ACQUIRE was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LockError {
+    /// The key holds another type.
+    WrongType,
+    /// LIMIT differs from the semaphore's (`Some(n)`), or was given for a plain
+    /// lock (`None`).
+    LimitMismatch(Option<u32>),
+}
+
+impl From<WrongType> for LockError {
+    fn from(_: WrongType) -> Self {
+        LockError::WrongType
+    }
+}
 
 /// Counters for `INFO locks`.
 #[derive(Debug, Default)]
@@ -285,7 +300,7 @@ impl Lock {
 impl Shard {
     /// The lock at `key` after settling expired leases: `Ok(None)` when there is no
     /// key, `WRONGTYPE` when the key holds another type.
-    fn lock_at(&mut self, key: &[u8], now: u64) -> Result<Option<&mut Lock>, CommandError> {
+    fn lock_at(&mut self, key: &[u8], now: u64) -> Result<Option<&mut Lock>, WrongType> {
         self.lock_settle(key, now);
         match self.get_mut_quiet(key, now) {
             None => Ok(None),
@@ -293,7 +308,7 @@ impl Shard {
                 value: Value::Lock(lock),
                 ..
             }) => Ok(Some(lock)),
-            Some(_) => Err(CommandError::WrongType),
+            Some(_) => Err(WrongType),
         }
     }
 
@@ -356,7 +371,7 @@ impl Shard {
         key: &[u8],
         req: AcquireRequest,
         now: u64,
-    ) -> Result<Acquired, CommandError> {
+    ) -> Result<Acquired, LockError> {
         let shared = self.locks.clone();
         let expires_at = lease_end(now, req.ttl_ms);
         let lock = match self.lock_at(key, now)? {
@@ -373,7 +388,7 @@ impl Shard {
                         value: Value::Lock(lock),
                         ..
                     }) => lock,
-                    _ => return Err(CommandError::err("lock could not be created")),
+                    _ => return Err(LockError::WrongType),
                 }
             }
         };
@@ -384,10 +399,7 @@ impl Shard {
             return Ok(Acquired::Granted(token));
         }
         if lock.limit != req.limit {
-            return Err(CommandError::err(match lock.limit {
-                Some(n) => format!("LIMIT does not match the semaphore's limit of {n}"),
-                None => "LIMIT given for a key that is not a semaphore".to_string(),
-            }));
+            return Err(LockError::LimitMismatch(lock.limit));
         }
         if lock.waiters.is_empty() && lock.compatible(req.shared) {
             let token = shared.next_token(now);
@@ -430,12 +442,7 @@ impl Shard {
     }
 
     /// LOCK.RELEASE: true if `owner` held the lock and no longer does.
-    pub fn lock_release(
-        &mut self,
-        key: &[u8],
-        owner: &[u8],
-        now: u64,
-    ) -> Result<bool, CommandError> {
+    pub fn lock_release(&mut self, key: &[u8], owner: &[u8], now: u64) -> Result<bool, WrongType> {
         let Some(lock) = self.lock_at(key, now)? else {
             return Ok(false);
         };
@@ -457,7 +464,7 @@ impl Shard {
         owner: &[u8],
         ttl_ms: u64,
         now: u64,
-    ) -> Result<bool, CommandError> {
+    ) -> Result<bool, WrongType> {
         let Some(lock) = self.lock_at(key, now)? else {
             return Ok(false);
         };
@@ -471,19 +478,14 @@ impl Shard {
     }
 
     /// LOCK.VALIDATE: whether `token` belongs to a current holder.
-    pub fn lock_validate(
-        &mut self,
-        key: &[u8],
-        token: u64,
-        now: u64,
-    ) -> Result<bool, CommandError> {
+    pub fn lock_validate(&mut self, key: &[u8], token: u64, now: u64) -> Result<bool, WrongType> {
         Ok(self
             .lock_at(key, now)?
             .is_some_and(|l| l.holders.iter().any(|h| h.token == token)))
     }
 
     /// LOCK.INFO.
-    pub fn lock_info(&mut self, key: &[u8], now: u64) -> Result<Option<LockInfo>, CommandError> {
+    pub fn lock_info(&mut self, key: &[u8], now: u64) -> Result<Option<LockInfo>, WrongType> {
         Ok(self.lock_at(key, now)?.map(|l| l.info()))
     }
 

@@ -28,7 +28,6 @@
 //! that runs out is handed to its waiter within a slice even under such a backlog.
 
 pub mod blocking;
-mod compact;
 pub mod lock;
 mod table;
 mod value;
@@ -43,8 +42,8 @@ use bytes::Bytes;
 use parking_lot::{Mutex, MutexGuard};
 use tokio::sync::Notify;
 
+pub use crate::types::CompactBytes;
 pub use blocking::{BlockedLists, End, ListWaiter, Popped};
-pub use compact::CompactBytes;
 pub use lock::{AcquireRequest, Acquired, LockInfo, LockMode, LockShared};
 pub use table::Table;
 pub use value::{Entry, Typed, Value, WrongType};

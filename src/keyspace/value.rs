@@ -4,8 +4,9 @@ use std::collections::VecDeque;
 
 use bytes::Bytes;
 
-use super::compact::CompactBytes;
 use super::lock::Lock;
+use crate::types::CompactBytes;
+pub use crate::types::WrongType;
 
 /// A value of one of the types the server knows. `TYPE` reports [`Value::type_name`],
 /// and a command given a key of another type fails with `WRONGTYPE`.
@@ -47,11 +48,6 @@ impl Value {
         }
     }
 }
-
-/// A command asked for one type at a key holding another: the caller answers
-/// `WRONGTYPE` (the storage layer knows no error text).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct WrongType;
 
 /// A value type reached through [`Value`]: how to see it inside a value, how to
 /// make a new empty one, and when it is empty (an empty container is not kept at

@@ -6,6 +6,15 @@
 
 use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 
+mod compact;
+
+pub use compact::CompactBytes;
+
+/// A command asked for one type at a key holding another: the caller answers
+/// `WRONGTYPE` (no module below the commands knows error text).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WrongType;
+
 /// When a small container stops being packed: more than `entries` elements, or
 /// an element longer than `value` bytes, makes it convert to its large
 /// representation (Redis's `*-max-listpack-entries` / `-value`).
