@@ -68,6 +68,8 @@ pub struct Shared {
     pub run_id: String,
     /// When the server started (`uptime_in_seconds`).
     pub started: Instant,
+    /// Clients blocked on keys (BLPOP, BZPOPMIN, ...).
+    pub blocked: crate::blocking::BlockedKeys,
     /// Encoding thresholds (`hash-max-listpack-entries`, ...).
     pub encodings: crate::types::Encodings,
     /// The bound TCP address, once listening.
@@ -95,6 +97,7 @@ impl Shared {
                 .unwrap_or_else(|e| panic!("cannot start the Lua VM: {e}")),
             run_id,
             started: Instant::now(),
+            blocked: Default::default(),
             encodings: Default::default(),
             tcp_addr: RwLock::new(None),
             next_client_id: AtomicU64::new(1),

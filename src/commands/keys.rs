@@ -9,7 +9,7 @@ use bytes::Bytes;
 use super::CommandResult;
 use super::{flag, int_arg, is, CommandSpec, Ctx};
 use crate::error::CommandError;
-use crate::keyspace::{Entry, Value, SHARDS};
+use crate::keyspace::{Entry, SHARDS};
 use crate::reply::Reply;
 
 /// The keys family's rows.
@@ -357,12 +357,9 @@ fn rename_generic(ctx: &mut Ctx<'_>, args: &[Bytes], nx: bool) -> Result<bool, C
         return Ok(false);
     }
     if let Some(entry) = shards.shard(src).remove(src, now) {
-        let is_list = matches!(entry.value, Value::List(_));
         shards.shard(dst).insert(dst, entry, now);
-        if is_list {
-            // A list renamed onto a key that BLPOP waits on serves the waiter.
-            ctx.shared.keyspace.lists().signal(ctx.session.db, dst);
-        }
+        // A value renamed onto a key a client waits on (BLPOP, ...) serves it.
+        ctx.shared.blocked.signal(ctx.session.db, dst);
     }
     Ok(true)
 }

@@ -584,8 +584,7 @@ pub fn busy_error() -> CommandError {
 /// Hands elements pushed by the command that just ended to clients blocked in
 /// BLPOP/BRPOP. The caller still holds the gate, so nothing runs in between.
 pub fn serve_blocked(shared: &Shared, now: u64) {
-    let keyspace = &shared.keyspace;
-    keyspace.lists().serve_ready(keyspace, now);
+    shared.blocked.serve_ready(&shared.keyspace, now);
 }
 
 /// Resolves `args` to a command, trying this connection's last lookup first: a

@@ -27,8 +27,7 @@
 //! invisible. Locks with queued waiters are settled ahead of the queue, so a lease
 //! that runs out is handed to its waiter within a slice even under such a backlog.
 
-pub mod blocking;
-pub mod lock;
+mod lock;
 mod table;
 mod value;
 pub mod wheel;
@@ -42,9 +41,8 @@ use bytes::Bytes;
 use parking_lot::{Mutex, MutexGuard};
 use tokio::sync::Notify;
 
+pub use crate::types::lock::{AcquireRequest, Acquired, LockInfo, LockMode, LockShared};
 pub use crate::types::CompactBytes;
-pub use blocking::{BlockedLists, End, ListWaiter, Popped};
-pub use lock::{AcquireRequest, Acquired, LockInfo, LockMode, LockShared};
 pub use table::Table;
 pub use value::{Entry, Typed, Value, WrongType};
 use wheel::Wheel;
@@ -700,7 +698,6 @@ pub struct Keyspace {
     dbs: Box<[Db]>,
     timer: Arc<ExpiryTimer>,
     locks: Arc<LockShared>,
-    lists: BlockedLists,
     /// The shard (over all databases) where the last budgeted expiry step stopped.
     expiry_cursor: AtomicUsize,
 }
@@ -716,14 +713,8 @@ impl Keyspace {
                 .collect(),
             timer,
             locks,
-            lists: BlockedLists::default(),
             expiry_cursor: AtomicUsize::new(0),
         }
-    }
-
-    /// Clients blocked in BLPOP/BRPOP.
-    pub fn lists(&self) -> &BlockedLists {
-        &self.lists
     }
 
     /// Database `index`, if it exists.
@@ -859,22 +850,23 @@ mod tests {
             let (k, e) = volatile(i, now + 10);
             db.lock(&k).insert(&k, e, now);
         }
-        let req = |owner: &str, wait| AcquireRequest {
-            owner: Bytes::copy_from_slice(owner.as_bytes()),
-            ttl_ms: 10,
-            shared: false,
-            limit: None,
-            session: None,
-            wait,
-        };
+        let req =
+            |owner: &str, wait: Option<(u64, Box<dyn crate::types::lock::Grant>)>| AcquireRequest {
+                owner: Bytes::copy_from_slice(owner.as_bytes()),
+                ttl_ms: 10,
+                shared: false,
+                limit: None,
+                session: None,
+                wait,
+            };
         let mut shard = db.lock(b"L");
-        let held = shard.lock_acquire(b"L", req("a", false), now).unwrap();
+        let held = shard.lock_acquire(b"L", req("a", None), now).unwrap();
         assert!(matches!(held, Acquired::Granted(_)));
-        let Acquired::Queued { mut grant, .. } =
-            shard.lock_acquire(b"L", req("b", true), now).unwrap()
-        else {
-            panic!("b queues behind a");
-        };
+        let (queued, mut grant) = crate::types::lock::test_grant();
+        let outcome = shard
+            .lock_acquire(b"L", req("b", Some((1, queued))), now)
+            .unwrap();
+        assert!(matches!(outcome, Acquired::Queued), "b queues behind a");
         shard.note_lock_waiter(b"L");
         drop(shard);
         // However small the slice, the waiter is served in the first one.

@@ -4,7 +4,7 @@ use std::collections::VecDeque;
 
 use bytes::Bytes;
 
-use super::lock::Lock;
+use crate::types::lock::Lock;
 use crate::types::CompactBytes;
 pub use crate::types::WrongType;
 

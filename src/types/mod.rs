@@ -7,6 +7,8 @@
 use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 
 mod compact;
+pub mod list;
+pub mod lock;
 
 pub use compact::CompactBytes;
 
