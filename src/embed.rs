@@ -224,10 +224,7 @@ impl ServerHandle {
         let expires_at = ttl.map(|d| now + d.as_millis() as u64);
         let _gate = self.shared.gate.read();
         if let Some(db) = self.shared.keyspace.db(0) {
-            let entry = crate::keyspace::Entry {
-                value: Value::string(value.as_ref()),
-                expires_at,
-            };
+            let entry = crate::keyspace::Entry::new(Value::string(value.as_ref()), expires_at);
             db.lock(key).insert(key, entry, now);
         }
     }

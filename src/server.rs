@@ -82,6 +82,8 @@ impl Shared {
     /// Shared state for a server with `config`, reading time from `clock`.
     pub fn new(config: Config, clock: Arc<Clock>) -> Self {
         let keyspace = Keyspace::new(config.databases, clock.now_ms());
+        let encodings = crate::types::Encodings::default();
+        encodings.store(&config.encodings);
         let run_id = (0..40)
             .map(|_| char::from_digit(fastrand::u32(0..16), 16).unwrap_or('0'))
             .collect();
@@ -98,7 +100,7 @@ impl Shared {
             run_id,
             started: Instant::now(),
             blocked: Default::default(),
-            encodings: Default::default(),
+            encodings,
             tcp_addr: RwLock::new(None),
             next_client_id: AtomicU64::new(1),
             shutdown: watch::channel(false).0,

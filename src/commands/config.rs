@@ -127,6 +127,7 @@ fn set(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
             ));
         }
     }
+    ctx.shared.encodings.store(&next.encodings);
     *ctx.shared.config.write() = next;
     Ok(Reply::OK)
 }

@@ -96,7 +96,7 @@ fn type_(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
     let now = ctx.now;
     let mut shard = ctx.db().lock(&args[1]);
     let name = shard
-        .get(&args[1], now)
+        .peek(&args[1], now)
         .map_or("none", |e| e.value.type_name());
     Ok(Reply::Status(Bytes::from_static(name.as_bytes())))
 }
@@ -423,7 +423,7 @@ fn expire_generic(
     let Some(entry) = shard.get(key, now) else {
         return Ok(Reply::Int(0));
     };
-    let current = entry.expires_at.map(|t| t as i64);
+    let current = entry.expires_at().map(|t| t as i64);
     let allowed = match current {
         None => !(xx || gt),
         Some(cur) => !nx && (!gt || when > cur) && (!lt || when < cur),
@@ -460,7 +460,7 @@ fn pexpireat(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
 fn ttl_generic(ctx: &mut Ctx<'_>, key: &[u8], f: impl Fn(u64, u64) -> i64) -> CommandResult {
     let now = ctx.now;
     let mut shard = ctx.db().lock(key);
-    Ok(Reply::Int(match shard.get(key, now) {
+    Ok(Reply::Int(match shard.peek(key, now) {
         None => -2,
         Some(e) => e.deadline().map_or(-1, |at| f(at, now)),
     }))
@@ -489,7 +489,7 @@ fn persist(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
     let mut shard = ctx.db().lock(&args[1]);
     let had_ttl = shard
         .get(&args[1], now)
-        .is_some_and(|e| e.expires_at.is_some());
+        .is_some_and(|e| e.expires_at().is_some());
     if had_ttl {
         shard.set_expiry(&args[1], None, now);
     }

@@ -18,6 +18,7 @@ pub mod info;
 pub mod keys;
 pub mod list;
 pub mod lock;
+pub mod object;
 pub mod scripting;
 pub mod server;
 pub mod string;
@@ -362,6 +363,7 @@ fn families() -> impl Iterator<Item = &'static CommandSpec> {
         command::COMMANDS,
         scripting::COMMANDS,
         list::COMMANDS,
+        object::COMMANDS,
     ]
     .into_iter()
     .flatten()

@@ -201,7 +201,7 @@ pub fn set_generic(
         _ => None,
     };
     let exists = old.is_some();
-    let old_ttl = old.and_then(|e| e.expires_at);
+    let old_ttl = old.and_then(|e| e.expires_at());
     let reply_for_skip = if opts.get {
         Reply::bulk_or_nil(old_value.clone())
     } else {
@@ -215,14 +215,7 @@ pub fn set_generic(
     } else {
         opts.expires_at
     };
-    shard.insert(
-        key,
-        Entry {
-            value: Value::string_arg(value),
-            expires_at,
-        },
-        now,
-    );
+    shard.insert(key, Entry::new(Value::string_arg(value), expires_at), now);
     Ok(if opts.get {
         Reply::bulk_or_nil(old_value)
     } else {

@@ -249,7 +249,9 @@ impl Shard {
     /// One hash lookup on the common path.
     fn live_position(&mut self, key: &[u8], now: u64) -> Option<usize> {
         let pos = self.map.find(key)?;
-        if !self.map.entry(pos).is_expired(now) {
+        let entry = self.map.entry_mut(pos);
+        if !entry.is_expired(now) {
+            entry.accessed(now);
             return Some(pos);
         }
         if let Some(mut old) = self.remove_entry(key) {
@@ -257,6 +259,13 @@ impl Shard {
         }
         self.expired_count += 1;
         None
+    }
+
+    /// The live entry at `key` without counting as an access (OBJECT, TTL: as
+    /// Redis's `LOOKUP_NOTOUCH`). An expired key is removed first.
+    pub fn peek(&mut self, key: &[u8], now: u64) -> Option<&Entry> {
+        self.expire_if_due(key, now);
+        self.map.get(key)
     }
 
     /// The live entry at `key`, mutable, without telling watchers (for a caller
@@ -314,7 +323,9 @@ impl Shard {
                 pos
             }
             None => {
-                self.map.insert(key, Entry::persistent(T::new_value()));
+                let mut entry = Entry::persistent(T::new_value());
+                entry.accessed(now);
+                self.map.insert(key, entry);
                 self.map.find(key).ok_or(WrongType)?
             }
         };
@@ -337,17 +348,18 @@ impl Shard {
 
     /// Whether a live key exists, without counting as an access that modifies it.
     pub fn contains(&mut self, key: &[u8], now: u64) -> bool {
-        self.get(key, now).is_some()
+        self.peek(key, now).is_some()
     }
 
     /// Stores `entry` at `key`, replacing what was there, and returns the old live
     /// entry.
-    pub fn insert(&mut self, key: &[u8], entry: Entry, now: u64) -> Option<Entry> {
+    pub fn insert(&mut self, key: &[u8], mut entry: Entry, now: u64) -> Option<Entry> {
         self.expire_if_due(key, now);
+        entry.accessed(now);
         self.touch(key);
-        let expires_at = entry.expires_at;
+        let expires_at = entry.expires_at();
         let old = self.map.insert(key, entry);
-        self.account_ttl_change(old.as_ref().and_then(|e| e.expires_at), expires_at);
+        self.account_ttl_change(old.as_ref().and_then(|e| e.expires_at()), expires_at);
         if let Some(when) = expires_at {
             self.schedule(key, when);
         }
@@ -366,7 +378,7 @@ impl Shard {
 
     fn remove_entry(&mut self, key: &[u8]) -> Option<Entry> {
         let old = self.map.remove(key)?;
-        if old.expires_at.is_some() {
+        if old.expires_at().is_some() {
             self.volatile -= 1;
         }
         // A lock removed with waiters is put back for them: it stays contended.
@@ -383,7 +395,7 @@ impl Shard {
         let Some(entry) = self.map.get_mut(key) else {
             return false;
         };
-        let old = std::mem::replace(&mut entry.expires_at, expires_at);
+        let old = entry.replace_expiry(expires_at);
         self.account_ttl_change(old, expires_at);
         self.touch(key);
         if let Some(when) = expires_at {
@@ -478,7 +490,7 @@ impl Shard {
     /// stale entry (TTL changed or key gone since). True if the key was deleted.
     fn expire_entry(&mut self, when: u64, key: &[u8], now: u64) -> bool {
         match self.map.get(key) {
-            Some(e) if e.expires_at == Some(when) => {
+            Some(e) if e.expires_at() == Some(when) => {
                 if let Some(mut old) = self.remove_entry(key) {
                     self.requeue_waiters(key, &mut old, now);
                 }
@@ -800,10 +812,7 @@ mod tests {
     use super::*;
 
     fn volatile(i: usize, at: u64) -> (Vec<u8>, Entry) {
-        let entry = Entry {
-            value: Value::string(b"v"),
-            expires_at: Some(at),
-        };
+        let entry = Entry::new(Value::string(b"v"), Some(at));
         (format!("key:{i}").into_bytes(), entry)
     }
 
