@@ -194,7 +194,7 @@ fn info(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
         .iter()
         .map(|h| {
             Reply::Map(vec![
-                (Reply::bulk_str("owner"), Reply::Bulk(h.owner.clone())),
+                (Reply::bulk_str("owner"), Reply::stored(&h.owner)),
                 (Reply::bulk_str("token"), Reply::Int(h.token as i64)),
                 (
                     Reply::bulk_str("ttl"),
@@ -371,7 +371,7 @@ mod tests {
             };
             assert!(!lock.is_empty(), "an empty lock must not exist");
             let exclusive = lock.holders.iter().filter(|h| !h.shared).count();
-            match lock.limit {
+            match lock.limit() {
                 Some(limit) => assert!(lock.holders.len() <= limit as usize),
                 None => {
                     assert!(exclusive <= 1, "two exclusive holders");
@@ -381,7 +381,7 @@ mod tests {
                     );
                 }
             }
-            let mut owners: Vec<_> = lock.holders.iter().map(|h| h.owner.clone()).collect();
+            let mut owners: Vec<_> = lock.holders.iter().map(|h| h.owner.to_vec()).collect();
             owners.sort();
             owners.dedup();
             assert_eq!(owners.len(), lock.holders.len(), "an owner holds twice");
@@ -389,7 +389,7 @@ mod tests {
                 lock.holders.iter().all(|h| h.expires_at > now),
                 "expired holder kept"
             );
-            if let Some(front) = lock.waiters.front() {
+            if let Some(front) = lock.waiters().front() {
                 assert!(
                     !lock.compatible(front.shared) || front.grant.is_closed(),
                     "a waiter that could be granted is left waiting"

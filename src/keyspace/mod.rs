@@ -182,10 +182,11 @@ const BACKLOG: usize = 256;
 #[derive(Debug)]
 pub struct Shard {
     map: Table,
-    wheel: Wheel<Bytes>,
+    /// Deadlines by key; a key of up to 22 bytes is held inline (no allocation).
+    wheel: Wheel<CompactBytes>,
     /// Entries the wheel has handed over (deadline reached) not yet dealt with;
     /// `pending[pending_at..]` is the backlog.
-    pending: Vec<(u64, Bytes)>,
+    pending: Vec<(u64, CompactBytes)>,
     pending_at: usize,
     /// Keys whose value has had a waiter queued (a lock): settled ahead of the
     /// backlog. A key leaves when it is removed or found without waiters.
@@ -414,7 +415,7 @@ impl Shard {
     }
 
     fn schedule(&mut self, key: &[u8], when: u64) {
-        self.wheel.insert(when, Bytes::copy_from_slice(key));
+        self.wheel.insert(when, CompactBytes::from_slice(key));
         self.next_due.fetch_min(when, Ordering::AcqRel);
         self.timer.note(when);
     }

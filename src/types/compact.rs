@@ -84,6 +84,13 @@ impl CompactBytes {
     }
 }
 
+impl Default for CompactBytes {
+    /// The empty string.
+    fn default() -> Self {
+        CompactBytes::from_slice(b"")
+    }
+}
+
 impl Deref for CompactBytes {
     type Target = [u8];
     fn deref(&self) -> &[u8] {

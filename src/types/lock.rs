@@ -14,7 +14,11 @@
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use super::{Effects, WrongType};
+use std::num::NonZeroU64;
+
+use smallvec::SmallVec;
+
+use super::{CompactBytes, Effects, WrongType};
 use bytes::Bytes;
 
 /// Why LOCK.ACQUIRE was refused.
@@ -109,19 +113,20 @@ pub fn lease_end(now: u64, ttl_ms: u64) -> u64 {
     now.saturating_add(ttl_ms).min(i64::MAX as u64)
 }
 
-/// One holder of a lock.
+/// One holder of a lock (56 bytes: an owner of up to 22 bytes is inline).
 #[derive(Debug, Clone)]
 pub struct Holder {
     /// The caller's unique token (a UUID, typically).
-    pub owner: Bytes,
+    pub owner: CompactBytes,
     /// Fencing token given to this holder.
     pub token: u64,
     /// When the lease runs out (server clock ms).
     pub expires_at: u64,
+    /// The client whose disconnection releases this hold (SESSION); client
+    /// ids start at 1.
+    pub session: Option<NonZeroU64>,
     /// Whether this is a shared (reader) hold.
     pub shared: bool,
-    /// The client whose disconnection releases this hold (SESSION).
-    pub session: Option<u64>,
 }
 
 /// Where a waiter's fencing token goes when it is granted: the connection's
@@ -143,14 +148,26 @@ pub(crate) struct Waiter {
     pub(crate) grant: Box<dyn Grant>,
 }
 
-/// A lock: its holders and the queue of waiters.
+/// A lock: its holders and the queue of waiters. Sized for the common case, a
+/// lock with one holder and nobody waiting: that holder is inline (72 bytes in
+/// all, one allocation with the value's box), and a semaphore's limit and the
+/// wait queue live in a second box only while there are any.
 #[derive(Debug, Default)]
 pub struct Lock {
-    /// LIMIT n of a semaphore; `None` for an exclusive/shared lock.
-    pub(crate) limit: Option<u32>,
-    pub(crate) holders: Vec<Holder>,
-    pub(crate) waiters: VecDeque<Waiter>,
+    pub(crate) holders: SmallVec<[Holder; 1]>,
+    rest: Option<Box<Rest>>,
 }
+
+/// The rarer parts of a lock.
+#[derive(Debug, Default)]
+struct Rest {
+    /// LIMIT n of a semaphore; `None` for an exclusive/shared lock.
+    limit: Option<u32>,
+    waiters: VecDeque<Waiter>,
+}
+
+/// The queue of a lock nobody waits for.
+static NO_WAITERS: VecDeque<Waiter> = VecDeque::new();
 
 /// The mode LOCK.INFO reports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -206,8 +223,33 @@ pub enum Acquired {
 }
 
 impl Lock {
+    /// LIMIT n of a semaphore; `None` for an exclusive/shared lock.
+    pub(crate) fn limit(&self) -> Option<u32> {
+        self.rest.as_ref().and_then(|r| r.limit)
+    }
+
+    /// The wait queue, first come first.
+    pub(crate) fn waiters(&self) -> &VecDeque<Waiter> {
+        self.rest.as_ref().map_or(&NO_WAITERS, |r| &r.waiters)
+    }
+
+    fn waiters_mut(&mut self) -> &mut VecDeque<Waiter> {
+        &mut self.rest.get_or_insert_with(Box::default).waiters
+    }
+
+    /// Drops the second box once it holds nothing.
+    fn tidy(&mut self) {
+        if self
+            .rest
+            .as_ref()
+            .is_some_and(|r| r.limit.is_none() && r.waiters.is_empty())
+        {
+            self.rest = None;
+        }
+    }
+
     pub(crate) fn mode(&self) -> LockMode {
-        if self.limit.is_some() {
+        if self.limit().is_some() {
             LockMode::Semaphore
         } else if self.holders.first().is_some_and(|h| h.shared) {
             LockMode::Shared
@@ -219,7 +261,7 @@ impl Lock {
     /// Whether a request of this kind could be granted given the current holders
     /// (queue order is the caller's concern).
     pub(crate) fn compatible(&self, shared: bool) -> bool {
-        match self.limit {
+        match self.limit() {
             Some(limit) => self.holders.len() < limit as usize,
             None if shared => self.holders.iter().all(|h| h.shared),
             None => self.holders.is_empty(),
@@ -227,7 +269,7 @@ impl Lock {
     }
 
     pub(crate) fn is_empty(&self) -> bool {
-        self.holders.is_empty() && self.waiters.is_empty()
+        self.holders.is_empty() && self.waiters().is_empty()
     }
 
     /// Drops holders whose lease has run out; returns how many.
@@ -241,17 +283,21 @@ impl Lock {
     /// the new lease deadlines to file on the wheel.
     pub(crate) fn grant_waiters(&mut self, now: u64, shared: &LockShared) -> Vec<u64> {
         let mut deadlines = Vec::new();
-        while let Some(front) = self.waiters.front() {
+        while let Some(front) = self.rest.as_ref().and_then(|r| r.waiters.front()) {
             if front.grant.is_closed() {
-                self.waiters.pop_front();
+                self.waiters_mut().pop_front();
                 continue;
             }
-            if let Some(h) = self.holders.iter_mut().find(|h| h.owner == front.owner) {
+            let holders = &mut self.holders;
+            if let Some(h) = holders
+                .iter_mut()
+                .find(|h| h.owner.as_slice() == &front.owner[..])
+            {
                 // The owner already holds (it asked twice): renew, same token.
                 let expires_at = lease_end(now, front.ttl_ms);
                 h.expires_at = h.expires_at.max(expires_at);
                 let (token, expires_at) = (h.token, h.expires_at);
-                if let Some(w) = self.waiters.pop_front() {
+                if let Some(w) = self.waiters_mut().pop_front() {
                     w.grant.send(token);
                 }
                 deadlines.push(expires_at);
@@ -260,7 +306,7 @@ impl Lock {
             if !self.compatible(front.shared) {
                 break;
             }
-            let Some(w) = self.waiters.pop_front() else {
+            let Some(w) = self.waiters_mut().pop_front() else {
                 break;
             };
             let token = shared.next_token(now);
@@ -275,14 +321,15 @@ impl Lock {
                 .acquired_after_wait
                 .fetch_add(1, Ordering::Relaxed);
             self.holders.push(Holder {
-                owner: w.owner,
+                owner: CompactBytes::from_slice(&w.owner),
                 token,
                 expires_at,
                 shared: w.shared,
-                session: w.session,
+                session: w.session.and_then(NonZeroU64::new),
             });
             deadlines.push(expires_at);
         }
+        self.tidy();
         deadlines
     }
 
@@ -306,7 +353,9 @@ impl Lock {
     /// A new lock for LOCK.ACQUIRE: a semaphore of `limit` holders, or a plain
     /// lock.
     pub fn set_limit(&mut self, limit: Option<u32>) {
-        self.limit = limit;
+        if limit.is_some() || self.rest.is_some() {
+            self.rest.get_or_insert_with(Box::default).limit = limit;
+        }
     }
 
     /// LOCK.ACQUIRE on a settled lock: grants, queues, or reports it busy. A
@@ -318,7 +367,11 @@ impl Lock {
         shared: &LockShared,
     ) -> Result<(Acquired, Effects), LockError> {
         let expires_at = lease_end(now, req.ttl_ms);
-        if let Some(h) = self.holders.iter_mut().find(|h| h.owner == req.owner) {
+        if let Some(h) = self
+            .holders
+            .iter_mut()
+            .find(|h| h.owner.as_slice() == &req.owner[..])
+        {
             h.expires_at = expires_at;
             let renewed = Effects {
                 changed: false,
@@ -326,19 +379,17 @@ impl Lock {
             };
             return Ok((Acquired::Granted(h.token), renewed));
         }
-        if self.limit != req.limit {
-            return Err(LockError::LimitMismatch(self.limit));
+        if self.limit() != req.limit {
+            return Err(LockError::LimitMismatch(self.limit()));
         }
-        if self.waiters.is_empty() && self.compatible(req.shared) {
+        if self.waiters().is_empty() && self.compatible(req.shared) {
             let token = shared.next_token(now);
-            // Exactly the room needed: most locks only ever have one holder.
-            self.holders.reserve_exact(1);
             self.holders.push(Holder {
-                owner: req.owner,
+                owner: CompactBytes::from_slice(&req.owner),
                 token,
                 expires_at,
                 shared: req.shared,
-                session: req.session,
+                session: req.session.and_then(NonZeroU64::new),
             });
             shared.stats.acquisitions.fetch_add(1, Ordering::Relaxed);
             shared
@@ -354,7 +405,7 @@ impl Lock {
         let Some((id, grant)) = req.wait else {
             return Ok((Acquired::Busy, Effects::default()));
         };
-        self.waiters.push_back(Waiter {
+        self.waiters_mut().push_back(Waiter {
             id,
             owner: req.owner,
             ttl_ms: req.ttl_ms,
@@ -368,14 +419,17 @@ impl Lock {
     /// LOCK.RELEASE: true if `owner` held the lock and no longer does.
     pub fn release(&mut self, owner: &[u8]) -> bool {
         let before = self.holders.len();
-        self.holders.retain(|h| h.owner != owner);
+        self.holders.retain(|h| h.owner.as_slice() != owner);
         self.holders.len() < before
     }
 
     /// LOCK.EXTEND: the new lease end of `owner`, `ttl_ms` from now; `None` if
     /// it does not hold the lock.
     pub fn extend(&mut self, owner: &[u8], ttl_ms: u64, now: u64) -> Option<u64> {
-        let h = self.holders.iter_mut().find(|h| h.owner == owner)?;
+        let h = self
+            .holders
+            .iter_mut()
+            .find(|h| h.owner.as_slice() == owner)?;
         h.expires_at = lease_end(now, ttl_ms);
         Some(h.expires_at)
     }
@@ -388,9 +442,14 @@ impl Lock {
     /// Takes waiter `id` out of the queue; false if it is not queued (granted,
     /// or gone).
     pub fn cancel_wait(&mut self, id: u64) -> bool {
-        let before = self.waiters.len();
-        self.waiters.retain(|w| w.id != id);
-        self.waiters.len() < before
+        let Some(rest) = self.rest.as_mut() else {
+            return false;
+        };
+        let before = rest.waiters.len();
+        rest.waiters.retain(|w| w.id != id);
+        let removed = rest.waiters.len() < before;
+        self.tidy();
+        removed
     }
 
     /// Releases every hold of `client` (SESSION) and the hold of `owner`, if
@@ -398,8 +457,8 @@ impl Lock {
     pub fn release_client(&mut self, client: Option<u64>, owner: Option<&[u8]>) -> usize {
         let before = self.holders.len();
         self.holders.retain(|h| {
-            let by_session = client.is_some() && h.session == client;
-            let by_owner = owner.is_some_and(|o| h.owner == o);
+            let by_session = client.is_some() && h.session.map(NonZeroU64::get) == client;
+            let by_owner = owner.is_some_and(|o| h.owner.as_slice() == o);
             !(by_session || by_owner)
         });
         before - self.holders.len()
@@ -407,19 +466,20 @@ impl Lock {
 
     /// Whether clients wait in the queue.
     pub fn has_waiters(&self) -> bool {
-        !self.waiters.is_empty()
+        !self.waiters().is_empty()
     }
 
     /// The queue of a lock taken out of the keyspace (DEL, FLUSHDB, a key TTL,
     /// an overwrite), as a lock with no holders that stays at the key for them.
     pub fn take_waiters(&mut self) -> Option<Lock> {
-        if self.waiters.is_empty() {
+        let rest = self.rest.take()?;
+        if rest.waiters.is_empty() {
+            self.rest = Some(rest);
             return None;
         }
         Some(Lock {
-            limit: self.limit,
-            holders: Vec::new(),
-            waiters: std::mem::take(&mut self.waiters),
+            holders: SmallVec::new(),
+            rest: Some(rest),
         })
     }
 
@@ -432,21 +492,28 @@ impl Lock {
     pub fn info(&self) -> LockInfo {
         LockInfo {
             mode: self.mode(),
-            limit: self.limit,
-            holders: self.holders.clone(),
-            waiters: self.waiters.len(),
+            limit: self.limit(),
+            holders: self.holders.to_vec(),
+            waiters: self.waiters().len(),
         }
     }
 
     /// Number of holders and waiters, for INFO.
     pub fn counts(&self) -> (usize, usize) {
-        (self.holders.len(), self.waiters.len())
+        (self.holders.len(), self.waiters().len())
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_held_lock_is_one_small_allocation() {
+        // Holder and lock sizes bound a held lock's memory (benches/rss.py).
+        assert_eq!(std::mem::size_of::<Holder>(), 56);
+        assert_eq!(std::mem::size_of::<Lock>(), 72);
+    }
 
     #[test]
     fn tokens_are_exact_as_doubles_for_two_centuries() {
