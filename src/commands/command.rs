@@ -4,7 +4,7 @@
 use bytes::Bytes;
 
 use super::CommandResult;
-use super::{flag, Command, CommandSpec, Ctx};
+use super::{flag, BeginSearch, Command, CommandSpec, Ctx, FindKeys, KeyRef, KeySpec};
 use crate::error::CommandError;
 use crate::reply::Reply;
 
@@ -44,6 +44,11 @@ pub static COMMANDS: &[CommandSpec] = &[
                 "2.8.13",
                 "Extracts the key names from an arbitrary command.",
             ),
+            CommandSpec::new("getkeysandflags", -4, INTROSPECT, getkeysandflags).doc(
+                "server",
+                "7.0.0",
+                "Extracts the key names and access flags for an arbitrary command.",
+            ),
             CommandSpec::new("help", 2, INTROSPECT, help).doc(
                 "server",
                 "5.0.0",
@@ -63,66 +68,119 @@ fn cluster(_: &mut Ctx<'_>, _: &[Bytes]) -> CommandResult {
     ))
 }
 
-/// ACL categories derived from flags and group, as COMMAND INFO lists them.
-fn categories(spec: &CommandSpec) -> Vec<Reply> {
-    let mut cats = Vec::new();
-    if spec.has(flag::WRITE) {
-        cats.push("@write");
+/// Names as RESP3 simple strings in a set (flags, ACL categories).
+fn simple_set(names: impl IntoIterator<Item = &'static str>) -> Reply {
+    Reply::Set(names.into_iter().map(Reply::Simple).collect())
+}
+
+/// A `{type, spec}` map of a key spec's begin search or find keys.
+fn typed(kind: &str, fields: Vec<(&str, Reply)>) -> Reply {
+    Reply::Map(vec![
+        (Reply::bulk_str("type"), Reply::bulk_str(kind)),
+        (
+            Reply::bulk_str("spec"),
+            Reply::Map(
+                fields
+                    .into_iter()
+                    .map(|(k, v)| (Reply::bulk_str(k), v))
+                    .collect(),
+            ),
+        ),
+    ])
+}
+
+/// One key spec as COMMAND INFO shows it: `notes` (only when there is one),
+/// `flags`, `begin_search`, `find_keys`.
+fn key_spec(spec: &KeySpec) -> Reply {
+    let mut fields = Vec::with_capacity(4);
+    if !spec.notes.is_empty() {
+        fields.push((Reply::bulk_str("notes"), Reply::bulk_str(spec.notes)));
     }
-    if spec.has(flag::READONLY) {
-        cats.push("@read");
-    }
-    cats.push(match spec.group {
-        "string" => "@string",
-        "generic" => "@keyspace",
-        "connection" => "@connection",
-        "transactions" => "@transaction",
-        "lock" => "@lock",
-        _ => "@admin",
-    });
-    cats.push(if spec.has(flag::FAST) {
-        "@fast"
-    } else {
-        "@slow"
-    });
-    if spec.has(flag::BLOCKING) {
-        cats.push("@blocking");
-    }
-    if spec.has(flag::ADMIN) && spec.group != "server" {
-        cats.push("@admin");
-    }
-    cats.into_iter().map(Reply::Simple).collect()
+    fields.push((
+        Reply::bulk_str("flags"),
+        simple_set(spec.flags.iter().copied()),
+    ));
+    let begin = match spec.begin {
+        BeginSearch::Index(i) => typed("index", vec![("index", Reply::Int(i64::from(i)))]),
+        BeginSearch::Keyword { keyword, startfrom } => typed(
+            "keyword",
+            vec![
+                ("keyword", Reply::bulk_str(keyword)),
+                ("startfrom", Reply::Int(i64::from(startfrom))),
+            ],
+        ),
+    };
+    fields.push((Reply::bulk_str("begin_search"), begin));
+    let find = match spec.find {
+        FindKeys::Range {
+            lastkey,
+            keystep,
+            limit,
+        } => typed(
+            "range",
+            vec![
+                ("lastkey", Reply::Int(i64::from(lastkey))),
+                ("keystep", Reply::Int(i64::from(keystep))),
+                ("limit", Reply::Int(i64::from(limit))),
+            ],
+        ),
+        FindKeys::Keynum {
+            keynumidx,
+            firstkey,
+            keystep,
+        } => typed(
+            "keynum",
+            vec![
+                ("keynumidx", Reply::Int(i64::from(keynumidx))),
+                ("firstkey", Reply::Int(i64::from(firstkey))),
+                ("keystep", Reply::Int(i64::from(keystep))),
+            ],
+        ),
+    };
+    fields.push((Reply::bulk_str("find_keys"), find));
+    Reply::Map(fields)
 }
 
 /// One COMMAND INFO entry: `[name, arity, flags, first, last, step, categories,
-/// tips, key specs, subcommands]`.
+/// tips, key specs, subcommands]`. The subcommands are an empty set for a plain
+/// command and an array for a container, as Redis 7 replies.
 fn entry(ctx: &Ctx<'_>, cmd: &Command) -> Reply {
     let spec = cmd.spec;
-    let flags = flag::NAMES
-        .iter()
-        .filter(|(bit, _)| spec.has(*bit))
-        .map(|(_, name)| Reply::Simple(name))
-        .collect();
-    let prefix = format!("{}|", cmd.full_name);
-    let subs = ctx
-        .shared
-        .commands
-        .all()
-        .iter()
-        .filter(|c| c.full_name.starts_with(&prefix))
-        .map(|c| entry(ctx, c))
-        .collect();
+    let mut bits = spec.flags;
+    if spec.movable_keys() {
+        bits |= flag::MOVABLEKEYS;
+    }
+    let flags = simple_set(
+        flag::NAMES
+            .iter()
+            .filter(|(bit, _)| bits & bit != 0)
+            .map(|(_, name)| *name),
+    );
+    let subs = if spec.subcommands.is_empty() {
+        Reply::Set(Vec::new())
+    } else {
+        let prefix = format!("{}|", cmd.full_name);
+        Reply::Array(
+            ctx.shared
+                .commands
+                .all()
+                .iter()
+                .filter(|c| c.full_name.starts_with(&prefix))
+                .map(|c| entry(ctx, c))
+                .collect(),
+        )
+    };
     Reply::Array(vec![
         Reply::bulk_str(&cmd.full_name),
         Reply::Int(i64::from(spec.arity)),
-        Reply::Set(flags),
+        flags,
         Reply::Int(i64::from(spec.first_key)),
         Reply::Int(i64::from(spec.last_key)),
         Reply::Int(i64::from(spec.step)),
-        Reply::Set(categories(spec)),
-        Reply::Array(Vec::new()),
-        Reply::Array(Vec::new()),
-        Reply::Array(subs),
+        simple_set(spec.acl.iter().copied()),
+        Reply::Set(spec.tips.iter().map(|t| Reply::bulk_str(t)).collect()),
+        Reply::Set(spec.key_specs.iter().map(key_spec).collect()),
+        subs,
     ])
 }
 
@@ -212,20 +270,52 @@ fn list(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
     ))
 }
 
-fn getkeys(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
-    let inner = &args[2..];
-    let cmd = ctx.shared.commands.resolve(inner).map_err(|e| match e {
-        CommandError::WrongArity(_) => {
-            CommandError::err("Invalid number of arguments specified for command")
-        }
-        _ => CommandError::err("Invalid command specified"),
-    })?;
-    let keys = cmd.spec.key_args(inner);
-    if keys.is_empty() {
+/// COMMAND GETKEYS and GETKEYSANDFLAGS: the command is looked up as Redis
+/// does (a subcommand when it is a container), then checked for keys, then for
+/// its arity, and its keys are found from its key specs.
+fn find_keys<'a>(ctx: &Ctx<'_>, inner: &'a [Bytes]) -> Result<Vec<(&'a Bytes, KeyRef)>, CommandError> {
+    let cmd = ctx
+        .shared
+        .commands
+        .lookup(inner)
+        .ok_or_else(|| CommandError::err("Invalid command specified"))?;
+    let spec = cmd.spec;
+    if !spec.has_keys() {
         return Err(CommandError::err("The command has no key arguments"));
     }
+    if !spec.arity_ok(inner.len()) {
+        return Err(CommandError::err(
+            "Invalid number of arguments specified for command",
+        ));
+    }
+    let keys = spec.keys_of(inner);
+    if keys.is_empty() && !spec.has(flag::NO_MANDATORY_KEYS) {
+        return Err(CommandError::err("Invalid arguments specified for command"));
+    }
+    Ok(keys
+        .into_iter()
+        .filter_map(|k| inner.get(k.pos).map(|arg| (arg, k)))
+        .collect())
+}
+
+fn getkeys(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
+    let keys = find_keys(ctx, &args[2..])?;
     Ok(Reply::Array(
-        keys.into_iter().map(|k| Reply::Bulk(k.clone())).collect(),
+        keys.into_iter().map(|(k, _)| Reply::Bulk(k.clone())).collect(),
+    ))
+}
+
+fn getkeysandflags(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
+    let keys = find_keys(ctx, &args[2..])?;
+    Ok(Reply::Array(
+        keys.into_iter()
+            .map(|(k, r)| {
+                Reply::Array(vec![
+                    Reply::Bulk(k.clone()),
+                    simple_set(r.flags.iter().copied()),
+                ])
+            })
+            .collect(),
     ))
 }
 

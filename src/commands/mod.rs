@@ -61,6 +61,24 @@ pub mod flag {
     pub const NO_MULTI: u32 = 1 << 10;
     /// Allowed while a script is running too long.
     pub const ALLOW_BUSY: u32 = 1 << 11;
+    /// Implemented by a module.
+    pub const MODULE: u32 = 1 << 12;
+    /// A Pub/Sub command.
+    pub const PUBSUB: u32 = 1 << 13;
+    /// Not shown to MONITOR (EVAL, EXEC, ...).
+    pub const SKIP_MONITOR: u32 = 1 << 14;
+    /// Not recorded by SLOWLOG (EXEC: its commands are).
+    pub const SKIP_SLOWLOG: u32 = 1 << 15;
+    /// Allowed on an importing cluster slot after ASKING.
+    pub const ASKING: u32 = 1 << 16;
+    /// May run with no key at all although it takes keys (EVAL with 0 keys).
+    pub const NO_MANDATORY_KEYS: u32 = 1 << 17;
+    /// Refused while the replica loads a dataset asynchronously.
+    pub const NO_ASYNC_LOADING: u32 = 1 << 18;
+    /// Keys cannot be found from the first/last/step range alone. Computed from
+    /// the key specs (see [`super::CommandSpec::movable_keys`]), never set on a
+    /// row.
+    pub const MOVABLEKEYS: u32 = 1 << 19;
     /// Runs its own locking (EXEC, EVAL): the dispatcher does not take the
     /// execution gate for it. Internal, not shown by COMMAND.
     pub const OWN_GATE: u32 = 1 << 31;
@@ -68,22 +86,47 @@ pub mod flag {
     /// WATCH, QUIT, RESET). Internal, not shown by COMMAND.
     pub const IMMEDIATE: u32 = 1 << 30;
 
-    /// Flag names in the order Redis lists them.
+    /// Flag names in the order Redis 7 lists them (its hidden flags,
+    /// `may_replicate`, `protected`, `sentinel`, are not listed).
     pub const NAMES: &[(u32, &str)] = &[
         (WRITE, "write"),
         (READONLY, "readonly"),
         (DENYOOM, "denyoom"),
+        (MODULE, "module"),
         (ADMIN, "admin"),
+        (PUBSUB, "pubsub"),
         (NOSCRIPT, "noscript"),
         (BLOCKING, "blocking"),
         (LOADING, "loading"),
         (STALE, "stale"),
+        (SKIP_MONITOR, "skip_monitor"),
+        (SKIP_SLOWLOG, "skip_slowlog"),
+        (ASKING, "asking"),
         (FAST, "fast"),
         (NO_AUTH, "no_auth"),
+        (NO_MANDATORY_KEYS, "no_mandatory_keys"),
+        (NO_ASYNC_LOADING, "no_async_loading"),
         (NO_MULTI, "no_multi"),
+        (MOVABLEKEYS, "movablekeys"),
         (ALLOW_BUSY, "allow_busy"),
     ];
 }
+
+/// Key spec flags, as `COMMAND INFO` and `COMMAND GETKEYSANDFLAGS` name them, in
+/// Redis's order.
+pub const KEY_FLAG_NAMES: &[&str] = &[
+    "RO",
+    "RW",
+    "OW",
+    "RM",
+    "access",
+    "update",
+    "insert",
+    "delete",
+    "not_key",
+    "incomplete",
+    "variable_flags",
+];
 
 /// The result every command handler returns.
 pub type CommandResult = Result<Reply, CommandError>;
@@ -121,6 +164,22 @@ pub struct CommandSpec {
     pub tips: &'static [&'static str],
     /// Key specifications, as Redis 7 describes where the keys are.
     pub key_specs: &'static [KeySpec],
+    /// Finds the keys itself where the key specs cannot (their flags vary with
+    /// the arguments, as SET's with GET), or when they fail (EVAL's numkeys as
+    /// `atoi` reads it), as Redis's `getkeys_proc`.
+    pub getkeys: Option<GetKeys>,
+}
+
+/// A row's own key finder: the keys of `args` (the command name first).
+pub type GetKeys = fn(&[Bytes]) -> Vec<KeyRef>;
+
+/// One key found in a command's arguments.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeyRef {
+    /// Its index in the arguments (0 is the command name).
+    pub pos: usize,
+    /// The flags of the key spec that found it (`RW`, `access`, ...).
+    pub flags: &'static [&'static str],
 }
 
 /// Where one group of keys sits in the arguments (Redis 7's key specs).
@@ -176,6 +235,106 @@ pub enum FindKeys {
 }
 
 impl KeySpec {
+    /// A spec from its parts.
+    pub const fn new(flags: &'static [&'static str], begin: BeginSearch, find: FindKeys) -> KeySpec {
+        KeySpec {
+            flags,
+            begin,
+            find,
+            notes: "",
+        }
+    }
+
+    /// The same spec with Redis's note attached.
+    pub const fn notes(mut self, notes: &'static str) -> KeySpec {
+        self.notes = notes;
+        self
+    }
+
+    fn has_flag(&self, name: &str) -> bool {
+        self.flags.iter().any(|f| *f == name)
+    }
+
+    /// Where this spec's keys start in `args`: `Ok(None)` when its keyword is
+    /// absent (the spec has no keys), as Redis's key spec walk.
+    fn first_key(&self, args: &[Bytes]) -> Option<usize> {
+        match self.begin {
+            BeginSearch::Index(i) => usize::try_from(i).ok(),
+            BeginSearch::Keyword { keyword, startfrom } => {
+                let argc = args.len() as i64;
+                let (start, end) = if startfrom > 0 {
+                    (i64::from(startfrom), argc - 1)
+                } else {
+                    (argc + i64::from(startfrom), 1)
+                };
+                let step = if start <= end { 1 } else { -1 };
+                let mut i = start;
+                // Every position from `start` towards `end`, `end` excluded.
+                while i != end && i >= 1 && i < argc {
+                    if args.get(i as usize).is_some_and(|a| is(a, keyword)) {
+                        return Some(i as usize + 1);
+                    }
+                    i += step;
+                }
+                None
+            }
+        }
+    }
+
+    /// The keys this spec finds in `args`, or `Err` when the arguments do not
+    /// fit it (a bad count, a range past the end), as Redis's key spec walk.
+    fn find(&self, args: &[Bytes], keys: &mut Vec<KeyRef>) -> Result<(), ()> {
+        let argc = args.len() as i64;
+        let Some(first) = self.first_key(args) else {
+            return Ok(());
+        };
+        let mut first = first as i64;
+        let (last, step) = match self.find {
+            FindKeys::Range {
+                lastkey,
+                keystep,
+                limit,
+            } => {
+                let last = if lastkey >= 0 {
+                    first + i64::from(lastkey)
+                } else if limit == 0 {
+                    argc + i64::from(lastkey)
+                } else {
+                    first + (argc - first) / i64::from(limit) + i64::from(lastkey)
+                };
+                (last, keystep)
+            }
+            FindKeys::Keynum {
+                keynumidx,
+                firstkey,
+                keystep,
+            } => {
+                let count = usize::try_from(first + i64::from(keynumidx))
+                    .ok()
+                    .and_then(|i| args.get(i))
+                    .and_then(|a| crate::protocol::parse_i64(a))
+                    .filter(|n| *n >= 0)
+                    .ok_or(())?;
+                first += i64::from(firstkey);
+                (first.saturating_add(count) - 1, keystep)
+            }
+        };
+        if last >= argc || last < first || first >= argc {
+            return Err(());
+        }
+        let step = usize::try_from(step).ok().filter(|s| *s > 0).ok_or(())?;
+        for pos in (first as usize..=last as usize).step_by(step) {
+            keys.push(KeyRef {
+                pos,
+                flags: self.flags,
+            });
+        }
+        if self.has_flag("incomplete") {
+            return Err(());
+        }
+        Ok(())
+    }
+
     /// A single key at `index`, with `flags`.
     pub const fn one(index: i32, flags: &'static [&'static str]) -> KeySpec {
         KeySpec::range(index, 0, 1, flags)
@@ -234,7 +393,14 @@ impl CommandSpec {
             acl: &[],
             tips: &[],
             key_specs: &[],
+            getkeys: None,
         }
+    }
+
+    /// Sets the row's own key finder.
+    pub const fn getkeys(mut self, getkeys: GetKeys) -> Self {
+        self.getkeys = Some(getkeys);
+        self
     }
 
     /// Sets the ACL categories (`&["@write", "@hash", "@fast"]`).
@@ -297,21 +463,72 @@ impl CommandSpec {
         }
     }
 
-    /// The key arguments of `args` according to the key positions.
-    pub fn key_args<'a>(&self, args: &'a [Bytes]) -> Vec<&'a Bytes> {
-        if self.first_key <= 0 || args.len() <= self.first_key as usize {
-            return Vec::new();
+    /// Whether the command takes keys: a key spec that is not `not_key`, or a
+    /// key finder of its own (`COMMAND GETKEYS` refuses the others).
+    pub fn has_keys(&self) -> bool {
+        self.getkeys.is_some() || self.key_specs.iter().any(|k| !k.has_flag("not_key"))
+    }
+
+    /// Whether the first/last/step range cannot say where the keys are, which
+    /// COMMAND INFO shows as the `movablekeys` flag. Redis's rule: a spec that is
+    /// not an index and a range, a range with a step other than 1 or not right
+    /// after the previous one, or an incomplete one.
+    pub fn movable_keys(&self) -> bool {
+        if let [only] = self.key_specs {
+            if let (BeginSearch::Index(_), FindKeys::Range { .. }) = (only.begin, only.find) {
+                return only.has_flag("incomplete");
+            }
         }
-        let last = if self.last_key < 0 {
-            args.len() as i32 + self.last_key
-        } else {
-            self.last_key.min(args.len() as i32 - 1)
-        };
-        let step = self.step.max(1) as usize;
-        (self.first_key as usize..=last.max(0) as usize)
-            .step_by(step)
-            .filter_map(|i| args.get(i))
-            .collect()
+        let mut prev_last = 0i64;
+        let mut any_range = false;
+        let mut movable = false;
+        for spec in self.key_specs {
+            let (BeginSearch::Index(index), FindKeys::Range { lastkey, keystep, .. }) =
+                (spec.begin, spec.find)
+            else {
+                movable = true;
+                continue;
+            };
+            if keystep != 1 || (prev_last != 0 && prev_last != i64::from(index) - 1) {
+                movable = true;
+                continue;
+            }
+            movable |= spec.has_flag("incomplete");
+            any_range = true;
+            let last = if lastkey >= 0 {
+                i64::from(lastkey) + i64::from(index)
+            } else {
+                i64::from(lastkey)
+            };
+            // Redis compares as unsigned: a from-the-end -1 beats any index.
+            prev_last = if (last as u64) > (prev_last as u64) {
+                last
+            } else {
+                prev_last
+            };
+        }
+        movable || (!self.key_specs.is_empty() && !any_range)
+    }
+
+    /// The keys in `args` (the command name first) with their spec's flags, as
+    /// `COMMAND GETKEYS` finds them: by the key specs when their flags are
+    /// fixed, else (or when the arguments do not fit them) by the row's own key
+    /// finder; none when neither finds any.
+    pub fn keys_of(&self, args: &[Bytes]) -> Vec<KeyRef> {
+        let has_spec = self.key_specs.iter().any(|k| !k.has_flag("not_key"));
+        let variable = self.key_specs.iter().any(|k| k.has_flag("variable_flags"));
+        if has_spec && !variable {
+            let mut keys = Vec::new();
+            let fits = self
+                .key_specs
+                .iter()
+                .filter(|k| !k.has_flag("not_key"))
+                .try_for_each(|k| k.find(args, &mut keys));
+            if fits.is_ok() {
+                return keys;
+            }
+        }
+        self.getkeys.map(|f| f(args)).unwrap_or_default()
     }
 }
 
@@ -414,6 +631,31 @@ impl CommandTable {
         self.by_name.get(&*lower).map(|&i| &self.commands[i])
     }
 
+    /// The top-level command named `name`: `config|get` names no command a
+    /// client can send, only one COMMAND INFO can describe.
+    fn get_top_level(&self, name: &[u8]) -> Option<&Command> {
+        if name.contains(&b'|') {
+            return None;
+        }
+        self.get(name)
+    }
+
+    /// The command `args` would run, without checking its arity, as Redis's
+    /// `lookupCommand`: a container's subcommand when more words follow, `None`
+    /// for an unknown command or subcommand.
+    pub fn lookup(&self, args: &[Bytes]) -> Option<&Command> {
+        let cmd = self.get_top_level(args.first()?)?;
+        match args.get(1) {
+            Some(sub) if !cmd.spec.subcommands.is_empty() => {
+                let mut full = cmd.full_name.clone().into_bytes();
+                full.push(b'|');
+                full.extend_from_slice(sub);
+                self.get(&full)
+            }
+            _ => Some(cmd),
+        }
+    }
+
     /// Top-level commands, in table order.
     pub fn top_level(&self) -> impl Iterator<Item = &Command> {
         self.commands.iter().filter(|c| !c.full_name.contains('|'))
@@ -430,7 +672,7 @@ impl CommandTable {
     pub fn resolve(&self, args: &[Bytes]) -> Result<&Command, CommandError> {
         let cmd = args
             .first()
-            .and_then(|name| self.get(name))
+            .and_then(|name| self.get_top_level(name))
             .ok_or_else(|| CommandError::unknown_command(args))?;
         if cmd.spec.subcommands.is_empty() {
             if !cmd.spec.arity_ok(args.len()) {
