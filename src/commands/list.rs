@@ -4,12 +4,12 @@
 use bytes::Bytes;
 
 use super::args::Args;
-use super::{flag, parse_float, CommandResult, CommandSpec, Ctx};
+use super::wait::{block_on_keys, timeout_arg};
+use super::{flag, CommandResult, CommandSpec, Ctx};
 use crate::blocking::Serve;
 use crate::error::CommandError;
 use crate::keyspace::Shard;
 use crate::reply::Reply;
-use crate::session::{Blocked, Wait};
 use crate::types::list::{self, End, List};
 
 /// The list family's rows.
@@ -152,51 +152,6 @@ fn blocking_pop(ctx: &mut Ctx<'_>, args: &[Bytes], end: End) -> CommandResult {
         Box::new(ListPop(end)),
         Reply::NilArray,
     )
-}
-
-/// Makes the client wait on `keys` (whose shards the caller holds, so nothing
-/// slips between its check and this) until `serve` has something for it or
-/// `timeout_ms` (0: no limit) passes; then the reply is `timeout_reply`. Inside
-/// MULTI or a script it replies `timeout_reply` at once. Any blocking command on
-/// keys goes through here: the connection waits on its inbox.
-pub fn block_on_keys(
-    ctx: &mut Ctx<'_>,
-    keys: &[Bytes],
-    timeout_ms: u64,
-    serve: Box<dyn Serve>,
-    timeout_reply: Reply,
-) -> CommandResult {
-    if !ctx.can_block {
-        return Ok(timeout_reply);
-    }
-    let waiter = ctx.shared.blocked.register(
-        ctx.session.db,
-        keys.iter().map(|k| Bytes::copy_from_slice(k)).collect(),
-        serve,
-        ctx.session.inbox.outbox(),
-    );
-    ctx.session.blocked = Some(Blocked {
-        deadline: (timeout_ms > 0).then(|| ctx.now.saturating_add(timeout_ms)),
-        on: Wait::Key {
-            waiter,
-            timeout_reply,
-        },
-    });
-    // The connection sends the real reply once the wait ends.
-    Ok(Reply::Silent)
-}
-
-/// A blocking command's timeout in seconds (a float, as Redis's `strtold` reads
-/// it) as milliseconds.
-pub fn timeout_arg(arg: &[u8]) -> Result<u64, CommandError> {
-    let secs = parse_float(arg)
-        .ok_or_else(|| CommandError::err("timeout is not a float or out of range"))?;
-    // Redis truncates to a 64-bit integer; out of range ends up negative there.
-    let ms = (secs * 1000.0).trunc();
-    if !(0.0..9.223_372_036_854_775e18).contains(&ms) {
-        return Err(CommandError::err("timeout is negative"));
-    }
-    Ok(ms as u64)
 }
 
 fn blpop(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {

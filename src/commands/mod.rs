@@ -23,6 +23,7 @@ pub mod scripting;
 pub mod server;
 pub mod string;
 pub mod transaction;
+pub mod wait;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
