@@ -13,53 +13,66 @@ const INTROSPECT: u32 = flag::LOADING | flag::STALE;
 /// COMMAND and CLUSTER rows.
 pub static COMMANDS: &[CommandSpec] = &[
     CommandSpec::new("command", -1, INTROSPECT, command)
+        .acl(&["@slow", "@connection"])
+        .tips(&["nondeterministic_output_order"])
         .doc(
             "server",
             "2.8.13",
             "Returns detailed information about all commands.",
         )
         .with_subcommands(&[
-            CommandSpec::new("count", 2, INTROSPECT, count).doc(
-                "server",
-                "2.8.13",
-                "Returns a count of commands.",
-            ),
-            CommandSpec::new("info", -2, INTROSPECT, info).doc(
-                "server",
-                "2.8.13",
-                "Returns information about one, multiple or all commands.",
-            ),
-            CommandSpec::new("docs", -2, INTROSPECT, docs).doc(
-                "server",
-                "7.0.0",
-                "Returns documentary information about one, multiple or all commands.",
-            ),
-            CommandSpec::new("list", -2, INTROSPECT, list).doc(
-                "server",
-                "7.0.0",
-                "Returns a list of command names.",
-            ),
-            CommandSpec::new("getkeys", -4, INTROSPECT, getkeys).doc(
-                "server",
-                "2.8.13",
-                "Extracts the key names from an arbitrary command.",
-            ),
-            CommandSpec::new("getkeysandflags", -4, INTROSPECT, getkeysandflags).doc(
-                "server",
-                "7.0.0",
-                "Extracts the key names and access flags for an arbitrary command.",
-            ),
-            CommandSpec::new("help", 2, INTROSPECT, help).doc(
-                "server",
-                "5.0.0",
-                "Returns helpful text about the different subcommands.",
-            ),
+            CommandSpec::new("count", 2, INTROSPECT, count)
+                .acl(&["@slow", "@connection"])
+                .doc("server", "2.8.13", "Returns a count of commands."),
+            CommandSpec::new("info", -2, INTROSPECT, info)
+                .acl(&["@slow", "@connection"])
+                .tips(&["nondeterministic_output_order"])
+                .doc(
+                    "server",
+                    "2.8.13",
+                    "Returns information about one, multiple or all commands.",
+                ),
+            CommandSpec::new("docs", -2, INTROSPECT, docs)
+                .acl(&["@slow", "@connection"])
+                .tips(&["nondeterministic_output_order"])
+                .doc(
+                    "server",
+                    "7.0.0",
+                    "Returns documentary information about one, multiple or all commands.",
+                ),
+            CommandSpec::new("list", -2, INTROSPECT, list)
+                .acl(&["@slow", "@connection"])
+                .tips(&["nondeterministic_output_order"])
+                .doc("server", "7.0.0", "Returns a list of command names."),
+            CommandSpec::new("getkeys", -4, INTROSPECT, getkeys)
+                .acl(&["@slow", "@connection"])
+                .doc(
+                    "server",
+                    "2.8.13",
+                    "Extracts the key names from an arbitrary command.",
+                ),
+            CommandSpec::new("getkeysandflags", -4, INTROSPECT, getkeysandflags)
+                .acl(&["@slow", "@connection"])
+                .doc(
+                    "server",
+                    "7.0.0",
+                    "Extracts the key names and access flags for an arbitrary command.",
+                ),
+            CommandSpec::new("help", 2, INTROSPECT, help)
+                .acl(&["@slow", "@connection"])
+                .doc(
+                    "server",
+                    "5.0.0",
+                    "Returns helpful text about the different subcommands.",
+                ),
         ]),
-    CommandSpec::new("cluster", -2, 0, cluster).doc(
-        "cluster",
-        "3.0.0",
-        "A container for Redis Cluster commands.",
-    ),
+    CommandSpec::new("cluster", -2, 0, cluster)
+        .acl(&["@slow"])
+        .doc(
+            "cluster",
+            "3.0.0",
+            "A container for Redis Cluster commands.",
+        ),
 ];
 
 fn cluster(_: &mut Ctx<'_>, _: &[Bytes]) -> CommandResult {
@@ -273,7 +286,10 @@ fn list(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
 /// COMMAND GETKEYS and GETKEYSANDFLAGS: the command is looked up as Redis
 /// does (a subcommand when it is a container), then checked for keys, then for
 /// its arity, and its keys are found from its key specs.
-fn find_keys<'a>(ctx: &Ctx<'_>, inner: &'a [Bytes]) -> Result<Vec<(&'a Bytes, KeyRef)>, CommandError> {
+fn find_keys<'a>(
+    ctx: &Ctx<'_>,
+    inner: &'a [Bytes],
+) -> Result<Vec<(&'a Bytes, KeyRef)>, CommandError> {
     let cmd = ctx
         .shared
         .commands
@@ -301,7 +317,9 @@ fn find_keys<'a>(ctx: &Ctx<'_>, inner: &'a [Bytes]) -> Result<Vec<(&'a Bytes, Ke
 fn getkeys(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
     let keys = find_keys(ctx, &args[2..])?;
     Ok(Reply::Array(
-        keys.into_iter().map(|(k, _)| Reply::Bulk(k.clone())).collect(),
+        keys.into_iter()
+            .map(|(k, _)| Reply::Bulk(k.clone()))
+            .collect(),
     ))
 }
 

@@ -237,7 +237,11 @@ pub enum FindKeys {
 
 impl KeySpec {
     /// A spec from its parts.
-    pub const fn new(flags: &'static [&'static str], begin: BeginSearch, find: FindKeys) -> KeySpec {
+    pub const fn new(
+        flags: &'static [&'static str],
+        begin: BeginSearch,
+        find: FindKeys,
+    ) -> KeySpec {
         KeySpec {
             flags,
             begin,
@@ -484,8 +488,12 @@ impl CommandSpec {
         let mut any_range = false;
         let mut movable = false;
         for spec in self.key_specs {
-            let (BeginSearch::Index(index), FindKeys::Range { lastkey, keystep, .. }) =
-                (spec.begin, spec.find)
+            let (
+                BeginSearch::Index(index),
+                FindKeys::Range {
+                    lastkey, keystep, ..
+                },
+            ) = (spec.begin, spec.find)
             else {
                 movable = true;
                 continue;
