@@ -15,7 +15,7 @@ use crate::session::{argv_mem, ClientInfo};
 const CONN: u32 = flag::NOSCRIPT | flag::LOADING | flag::STALE;
 
 /// The CLIENT container and its subcommands.
-pub static COMMANDS: &[CommandSpec] = &[CommandSpec::new("client", -2, flag::NOSCRIPT, container)
+pub static COMMANDS: &[CommandSpec] = &[CommandSpec::new("client", -2, 0, container)
     .acl(&["@slow"])
     .doc(
         "connection",
@@ -75,7 +75,7 @@ pub static COMMANDS: &[CommandSpec] = &[CommandSpec::new("client", -2, flag::NOS
                 "7.2.0",
                 "Controls whether commands sent by the client affect the LRU/LFU of accessed keys.",
             ),
-        CommandSpec::new("help", 2, CONN, help)
+        CommandSpec::new("help", 2, flag::LOADING | flag::STALE, help)
             .acl(&["@slow", "@connection"])
             .doc(
                 "connection",

@@ -1,10 +1,10 @@
 //! COMMAND (COUNT, INFO, DOCS, LIST, GETKEYS, HELP) generated from the table, and
-//! CLUSTER, which answers as a Redis with cluster support disabled.
+//! CLUSTER, whose subcommands answer as a Redis with cluster support disabled.
 
 use bytes::Bytes;
 
 use super::CommandResult;
-use super::{flag, BeginSearch, Command, CommandSpec, Ctx, FindKeys, KeyRef, KeySpec};
+use super::{container, flag, BeginSearch, Command, CommandSpec, Ctx, FindKeys, KeyRef, KeySpec};
 use crate::error::CommandError;
 use crate::reply::Reply;
 
@@ -66,13 +66,255 @@ pub static COMMANDS: &[CommandSpec] = &[
                     "Returns helpful text about the different subcommands.",
                 ),
         ]),
-    CommandSpec::new("cluster", -2, 0, cluster)
+    // Every subcommand answers as a Redis with cluster support disabled, and
+    // is described as Redis describes it.
+    CommandSpec::new("cluster", -2, 0, container)
         .acl(&["@slow"])
         .doc(
             "cluster",
             "3.0.0",
             "A container for Redis Cluster commands.",
-        ),
+        )
+        .with_subcommands(&[
+            CommandSpec::new(
+                "addslots",
+                -3,
+                flag::ADMIN | flag::STALE | flag::NO_ASYNC_LOADING,
+                cluster,
+            )
+            .acl(&["@admin", "@slow", "@dangerous"])
+            .doc("cluster", "3.0.0", "Assigns new hash slots to a node."),
+            CommandSpec::new(
+                "addslotsrange",
+                -4,
+                flag::ADMIN | flag::STALE | flag::NO_ASYNC_LOADING,
+                cluster,
+            )
+            .acl(&["@admin", "@slow", "@dangerous"])
+            .doc(
+                "cluster",
+                "7.0.0",
+                "Assigns new hash slot ranges to a node.",
+            ),
+            CommandSpec::new(
+                "bumpepoch",
+                2,
+                flag::ADMIN | flag::STALE | flag::NO_ASYNC_LOADING,
+                cluster,
+            )
+            .acl(&["@admin", "@slow", "@dangerous"])
+            .tips(&["nondeterministic_output"])
+            .doc("cluster", "3.0.0", "Advances the cluster config epoch."),
+            CommandSpec::new(
+                "count-failure-reports",
+                3,
+                flag::ADMIN | flag::STALE,
+                cluster,
+            )
+            .acl(&["@admin", "@slow", "@dangerous"])
+            .tips(&["nondeterministic_output"])
+            .doc(
+                "cluster",
+                "3.0.0",
+                "Returns the number of active failure reports active for a node.",
+            ),
+            CommandSpec::new("countkeysinslot", 3, flag::STALE, cluster)
+                .acl(&["@slow"])
+                .doc(
+                    "cluster",
+                    "3.0.0",
+                    "Returns the number of keys in a hash slot.",
+                ),
+            CommandSpec::new(
+                "delslots",
+                -3,
+                flag::ADMIN | flag::STALE | flag::NO_ASYNC_LOADING,
+                cluster,
+            )
+            .acl(&["@admin", "@slow", "@dangerous"])
+            .doc("cluster", "3.0.0", "Sets hash slots as unbound for a node."),
+            CommandSpec::new(
+                "delslotsrange",
+                -4,
+                flag::ADMIN | flag::STALE | flag::NO_ASYNC_LOADING,
+                cluster,
+            )
+            .acl(&["@admin", "@slow", "@dangerous"])
+            .doc(
+                "cluster",
+                "7.0.0",
+                "Sets hash slot ranges as unbound for a node.",
+            ),
+            CommandSpec::new(
+                "failover",
+                -2,
+                flag::ADMIN | flag::STALE | flag::NO_ASYNC_LOADING,
+                cluster,
+            )
+            .acl(&["@admin", "@slow", "@dangerous"])
+            .doc(
+                "cluster",
+                "3.0.0",
+                "Forces a replica to perform a manual failover of its master.",
+            ),
+            CommandSpec::new(
+                "flushslots",
+                2,
+                flag::ADMIN | flag::STALE | flag::NO_ASYNC_LOADING,
+                cluster,
+            )
+            .acl(&["@admin", "@slow", "@dangerous"])
+            .doc(
+                "cluster",
+                "3.0.0",
+                "Deletes all slots information from a node.",
+            ),
+            CommandSpec::new(
+                "forget",
+                3,
+                flag::ADMIN | flag::STALE | flag::NO_ASYNC_LOADING,
+                cluster,
+            )
+            .acl(&["@admin", "@slow", "@dangerous"])
+            .doc("cluster", "3.0.0", "Removes a node from the nodes table."),
+            CommandSpec::new("getkeysinslot", 4, flag::STALE, cluster)
+                .acl(&["@slow"])
+                .tips(&["nondeterministic_output"])
+                .doc("cluster", "3.0.0", "Returns the key names in a hash slot."),
+            CommandSpec::new("help", 2, flag::LOADING | flag::STALE, cluster)
+                .acl(&["@slow"])
+                .doc(
+                    "cluster",
+                    "5.0.0",
+                    "Returns helpful text about the different subcommands.",
+                ),
+            CommandSpec::new("info", 2, flag::STALE, cluster)
+                .acl(&["@slow"])
+                .tips(&["nondeterministic_output"])
+                .doc(
+                    "cluster",
+                    "3.0.0",
+                    "Returns information about the state of a node.",
+                ),
+            CommandSpec::new("keyslot", 3, flag::STALE, cluster)
+                .acl(&["@slow"])
+                .doc("cluster", "3.0.0", "Returns the hash slot for a key."),
+            CommandSpec::new("links", 2, flag::STALE, cluster)
+                .acl(&["@slow"])
+                .tips(&["nondeterministic_output"])
+                .doc(
+                    "cluster",
+                    "7.0.0",
+                    "Returns a list of all TCP links to and from peer nodes.",
+                ),
+            CommandSpec::new(
+                "meet",
+                -4,
+                flag::ADMIN | flag::STALE | flag::NO_ASYNC_LOADING,
+                cluster,
+            )
+            .acl(&["@admin", "@slow", "@dangerous"])
+            .doc(
+                "cluster",
+                "3.0.0",
+                "Forces a node to handshake with another node.",
+            ),
+            CommandSpec::new("myid", 2, flag::STALE, cluster)
+                .acl(&["@slow"])
+                .doc("cluster", "3.0.0", "Returns the ID of a node."),
+            CommandSpec::new("nodes", 2, flag::STALE, cluster)
+                .acl(&["@slow"])
+                .tips(&["nondeterministic_output"])
+                .doc(
+                    "cluster",
+                    "3.0.0",
+                    "Returns the cluster configuration for a node.",
+                ),
+            CommandSpec::new("replicas", 3, flag::ADMIN | flag::STALE, cluster)
+                .acl(&["@admin", "@slow", "@dangerous"])
+                .tips(&["nondeterministic_output"])
+                .doc(
+                    "cluster",
+                    "5.0.0",
+                    "Lists the replica nodes of a master node.",
+                ),
+            CommandSpec::new(
+                "replicate",
+                3,
+                flag::ADMIN | flag::STALE | flag::NO_ASYNC_LOADING,
+                cluster,
+            )
+            .acl(&["@admin", "@slow", "@dangerous"])
+            .doc(
+                "cluster",
+                "3.0.0",
+                "Configure a node as replica of a master node.",
+            ),
+            CommandSpec::new(
+                "reset",
+                -2,
+                flag::ADMIN | flag::NOSCRIPT | flag::STALE,
+                cluster,
+            )
+            .acl(&["@admin", "@slow", "@dangerous"])
+            .doc("cluster", "3.0.0", "Resets a node."),
+            CommandSpec::new(
+                "saveconfig",
+                2,
+                flag::ADMIN | flag::STALE | flag::NO_ASYNC_LOADING,
+                cluster,
+            )
+            .acl(&["@admin", "@slow", "@dangerous"])
+            .doc(
+                "cluster",
+                "3.0.0",
+                "Forces a node to save the cluster configuration to disk.",
+            ),
+            CommandSpec::new(
+                "set-config-epoch",
+                3,
+                flag::ADMIN | flag::STALE | flag::NO_ASYNC_LOADING,
+                cluster,
+            )
+            .acl(&["@admin", "@slow", "@dangerous"])
+            .doc(
+                "cluster",
+                "3.0.0",
+                "Sets the configuration epoch for a new node.",
+            ),
+            CommandSpec::new(
+                "setslot",
+                -4,
+                flag::ADMIN | flag::STALE | flag::NO_ASYNC_LOADING,
+                cluster,
+            )
+            .acl(&["@admin", "@slow", "@dangerous"])
+            .doc("cluster", "3.0.0", "Binds a hash slot to a node."),
+            CommandSpec::new("shards", 2, flag::STALE, cluster)
+                .acl(&["@slow"])
+                .tips(&["nondeterministic_output"])
+                .doc(
+                    "cluster",
+                    "7.0.0",
+                    "Returns the mapping of cluster slots to shards.",
+                ),
+            CommandSpec::new("slaves", 3, flag::ADMIN | flag::STALE, cluster)
+                .acl(&["@admin", "@slow", "@dangerous"])
+                .tips(&["nondeterministic_output"])
+                .doc(
+                    "cluster",
+                    "3.0.0",
+                    "Lists the replica nodes of a master node.",
+                ),
+            CommandSpec::new("slots", 2, flag::STALE, cluster)
+                .acl(&["@slow"])
+                .tips(&["nondeterministic_output"])
+                .doc(
+                    "cluster",
+                    "3.0.0",
+                    "Returns the mapping of cluster slots to nodes.",
+                ),
+        ]),
 ];
 
 fn cluster(_: &mut Ctx<'_>, _: &[Bytes]) -> CommandResult {

@@ -257,7 +257,7 @@ impl KeySpec {
     }
 
     fn has_flag(&self, name: &str) -> bool {
-        self.flags.iter().any(|f| *f == name)
+        self.flags.contains(&name)
     }
 
     /// Where this spec's keys start in `args`: `Ok(None)` when its keyword is
@@ -321,7 +321,8 @@ impl KeySpec {
                     .filter(|n| *n >= 0)
                     .ok_or(())?;
                 first += i64::from(firstkey);
-                (first.saturating_add(count) - 1, keystep)
+                // Redis adds the count as a C int: only its low 32 bits count.
+                (first + i64::from(count as i32) - 1, keystep)
             }
         };
         if last >= argc || last < first || first >= argc {
@@ -998,5 +999,227 @@ mod tests {
         let table = CommandTable::new();
         assert!(table.get(b"GeT").is_some());
         assert!(table.get(b"nosuch").is_none());
+    }
+
+    /// The first/last/step range Redis derives from key specs for COMMAND
+    /// INFO: consecutive index+range specs of step 1 joined, 0 0 0 when none.
+    fn derived_range(spec: &CommandSpec) -> (i32, i32, i32) {
+        let mut first = i32::MAX;
+        let mut last: i32 = 0;
+        for k in spec.key_specs {
+            let (
+                BeginSearch::Index(index),
+                FindKeys::Range {
+                    lastkey, keystep, ..
+                },
+            ) = (k.begin, k.find)
+            else {
+                continue;
+            };
+            if keystep != 1 && spec.key_specs.len() > 1 {
+                continue;
+            }
+            if spec.key_specs.len() == 1 {
+                let end = if lastkey < 0 {
+                    lastkey
+                } else {
+                    index + lastkey
+                };
+                return (index, end, keystep);
+            }
+            first = first.min(index);
+            let end = if lastkey < 0 {
+                lastkey
+            } else {
+                index + lastkey
+            };
+            if (end as u32) > (last as u32) {
+                last = end;
+            }
+        }
+        if first == i32::MAX {
+            (0, 0, 0)
+        } else {
+            (first, last, 1)
+        }
+    }
+
+    #[test]
+    fn every_row_has_categories_and_key_positions_matching_its_key_specs() {
+        let table = CommandTable::new();
+        for c in table.all() {
+            let spec = c.spec;
+            assert!(!spec.acl.is_empty(), "{} has no ACL category", c.full_name);
+            assert_eq!(
+                (spec.first_key, spec.last_key, spec.step),
+                derived_range(spec),
+                "{}: .keys() disagrees with its key specs",
+                c.full_name
+            );
+            for k in spec.key_specs {
+                let positions: Vec<usize> = k
+                    .flags
+                    .iter()
+                    .map(|f| KEY_FLAG_NAMES.iter().position(|n| n == f))
+                    .map(|p| p.unwrap_or_else(|| panic!("{}: key flag {:?}", c.full_name, k.flags)))
+                    .collect();
+                assert!(
+                    positions.windows(2).all(|w| w[0] < w[1]),
+                    "{}: key flags {:?} not in Redis's order",
+                    c.full_name,
+                    k.flags
+                );
+            }
+            assert!(
+                !spec.has(flag::MOVABLEKEYS),
+                "{}: movablekeys is computed",
+                c.full_name
+            );
+        }
+    }
+
+    fn args(words: &[&str]) -> Vec<Bytes> {
+        words
+            .iter()
+            .map(|w| Bytes::copy_from_slice(w.as_bytes()))
+            .collect()
+    }
+
+    fn positions(spec: &CommandSpec, words: &[&str]) -> Vec<usize> {
+        spec.keys_of(&args(words)).iter().map(|k| k.pos).collect()
+    }
+
+    fn nothing(_: &mut Ctx<'_>, _: &[Bytes]) -> CommandResult {
+        Ok(Reply::OK)
+    }
+
+    const RW: &[&str] = &["RW"];
+
+    #[test]
+    fn keyword_specs_search_forwards_or_backwards_and_skip_when_absent() {
+        // As XREAD's STREAMS: from the end backwards, keys are half of the rest.
+        const STREAMS: &[KeySpec] = &[KeySpec::new(
+            &["RO"],
+            BeginSearch::Keyword {
+                keyword: "STREAMS",
+                startfrom: 1,
+            },
+            FindKeys::Range {
+                lastkey: -1,
+                keystep: 1,
+                limit: 2,
+            },
+        )];
+        let xread = CommandSpec::new("xread", -4, 0, nothing).key_specs(STREAMS);
+        assert_eq!(
+            positions(
+                &xread,
+                &["xread", "count", "2", "streams", "a", "b", "0", "0"]
+            ),
+            [4, 5]
+        );
+        assert_eq!(
+            positions(&xread, &["xread", "count", "2", "x", "y"]),
+            [0usize; 0]
+        );
+        // As GEORADIUS's STORE: searched from the end, the key right after.
+        const STORE: &[KeySpec] = &[
+            KeySpec::one(1, &["RO", "access"]),
+            KeySpec::new(
+                RW,
+                BeginSearch::Keyword {
+                    keyword: "STORE",
+                    startfrom: -2,
+                },
+                FindKeys::Range {
+                    lastkey: 0,
+                    keystep: 1,
+                    limit: 0,
+                },
+            ),
+        ];
+        let geo = CommandSpec::new("georadius", -6, 0, nothing).key_specs(STORE);
+        assert_eq!(
+            positions(&geo, &["georadius", "k", "1", "2", "store", "d"]),
+            [1, 5]
+        );
+        assert_eq!(
+            positions(&geo, &["georadius", "k", "1", "2", "3", "d"]),
+            [1]
+        );
+        assert!(geo.movable_keys());
+    }
+
+    #[test]
+    fn keynum_specs_refuse_bad_counts_and_fall_back_to_the_row_finder() {
+        const SPECS: &[KeySpec] = &[KeySpec::keynum(1, RW)];
+        let zunion = CommandSpec::new("zunion", -3, 0, nothing).key_specs(SPECS);
+        assert_eq!(positions(&zunion, &["zunion", "2", "a", "b", "x"]), [2, 3]);
+        for bad in ["0", "-1", "3", "x", "1.5", "4294967297x"] {
+            assert_eq!(
+                positions(&zunion, &["zunion", bad, "a", "b"]),
+                [0usize; 0],
+                "{bad}"
+            );
+        }
+        // Redis cuts the count to an int: 2^32 + 1 counts as 1.
+        assert_eq!(positions(&zunion, &["zunion", "4294967297", "a"]), [2]);
+        assert!(zunion.movable_keys());
+        fn first_only(_: &[Bytes]) -> Vec<KeyRef> {
+            vec![KeyRef { pos: 2, flags: &[] }]
+        }
+        let with_finder = CommandSpec::new("z", -3, 0, nothing)
+            .key_specs(SPECS)
+            .getkeys(first_only);
+        assert_eq!(positions(&with_finder, &["z", "9", "a"]), [2]);
+        assert_eq!(positions(&with_finder, &["z", "1", "a"]), [2]);
+    }
+
+    #[test]
+    fn incomplete_and_not_key_specs_are_not_trusted_alone() {
+        const INCOMPLETE: &[KeySpec] = &[KeySpec::range(1, -1, 1, &["RO", "incomplete"])];
+        let cmd = CommandSpec::new("c", -2, 0, nothing).key_specs(INCOMPLETE);
+        assert_eq!(positions(&cmd, &["c", "a", "b"]), [0usize; 0]);
+        assert!(cmd.movable_keys());
+        const NOT_KEY: &[KeySpec] = &[KeySpec::one(1, &["not_key"])];
+        let cmd = CommandSpec::new("c", -2, 0, nothing).key_specs(NOT_KEY);
+        assert!(!cmd.has_keys());
+        assert_eq!(positions(&cmd, &["c", "a"]), [0usize; 0]);
+    }
+
+    #[test]
+    fn movable_keys_follows_redis_rule_for_ranges() {
+        const PLAIN: &[KeySpec] = &[KeySpec::one(1, RW), KeySpec::one(2, RW)];
+        assert!(!CommandSpec::new("c", 3, 0, nothing)
+            .key_specs(PLAIN)
+            .movable_keys());
+        const GAP: &[KeySpec] = &[KeySpec::one(1, RW), KeySpec::one(3, RW)];
+        assert!(CommandSpec::new("c", 4, 0, nothing)
+            .key_specs(GAP)
+            .movable_keys());
+        const STEPPED: &[KeySpec] = &[KeySpec::range(1, -1, 2, RW)];
+        assert!(!CommandSpec::new("c", -3, 0, nothing)
+            .key_specs(STEPPED)
+            .movable_keys());
+        const STEPPED_TWO: &[KeySpec] = &[KeySpec::one(1, RW), KeySpec::range(2, -1, 2, RW)];
+        assert!(CommandSpec::new("c", -3, 0, nothing)
+            .key_specs(STEPPED_TWO)
+            .movable_keys());
+        assert!(!CommandSpec::new("c", 1, 0, nothing).movable_keys());
+    }
+
+    #[test]
+    fn lookup_finds_subcommands_without_checking_arity_and_refuses_full_names() {
+        let table = CommandTable::new();
+        let find = |words: &[&str]| table.lookup(&args(words)).map(|c| c.full_name.clone());
+        assert_eq!(find(&["CONFIG", "get"]).as_deref(), Some("config|get"));
+        assert_eq!(
+            find(&["config", "get", "a", "b", "c"]).as_deref(),
+            Some("config|get")
+        );
+        assert_eq!(find(&["config", "nosuch"]), None);
+        assert_eq!(find(&["config|get", "x"]), None);
+        assert_eq!(find(&["get"]).as_deref(), Some("get"));
+        assert!(table.resolve(&args(&["config|get", "maxmemory"])).is_err());
     }
 }
