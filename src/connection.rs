@@ -553,7 +553,7 @@ fn cancel_wait(
             db, key, waiter, ..
         } => {
             let db = shared.keyspace.db(*db)?;
-            db.lock(key).lock_cancel_wait(key, *waiter, now)
+            crate::commands::lock::cancel_wait_at(&mut db.lock(key), key, *waiter, now)
         }
         Wait::Key { waiter, .. } => shared.blocked.cancel(waiter),
     };
@@ -600,8 +600,13 @@ async fn release_client(shared: &Shared, session: &mut Session) {
         match (cancel_wait(shared, session, &b, now), &b.on) {
             (Some(Message::Granted { .. }), Wait::Lock { db, key, owner, .. }) => {
                 if let Some(db) = dbs.get(*db) {
-                    db.lock(key)
-                        .lock_release_client(key, None, Some(owner), now);
+                    crate::commands::lock::release_client_at(
+                        &mut db.lock(key),
+                        key,
+                        None,
+                        Some(owner),
+                        now,
+                    );
                 }
             }
             (Some(Message::Served { key, reply, .. }), Wait::Key { waiter, .. }) => {
@@ -615,9 +620,13 @@ async fn release_client(shared: &Shared, session: &mut Session) {
     let client = session.info.id;
     for (db, key) in session.session_locks.drain(..) {
         if let Some(db) = dbs.get(db) {
-            let n = db
-                .lock(&key)
-                .lock_release_client(&key, Some(client), None, now);
+            let n = crate::commands::lock::release_client_at(
+                &mut db.lock(&key),
+                &key,
+                Some(client),
+                None,
+                now,
+            );
             shared
                 .keyspace
                 .locks()

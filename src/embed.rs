@@ -262,7 +262,9 @@ impl ServerHandle {
         let now = self.shared.clock.now_ms();
         let _gate = self.shared.gate.read();
         let mut shard = self.shared.keyspace.db(0)?.lock(key);
-        shard.lock_info(key, now).ok().flatten()
+        crate::commands::lock::info_at(&mut shard, key, now)
+            .ok()
+            .flatten()
     }
 
     /// Number of keys in database `db` (as DBSIZE).

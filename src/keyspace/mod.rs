@@ -27,7 +27,6 @@
 //! invisible. Locks with queued waiters are settled ahead of the queue, so a lease
 //! that runs out is handed to its waiter within a slice even under such a backlog.
 
-mod lock;
 mod table;
 mod value;
 pub mod wheel;
@@ -43,6 +42,7 @@ use tokio::sync::Notify;
 
 pub use crate::types::lock::{AcquireRequest, Acquired, LockInfo, LockMode, LockShared};
 pub use crate::types::CompactBytes;
+use crate::types::Effects;
 pub use table::Table;
 pub use value::{Entry, Typed, Value, WrongType};
 use wheel::Wheel;
@@ -187,16 +187,17 @@ pub struct Shard {
     /// `pending[pending_at..]` is the backlog.
     pending: Vec<(u64, Bytes)>,
     pending_at: usize,
-    /// Locks that have had a waiter queued: settled ahead of the backlog. A key
-    /// leaves when it is removed or found without waiters.
-    contended: HashSet<Bytes, ahash::RandomState>,
+    /// Keys whose value has had a waiter queued (a lock): settled ahead of the
+    /// backlog. A key leaves when it is removed or found without waiters.
+    waited: HashSet<Bytes, ahash::RandomState>,
     /// Keys with a TTL, for `INFO keyspace`'s `expires=`.
     volatile: usize,
     watchers: HashMap<Bytes, Vec<WatchFlag>, ahash::RandomState>,
     /// Earliest deadline in this shard's wheel, read without the lock by the sweeper.
     next_due: Arc<AtomicU64>,
     timer: Arc<ExpiryTimer>,
-    /// Fencing tokens and lock counters, shared by every shard.
+    /// What values share across the server (a lock's fencing tokens and
+    /// counters), handed to their timers.
     locks: Arc<LockShared>,
     /// Keys removed because their TTL passed (lazily or actively).
     expired_count: u64,
@@ -214,7 +215,7 @@ impl Shard {
             wheel: Wheel::new(now),
             pending: Vec::new(),
             pending_at: 0,
-            contended: HashSet::default(),
+            waited: HashSet::default(),
             volatile: 0,
             watchers: HashMap::default(),
             next_due,
@@ -255,7 +256,7 @@ impl Shard {
             return Some(pos);
         }
         if let Some(mut old) = self.remove_entry(key) {
-            self.requeue_waiters(key, &mut old, now);
+            self.keep_waiters(key, &mut old, now);
         }
         self.expired_count += 1;
         None
@@ -372,7 +373,7 @@ impl Shard {
             return None;
         }
         let mut old = self.remove_entry(key)?;
-        self.requeue_waiters(key, &mut old, now);
+        self.keep_waiters(key, &mut old, now);
         Some(old)
     }
 
@@ -381,9 +382,9 @@ impl Shard {
         if old.expires_at().is_some() {
             self.volatile -= 1;
         }
-        // A lock removed with waiters is put back for them: it stays contended.
-        if !self.contended.is_empty() && !has_waiters(Some(&old)) {
-            self.contended.remove(key);
+        // A value removed with waiters is put back for them: it stays waited on.
+        if !self.waited.is_empty() && !old.value.has_waiters() {
+            self.waited.remove(key);
         }
         self.touch(key);
         Some(old)
@@ -418,12 +419,12 @@ impl Shard {
         self.timer.note(when);
     }
 
-    /// Notes that a waiter has queued on the lock at `key`: while a backlog of
-    /// expiring keys is worked through, this lock's lease ends are served first,
-    /// so its waiter is not kept behind keys nobody waits for.
-    pub fn note_lock_waiter(&mut self, key: &[u8]) {
-        if !self.contended.contains(key) {
-            self.contended.insert(Bytes::copy_from_slice(key));
+    /// Notes that a waiter has queued in the value at `key` (a lock): while a
+    /// backlog of expiring keys is worked through, this value's deadlines are
+    /// served first, so its waiter is not kept behind keys nobody waits for.
+    pub fn note_waiter(&mut self, key: &[u8]) {
+        if !self.waited.contains(key) {
+            self.waited.insert(Bytes::copy_from_slice(key));
         }
     }
 
@@ -444,8 +445,8 @@ impl Shard {
     /// has due by `now` into the backlog while `budget` lasts.
     fn take_due(&mut self, now: u64, budget: &mut ExpiryBudget) {
         let crowded = self.expiry_backlog() > BACKLOG || self.wheel.len() > BACKLOG;
-        if !self.contended.is_empty() && (budget.time_up || crowded) {
-            self.settle_contended(now);
+        if !self.waited.is_empty() && (budget.time_up || crowded) {
+            self.settle_waited(now);
         }
         if !budget.time_up {
             self.wheel.poll(now, &mut self.pending);
@@ -492,16 +493,14 @@ impl Shard {
         match self.map.get(key) {
             Some(e) if e.expires_at() == Some(when) => {
                 if let Some(mut old) = self.remove_entry(key) {
-                    self.requeue_waiters(key, &mut old, now);
+                    self.keep_waiters(key, &mut old, now);
                 }
                 self.expired_count += 1;
                 true
             }
-            Some(Entry {
-                value: Value::Lock(_),
-                ..
-            }) => {
-                self.lock_settle(key, now);
+            // A deadline of the value's own (a lock's lease).
+            Some(_) => {
+                self.settle(key, now);
                 false
             }
             _ => false,
@@ -510,16 +509,16 @@ impl Shard {
 
     /// Settles every contended lock (expired leases dropped, waiters granted) and
     /// forgets the ones left without waiters.
-    fn settle_contended(&mut self, now: u64) {
-        let keys: Vec<Bytes> = self.contended.iter().cloned().collect();
+    fn settle_waited(&mut self, now: u64) {
+        let keys: Vec<Bytes> = self.waited.iter().cloned().collect();
         for key in keys {
             // Its own TTL may have passed: that goes through lazy expiry here.
             self.expire_if_due(&key, now);
             if has_waiters(self.map.get(&key)) {
-                self.lock_settle(&key, now);
+                self.settle(&key, now);
             }
             if !has_waiters(self.map.get(&key)) {
-                self.contended.remove(&key);
+                self.waited.remove(&key);
             }
         }
     }
@@ -535,7 +534,7 @@ impl Shard {
         let waiting: Vec<Vec<u8>> = self
             .map
             .iter()
-            .filter(|(_, e)| matches!(&e.value, Value::Lock(l) if l.counts().1 > 0))
+            .filter(|(_, e)| e.value.has_waiters())
             .map(|(k, _)| k.to_vec())
             .collect();
         let mut requeue = Vec::new();
@@ -549,11 +548,66 @@ impl Shard {
         self.wheel.clear();
         self.pending = Vec::new();
         self.pending_at = 0;
-        self.contended.clear();
+        self.waited.clear();
         self.volatile = 0;
         self.next_due.store(u64::MAX, Ordering::Release);
         for (key, mut old) in requeue {
-            self.requeue_waiters(&key, &mut old, now);
+            self.keep_waiters(&key, &mut old, now);
+        }
+    }
+
+    /// Runs the timers of the value at `key` (a lock's leases: expired holders
+    /// dropped, waiters granted), files its new deadlines, and removes the key
+    /// if the value is left vacant. Called when one of its deadlines fires and
+    /// before every operation on it.
+    pub fn settle(&mut self, key: &[u8], now: u64) {
+        let locks = self.locks.clone();
+        let Some(entry) = self.get_mut_quiet(key, now) else {
+            return;
+        };
+        let effects = entry.value.settle(now, &locks);
+        self.apply(key, effects);
+    }
+
+    /// Does what an operation on the value at `key` asks ([`Effects`]): tells
+    /// watchers, files deadlines, notes a value with waiters, and removes the
+    /// key if the value is left vacant.
+    pub fn apply(&mut self, key: &[u8], effects: Effects) {
+        if effects.changed {
+            self.touch(key);
+        }
+        for d in effects.deadlines {
+            self.schedule(key, d);
+        }
+        match self.map.get(key) {
+            Some(e) if e.value.is_vacant() => {
+                self.remove_entry(key);
+            }
+            Some(e) if e.value.has_waiters() => self.note_waiter(key),
+            _ => {}
+        }
+    }
+
+    /// A value taken out of the keyspace that still has waiters (a lock's
+    /// queue): what stays for them is put back at the key and settled.
+    fn keep_waiters(&mut self, key: &[u8], old: &mut Entry, now: u64) {
+        if let Some(rest) = old.value.take_waiters() {
+            self.map.insert(key, Entry::persistent(rest));
+            self.settle(key, now);
+        }
+    }
+
+    /// The live value at `key` as type `T`, mutable, without telling watchers:
+    /// for an operation that may leave it unchanged (it reports what changed
+    /// through [`Shard::apply`] or [`Shard::touch`]).
+    pub fn write_quiet<T: Typed>(
+        &mut self,
+        key: &[u8],
+        now: u64,
+    ) -> Result<Option<&mut T>, WrongType> {
+        match self.get_mut_quiet(key, now) {
+            None => Ok(None),
+            Some(e) => T::of_mut(&mut e.value).map(Some).ok_or(WrongType),
         }
     }
 
@@ -609,7 +663,7 @@ impl Shard {
 }
 
 fn has_waiters(entry: Option<&Entry>) -> bool {
-    matches!(entry, Some(Entry { value: Value::Lock(l), .. }) if l.counts().1 > 0)
+    entry.is_some_and(|e| e.value.has_waiters())
 }
 
 /// One numbered database (`SELECT n`).
@@ -848,44 +902,5 @@ mod tests {
         assert_eq!(db.len(), 0);
         assert!(total >= n - n / 97 - 1);
         assert_eq!(ks.timer().next_due(), u64::MAX);
-    }
-
-    #[test]
-    fn contended_lease_is_settled_before_the_backlog() {
-        let now = 1_000_000;
-        let ks = Keyspace::new(1, now);
-        let db = ks.db(0).unwrap();
-        for i in 0..20_000 {
-            let (k, e) = volatile(i, now + 10);
-            db.lock(&k).insert(&k, e, now);
-        }
-        let req =
-            |owner: &str, wait: Option<(u64, Box<dyn crate::types::lock::Grant>)>| AcquireRequest {
-                owner: Bytes::copy_from_slice(owner.as_bytes()),
-                ttl_ms: 10,
-                shared: false,
-                limit: None,
-                session: None,
-                wait,
-            };
-        let mut shard = db.lock(b"L");
-        let held = shard.lock_acquire(b"L", req("a", None), now).unwrap();
-        assert!(matches!(held, Acquired::Granted(_)));
-        let (queued, mut grant) = crate::types::lock::test_grant();
-        let outcome = shard
-            .lock_acquire(b"L", req("b", Some((1, queued))), now)
-            .unwrap();
-        assert!(matches!(outcome, Acquired::Queued), "b queues behind a");
-        shard.note_lock_waiter(b"L");
-        drop(shard);
-        // However small the slice, the waiter is served in the first one.
-        ks.expire_step(now + 10, &mut ExpiryBudget::new(Duration::ZERO));
-        assert!(grant.try_recv().is_ok(), "b granted in the first slice");
-        ks.expire_due(now + 10);
-        assert_eq!(db.len(), 1, "only the lock is left");
-        // Once the lock is gone it is no longer tracked.
-        ks.expire_due(now + 20);
-        assert_eq!(db.len(), 0);
-        assert!(db.lock(b"L").contended.is_empty());
     }
 }

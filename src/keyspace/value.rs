@@ -5,8 +5,9 @@ use std::num::NonZeroU64;
 
 use bytes::Bytes;
 
-use crate::types::lock::Lock;
+use crate::types::lock::{Lock, LockShared};
 use crate::types::CompactBytes;
+use crate::types::Effects;
 pub use crate::types::WrongType;
 
 /// A value of one of the types the server knows. `TYPE` reports [`Value::type_name`],
@@ -58,6 +59,37 @@ impl Value {
             Value::Str(s) => crate::types::string::shared_integer(s),
             _ => false,
         }
+    }
+
+    /// Runs the value's own timers (a lock's leases): what changed, and the
+    /// deadlines to file under its key. Other types have none.
+    pub fn settle(&mut self, now: u64, locks: &LockShared) -> Effects {
+        match self {
+            Value::Lock(lock) => lock.settle(now, locks),
+            _ => Effects::default(),
+        }
+    }
+
+    /// Whether clients wait inside this value (a lock's queue).
+    pub fn has_waiters(&self) -> bool {
+        matches!(self, Value::Lock(lock) if lock.has_waiters())
+    }
+
+    /// What stays at the key for the waiters of a value taken out of the
+    /// keyspace (DEL, FLUSHDB, a TTL, an overwrite): a lock keeps its queue,
+    /// as if every holder had released.
+    pub fn take_waiters(&mut self) -> Option<Value> {
+        match self {
+            Value::Lock(lock) => lock.take_waiters().map(|l| Value::Lock(Box::new(l))),
+            _ => None,
+        }
+    }
+
+    /// Whether the value holds nothing and so its key does not exist (a lock
+    /// with neither holders nor waiters). Containers are removed by the
+    /// commands that empty them.
+    pub fn is_vacant(&self) -> bool {
+        matches!(self, Value::Lock(lock) if lock.is_empty())
     }
 
     /// The name `TYPE` replies with.

@@ -14,7 +14,7 @@
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use super::WrongType;
+use super::{Effects, WrongType};
 use bytes::Bytes;
 
 /// Why LOCK.ACQUIRE was refused.
@@ -286,6 +286,143 @@ impl Lock {
         deadlines
     }
 
+    /// Drops the holders whose lease has run out and grants the waiters that
+    /// can now hold. Run before every lock operation and when a lease ends.
+    pub fn settle(&mut self, now: u64, shared: &LockShared) -> Effects {
+        let expired = self.expire_holders(now);
+        let deadlines = self.grant_waiters(now, shared);
+        if expired > 0 {
+            shared
+                .stats
+                .lease_expiries
+                .fetch_add(expired as u64, Ordering::Relaxed);
+        }
+        Effects {
+            changed: expired > 0 || !deadlines.is_empty(),
+            deadlines,
+        }
+    }
+
+    /// A new lock for LOCK.ACQUIRE: a semaphore of `limit` holders, or a plain
+    /// lock.
+    pub fn set_limit(&mut self, limit: Option<u32>) {
+        self.limit = limit;
+    }
+
+    /// LOCK.ACQUIRE on a settled lock: grants, queues, or reports it busy. A
+    /// holder asking again renews its lease and gets its token back.
+    pub fn acquire(
+        &mut self,
+        req: AcquireRequest,
+        now: u64,
+        shared: &LockShared,
+    ) -> Result<(Acquired, Effects), LockError> {
+        let expires_at = lease_end(now, req.ttl_ms);
+        if let Some(h) = self.holders.iter_mut().find(|h| h.owner == req.owner) {
+            h.expires_at = expires_at;
+            let renewed = Effects {
+                changed: false,
+                deadlines: vec![expires_at],
+            };
+            return Ok((Acquired::Granted(h.token), renewed));
+        }
+        if self.limit != req.limit {
+            return Err(LockError::LimitMismatch(self.limit));
+        }
+        if self.waiters.is_empty() && self.compatible(req.shared) {
+            let token = shared.next_token(now);
+            // Exactly the room needed: most locks only ever have one holder.
+            self.holders.reserve_exact(1);
+            self.holders.push(Holder {
+                owner: req.owner,
+                token,
+                expires_at,
+                shared: req.shared,
+                session: req.session,
+            });
+            shared.stats.acquisitions.fetch_add(1, Ordering::Relaxed);
+            shared
+                .stats
+                .acquired_immediately
+                .fetch_add(1, Ordering::Relaxed);
+            let granted = Effects {
+                changed: true,
+                deadlines: vec![expires_at],
+            };
+            return Ok((Acquired::Granted(token), granted));
+        }
+        let Some((id, grant)) = req.wait else {
+            return Ok((Acquired::Busy, Effects::default()));
+        };
+        self.waiters.push_back(Waiter {
+            id,
+            owner: req.owner,
+            ttl_ms: req.ttl_ms,
+            shared: req.shared,
+            session: req.session,
+            grant,
+        });
+        Ok((Acquired::Queued, Effects::default()))
+    }
+
+    /// LOCK.RELEASE: true if `owner` held the lock and no longer does.
+    pub fn release(&mut self, owner: &[u8]) -> bool {
+        let before = self.holders.len();
+        self.holders.retain(|h| h.owner != owner);
+        self.holders.len() < before
+    }
+
+    /// LOCK.EXTEND: the new lease end of `owner`, `ttl_ms` from now; `None` if
+    /// it does not hold the lock.
+    pub fn extend(&mut self, owner: &[u8], ttl_ms: u64, now: u64) -> Option<u64> {
+        let h = self.holders.iter_mut().find(|h| h.owner == owner)?;
+        h.expires_at = lease_end(now, ttl_ms);
+        Some(h.expires_at)
+    }
+
+    /// LOCK.VALIDATE: whether `token` belongs to a current holder.
+    pub fn validates(&self, token: u64) -> bool {
+        self.holders.iter().any(|h| h.token == token)
+    }
+
+    /// Takes waiter `id` out of the queue; false if it is not queued (granted,
+    /// or gone).
+    pub fn cancel_wait(&mut self, id: u64) -> bool {
+        let before = self.waiters.len();
+        self.waiters.retain(|w| w.id != id);
+        self.waiters.len() < before
+    }
+
+    /// Releases every hold of `client` (SESSION) and the hold of `owner`, if
+    /// given; returns how many were released.
+    pub fn release_client(&mut self, client: Option<u64>, owner: Option<&[u8]>) -> usize {
+        let before = self.holders.len();
+        self.holders.retain(|h| {
+            let by_session = client.is_some() && h.session == client;
+            let by_owner = owner.is_some_and(|o| h.owner == o);
+            !(by_session || by_owner)
+        });
+        before - self.holders.len()
+    }
+
+    /// Whether clients wait in the queue.
+    pub fn has_waiters(&self) -> bool {
+        !self.waiters.is_empty()
+    }
+
+    /// The queue of a lock taken out of the keyspace (DEL, FLUSHDB, a key TTL,
+    /// an overwrite), as a lock with no holders that stays at the key for them.
+    pub fn take_waiters(&mut self) -> Option<Lock> {
+        if self.waiters.is_empty() {
+            return None;
+        }
+        Some(Lock {
+            limit: self.limit,
+            holders: Vec::new(),
+            waiters: std::mem::take(&mut self.waiters),
+        })
+    }
+
     /// The latest lease deadline, for PTTL.
     pub fn longest_lease(&self) -> Option<u64> {
         self.holders.iter().map(|h| h.expires_at).max()
@@ -304,6 +441,31 @@ impl Lock {
     /// Number of holders and waiters, for INFO.
     pub fn counts(&self) -> (usize, usize) {
         (self.holders.len(), self.waiters.len())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_are_exact_as_doubles_for_two_centuries() {
+        let shared = LockShared::new();
+        // 2248-01-01 in ms since the epoch.
+        let year_2248 = 8_770_000_000_000u64;
+        let t = shared.next_token(year_2248);
+        assert!(t < 1 << 53, "{t}");
+        assert_eq!(t as f64 as u64, t);
+        assert!(shared.next_token(year_2248) > t);
+    }
+
+    #[test]
+    fn lease_of_the_longest_ttl_ends_at_i64_max() {
+        assert_eq!(lease_end(1_000, u64::MAX), i64::MAX as u64);
+        assert_eq!(lease_end(u64::MAX, 1), i64::MAX as u64);
+        assert_eq!(lease_end(1_000, 5), 1_005);
+        let shared = LockShared::new();
+        assert!(shared.next_token(u64::MAX) >= shared.next_token(1));
     }
 }
 

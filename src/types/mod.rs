@@ -18,6 +18,17 @@ pub use compact::CompactBytes;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct WrongType;
 
+/// What an operation on a value asks of the keyspace around it: tell
+/// watchers (`changed`), and file these deadlines on the key's timer (a lock's
+/// new leases).
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Effects {
+    /// The value changed (WATCH sees it).
+    pub changed: bool,
+    /// Deadlines to file under the key.
+    pub deadlines: Vec<u64>,
+}
+
 /// When a small container stops being packed: more than `entries` elements, or
 /// an element longer than `value` bytes, makes it convert to its large
 /// representation (Redis's `*-max-listpack-entries` / `-value`).
