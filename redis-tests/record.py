@@ -9,6 +9,13 @@ command's reply is rendered as redis-tests/FORMAT.md describes and written back
 under the command. `>?` commands run but record nothing. With --check nothing is
 written: it exits 1 and prints the differences if the recorded replies no longer
 match what this redis-server answers. Standard library only.
+
+command_info.txt is not written by hand: its commands are `COMMAND INFO <name>`
+for every command the server lists (RESP3), each container's subcommands sorted
+by name (Redis lists them in its hash table's order, which changes from run to
+run), so recording it again follows a new server's command set. It is not
+replayed by tests/redis_compat.rs; tests/command_info.rs compares it with
+latchkey's table.
 """
 
 import argparse
@@ -228,6 +235,48 @@ def record_file(path, port):
     return "\n".join(out) + "\n"
 
 
+COMMAND_INFO = "command_info.txt"
+
+COMMAND_INFO_HEADER = """\
+# COMMAND INFO of every command of the recording redis-server, in RESP3 (RESP2
+# is the same with maps and sets as flat arrays). Generated whole by record.py:
+# a container's subcommands are sorted by name, as Redis lists them in a
+# changing order. tests/command_info.rs checks latchkey's rows against it.
+"""
+
+
+def sort_subcommands(entry):
+    """A COMMAND INFO entry with its subcommands (10th field, recursively) sorted
+    by name."""
+    kind, fields = entry
+    if kind != "*" or len(fields) != 10:
+        return entry
+    sub_kind, subs = fields[9]
+    if sub_kind == "*":
+        subs = sorted((sort_subcommands(s) for s in subs), key=lambda s: s[1][0][1])
+    return (kind, fields[:9] + [(sub_kind, subs)])
+
+
+def record_command_info(port):
+    """The whole of command_info.txt as this server answers it."""
+    sock = socket.create_connection(("127.0.0.1", port))
+    reader = Reader(sock)
+
+    def ask(*args):
+        sock.sendall(encode(list(args)))
+        return reader.reply()
+
+    out = [COMMAND_INFO_HEADER, ">? HELLO 3"]
+    ask(b"HELLO", b"3")
+    names = sorted(v for _, v in ask(b"COMMAND", b"LIST")[1] if b"|" not in v)
+    for name in names:
+        kind, entries = ask(b"COMMAND", b"INFO", name)
+        out.append("> COMMAND INFO " + name.decode())
+        out += render((kind, [sort_subcommands(e) for e in entries]))
+    sock.close()
+    return "\n".join(out) + "\n"
+
+
 def free_port():
     s = socket.socket()
     s.bind(("127.0.0.1", 0))
@@ -275,9 +324,14 @@ def main():
             pass
         failed = False
         for path in files:
-            recorded = record_file(path, port)
-            with open(path) as f:
-                current = f.read()
+            if os.path.basename(path) == COMMAND_INFO:
+                recorded = record_command_info(port)
+            else:
+                recorded = record_file(path, port)
+            current = ""
+            if os.path.exists(path):
+                with open(path) as f:
+                    current = f.read()
             if opts.check:
                 if recorded != current:
                     failed = True

@@ -15,7 +15,9 @@ macro_rules! case_files {
 
         #[test]
         fn every_case_file_has_a_test() {
-            let known = [$(stringify!($name)),*];
+            // command_info.txt lists every Redis command, most of which latchkey
+            // lacks: tests/command_info.rs compares it with the table instead.
+            let known = [$(stringify!($name),)* "command_info"];
             let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("redis-tests");
             for entry in std::fs::read_dir(dir).unwrap() {
                 let path = entry.unwrap().path();
@@ -43,5 +45,6 @@ case_files!(
     chunks,
     nesting,
     cjson,
+    command,
     object,
 );

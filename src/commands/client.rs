@@ -15,63 +15,73 @@ use crate::session::{argv_mem, ClientInfo};
 const CONN: u32 = flag::NOSCRIPT | flag::LOADING | flag::STALE;
 
 /// The CLIENT container and its subcommands.
-pub static COMMANDS: &[CommandSpec] = &[CommandSpec::new("client", -2, flag::NOSCRIPT, container)
+pub static COMMANDS: &[CommandSpec] = &[CommandSpec::new("client", -2, 0, container)
+    .acl(&["@slow"])
     .doc(
         "connection",
         "2.4.0",
         "A container for client connection commands.",
     )
     .with_subcommands(&[
-        CommandSpec::new("id", 2, CONN, id).doc(
-            "connection",
-            "5.0.0",
-            "Returns the unique client ID of the connection.",
-        ),
-        CommandSpec::new("setname", 3, CONN, setname).doc(
-            "connection",
-            "2.6.9",
-            "Sets the connection name.",
-        ),
-        CommandSpec::new("getname", 2, CONN, getname).doc(
-            "connection",
-            "2.6.9",
-            "Returns the name of the connection.",
-        ),
-        CommandSpec::new("setinfo", 4, CONN, setinfo).doc(
-            "connection",
-            "7.2.0",
-            "Sets information specific to the client or connection.",
-        ),
-        CommandSpec::new("list", -2, CONN | flag::ADMIN, list).doc(
-            "connection",
-            "2.4.0",
-            "Lists open connections.",
-        ),
-        CommandSpec::new("info", 2, CONN, info).doc(
-            "connection",
-            "6.2.0",
-            "Returns information about the connection.",
-        ),
-        CommandSpec::new("kill", -3, CONN | flag::ADMIN, kill).doc(
-            "connection",
-            "2.4.0",
-            "Terminates open connections.",
-        ),
-        CommandSpec::new("no-evict", 3, CONN | flag::ADMIN, on_off).doc(
-            "connection",
-            "7.0.0",
-            "Sets the client eviction mode of the connection.",
-        ),
-        CommandSpec::new("no-touch", 3, CONN, on_off).doc(
-            "connection",
-            "7.2.0",
-            "Controls whether commands sent by the client affect the LRU/LFU of accessed keys.",
-        ),
-        CommandSpec::new("help", 2, CONN, help).doc(
-            "connection",
-            "5.0.0",
-            "Returns helpful text about the different subcommands.",
-        ),
+        CommandSpec::new("id", 2, CONN, id)
+            .acl(&["@slow", "@connection"])
+            .doc(
+                "connection",
+                "5.0.0",
+                "Returns the unique client ID of the connection.",
+            ),
+        CommandSpec::new("setname", 3, CONN, setname)
+            .acl(&["@slow", "@connection"])
+            .doc("connection", "2.6.9", "Sets the connection name."),
+        CommandSpec::new("getname", 2, CONN, getname)
+            .acl(&["@slow", "@connection"])
+            .doc("connection", "2.6.9", "Returns the name of the connection."),
+        // Redis 7.2's, newer than the recorded server: tests/command_info.rs
+        // checks these two rows against 7.2's command files.
+        CommandSpec::new("setinfo", 4, CONN, setinfo)
+            .acl(&["@slow", "@connection"])
+            .tips(&["request_policy:all_nodes", "response_policy:all_succeeded"])
+            .doc(
+                "connection",
+                "7.2.0",
+                "Sets information specific to the client or connection.",
+            ),
+        CommandSpec::new("list", -2, CONN | flag::ADMIN, list)
+            .acl(&["@admin", "@slow", "@dangerous", "@connection"])
+            .tips(&["nondeterministic_output"])
+            .doc("connection", "2.4.0", "Lists open connections."),
+        CommandSpec::new("info", 2, CONN, info)
+            .acl(&["@slow", "@connection"])
+            .tips(&["nondeterministic_output"])
+            .doc(
+                "connection",
+                "6.2.0",
+                "Returns information about the connection.",
+            ),
+        CommandSpec::new("kill", -3, CONN | flag::ADMIN, kill)
+            .acl(&["@admin", "@slow", "@dangerous", "@connection"])
+            .doc("connection", "2.4.0", "Terminates open connections."),
+        CommandSpec::new("no-evict", 3, CONN | flag::ADMIN, on_off)
+            .acl(&["@admin", "@slow", "@dangerous", "@connection"])
+            .doc(
+                "connection",
+                "7.0.0",
+                "Sets the client eviction mode of the connection.",
+            ),
+        CommandSpec::new("no-touch", 3, CONN, on_off)
+            .acl(&["@slow", "@connection"])
+            .doc(
+                "connection",
+                "7.2.0",
+                "Controls whether commands sent by the client affect the LRU/LFU of accessed keys.",
+            ),
+        CommandSpec::new("help", 2, flag::LOADING | flag::STALE, help)
+            .acl(&["@slow", "@connection"])
+            .doc(
+                "connection",
+                "5.0.0",
+                "Returns helpful text about the different subcommands.",
+            ),
     ])];
 
 fn id(ctx: &mut Ctx<'_>, _: &[Bytes]) -> CommandResult {

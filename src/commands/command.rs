@@ -1,10 +1,10 @@
 //! COMMAND (COUNT, INFO, DOCS, LIST, GETKEYS, HELP) generated from the table, and
-//! CLUSTER, which answers as a Redis with cluster support disabled.
+//! CLUSTER, whose subcommands answer as a Redis with cluster support disabled.
 
 use bytes::Bytes;
 
 use super::CommandResult;
-use super::{flag, Command, CommandSpec, Ctx};
+use super::{container, flag, BeginSearch, Command, CommandSpec, Ctx, FindKeys, KeyRef, KeySpec};
 use crate::error::CommandError;
 use crate::reply::Reply;
 
@@ -13,48 +13,308 @@ const INTROSPECT: u32 = flag::LOADING | flag::STALE;
 /// COMMAND and CLUSTER rows.
 pub static COMMANDS: &[CommandSpec] = &[
     CommandSpec::new("command", -1, INTROSPECT, command)
+        .acl(&["@slow", "@connection"])
+        .tips(&["nondeterministic_output_order"])
         .doc(
             "server",
             "2.8.13",
             "Returns detailed information about all commands.",
         )
         .with_subcommands(&[
-            CommandSpec::new("count", 2, INTROSPECT, count).doc(
-                "server",
-                "2.8.13",
-                "Returns a count of commands.",
-            ),
-            CommandSpec::new("info", -2, INTROSPECT, info).doc(
-                "server",
-                "2.8.13",
-                "Returns information about one, multiple or all commands.",
-            ),
-            CommandSpec::new("docs", -2, INTROSPECT, docs).doc(
-                "server",
-                "7.0.0",
-                "Returns documentary information about one, multiple or all commands.",
-            ),
-            CommandSpec::new("list", -2, INTROSPECT, list).doc(
-                "server",
-                "7.0.0",
-                "Returns a list of command names.",
-            ),
-            CommandSpec::new("getkeys", -4, INTROSPECT, getkeys).doc(
-                "server",
-                "2.8.13",
-                "Extracts the key names from an arbitrary command.",
-            ),
-            CommandSpec::new("help", 2, INTROSPECT, help).doc(
-                "server",
-                "5.0.0",
-                "Returns helpful text about the different subcommands.",
-            ),
+            CommandSpec::new("count", 2, INTROSPECT, count)
+                .acl(&["@slow", "@connection"])
+                .doc("server", "2.8.13", "Returns a count of commands."),
+            CommandSpec::new("info", -2, INTROSPECT, info)
+                .acl(&["@slow", "@connection"])
+                .tips(&["nondeterministic_output_order"])
+                .doc(
+                    "server",
+                    "2.8.13",
+                    "Returns information about one, multiple or all commands.",
+                ),
+            CommandSpec::new("docs", -2, INTROSPECT, docs)
+                .acl(&["@slow", "@connection"])
+                .tips(&["nondeterministic_output_order"])
+                .doc(
+                    "server",
+                    "7.0.0",
+                    "Returns documentary information about one, multiple or all commands.",
+                ),
+            CommandSpec::new("list", -2, INTROSPECT, list)
+                .acl(&["@slow", "@connection"])
+                .tips(&["nondeterministic_output_order"])
+                .doc("server", "7.0.0", "Returns a list of command names."),
+            CommandSpec::new("getkeys", -4, INTROSPECT, getkeys)
+                .acl(&["@slow", "@connection"])
+                .doc(
+                    "server",
+                    "2.8.13",
+                    "Extracts the key names from an arbitrary command.",
+                ),
+            CommandSpec::new("getkeysandflags", -4, INTROSPECT, getkeysandflags)
+                .acl(&["@slow", "@connection"])
+                .doc(
+                    "server",
+                    "7.0.0",
+                    "Extracts the key names and access flags for an arbitrary command.",
+                ),
+            CommandSpec::new("help", 2, INTROSPECT, help)
+                .acl(&["@slow", "@connection"])
+                .doc(
+                    "server",
+                    "5.0.0",
+                    "Returns helpful text about the different subcommands.",
+                ),
         ]),
-    CommandSpec::new("cluster", -2, 0, cluster).doc(
-        "cluster",
-        "3.0.0",
-        "A container for Redis Cluster commands.",
-    ),
+    // Every subcommand answers as a Redis with cluster support disabled, and
+    // is described as Redis describes it.
+    CommandSpec::new("cluster", -2, 0, container)
+        .acl(&["@slow"])
+        .doc(
+            "cluster",
+            "3.0.0",
+            "A container for Redis Cluster commands.",
+        )
+        .with_subcommands(&[
+            CommandSpec::new(
+                "addslots",
+                -3,
+                flag::ADMIN | flag::STALE | flag::NO_ASYNC_LOADING,
+                cluster,
+            )
+            .acl(&["@admin", "@slow", "@dangerous"])
+            .doc("cluster", "3.0.0", "Assigns new hash slots to a node."),
+            CommandSpec::new(
+                "addslotsrange",
+                -4,
+                flag::ADMIN | flag::STALE | flag::NO_ASYNC_LOADING,
+                cluster,
+            )
+            .acl(&["@admin", "@slow", "@dangerous"])
+            .doc(
+                "cluster",
+                "7.0.0",
+                "Assigns new hash slot ranges to a node.",
+            ),
+            CommandSpec::new(
+                "bumpepoch",
+                2,
+                flag::ADMIN | flag::STALE | flag::NO_ASYNC_LOADING,
+                cluster,
+            )
+            .acl(&["@admin", "@slow", "@dangerous"])
+            .tips(&["nondeterministic_output"])
+            .doc("cluster", "3.0.0", "Advances the cluster config epoch."),
+            CommandSpec::new(
+                "count-failure-reports",
+                3,
+                flag::ADMIN | flag::STALE,
+                cluster,
+            )
+            .acl(&["@admin", "@slow", "@dangerous"])
+            .tips(&["nondeterministic_output"])
+            .doc(
+                "cluster",
+                "3.0.0",
+                "Returns the number of active failure reports active for a node.",
+            ),
+            CommandSpec::new("countkeysinslot", 3, flag::STALE, cluster)
+                .acl(&["@slow"])
+                .doc(
+                    "cluster",
+                    "3.0.0",
+                    "Returns the number of keys in a hash slot.",
+                ),
+            CommandSpec::new(
+                "delslots",
+                -3,
+                flag::ADMIN | flag::STALE | flag::NO_ASYNC_LOADING,
+                cluster,
+            )
+            .acl(&["@admin", "@slow", "@dangerous"])
+            .doc("cluster", "3.0.0", "Sets hash slots as unbound for a node."),
+            CommandSpec::new(
+                "delslotsrange",
+                -4,
+                flag::ADMIN | flag::STALE | flag::NO_ASYNC_LOADING,
+                cluster,
+            )
+            .acl(&["@admin", "@slow", "@dangerous"])
+            .doc(
+                "cluster",
+                "7.0.0",
+                "Sets hash slot ranges as unbound for a node.",
+            ),
+            CommandSpec::new(
+                "failover",
+                -2,
+                flag::ADMIN | flag::STALE | flag::NO_ASYNC_LOADING,
+                cluster,
+            )
+            .acl(&["@admin", "@slow", "@dangerous"])
+            .doc(
+                "cluster",
+                "3.0.0",
+                "Forces a replica to perform a manual failover of its master.",
+            ),
+            CommandSpec::new(
+                "flushslots",
+                2,
+                flag::ADMIN | flag::STALE | flag::NO_ASYNC_LOADING,
+                cluster,
+            )
+            .acl(&["@admin", "@slow", "@dangerous"])
+            .doc(
+                "cluster",
+                "3.0.0",
+                "Deletes all slots information from a node.",
+            ),
+            CommandSpec::new(
+                "forget",
+                3,
+                flag::ADMIN | flag::STALE | flag::NO_ASYNC_LOADING,
+                cluster,
+            )
+            .acl(&["@admin", "@slow", "@dangerous"])
+            .doc("cluster", "3.0.0", "Removes a node from the nodes table."),
+            CommandSpec::new("getkeysinslot", 4, flag::STALE, cluster)
+                .acl(&["@slow"])
+                .tips(&["nondeterministic_output"])
+                .doc("cluster", "3.0.0", "Returns the key names in a hash slot."),
+            CommandSpec::new("help", 2, flag::LOADING | flag::STALE, cluster)
+                .acl(&["@slow"])
+                .doc(
+                    "cluster",
+                    "5.0.0",
+                    "Returns helpful text about the different subcommands.",
+                ),
+            CommandSpec::new("info", 2, flag::STALE, cluster)
+                .acl(&["@slow"])
+                .tips(&["nondeterministic_output"])
+                .doc(
+                    "cluster",
+                    "3.0.0",
+                    "Returns information about the state of a node.",
+                ),
+            CommandSpec::new("keyslot", 3, flag::STALE, cluster)
+                .acl(&["@slow"])
+                .doc("cluster", "3.0.0", "Returns the hash slot for a key."),
+            CommandSpec::new("links", 2, flag::STALE, cluster)
+                .acl(&["@slow"])
+                .tips(&["nondeterministic_output"])
+                .doc(
+                    "cluster",
+                    "7.0.0",
+                    "Returns a list of all TCP links to and from peer nodes.",
+                ),
+            CommandSpec::new(
+                "meet",
+                -4,
+                flag::ADMIN | flag::STALE | flag::NO_ASYNC_LOADING,
+                cluster,
+            )
+            .acl(&["@admin", "@slow", "@dangerous"])
+            .doc(
+                "cluster",
+                "3.0.0",
+                "Forces a node to handshake with another node.",
+            ),
+            CommandSpec::new("myid", 2, flag::STALE, cluster)
+                .acl(&["@slow"])
+                .doc("cluster", "3.0.0", "Returns the ID of a node."),
+            CommandSpec::new("nodes", 2, flag::STALE, cluster)
+                .acl(&["@slow"])
+                .tips(&["nondeterministic_output"])
+                .doc(
+                    "cluster",
+                    "3.0.0",
+                    "Returns the cluster configuration for a node.",
+                ),
+            CommandSpec::new("replicas", 3, flag::ADMIN | flag::STALE, cluster)
+                .acl(&["@admin", "@slow", "@dangerous"])
+                .tips(&["nondeterministic_output"])
+                .doc(
+                    "cluster",
+                    "5.0.0",
+                    "Lists the replica nodes of a master node.",
+                ),
+            CommandSpec::new(
+                "replicate",
+                3,
+                flag::ADMIN | flag::STALE | flag::NO_ASYNC_LOADING,
+                cluster,
+            )
+            .acl(&["@admin", "@slow", "@dangerous"])
+            .doc(
+                "cluster",
+                "3.0.0",
+                "Configure a node as replica of a master node.",
+            ),
+            CommandSpec::new(
+                "reset",
+                -2,
+                flag::ADMIN | flag::NOSCRIPT | flag::STALE,
+                cluster,
+            )
+            .acl(&["@admin", "@slow", "@dangerous"])
+            .doc("cluster", "3.0.0", "Resets a node."),
+            CommandSpec::new(
+                "saveconfig",
+                2,
+                flag::ADMIN | flag::STALE | flag::NO_ASYNC_LOADING,
+                cluster,
+            )
+            .acl(&["@admin", "@slow", "@dangerous"])
+            .doc(
+                "cluster",
+                "3.0.0",
+                "Forces a node to save the cluster configuration to disk.",
+            ),
+            CommandSpec::new(
+                "set-config-epoch",
+                3,
+                flag::ADMIN | flag::STALE | flag::NO_ASYNC_LOADING,
+                cluster,
+            )
+            .acl(&["@admin", "@slow", "@dangerous"])
+            .doc(
+                "cluster",
+                "3.0.0",
+                "Sets the configuration epoch for a new node.",
+            ),
+            CommandSpec::new(
+                "setslot",
+                -4,
+                flag::ADMIN | flag::STALE | flag::NO_ASYNC_LOADING,
+                cluster,
+            )
+            .acl(&["@admin", "@slow", "@dangerous"])
+            .doc("cluster", "3.0.0", "Binds a hash slot to a node."),
+            CommandSpec::new("shards", 2, flag::STALE, cluster)
+                .acl(&["@slow"])
+                .tips(&["nondeterministic_output"])
+                .doc(
+                    "cluster",
+                    "7.0.0",
+                    "Returns the mapping of cluster slots to shards.",
+                ),
+            CommandSpec::new("slaves", 3, flag::ADMIN | flag::STALE, cluster)
+                .acl(&["@admin", "@slow", "@dangerous"])
+                .tips(&["nondeterministic_output"])
+                .doc(
+                    "cluster",
+                    "3.0.0",
+                    "Lists the replica nodes of a master node.",
+                ),
+            CommandSpec::new("slots", 2, flag::STALE, cluster)
+                .acl(&["@slow"])
+                .tips(&["nondeterministic_output"])
+                .doc(
+                    "cluster",
+                    "3.0.0",
+                    "Returns the mapping of cluster slots to nodes.",
+                ),
+        ]),
 ];
 
 fn cluster(_: &mut Ctx<'_>, _: &[Bytes]) -> CommandResult {
@@ -63,66 +323,119 @@ fn cluster(_: &mut Ctx<'_>, _: &[Bytes]) -> CommandResult {
     ))
 }
 
-/// ACL categories derived from flags and group, as COMMAND INFO lists them.
-fn categories(spec: &CommandSpec) -> Vec<Reply> {
-    let mut cats = Vec::new();
-    if spec.has(flag::WRITE) {
-        cats.push("@write");
+/// Names as RESP3 simple strings in a set (flags, ACL categories).
+fn simple_set(names: impl IntoIterator<Item = &'static str>) -> Reply {
+    Reply::Set(names.into_iter().map(Reply::Simple).collect())
+}
+
+/// A `{type, spec}` map of a key spec's begin search or find keys.
+fn typed(kind: &str, fields: Vec<(&str, Reply)>) -> Reply {
+    Reply::Map(vec![
+        (Reply::bulk_str("type"), Reply::bulk_str(kind)),
+        (
+            Reply::bulk_str("spec"),
+            Reply::Map(
+                fields
+                    .into_iter()
+                    .map(|(k, v)| (Reply::bulk_str(k), v))
+                    .collect(),
+            ),
+        ),
+    ])
+}
+
+/// One key spec as COMMAND INFO shows it: `notes` (only when there is one),
+/// `flags`, `begin_search`, `find_keys`.
+fn key_spec(spec: &KeySpec) -> Reply {
+    let mut fields = Vec::with_capacity(4);
+    if !spec.notes.is_empty() {
+        fields.push((Reply::bulk_str("notes"), Reply::bulk_str(spec.notes)));
     }
-    if spec.has(flag::READONLY) {
-        cats.push("@read");
-    }
-    cats.push(match spec.group {
-        "string" => "@string",
-        "generic" => "@keyspace",
-        "connection" => "@connection",
-        "transactions" => "@transaction",
-        "lock" => "@lock",
-        _ => "@admin",
-    });
-    cats.push(if spec.has(flag::FAST) {
-        "@fast"
-    } else {
-        "@slow"
-    });
-    if spec.has(flag::BLOCKING) {
-        cats.push("@blocking");
-    }
-    if spec.has(flag::ADMIN) && spec.group != "server" {
-        cats.push("@admin");
-    }
-    cats.into_iter().map(Reply::Simple).collect()
+    fields.push((
+        Reply::bulk_str("flags"),
+        simple_set(spec.flags.iter().copied()),
+    ));
+    let begin = match spec.begin {
+        BeginSearch::Index(i) => typed("index", vec![("index", Reply::Int(i64::from(i)))]),
+        BeginSearch::Keyword { keyword, startfrom } => typed(
+            "keyword",
+            vec![
+                ("keyword", Reply::bulk_str(keyword)),
+                ("startfrom", Reply::Int(i64::from(startfrom))),
+            ],
+        ),
+    };
+    fields.push((Reply::bulk_str("begin_search"), begin));
+    let find = match spec.find {
+        FindKeys::Range {
+            lastkey,
+            keystep,
+            limit,
+        } => typed(
+            "range",
+            vec![
+                ("lastkey", Reply::Int(i64::from(lastkey))),
+                ("keystep", Reply::Int(i64::from(keystep))),
+                ("limit", Reply::Int(i64::from(limit))),
+            ],
+        ),
+        FindKeys::Keynum {
+            keynumidx,
+            firstkey,
+            keystep,
+        } => typed(
+            "keynum",
+            vec![
+                ("keynumidx", Reply::Int(i64::from(keynumidx))),
+                ("firstkey", Reply::Int(i64::from(firstkey))),
+                ("keystep", Reply::Int(i64::from(keystep))),
+            ],
+        ),
+    };
+    fields.push((Reply::bulk_str("find_keys"), find));
+    Reply::Map(fields)
 }
 
 /// One COMMAND INFO entry: `[name, arity, flags, first, last, step, categories,
-/// tips, key specs, subcommands]`.
+/// tips, key specs, subcommands]`. The subcommands are an empty set for a plain
+/// command and an array for a container, as Redis 7 replies.
 fn entry(ctx: &Ctx<'_>, cmd: &Command) -> Reply {
     let spec = cmd.spec;
-    let flags = flag::NAMES
-        .iter()
-        .filter(|(bit, _)| spec.has(*bit))
-        .map(|(_, name)| Reply::Simple(name))
-        .collect();
-    let prefix = format!("{}|", cmd.full_name);
-    let subs = ctx
-        .shared
-        .commands
-        .all()
-        .iter()
-        .filter(|c| c.full_name.starts_with(&prefix))
-        .map(|c| entry(ctx, c))
-        .collect();
+    let mut bits = spec.flags;
+    if spec.movable_keys() {
+        bits |= flag::MOVABLEKEYS;
+    }
+    let flags = simple_set(
+        flag::NAMES
+            .iter()
+            .filter(|(bit, _)| bits & bit != 0)
+            .map(|(_, name)| *name),
+    );
+    let subs = if spec.subcommands.is_empty() {
+        Reply::Set(Vec::new())
+    } else {
+        let prefix = format!("{}|", cmd.full_name);
+        Reply::Array(
+            ctx.shared
+                .commands
+                .all()
+                .iter()
+                .filter(|c| c.full_name.starts_with(&prefix))
+                .map(|c| entry(ctx, c))
+                .collect(),
+        )
+    };
     Reply::Array(vec![
         Reply::bulk_str(&cmd.full_name),
         Reply::Int(i64::from(spec.arity)),
-        Reply::Set(flags),
+        flags,
         Reply::Int(i64::from(spec.first_key)),
         Reply::Int(i64::from(spec.last_key)),
         Reply::Int(i64::from(spec.step)),
-        Reply::Set(categories(spec)),
-        Reply::Array(Vec::new()),
-        Reply::Array(Vec::new()),
-        Reply::Array(subs),
+        simple_set(spec.acl.iter().copied()),
+        Reply::Set(spec.tips.iter().map(|t| Reply::bulk_str(t)).collect()),
+        Reply::Set(spec.key_specs.iter().map(key_spec).collect()),
+        subs,
     ])
 }
 
@@ -212,20 +525,57 @@ fn list(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
     ))
 }
 
-fn getkeys(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
-    let inner = &args[2..];
-    let cmd = ctx.shared.commands.resolve(inner).map_err(|e| match e {
-        CommandError::WrongArity(_) => {
-            CommandError::err("Invalid number of arguments specified for command")
-        }
-        _ => CommandError::err("Invalid command specified"),
-    })?;
-    let keys = cmd.spec.key_args(inner);
-    if keys.is_empty() {
+/// COMMAND GETKEYS and GETKEYSANDFLAGS: the command is looked up as Redis
+/// does (a subcommand when it is a container), then checked for keys, then for
+/// its arity, and its keys are found from its key specs.
+fn find_keys<'a>(
+    ctx: &Ctx<'_>,
+    inner: &'a [Bytes],
+) -> Result<Vec<(&'a Bytes, KeyRef)>, CommandError> {
+    let cmd = ctx
+        .shared
+        .commands
+        .lookup(inner)
+        .ok_or_else(|| CommandError::err("Invalid command specified"))?;
+    let spec = cmd.spec;
+    if !spec.has_keys() {
         return Err(CommandError::err("The command has no key arguments"));
     }
+    if !spec.arity_ok(inner.len()) {
+        return Err(CommandError::err(
+            "Invalid number of arguments specified for command",
+        ));
+    }
+    let keys = spec.keys_of(inner);
+    if keys.is_empty() && !spec.has(flag::NO_MANDATORY_KEYS) {
+        return Err(CommandError::err("Invalid arguments specified for command"));
+    }
+    Ok(keys
+        .into_iter()
+        .filter_map(|k| inner.get(k.pos).map(|arg| (arg, k)))
+        .collect())
+}
+
+fn getkeys(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
+    let keys = find_keys(ctx, &args[2..])?;
     Ok(Reply::Array(
-        keys.into_iter().map(|k| Reply::Bulk(k.clone())).collect(),
+        keys.into_iter()
+            .map(|(k, _)| Reply::Bulk(k.clone()))
+            .collect(),
+    ))
+}
+
+fn getkeysandflags(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
+    let keys = find_keys(ctx, &args[2..])?;
+    Ok(Reply::Array(
+        keys.into_iter()
+            .map(|(k, r)| {
+                Reply::Array(vec![
+                    Reply::Bulk(k.clone()),
+                    simple_set(r.flags.iter().copied()),
+                ])
+            })
+            .collect(),
     ))
 }
 

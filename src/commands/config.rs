@@ -16,37 +16,45 @@ const ADMIN: u32 = flag::ADMIN | flag::NOSCRIPT | flag::LOADING | flag::STALE;
 
 /// The CONFIG container and its subcommands.
 pub static COMMANDS: &[CommandSpec] = &[CommandSpec::new("config", -2, 0, container)
+    .acl(&["@slow"])
     .doc(
         "server",
         "2.0.0",
         "A container for server configuration commands.",
     )
     .with_subcommands(&[
-        CommandSpec::new("get", -3, ADMIN, get).doc(
-            "server",
-            "2.0.0",
-            "Returns the effective values of configuration parameters.",
-        ),
-        CommandSpec::new("set", -4, ADMIN, set).doc(
-            "server",
-            "2.0.0",
-            "Sets configuration parameters in-flight.",
-        ),
-        CommandSpec::new("resetstat", 2, ADMIN, resetstat).doc(
-            "server",
-            "2.0.0",
-            "Resets the server's statistics.",
-        ),
-        CommandSpec::new("rewrite", 2, ADMIN, rewrite).doc(
-            "server",
-            "2.8.0",
-            "Persists the effective configuration to file.",
-        ),
-        CommandSpec::new("help", 2, flag::LOADING | flag::STALE, help).doc(
-            "server",
-            "5.0.0",
-            "Returns helpful text about the different subcommands.",
-        ),
+        CommandSpec::new("get", -3, ADMIN, get)
+            .acl(&["@admin", "@slow", "@dangerous"])
+            .doc(
+                "server",
+                "2.0.0",
+                "Returns the effective values of configuration parameters.",
+            ),
+        CommandSpec::new("set", -4, ADMIN, set)
+            .acl(&["@admin", "@slow", "@dangerous"])
+            .tips(&["request_policy:all_nodes", "response_policy:all_succeeded"])
+            .doc(
+                "server",
+                "2.0.0",
+                "Sets configuration parameters in-flight.",
+            ),
+        CommandSpec::new("resetstat", 2, ADMIN, resetstat)
+            .acl(&["@admin", "@slow", "@dangerous"])
+            .doc("server", "2.0.0", "Resets the server's statistics."),
+        CommandSpec::new("rewrite", 2, ADMIN, rewrite)
+            .acl(&["@admin", "@slow", "@dangerous"])
+            .doc(
+                "server",
+                "2.8.0",
+                "Persists the effective configuration to file.",
+            ),
+        CommandSpec::new("help", 2, flag::LOADING | flag::STALE, help)
+            .acl(&["@slow"])
+            .doc(
+                "server",
+                "5.0.0",
+                "Returns helpful text about the different subcommands.",
+            ),
     ])];
 
 fn get(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {

@@ -12,16 +12,17 @@ use crate::server::REDIS_VERSION;
 
 /// The connection family's rows.
 pub static COMMANDS: &[CommandSpec] = &[
-    CommandSpec::new("ping", -1, flag::FAST, ping).doc(
-        "connection",
-        "1.0.0",
-        "Returns the server's liveliness response.",
-    ),
-    CommandSpec::new("echo", 2, flag::FAST, echo).doc(
-        "connection",
-        "1.0.0",
-        "Returns the given string.",
-    ),
+    CommandSpec::new("ping", -1, flag::FAST, ping)
+        .acl(&["@fast", "@connection"])
+        .tips(&["request_policy:all_shards", "response_policy:all_succeeded"])
+        .doc(
+            "connection",
+            "1.0.0",
+            "Returns the server's liveliness response.",
+        ),
+    CommandSpec::new("echo", 2, flag::LOADING | flag::STALE | flag::FAST, echo)
+        .acl(&["@fast", "@connection"])
+        .doc("connection", "1.0.0", "Returns the given string."),
     CommandSpec::new(
         "hello",
         -1,
@@ -33,6 +34,7 @@ pub static COMMANDS: &[CommandSpec] = &[
             | flag::ALLOW_BUSY,
         hello,
     )
+    .acl(&["@fast", "@connection"])
     .doc("connection", "6.0.0", "Handshakes with the Redis server."),
     CommandSpec::new(
         "auth",
@@ -45,6 +47,7 @@ pub static COMMANDS: &[CommandSpec] = &[
             | flag::ALLOW_BUSY,
         auth,
     )
+    .acl(&["@fast", "@connection"])
     .doc("connection", "1.0.0", "Authenticates the connection."),
     CommandSpec::new(
         "select",
@@ -52,6 +55,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         flag::LOADING | flag::STALE | flag::FAST,
         select,
     )
+    .acl(&["@fast", "@connection"])
     .doc("connection", "1.0.0", "Changes the selected database."),
     CommandSpec::new(
         "quit",
@@ -65,6 +69,7 @@ pub static COMMANDS: &[CommandSpec] = &[
             | flag::IMMEDIATE,
         quit,
     )
+    .acl(&["@fast", "@connection"])
     .doc("connection", "1.0.0", "Closes the connection."),
     CommandSpec::new(
         "reset",
@@ -78,6 +83,7 @@ pub static COMMANDS: &[CommandSpec] = &[
             | flag::IMMEDIATE,
         reset,
     )
+    .acl(&["@fast", "@connection"])
     .doc("connection", "6.2.0", "Resets the connection."),
 ];
 

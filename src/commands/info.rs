@@ -19,11 +19,18 @@ use crate::types::lock::Lock;
 /// The INFO row.
 pub static COMMANDS: &[CommandSpec] =
     &[
-        CommandSpec::new("info", -1, flag::LOADING | flag::STALE, info).doc(
-            "server",
-            "1.0.0",
-            "Returns information and statistics about the server.",
-        ),
+        CommandSpec::new("info", -1, flag::LOADING | flag::STALE, info)
+            .acl(&["@slow", "@dangerous"])
+            .tips(&[
+                "nondeterministic_output",
+                "request_policy:all_shards",
+                "response_policy:special",
+            ])
+            .doc(
+                "server",
+                "1.0.0",
+                "Returns information and statistics about the server.",
+            ),
     ];
 
 /// Sections in the order INFO prints them, and whether `INFO` without arguments

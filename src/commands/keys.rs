@@ -7,7 +7,7 @@ use std::hash::Hasher;
 use bytes::Bytes;
 
 use super::CommandResult;
-use super::{flag, int_arg, is, CommandSpec, Ctx};
+use super::{flag, int_arg, is, CommandSpec, Ctx, KeySpec};
 use crate::error::CommandError;
 use crate::keyspace::{Entry, SHARDS};
 use crate::reply::Reply;
@@ -16,57 +16,101 @@ use crate::reply::Reply;
 pub static COMMANDS: &[CommandSpec] = &[
     CommandSpec::new("del", -2, flag::WRITE, del)
         .keys(1, -1, 1)
+        .acl(&["@keyspace", "@write", "@slow"])
+        .tips(&["request_policy:multi_shard", "response_policy:agg_sum"])
+        .key_specs(&[KeySpec::range(1, -1, 1, &["RM", "delete"])])
         .doc("generic", "1.0.0", "Deletes one or more keys."),
     CommandSpec::new("unlink", -2, flag::WRITE | flag::FAST, del)
         .keys(1, -1, 1)
+        .acl(&["@keyspace", "@write", "@fast"])
+        .tips(&["request_policy:multi_shard", "response_policy:agg_sum"])
+        .key_specs(&[KeySpec::range(1, -1, 1, &["RM", "delete"])])
         .doc("generic", "4.0.0", "Asynchronously deletes one or more keys."),
     CommandSpec::new("exists", -2, flag::READONLY | flag::FAST, exists)
         .keys(1, -1, 1)
+        .acl(&["@keyspace", "@read", "@fast"])
+        .tips(&["request_policy:multi_shard", "response_policy:agg_sum"])
+        .key_specs(&[KeySpec::range(1, -1, 1, &["RO"])])
         .doc("generic", "1.0.0", "Determines whether one or more keys exist."),
     CommandSpec::new("touch", -2, flag::READONLY | flag::FAST, exists)
         .keys(1, -1, 1)
+        .acl(&["@keyspace", "@read", "@fast"])
+        .tips(&["request_policy:multi_shard", "response_policy:agg_sum"])
+        .key_specs(&[KeySpec::range(1, -1, 1, &["RO"])])
         .doc("generic", "3.2.1", "Returns the number of existing keys out of those specified after updating the time they were last accessed."),
     CommandSpec::new("type", 2, flag::READONLY | flag::FAST, type_)
         .keys(1, 1, 1)
+        .acl(&["@keyspace", "@read", "@fast"])
+        .key_specs(&[KeySpec::one(1, &["RO"])])
         .doc("generic", "1.0.0", "Determines the type of value stored at a key."),
     CommandSpec::new("keys", 2, flag::READONLY, keys)
+        .acl(&["@keyspace", "@read", "@slow", "@dangerous"])
+        .tips(&["request_policy:all_shards", "nondeterministic_output_order"])
         .doc("generic", "1.0.0", "Returns all key names that match a pattern."),
     CommandSpec::new("scan", -2, flag::READONLY, scan)
+        .acl(&["@keyspace", "@read", "@slow"])
+        .tips(&["nondeterministic_output", "request_policy:special"])
         .doc("generic", "2.8.0", "Iterates over the key names in the database."),
     CommandSpec::new("randomkey", 1, flag::READONLY, randomkey)
+        .acl(&["@keyspace", "@read", "@slow"])
+        .tips(&["request_policy:all_shards", "nondeterministic_output"])
         .doc("generic", "1.0.0", "Returns a random key name from the database."),
     CommandSpec::new("rename", 3, flag::WRITE, rename)
         .keys(1, 2, 1)
+        .acl(&["@keyspace", "@write", "@slow"])
+        .key_specs(&[KeySpec::one(1, &["RW", "access", "delete"]), KeySpec::one(2, &["OW", "update"])])
         .doc("generic", "1.0.0", "Renames a key and overwrites the destination."),
     CommandSpec::new("renamenx", 3, flag::WRITE | flag::FAST, renamenx)
         .keys(1, 2, 1)
+        .acl(&["@keyspace", "@write", "@fast"])
+        .key_specs(&[KeySpec::one(1, &["RW", "access", "delete"]), KeySpec::one(2, &["OW", "insert"])])
         .doc("generic", "1.0.0", "Renames a key only when the target key name doesn't exist."),
     CommandSpec::new("expire", -3, flag::WRITE | flag::FAST, expire)
         .keys(1, 1, 1)
+        .acl(&["@keyspace", "@write", "@fast"])
+        .key_specs(&[KeySpec::one(1, &["RW", "update"])])
         .doc("generic", "1.0.0", "Sets the expiration time of a key in seconds."),
     CommandSpec::new("pexpire", -3, flag::WRITE | flag::FAST, pexpire)
         .keys(1, 1, 1)
+        .acl(&["@keyspace", "@write", "@fast"])
+        .key_specs(&[KeySpec::one(1, &["RW", "update"])])
         .doc("generic", "2.6.0", "Sets the expiration time of a key in milliseconds."),
     CommandSpec::new("expireat", -3, flag::WRITE | flag::FAST, expireat)
         .keys(1, 1, 1)
+        .acl(&["@keyspace", "@write", "@fast"])
+        .key_specs(&[KeySpec::one(1, &["RW", "update"])])
         .doc("generic", "1.2.0", "Sets the expiration time of a key to a Unix timestamp."),
     CommandSpec::new("pexpireat", -3, flag::WRITE | flag::FAST, pexpireat)
         .keys(1, 1, 1)
+        .acl(&["@keyspace", "@write", "@fast"])
+        .key_specs(&[KeySpec::one(1, &["RW", "update"])])
         .doc("generic", "2.6.0", "Sets the expiration time of a key to a Unix milliseconds timestamp."),
     CommandSpec::new("ttl", 2, flag::READONLY | flag::FAST, ttl)
         .keys(1, 1, 1)
+        .acl(&["@keyspace", "@read", "@fast"])
+        .tips(&["nondeterministic_output"])
+        .key_specs(&[KeySpec::one(1, &["RO", "access"])])
         .doc("generic", "1.0.0", "Returns the expiration time in seconds of a key."),
     CommandSpec::new("pttl", 2, flag::READONLY | flag::FAST, pttl)
         .keys(1, 1, 1)
+        .acl(&["@keyspace", "@read", "@fast"])
+        .tips(&["nondeterministic_output"])
+        .key_specs(&[KeySpec::one(1, &["RO", "access"])])
         .doc("generic", "2.6.0", "Returns the expiration time in milliseconds of a key."),
     CommandSpec::new("expiretime", 2, flag::READONLY | flag::FAST, expiretime)
         .keys(1, 1, 1)
+        .acl(&["@keyspace", "@read", "@fast"])
+        .key_specs(&[KeySpec::one(1, &["RO", "access"])])
         .doc("generic", "7.0.0", "Returns the expiration time of a key as a Unix timestamp."),
     CommandSpec::new("pexpiretime", 2, flag::READONLY | flag::FAST, pexpiretime)
         .keys(1, 1, 1)
+        .acl(&["@keyspace", "@read", "@fast"])
+        .key_specs(&[KeySpec::one(1, &["RO", "access"])])
         .doc("generic", "7.0.0", "Returns the expiration time of a key as a Unix milliseconds timestamp."),
     CommandSpec::new("persist", 2, flag::WRITE | flag::FAST, persist)
         .keys(1, 1, 1)
+        .acl(&["@keyspace", "@write", "@fast"])
+        .key_specs(&[KeySpec::one(1, &["RW", "update"])])
         .doc("generic", "2.2.0", "Removes the expiration time of a key."),
 ];
 

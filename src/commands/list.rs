@@ -5,7 +5,7 @@ use bytes::Bytes;
 
 use super::args::Args;
 use super::wait::{block_on_keys, timeout_arg};
-use super::{flag, CommandResult, CommandSpec, Ctx};
+use super::{flag, CommandResult, CommandSpec, Ctx, KeySpec};
 use crate::blocking::Serve;
 use crate::error::CommandError;
 use crate::keyspace::Shard;
@@ -16,27 +16,43 @@ use crate::types::list::{self, End, List};
 pub static COMMANDS: &[CommandSpec] = &[
     CommandSpec::new("lpush", -3, flag::WRITE | flag::DENYOOM | flag::FAST, lpush)
         .keys(1, 1, 1)
+        .acl(&["@write", "@list", "@fast"])
+        .key_specs(&[KeySpec::one(1, &["RW", "insert"])])
         .doc("list", "1.0.0", "Prepends one or more elements to a list. Creates the key if it doesn't exist."),
     CommandSpec::new("rpush", -3, flag::WRITE | flag::DENYOOM | flag::FAST, rpush)
         .keys(1, 1, 1)
+        .acl(&["@write", "@list", "@fast"])
+        .key_specs(&[KeySpec::one(1, &["RW", "insert"])])
         .doc("list", "1.0.0", "Appends one or more elements to a list. Creates the key if it doesn't exist."),
     CommandSpec::new("lpop", -2, flag::WRITE | flag::FAST, lpop)
         .keys(1, 1, 1)
+        .acl(&["@write", "@list", "@fast"])
+        .key_specs(&[KeySpec::one(1, &["RW", "access", "delete"])])
         .doc("list", "1.0.0", "Returns the first elements in a list after removing it. Deletes the list if the last element was popped."),
     CommandSpec::new("rpop", -2, flag::WRITE | flag::FAST, rpop)
         .keys(1, 1, 1)
+        .acl(&["@write", "@list", "@fast"])
+        .key_specs(&[KeySpec::one(1, &["RW", "access", "delete"])])
         .doc("list", "1.0.0", "Returns and removes the last elements of a list. Deletes the list if the last element was popped."),
     CommandSpec::new("blpop", -3, flag::WRITE | flag::NOSCRIPT | flag::BLOCKING, blpop)
         .keys(1, -2, 1)
+        .acl(&["@write", "@list", "@slow", "@blocking"])
+        .key_specs(&[KeySpec::range(1, -2, 1, &["RW", "access", "delete"])])
         .doc("list", "2.0.0", "Removes and returns the first element in a list. Blocks until an element is available otherwise. Deletes the list if the last element was popped."),
     CommandSpec::new("brpop", -3, flag::WRITE | flag::NOSCRIPT | flag::BLOCKING, brpop)
         .keys(1, -2, 1)
+        .acl(&["@write", "@list", "@slow", "@blocking"])
+        .key_specs(&[KeySpec::range(1, -2, 1, &["RW", "access", "delete"])])
         .doc("list", "2.0.0", "Removes and returns the last element in a list. Blocks until an element is available otherwise. Deletes the list if the last element was popped."),
     CommandSpec::new("llen", 2, flag::READONLY | flag::FAST, llen)
         .keys(1, 1, 1)
+        .acl(&["@read", "@list", "@fast"])
+        .key_specs(&[KeySpec::one(1, &["RO"])])
         .doc("list", "1.0.0", "Returns the length of a list."),
     CommandSpec::new("lrange", 4, flag::READONLY, lrange)
         .keys(1, 1, 1)
+        .acl(&["@read", "@list", "@slow"])
+        .key_specs(&[KeySpec::one(1, &["RO", "access"])])
         .doc("list", "1.0.0", "Returns a range of elements from a list."),
 ];
 

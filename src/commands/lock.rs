@@ -6,7 +6,7 @@
 use bytes::Bytes;
 
 use super::CommandResult;
-use super::{flag, int_arg, is, CallMode, CommandSpec, Ctx};
+use super::{flag, int_arg, is, CallMode, CommandSpec, Ctx, KeySpec};
 use crate::blocking::lock_grant;
 use crate::error::CommandError;
 use crate::keyspace::{AcquireRequest, Acquired, LockMode};
@@ -16,22 +16,34 @@ use crate::session::{Blocked, Wait};
 use crate::types::lock::{Lock, LockError, LockInfo, LockShared};
 use crate::types::Effects;
 
-/// The lock family's rows.
+/// The lock family's rows. Their ACL categories are Redis's kind (read or
+/// write, fast or slow, blocking) plus the family's own `@lock`; each takes one
+/// key, the lock.
 pub static COMMANDS: &[CommandSpec] = &[
     CommandSpec::new("lock.acquire", -4, flag::WRITE | flag::DENYOOM | flag::BLOCKING, acquire)
         .keys(1, 1, 1)
+        .acl(&["@write", "@lock", "@slow", "@blocking"])
+        .key_specs(&[KeySpec::one(1, &["RW", "access", "update"])])
         .doc("lock", "0.1.0", "Acquires a lock, a shared lock or a semaphore slot, optionally waiting in a FIFO queue; replies with a fencing token."),
     CommandSpec::new("lock.release", 3, flag::WRITE | flag::FAST, release)
         .keys(1, 1, 1)
+        .acl(&["@write", "@lock", "@fast"])
+        .key_specs(&[KeySpec::one(1, &["RW", "delete"])])
         .doc("lock", "0.1.0", "Releases a hold of a lock and grants the next waiters."),
     CommandSpec::new("lock.extend", 4, flag::WRITE | flag::FAST, extend)
         .keys(1, 1, 1)
+        .acl(&["@write", "@lock", "@fast"])
+        .key_specs(&[KeySpec::one(1, &["RW", "update"])])
         .doc("lock", "0.1.0", "Sets the lease of a current holder to ttl-ms from now."),
     CommandSpec::new("lock.validate", 3, flag::READONLY | flag::FAST, validate)
         .keys(1, 1, 1)
+        .acl(&["@read", "@lock", "@fast"])
+        .key_specs(&[KeySpec::one(1, &["RO", "access"])])
         .doc("lock", "0.1.0", "Tells whether a fencing token belongs to a current holder."),
     CommandSpec::new("lock.info", 2, flag::READONLY | flag::FAST, info)
         .keys(1, 1, 1)
+        .acl(&["@read", "@lock", "@fast"])
+        .key_specs(&[KeySpec::one(1, &["RO", "access"])])
         .doc("lock", "0.1.0", "Returns the mode, limit, holders and number of waiters of a lock."),
 ];
 

@@ -62,6 +62,24 @@ pub mod flag {
     pub const NO_MULTI: u32 = 1 << 10;
     /// Allowed while a script is running too long.
     pub const ALLOW_BUSY: u32 = 1 << 11;
+    /// Implemented by a module.
+    pub const MODULE: u32 = 1 << 12;
+    /// A Pub/Sub command.
+    pub const PUBSUB: u32 = 1 << 13;
+    /// Not shown to MONITOR (EVAL, EXEC, ...).
+    pub const SKIP_MONITOR: u32 = 1 << 14;
+    /// Not recorded by SLOWLOG (EXEC: its commands are).
+    pub const SKIP_SLOWLOG: u32 = 1 << 15;
+    /// Allowed on an importing cluster slot after ASKING.
+    pub const ASKING: u32 = 1 << 16;
+    /// May run with no key at all although it takes keys (EVAL with 0 keys).
+    pub const NO_MANDATORY_KEYS: u32 = 1 << 17;
+    /// Refused while the replica loads a dataset asynchronously.
+    pub const NO_ASYNC_LOADING: u32 = 1 << 18;
+    /// Keys cannot be found from the first/last/step range alone. Computed from
+    /// the key specs (see [`super::CommandSpec::movable_keys`]), never set on a
+    /// row.
+    pub const MOVABLEKEYS: u32 = 1 << 19;
     /// Runs its own locking (EXEC, EVAL): the dispatcher does not take the
     /// execution gate for it. Internal, not shown by COMMAND.
     pub const OWN_GATE: u32 = 1 << 31;
@@ -69,22 +87,47 @@ pub mod flag {
     /// WATCH, QUIT, RESET). Internal, not shown by COMMAND.
     pub const IMMEDIATE: u32 = 1 << 30;
 
-    /// Flag names in the order Redis lists them.
+    /// Flag names in the order Redis 7 lists them (its hidden flags,
+    /// `may_replicate`, `protected`, `sentinel`, are not listed).
     pub const NAMES: &[(u32, &str)] = &[
         (WRITE, "write"),
         (READONLY, "readonly"),
         (DENYOOM, "denyoom"),
+        (MODULE, "module"),
         (ADMIN, "admin"),
+        (PUBSUB, "pubsub"),
         (NOSCRIPT, "noscript"),
         (BLOCKING, "blocking"),
         (LOADING, "loading"),
         (STALE, "stale"),
+        (SKIP_MONITOR, "skip_monitor"),
+        (SKIP_SLOWLOG, "skip_slowlog"),
+        (ASKING, "asking"),
         (FAST, "fast"),
         (NO_AUTH, "no_auth"),
+        (NO_MANDATORY_KEYS, "no_mandatory_keys"),
+        (NO_ASYNC_LOADING, "no_async_loading"),
         (NO_MULTI, "no_multi"),
+        (MOVABLEKEYS, "movablekeys"),
         (ALLOW_BUSY, "allow_busy"),
     ];
 }
+
+/// Key spec flags, as `COMMAND INFO` and `COMMAND GETKEYSANDFLAGS` name them, in
+/// Redis's order.
+pub const KEY_FLAG_NAMES: &[&str] = &[
+    "RO",
+    "RW",
+    "OW",
+    "RM",
+    "access",
+    "update",
+    "insert",
+    "delete",
+    "not_key",
+    "incomplete",
+    "variable_flags",
+];
 
 /// The result every command handler returns.
 pub type CommandResult = Result<Reply, CommandError>;
@@ -122,6 +165,22 @@ pub struct CommandSpec {
     pub tips: &'static [&'static str],
     /// Key specifications, as Redis 7 describes where the keys are.
     pub key_specs: &'static [KeySpec],
+    /// Finds the keys itself where the key specs cannot (their flags vary with
+    /// the arguments, as SET's with GET), or when they fail (EVAL's numkeys as
+    /// `atoi` reads it), as Redis's `getkeys_proc`.
+    pub getkeys: Option<GetKeys>,
+}
+
+/// A row's own key finder: the keys of `args` (the command name first).
+pub type GetKeys = fn(&[Bytes]) -> Vec<KeyRef>;
+
+/// One key found in a command's arguments.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeyRef {
+    /// Its index in the arguments (0 is the command name).
+    pub pos: usize,
+    /// The flags of the key spec that found it (`RW`, `access`, ...).
+    pub flags: &'static [&'static str],
 }
 
 /// Where one group of keys sits in the arguments (Redis 7's key specs).
@@ -177,6 +236,111 @@ pub enum FindKeys {
 }
 
 impl KeySpec {
+    /// A spec from its parts.
+    pub const fn new(
+        flags: &'static [&'static str],
+        begin: BeginSearch,
+        find: FindKeys,
+    ) -> KeySpec {
+        KeySpec {
+            flags,
+            begin,
+            find,
+            notes: "",
+        }
+    }
+
+    /// The same spec with Redis's note attached.
+    pub const fn notes(mut self, notes: &'static str) -> KeySpec {
+        self.notes = notes;
+        self
+    }
+
+    fn has_flag(&self, name: &str) -> bool {
+        self.flags.contains(&name)
+    }
+
+    /// Where this spec's keys start in `args`: `Ok(None)` when its keyword is
+    /// absent (the spec has no keys), as Redis's key spec walk.
+    fn first_key(&self, args: &[Bytes]) -> Option<usize> {
+        match self.begin {
+            BeginSearch::Index(i) => usize::try_from(i).ok(),
+            BeginSearch::Keyword { keyword, startfrom } => {
+                let argc = args.len() as i64;
+                let (start, end) = if startfrom > 0 {
+                    (i64::from(startfrom), argc - 1)
+                } else {
+                    (argc + i64::from(startfrom), 1)
+                };
+                let step = if start <= end { 1 } else { -1 };
+                let mut i = start;
+                // Every position from `start` towards `end`, `end` excluded.
+                while i != end && i >= 1 && i < argc {
+                    if args.get(i as usize).is_some_and(|a| is(a, keyword)) {
+                        return Some(i as usize + 1);
+                    }
+                    i += step;
+                }
+                None
+            }
+        }
+    }
+
+    /// The keys this spec finds in `args`, or `Err` when the arguments do not
+    /// fit it (a bad count, a range past the end), as Redis's key spec walk.
+    fn find(&self, args: &[Bytes], keys: &mut Vec<KeyRef>) -> Result<(), ()> {
+        let argc = args.len() as i64;
+        let Some(first) = self.first_key(args) else {
+            return Ok(());
+        };
+        let mut first = first as i64;
+        let (last, step) = match self.find {
+            FindKeys::Range {
+                lastkey,
+                keystep,
+                limit,
+            } => {
+                let last = if lastkey >= 0 {
+                    first + i64::from(lastkey)
+                } else if limit == 0 {
+                    argc + i64::from(lastkey)
+                } else {
+                    first + (argc - first) / i64::from(limit) + i64::from(lastkey)
+                };
+                (last, keystep)
+            }
+            FindKeys::Keynum {
+                keynumidx,
+                firstkey,
+                keystep,
+            } => {
+                let count = usize::try_from(first + i64::from(keynumidx))
+                    .ok()
+                    .and_then(|i| args.get(i))
+                    .and_then(|a| crate::protocol::parse_i64(a))
+                    .filter(|n| *n >= 0)
+                    .ok_or(())?;
+                first += i64::from(firstkey);
+                // Redis adds the count as a C int: only its low 32 bits count.
+                (first + i64::from(count as i32) - 1, keystep)
+            }
+        };
+        if last >= argc || last < first || first >= argc {
+            return Err(());
+        }
+        let step = usize::try_from(step).ok().filter(|s| *s > 0).ok_or(())?;
+        for pos in (first as usize..=last as usize).step_by(step) {
+            keys.push(KeyRef {
+                pos,
+                flags: self.flags,
+            });
+        }
+        if self.has_flag("incomplete") {
+            return Err(());
+        }
+        Ok(())
+    }
+
     /// A single key at `index`, with `flags`.
     pub const fn one(index: i32, flags: &'static [&'static str]) -> KeySpec {
         KeySpec::range(index, 0, 1, flags)
@@ -235,7 +399,14 @@ impl CommandSpec {
             acl: &[],
             tips: &[],
             key_specs: &[],
+            getkeys: None,
         }
+    }
+
+    /// Sets the row's own key finder.
+    pub const fn getkeys(mut self, getkeys: GetKeys) -> Self {
+        self.getkeys = Some(getkeys);
+        self
     }
 
     /// Sets the ACL categories (`&["@write", "@hash", "@fast"]`).
@@ -298,21 +469,76 @@ impl CommandSpec {
         }
     }
 
-    /// The key arguments of `args` according to the key positions.
-    pub fn key_args<'a>(&self, args: &'a [Bytes]) -> Vec<&'a Bytes> {
-        if self.first_key <= 0 || args.len() <= self.first_key as usize {
-            return Vec::new();
+    /// Whether the command takes keys: a key spec that is not `not_key`, or a
+    /// key finder of its own (`COMMAND GETKEYS` refuses the others).
+    pub fn has_keys(&self) -> bool {
+        self.getkeys.is_some() || self.key_specs.iter().any(|k| !k.has_flag("not_key"))
+    }
+
+    /// Whether the first/last/step range cannot say where the keys are, which
+    /// COMMAND INFO shows as the `movablekeys` flag. Redis's rule: a spec that is
+    /// not an index and a range, a range with a step other than 1 or not right
+    /// after the previous one, or an incomplete one.
+    pub fn movable_keys(&self) -> bool {
+        if let [only] = self.key_specs {
+            if let (BeginSearch::Index(_), FindKeys::Range { .. }) = (only.begin, only.find) {
+                return only.has_flag("incomplete");
+            }
         }
-        let last = if self.last_key < 0 {
-            args.len() as i32 + self.last_key
-        } else {
-            self.last_key.min(args.len() as i32 - 1)
-        };
-        let step = self.step.max(1) as usize;
-        (self.first_key as usize..=last.max(0) as usize)
-            .step_by(step)
-            .filter_map(|i| args.get(i))
-            .collect()
+        let mut prev_last = 0i64;
+        let mut any_range = false;
+        let mut movable = false;
+        for spec in self.key_specs {
+            let (
+                BeginSearch::Index(index),
+                FindKeys::Range {
+                    lastkey, keystep, ..
+                },
+            ) = (spec.begin, spec.find)
+            else {
+                movable = true;
+                continue;
+            };
+            if keystep != 1 || (prev_last != 0 && prev_last != i64::from(index) - 1) {
+                movable = true;
+                continue;
+            }
+            movable |= spec.has_flag("incomplete");
+            any_range = true;
+            let last = if lastkey >= 0 {
+                i64::from(lastkey) + i64::from(index)
+            } else {
+                i64::from(lastkey)
+            };
+            // Redis compares as unsigned: a from-the-end -1 beats any index.
+            prev_last = if (last as u64) > (prev_last as u64) {
+                last
+            } else {
+                prev_last
+            };
+        }
+        movable || (!self.key_specs.is_empty() && !any_range)
+    }
+
+    /// The keys in `args` (the command name first) with their spec's flags, as
+    /// `COMMAND GETKEYS` finds them: by the key specs when their flags are
+    /// fixed, else (or when the arguments do not fit them) by the row's own key
+    /// finder; none when neither finds any.
+    pub fn keys_of(&self, args: &[Bytes]) -> Vec<KeyRef> {
+        let has_spec = self.key_specs.iter().any(|k| !k.has_flag("not_key"));
+        let variable = self.key_specs.iter().any(|k| k.has_flag("variable_flags"));
+        if has_spec && !variable {
+            let mut keys = Vec::new();
+            let fits = self
+                .key_specs
+                .iter()
+                .filter(|k| !k.has_flag("not_key"))
+                .try_for_each(|k| k.find(args, &mut keys));
+            if fits.is_ok() {
+                return keys;
+            }
+        }
+        self.getkeys.map(|f| f(args)).unwrap_or_default()
     }
 }
 
@@ -415,6 +641,31 @@ impl CommandTable {
         self.by_name.get(&*lower).map(|&i| &self.commands[i])
     }
 
+    /// The top-level command named `name`: `config|get` names no command a
+    /// client can send, only one COMMAND INFO can describe.
+    fn get_top_level(&self, name: &[u8]) -> Option<&Command> {
+        if name.contains(&b'|') {
+            return None;
+        }
+        self.get(name)
+    }
+
+    /// The command `args` would run, without checking its arity, as Redis's
+    /// `lookupCommand`: a container's subcommand when more words follow, `None`
+    /// for an unknown command or subcommand.
+    pub fn lookup(&self, args: &[Bytes]) -> Option<&Command> {
+        let cmd = self.get_top_level(args.first()?)?;
+        match args.get(1) {
+            Some(sub) if !cmd.spec.subcommands.is_empty() => {
+                let mut full = cmd.full_name.clone().into_bytes();
+                full.push(b'|');
+                full.extend_from_slice(sub);
+                self.get(&full)
+            }
+            _ => Some(cmd),
+        }
+    }
+
     /// Top-level commands, in table order.
     pub fn top_level(&self) -> impl Iterator<Item = &Command> {
         self.commands.iter().filter(|c| !c.full_name.contains('|'))
@@ -431,7 +682,7 @@ impl CommandTable {
     pub fn resolve(&self, args: &[Bytes]) -> Result<&Command, CommandError> {
         let cmd = args
             .first()
-            .and_then(|name| self.get(name))
+            .and_then(|name| self.get_top_level(name))
             .ok_or_else(|| CommandError::unknown_command(args))?;
         if cmd.spec.subcommands.is_empty() {
             if !cmd.spec.arity_ok(args.len()) {
@@ -748,5 +999,227 @@ mod tests {
         let table = CommandTable::new();
         assert!(table.get(b"GeT").is_some());
         assert!(table.get(b"nosuch").is_none());
+    }
+
+    /// The first/last/step range Redis derives from key specs for COMMAND
+    /// INFO: consecutive index+range specs of step 1 joined, 0 0 0 when none.
+    fn derived_range(spec: &CommandSpec) -> (i32, i32, i32) {
+        let mut first = i32::MAX;
+        let mut last: i32 = 0;
+        for k in spec.key_specs {
+            let (
+                BeginSearch::Index(index),
+                FindKeys::Range {
+                    lastkey, keystep, ..
+                },
+            ) = (k.begin, k.find)
+            else {
+                continue;
+            };
+            if keystep != 1 && spec.key_specs.len() > 1 {
+                continue;
+            }
+            if spec.key_specs.len() == 1 {
+                let end = if lastkey < 0 {
+                    lastkey
+                } else {
+                    index + lastkey
+                };
+                return (index, end, keystep);
+            }
+            first = first.min(index);
+            let end = if lastkey < 0 {
+                lastkey
+            } else {
+                index + lastkey
+            };
+            if (end as u32) > (last as u32) {
+                last = end;
+            }
+        }
+        if first == i32::MAX {
+            (0, 0, 0)
+        } else {
+            (first, last, 1)
+        }
+    }
+
+    #[test]
+    fn every_row_has_categories_and_key_positions_matching_its_key_specs() {
+        let table = CommandTable::new();
+        for c in table.all() {
+            let spec = c.spec;
+            assert!(!spec.acl.is_empty(), "{} has no ACL category", c.full_name);
+            assert_eq!(
+                (spec.first_key, spec.last_key, spec.step),
+                derived_range(spec),
+                "{}: .keys() disagrees with its key specs",
+                c.full_name
+            );
+            for k in spec.key_specs {
+                let positions: Vec<usize> = k
+                    .flags
+                    .iter()
+                    .map(|f| KEY_FLAG_NAMES.iter().position(|n| n == f))
+                    .map(|p| p.unwrap_or_else(|| panic!("{}: key flag {:?}", c.full_name, k.flags)))
+                    .collect();
+                assert!(
+                    positions.windows(2).all(|w| w[0] < w[1]),
+                    "{}: key flags {:?} not in Redis's order",
+                    c.full_name,
+                    k.flags
+                );
+            }
+            assert!(
+                !spec.has(flag::MOVABLEKEYS),
+                "{}: movablekeys is computed",
+                c.full_name
+            );
+        }
+    }
+
+    fn args(words: &[&str]) -> Vec<Bytes> {
+        words
+            .iter()
+            .map(|w| Bytes::copy_from_slice(w.as_bytes()))
+            .collect()
+    }
+
+    fn positions(spec: &CommandSpec, words: &[&str]) -> Vec<usize> {
+        spec.keys_of(&args(words)).iter().map(|k| k.pos).collect()
+    }
+
+    fn nothing(_: &mut Ctx<'_>, _: &[Bytes]) -> CommandResult {
+        Ok(Reply::OK)
+    }
+
+    const RW: &[&str] = &["RW"];
+
+    #[test]
+    fn keyword_specs_search_forwards_or_backwards_and_skip_when_absent() {
+        // As XREAD's STREAMS: from the end backwards, keys are half of the rest.
+        const STREAMS: &[KeySpec] = &[KeySpec::new(
+            &["RO"],
+            BeginSearch::Keyword {
+                keyword: "STREAMS",
+                startfrom: 1,
+            },
+            FindKeys::Range {
+                lastkey: -1,
+                keystep: 1,
+                limit: 2,
+            },
+        )];
+        let xread = CommandSpec::new("xread", -4, 0, nothing).key_specs(STREAMS);
+        assert_eq!(
+            positions(
+                &xread,
+                &["xread", "count", "2", "streams", "a", "b", "0", "0"]
+            ),
+            [4, 5]
+        );
+        assert_eq!(
+            positions(&xread, &["xread", "count", "2", "x", "y"]),
+            [0usize; 0]
+        );
+        // As GEORADIUS's STORE: searched from the end, the key right after.
+        const STORE: &[KeySpec] = &[
+            KeySpec::one(1, &["RO", "access"]),
+            KeySpec::new(
+                RW,
+                BeginSearch::Keyword {
+                    keyword: "STORE",
+                    startfrom: -2,
+                },
+                FindKeys::Range {
+                    lastkey: 0,
+                    keystep: 1,
+                    limit: 0,
+                },
+            ),
+        ];
+        let geo = CommandSpec::new("georadius", -6, 0, nothing).key_specs(STORE);
+        assert_eq!(
+            positions(&geo, &["georadius", "k", "1", "2", "store", "d"]),
+            [1, 5]
+        );
+        assert_eq!(
+            positions(&geo, &["georadius", "k", "1", "2", "3", "d"]),
+            [1]
+        );
+        assert!(geo.movable_keys());
+    }
+
+    #[test]
+    fn keynum_specs_refuse_bad_counts_and_fall_back_to_the_row_finder() {
+        const SPECS: &[KeySpec] = &[KeySpec::keynum(1, RW)];
+        let zunion = CommandSpec::new("zunion", -3, 0, nothing).key_specs(SPECS);
+        assert_eq!(positions(&zunion, &["zunion", "2", "a", "b", "x"]), [2, 3]);
+        for bad in ["0", "-1", "3", "x", "1.5", "4294967297x"] {
+            assert_eq!(
+                positions(&zunion, &["zunion", bad, "a", "b"]),
+                [0usize; 0],
+                "{bad}"
+            );
+        }
+        // Redis cuts the count to an int: 2^32 + 1 counts as 1.
+        assert_eq!(positions(&zunion, &["zunion", "4294967297", "a"]), [2]);
+        assert!(zunion.movable_keys());
+        fn first_only(_: &[Bytes]) -> Vec<KeyRef> {
+            vec![KeyRef { pos: 2, flags: &[] }]
+        }
+        let with_finder = CommandSpec::new("z", -3, 0, nothing)
+            .key_specs(SPECS)
+            .getkeys(first_only);
+        assert_eq!(positions(&with_finder, &["z", "9", "a"]), [2]);
+        assert_eq!(positions(&with_finder, &["z", "1", "a"]), [2]);
+    }
+
+    #[test]
+    fn incomplete_and_not_key_specs_are_not_trusted_alone() {
+        const INCOMPLETE: &[KeySpec] = &[KeySpec::range(1, -1, 1, &["RO", "incomplete"])];
+        let cmd = CommandSpec::new("c", -2, 0, nothing).key_specs(INCOMPLETE);
+        assert_eq!(positions(&cmd, &["c", "a", "b"]), [0usize; 0]);
+        assert!(cmd.movable_keys());
+        const NOT_KEY: &[KeySpec] = &[KeySpec::one(1, &["not_key"])];
+        let cmd = CommandSpec::new("c", -2, 0, nothing).key_specs(NOT_KEY);
+        assert!(!cmd.has_keys());
+        assert_eq!(positions(&cmd, &["c", "a"]), [0usize; 0]);
+    }
+
+    #[test]
+    fn movable_keys_follows_redis_rule_for_ranges() {
+        const PLAIN: &[KeySpec] = &[KeySpec::one(1, RW), KeySpec::one(2, RW)];
+        assert!(!CommandSpec::new("c", 3, 0, nothing)
+            .key_specs(PLAIN)
+            .movable_keys());
+        const GAP: &[KeySpec] = &[KeySpec::one(1, RW), KeySpec::one(3, RW)];
+        assert!(CommandSpec::new("c", 4, 0, nothing)
+            .key_specs(GAP)
+            .movable_keys());
+        const STEPPED: &[KeySpec] = &[KeySpec::range(1, -1, 2, RW)];
+        assert!(!CommandSpec::new("c", -3, 0, nothing)
+            .key_specs(STEPPED)
+            .movable_keys());
+        const STEPPED_TWO: &[KeySpec] = &[KeySpec::one(1, RW), KeySpec::range(2, -1, 2, RW)];
+        assert!(CommandSpec::new("c", -3, 0, nothing)
+            .key_specs(STEPPED_TWO)
+            .movable_keys());
+        assert!(!CommandSpec::new("c", 1, 0, nothing).movable_keys());
+    }
+
+    #[test]
+    fn lookup_finds_subcommands_without_checking_arity_and_refuses_full_names() {
+        let table = CommandTable::new();
+        let find = |words: &[&str]| table.lookup(&args(words)).map(|c| c.full_name.clone());
+        assert_eq!(find(&["CONFIG", "get"]).as_deref(), Some("config|get"));
+        assert_eq!(
+            find(&["config", "get", "a", "b", "c"]).as_deref(),
+            Some("config|get")
+        );
+        assert_eq!(find(&["config", "nosuch"]), None);
+        assert_eq!(find(&["config|get", "x"]), None);
+        assert_eq!(find(&["get"]).as_deref(), Some("get"));
+        assert!(table.resolve(&args(&["config|get", "maxmemory"])).is_err());
     }
 }

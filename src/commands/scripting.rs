@@ -5,66 +5,101 @@
 use bytes::Bytes;
 
 use super::CommandResult;
-use super::{container, flag, int_arg, is, CallMode, CommandSpec, Ctx};
+use super::{container, flag, int_arg, is, CallMode, CommandSpec, Ctx, KeyRef, KeySpec};
 use crate::error::CommandError;
 use crate::reply::Reply;
 
-const EVAL_FLAGS: u32 = flag::NOSCRIPT | flag::STALE | flag::OWN_GATE;
+const EVAL_FLAGS: u32 =
+    flag::NOSCRIPT | flag::STALE | flag::SKIP_MONITOR | flag::NO_MANDATORY_KEYS | flag::OWN_GATE;
 
 /// The scripting family's rows.
 pub static COMMANDS: &[CommandSpec] = &[
-    CommandSpec::new("eval", -3, EVAL_FLAGS, eval).doc(
-        "scripting",
-        "2.6.0",
-        "Executes a server-side Lua script.",
-    ),
-    CommandSpec::new("evalsha", -3, EVAL_FLAGS, evalsha).doc(
-        "scripting",
-        "2.6.0",
-        "Executes a server-side Lua script by SHA1 digest.",
-    ),
-    CommandSpec::new("eval_ro", -3, EVAL_FLAGS | flag::READONLY, eval_ro).doc(
-        "scripting",
-        "7.0.0",
-        "Executes a read-only server-side Lua script.",
-    ),
-    CommandSpec::new("evalsha_ro", -3, EVAL_FLAGS | flag::READONLY, evalsha_ro).doc(
-        "scripting",
-        "7.0.0",
-        "Executes a read-only server-side Lua script by SHA1 digest.",
-    ),
+    CommandSpec::new("eval", -3, EVAL_FLAGS, eval)
+        .getkeys(script_keys)
+        .acl(&["@slow", "@scripting"])
+        .key_specs(&[KeySpec::keynum(2, &["RW", "access", "update"]).notes(
+            "We cannot tell how the keys will be used so we assume the worst, RW and UPDATE",
+        )])
+        .doc("scripting", "2.6.0", "Executes a server-side Lua script."),
+    CommandSpec::new("evalsha", -3, EVAL_FLAGS, evalsha)
+        .getkeys(script_keys)
+        .acl(&["@slow", "@scripting"])
+        .key_specs(&[KeySpec::keynum(2, &["RW", "access", "update"])])
+        .doc(
+            "scripting",
+            "2.6.0",
+            "Executes a server-side Lua script by SHA1 digest.",
+        ),
+    CommandSpec::new("eval_ro", -3, EVAL_FLAGS | flag::READONLY, eval_ro)
+        .getkeys(script_keys)
+        .acl(&["@slow", "@scripting"])
+        .key_specs(&[KeySpec::keynum(2, &["RO", "access"]).notes(
+            "We cannot tell how the keys will be used so we assume the worst, RO and ACCESS",
+        )])
+        .doc(
+            "scripting",
+            "7.0.0",
+            "Executes a read-only server-side Lua script.",
+        ),
+    CommandSpec::new("evalsha_ro", -3, EVAL_FLAGS | flag::READONLY, evalsha_ro)
+        .getkeys(script_keys)
+        .acl(&["@slow", "@scripting"])
+        .key_specs(&[KeySpec::keynum(2, &["RO", "access"])])
+        .doc(
+            "scripting",
+            "7.0.0",
+            "Executes a read-only server-side Lua script by SHA1 digest.",
+        ),
     CommandSpec::new("script", -2, 0, container)
+        .acl(&["@slow"])
         .doc(
             "scripting",
             "2.6.0",
             "A container for Lua scripts management commands.",
         )
         .with_subcommands(&[
-            CommandSpec::new("load", 3, flag::NOSCRIPT | flag::STALE, load).doc(
-                "scripting",
-                "2.6.0",
-                "Loads a server-side Lua script to the script cache.",
-            ),
-            CommandSpec::new("exists", -3, flag::NOSCRIPT, exists).doc(
-                "scripting",
-                "2.6.0",
-                "Determines whether server-side Lua scripts exist in the script cache.",
-            ),
-            CommandSpec::new("flush", -2, flag::NOSCRIPT, flush).doc(
-                "scripting",
-                "2.6.0",
-                "Removes all server-side Lua scripts from the script cache.",
-            ),
-            CommandSpec::new("kill", 2, flag::NOSCRIPT | flag::ALLOW_BUSY, kill).doc(
-                "scripting",
-                "2.6.0",
-                "Terminates a server-side Lua script during execution.",
-            ),
-            CommandSpec::new("help", 2, flag::LOADING | flag::STALE, help).doc(
-                "scripting",
-                "5.0.0",
-                "Returns helpful text about the different subcommands.",
-            ),
+            CommandSpec::new("load", 3, flag::NOSCRIPT | flag::STALE, load)
+                .acl(&["@slow", "@scripting"])
+                .tips(&["request_policy:all_nodes", "response_policy:all_succeeded"])
+                .doc(
+                    "scripting",
+                    "2.6.0",
+                    "Loads a server-side Lua script to the script cache.",
+                ),
+            CommandSpec::new("exists", -3, flag::NOSCRIPT, exists)
+                .acl(&["@slow", "@scripting"])
+                .tips(&[
+                    "request_policy:all_shards",
+                    "response_policy:agg_logical_and",
+                ])
+                .doc(
+                    "scripting",
+                    "2.6.0",
+                    "Determines whether server-side Lua scripts exist in the script cache.",
+                ),
+            CommandSpec::new("flush", -2, flag::NOSCRIPT, flush)
+                .acl(&["@slow", "@scripting"])
+                .tips(&["request_policy:all_nodes", "response_policy:all_succeeded"])
+                .doc(
+                    "scripting",
+                    "2.6.0",
+                    "Removes all server-side Lua scripts from the script cache.",
+                ),
+            CommandSpec::new("kill", 2, flag::NOSCRIPT | flag::ALLOW_BUSY, kill)
+                .acl(&["@slow", "@scripting"])
+                .tips(&["request_policy:all_shards", "response_policy:one_succeeded"])
+                .doc(
+                    "scripting",
+                    "2.6.0",
+                    "Terminates a server-side Lua script during execution.",
+                ),
+            CommandSpec::new("help", 2, flag::LOADING | flag::STALE, help)
+                .acl(&["@slow", "@scripting"])
+                .doc(
+                    "scripting",
+                    "5.0.0",
+                    "Returns helpful text about the different subcommands.",
+                ),
         ]),
 ];
 
@@ -142,6 +177,48 @@ fn run(ctx: &mut Ctx<'_>, args: &[Bytes], script: Script<'_>, read_only: bool) -
 
 fn eval_generic(ctx: &mut Ctx<'_>, args: &[Bytes], read_only: bool) -> CommandResult {
     run(ctx, args, Script::Body(&args[1]), read_only)
+}
+
+/// The keys of EVAL and friends when their key spec does not fit the arguments:
+/// the count read as C's `atoi` reads it (`2x` is 2), and no keys unless it is
+/// between 1 and the number of arguments left, as Redis's `evalGetKeys`. Such
+/// keys carry no flags.
+fn script_keys(args: &[Bytes]) -> Vec<KeyRef> {
+    let count = args.get(2).map_or(0, |n| atoi(n));
+    let available = args.len().saturating_sub(3);
+    match usize::try_from(count) {
+        Ok(n) if n >= 1 && n <= available => {
+            (3..3 + n).map(|pos| KeyRef { pos, flags: &[] }).collect()
+        }
+        _ => Vec::new(),
+    }
+}
+
+/// C's `atoi` as glibc has it: `strtol` (leading spaces, a sign, digits up to
+/// the first other byte, saturating at the `long` range) cut to an `int`.
+fn atoi(text: &[u8]) -> i32 {
+    let mut rest = text;
+    while let [c, tail @ ..] = rest {
+        if !matches!(c, b' ' | b'\t' | b'\n' | b'\x0b' | b'\x0c' | b'\r') {
+            break;
+        }
+        rest = tail;
+    }
+    let negative = rest.first() == Some(&b'-');
+    if matches!(rest.first(), Some(b'-' | b'+')) {
+        rest = &rest[1..];
+    }
+    let mut value: i64 = 0;
+    for c in rest.iter().take_while(|c| c.is_ascii_digit()) {
+        let digit = i64::from(c - b'0');
+        value = if negative {
+            value.saturating_mul(10).saturating_sub(digit)
+        } else {
+            value.saturating_mul(10).saturating_add(digit)
+        };
+    }
+    // The cut to `int` keeps the low 32 bits, as the C conversion does.
+    value as i32
 }
 
 fn eval(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {

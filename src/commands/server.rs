@@ -9,26 +9,30 @@ use crate::reply::Reply;
 
 /// The server family's rows.
 pub static COMMANDS: &[CommandSpec] = &[
-    CommandSpec::new("dbsize", 1, flag::READONLY | flag::FAST, dbsize).doc(
-        "server",
-        "1.0.0",
-        "Returns the number of keys in the database.",
-    ),
-    CommandSpec::new("flushdb", -1, flag::WRITE, flushdb).doc(
-        "server",
-        "1.0.0",
-        "Removes all keys from the current database.",
-    ),
-    CommandSpec::new("flushall", -1, flag::WRITE, flushall).doc(
-        "server",
-        "1.0.0",
-        "Removes all keys from all databases.",
-    ),
-    CommandSpec::new("time", 1, flag::LOADING | flag::STALE | flag::FAST, time).doc(
-        "server",
-        "2.6.0",
-        "Returns the server time.",
-    ),
+    CommandSpec::new("dbsize", 1, flag::READONLY | flag::FAST, dbsize)
+        .acl(&["@keyspace", "@read", "@fast"])
+        .tips(&["request_policy:all_shards", "response_policy:agg_sum"])
+        .doc(
+            "server",
+            "1.0.0",
+            "Returns the number of keys in the database.",
+        ),
+    CommandSpec::new("flushdb", -1, flag::WRITE, flushdb)
+        .acl(&["@keyspace", "@write", "@slow", "@dangerous"])
+        .tips(&["request_policy:all_shards", "response_policy:all_succeeded"])
+        .doc(
+            "server",
+            "1.0.0",
+            "Removes all keys from the current database.",
+        ),
+    CommandSpec::new("flushall", -1, flag::WRITE, flushall)
+        .acl(&["@keyspace", "@write", "@slow", "@dangerous"])
+        .tips(&["request_policy:all_shards", "response_policy:all_succeeded"])
+        .doc("server", "1.0.0", "Removes all keys from all databases."),
+    CommandSpec::new("time", 1, flag::LOADING | flag::STALE | flag::FAST, time)
+        .acl(&["@fast"])
+        .tips(&["nondeterministic_output"])
+        .doc("server", "2.6.0", "Returns the server time."),
     CommandSpec::new(
         "shutdown",
         -1,
@@ -40,6 +44,7 @@ pub static COMMANDS: &[CommandSpec] = &[
             | flag::ALLOW_BUSY,
         shutdown,
     )
+    .acl(&["@admin", "@slow", "@dangerous"])
     .doc(
         "server",
         "1.0.0",

@@ -9,7 +9,7 @@ use bytes::Bytes;
 use rust_decimal::Decimal;
 
 use super::CommandResult;
-use super::{flag, int_arg, is, parse_float, CommandSpec, Ctx};
+use super::{flag, int_arg, is, parse_float, CommandSpec, Ctx, KeyRef, KeySpec};
 use crate::error::CommandError;
 use crate::keyspace::{CompactBytes, Entry, Shard, Typed, Value, WrongType};
 use crate::protocol::parse_i64;
@@ -19,66 +19,112 @@ use crate::reply::Reply;
 pub static COMMANDS: &[CommandSpec] = &[
     CommandSpec::new("get", 2, flag::READONLY | flag::FAST, get)
         .keys(1, 1, 1)
+        .acl(&["@read", "@string", "@fast"])
+        .key_specs(&[KeySpec::one(1, &["RO", "access"])])
         .doc("string", "1.0.0", "Returns the string value of a key."),
     CommandSpec::new("set", -3, flag::WRITE | flag::DENYOOM, set)
+        .getkeys(set_keys)
         .keys(1, 1, 1)
+        .acl(&["@write", "@string", "@slow"])
+        .key_specs(&[KeySpec::one(1, &["RW", "access", "update", "variable_flags"]).notes("RW and ACCESS due to the optional `GET` argument")])
         .doc("string", "1.0.0", "Sets the string value of a key, ignoring its type. The key is created if it doesn't exist."),
     CommandSpec::new("setnx", 3, flag::WRITE | flag::DENYOOM | flag::FAST, setnx)
         .keys(1, 1, 1)
+        .acl(&["@write", "@string", "@fast"])
+        .key_specs(&[KeySpec::one(1, &["OW", "insert"])])
         .doc("string", "1.0.0", "Set the string value of a key only when the key doesn't exist."),
     CommandSpec::new("setex", 4, flag::WRITE | flag::DENYOOM, setex)
         .keys(1, 1, 1)
+        .acl(&["@write", "@string", "@slow"])
+        .key_specs(&[KeySpec::one(1, &["OW", "update"])])
         .doc("string", "2.0.0", "Sets the string value and expiration time of a key. Creates the key if it doesn't exist."),
     CommandSpec::new("psetex", 4, flag::WRITE | flag::DENYOOM, psetex)
         .keys(1, 1, 1)
+        .acl(&["@write", "@string", "@slow"])
+        .key_specs(&[KeySpec::one(1, &["OW", "update"])])
         .doc("string", "2.6.0", "Sets both string value and expiration time in milliseconds of a key. The key is created if it doesn't exist."),
     CommandSpec::new("getset", 3, flag::WRITE | flag::DENYOOM | flag::FAST, getset)
         .keys(1, 1, 1)
+        .acl(&["@write", "@string", "@fast"])
+        .key_specs(&[KeySpec::one(1, &["RW", "access", "update"])])
         .doc("string", "1.0.0", "Returns the previous string value of a key after setting it to a new value."),
     CommandSpec::new("getdel", 2, flag::WRITE | flag::FAST, getdel)
         .keys(1, 1, 1)
+        .acl(&["@write", "@string", "@fast"])
+        .key_specs(&[KeySpec::one(1, &["RW", "access", "delete"])])
         .doc("string", "6.2.0", "Returns the string value of a key after deleting the key."),
     CommandSpec::new("getex", -2, flag::WRITE | flag::FAST, getex)
         .keys(1, 1, 1)
+        .acl(&["@write", "@string", "@fast"])
+        .key_specs(&[KeySpec::one(1, &["RW", "access", "update"]).notes("RW and UPDATE because it changes the TTL")])
         .doc("string", "6.2.0", "Returns the string value of a key after setting its expiration time."),
     CommandSpec::new("mget", -2, flag::READONLY | flag::FAST, mget)
         .keys(1, -1, 1)
+        .acl(&["@read", "@string", "@fast"])
+        .tips(&["request_policy:multi_shard"])
+        .key_specs(&[KeySpec::range(1, -1, 1, &["RO", "access"])])
         .doc("string", "1.0.0", "Atomically returns the string values of one or more keys."),
     CommandSpec::new("mset", -3, flag::WRITE | flag::DENYOOM, mset)
         .keys(1, -1, 2)
+        .acl(&["@write", "@string", "@slow"])
+        .tips(&["request_policy:multi_shard", "response_policy:all_succeeded"])
+        .key_specs(&[KeySpec::range(1, -1, 2, &["OW", "update"])])
         .doc("string", "1.0.1", "Atomically creates or modifies the string values of one or more keys."),
     CommandSpec::new("msetnx", -3, flag::WRITE | flag::DENYOOM, msetnx)
         .keys(1, -1, 2)
+        .acl(&["@write", "@string", "@slow"])
+        .tips(&["request_policy:multi_shard", "response_policy:agg_min"])
+        .key_specs(&[KeySpec::range(1, -1, 2, &["OW", "insert"])])
         .doc("string", "1.0.1", "Atomically modifies the string values of one or more keys only when all keys don't exist."),
     CommandSpec::new("incr", 2, flag::WRITE | flag::DENYOOM | flag::FAST, incr)
         .keys(1, 1, 1)
+        .acl(&["@write", "@string", "@fast"])
+        .key_specs(&[KeySpec::one(1, &["RW", "access", "update"])])
         .doc("string", "1.0.0", "Increments the integer value of a key by one. Uses 0 as initial value if the key doesn't exist."),
     CommandSpec::new("decr", 2, flag::WRITE | flag::DENYOOM | flag::FAST, decr)
         .keys(1, 1, 1)
+        .acl(&["@write", "@string", "@fast"])
+        .key_specs(&[KeySpec::one(1, &["RW", "access", "update"])])
         .doc("string", "1.0.0", "Decrements the integer value of a key by one. Uses 0 as initial value if the key doesn't exist."),
     CommandSpec::new("incrby", 3, flag::WRITE | flag::DENYOOM | flag::FAST, incrby)
         .keys(1, 1, 1)
+        .acl(&["@write", "@string", "@fast"])
+        .key_specs(&[KeySpec::one(1, &["RW", "access", "update"])])
         .doc("string", "1.0.0", "Increments the integer value of a key by a number. Uses 0 as initial value if the key doesn't exist."),
     CommandSpec::new("decrby", 3, flag::WRITE | flag::DENYOOM | flag::FAST, decrby)
         .keys(1, 1, 1)
+        .acl(&["@write", "@string", "@fast"])
+        .key_specs(&[KeySpec::one(1, &["RW", "access", "update"])])
         .doc("string", "1.0.0", "Decrements a number from the integer value of a key. Uses 0 as initial value if the key doesn't exist."),
     CommandSpec::new("incrbyfloat", 3, flag::WRITE | flag::DENYOOM | flag::FAST, incrbyfloat)
         .keys(1, 1, 1)
+        .acl(&["@write", "@string", "@fast"])
+        .key_specs(&[KeySpec::one(1, &["RW", "access", "update"])])
         .doc("string", "2.6.0", "Increment the floating point value of a key by a number. Uses 0 as initial value if the key doesn't exist."),
     CommandSpec::new("append", 3, flag::WRITE | flag::DENYOOM | flag::FAST, append)
         .keys(1, 1, 1)
+        .acl(&["@write", "@string", "@fast"])
+        .key_specs(&[KeySpec::one(1, &["RW", "insert"])])
         .doc("string", "2.0.0", "Appends a string to the value of a key. Creates the key if it doesn't exist."),
     CommandSpec::new("strlen", 2, flag::READONLY | flag::FAST, strlen)
         .keys(1, 1, 1)
+        .acl(&["@read", "@string", "@fast"])
+        .key_specs(&[KeySpec::one(1, &["RO"])])
         .doc("string", "2.2.0", "Returns the length of a string value."),
     CommandSpec::new("getrange", 4, flag::READONLY, getrange)
         .keys(1, 1, 1)
+        .acl(&["@read", "@string", "@slow"])
+        .key_specs(&[KeySpec::one(1, &["RO", "access"])])
         .doc("string", "2.4.0", "Returns a substring of the string stored at a key."),
     CommandSpec::new("substr", 4, flag::READONLY, getrange)
         .keys(1, 1, 1)
+        .acl(&["@read", "@string", "@slow"])
+        .key_specs(&[KeySpec::one(1, &["RO", "access"])])
         .doc("string", "1.0.0", "Returns a substring from a string value."),
     CommandSpec::new("setrange", 4, flag::WRITE | flag::DENYOOM, setrange)
         .keys(1, 1, 1)
+        .acl(&["@write", "@string", "@slow"])
+        .key_specs(&[KeySpec::one(1, &["RW", "update"])])
         .doc("string", "2.2.0", "Overwrites a part of a string value with another by an offset. Creates the key if it doesn't exist."),
 ];
 
@@ -227,6 +273,19 @@ fn get(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
     let mut shard = ctx.db().lock(&args[1]);
     let value = shard.read::<CompactBytes>(&args[1], now)?;
     Ok(value.map_or(Reply::Nil, Reply::stored))
+}
+
+/// SET's key, whose flags depend on GET: with it the old value is read
+/// (`RW access update`), without it the key is only overwritten (`OW update`).
+/// Redis looks for GET anywhere after the value.
+fn set_keys(args: &[Bytes]) -> Vec<KeyRef> {
+    let get = args.iter().skip(3).any(|a| is(a, "get"));
+    let flags: &'static [&'static str] = if get {
+        &["RW", "access", "update"]
+    } else {
+        &["OW", "update"]
+    };
+    vec![KeyRef { pos: 1, flags }]
 }
 
 fn set(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {

@@ -11,7 +11,7 @@ use std::sync::atomic::Ordering;
 use bytes::Bytes;
 
 use super::CommandResult;
-use super::{call, flag, CallMode, CommandSpec, Ctx};
+use super::{call, flag, CallMode, CommandSpec, Ctx, KeySpec};
 use crate::error::CommandError;
 use crate::reply::Reply;
 use crate::session::Multi;
@@ -29,13 +29,20 @@ pub static COMMANDS: &[CommandSpec] = &[
             | flag::IMMEDIATE,
         multi,
     )
+    .acl(&["@fast", "@transaction"])
     .doc("transactions", "1.2.0", "Starts a transaction."),
     CommandSpec::new(
         "exec",
         1,
-        flag::NOSCRIPT | flag::LOADING | flag::STALE | flag::IMMEDIATE | flag::OWN_GATE,
+        flag::NOSCRIPT
+            | flag::LOADING
+            | flag::STALE
+            | flag::SKIP_SLOWLOG
+            | flag::IMMEDIATE
+            | flag::OWN_GATE,
         exec,
     )
+    .acl(&["@slow", "@transaction"])
     .doc(
         "transactions",
         "1.2.0",
@@ -52,6 +59,7 @@ pub static COMMANDS: &[CommandSpec] = &[
             | flag::IMMEDIATE,
         discard,
     )
+    .acl(&["@fast", "@transaction"])
     .doc("transactions", "2.0.0", "Discards a transaction."),
     CommandSpec::new(
         "watch",
@@ -64,6 +72,8 @@ pub static COMMANDS: &[CommandSpec] = &[
             | flag::IMMEDIATE,
         watch,
     )
+    .acl(&["@fast", "@transaction"])
+    .key_specs(&[KeySpec::range(1, -1, 1, &["RO"])])
     .keys(1, -1, 1)
     .doc(
         "transactions",
@@ -76,6 +86,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         flag::NOSCRIPT | flag::LOADING | flag::STALE | flag::FAST | flag::ALLOW_BUSY,
         unwatch,
     )
+    .acl(&["@fast", "@transaction"])
     .doc(
         "transactions",
         "2.2.0",

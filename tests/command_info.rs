@@ -1,0 +1,369 @@
+//! latchkey's command table against Redis's: `redis-tests/command_info.txt` holds
+//! the recording server's `COMMAND INFO` of every Redis command (RESP3, made by
+//! `record.py`). Every command and subcommand latchkey has, except its own
+//! `LOCK.*`, must answer `COMMAND INFO` exactly as Redis does — arity, flags,
+//! first/last/step, ACL categories, tips, key specs — in RESP3 and in RESP2, with
+//! a container listing the subcommands latchkey implements. A family added later
+//! is checked by this test without editing it.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// Commands that are latchkey's own: Redis has nothing to compare them with.
+fn is_latchkey_own(name: &str) -> bool {
+    name.starts_with("lock.")
+}
+
+/// Subcommands newer than the recording server (Redis 7.2), with the entry
+/// Redis 7.2's command files give them, in RESP3 lines as FORMAT.md writes them.
+const NEWER_THAN_RECORDING: &[(&str, &str)] = &[
+    (
+        "client|setinfo",
+        r#"*10
+  "client|setinfo"
+  :4
+  ~3
+    +noscript
+    +loading
+    +stale
+  :0
+  :0
+  :0
+  ~2
+    +@slow
+    +@connection
+  ~2
+    "request_policy:all_nodes"
+    "response_policy:all_succeeded"
+  ~0
+  ~0"#,
+    ),
+    (
+        "client|no-touch",
+        r#"*10
+  "client|no-touch"
+  :3
+  ~3
+    +noscript
+    +loading
+    +stale
+  :0
+  :0
+  :0
+  ~2
+    +@slow
+    +@connection
+  ~0
+  ~0
+  ~0"#,
+    ),
+];
+
+/// A reply as a tree: a line that is a whole value (`+OK`, `:3`, `"x"`), or an
+/// aggregate (`*`, `%`, `~`) with its elements (a map's keys and values in turn).
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Node {
+    Atom(String),
+    Agg(char, Vec<Node>),
+}
+
+impl Node {
+    fn items(&self) -> &[Node] {
+        match self {
+            Node::Agg(_, items) => items,
+            Node::Atom(a) => panic!("{a} is not an aggregate"),
+        }
+    }
+
+    /// A COMMAND INFO entry's name (its first field, a bulk string).
+    fn entry_name(&self) -> String {
+        match &self.items()[0] {
+            Node::Atom(a) => a.trim_matches('"').to_string(),
+            other => panic!("entry name {other:?}"),
+        }
+    }
+
+    /// The same reply as RESP2 carries it: maps and sets become arrays.
+    fn resp2(&self) -> Node {
+        match self {
+            Node::Atom(a) => Node::Atom(a.clone()),
+            Node::Agg(_, items) => Node::Agg('*', items.iter().map(Node::resp2).collect()),
+        }
+    }
+
+    fn render(&self, indent: usize, out: &mut Vec<String>) {
+        let pad = " ".repeat(indent);
+        match self {
+            Node::Atom(a) => out.push(format!("{pad}{a}")),
+            Node::Agg(kind, items) => {
+                let n = if *kind == '%' {
+                    items.len() / 2
+                } else {
+                    items.len()
+                };
+                out.push(format!("{pad}{kind}{n}"));
+                for item in items {
+                    item.render(indent + 2, out);
+                }
+            }
+        }
+    }
+
+    fn text(&self) -> String {
+        let mut out = Vec::new();
+        self.render(0, &mut out);
+        out.join("\n")
+    }
+}
+
+/// Parses reply lines (FORMAT.md) into a tree, consuming them.
+fn parse_node(lines: &mut std::slice::Iter<'_, String>) -> Node {
+    let line = lines.next().expect("a reply line").trim_start();
+    let kind = line.chars().next().expect("a non-empty line");
+    if matches!(kind, '*' | '%' | '~' | '>') {
+        if let Ok(n) = line[1..].parse::<usize>() {
+            let count = if kind == '%' { 2 * n } else { n };
+            return Node::Agg(kind, (0..count).map(|_| parse_node(lines)).collect());
+        }
+    }
+    Node::Atom(line.to_string())
+}
+
+fn parse_lines(lines: &[String]) -> Node {
+    let mut iter = lines.iter();
+    let node = parse_node(&mut iter);
+    assert!(iter.next().is_none(), "trailing lines after {lines:?}");
+    node
+}
+
+/// Redis's recorded entries by command name.
+fn recorded() -> BTreeMap<String, Node> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("redis-tests/command_info.txt");
+    let text = std::fs::read_to_string(&path).expect("redis-tests/command_info.txt");
+    let mut blocks: Vec<(String, Vec<String>)> = Vec::new();
+    for line in text.lines() {
+        if let Some(cmd) = line.strip_prefix("> ") {
+            blocks.push((cmd.to_string(), Vec::new()));
+        } else if line.starts_with(">? ") || line.starts_with("# ") || line.trim().is_empty() {
+            continue;
+        } else if let Some((_, lines)) = blocks.last_mut() {
+            lines.push(line.to_string());
+        }
+    }
+    let mut out = BTreeMap::new();
+    for (cmd, lines) in blocks {
+        let name = cmd
+            .strip_prefix("COMMAND INFO ")
+            .unwrap_or_else(|| panic!("unexpected command {cmd}"));
+        let reply = parse_lines(&lines);
+        let [entry] = reply.items() else {
+            panic!("{name}: one entry expected");
+        };
+        assert_eq!(entry.entry_name(), name);
+        out.insert(name.to_string(), entry.clone());
+    }
+    assert!(out.len() > 200, "only {} commands recorded", out.len());
+    out
+}
+
+/// A connection that renders replies as FORMAT.md lines.
+struct Conn {
+    stream: TcpStream,
+    buf: Vec<u8>,
+}
+
+impl Conn {
+    async fn open(addr: std::net::SocketAddr, protocol: &str) -> Conn {
+        let stream = TcpStream::connect(addr).await.expect("connects");
+        let mut conn = Conn {
+            stream,
+            buf: Vec::new(),
+        };
+        conn.ask(&["HELLO", protocol]).await;
+        conn
+    }
+
+    async fn fill(&mut self) {
+        let mut chunk = vec![0u8; 65536];
+        let n = tokio::time::timeout(Duration::from_secs(5), self.stream.read(&mut chunk))
+            .await
+            .expect("reply within 5 s")
+            .expect("read");
+        assert!(n > 0, "connection closed");
+        self.buf.extend_from_slice(&chunk[..n]);
+    }
+
+    async fn line(&mut self) -> String {
+        loop {
+            if let Some(i) = self.buf.windows(2).position(|w| w == b"\r\n") {
+                let line = String::from_utf8(self.buf[..i].to_vec()).expect("utf-8 reply");
+                self.buf.drain(..i + 2);
+                return line;
+            }
+            self.fill().await;
+        }
+    }
+
+    /// One reply as a tree, bulk strings quoted as FORMAT.md writes them (the
+    /// names in COMMAND INFO need no escapes).
+    async fn reply(&mut self) -> Node {
+        let line = self.line().await;
+        let (kind, rest) = line.split_at(1);
+        match kind {
+            "$" => {
+                let n: usize = rest.parse().expect("bulk length");
+                while self.buf.len() < n + 2 {
+                    self.fill().await;
+                }
+                let data = String::from_utf8(self.buf[..n].to_vec()).expect("utf-8 bulk");
+                self.buf.drain(..n + 2);
+                Node::Atom(format!("\"{data}\""))
+            }
+            "*" | "~" | "%" => {
+                let n: usize = rest.parse().expect("aggregate length");
+                let count = if kind == "%" { 2 * n } else { n };
+                let mut items = Vec::with_capacity(count);
+                for _ in 0..count {
+                    items.push(Box::pin(self.reply()).await);
+                }
+                Node::Agg(kind.chars().next().unwrap_or('*'), items)
+            }
+            _ => Node::Atom(line),
+        }
+    }
+
+    async fn ask(&mut self, words: &[&str]) -> Node {
+        let mut out = format!("*{}\r\n", words.len());
+        for w in words {
+            out.push_str(&format!("${}\r\n{w}\r\n", w.len()));
+        }
+        self.stream.write_all(out.as_bytes()).await.expect("write");
+        self.reply().await
+    }
+}
+
+/// Redis's entry reduced to the subcommands latchkey has (`keep`), in name
+/// order; latchkey's entry with its subcommands in name order.
+fn with_subcommands(entry: &Node, keep: &dyn Fn(&str) -> bool) -> Node {
+    let Node::Agg(kind, fields) = entry else {
+        panic!("entry {entry:?}");
+    };
+    let mut fields = fields.clone();
+    if let Some(Node::Agg('*', subs)) = fields.get_mut(9) {
+        subs.retain(|s| keep(&s.entry_name()));
+        subs.sort_by_key(Node::entry_name);
+    }
+    Node::Agg(*kind, fields)
+}
+
+fn subcommand_names(entry: &Node) -> Vec<String> {
+    match entry.items().get(9) {
+        Some(Node::Agg('*', subs)) => subs.iter().map(Node::entry_name).collect(),
+        _ => Vec::new(),
+    }
+}
+
+fn newer(name: &str) -> Option<Node> {
+    NEWER_THAN_RECORDING
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, text)| parse_lines(&text.lines().map(str::to_string).collect::<Vec<_>>()))
+}
+
+/// Compares latchkey's `COMMAND INFO` of every command it has with Redis's, in
+/// one protocol; returns the differences.
+async fn compare(protocol: &str) -> Vec<String> {
+    let redis = recorded();
+    let server = latchkey::Server::builder().start().await.expect("starts");
+    let mut con = Conn::open(server.addr(), protocol).await;
+    let list = con.ask(&["COMMAND", "LIST"]).await;
+    let mut names: Vec<String> = list
+        .items()
+        .iter()
+        .map(|n| match n {
+            Node::Atom(a) => a.trim_matches('"').to_string(),
+            other => panic!("{other:?}"),
+        })
+        .filter(|n| !n.contains('|') && !is_latchkey_own(n))
+        .collect();
+    names.sort();
+    assert!(names.len() > 40, "COMMAND LIST: {names:?}");
+    let mut failures = Vec::new();
+    for name in names {
+        let Some(expected) = redis.get(&name) else {
+            failures.push(format!("{name}: latchkey has it, Redis does not"));
+            continue;
+        };
+        let reply = con.ask(&["COMMAND", "INFO", &name]).await;
+        let [got] = reply.items() else {
+            failures.push(format!("{name}: COMMAND INFO gave {}", reply.text()));
+            continue;
+        };
+        let ours = subcommand_names(got);
+        let theirs = subcommand_names(expected);
+        for sub in &ours {
+            if theirs.contains(sub) {
+                continue;
+            }
+            match newer(sub) {
+                Some(entry) => {
+                    let reply = con.ask(&["COMMAND", "INFO", sub]).await;
+                    let expected = if protocol == "2" {
+                        entry.resp2()
+                    } else {
+                        entry
+                    };
+                    if reply.items() != [expected.clone()] {
+                        failures.push(format!(
+                            "{sub} (Redis 7.2):\n  expected:\n{}\n  latchkey:\n{}",
+                            expected.text(),
+                            reply.text()
+                        ));
+                    }
+                }
+                None => failures.push(format!("{sub}: latchkey has it, Redis does not")),
+            }
+        }
+        let mut expected = with_subcommands(expected, &|s| ours.iter().any(|o| o == s));
+        if protocol == "2" {
+            expected = expected.resp2();
+        }
+        let got = with_subcommands(got, &|s| theirs.iter().any(|t| t == s));
+        if got != expected {
+            failures.push(format!(
+                "{name}:\n  redis-server:\n{}\n  latchkey:\n{}",
+                expected.text(),
+                got.text()
+            ));
+        }
+    }
+    failures
+}
+
+#[tokio::test]
+async fn every_command_describes_itself_as_redis_does_in_resp3() {
+    let failures = compare("3").await;
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[tokio::test]
+async fn every_command_describes_itself_as_redis_does_in_resp2() {
+    let failures = compare("2").await;
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn the_recording_parses_with_subcommands_in_name_order() {
+    let redis = recorded();
+    let config = &redis["config"];
+    let subs = subcommand_names(config);
+    let mut sorted = subs.clone();
+    sorted.sort();
+    assert_eq!(subs, sorted);
+    assert!(subs.contains(&"config|get".to_string()), "{subs:?}");
+    assert_eq!(redis["get"].items()[1], Node::Atom(":2".into()));
+}
