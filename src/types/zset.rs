@@ -24,7 +24,7 @@ use bytes::Bytes;
 use hashbrown::HashTable;
 
 use super::Limits;
-use crate::keyspace::CompactBytes;
+use super::CompactBytes;
 
 /// Most items in one chunk of the big representation.
 pub const CHUNK: usize = 512;
