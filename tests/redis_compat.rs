@@ -44,4 +44,7 @@ case_files!(
     nesting,
     cjson,
     object,
+    zsets,
+    zset_ranges,
+    zset_ops,
 );
