@@ -839,6 +839,23 @@ impl Big {
         self.free.push(id);
     }
 
+    /// Where (`score`, slot `id`'s member) sits in the order: the first chunk
+    /// whose largest item is not before it (`chunks.len()` when past every
+    /// chunk) and the position inside that chunk.
+    fn position(&self, score: f64, id: u32) -> (usize, usize) {
+        let member = &self.slots[id as usize].member[..];
+        let ci = self
+            .maxes
+            .partition_point(|&m| self.item_before(m, score, member));
+        match self.chunks.get(ci) {
+            Some(chunk) => (
+                ci,
+                chunk.partition_point(|&it| self.item_before(it, score, member)),
+            ),
+            None => (ci, 0),
+        }
+    }
+
     /// Puts slot `id` with `score` in the order.
     fn link(&mut self, score: f64, id: u32) {
         let item = Item { score, id };
@@ -851,13 +868,12 @@ impl Big {
             self.rebuild_tree();
             return;
         }
-        let member = self.slots[id as usize].member.clone();
-        let member = &member[..];
-        let ci = self
-            .maxes
-            .partition_point(|&m| self.item_before(m, score, member))
-            .min(self.chunks.len() - 1);
-        let at = self.chunks[ci].partition_point(|&it| self.item_before(it, score, member));
+        let (mut ci, mut at) = self.position(score, id);
+        if ci == self.chunks.len() {
+            // After every item: the end of the last chunk.
+            ci -= 1;
+            at = self.chunks[ci].len();
+        }
         let last = ci + 1 == self.chunks.len();
         let chunk_len = self.chunks[ci].len();
         if chunk_len >= CHUNK && last && at == chunk_len {
@@ -907,15 +923,10 @@ impl Big {
 
     /// Takes slot `id` with `score` out of the order.
     fn unlink(&mut self, score: f64, id: u32) {
-        let member = self.slots[id as usize].member.clone();
-        let member = &member[..];
-        let ci = self
-            .maxes
-            .partition_point(|&m| self.item_before(m, score, member));
+        let (ci, at) = self.position(score, id);
         let Some(chunk) = self.chunks.get(ci) else {
             return;
         };
-        let at = chunk.partition_point(|&it| self.item_before(it, score, member));
         if chunk.get(at).map(|it| it.id) != Some(id) {
             return;
         }
