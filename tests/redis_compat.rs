@@ -47,4 +47,7 @@ case_files!(
     cjson,
     command,
     object,
+    zsets,
+    zset_ranges,
+    zset_ops,
 );

@@ -6,6 +6,7 @@ use std::num::NonZeroU64;
 use bytes::Bytes;
 
 use crate::types::lock::{Lock, LockShared};
+use crate::types::zset::ZSet;
 use crate::types::CompactBytes;
 use crate::types::Effects;
 pub use crate::types::WrongType;
@@ -20,6 +21,8 @@ pub enum Value {
     List(Box<VecDeque<Bytes>>),
     /// A lock (LOCK.ACQUIRE): holders, leases and a wait queue.
     Lock(Box<Lock>),
+    /// A sorted set (ZADD, ...).
+    ZSet(Box<ZSet>),
 }
 
 impl Value {
@@ -49,6 +52,7 @@ impl Value {
             Value::List(l) => crate::types::list::encoding_name(l, limits.list_size()),
             // A module type's value in Redis.
             Value::Lock(_) => "raw",
+            Value::ZSet(z) => z.encoding_name(),
         }
     }
 
@@ -98,6 +102,7 @@ impl Value {
             Value::Str(_) => "string",
             Value::List(_) => "list",
             Value::Lock(_) => "lock",
+            Value::ZSet(_) => "zset",
         }
     }
 }
@@ -147,6 +152,7 @@ macro_rules! typed {
 
 typed!(VecDeque<Bytes>, List, |l| l.is_empty());
 typed!(Lock, Lock, |l| l.counts() == (0, 0));
+typed!(ZSet, ZSet, |z| z.is_empty());
 
 impl Typed for CompactBytes {
     fn of(value: &Value) -> Option<&Self> {

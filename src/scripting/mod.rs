@@ -241,7 +241,13 @@ fn call_from_script(lua: &Lua, args: MultiValue, raise: bool) -> mlua::Result<Va
         .unwrap_or(0);
     // SAFETY: see `Running`.
     let (shared, session) = unsafe { (&*shared, &mut *session) };
-    match redis_call(lua, shared, session, args, read_only) {
+    // A command inside a script speaks the script's protocol (`redis.setresp`),
+    // not its caller's: replies whose shape depends on it (ZRANGE WITHSCORES)
+    // are built for that.
+    let caller_resp3 = std::mem::replace(&mut session.resp3, resp3);
+    let reply = redis_call(lua, shared, session, args, read_only);
+    session.resp3 = caller_resp3;
+    match reply {
         Reply::Error(e) if raise => Err(mlua::Error::external(CallFailed {
             line: e.to_string(),
             at,

@@ -10,6 +10,7 @@ mod compact;
 pub mod list;
 pub mod lock;
 pub mod string;
+pub mod zset;
 
 pub use compact::CompactBytes;
 
