@@ -5,11 +5,14 @@
 
 use bytes::Bytes;
 
+use super::CommandResult;
 use super::{flag, int_arg, is, CallMode, CommandSpec, Ctx};
-use crate::error::{CommandError, CommandResult};
+use crate::blocking::lock_grant;
+use crate::error::CommandError;
 use crate::keyspace::{AcquireRequest, Acquired, LockMode};
 use crate::reply::Reply;
 use crate::session::{Blocked, Wait};
+use crate::types::lock::LockError;
 
 /// The lock family's rows.
 pub static COMMANDS: &[CommandSpec] = &[
@@ -108,7 +111,12 @@ fn acquire(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
             "LOCK.ACQUIRE with WAIT is not allowed from scripts",
         ));
     }
-    let wait = o.wait.is_some() && ctx.can_block;
+    let locks = ctx.shared.keyspace.locks();
+    let wait = (o.wait.is_some() && ctx.can_block).then(|| {
+        let id = locks.next_waiter_id();
+        (id, lock_grant(id, ctx.session.inbox.outbox()))
+    });
+    let waiter = wait.as_ref().map_or(0, |(id, _)| *id);
     let req = AcquireRequest {
         owner: Bytes::copy_from_slice(&args[2]),
         ttl_ms,
@@ -121,7 +129,7 @@ fn acquire(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
     let db = ctx.session.db;
     let mut shard = ctx.db().lock(key);
     let outcome = shard.lock_acquire(key, req, now)?;
-    if matches!(outcome, Acquired::Queued { .. }) {
+    if matches!(outcome, Acquired::Queued) {
         shard.note_lock_waiter(key);
     }
     drop(shard);
@@ -133,7 +141,7 @@ fn acquire(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
             Ok(Reply::Int(token as i64))
         }
         Acquired::Busy => Ok(Reply::Nil),
-        Acquired::Queued { grant, waiter } => {
+        Acquired::Queued => {
             let timeout = o.wait.unwrap_or(0);
             ctx.session.blocked = Some(Blocked {
                 deadline: (timeout > 0).then(|| now.saturating_add(timeout)),
@@ -141,7 +149,6 @@ fn acquire(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
                     db,
                     key: Bytes::copy_from_slice(key),
                     waiter,
-                    grant,
                     owner: Bytes::copy_from_slice(&args[2]),
                     session: o.session,
                 },
@@ -215,4 +222,18 @@ fn info(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
         (Reply::bulk_str("holders"), Reply::Array(holders)),
         (Reply::bulk_str("waiters"), Reply::Int(info.waiters as i64)),
     ]))
+}
+
+impl From<LockError> for CommandError {
+    fn from(e: LockError) -> Self {
+        match e {
+            LockError::WrongType => CommandError::WrongType,
+            LockError::LimitMismatch(Some(n)) => {
+                CommandError::err(format!("LIMIT does not match the semaphore's limit of {n}"))
+            }
+            LockError::LimitMismatch(None) => {
+                CommandError::err("LIMIT given for a key that is not a semaphore")
+            }
+        }
+    }
 }

@@ -1,291 +1,18 @@
-//! The `lock` value type: holders with leases, a FIFO wait queue, fencing tokens.
-//!
-//! A lock lives at its key like any other value, under the key's shard mutex, so
-//! every change to it (acquire, release, lease expiry, DEL, FLUSHDB) is atomic
-//! with the rest of the keyspace. Waiting clients are not polled: each waiter
-//! holds the receiving end of a oneshot channel, and whoever frees the lock grants
-//! the next waiters in queue order in the same critical section.
-//!
-//! Leases expire through the shard's timing wheel: every lease deadline is filed
-//! under the key, and when it fires [`Shard::lock_settle`] drops expired holders
-//! and grants waiters. A lock with no holders and no waiters is removed: such a
-//! key does not exist.
+//! The shard's side of the lock type: settling leases on the shard's wheel,
+//! putting a removed lock's waiters back, and the operations LOCK.* commands run
+//! under the key's shard lock.
 
-use std::collections::VecDeque;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 
-use bytes::Bytes;
-use tokio::sync::oneshot;
-
-use super::{Entry, Shard, Value};
-use crate::error::CommandError;
-
-/// Counters for `INFO locks`.
-#[derive(Debug, Default)]
-pub struct LockStats {
-    /// Grants, immediate or after waiting.
-    pub acquisitions: AtomicU64,
-    /// Grants without waiting.
-    pub acquired_immediately: AtomicU64,
-    /// Grants to a waiter.
-    pub acquired_after_wait: AtomicU64,
-    /// Waits that ran out.
-    pub wait_timeouts: AtomicU64,
-    /// Holders that lost the lock because their lease ran out.
-    pub lease_expiries: AtomicU64,
-    /// Holds released because the holder's connection closed (SESSION).
-    pub session_releases: AtomicU64,
-}
-
-/// State shared by all locks of a server: the fencing-token sequence and counters.
-#[derive(Debug)]
-pub struct LockShared {
-    last_token: AtomicU64,
-    next_waiter: AtomicU64,
-    /// Counters.
-    pub stats: LockStats,
-}
-
-/// Fencing tokens start at the server time in ms shifted left this far. 10 keeps
-/// them below 2^53 until the year 2248, so they survive clients and scripts that
-/// hold integers as doubles (JavaScript, JSON, Lua 5.1 numbers).
-pub const TOKEN_SHIFT: u32 = 10;
-
-impl LockShared {
-    pub(super) fn new() -> Self {
-        const { assert!(TOKEN_SHIFT <= 10) };
-        LockShared {
-            last_token: AtomicU64::new(0),
-            next_waiter: AtomicU64::new(1),
-            stats: LockStats::default(),
-        }
-    }
-
-    /// The next fencing token: strictly greater than every token issued before,
-    /// and at least `now_ms << TOKEN_SHIFT`. A restarted server starts above the
-    /// tokens of its previous run as long as that run issued fewer than 1024 tokens
-    /// per ms on average ahead of the clock, and the clock did not step back across
-    /// the restart (see ARCHITECTURE.md).
-    pub fn next_token(&self, now_ms: u64) -> u64 {
-        let floor = now_ms.saturating_mul(1 << TOKEN_SHIFT);
-        let prev = self
-            .last_token
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |t| {
-                Some(t.saturating_add(1).max(floor))
-            })
-            .unwrap_or(0);
-        prev.saturating_add(1).max(floor)
-    }
-
-    fn next_waiter_id(&self) -> u64 {
-        self.next_waiter.fetch_add(1, Ordering::Relaxed)
-    }
-}
-
-/// The end of a lease of `ttl_ms` starting at `now`: saturating, and never past
-/// `i64::MAX`, so PTTL and LOCK.INFO can report it as a Redis integer.
-pub fn lease_end(now: u64, ttl_ms: u64) -> u64 {
-    now.saturating_add(ttl_ms).min(i64::MAX as u64)
-}
-
-/// One holder of a lock.
-#[derive(Debug, Clone)]
-pub struct Holder {
-    /// The caller's unique token (a UUID, typically).
-    pub owner: Bytes,
-    /// Fencing token given to this holder.
-    pub token: u64,
-    /// When the lease runs out (server clock ms).
-    pub expires_at: u64,
-    /// Whether this is a shared (reader) hold.
-    pub shared: bool,
-    /// The client whose disconnection releases this hold (SESSION).
-    pub session: Option<u64>,
-}
-
-#[derive(Debug)]
-struct Waiter {
-    id: u64,
-    owner: Bytes,
-    ttl_ms: u64,
-    shared: bool,
-    session: Option<u64>,
-    grant: oneshot::Sender<u64>,
-}
-
-/// A lock: its holders and the queue of waiters.
-#[derive(Debug, Default)]
-pub struct Lock {
-    /// LIMIT n of a semaphore; `None` for an exclusive/shared lock.
-    limit: Option<u32>,
-    holders: Vec<Holder>,
-    waiters: VecDeque<Waiter>,
-}
-
-/// The mode LOCK.INFO reports.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LockMode {
-    /// One holder at most.
-    Exclusive,
-    /// Any number of SHARED holders.
-    Shared,
-    /// Up to LIMIT holders.
-    Semaphore,
-}
-
-/// A snapshot for LOCK.INFO.
-#[derive(Debug, Clone)]
-pub struct LockInfo {
-    /// Mode.
-    pub mode: LockMode,
-    /// LIMIT of a semaphore.
-    pub limit: Option<u32>,
-    /// Holders.
-    pub holders: Vec<Holder>,
-    /// Number of queued waiters.
-    pub waiters: usize,
-}
-
-/// What LOCK.ACQUIRE asks for.
-#[derive(Debug, Clone)]
-pub struct AcquireRequest {
-    /// Owner token.
-    pub owner: Bytes,
-    /// Lease length.
-    pub ttl_ms: u64,
-    /// SHARED.
-    pub shared: bool,
-    /// LIMIT n.
-    pub limit: Option<u32>,
-    /// The client id for SESSION.
-    pub session: Option<u64>,
-    /// Whether to queue when the lock is not free.
-    pub wait: bool,
-}
-
-/// What an acquire attempt did.
-#[derive(Debug)]
-pub enum Acquired {
-    /// Granted now, with this fencing token.
-    Granted(u64),
-    /// Queued: the token arrives on the receiver; `waiter` identifies the place in
-    /// the queue for cancelling it.
-    Queued {
-        /// Completes with the fencing token when granted.
-        grant: oneshot::Receiver<u64>,
-        /// Id for [`Shard::lock_cancel_wait`].
-        waiter: u64,
-    },
-    /// Not free and the caller does not wait.
-    Busy,
-}
-
-impl Lock {
-    fn mode(&self) -> LockMode {
-        if self.limit.is_some() {
-            LockMode::Semaphore
-        } else if self.holders.first().is_some_and(|h| h.shared) {
-            LockMode::Shared
-        } else {
-            LockMode::Exclusive
-        }
-    }
-
-    /// Whether a request of this kind could be granted given the current holders
-    /// (queue order is the caller's concern).
-    fn compatible(&self, shared: bool) -> bool {
-        match self.limit {
-            Some(limit) => self.holders.len() < limit as usize,
-            None if shared => self.holders.iter().all(|h| h.shared),
-            None => self.holders.is_empty(),
-        }
-    }
-
-    fn is_empty(&self) -> bool {
-        self.holders.is_empty() && self.waiters.is_empty()
-    }
-
-    /// Drops holders whose lease has run out; returns how many.
-    fn expire_holders(&mut self, now: u64) -> usize {
-        let before = self.holders.len();
-        self.holders.retain(|h| h.expires_at > now);
-        before - self.holders.len()
-    }
-
-    /// Grants queued waiters in order while the front one is compatible; returns
-    /// the new lease deadlines to file on the wheel.
-    fn grant_waiters(&mut self, now: u64, shared: &LockShared) -> Vec<u64> {
-        let mut deadlines = Vec::new();
-        while let Some(front) = self.waiters.front() {
-            if front.grant.is_closed() {
-                self.waiters.pop_front();
-                continue;
-            }
-            if let Some(h) = self.holders.iter_mut().find(|h| h.owner == front.owner) {
-                // The owner already holds (it asked twice): renew, same token.
-                let expires_at = lease_end(now, front.ttl_ms);
-                h.expires_at = h.expires_at.max(expires_at);
-                let (token, expires_at) = (h.token, h.expires_at);
-                if let Some(w) = self.waiters.pop_front() {
-                    let _ = w.grant.send(token);
-                }
-                deadlines.push(expires_at);
-                continue;
-            }
-            if !self.compatible(front.shared) {
-                break;
-            }
-            let Some(w) = self.waiters.pop_front() else {
-                break;
-            };
-            let token = shared.next_token(now);
-            let expires_at = lease_end(now, w.ttl_ms);
-            if w.grant.send(token).is_err() {
-                // The waiter left as we granted: the lock passes on.
-                continue;
-            }
-            shared.stats.acquisitions.fetch_add(1, Ordering::Relaxed);
-            shared
-                .stats
-                .acquired_after_wait
-                .fetch_add(1, Ordering::Relaxed);
-            self.holders.push(Holder {
-                owner: w.owner,
-                token,
-                expires_at,
-                shared: w.shared,
-                session: w.session,
-            });
-            deadlines.push(expires_at);
-        }
-        deadlines
-    }
-
-    /// The latest lease deadline, for PTTL.
-    pub fn longest_lease(&self) -> Option<u64> {
-        self.holders.iter().map(|h| h.expires_at).max()
-    }
-
-    /// A snapshot for LOCK.INFO.
-    pub fn info(&self) -> LockInfo {
-        LockInfo {
-            mode: self.mode(),
-            limit: self.limit,
-            holders: self.holders.clone(),
-            waiters: self.waiters.len(),
-        }
-    }
-
-    /// Number of holders and waiters, for INFO.
-    pub fn counts(&self) -> (usize, usize) {
-        (self.holders.len(), self.waiters.len())
-    }
-}
+use super::{Entry, Shard, Value, WrongType};
+use crate::types::lock::{
+    lease_end, AcquireRequest, Acquired, Holder, Lock, LockError, LockInfo, Waiter,
+};
 
 impl Shard {
     /// The lock at `key` after settling expired leases: `Ok(None)` when there is no
     /// key, `WRONGTYPE` when the key holds another type.
-    fn lock_at(&mut self, key: &[u8], now: u64) -> Result<Option<&mut Lock>, CommandError> {
+    fn lock_at(&mut self, key: &[u8], now: u64) -> Result<Option<&mut Lock>, WrongType> {
         self.lock_settle(key, now);
         match self.get_mut_quiet(key, now) {
             None => Ok(None),
@@ -293,7 +20,7 @@ impl Shard {
                 value: Value::Lock(lock),
                 ..
             }) => Ok(Some(lock)),
-            Some(_) => Err(CommandError::WrongType),
+            Some(_) => Err(WrongType),
         }
     }
 
@@ -356,7 +83,7 @@ impl Shard {
         key: &[u8],
         req: AcquireRequest,
         now: u64,
-    ) -> Result<Acquired, CommandError> {
+    ) -> Result<Acquired, LockError> {
         let shared = self.locks.clone();
         let expires_at = lease_end(now, req.ttl_ms);
         let lock = match self.lock_at(key, now)? {
@@ -373,7 +100,7 @@ impl Shard {
                         value: Value::Lock(lock),
                         ..
                     }) => lock,
-                    _ => return Err(CommandError::err("lock could not be created")),
+                    _ => return Err(LockError::WrongType),
                 }
             }
         };
@@ -384,10 +111,7 @@ impl Shard {
             return Ok(Acquired::Granted(token));
         }
         if lock.limit != req.limit {
-            return Err(CommandError::err(match lock.limit {
-                Some(n) => format!("LIMIT does not match the semaphore's limit of {n}"),
-                None => "LIMIT given for a key that is not a semaphore".to_string(),
-            }));
+            return Err(LockError::LimitMismatch(lock.limit));
         }
         if lock.waiters.is_empty() && lock.compatible(req.shared) {
             let token = shared.next_token(now);
@@ -407,35 +131,25 @@ impl Shard {
             self.schedule(key, expires_at);
             return Ok(Acquired::Granted(token));
         }
-        if !req.wait {
+        let Some((id, grant)) = req.wait else {
             if lock.is_empty() {
                 self.remove_entry(key);
             }
             return Ok(Acquired::Busy);
-        }
-        let (tx, rx) = oneshot::channel();
-        let id = shared.next_waiter_id();
+        };
         lock.waiters.push_back(Waiter {
             id,
             owner: req.owner,
             ttl_ms: req.ttl_ms,
             shared: req.shared,
             session: req.session,
-            grant: tx,
+            grant,
         });
-        Ok(Acquired::Queued {
-            grant: rx,
-            waiter: id,
-        })
+        Ok(Acquired::Queued)
     }
 
     /// LOCK.RELEASE: true if `owner` held the lock and no longer does.
-    pub fn lock_release(
-        &mut self,
-        key: &[u8],
-        owner: &[u8],
-        now: u64,
-    ) -> Result<bool, CommandError> {
+    pub fn lock_release(&mut self, key: &[u8], owner: &[u8], now: u64) -> Result<bool, WrongType> {
         let Some(lock) = self.lock_at(key, now)? else {
             return Ok(false);
         };
@@ -457,7 +171,7 @@ impl Shard {
         owner: &[u8],
         ttl_ms: u64,
         now: u64,
-    ) -> Result<bool, CommandError> {
+    ) -> Result<bool, WrongType> {
         let Some(lock) = self.lock_at(key, now)? else {
             return Ok(false);
         };
@@ -471,19 +185,14 @@ impl Shard {
     }
 
     /// LOCK.VALIDATE: whether `token` belongs to a current holder.
-    pub fn lock_validate(
-        &mut self,
-        key: &[u8],
-        token: u64,
-        now: u64,
-    ) -> Result<bool, CommandError> {
+    pub fn lock_validate(&mut self, key: &[u8], token: u64, now: u64) -> Result<bool, WrongType> {
         Ok(self
             .lock_at(key, now)?
             .is_some_and(|l| l.holders.iter().any(|h| h.token == token)))
     }
 
     /// LOCK.INFO.
-    pub fn lock_info(&mut self, key: &[u8], now: u64) -> Result<Option<LockInfo>, CommandError> {
+    pub fn lock_info(&mut self, key: &[u8], now: u64) -> Result<Option<LockInfo>, WrongType> {
         Ok(self.lock_at(key, now)?.map(|l| l.info()))
     }
 
@@ -536,6 +245,9 @@ impl Shard {
 mod tests {
     use super::*;
     use crate::keyspace::Keyspace;
+    use crate::types::lock::{test_grant, LockShared};
+    use bytes::Bytes;
+    use tokio::sync::oneshot;
 
     #[test]
     fn tokens_are_exact_as_doubles_for_two_centuries() {
@@ -608,21 +320,22 @@ mod tests {
             let mut shard = db.lock(key);
             match fastrand::u8(..8) {
                 0 | 1 => {
+                    let queue = fastrand::bool();
+                    let (grant, rx) = test_grant();
+                    let id = ks.locks().next_waiter_id();
                     let req = AcquireRequest {
                         owner: owner.clone(),
                         ttl_ms: fastrand::u64(1..40),
                         shared: key == b"x" && fastrand::bool(),
                         limit: (key == b"s").then_some(2),
                         session: Some(u64::from(fastrand::u8(..3))),
-                        wait: fastrand::bool(),
+                        wait: queue.then_some((id, grant)),
                     };
                     match shard.lock_acquire(key, req, now).unwrap() {
                         Acquired::Granted(t) => {
                             assert!(t > 0);
                         }
-                        Acquired::Queued { grant, waiter } => {
-                            receivers.push((key.to_vec(), waiter, owner, grant))
-                        }
+                        Acquired::Queued => receivers.push((key.to_vec(), id, owner, rx)),
                         Acquired::Busy => {}
                     }
                 }

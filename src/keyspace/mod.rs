@@ -27,9 +27,7 @@
 //! invisible. Locks with queued waiters are settled ahead of the queue, so a lease
 //! that runs out is handed to its waiter within a slice even under such a backlog.
 
-pub mod blocking;
-mod compact;
-pub mod lock;
+mod lock;
 mod table;
 mod value;
 pub mod wheel;
@@ -43,9 +41,8 @@ use bytes::Bytes;
 use parking_lot::{Mutex, MutexGuard};
 use tokio::sync::Notify;
 
-pub use blocking::{BlockedLists, End, ListWaiter, Popped};
-pub use compact::CompactBytes;
-pub use lock::{AcquireRequest, Acquired, LockInfo, LockMode, LockShared};
+pub use crate::types::lock::{AcquireRequest, Acquired, LockInfo, LockMode, LockShared};
+pub use crate::types::CompactBytes;
 pub use table::Table;
 pub use value::{Entry, Typed, Value, WrongType};
 use wheel::Wheel;
@@ -252,7 +249,9 @@ impl Shard {
     /// One hash lookup on the common path.
     fn live_position(&mut self, key: &[u8], now: u64) -> Option<usize> {
         let pos = self.map.find(key)?;
-        if !self.map.entry(pos).is_expired(now) {
+        let entry = self.map.entry_mut(pos);
+        if !entry.is_expired(now) {
+            entry.accessed(now);
             return Some(pos);
         }
         if let Some(mut old) = self.remove_entry(key) {
@@ -260,6 +259,13 @@ impl Shard {
         }
         self.expired_count += 1;
         None
+    }
+
+    /// The live entry at `key` without counting as an access (OBJECT, TTL: as
+    /// Redis's `LOOKUP_NOTOUCH`). An expired key is removed first.
+    pub fn peek(&mut self, key: &[u8], now: u64) -> Option<&Entry> {
+        self.expire_if_due(key, now);
+        self.map.get(key)
     }
 
     /// The live entry at `key`, mutable, without telling watchers (for a caller
@@ -317,7 +323,9 @@ impl Shard {
                 pos
             }
             None => {
-                self.map.insert(key, Entry::persistent(T::new_value()));
+                let mut entry = Entry::persistent(T::new_value());
+                entry.accessed(now);
+                self.map.insert(key, entry);
                 self.map.find(key).ok_or(WrongType)?
             }
         };
@@ -340,17 +348,18 @@ impl Shard {
 
     /// Whether a live key exists, without counting as an access that modifies it.
     pub fn contains(&mut self, key: &[u8], now: u64) -> bool {
-        self.get(key, now).is_some()
+        self.peek(key, now).is_some()
     }
 
     /// Stores `entry` at `key`, replacing what was there, and returns the old live
     /// entry.
-    pub fn insert(&mut self, key: &[u8], entry: Entry, now: u64) -> Option<Entry> {
+    pub fn insert(&mut self, key: &[u8], mut entry: Entry, now: u64) -> Option<Entry> {
         self.expire_if_due(key, now);
+        entry.accessed(now);
         self.touch(key);
-        let expires_at = entry.expires_at;
+        let expires_at = entry.expires_at();
         let old = self.map.insert(key, entry);
-        self.account_ttl_change(old.as_ref().and_then(|e| e.expires_at), expires_at);
+        self.account_ttl_change(old.as_ref().and_then(|e| e.expires_at()), expires_at);
         if let Some(when) = expires_at {
             self.schedule(key, when);
         }
@@ -369,7 +378,7 @@ impl Shard {
 
     fn remove_entry(&mut self, key: &[u8]) -> Option<Entry> {
         let old = self.map.remove(key)?;
-        if old.expires_at.is_some() {
+        if old.expires_at().is_some() {
             self.volatile -= 1;
         }
         // A lock removed with waiters is put back for them: it stays contended.
@@ -386,7 +395,7 @@ impl Shard {
         let Some(entry) = self.map.get_mut(key) else {
             return false;
         };
-        let old = std::mem::replace(&mut entry.expires_at, expires_at);
+        let old = entry.replace_expiry(expires_at);
         self.account_ttl_change(old, expires_at);
         self.touch(key);
         if let Some(when) = expires_at {
@@ -481,7 +490,7 @@ impl Shard {
     /// stale entry (TTL changed or key gone since). True if the key was deleted.
     fn expire_entry(&mut self, when: u64, key: &[u8], now: u64) -> bool {
         match self.map.get(key) {
-            Some(e) if e.expires_at == Some(when) => {
+            Some(e) if e.expires_at() == Some(when) => {
                 if let Some(mut old) = self.remove_entry(key) {
                     self.requeue_waiters(key, &mut old, now);
                 }
@@ -701,7 +710,6 @@ pub struct Keyspace {
     dbs: Box<[Db]>,
     timer: Arc<ExpiryTimer>,
     locks: Arc<LockShared>,
-    lists: BlockedLists,
     /// The shard (over all databases) where the last budgeted expiry step stopped.
     expiry_cursor: AtomicUsize,
 }
@@ -717,14 +725,8 @@ impl Keyspace {
                 .collect(),
             timer,
             locks,
-            lists: BlockedLists::default(),
             expiry_cursor: AtomicUsize::new(0),
         }
-    }
-
-    /// Clients blocked in BLPOP/BRPOP.
-    pub fn lists(&self) -> &BlockedLists {
-        &self.lists
     }
 
     /// Database `index`, if it exists.
@@ -810,10 +812,7 @@ mod tests {
     use super::*;
 
     fn volatile(i: usize, at: u64) -> (Vec<u8>, Entry) {
-        let entry = Entry {
-            value: Value::string(b"v"),
-            expires_at: Some(at),
-        };
+        let entry = Entry::new(Value::string(b"v"), Some(at));
         (format!("key:{i}").into_bytes(), entry)
     }
 
@@ -860,22 +859,23 @@ mod tests {
             let (k, e) = volatile(i, now + 10);
             db.lock(&k).insert(&k, e, now);
         }
-        let req = |owner: &str, wait| AcquireRequest {
-            owner: Bytes::copy_from_slice(owner.as_bytes()),
-            ttl_ms: 10,
-            shared: false,
-            limit: None,
-            session: None,
-            wait,
-        };
+        let req =
+            |owner: &str, wait: Option<(u64, Box<dyn crate::types::lock::Grant>)>| AcquireRequest {
+                owner: Bytes::copy_from_slice(owner.as_bytes()),
+                ttl_ms: 10,
+                shared: false,
+                limit: None,
+                session: None,
+                wait,
+            };
         let mut shard = db.lock(b"L");
-        let held = shard.lock_acquire(b"L", req("a", false), now).unwrap();
+        let held = shard.lock_acquire(b"L", req("a", None), now).unwrap();
         assert!(matches!(held, Acquired::Granted(_)));
-        let Acquired::Queued { mut grant, .. } =
-            shard.lock_acquire(b"L", req("b", true), now).unwrap()
-        else {
-            panic!("b queues behind a");
-        };
+        let (queued, mut grant) = crate::types::lock::test_grant();
+        let outcome = shard
+            .lock_acquire(b"L", req("b", Some((1, queued))), now)
+            .unwrap();
+        assert!(matches!(outcome, Acquired::Queued), "b queues behind a");
         shard.note_lock_waiter(b"L");
         drop(shard);
         // However small the slice, the waiter is served in the first one.

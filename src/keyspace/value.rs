@@ -1,11 +1,14 @@
 //! What lives at a key: an [`Entry`] holding a typed [`Value`] and its expiry.
 
 use std::collections::VecDeque;
+use std::num::NonZeroU64;
 
 use bytes::Bytes;
 
-use super::compact::CompactBytes;
-use super::lock::Lock;
+use crate::types::lock::Lock;
+use crate::types::zset::ZSet;
+use crate::types::CompactBytes;
+pub use crate::types::WrongType;
 
 /// A value of one of the types the server knows. `TYPE` reports [`Value::type_name`],
 /// and a command given a key of another type fails with `WRONGTYPE`.
@@ -17,6 +20,8 @@ pub enum Value {
     List(Box<VecDeque<Bytes>>),
     /// A lock (LOCK.ACQUIRE): holders, leases and a wait queue.
     Lock(Box<Lock>),
+    /// A sorted set (ZADD, ...).
+    ZSet(Box<ZSet>),
 }
 
 impl Value {
@@ -38,20 +43,37 @@ impl Value {
         }
     }
 
+    /// The encoding OBJECT ENCODING names: the representation Redis would use
+    /// for the same value at the thresholds `limits`.
+    pub fn encoding(&self, limits: &crate::types::Encodings) -> &'static str {
+        match self {
+            Value::Str(s) => crate::types::string::encoding_name(s),
+            Value::List(l) => crate::types::list::encoding_name(l, limits.list_size()),
+            // A module type's value in Redis.
+            Value::Lock(_) => "raw",
+            Value::ZSet(z) => z.encoding_name(),
+        }
+    }
+
+    /// Whether Redis would share this value between keys (the integers
+    /// 0..9999): OBJECT REFCOUNT then reports `INT_MAX`.
+    pub fn shared_integer(&self) -> bool {
+        match self {
+            Value::Str(s) => crate::types::string::shared_integer(s),
+            _ => false,
+        }
+    }
+
     /// The name `TYPE` replies with.
     pub fn type_name(&self) -> &'static str {
         match self {
             Value::Str(_) => "string",
             Value::List(_) => "list",
             Value::Lock(_) => "lock",
+            Value::ZSet(_) => "zset",
         }
     }
 }
-
-/// A command asked for one type at a key holding another: the caller answers
-/// `WRONGTYPE` (the storage layer knows no error text).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct WrongType;
 
 /// A value type reached through [`Value`]: how to see it inside a value, how to
 /// make a new empty one, and when it is empty (an empty container is not kept at
@@ -98,6 +120,7 @@ macro_rules! typed {
 
 typed!(VecDeque<Bytes>, List, |l| l.is_empty());
 typed!(Lock, Lock, |l| l.counts() == (0, 0));
+typed!(ZSet, ZSet, |z| z.is_empty());
 
 impl Typed for CompactBytes {
     fn of(value: &Value) -> Option<&Self> {
@@ -121,22 +144,56 @@ impl Typed for CompactBytes {
     }
 }
 
-/// A key's value and its absolute expiry time (Unix ms on the server clock).
+/// A key's value, its absolute expiry time (Unix ms on the server clock) and
+/// when it was last used (for OBJECT IDLETIME). 40 bytes: the expiry uses the
+/// niche of a non-zero integer, which leaves room for the access time.
 #[derive(Debug)]
 pub struct Entry {
     /// The value.
     pub value: Value,
-    /// When the key expires, or `None` for a persistent key.
-    pub expires_at: Option<u64>,
+    /// When the key expires; `None` for a persistent key.
+    expires: Option<NonZeroU64>,
+    /// Last access, in seconds on the server clock (Redis's LRU clock).
+    access: u32,
 }
 
 impl Entry {
     /// An entry with no TTL.
     pub fn persistent(value: Value) -> Entry {
+        Entry::new(value, None)
+    }
+
+    /// An entry expiring at `expires_at` (Unix ms; `None` for no TTL). A
+    /// deadline of 0 is kept as 1 ms: long past either way.
+    pub fn new(value: Value, expires_at: Option<u64>) -> Entry {
         Entry {
             value,
-            expires_at: None,
+            expires: expires_at.map(|t| NonZeroU64::new(t).unwrap_or(NonZeroU64::MIN)),
+            access: 0,
         }
+    }
+
+    /// When the key expires, or `None` for a persistent key.
+    pub fn expires_at(&self) -> Option<u64> {
+        self.expires.map(NonZeroU64::get)
+    }
+
+    /// Sets the expiry, returning the previous one.
+    pub(super) fn replace_expiry(&mut self, expires_at: Option<u64>) -> Option<u64> {
+        let old = self.expires_at();
+        self.expires = expires_at.map(|t| NonZeroU64::new(t).unwrap_or(NonZeroU64::MIN));
+        old
+    }
+
+    /// Records an access at `now_ms`.
+    pub(super) fn accessed(&mut self, now_ms: u64) {
+        self.access = (now_ms / 1000) as u32;
+    }
+
+    /// Seconds since the last access, for OBJECT IDLETIME (Redis's LRU clock
+    /// also counts seconds and wraps; this one wraps after 136 years).
+    pub fn idle_seconds(&self, now_ms: u64) -> u64 {
+        u64::from(((now_ms / 1000) as u32).wrapping_sub(self.access))
     }
 
     /// When the key next loses its value, for TTL/PTTL: its own expiry, or for a
@@ -146,7 +203,7 @@ impl Entry {
             Value::Lock(lock) => lock.longest_lease(),
             _ => None,
         };
-        match (self.expires_at, lease) {
+        match (self.expires_at(), lease) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         }
@@ -154,7 +211,7 @@ impl Entry {
 
     /// Whether the entry is logically gone at `now_ms`.
     pub fn is_expired(&self, now_ms: u64) -> bool {
-        self.expires_at.is_some_and(|at| at <= now_ms)
+        self.expires.is_some_and(|at| at.get() <= now_ms)
     }
 }
 
