@@ -44,4 +44,5 @@ case_files!(
     nesting,
     cjson,
     object,
+    geo,
 );
