@@ -44,5 +44,9 @@ case_files!(
     nesting,
     cjson,
     object,
+    zsets,
+    zset_ranges,
+    zset_ops,
     geo,
+    geo_scores,
 );

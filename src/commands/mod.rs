@@ -25,6 +25,7 @@ pub mod server;
 pub mod string;
 pub mod transaction;
 pub mod wait;
+pub mod zset;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -365,6 +366,7 @@ fn families() -> impl Iterator<Item = &'static CommandSpec> {
         command::COMMANDS,
         scripting::COMMANDS,
         list::COMMANDS,
+        zset::COMMANDS,
         object::COMMANDS,
         geo::COMMANDS,
     ]

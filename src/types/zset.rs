@@ -23,8 +23,8 @@ use std::cmp::Ordering;
 use bytes::Bytes;
 use hashbrown::HashTable;
 
-use super::Limits;
 use super::CompactBytes;
+use super::Limits;
 
 /// Most items in one chunk of the big representation.
 pub const CHUNK: usize = 512;
@@ -152,6 +152,12 @@ fn cmp_score(a: f64, b: f64) -> Ordering {
     } else {
         Ordering::Equal
     }
+}
+
+/// A score as a packed set keeps it: Redis's listpack stores `-0` as the
+/// integer 0.
+fn packed_score(score: f64) -> f64 {
+    score + 0.0
 }
 
 fn cmp_entry(s1: f64, m1: &[u8], s2: f64, m2: &[u8]) -> Ordering {
@@ -308,6 +314,7 @@ impl ZSet {
         }
         match &mut self.repr {
             Repr::Packed(v) => {
+                let score = packed_score(score);
                 let at = v.partition_point(|p| {
                     cmp_entry(p.score, &p.member, score, member) == Ordering::Less
                 });
@@ -327,6 +334,7 @@ impl ZSet {
         match &mut self.repr {
             Repr::Packed(v) => {
                 if let Some(i) = v.iter().position(|p| &p.member[..] == member) {
+                    let new = packed_score(new);
                     let mut pair = v.remove(i);
                     pair.score = new;
                     let at = v.partition_point(|p| {
@@ -514,7 +522,7 @@ impl ZSet {
                     .iter()
                     .map(|(m, s)| Pair {
                         member: CompactBytes::from_slice(m),
-                        score: s,
+                        score: packed_score(s),
                     })
                     .collect();
                 self.repr = Repr::Packed(pairs);
