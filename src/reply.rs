@@ -48,6 +48,10 @@ pub enum Reply {
     Set(Vec<Reply>),
     /// `,d` in RESP3, a bulk string in RESP2.
     Double(f64),
+    /// A double printed as Redis's `addReplyHumanLongDouble` prints it (GEOPOS,
+    /// WITHCOORD): [`format_human_double`], as `,d` in RESP3 and a bulk string in
+    /// RESP2.
+    HumanDouble(f64),
     /// `#t` in RESP3, `:1`/`:0` in RESP2.
     Bool(bool),
     /// `=n\r\ntxt:...` in RESP3, a bulk string in RESP2.
@@ -168,6 +172,14 @@ impl Reply {
                 }
             }
             Reply::Double(d) => double(out, resp3, *d),
+            Reply::HumanDouble(d) => {
+                let text = format_human_double(*d);
+                if resp3 {
+                    line(out, b',', text.as_bytes());
+                } else {
+                    bulk(out, text.as_bytes());
+                }
+            }
             Reply::Nested(n) => n.encode(resp3, out),
             _ => self.encode_scalar(resp3, out),
         }
@@ -221,6 +233,7 @@ impl Reply {
             | Reply::Push(_)
             | Reply::Map(_)
             | Reply::Double(_)
+            | Reply::HumanDouble(_)
             | Reply::Nested(_) => Frame2::Null,
         }
     }
@@ -269,6 +282,7 @@ impl Reply {
             | Reply::Push(_)
             | Reply::Map(_)
             | Reply::Double(_)
+            | Reply::HumanDouble(_)
             | Reply::Nested(_) => Frame3::Null,
         }
     }
@@ -352,6 +366,26 @@ impl From<CommandError> for Reply {
     }
 }
 
+/// Formats a double as Redis's `ld2string` in its human mode (GEOPOS): C's
+/// `%.17Lf` (17 digits after the point, the double's exact value rounded),
+/// trailing zeros and a trailing point dropped, `-0` printed as `0`; `inf`,
+/// `-inf` and `nan` spelled out.
+pub fn format_human_double(d: f64) -> String {
+    if d.is_nan() {
+        return "nan".into();
+    }
+    if d.is_infinite() {
+        return if d > 0.0 { "inf" } else { "-inf" }.into();
+    }
+    let fixed = format!("{d:.17}");
+    let trimmed = fixed.trim_end_matches('0').trim_end_matches('.');
+    if trimmed == "-0" {
+        "0".into()
+    } else {
+        trimmed.into()
+    }
+}
+
 /// Formats a double as Redis does in replies: C's `%.17g` (17 significant digits,
 /// trailing zeros dropped, exponent form below 1e-4 and from 1e17), `inf`/`-inf`,
 /// and `nan`/`-nan` by the sign bit as glibc prints them.
@@ -408,6 +442,28 @@ pub fn format_double(d: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Printed by Redis 7.0.15's GEOPOS (RESP2 bulk, RESP3 double).
+    #[test]
+    fn human_doubles_are_formatted_as_redis_geopos_prints_them() {
+        let cases: &[(f64, &str)] = &[
+            (13.361389338970184, "13.36138933897018433"),
+            (180.0, "180"),
+            (2.682_209_014_892_578e-6, "0.00000268220901489"),
+            (-0.0, "0"),
+            (-1e-18, "0"),
+            (0.5, "0.5"),
+            (f64::INFINITY, "inf"),
+            (f64::NEG_INFINITY, "-inf"),
+        ];
+        for (d, want) in cases {
+            assert_eq!(format_human_double(*d), *want, "{d:e}");
+        }
+        let mut out = BytesMut::new();
+        Reply::HumanDouble(180.0).encode(false, &mut out);
+        Reply::HumanDouble(0.5).encode(true, &mut out);
+        assert_eq!(&out[..], b"$3\r\n180\r\n,0.5\r\n");
+    }
 
     #[test]
     fn doubles_are_formatted_as_c_printf_17g() {

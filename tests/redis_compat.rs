@@ -50,4 +50,6 @@ case_files!(
     zsets,
     zset_ranges,
     zset_ops,
+    geo,
+    geo_scores,
 );

@@ -14,6 +14,7 @@ pub mod client;
 pub mod command;
 pub mod config;
 pub mod connection;
+pub mod geo;
 pub mod info;
 pub mod keys;
 pub mod list;
@@ -593,6 +594,7 @@ fn families() -> impl Iterator<Item = &'static CommandSpec> {
         list::COMMANDS,
         zset::COMMANDS,
         object::COMMANDS,
+        geo::COMMANDS,
     ]
     .into_iter()
     .flatten()

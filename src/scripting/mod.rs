@@ -944,6 +944,10 @@ fn reply_to_lua_at(lua: &Lua, reply: &Reply, resp3: bool, depth: usize) -> mlua:
         Reply::Bool(b) => Value::Integer(i64::from(*b)),
         Reply::Double(d) if resp3 => wrapped("double", Value::Number(*d))?,
         Reply::Double(d) => Value::String(lua.create_string(crate::reply::format_double(*d))?),
+        Reply::HumanDouble(d) if resp3 => wrapped("double", Value::Number(*d))?,
+        Reply::HumanDouble(d) => {
+            Value::String(lua.create_string(crate::reply::format_human_double(*d))?)
+        }
         Reply::Error(e) => error_table(lua, e.to_string().as_bytes())?,
         Reply::Set(items) if resp3 => {
             let members = lua.create_table()?;
