@@ -6,6 +6,7 @@ use bytes::Bytes;
 
 use super::compact::CompactBytes;
 use super::lock::Lock;
+use crate::types::set::Set;
 
 /// A value of one of the types the server knows. `TYPE` reports [`Value::type_name`],
 /// and a command given a key of another type fails with `WRONGTYPE`.
@@ -17,6 +18,8 @@ pub enum Value {
     List(Box<VecDeque<Bytes>>),
     /// A lock (LOCK.ACQUIRE): holders, leases and a wait queue.
     Lock(Box<Lock>),
+    /// A set of strings (SADD, ...).
+    Set(Box<Set>),
 }
 
 impl Value {
@@ -44,6 +47,7 @@ impl Value {
             Value::Str(_) => "string",
             Value::List(_) => "list",
             Value::Lock(_) => "lock",
+            Value::Set(_) => "set",
         }
     }
 }
@@ -98,6 +102,7 @@ macro_rules! typed {
 
 typed!(VecDeque<Bytes>, List, |l| l.is_empty());
 typed!(Lock, Lock, |l| l.counts() == (0, 0));
+typed!(Set, Set, |s| s.is_empty());
 
 impl Typed for CompactBytes {
     fn of(value: &Value) -> Option<&Self> {
