@@ -20,6 +20,7 @@ pub mod list;
 pub mod lock;
 pub mod scripting;
 pub mod server;
+pub mod set;
 pub mod string;
 pub mod transaction;
 
@@ -359,6 +360,7 @@ fn families() -> impl Iterator<Item = &'static CommandSpec> {
         command::COMMANDS,
         scripting::COMMANDS,
         list::COMMANDS,
+        set::COMMANDS,
     ]
     .into_iter()
     .flatten()

@@ -155,7 +155,7 @@ impl Set {
             Repr::Table(_) => false,
         };
         if over {
-            self.to_table();
+            self.convert_to_table();
         }
     }
 
@@ -210,16 +210,16 @@ impl Set {
                 Some(v) => {
                     let added = s.insert(v);
                     if added && s.len() > limits.intset_max() {
-                        self.to_table();
+                        self.convert_to_table();
                     }
                     added
                 }
                 None => {
                     let fits_pack = m.with_bytes(|b| s.fits_pack_with(b.len(), limits));
                     if fits_pack {
-                        self.to_pack();
+                        self.convert_to_pack();
                     } else {
-                        self.to_table();
+                        self.convert_to_table();
                     }
                     self.add_ref(m, limits)
                 }
@@ -237,7 +237,7 @@ impl Set {
                 if fits {
                     v.push(m.to_compact());
                 } else {
-                    self.to_table();
+                    self.convert_to_table();
                     if let Repr::Table(t) = &mut self.0 {
                         m.with_bytes(|b| t.insert(b));
                     }
@@ -423,7 +423,7 @@ impl Set {
         (if more { last + 1 } else { 0 }, taken)
     }
 
-    fn to_table(&mut self) {
+    fn convert_to_table(&mut self) {
         if matches!(self.0, Repr::Table(_)) {
             return;
         }
@@ -435,7 +435,7 @@ impl Set {
         self.0 = Repr::Table(t);
     }
 
-    fn to_pack(&mut self) {
+    fn convert_to_pack(&mut self) {
         if let Repr::Ints(s) = &self.0 {
             let mut v = Vec::with_capacity(s.len() + 1);
             v.extend(
@@ -449,7 +449,7 @@ impl Set {
 
     /// If every member is an integer and they fit an intset, becomes one (what
     /// SINTERSTORE does with its result).
-    fn to_ints_if_integers(&mut self, limits: &SetLimits) {
+    fn convert_to_ints_if_integers(&mut self, limits: &SetLimits) {
         if matches!(self.0, Repr::Ints(_)) || self.len() > limits.intset_max() {
             return;
         }
@@ -783,7 +783,7 @@ pub fn intersection_set(sets: &[&Set], limits: &SetLimits) -> Set {
             out.add_ref(m, limits);
         }
     }
-    out.to_ints_if_integers(limits);
+    out.convert_to_ints_if_integers(limits);
     out
 }
 
