@@ -115,7 +115,10 @@ pub struct Set(Repr);
 
 #[derive(Debug, Clone)]
 enum Repr {
-    Ints(IntSet),
+    /// An intset of at most 14 bytes of members, inline: width, count, members.
+    Small([u8; 16]),
+    /// A larger intset: width, then the members.
+    Ints(Box<[u8]>),
     Pack(Vec<CompactBytes>),
     Table(Box<Table>),
 }
@@ -123,7 +126,7 @@ enum Repr {
 impl Default for Set {
     /// An empty intset, as Redis starts a set it builds.
     fn default() -> Self {
-        Set(Repr::Ints(IntSet::default()))
+        Set(ints_repr(2, &[]))
     }
 }
 
@@ -151,7 +154,7 @@ impl Set {
         }
         let over = match &self.0 {
             Repr::Pack(_) => hint > limits.entries,
-            Repr::Ints(_) => hint > limits.intset_entries,
+            Repr::Small(_) | Repr::Ints(_) => hint > limits.intset_entries,
             Repr::Table(_) => false,
         };
         if over {
@@ -162,7 +165,7 @@ impl Set {
     /// `"intset"`, `"listpack"` or `"hashtable"`, as OBJECT ENCODING names it.
     pub fn encoding_name(&self) -> &'static str {
         match &self.0 {
-            Repr::Ints(_) => "intset",
+            Repr::Small(_) | Repr::Ints(_) => "intset",
             Repr::Pack(_) => "listpack",
             Repr::Table(_) => "hashtable",
         }
@@ -171,7 +174,7 @@ impl Set {
     /// Number of members.
     pub fn len(&self) -> usize {
         match &self.0 {
-            Repr::Ints(s) => s.len(),
+            Repr::Small(_) | Repr::Ints(_) => self.ints().map_or(0, |s| s.len()),
             Repr::Pack(v) => v.len(),
             Repr::Table(t) => t.members.len(),
         }
@@ -185,7 +188,7 @@ impl Set {
     /// Whether `m` is a member.
     pub fn contains(&self, m: &[u8]) -> bool {
         match &self.0 {
-            Repr::Ints(s) => canonical_int(m).is_some_and(|v| s.find(v).is_ok()),
+            Repr::Small(_) | Repr::Ints(_) => canonical_int(m).is_some_and(|v| self.has_int(v)),
             Repr::Pack(v) => v.iter().any(|x| x.as_slice() == m),
             Repr::Table(t) => t.find(m).is_some(),
         }
@@ -193,7 +196,7 @@ impl Set {
 
     fn contains_ref(&self, m: MemberRef<'_>) -> bool {
         match (&self.0, m) {
-            (Repr::Ints(s), MemberRef::Int(v)) => s.find(v).is_ok(),
+            (Repr::Small(_) | Repr::Ints(_), MemberRef::Int(v)) => self.has_int(v),
             (_, m) => m.with_bytes(|b| self.contains(b)),
         }
     }
@@ -206,16 +209,19 @@ impl Set {
     /// Adds a member taken from another set.
     pub fn add_ref(&mut self, m: MemberRef<'_>, limits: &SetLimits) -> bool {
         match &mut self.0 {
-            Repr::Ints(s) => match m.as_int() {
+            Repr::Small(_) | Repr::Ints(_) => match m.as_int() {
                 Some(v) => {
-                    let added = s.insert(v);
-                    if added && s.len() > limits.intset_max() {
+                    let added = self.int_insert(v);
+                    if added && self.len() > limits.intset_max() {
                         self.convert_to_table();
                     }
                     added
                 }
                 None => {
-                    let fits_pack = m.with_bytes(|b| s.fits_pack_with(b.len(), limits));
+                    let fits_pack = m.with_bytes(|b| {
+                        self.ints()
+                            .is_some_and(|s| s.fits_pack_with(b.len(), limits))
+                    });
                     if fits_pack {
                         self.convert_to_pack();
                     } else {
@@ -251,7 +257,7 @@ impl Set {
     /// Removes `m`; false if it was not a member.
     pub fn remove(&mut self, m: &[u8]) -> bool {
         match &mut self.0 {
-            Repr::Ints(s) => canonical_int(m).is_some_and(|v| s.remove(v)),
+            Repr::Small(_) | Repr::Ints(_) => canonical_int(m).is_some_and(|v| self.int_remove(v)),
             Repr::Pack(v) => match v.iter().position(|x| x.as_slice() == m) {
                 Some(i) => {
                     v.remove(i);
@@ -271,7 +277,7 @@ impl Set {
 
     fn remove_ref(&mut self, m: MemberRef<'_>) -> bool {
         match (&mut self.0, m) {
-            (Repr::Ints(s), MemberRef::Int(v)) => s.remove(v),
+            (Repr::Small(_) | Repr::Ints(_), MemberRef::Int(v)) => self.int_remove(v),
             (_, m) => m.with_bytes(|b| self.remove(b)),
         }
     }
@@ -280,7 +286,7 @@ impl Set {
     /// hashtable's in no particular order.
     pub fn iter(&self) -> Iter<'_> {
         match &self.0 {
-            Repr::Ints(s) => Iter::Ints(s, 0),
+            Repr::Small(_) | Repr::Ints(_) => Iter::Ints(self.ints().unwrap_or_default(), 0),
             Repr::Pack(v) => Iter::Slice(v.iter()),
             Repr::Table(t) => Iter::Slice(t.members.iter()),
         }
@@ -289,7 +295,7 @@ impl Set {
     /// The member at `i` in iteration order (`i < len`).
     fn at(&self, i: usize) -> Option<MemberRef<'_>> {
         match &self.0 {
-            Repr::Ints(s) => s.get(i).map(MemberRef::Int),
+            Repr::Small(_) | Repr::Ints(_) => self.ints()?.get(i).map(MemberRef::Int),
             Repr::Pack(v) => v.get(i).map(|b| MemberRef::Bytes(b)),
             Repr::Table(t) => t.members.get(i).map(|b| MemberRef::Bytes(b)),
         }
@@ -310,9 +316,9 @@ impl Set {
         }
         let i = rng.usize(..self.len());
         match &mut self.0 {
-            Repr::Ints(s) => {
-                let v = s.get(i)?;
-                s.remove(v);
+            Repr::Small(_) | Repr::Ints(_) => {
+                let v = self.ints()?.get(i)?;
+                self.int_remove(v);
                 Some(MemberRef::Int(v).to_compact())
             }
             Repr::Pack(v) => Some(v.remove(i)),
@@ -343,7 +349,7 @@ impl Set {
             order.sort_unstable();
         }
         let mut kept = match self.0 {
-            Repr::Ints(_) => Set::default(),
+            Repr::Small(_) | Repr::Ints(_) => Set::default(),
             _ => Set::packed(),
         };
         for &i in &order {
@@ -436,7 +442,7 @@ impl Set {
     }
 
     fn convert_to_pack(&mut self) {
-        if let Repr::Ints(s) = &self.0 {
+        if let Some(s) = self.ints() {
             let mut v = Vec::with_capacity(s.len() + 1);
             v.extend(
                 (0..s.len())
@@ -450,26 +456,26 @@ impl Set {
     /// If every member is an integer and they fit an intset, becomes one (what
     /// SINTERSTORE does with its result).
     fn convert_to_ints_if_integers(&mut self, limits: &SetLimits) {
-        if matches!(self.0, Repr::Ints(_)) || self.len() > limits.intset_max() {
+        if self.ints().is_some() || self.len() > limits.intset_max() {
             return;
         }
-        let mut s = IntSet::default();
+        let mut ints = Set::default();
         for m in self.iter() {
             match m.as_int() {
                 Some(v) => {
-                    s.insert(v);
+                    ints.int_insert(v);
                 }
                 None => return,
             }
         }
-        self.0 = Repr::Ints(s);
+        *self = ints;
     }
 }
 
 /// Iterator over a set's members; see [`Set::iter`].
 pub enum Iter<'a> {
     /// Over an intset, from an index.
-    Ints(&'a IntSet, usize),
+    Ints(IntView<'a>, usize),
     /// Over a listpack's or hashtable's members.
     Slice(std::slice::Iter<'a, CompactBytes>),
 }
@@ -522,11 +528,101 @@ fn scan_position(m: &[u8]) -> u64 {
     (h.finish() >> 1) + 1
 }
 
-/// Sorted integers, each stored in the narrowest of 2, 4 or 8 bytes that holds
-/// every member, little-endian, in one allocation whose first byte is that
-/// width (an empty set allocates nothing).
-#[derive(Debug, Clone, Default)]
-pub struct IntSet(Box<[u8]>);
+/// Most bytes of members an intset keeps inline, without an allocation of its
+/// own: seven 16-bit members, three 32-bit ones or one 64-bit one.
+const SMALL_INTS: usize = 14;
+
+/// An intset's representation holding `data`, members of `width` bytes.
+fn ints_repr(width: u8, data: &[u8]) -> Repr {
+    if data.len() <= SMALL_INTS {
+        let mut buf = [0u8; 16];
+        buf[0] = width;
+        buf[1] = (data.len() / usize::from(width.max(1))) as u8;
+        buf[2..2 + data.len()].copy_from_slice(data);
+        Repr::Small(buf)
+    } else {
+        let mut all = Vec::with_capacity(1 + data.len());
+        all.push(width);
+        all.extend_from_slice(data);
+        Repr::Ints(all.into_boxed_slice())
+    }
+}
+
+impl Set {
+    /// The intset's members, if the set is one.
+    fn ints(&self) -> Option<IntView<'_>> {
+        match &self.0 {
+            Repr::Small(buf) => {
+                let width = usize::from(buf[0].max(1));
+                let n = usize::from(buf[1]) * width;
+                Some(IntView {
+                    width,
+                    data: buf.get(2..2 + n).unwrap_or_default(),
+                })
+            }
+            Repr::Ints(all) => Some(IntView {
+                width: usize::from(all.first().copied().unwrap_or(2).max(1)),
+                data: all.get(1..).unwrap_or_default(),
+            }),
+            _ => None,
+        }
+    }
+
+    fn has_int(&self, v: i64) -> bool {
+        self.ints().is_some_and(|s| s.find(v).is_ok())
+    }
+
+    /// Inserts `v` into an intset, widening every member if `v` needs it.
+    fn int_insert(&mut self, v: i64) -> bool {
+        let Some(s) = self.ints() else {
+            return false;
+        };
+        let Err(at) = s.find(v) else {
+            return false;
+        };
+        let width = if s.len() == 0 {
+            width_of(v)
+        } else {
+            (s.width as u8).max(width_of(v))
+        };
+        let w = usize::from(width);
+        let mut out = Vec::with_capacity((s.len() + 1) * w);
+        let mut put = |x: i64| match w {
+            2 => out.extend_from_slice(&(x as i16).to_le_bytes()),
+            4 => out.extend_from_slice(&(x as i32).to_le_bytes()),
+            _ => out.extend_from_slice(&x.to_le_bytes()),
+        };
+        for i in 0..s.len() {
+            if i == at {
+                put(v);
+            }
+            if let Some(x) = s.get(i) {
+                put(x);
+            }
+        }
+        if at == s.len() {
+            put(v);
+        }
+        self.0 = ints_repr(width, &out);
+        true
+    }
+
+    /// Removes `v` from an intset (the width stays, as Redis's does).
+    fn int_remove(&mut self, v: i64) -> bool {
+        let Some(s) = self.ints() else {
+            return false;
+        };
+        let Ok(at) = s.find(v) else {
+            return false;
+        };
+        let cut = at * s.width;
+        let mut out = Vec::with_capacity(s.data.len().saturating_sub(s.width));
+        out.extend_from_slice(s.data.get(..cut).unwrap_or_default());
+        out.extend_from_slice(s.data.get(cut + s.width..).unwrap_or_default());
+        self.0 = ints_repr(s.width as u8, &out);
+        true
+    }
+}
 
 fn width_of(v: i64) -> u8 {
     if i16::try_from(v).is_ok() {
@@ -538,22 +634,31 @@ fn width_of(v: i64) -> u8 {
     }
 }
 
-impl IntSet {
-    fn width(&self) -> usize {
-        usize::from(self.0.first().copied().unwrap_or(2).max(1))
-    }
+/// An intset's sorted members, each `width` bytes (2, 4 or 8, the narrowest
+/// that holds every member), little-endian.
+#[derive(Debug, Clone, Copy)]
+pub struct IntView<'a> {
+    width: usize,
+    data: &'a [u8],
+}
 
-    fn data(&self) -> &[u8] {
-        self.0.get(1..).unwrap_or_default()
+impl Default for IntView<'_> {
+    fn default() -> Self {
+        IntView {
+            width: 2,
+            data: &[],
+        }
     }
+}
 
+impl IntView<'_> {
     fn len(&self) -> usize {
-        self.data().len() / self.width()
+        self.data.len() / self.width
     }
 
     fn get(&self, i: usize) -> Option<i64> {
-        let w = self.width();
-        let b = self.data().get(i * w..i * w + w)?;
+        let w = self.width;
+        let b = self.data.get(i * w..i * w + w)?;
         Some(match *b {
             [a, b] => i64::from(i16::from_le_bytes([a, b])),
             [a, b, c, d] => i64::from(i32::from_le_bytes([a, b, c, d])),
@@ -575,57 +680,6 @@ impl IntSet {
             }
         }
         Err(lo)
-    }
-
-    fn insert(&mut self, v: i64) -> bool {
-        let Err(at) = self.find(v) else {
-            return false;
-        };
-        let width = if self.0.is_empty() {
-            width_of(v)
-        } else {
-            (self.width() as u8).max(width_of(v))
-        };
-        let w = usize::from(width);
-        let mut out = Vec::with_capacity(1 + (self.len() + 1) * w);
-        out.push(width);
-        let mut put = |x: i64| match w {
-            2 => out.extend_from_slice(&(x as i16).to_le_bytes()),
-            4 => out.extend_from_slice(&(x as i32).to_le_bytes()),
-            _ => out.extend_from_slice(&x.to_le_bytes()),
-        };
-        let len = self.len();
-        for i in 0..len {
-            if i == at {
-                put(v);
-            }
-            if let Some(x) = self.get(i) {
-                put(x);
-            }
-        }
-        if at == len {
-            put(v);
-        }
-        self.0 = out.into_boxed_slice();
-        true
-    }
-
-    fn remove(&mut self, v: i64) -> bool {
-        let Ok(at) = self.find(v) else {
-            return false;
-        };
-        if self.len() == 1 {
-            self.0 = Box::default();
-            return true;
-        }
-        let w = self.width();
-        let all = &self.0;
-        let cut = 1 + at * w;
-        let mut out = Vec::with_capacity(all.len().saturating_sub(w));
-        out.extend_from_slice(all.get(..cut).unwrap_or_default());
-        out.extend_from_slice(all.get(cut + w..).unwrap_or_default());
-        self.0 = out.into_boxed_slice();
-        true
     }
 
     /// Whether converting to a listpack and adding a `len`-byte string stays
@@ -775,7 +829,7 @@ pub fn intersection_set(sets: &[&Set], limits: &SetLimits) -> Set {
         return Set::default();
     };
     let mut out = match first.0 {
-        Repr::Ints(_) => Set::default(),
+        Repr::Small(_) | Repr::Ints(_) => Set::default(),
         _ => Set::packed(),
     };
     for m in first.iter() {

@@ -86,14 +86,34 @@ fn intset_widens_as_needed_and_keeps_every_value() {
 }
 
 #[test]
-fn a_small_intset_uses_two_bytes_a_member() {
-    let s = set_of(&["1", "2", "3", "4"]);
-    let Repr::Ints(ints) = &s.0 else {
+fn a_small_intset_uses_two_bytes_a_member_and_up_to_seven_live_inline() {
+    assert_eq!(std::mem::size_of::<Set>(), 24);
+    let seven: Vec<String> = (1..=7).map(|i| i.to_string()).collect();
+    let refs: Vec<&str> = seven.iter().map(|s| s.as_str()).collect();
+    let s = set_of(&refs);
+    assert!(matches!(s.0, Repr::Small(_)));
+    assert_eq!(strings(&s), seven);
+    let mut s = s;
+    s.add(b"8", &limits());
+    let Repr::Ints(all) = &s.0 else {
+        panic!("an intset of its own allocation")
+    };
+    // One width byte, then eight 16-bit members.
+    assert_eq!(all.len(), 17);
+    // A 64-bit member widens every member; removing it leaves the width.
+    s.add(b"-9223372036854775808", &limits());
+    assert!(s.remove(b"-9223372036854775808"));
+    let Repr::Ints(all) = &s.0 else {
         panic!("intset")
     };
-    // One width byte, then four 16-bit members.
-    assert_eq!(ints.0.len(), 9);
-    assert_eq!(std::mem::size_of::<Set>(), 24);
+    assert_eq!(all.len(), 1 + 8 * 8);
+    assert!(s.contains(b"8") && s.contains(b"1"));
+    // Back under 14 bytes of members it is inline again.
+    for i in 2..=8 {
+        s.remove(i.to_string().as_bytes());
+    }
+    assert!(matches!(s.0, Repr::Small(_)));
+    assert_eq!(strings(&s), ["1"]);
 }
 
 #[test]
