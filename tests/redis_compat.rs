@@ -52,4 +52,5 @@ case_files!(
     zset_ops,
     geo,
     geo_scores,
+    sets,
 );

@@ -22,6 +22,7 @@ pub mod lock;
 pub mod object;
 pub mod scripting;
 pub mod server;
+pub mod set;
 pub mod string;
 pub mod transaction;
 pub mod wait;
@@ -595,6 +596,7 @@ fn families() -> impl Iterator<Item = &'static CommandSpec> {
         zset::COMMANDS,
         object::COMMANDS,
         geo::COMMANDS,
+        set::COMMANDS,
     ]
     .into_iter()
     .flatten()

@@ -348,6 +348,16 @@ impl Shard {
         empty
     }
 
+    /// The value at `key` as type `T` through a shared borrow, for a command
+    /// that reads several keys at once ([`ShardSet::view`]): an expired key reads
+    /// as missing (it is not removed here).
+    pub fn view<T: Typed>(&self, key: &[u8], now: u64) -> Result<Option<&T>, WrongType> {
+        match self.map.get(key) {
+            Some(e) if !e.is_expired(now) => T::of(&e.value).map(Some).ok_or(WrongType),
+            _ => Ok(None),
+        }
+    }
+
     /// Whether a live key exists, without counting as an access that modifies it.
     pub fn contains(&mut self, key: &[u8], now: u64) -> bool {
         self.peek(key, now).is_some()
@@ -696,6 +706,22 @@ impl<'a> ShardSet<'a> {
             }
         };
         &mut self.guards[pos].1
+    }
+}
+
+impl ShardSet<'_> {
+    /// The value at `key` as type `T`, through a shared borrow, so a command can
+    /// hold several keys' values at once (see [`Shard::view`]). A key whose
+    /// shard was not locked reads as missing (a bug in the command, logged).
+    pub fn view<T: Typed>(&self, key: &[u8], now: u64) -> Result<Option<&T>, WrongType> {
+        let idx = self.db.shard_index(key);
+        match self.guards.binary_search_by_key(&idx, |(i, _)| *i) {
+            Ok(pos) => self.guards[pos].1.view(key, now),
+            Err(_) => {
+                tracing::error!("key read without locking its shard");
+                Ok(None)
+            }
+        }
     }
 }
 

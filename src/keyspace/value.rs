@@ -10,6 +10,7 @@ use crate::types::zset::ZSet;
 use crate::types::CompactBytes;
 use crate::types::Effects;
 pub use crate::types::WrongType;
+use crate::types::set::Set;
 
 /// A value of one of the types the server knows. `TYPE` reports [`Value::type_name`],
 /// and a command given a key of another type fails with `WRONGTYPE`.
@@ -23,6 +24,8 @@ pub enum Value {
     Lock(Box<Lock>),
     /// A sorted set (ZADD, ...).
     ZSet(Box<ZSet>),
+    /// A set of strings (SADD, ...).
+    Set(Box<Set>),
 }
 
 impl Value {
@@ -53,6 +56,7 @@ impl Value {
             // A module type's value in Redis.
             Value::Lock(_) => "raw",
             Value::ZSet(z) => z.encoding_name(),
+            Value::Set(s) => s.encoding_name(),
         }
     }
 
@@ -103,6 +107,7 @@ impl Value {
             Value::List(_) => "list",
             Value::Lock(_) => "lock",
             Value::ZSet(_) => "zset",
+            Value::Set(_) => "set",
         }
     }
 }
@@ -153,6 +158,7 @@ macro_rules! typed {
 typed!(VecDeque<Bytes>, List, |l| l.is_empty());
 typed!(Lock, Lock, |l| l.counts() == (0, 0));
 typed!(ZSet, ZSet, |z| z.is_empty());
+typed!(Set, Set, |s| s.is_empty());
 
 impl Typed for CompactBytes {
     fn of(value: &Value) -> Option<&Self> {

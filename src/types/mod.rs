@@ -5,6 +5,7 @@
 //! value of the right type or answers `WrongType`.
 
 pub mod geo;
+pub mod set;
 
 use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 
