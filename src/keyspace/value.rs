@@ -15,6 +15,8 @@ pub enum Value {
     Str(CompactBytes),
     /// A list of strings (LPUSH, RPUSH, ...), boxed to keep `Value` at 24 bytes.
     List(Box<VecDeque<Bytes>>),
+    /// A hash of fields to values (HSET, ...), boxed to keep `Value` at 24 bytes.
+    Hash(Box<crate::types::hash::Hash>),
     /// A lock (LOCK.ACQUIRE): holders, leases and a wait queue.
     Lock(Box<Lock>),
 }
@@ -43,6 +45,7 @@ impl Value {
         match self {
             Value::Str(_) => "string",
             Value::List(_) => "list",
+            Value::Hash(_) => "hash",
             Value::Lock(_) => "lock",
         }
     }
@@ -97,6 +100,7 @@ macro_rules! typed {
 }
 
 typed!(VecDeque<Bytes>, List, |l| l.is_empty());
+typed!(crate::types::hash::Hash, Hash, |h| h.is_empty());
 typed!(Lock, Lock, |l| l.counts() == (0, 0));
 
 impl Typed for CompactBytes {

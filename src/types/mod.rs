@@ -4,6 +4,8 @@
 //! typed access (`keyspace::Shard::read`, `write`, `get_or_create`) finds a
 //! value of the right type or answers `WrongType`.
 
+pub mod hash;
+
 use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 
 /// When a small container stops being packed: more than `entries` elements, or
