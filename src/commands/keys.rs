@@ -223,7 +223,7 @@ const SCAN_SHARD_BITS: u32 = 6;
 /// A SCAN cursor as Redis reads it with `strtoul`: an unsigned 64-bit number with
 /// an optional sign (`-1` is 2^64-1, a negative wraps), the empty string is 0; a
 /// leading space, trailing junk or a value past 2^64-1 is refused.
-fn scan_cursor(arg: &[u8]) -> Option<u64> {
+pub fn scan_cursor(arg: &[u8]) -> Option<u64> {
     let (negative, digits) = match arg.first() {
         None => return Some(0),
         Some(b'-') => (true, &arg[1..]),

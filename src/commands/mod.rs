@@ -14,6 +14,7 @@ pub mod client;
 pub mod command;
 pub mod config;
 pub mod connection;
+pub mod hash;
 pub mod info;
 pub mod keys;
 pub mod list;
@@ -359,6 +360,7 @@ fn families() -> impl Iterator<Item = &'static CommandSpec> {
         command::COMMANDS,
         scripting::COMMANDS,
         list::COMMANDS,
+        hash::COMMANDS,
     ]
     .into_iter()
     .flatten()
