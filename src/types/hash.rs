@@ -25,11 +25,10 @@ pub struct Hash {
 
 #[derive(Debug, Clone)]
 enum Repr {
-    /// Length-prefixed field, value, ... in insertion order; `len` pairs.
-    Packed {
-        buf: Vec<u8>,
-        len: u32,
-    },
+    /// Length-prefixed field, value, ... in insertion order. The count is not
+    /// stored: counting at most a few hundred items is cheap, and leaving it out
+    /// keeps the boxed hash at 24 bytes.
+    Packed(Vec<u8>),
     Table(Box<Table>),
 }
 
@@ -52,17 +51,14 @@ impl Hash {
     /// An empty, packed hash.
     pub fn new() -> Self {
         Hash {
-            repr: Repr::Packed {
-                buf: Vec::new(),
-                len: 0,
-            },
+            repr: Repr::Packed(Vec::new()),
         }
     }
 
     /// Redis's name for the representation (`OBJECT ENCODING`).
     pub fn encoding_name(&self) -> &'static str {
         match self.repr {
-            Repr::Packed { .. } => "listpack",
+            Repr::Packed(_) => "listpack",
             Repr::Table(_) => "hashtable",
         }
     }
@@ -70,7 +66,7 @@ impl Hash {
     /// Number of fields.
     pub fn len(&self) -> usize {
         match &self.repr {
-            Repr::Packed { len, .. } => *len as usize,
+            Repr::Packed(buf) => packed_len(buf),
             Repr::Table(t) => t.len,
         }
     }
@@ -83,7 +79,7 @@ impl Hash {
     /// The value of `field`.
     pub fn get(&self, field: &[u8]) -> Option<&[u8]> {
         match &self.repr {
-            Repr::Packed { buf, .. } => packed_find(buf, field).map(|at| &buf[at.value.clone()]),
+            Repr::Packed(buf) => packed_find(buf, field).map(|at| &buf[at.value.clone()]),
             Repr::Table(t) => t.get(field),
         }
     }
@@ -105,7 +101,7 @@ impl Hash {
             self.convert();
         }
         let added = match &mut self.repr {
-            Repr::Packed { buf, len } => match packed_find(buf, field) {
+            Repr::Packed(buf) => match packed_find(buf, field) {
                 Some(at) => {
                     let mut encoded = Vec::with_capacity(value.len() + 5);
                     put_len(&mut encoded, value.len());
@@ -115,13 +111,15 @@ impl Hash {
                     false
                 }
                 None => {
-                    buf.reserve_exact(field.len() + value.len() + 10);
+                    // Exactly the room needed: one allocation per insert, none
+                    // wasted (as Redis reallocates a listpack).
+                    buf.reserve_exact(
+                        len_size(field.len()) + field.len() + len_size(value.len()) + value.len(),
+                    );
                     put_len(buf, field.len());
                     buf.extend_from_slice(field);
                     put_len(buf, value.len());
                     buf.extend_from_slice(value);
-                    buf.shrink_to_fit();
-                    *len += 1;
                     true
                 }
             },
@@ -141,11 +139,10 @@ impl Hash {
     /// Removes `field`; true if it existed. A table never goes back to packed.
     pub fn delete(&mut self, field: &[u8]) -> bool {
         match &mut self.repr {
-            Repr::Packed { buf, len } => match packed_find(buf, field) {
+            Repr::Packed(buf) => match packed_find(buf, field) {
                 Some(at) => {
                     buf.drain(at.start..at.value.end);
                     buf.shrink_to_fit();
-                    *len -= 1;
                     true
                 }
                 None => false,
@@ -185,7 +182,7 @@ impl Hash {
     /// Every field and value, in Redis's order (packed: insertion order).
     pub fn iter(&self) -> Iter<'_> {
         match &self.repr {
-            Repr::Packed { buf, .. } => Iter(IterRepr::Packed { buf, pos: 0 }),
+            Repr::Packed(buf) => Iter(IterRepr::Packed { buf, pos: 0 }),
             Repr::Table(t) => Iter(IterRepr::Table {
                 table: t,
                 bucket: 0,
@@ -199,7 +196,7 @@ impl Hash {
     /// cursor, 0 when the scan is over.
     pub fn scan(&self, cursor: u64, count: usize, mut emit: impl FnMut(&[u8], &[u8])) -> u64 {
         match &self.repr {
-            Repr::Packed { .. } => {
+            Repr::Packed(_) => {
                 for (f, v) in self.iter() {
                     emit(f, v);
                 }
@@ -254,8 +251,8 @@ impl Hash {
     /// One field and its value, uniformly at random.
     fn random_pair(&self, rng: &mut fastrand::Rng) -> Option<(&[u8], &[u8])> {
         match &self.repr {
-            Repr::Packed { len, .. } => {
-                let n = rng.usize(0..(*len as usize).max(1));
+            Repr::Packed(buf) => {
+                let n = rng.usize(0..packed_len(buf).max(1));
                 self.iter().nth(n)
             }
             Repr::Table(t) => t.random_pair(rng),
@@ -264,7 +261,7 @@ impl Hash {
 
     /// Turns a packed hash into a table (no-op for a table).
     fn convert(&mut self) {
-        if let Repr::Packed { .. } = self.repr {
+        if let Repr::Packed(_) = self.repr {
             let mut table = Table::with_buckets(bucket_count(self.len()));
             for (f, v) in self.iter() {
                 table.set(f, v);
@@ -335,6 +332,22 @@ fn put_len(buf: &mut Vec<u8>, mut n: usize) {
         n >>= 7;
     }
     buf.push(n as u8);
+}
+
+/// Bytes [`put_len`] writes for `n`.
+fn len_size(n: usize) -> usize {
+    let bits = usize::BITS - n.leading_zeros();
+    (bits.max(1) as usize).div_ceil(7)
+}
+
+/// Number of pairs in a packed buffer.
+fn packed_len(buf: &[u8]) -> usize {
+    let (mut items, mut pos) = (0, 0);
+    while let Some((_, next)) = read_item(buf, pos) {
+        items += 1;
+        pos = next;
+    }
+    items / 2
 }
 
 /// The item at `pos` (its byte range) and the position after it.
@@ -683,7 +696,7 @@ mod tests {
     #[test]
     fn slots_stay_at_32_bytes() {
         assert_eq!(std::mem::size_of::<Slot>(), 32);
-        assert!(std::mem::size_of::<Hash>() <= 32);
+        assert_eq!(std::mem::size_of::<Hash>(), 24);
     }
 
     #[test]
@@ -767,6 +780,15 @@ mod tests {
         assert_eq!(h.encoding_name(), "listpack");
         assert_eq!(h.get(b"a"), Some(&v[..]));
         assert_eq!(h.get(&v[..300]), Some(&b"b"[..]));
+    }
+
+    #[test]
+    fn length_prefixes_are_sized_exactly() {
+        for n in [0, 1, 127, 128, 16_383, 16_384, 1 << 30] {
+            let mut buf = Vec::new();
+            put_len(&mut buf, n);
+            assert_eq!(buf.len(), len_size(n), "{n}");
+        }
     }
 
     #[test]
