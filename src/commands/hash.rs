@@ -98,13 +98,11 @@ fn set_pairs(ctx: &mut Ctx<'_>, args: &[Bytes], name: &str) -> Result<i64, Comma
     let (now, limits) = (ctx.now, ctx.shared.encodings.hash());
     let mut shard = ctx.db().lock(key);
     let hash = shard.get_or_create::<Hash>(key, now)?;
-    let mut added = 0;
-    for pair in pairs.chunks_exact(2) {
-        if hash.set(&pair[0], &pair[1], limits) {
-            added += 1;
-        }
-    }
-    Ok(added)
+    let added = hash.set_many(
+        pairs.chunks_exact(2).map(|p| (&p[0][..], &p[1][..])),
+        limits,
+    );
+    Ok(added as i64)
 }
 
 fn hset(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {

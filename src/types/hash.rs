@@ -131,6 +131,27 @@ impl Hash {
         added
     }
 
+    /// Sets every pair in order (HSET with many fields) and returns how many
+    /// fields were new. A packed hash grows once for all of them, not once per
+    /// pair, which keeps the heap from fragmenting.
+    pub fn set_many<'a>(
+        &mut self,
+        pairs: impl Iterator<Item = (&'a [u8], &'a [u8])> + Clone,
+        limits: Limits,
+    ) -> usize {
+        if let Repr::Packed(buf) = &mut self.repr {
+            let room = pairs.clone().fold(0usize, |sum, (f, v)| {
+                sum.saturating_add(len_size(f.len()) + f.len() + len_size(v.len()) + v.len())
+            });
+            buf.reserve_exact(room);
+        }
+        let added = pairs.filter(|(f, v)| self.set(f, v, limits)).count();
+        if let Repr::Packed(buf) = &mut self.repr {
+            buf.shrink_to_fit();
+        }
+        added
+    }
+
     /// Sets `field` only if it does not exist; true if it was set (HSETNX).
     pub fn set_nx(&mut self, field: &[u8], value: &[u8], limits: Limits) -> bool {
         !self.contains(field) && self.set(field, value, limits)
@@ -789,6 +810,27 @@ mod tests {
             put_len(&mut buf, n);
             assert_eq!(buf.len(), len_size(n), "{n}");
         }
+    }
+
+    #[test]
+    fn set_many_counts_new_fields_and_leaves_no_spare_room() {
+        let mut h = filled(2, DEFAULT);
+        let pairs: [(&[u8], &[u8]); 3] = [(b"f0", b"x"), (b"new", b"y"), (b"new", b"z")];
+        assert_eq!(h.set_many(pairs.into_iter(), DEFAULT), 1);
+        assert_eq!(h.get(b"new"), Some(&b"z"[..]));
+        assert_eq!(h.get(b"f0"), Some(&b"x"[..]));
+        let Repr::Packed(buf) = &h.repr else {
+            panic!("still packed")
+        };
+        assert_eq!(buf.capacity(), buf.len());
+        // Crossing the limit in the middle converts and goes on.
+        let many: Vec<(Vec<u8>, Vec<u8>)> = (0..10)
+            .map(|i| (format!("m{i}").into_bytes(), b"v".to_vec()))
+            .collect();
+        let added = h.set_many(many.iter().map(|(f, v)| (&f[..], &v[..])), SMALL);
+        assert_eq!(added, 10);
+        assert_eq!(h.encoding_name(), "hashtable");
+        assert_eq!(h.len(), 13);
     }
 
     #[test]
