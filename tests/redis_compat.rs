@@ -53,4 +53,5 @@ case_files!(
     geo,
     geo_scores,
     sets,
+    hashes,
 );

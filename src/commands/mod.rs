@@ -15,6 +15,7 @@ pub mod command;
 pub mod config;
 pub mod connection;
 pub mod geo;
+pub mod hash;
 pub mod info;
 pub mod keys;
 pub mod list;
@@ -597,6 +598,7 @@ fn families() -> impl Iterator<Item = &'static CommandSpec> {
         object::COMMANDS,
         geo::COMMANDS,
         set::COMMANDS,
+        hash::COMMANDS,
     ]
     .into_iter()
     .flatten()

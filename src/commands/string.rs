@@ -472,7 +472,7 @@ fn decrby(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
 /// decimal and printing the same way gives the same text for ordinary values (f64
 /// would print 0.1 + 0.2 as 0.30000000000000004). Values beyond the decimal type's
 /// range fall back to f64.
-fn add_floats(current: &[u8], incr: &[u8]) -> Result<String, CommandError> {
+pub(crate) fn add_floats(current: &[u8], incr: &[u8]) -> Result<String, CommandError> {
     let a = parse_float(current).ok_or(CommandError::NotFloat)?;
     let b = parse_float(incr).ok_or(CommandError::NotFloat)?;
     let sum = a + b;
@@ -484,6 +484,13 @@ fn add_floats(current: &[u8], incr: &[u8]) -> Result<String, CommandError> {
         Decimal::from_str_exact(t)
             .ok()
             .or_else(|| Decimal::from_scientific(t).ok())
+            // A hexadecimal float is exactly the binary value it names.
+            .or_else(|| {
+                let lower = t.trim_start_matches(['+', '-']);
+                (lower.starts_with("0x") || lower.starts_with("0X"))
+                    .then(|| Decimal::from_f64_retain(parse_float(s)?))
+                    .flatten()
+            })
     };
     if let (Some(x), Some(y)) = (exact(current), exact(incr)) {
         if let Some(d) = x.checked_add(y) {
@@ -621,6 +628,8 @@ mod tests {
             ("1e20", "0", "100000000000000000000"),
             ("0", "1.23456789012345678", "1.23456789012345678"),
             ("1", "-1", "0"),
+            ("159.99", "0x10", "175.99"),
+            ("0x1p-2", "1", "1.25"),
         ] {
             assert_eq!(
                 add_floats(a.as_bytes(), b.as_bytes()).unwrap(),

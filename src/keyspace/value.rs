@@ -20,6 +20,8 @@ pub enum Value {
     Str(CompactBytes),
     /// A list of strings (LPUSH, RPUSH, ...), boxed to keep `Value` at 24 bytes.
     List(Box<VecDeque<Bytes>>),
+    /// A hash of fields to values (HSET, ...), boxed to keep `Value` at 24 bytes.
+    Hash(Box<crate::types::hash::Hash>),
     /// A lock (LOCK.ACQUIRE): holders, leases and a wait queue.
     Lock(Box<Lock>),
     /// A sorted set (ZADD, ...).
@@ -57,6 +59,7 @@ impl Value {
             Value::Lock(_) => "raw",
             Value::ZSet(z) => z.encoding_name(),
             Value::Set(s) => s.encoding_name(),
+            Value::Hash(h) => h.encoding_name(),
         }
     }
 
@@ -105,6 +108,7 @@ impl Value {
         match self {
             Value::Str(_) => "string",
             Value::List(_) => "list",
+            Value::Hash(_) => "hash",
             Value::Lock(_) => "lock",
             Value::ZSet(_) => "zset",
             Value::Set(_) => "set",
@@ -156,6 +160,7 @@ macro_rules! typed {
 }
 
 typed!(VecDeque<Bytes>, List, |l| l.is_empty());
+typed!(crate::types::hash::Hash, Hash, |h| h.is_empty());
 typed!(Lock, Lock, |l| l.counts() == (0, 0));
 typed!(ZSet, ZSet, |z| z.is_empty());
 typed!(Set, Set, |s| s.is_empty());

@@ -6,6 +6,7 @@
 
 pub mod geo;
 pub mod set;
+pub mod hash;
 
 use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 
