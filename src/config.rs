@@ -45,6 +45,8 @@ pub struct Config {
     /// Length of the queue of connections not yet accepted, on every listener
     /// (`tcp-backlog`); the kernel caps it at `net.core.somaxconn`.
     pub tcp_backlog: u32,
+    /// Encoding thresholds (`hash-max-listpack-entries`, ...).
+    pub encodings: crate::types::Thresholds,
     /// Kept and reported for clients that set it; changes nothing (no replication).
     pub replica_read_only: bool,
     /// Milliseconds before a running script makes other clients get `BUSY`
@@ -73,6 +75,7 @@ impl Default for Config {
             logfile: String::new(),
             dir: PathBuf::from("."),
             tcp_backlog: 511,
+            encodings: Default::default(),
             replica_read_only: true,
             busy_reply_threshold: 5000,
             io_threads: 1,
@@ -113,6 +116,37 @@ fn one(values: &[String]) -> Result<&str, String> {
         [v] => Ok(v),
         _ => Err("wrong number of arguments".into()),
     }
+}
+
+/// A row for an encoding threshold of `Config::encodings`: `count` is an
+/// integer, `size` a memory value (`1kb`), `depth` an integer up to `i32::MAX`,
+/// each with Redis's range and error texts.
+macro_rules! encoding_param {
+    ($name:literal, $aliases:expr, $field:ident, $kind:ident) => {
+        Param {
+            name: $name,
+            aliases: $aliases,
+            change: Change::Mutable,
+            ignored: false,
+            get: |c| c.encodings.$field.to_string(),
+            set: |c, v| {
+                c.encodings.$field = encoding_value!($kind, v);
+                Ok(())
+            },
+        }
+    };
+}
+
+macro_rules! encoding_value {
+    (count, $v:expr) => {
+        int_in($v, 0, i64::MAX)? as usize
+    };
+    (size, $v:expr) => {
+        memory_in($v, 0)? as usize
+    };
+    (depth, $v:expr) => {
+        int_in($v, 0, i64::from(i32::MAX))? as usize
+    };
 }
 
 /// An integer option within `min..=max`, with Redis's two error texts.
@@ -256,6 +290,45 @@ pub static PARAMS: &[Param] = &[
         get: |c| c.port.to_string(),
         set: |c, v| {
             c.port = int_in(v, 0, 65535)? as u16;
+            Ok(())
+        },
+    },
+    encoding_param!(
+        "hash-max-listpack-entries",
+        &["hash-max-ziplist-entries"],
+        hash_entries,
+        count
+    ),
+    encoding_param!(
+        "hash-max-listpack-value",
+        &["hash-max-ziplist-value"],
+        hash_value,
+        size
+    ),
+    encoding_param!("set-max-intset-entries", &[], set_intset_entries, count),
+    encoding_param!("set-max-listpack-entries", &[], set_entries, count),
+    encoding_param!("set-max-listpack-value", &[], set_value, size),
+    encoding_param!(
+        "zset-max-listpack-entries",
+        &["zset-max-ziplist-entries"],
+        zset_entries,
+        count
+    ),
+    encoding_param!(
+        "zset-max-listpack-value",
+        &["zset-max-ziplist-value"],
+        zset_value,
+        size
+    ),
+    encoding_param!("list-compress-depth", &[], list_compress_depth, depth),
+    Param {
+        name: "list-max-listpack-size",
+        aliases: &["list-max-ziplist-size"],
+        change: Change::Mutable,
+        ignored: false,
+        get: |c| c.encodings.list_size.to_string(),
+        set: |c, v| {
+            c.encodings.list_size = int_in(v, i64::from(i32::MIN), i64::from(i32::MAX))?;
             Ok(())
         },
     },

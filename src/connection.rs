@@ -20,8 +20,8 @@ use futures_util::FutureExt;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::time::Instant;
 
+use crate::blocking::Message;
 use crate::commands;
-use crate::keyspace::Popped;
 use crate::protocol::{Limits, RequestParser};
 use crate::reply::Reply;
 use crate::server::Shared;
@@ -441,10 +441,14 @@ where
         let nap = blocked
             .deadline
             .and_then(|d| shared.clock.real_time_until(d));
+        let inbox = &mut session.inbox;
         let grant = async {
-            match &mut blocked.on {
-                Wait::Lock { grant, .. } => grant.await.ok().map(Granted::Token),
-                Wait::List { grant, .. } => grant.await.ok().map(Granted::Popped),
+            loop {
+                match inbox.recv().await {
+                    Some(m) if is_for(&blocked.on, &m) => return Some(m),
+                    Some(m) => tracing::debug!("a stale out-of-band message was dropped: {m:?}"),
+                    None => return None,
+                }
             }
         };
         // Past the query buffer limit, stop reading: the run loop closes the
@@ -494,25 +498,34 @@ impl Drop for Unblock<'_> {
     }
 }
 
-/// What a blocked command was granted.
-enum Granted {
-    /// LOCK.ACQUIRE's fencing token.
-    Token(u64),
-    /// BLPOP's key and element.
-    Popped(Popped),
+/// Whether `m` answers the wait `on` (and not an earlier wait of the client).
+fn is_for(on: &Wait, m: &Message) -> bool {
+    match (on, m) {
+        (Wait::Lock { waiter, .. }, Message::Granted { wait, .. }) => wait == waiter,
+        (Wait::Key { waiter, .. }, Message::Served { wait, .. }) => *wait == waiter.id(),
+        _ => false,
+    }
+}
+
+/// The message for wait `on` already in the inbox, if any (after a cancel that
+/// found the wait already served).
+fn delivered(session: &mut Session, on: &Wait) -> Option<Message> {
+    while let Some(m) = session.inbox.try_recv() {
+        if is_for(on, &m) {
+            return Some(m);
+        }
+    }
+    None
 }
 
 /// The timeout ran out: leave the queue, unless the grant won the race, in which
 /// case it is the reply.
 async fn end_wait(shared: &Shared, session: &mut Session, now: u64) -> Reply {
     let _gate = shared.gate.read_async().await;
-    let got = match session.blocked.as_mut() {
-        Some(blocked) => cancel_wait(shared, blocked, now),
-        None => None,
-    };
     let Some(blocked) = session.blocked.take() else {
         return Reply::Nil;
     };
+    let got = cancel_wait(shared, session, &blocked, now);
     if let Some(got) = got {
         return granted(session, &blocked, got);
     }
@@ -529,33 +542,30 @@ async fn end_wait(shared: &Shared, session: &mut Session, now: u64) -> Reply {
 
 /// Takes a blocked command out of its queue; a grant that arrived first is
 /// returned instead. The caller holds the gate.
-fn cancel_wait(shared: &Shared, blocked: &mut Blocked, now: u64) -> Option<Granted> {
-    match &mut blocked.on {
+fn cancel_wait(
+    shared: &Shared,
+    session: &mut Session,
+    blocked: &Blocked,
+    now: u64,
+) -> Option<Message> {
+    let still_waiting = match &blocked.on {
         Wait::Lock {
-            db,
-            key,
-            waiter,
-            grant,
-            ..
+            db, key, waiter, ..
         } => {
             let db = shared.keyspace.db(*db)?;
-            if db.lock(key).lock_cancel_wait(key, *waiter, now) {
-                return None;
-            }
-            grant.try_recv().ok().map(Granted::Token)
+            crate::commands::lock::cancel_wait_at(&mut db.lock(key), key, *waiter, now)
         }
-        Wait::List { waiter, grant } => {
-            if shared.keyspace.lists().cancel(waiter) {
-                return None;
-            }
-            grant.try_recv().ok().map(Granted::Popped)
-        }
+        Wait::Key { waiter, .. } => shared.blocked.cancel(waiter),
+    };
+    if still_waiting {
+        return None;
     }
+    delivered(session, &blocked.on)
 }
 
-fn granted(session: &mut Session, blocked: &Blocked, got: Granted) -> Reply {
+fn granted(session: &mut Session, blocked: &Blocked, got: Message) -> Reply {
     match got {
-        Granted::Token(token) => {
+        Message::Granted { token, .. } => {
             if let Wait::Lock {
                 db,
                 key,
@@ -567,15 +577,15 @@ fn granted(session: &mut Session, blocked: &Blocked, got: Granted) -> Reply {
             }
             Reply::Int(token as i64)
         }
-        Granted::Popped((key, value)) => Reply::Array(vec![Reply::Bulk(key), Reply::Bulk(value)]),
+        Message::Served { reply, .. } => reply,
     }
 }
 
-/// The reply of a blocked command whose time ran out: nil, a nil array for BLPOP.
+/// The reply of a blocked command whose time ran out.
 fn timed_out(blocked: &Blocked) -> Reply {
-    match blocked.on {
+    match &blocked.on {
         Wait::Lock { .. } => Reply::Nil,
-        Wait::List { .. } => Reply::NilArray,
+        Wait::Key { timeout_reply, .. } => timeout_reply.clone(),
     }
 }
 
@@ -585,19 +595,24 @@ async fn release_client(shared: &Shared, session: &mut Session) {
     let _gate = shared.gate.read_async().await;
     let now = shared.clock.now_ms();
     let dbs = shared.keyspace.dbs();
-    if let Some(mut b) = session.blocked.take() {
+    if let Some(b) = session.blocked.take() {
         // A grant that arrived as the client left is passed on.
-        match (cancel_wait(shared, &mut b, now), &b.on) {
-            (Some(Granted::Token(_)), Wait::Lock { db, key, owner, .. }) => {
+        match (cancel_wait(shared, session, &b, now), &b.on) {
+            (Some(Message::Granted { .. }), Wait::Lock { db, key, owner, .. }) => {
                 if let Some(db) = dbs.get(*db) {
-                    db.lock(key)
-                        .lock_release_client(key, None, Some(owner), now);
+                    crate::commands::lock::release_client_at(
+                        &mut db.lock(key),
+                        key,
+                        None,
+                        Some(owner),
+                        now,
+                    );
                 }
             }
-            (Some(Granted::Popped(popped)), Wait::List { waiter, .. }) => {
-                let lists = shared.keyspace.lists();
-                lists.give_back(&shared.keyspace, waiter, popped, now);
-                lists.serve_ready(&shared.keyspace, now);
+            (Some(Message::Served { key, reply, .. }), Wait::Key { waiter, .. }) => {
+                let blocked = &shared.blocked;
+                blocked.give_back(&shared.keyspace, waiter, &key, reply, now);
+                blocked.serve_ready(&shared.keyspace, now);
             }
             _ => {}
         }
@@ -605,9 +620,13 @@ async fn release_client(shared: &Shared, session: &mut Session) {
     let client = session.info.id;
     for (db, key) in session.session_locks.drain(..) {
         if let Some(db) = dbs.get(db) {
-            let n = db
-                .lock(&key)
-                .lock_release_client(&key, Some(client), None, now);
+            let n = crate::commands::lock::release_client_at(
+                &mut db.lock(&key),
+                &key,
+                Some(client),
+                None,
+                now,
+            );
             shared
                 .keyspace
                 .locks()

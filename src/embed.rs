@@ -211,10 +211,10 @@ impl ServerHandle {
         let now = self.shared.clock.now_ms();
         let _gate = self.shared.gate.read();
         let mut shard = self.shared.keyspace.db(db)?.lock(key);
-        match shard.get(key, now).map(|e| &e.value) {
-            Some(Value::Str(v)) => Some(v.to_bytes()),
-            _ => None,
-        }
+        let value = shard
+            .read::<crate::keyspace::CompactBytes>(key, now)
+            .ok()??;
+        Some(value.to_bytes())
     }
 
     /// Sets a string in database 0, with an optional TTL.
@@ -224,10 +224,7 @@ impl ServerHandle {
         let expires_at = ttl.map(|d| now + d.as_millis() as u64);
         let _gate = self.shared.gate.read();
         if let Some(db) = self.shared.keyspace.db(0) {
-            let entry = crate::keyspace::Entry {
-                value: Value::string(value.as_ref()),
-                expires_at,
-            };
+            let entry = crate::keyspace::Entry::new(Value::string(value.as_ref()), expires_at);
             db.lock(key).insert(key, entry, now);
         }
     }
@@ -265,7 +262,9 @@ impl ServerHandle {
         let now = self.shared.clock.now_ms();
         let _gate = self.shared.gate.read();
         let mut shard = self.shared.keyspace.db(0)?.lock(key);
-        shard.lock_info(key, now).ok().flatten()
+        crate::commands::lock::info_at(&mut shard, key, now)
+            .ok()
+            .flatten()
     }
 
     /// Number of keys in database `db` (as DBSIZE).

@@ -149,11 +149,8 @@ impl fmt::Display for CommandError {
 
 impl std::error::Error for CommandError {}
 
-impl From<crate::keyspace::WrongType> for CommandError {
-    fn from(_: crate::keyspace::WrongType) -> Self {
+impl From<crate::types::WrongType> for CommandError {
+    fn from(_: crate::types::WrongType) -> Self {
         CommandError::WrongType
     }
 }
-
-/// The result every command handler returns.
-pub type CommandResult = Result<crate::reply::Reply, CommandError>;

@@ -15,6 +15,7 @@
 //!
 //! The map of modules and the concurrency model are in `ARCHITECTURE.md`.
 
+pub mod blocking;
 #[cfg(feature = "client")]
 pub mod client;
 pub mod clock;

@@ -35,7 +35,7 @@ pub enum Reply {
     Bulk(Bytes),
     /// A bulk string of at most 22 bytes held inline (a short stored value): GET
     /// replies without allocating.
-    Short(crate::keyspace::CompactBytes),
+    Short(crate::types::CompactBytes),
     /// The nil bulk string: `$-1` in RESP2, `_` in RESP3.
     Nil,
     /// The nil array: `*-1` in RESP2, `_` in RESP3.
@@ -96,6 +96,15 @@ pub enum Part {
 }
 
 impl Reply {
+    /// A stored string as a bulk reply, without allocating: a short value is
+    /// copied into the reply (24 bytes), a long one shares its buffer.
+    pub fn stored(v: &crate::types::CompactBytes) -> Reply {
+        match v.shared() {
+            Some(b) => Reply::Bulk(b.clone()),
+            None => Reply::Short(v.clone()),
+        }
+    }
+
     /// `+OK`
     pub const OK: Reply = Reply::Simple("OK");
 

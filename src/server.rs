@@ -68,6 +68,8 @@ pub struct Shared {
     pub run_id: String,
     /// When the server started (`uptime_in_seconds`).
     pub started: Instant,
+    /// Clients blocked on keys (BLPOP, BZPOPMIN, ...).
+    pub blocked: crate::blocking::BlockedKeys,
     /// Encoding thresholds (`hash-max-listpack-entries`, ...).
     pub encodings: crate::types::Encodings,
     /// The bound TCP address, once listening.
@@ -80,6 +82,8 @@ impl Shared {
     /// Shared state for a server with `config`, reading time from `clock`.
     pub fn new(config: Config, clock: Arc<Clock>) -> Self {
         let keyspace = Keyspace::new(config.databases, clock.now_ms());
+        let encodings = crate::types::Encodings::default();
+        encodings.store(&config.encodings);
         let run_id = (0..40)
             .map(|_| char::from_digit(fastrand::u32(0..16), 16).unwrap_or('0'))
             .collect();
@@ -95,7 +99,8 @@ impl Shared {
                 .unwrap_or_else(|e| panic!("cannot start the Lua VM: {e}")),
             run_id,
             started: Instant::now(),
-            encodings: Default::default(),
+            blocked: Default::default(),
+            encodings,
             tcp_addr: RwLock::new(None),
             next_client_id: AtomicU64::new(1),
             shutdown: watch::channel(false).0,

@@ -9,7 +9,9 @@ use bytes::Bytes;
 use parking_lot::Mutex;
 use tokio::sync::Notify;
 
-use crate::keyspace::{ListWaiter, Popped, WatchFlag};
+use crate::blocking::{Inbox, KeyWaiter};
+use crate::keyspace::WatchFlag;
+use crate::reply::Reply;
 
 /// What other connections can see of a client, and the switch that closes it.
 #[derive(Debug)]
@@ -221,21 +223,20 @@ pub enum Wait {
         db: usize,
         /// Key of the lock.
         key: Bytes,
-        /// The waiter's id in the lock's queue.
+        /// The waiter's id in the lock's queue (its grant carries it).
         waiter: u64,
-        /// Completes with the fencing token when granted.
-        grant: tokio::sync::oneshot::Receiver<u64>,
         /// The owner token asked with.
         owner: Bytes,
         /// Whether the hold is released when this connection closes.
         session: bool,
     },
-    /// BLPOP/BRPOP on empty lists.
-    List {
+    /// A blocking command on keys (BLPOP, BZPOPMIN, ...): served through the
+    /// inbox with its reply.
+    Key {
         /// Its place in the keys' queues.
-        waiter: Arc<ListWaiter>,
-        /// Completes with the key and the element popped for it.
-        grant: tokio::sync::oneshot::Receiver<Popped>,
+        waiter: Arc<KeyWaiter>,
+        /// The reply when the time runs out (a nil array for BLPOP).
+        timeout_reply: Reply,
     },
 }
 
@@ -259,6 +260,8 @@ pub struct Session {
     pub close_after_reply: bool,
     /// Counters not yet added to the server's.
     pub stats: LocalStats,
+    /// The one out-of-band receiver: lock grants, served blocking commands.
+    pub inbox: Inbox,
     /// Set by a command that must wait (LOCK.ACQUIRE ... WAIT); the connection
     /// waits before running anything else.
     pub blocked: Option<Blocked>,
@@ -293,6 +296,7 @@ impl Session {
             close_after_reply: false,
             stats: LocalStats::default(),
             blocked: None,
+            inbox: Inbox::default(),
             session_locks: Vec::new(),
             now_ms: 0,
             clock_mark: quanta::Instant::now(),

@@ -321,3 +321,59 @@ async fn type_reports_each_value_type() {
         Value::SimpleString("none".into())
     );
 }
+
+#[tokio::test]
+async fn object_idletime_counts_seconds_since_the_last_access_on_the_server_clock() {
+    let server = start().await;
+    server.pause_time();
+    let mut con = connect(&server).await;
+    cmd(&mut con, &["SET", "k", "v"]).await.unwrap();
+    cmd(&mut con, &["RPUSH", "l", "a"]).await.unwrap();
+    server.advance_time(Duration::from_secs(7));
+    assert_eq!(int(&mut con, &["OBJECT", "IDLETIME", "k"]).await, 7);
+    // OBJECT, TYPE, TTL and EXISTS look without touching, as in Redis.
+    cmd(&mut con, &["TYPE", "k"]).await.unwrap();
+    cmd(&mut con, &["TTL", "k"]).await.unwrap();
+    cmd(&mut con, &["EXISTS", "k"]).await.unwrap();
+    assert_eq!(int(&mut con, &["OBJECT", "IDLETIME", "k"]).await, 7);
+    // A read is an access; a write to another key is not.
+    cmd(&mut con, &["GET", "k"]).await.unwrap();
+    cmd(&mut con, &["LPUSH", "l", "b"]).await.unwrap();
+    server.advance_time(Duration::from_secs(2));
+    assert_eq!(int(&mut con, &["OBJECT", "IDLETIME", "k"]).await, 2);
+    assert_eq!(int(&mut con, &["OBJECT", "IDLETIME", "l"]).await, 2);
+}
+
+#[tokio::test]
+async fn object_encoding_follows_the_list_size_option() {
+    let server = start().await;
+    let mut con = connect(&server).await;
+    cmd(&mut con, &["RPUSH", "l", "a", "b", "c"]).await.unwrap();
+    let enc = |v: Value| match v {
+        Value::BulkString(b) => String::from_utf8(b).unwrap(),
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(
+        enc(cmd(&mut con, &["OBJECT", "ENCODING", "l"]).await.unwrap()),
+        "listpack"
+    );
+    cmd(&mut con, &["CONFIG", "SET", "list-max-listpack-size", "2"])
+        .await
+        .unwrap();
+    assert_eq!(
+        enc(cmd(&mut con, &["OBJECT", "ENCODING", "l"]).await.unwrap()),
+        "quicklist"
+    );
+    cmd(&mut con, &["CONFIG", "SET", "list-max-ziplist-size", "3"])
+        .await
+        .unwrap();
+    assert_eq!(
+        enc(cmd(&mut con, &["OBJECT", "ENCODING", "l"]).await.unwrap()),
+        "listpack"
+    );
+    cmd(&mut con, &["SET", "s", "1"]).await.unwrap();
+    assert_eq!(
+        enc(cmd(&mut con, &["OBJECT", "ENCODING", "s"]).await.unwrap()),
+        "int"
+    );
+}

@@ -43,4 +43,5 @@ case_files!(
     chunks,
     nesting,
     cjson,
+    object,
 );

@@ -155,7 +155,7 @@ mod tests {
         let mut a = Args::new(&v);
         assert_eq!(a.int(), Err(CommandError::NotInteger));
         assert_eq!(a.float(), Err(CommandError::NotFloat));
-        assert_eq!(a.one_of(&["1", "3"]), None);
+        assert_eq!(a.one_of(&["1", "2"]), None);
         assert_eq!(a.take(2), Err(CommandError::Syntax));
         assert_eq!(a.take(1).unwrap().len(), 1);
     }

@@ -5,8 +5,9 @@ use std::sync::atomic::Ordering;
 
 use bytes::Bytes;
 
+use super::CommandResult;
 use super::{container, flag, int_arg, is, CommandSpec, Ctx};
-use crate::error::{CommandError, CommandResult};
+use crate::error::CommandError;
 use crate::reply::Reply;
 use crate::server::Shared;
 use crate::session::{argv_mem, ClientInfo};

@@ -3,8 +3,9 @@
 
 use bytes::Bytes;
 
+use super::CommandResult;
 use super::{flag, Command, CommandSpec, Ctx};
-use crate::error::{CommandError, CommandResult};
+use crate::error::CommandError;
 use crate::reply::Reply;
 
 const INTROSPECT: u32 = flag::LOADING | flag::STALE;

@@ -6,9 +6,10 @@ use std::sync::atomic::Ordering;
 use bytes::Bytes;
 
 use super::keys::glob_match;
+use super::CommandResult;
 use super::{container, flag, CommandSpec, Ctx};
 use crate::config::{Change, PARAMS};
-use crate::error::{CommandError, CommandResult};
+use crate::error::CommandError;
 use crate::reply::Reply;
 
 const ADMIN: u32 = flag::ADMIN | flag::NOSCRIPT | flag::LOADING | flag::STALE;
@@ -126,6 +127,7 @@ fn set(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
             ));
         }
     }
+    ctx.shared.encodings.store(&next.encodings);
     *ctx.shared.config.write() = next;
     Ok(Reply::OK)
 }

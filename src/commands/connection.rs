@@ -4,8 +4,9 @@ use std::sync::atomic::Ordering;
 
 use bytes::Bytes;
 
+use super::CommandResult;
 use super::{flag, int_arg, is, CommandSpec, Ctx};
-use crate::error::{CommandError, CommandResult};
+use crate::error::CommandError;
 use crate::reply::Reply;
 use crate::server::REDIS_VERSION;
 

@@ -9,11 +9,12 @@ use std::sync::atomic::Ordering;
 
 use bytes::Bytes;
 
+use super::CommandResult;
 use super::{flag, CommandSpec, Ctx};
-use crate::error::CommandResult;
-use crate::keyspace::Value;
+use crate::keyspace::Typed;
 use crate::reply::Reply;
 use crate::server::{Shared, LATCHKEY_VERSION, REDIS_VERSION};
+use crate::types::lock::Lock;
 
 /// The INFO row.
 pub static COMMANDS: &[CommandSpec] =
@@ -269,7 +270,7 @@ fn locks(shared: &Shared, out: &mut String) {
         for shard in db.shards() {
             let shard = shard.lock();
             for (_, e) in shard.keys(shared.clock.now_ms()) {
-                if let Value::Lock(lock) = &e.value {
+                if let Some(lock) = Lock::of(&e.value) {
                     let (h, w) = lock.counts();
                     locks += 1;
                     holders += h;

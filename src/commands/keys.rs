@@ -6,9 +6,10 @@ use std::hash::Hasher;
 
 use bytes::Bytes;
 
+use super::CommandResult;
 use super::{flag, int_arg, is, CommandSpec, Ctx};
-use crate::error::{CommandError, CommandResult};
-use crate::keyspace::{Entry, Value, SHARDS};
+use crate::error::CommandError;
+use crate::keyspace::{Entry, SHARDS};
 use crate::reply::Reply;
 
 /// The keys family's rows.
@@ -95,7 +96,7 @@ fn type_(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
     let now = ctx.now;
     let mut shard = ctx.db().lock(&args[1]);
     let name = shard
-        .get(&args[1], now)
+        .peek(&args[1], now)
         .map_or("none", |e| e.value.type_name());
     Ok(Reply::Status(Bytes::from_static(name.as_bytes())))
 }
@@ -356,12 +357,9 @@ fn rename_generic(ctx: &mut Ctx<'_>, args: &[Bytes], nx: bool) -> Result<bool, C
         return Ok(false);
     }
     if let Some(entry) = shards.shard(src).remove(src, now) {
-        let is_list = matches!(entry.value, Value::List(_));
         shards.shard(dst).insert(dst, entry, now);
-        if is_list {
-            // A list renamed onto a key that BLPOP waits on serves the waiter.
-            ctx.shared.keyspace.lists().signal(ctx.session.db, dst);
-        }
+        // A value renamed onto a key a client waits on (BLPOP, ...) serves it.
+        ctx.shared.blocked.signal(ctx.session.db, dst);
     }
     Ok(true)
 }
@@ -425,7 +423,7 @@ fn expire_generic(
     let Some(entry) = shard.get(key, now) else {
         return Ok(Reply::Int(0));
     };
-    let current = entry.expires_at.map(|t| t as i64);
+    let current = entry.expires_at().map(|t| t as i64);
     let allowed = match current {
         None => !(xx || gt),
         Some(cur) => !nx && (!gt || when > cur) && (!lt || when < cur),
@@ -462,7 +460,7 @@ fn pexpireat(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
 fn ttl_generic(ctx: &mut Ctx<'_>, key: &[u8], f: impl Fn(u64, u64) -> i64) -> CommandResult {
     let now = ctx.now;
     let mut shard = ctx.db().lock(key);
-    Ok(Reply::Int(match shard.get(key, now) {
+    Ok(Reply::Int(match shard.peek(key, now) {
         None => -2,
         Some(e) => e.deadline().map_or(-1, |at| f(at, now)),
     }))
@@ -491,7 +489,7 @@ fn persist(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
     let mut shard = ctx.db().lock(&args[1]);
     let had_ttl = shard
         .get(&args[1], now)
-        .is_some_and(|e| e.expires_at.is_some());
+        .is_some_and(|e| e.expires_at().is_some());
     if had_ttl {
         shard.set_expiry(&args[1], None, now);
     }

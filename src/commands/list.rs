@@ -1,15 +1,16 @@
 //! List commands: LPUSH, RPUSH, LPOP, RPOP, LLEN, LRANGE, and the blocking
-//! BLPOP and BRPOP (their waiters and hand-over are in `keyspace::blocking`).
-
-use std::collections::VecDeque;
+//! BLPOP and BRPOP (a [`Serve`] step of the blocking registry in `blocking.rs`).
 
 use bytes::Bytes;
 
-use super::{flag, int_arg, parse_float, CommandSpec, Ctx};
-use crate::error::{CommandError, CommandResult};
-use crate::keyspace::{End, Entry, Value};
+use super::args::Args;
+use super::wait::{block_on_keys, timeout_arg};
+use super::{flag, CommandResult, CommandSpec, Ctx};
+use crate::blocking::Serve;
+use crate::error::CommandError;
+use crate::keyspace::Shard;
 use crate::reply::Reply;
-use crate::session::{Blocked, Wait};
+use crate::types::list::{self, End, List};
 
 /// The list family's rows.
 pub static COMMANDS: &[CommandSpec] = &[
@@ -40,35 +41,16 @@ pub static COMMANDS: &[CommandSpec] = &[
 ];
 
 fn push(ctx: &mut Ctx<'_>, args: &[Bytes], end: End) -> CommandResult {
-    let key = &args[1];
+    let mut a = Args::new(args);
+    let key = a.key()?;
     let now = ctx.now;
     let mut shard = ctx.db().lock(key);
-    let list = match shard.get_mut(key, now) {
-        Some(Entry {
-            value: Value::List(list),
-            ..
-        }) => list,
-        Some(_) => return Err(CommandError::WrongType),
-        None => {
-            shard.insert(key, Entry::persistent(Value::List(Box::default())), now);
-            match shard.get_mut(key, now) {
-                Some(Entry {
-                    value: Value::List(list),
-                    ..
-                }) => list,
-                _ => return Err(CommandError::err("list could not be created")),
-            }
-        }
-    };
-    for v in &args[2..] {
-        let v = Bytes::copy_from_slice(v);
-        match end {
-            End::Left => list.push_front(v),
-            End::Right => list.push_back(v),
-        }
+    let list = shard.get_or_create::<List>(key, now)?;
+    for v in a.rest() {
+        list::push(list, end, Bytes::copy_from_slice(v));
     }
     let len = list.len();
-    ctx.shared.keyspace.lists().signal(ctx.session.db, key);
+    ctx.shared.blocked.signal(ctx.session.db, key);
     Ok(Reply::Int(len as i64))
 }
 
@@ -83,46 +65,68 @@ fn rpush(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
 /// LPOP/RPOP key [count]: one element (or nil), or with a count an array (nil
 /// array for a missing key); an emptied list is deleted.
 fn pop(ctx: &mut Ctx<'_>, args: &[Bytes], end: End) -> CommandResult {
-    let count = match args.get(2) {
+    let mut a = Args::new(args);
+    let key = a.key()?;
+    let count = match a.next_arg() {
         None => None,
         Some(c) => {
-            let n = int_arg(c)
+            let n = super::int_arg(c)
                 .map_err(|_| CommandError::err("value is out of range, must be positive"))?;
-            if n < 0 {
-                return Err(CommandError::err("value is out of range, must be positive"));
-            }
-            Some(n as usize)
+            Some(
+                usize::try_from(n)
+                    .map_err(|_| CommandError::err("value is out of range, must be positive"))?,
+            )
         }
     };
-    let key = &args[1];
     let now = ctx.now;
     let mut shard = ctx.db().lock(key);
-    let list = match shard.get_mut(key, now) {
-        Some(Entry {
-            value: Value::List(list),
-            ..
-        }) => list,
-        Some(_) => return Err(CommandError::WrongType),
-        None => {
-            return Ok(if count.is_some() {
-                Reply::NilArray
-            } else {
-                Reply::Nil
-            })
-        }
+    let Some(list) = shard.write::<List>(key, now)? else {
+        return Ok(if count.is_some() {
+            Reply::NilArray
+        } else {
+            Reply::Nil
+        });
     };
-    let Some(n) = count else {
-        return Ok(Reply::bulk_or_nil(shard.list_pop(key, end, now)));
+    let reply = match count {
+        None => Reply::bulk_or_nil(list::pop(list, end)),
+        Some(n) => Reply::Array(
+            (0..n)
+                .map_while(|_| list::pop(list, end))
+                .map(Reply::Bulk)
+                .collect(),
+        ),
     };
-    let take = |list: &mut VecDeque<Bytes>| match end {
-        End::Left => list.pop_front(),
-        End::Right => list.pop_back(),
-    };
-    let reply = Reply::Array((0..n).map_while(|_| take(list)).map(Reply::Bulk).collect());
-    if list.is_empty() {
-        shard.remove(key, now);
-    }
+    shard.remove_if_empty::<List>(key, now);
     Ok(reply)
+}
+
+/// The serve step of BLPOP/BRPOP: one element from `end`, replied as `[key,
+/// element]`.
+#[derive(Debug)]
+struct ListPop(End);
+
+impl Serve for ListPop {
+    fn serve(&self, shard: &mut Shard, key: &Bytes, now: u64) -> Option<Reply> {
+        let list = shard.write::<List>(key, now).ok()??;
+        let v = list::pop(list, self.0)?;
+        shard.remove_if_empty::<List>(key, now);
+        Some(Reply::Array(vec![Reply::Bulk(key.clone()), Reply::Bulk(v)]))
+    }
+
+    fn undo(&self, shard: &mut Shard, key: &Bytes, reply: Reply, now: u64) {
+        let Reply::Array(mut parts) = reply else {
+            return;
+        };
+        let Some(Reply::Bulk(v)) = parts.pop() else {
+            return;
+        };
+        // An element served to a client that had gone goes back where it was
+        // (the key may hold another type by now: then it is dropped, as Redis
+        // would have served it).
+        if let Ok(list) = shard.get_or_create::<List>(key, now) {
+            list::push(list, self.0, v);
+        }
+    }
 }
 
 /// BLPOP/BRPOP key [key ...] timeout: pops from the first non-empty list, else
@@ -132,51 +136,22 @@ fn blocking_pop(ctx: &mut Ctx<'_>, args: &[Bytes], end: End) -> CommandResult {
     let timeout_ms = timeout_arg(&args[args.len() - 1])?;
     let keys = &args[1..args.len() - 1];
     let now = ctx.now;
-    let db_index = ctx.session.db;
     let mut shards = ctx.db().lock_keys(keys);
     for key in keys {
         let shard = shards.shard(key);
-        match shard.get(key, now).map(|e| &e.value) {
-            Some(Value::List(_)) => {
-                let v = shard.list_pop(key, end, now);
-                return Ok(Reply::Array(vec![
-                    Reply::Bulk(key.clone()),
-                    Reply::bulk_or_nil(v),
-                ]));
-            }
-            Some(_) => return Err(CommandError::WrongType),
-            None => {}
+        if shard.read::<List>(key, now)?.is_some() {
+            return Ok(ListPop(end)
+                .serve(shard, key, now)
+                .unwrap_or(Reply::NilArray));
         }
     }
-    if !ctx.can_block {
-        return Ok(Reply::NilArray);
-    }
-    // Registered while the shards are held: a push after this sees the waiter.
-    let (waiter, grant) = ctx.shared.keyspace.lists().register(
-        db_index,
-        keys.iter().map(|k| Bytes::copy_from_slice(k)).collect(),
-        end,
-    );
-    drop(shards);
-    ctx.session.blocked = Some(Blocked {
-        deadline: (timeout_ms > 0).then(|| now.saturating_add(timeout_ms)),
-        on: Wait::List { waiter, grant },
-    });
-    // The connection sends the real reply once the wait ends.
-    Ok(Reply::Silent)
-}
-
-/// A blocking command's timeout in seconds (a float, as Redis's `strtold` reads
-/// it) as milliseconds.
-fn timeout_arg(arg: &[u8]) -> Result<u64, CommandError> {
-    let secs = parse_float(arg)
-        .ok_or_else(|| CommandError::err("timeout is not a float or out of range"))?;
-    // Redis truncates to a 64-bit integer; out of range ends up negative there.
-    let ms = (secs * 1000.0).trunc();
-    if !(0.0..9.223_372_036_854_775e18).contains(&ms) {
-        return Err(CommandError::err("timeout is negative"));
-    }
-    Ok(ms as u64)
+    block_on_keys(
+        ctx,
+        keys,
+        timeout_ms,
+        Box::new(ListPop(end)),
+        Reply::NilArray,
+    )
 }
 
 fn blpop(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
@@ -198,39 +173,24 @@ fn rpop(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
 fn llen(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
     let now = ctx.now;
     let mut shard = ctx.db().lock(&args[1]);
-    match shard.get(&args[1], now).map(|e| &e.value) {
-        Some(Value::List(list)) => Ok(Reply::Int(list.len() as i64)),
-        Some(_) => Err(CommandError::WrongType),
-        None => Ok(Reply::Int(0)),
-    }
+    let len = shard.read::<List>(&args[1], now)?.map_or(0, |l| l.len());
+    Ok(Reply::Int(len as i64))
 }
 
 fn lrange(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
-    let start = int_arg(&args[2])?;
-    let stop = int_arg(&args[3])?;
+    let mut a = Args::new(args);
+    let key = a.key()?;
+    let (start, stop) = (a.int()?, a.int()?);
     let now = ctx.now;
-    let mut shard = ctx.db().lock(&args[1]);
-    let list = match shard.get(&args[1], now).map(|e| &e.value) {
-        Some(Value::List(list)) => list,
-        Some(_) => return Err(CommandError::WrongType),
-        None => return Ok(Reply::Array(Vec::new())),
-    };
-    let len = list.len() as i64;
-    let start = if start < 0 {
-        (len + start).max(0)
-    } else {
-        start
-    };
-    let stop = if stop < 0 {
-        len + stop
-    } else {
-        stop.min(len - 1)
-    };
-    if start > stop || start >= len {
+    let mut shard = ctx.db().lock(key);
+    let Some(list) = shard.read::<List>(key, now)? else {
         return Ok(Reply::Array(Vec::new()));
-    }
+    };
+    let Some((start, stop)) = list::index_range(start, stop, list.len()) else {
+        return Ok(Reply::Array(Vec::new()));
+    };
     Ok(Reply::Array(
-        list.range(start as usize..=stop as usize)
+        list.range(start..=stop)
             .map(|v| Reply::Bulk(v.clone()))
             .collect(),
     ))

@@ -5,11 +5,16 @@
 
 use bytes::Bytes;
 
+use super::CommandResult;
 use super::{flag, int_arg, is, CallMode, CommandSpec, Ctx};
-use crate::error::{CommandError, CommandResult};
+use crate::blocking::lock_grant;
+use crate::error::CommandError;
 use crate::keyspace::{AcquireRequest, Acquired, LockMode};
+use crate::keyspace::{Shard, WrongType};
 use crate::reply::Reply;
 use crate::session::{Blocked, Wait};
+use crate::types::lock::{Lock, LockError, LockInfo, LockShared};
+use crate::types::Effects;
 
 /// The lock family's rows.
 pub static COMMANDS: &[CommandSpec] = &[
@@ -108,7 +113,12 @@ fn acquire(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
             "LOCK.ACQUIRE with WAIT is not allowed from scripts",
         ));
     }
-    let wait = o.wait.is_some() && ctx.can_block;
+    let locks = ctx.shared.keyspace.locks();
+    let wait = (o.wait.is_some() && ctx.can_block).then(|| {
+        let id = locks.next_waiter_id();
+        (id, lock_grant(id, ctx.session.inbox.outbox()))
+    });
+    let waiter = wait.as_ref().map_or(0, |(id, _)| *id);
     let req = AcquireRequest {
         owner: Bytes::copy_from_slice(&args[2]),
         ttl_ms,
@@ -120,10 +130,7 @@ fn acquire(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
     let now = ctx.now;
     let db = ctx.session.db;
     let mut shard = ctx.db().lock(key);
-    let outcome = shard.lock_acquire(key, req, now)?;
-    if matches!(outcome, Acquired::Queued { .. }) {
-        shard.note_lock_waiter(key);
-    }
+    let outcome = acquire_at(&mut shard, key, req, now, locks)?;
     drop(shard);
     match outcome {
         Acquired::Granted(token) => {
@@ -133,7 +140,7 @@ fn acquire(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
             Ok(Reply::Int(token as i64))
         }
         Acquired::Busy => Ok(Reply::Nil),
-        Acquired::Queued { grant, waiter } => {
+        Acquired::Queued => {
             let timeout = o.wait.unwrap_or(0);
             ctx.session.blocked = Some(Blocked {
                 deadline: (timeout > 0).then(|| now.saturating_add(timeout)),
@@ -141,7 +148,6 @@ fn acquire(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
                     db,
                     key: Bytes::copy_from_slice(key),
                     waiter,
-                    grant,
                     owner: Bytes::copy_from_slice(&args[2]),
                     session: o.session,
                 },
@@ -154,37 +160,28 @@ fn acquire(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
 
 fn release(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
     let now = ctx.now;
-    let released = ctx
-        .db()
-        .lock(&args[1])
-        .lock_release(&args[1], &args[2], now)?;
+    let released = release_at(&mut ctx.db().lock(&args[1]), &args[1], &args[2], now)?;
     Ok(Reply::Int(i64::from(released)))
 }
 
 fn extend(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
     let ttl = ttl_arg(&args[3], "lock.extend", ctx.now)?;
     let now = ctx.now;
-    let extended = ctx
-        .db()
-        .lock(&args[1])
-        .lock_extend(&args[1], &args[2], ttl, now)?;
+    let extended = extend_at(&mut ctx.db().lock(&args[1]), &args[1], &args[2], ttl, now)?;
     Ok(Reply::Int(i64::from(extended)))
 }
 
 fn validate(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
     let token = int_arg(&args[2])?;
     let now = ctx.now;
-    let valid = token >= 0
-        && ctx
-            .db()
-            .lock(&args[1])
-            .lock_validate(&args[1], token as u64, now)?;
+    let valid =
+        token >= 0 && validate_at(&mut ctx.db().lock(&args[1]), &args[1], token as u64, now)?;
     Ok(Reply::Int(i64::from(valid)))
 }
 
 fn info(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
     let now = ctx.now;
-    let Some(info) = ctx.db().lock(&args[1]).lock_info(&args[1], now)? else {
+    let Some(info) = info_at(&mut ctx.db().lock(&args[1]), &args[1], now)? else {
         return Ok(Reply::Nil);
     };
     let mode = match info.mode {
@@ -215,4 +212,326 @@ fn info(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
         (Reply::bulk_str("holders"), Reply::Array(holders)),
         (Reply::bulk_str("waiters"), Reply::Int(info.waiters as i64)),
     ]))
+}
+
+/// The lock at `key` after settling its leases, mutable without telling
+/// watchers: `Ok(None)` when there is no key, `WrongType` for another type.
+fn settled<'s>(
+    shard: &'s mut Shard,
+    key: &[u8],
+    now: u64,
+) -> Result<Option<&'s mut Lock>, WrongType> {
+    shard.settle(key, now);
+    shard.write_quiet::<Lock>(key, now)
+}
+
+/// LOCK.ACQUIRE under the key's shard: grants, queues, or reports the lock
+/// busy.
+pub(crate) fn acquire_at(
+    shard: &mut Shard,
+    key: &[u8],
+    req: AcquireRequest,
+    now: u64,
+    locks: &LockShared,
+) -> Result<Acquired, LockError> {
+    let lock = match settled(shard, key, now)? {
+        Some(lock) => lock,
+        None => {
+            let lock = shard.get_or_create::<Lock>(key, now)?;
+            lock.set_limit(req.limit);
+            lock
+        }
+    };
+    let (outcome, effects) = lock.acquire(req, now, locks)?;
+    shard.apply(key, effects);
+    Ok(outcome)
+}
+
+/// LOCK.RELEASE: true if `owner` held the lock and no longer does.
+pub(crate) fn release_at(
+    shard: &mut Shard,
+    key: &[u8],
+    owner: &[u8],
+    now: u64,
+) -> Result<bool, WrongType> {
+    let Some(lock) = settled(shard, key, now)? else {
+        return Ok(false);
+    };
+    let released = lock.release(owner);
+    if released {
+        shard.touch(key);
+        shard.settle(key, now);
+    }
+    Ok(released)
+}
+
+/// LOCK.EXTEND: false if `owner` does not hold the lock.
+pub(crate) fn extend_at(
+    shard: &mut Shard,
+    key: &[u8],
+    owner: &[u8],
+    ttl_ms: u64,
+    now: u64,
+) -> Result<bool, WrongType> {
+    let Some(lock) = settled(shard, key, now)? else {
+        return Ok(false);
+    };
+    let Some(lease) = lock.extend(owner, ttl_ms, now) else {
+        return Ok(false);
+    };
+    let effects = Effects {
+        changed: false,
+        deadlines: vec![lease],
+    };
+    shard.apply(key, effects);
+    Ok(true)
+}
+
+/// LOCK.VALIDATE: whether `token` belongs to a current holder.
+pub(crate) fn validate_at(
+    shard: &mut Shard,
+    key: &[u8],
+    token: u64,
+    now: u64,
+) -> Result<bool, WrongType> {
+    Ok(settled(shard, key, now)?.is_some_and(|l| l.validates(token)))
+}
+
+/// LOCK.INFO.
+pub(crate) fn info_at(
+    shard: &mut Shard,
+    key: &[u8],
+    now: u64,
+) -> Result<Option<LockInfo>, WrongType> {
+    Ok(settled(shard, key, now)?.map(|l| l.info()))
+}
+
+/// Takes a waiter out of the queue (its wait ran out, or its client left).
+/// False when it is no longer queued: it was granted (the token is in its
+/// inbox) or the lock is gone.
+pub(crate) fn cancel_wait_at(shard: &mut Shard, key: &[u8], waiter: u64, now: u64) -> bool {
+    let Ok(Some(lock)) = settled(shard, key, now) else {
+        return false;
+    };
+    let removed = lock.cancel_wait(waiter);
+    if removed {
+        // A waiter leaving the front may let the ones behind it in (a queued
+        // exclusive request was holding back shared ones).
+        shard.settle(key, now);
+    }
+    removed
+}
+
+/// Releases every hold of `client` on `key` (its connection closed) and the
+/// hold of `owner` if given; returns how many holds were released.
+pub(crate) fn release_client_at(
+    shard: &mut Shard,
+    key: &[u8],
+    client: Option<u64>,
+    owner: Option<&[u8]>,
+    now: u64,
+) -> usize {
+    let Ok(Some(lock)) = settled(shard, key, now) else {
+        return 0;
+    };
+    let released = lock.release_client(client, owner);
+    if released > 0 {
+        shard.touch(key);
+        shard.settle(key, now);
+    }
+    released
+}
+
+impl From<LockError> for CommandError {
+    fn from(e: LockError) -> Self {
+        match e {
+            LockError::WrongType => CommandError::WrongType,
+            LockError::LimitMismatch(Some(n)) => {
+                CommandError::err(format!("LIMIT does not match the semaphore's limit of {n}"))
+            }
+            LockError::LimitMismatch(None) => {
+                CommandError::err("LIMIT given for a key that is not a semaphore")
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::keyspace::{Entry, ExpiryBudget, Keyspace, Value};
+    use crate::types::lock::test_grant;
+    use tokio::sync::oneshot;
+
+    /// Checks the invariants of every lock in `keys` at `now`.
+    fn check(shard: &mut Shard, keys: &[&[u8]], now: u64) {
+        for key in keys {
+            let Ok(Some(lock)) = settled(shard, key, now) else {
+                continue;
+            };
+            assert!(!lock.is_empty(), "an empty lock must not exist");
+            let exclusive = lock.holders.iter().filter(|h| !h.shared).count();
+            match lock.limit {
+                Some(limit) => assert!(lock.holders.len() <= limit as usize),
+                None => {
+                    assert!(exclusive <= 1, "two exclusive holders");
+                    assert!(
+                        exclusive == 0 || lock.holders.len() == 1,
+                        "shared beside exclusive"
+                    );
+                }
+            }
+            let mut owners: Vec<_> = lock.holders.iter().map(|h| h.owner.clone()).collect();
+            owners.sort();
+            owners.dedup();
+            assert_eq!(owners.len(), lock.holders.len(), "an owner holds twice");
+            assert!(
+                lock.holders.iter().all(|h| h.expires_at > now),
+                "expired holder kept"
+            );
+            if let Some(front) = lock.waiters.front() {
+                assert!(
+                    !lock.compatible(front.shared) || front.grant.is_closed(),
+                    "a waiter that could be granted is left waiting"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn random_operations_never_break_mutual_exclusion() {
+        fastrand::seed(7);
+        let mut now = 1_000_000;
+        let ks = Keyspace::new(1, now);
+        let db = ks.db(0).unwrap();
+        let keys: [&[u8]; 2] = [b"x", b"s"];
+        let mut receivers: Vec<(Vec<u8>, u64, Bytes, oneshot::Receiver<u64>)> = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        let mut max_token = 0;
+        for _ in 0..20_000 {
+            let key = keys[fastrand::usize(..2)];
+            let owner = Bytes::from(format!("o{}", fastrand::u8(..6)));
+            let mut shard = db.lock(key);
+            match fastrand::u8(..8) {
+                0 | 1 => {
+                    let queue = fastrand::bool();
+                    let (grant, rx) = test_grant();
+                    let id = ks.locks().next_waiter_id();
+                    let req = AcquireRequest {
+                        owner: owner.clone(),
+                        ttl_ms: fastrand::u64(1..40),
+                        shared: key == b"x" && fastrand::bool(),
+                        limit: (key == b"s").then_some(2),
+                        session: Some(u64::from(fastrand::u8(..3))),
+                        wait: queue.then_some((id, grant)),
+                    };
+                    match acquire_at(&mut shard, key, req, now, ks.locks()).unwrap() {
+                        Acquired::Granted(t) => {
+                            assert!(t > 0);
+                        }
+                        Acquired::Queued => receivers.push((key.to_vec(), id, owner, rx)),
+                        Acquired::Busy => {}
+                    }
+                }
+                2 => {
+                    release_at(&mut shard, key, &owner, now).unwrap();
+                }
+                3 => {
+                    extend_at(&mut shard, key, &owner, fastrand::u64(1..40), now).unwrap();
+                }
+                4 => {
+                    drop(shard);
+                    now += fastrand::u64(0..15);
+                    ks.expire_due(now);
+                    shard = db.lock(key);
+                }
+                5 if !receivers.is_empty() => {
+                    let (k, w, o, mut rx) =
+                        receivers.swap_remove(fastrand::usize(..receivers.len()));
+                    drop(shard);
+                    let mut s = db.lock(&k);
+                    if !cancel_wait_at(&mut s, &k, w, now) && rx.try_recv().is_ok() {
+                        release_client_at(&mut s, &k, None, Some(&o), now);
+                    }
+                    drop(s);
+                    shard = db.lock(key);
+                }
+                6 => {
+                    release_client_at(
+                        &mut shard,
+                        key,
+                        Some(u64::from(fastrand::u8(..3))),
+                        None,
+                        now,
+                    );
+                }
+                7 if fastrand::u8(..10) == 0 => {
+                    shard.remove(key, now);
+                }
+                _ => {}
+            }
+            check(&mut shard, &keys, now);
+            drop(shard);
+            receivers.retain_mut(|(_, _, _, rx)| rx.try_recv().is_err());
+            // Check both keys (they may share a shard or not).
+            // Every new hold's fencing token is above every earlier one.
+            let mut fresh = Vec::new();
+            for key in keys {
+                let mut s = db.lock(key);
+                check(&mut s, &[key], now);
+                if let Ok(Some(lock)) = settled(&mut s, key, now) {
+                    fresh.extend(
+                        lock.holders
+                            .iter()
+                            .map(|h| h.token)
+                            .filter(|t| seen.insert(*t)),
+                    );
+                }
+            }
+            if let Some(lowest) = fresh.iter().min() {
+                assert!(*lowest > max_token, "tokens increase");
+                max_token = fresh.iter().copied().max().unwrap_or(max_token);
+            }
+        }
+    }
+
+    #[test]
+    fn contended_lease_is_settled_before_the_backlog() {
+        let now = 1_000_000;
+        let ks = Keyspace::new(1, now);
+        let db = ks.db(0).unwrap();
+        for i in 0..20_000 {
+            let k = format!("key:{i}").into_bytes();
+            let e = Entry::new(Value::string(b"v"), Some(now + 10));
+            db.lock(&k).insert(&k, e, now);
+        }
+        let req =
+            |owner: &str, wait: Option<(u64, Box<dyn crate::types::lock::Grant>)>| AcquireRequest {
+                owner: Bytes::copy_from_slice(owner.as_bytes()),
+                ttl_ms: 10,
+                shared: false,
+                limit: None,
+                session: None,
+                wait,
+            };
+        let mut shard = db.lock(b"L");
+        let locks = ks.locks();
+        let acquire = acquire_at;
+        let held = acquire(&mut shard, b"L", req("a", None), now, locks).unwrap();
+        assert!(matches!(held, Acquired::Granted(_)));
+        let (queued, mut grant) = test_grant();
+        let outcome = acquire(&mut shard, b"L", req("b", Some((1, queued))), now, locks).unwrap();
+        assert!(matches!(outcome, Acquired::Queued), "b queues behind a");
+        shard.note_waiter(b"L");
+        drop(shard);
+        // However small the slice, the waiter is served in the first one.
+        ks.expire_step(now + 10, &mut ExpiryBudget::new(std::time::Duration::ZERO));
+        assert!(grant.try_recv().is_ok(), "b granted in the first slice");
+        ks.expire_due(now + 10);
+        assert_eq!(db.len(), 1, "only the lock is left");
+        // Once the lock is gone it is no longer tracked.
+        ks.expire_due(now + 20);
+        assert_eq!(db.len(), 0);
+        assert!(!db.lock(b"L").contains(b"L", now + 20));
+    }
 }

@@ -18,17 +18,19 @@ pub mod info;
 pub mod keys;
 pub mod list;
 pub mod lock;
+pub mod object;
 pub mod scripting;
 pub mod server;
 pub mod string;
 pub mod transaction;
+pub mod wait;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::Bytes;
 
-use crate::error::{CommandError, CommandResult};
+use crate::error::CommandError;
 use crate::keyspace::Db;
 use crate::reply::Reply;
 use crate::server::Shared;
@@ -83,6 +85,9 @@ pub mod flag {
         (ALLOW_BUSY, "allow_busy"),
     ];
 }
+
+/// The result every command handler returns.
+pub type CommandResult = Result<Reply, CommandError>;
 
 /// A handler: runs one command against the server.
 pub type Handler = fn(&mut Ctx<'_>, &[Bytes]) -> CommandResult;
@@ -359,6 +364,7 @@ fn families() -> impl Iterator<Item = &'static CommandSpec> {
         command::COMMANDS,
         scripting::COMMANDS,
         list::COMMANDS,
+        object::COMMANDS,
     ]
     .into_iter()
     .flatten()
@@ -581,8 +587,7 @@ pub fn busy_error() -> CommandError {
 /// Hands elements pushed by the command that just ended to clients blocked in
 /// BLPOP/BRPOP. The caller still holds the gate, so nothing runs in between.
 pub fn serve_blocked(shared: &Shared, now: u64) {
-    let keyspace = &shared.keyspace;
-    keyspace.lists().serve_ready(keyspace, now);
+    shared.blocked.serve_ready(&shared.keyspace, now);
 }
 
 /// Resolves `args` to a command, trying this connection's last lookup first: a

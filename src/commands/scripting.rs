@@ -4,8 +4,9 @@
 
 use bytes::Bytes;
 
+use super::CommandResult;
 use super::{container, flag, int_arg, is, CallMode, CommandSpec, Ctx};
-use crate::error::{CommandError, CommandResult};
+use crate::error::CommandError;
 use crate::reply::Reply;
 
 const EVAL_FLAGS: u32 = flag::NOSCRIPT | flag::STALE | flag::OWN_GATE;

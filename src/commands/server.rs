@@ -2,8 +2,9 @@
 
 use bytes::Bytes;
 
+use super::CommandResult;
 use super::{flag, is, CommandSpec, Ctx};
-use crate::error::{CommandError, CommandResult};
+use crate::error::CommandError;
 use crate::reply::Reply;
 
 /// The server family's rows.

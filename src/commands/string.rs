@@ -8,9 +8,10 @@ use bytes::Bytes;
 
 use rust_decimal::Decimal;
 
+use super::CommandResult;
 use super::{flag, int_arg, is, parse_float, CommandSpec, Ctx};
-use crate::error::{CommandError, CommandResult};
-use crate::keyspace::{CompactBytes, Entry, Shard, Value};
+use crate::error::CommandError;
+use crate::keyspace::{CompactBytes, Entry, Shard, Typed, Value, WrongType};
 use crate::protocol::parse_i64;
 use crate::reply::Reply;
 
@@ -194,13 +195,12 @@ pub fn set_generic(
     let now = ctx.now;
     let mut shard = ctx.db().lock(key);
     let old = shard.get(key, now);
-    let old_value = match (opts.get, old.map(|e| &e.value)) {
-        (true, Some(Value::Str(v))) => Some(v.to_bytes()),
-        (true, Some(_)) => return Err(CommandError::WrongType),
+    let old_value = match (opts.get, old) {
+        (true, Some(e)) => Some(CompactBytes::of(&e.value).ok_or(WrongType)?.to_bytes()),
         _ => None,
     };
     let exists = old.is_some();
-    let old_ttl = old.and_then(|e| e.expires_at);
+    let old_ttl = old.and_then(|e| e.expires_at());
     let reply_for_skip = if opts.get {
         Reply::bulk_or_nil(old_value.clone())
     } else {
@@ -214,14 +214,7 @@ pub fn set_generic(
     } else {
         opts.expires_at
     };
-    shard.insert(
-        key,
-        Entry {
-            value: Value::string_arg(value),
-            expires_at,
-        },
-        now,
-    );
+    shard.insert(key, Entry::new(Value::string_arg(value), expires_at), now);
     Ok(if opts.get {
         Reply::bulk_or_nil(old_value)
     } else {
@@ -232,11 +225,8 @@ pub fn set_generic(
 fn get(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
     let now = ctx.now;
     let mut shard = ctx.db().lock(&args[1]);
-    match shard.get(&args[1], now).map(|e| &e.value) {
-        Some(Value::Str(v)) => Ok(v.to_reply()),
-        Some(_) => Err(CommandError::WrongType),
-        None => Ok(Reply::Nil),
-    }
+    let value = shard.read::<CompactBytes>(&args[1], now)?;
+    Ok(value.map_or(Reply::Nil, Reply::stored))
 }
 
 fn set(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
@@ -280,15 +270,12 @@ fn getset(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
 fn getdel(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
     let now = ctx.now;
     let mut shard = ctx.db().lock(&args[1]);
-    match shard.get(&args[1], now).map(|e| &e.value) {
-        Some(Value::Str(v)) => {
-            let v = v.to_bytes();
-            shard.remove(&args[1], now);
-            Ok(Reply::Bulk(v))
-        }
-        Some(_) => Err(CommandError::WrongType),
-        None => Ok(Reply::Nil),
-    }
+    let Some(v) = shard.read::<CompactBytes>(&args[1], now)? else {
+        return Ok(Reply::Nil);
+    };
+    let v = v.to_bytes();
+    shard.remove(&args[1], now);
+    Ok(Reply::Bulk(v))
 }
 
 fn getex(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
@@ -296,11 +283,10 @@ fn getex(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
     let now = ctx.now;
     let key = &args[1];
     let mut shard = ctx.db().lock(key);
-    let value = match shard.get(key, now).map(|e| &e.value) {
-        Some(Value::Str(v)) => v.to_bytes(),
-        Some(_) => return Err(CommandError::WrongType),
-        None => return Ok(Reply::Nil),
+    let Some(value) = shard.read::<CompactBytes>(key, now)? else {
+        return Ok(Reply::Nil);
     };
+    let value = value.to_bytes();
     if let Some(at) = opts.expires_at {
         if at <= now {
             shard.remove(key, now);
@@ -320,20 +306,14 @@ fn string_at<'s>(
     key: &[u8],
     now: u64,
 ) -> Result<Option<&'s [u8]>, CommandError> {
-    match shard.get(key, now).map(|e| &e.value) {
-        Some(Value::Str(v)) => Ok(Some(v.as_slice())),
-        Some(_) => Err(CommandError::WrongType),
-        None => Ok(None),
-    }
+    Ok(shard.read::<CompactBytes>(key, now)?.map(|v| v.as_slice()))
 }
 
 /// Stores `value` at `key`, keeping the key's TTL (INCR, APPEND, SETRANGE do).
+/// The caller has checked that the key holds a string or nothing.
 fn store_keeping_ttl(shard: &mut Shard, key: &[u8], value: CompactBytes, now: u64) {
-    match shard.get_mut(key, now) {
-        Some(entry) => entry.value = Value::Str(value),
-        None => {
-            shard.insert(key, Entry::persistent(Value::Str(value)), now);
-        }
+    if let Ok(v) = shard.get_or_create::<CompactBytes>(key, now) {
+        *v = value;
     }
 }
 
@@ -343,9 +323,9 @@ fn mget(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
     let mut shards = ctx.db().lock_keys(keys);
     Ok(Reply::Array(
         keys.iter()
-            .map(|k| match shards.shard(k).get(k, now).map(|e| &e.value) {
-                Some(Value::Str(v)) => v.to_reply(),
-                _ => Reply::Nil,
+            .map(|k| match shards.shard(k).get(k, now) {
+                Some(e) => CompactBytes::of(&e.value).map_or(Reply::Nil, Reply::stored),
+                None => Reply::Nil,
             })
             .collect(),
     ))

@@ -10,8 +10,9 @@ use std::sync::atomic::Ordering;
 
 use bytes::Bytes;
 
+use super::CommandResult;
 use super::{call, flag, CallMode, CommandSpec, Ctx};
-use crate::error::{CommandError, CommandResult};
+use crate::error::CommandError;
 use crate::reply::Reply;
 use crate::session::Multi;
 
@@ -125,7 +126,7 @@ fn watch(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
             continue;
         }
         let mut shard = db.lock(key);
-        let expires_at = shard.get(key, ctx.now).and_then(|e| e.expires_at);
+        let expires_at = shard.get(key, ctx.now).and_then(|e| e.expires_at());
         shard.watch(key, &ctx.session.watch_flag);
         ctx.session
             .watched

@@ -27,9 +27,6 @@
 //! invisible. Locks with queued waiters are settled ahead of the queue, so a lease
 //! that runs out is handed to its waiter within a slice even under such a backlog.
 
-pub mod blocking;
-mod compact;
-pub mod lock;
 mod table;
 mod value;
 pub mod wheel;
@@ -43,9 +40,9 @@ use bytes::Bytes;
 use parking_lot::{Mutex, MutexGuard};
 use tokio::sync::Notify;
 
-pub use blocking::{BlockedLists, End, ListWaiter, Popped};
-pub use compact::CompactBytes;
-pub use lock::{AcquireRequest, Acquired, LockInfo, LockMode, LockShared};
+pub use crate::types::lock::{AcquireRequest, Acquired, LockInfo, LockMode, LockShared};
+pub use crate::types::CompactBytes;
+use crate::types::Effects;
 pub use table::Table;
 pub use value::{Entry, Typed, Value, WrongType};
 use wheel::Wheel;
@@ -190,16 +187,17 @@ pub struct Shard {
     /// `pending[pending_at..]` is the backlog.
     pending: Vec<(u64, Bytes)>,
     pending_at: usize,
-    /// Locks that have had a waiter queued: settled ahead of the backlog. A key
-    /// leaves when it is removed or found without waiters.
-    contended: HashSet<Bytes, ahash::RandomState>,
+    /// Keys whose value has had a waiter queued (a lock): settled ahead of the
+    /// backlog. A key leaves when it is removed or found without waiters.
+    waited: HashSet<Bytes, ahash::RandomState>,
     /// Keys with a TTL, for `INFO keyspace`'s `expires=`.
     volatile: usize,
     watchers: HashMap<Bytes, Vec<WatchFlag>, ahash::RandomState>,
     /// Earliest deadline in this shard's wheel, read without the lock by the sweeper.
     next_due: Arc<AtomicU64>,
     timer: Arc<ExpiryTimer>,
-    /// Fencing tokens and lock counters, shared by every shard.
+    /// What values share across the server (a lock's fencing tokens and
+    /// counters), handed to their timers.
     locks: Arc<LockShared>,
     /// Keys removed because their TTL passed (lazily or actively).
     expired_count: u64,
@@ -217,7 +215,7 @@ impl Shard {
             wheel: Wheel::new(now),
             pending: Vec::new(),
             pending_at: 0,
-            contended: HashSet::default(),
+            waited: HashSet::default(),
             volatile: 0,
             watchers: HashMap::default(),
             next_due,
@@ -252,14 +250,23 @@ impl Shard {
     /// One hash lookup on the common path.
     fn live_position(&mut self, key: &[u8], now: u64) -> Option<usize> {
         let pos = self.map.find(key)?;
-        if !self.map.entry(pos).is_expired(now) {
+        let entry = self.map.entry_mut(pos);
+        if !entry.is_expired(now) {
+            entry.accessed(now);
             return Some(pos);
         }
         if let Some(mut old) = self.remove_entry(key) {
-            self.requeue_waiters(key, &mut old, now);
+            self.keep_waiters(key, &mut old, now);
         }
         self.expired_count += 1;
         None
+    }
+
+    /// The live entry at `key` without counting as an access (OBJECT, TTL: as
+    /// Redis's `LOOKUP_NOTOUCH`). An expired key is removed first.
+    pub fn peek(&mut self, key: &[u8], now: u64) -> Option<&Entry> {
+        self.expire_if_due(key, now);
+        self.map.get(key)
     }
 
     /// The live entry at `key`, mutable, without telling watchers (for a caller
@@ -317,7 +324,9 @@ impl Shard {
                 pos
             }
             None => {
-                self.map.insert(key, Entry::persistent(T::new_value()));
+                let mut entry = Entry::persistent(T::new_value());
+                entry.accessed(now);
+                self.map.insert(key, entry);
                 self.map.find(key).ok_or(WrongType)?
             }
         };
@@ -340,17 +349,18 @@ impl Shard {
 
     /// Whether a live key exists, without counting as an access that modifies it.
     pub fn contains(&mut self, key: &[u8], now: u64) -> bool {
-        self.get(key, now).is_some()
+        self.peek(key, now).is_some()
     }
 
     /// Stores `entry` at `key`, replacing what was there, and returns the old live
     /// entry.
-    pub fn insert(&mut self, key: &[u8], entry: Entry, now: u64) -> Option<Entry> {
+    pub fn insert(&mut self, key: &[u8], mut entry: Entry, now: u64) -> Option<Entry> {
         self.expire_if_due(key, now);
+        entry.accessed(now);
         self.touch(key);
-        let expires_at = entry.expires_at;
+        let expires_at = entry.expires_at();
         let old = self.map.insert(key, entry);
-        self.account_ttl_change(old.as_ref().and_then(|e| e.expires_at), expires_at);
+        self.account_ttl_change(old.as_ref().and_then(|e| e.expires_at()), expires_at);
         if let Some(when) = expires_at {
             self.schedule(key, when);
         }
@@ -363,18 +373,18 @@ impl Shard {
             return None;
         }
         let mut old = self.remove_entry(key)?;
-        self.requeue_waiters(key, &mut old, now);
+        self.keep_waiters(key, &mut old, now);
         Some(old)
     }
 
     fn remove_entry(&mut self, key: &[u8]) -> Option<Entry> {
         let old = self.map.remove(key)?;
-        if old.expires_at.is_some() {
+        if old.expires_at().is_some() {
             self.volatile -= 1;
         }
-        // A lock removed with waiters is put back for them: it stays contended.
-        if !self.contended.is_empty() && !has_waiters(Some(&old)) {
-            self.contended.remove(key);
+        // A value removed with waiters is put back for them: it stays waited on.
+        if !self.waited.is_empty() && !old.value.has_waiters() {
+            self.waited.remove(key);
         }
         self.touch(key);
         Some(old)
@@ -386,7 +396,7 @@ impl Shard {
         let Some(entry) = self.map.get_mut(key) else {
             return false;
         };
-        let old = std::mem::replace(&mut entry.expires_at, expires_at);
+        let old = entry.replace_expiry(expires_at);
         self.account_ttl_change(old, expires_at);
         self.touch(key);
         if let Some(when) = expires_at {
@@ -409,12 +419,12 @@ impl Shard {
         self.timer.note(when);
     }
 
-    /// Notes that a waiter has queued on the lock at `key`: while a backlog of
-    /// expiring keys is worked through, this lock's lease ends are served first,
-    /// so its waiter is not kept behind keys nobody waits for.
-    pub fn note_lock_waiter(&mut self, key: &[u8]) {
-        if !self.contended.contains(key) {
-            self.contended.insert(Bytes::copy_from_slice(key));
+    /// Notes that a waiter has queued in the value at `key` (a lock): while a
+    /// backlog of expiring keys is worked through, this value's deadlines are
+    /// served first, so its waiter is not kept behind keys nobody waits for.
+    pub fn note_waiter(&mut self, key: &[u8]) {
+        if !self.waited.contains(key) {
+            self.waited.insert(Bytes::copy_from_slice(key));
         }
     }
 
@@ -435,8 +445,8 @@ impl Shard {
     /// has due by `now` into the backlog while `budget` lasts.
     fn take_due(&mut self, now: u64, budget: &mut ExpiryBudget) {
         let crowded = self.expiry_backlog() > BACKLOG || self.wheel.len() > BACKLOG;
-        if !self.contended.is_empty() && (budget.time_up || crowded) {
-            self.settle_contended(now);
+        if !self.waited.is_empty() && (budget.time_up || crowded) {
+            self.settle_waited(now);
         }
         if !budget.time_up {
             self.wheel.poll(now, &mut self.pending);
@@ -481,18 +491,16 @@ impl Shard {
     /// stale entry (TTL changed or key gone since). True if the key was deleted.
     fn expire_entry(&mut self, when: u64, key: &[u8], now: u64) -> bool {
         match self.map.get(key) {
-            Some(e) if e.expires_at == Some(when) => {
+            Some(e) if e.expires_at() == Some(when) => {
                 if let Some(mut old) = self.remove_entry(key) {
-                    self.requeue_waiters(key, &mut old, now);
+                    self.keep_waiters(key, &mut old, now);
                 }
                 self.expired_count += 1;
                 true
             }
-            Some(Entry {
-                value: Value::Lock(_),
-                ..
-            }) => {
-                self.lock_settle(key, now);
+            // A deadline of the value's own (a lock's lease).
+            Some(_) => {
+                self.settle(key, now);
                 false
             }
             _ => false,
@@ -501,16 +509,16 @@ impl Shard {
 
     /// Settles every contended lock (expired leases dropped, waiters granted) and
     /// forgets the ones left without waiters.
-    fn settle_contended(&mut self, now: u64) {
-        let keys: Vec<Bytes> = self.contended.iter().cloned().collect();
+    fn settle_waited(&mut self, now: u64) {
+        let keys: Vec<Bytes> = self.waited.iter().cloned().collect();
         for key in keys {
             // Its own TTL may have passed: that goes through lazy expiry here.
             self.expire_if_due(&key, now);
             if has_waiters(self.map.get(&key)) {
-                self.lock_settle(&key, now);
+                self.settle(&key, now);
             }
             if !has_waiters(self.map.get(&key)) {
-                self.contended.remove(&key);
+                self.waited.remove(&key);
             }
         }
     }
@@ -526,7 +534,7 @@ impl Shard {
         let waiting: Vec<Vec<u8>> = self
             .map
             .iter()
-            .filter(|(_, e)| matches!(&e.value, Value::Lock(l) if l.counts().1 > 0))
+            .filter(|(_, e)| e.value.has_waiters())
             .map(|(k, _)| k.to_vec())
             .collect();
         let mut requeue = Vec::new();
@@ -540,11 +548,66 @@ impl Shard {
         self.wheel.clear();
         self.pending = Vec::new();
         self.pending_at = 0;
-        self.contended.clear();
+        self.waited.clear();
         self.volatile = 0;
         self.next_due.store(u64::MAX, Ordering::Release);
         for (key, mut old) in requeue {
-            self.requeue_waiters(&key, &mut old, now);
+            self.keep_waiters(&key, &mut old, now);
+        }
+    }
+
+    /// Runs the timers of the value at `key` (a lock's leases: expired holders
+    /// dropped, waiters granted), files its new deadlines, and removes the key
+    /// if the value is left vacant. Called when one of its deadlines fires and
+    /// before every operation on it.
+    pub fn settle(&mut self, key: &[u8], now: u64) {
+        let locks = self.locks.clone();
+        let Some(entry) = self.get_mut_quiet(key, now) else {
+            return;
+        };
+        let effects = entry.value.settle(now, &locks);
+        self.apply(key, effects);
+    }
+
+    /// Does what an operation on the value at `key` asks ([`Effects`]): tells
+    /// watchers, files deadlines, notes a value with waiters, and removes the
+    /// key if the value is left vacant.
+    pub fn apply(&mut self, key: &[u8], effects: Effects) {
+        if effects.changed {
+            self.touch(key);
+        }
+        for d in effects.deadlines {
+            self.schedule(key, d);
+        }
+        match self.map.get(key) {
+            Some(e) if e.value.is_vacant() => {
+                self.remove_entry(key);
+            }
+            Some(e) if e.value.has_waiters() => self.note_waiter(key),
+            _ => {}
+        }
+    }
+
+    /// A value taken out of the keyspace that still has waiters (a lock's
+    /// queue): what stays for them is put back at the key and settled.
+    fn keep_waiters(&mut self, key: &[u8], old: &mut Entry, now: u64) {
+        if let Some(rest) = old.value.take_waiters() {
+            self.map.insert(key, Entry::persistent(rest));
+            self.settle(key, now);
+        }
+    }
+
+    /// The live value at `key` as type `T`, mutable, without telling watchers:
+    /// for an operation that may leave it unchanged (it reports what changed
+    /// through [`Shard::apply`] or [`Shard::touch`]).
+    pub fn write_quiet<T: Typed>(
+        &mut self,
+        key: &[u8],
+        now: u64,
+    ) -> Result<Option<&mut T>, WrongType> {
+        match self.get_mut_quiet(key, now) {
+            None => Ok(None),
+            Some(e) => T::of_mut(&mut e.value).map(Some).ok_or(WrongType),
         }
     }
 
@@ -600,7 +663,7 @@ impl Shard {
 }
 
 fn has_waiters(entry: Option<&Entry>) -> bool {
-    matches!(entry, Some(Entry { value: Value::Lock(l), .. }) if l.counts().1 > 0)
+    entry.is_some_and(|e| e.value.has_waiters())
 }
 
 /// One numbered database (`SELECT n`).
@@ -701,7 +764,6 @@ pub struct Keyspace {
     dbs: Box<[Db]>,
     timer: Arc<ExpiryTimer>,
     locks: Arc<LockShared>,
-    lists: BlockedLists,
     /// The shard (over all databases) where the last budgeted expiry step stopped.
     expiry_cursor: AtomicUsize,
 }
@@ -717,14 +779,8 @@ impl Keyspace {
                 .collect(),
             timer,
             locks,
-            lists: BlockedLists::default(),
             expiry_cursor: AtomicUsize::new(0),
         }
-    }
-
-    /// Clients blocked in BLPOP/BRPOP.
-    pub fn lists(&self) -> &BlockedLists {
-        &self.lists
     }
 
     /// Database `index`, if it exists.
@@ -810,10 +866,7 @@ mod tests {
     use super::*;
 
     fn volatile(i: usize, at: u64) -> (Vec<u8>, Entry) {
-        let entry = Entry {
-            value: Value::string(b"v"),
-            expires_at: Some(at),
-        };
+        let entry = Entry::new(Value::string(b"v"), Some(at));
         (format!("key:{i}").into_bytes(), entry)
     }
 
@@ -849,43 +902,5 @@ mod tests {
         assert_eq!(db.len(), 0);
         assert!(total >= n - n / 97 - 1);
         assert_eq!(ks.timer().next_due(), u64::MAX);
-    }
-
-    #[test]
-    fn contended_lease_is_settled_before_the_backlog() {
-        let now = 1_000_000;
-        let ks = Keyspace::new(1, now);
-        let db = ks.db(0).unwrap();
-        for i in 0..20_000 {
-            let (k, e) = volatile(i, now + 10);
-            db.lock(&k).insert(&k, e, now);
-        }
-        let req = |owner: &str, wait| AcquireRequest {
-            owner: Bytes::copy_from_slice(owner.as_bytes()),
-            ttl_ms: 10,
-            shared: false,
-            limit: None,
-            session: None,
-            wait,
-        };
-        let mut shard = db.lock(b"L");
-        let held = shard.lock_acquire(b"L", req("a", false), now).unwrap();
-        assert!(matches!(held, Acquired::Granted(_)));
-        let Acquired::Queued { mut grant, .. } =
-            shard.lock_acquire(b"L", req("b", true), now).unwrap()
-        else {
-            panic!("b queues behind a");
-        };
-        shard.note_lock_waiter(b"L");
-        drop(shard);
-        // However small the slice, the waiter is served in the first one.
-        ks.expire_step(now + 10, &mut ExpiryBudget::new(Duration::ZERO));
-        assert!(grant.try_recv().is_ok(), "b granted in the first slice");
-        ks.expire_due(now + 10);
-        assert_eq!(db.len(), 1, "only the lock is left");
-        // Once the lock is gone it is no longer tracked.
-        ks.expire_due(now + 20);
-        assert_eq!(db.len(), 0);
-        assert!(db.lock(b"L").contended.is_empty());
     }
 }

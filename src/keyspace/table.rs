@@ -8,8 +8,8 @@
 
 use hashbrown::HashTable;
 
-use super::compact::CompactBytes;
 use super::value::Entry;
+use crate::types::CompactBytes;
 
 struct Slot {
     key: CompactBytes,

@@ -1,11 +1,14 @@
 //! What lives at a key: an [`Entry`] holding a typed [`Value`] and its expiry.
 
 use std::collections::VecDeque;
+use std::num::NonZeroU64;
 
 use bytes::Bytes;
 
-use super::compact::CompactBytes;
-use super::lock::Lock;
+use crate::types::lock::{Lock, LockShared};
+use crate::types::CompactBytes;
+use crate::types::Effects;
+pub use crate::types::WrongType;
 
 /// A value of one of the types the server knows. `TYPE` reports [`Value::type_name`],
 /// and a command given a key of another type fails with `WRONGTYPE`.
@@ -38,6 +41,57 @@ impl Value {
         }
     }
 
+    /// The encoding OBJECT ENCODING names: the representation Redis would use
+    /// for the same value at the thresholds `limits`.
+    pub fn encoding(&self, limits: &crate::types::Encodings) -> &'static str {
+        match self {
+            Value::Str(s) => crate::types::string::encoding_name(s),
+            Value::List(l) => crate::types::list::encoding_name(l, limits.list_size()),
+            // A module type's value in Redis.
+            Value::Lock(_) => "raw",
+        }
+    }
+
+    /// Whether Redis would share this value between keys (the integers
+    /// 0..9999): OBJECT REFCOUNT then reports `INT_MAX`.
+    pub fn shared_integer(&self) -> bool {
+        match self {
+            Value::Str(s) => crate::types::string::shared_integer(s),
+            _ => false,
+        }
+    }
+
+    /// Runs the value's own timers (a lock's leases): what changed, and the
+    /// deadlines to file under its key. Other types have none.
+    pub fn settle(&mut self, now: u64, locks: &LockShared) -> Effects {
+        match self {
+            Value::Lock(lock) => lock.settle(now, locks),
+            _ => Effects::default(),
+        }
+    }
+
+    /// Whether clients wait inside this value (a lock's queue).
+    pub fn has_waiters(&self) -> bool {
+        matches!(self, Value::Lock(lock) if lock.has_waiters())
+    }
+
+    /// What stays at the key for the waiters of a value taken out of the
+    /// keyspace (DEL, FLUSHDB, a TTL, an overwrite): a lock keeps its queue,
+    /// as if every holder had released.
+    pub fn take_waiters(&mut self) -> Option<Value> {
+        match self {
+            Value::Lock(lock) => lock.take_waiters().map(|l| Value::Lock(Box::new(l))),
+            _ => None,
+        }
+    }
+
+    /// Whether the value holds nothing and so its key does not exist (a lock
+    /// with neither holders nor waiters). Containers are removed by the
+    /// commands that empty them.
+    pub fn is_vacant(&self) -> bool {
+        matches!(self, Value::Lock(lock) if lock.is_empty())
+    }
+
     /// The name `TYPE` replies with.
     pub fn type_name(&self) -> &'static str {
         match self {
@@ -47,11 +101,6 @@ impl Value {
         }
     }
 }
-
-/// A command asked for one type at a key holding another: the caller answers
-/// `WRONGTYPE` (the storage layer knows no error text).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct WrongType;
 
 /// A value type reached through [`Value`]: how to see it inside a value, how to
 /// make a new empty one, and when it is empty (an empty container is not kept at
@@ -121,22 +170,56 @@ impl Typed for CompactBytes {
     }
 }
 
-/// A key's value and its absolute expiry time (Unix ms on the server clock).
+/// A key's value, its absolute expiry time (Unix ms on the server clock) and
+/// when it was last used (for OBJECT IDLETIME). 40 bytes: the expiry uses the
+/// niche of a non-zero integer, which leaves room for the access time.
 #[derive(Debug)]
 pub struct Entry {
     /// The value.
     pub value: Value,
-    /// When the key expires, or `None` for a persistent key.
-    pub expires_at: Option<u64>,
+    /// When the key expires; `None` for a persistent key.
+    expires: Option<NonZeroU64>,
+    /// Last access, in seconds on the server clock (Redis's LRU clock).
+    access: u32,
 }
 
 impl Entry {
     /// An entry with no TTL.
     pub fn persistent(value: Value) -> Entry {
+        Entry::new(value, None)
+    }
+
+    /// An entry expiring at `expires_at` (Unix ms; `None` for no TTL). A
+    /// deadline of 0 is kept as 1 ms: long past either way.
+    pub fn new(value: Value, expires_at: Option<u64>) -> Entry {
         Entry {
             value,
-            expires_at: None,
+            expires: expires_at.map(|t| NonZeroU64::new(t).unwrap_or(NonZeroU64::MIN)),
+            access: 0,
         }
+    }
+
+    /// When the key expires, or `None` for a persistent key.
+    pub fn expires_at(&self) -> Option<u64> {
+        self.expires.map(NonZeroU64::get)
+    }
+
+    /// Sets the expiry, returning the previous one.
+    pub(super) fn replace_expiry(&mut self, expires_at: Option<u64>) -> Option<u64> {
+        let old = self.expires_at();
+        self.expires = expires_at.map(|t| NonZeroU64::new(t).unwrap_or(NonZeroU64::MIN));
+        old
+    }
+
+    /// Records an access at `now_ms`.
+    pub(super) fn accessed(&mut self, now_ms: u64) {
+        self.access = (now_ms / 1000) as u32;
+    }
+
+    /// Seconds since the last access, for OBJECT IDLETIME (Redis's LRU clock
+    /// also counts seconds and wraps; this one wraps after 136 years).
+    pub fn idle_seconds(&self, now_ms: u64) -> u64 {
+        u64::from(((now_ms / 1000) as u32).wrapping_sub(self.access))
     }
 
     /// When the key next loses its value, for TTL/PTTL: its own expiry, or for a
@@ -146,7 +229,7 @@ impl Entry {
             Value::Lock(lock) => lock.longest_lease(),
             _ => None,
         };
-        match (self.expires_at, lease) {
+        match (self.expires_at(), lease) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         }
@@ -154,7 +237,7 @@ impl Entry {
 
     /// Whether the entry is logically gone at `now_ms`.
     pub fn is_expired(&self, now_ms: u64) -> bool {
-        self.expires_at.is_some_and(|at| at <= now_ms)
+        self.expires.is_some_and(|at| at.get() <= now_ms)
     }
 }
 

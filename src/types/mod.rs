@@ -6,6 +6,29 @@
 
 use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 
+mod compact;
+pub mod list;
+pub mod lock;
+pub mod string;
+
+pub use compact::CompactBytes;
+
+/// A command asked for one type at a key holding another: the caller answers
+/// `WRONGTYPE` (no module below the commands knows error text).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WrongType;
+
+/// What an operation on a value asks of the keyspace around it: tell
+/// watchers (`changed`), and file these deadlines on the key's timer (a lock's
+/// new leases).
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Effects {
+    /// The value changed (WATCH sees it).
+    pub changed: bool,
+    /// Deadlines to file under the key.
+    pub deadlines: Vec<u64>,
+}
+
 /// When a small container stops being packed: more than `entries` elements, or
 /// an element longer than `value` bytes, makes it convert to its large
 /// representation (Redis's `*-max-listpack-entries` / `-value`).
@@ -15,6 +38,48 @@ pub struct Limits {
     pub entries: usize,
     /// Longest element, in bytes, a packed container holds.
     pub value: usize,
+}
+
+/// The encoding thresholds as options (`hash-max-listpack-entries`, ...): what
+/// the config file and CONFIG SET change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Thresholds {
+    /// `hash-max-listpack-entries` (alias `hash-max-ziplist-entries`).
+    pub hash_entries: usize,
+    /// `hash-max-listpack-value`.
+    pub hash_value: usize,
+    /// `set-max-intset-entries`.
+    pub set_intset_entries: usize,
+    /// `set-max-listpack-entries`.
+    pub set_entries: usize,
+    /// `set-max-listpack-value`.
+    pub set_value: usize,
+    /// `zset-max-listpack-entries` (alias `zset-max-ziplist-entries`).
+    pub zset_entries: usize,
+    /// `zset-max-listpack-value`.
+    pub zset_value: usize,
+    /// `list-max-listpack-size` (alias `list-max-ziplist-size`): positive, a
+    /// count of entries per node; -1..-5, a node size of 4 KB..64 KB.
+    pub list_size: i64,
+    /// `list-compress-depth`.
+    pub list_compress_depth: usize,
+}
+
+impl Default for Thresholds {
+    /// Redis 7's built-in defaults (redis-server without a config file).
+    fn default() -> Self {
+        Thresholds {
+            hash_entries: 512,
+            hash_value: 64,
+            set_intset_entries: 512,
+            set_entries: 128,
+            set_value: 64,
+            zset_entries: 128,
+            zset_value: 64,
+            list_size: -2,
+            list_compress_depth: 0,
+        }
+    }
 }
 
 /// The encoding thresholds in force: CONFIG SET changes them at run time, and
@@ -43,23 +108,38 @@ pub struct Encodings {
 }
 
 impl Default for Encodings {
-    /// Redis 7's defaults.
     fn default() -> Self {
-        Encodings {
-            hash_entries: AtomicUsize::new(128),
-            hash_value: AtomicUsize::new(64),
-            set_intset_entries: AtomicUsize::new(512),
-            set_entries: AtomicUsize::new(128),
-            set_value: AtomicUsize::new(64),
-            zset_entries: AtomicUsize::new(128),
-            zset_value: AtomicUsize::new(64),
-            list_size: AtomicI64::new(-2),
+        let e = Encodings {
+            hash_entries: AtomicUsize::new(0),
+            hash_value: AtomicUsize::new(0),
+            set_intset_entries: AtomicUsize::new(0),
+            set_entries: AtomicUsize::new(0),
+            set_value: AtomicUsize::new(0),
+            zset_entries: AtomicUsize::new(0),
+            zset_value: AtomicUsize::new(0),
+            list_size: AtomicI64::new(0),
             list_compress_depth: AtomicUsize::new(0),
-        }
+        };
+        e.store(&Thresholds::default());
+        e
     }
 }
 
 impl Encodings {
+    /// Puts `t` in force (at start-up and after CONFIG SET).
+    pub fn store(&self, t: &Thresholds) {
+        let set = |a: &AtomicUsize, v: usize| a.store(v, Ordering::Relaxed);
+        set(&self.hash_entries, t.hash_entries);
+        set(&self.hash_value, t.hash_value);
+        set(&self.set_intset_entries, t.set_intset_entries);
+        set(&self.set_entries, t.set_entries);
+        set(&self.set_value, t.set_value);
+        set(&self.zset_entries, t.zset_entries);
+        set(&self.zset_value, t.zset_value);
+        self.list_size.store(t.list_size, Ordering::Relaxed);
+        set(&self.list_compress_depth, t.list_compress_depth);
+    }
+
     /// Thresholds for hashes.
     pub fn hash(&self) -> Limits {
         Limits {
@@ -80,6 +160,11 @@ impl Encodings {
     /// Most members an integer set holds.
     pub fn set_intset(&self) -> usize {
         self.set_intset_entries.load(Ordering::Relaxed)
+    }
+
+    /// `list-max-listpack-size`.
+    pub fn list_size(&self) -> i64 {
+        self.list_size.load(Ordering::Relaxed)
     }
 
     /// Thresholds for sorted sets.

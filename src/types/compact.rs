@@ -66,12 +66,11 @@ impl CompactBytes {
         }
     }
 
-    /// The value as a bulk-string reply, without allocating: a short value is
-    /// copied into the reply (24 bytes), a long one shares its buffer.
-    pub fn to_reply(&self) -> crate::reply::Reply {
+    /// The shared buffer of a long value; `None` for a short one held inline.
+    pub fn shared(&self) -> Option<&Bytes> {
         match &self.0 {
-            Repr::Inline { .. } => crate::reply::Reply::Short(self.clone()),
-            Repr::Shared(b) => crate::reply::Reply::Bulk(Bytes::clone(b)),
+            Repr::Inline { .. } => None,
+            Repr::Shared(b) => Some(b),
         }
     }
 

@@ -1,0 +1,150 @@
+//! OBJECT: ENCODING, REFCOUNT, IDLETIME, FREQ and HELP, as Redis answers them.
+//! ENCODING names the representation Redis would use for the same value at the
+//! thresholds in force (`hash-max-listpack-entries`, ...).
+
+use bytes::Bytes;
+
+use super::{container, flag, CommandResult, CommandSpec, Ctx, KeySpec};
+use crate::error::CommandError;
+use crate::keyspace::Entry;
+use crate::reply::Reply;
+
+const KEY: &[KeySpec] = &[KeySpec::one(2, &["RO"])];
+const CATEGORIES: &[&str] = &["@keyspace", "@read", "@slow"];
+const NONDETERMINISTIC: &[&str] = &["nondeterministic_output"];
+
+/// The OBJECT row and its subcommands.
+pub static COMMANDS: &[CommandSpec] = &[CommandSpec::new("object", -2, 0, container)
+    .acl(&["@slow"])
+    .doc(
+        "generic",
+        "2.2.3",
+        "A container for object introspection commands",
+    )
+    .with_subcommands(&[
+        CommandSpec::new("encoding", 3, flag::READONLY, encoding)
+            .keys(2, 2, 1)
+            .acl(CATEGORIES)
+            .tips(NONDETERMINISTIC)
+            .key_specs(KEY)
+            .doc(
+                "generic",
+                "2.2.3",
+                "Inspect the internal encoding of a Redis object",
+            ),
+        CommandSpec::new("freq", 3, flag::READONLY, freq)
+            .keys(2, 2, 1)
+            .acl(CATEGORIES)
+            .tips(NONDETERMINISTIC)
+            .key_specs(KEY)
+            .doc(
+                "generic",
+                "4.0.0",
+                "Get the logarithmic access frequency counter of a Redis object",
+            ),
+        CommandSpec::new("help", 2, flag::LOADING | flag::STALE, help)
+            .acl(&["@keyspace", "@slow"])
+            .doc(
+                "generic",
+                "6.2.0",
+                "Show helpful text about the different subcommands",
+            ),
+        CommandSpec::new("idletime", 3, flag::READONLY, idletime)
+            .keys(2, 2, 1)
+            .acl(CATEGORIES)
+            .tips(NONDETERMINISTIC)
+            .key_specs(KEY)
+            .doc(
+                "generic",
+                "2.2.3",
+                "Get the time since a Redis object was last accessed",
+            ),
+        CommandSpec::new("refcount", 3, flag::READONLY, refcount)
+            .keys(2, 2, 1)
+            .acl(CATEGORIES)
+            .tips(NONDETERMINISTIC)
+            .key_specs(KEY)
+            .doc(
+                "generic",
+                "2.2.3",
+                "Get the number of references to the value of the key",
+            ),
+    ])];
+
+/// Runs `f` on the entry at `args[2]` without counting an access; nil when
+/// there is no key, as Redis replies.
+fn with_entry(
+    ctx: &mut Ctx<'_>,
+    args: &[Bytes],
+    f: impl FnOnce(&Entry, &Ctx<'_>) -> CommandResult,
+) -> CommandResult {
+    let key = &args[2];
+    let now = ctx.now;
+    let db = ctx.db();
+    let mut shard = db.lock(key);
+    match shard.peek(key, now) {
+        Some(entry) => f(entry, ctx),
+        None => Ok(Reply::Nil),
+    }
+}
+
+fn encoding(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
+    with_entry(ctx, args, |e, ctx| {
+        let name = e.value.encoding(&ctx.shared.encodings);
+        Ok(Reply::bulk_str(name))
+    })
+}
+
+/// Redis shares the integers 0..9999 between keys (refcount `INT_MAX`);
+/// every other value has one reference.
+fn refcount(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
+    with_entry(ctx, args, |e, _| {
+        let shared = e.value.shared_integer();
+        Ok(Reply::Int(if shared { i64::from(i32::MAX) } else { 1 }))
+    })
+}
+
+fn idletime(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
+    let now = ctx.now;
+    with_entry(ctx, args, |e, _| {
+        Ok(Reply::Int(e.idle_seconds(now).min(i64::MAX as u64) as i64))
+    })
+}
+
+/// No LFU policy is ever selected (latchkey does not evict), so the frequency
+/// is never tracked: Redis's error for that case.
+fn freq(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
+    with_entry(ctx, args, |_, _| {
+        Err(CommandError::err(
+            "An LFU maxmemory policy is not selected, access frequency not tracked. \
+             Please note that when switching between policies at runtime LRU and LFU \
+             data will take some time to adjust.",
+        ))
+    })
+}
+
+fn help(_: &mut Ctx<'_>, _: &[Bytes]) -> CommandResult {
+    const LINES: &[&str] = &[
+        "OBJECT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+        "ENCODING <key>",
+        "    Return the kind of internal representation used in order to store the value",
+        "    associated with a <key>.",
+        "FREQ <key>",
+        "    Return the access frequency index of the <key>. The returned integer is",
+        "    proportional to the logarithm of the recent access frequency of the key.",
+        "IDLETIME <key>",
+        "    Return the idle time of the <key>, that is the approximated number of",
+        "    seconds elapsed since the last access to the key.",
+        "REFCOUNT <key>",
+        "    Return the number of references of the value associated with the specified",
+        "    <key>.",
+        "HELP",
+        "    Prints this help.",
+    ];
+    Ok(Reply::Array(
+        LINES
+            .iter()
+            .map(|l| Reply::Status(Bytes::from_static(l.as_bytes())))
+            .collect(),
+    ))
+}

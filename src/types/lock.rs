@@ -1,0 +1,499 @@
+//! The `lock` value type: holders with leases, a FIFO wait queue, fencing tokens.
+//!
+//! A lock lives at its key like any other value, under the key's shard mutex, so
+//! every change to it (acquire, release, lease expiry, DEL, FLUSHDB) is atomic
+//! with the rest of the keyspace. Waiting clients are not polled: each waiter
+//! holds the receiving end of a oneshot channel, and whoever frees the lock grants
+//! the next waiters in queue order in the same critical section.
+//!
+//! Leases expire through the shard's timing wheel: every lease deadline is filed
+//! under the key, and when it fires the shard settles the lock (expired holders
+//! dropped, waiters granted). A lock with no holders and no waiters is removed: such a
+//! key does not exist.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use super::{Effects, WrongType};
+use bytes::Bytes;
+
+/// Why LOCK.ACQUIRE was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LockError {
+    /// The key holds another type.
+    WrongType,
+    /// LIMIT differs from the semaphore's (`Some(n)`), or was given for a plain
+    /// lock (`None`).
+    LimitMismatch(Option<u32>),
+}
+
+impl From<WrongType> for LockError {
+    fn from(_: WrongType) -> Self {
+        LockError::WrongType
+    }
+}
+
+/// Counters for `INFO locks`.
+#[derive(Debug, Default)]
+pub struct LockStats {
+    /// Grants, immediate or after waiting.
+    pub acquisitions: AtomicU64,
+    /// Grants without waiting.
+    pub acquired_immediately: AtomicU64,
+    /// Grants to a waiter.
+    pub acquired_after_wait: AtomicU64,
+    /// Waits that ran out.
+    pub wait_timeouts: AtomicU64,
+    /// Holders that lost the lock because their lease ran out.
+    pub lease_expiries: AtomicU64,
+    /// Holds released because the holder's connection closed (SESSION).
+    pub session_releases: AtomicU64,
+}
+
+/// State shared by all locks of a server: the fencing-token sequence and counters.
+#[derive(Debug)]
+pub struct LockShared {
+    last_token: AtomicU64,
+    next_waiter: AtomicU64,
+    /// Counters.
+    pub stats: LockStats,
+}
+
+/// Fencing tokens start at the server time in ms shifted left this far. 10 keeps
+/// them below 2^53 until the year 2248, so they survive clients and scripts that
+/// hold integers as doubles (JavaScript, JSON, Lua 5.1 numbers).
+pub const TOKEN_SHIFT: u32 = 10;
+
+impl Default for LockShared {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl LockShared {
+    /// Counters at zero; tokens start from the clock.
+    pub fn new() -> Self {
+        const { assert!(TOKEN_SHIFT <= 10) };
+        LockShared {
+            last_token: AtomicU64::new(0),
+            next_waiter: AtomicU64::new(1),
+            stats: LockStats::default(),
+        }
+    }
+
+    /// The next fencing token: strictly greater than every token issued before,
+    /// and at least `now_ms << TOKEN_SHIFT`. A restarted server starts above the
+    /// tokens of its previous run as long as that run issued fewer than 1024 tokens
+    /// per ms on average ahead of the clock, and the clock did not step back across
+    /// the restart (see ARCHITECTURE.md).
+    pub fn next_token(&self, now_ms: u64) -> u64 {
+        let floor = now_ms.saturating_mul(1 << TOKEN_SHIFT);
+        let prev = self
+            .last_token
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |t| {
+                Some(t.saturating_add(1).max(floor))
+            })
+            .unwrap_or(0);
+        prev.saturating_add(1).max(floor)
+    }
+
+    /// A fresh id for a waiter.
+    pub fn next_waiter_id(&self) -> u64 {
+        self.next_waiter.fetch_add(1, Ordering::Relaxed)
+    }
+}
+
+/// The end of a lease of `ttl_ms` starting at `now`: saturating, and never past
+/// `i64::MAX`, so PTTL and LOCK.INFO can report it as a Redis integer.
+pub fn lease_end(now: u64, ttl_ms: u64) -> u64 {
+    now.saturating_add(ttl_ms).min(i64::MAX as u64)
+}
+
+/// One holder of a lock.
+#[derive(Debug, Clone)]
+pub struct Holder {
+    /// The caller's unique token (a UUID, typically).
+    pub owner: Bytes,
+    /// Fencing token given to this holder.
+    pub token: u64,
+    /// When the lease runs out (server clock ms).
+    pub expires_at: u64,
+    /// Whether this is a shared (reader) hold.
+    pub shared: bool,
+    /// The client whose disconnection releases this hold (SESSION).
+    pub session: Option<u64>,
+}
+
+/// Where a waiter's fencing token goes when it is granted: the connection's
+/// inbox, in the server; anything that can take a token, in a test.
+pub trait Grant: Send + Sync + std::fmt::Debug {
+    /// Delivers the token; false if the waiter is gone (the lock passes on).
+    fn send(&self, token: u64) -> bool;
+    /// Whether the waiter is gone (its connection closed without cancelling).
+    fn is_closed(&self) -> bool;
+}
+
+#[derive(Debug)]
+pub(crate) struct Waiter {
+    pub(crate) id: u64,
+    pub(crate) owner: Bytes,
+    pub(crate) ttl_ms: u64,
+    pub(crate) shared: bool,
+    pub(crate) session: Option<u64>,
+    pub(crate) grant: Box<dyn Grant>,
+}
+
+/// A lock: its holders and the queue of waiters.
+#[derive(Debug, Default)]
+pub struct Lock {
+    /// LIMIT n of a semaphore; `None` for an exclusive/shared lock.
+    pub(crate) limit: Option<u32>,
+    pub(crate) holders: Vec<Holder>,
+    pub(crate) waiters: VecDeque<Waiter>,
+}
+
+/// The mode LOCK.INFO reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LockMode {
+    /// One holder at most.
+    Exclusive,
+    /// Any number of SHARED holders.
+    Shared,
+    /// Up to LIMIT holders.
+    Semaphore,
+}
+
+/// A snapshot for LOCK.INFO.
+#[derive(Debug, Clone)]
+pub struct LockInfo {
+    /// Mode.
+    pub mode: LockMode,
+    /// LIMIT of a semaphore.
+    pub limit: Option<u32>,
+    /// Holders.
+    pub holders: Vec<Holder>,
+    /// Number of queued waiters.
+    pub waiters: usize,
+}
+
+/// What LOCK.ACQUIRE asks for.
+#[derive(Debug)]
+pub struct AcquireRequest {
+    /// Owner token.
+    pub owner: Bytes,
+    /// Lease length.
+    pub ttl_ms: u64,
+    /// SHARED.
+    pub shared: bool,
+    /// LIMIT n.
+    pub limit: Option<u32>,
+    /// The client id for SESSION.
+    pub session: Option<u64>,
+    /// To queue when the lock is not free: the waiter's id (from
+    /// [`LockShared::next_waiter_id`]) and where its grant goes.
+    pub wait: Option<(u64, Box<dyn Grant>)>,
+}
+
+/// What an acquire attempt did.
+#[derive(Debug)]
+pub enum Acquired {
+    /// Granted now, with this fencing token.
+    Granted(u64),
+    /// Queued: the token will go to the request's [`Grant`].
+    Queued,
+    /// Not free and the caller does not wait.
+    Busy,
+}
+
+impl Lock {
+    pub(crate) fn mode(&self) -> LockMode {
+        if self.limit.is_some() {
+            LockMode::Semaphore
+        } else if self.holders.first().is_some_and(|h| h.shared) {
+            LockMode::Shared
+        } else {
+            LockMode::Exclusive
+        }
+    }
+
+    /// Whether a request of this kind could be granted given the current holders
+    /// (queue order is the caller's concern).
+    pub(crate) fn compatible(&self, shared: bool) -> bool {
+        match self.limit {
+            Some(limit) => self.holders.len() < limit as usize,
+            None if shared => self.holders.iter().all(|h| h.shared),
+            None => self.holders.is_empty(),
+        }
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.holders.is_empty() && self.waiters.is_empty()
+    }
+
+    /// Drops holders whose lease has run out; returns how many.
+    pub(crate) fn expire_holders(&mut self, now: u64) -> usize {
+        let before = self.holders.len();
+        self.holders.retain(|h| h.expires_at > now);
+        before - self.holders.len()
+    }
+
+    /// Grants queued waiters in order while the front one is compatible; returns
+    /// the new lease deadlines to file on the wheel.
+    pub(crate) fn grant_waiters(&mut self, now: u64, shared: &LockShared) -> Vec<u64> {
+        let mut deadlines = Vec::new();
+        while let Some(front) = self.waiters.front() {
+            if front.grant.is_closed() {
+                self.waiters.pop_front();
+                continue;
+            }
+            if let Some(h) = self.holders.iter_mut().find(|h| h.owner == front.owner) {
+                // The owner already holds (it asked twice): renew, same token.
+                let expires_at = lease_end(now, front.ttl_ms);
+                h.expires_at = h.expires_at.max(expires_at);
+                let (token, expires_at) = (h.token, h.expires_at);
+                if let Some(w) = self.waiters.pop_front() {
+                    w.grant.send(token);
+                }
+                deadlines.push(expires_at);
+                continue;
+            }
+            if !self.compatible(front.shared) {
+                break;
+            }
+            let Some(w) = self.waiters.pop_front() else {
+                break;
+            };
+            let token = shared.next_token(now);
+            let expires_at = lease_end(now, w.ttl_ms);
+            if !w.grant.send(token) {
+                // The waiter left as we granted: the lock passes on.
+                continue;
+            }
+            shared.stats.acquisitions.fetch_add(1, Ordering::Relaxed);
+            shared
+                .stats
+                .acquired_after_wait
+                .fetch_add(1, Ordering::Relaxed);
+            self.holders.push(Holder {
+                owner: w.owner,
+                token,
+                expires_at,
+                shared: w.shared,
+                session: w.session,
+            });
+            deadlines.push(expires_at);
+        }
+        deadlines
+    }
+
+    /// Drops the holders whose lease has run out and grants the waiters that
+    /// can now hold. Run before every lock operation and when a lease ends.
+    pub fn settle(&mut self, now: u64, shared: &LockShared) -> Effects {
+        let expired = self.expire_holders(now);
+        let deadlines = self.grant_waiters(now, shared);
+        if expired > 0 {
+            shared
+                .stats
+                .lease_expiries
+                .fetch_add(expired as u64, Ordering::Relaxed);
+        }
+        Effects {
+            changed: expired > 0 || !deadlines.is_empty(),
+            deadlines,
+        }
+    }
+
+    /// A new lock for LOCK.ACQUIRE: a semaphore of `limit` holders, or a plain
+    /// lock.
+    pub fn set_limit(&mut self, limit: Option<u32>) {
+        self.limit = limit;
+    }
+
+    /// LOCK.ACQUIRE on a settled lock: grants, queues, or reports it busy. A
+    /// holder asking again renews its lease and gets its token back.
+    pub fn acquire(
+        &mut self,
+        req: AcquireRequest,
+        now: u64,
+        shared: &LockShared,
+    ) -> Result<(Acquired, Effects), LockError> {
+        let expires_at = lease_end(now, req.ttl_ms);
+        if let Some(h) = self.holders.iter_mut().find(|h| h.owner == req.owner) {
+            h.expires_at = expires_at;
+            let renewed = Effects {
+                changed: false,
+                deadlines: vec![expires_at],
+            };
+            return Ok((Acquired::Granted(h.token), renewed));
+        }
+        if self.limit != req.limit {
+            return Err(LockError::LimitMismatch(self.limit));
+        }
+        if self.waiters.is_empty() && self.compatible(req.shared) {
+            let token = shared.next_token(now);
+            // Exactly the room needed: most locks only ever have one holder.
+            self.holders.reserve_exact(1);
+            self.holders.push(Holder {
+                owner: req.owner,
+                token,
+                expires_at,
+                shared: req.shared,
+                session: req.session,
+            });
+            shared.stats.acquisitions.fetch_add(1, Ordering::Relaxed);
+            shared
+                .stats
+                .acquired_immediately
+                .fetch_add(1, Ordering::Relaxed);
+            let granted = Effects {
+                changed: true,
+                deadlines: vec![expires_at],
+            };
+            return Ok((Acquired::Granted(token), granted));
+        }
+        let Some((id, grant)) = req.wait else {
+            return Ok((Acquired::Busy, Effects::default()));
+        };
+        self.waiters.push_back(Waiter {
+            id,
+            owner: req.owner,
+            ttl_ms: req.ttl_ms,
+            shared: req.shared,
+            session: req.session,
+            grant,
+        });
+        Ok((Acquired::Queued, Effects::default()))
+    }
+
+    /// LOCK.RELEASE: true if `owner` held the lock and no longer does.
+    pub fn release(&mut self, owner: &[u8]) -> bool {
+        let before = self.holders.len();
+        self.holders.retain(|h| h.owner != owner);
+        self.holders.len() < before
+    }
+
+    /// LOCK.EXTEND: the new lease end of `owner`, `ttl_ms` from now; `None` if
+    /// it does not hold the lock.
+    pub fn extend(&mut self, owner: &[u8], ttl_ms: u64, now: u64) -> Option<u64> {
+        let h = self.holders.iter_mut().find(|h| h.owner == owner)?;
+        h.expires_at = lease_end(now, ttl_ms);
+        Some(h.expires_at)
+    }
+
+    /// LOCK.VALIDATE: whether `token` belongs to a current holder.
+    pub fn validates(&self, token: u64) -> bool {
+        self.holders.iter().any(|h| h.token == token)
+    }
+
+    /// Takes waiter `id` out of the queue; false if it is not queued (granted,
+    /// or gone).
+    pub fn cancel_wait(&mut self, id: u64) -> bool {
+        let before = self.waiters.len();
+        self.waiters.retain(|w| w.id != id);
+        self.waiters.len() < before
+    }
+
+    /// Releases every hold of `client` (SESSION) and the hold of `owner`, if
+    /// given; returns how many were released.
+    pub fn release_client(&mut self, client: Option<u64>, owner: Option<&[u8]>) -> usize {
+        let before = self.holders.len();
+        self.holders.retain(|h| {
+            let by_session = client.is_some() && h.session == client;
+            let by_owner = owner.is_some_and(|o| h.owner == o);
+            !(by_session || by_owner)
+        });
+        before - self.holders.len()
+    }
+
+    /// Whether clients wait in the queue.
+    pub fn has_waiters(&self) -> bool {
+        !self.waiters.is_empty()
+    }
+
+    /// The queue of a lock taken out of the keyspace (DEL, FLUSHDB, a key TTL,
+    /// an overwrite), as a lock with no holders that stays at the key for them.
+    pub fn take_waiters(&mut self) -> Option<Lock> {
+        if self.waiters.is_empty() {
+            return None;
+        }
+        Some(Lock {
+            limit: self.limit,
+            holders: Vec::new(),
+            waiters: std::mem::take(&mut self.waiters),
+        })
+    }
+
+    /// The latest lease deadline, for PTTL.
+    pub fn longest_lease(&self) -> Option<u64> {
+        self.holders.iter().map(|h| h.expires_at).max()
+    }
+
+    /// A snapshot for LOCK.INFO.
+    pub fn info(&self) -> LockInfo {
+        LockInfo {
+            mode: self.mode(),
+            limit: self.limit,
+            holders: self.holders.clone(),
+            waiters: self.waiters.len(),
+        }
+    }
+
+    /// Number of holders and waiters, for INFO.
+    pub fn counts(&self) -> (usize, usize) {
+        (self.holders.len(), self.waiters.len())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_are_exact_as_doubles_for_two_centuries() {
+        let shared = LockShared::new();
+        // 2248-01-01 in ms since the epoch.
+        let year_2248 = 8_770_000_000_000u64;
+        let t = shared.next_token(year_2248);
+        assert!(t < 1 << 53, "{t}");
+        assert_eq!(t as f64 as u64, t);
+        assert!(shared.next_token(year_2248) > t);
+    }
+
+    #[test]
+    fn lease_of_the_longest_ttl_ends_at_i64_max() {
+        assert_eq!(lease_end(1_000, u64::MAX), i64::MAX as u64);
+        assert_eq!(lease_end(u64::MAX, 1), i64::MAX as u64);
+        assert_eq!(lease_end(1_000, 5), 1_005);
+        let shared = LockShared::new();
+        assert!(shared.next_token(u64::MAX) >= shared.next_token(1));
+    }
+}
+
+/// A grant that delivers to a oneshot channel, for tests of the lock type.
+#[cfg(test)]
+#[derive(Debug)]
+struct OneshotGrant(parking_lot::Mutex<Option<tokio::sync::oneshot::Sender<u64>>>);
+
+#[cfg(test)]
+impl Grant for OneshotGrant {
+    fn send(&self, token: u64) -> bool {
+        self.0
+            .lock()
+            .take()
+            .is_some_and(|tx| tx.send(token).is_ok())
+    }
+
+    fn is_closed(&self) -> bool {
+        self.0.lock().as_ref().is_none_or(|tx| tx.is_closed())
+    }
+}
+
+/// A grant for a test, and the receiver its token arrives on.
+#[cfg(test)]
+pub(crate) fn test_grant() -> (Box<dyn Grant>, tokio::sync::oneshot::Receiver<u64>) {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    (
+        Box::new(OneshotGrant(parking_lot::Mutex::new(Some(tx)))),
+        rx,
+    )
+}
