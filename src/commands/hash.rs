@@ -6,8 +6,8 @@ use bytes::Bytes;
 
 use super::args::Args;
 use super::keys::{glob_match, scan_cursor};
-use super::{flag, parse_float, CallMode, CommandSpec, Ctx, KeySpec};
 use super::CommandResult;
+use super::{flag, parse_float, CallMode, CommandSpec, Ctx, KeySpec};
 use crate::error::CommandError;
 use crate::reply::Reply;
 use crate::types::hash::{Hash, IncrError};
@@ -15,11 +15,11 @@ use crate::types::hash::{Hash, IncrError};
 const WRITE: &[&str] = &["@write", "@hash", "@fast"];
 const READ_FAST: &[&str] = &["@read", "@hash", "@fast"];
 const READ_SLOW: &[&str] = &["@read", "@hash", "@slow"];
-const RW_UPDATE: &[KeySpec] = &[KeySpec::one(1, &["RW", "UPDATE"])];
-const RW_INSERT: &[KeySpec] = &[KeySpec::one(1, &["RW", "INSERT"])];
-const RW_DELETE: &[KeySpec] = &[KeySpec::one(1, &["RW", "DELETE"])];
-const RW_ACCESS_UPDATE: &[KeySpec] = &[KeySpec::one(1, &["RW", "ACCESS", "UPDATE"])];
-const RO_ACCESS: &[KeySpec] = &[KeySpec::one(1, &["RO", "ACCESS"])];
+const RW_UPDATE: &[KeySpec] = &[KeySpec::one(1, &["RW", "update"])];
+const RW_INSERT: &[KeySpec] = &[KeySpec::one(1, &["RW", "insert"])];
+const RW_DELETE: &[KeySpec] = &[KeySpec::one(1, &["RW", "delete"])];
+const RW_ACCESS_UPDATE: &[KeySpec] = &[KeySpec::one(1, &["RW", "access", "update"])];
+const RO_ACCESS: &[KeySpec] = &[KeySpec::one(1, &["RO", "access"])];
 const RO: &[KeySpec] = &[KeySpec::one(1, &["RO"])];
 
 /// The hash family's rows.

@@ -190,8 +190,8 @@ pub struct KeyRef {
 /// Where one group of keys sits in the arguments (Redis 7's key specs).
 #[derive(Debug, Clone, Copy)]
 pub struct KeySpec {
-    /// Flags as COMMAND INFO names them: `RW`, `RO`, `OW`, `RM`, `ACCESS`,
-    /// `INSERT`, `UPDATE`, `DELETE`, `NOT_KEY`, `INCOMPLETE`, `VARIABLE_FLAGS`.
+    /// Flags as COMMAND INFO prints them: `RW`, `RO`, `OW`, `RM`, then `access`,
+    /// `insert`, `update`, `delete`, `not_key`, `incomplete`, `variable_flags`.
     pub flags: &'static [&'static str],
     /// Where the search for the keys begins.
     pub begin: BeginSearch,

@@ -8,8 +8,8 @@ use bytes::Bytes;
 
 use super::args::Args;
 use super::keys::{glob_match, scan_cursor};
-use super::{flag, int_arg, CommandSpec, Ctx, KeySpec};
 use super::CommandResult;
+use super::{flag, int_arg, CommandSpec, Ctx, KeySpec};
 use crate::error::CommandError;
 use crate::keyspace::{Entry, ShardSet, Value};
 use crate::reply::Reply;
@@ -289,7 +289,9 @@ fn spop(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
             None => Reply::Set(Vec::new()),
         },
         None => match shard.write::<Set>(key, now)? {
-            Some(s) => s.pop_random(&mut rng).map_or(Reply::Nil, |m| Reply::stored(&m)),
+            Some(s) => s
+                .pop_random(&mut rng)
+                .map_or(Reply::Nil, |m| Reply::stored(&m)),
             None => Reply::Nil,
         },
     };

@@ -21,11 +21,11 @@ use crate::types::zset::{
 };
 use crate::types::{CompactBytes, Limits};
 
-const RW_UPDATE: &[&str] = &["RW", "UPDATE"];
-const RW_DELETE: &[&str] = &["RW", "DELETE"];
-const RW_ACCESS_DELETE: &[&str] = &["RW", "ACCESS", "DELETE"];
-const RO_ACCESS: &[&str] = &["RO", "ACCESS"];
-const OW_UPDATE: &[&str] = &["OW", "UPDATE"];
+const RW_UPDATE: &[&str] = &["RW", "update"];
+const RW_DELETE: &[&str] = &["RW", "delete"];
+const RW_ACCESS_DELETE: &[&str] = &["RW", "access", "delete"];
+const RO_ACCESS: &[&str] = &["RO", "access"];
+const OW_UPDATE: &[&str] = &["OW", "update"];
 const WRITE_FAST: &[&str] = &["@write", "@sortedset", "@fast"];
 const WRITE_SLOW: &[&str] = &["@write", "@sortedset", "@slow"];
 const READ_FAST: &[&str] = &["@read", "@sortedset", "@fast"];
@@ -34,6 +34,8 @@ const ONE_RW_UPDATE: &[KeySpec] = &[KeySpec::one(1, RW_UPDATE)];
 const ONE_RW_DELETE: &[KeySpec] = &[KeySpec::one(1, RW_DELETE)];
 const ONE_RW_ACCESS_DELETE: &[KeySpec] = &[KeySpec::one(1, RW_ACCESS_DELETE)];
 const ONE_RO: &[KeySpec] = &[KeySpec::one(1, RO_ACCESS)];
+const ONE_RO_ONLY: &[KeySpec] = &[KeySpec::one(1, &["RO"])];
+const ONE_RW_ACCESS_UPDATE: &[KeySpec] = &[KeySpec::one(1, &["RW", "access", "update"])];
 const NUMKEYS_RO: &[KeySpec] = &[KeySpec::keynum(1, RO_ACCESS)];
 const DEST_NUMKEYS: &[KeySpec] = &[KeySpec::one(1, OW_UPDATE), KeySpec::keynum(2, RO_ACCESS)];
 
@@ -55,12 +57,13 @@ pub static COMMANDS: &[CommandSpec] = &[
         .keys(1, 1, 1).acl(WRITE_FAST).key_specs(ONE_RW_UPDATE)
         .doc("sorted-set", "1.2.0", "Adds one or more members to a sorted set, or updates their scores. Creates the key if it doesn't exist."),
     CommandSpec::new("zincrby", 4, flag::WRITE | flag::DENYOOM | flag::FAST, zincrby)
-        .keys(1, 1, 1).acl(WRITE_FAST).key_specs(ONE_RW_UPDATE)
+        .keys(1, 1, 1).acl(WRITE_FAST).key_specs(ONE_RW_ACCESS_UPDATE)
         .doc("sorted-set", "1.2.0", "Increments the score of a member in a sorted set."),
     CommandSpec::new("zrem", -3, flag::WRITE | flag::FAST, zrem)
         .keys(1, 1, 1).acl(WRITE_FAST).key_specs(ONE_RW_DELETE)
         .doc("sorted-set", "1.2.0", "Removes one or more members from a sorted set. Deletes the sorted set if all members were removed."),
     read("zcard", 2, true, zcard)
+        .key_specs(ONE_RO_ONLY)
         .doc("sorted-set", "1.2.0", "Returns the number of members in a sorted set."),
     read("zscore", 3, true, zscore)
         .doc("sorted-set", "1.2.0", "Returns the score of a member in a sorted set."),

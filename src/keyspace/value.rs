@@ -6,11 +6,11 @@ use std::num::NonZeroU64;
 use bytes::Bytes;
 
 use crate::types::lock::{Lock, LockShared};
+use crate::types::set::Set;
 use crate::types::zset::ZSet;
 use crate::types::CompactBytes;
 use crate::types::Effects;
 pub use crate::types::WrongType;
-use crate::types::set::Set;
 
 /// A value of one of the types the server knows. `TYPE` reports [`Value::type_name`],
 /// and a command given a key of another type fails with `WRONGTYPE`.

@@ -5,8 +5,8 @@
 //! value of the right type or answers `WrongType`.
 
 pub mod geo;
-pub mod set;
 pub mod hash;
+pub mod set;
 
 use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 
