@@ -5,7 +5,7 @@
 use bytes::Bytes;
 
 use super::args::Args;
-use super::keys::{glob_match, scan_cursor};
+use super::keys::{scan_cursor, scan_reply, ScanOf, ScanOptions};
 use super::CommandResult;
 use super::{flag, parse_float, CallMode, CommandSpec, Ctx, KeySpec};
 use crate::error::CommandError;
@@ -305,36 +305,15 @@ fn hscan(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
         // Redis answers a missing key before reading the options.
         return Ok(scan_reply(0, Vec::new()));
     };
-    let (mut pattern, mut count, mut novalues) = (None, 10usize, false);
-    while !a.is_done() {
-        match a.one_of(&["MATCH", "COUNT", "NOVALUES"]) {
-            Some(0) => pattern = Some(a.bytes()?),
-            Some(1) => {
-                let n = a.int()?;
-                if n < 1 {
-                    return Err(CommandError::Syntax);
-                }
-                count = usize::try_from(n).unwrap_or(usize::MAX);
-            }
-            Some(_) => novalues = true,
-            None => return Err(CommandError::Syntax),
-        }
-    }
+    let options = ScanOptions::read(a.rest(), ScanOf::Hash)?;
     let mut out = Vec::new();
-    let next = hash.scan(cursor, count, |f, v| {
-        if pattern.is_none_or(|p| glob_match(p, f)) {
+    let next = hash.scan(cursor, options.count, |f, v| {
+        if options.matches(f) {
             out.push(bulk(f));
-            if !novalues {
+            if !options.novalues {
                 out.push(bulk(v));
             }
         }
     });
     Ok(scan_reply(next, out))
-}
-
-fn scan_reply(cursor: u64, items: Vec<Reply>) -> Reply {
-    Reply::Array(vec![
-        Reply::bulk_string(cursor.to_string()),
-        Reply::Array(items),
-    ])
 }

@@ -288,6 +288,84 @@ pub fn scan_cursor(arg: &[u8]) -> Option<u64> {
     Some(if negative { n.wrapping_neg() } else { n })
 }
 
+/// The options of SCAN, HSCAN, SSCAN and ZSCAN, read by one loop as Redis's
+/// `scanGenericCommand` reads them: MATCH, COUNT (at least 1), TYPE (SCAN only)
+/// and NOVALUES (HSCAN only), each option word followed by its value.
+#[derive(Debug)]
+pub struct ScanOptions {
+    /// MATCH pattern; `None` matches everything.
+    pub pattern: Option<Bytes>,
+    /// COUNT: about how many items one call visits.
+    pub count: usize,
+    /// TYPE, lower-cased.
+    pub type_filter: Option<String>,
+    /// NOVALUES: fields without their values.
+    pub novalues: bool,
+}
+
+/// Which of the options only some SCAN commands take are allowed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ScanOf {
+    /// SCAN: TYPE.
+    Keys,
+    /// HSCAN: NOVALUES.
+    Hash,
+    /// SSCAN, ZSCAN: neither.
+    Members,
+}
+
+impl ScanOptions {
+    /// Reads the options in `opts` (what follows the cursor).
+    pub fn read(opts: &[Bytes], of: ScanOf) -> Result<Self, CommandError> {
+        let mut o = ScanOptions {
+            pattern: None,
+            count: 10,
+            type_filter: None,
+            novalues: false,
+        };
+        let mut i = 0;
+        while i < opts.len() {
+            let (word, value) = (&opts[i], opts.get(i + 1));
+            match value {
+                Some(v) if is(word, "count") => {
+                    let n = int_arg(v)?;
+                    if n < 1 {
+                        return Err(CommandError::Syntax);
+                    }
+                    o.count = usize::try_from(n).unwrap_or(usize::MAX);
+                }
+                Some(v) if is(word, "match") => {
+                    o.pattern = (v.as_ref() != b"*").then(|| v.clone());
+                }
+                Some(v) if of == ScanOf::Keys && is(word, "type") => {
+                    o.type_filter = Some(String::from_utf8_lossy(v).to_ascii_lowercase());
+                }
+                _ if of == ScanOf::Hash && is(word, "novalues") => {
+                    o.novalues = true;
+                    i += 1;
+                    continue;
+                }
+                _ => return Err(CommandError::Syntax),
+            }
+            i += 2;
+        }
+        Ok(o)
+    }
+
+    /// Whether `item` passes MATCH.
+    pub fn matches(&self, item: &[u8]) -> bool {
+        self.pattern.as_ref().is_none_or(|p| glob_match(p, item))
+    }
+}
+
+/// The reply of every SCAN command: the next cursor, then the items.
+pub fn scan_reply(cursor: u64, items: Vec<Reply>) -> Reply {
+    Reply::Array(vec![
+        Reply::bulk_string(cursor.to_string()),
+        Reply::Array(items),
+    ])
+}
+
 /// SCAN cursor MATCH pattern COUNT n TYPE t.
 ///
 /// The cursor is `shard << 58 | h`: continue in `shard` with the keys whose fixed
@@ -298,25 +376,8 @@ pub fn scan_cursor(arg: &[u8]) -> Option<u64> {
 /// shards grow or shrink meanwhile, since its place in the order never changes.
 fn scan(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
     let cursor = scan_cursor(&args[1]).ok_or_else(|| CommandError::err("invalid cursor"))?;
-    let (mut pattern, mut count, mut type_filter) = (None, 10usize, None);
-    let mut i = 2;
-    while i < args.len() {
-        let value = args.get(i + 1).ok_or(CommandError::Syntax)?;
-        if is(&args[i], "match") {
-            pattern = Some(value.clone());
-        } else if is(&args[i], "count") {
-            let n = int_arg(value)?;
-            if n < 1 {
-                return Err(CommandError::Syntax);
-            }
-            count = n as usize;
-        } else if is(&args[i], "type") {
-            type_filter = Some(String::from_utf8_lossy(value).to_ascii_lowercase());
-        } else {
-            return Err(CommandError::Syntax);
-        }
-        i += 2;
-    }
+    let options = ScanOptions::read(&args[2..], ScanOf::Keys)?;
+    let count = options.count;
     let shift = 64 - SCAN_SHARD_BITS;
     let (mut shard_idx, mut from) = ((cursor >> shift) as usize, cursor & ((1 << shift) - 1));
     let mut out = Vec::new();
@@ -335,11 +396,11 @@ fn scan(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
             end += 1;
         }
         for (_, k, e) in &batch[..end] {
-            let type_ok = type_filter
+            let type_ok = options
+                .type_filter
                 .as_deref()
                 .is_none_or(|t| t == e.value.type_name());
-            let match_ok = pattern.as_ref().is_none_or(|p| glob_match(p, k));
-            if type_ok && match_ok {
+            if type_ok && options.matches(k) {
                 out.push(Reply::Bulk(Bytes::copy_from_slice(k)));
             }
         }
@@ -357,10 +418,7 @@ fn scan(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
             break;
         }
     }
-    Ok(Reply::Array(vec![
-        Reply::bulk_string(next_cursor.to_string()),
-        Reply::Array(out),
-    ]))
+    Ok(scan_reply(next_cursor, out))
 }
 
 fn randomkey(ctx: &mut Ctx<'_>, _: &[Bytes]) -> CommandResult {
@@ -568,5 +626,56 @@ mod tests {
         ] {
             assert_eq!(glob_match(p.as_bytes(), s.as_bytes()), want, "{p} ~ {s}");
         }
+    }
+}
+
+#[cfg(test)]
+mod scan_option_tests {
+    use super::*;
+
+    fn read(words: &[&str], of: ScanOf) -> Result<ScanOptions, CommandError> {
+        let opts: Vec<Bytes> = words
+            .iter()
+            .map(|w| Bytes::copy_from_slice(w.as_bytes()))
+            .collect();
+        ScanOptions::read(&opts, of)
+    }
+
+    #[test]
+    fn each_scan_takes_the_options_redis_gives_it() {
+        let o = read(&["MATCH", "a*", "count", "3"], ScanOf::Members).unwrap();
+        assert_eq!(
+            (o.count, o.matches(b"ab"), o.matches(b"b")),
+            (3, true, false)
+        );
+        assert!(read(&["MATCH", "*"], ScanOf::Members)
+            .unwrap()
+            .pattern
+            .is_none());
+        assert!(read(&["NOVALUES"], ScanOf::Hash).unwrap().novalues);
+        assert_eq!(
+            read(&["NOVALUES"], ScanOf::Members).err(),
+            Some(CommandError::Syntax)
+        );
+        assert_eq!(
+            read(&["TYPE", "hash"], ScanOf::Hash).err(),
+            Some(CommandError::Syntax)
+        );
+        let t = read(&["TYPE", "HASH"], ScanOf::Keys).unwrap();
+        assert_eq!(t.type_filter.as_deref(), Some("hash"));
+        assert_eq!(
+            read(&["COUNT", "0"], ScanOf::Keys).err(),
+            Some(CommandError::Syntax)
+        );
+        assert_eq!(
+            read(&["COUNT", "x"], ScanOf::Keys).err(),
+            Some(CommandError::NotInteger)
+        );
+        assert_eq!(
+            read(&["MATCH"], ScanOf::Keys).err(),
+            Some(CommandError::Syntax)
+        );
+        let big = read(&["COUNT", "9223372036854775807"], ScanOf::Keys).unwrap();
+        assert_eq!(big.count as u64, i64::MAX as u64);
     }
 }

@@ -7,7 +7,7 @@
 use bytes::Bytes;
 
 use super::args::Args;
-use super::keys::{glob_match, scan_cursor};
+use super::keys::{scan_cursor, scan_reply, ScanOf, ScanOptions};
 use super::CommandResult;
 use super::{flag, int_arg, CommandSpec, Ctx, KeySpec};
 use crate::error::CommandError;
@@ -283,7 +283,7 @@ fn spop(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
             Some(s) => Reply::Set(
                 s.pop_many(n, &limits, &mut rng)
                     .iter()
-                    .map(|m| Reply::stored(&m))
+                    .map(Reply::stored)
                     .collect(),
             ),
             None => Reply::Set(Vec::new()),
@@ -532,33 +532,12 @@ fn sscan(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
     let Some(set) = shard.read::<Set>(key, now)? else {
         return Ok(scan_reply(0, Vec::new()));
     };
-    let (mut count, mut pattern) = (10usize, None);
-    while !a.is_done() {
-        if a.remaining() >= 2 && a.keyword("COUNT") {
-            let n = a.int()?;
-            if n < 1 {
-                return Err(CommandError::Syntax);
-            }
-            count = usize::try_from(n).unwrap_or(usize::MAX);
-        } else if a.remaining() >= 2 && a.keyword("MATCH") {
-            let p = a.bytes()?;
-            pattern = (p.as_ref() != b"*").then_some(p);
-        } else {
-            return Err(CommandError::Syntax);
-        }
-    }
-    let (next, members) = set.scan(cursor, count);
+    let options = ScanOptions::read(a.rest(), ScanOf::Members)?;
+    let (next, members) = set.scan(cursor, options.count);
     let members = members
         .into_iter()
-        .filter(|m| pattern.is_none_or(|p| m.with_bytes(|b| glob_match(p, b))))
+        .filter(|m| m.with_bytes(|b| options.matches(b)))
         .map(member_reply)
         .collect();
     Ok(scan_reply(next, members))
-}
-
-fn scan_reply(cursor: u64, members: Vec<Reply>) -> Reply {
-    Reply::Array(vec![
-        Reply::bulk_string(cursor.to_string()),
-        Reply::Array(members),
-    ])
 }

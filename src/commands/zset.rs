@@ -11,6 +11,7 @@
 use bytes::Bytes;
 
 use super::args::Args;
+use super::keys::{scan_reply, ScanOf, ScanOptions};
 use super::{flag, int_arg, is, CommandResult, CommandSpec, Ctx, KeySpec};
 use crate::error::CommandError;
 use crate::keyspace::{Entry, Shard, Value};
@@ -1080,37 +1081,17 @@ fn distinct_ranks(len: usize, want: usize) -> Vec<usize> {
 fn zscan(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
     let cursor =
         super::keys::scan_cursor(&args[2]).ok_or_else(|| CommandError::err("invalid cursor"))?;
-    let empty = Reply::Array(vec![Reply::bulk_str("0"), Reply::Array(Vec::new())]);
-    with_set(ctx, &args[1], empty, |z| {
-        let (mut pattern, mut count) = (None, 10usize);
-        let mut j = 3;
-        while let Some(opt) = args.get(j) {
-            let value = args.get(j + 1).ok_or(CommandError::Syntax)?;
-            if is(opt, "count") {
-                let n = int_arg(value)?;
-                if n < 1 {
-                    return Err(CommandError::Syntax);
-                }
-                count = usize::try_from(n).unwrap_or(usize::MAX);
-            } else if is(opt, "match") {
-                pattern = Some(value);
-            } else {
-                return Err(CommandError::Syntax);
-            }
-            j += 2;
-        }
-        let (next, items) = z.scan(cursor, count);
+    with_set(ctx, &args[1], scan_reply(0, Vec::new()), |z| {
+        let options = ScanOptions::read(&args[3..], ScanOf::Members)?;
+        let (next, items) = z.scan(cursor, options.count);
         let mut out = Vec::with_capacity(items.len() * 2);
         for (m, s) in items {
-            if pattern.is_none_or(|p| super::keys::glob_match(p, m)) {
+            if options.matches(m) {
                 out.push(member_reply(m));
                 out.push(Reply::bulk_string(crate::reply::format_double(s)));
             }
         }
-        Ok(Reply::Array(vec![
-            Reply::bulk_string(next.to_string()),
-            Reply::Array(out),
-        ]))
+        Ok(scan_reply(next, out))
     })
 }
 
