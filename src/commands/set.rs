@@ -283,7 +283,7 @@ fn spop(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
             Some(s) => Reply::Set(
                 s.pop_many(n, &limits, &mut rng)
                     .iter()
-                    .map(|m| Reply::stored(&m))
+                    .map(Reply::stored)
                     .collect(),
             ),
             None => Reply::Set(Vec::new()),
