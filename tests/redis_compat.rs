@@ -50,6 +50,7 @@ case_files!(
     zsets,
     zset_ranges,
     zset_ops,
+    zset_blocking,
     geo,
     geo_scores,
     sets,

@@ -228,6 +228,10 @@ fn geoadd(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
             _ => {}
         }
     }
+    if shard.read::<ZSet>(key, now)?.is_some_and(|z| !z.is_empty()) {
+        // Wakes clients blocked in BZPOPMIN and the like on `key`.
+        ctx.shared.blocked.signal(ctx.session.db, key);
+    }
     Ok(Reply::Int(if ch { added + updated } else { added }))
 }
 
@@ -675,6 +679,7 @@ fn search(ctx: &mut Ctx<'_>, args: &[Bytes], kind: Kind) -> CommandResult {
                     set.insert(&f.member, score, limits);
                 }
                 shard.insert(dest, Entry::persistent(Value::ZSet(Box::new(set))), now);
+                ctx.shared.blocked.signal(ctx.session.db, dest);
             }
             Ok(Reply::Int(stored as i64))
         }

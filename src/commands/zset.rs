@@ -1,21 +1,23 @@
 //! Sorted-set commands: ZADD, ZINCRBY, ZREM, ZCARD, ZSCORE, ZMSCORE, ZRANK,
 //! ZREVRANK, ZCOUNT, ZLEXCOUNT, the ZRANGE family (and ZRANGESTORE), the
-//! ZREMRANGEBY* commands, ZPOPMIN/ZPOPMAX/ZMPOP, ZUNION/ZINTER/ZDIFF (and their
-//! STORE forms), ZINTERCARD, ZRANDMEMBER and ZSCAN. The set itself and its
-//! operations are `types::zset`; this file reads arguments, answers with
-//! Redis's replies and errors, and holds the table rows.
-//!
-//! The blocking pops (BZPOPMIN, BZPOPMAX, BZMPOP) are not here: they take the
-//! same pops ([`ZSet::pop`]) and reply through [`pop_reply`].
+//! ZREMRANGEBY* commands, ZPOPMIN/ZPOPMAX/ZMPOP and the blocking BZPOPMIN/
+//! BZPOPMAX/BZMPOP (a [`Serve`] step of the blocking registry in
+//! `blocking.rs`), ZUNION/ZINTER/ZDIFF (and their STORE forms, which read plain
+//! sets as well, every member scored 1), ZINTERCARD, ZRANDMEMBER and ZSCAN. The
+//! set itself and its operations are `types::zset`; this file reads arguments,
+//! answers with Redis's replies and errors, and holds the table rows.
 
 use bytes::Bytes;
 
 use super::args::Args;
 use super::keys::{scan_reply, ScanOf, ScanOptions};
+use super::wait::{block_on_keys, timeout_arg};
 use super::{flag, int_arg, is, CommandResult, CommandSpec, Ctx, KeySpec};
+use crate::blocking::Serve;
 use crate::error::CommandError;
 use crate::keyspace::{Entry, Shard, Value};
 use crate::reply::Reply;
+use crate::types::set::Set;
 use crate::types::zset::{
     self, AddFlags, Added, Aggregate, Input, LexBound, LexRange, ScoreBound, ScoreRange, Scored,
     ZSet, ZSetError,
@@ -37,6 +39,8 @@ const ONE_RW_ACCESS_DELETE: &[KeySpec] = &[KeySpec::one(1, RW_ACCESS_DELETE)];
 const ONE_RO: &[KeySpec] = &[KeySpec::one(1, RO_ACCESS)];
 const ONE_RO_ONLY: &[KeySpec] = &[KeySpec::one(1, &["RO"])];
 const ONE_RW_ACCESS_UPDATE: &[KeySpec] = &[KeySpec::one(1, &["RW", "access", "update"])];
+const BLOCKING_FAST: &[&str] = &["@write", "@sortedset", "@fast", "@blocking"];
+const BLOCKING_KEYS: &[KeySpec] = &[KeySpec::range(1, -2, 1, RW_ACCESS_DELETE)];
 const NUMKEYS_RO: &[KeySpec] = &[KeySpec::keynum(1, RO_ACCESS)];
 const DEST_NUMKEYS: &[KeySpec] = &[KeySpec::one(1, OW_UPDATE), KeySpec::keynum(2, RO_ACCESS)];
 
@@ -112,6 +116,15 @@ pub static COMMANDS: &[CommandSpec] = &[
     CommandSpec::new("zmpop", -4, flag::WRITE, zmpop)
         .acl(WRITE_SLOW).key_specs(&[KeySpec::keynum(1, RW_ACCESS_DELETE)])
         .doc("sorted-set", "7.0.0", "Returns the highest- or lowest-scoring members from one or more sorted sets after removing them. Deletes the sorted set if the last member was popped."),
+    CommandSpec::new("bzpopmin", -3, flag::WRITE | flag::NOSCRIPT | flag::BLOCKING | flag::FAST, bzpopmin)
+        .keys(1, -2, 1).acl(BLOCKING_FAST).key_specs(BLOCKING_KEYS)
+        .doc("sorted-set", "5.0.0", "Removes and returns the member with the lowest score from one or more sorted sets. Blocks until a member available otherwise.  Deletes the sorted set if the last element was popped."),
+    CommandSpec::new("bzpopmax", -3, flag::WRITE | flag::NOSCRIPT | flag::BLOCKING | flag::FAST, bzpopmax)
+        .keys(1, -2, 1).acl(BLOCKING_FAST).key_specs(BLOCKING_KEYS)
+        .doc("sorted-set", "5.0.0", "Removes and returns the member with the highest score from one or more sorted sets. Blocks until a member available otherwise.  Deletes the sorted set if the last element was popped."),
+    CommandSpec::new("bzmpop", -5, flag::WRITE | flag::BLOCKING, bzmpop)
+        .acl(&["@write", "@sortedset", "@slow", "@blocking"]).key_specs(&[KeySpec::keynum(2, RW_ACCESS_DELETE)])
+        .doc("sorted-set", "7.0.0", "Removes and returns a member by score from one or more sorted sets. Blocks until a member is available otherwise. Deletes the sorted set if the last element was popped."),
     CommandSpec::new("zunion", -3, flag::READONLY, zunion)
         .acl(READ_SLOW).key_specs(NUMKEYS_RO)
         .doc("sorted-set", "6.2.0", "Returns the union of multiple sorted sets."),
@@ -819,10 +832,19 @@ fn zpopmax(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
     pop_min_max(ctx, args, true)
 }
 
-/// ZMPOP numkeys key [key ...] MIN|MAX [COUNT count].
-fn zmpop(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
-    let numkeys = at_least_one(&args[1], "numkeys should be greater than 0")?;
-    let where_at = numkeys.checked_add(2).ok_or(CommandError::Syntax)?;
+/// What ZMPOP and BZMPOP read after their numkeys (at `numkeys_at`): where
+/// the keys are, which end to pop and how many.
+struct MultiPop {
+    keys: std::ops::Range<usize>,
+    max: bool,
+    count: usize,
+}
+
+/// Reads `numkeys key [key ...] MIN|MAX [COUNT count]` from `numkeys_at` on.
+fn multi_pop_args(args: &[Bytes], numkeys_at: usize) -> Result<MultiPop, CommandError> {
+    let numkeys = at_least_one(&args[numkeys_at], "numkeys should be greater than 0")?;
+    let first = numkeys_at + 1;
+    let where_at = numkeys.checked_add(first).ok_or(CommandError::Syntax)?;
     let Some(side) = args.get(where_at) else {
         return Err(CommandError::Syntax);
     };
@@ -844,19 +866,134 @@ fn zmpop(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
             _ => return Err(CommandError::Syntax),
         }
     }
-    let keys = &args[2..where_at];
+    Ok(MultiPop {
+        keys: first..where_at,
+        max,
+        count: count.unwrap_or(1),
+    })
+}
+
+/// ZMPOP numkeys key [key ...] MIN|MAX [COUNT count].
+fn zmpop(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
+    let req = multi_pop_args(args, 1)?;
+    let keys = &args[req.keys.clone()];
     let now = ctx.now;
     let mut shards = ctx.db().lock_keys(keys);
     for key in keys {
         let shard = shards.shard(key);
-        let Some(z) = shard.write::<ZSet>(key, now)? else {
-            continue;
-        };
-        let popped = z.pop(count.unwrap_or(1), max);
-        shard.remove_if_empty::<ZSet>(key, now);
-        return Ok(pop_reply(Some(key), popped, true));
+        if shard.read::<ZSet>(key, now)?.is_some() {
+            let pop = ZPop::multi(req.max, req.count, limits(ctx));
+            return Ok(pop.serve(shard, key, now).unwrap_or(Reply::NilArray));
+        }
     }
     Ok(Reply::NilArray)
+}
+
+// ---- BZPOPMIN, BZPOPMAX, BZMPOP ---------------------------------------------------
+
+/// The serve step of the blocking pops: up to `count` members from the low or
+/// high end, replied as BZPOPMIN's `[key, member, score]` or, for BZMPOP (and
+/// ZMPOP), `[key, [[member, score], ...]]`.
+#[derive(Debug)]
+struct ZPop {
+    max: bool,
+    count: usize,
+    nested: bool,
+    limits: Limits,
+}
+
+impl ZPop {
+    fn multi(max: bool, count: usize, limits: Limits) -> Self {
+        ZPop {
+            max,
+            count,
+            nested: true,
+            limits,
+        }
+    }
+}
+
+impl Serve for ZPop {
+    fn serve(&self, shard: &mut Shard, key: &Bytes, now: u64) -> Option<Reply> {
+        let z = shard.write::<ZSet>(key, now).ok()??;
+        let popped = z.pop(self.count, self.max);
+        shard.remove_if_empty::<ZSet>(key, now);
+        if popped.is_empty() {
+            return None;
+        }
+        Some(pop_reply(Some(key), popped, self.nested))
+    }
+
+    fn undo(&self, shard: &mut Shard, key: &Bytes, reply: Reply, now: u64) {
+        let Reply::Array(parts) = reply else {
+            return;
+        };
+        let mut pairs = Vec::new();
+        if self.nested {
+            if let Some(Reply::Array(items)) = parts.into_iter().nth(1) {
+                for item in items {
+                    if let Reply::Array(pair) = item {
+                        if let [Reply::Bulk(m), Reply::Double(s)] = pair.as_slice() {
+                            pairs.push((m.clone(), *s));
+                        }
+                    }
+                }
+            }
+        } else if let [_, Reply::Bulk(m), Reply::Double(s)] = parts.as_slice() {
+            pairs.push((m.clone(), *s));
+        }
+        // Members served to a client that had gone go back with their scores
+        // (the key may hold another type by now: then they are dropped, as
+        // Redis would have served them).
+        if let Ok(z) = shard.get_or_create::<ZSet>(key, now) {
+            for (m, s) in pairs {
+                z.insert(&m, s, self.limits);
+            }
+        }
+    }
+}
+
+/// Pops with `pop` from the first of `keys` holding a sorted set, else waits
+/// (in queue order with other waiters) for one, up to `timeout_ms` (0: no
+/// limit); inside MULTI or a script it does not wait.
+fn blocking_zpop(ctx: &mut Ctx<'_>, keys: &[Bytes], timeout_ms: u64, pop: ZPop) -> CommandResult {
+    let now = ctx.now;
+    let mut shards = ctx.db().lock_keys(keys);
+    for key in keys {
+        let shard = shards.shard(key);
+        if shard.read::<ZSet>(key, now)?.is_some() {
+            return Ok(pop.serve(shard, key, now).unwrap_or(Reply::NilArray));
+        }
+    }
+    block_on_keys(ctx, keys, timeout_ms, Box::new(pop), Reply::NilArray)
+}
+
+/// BZPOPMIN/BZPOPMAX key [key ...] timeout.
+fn bzpop(ctx: &mut Ctx<'_>, args: &[Bytes], max: bool) -> CommandResult {
+    let timeout_ms = timeout_arg(&args[args.len() - 1])?;
+    let pop = ZPop {
+        max,
+        count: 1,
+        nested: false,
+        limits: limits(ctx),
+    };
+    blocking_zpop(ctx, &args[1..args.len() - 1], timeout_ms, pop)
+}
+
+fn bzpopmin(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
+    bzpop(ctx, args, false)
+}
+
+fn bzpopmax(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
+    bzpop(ctx, args, true)
+}
+
+/// BZMPOP timeout numkeys key [key ...] MIN|MAX [COUNT count].
+fn bzmpop(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
+    let timeout_ms = timeout_arg(&args[1])?;
+    let req = multi_pop_args(args, 2)?;
+    let pop = ZPop::multi(req.max, req.count, limits(ctx));
+    blocking_zpop(ctx, &args[req.keys], timeout_ms, pop)
 }
 
 // ---- ZUNION, ZINTER, ZDIFF, ZINTERCARD --------------------------------------------
@@ -867,6 +1004,33 @@ enum SetOp {
     Inter,
     Diff,
     InterCard,
+}
+
+/// One source of ZUNION/ZINTER/ZDIFF/ZINTERCARD: a sorted set, or a plain
+/// set whose members all score 1 (as Redis reads one).
+enum Source {
+    Sorted(ZSet),
+    Plain(Set),
+}
+
+impl Source {
+    /// The value at `key` as a source: `None` when missing, WRONGTYPE when it
+    /// is neither a sorted set nor a set.
+    fn read(shard: &mut Shard, key: &[u8], now: u64) -> Result<Option<Source>, CommandError> {
+        Ok(match shard.get(key, now).map(|e| &e.value) {
+            None => None,
+            Some(Value::ZSet(z)) => Some(Source::Sorted(z.as_ref().clone())),
+            Some(Value::Set(s)) => Some(Source::Plain(s.as_ref().clone())),
+            Some(_) => return Err(CommandError::WrongType),
+        })
+    }
+
+    fn scored(&self) -> &dyn Scored {
+        match self {
+            Source::Sorted(z) => z,
+            Source::Plain(s) => s,
+        }
+    }
 }
 
 /// The sources of a set operation, read while their shards are held.
@@ -897,9 +1061,9 @@ fn set_operation(
     locked.extend(dst);
     let mut shards = ctx.db().lock_keys(&locked);
     // Every key is looked at (and its type checked) before the options are read.
-    let mut sets: Vec<Option<ZSet>> = Vec::with_capacity(setnum);
+    let mut sets: Vec<Option<Source>> = Vec::with_capacity(setnum);
     for key in keys {
-        sets.push(shards.shard(key).read::<ZSet>(key, now)?.cloned());
+        sets.push(Source::read(shards.shard(key), key, now)?);
     }
     let mut weights = vec![1.0f64; setnum];
     let (mut how, mut withscores, mut limit) = (Aggregate::Sum, false, 0usize);
@@ -943,7 +1107,7 @@ fn set_operation(
         .iter()
         .zip(&weights)
         .map(|(s, &weight)| Input {
-            set: s.as_ref().map(|z| z as &dyn Scored),
+            set: s.as_ref().map(Source::scored),
             weight,
         })
         .collect();

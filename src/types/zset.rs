@@ -567,6 +567,22 @@ impl Scored for ZSet {
     }
 }
 
+/// A plain set read as a sorted set: every member scored 1, as Redis's
+/// ZUNION/ZINTER/ZDIFF read a set among their sources.
+impl Scored for super::set::Set {
+    fn members(&self) -> usize {
+        self.len()
+    }
+    fn score_of(&self, member: &[u8]) -> Option<f64> {
+        self.contains(member).then_some(1.0)
+    }
+    fn each(&self, f: &mut dyn FnMut(&[u8], f64)) {
+        for m in self.iter() {
+            m.with_bytes(|b| f(b, 1.0));
+        }
+    }
+}
+
 /// One input of a set operation: a set (`None` for a missing key, read as
 /// empty) and its weight.
 #[derive(Clone, Copy)]
