@@ -164,3 +164,39 @@ async fn encodings_switch_at_the_configured_thresholds() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_write_that_changes_nothing_leaves_a_watching_transaction_alone() {
+    let server = start().await;
+    let mut con = connect(&server).await;
+    let mut other = connect(&server).await;
+    cmd(&mut con, &["HSET", "h", "a", "1"]).await.unwrap();
+    cmd(&mut con, &["ZADD", "z", "1", "a"]).await.unwrap();
+    cmd(&mut con, &["SADD", "st", "a"]).await.unwrap();
+    // As Redis: none of these modifies its key, so none aborts the EXEC.
+    let no_ops: &[&[&str]] = &[
+        &["HDEL", "h", "nosuch"],
+        &["HSETNX", "h", "a", "9"],
+        &["HINCRBY", "h", "nosuch-but-bad", "x"],
+        &["ZADD", "z", "XX", "1", "nosuch"],
+        &["ZADD", "z", "1", "a"],
+        &["ZADD", "z", "NX", "5", "a"],
+        &["ZREM", "z", "nosuch"],
+        &["ZINCRBY", "z", "0", "a"],
+        &["ZREMRANGEBYSCORE", "z", "100", "200"],
+        &["SREM", "st", "nosuch"],
+        &["SADD", "st", "a"],
+    ];
+    for words in no_ops {
+        let key = words[1];
+        cmd(&mut con, &["WATCH", key]).await.unwrap();
+        let _ = cmd(&mut other, words).await;
+        cmd(&mut con, &["MULTI"]).await.unwrap();
+        cmd(&mut con, &["PING"]).await.unwrap();
+        assert_eq!(
+            cmd(&mut con, &["EXEC"]).await.unwrap(),
+            Value::Array(vec![Value::SimpleString("PONG".into())]),
+            "{words:?} aborted a transaction watching {key}"
+        );
+    }
+}

@@ -120,8 +120,12 @@ fn hsetnx(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
     a.finish()?;
     let (now, limits) = (ctx.now, ctx.shared.encodings.hash());
     let mut shard = ctx.db().lock(key);
-    let hash = shard.get_or_create::<Hash>(key, now)?;
-    Ok(Reply::Int(i64::from(hash.set_nx(field, value, limits))))
+    let hash = shard.get_or_create_quiet::<Hash>(key, now)?;
+    let set = hash.set_nx(field, value, limits);
+    if set {
+        shard.touch(key);
+    }
+    Ok(Reply::Int(i64::from(set)))
 }
 
 fn hget(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
@@ -203,10 +207,13 @@ fn hdel(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
     let fields = a.rest();
     let now = ctx.now;
     let mut shard = ctx.db().lock(key);
-    let Some(hash) = shard.write::<Hash>(key, now)? else {
+    let Some(hash) = shard.write_quiet::<Hash>(key, now)? else {
         return Ok(Reply::Int(0));
     };
     let removed = fields.iter().filter(|f| hash.delete(f)).count();
+    if removed > 0 {
+        shard.touch(key);
+    }
     shard.remove_if_empty::<Hash>(key, now);
     Ok(Reply::Int(removed as i64))
 }
@@ -216,8 +223,11 @@ fn hincrby(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
     let (key, field, by) = (a.key()?, a.bytes()?, a.int()?);
     let (now, limits) = (ctx.now, ctx.shared.encodings.hash());
     let mut shard = ctx.db().lock(key);
-    let hash = shard.get_or_create::<Hash>(key, now)?;
+    let hash = shard.get_or_create_quiet::<Hash>(key, now)?;
     let result = hash.incr_by(field, by, limits);
+    if result.is_ok() {
+        shard.touch(key);
+    }
     // A failed increment on a new key leaves no empty hash behind.
     shard.remove_if_empty::<Hash>(key, now);
     match result {
@@ -236,7 +246,7 @@ fn hincrbyfloat(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
     }
     let (now, limits) = (ctx.now, ctx.shared.encodings.hash());
     let mut shard = ctx.db().lock(key);
-    let hash = shard.get_or_create::<Hash>(key, now)?;
+    let hash = shard.get_or_create_quiet::<Hash>(key, now)?;
     let result = hash.incr_by_float(field, limits, |current| {
         let current = current.unwrap_or(b"0");
         if parse_float(current).is_none() {
@@ -244,6 +254,9 @@ fn hincrbyfloat(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
         }
         super::string::add_floats(current, incr).map(String::into_bytes)
     });
+    if result.is_ok() {
+        shard.touch(key);
+    }
     shard.remove_if_empty::<Hash>(key, now);
     result.map(|text| Reply::Bulk(Bytes::from(text)))
 }

@@ -385,7 +385,7 @@ fn add_pairs(
     if flags.xx && shard.read::<ZSet>(key, now)?.is_none() {
         return Ok(no_reply());
     }
-    let z = shard.get_or_create::<ZSet>(key, now)?;
+    let z = shard.get_or_create_quiet::<ZSet>(key, now)?;
     let elements = scores.len();
     if z.is_empty() {
         let first_len = pairs.get(1).map_or(0, |m| m.len());
@@ -412,6 +412,9 @@ fn add_pairs(
                 break;
             }
         }
+    }
+    if added + updated > 0 {
+        shard.touch(key);
     }
     shard.remove_if_empty::<ZSet>(key, now);
     drop(shard);
@@ -447,7 +450,7 @@ fn zrem(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
     let key = a.key()?;
     let now = ctx.now;
     let mut shard = ctx.db().lock(key);
-    let Some(z) = shard.write::<ZSet>(key, now)? else {
+    let Some(z) = shard.write_quiet::<ZSet>(key, now)? else {
         return Ok(Reply::Int(0));
     };
     let mut removed = 0;
@@ -458,6 +461,9 @@ fn zrem(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
         if z.is_empty() {
             break;
         }
+    }
+    if removed > 0 {
+        shard.touch(key);
     }
     shard.remove_if_empty::<ZSet>(key, now);
     Ok(Reply::Int(removed))
@@ -781,11 +787,14 @@ fn remove_range(ctx: &mut Ctx<'_>, args: &[Bytes], by: By) -> CommandResult {
     let key = &args[1];
     let now = ctx.now;
     let mut shard = ctx.db().lock(key);
-    let Some(z) = shard.write::<ZSet>(key, now)? else {
+    let Some(z) = shard.write_quiet::<ZSet>(key, now)? else {
         return Ok(Reply::Int(0));
     };
     let (start, end) = select(z, &req);
     let removed = z.remove_ranks(start, end);
+    if removed > 0 {
+        shard.touch(key);
+    }
     shard.remove_if_empty::<ZSet>(key, now);
     Ok(Reply::Int(removed as i64))
 }

@@ -335,6 +335,25 @@ impl Shard {
         T::of_mut(&mut self.map.entry_mut(pos).value).ok_or(WrongType)
     }
 
+    /// As [`Shard::get_or_create`], but watchers are told only if the key is
+    /// created: for a command that may leave an existing value unchanged (ZADD
+    /// of a member already there, HSETNX, a failed HINCRBY), which calls
+    /// [`Shard::touch`] itself when it changes something, as Redis signals a
+    /// modified key only then.
+    pub fn get_or_create_quiet<T: Typed>(
+        &mut self,
+        key: &[u8],
+        now: u64,
+    ) -> Result<&mut T, WrongType> {
+        if self.live_position(key, now).is_some() {
+            return match self.write_quiet::<T>(key, now)? {
+                Some(v) => Ok(v),
+                None => Err(WrongType),
+            };
+        }
+        self.get_or_create::<T>(key, now)
+    }
+
     /// Removes `key` if it holds an empty `T` (the last element was taken);
     /// true if it did.
     pub fn remove_if_empty<T: Typed>(&mut self, key: &[u8], now: u64) -> bool {
