@@ -100,6 +100,17 @@ pub enum Part {
 }
 
 impl Reply {
+    /// A copy of `b` as a bulk reply: up to 22 bytes held inline (no
+    /// allocation: HGETALL of a small hash, SMEMBERS, ZRANGE), longer ones in a
+    /// buffer of their own.
+    pub fn copy_of(b: &[u8]) -> Reply {
+        if b.len() <= crate::types::CompactBytes::INLINE {
+            Reply::Short(crate::types::CompactBytes::from_slice(b))
+        } else {
+            Reply::Bulk(Bytes::copy_from_slice(b))
+        }
+    }
+
     /// A stored string as a bulk reply, without allocating: a short value is
     /// copied into the reply (24 bytes), a long one shares its buffer.
     pub fn stored(v: &crate::types::CompactBytes) -> Reply {

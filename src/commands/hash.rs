@@ -85,7 +85,7 @@ pub static COMMANDS: &[CommandSpec] = &[
 pub const MAX_RANDOM_REPEATS: u64 = 10_000_000;
 
 fn bulk(b: &[u8]) -> Reply {
-    Reply::Bulk(Bytes::copy_from_slice(b))
+    Reply::copy_of(b)
 }
 
 /// HSET/HMSET key field value [field value ...]: the number of new fields.

@@ -138,13 +138,7 @@ pub static COMMANDS: &[CommandSpec] = &[
 
 /// A member as a bulk string: short ones inline, without an allocation.
 fn member_reply(m: MemberRef<'_>) -> Reply {
-    m.with_bytes(|b| {
-        if b.len() <= 22 {
-            Reply::Short(crate::keyspace::CompactBytes::from_slice(b))
-        } else {
-            Reply::Bulk(Bytes::copy_from_slice(b))
-        }
-    })
+    m.with_bytes(Reply::copy_of)
 }
 
 fn members_reply<'a>(members: impl IntoIterator<Item = MemberRef<'a>>) -> Vec<Reply> {

@@ -22,7 +22,7 @@ use crate::types::zset::{
     self, AddFlags, Added, Aggregate, Input, LexBound, LexRange, ScoreBound, ScoreRange, Scored,
     ZSet, ZSetError,
 };
-use crate::types::{CompactBytes, Limits};
+use crate::types::Limits;
 
 const RW_UPDATE: &[&str] = &["RW", "update"];
 const RW_DELETE: &[&str] = &["RW", "delete"];
@@ -268,11 +268,7 @@ fn nan_error() -> CommandError {
 // ---- replies ----------------------------------------------------------------
 
 fn member_reply(m: &[u8]) -> Reply {
-    if m.len() <= 22 {
-        Reply::Short(CompactBytes::from_slice(m))
-    } else {
-        Reply::Bulk(Bytes::copy_from_slice(m))
-    }
+    Reply::copy_of(m)
 }
 
 /// Members, with their scores when asked: a flat array in RESP2, an array of

@@ -25,6 +25,9 @@ enum Repr {
 pub struct CompactBytes(Repr);
 
 impl CompactBytes {
+    /// The longest value held inline (without an allocation).
+    pub const INLINE: usize = INLINE;
+
     /// Copies `bytes` (inline if short enough).
     pub fn from_slice(bytes: &[u8]) -> Self {
         if bytes.len() <= INLINE {
