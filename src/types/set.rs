@@ -26,7 +26,7 @@ use hashbrown::hash_table::Entry as TableEntry;
 use hashbrown::HashTable;
 
 use super::Encodings;
-use crate::keyspace::CompactBytes;
+use crate::types::CompactBytes;
 
 /// The thresholds that decide a set's representation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
