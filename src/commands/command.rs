@@ -76,246 +76,249 @@ pub static COMMANDS: &[CommandSpec] = &[
             "A container for Redis Cluster commands.",
         )
         .with_subcommands(&[
-            CommandSpec::new(
+            cluster_sub(
                 "addslots",
                 -3,
                 flag::ADMIN | flag::STALE | flag::NO_ASYNC_LOADING,
-                cluster,
-            )
-            .acl(&["@admin", "@slow", "@dangerous"])
-            .doc("cluster", "3.0.0", "Assigns new hash slots to a node."),
-            CommandSpec::new(
+                &["@admin", "@slow", "@dangerous"],
+                "3.0.0",
+                "Assigns new hash slots to a node.",
+            ),
+            cluster_sub(
                 "addslotsrange",
                 -4,
                 flag::ADMIN | flag::STALE | flag::NO_ASYNC_LOADING,
-                cluster,
-            )
-            .acl(&["@admin", "@slow", "@dangerous"])
-            .doc(
-                "cluster",
+                &["@admin", "@slow", "@dangerous"],
                 "7.0.0",
                 "Assigns new hash slot ranges to a node.",
             ),
-            CommandSpec::new(
+            cluster_sub(
                 "bumpepoch",
                 2,
                 flag::ADMIN | flag::STALE | flag::NO_ASYNC_LOADING,
-                cluster,
+                &["@admin", "@slow", "@dangerous"],
+                "3.0.0",
+                "Advances the cluster config epoch.",
             )
-            .acl(&["@admin", "@slow", "@dangerous"])
-            .tips(&["nondeterministic_output"])
-            .doc("cluster", "3.0.0", "Advances the cluster config epoch."),
-            CommandSpec::new(
+            .tips(&["nondeterministic_output"]),
+            cluster_sub(
                 "count-failure-reports",
                 3,
                 flag::ADMIN | flag::STALE,
-                cluster,
-            )
-            .acl(&["@admin", "@slow", "@dangerous"])
-            .tips(&["nondeterministic_output"])
-            .doc(
-                "cluster",
+                &["@admin", "@slow", "@dangerous"],
                 "3.0.0",
                 "Returns the number of active failure reports active for a node.",
+            )
+            .tips(&["nondeterministic_output"]),
+            cluster_sub(
+                "countkeysinslot",
+                3,
+                flag::STALE,
+                &["@slow"],
+                "3.0.0",
+                "Returns the number of keys in a hash slot.",
             ),
-            CommandSpec::new("countkeysinslot", 3, flag::STALE, cluster)
-                .acl(&["@slow"])
-                .doc(
-                    "cluster",
-                    "3.0.0",
-                    "Returns the number of keys in a hash slot.",
-                ),
-            CommandSpec::new(
+            cluster_sub(
                 "delslots",
                 -3,
                 flag::ADMIN | flag::STALE | flag::NO_ASYNC_LOADING,
-                cluster,
-            )
-            .acl(&["@admin", "@slow", "@dangerous"])
-            .doc("cluster", "3.0.0", "Sets hash slots as unbound for a node."),
-            CommandSpec::new(
+                &["@admin", "@slow", "@dangerous"],
+                "3.0.0",
+                "Sets hash slots as unbound for a node.",
+            ),
+            cluster_sub(
                 "delslotsrange",
                 -4,
                 flag::ADMIN | flag::STALE | flag::NO_ASYNC_LOADING,
-                cluster,
-            )
-            .acl(&["@admin", "@slow", "@dangerous"])
-            .doc(
-                "cluster",
+                &["@admin", "@slow", "@dangerous"],
                 "7.0.0",
                 "Sets hash slot ranges as unbound for a node.",
             ),
-            CommandSpec::new(
+            cluster_sub(
                 "failover",
                 -2,
                 flag::ADMIN | flag::STALE | flag::NO_ASYNC_LOADING,
-                cluster,
-            )
-            .acl(&["@admin", "@slow", "@dangerous"])
-            .doc(
-                "cluster",
+                &["@admin", "@slow", "@dangerous"],
                 "3.0.0",
                 "Forces a replica to perform a manual failover of its master.",
             ),
-            CommandSpec::new(
+            cluster_sub(
                 "flushslots",
                 2,
                 flag::ADMIN | flag::STALE | flag::NO_ASYNC_LOADING,
-                cluster,
-            )
-            .acl(&["@admin", "@slow", "@dangerous"])
-            .doc(
-                "cluster",
+                &["@admin", "@slow", "@dangerous"],
                 "3.0.0",
                 "Deletes all slots information from a node.",
             ),
-            CommandSpec::new(
+            cluster_sub(
                 "forget",
                 3,
                 flag::ADMIN | flag::STALE | flag::NO_ASYNC_LOADING,
-                cluster,
+                &["@admin", "@slow", "@dangerous"],
+                "3.0.0",
+                "Removes a node from the nodes table.",
+            ),
+            cluster_sub(
+                "getkeysinslot",
+                4,
+                flag::STALE,
+                &["@slow"],
+                "3.0.0",
+                "Returns the key names in a hash slot.",
             )
-            .acl(&["@admin", "@slow", "@dangerous"])
-            .doc("cluster", "3.0.0", "Removes a node from the nodes table."),
-            CommandSpec::new("getkeysinslot", 4, flag::STALE, cluster)
-                .acl(&["@slow"])
-                .tips(&["nondeterministic_output"])
-                .doc("cluster", "3.0.0", "Returns the key names in a hash slot."),
-            CommandSpec::new("help", 2, flag::LOADING | flag::STALE, cluster)
-                .acl(&["@slow"])
-                .doc(
-                    "cluster",
-                    "5.0.0",
-                    "Returns helpful text about the different subcommands.",
-                ),
-            CommandSpec::new("info", 2, flag::STALE, cluster)
-                .acl(&["@slow"])
-                .tips(&["nondeterministic_output"])
-                .doc(
-                    "cluster",
-                    "3.0.0",
-                    "Returns information about the state of a node.",
-                ),
-            CommandSpec::new("keyslot", 3, flag::STALE, cluster)
-                .acl(&["@slow"])
-                .doc("cluster", "3.0.0", "Returns the hash slot for a key."),
-            CommandSpec::new("links", 2, flag::STALE, cluster)
-                .acl(&["@slow"])
-                .tips(&["nondeterministic_output"])
-                .doc(
-                    "cluster",
-                    "7.0.0",
-                    "Returns a list of all TCP links to and from peer nodes.",
-                ),
-            CommandSpec::new(
+            .tips(&["nondeterministic_output"]),
+            cluster_sub(
+                "help",
+                2,
+                flag::LOADING | flag::STALE,
+                &["@slow"],
+                "5.0.0",
+                "Returns helpful text about the different subcommands.",
+            ),
+            cluster_sub(
+                "info",
+                2,
+                flag::STALE,
+                &["@slow"],
+                "3.0.0",
+                "Returns information about the state of a node.",
+            )
+            .tips(&["nondeterministic_output"]),
+            cluster_sub(
+                "keyslot",
+                3,
+                flag::STALE,
+                &["@slow"],
+                "3.0.0",
+                "Returns the hash slot for a key.",
+            ),
+            cluster_sub(
+                "links",
+                2,
+                flag::STALE,
+                &["@slow"],
+                "7.0.0",
+                "Returns a list of all TCP links to and from peer nodes.",
+            )
+            .tips(&["nondeterministic_output"]),
+            cluster_sub(
                 "meet",
                 -4,
                 flag::ADMIN | flag::STALE | flag::NO_ASYNC_LOADING,
-                cluster,
-            )
-            .acl(&["@admin", "@slow", "@dangerous"])
-            .doc(
-                "cluster",
+                &["@admin", "@slow", "@dangerous"],
                 "3.0.0",
                 "Forces a node to handshake with another node.",
             ),
-            CommandSpec::new("myid", 2, flag::STALE, cluster)
-                .acl(&["@slow"])
-                .doc("cluster", "3.0.0", "Returns the ID of a node."),
-            CommandSpec::new("nodes", 2, flag::STALE, cluster)
-                .acl(&["@slow"])
-                .tips(&["nondeterministic_output"])
-                .doc(
-                    "cluster",
-                    "3.0.0",
-                    "Returns the cluster configuration for a node.",
-                ),
-            CommandSpec::new("replicas", 3, flag::ADMIN | flag::STALE, cluster)
-                .acl(&["@admin", "@slow", "@dangerous"])
-                .tips(&["nondeterministic_output"])
-                .doc(
-                    "cluster",
-                    "5.0.0",
-                    "Lists the replica nodes of a master node.",
-                ),
-            CommandSpec::new(
+            cluster_sub(
+                "myid",
+                2,
+                flag::STALE,
+                &["@slow"],
+                "3.0.0",
+                "Returns the ID of a node.",
+            ),
+            cluster_sub(
+                "nodes",
+                2,
+                flag::STALE,
+                &["@slow"],
+                "3.0.0",
+                "Returns the cluster configuration for a node.",
+            )
+            .tips(&["nondeterministic_output"]),
+            cluster_sub(
+                "replicas",
+                3,
+                flag::ADMIN | flag::STALE,
+                &["@admin", "@slow", "@dangerous"],
+                "5.0.0",
+                "Lists the replica nodes of a master node.",
+            )
+            .tips(&["nondeterministic_output"]),
+            cluster_sub(
                 "replicate",
                 3,
                 flag::ADMIN | flag::STALE | flag::NO_ASYNC_LOADING,
-                cluster,
-            )
-            .acl(&["@admin", "@slow", "@dangerous"])
-            .doc(
-                "cluster",
+                &["@admin", "@slow", "@dangerous"],
                 "3.0.0",
                 "Configure a node as replica of a master node.",
             ),
-            CommandSpec::new(
+            cluster_sub(
                 "reset",
                 -2,
                 flag::ADMIN | flag::NOSCRIPT | flag::STALE,
-                cluster,
-            )
-            .acl(&["@admin", "@slow", "@dangerous"])
-            .doc("cluster", "3.0.0", "Resets a node."),
-            CommandSpec::new(
+                &["@admin", "@slow", "@dangerous"],
+                "3.0.0",
+                "Resets a node.",
+            ),
+            cluster_sub(
                 "saveconfig",
                 2,
                 flag::ADMIN | flag::STALE | flag::NO_ASYNC_LOADING,
-                cluster,
-            )
-            .acl(&["@admin", "@slow", "@dangerous"])
-            .doc(
-                "cluster",
+                &["@admin", "@slow", "@dangerous"],
                 "3.0.0",
                 "Forces a node to save the cluster configuration to disk.",
             ),
-            CommandSpec::new(
+            cluster_sub(
                 "set-config-epoch",
                 3,
                 flag::ADMIN | flag::STALE | flag::NO_ASYNC_LOADING,
-                cluster,
-            )
-            .acl(&["@admin", "@slow", "@dangerous"])
-            .doc(
-                "cluster",
+                &["@admin", "@slow", "@dangerous"],
                 "3.0.0",
                 "Sets the configuration epoch for a new node.",
             ),
-            CommandSpec::new(
+            cluster_sub(
                 "setslot",
                 -4,
                 flag::ADMIN | flag::STALE | flag::NO_ASYNC_LOADING,
-                cluster,
+                &["@admin", "@slow", "@dangerous"],
+                "3.0.0",
+                "Binds a hash slot to a node.",
+            ),
+            cluster_sub(
+                "shards",
+                2,
+                flag::STALE,
+                &["@slow"],
+                "7.0.0",
+                "Returns the mapping of cluster slots to shards.",
             )
-            .acl(&["@admin", "@slow", "@dangerous"])
-            .doc("cluster", "3.0.0", "Binds a hash slot to a node."),
-            CommandSpec::new("shards", 2, flag::STALE, cluster)
-                .acl(&["@slow"])
-                .tips(&["nondeterministic_output"])
-                .doc(
-                    "cluster",
-                    "7.0.0",
-                    "Returns the mapping of cluster slots to shards.",
-                ),
-            CommandSpec::new("slaves", 3, flag::ADMIN | flag::STALE, cluster)
-                .acl(&["@admin", "@slow", "@dangerous"])
-                .tips(&["nondeterministic_output"])
-                .doc(
-                    "cluster",
-                    "3.0.0",
-                    "Lists the replica nodes of a master node.",
-                ),
-            CommandSpec::new("slots", 2, flag::STALE, cluster)
-                .acl(&["@slow"])
-                .tips(&["nondeterministic_output"])
-                .doc(
-                    "cluster",
-                    "3.0.0",
-                    "Returns the mapping of cluster slots to nodes.",
-                ),
+            .tips(&["nondeterministic_output"]),
+            cluster_sub(
+                "slaves",
+                3,
+                flag::ADMIN | flag::STALE,
+                &["@admin", "@slow", "@dangerous"],
+                "3.0.0",
+                "Lists the replica nodes of a master node.",
+            )
+            .tips(&["nondeterministic_output"]),
+            cluster_sub(
+                "slots",
+                2,
+                flag::STALE,
+                &["@slow"],
+                "3.0.0",
+                "Returns the mapping of cluster slots to nodes.",
+            )
+            .tips(&["nondeterministic_output"]),
         ]),
 ];
+
+/// A CLUSTER subcommand row: every one answers as a Redis with cluster support
+/// disabled, and is described as Redis describes it.
+const fn cluster_sub(
+    name: &'static str,
+    arity: i32,
+    flags: u32,
+    acl: &'static [&'static str],
+    since: &'static str,
+    summary: &'static str,
+) -> CommandSpec {
+    CommandSpec::new(name, arity, flags, cluster)
+        .acl(acl)
+        .doc("cluster", since, summary)
+}
 
 fn cluster(_: &mut Ctx<'_>, _: &[Bytes]) -> CommandResult {
     Err(CommandError::err(

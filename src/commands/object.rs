@@ -22,26 +22,18 @@ pub static COMMANDS: &[CommandSpec] = &[CommandSpec::new("object", -2, 0, contai
         "A container for object introspection commands",
     )
     .with_subcommands(&[
-        CommandSpec::new("encoding", 3, flag::READONLY, encoding)
-            .keys(2, 2, 1)
-            .acl(CATEGORIES)
-            .tips(NONDETERMINISTIC)
-            .key_specs(KEY)
-            .doc(
-                "generic",
-                "2.2.3",
-                "Inspect the internal encoding of a Redis object",
-            ),
-        CommandSpec::new("freq", 3, flag::READONLY, freq)
-            .keys(2, 2, 1)
-            .acl(CATEGORIES)
-            .tips(NONDETERMINISTIC)
-            .key_specs(KEY)
-            .doc(
-                "generic",
-                "4.0.0",
-                "Get the logarithmic access frequency counter of a Redis object",
-            ),
+        about_key(
+            "encoding",
+            encoding,
+            "2.2.3",
+            "Inspect the internal encoding of a Redis object",
+        ),
+        about_key(
+            "freq",
+            freq,
+            "4.0.0",
+            "Get the logarithmic access frequency counter of a Redis object",
+        ),
         CommandSpec::new("help", 2, flag::LOADING | flag::STALE, help)
             .acl(&["@keyspace", "@slow"])
             .doc(
@@ -49,27 +41,34 @@ pub static COMMANDS: &[CommandSpec] = &[CommandSpec::new("object", -2, 0, contai
                 "6.2.0",
                 "Show helpful text about the different subcommands",
             ),
-        CommandSpec::new("idletime", 3, flag::READONLY, idletime)
-            .keys(2, 2, 1)
-            .acl(CATEGORIES)
-            .tips(NONDETERMINISTIC)
-            .key_specs(KEY)
-            .doc(
-                "generic",
-                "2.2.3",
-                "Get the time since a Redis object was last accessed",
-            ),
-        CommandSpec::new("refcount", 3, flag::READONLY, refcount)
-            .keys(2, 2, 1)
-            .acl(CATEGORIES)
-            .tips(NONDETERMINISTIC)
-            .key_specs(KEY)
-            .doc(
-                "generic",
-                "2.2.3",
-                "Get the number of references to the value of the key",
-            ),
+        about_key(
+            "idletime",
+            idletime,
+            "2.2.3",
+            "Get the time since a Redis object was last accessed",
+        ),
+        about_key(
+            "refcount",
+            refcount,
+            "2.2.3",
+            "Get the number of references to the value of the key",
+        ),
     ])];
+
+/// An OBJECT subcommand about one key (`OBJECT <name> <key>`).
+const fn about_key(
+    name: &'static str,
+    handler: super::Handler,
+    since: &'static str,
+    summary: &'static str,
+) -> CommandSpec {
+    CommandSpec::new(name, 3, flag::READONLY, handler)
+        .keys(2, 2, 1)
+        .acl(CATEGORIES)
+        .tips(NONDETERMINISTIC)
+        .key_specs(KEY)
+        .doc("generic", since, summary)
+}
 
 /// Runs `f` on the entry at `args[2]` without counting an access; nil when
 /// there is no key, as Redis replies.
