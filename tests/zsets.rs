@@ -4,7 +4,9 @@
 
 mod common;
 
-use common::{cmd, connect, connect_resp3, err_line, start};
+use common::{
+    block_raw, cmd, connect, connect_resp3, err_line, expect_reply, start, until_blocked,
+};
 use redis::Value;
 
 fn bulk(s: &str) -> Value {
@@ -356,68 +358,32 @@ async fn sorted_sets_are_wrongtype_for_other_commands_and_typed_zset() {
 
 // ---- BZPOPMIN, BZPOPMAX, BZMPOP waiting on another connection ------------------
 
-/// Sends `request` on a fresh raw connection; returns once the server counts
-/// `blocked` blocked clients.
-async fn block_on(
-    server: &latchkey::ServerHandle,
-    con: &mut redis::aio::MultiplexedConnection,
-    request: &str,
-    blocked: usize,
-) -> tokio::net::TcpStream {
-    use tokio::io::AsyncWriteExt;
-    let mut s = tokio::net::TcpStream::connect(server.addr()).await.unwrap();
-    s.write_all(request.as_bytes()).await.unwrap();
-    wait_blocked(con, blocked).await;
-    s
-}
-
-/// Polls `INFO clients` until `blocked_clients` is `n` (at most 2 s).
-async fn wait_blocked(con: &mut redis::aio::MultiplexedConnection, n: usize) {
-    let want = format!("blocked_clients:{n}\r\n");
-    for _ in 0..400 {
-        let info = ok(con, &["INFO", "clients"]).await;
-        if let Value::BulkString(b) = info {
-            if String::from_utf8_lossy(&b).contains(&want) {
-                return;
-            }
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-    }
-    panic!("never saw {want:?}");
-}
-
-/// Reads `want.len()` bytes from a raw connection (at most 2 s) and checks them.
-async fn reply_is(s: &mut tokio::net::TcpStream, want: &str) {
-    let got = common::read_until(s, want.len()).await;
-    assert_eq!(String::from_utf8_lossy(&got), want);
-}
-
 #[tokio::test]
 async fn bzpopmin_waits_for_a_zadd_on_another_connection() {
     let server = start().await;
     let mut con = connect(&server).await;
-    let mut waiter = block_on(&server, &mut con, "BZPOPMIN z 0\r\n", 1).await;
+    let mut waiter = block_raw(&server, &mut con, "BZPOPMIN z 0\r\n", 1).await;
     assert_eq!(
         ok(&mut con, &["ZADD", "z", "2", "b", "1", "a"]).await,
         Value::Int(2)
     );
-    reply_is(&mut waiter, "*3\r\n$1\r\nz\r\n$1\r\na\r\n$1\r\n1\r\n").await;
+    expect_reply(&mut waiter, "*3\r\n$1\r\nz\r\n$1\r\na\r\n$1\r\n1\r\n").await;
     assert_eq!(
         ok(&mut con, &["ZRANGE", "z", "0", "-1"]).await,
         Value::Array(vec![bulk("b")])
     );
-    wait_blocked(&mut con, 0).await;
+    until_blocked(&mut con, 0).await;
 }
 
 #[tokio::test]
 async fn sorted_set_waiters_are_served_first_come_first_served() {
     let server = start().await;
     let mut con = connect(&server).await;
-    let mut first = block_on(&server, &mut con, "BZPOPMAX z 0\r\n", 1).await;
-    let mut second = block_on(&server, &mut con, "BZPOPMIN z 0\r\n", 2).await;
+    let mut first = block_raw(&server, &mut con, "BZPOPMAX z 0\r\n", 1).await;
+    let mut second = block_raw(&server, &mut con, "BZPOPMIN z 0\r\n", 2).await;
     ok(&mut con, &["ZADD", "z", "1", "a", "2", "b", "3", "c"]).await;
-    reply_is(&mut first, "*3\r\n$1\r\nz\r\n$1\r\nc\r\n$1\r\n3\r\n").await;
-    reply_is(&mut second, "*3\r\n$1\r\nz\r\n$1\r\na\r\n$1\r\n1\r\n").await;
+    expect_reply(&mut first, "*3\r\n$1\r\nz\r\n$1\r\nc\r\n$1\r\n3\r\n").await;
+    expect_reply(&mut second, "*3\r\n$1\r\nz\r\n$1\r\na\r\n$1\r\n1\r\n").await;
     assert_eq!(
         ok(&mut con, &["ZRANGE", "z", "0", "-1"]).await,
         Value::Array(vec![bulk("b")])
@@ -428,9 +394,9 @@ async fn sorted_set_waiters_are_served_first_come_first_served() {
 async fn bzmpop_count_takes_up_to_count_members_when_woken() {
     let server = start().await;
     let mut con = connect(&server).await;
-    let mut waiter = block_on(&server, &mut con, "BZMPOP 0 2 x z MAX COUNT 2\r\n", 1).await;
+    let mut waiter = block_raw(&server, &mut con, "BZMPOP 0 2 x z MAX COUNT 2\r\n", 1).await;
     ok(&mut con, &["ZADD", "z", "1", "a", "2", "b", "3", "c"]).await;
-    reply_is(
+    expect_reply(
         &mut waiter,
         "*2\r\n$1\r\nz\r\n*2\r\n*2\r\n$1\r\nc\r\n$1\r\n3\r\n*2\r\n$1\r\nb\r\n$1\r\n2\r\n",
     )
@@ -442,39 +408,39 @@ async fn bzmpop_count_takes_up_to_count_members_when_woken() {
 async fn geoadd_and_zunionstore_wake_sorted_set_waiters() {
     let server = start().await;
     let mut con = connect(&server).await;
-    let mut waiter = block_on(&server, &mut con, "BZPOPMIN g 0\r\n", 1).await;
+    let mut waiter = block_raw(&server, &mut con, "BZPOPMIN g 0\r\n", 1).await;
     ok(
         &mut con,
         &["GEOADD", "g", "13.361389", "38.115556", "Palermo"],
     )
     .await;
-    reply_is(
+    expect_reply(
         &mut waiter,
         "*3\r\n$1\r\ng\r\n$7\r\nPalermo\r\n$16\r\n3479099956230698\r\n",
     )
     .await;
-    let mut waiter = block_on(&server, &mut con, "BZPOPMAX dst 0\r\n", 1).await;
+    let mut waiter = block_raw(&server, &mut con, "BZPOPMAX dst 0\r\n", 1).await;
     ok(&mut con, &["SADD", "s", "m"]).await;
     assert_eq!(
         ok(&mut con, &["ZUNIONSTORE", "dst", "1", "s"]).await,
         Value::Int(1)
     );
-    reply_is(&mut waiter, "*3\r\n$3\r\ndst\r\n$1\r\nm\r\n$1\r\n1\r\n").await;
+    expect_reply(&mut waiter, "*3\r\n$3\r\ndst\r\n$1\r\nm\r\n$1\r\n1\r\n").await;
 }
 
 #[tokio::test]
 async fn a_sorted_set_waiter_that_disconnects_takes_nothing() {
     let server = start().await;
     let mut con = connect(&server).await;
-    let gone = block_on(&server, &mut con, "BZPOPMIN z 0\r\n", 1).await;
-    let mut next = block_on(&server, &mut con, "BZPOPMIN z 0\r\n", 2).await;
+    let gone = block_raw(&server, &mut con, "BZPOPMIN z 0\r\n", 1).await;
+    let mut next = block_raw(&server, &mut con, "BZPOPMIN z 0\r\n", 2).await;
     drop(gone);
-    wait_blocked(&mut con, 1).await;
+    until_blocked(&mut con, 1).await;
     ok(&mut con, &["ZADD", "z", "1", "a"]).await;
-    reply_is(&mut next, "*3\r\n$1\r\nz\r\n$1\r\na\r\n$1\r\n1\r\n").await;
-    let gone = block_on(&server, &mut con, "BZPOPMIN z 0\r\n", 1).await;
+    expect_reply(&mut next, "*3\r\n$1\r\nz\r\n$1\r\na\r\n$1\r\n1\r\n").await;
+    let gone = block_raw(&server, &mut con, "BZPOPMIN z 0\r\n", 1).await;
     drop(gone);
-    wait_blocked(&mut con, 0).await;
+    until_blocked(&mut con, 0).await;
     ok(&mut con, &["ZADD", "z", "2", "b"]).await;
     assert_eq!(
         ok(&mut con, &["ZRANGE", "z", "0", "-1", "WITHSCORES"]).await,

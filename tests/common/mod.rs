@@ -79,3 +79,41 @@ pub async fn err_line(con: &mut redis::aio::MultiplexedConnection, words: &[&str
         Ok(v) => panic!("{words:?}: expected an error, got {v:?}"),
     }
 }
+
+/// Sends a blocking request on a fresh raw connection and returns once the server
+/// counts `blocked` clients.
+pub async fn block_raw(
+    server: &latchkey::ServerHandle,
+    con: &mut redis::aio::MultiplexedConnection,
+    request: &str,
+    blocked: usize,
+) -> tokio::net::TcpStream {
+    use tokio::io::AsyncWriteExt;
+    let mut s = tokio::net::TcpStream::connect(server.addr()).await.unwrap();
+    s.write_all(request.as_bytes()).await.unwrap();
+    until_blocked(con, blocked).await;
+    s
+}
+
+/// Polls `INFO clients` until `blocked_clients` is `n` (at most 2 s).
+pub async fn until_blocked(con: &mut redis::aio::MultiplexedConnection, n: usize) {
+    let want = format!("blocked_clients:{n}\r\n");
+    for _ in 0..400 {
+        let info: String = redis::cmd("INFO")
+            .arg("clients")
+            .query_async(con)
+            .await
+            .unwrap();
+        if info.contains(&want) {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    panic!("never saw {want:?}");
+}
+
+/// Reads a raw connection until `want` has arrived (or 2 s pass) and checks it.
+pub async fn expect_reply(s: &mut tokio::net::TcpStream, want: &str) {
+    let got = read_until(s, want.len()).await;
+    assert_eq!(String::from_utf8_lossy(&got), want);
+}
