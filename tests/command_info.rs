@@ -6,12 +6,11 @@
 //! a container listing the subcommands latchkey implements. A family added later
 //! is checked by this test without editing it.
 
+#[allow(dead_code)]
+mod compat;
+
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::time::Duration;
-
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 
 /// Commands that are latchkey's own: Redis has nothing to compare them with.
 fn is_latchkey_own(name: &str) -> bool {
@@ -259,79 +258,19 @@ fn recorded() -> BTreeMap<String, Node> {
     out
 }
 
-/// A connection that renders replies as FORMAT.md lines.
-struct Conn {
-    stream: TcpStream,
-    buf: Vec<u8>,
-}
+/// A connection whose replies are trees, read as FORMAT.md lines by the
+/// compatibility runner's connection.
+struct Conn(compat::Conn);
 
 impl Conn {
     async fn open(addr: std::net::SocketAddr, protocol: &str) -> Conn {
-        let stream = TcpStream::connect(addr).await.expect("connects");
-        let mut conn = Conn {
-            stream,
-            buf: Vec::new(),
-        };
+        let mut conn = Conn(compat::Conn::open(addr).await);
         conn.ask(&["HELLO", protocol]).await;
         conn
     }
 
-    async fn fill(&mut self) {
-        let mut chunk = vec![0u8; 65536];
-        let n = tokio::time::timeout(Duration::from_secs(5), self.stream.read(&mut chunk))
-            .await
-            .expect("reply within 5 s")
-            .expect("read");
-        assert!(n > 0, "connection closed");
-        self.buf.extend_from_slice(&chunk[..n]);
-    }
-
-    async fn line(&mut self) -> String {
-        loop {
-            if let Some(i) = self.buf.windows(2).position(|w| w == b"\r\n") {
-                let line = String::from_utf8(self.buf[..i].to_vec()).expect("utf-8 reply");
-                self.buf.drain(..i + 2);
-                return line;
-            }
-            self.fill().await;
-        }
-    }
-
-    /// One reply as a tree, bulk strings quoted as FORMAT.md writes them (the
-    /// names in COMMAND INFO need no escapes).
-    async fn reply(&mut self) -> Node {
-        let line = self.line().await;
-        let (kind, rest) = line.split_at(1);
-        match kind {
-            "$" => {
-                let n: usize = rest.parse().expect("bulk length");
-                while self.buf.len() < n + 2 {
-                    self.fill().await;
-                }
-                let data = String::from_utf8(self.buf[..n].to_vec()).expect("utf-8 bulk");
-                self.buf.drain(..n + 2);
-                Node::Atom(format!("\"{data}\""))
-            }
-            "*" | "~" | "%" => {
-                let n: usize = rest.parse().expect("aggregate length");
-                let count = if kind == "%" { 2 * n } else { n };
-                let mut items = Vec::with_capacity(count);
-                for _ in 0..count {
-                    items.push(Box::pin(self.reply()).await);
-                }
-                Node::Agg(kind.chars().next().unwrap_or('*'), items)
-            }
-            _ => Node::Atom(line),
-        }
-    }
-
     async fn ask(&mut self, words: &[&str]) -> Node {
-        let mut out = format!("*{}\r\n", words.len());
-        for w in words {
-            out.push_str(&format!("${}\r\n{w}\r\n", w.len()));
-        }
-        self.stream.write_all(out.as_bytes()).await.expect("write");
-        self.reply().await
+        parse_lines(&self.0.ask_lines(words).await)
     }
 }
 

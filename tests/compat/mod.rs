@@ -24,12 +24,30 @@ pub enum Resp {
     Aggregate(u8, Vec<Resp>),
 }
 
-struct Conn {
+/// A raw connection to a server, reading replies as [`Resp`].
+pub struct Conn {
     stream: TcpStream,
     buf: Vec<u8>,
 }
 
 impl Conn {
+    /// A connection to `addr`.
+    pub async fn open(addr: std::net::SocketAddr) -> Conn {
+        Conn {
+            stream: TcpStream::connect(addr).await.expect("connects"),
+            buf: Vec::new(),
+        }
+    }
+
+    /// Sends the command `words` and reads its reply as FORMAT.md lines.
+    pub async fn ask_lines(&mut self, words: &[&str]) -> Vec<String> {
+        let args: Vec<Vec<u8>> = words.iter().map(|w| w.as_bytes().to_vec()).collect();
+        self.stream.write_all(&encode(&args)).await.expect("write");
+        let mut lines = Vec::new();
+        render(&self.reply().await, 0, &mut lines);
+        lines
+    }
+
     async fn fill(&mut self) {
         // On the heap: a 64 KiB array in this future was copied onto the stack at
         // every level of a nested reply (debug builds), overflowing it 5 deep.
@@ -188,16 +206,8 @@ pub async fn replay(name: &str) {
         .join(format!("{name}.txt"));
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let server = latchkey::Server::builder().start().await.unwrap();
-    let stream = TcpStream::connect(server.addr()).await.unwrap();
-    let mut conn = Conn {
-        stream,
-        buf: Vec::new(),
-    };
-    conn.stream
-        .write_all(&encode(&[b"FLUSHALL".to_vec()]))
-        .await
-        .unwrap();
-    conn.reply().await;
+    let mut conn = Conn::open(server.addr()).await;
+    conn.ask_lines(&["FLUSHALL"]).await;
     let mut failures = Vec::new();
     let cases = parse(&text);
     assert!(!cases.is_empty(), "{name}.txt has no commands");
