@@ -293,7 +293,7 @@ pub(crate) fn extend_at(
     };
     let effects = Effects {
         changed: false,
-        deadlines: vec![lease],
+        deadlines: smallvec::smallvec![lease],
     };
     shard.apply(key, effects);
     Ok(true)

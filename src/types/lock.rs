@@ -281,8 +281,12 @@ impl Lock {
 
     /// Grants queued waiters in order while the front one is compatible; returns
     /// the new lease deadlines to file on the wheel.
-    pub(crate) fn grant_waiters(&mut self, now: u64, shared: &LockShared) -> Vec<u64> {
-        let mut deadlines = Vec::new();
+    pub(crate) fn grant_waiters(
+        &mut self,
+        now: u64,
+        shared: &LockShared,
+    ) -> smallvec::SmallVec<[u64; 2]> {
+        let mut deadlines = smallvec::SmallVec::new();
         while let Some(front) = self.rest.as_ref().and_then(|r| r.waiters.front()) {
             if front.grant.is_closed() {
                 self.waiters_mut().pop_front();
@@ -375,7 +379,7 @@ impl Lock {
             h.expires_at = expires_at;
             let renewed = Effects {
                 changed: false,
-                deadlines: vec![expires_at],
+                deadlines: smallvec::smallvec![expires_at],
             };
             return Ok((Acquired::Granted(h.token), renewed));
         }
@@ -398,7 +402,7 @@ impl Lock {
                 .fetch_add(1, Ordering::Relaxed);
             let granted = Effects {
                 changed: true,
-                deadlines: vec![expires_at],
+                deadlines: smallvec::smallvec![expires_at],
             };
             return Ok((Acquired::Granted(token), granted));
         }

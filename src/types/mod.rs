@@ -31,7 +31,9 @@ pub struct Effects {
     /// The value changed (WATCH sees it).
     pub changed: bool,
     /// Deadlines to file under the key.
-    pub deadlines: Vec<u64>,
+    /// Held inline: a lock operation files at most one or two (no allocation
+    /// per LOCK.ACQUIRE).
+    pub deadlines: smallvec::SmallVec<[u64; 2]>,
 }
 
 /// When a small container stops being packed: more than `entries` elements, or
