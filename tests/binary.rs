@@ -186,6 +186,14 @@ fn worker_threads(pid: u32) -> usize {
 #[test]
 fn io_threads_option_runs_a_worker_pool_and_is_reported() {
     let (mut child, sock, _) = spawn_on_socket("io", &["--io-threads", "2"]);
+    // tokio names a worker once its thread has started, which can be just
+    // after the readiness line: wait for them (at most 2 s), then count.
+    for _ in 0..200 {
+        if worker_threads(child.id()) >= 2 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
     assert_eq!(worker_threads(child.id()), 2);
     let got = unix_roundtrip(&sock, b"CONFIG GET io-threads\r\n", 28);
     assert_eq!(got, b"*2\r\n$10\r\nio-threads\r\n$1\r\n2\r\n");
