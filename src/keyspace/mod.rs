@@ -183,10 +183,11 @@ const BACKLOG: usize = 256;
 pub struct Shard {
     map: Table,
     /// Deadlines by key; a key of up to 22 bytes is held inline (no allocation).
-    wheel: Wheel<CompactBytes>,
+    /// Deadlines filed under the hash of their key (16 bytes an entry).
+    wheel: Wheel<u64>,
     /// Entries the wheel has handed over (deadline reached) not yet dealt with;
     /// `pending[pending_at..]` is the backlog.
-    pending: Vec<(u64, CompactBytes)>,
+    pending: Vec<(u64, u64)>,
     pending_at: usize,
     /// Keys whose value has had a waiter queued (a lock): settled ahead of the
     /// backlog. A key leaves when it is removed or found without waiters.
@@ -444,7 +445,7 @@ impl Shard {
     }
 
     fn schedule(&mut self, key: &[u8], when: u64) {
-        self.wheel.insert(when, CompactBytes::from_slice(key));
+        self.wheel.insert(when, self.map.hash_of(key));
         self.next_due.fetch_min(when, Ordering::AcqRel);
         self.timer.note(when);
     }
@@ -492,9 +493,9 @@ impl Shard {
         budget.check();
         let mut removed = 0;
         while self.pending_at < self.pending.len() && !budget.is_spent() {
-            let (when, key) = std::mem::take(&mut self.pending[self.pending_at]);
+            let (when, hash) = self.pending[self.pending_at];
             self.pending_at += 1;
-            removed += usize::from(self.expire_entry(when, &key, now));
+            removed += self.expire_hashed(when, hash, now);
             budget.charge();
         }
         if self.pending_at == self.pending.len() {
@@ -514,6 +515,20 @@ impl Shard {
             self.timer.note(next);
         }
         removed
+    }
+
+    /// Deals with one entry the wheel fired for the keys whose hash is `hash`
+    /// (one key, but for a collision of 64-bit hashes); returns how many it
+    /// deleted.
+    fn expire_hashed(&mut self, when: u64, hash: u64, now: u64) -> usize {
+        let keys: smallvec::SmallVec<[CompactBytes; 1]> = self
+            .map
+            .keys_with_hash(hash)
+            .map(CompactBytes::from_slice)
+            .collect();
+        keys.iter()
+            .filter(|key| self.expire_entry(when, key, now))
+            .count()
     }
 
     /// Deals with one entry the wheel fired: deletes the key if `when` is still

@@ -23,7 +23,7 @@ pub enum Value {
     /// A hash of fields to values (HSET, ...): 16 bytes, in place.
     Hash(crate::types::hash::Hash),
     /// A lock (LOCK.ACQUIRE): holders, leases and a wait queue.
-    Lock(Box<Lock>),
+    Lock(Lock),
     /// A sorted set (ZADD, ...).
     ZSet(Box<ZSet>),
     /// A set of strings (SADD, ...): 16 bytes, in place.
@@ -91,7 +91,7 @@ impl Value {
     /// as if every holder had released.
     pub fn take_waiters(&mut self) -> Option<Value> {
         match self {
-            Value::Lock(lock) => lock.take_waiters().map(|l| Value::Lock(Box::new(l))),
+            Value::Lock(lock) => lock.take_waiters().map(Value::Lock),
             _ => None,
         }
     }
