@@ -49,6 +49,29 @@ impl Value {
         }
     }
 
+    /// A deep copy of the value for COPY, in the same encoding; `None` for a
+    /// lock, which has no copy: its holders, leases, fencing tokens and queue
+    /// belong to its key, and a second key holding them would hand out the
+    /// same ownership twice (Redis refuses COPY of a module value without a
+    /// copy callback the same way).
+    pub fn duplicate(&self) -> Option<Value> {
+        Some(match self {
+            Value::Str(s) => Value::Str(s.clone()),
+            Value::List(l) => Value::List(l.clone()),
+            Value::Hash(h) => Value::Hash(h.clone()),
+            Value::ZSet(z) => Value::ZSet(z.clone()),
+            Value::Set(s) => Value::Set(s.clone()),
+            Value::Lock(_) => return None,
+        })
+    }
+
+    /// Whether MOVE may take the value to another database: not a lock, whose
+    /// SESSION holds, queued waiters and leases are filed under its key in its
+    /// own database (a moved lock would leave them pointing at nothing).
+    pub fn can_move(&self) -> bool {
+        !matches!(self, Value::Lock(_))
+    }
+
     /// The encoding OBJECT ENCODING names: the representation Redis would use
     /// for the same value at the thresholds `limits`.
     pub fn encoding(&self, limits: &crate::types::Encodings) -> &'static str {
