@@ -24,6 +24,7 @@ pub mod object;
 pub mod scripting;
 pub mod server;
 pub mod set;
+pub mod sort;
 pub mod string;
 pub mod transaction;
 pub mod wait;
@@ -621,6 +622,7 @@ fn families() -> impl Iterator<Item = &'static CommandSpec> {
         geo::COMMANDS,
         set::COMMANDS,
         hash::COMMANDS,
+        sort::COMMANDS,
     ]
     .into_iter()
     .flatten()
