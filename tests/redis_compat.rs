@@ -56,4 +56,5 @@ case_files!(
     sets,
     hashes,
     sort,
+    copy_move,
 );
