@@ -203,3 +203,26 @@ async fn huge_limits_and_many_gets_are_bounded_by_the_elements() {
     assert_eq!(got.len(), 2000);
     assert_eq!((got[0].as_str(), got[1999].as_str()), ("a", "b"));
 }
+
+#[tokio::test]
+async fn a_lock_cannot_be_sorted_and_reads_as_missing_through_a_pattern() {
+    let server = start().await;
+    let mut con = connect(&server).await;
+    cmd(&mut con, &["LOCK.ACQUIRE", "L", "me", "100000"])
+        .await
+        .unwrap();
+    let e = common::err_line(&mut con, &["SORT", "L"]).await;
+    assert!(e.starts_with("WRONGTYPE"), "{e}");
+    let _: () = con.rpush("l", &["L", "a"]).await.unwrap();
+    let _: () = con.set("a", "7").await.unwrap();
+    // BY *: the lock at "L" is no weight (0), "a" weighs 7; GET *: nil for it.
+    let got: Vec<Option<String>> = redis::cmd("SORT")
+        .arg(&["l", "BY", "*", "GET", "#", "GET", "*"])
+        .query_async(&mut con)
+        .await
+        .unwrap();
+    assert_eq!(
+        got,
+        [Some("L".into()), None, Some("a".into()), Some("7".into())]
+    );
+}
