@@ -199,6 +199,19 @@ fn window(offset: i64, count: i64, len: usize) -> (i64, i64) {
     (start, end.min(n - 1))
 }
 
+/// The elements at positions `start..=end` of `all` (none when `end < start`).
+fn keep_window(mut all: Vec<Bytes>, start: i64, end: i64) -> Vec<Bytes> {
+    let (Ok(start), Ok(end)) = (usize::try_from(start), usize::try_from(end)) else {
+        return Vec::new();
+    };
+    if end < start {
+        return Vec::new();
+    }
+    all.truncate(end.saturating_add(1));
+    all.drain(..start.min(all.len()));
+    all
+}
+
 /// A number as SORT reads one with C's `strtod`: an empty string (or one that
 /// ends at a NUL at once) is 0, leading white space is skipped, anything left
 /// after the number, NaN, or a result out of range (overflowing to infinity,
@@ -286,6 +299,9 @@ impl Source<'_> {
     /// (reversed with `desc` for a list or sorted set, as Redis does when
     /// nothing is sorted; a set has no order to reverse).
     fn window(&self, start: i64, end: i64, desc: bool) -> Vec<Bytes> {
+        if let Source::Set(_) = self {
+            return keep_window(self.all(), start, end);
+        }
         let (Ok(start), Ok(end)) = (usize::try_from(start), usize::try_from(end)) else {
             return Vec::new();
         };
@@ -299,17 +315,18 @@ impl Source<'_> {
             Source::ZSet(z) => {
                 let len = z.len();
                 (start..=end)
-                    .filter_map(|i| z.get(if desc { len - 1 - i } else { i }))
+                    .filter_map(|i| {
+                        if desc {
+                            len.checked_sub(i + 1)
+                        } else {
+                            Some(i)
+                        }
+                    })
+                    .filter_map(|rank| z.get(rank))
                     .map(|(m, _)| Bytes::copy_from_slice(m))
                     .collect()
             }
-            Source::Set(_) => {
-                let mut all = self.all();
-                all.truncate(end + 1);
-                all.drain(..start);
-                all
-            }
-            Source::Missing => Vec::new(),
+            Source::Set(_) | Source::Missing => Vec::new(),
         }
     }
 }
@@ -454,14 +471,7 @@ fn sort_generic(ctx: &mut Ctx<'_>, args: &[Bytes], readonly: bool) -> CommandRes
     let selected = if o.dont_sort {
         src.window(start, end, o.desc)
     } else {
-        let sorted = sort_items(&shards, src.all(), &o, now)?;
-        let (Ok(s), Ok(e)) = (usize::try_from(start), usize::try_from(end)) else {
-            return finish(ctx, &mut shards, &o, Vec::new(), now);
-        };
-        let mut sorted = sorted;
-        sorted.truncate(e.saturating_add(1));
-        sorted.drain(..s.min(sorted.len()));
-        sorted
+        keep_window(sort_items(&shards, src.all(), &o, now)?, start, end)
     };
     finish(ctx, &mut shards, &o, selected, now)
 }

@@ -286,6 +286,37 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_duplicate_is_an_independent_copy_in_the_same_encoding_and_a_lock_has_none() {
+        let limits = crate::types::Encodings::default();
+        let mut set = Set::default();
+        let set_limits = crate::types::set::SetLimits::default();
+        for m in [b"3".as_slice(), b"1", b"2"] {
+            set.add(m, &set_limits);
+        }
+        let original = Value::Set(Box::new(set));
+        let Some(Value::Set(mut copy)) = original.duplicate() else {
+            panic!("a set")
+        };
+        assert_eq!(copy.encoding_name(), "intset");
+        copy.add(b"x", &set_limits);
+        let Value::Set(set) = &original else {
+            panic!("a set")
+        };
+        assert_eq!((set.len(), copy.len()), (3, 4));
+        assert_eq!(original.encoding(&limits), "intset");
+
+        let list: VecDeque<Bytes> = [Bytes::from_static(b"a")].into_iter().collect();
+        let Some(Value::List(copied)) = Value::List(Box::new(list)).duplicate() else {
+            panic!("a list")
+        };
+        assert_eq!(copied.len(), 1);
+        let lock = Value::Lock(Box::default());
+        assert!(lock.duplicate().is_none());
+        assert!(!lock.can_move());
+        assert!(Value::string(b"v").can_move());
+    }
+
+    #[test]
     fn a_big_argument_is_stored_without_a_copy_and_a_small_one_is_copied() {
         let big = Bytes::from(vec![7u8; crate::protocol::BIG_ARG]);
         let Value::Str(stored) = Value::string_arg(&big) else {
