@@ -18,6 +18,7 @@ use super::{CommandResult, GetKeys};
 use crate::error::CommandError;
 use crate::keyspace::{CompactBytes, Entry, ShardSet, Value, WrongType};
 use crate::reply::Reply;
+use crate::types::geo::partial_sort;
 use crate::types::hash::Hash;
 use crate::types::list::{self, End, List};
 use crate::types::set::Set;
@@ -376,12 +377,14 @@ struct Item {
 /// Sorts `elements` as Redis's `sortCompare` orders them: numerically (equal
 /// scores by the elements' bytes), or ALPHA by the elements or their BY
 /// values (missing ones first); DESC reverses. The sort is stable, as glibc's
-/// `qsort` is for a vector that fits in memory. `Err` when a score is not a
-/// number.
+/// `qsort` is for a vector that fits in memory, except that with BY and a LIMIT
+/// window Redis's partial quicksort sorts just the `window`. `Err` when a score
+/// is not a number.
 fn sort_items(
     shards: &ShardSet<'_>,
     elements: Vec<Bytes>,
     o: &Options,
+    window: (i64, i64),
     now: u64,
 ) -> Result<Vec<Bytes>, CommandError> {
     let mut bad_score = false;
@@ -417,7 +420,7 @@ fn sort_items(
         ));
     }
     let by_pattern = o.by.is_some();
-    items.sort_by(|a, b| {
+    let cmp = |a: &Item, b: &Item| {
         let cmp = if !o.alpha {
             a.score
                 .partial_cmp(&b.score)
@@ -433,7 +436,17 @@ fn sort_items(
         } else {
             cmp
         }
-    });
+    };
+    let (start, end) = window;
+    let whole = start == 0 && end == i64::try_from(items.len()).unwrap_or(i64::MAX) - 1;
+    match (usize::try_from(start), usize::try_from(end)) {
+        // Redis sorts only the LIMIT window with BY, by its partial quicksort,
+        // which orders equal BY values its own way.
+        (Ok(lo), Ok(hi)) if by_pattern && !whole && lo <= hi && hi < items.len() => {
+            partial_sort(&mut items, lo, hi, cmp);
+        }
+        _ => items.sort_by(cmp),
+    }
     Ok(items.into_iter().map(|i| i.element).collect())
 }
 
@@ -471,7 +484,11 @@ fn sort_generic(ctx: &mut Ctx<'_>, args: &[Bytes], readonly: bool) -> CommandRes
     let selected = if o.dont_sort {
         src.window(start, end, o.desc)
     } else {
-        keep_window(sort_items(&shards, src.all(), &o, now)?, start, end)
+        keep_window(
+            sort_items(&shards, src.all(), &o, (start, end), now)?,
+            start,
+            end,
+        )
     };
     finish(ctx, &mut shards, &o, selected, now)
 }
