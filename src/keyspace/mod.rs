@@ -798,6 +798,15 @@ impl Db {
         }
     }
 
+    /// Locks every shard in order, as a [`ShardSet`]: for a command whose keys
+    /// are known only once it reads values (SORT's BY and GET patterns).
+    pub fn lock_every(&self) -> ShardSet<'_> {
+        ShardSet {
+            db: self,
+            guards: self.shards.iter().map(|s| s.lock()).enumerate().collect(),
+        }
+    }
+
     /// Locks every shard in order: for whole-database commands (FLUSHDB, KEYS, DBSIZE).
     pub fn lock_all(&self) -> Vec<MutexGuard<'_, Shard>> {
         self.shards.iter().map(|s| s.lock()).collect()
@@ -816,6 +825,34 @@ impl Db {
     /// True when no shard holds a key.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+}
+
+/// The shards of two keys, possibly in two databases, locked together by
+/// [`Keyspace::lock_pair`].
+pub struct ShardPair<'a> {
+    first: MutexGuard<'a, Shard>,
+    /// `None` when both keys live in the same shard.
+    second: Option<MutexGuard<'a, Shard>>,
+    /// Whether `first` is key `a`'s shard.
+    a_first: bool,
+}
+
+impl ShardPair<'_> {
+    /// The shard of key `a`.
+    pub fn a(&mut self) -> &mut Shard {
+        match (&mut self.second, self.a_first) {
+            (Some(second), false) => second,
+            _ => &mut self.first,
+        }
+    }
+
+    /// The shard of key `b`.
+    pub fn b(&mut self) -> &mut Shard {
+        match (&mut self.second, self.a_first) {
+            (Some(second), true) => second,
+            _ => &mut self.first,
+        }
     }
 }
 
@@ -852,6 +889,39 @@ impl Keyspace {
     /// All databases.
     pub fn dbs(&self) -> &[Db] {
         &self.dbs
+    }
+
+    /// The shards of key `a` in database `db_a` and key `b` in database `db_b`
+    /// (COPY, MOVE), locked in the one order every multi-shard lock follows —
+    /// database, then shard — so two commands crossing the same databases in
+    /// opposite directions cannot deadlock. A shard both keys share is locked
+    /// once. `None` if a database does not exist.
+    pub fn lock_pair(&self, db_a: usize, a: &[u8], db_b: usize, b: &[u8]) -> Option<ShardPair<'_>> {
+        let (da, db) = (self.dbs.get(db_a)?, self.dbs.get(db_b)?);
+        let ia = (db_a, da.shard_index(a));
+        let ib = (db_b, db.shard_index(b));
+        let lock = |(d, i): (usize, usize)| self.dbs[d].shards[i].lock();
+        Some(if ia == ib {
+            ShardPair {
+                first: lock(ia),
+                second: None,
+                a_first: true,
+            }
+        } else if ia < ib {
+            let first = lock(ia);
+            ShardPair {
+                first,
+                second: Some(lock(ib)),
+                a_first: true,
+            }
+        } else {
+            let first = lock(ib);
+            ShardPair {
+                first,
+                second: Some(lock(ia)),
+                a_first: false,
+            }
+        })
     }
 
     /// Fencing tokens and lock counters.

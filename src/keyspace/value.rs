@@ -49,6 +49,29 @@ impl Value {
         }
     }
 
+    /// A deep copy of the value for COPY, in the same encoding; `None` for a
+    /// lock, which has no copy: its holders, leases, fencing tokens and queue
+    /// belong to its key, and a second key holding them would hand out the
+    /// same ownership twice (Redis refuses COPY of a module value without a
+    /// copy callback the same way).
+    pub fn duplicate(&self) -> Option<Value> {
+        Some(match self {
+            Value::Str(s) => Value::Str(s.clone()),
+            Value::List(l) => Value::List(l.clone()),
+            Value::Hash(h) => Value::Hash(h.clone()),
+            Value::ZSet(z) => Value::ZSet(z.clone()),
+            Value::Set(s) => Value::Set(s.clone()),
+            Value::Lock(_) => return None,
+        })
+    }
+
+    /// Whether MOVE may take the value to another database: not a lock, whose
+    /// SESSION holds, queued waiters and leases are filed under its key in its
+    /// own database (a moved lock would leave them pointing at nothing).
+    pub fn can_move(&self) -> bool {
+        !matches!(self, Value::Lock(_))
+    }
+
     /// The encoding OBJECT ENCODING names: the representation Redis would use
     /// for the same value at the thresholds `limits`.
     pub fn encoding(&self, limits: &crate::types::Encodings) -> &'static str {
@@ -261,6 +284,37 @@ impl Entry {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_duplicate_is_an_independent_copy_in_the_same_encoding_and_a_lock_has_none() {
+        let limits = crate::types::Encodings::default();
+        let mut set = Set::default();
+        let set_limits = crate::types::set::SetLimits::default();
+        for m in [b"3".as_slice(), b"1", b"2"] {
+            set.add(m, &set_limits);
+        }
+        let original = Value::Set(Box::new(set));
+        let Some(Value::Set(mut copy)) = original.duplicate() else {
+            panic!("a set")
+        };
+        assert_eq!(copy.encoding_name(), "intset");
+        copy.add(b"x", &set_limits);
+        let Value::Set(set) = &original else {
+            panic!("a set")
+        };
+        assert_eq!((set.len(), copy.len()), (3, 4));
+        assert_eq!(original.encoding(&limits), "intset");
+
+        let list: VecDeque<Bytes> = [Bytes::from_static(b"a")].into_iter().collect();
+        let Some(Value::List(copied)) = Value::List(Box::new(list)).duplicate() else {
+            panic!("a list")
+        };
+        assert_eq!(copied.len(), 1);
+        let lock = Value::Lock(Box::default());
+        assert!(lock.duplicate().is_none());
+        assert!(!lock.can_move());
+        assert!(Value::string(b"v").can_move());
+    }
 
     #[test]
     fn a_big_argument_is_stored_without_a_copy_and_a_small_one_is_copied() {
