@@ -293,7 +293,7 @@ mod tests {
         for m in [b"3".as_slice(), b"1", b"2"] {
             set.add(m, &set_limits);
         }
-        let original = Value::Set(Box::new(set));
+        let original = Value::Set(set);
         let Some(Value::Set(mut copy)) = original.duplicate() else {
             panic!("a set")
         };
@@ -310,7 +310,7 @@ mod tests {
             panic!("a list")
         };
         assert_eq!(copied.len(), 1);
-        let lock = Value::Lock(Box::default());
+        let lock = Value::Lock(Default::default());
         assert!(lock.duplicate().is_none());
         assert!(!lock.can_move());
         assert!(Value::string(b"v").can_move());
