@@ -55,4 +55,6 @@ case_files!(
     geo_scores,
     sets,
     hashes,
+    bitmaps,
+    lcs,
 );

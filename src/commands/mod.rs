@@ -10,6 +10,7 @@
 //! never touch the socket and never await; `args[0]` is the command name as sent.
 
 pub mod args;
+pub mod bitmap;
 pub mod client;
 pub mod command;
 pub mod config;
@@ -599,6 +600,7 @@ fn families() -> impl Iterator<Item = &'static CommandSpec> {
         geo::COMMANDS,
         set::COMMANDS,
         hash::COMMANDS,
+        bitmap::COMMANDS,
     ]
     .into_iter()
     .flatten()
