@@ -228,25 +228,36 @@ fn bitop(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
     let now = ctx.now;
     let keys = &args[2..];
     let mut shards = ctx.db().lock_keys(keys);
-    let result = {
-        let mut values: Vec<&[u8]> = Vec::with_capacity(sources.len());
-        for k in sources {
-            values.push(
-                shards
-                    .view::<CompactBytes>(k, now)?
-                    .map_or(&[], |v| v.as_slice()),
-            );
-        }
-        bitmap::bitop(op, &values)
-    };
+    // The sources by reference (a count bump for a long one), so that the
+    // destination can be written while they are read.
+    let mut values: Vec<Bytes> = Vec::with_capacity(sources.len());
+    for k in sources {
+        let v = shards.view::<CompactBytes>(k, now)?;
+        values.push(v.map_or_else(Bytes::new, CompactBytes::to_bytes));
+    }
+    let refs: Vec<&[u8]> = values.iter().map(|v| &v[..]).collect();
+    let len = bitmap::result_len(op, &refs);
     let shard = shards.shard(dest);
-    if result.is_empty() {
+    if len == 0 {
         shard.remove(dest, now);
         return Ok(Reply::Int(0));
     }
-    let len = result.len();
-    let value = CompactBytes::raw_from_vec(result);
-    shard.insert(dest, Entry::persistent(Value::Str(value)), now);
+    // A long string at the destination that is not a source is overwritten in
+    // its own buffer: a repeated BITOP into the same key allocates nothing.
+    let reuse = !sources.contains(dest) && len > CompactBytes::INLINE;
+    match shard.write::<CompactBytes>(dest, now) {
+        Ok(Some(value)) if reuse && value.shared().is_some() => {
+            value.edit(|buf| {
+                buf.resize(len, 0);
+                bitmap::bitop_into(op, &refs, buf);
+            });
+            shard.set_expiry(dest, None, now);
+        }
+        _ => {
+            let value = CompactBytes::raw_from_vec(bitmap::bitop(op, &refs));
+            shard.insert(dest, Entry::persistent(Value::Str(value)), now);
+        }
+    }
     Ok(Reply::Int(len as i64))
 }
 

@@ -162,58 +162,78 @@ pub enum BitOp {
     Not,
 }
 
-fn combine(op: BitOp, x: u8, y: u8) -> u8 {
-    match op {
-        BitOp::And => x & y,
-        BitOp::Or => x | y,
-        BitOp::Xor => x ^ y,
-        BitOp::Not => !x,
+/// The length of `op`'s result over `sources`: the longest source (NOT has one).
+pub fn result_len(op: BitOp, sources: &[&[u8]]) -> usize {
+    match (op, sources.first()) {
+        (BitOp::Not, Some(first)) => first.len(),
+        _ => sources.iter().map(|s| s.len()).max().unwrap_or(0),
     }
 }
 
-/// `op` over `sources`, as long as the longest of them: a shorter source counts
-/// as zero-padded (so AND with a short or empty source clears the rest). NOT takes
-/// the first source only.
-pub fn bitop(op: BitOp, sources: &[&[u8]]) -> Vec<u8> {
+/// `op` over `sources` into `out`, which is [`result_len`] long (every byte of it
+/// is written): a shorter source counts as zero-padded, so AND with a short or
+/// empty source clears the rest. NOT takes the first source only.
+pub fn bitop_into(op: BitOp, sources: &[&[u8]], out: &mut [u8]) {
+    match op {
+        BitOp::And => fold(sources, out, |x, y| x & y, true),
+        BitOp::Or => fold(sources, out, |x, y| x | y, false),
+        BitOp::Xor => fold(sources, out, |x, y| x ^ y, false),
+        BitOp::Not => {
+            let first = sources.first().map_or(&[][..], |s| s);
+            for (o, x) in out.iter_mut().zip(first) {
+                *o = !x;
+            }
+        }
+    }
+}
+
+/// One pass per source, each a plain loop over bytes that the compiler turns into
+/// vector instructions (`f` is known at compile time). `zero_pads_clear`: a
+/// source's zero padding clears the result (AND) instead of keeping it.
+fn fold(sources: &[&[u8]], out: &mut [u8], f: impl Fn(u8, u8) -> u8 + Copy, zero_pads_clear: bool) {
     let Some((first, rest)) = sources.split_first() else {
-        return Vec::new();
+        out.fill(0);
+        return;
     };
-    if op == BitOp::Not {
-        return first.iter().map(|b| !b).collect();
+    // The first two sources in one pass.
+    let second = rest.first().map_or(&[][..], |s| s);
+    let common = first.len().min(second.len()).min(out.len());
+    for ((o, x), y) in out[..common]
+        .iter_mut()
+        .zip(&first[..common])
+        .zip(&second[..common])
+    {
+        *o = f(*x, *y);
     }
-    let longest = sources.iter().map(|s| s.len()).max().unwrap_or(0);
-    let mut out: Vec<u8> = match rest.split_first() {
-        None => first.to_vec(),
-        Some((second, _)) => {
-            // The first two in one pass, the rest folded in place.
-            let common = first.len().min(second.len());
-            let mut out = Vec::with_capacity(longest);
-            out.extend(
-                first[..common]
-                    .iter()
-                    .zip(&second[..common])
-                    .map(|(x, y)| combine(op, *x, *y)),
-            );
-            let longer = if first.len() > common { first } else { second };
-            match op {
-                BitOp::And => out.resize(longer.len(), 0),
-                _ => out.extend_from_slice(&longer[common..]),
-            }
-            out
-        }
+    let longer = if first.len() > second.len() {
+        first
+    } else {
+        second
     };
-    out.resize(longest, 0);
+    let kept = longer.len().min(out.len()) - common;
+    let (head, tail) = out[common..].split_at_mut(kept);
+    if zero_pads_clear && !rest.is_empty() {
+        head.fill(0);
+    } else {
+        head.copy_from_slice(&longer[common..common + head.len()]);
+    }
+    tail.fill(0);
     for source in rest.iter().skip(1) {
-        let (head, tail) = out.split_at_mut(source.len().min(longest));
-        match op {
-            BitOp::And => {
-                head.iter_mut().zip(*source).for_each(|(o, s)| *o &= s);
-                tail.fill(0);
-            }
-            BitOp::Or => head.iter_mut().zip(*source).for_each(|(o, s)| *o |= s),
-            _ => head.iter_mut().zip(*source).for_each(|(o, s)| *o ^= s),
+        let n = source.len().min(out.len());
+        let (head, tail) = out.split_at_mut(n);
+        for (o, s) in head.iter_mut().zip(&source[..n]) {
+            *o = f(*o, *s);
+        }
+        if zero_pads_clear {
+            tail.fill(0);
         }
     }
+}
+
+/// `op` over `sources` as a new buffer (see [`bitop_into`]).
+pub fn bitop(op: BitOp, sources: &[&[u8]]) -> Vec<u8> {
+    let mut out = vec![0u8; result_len(op, sources)];
+    bitop_into(op, sources, &mut out);
     out
 }
 
@@ -463,6 +483,11 @@ mod tests {
             for op in [BitOp::And, BitOp::Or, BitOp::Xor] {
                 let out = bitop(op, &refs);
                 assert_eq!(out.len(), longest);
+                // Into a buffer that held something else (a reused destination):
+                // every byte is written.
+                let mut reused = vec![0xA5u8; result_len(op, &refs)];
+                bitop_into(op, &refs, &mut reused);
+                assert_eq!(reused, out);
                 let got = bits_of(&out);
                 for (i, g) in got.iter().enumerate() {
                     let mut want = bit(&models[0], i);
@@ -477,6 +502,9 @@ mod tests {
                 }
             }
             let not = bitop(BitOp::Not, &refs[..1]);
+            let mut reused = vec![0x5Au8; not.len()];
+            bitop_into(BitOp::Not, &refs[..1], &mut reused);
+            assert_eq!(reused, not);
             assert_eq!(
                 bits_of(&not),
                 models[0].iter().map(|b| !b).collect::<Vec<_>>()
