@@ -12,8 +12,11 @@ Tests: BITCOUNT b1                  (the whole 16 MB)
        BITPOS b1 1 -1048576         (the last 1 MB's first set bit: near)
        BITOP AND d b1 b2            (16 MB result stored at d each time)
        BITOP OR d b1 b2
+                (d is overwritten in place after the first call in latchkey)
        SETBIT b1 <a bit near the end> 1     (in place: must not copy 16 MB per call)
        BITFIELD b1 INCRBY u8 #<middle byte> 1
+       BITOP OR b2 b2 b1            (the destination is a source: a new 16 MB
+                                     value each time)
 (Fixed offsets: redis-benchmark's __rand_int__ is zero-padded, which an offset
 may not be.)
 
@@ -45,6 +48,8 @@ TESTS = [
     ("SETBIT 16MB", 50, 200_000, None, ["SETBIT", "b1", str(BITS - 12345), "1"]),
     ("BITFIELD INCRBY 16MB", 50, 200_000, None,
      ["BITFIELD", "b1", "INCRBY", "u8", "#%d" % (SIZE // 2), "1"]),
+    # Last: it changes b2 (to b1 | b2 on the first call).
+    ("BITOP OR into a source", 4, 100, None, ["BITOP", "OR", "b2", "b2", "b1"]),
 ]
 
 
