@@ -57,4 +57,6 @@ case_files!(
     hashes,
     sort,
     copy_move,
+    bitmaps,
+    lcs,
 );

@@ -10,6 +10,7 @@
 //! never touch the socket and never await; `args[0]` is the command name as sent.
 
 pub mod args;
+pub mod bitmap;
 pub mod client;
 pub mod command;
 pub mod config;
@@ -623,6 +624,7 @@ fn families() -> impl Iterator<Item = &'static CommandSpec> {
         set::COMMANDS,
         hash::COMMANDS,
         sort::COMMANDS,
+        bitmap::COMMANDS,
     ]
     .into_iter()
     .flatten()
