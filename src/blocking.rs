@@ -44,6 +44,12 @@ pub enum Message {
         /// The fencing token.
         token: u64,
     },
+    /// A queued LOCK.ACQUIRE's lock is gone (its key was overwritten by
+    /// another type): the waiter gives up, as at its timeout.
+    Abandoned {
+        /// The lock waiter's id.
+        wait: u64,
+    },
     /// A blocked command was served: its reply, and the key it was served from.
     Served {
         /// The [`KeyWaiter`]'s id.
@@ -109,6 +115,10 @@ impl Grant for LockGrant {
 
     fn is_closed(&self) -> bool {
         self.outbox.is_closed()
+    }
+
+    fn abandon(&self) {
+        let _ = self.outbox.send(Message::Abandoned { wait: self.wait });
     }
 }
 

@@ -119,6 +119,14 @@ impl Value {
         }
     }
 
+    /// Tells the clients waiting inside this value that it is gone (a lock
+    /// overwritten by another value): they stop waiting.
+    pub fn abandon_waiters(&mut self) {
+        if let Value::Lock(lock) = self {
+            lock.abandon_waiters();
+        }
+    }
+
     /// Whether the value holds nothing and so its key does not exist (a lock
     /// with neither holders nor waiters). Containers are removed by the
     /// commands that empty them.
