@@ -203,7 +203,10 @@ fn pop(ctx: &mut Ctx<'_>, args: &[Bytes], end: End) -> CommandResult {
         None => None,
         Some(c) => Some(not_negative(c, "value is out of range, must be positive")?),
     };
-    a.finish()?;
+    if !a.is_done() {
+        let name = if end == End::Left { "lpop" } else { "rpop" };
+        return Err(CommandError::WrongArity(name.into()));
+    }
     let (now, fill) = (ctx.now, fill(ctx));
     let mut shard = ctx.db().lock(key);
     if shard.read::<List>(key, now)?.is_none() {
@@ -279,14 +282,16 @@ impl Serve for ListPop {
 }
 
 /// Serves `serve` from the first of `keys` holding a list, else waits (in
-/// queue order with other waiters) for one, up to `timeout_ms` (0: no limit);
-/// inside MULTI or a script it replies `timeout_reply` at once.
+/// queue order with other waiters) for one, up to `timeout_ms` (0: no limit;
+/// `None` for a command that does not block) and then replies with a nil
+/// array, as Redis does for every list wait. A command that does not wait
+/// (no timeout, or inside MULTI or a script) replies `empty` instead.
 fn pop_or_block(
     ctx: &mut Ctx<'_>,
     keys: &[Bytes],
     timeout_ms: Option<u64>,
     serve: Box<dyn Serve>,
-    timeout_reply: Reply,
+    empty: Reply,
 ) -> CommandResult {
     let now = ctx.now;
     let mut lock: Vec<&[u8]> = keys.iter().map(|k| &k[..]).collect();
@@ -296,12 +301,12 @@ fn pop_or_block(
     let mut shards = ctx.db().lock_keys(&lock);
     for key in keys {
         if shards.shard(key).read::<List>(key, now)?.is_some() {
-            return Ok(serve.serve(&mut shards, key, now).unwrap_or(timeout_reply));
+            return Ok(serve.serve(&mut shards, key, now).unwrap_or(empty));
         }
     }
     match timeout_ms {
-        None => Ok(timeout_reply),
-        Some(ms) => block_on_keys(ctx, keys, ms, serve, timeout_reply),
+        Some(ms) if ctx.can_block => block_on_keys(ctx, keys, ms, serve, Reply::NilArray),
+        _ => Ok(empty),
     }
 }
 
