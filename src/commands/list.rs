@@ -11,7 +11,7 @@ use super::wait::{block_on_keys, timeout_arg};
 use super::{flag, int_arg, is, CommandResult, CommandSpec, Ctx, KeySpec};
 use crate::blocking::Serve;
 use crate::error::CommandError;
-use crate::keyspace::{Shard, ShardSet};
+use crate::keyspace::{Shard, ShardSet, WrongType};
 use crate::reply::Reply;
 use crate::types::list::{self, End, List};
 
@@ -178,20 +178,29 @@ fn rpushx(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
 // ---- pops --------------------------------------------------------------------------
 
 /// Up to `count` elements from `end` of the list at `key` (deleted when
-/// emptied); `None` when there is no list there.
-fn pop_from(
+/// emptied), each made a reply by `f`; `None` when there is no list there.
+fn pop_from<R>(
     shard: &mut Shard,
     key: &[u8],
     end: End,
     count: usize,
     fill: i64,
     now: u64,
-) -> Option<Vec<Bytes>> {
-    let list = shard.write::<List>(key, now).ok()??;
+    mut f: impl FnMut(&[u8]) -> R,
+) -> Result<Option<Vec<R>>, WrongType> {
+    let Some(list) = shard.write::<List>(key, now)? else {
+        return Ok(None);
+    };
     let n = count.min(list.len());
-    let popped: Vec<Bytes> = (0..n).map_while(|_| list.pop(end, fill)).collect();
+    let mut popped = Vec::with_capacity(n);
+    for _ in 0..n {
+        match list.pop_with(end, fill, &mut f) {
+            Some(r) => popped.push(r),
+            None => break,
+        }
+    }
     shard.remove_if_empty::<List>(key, now);
-    Some(popped)
+    Ok(Some(popped))
 }
 
 /// LPOP/RPOP key [count]: one element (or nil), or with a count an array (nil
@@ -209,18 +218,20 @@ fn pop(ctx: &mut Ctx<'_>, args: &[Bytes], end: End) -> CommandResult {
     }
     let (now, fill) = (ctx.now, fill(ctx));
     let mut shard = ctx.db().lock(key);
-    if shard.read::<List>(key, now)?.is_none() {
-        return Ok(if count.is_some() {
-            Reply::NilArray
-        } else {
-            Reply::Nil
-        });
-    }
-    let popped = pop_from(&mut shard, key, end, count.unwrap_or(1), fill, now).unwrap_or_default();
-    Ok(match count {
-        None => Reply::bulk_or_nil(popped.into_iter().next()),
-        Some(_) => Reply::Array(popped.into_iter().map(Reply::Bulk).collect()),
-    })
+    let Some(count) = count else {
+        let Some(list) = shard.write::<List>(key, now)? else {
+            return Ok(Reply::Nil);
+        };
+        let reply = list.pop_with(end, fill, Reply::copy_of);
+        shard.remove_if_empty::<List>(key, now);
+        return Ok(reply.unwrap_or(Reply::Nil));
+    };
+    Ok(
+        match pop_from(&mut shard, key, end, count, fill, now, Reply::copy_of)? {
+            Some(popped) => Reply::Array(popped),
+            None => Reply::NilArray,
+        },
+    )
 }
 
 fn lpop(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
@@ -243,16 +254,16 @@ struct ListPop {
 
 impl Serve for ListPop {
     fn serve(&self, shards: &mut ShardSet<'_>, key: &Bytes, now: u64) -> Option<Reply> {
-        let popped = pop_from(shards.shard(key), key, self.end, self.count, self.fill, now)?;
+        let shard = shards.shard(key);
+        let popped = pop_from(shard, key, self.end, self.count, self.fill, now, |v| {
+            Reply::Bulk(Bytes::copy_from_slice(v))
+        })
+        .ok()??;
         let key = Reply::Bulk(key.clone());
         if self.multi {
-            let items = popped.into_iter().map(Reply::Bulk).collect();
-            return Some(Reply::Array(vec![key, Reply::Array(items)]));
+            return Some(Reply::Array(vec![key, Reply::Array(popped)]));
         }
-        Some(Reply::Array(vec![
-            key,
-            Reply::Bulk(popped.into_iter().next()?),
-        ]))
+        Some(Reply::Array(vec![key, popped.into_iter().next()?]))
     }
 
     fn undo(&self, shard: &mut Shard, key: &Bytes, reply: Reply, now: u64) {
@@ -409,9 +420,18 @@ impl Serve for ListMove {
         {
             return Some(Reply::Error(CommandError::WrongType));
         }
-        let value = pop_from(shards.shard(key), key, self.from, 1, self.fill, now)?
-            .into_iter()
-            .next()?;
+        let value = pop_from(
+            shards.shard(key),
+            key,
+            self.from,
+            1,
+            self.fill,
+            now,
+            Bytes::copy_from_slice,
+        )
+        .ok()??
+        .into_iter()
+        .next()?;
         if let Ok(list) = shards
             .shard(&self.dst)
             .get_or_create::<List>(&self.dst, now)
@@ -505,9 +525,9 @@ fn lrange(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
     let Some((start, stop)) = list::index_range(start, stop, list.len()) else {
         return Ok(Reply::Array(Vec::new()));
     };
-    Ok(Reply::Array(
-        list.range(start, stop).map(Reply::copy_of).collect(),
-    ))
+    let mut items = Vec::with_capacity(stop - start + 1);
+    items.extend(list.range(start, stop).map(Reply::copy_of));
+    Ok(Reply::Array(items))
 }
 
 /// LINDEX key index: the element, or nil out of range. The key is looked up

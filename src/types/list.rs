@@ -198,12 +198,6 @@ impl Node {
         self.lp_bytes = self.lp_bytes.saturating_add(lp);
     }
 
-    fn sub_stats(&mut self, data: &[u8]) {
-        self.count -= 1;
-        let lp = u32::try_from(listpack_entry_size(data)).unwrap_or(u32::MAX);
-        self.lp_bytes = self.lp_bytes.saturating_sub(lp).max(LISTPACK_EMPTY as u32);
-    }
-
     /// Inserts `data` as an entry at byte offset `pos`.
     fn insert_at(&mut self, pos: usize, data: &[u8]) {
         let e = entry_len(data.len());
@@ -231,12 +225,16 @@ impl Node {
         }
     }
 
-    fn pop(&mut self, end: End) -> Option<Bytes> {
+    /// Removes the entry at `end`, handing it to `f` first.
+    fn pop_with<R>(&mut self, end: End, f: impl FnOnce(&[u8]) -> R) -> Option<R> {
         let (start, d, e, stop) = self.edge(end)?;
-        let value = Bytes::copy_from_slice(&self.buf[d..e]);
-        self.sub_stats(&value);
+        let value = self.buf.get(d..e)?;
+        let lp = u32::try_from(listpack_entry_size(value)).unwrap_or(u32::MAX);
+        let out = f(value);
+        self.count -= 1;
+        self.lp_bytes = self.lp_bytes.saturating_sub(lp).max(LISTPACK_EMPTY as u32);
         self.buf.drain(start..stop);
-        Some(value)
+        Some(out)
     }
 
     fn iter(&self) -> NodeIter<'_> {
@@ -431,6 +429,15 @@ impl List {
             (n + 1, b.saturating_add(v.len()))
         });
         self.grow_check(fill, n, bytes);
+        if n > 0 && self.nodes.is_empty() && !self.quicklist {
+            // A new listpack gets exactly the room its first push needs (most
+            // small lists are written once): no doubling slack to carry.
+            let room: usize = values.clone().map(|v| entry_len(v.len())).sum();
+            let mut node = Node::new();
+            node.buf.reserve_exact(room);
+            self.nodes.reserve_exact(1);
+            self.nodes.push_back(node);
+        }
         for v in values {
             self.push_one(end, v, fill);
         }
@@ -443,11 +450,17 @@ impl List {
 
     /// Takes the element at `end`.
     pub fn pop(&mut self, end: End, fill: i64) -> Option<Bytes> {
+        self.pop_with(end, fill, Bytes::copy_from_slice)
+    }
+
+    /// Takes the element at `end`, handing it to `f` before it goes (a reply
+    /// built straight from the node, without an owned copy first).
+    pub fn pop_with<R>(&mut self, end: End, fill: i64, f: impl FnOnce(&[u8]) -> R) -> Option<R> {
         let node = match end {
             End::Left => self.nodes.front_mut(),
             End::Right => self.nodes.back_mut(),
         }?;
-        let value = node.pop(end)?;
+        let value = node.pop_with(end, f)?;
         if node.count == 0 {
             match end {
                 End::Left => self.nodes.pop_front(),
