@@ -36,6 +36,8 @@ pub enum End {
 const SAFETY_LIMIT: usize = 8192;
 /// What Redis adds to an element's length when it estimates a node's growth.
 const SIZE_ESTIMATE_OVERHEAD: usize = 8;
+/// The largest packed node (`list-max-listpack-size -5`).
+const LARGEST_NODE: usize = 65_536;
 /// An empty listpack's bytes (header and end mark).
 const LISTPACK_EMPTY: usize = 7;
 
@@ -202,7 +204,19 @@ impl Node {
     fn insert_at(&mut self, pos: usize, data: &[u8]) {
         let e = entry_len(data.len());
         let old = self.buf.len();
-        self.buf.resize(old + e, 0);
+        let need = old + e;
+        if need > self.buf.capacity() {
+            // Powers of two up to the largest node (a full node then sits in
+            // a buffer of its limit's size, not up to twice that, as plain
+            // doubling from an odd first entry would leave), exact beyond.
+            let cap = if need <= LARGEST_NODE {
+                need.next_power_of_two()
+            } else {
+                need
+            };
+            self.buf.reserve_exact(cap - old);
+        }
+        self.buf.resize(need, 0);
         self.buf.copy_within(pos..old, pos + e);
         write_entry(&mut self.buf[pos..pos + e], data);
         self.add_stats(data);
@@ -318,10 +332,11 @@ impl<'a> DoubleEndedIterator for NodeIter<'a> {
 #[derive(Debug, Clone, Default)]
 pub struct List {
     nodes: VecDeque<Node>,
-    len: usize,
-    /// Redis's encoding: a quicklist (several nodes allowed) rather than one
-    /// listpack.
-    quicklist: bool,
+    /// The number of elements, shifted left once; the low bit is Redis's
+    /// encoding: set for a quicklist (several nodes allowed), clear for one
+    /// listpack. One word for both keeps a `List` at 40 bytes (an allocator
+    /// size class below 48), which every small list pays.
+    meta: usize,
 }
 
 impl List {
@@ -332,17 +347,30 @@ impl List {
 
     /// Number of elements.
     pub fn len(&self) -> usize {
-        self.len
+        self.meta >> 1
+    }
+
+    fn set_len(&mut self, len: usize) {
+        self.meta = (len << 1) | (self.meta & 1);
+    }
+
+    /// Whether Redis would hold it as a quicklist.
+    fn is_quicklist(&self) -> bool {
+        self.meta & 1 == 1
+    }
+
+    fn set_quicklist(&mut self, quicklist: bool) {
+        self.meta = (self.meta & !1) | usize::from(quicklist);
     }
 
     /// Whether it holds nothing.
     pub fn is_empty(&self) -> bool {
-        self.len == 0
+        self.len() == 0
     }
 
     /// The name OBJECT ENCODING reports: `listpack` or `quicklist`.
     pub fn encoding_name(&self) -> &'static str {
-        if self.quicklist {
+        if self.is_quicklist() {
             "quicklist"
         } else {
             "listpack"
@@ -353,32 +381,32 @@ impl List {
     /// that would go over one node's limit becomes a quicklist (its one node
     /// stays as it is).
     fn grow_check(&mut self, fill: i64, added: usize, bytes: usize) {
-        if self.quicklist {
+        if self.is_quicklist() {
             return;
         }
         let lp = self.nodes.front().map_or(LISTPACK_EMPTY, Node::lp_bytes);
         if exceeds(
             fill,
             lp.saturating_add(bytes),
-            self.len.saturating_add(added),
+            self.len().saturating_add(added),
         ) {
-            self.quicklist = true;
+            self.set_quicklist(true);
         }
     }
 
     /// After a removal: a quicklist of one packed node within half a node's
     /// limit becomes a listpack again.
     fn shrink_check(&mut self, fill: i64) {
-        if !self.quicklist || self.nodes.len() > 1 {
+        if !self.is_quicklist() || self.nodes.len() > 1 {
             return;
         }
         let Some(node) = self.nodes.front() else {
-            self.quicklist = false;
+            self.set_quicklist(false);
             return;
         };
         let (size_limit, count_limit) = node_limit(fill);
         if !node.plain && node.lp_bytes() <= size_limit / 2 && node.count() <= count_limit / 2 {
-            self.quicklist = false;
+            self.set_quicklist(false);
         }
     }
 
@@ -395,19 +423,20 @@ impl List {
 
     /// Adds `value` at `end` (no conversion check: see [`List::push_all`]).
     fn push_one(&mut self, end: End, value: &[u8], fill: i64) {
-        self.len += 1;
+        self.set_len(self.len() + 1);
+        let quicklist = self.is_quicklist();
         let edge = match end {
             End::Left => self.nodes.front_mut(),
             End::Right => self.nodes.back_mut(),
         };
         if let Some(node) = edge {
-            if !self.quicklist || List::allows_insert(node, fill, value.len()) {
+            if !quicklist || List::allows_insert(node, fill, value.len()) {
                 node.push(end, value);
                 return;
             }
         }
         let mut node = Node::from_elements([value]);
-        node.plain = self.quicklist && is_large(value.len(), fill);
+        node.plain = quicklist && is_large(value.len(), fill);
         if self.nodes.is_empty() {
             self.nodes.reserve_exact(1);
         }
@@ -429,7 +458,7 @@ impl List {
             (n + 1, b.saturating_add(v.len()))
         });
         self.grow_check(fill, n, bytes);
-        if n > 0 && self.nodes.is_empty() && !self.quicklist {
+        if n > 0 && self.nodes.is_empty() && !self.is_quicklist() {
             // A new listpack gets exactly the room its first push needs (most
             // small lists are written once): no doubling slack to carry.
             let room: usize = values.clone().map(|v| entry_len(v.len())).sum();
@@ -467,7 +496,7 @@ impl List {
                 End::Right => self.nodes.pop_back(),
             };
         }
-        self.len -= 1;
+        self.set_len(self.len() - 1);
         self.shrink_check(fill);
         Some(value)
     }
@@ -475,10 +504,10 @@ impl List {
     /// The node holding element `index` (0-based from the head) and the
     /// element's position in it.
     fn locate(&self, index: usize) -> Option<(usize, usize)> {
-        if index >= self.len {
+        if index >= self.len() {
             return None;
         }
-        if index < self.len / 2 {
+        if index < self.len() / 2 {
             let mut i = index;
             for (n, node) in self.nodes.iter().enumerate() {
                 if i < node.count() {
@@ -487,7 +516,7 @@ impl List {
                 i -= node.count();
             }
         } else {
-            let mut i = self.len - 1 - index;
+            let mut i = self.len() - 1 - index;
             for (n, node) in self.nodes.iter().enumerate().rev() {
                 if i < node.count() {
                     return Some((n, node.count() - 1 - i));
@@ -500,7 +529,7 @@ impl List {
 
     /// A Redis index (negative counts from the tail) as a position.
     pub fn position(&self, index: i64) -> Option<usize> {
-        let len = i64::try_from(self.len).ok()?;
+        let len = i64::try_from(self.len()).ok()?;
         let i = if index < 0 {
             len.checked_add(index)?
         } else {
@@ -522,7 +551,7 @@ impl List {
             return false;
         };
         self.grow_check(fill, 1, value.len());
-        let quicklist = self.quicklist;
+        let quicklist = self.is_quicklist();
         let Some(node) = self.nodes.get_mut(n) else {
             return false;
         };
@@ -549,7 +578,7 @@ impl List {
             // As Redis: the new element goes in after the old one (in this
             // node, a neighbour or a node of its own), then the old one goes.
             self.delete_at(n, i);
-            self.len -= 1;
+            self.set_len(self.len() - 1);
             self.insert_at_index(self.index_of(n, i), value, fill);
         }
         self.shrink_check(fill);
@@ -579,15 +608,15 @@ impl List {
         if index == 0 {
             return self.push_one(End::Left, value, fill);
         }
-        if index >= self.len {
+        if index >= self.len() {
             return self.push_one(End::Right, value, fill);
         }
         // The element now at `index - 1`: the new one goes after it.
         let Some((n, i)) = self.locate(index - 1) else {
             return;
         };
-        self.len += 1;
-        let quicklist = self.quicklist;
+        self.set_len(self.len() + 1);
+        let quicklist = self.is_quicklist();
         let Some(node) = self.nodes.get_mut(n) else {
             return;
         };
@@ -631,7 +660,7 @@ impl List {
         let at = self.iter().position(|e| e == pivot)?;
         self.grow_check(fill, 1, value.len());
         self.insert_at_index(at + usize::from(after), value, fill);
-        Some(self.len)
+        Some(self.len())
     }
 
     /// Removes elements equal to `value` (LREM): `count` > 0 the first
@@ -674,7 +703,7 @@ impl List {
             node.retain(|i, _| doomed.binary_search(&i).is_err());
         }
         self.nodes.retain(|node| node.count > 0);
-        self.len -= removed;
+        self.set_len(self.len() - removed);
         if removed > 0 {
             self.shrink_check(fill);
         }
@@ -684,10 +713,10 @@ impl List {
     /// Keeps only the elements at Redis indexes `start..=stop` (LTRIM); an
     /// empty range empties the list.
     pub fn trim(&mut self, start: i64, stop: i64, fill: i64) {
-        let Some((first, last)) = index_range(start, stop, self.len) else {
+        let Some((first, last)) = index_range(start, stop, self.len()) else {
             self.nodes.clear();
-            self.len = 0;
-            self.quicklist = false;
+            self.set_len(0);
+            self.set_quicklist(false);
             return;
         };
         let mut base = 0;
@@ -701,7 +730,7 @@ impl List {
             node.retain(|i, _| (first..=last).contains(&(lo + i)));
         }
         self.nodes.retain(|node| node.count > 0);
-        self.len = last + 1 - first;
+        self.set_len(last + 1 - first);
         self.shrink_check(fill);
     }
 
@@ -733,7 +762,7 @@ impl List {
             }
         } else {
             for (k, e) in self.iter().rev().enumerate().take(scan) {
-                if !take(self.len - 1 - k, e) {
+                if !take(self.len() - 1 - k, e) {
                     break;
                 }
             }
@@ -747,7 +776,7 @@ impl List {
             nodes: self.nodes.iter(),
             front: None,
             back: None,
-            remaining: self.len,
+            remaining: self.len(),
         }
     }
 

@@ -156,15 +156,16 @@ fn lpos_ranks_counts_and_maxlen() {
 /// for a listpack (it fits one node).
 fn check_shape(l: &List, fill: i64) {
     let total: usize = l.nodes.iter().map(Node::count).sum();
-    assert_eq!(total, l.len);
+    assert_eq!(total, l.len());
     for node in &l.nodes {
         assert!(node.count > 0);
         assert_eq!(node.iter().count(), node.count());
         let lp: usize = LISTPACK_EMPTY + node.iter().map(listpack_entry_size).sum::<usize>();
         assert_eq!(lp, node.lp_bytes());
+        assert!(node.buf.capacity() <= (node.buf.len() * 2).max(node_limit(-5).0));
         assert!(!node.plain || node.count == 1);
     }
-    if !l.quicklist {
+    if !l.is_quicklist() {
         assert!(l.nodes.len() <= 1);
         assert!(l.nodes.iter().all(|n| !n.plain));
         let _ = fill;
@@ -329,4 +330,16 @@ fn a_list_behaves_as_a_deque_under_random_operations() {
             "fill {fill}: {listpack} {quicklist}"
         );
     }
+}
+
+#[test]
+fn a_list_is_40_bytes_and_its_nodes_fill_their_buffers() {
+    assert_eq!(std::mem::size_of::<List>(), 40);
+    let mut l = List::new();
+    for i in 0..20_000 {
+        l.push(End::Right, format!("element:{i}").as_bytes(), -2);
+    }
+    let cap: usize = l.nodes.iter().map(|n| n.buf.capacity()).sum();
+    let used: usize = l.nodes.iter().map(|n| n.buf.len()).sum();
+    assert!(cap * 100 <= used * 102, "{cap} bytes held for {used}");
 }
