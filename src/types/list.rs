@@ -435,8 +435,17 @@ impl List {
                 return;
             }
         }
-        let mut node = Node::from_elements([value]);
-        node.plain = quicklist && is_large(value.len(), fill);
+        let large = quicklist && is_large(value.len(), fill);
+        let mut node = Node::new();
+        if quicklist && !large && fill < 0 {
+            // A new node at the end of a quicklist is likely to fill up:
+            // it starts at half its limit, so it grows once, not through
+            // every power of two (each step leaves a freed buffer between
+            // live ones for other allocations to split).
+            node.buf.reserve_exact(node_limit(fill).0 / 2);
+        }
+        node.push(end, value);
+        node.plain = large;
         if self.nodes.is_empty() {
             self.nodes.reserve_exact(1);
         }
