@@ -38,6 +38,7 @@ case_files!(
     server,
     scripting,
     lists,
+    lists_more,
     extremes,
     edges,
     config,
