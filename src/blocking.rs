@@ -140,6 +140,11 @@ pub trait Serve: Send + Sync + std::fmt::Debug {
     /// served); the shard of `key` is held.
     fn undo(&self, shard: &mut Shard, key: &Bytes, reply: Reply, now: u64);
 
+    /// The type of value it takes from (`"list"`, `"zset"`, as TYPE names
+    /// them): a waiter is passed over, still queued, while its key holds
+    /// another type, and the waiters behind it are served (as Redis does).
+    fn wants(&self) -> &'static str;
+
     /// The key the served element is pushed to (BLMOVE's destination): its
     /// shard is locked for the serve step too, and the clients waiting on it
     /// are served next, in the same round (as Redis serves a chain of BLMOVEs).
@@ -261,6 +266,8 @@ impl BlockedKeys {
     /// Serves the waiters of one key in queue order until one finds nothing.
     fn serve_key(&self, db: &Db, db_index: usize, key: &Bytes, now: u64) {
         let queue_key = (db_index, key.clone());
+        // Waiters passed over because the key holds another type than theirs.
+        let mut passed = 0;
         loop {
             // The first waiter says which shards its serve step needs; they
             // are locked (in order) before the queues, then the front is
@@ -269,7 +276,7 @@ impl BlockedKeys {
                 .queues
                 .lock()
                 .get(&queue_key)
-                .and_then(|q| q.front().cloned());
+                .and_then(|q| q.get(passed).cloned());
             let Some(waiter) = front else {
                 return;
             };
@@ -281,9 +288,17 @@ impl BlockedKeys {
             let mut queues = self.queues.lock();
             let still_first = queues
                 .get(&queue_key)
-                .and_then(|q| q.front())
+                .and_then(|q| q.get(passed))
                 .is_some_and(|w| Arc::ptr_eq(w, &waiter));
             if !still_first {
+                continue;
+            }
+            let other_type = shards
+                .shard(key)
+                .peek(key, now)
+                .is_some_and(|e| e.value.type_name() != waiter.serve.wants());
+            if other_type {
+                passed += 1;
                 continue;
             }
             let mut slot = waiter.slot.lock();

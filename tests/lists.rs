@@ -403,3 +403,34 @@ async fn encodings_follow_list_max_listpack_size_both_ways_as_redis_7_2() {
     assert_eq!(encoding(&mut con, "m").await, "quicklist");
     assert_eq!(range(&mut con, "m").await[1].len(), 5000);
 }
+
+#[tokio::test]
+async fn a_waiter_for_another_type_does_not_hold_back_the_list_waiters_behind_it() {
+    let server = common::start().await;
+    let mut con = common::connect(&server).await;
+    // First in line waits for a sorted set at k, second for a list.
+    let mut zset_waiter = common::block_raw(&server, &mut con, "BZPOPMIN k 2\r\n", 1).await;
+    let mut list_waiter = common::block_raw(&server, &mut con, "BLPOP k 2\r\n", 2).await;
+    let _: i64 = redis::cmd("LPUSH")
+        .arg("k")
+        .arg("a")
+        .query_async(&mut con)
+        .await
+        .unwrap();
+    // As Redis: the list waiter is served, the other keeps waiting.
+    common::expect_reply(&mut list_waiter, "*2\r\n$1\r\nk\r\n$1\r\na\r\n").await;
+    common::until_blocked(&mut con, 1).await;
+    let _: () = redis::cmd("DEL")
+        .arg("k")
+        .query_async(&mut con)
+        .await
+        .unwrap();
+    let _: i64 = redis::cmd("ZADD")
+        .arg("k")
+        .arg(1)
+        .arg("m")
+        .query_async(&mut con)
+        .await
+        .unwrap();
+    common::expect_reply(&mut zset_waiter, "*3\r\n$1\r\nk\r\n$1\r\nm\r\n$1\r\n1\r\n").await;
+}

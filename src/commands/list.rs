@@ -253,6 +253,10 @@ struct ListPop {
 }
 
 impl Serve for ListPop {
+    fn wants(&self) -> &'static str {
+        "list"
+    }
+
     fn serve(&self, shards: &mut ShardSet<'_>, key: &Bytes, now: u64) -> Option<Reply> {
         let shard = shards.shard(key);
         let popped = pop_from(shard, key, self.end, self.count, self.fill, now, |v| {
@@ -411,6 +415,10 @@ struct ListMove {
 }
 
 impl Serve for ListMove {
+    fn wants(&self) -> &'static str {
+        "list"
+    }
+
     fn serve(&self, shards: &mut ShardSet<'_>, key: &Bytes, now: u64) -> Option<Reply> {
         // Redis checks the destination's type before it pops.
         if shards

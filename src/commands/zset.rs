@@ -918,6 +918,10 @@ impl ZPop {
 }
 
 impl Serve for ZPop {
+    fn wants(&self) -> &'static str {
+        "zset"
+    }
+
     fn serve(&self, shards: &mut ShardSet<'_>, key: &Bytes, now: u64) -> Option<Reply> {
         let shard = shards.shard(key);
         let z = shard.write::<ZSet>(key, now).ok()??;
