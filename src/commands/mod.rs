@@ -16,6 +16,7 @@ pub mod config;
 pub mod connection;
 pub mod geo;
 pub mod hash;
+pub mod hll;
 pub mod info;
 pub mod keys;
 pub mod list;
@@ -599,6 +600,7 @@ fn families() -> impl Iterator<Item = &'static CommandSpec> {
         geo::COMMANDS,
         set::COMMANDS,
         hash::COMMANDS,
+        hll::COMMANDS,
     ]
     .into_iter()
     .flatten()

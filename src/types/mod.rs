@@ -6,6 +6,7 @@
 
 pub mod geo;
 pub mod hash;
+pub mod hll;
 pub mod set;
 
 use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
