@@ -55,4 +55,5 @@ case_files!(
     geo_scores,
     sets,
     hashes,
+    hyperloglog,
 );

@@ -20,6 +20,10 @@
 //! (tau/sigma) over the register histogram, as Redis 7 computes it, so counts
 //! and stored bytes match redis-server's for the same inputs.
 //!
+//! Sparse values are checked as Redis does since its fix for CVE-2025-32023
+//! (in 7.2.10, and in the 7.0.15 Debian ships): opcodes that run past register
+//! 16383 make the value corrupt for counting, merging and conversion to dense.
+//!
 //! Not here: replies and error text (`commands/hll.rs` turns [`HllError`] into
 //! Redis's `WRONGTYPE`/`INVALIDOBJ` lines).
 
@@ -410,18 +414,16 @@ pub fn to_dense(buf: &mut Vec<u8>) -> Result<bool, HllError> {
     dense[4] = ENC_DENSE;
     let mut idx = 0;
     for (_, op) in sparse_ops(buf) {
-        match op {
-            Op::Zero(n) | Op::XZero(n) => idx += n,
-            Op::Val(value, n) => {
-                if idx + n > REGISTERS {
-                    break;
-                }
-                for i in idx..idx + n {
-                    dense_put(&mut dense[HEADER_LEN..], i, value);
-                }
-                idx += n;
+        let n = op.span();
+        if idx + n > REGISTERS {
+            return Err(HllError::Corrupt);
+        }
+        if let Op::Val(value, _) = op {
+            for i in idx..idx + n {
+                dense_put(&mut dense[HEADER_LEN..], i, value);
             }
         }
+        idx += n;
     }
     if idx != REGISTERS {
         return Err(HllError::Corrupt);
@@ -474,8 +476,11 @@ fn histogram(bytes: &[u8]) -> Result<[u32; 64], HllError> {
                     Op::Zero(n) | Op::XZero(n) => (0, n),
                     Op::Val(v, n) => (usize::from(v), n),
                 };
+                if idx + n > REGISTERS {
+                    return Err(HllError::Corrupt);
+                }
                 idx += n;
-                h[value] = h[value].saturating_add(n as u32);
+                h[value] += n as u32;
             }
             if idx != REGISTERS {
                 return Err(HllError::Corrupt);
@@ -575,16 +580,14 @@ impl Union {
             Encoding::Sparse => {
                 let mut idx = 0;
                 for (_, op) in sparse_ops(bytes) {
-                    match op {
-                        Op::Zero(n) | Op::XZero(n) => idx += n,
-                        Op::Val(value, n) => {
-                            let Some(regs) = self.max.get_mut(idx..idx + n) else {
-                                break;
-                            };
-                            regs.iter_mut().for_each(|m| *m = (*m).max(value));
-                            idx += n;
-                        }
+                    let n = op.span();
+                    let Some(regs) = self.max.get_mut(idx..idx + n) else {
+                        return Err(HllError::Corrupt);
+                    };
+                    if let Op::Val(value, _) = op {
+                        regs.iter_mut().for_each(|m| *m = (*m).max(value));
                     }
+                    idx += n;
                 }
                 if idx != REGISTERS {
                     return Err(HllError::Corrupt);
@@ -760,6 +763,30 @@ mod tests {
                 assert_ne!(a, b);
             }
         }
+    }
+
+    #[test]
+    fn elements_land_where_redis_puts_them() {
+        // redis-server stores PFADD h a as XZERO:12711 VAL:2,1 XZERO:3672.
+        assert_eq!(pattern(b"a"), (12711, 2));
+        let h = hll_of([b"a".to_vec()], DEFAULT_SPARSE_MAX_BYTES);
+        assert_eq!(&h[HEADER_LEN..], b"q\xa6\x84NW");
+    }
+
+    #[test]
+    fn opcodes_past_the_last_register_are_corrupt() {
+        // XZERO:16384 then VAL:2,1: the VAL runs past the end.
+        let mut v = new_sparse();
+        v.push(val_byte(2, 1));
+        assert_eq!(count(&v), Err(HllError::Corrupt));
+        assert_eq!(Union::default().merge(&v), Err(HllError::Corrupt));
+        assert_eq!(to_dense(&mut v.clone()), Err(HllError::Corrupt));
+        // A change inside the covered registers still works, as in Redis.
+        let mut cow = Cow::Borrowed(&v[..]);
+        assert_eq!(add(&mut cow, b"a", DEFAULT_SPARSE_MAX_BYTES), Ok(true));
+        // A promotion has to convert the whole value, and fails.
+        let mut cow = Cow::Borrowed(&v[..]);
+        assert_eq!(add(&mut cow, b"a", 18), Err(HllError::Corrupt));
     }
 
     #[test]
