@@ -209,16 +209,19 @@ fn dense_set(buf: &mut [u8], index: usize, count: u8) -> bool {
     }
 }
 
+/// The four registers packed in three bytes of a dense value.
+fn unpack4(c: &[u8]) -> [u8; 4] {
+    let w = u32::from(c[0]) | u32::from(c[1]) << 8 | u32::from(c[2]) << 16;
+    [0, 6, 12, 18].map(|s| ((w >> s) & 63) as u8)
+}
+
 /// Every register of a dense value, four from each three bytes.
 fn dense_registers(bytes: &[u8]) -> impl Iterator<Item = u8> + '_ {
     bytes
         .get(HEADER_LEN..)
         .unwrap_or_default()
         .chunks_exact(3)
-        .flat_map(|c| {
-            let w = u32::from(c[0]) | u32::from(c[1]) << 8 | u32::from(c[2]) << 16;
-            [0, 6, 12, 18].map(|s| ((w >> s) & 63) as u8)
-        })
+        .flat_map(unpack4)
 }
 
 // ---- sparse opcodes ----
@@ -468,7 +471,13 @@ pub fn add(value: &mut Cow<'_, [u8]>, element: &[u8], max_bytes: usize) -> Resul
 fn histogram(bytes: &[u8]) -> Result<[u32; 64], HllError> {
     let mut h = [0u32; 64];
     match check(bytes)? {
-        Encoding::Dense => dense_registers(bytes).for_each(|r| h[usize::from(r)] += 1),
+        Encoding::Dense => {
+            for c in bytes[HEADER_LEN..].chunks_exact(3) {
+                for r in unpack4(c) {
+                    h[usize::from(r)] += 1;
+                }
+            }
+        }
         Encoding::Sparse => {
             let mut idx = 0usize;
             for (_, op) in sparse_ops(bytes) {
@@ -573,8 +582,11 @@ impl Union {
         match check(bytes)? {
             Encoding::Dense => {
                 self.any_dense = true;
-                for (m, r) in self.max.iter_mut().zip(dense_registers(bytes)) {
-                    *m = (*m).max(r);
+                let packed = bytes[HEADER_LEN..].chunks_exact(3);
+                for (m, c) in self.max.chunks_exact_mut(4).zip(packed) {
+                    for (m, r) in m.iter_mut().zip(unpack4(c)) {
+                        *m = (*m).max(r);
+                    }
                 }
             }
             Encoding::Sparse => {
