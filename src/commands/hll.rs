@@ -241,3 +241,37 @@ fn selftest_message(f: &SelfTestFailure) -> String {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn selftest_failures_read_as_redis_prints_them() {
+        let register = SelfTestFailure::Register {
+            index: 7,
+            expected: 3,
+            actual: 4,
+        };
+        assert_eq!(
+            selftest_message(&register),
+            "TESTFAILED Register 7 should be 3 but is 4"
+        );
+        let error = SelfTestFailure::TooBigError {
+            cardinality: 1000,
+            error: 300,
+        };
+        assert_eq!(
+            selftest_message(&error),
+            "TESTFAILED Too big error. card:1000 abserr:300"
+        );
+        assert_eq!(
+            selftest_message(&SelfTestFailure::Disagree),
+            "TESTFAILED dense/sparse disagree"
+        );
+        assert_eq!(
+            selftest_message(&SelfTestFailure::NotSparse),
+            "TESTFAILED sparse encoding not used"
+        );
+    }
+}

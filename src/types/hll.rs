@@ -842,6 +842,13 @@ mod tests {
     }
 
     #[test]
+    fn the_selftest_sees_a_value_turned_dense_too_early() {
+        // A fresh value is 18 bytes; its first element needs 21.
+        assert_eq!(selftest(0, 10, 20), Err(SelfTestFailure::NotSparse));
+        assert_eq!(selftest(0, 10, DEFAULT_SPARSE_MAX_BYTES), Ok(()));
+    }
+
+    #[test]
     fn the_estimator_is_within_a_few_percent() {
         assert_eq!(selftest(0, 100_000, DEFAULT_SPARSE_MAX_BYTES), Ok(()));
     }
