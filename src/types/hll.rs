@@ -407,13 +407,13 @@ fn promote(buf: &mut Vec<u8>, index: usize, count: u8) -> Result<bool, HllError>
 
 /// Converts a sparse value to dense (header and cached count kept); `Ok(false)`
 /// if it was dense already, `Corrupt` if its opcodes do not cover exactly 16384
-/// registers.
+/// registers, `NotHll` if it is no HyperLogLog.
 pub fn to_dense(buf: &mut Vec<u8>) -> Result<bool, HllError> {
-    if buf.get(4) == Some(&ENC_DENSE) {
+    if check(buf)? == Encoding::Dense {
         return Ok(false);
     }
     let mut dense = vec![0u8; DENSE_LEN];
-    dense[..HEADER_LEN].copy_from_slice(&buf[..HEADER_LEN.min(buf.len())]);
+    dense[..HEADER_LEN].copy_from_slice(&buf[..HEADER_LEN]);
     dense[4] = ENC_DENSE;
     let mut idx = 0;
     for (_, op) in sparse_ops(buf) {
@@ -842,6 +842,32 @@ mod tests {
     }
 
     #[test]
+    fn sparse_updates_keep_the_registers_a_dense_value_gets() {
+        let mut rng = fastrand::Rng::with_seed(7);
+        for round in 0..40 {
+            let max_bytes = [30, 300, 3000, 12000][round % 4];
+            let n = rng.usize(1..2000);
+            let mut sparse = Cow::Owned(new_sparse());
+            let mut dense = new_sparse();
+            to_dense(&mut dense).unwrap();
+            let mut dense = Cow::Owned(dense);
+            for _ in 0..n {
+                let e = rng.u64(..).to_le_bytes();
+                let e = &e[..rng.usize(0..8)];
+                let grew = add(&mut dense, e, max_bytes).unwrap();
+                assert_eq!(add(&mut sparse, e, max_bytes).unwrap(), grew);
+                if check(&sparse) == Ok(Encoding::Sparse) {
+                    assert!(sparse.len() <= max_bytes.max(18));
+                }
+            }
+            assert_eq!(count(&sparse), count(&dense));
+            let mut as_dense = sparse.into_owned();
+            to_dense(&mut as_dense).unwrap();
+            assert_eq!(registers(&as_dense), registers(&dense));
+        }
+    }
+
+    #[test]
     fn the_selftest_sees_a_value_turned_dense_too_early() {
         // A fresh value is 18 bytes; its first element needs 21.
         assert_eq!(selftest(0, 10, 20), Err(SelfTestFailure::NotSparse));
@@ -898,6 +924,7 @@ mod tests {
         empty_body.truncate(HEADER_LEN);
         assert_eq!(count(&empty_body), Err(HllError::Corrupt));
         assert_eq!(to_dense(&mut empty_body), Err(HllError::Corrupt));
+        assert_eq!(to_dense(&mut b"HYLL".to_vec()), Err(HllError::NotHll));
     }
 
     #[test]
