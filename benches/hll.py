@@ -114,20 +114,24 @@ def main():
                 raise SystemExit("PFCOUNT after PFADD differs: %s" % runs[("count", n)])
     print("PFCOUNT of 1,000,000 added: %s; of the 10-key union: %d"
           % (", ".join(str(c) for n in BATCHES for c in runs[("count", n)]), counts["redis"][0]))
-    print("%-18s %12s %12s %6s %10s %10s %6s" % ("", "per second", "", "ratio", "server CPU",
-                                                 "", "ratio"))
-    print("%-18s %12s %12s %6s %10s %10s %6s" % ("test", "redis", "latchkey", "lk/r", "redis",
-                                                 "latchkey", "r/lk"))
-    tests = ["PFADD 1M x %d" % n for n in BATCHES] + ["PFCOUNT 10 keys", "PFCOUNT 1 key"]
+    report(runs, ["PFADD 1M x %d" % n for n in BATCHES] + ["PFCOUNT 10 keys", "PFCOUNT 1 key"])
+
+
+def report(runs, tests):
+    """Medians per test: requests or elements per second (wall clock) and the
+    server's CPU time per request or element, with latchkey/redis ratios (for CPU,
+    redis/latchkey: above 1 means latchkey uses less)."""
+    print("%-16s %10s %10s %6s  %-8s %9s %9s %6s" % ("test", "redis/s", "latchkey/s", "lk/r",
+                                                   "CPU per", "redis", "latchkey", "r/lk"))
     for test in tests:
         rr = statistics.median(x[0] for x in runs[(test, "redis")])
         lr = statistics.median(x[0] for x in runs[(test, "latchkey")])
         rc = statistics.median(x[1] for x in runs[(test, "redis")])
         lc = statistics.median(x[1] for x in runs[(test, "latchkey")])
-        unit = "ns/elem" if test.startswith("PFADD") else "us/req"
-        print("%-18s %12.0f %12.0f %6.2f %7.1f %s %7.1f %6.2f" % (test, rr, lr, lr / rr, rc, unit,
-                                                                 lc, rc / lc))
-
+        unit = "element" if test.startswith("PFADD") else "request"
+        scale = "ns" if test.startswith("PFADD") else "us"
+        print("%-16s %10.0f %10.0f %6.2f  %-8s %7.1f%s %7.1f%s %6.2f"
+              % (test, rr, lr, lr / rr, unit, rc, scale, lc, scale, rc / lc))
 
 if __name__ == "__main__":
     main()
