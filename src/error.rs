@@ -36,6 +36,8 @@ pub enum CommandError {
     WrongPass,
     /// `ERR DB index is out of range`
     DbIndexOutOfRange,
+    /// `ERR source and destination objects are the same` (MOVE, COPY).
+    SameObject,
     /// `ERR <message>`: any other `ERR` line whose text is fixed by the caller.
     Err(String),
     /// A full error line with its own prefix (`EXECABORT ...`, `NOPROTO ...`, `BUSY ...`).
@@ -141,6 +143,9 @@ impl fmt::Display for CommandError {
                 f.write_str("WRONGPASS invalid username-password pair or user is disabled.")
             }
             CommandError::DbIndexOutOfRange => f.write_str("ERR DB index is out of range"),
+            CommandError::SameObject => {
+                f.write_str("ERR source and destination objects are the same")
+            }
             CommandError::Err(m) => write!(f, "ERR {m}"),
             CommandError::Raw(line) => f.write_str(line),
         }

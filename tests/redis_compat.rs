@@ -56,4 +56,8 @@ case_files!(
     sets,
     hashes,
     hyperloglog,
+    sort,
+    copy_move,
+    bitmaps,
+    lcs,
 );

@@ -359,6 +359,7 @@ fn key_spec(spec: &KeySpec) -> Reply {
         simple_set(spec.flags.iter().copied()),
     ));
     let begin = match spec.begin {
+        BeginSearch::Unknown => typed("unknown", Vec::new()),
         BeginSearch::Index(i) => typed("index", vec![("index", Reply::Int(i64::from(i)))]),
         BeginSearch::Keyword { keyword, startfrom } => typed(
             "keyword",
@@ -382,6 +383,7 @@ fn key_spec(spec: &KeySpec) -> Reply {
                 ("limit", Reply::Int(i64::from(limit))),
             ],
         ),
+        FindKeys::Unknown => typed("unknown", Vec::new()),
         FindKeys::Keynum {
             keynumidx,
             firstkey,

@@ -187,17 +187,8 @@ fn hello(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
 }
 
 fn select(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
-    let index = int_arg(&args[1])?;
-    if i32::try_from(index).is_err() {
-        return Err(CommandError::err(
-            "value is out of range, value must between -2147483648 and 2147483647",
-        ));
-    }
-    let count = ctx.shared.keyspace.dbs().len() as i64;
-    if !(0..count).contains(&index) {
-        return Err(CommandError::DbIndexOutOfRange);
-    }
-    ctx.session.select(index as usize);
+    let index = super::keys::db_index(ctx, &args[1])?;
+    ctx.session.select(index);
     Ok(Reply::OK)
 }
 

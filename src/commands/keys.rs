@@ -1,11 +1,12 @@
 //! Generic key commands: DEL, UNLINK, EXISTS, TYPE, KEYS, SCAN, RANDOMKEY, TOUCH,
-//! RENAME, RENAMENX, and the TTL family (EXPIRE, PEXPIRE, EXPIREAT, PEXPIREAT,
+//! RENAME, RENAMENX, COPY, MOVE, and the TTL family (EXPIRE, PEXPIRE, EXPIREAT, PEXPIREAT,
 //! TTL, PTTL, EXPIRETIME, PEXPIRETIME, PERSIST).
 
 use std::hash::Hasher;
 
 use bytes::Bytes;
 
+use super::args::Args;
 use super::CommandResult;
 use super::{flag, int_arg, is, CommandSpec, Ctx, KeySpec};
 use crate::error::CommandError;
@@ -65,6 +66,16 @@ pub static COMMANDS: &[CommandSpec] = &[
         .acl(&["@keyspace", "@write", "@fast"])
         .key_specs(&[KeySpec::one(1, &["RW", "access", "delete"]), KeySpec::one(2, &["OW", "insert"])])
         .doc("generic", "1.0.0", "Renames a key only when the target key name doesn't exist."),
+    CommandSpec::new("copy", -3, flag::WRITE | flag::DENYOOM, copy)
+        .keys(1, 2, 1)
+        .acl(&["@keyspace", "@write", "@slow"])
+        .key_specs(&[KeySpec::one(1, &["RO", "access"]), KeySpec::one(2, &["OW", "update"])])
+        .doc("generic", "6.2.0", "Copies the value of a key to a new key."),
+    CommandSpec::new("move", 3, flag::WRITE | flag::FAST, move_)
+        .keys(1, 1, 1)
+        .acl(&["@keyspace", "@write", "@fast"])
+        .key_specs(&[KeySpec::one(1, &["RW", "access", "update"])])
+        .doc("generic", "1.0.0", "Moves a key to another database."),
     CommandSpec::new("expire", -3, flag::WRITE | flag::FAST, expire)
         .keys(1, 1, 1)
         .acl(&["@keyspace", "@write", "@fast"])
@@ -473,6 +484,106 @@ fn rename(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
 
 fn renamenx(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
     Ok(Reply::Int(i64::from(rename_generic(ctx, args, true)?)))
+}
+
+/// A database number argument (SELECT, MOVE, COPY ... DB): an integer that
+/// fits a C int, naming an existing database.
+pub fn db_index(ctx: &Ctx<'_>, arg: &[u8]) -> Result<usize, CommandError> {
+    let index = int_arg(arg)?;
+    if i32::try_from(index).is_err() {
+        return Err(CommandError::err(
+            "value is out of range, value must between -2147483648 and 2147483647",
+        ));
+    }
+    usize::try_from(index)
+        .ok()
+        .filter(|i| *i < ctx.shared.keyspace.dbs().len())
+        .ok_or(CommandError::DbIndexOutOfRange)
+}
+
+/// What Redis answers when COPY meets a module value without a copy callback;
+/// latchkey's locks answer it to COPY and MOVE (see [`Value::duplicate`]).
+///
+/// [`Value::duplicate`]: crate::keyspace::Value::duplicate
+fn not_supported_for_lock() -> CommandError {
+    CommandError::err("not supported for this module key")
+}
+
+/// COPY source destination [DB n] [REPLACE]: a deep copy of the value (same
+/// encoding) and its TTL at `destination`, in this database or database `n`.
+/// Watchers of the destination are told; a client blocked on it is served.
+/// A lock is not copied: its holders and fencing state belong to its key, and
+/// two keys sharing them would grant the same ownership twice, so COPY of a
+/// lock fails as Redis's COPY of a module value without a copy callback does.
+fn copy(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
+    let mut a = Args::new(args);
+    let (src, dst) = (a.key()?, a.key()?);
+    let (mut replace, mut dst_db) = (false, ctx.session.db);
+    while let Some(opt) = a.next_arg() {
+        if is(opt, "replace") {
+            replace = true;
+        } else if is(opt, "db") && !a.is_done() {
+            dst_db = db_index(ctx, a.bytes()?)?;
+        } else {
+            return Err(CommandError::Syntax);
+        }
+    }
+    let src_db = ctx.session.db;
+    if src_db == dst_db && src == dst {
+        return Err(CommandError::SameObject);
+    }
+    let now = ctx.now;
+    let Some(mut pair) = ctx.shared.keyspace.lock_pair(src_db, src, dst_db, dst) else {
+        return Err(CommandError::DbIndexOutOfRange);
+    };
+    if pair.a().get(src, now).is_none() {
+        return Ok(Reply::Int(0));
+    }
+    if !replace && pair.b().contains(dst, now) {
+        return Ok(Reply::Int(0));
+    }
+    let Some(entry) = pair.a().peek(src, now) else {
+        return Ok(Reply::Int(0));
+    };
+    let expires = entry.expires_at();
+    let value = entry.value.duplicate().ok_or_else(not_supported_for_lock)?;
+    pair.b().insert(dst, Entry::new(value, expires), now);
+    // A list or sorted set copied onto a key a client waits on serves it.
+    ctx.shared.blocked.signal(dst_db, dst);
+    Ok(Reply::Int(1))
+}
+
+/// MOVE key db: the value and its TTL go to database `db` unless the key
+/// exists there. Watchers of the key in both databases are told; a client
+/// blocked on it in `db` is served. A lock stays where it is (see
+/// [`Value::can_move`]), refused with COPY's error.
+///
+/// [`Value::can_move`]: crate::keyspace::Value::can_move
+fn move_(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
+    let key = &args[1];
+    let dst_db = db_index(ctx, &args[2])?;
+    let src_db = ctx.session.db;
+    if src_db == dst_db {
+        return Err(CommandError::SameObject);
+    }
+    let now = ctx.now;
+    let Some(mut pair) = ctx.shared.keyspace.lock_pair(src_db, key, dst_db, key) else {
+        return Err(CommandError::DbIndexOutOfRange);
+    };
+    let Some(movable) = pair.a().get(key, now).map(|e| e.value.can_move()) else {
+        return Ok(Reply::Int(0));
+    };
+    if pair.b().contains(key, now) {
+        return Ok(Reply::Int(0));
+    }
+    if !movable {
+        return Err(not_supported_for_lock());
+    }
+    if let Some(entry) = pair.a().remove(key, now) {
+        pair.b().insert(key, entry, now);
+        ctx.shared.blocked.signal(dst_db, key);
+    }
+    Ok(Reply::Int(1))
 }
 
 /// EXPIRE, PEXPIRE, EXPIREAT, PEXPIREAT with NX/XX/GT/LT: `mul` turns the argument

@@ -10,6 +10,7 @@
 //! never touch the socket and never await; `args[0]` is the command name as sent.
 
 pub mod args;
+pub mod bitmap;
 pub mod client;
 pub mod command;
 pub mod config;
@@ -25,6 +26,7 @@ pub mod object;
 pub mod scripting;
 pub mod server;
 pub mod set;
+pub mod sort;
 pub mod string;
 pub mod transaction;
 pub mod wait;
@@ -214,6 +216,9 @@ pub enum BeginSearch {
         /// Where to start looking.
         startfrom: i32,
     },
+    /// Nowhere the arguments say (SORT's BY/GET and STORE keys): the row's own
+    /// key finder finds them.
+    Unknown,
 }
 
 /// How a key spec finds its keys from where the search began.
@@ -238,6 +243,8 @@ pub enum FindKeys {
         /// Step between keys.
         keystep: i32,
     },
+    /// Not described (goes with [`BeginSearch::Unknown`]).
+    Unknown,
 }
 
 impl KeySpec {
@@ -269,6 +276,7 @@ impl KeySpec {
     /// absent (the spec has no keys), as Redis's key spec walk.
     fn first_key(&self, args: &[Bytes]) -> Option<usize> {
         match self.begin {
+            BeginSearch::Unknown => None,
             BeginSearch::Index(i) => usize::try_from(i).ok(),
             BeginSearch::Keyword { keyword, startfrom } => {
                 let argc = args.len() as i64;
@@ -294,6 +302,10 @@ impl KeySpec {
     /// The keys this spec finds in `args`, or `Err` when the arguments do not
     /// fit it (a bad count, a range past the end), as Redis's key spec walk.
     fn find(&self, args: &[Bytes], keys: &mut Vec<KeyRef>) -> Result<(), ()> {
+        // An unknown spec cannot be walked: the row's own key finder is used.
+        if matches!(self.begin, BeginSearch::Unknown) || matches!(self.find, FindKeys::Unknown) {
+            return Err(());
+        }
         let argc = args.len() as i64;
         let Some(first) = self.first_key(args) else {
             return Ok(());
@@ -329,6 +341,7 @@ impl KeySpec {
                 // Redis adds the count as a C int: only its low 32 bits count.
                 (first + i64::from(count as i32) - 1, keystep)
             }
+            FindKeys::Unknown => return Err(()),
         };
         if last >= argc || last < first || first >= argc {
             return Err(());
@@ -368,6 +381,17 @@ impl KeySpec {
                 limit: 0,
             },
             notes: "",
+        }
+    }
+
+    /// Keys the arguments do not locate (SORT's BY/GET patterns and STORE),
+    /// with Redis's note saying why.
+    pub const fn unknown(flags: &'static [&'static str], notes: &'static str) -> KeySpec {
+        KeySpec {
+            flags,
+            begin: BeginSearch::Unknown,
+            find: FindKeys::Unknown,
+            notes,
         }
     }
 
@@ -601,6 +625,8 @@ fn families() -> impl Iterator<Item = &'static CommandSpec> {
         set::COMMANDS,
         hash::COMMANDS,
         hll::COMMANDS,
+        sort::COMMANDS,
+        bitmap::COMMANDS,
     ]
     .into_iter()
     .flatten()

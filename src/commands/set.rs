@@ -384,7 +384,7 @@ fn store(shards: &mut ShardSet<'_>, dst: &[u8], result: Set, now: u64) -> Reply 
     shard.remove(dst, now);
     let n = result.len();
     if n > 0 {
-        shard.insert(dst, Entry::persistent(Value::Set(Box::new(result))), now);
+        shard.insert(dst, Entry::persistent(Value::Set(result)), now);
     }
     Reply::Int(n as i64)
 }

@@ -1025,7 +1025,7 @@ impl Source {
         Ok(match shard.get(key, now).map(|e| &e.value) {
             None => None,
             Some(Value::ZSet(z)) => Some(Source::Sorted(z.as_ref().clone())),
-            Some(Value::Set(s)) => Some(Source::Plain(s.as_ref().clone())),
+            Some(Value::Set(s)) => Some(Source::Plain(s.clone())),
             Some(_) => return Err(CommandError::WrongType),
         })
     }

@@ -183,10 +183,11 @@ const BACKLOG: usize = 256;
 pub struct Shard {
     map: Table,
     /// Deadlines by key; a key of up to 22 bytes is held inline (no allocation).
-    wheel: Wheel<CompactBytes>,
+    /// Deadlines filed under the hash of their key (16 bytes an entry).
+    wheel: Wheel<u64>,
     /// Entries the wheel has handed over (deadline reached) not yet dealt with;
     /// `pending[pending_at..]` is the backlog.
-    pending: Vec<(u64, CompactBytes)>,
+    pending: Vec<(u64, u64)>,
     pending_at: usize,
     /// Keys whose value has had a waiter queued (a lock): settled ahead of the
     /// backlog. A key leaves when it is removed or found without waiters.
@@ -444,7 +445,7 @@ impl Shard {
     }
 
     fn schedule(&mut self, key: &[u8], when: u64) {
-        self.wheel.insert(when, CompactBytes::from_slice(key));
+        self.wheel.insert(when, self.map.hash_of(key));
         self.next_due.fetch_min(when, Ordering::AcqRel);
         self.timer.note(when);
     }
@@ -492,9 +493,9 @@ impl Shard {
         budget.check();
         let mut removed = 0;
         while self.pending_at < self.pending.len() && !budget.is_spent() {
-            let (when, key) = std::mem::take(&mut self.pending[self.pending_at]);
+            let (when, hash) = self.pending[self.pending_at];
             self.pending_at += 1;
-            removed += usize::from(self.expire_entry(when, &key, now));
+            removed += self.expire_hashed(when, hash, now);
             budget.charge();
         }
         if self.pending_at == self.pending.len() {
@@ -514,6 +515,20 @@ impl Shard {
             self.timer.note(next);
         }
         removed
+    }
+
+    /// Deals with one entry the wheel fired for the keys whose hash is `hash`
+    /// (one key, but for a collision of 64-bit hashes); returns how many it
+    /// deleted.
+    fn expire_hashed(&mut self, when: u64, hash: u64, now: u64) -> usize {
+        let keys: smallvec::SmallVec<[CompactBytes; 1]> = self
+            .map
+            .keys_with_hash(hash)
+            .map(CompactBytes::from_slice)
+            .collect();
+        keys.iter()
+            .filter(|key| self.expire_entry(when, key, now))
+            .count()
     }
 
     /// Deals with one entry the wheel fired: deletes the key if `when` is still
@@ -783,6 +798,15 @@ impl Db {
         }
     }
 
+    /// Locks every shard in order, as a [`ShardSet`]: for a command whose keys
+    /// are known only once it reads values (SORT's BY and GET patterns).
+    pub fn lock_every(&self) -> ShardSet<'_> {
+        ShardSet {
+            db: self,
+            guards: self.shards.iter().map(|s| s.lock()).enumerate().collect(),
+        }
+    }
+
     /// Locks every shard in order: for whole-database commands (FLUSHDB, KEYS, DBSIZE).
     pub fn lock_all(&self) -> Vec<MutexGuard<'_, Shard>> {
         self.shards.iter().map(|s| s.lock()).collect()
@@ -801,6 +825,34 @@ impl Db {
     /// True when no shard holds a key.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+}
+
+/// The shards of two keys, possibly in two databases, locked together by
+/// [`Keyspace::lock_pair`].
+pub struct ShardPair<'a> {
+    first: MutexGuard<'a, Shard>,
+    /// `None` when both keys live in the same shard.
+    second: Option<MutexGuard<'a, Shard>>,
+    /// Whether `first` is key `a`'s shard.
+    a_first: bool,
+}
+
+impl ShardPair<'_> {
+    /// The shard of key `a`.
+    pub fn a(&mut self) -> &mut Shard {
+        match (&mut self.second, self.a_first) {
+            (Some(second), false) => second,
+            _ => &mut self.first,
+        }
+    }
+
+    /// The shard of key `b`.
+    pub fn b(&mut self) -> &mut Shard {
+        match (&mut self.second, self.a_first) {
+            (Some(second), true) => second,
+            _ => &mut self.first,
+        }
     }
 }
 
@@ -837,6 +889,39 @@ impl Keyspace {
     /// All databases.
     pub fn dbs(&self) -> &[Db] {
         &self.dbs
+    }
+
+    /// The shards of key `a` in database `db_a` and key `b` in database `db_b`
+    /// (COPY, MOVE), locked in the one order every multi-shard lock follows —
+    /// database, then shard — so two commands crossing the same databases in
+    /// opposite directions cannot deadlock. A shard both keys share is locked
+    /// once. `None` if a database does not exist.
+    pub fn lock_pair(&self, db_a: usize, a: &[u8], db_b: usize, b: &[u8]) -> Option<ShardPair<'_>> {
+        let (da, db) = (self.dbs.get(db_a)?, self.dbs.get(db_b)?);
+        let ia = (db_a, da.shard_index(a));
+        let ib = (db_b, db.shard_index(b));
+        let lock = |(d, i): (usize, usize)| self.dbs[d].shards[i].lock();
+        Some(if ia == ib {
+            ShardPair {
+                first: lock(ia),
+                second: None,
+                a_first: true,
+            }
+        } else if ia < ib {
+            let first = lock(ia);
+            ShardPair {
+                first,
+                second: Some(lock(ib)),
+                a_first: true,
+            }
+        } else {
+            let first = lock(ib);
+            ShardPair {
+                first,
+                second: Some(lock(ia)),
+                a_first: false,
+            }
+        })
     }
 
     /// Fencing tokens and lock counters.

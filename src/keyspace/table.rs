@@ -44,6 +44,20 @@ impl Table {
         self.hasher.hash_one(key)
     }
 
+    /// The hash `key` is indexed under: what the shard files a key's
+    /// deadlines under, instead of a copy of the key.
+    pub fn hash_of(&self, key: &[u8]) -> u64 {
+        self.hash(key)
+    }
+
+    /// The keys whose hash is `hash` (from [`Table::hash_of`]).
+    pub fn keys_with_hash(&self, hash: u64) -> impl Iterator<Item = &[u8]> {
+        self.index
+            .iter_hash(hash)
+            .map(|&i| self.slots[i as usize].key.as_slice())
+            .filter(move |key| self.hash(key) == hash)
+    }
+
     fn position(&self, key: &[u8]) -> Option<usize> {
         let slots = &self.slots;
         self.index
@@ -132,7 +146,8 @@ impl Table {
         Some(removed.entry)
     }
 
-    /// Removes every key.
+    /// Removes every key. The hasher stays: deadlines filed by hash remain
+    /// meaningful.
     pub fn clear(&mut self) {
         self.index = HashTable::new();
         self.slots = Vec::new();

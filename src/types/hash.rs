@@ -25,10 +25,11 @@ pub struct Hash {
 
 #[derive(Debug, Clone)]
 enum Repr {
-    /// Length-prefixed field, value, ... in insertion order. The count is not
-    /// stored: counting at most a few hundred items is cheap, and leaving it out
-    /// keeps the boxed hash at 24 bytes.
-    Packed(Vec<u8>),
+    /// Length-prefixed field, value, ... in insertion order, exactly as long as
+    /// its contents. The count is not stored: counting at most a few hundred
+    /// items is cheap, and leaving it out keeps a hash at 16 bytes, small
+    /// enough to sit in the key's `Value` without a box of its own.
+    Packed(Box<[u8]>),
     Table(Box<Table>),
 }
 
@@ -51,7 +52,7 @@ impl Hash {
     /// An empty, packed hash.
     pub fn new() -> Self {
         Hash {
-            repr: Repr::Packed(Vec::new()),
+            repr: Repr::Packed(Box::default()),
         }
     }
 
@@ -101,28 +102,7 @@ impl Hash {
             self.convert();
         }
         let added = match &mut self.repr {
-            Repr::Packed(buf) => match packed_find(buf, field) {
-                Some(at) => {
-                    let mut encoded = Vec::with_capacity(value.len() + 5);
-                    put_len(&mut encoded, value.len());
-                    encoded.extend_from_slice(value);
-                    buf.splice(at.value_len_start..at.value.end, encoded);
-                    buf.shrink_to_fit();
-                    false
-                }
-                None => {
-                    // Exactly the room needed: one allocation per insert, none
-                    // wasted (as Redis reallocates a listpack).
-                    buf.reserve_exact(
-                        len_size(field.len()) + field.len() + len_size(value.len()) + value.len(),
-                    );
-                    put_len(buf, field.len());
-                    buf.extend_from_slice(field);
-                    put_len(buf, value.len());
-                    buf.extend_from_slice(value);
-                    true
-                }
-            },
+            Repr::Packed(buf) => edit(buf, |buf| packed_set(buf, field, value)),
             Repr::Table(t) => t.set(field, value),
         };
         if self.len() > limits.entries {
@@ -140,16 +120,23 @@ impl Hash {
         limits: Limits,
     ) -> usize {
         if let Repr::Packed(buf) = &mut self.repr {
-            let room = pairs.clone().fold(0usize, |sum, (f, v)| {
-                sum.saturating_add(len_size(f.len()) + f.len() + len_size(v.len()) + v.len())
-            });
-            buf.reserve_exact(room);
+            // When every pair fits the limits, the buffer grows once for all of
+            // them, not once per pair, which keeps the heap from fragmenting.
+            let (mut room, mut count, mut fits) = (0usize, packed_len(buf), true);
+            for (f, v) in pairs.clone() {
+                room =
+                    room.saturating_add(len_size(f.len()) + f.len() + len_size(v.len()) + v.len());
+                count += 1;
+                fits &= f.len() <= limits.value && v.len() <= limits.value;
+            }
+            if fits && count <= limits.entries {
+                return edit(buf, |buf| {
+                    buf.reserve_exact(room);
+                    pairs.filter(|(f, v)| packed_set(buf, f, v)).count()
+                });
+            }
         }
-        let added = pairs.filter(|(f, v)| self.set(f, v, limits)).count();
-        if let Repr::Packed(buf) = &mut self.repr {
-            buf.shrink_to_fit();
-        }
-        added
+        pairs.filter(|(f, v)| self.set(f, v, limits)).count()
     }
 
     /// Sets `field` only if it does not exist; true if it was set (HSETNX).
@@ -162,8 +149,7 @@ impl Hash {
         match &mut self.repr {
             Repr::Packed(buf) => match packed_find(buf, field) {
                 Some(at) => {
-                    buf.drain(at.start..at.value.end);
-                    buf.shrink_to_fit();
+                    edit(buf, |buf| buf.drain(at.start..at.value.end).for_each(drop));
                     true
                 }
                 None => false,
@@ -288,6 +274,39 @@ impl Hash {
                 table.set(f, v);
             }
             self.repr = Repr::Table(Box::new(table));
+        }
+    }
+}
+
+/// Changes a packed buffer as a `Vec`; it is stored back exactly as long as
+/// its contents (one reallocation, as Redis reallocates a listpack).
+fn edit<R>(buf: &mut Box<[u8]>, change: impl FnOnce(&mut Vec<u8>) -> R) -> R {
+    let mut v = std::mem::take(buf).into_vec();
+    let out = change(&mut v);
+    *buf = v.into_boxed_slice();
+    out
+}
+
+/// Sets `field` to `value` in a packed buffer; true if the field is new.
+fn packed_set(buf: &mut Vec<u8>, field: &[u8], value: &[u8]) -> bool {
+    match packed_find(buf, field) {
+        Some(at) => {
+            let mut encoded = Vec::with_capacity(value.len() + 5);
+            put_len(&mut encoded, value.len());
+            encoded.extend_from_slice(value);
+            buf.splice(at.value_len_start..at.value.end, encoded);
+            false
+        }
+        None => {
+            // Exactly the room needed (none wasted) unless the caller reserved.
+            buf.reserve_exact(
+                len_size(field.len()) + field.len() + len_size(value.len()) + value.len(),
+            );
+            put_len(buf, field.len());
+            buf.extend_from_slice(field);
+            put_len(buf, value.len());
+            buf.extend_from_slice(value);
+            true
         }
     }
 }
@@ -717,7 +736,7 @@ mod tests {
     #[test]
     fn slots_stay_at_32_bytes() {
         assert_eq!(std::mem::size_of::<Slot>(), 32);
-        assert_eq!(std::mem::size_of::<Hash>(), 24);
+        assert_eq!(std::mem::size_of::<Hash>(), 16);
     }
 
     #[test]
@@ -813,16 +832,13 @@ mod tests {
     }
 
     #[test]
-    fn set_many_counts_new_fields_and_leaves_no_spare_room() {
+    fn set_many_counts_new_fields() {
         let mut h = filled(2, DEFAULT);
         let pairs: [(&[u8], &[u8]); 3] = [(b"f0", b"x"), (b"new", b"y"), (b"new", b"z")];
         assert_eq!(h.set_many(pairs.into_iter(), DEFAULT), 1);
         assert_eq!(h.get(b"new"), Some(&b"z"[..]));
         assert_eq!(h.get(b"f0"), Some(&b"x"[..]));
-        let Repr::Packed(buf) = &h.repr else {
-            panic!("still packed")
-        };
-        assert_eq!(buf.capacity(), buf.len());
+        assert_eq!(h.encoding_name(), "listpack");
         // Crossing the limit in the middle converts and goes on.
         let many: Vec<(Vec<u8>, Vec<u8>)> = (0..10)
             .map(|i| (format!("m{i}").into_bytes(), b"v".to_vec()))

@@ -148,12 +148,11 @@ pub(crate) struct Waiter {
     pub(crate) grant: Box<dyn Grant>,
 }
 
-/// A lock: its holders and the queue of waiters. Sized for the common case, a
-/// lock with one holder and nobody waiting: that holder is inline (72 bytes in
-/// all, one allocation with the value's box), and a semaphore's limit and the
-/// wait queue live in a second box only while there are any.
+/// A lock: its holders and the queue of waiters, as [`Lock`] stores it when it
+/// is not simple. A holder is inline, and a semaphore's limit and the wait
+/// queue live in a second box only while there are any.
 #[derive(Debug, Default)]
-pub struct Lock {
+pub(crate) struct State {
     pub(crate) holders: SmallVec<[Holder; 1]>,
     rest: Option<Box<Rest>>,
 }
@@ -222,7 +221,7 @@ pub enum Acquired {
     Busy,
 }
 
-impl Lock {
+impl State {
     /// LIMIT n of a semaphore; `None` for an exclusive/shared lock.
     pub(crate) fn limit(&self) -> Option<u32> {
         self.rest.as_ref().and_then(|r| r.limit)
@@ -475,13 +474,13 @@ impl Lock {
 
     /// The queue of a lock taken out of the keyspace (DEL, FLUSHDB, a key TTL,
     /// an overwrite), as a lock with no holders that stays at the key for them.
-    pub fn take_waiters(&mut self) -> Option<Lock> {
+    pub fn take_waiters(&mut self) -> Option<State> {
         let rest = self.rest.take()?;
         if rest.waiters.is_empty() {
             self.rest = Some(rest);
             return None;
         }
-        Some(Lock {
+        Some(State {
             holders: SmallVec::new(),
             rest: Some(rest),
         })
@@ -508,6 +507,235 @@ impl Lock {
     }
 }
 
+/// A lock as a key stores it: 16 bytes in the key's value. The common lock,
+/// one holder and nobody waiting, is [`Simple`](Repr::Simple): one allocation
+/// exactly as long as the fencing token, the lease end, a flags byte, the
+/// SESSION client if any and the owner (33 bytes for a 16-byte owner, a
+/// 48-byte heap block, where a boxed [`State`] takes 80). Any other lock is a boxed [`State`]. Operations
+/// work on a [`State`]: a simple lock is decoded for them and stored back in
+/// whichever form fits.
+#[derive(Debug)]
+pub struct Lock(Repr);
+
+#[derive(Debug)]
+enum Repr {
+    /// Empty, or the one holder's encoding ([`encode_simple`]).
+    Simple(Box<[u8]>),
+    Full(Box<State>),
+}
+
+impl Default for Lock {
+    fn default() -> Self {
+        Lock(Repr::Simple(Box::default()))
+    }
+}
+
+/// Flags byte of a simple lock: the holder is SHARED.
+const SIMPLE_SHARED: u8 = 1;
+/// Flags byte of a simple lock: a SESSION client id follows.
+const SIMPLE_SESSION: u8 = 2;
+
+/// The encoding of a lock whose only content is `holder` (token, lease end,
+/// flags, session if any, owner); `None` for a lock with more.
+fn encode_simple(state: &State) -> Option<Box<[u8]>> {
+    if state.rest.is_some() || state.holders.len() > 1 {
+        return None;
+    }
+    let Some(h) = state.holders.first() else {
+        return Some(Box::default());
+    };
+    let owner = h.owner.as_slice();
+    let mut out = Vec::with_capacity(17 + 8 * usize::from(h.session.is_some()) + owner.len());
+    out.extend_from_slice(&h.token.to_le_bytes());
+    out.extend_from_slice(&h.expires_at.to_le_bytes());
+    let flags = if h.shared { SIMPLE_SHARED } else { 0 }
+        | if h.session.is_some() {
+            SIMPLE_SESSION
+        } else {
+            0
+        };
+    out.push(flags);
+    if let Some(s) = h.session {
+        out.extend_from_slice(&s.get().to_le_bytes());
+    }
+    out.extend_from_slice(owner);
+    Some(out.into_boxed_slice())
+}
+
+fn read_u64(bytes: &[u8], at: usize) -> u64 {
+    let mut word = [0u8; 8];
+    if let Some(b) = bytes.get(at..at + 8) {
+        word.copy_from_slice(b);
+    }
+    u64::from_le_bytes(word)
+}
+
+/// The state a simple lock's encoding stands for.
+fn decode_simple(bytes: &[u8]) -> State {
+    let mut state = State::default();
+    let Some(&flags) = bytes.get(16) else {
+        return state;
+    };
+    let (session, owner_at) = if flags & SIMPLE_SESSION != 0 {
+        (NonZeroU64::new(read_u64(bytes, 17)), 25)
+    } else {
+        (None, 17)
+    };
+    state.holders.push(Holder {
+        owner: CompactBytes::from_slice(bytes.get(owner_at..).unwrap_or_default()),
+        token: read_u64(bytes, 0),
+        expires_at: read_u64(bytes, 8),
+        session,
+        shared: flags & SIMPLE_SHARED != 0,
+    });
+    state
+}
+
+impl Lock {
+    fn from_state(state: State) -> Lock {
+        match encode_simple(&state) {
+            Some(bytes) => Lock(Repr::Simple(bytes)),
+            None => Lock(Repr::Full(Box::new(state))),
+        }
+    }
+
+    /// Runs `f` on the state, for reading.
+    fn view<R>(&self, f: impl FnOnce(&State) -> R) -> R {
+        match &self.0 {
+            Repr::Simple(bytes) => f(&decode_simple(bytes)),
+            Repr::Full(state) => f(state),
+        }
+    }
+
+    /// Runs `f` on the state and stores the result back in the form that fits
+    /// (a simple lock whose encoding did not change keeps its allocation).
+    fn edit<R>(&mut self, f: impl FnOnce(&mut State) -> R) -> R {
+        match &mut self.0 {
+            Repr::Simple(bytes) => {
+                let mut state = decode_simple(bytes);
+                let out = f(&mut state);
+                match encode_simple(&state) {
+                    Some(new) if new == *bytes => {}
+                    Some(new) => *bytes = new,
+                    None => self.0 = Repr::Full(Box::new(state)),
+                }
+                out
+            }
+            Repr::Full(state) => {
+                let out = f(state);
+                if let Some(bytes) = encode_simple(state) {
+                    self.0 = Repr::Simple(bytes);
+                }
+                out
+            }
+        }
+    }
+
+    /// The holders.
+    #[cfg(test)]
+    pub(crate) fn holders(&self) -> SmallVec<[Holder; 1]> {
+        self.view(|s| s.holders.clone())
+    }
+
+    /// LIMIT n of a semaphore; `None` for an exclusive/shared lock.
+    #[cfg(test)]
+    pub(crate) fn limit(&self) -> Option<u32> {
+        self.view(State::limit)
+    }
+
+    /// Whether the lock has neither holders nor waiters.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.view(State::is_empty)
+    }
+
+    /// Whether the first waiter is still there and could hold now (which a
+    /// settled lock never leaves so).
+    #[cfg(test)]
+    pub(crate) fn front_waiter_grantable(&self) -> bool {
+        self.view(|s| {
+            s.waiters()
+                .front()
+                .is_some_and(|w| s.compatible(w.shared) && !w.grant.is_closed())
+        })
+    }
+
+    /// See [`State::settle`].
+    pub fn settle(&mut self, now: u64, shared: &LockShared) -> Effects {
+        self.edit(|s| s.settle(now, shared))
+    }
+
+    /// See [`State::set_limit`].
+    pub fn set_limit(&mut self, limit: Option<u32>) {
+        self.edit(|s| s.set_limit(limit))
+    }
+
+    /// See [`State::acquire`].
+    pub fn acquire(
+        &mut self,
+        req: AcquireRequest,
+        now: u64,
+        shared: &LockShared,
+    ) -> Result<(Acquired, Effects), LockError> {
+        self.edit(|s| s.acquire(req, now, shared))
+    }
+
+    /// See [`State::release`].
+    pub fn release(&mut self, owner: &[u8]) -> bool {
+        self.edit(|s| s.release(owner))
+    }
+
+    /// See [`State::extend`].
+    pub fn extend(&mut self, owner: &[u8], ttl_ms: u64, now: u64) -> Option<u64> {
+        self.edit(|s| s.extend(owner, ttl_ms, now))
+    }
+
+    /// See [`State::validates`].
+    pub fn validates(&self, token: u64) -> bool {
+        self.view(|s| s.validates(token))
+    }
+
+    /// See [`State::cancel_wait`].
+    pub fn cancel_wait(&mut self, id: u64) -> bool {
+        self.edit(|s| s.cancel_wait(id))
+    }
+
+    /// See [`State::release_client`].
+    pub fn release_client(&mut self, client: Option<u64>, owner: Option<&[u8]>) -> usize {
+        self.edit(|s| s.release_client(client, owner))
+    }
+
+    /// Whether clients wait in the queue (a simple lock has no queue).
+    pub fn has_waiters(&self) -> bool {
+        matches!(&self.0, Repr::Full(s) if s.has_waiters())
+    }
+
+    /// See [`State::take_waiters`].
+    pub fn take_waiters(&mut self) -> Option<Lock> {
+        match &mut self.0 {
+            Repr::Simple(_) => None,
+            Repr::Full(s) => s.take_waiters().map(Lock::from_state),
+        }
+    }
+
+    /// See [`State::longest_lease`].
+    pub fn longest_lease(&self) -> Option<u64> {
+        self.view(State::longest_lease)
+    }
+
+    /// See [`State::info`].
+    pub fn info(&self) -> LockInfo {
+        self.view(State::info)
+    }
+
+    /// See [`State::counts`].
+    pub fn counts(&self) -> (usize, usize) {
+        match &self.0 {
+            Repr::Simple(bytes) => (usize::from(!bytes.is_empty()), 0),
+            Repr::Full(s) => s.counts(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -516,7 +744,88 @@ mod tests {
     fn a_held_lock_is_one_small_allocation() {
         // Holder and lock sizes bound a held lock's memory (benches/rss.py).
         assert_eq!(std::mem::size_of::<Holder>(), 56);
-        assert_eq!(std::mem::size_of::<Lock>(), 72);
+        assert_eq!(std::mem::size_of::<State>(), 72);
+        assert_eq!(std::mem::size_of::<Lock>(), 16);
+    }
+
+    fn req(owner: &str, shared: bool, session: Option<u64>) -> AcquireRequest {
+        AcquireRequest {
+            owner: Bytes::copy_from_slice(owner.as_bytes()),
+            ttl_ms: 1_000,
+            shared,
+            limit: None,
+            session,
+            wait: None,
+        }
+    }
+
+    fn is_simple(lock: &Lock) -> bool {
+        matches!(lock.0, Repr::Simple(_))
+    }
+
+    #[test]
+    fn a_lock_with_one_holder_is_one_exact_allocation_and_decodes_back() {
+        let shared = LockShared::new();
+        let long = "a-uuid-like-owner-0123456789abcdef01234";
+        for (owner, is_shared, session) in [
+            ("owner-0000000001", false, None),
+            ("o", true, Some(7)),
+            (long, false, Some(u64::MAX)),
+            ("", false, None),
+        ] {
+            let mut lock = Lock::default();
+            assert!(lock.is_empty() && is_simple(&lock));
+            let (got, effects) = lock
+                .acquire(req(owner, is_shared, session), 5, &shared)
+                .unwrap();
+            let Acquired::Granted(token) = got else {
+                panic!("granted")
+            };
+            assert!(is_simple(&lock), "{owner}");
+            if let Repr::Simple(bytes) = &lock.0 {
+                let session_bytes = if session.is_some() { 8 } else { 0 };
+                assert_eq!(bytes.len(), 17 + session_bytes + owner.len());
+            }
+            assert_eq!(effects.deadlines.as_slice(), &[1_005]);
+            let info = lock.info();
+            let h = &info.holders[0];
+            assert_eq!(h.owner.as_slice(), owner.as_bytes());
+            assert_eq!((h.token, h.expires_at, h.shared), (token, 1_005, is_shared));
+            assert_eq!(h.session.map(NonZeroU64::get), session);
+            assert!(lock.validates(token) && !lock.validates(token + 1));
+            assert_eq!(lock.counts(), (1, 0));
+            assert_eq!(lock.extend(owner.as_bytes(), 10, 100), Some(110));
+            assert_eq!(lock.longest_lease(), Some(110));
+            assert!(lock.release(owner.as_bytes()));
+            assert!(lock.is_empty() && is_simple(&lock));
+        }
+    }
+
+    #[test]
+    fn a_lock_grows_out_of_the_simple_form_and_back() {
+        let shared = LockShared::new();
+        let mut lock = Lock::default();
+        lock.acquire(req("a", true, None), 0, &shared).unwrap();
+        lock.acquire(req("b", true, None), 0, &shared).unwrap();
+        assert!(!is_simple(&lock), "two holders");
+        assert_eq!(lock.counts(), (2, 0));
+        assert!(lock.release(b"a"));
+        assert!(is_simple(&lock), "one holder again");
+        let (grant, mut rx) = test_grant();
+        let mut waiting = req("w", false, None);
+        waiting.wait = Some((1, grant));
+        let (got, _) = lock.acquire(waiting, 0, &shared).unwrap();
+        assert!(matches!(got, Acquired::Queued));
+        assert!(!is_simple(&lock) && lock.has_waiters());
+        // The shared holder's lease ends: the waiter holds, alone.
+        let effects = lock.settle(2_000, &shared);
+        assert!(effects.changed);
+        let token = rx.try_recv().expect("granted");
+        assert!(is_simple(&lock) && lock.validates(token) && !lock.has_waiters());
+        let mut limited = Lock::default();
+        limited.set_limit(Some(2));
+        assert!(!is_simple(&limited), "a semaphore keeps its limit");
+        assert_eq!(limited.limit(), Some(2));
     }
 
     #[test]

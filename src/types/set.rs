@@ -115,12 +115,32 @@ pub struct Set(Repr);
 
 #[derive(Debug, Clone)]
 enum Repr {
-    /// An intset of at most 14 bytes of members, inline: width, count, members.
-    Small([u8; 16]),
-    /// A larger intset: width, then the members.
+    /// An intset: width, then the members, exactly as long as they are.
     Ints(Box<[u8]>),
+    /// A listpack or a hashtable, behind one box so that a set is 16 bytes and
+    /// sits in the key's `Value` itself: a small set of integers is then one
+    /// allocation.
+    Other(Box<Other>),
+}
+
+#[derive(Debug, Clone)]
+enum Other {
     Pack(Vec<CompactBytes>),
-    Table(Box<Table>),
+    Table(Table),
+}
+
+/// A set's representation, borrowed.
+enum View<'a> {
+    Ints,
+    Pack(&'a Vec<CompactBytes>),
+    Table(&'a Table),
+}
+
+/// A set's representation, borrowed mutably.
+enum ViewMut<'a> {
+    Ints,
+    Pack(&'a mut Vec<CompactBytes>),
+    Table(&'a mut Table),
 }
 
 impl Default for Set {
@@ -131,9 +151,29 @@ impl Default for Set {
 }
 
 impl Set {
+    fn view(&self) -> View<'_> {
+        match &self.0 {
+            Repr::Ints(_) => View::Ints,
+            Repr::Other(o) => match &**o {
+                Other::Pack(v) => View::Pack(v),
+                Other::Table(t) => View::Table(t),
+            },
+        }
+    }
+
+    fn view_mut(&mut self) -> ViewMut<'_> {
+        match &mut self.0 {
+            Repr::Ints(_) => ViewMut::Ints,
+            Repr::Other(o) => match &mut **o {
+                Other::Pack(v) => ViewMut::Pack(v),
+                Other::Table(t) => ViewMut::Table(t),
+            },
+        }
+    }
+
     /// An empty set in the packed (listpack) representation.
     pub fn packed() -> Self {
-        Set(Repr::Pack(Vec::new()))
+        Set(Repr::Other(Box::new(Other::Pack(Vec::new()))))
     }
 
     /// Prepares a set for `hint` more members, the first of them `first`, as
@@ -148,14 +188,14 @@ impl Set {
             } else if hint <= limits.entries {
                 Set::packed()
             } else {
-                Set(Repr::Table(Box::default()))
+                Set(Repr::Other(Box::new(Other::Table(Table::default()))))
             };
             return;
         }
-        let over = match &self.0 {
-            Repr::Pack(_) => hint > limits.entries,
-            Repr::Small(_) | Repr::Ints(_) => hint > limits.intset_entries,
-            Repr::Table(_) => false,
+        let over = match self.view() {
+            View::Pack(_) => hint > limits.entries,
+            View::Ints => hint > limits.intset_entries,
+            View::Table(_) => false,
         };
         if over {
             self.convert_to_table();
@@ -164,19 +204,19 @@ impl Set {
 
     /// `"intset"`, `"listpack"` or `"hashtable"`, as OBJECT ENCODING names it.
     pub fn encoding_name(&self) -> &'static str {
-        match &self.0 {
-            Repr::Small(_) | Repr::Ints(_) => "intset",
-            Repr::Pack(_) => "listpack",
-            Repr::Table(_) => "hashtable",
+        match self.view() {
+            View::Ints => "intset",
+            View::Pack(_) => "listpack",
+            View::Table(_) => "hashtable",
         }
     }
 
     /// Number of members.
     pub fn len(&self) -> usize {
-        match &self.0 {
-            Repr::Small(_) | Repr::Ints(_) => self.ints().map_or(0, |s| s.len()),
-            Repr::Pack(v) => v.len(),
-            Repr::Table(t) => t.members.len(),
+        match self.view() {
+            View::Ints => self.ints().map_or(0, |s| s.len()),
+            View::Pack(v) => v.len(),
+            View::Table(t) => t.members.len(),
         }
     }
 
@@ -187,16 +227,16 @@ impl Set {
 
     /// Whether `m` is a member.
     pub fn contains(&self, m: &[u8]) -> bool {
-        match &self.0 {
-            Repr::Small(_) | Repr::Ints(_) => canonical_int(m).is_some_and(|v| self.has_int(v)),
-            Repr::Pack(v) => v.iter().any(|x| x.as_slice() == m),
-            Repr::Table(t) => t.find(m).is_some(),
+        match self.view() {
+            View::Ints => canonical_int(m).is_some_and(|v| self.has_int(v)),
+            View::Pack(v) => v.iter().any(|x| x.as_slice() == m),
+            View::Table(t) => t.find(m).is_some(),
         }
     }
 
     fn contains_ref(&self, m: MemberRef<'_>) -> bool {
-        match (&self.0, m) {
-            (Repr::Small(_) | Repr::Ints(_), MemberRef::Int(v)) => self.has_int(v),
+        match (self.view(), m) {
+            (View::Ints, MemberRef::Int(v)) => self.has_int(v),
             (_, m) => m.with_bytes(|b| self.contains(b)),
         }
     }
@@ -208,8 +248,8 @@ impl Set {
 
     /// Adds a member taken from another set.
     pub fn add_ref(&mut self, m: MemberRef<'_>, limits: &SetLimits) -> bool {
-        match &mut self.0 {
-            Repr::Small(_) | Repr::Ints(_) => match m.as_int() {
+        match self.view_mut() {
+            ViewMut::Ints => match m.as_int() {
                 Some(v) => {
                     let added = self.int_insert(v);
                     if added && self.len() > limits.intset_max() {
@@ -230,7 +270,7 @@ impl Set {
                     self.add_ref(m, limits)
                 }
             },
-            Repr::Pack(v) => {
+            ViewMut::Pack(v) => {
                 let (present, fits) = m.with_bytes(|b| {
                     (
                         v.iter().any(|x| x.as_slice() == b),
@@ -244,28 +284,28 @@ impl Set {
                     v.push(m.to_compact());
                 } else {
                     self.convert_to_table();
-                    if let Repr::Table(t) = &mut self.0 {
+                    if let ViewMut::Table(t) = self.view_mut() {
                         m.with_bytes(|b| t.insert(b));
                     }
                 }
                 true
             }
-            Repr::Table(t) => m.with_bytes(|b| t.insert(b)),
+            ViewMut::Table(t) => m.with_bytes(|b| t.insert(b)),
         }
     }
 
     /// Removes `m`; false if it was not a member.
     pub fn remove(&mut self, m: &[u8]) -> bool {
-        match &mut self.0 {
-            Repr::Small(_) | Repr::Ints(_) => canonical_int(m).is_some_and(|v| self.int_remove(v)),
-            Repr::Pack(v) => match v.iter().position(|x| x.as_slice() == m) {
+        match self.view_mut() {
+            ViewMut::Ints => canonical_int(m).is_some_and(|v| self.int_remove(v)),
+            ViewMut::Pack(v) => match v.iter().position(|x| x.as_slice() == m) {
                 Some(i) => {
                     v.remove(i);
                     true
                 }
                 None => false,
             },
-            Repr::Table(t) => match t.find(m) {
+            ViewMut::Table(t) => match t.find(m) {
                 Some(i) => {
                     t.remove_at(i);
                     true
@@ -276,8 +316,8 @@ impl Set {
     }
 
     fn remove_ref(&mut self, m: MemberRef<'_>) -> bool {
-        match (&mut self.0, m) {
-            (Repr::Small(_) | Repr::Ints(_), MemberRef::Int(v)) => self.int_remove(v),
+        match (self.view_mut(), m) {
+            (ViewMut::Ints, MemberRef::Int(v)) => self.int_remove(v),
             (_, m) => m.with_bytes(|b| self.remove(b)),
         }
     }
@@ -285,19 +325,19 @@ impl Set {
     /// The members: an intset's ascending, a listpack's in insertion order, a
     /// hashtable's in no particular order.
     pub fn iter(&self) -> Iter<'_> {
-        match &self.0 {
-            Repr::Small(_) | Repr::Ints(_) => Iter::Ints(self.ints().unwrap_or_default(), 0),
-            Repr::Pack(v) => Iter::Slice(v.iter()),
-            Repr::Table(t) => Iter::Slice(t.members.iter()),
+        match self.view() {
+            View::Ints => Iter::Ints(self.ints().unwrap_or_default(), 0),
+            View::Pack(v) => Iter::Slice(v.iter()),
+            View::Table(t) => Iter::Slice(t.members.iter()),
         }
     }
 
     /// The member at `i` in iteration order (`i < len`).
     fn at(&self, i: usize) -> Option<MemberRef<'_>> {
-        match &self.0 {
-            Repr::Small(_) | Repr::Ints(_) => self.ints()?.get(i).map(MemberRef::Int),
-            Repr::Pack(v) => v.get(i).map(|b| MemberRef::Bytes(b)),
-            Repr::Table(t) => t.members.get(i).map(|b| MemberRef::Bytes(b)),
+        match self.view() {
+            View::Ints => self.ints()?.get(i).map(MemberRef::Int),
+            View::Pack(v) => v.get(i).map(|b| MemberRef::Bytes(b)),
+            View::Table(t) => t.members.get(i).map(|b| MemberRef::Bytes(b)),
         }
     }
 
@@ -315,14 +355,14 @@ impl Set {
             return None;
         }
         let i = rng.usize(..self.len());
-        match &mut self.0 {
-            Repr::Small(_) | Repr::Ints(_) => {
+        match self.view_mut() {
+            ViewMut::Ints => {
                 let v = self.ints()?.get(i)?;
                 self.int_remove(v);
                 Some(MemberRef::Int(v).to_compact())
             }
-            Repr::Pack(v) => Some(v.remove(i)),
-            Repr::Table(t) => Some(t.remove_at(i)),
+            ViewMut::Pack(v) => Some(v.remove(i)),
+            ViewMut::Table(t) => Some(t.remove_at(i)),
         }
     }
 
@@ -345,11 +385,11 @@ impl Set {
         }
         let mut keep = vec![false; len];
         let mut order = pick_distinct(len, remaining, rng);
-        if matches!(self.0, Repr::Pack(_)) {
+        if matches!(self.view(), View::Pack(_)) {
             order.sort_unstable();
         }
-        let mut kept = match self.0 {
-            Repr::Small(_) | Repr::Ints(_) => Set::default(),
+        let mut kept = match self.view() {
+            View::Ints => Set::default(),
             _ => Set::packed(),
         };
         for &i in &order {
@@ -377,7 +417,7 @@ impl Set {
             return self.iter().collect();
         }
         let mut picks = pick_distinct(len, count, rng);
-        if matches!(self.0, Repr::Pack(_)) {
+        if matches!(self.view(), View::Pack(_)) {
             picks.sort_unstable();
         }
         picks.into_iter().filter_map(|i| self.at(i)).collect()
@@ -398,7 +438,7 @@ impl Set {
     /// step starts in that order, so a member present for the whole iteration is
     /// returned however the set changes meanwhile. 0 ends the iteration.
     pub fn scan(&self, cursor: u64, count: usize) -> (u64, Vec<MemberRef<'_>>) {
-        let Repr::Table(t) = &self.0 else {
+        let View::Table(t) = self.view() else {
             return (0, self.iter().collect());
         };
         let mut ahead: Vec<(u64, &CompactBytes)> = t
@@ -430,15 +470,15 @@ impl Set {
     }
 
     fn convert_to_table(&mut self) {
-        if matches!(self.0, Repr::Table(_)) {
+        if matches!(self.view(), View::Table(_)) {
             return;
         }
-        let mut t = Box::<Table>::default();
+        let mut t = Table::default();
         t.reserve(self.len() + 1);
         for m in self.iter() {
             m.with_bytes(|b| t.insert(b));
         }
-        self.0 = Repr::Table(t);
+        self.0 = Repr::Other(Box::new(Other::Table(t)));
     }
 
     fn convert_to_pack(&mut self) {
@@ -449,7 +489,7 @@ impl Set {
                     .filter_map(|i| s.get(i))
                     .map(|x| MemberRef::Int(x).to_compact()),
             );
-            self.0 = Repr::Pack(v);
+            self.0 = Repr::Other(Box::new(Other::Pack(v)));
         }
     }
 
@@ -528,38 +568,18 @@ fn scan_position(m: &[u8]) -> u64 {
     (h.finish() >> 1) + 1
 }
 
-/// Most bytes of members an intset keeps inline, without an allocation of its
-/// own: seven 16-bit members, three 32-bit ones or one 64-bit one.
-const SMALL_INTS: usize = 14;
-
 /// An intset's representation holding `data`, members of `width` bytes.
 fn ints_repr(width: u8, data: &[u8]) -> Repr {
-    if data.len() <= SMALL_INTS {
-        let mut buf = [0u8; 16];
-        buf[0] = width;
-        buf[1] = (data.len() / usize::from(width.max(1))) as u8;
-        buf[2..2 + data.len()].copy_from_slice(data);
-        Repr::Small(buf)
-    } else {
-        let mut all = Vec::with_capacity(1 + data.len());
-        all.push(width);
-        all.extend_from_slice(data);
-        Repr::Ints(all.into_boxed_slice())
-    }
+    let mut all = Vec::with_capacity(1 + data.len());
+    all.push(width);
+    all.extend_from_slice(data);
+    Repr::Ints(all.into_boxed_slice())
 }
 
 impl Set {
     /// The intset's members, if the set is one.
     fn ints(&self) -> Option<IntView<'_>> {
         match &self.0 {
-            Repr::Small(buf) => {
-                let width = usize::from(buf[0].max(1));
-                let n = usize::from(buf[1]) * width;
-                Some(IntView {
-                    width,
-                    data: buf.get(2..2 + n).unwrap_or_default(),
-                })
-            }
             Repr::Ints(all) => Some(IntView {
                 width: usize::from(all.first().copied().unwrap_or(2).max(1)),
                 data: all.get(1..).unwrap_or_default(),
@@ -828,8 +848,8 @@ pub fn intersection_set(sets: &[&Set], limits: &SetLimits) -> Set {
     let Some((first, rest)) = sorted.split_first() else {
         return Set::default();
     };
-    let mut out = match first.0 {
-        Repr::Small(_) | Repr::Ints(_) => Set::default(),
+    let mut out = match first.view() {
+        View::Ints => Set::default(),
         _ => Set::packed(),
     };
     for m in first.iter() {

@@ -530,6 +530,12 @@ impl ZSet {
         }
     }
 
+    /// Converts a listpack-encoded set to the skiplist encoding (SORT does, as
+    /// in Redis, and the set stays so); a no-op when it already is.
+    pub fn to_skiplist(&mut self) {
+        self.convert_to_big();
+    }
+
     fn convert_to_big(&mut self) {
         if let Repr::Packed(v) = &mut self.repr {
             let pairs = std::mem::take(v);
