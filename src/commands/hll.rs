@@ -1,9 +1,11 @@
 //! HyperLogLog commands: PFADD, PFCOUNT, PFMERGE, PFDEBUG and PFSELFTEST.
 //!
 //! A HyperLogLog is a string value in Redis's byte layout (`types/hll.rs`), so a
-//! value copied from redis-server with GET/SET counts the same here. Strings are
-//! immutable ([`CompactBytes`]): a command that changes one writes a new copy,
-//! and PFADD copies only when a register actually grows.
+//! value copied from redis-server with GET/SET counts the same here. A command
+//! that changes one writes a new copy ([`CompactBytes::raw_from_vec`]), and PFADD
+//! copies only when a register actually grows. As in Redis, a value a PF command
+//! has validated and may write (PFADD, PFCOUNT of one key, PFMERGE, PFDEBUG) is
+//! a `raw` string afterwards for OBJECT ENCODING, even if nothing changed.
 
 use std::borrow::Cow;
 
@@ -55,6 +57,19 @@ fn hll_error(e: HllError) -> CommandError {
     }
 }
 
+/// Marks a validated value as Redis's `raw` string (its `dbUnshareStringValue`),
+/// without changing its bytes.
+fn unshare(value: &mut CompactBytes) {
+    if !value.is_edited() {
+        value.edit(|_| ());
+    }
+}
+
+/// Replaces a value with new bytes, a `raw` string.
+fn replace(value: &mut CompactBytes, bytes: Vec<u8>) {
+    *value = CompactBytes::raw_from_vec(bytes);
+}
+
 fn sparse_max_bytes(ctx: &Ctx<'_>) -> usize {
     ctx.shared.config.read().hll_sparse_max_bytes
 }
@@ -101,14 +116,15 @@ fn pfadd(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
         result.map_err(hll_error)?;
         let mut value = value.unwrap_or_else(hll::new_sparse);
         hll::invalidate_cache(&mut value);
-        let value = Value::Str(CompactBytes::from_vec(value));
+        let value = Value::Str(CompactBytes::raw_from_vec(value));
         shard.insert(key, Entry::persistent(value), now);
         return Ok(Reply::Int(1));
     };
     hll::check(stored).map_err(hll_error)?;
     let (updated, changed, result) = add_all(stored, elements, max_bytes);
-    if let Some(v) = changed {
-        *stored = CompactBytes::from_vec(v);
+    match changed {
+        Some(v) => replace(stored, v),
+        None => unshare(stored),
     }
     result.map_err(hll_error)?;
     if updated {
@@ -138,13 +154,14 @@ fn pfcount(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
         return Ok(Reply::Int(0));
     };
     hll::check(stored).map_err(hll_error)?;
+    unshare(stored);
     if let Some(n) = hll::cached_count(stored) {
         return Ok(Reply::Int(n as i64));
     }
     let n = hll::count(stored).map_err(hll_error)?;
     let mut v = stored.to_vec();
     hll::store_count(&mut v, n);
-    *stored = CompactBytes::from_vec(v);
+    replace(stored, v);
     shard.touch(key);
     Ok(Reply::Int(n as i64))
 }
@@ -165,14 +182,15 @@ fn pfmerge(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
     let shard = shards.shard(dest);
     match shard.write::<CompactBytes>(dest, now)? {
         Some(stored) => {
+            unshare(stored);
             let mut v = stored.to_vec();
             union.store_into(&mut v, max_bytes).map_err(hll_error)?;
-            *stored = CompactBytes::from_vec(v);
+            replace(stored, v);
         }
         None => {
             let mut v = hll::new_sparse();
             union.store_into(&mut v, max_bytes).map_err(hll_error)?;
-            let value = Value::Str(CompactBytes::from_vec(v));
+            let value = Value::Str(CompactBytes::raw_from_vec(v));
             shard.insert(dest, Entry::persistent(value), now);
         }
     }
@@ -189,6 +207,7 @@ fn pfdebug(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
         return Err(CommandError::err("The specified key does not exist"));
     };
     let encoding = hll::check(stored).map_err(hll_error)?;
+    unshare(stored);
     let name = sub.to_ascii_lowercase();
     match name.as_slice() {
         b"getreg" | b"todense" => {
@@ -196,7 +215,7 @@ fn pfdebug(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
             if converted {
                 let mut v = stored.to_vec();
                 hll::to_dense(&mut v).map_err(hll_error)?;
-                *stored = CompactBytes::from_vec(v);
+                replace(stored, v);
             }
             if name == b"todense" {
                 return Ok(Reply::Int(i64::from(converted)));
