@@ -2,8 +2,8 @@
 //!
 //! A HyperLogLog is a string value in Redis's byte layout (`types/hll.rs`), so a
 //! value copied from redis-server with GET/SET counts the same here. A command
-//! that changes one writes a new copy ([`CompactBytes::raw_from_vec`]), and PFADD
-//! copies only when a register actually grows. As in Redis, a value a PF command
+//! that changes one writes a new copy ([`CompactBytes::raw_from_vec`]), except
+//! PFADD on a dense value, which edits it in place ([`CompactBytes::edit`]). As in Redis, a value a PF command
 //! has validated and may write (PFADD, PFCOUNT of one key, PFMERGE, PFDEBUG) is
 //! a `raw` string afterwards for OBJECT ENCODING, even if nothing changed.
 
@@ -120,7 +120,23 @@ fn pfadd(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
         shard.insert(key, Entry::persistent(value), now);
         return Ok(Reply::Int(1));
     };
-    hll::check(stored).map_err(hll_error)?;
+    if hll::check(stored).map_err(hll_error)? == Encoding::Dense {
+        // A dense value is edited in place: no 12 KB copy per PFADD.
+        let updated = stored.edit(|buf| {
+            let mut updated = false;
+            for e in elements {
+                updated |= hll::add_dense(buf, e);
+            }
+            if updated {
+                hll::invalidate_cache(buf);
+            }
+            updated
+        });
+        if updated {
+            shard.touch(key);
+        }
+        return Ok(Reply::Int(i64::from(updated)));
+    }
     let (updated, changed, result) = add_all(stored, elements, max_bytes);
     match changed {
         Some(v) => replace(stored, v),

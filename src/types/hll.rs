@@ -466,6 +466,14 @@ pub fn add(value: &mut Cow<'_, [u8]>, element: &[u8], max_bytes: usize) -> Resul
     }
 }
 
+/// Adds `element` to a dense value in place (PFADD's path for dense values,
+/// which are edited rather than copied): true if a register grew. `buf` must be
+/// a value [`check`] found dense; the cached count is not touched.
+pub fn add_dense(buf: &mut [u8], element: &[u8]) -> bool {
+    let (index, count) = pattern(element);
+    dense_set(buf, index, count)
+}
+
 /// The register histogram: how many registers hold each value. `Err(Corrupt)`
 /// for a sparse value that does not cover exactly 16384 registers.
 fn histogram(bytes: &[u8]) -> Result<[u32; 64], HllError> {
@@ -861,6 +869,18 @@ mod tests {
                 }
             }
             assert_eq!(count(&sparse), count(&dense));
+            let mut in_place = new_sparse();
+            to_dense(&mut in_place).unwrap();
+            let mut rng2 = fastrand::Rng::with_seed(round as u64);
+            for _ in 0..n {
+                add_dense(&mut in_place, &rng2.u64(..).to_le_bytes());
+            }
+            let mut copied = Cow::Owned(new_sparse());
+            let mut rng2 = fastrand::Rng::with_seed(round as u64);
+            for _ in 0..n {
+                add(&mut copied, &rng2.u64(..).to_le_bytes(), 0).unwrap();
+            }
+            assert_eq!(&in_place[..], &copied[..]);
             let mut as_dense = sparse.into_owned();
             to_dense(&mut as_dense).unwrap();
             assert_eq!(registers(&as_dense), registers(&dense));
