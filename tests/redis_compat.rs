@@ -56,6 +56,7 @@ case_files!(
     geo_scores,
     sets,
     hashes,
+    hyperloglog,
     sort,
     copy_move,
     bitmaps,

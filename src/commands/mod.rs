@@ -17,6 +17,7 @@ pub mod config;
 pub mod connection;
 pub mod geo;
 pub mod hash;
+pub mod hll;
 pub mod info;
 pub mod keys;
 pub mod list;
@@ -623,6 +624,7 @@ fn families() -> impl Iterator<Item = &'static CommandSpec> {
         geo::COMMANDS,
         set::COMMANDS,
         hash::COMMANDS,
+        hll::COMMANDS,
         sort::COMMANDS,
         bitmap::COMMANDS,
     ]

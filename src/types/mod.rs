@@ -7,6 +7,7 @@
 pub mod bitmap;
 pub mod geo;
 pub mod hash;
+pub mod hll;
 pub mod lcs;
 pub mod set;
 
