@@ -3,7 +3,8 @@
 # redis-tools from Debian's packages if missing, checks that the recorded
 # compatibility cases still match a real redis-server, runs every Rust test, then
 # drives latchkey with real clients: redis-cli, redis-py, python-redis-lock,
-# pottery and walrus (their hash, set, sorted-set and list classes),
+# pottery and walrus (their hash, set, sorted-set and list classes; pottery's
+# list indexing, deque maxlen, Bloom filter and HyperLogLog),
 # ioredis with node-redlock (pinned in tests/clients/), and fuzzes the script path
 # (fuzz/: a stable randomized test, then 60 s of cargo-fuzz on nightly).
 set -euo pipefail
@@ -20,12 +21,14 @@ echo "== cargo test"
 cargo test --all-targets --all-features
 echo "== every command with extreme arguments, release build"
 cargo test --release --all-features --test all_commands
+echo "== PFSELFTEST and 10,000,000-element HyperLogLog checks, release build"
+cargo test --release --all-features --test hyperloglog -- --include-ignored
 echo "== client libraries"
 if [ ! -x target/clients-venv/bin/python ]; then
   python3 -m venv target/clients-venv
 fi
 target/clients-venv/bin/pip install -q --disable-pip-version-check --no-cache-dir -r tests/clients/requirements.txt
-for check in redis_cli redis_py python_redis_lock native_lock pottery_types walrus_types; do
+for check in redis_cli redis_py python_redis_lock native_lock pottery_types pottery_more walrus_types; do
   target/clients-venv/bin/python "tests/clients/$check.py" target/debug/latchkey
 done
 if ! command -v npm >/dev/null; then

@@ -14,11 +14,8 @@ through the library and as the raw hashes, sets, lists and strings it stores.
   redis_cache   a hash of results with HMGET/HSET and EXPIRE
   Redlock       SET NX PX and its release/extend/acquired scripts
 
-Left out because they need commands outside hashes, sets, sorted sets, geo,
-strings, lists (push/pop/range/len), keys and scripting: RedisList and
-RedisDeque indexing, assignment, deletion, insert, sort and rotate (LINDEX,
-LSET, LREM, LINSERT, SORT, LTRIM), a RedisDeque with maxlen (LTRIM),
-RedisSimpleQueue (streams), BloomFilter (SETBIT/GETBIT), HyperLogLog (PFADD).
+List indexing, assignment, insert and sort, a RedisDeque with maxlen,
+BloomFilter and HyperLogLog are driven in pottery_more.py.
 
 Usage: python3 tests/clients/pottery_types.py PATH_TO_SERVER_BINARY
 Runs every check in RESP2 and RESP3; prints "pottery ...: N passed, M failed".
