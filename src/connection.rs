@@ -132,7 +132,12 @@ where
                     #[cfg(all(feature = "test-hooks", debug_assertions))]
                     test_hooks::on_command(&args);
                     let reply = commands::execute(shared, session, &args);
+                    // Messages the command published to this very client first.
+                    for m in std::mem::take(&mut session.held_pushes) {
+                        write_message(m, session.resp3, info, &mut wbuf);
+                    }
                     reply.encode(session.resp3, &mut wbuf);
+                    write_pushes(session, info, &mut wbuf);
                     if session.blocked.is_some() {
                         info.buffers
                             .argv_mem
@@ -147,6 +152,10 @@ where
                                 .await;
                         // Time moved on while waiting: what follows starts from now.
                         session.mark_time(&shared.clock);
+                        // Messages that arrived during the wait go first.
+                        for m in std::mem::take(&mut session.held_pushes) {
+                            write_message(m, session.resp3, info, &mut wbuf);
+                        }
                         match waited {
                             Some(reply) => reply.encode(session.resp3, &mut wbuf),
                             None => return,
@@ -206,6 +215,7 @@ where
             match wait_for_bytes(
                 stream,
                 &mut rbuf,
+                &mut session.inbox,
                 &mut closing,
                 (!released || deadline.is_some()).then_some((&mut idle_tick, &mut tick_unpolled)),
             )
@@ -213,6 +223,15 @@ where
             {
                 Woke::Read(r) => break r,
                 Woke::Closing => return,
+                Woke::Message(m) => {
+                    // A published message while idle: written at once, with any
+                    // others already queued behind it.
+                    write_message(m, session.resp3, info, &mut wbuf);
+                    write_pushes(session, info, &mut wbuf);
+                    if !flush(stream, &mut wbuf, info, &mut closing, idle).await {
+                        return;
+                    }
+                }
                 Woke::Tick => {
                     let now = Instant::now();
                     if deadline.is_some_and(|at| now >= at) {
@@ -275,6 +294,36 @@ enum Woke {
     Closing,
     /// The idle tick fired.
     Tick,
+    /// Something arrived in the inbox (a published message).
+    Message(Message),
+}
+
+/// Writes the published messages waiting in the inbox after the reply just
+/// encoded, up to the write high-water mark (the rest wait for the next batch),
+/// so pushes and replies leave in the order they happened.
+fn write_pushes(session: &mut Session, info: &ClientInfo, wbuf: &mut BytesMut) {
+    if !session.subs.any() && info.buffers.queued.load(Ordering::Relaxed) == 0 {
+        return;
+    }
+    while wbuf.len() < WRITE_HIGH_WATER {
+        let Some(m) = session.inbox.try_recv() else {
+            break;
+        };
+        write_message(m, session.resp3, info, wbuf);
+    }
+}
+
+/// Encodes one out-of-band message for the client: a push frame, taken off the
+/// queued-output count. A lock grant or served pop outside a wait is stale (its
+/// wait already ended) and is dropped.
+fn write_message(m: Message, resp3: bool, info: &ClientInfo, wbuf: &mut BytesMut) {
+    match m {
+        Message::Push { frame, size } => {
+            frame.encode(resp3, wbuf);
+            info.buffers.queued.fetch_sub(size, Ordering::Relaxed);
+        }
+        m => tracing::debug!("a stale out-of-band message was dropped: {m:?}"),
+    }
 }
 
 /// Waits for the client's next bytes, racing `closing` and, when given, the idle
@@ -284,6 +333,7 @@ enum Woke {
 async fn wait_for_bytes<S, F>(
     stream: &mut S,
     rbuf: &mut BytesMut,
+    inbox: &mut crate::blocking::Inbox,
     closing: &mut Pin<&mut F>,
     mut tick: Option<(&mut Pin<&mut tokio::time::Sleep>, &mut bool)>,
 ) -> Woke
@@ -299,6 +349,9 @@ where
         }
         if closing.as_mut().poll(cx).is_ready() {
             return Poll::Ready(Woke::Closing);
+        }
+        if let Poll::Ready(Some(m)) = inbox.poll_recv(cx) {
+            return Poll::Ready(Woke::Message(m));
         }
         if let Some((sleep, unpolled)) = tick.as_mut() {
             if **unpolled || sleep.is_elapsed() {
@@ -442,10 +495,12 @@ where
             .deadline
             .and_then(|d| shared.clock.real_time_until(d));
         let inbox = &mut session.inbox;
+        let held = &mut session.held_pushes;
         let grant = async {
             loop {
                 match inbox.recv().await {
                     Some(m) if is_for(&blocked.on, &m) => return Some(m),
+                    Some(m @ Message::Push { .. }) => held.push(m),
                     Some(m) => tracing::debug!("a stale out-of-band message was dropped: {m:?}"),
                     None => return None,
                 }
@@ -514,6 +569,9 @@ fn delivered(session: &mut Session, on: &Wait) -> Option<Message> {
         if is_for(on, &m) {
             return Some(m);
         }
+        if matches!(m, Message::Push { .. }) {
+            session.held_pushes.push(m);
+        }
     }
     None
 }
@@ -578,6 +636,8 @@ fn granted(session: &mut Session, blocked: &Blocked, got: Message) -> Reply {
             Reply::Int(token as i64)
         }
         Message::Served { reply, .. } => reply,
+        // Never the answer to a wait (`is_for`).
+        Message::Push { .. } => Reply::Nil,
     }
 }
 
@@ -636,4 +696,5 @@ async fn release_client(shared: &Shared, session: &mut Session) {
         }
     }
     session.unwatch_all(&shared.keyspace);
+    crate::commands::pubsub::leave_all(shared, session);
 }

@@ -212,6 +212,14 @@ fn section(shared: &Shared, name: &str, out: &mut String) {
                 s.rejected_connections.load(Ordering::Relaxed),
             );
             field(out, "expired_keys", expired);
+            use crate::pubsub::Kind;
+            field(out, "pubsub_channels", shared.pubsub.count(Kind::Channel));
+            field(out, "pubsub_patterns", shared.pubsub.count(Kind::Pattern));
+            field(
+                out,
+                "pubsubshard_channels",
+                shared.pubsub.count(Kind::Shard),
+            );
         }
         "replication" => {
             field(out, "role", "master");
