@@ -25,7 +25,7 @@ if [ ! -x target/clients-venv/bin/python ]; then
   python3 -m venv target/clients-venv
 fi
 target/clients-venv/bin/pip install -q --disable-pip-version-check --no-cache-dir -r tests/clients/requirements.txt
-for check in redis_cli redis_py python_redis_lock native_lock pottery_types walrus_types; do
+for check in redis_cli redis_py redis_py_pubsub python_redis_lock native_lock pottery_types walrus_types; do
   target/clients-venv/bin/python "tests/clients/$check.py" target/debug/latchkey
 done
 if ! command -v npm >/dev/null; then
