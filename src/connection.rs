@@ -27,6 +27,9 @@ use crate::reply::Reply;
 use crate::server::Shared;
 use crate::session::{argv_mem, Blocked, ClientInfo, Session, Wait};
 
+/// Reply bytes Redis keeps in a client's static buffer, outside the output
+/// buffer limits.
+const STATIC_REPLY: usize = 16 * 1024;
 /// Replies buffered beyond this are written before parsing more of a pipeline.
 const WRITE_HIGH_WATER: usize = 64 * 1024;
 /// Reads are this big once a client sends more than fits a small buffer.
@@ -114,7 +117,7 @@ where
     let closing = closing(shared, info);
     tokio::pin!(closing);
     loop {
-        let (limits, query_limit, idle) = {
+        let (limits, query_limit, idle, out) = {
             let c = shared.config.read();
             (
                 Limits {
@@ -123,6 +126,11 @@ where
                 },
                 c.client_query_buffer_limit,
                 c.timeout,
+                Output {
+                    idle: c.timeout,
+                    limits: c.output_limits,
+                    clock: &shared.clock,
+                },
             )
         };
         let mut close = false;
@@ -136,7 +144,19 @@ where
                     for m in std::mem::take(&mut session.held_pushes) {
                         write_message(m, session.resp3, info, &mut wbuf);
                     }
+                    let before = wbuf.len();
                     reply.encode(session.resp3, &mut wbuf);
+                    if wbuf.len() > STATIC_REPLY && out.over_limit(info, wbuf.len()) {
+                        // Past `client-output-buffer-limit`: the replies before
+                        // this one still go out, then the client is closed.
+                        tracing::warn!(
+                            client = info.id,
+                            "closing client that reached its output buffer limit"
+                        );
+                        wbuf.truncate(before);
+                        close = true;
+                        break;
+                    }
                     write_pushes(session, info, &mut wbuf);
                     if session.blocked.is_some() {
                         info.buffers
@@ -144,7 +164,7 @@ where
                             .store(argv_mem(&args), Ordering::Relaxed);
                         // Replies so far go out now: the client may be waiting on
                         // them while this command waits.
-                        if !flush(stream, &mut wbuf, info, &mut closing, idle).await {
+                        if !flush(stream, &mut wbuf, info, &mut closing, &out).await {
                             return;
                         }
                         let waited =
@@ -166,7 +186,7 @@ where
                         break;
                     }
                     if wbuf.len() >= WRITE_HIGH_WATER
-                        && !flush(stream, &mut wbuf, info, &mut closing, idle).await
+                        && !flush(stream, &mut wbuf, info, &mut closing, &out).await
                     {
                         return;
                     }
@@ -185,7 +205,7 @@ where
             .flush(&shared.commands, &shared.stats.commands_processed);
         // Between batches only what is left unparsed counts, as in Redis.
         info.buffers.read(rbuf.len(), rbuf.capacity());
-        if !flush(stream, &mut wbuf, info, &mut closing, idle).await {
+        if !flush(stream, &mut wbuf, info, &mut closing, &out).await {
             return;
         }
         if close || shared.is_shutting_down() {
@@ -228,7 +248,7 @@ where
                     // others already queued behind it.
                     write_message(m, session.resp3, info, &mut wbuf);
                     write_pushes(session, info, &mut wbuf);
-                    if !flush(stream, &mut wbuf, info, &mut closing, idle).await {
+                    if !flush(stream, &mut wbuf, info, &mut closing, &out).await {
                         return;
                     }
                 }
@@ -378,6 +398,40 @@ fn trim(rbuf: &mut BytesMut, wbuf: &mut BytesMut, parser: &RequestParser, info: 
     }
 }
 
+/// What a flush needs to know: `timeout`, and the output buffer limits with the
+/// server clock their soft limit counts on.
+struct Output<'a> {
+    idle: u64,
+    limits: crate::config::OutputLimits,
+    clock: &'a crate::clock::Clock,
+}
+
+impl Output<'_> {
+    /// Whether a client with `pending` bytes still to write (plus its queued
+    /// messages) is past the `client-output-buffer-limit` of its class
+    /// (`pubsub` once subscribed, else `normal`), as Redis checks after adding
+    /// to a reply. The publisher checks a subscriber the same way as it queues.
+    fn over_limit(&self, info: &ClientInfo, pending: usize) -> bool {
+        let limit = if info.is_subscriber() {
+            &self.limits.pubsub
+        } else {
+            &self.limits.normal
+        };
+        if limit.hard == 0 && limit.soft == 0 {
+            return false;
+        }
+        // Like Redis's, the first 16 KB (its static reply buffer) do not count.
+        let used = pending
+            .saturating_sub(STATIC_REPLY)
+            .saturating_add(info.buffers.queued.load(Ordering::Relaxed));
+        limit.exceeded(
+            used as u64,
+            &info.buffers.soft_limit_since,
+            self.clock.now_ms(),
+        )
+    }
+}
+
 /// Runs `io`, failing with `TimedOut` at `deadline` (`None`: no limit), as
 /// Redis's `timeout` drops a client that neither sends nor takes bytes.
 async fn within<T>(
@@ -401,7 +455,7 @@ async fn flush<S, F>(
     wbuf: &mut BytesMut,
     info: &ClientInfo,
     closing: &mut Pin<&mut F>,
-    idle: u64,
+    out: &Output<'_>,
 ) -> bool
 where
     S: AsyncWrite + Unpin,
@@ -410,9 +464,17 @@ where
     if wbuf.is_empty() {
         return true;
     }
+    let idle = out.idle;
     info.buffers.write(wbuf.len(), wbuf.capacity());
     let mut done = 0;
     while done < wbuf.len() {
+        if out.over_limit(info, wbuf.len() - done) {
+            tracing::warn!(
+                client = info.id,
+                "closing client that reached its output buffer limit"
+            );
+            return false;
+        }
         let written = tokio::select! {
             biased;
             r = within(

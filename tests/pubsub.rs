@@ -447,3 +447,36 @@ async fn a_subscriber_that_never_reads_is_disconnected_at_the_hard_limit() {
         b"*2\r\n$2\r\nch\r\n:0\r\n"
     );
 }
+
+#[tokio::test]
+async fn a_normal_client_past_its_hard_limit_gets_earlier_replies_then_is_closed() {
+    // As recorded from redis-server: SET's +OK arrives, the 1 MB GET reply does
+    // not, and the connection closes.
+    let server = start().await;
+    let mut b = open(&server).await;
+    exchange(
+        &mut b,
+        &["CONFIG SET client-output-buffer-limit \"normal 100kb 0 0\""],
+        "+OK\r\n",
+    )
+    .await;
+    let big = "x".repeat(1 << 20);
+    let mut req = format!(
+        "*3\r\n$3\r\nSET\r\n$3\r\nbig\r\n${}\r\n{big}\r\n",
+        big.len()
+    );
+    req.push_str("*2\r\n$3\r\nGET\r\n$3\r\nbig\r\n");
+    b.write_all(req.as_bytes()).await.unwrap();
+    assert_eq!(read_until(&mut b, 1 << 21).await, b"+OK\r\n");
+    // Other clients still get big replies once the limit is lifted.
+    let mut c = open(&server).await;
+    exchange(
+        &mut c,
+        &[
+            "CONFIG SET client-output-buffer-limit \"normal 0 0 0\"",
+            "STRLEN big",
+        ],
+        "+OK\r\n:1048576\r\n",
+    )
+    .await;
+}
