@@ -62,6 +62,8 @@ pub struct PubSub {
 pub struct Delivery {
     to: Subscriber,
     frame: Reply,
+    /// The frame's bytes in the subscriber's output accounting.
+    size: usize,
 }
 
 /// A client's own subscriptions, by kind.
@@ -170,9 +172,11 @@ impl PubSub {
                 Reply::Bulk(channel.clone()),
                 Reply::Bulk(message.clone()),
             ]);
+            let size = frame_size(&[name, channel, message]);
             out.extend(listeners.values().map(|to| Delivery {
                 to: to.clone(),
                 frame: frame.clone(),
+                size,
             }));
         }
         if kind == Kind::Channel {
@@ -186,9 +190,11 @@ impl PubSub {
                     Reply::Bulk(channel.clone()),
                     Reply::Bulk(message.clone()),
                 ]);
+                let size = frame_size(&[b"pmessage", pattern, channel, message]);
                 out.extend(listeners.values().map(|to| Delivery {
                     to: to.clone(),
                     frame: frame.clone(),
+                    size,
                 }));
             }
         }
@@ -243,18 +249,7 @@ impl Delivery {
         if info.is_killed() {
             return;
         }
-        let size = match &self.frame {
-            Reply::Push(parts) => frame_size(
-                &parts
-                    .iter()
-                    .map(|p| match p {
-                        Reply::Bulk(b) => b.as_ref(),
-                        _ => &[][..],
-                    })
-                    .collect::<Vec<_>>(),
-            ),
-            _ => 0,
-        };
+        let size = self.size;
         let queued = info.buffers.queued.fetch_add(size, Ordering::Relaxed);
         let used = info
             .buffers
