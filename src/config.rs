@@ -812,6 +812,33 @@ mod tests {
     }
 
     #[test]
+    fn output_buffer_limits_from_a_file_set_one_class_per_line() {
+        let mut c = Config::default();
+        c.apply_file(
+            "client-output-buffer-limit pubsub 1mb 512kb 10\nclient-output-buffer-limit normal 2mb 0 0\n",
+        )
+        .unwrap();
+        assert_eq!(
+            c.output_limits.pubsub,
+            OutputLimit {
+                hard: 1 << 20,
+                soft: 512 << 10,
+                soft_seconds: 10
+            }
+        );
+        assert_eq!(c.output_limits.normal.hard, 2 << 20);
+        assert_eq!(c.output_limits.replica, OutputLimits::default().replica);
+        // A bad group changes nothing, even after a good one.
+        assert!(c
+            .apply(
+                "client-output-buffer-limit",
+                &["normal 0 0 0 pubsub 1 x 1".into()]
+            )
+            .is_err());
+        assert_eq!(c.output_limits.normal.hard, 2 << 20);
+    }
+
+    #[test]
     fn a_second_required_bind_address_is_refused_not_ignored() {
         let mut c = Config::default();
         assert!(c.apply("bind", &["127.0.0.1 ::1".into()]).is_err());

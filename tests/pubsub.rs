@@ -158,6 +158,9 @@ async fn pubsub_introspection_counts_channels_patterns_and_listeners() {
     assert!(info.contains("pubsub_channels:1\r\n"), "{info}");
     assert!(info.contains("pubsub_patterns:2\r\n"), "{info}");
     assert!(info.contains("pubsubshard_channels:1\r\n"), "{info}");
+    send(&mut b, &["INFO clients"]).await;
+    let info = String::from_utf8(read_until(&mut b, 100_000).await).unwrap();
+    assert!(info.contains("pubsub_clients:1\r\n"), "{info}");
     send(&mut b, &["CLIENT LIST TYPE pubsub"]).await;
     let list = String::from_utf8(read_until(&mut b, 100_000).await).unwrap();
     assert_eq!(list.matches("id=").count(), 1, "{list}");

@@ -169,6 +169,8 @@ fn section(shared: &Shared, name: &str, out: &mut String) {
             field(out, "connected_clients", shared.clients.len());
             field(out, "maxclients", config.maxclients);
             field(out, "blocked_clients", blocked);
+            let subscribers = shared.clients.iter().filter(|c| c.is_subscriber()).count();
+            field(out, "pubsub_clients", subscribers);
         }
         "memory" => {
             let rss = rss_bytes();
