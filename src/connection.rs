@@ -232,10 +232,14 @@ where
             }
         }
         let read = loop {
+            // Only a subscriber (or one with messages still queued from before
+            // it unsubscribed) gets messages while idle: the others' hot path
+            // does not poll the inbox.
+            let listening = session.subs.any() || info.buffers.queued.load(Ordering::Relaxed) > 0;
             match wait_for_bytes(
                 stream,
                 &mut rbuf,
-                &mut session.inbox,
+                listening.then_some(&mut session.inbox),
                 &mut closing,
                 (!released || deadline.is_some()).then_some((&mut idle_tick, &mut tick_unpolled)),
             )
@@ -346,14 +350,15 @@ fn write_message(m: Message, resp3: bool, info: &ClientInfo, wbuf: &mut BytesMut
     }
 }
 
-/// Waits for the client's next bytes, racing `closing` and, when given, the idle
+/// Waits for the client's next bytes, racing `closing`, the inbox when given (a
+/// subscriber's published messages) and, when given, the idle
 /// tick (which also stands for `timeout`). The tick is polled only right after it was (re)armed (`unpolled`), which
 /// leaves this task's waker with its timer, and then only once it has fired: a
 /// poll of a pending timer on every request would cost the hot path for nothing.
 async fn wait_for_bytes<S, F>(
     stream: &mut S,
     rbuf: &mut BytesMut,
-    inbox: &mut crate::blocking::Inbox,
+    mut inbox: Option<&mut crate::blocking::Inbox>,
     closing: &mut Pin<&mut F>,
     mut tick: Option<(&mut Pin<&mut tokio::time::Sleep>, &mut bool)>,
 ) -> Woke
@@ -370,8 +375,10 @@ where
         if closing.as_mut().poll(cx).is_ready() {
             return Poll::Ready(Woke::Closing);
         }
-        if let Poll::Ready(Some(m)) = inbox.poll_recv(cx) {
-            return Poll::Ready(Woke::Message(m));
+        if let Some(inbox) = inbox.as_mut() {
+            if let Poll::Ready(Some(m)) = inbox.poll_recv(cx) {
+                return Poll::Ready(Woke::Message(m));
+            }
         }
         if let Some((sleep, unpolled)) = tick.as_mut() {
             if **unpolled || sleep.is_elapsed() {
