@@ -172,7 +172,7 @@ where
                                 .await;
                         // Time moved on while waiting: what follows starts from now.
                         session.mark_time(&shared.clock);
-                        // Messages that arrived during the wait go first.
+                        // Messages found as the wait ended go first.
                         for m in std::mem::take(&mut session.held_pushes) {
                             write_message(m, session.resp3, info, &mut wbuf);
                         }
@@ -564,12 +564,14 @@ where
             .deadline
             .and_then(|d| shared.clock.real_time_until(d));
         let inbox = &mut session.inbox;
-        let held = &mut session.held_pushes;
         let grant = async {
             loop {
                 match inbox.recv().await {
-                    Some(m) if is_for(&blocked.on, &m) => return Some(m),
-                    Some(m @ Message::Push { .. }) => held.push(m),
+                    // A published message is written at once, as Redis sends
+                    // them to a blocked subscriber.
+                    Some(m) if is_for(&blocked.on, &m) || matches!(m, Message::Push { .. }) => {
+                        return Some(m)
+                    }
                     Some(m) => tracing::debug!("a stale out-of-band message was dropped: {m:?}"),
                     None => return None,
                 }
@@ -600,6 +602,18 @@ where
             _ = closing.as_mut() => return None,
         };
         match outcome {
+            Some(Some(Message::Push { frame, size })) => {
+                let mut out = BytesMut::new();
+                frame.encode(session.resp3, &mut out);
+                info.buffers.queued.fetch_sub(size, Ordering::Relaxed);
+                let written = tokio::select! {
+                    r = stream.write_all(&out) => r.is_ok(),
+                    _ = closing.as_mut() => false,
+                };
+                if !written {
+                    return None;
+                }
+            }
             Some(Some(got)) => {
                 // A grant made inside a script or EXEC is seen when it ends: the
                 // gate is free again only then.

@@ -296,7 +296,8 @@ pub struct Session {
     pub subs: crate::pubsub::Subscriptions,
     /// Messages a PUBLISH inside a transaction or script will send when it ends.
     pub pending_messages: Vec<crate::pubsub::Delivery>,
-    /// Messages that arrived while a blocked command waited, written after it.
+    /// Messages to write before the next reply: a RESP3 client's own PUBLISH
+    /// to itself, and any found in the inbox as a blocked command's wait ended.
     pub held_pushes: Vec<crate::blocking::Message>,
     /// Locks acquired with SESSION: (database, key), released when the connection
     /// closes.

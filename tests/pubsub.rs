@@ -483,3 +483,35 @@ async fn a_normal_client_past_its_hard_limit_gets_earlier_replies_then_is_closed
     )
     .await;
 }
+
+#[tokio::test]
+async fn a_blocked_resp3_subscriber_gets_messages_during_the_block() {
+    // Recorded from redis-server: the push arrives while BLPOP waits, the
+    // BLPOP reply once the list has an element.
+    let server = start().await;
+    let mut a = open(&server).await;
+    let mut b = open(&server).await;
+    send(&mut a, &["HELLO 3"]).await;
+    read_until(&mut a, 120).await;
+    exchange(
+        &mut a,
+        &["SUBSCRIBE c"],
+        ">3\r\n$9\r\nsubscribe\r\n$1\r\nc\r\n:1\r\n",
+    )
+    .await;
+    send(&mut a, &["BLPOP l 0"]).await;
+    let mut blocked = false;
+    for _ in 0..200 {
+        send(&mut b, &["INFO clients"]).await;
+        let info = String::from_utf8(read_until(&mut b, 100_000).await).unwrap();
+        if info.contains("blocked_clients:1\r\n") {
+            blocked = true;
+            break;
+        }
+    }
+    assert!(blocked);
+    exchange(&mut b, &["PUBLISH c m1"], ":1\r\n").await;
+    expect_reply(&mut a, ">3\r\n$7\r\nmessage\r\n$1\r\nc\r\n$2\r\nm1\r\n").await;
+    exchange(&mut b, &["RPUSH l x"], ":1\r\n").await;
+    expect_reply(&mut a, "*2\r\n$1\r\nl\r\n$1\r\nx\r\n").await;
+}
