@@ -12,6 +12,8 @@ latchkey/redis.
   zset      one sorted set of 1,000,000 members (ZADD, 100 members a command)
   sets      100,000 sets of 10 small integers (SADD s:N ...)
   bighash   one hash of 1,000,000 fields (HSET, 100 fields a command)
+  biglist   one list of 1,000,000 short elements (RPUSH, 100 a command)
+  lists     100,000 lists of 10 short elements (RPUSH l:N ...)
 
 A server that does not know a scenario's command (latchkey before the types
 land) is reported as skipped with the server's error; one whose load fails
@@ -85,6 +87,23 @@ def bighash(_):
     return count, "fields of one hash", gen()
 
 
+def biglist(_):
+    count = n(1_000_000)
+
+    def gen():
+        for start in range(0, count, 100):
+            yield cmd(b"RPUSH", b"biglist",
+                      *(b"element:%d" % i for i in range(start, min(start + 100, count))))
+
+    return count, "elements of one list", gen()
+
+
+def lists(_):
+    count = n(100_000)
+    elements = [b"element:%d" % e for e in range(10)]
+    return count, "lists of 10 elements", (cmd(b"RPUSH", b"l:%d" % i, *elements) for i in range(count))
+
+
 # Checks that the load did what it should (so a silent failure cannot pass as
 # a small RSS): the number of keys, and a size where there is one big key.
 def expect(scenario, conn, count):
@@ -93,10 +112,13 @@ def expect(scenario, conn, count):
         return dbsize == 1 and int(conn.call("ZCARD", "z")) == count
     if scenario == "bighash":
         return dbsize == 1 and int(conn.call("HLEN", "big")) == count
+    if scenario == "biglist":
+        return dbsize == 1 and int(conn.call("LLEN", "biglist")) == count
     return dbsize == count
 
 
-SCENARIOS = {"locks": locks, "hashes": hashes, "zset": zset, "sets": sets, "bighash": bighash}
+SCENARIOS = {"locks": locks, "hashes": hashes, "zset": zset, "sets": sets, "bighash": bighash,
+             "biglist": biglist, "lists": lists}
 
 
 def measure(scenario):

@@ -30,7 +30,7 @@ use bytes::Bytes;
 use parking_lot::Mutex;
 use tokio::sync::mpsc;
 
-use crate::keyspace::{Keyspace, Shard};
+use crate::keyspace::{Db, Keyspace, Shard, ShardSet};
 use crate::reply::Reply;
 use crate::types::lock::Grant;
 
@@ -43,6 +43,12 @@ pub enum Message {
         wait: u64,
         /// The fencing token.
         token: u64,
+    },
+    /// A queued LOCK.ACQUIRE's lock is gone (its key was overwritten by
+    /// another type): the waiter gives up, as at its timeout.
+    Abandoned {
+        /// The lock waiter's id.
+        wait: u64,
     },
     /// A blocked command was served: its reply, and the key it was served from.
     Served {
@@ -126,6 +132,10 @@ impl Grant for LockGrant {
     fn is_closed(&self) -> bool {
         self.outbox.is_closed()
     }
+
+    fn abandon(&self) {
+        let _ = self.outbox.send(Message::Abandoned { wait: self.wait });
+    }
 }
 
 /// The grant of lock waiter `wait`, sent to `outbox`.
@@ -133,16 +143,30 @@ pub fn lock_grant(wait: u64, outbox: Outbox) -> Box<dyn Grant> {
     Box::new(LockGrant { wait, outbox })
 }
 
-/// How one kind of blocked command is served (a list pop, a sorted-set pop, ...).
+/// How one kind of blocked command is served (a list pop, a sorted-set pop, a
+/// list move, ...).
 pub trait Serve: Send + Sync + std::fmt::Debug {
-    /// Takes what the waiter wants from `key` (its shard is held) and builds the
-    /// reply; `None` when the key has nothing for it (missing, empty, another
-    /// type), which leaves the waiter queued.
-    fn serve(&self, shard: &mut Shard, key: &Bytes, now: u64) -> Option<Reply>;
+    /// Takes what the waiter wants from `key` and builds the reply; `None` when
+    /// the key has nothing for it (missing, empty, another type), which leaves
+    /// the waiter queued. The shards of `key` and of [`Serve::destination`] are
+    /// held in `shards`.
+    fn serve(&self, shards: &mut ShardSet<'_>, key: &Bytes, now: u64) -> Option<Reply>;
 
     /// Puts back what [`Serve::serve`] took (the client went away as it was
     /// served); the shard of `key` is held.
     fn undo(&self, shard: &mut Shard, key: &Bytes, reply: Reply, now: u64);
+
+    /// The type of value it takes from (`"list"`, `"zset"`, as TYPE names
+    /// them): a waiter is passed over, still queued, while its key holds
+    /// another type, and the waiters behind it are served (as Redis does).
+    fn wants(&self) -> &'static str;
+
+    /// The key the served element is pushed to (BLMOVE's destination): its
+    /// shard is locked for the serve step too, and the clients waiting on it
+    /// are served next, in the same round (as Redis serves a chain of BLMOVEs).
+    fn destination(&self) -> Option<&Bytes> {
+        None
+    }
 }
 
 /// One client blocked on one or more keys.
@@ -228,8 +252,9 @@ impl BlockedKeys {
         self.any_ready.load(Ordering::Acquire)
     }
 
-    /// Serves the waiters of the ready keys, first come first served. The caller
-    /// holds the execution gate (shared or exclusive).
+    /// Serves the waiters of the ready keys, first come first served, and
+    /// then those of the keys the serving itself filled (BLMOVE's
+    /// destinations). The caller holds the execution gate (shared or exclusive).
     pub fn serve_ready(&self, keyspace: &Keyspace, now: u64) {
         // A load first: the common case writes no shared cache line.
         if !self.has_ready() {
@@ -239,43 +264,87 @@ impl BlockedKeys {
         if !self.any_ready.swap(false, Ordering::AcqRel) {
             return;
         }
-        let ready = std::mem::take(&mut *self.ready.lock());
-        for (db_index, key) in ready {
-            let Some(db) = keyspace.db(db_index) else {
-                continue;
+        // Each round serves at least one waiter or ends: bounded by the
+        // number of waiters.
+        loop {
+            let ready = std::mem::take(&mut *self.ready.lock());
+            if ready.is_empty() {
+                break;
+            }
+            for (db_index, key) in ready {
+                if let Some(db) = keyspace.db(db_index) {
+                    self.serve_key(db, db_index, &key, now);
+                }
+            }
+        }
+    }
+
+    /// Serves the waiters of one key in queue order until one finds nothing.
+    fn serve_key(&self, db: &Db, db_index: usize, key: &Bytes, now: u64) {
+        let queue_key = (db_index, key.clone());
+        // Waiters passed over because the key holds another type than theirs.
+        let mut passed = 0;
+        loop {
+            // The first waiter says which shards its serve step needs; they
+            // are locked (in order) before the queues, then the front is
+            // checked again.
+            let front = self
+                .queues
+                .lock()
+                .get(&queue_key)
+                .and_then(|q| q.get(passed).cloned());
+            let Some(waiter) = front else {
+                return;
             };
-            let mut shard = db.lock(&key);
+            let destination = waiter.serve.destination().cloned();
+            let mut shards = match &destination {
+                Some(dst) => db.lock_keys(&[key, dst]),
+                None => db.lock_keys(&[key]),
+            };
             let mut queues = self.queues.lock();
-            loop {
-                let Some(waiter) = queues
-                    .get_mut(&(db_index, key.clone()))
-                    .and_then(|q| q.front().cloned())
-                else {
-                    break;
+            let still_first = queues
+                .get(&queue_key)
+                .and_then(|q| q.get(passed))
+                .is_some_and(|w| Arc::ptr_eq(w, &waiter));
+            if !still_first {
+                continue;
+            }
+            let other_type = shards
+                .shard(key)
+                .peek(key, now)
+                .is_some_and(|e| e.value.type_name() != waiter.serve.wants());
+            if other_type {
+                passed += 1;
+                continue;
+            }
+            let mut slot = waiter.slot.lock();
+            // A closed inbox (a connection torn down without cancelling) is
+            // skipped before anything is taken for it.
+            if slot.as_ref().is_some_and(|tx| !tx.is_closed()) {
+                let Some(reply) = waiter.serve.serve(&mut shards, key, now) else {
+                    return; // Nothing (left) to hand over.
                 };
-                let mut slot = waiter.slot.lock();
-                // A closed inbox (a connection torn down without cancelling) is
-                // skipped before anything is taken for it.
-                if slot.as_ref().is_some_and(|tx| !tx.is_closed()) {
-                    let Some(reply) = waiter.serve.serve(&mut shard, &key, now) else {
-                        break; // Nothing (left) to hand over.
-                    };
-                    if let Some(tx) = slot.take() {
-                        let message = Message::Served {
-                            wait: waiter.id,
-                            key: key.clone(),
-                            reply,
-                        };
-                        if let Err(mpsc::error::SendError(Message::Served { reply, .. })) =
-                            tx.send(message)
-                        {
-                            waiter.serve.undo(&mut shard, &key, reply, now);
-                        }
+                if let Some(dst) = destination {
+                    let k = (db_index, dst);
+                    if queues.contains_key(&k) {
+                        self.ready.lock().push(k);
                     }
                 }
-                drop(slot);
-                self.dequeue(&mut queues, &waiter);
+                if let Some(tx) = slot.take() {
+                    let message = Message::Served {
+                        wait: waiter.id,
+                        key: key.clone(),
+                        reply,
+                    };
+                    if let Err(mpsc::error::SendError(Message::Served { reply, .. })) =
+                        tx.send(message)
+                    {
+                        waiter.serve.undo(shards.shard(key), key, reply, now);
+                    }
+                }
             }
+            drop(slot);
+            self.dequeue(&mut queues, &waiter);
         }
     }
 

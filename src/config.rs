@@ -58,6 +58,9 @@ pub struct Config {
     /// Default 1, as in Redis: on a small machine shared with clients one thread
     /// serves fastest; raise it on larger machines.
     pub io_threads: usize,
+    /// Largest sparse HyperLogLog, header included, before PFADD converts it to
+    /// dense (`hll-sparse-max-bytes`).
+    pub hll_sparse_max_bytes: usize,
 }
 
 impl Default for Config {
@@ -82,6 +85,7 @@ impl Default for Config {
             replica_read_only: true,
             busy_reply_threshold: 5000,
             io_threads: 1,
+            hll_sparse_max_bytes: crate::types::hll::DEFAULT_SPARSE_MAX_BYTES,
         }
     }
 }
@@ -556,6 +560,18 @@ pub static PARAMS: &[Param] = &[
         get: |c| c.proto_max_bulk_len.to_string(),
         set: |c, v| {
             c.proto_max_bulk_len = memory_in(v, 1024 * 1024)? as i64;
+            Ok(())
+        },
+    },
+    Param {
+        name: "hll-sparse-max-bytes",
+        aliases: &[],
+        change: Change::Mutable,
+        ignored: false,
+        get: |c| c.hll_sparse_max_bytes.to_string(),
+        set: |c, v| {
+            let n = memory_in(v, 0)?;
+            c.hll_sparse_max_bytes = usize::try_from(n).unwrap_or(usize::MAX);
             Ok(())
         },
     },

@@ -170,12 +170,15 @@ where
                         let waited =
                             wait_for_grant(stream, &mut rbuf, shared, info, session, &mut closing)
                                 .await;
-                        // Time moved on while waiting: what follows starts from now.
+                        // Time moved on while waiting: what follows starts from now,
+                        // `timeout` included (Redis never times out a blocked
+                        // client, and counts idle time from its last reply).
                         session.mark_time(&shared.clock);
                         // Messages found as the wait ended go first.
                         for m in std::mem::take(&mut session.held_pushes) {
                             write_message(m, session.resp3, info, &mut wbuf);
                         }
+                        last_read = Instant::now();
                         match waited {
                             Some(reply) => reply.encode(session.resp3, &mut wbuf),
                             None => return,
@@ -639,7 +642,8 @@ impl Drop for Unblock<'_> {
 /// Whether `m` answers the wait `on` (and not an earlier wait of the client).
 fn is_for(on: &Wait, m: &Message) -> bool {
     match (on, m) {
-        (Wait::Lock { waiter, .. }, Message::Granted { wait, .. }) => wait == waiter,
+        (Wait::Lock { waiter, .. }, Message::Granted { wait, .. })
+        | (Wait::Lock { waiter, .. }, Message::Abandoned { wait }) => wait == waiter,
         (Wait::Key { waiter, .. }, Message::Served { wait, .. }) => *wait == waiter.id(),
         _ => false,
     }
@@ -721,6 +725,7 @@ fn granted(session: &mut Session, blocked: &Blocked, got: Message) -> Reply {
         Message::Served { reply, .. } => reply,
         // Never the answer to a wait (`is_for`).
         Message::Push { .. } => Reply::Nil,
+        Message::Abandoned { .. } => timed_out(blocked),
     }
 }
 
@@ -761,7 +766,7 @@ async fn release_client(shared: &Shared, session: &mut Session) {
         }
     }
     let client = session.info.id;
-    for (db, key) in session.session_locks.drain(..) {
+    for (db, key) in session.session_locks.drain() {
         if let Some(db) = dbs.get(db) {
             let n = crate::commands::lock::release_client_at(
                 &mut db.lock(&key),

@@ -2,6 +2,7 @@
 //! transaction and watched keys, plus [`ClientInfo`], the part other connections
 //! see (`CLIENT LIST`, `CLIENT KILL`).
 
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::Arc;
 
@@ -12,6 +13,9 @@ use tokio::sync::Notify;
 use crate::blocking::{Inbox, KeyWaiter};
 use crate::keyspace::WatchFlag;
 use crate::reply::Reply;
+
+/// `session_locks` is first swept at this many keys, then each time it doubles.
+pub const SESSION_LOCKS_SWEEP: usize = 64;
 
 /// What other connections can see of a client, and the switch that closes it.
 #[derive(Debug)]
@@ -300,8 +304,11 @@ pub struct Session {
     /// to itself, and any found in the inbox as a blocked command's wait ended.
     pub held_pushes: Vec<crate::blocking::Message>,
     /// Locks acquired with SESSION: (database, key), released when the connection
-    /// closes.
-    pub session_locks: Vec<(usize, Bytes)>,
+    /// closes. Keys whose hold ended are swept out when the set doubles
+    /// (`commands::lock`), so a worker that locks per job does not grow it.
+    pub session_locks: HashSet<(usize, Bytes)>,
+    /// The size of `session_locks` at which it is swept next.
+    pub session_locks_sweep_at: usize,
     /// Server time (ms) for the commands of the current batch: read once when a
     /// batch of requests arrives (and again after a wait or before EXEC), as Redis
     /// caches its time per event-loop iteration.
@@ -331,10 +338,11 @@ impl Session {
             stats: LocalStats::default(),
             blocked: None,
             inbox: Inbox::default(),
-            session_locks: Vec::new(),
             subs: Default::default(),
             pending_messages: Vec::new(),
             held_pushes: Vec::new(),
+            session_locks: HashSet::new(),
+            session_locks_sweep_at: SESSION_LOCKS_SWEEP,
             now_ms: 0,
             clock_mark: quanta::Instant::now(),
             last_lookup: None,
@@ -373,13 +381,16 @@ impl Session {
 
     /// Remembers a lock held with SESSION, to release when the connection closes.
     pub fn note_session_lock(&mut self, db: usize, key: &[u8]) {
-        if !self
-            .session_locks
-            .iter()
-            .any(|(d, k)| *d == db && k.as_ref() == key)
-        {
-            self.session_locks.push((db, Bytes::copy_from_slice(key)));
+        let noted = (db, Bytes::copy_from_slice(key));
+        if !self.session_locks.contains(&noted) {
+            self.session_locks.insert(noted);
         }
+    }
+
+    /// Whether `session_locks` has grown enough to be swept of keys this
+    /// client no longer holds.
+    pub fn session_locks_due(&self) -> bool {
+        self.session_locks.len() >= self.session_locks_sweep_at
     }
 
     /// Drops the open transaction and every WATCH (DISCARD, EXEC, RESET, an EXEC

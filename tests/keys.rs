@@ -357,16 +357,24 @@ async fn object_encoding_follows_the_list_size_option() {
         enc(cmd(&mut con, &["OBJECT", "ENCODING", "l"]).await.unwrap()),
         "listpack"
     );
+    // As in Redis, a list changes encoding when it is written, not when the
+    // option changes.
     cmd(&mut con, &["CONFIG", "SET", "list-max-listpack-size", "2"])
         .await
         .unwrap();
     assert_eq!(
         enc(cmd(&mut con, &["OBJECT", "ENCODING", "l"]).await.unwrap()),
+        "listpack"
+    );
+    cmd(&mut con, &["RPUSH", "l", "d"]).await.unwrap();
+    assert_eq!(
+        enc(cmd(&mut con, &["OBJECT", "ENCODING", "l"]).await.unwrap()),
         "quicklist"
     );
-    cmd(&mut con, &["CONFIG", "SET", "list-max-ziplist-size", "3"])
+    cmd(&mut con, &["CONFIG", "SET", "list-max-ziplist-size", "10"])
         .await
         .unwrap();
+    cmd(&mut con, &["LTRIM", "l", "0", "1"]).await.unwrap();
     assert_eq!(
         enc(cmd(&mut con, &["OBJECT", "ENCODING", "l"]).await.unwrap()),
         "listpack"

@@ -195,3 +195,242 @@ async fn blocked_clients_show_in_client_list() {
         "{list}"
     );
 }
+
+async fn encoding(con: &mut redis::aio::MultiplexedConnection, key: &str) -> String {
+    redis::cmd("OBJECT")
+        .arg("ENCODING")
+        .arg(key)
+        .query_async(con)
+        .await
+        .unwrap()
+}
+
+async fn range(con: &mut redis::aio::MultiplexedConnection, key: &str) -> Vec<String> {
+    con.lrange(key, 0, -1).await.unwrap()
+}
+
+#[tokio::test]
+async fn blmove_waits_for_a_push_and_moves_the_element() {
+    let server = start().await;
+    let mut con = connect(&server).await;
+    let mut waiter = block_raw(&server, &mut con, "BLMOVE src dst LEFT RIGHT 0\r\n", 1).await;
+    let _: i64 = con.rpush("dst", "old").await.unwrap();
+    let _: i64 = con.rpush("src", &["a", "b"]).await.unwrap();
+    expect_reply(&mut waiter, "$1\r\na\r\n").await;
+    assert_eq!(range(&mut con, "src").await, ["b"]);
+    assert_eq!(range(&mut con, "dst").await, ["old", "a"]);
+    until_blocked(&mut con, 0).await;
+}
+
+#[tokio::test]
+async fn a_blmove_wakes_a_client_blocked_on_its_destination() {
+    let server = start().await;
+    let mut con = connect(&server).await;
+    let mut popper = block_raw(&server, &mut con, "BLPOP dst 0\r\n", 1).await;
+    let mut mover = block_raw(&server, &mut con, "BRPOPLPUSH src dst 0\r\n", 2).await;
+    let _: i64 = con.rpush("src", "x").await.unwrap();
+    expect_reply(&mut mover, "$1\r\nx\r\n").await;
+    expect_reply(&mut popper, "*2\r\n$3\r\ndst\r\n$1\r\nx\r\n").await;
+    assert_eq!(server.dbsize(0), 0, "the element went all the way through");
+}
+
+#[tokio::test]
+async fn a_chain_of_blmoves_is_served_in_one_round() {
+    let server = start().await;
+    let mut con = connect(&server).await;
+    let mut last = block_raw(&server, &mut con, "BLMPOP 0 1 c RIGHT COUNT 5\r\n", 1).await;
+    let mut second = block_raw(&server, &mut con, "BLMOVE b c LEFT LEFT 0\r\n", 2).await;
+    let mut first = block_raw(&server, &mut con, "BLMOVE a b RIGHT LEFT 0\r\n", 3).await;
+    let _: i64 = con.lpush("a", "v").await.unwrap();
+    expect_reply(&mut first, "$1\r\nv\r\n").await;
+    expect_reply(&mut second, "$1\r\nv\r\n").await;
+    expect_reply(&mut last, "*2\r\n$1\r\nc\r\n*1\r\n$1\r\nv\r\n").await;
+    until_blocked(&mut con, 0).await;
+    assert_eq!(server.dbsize(0), 0);
+}
+
+#[tokio::test]
+async fn lmove_onto_a_waited_key_serves_the_waiter() {
+    let server = start().await;
+    let mut con = connect(&server).await;
+    let mut waiter = block_raw(&server, &mut con, "BRPOP dst 0\r\n", 1).await;
+    let _: i64 = con.rpush("src", &["a", "b"]).await.unwrap();
+    let moved: String = redis::cmd("LMOVE")
+        .arg(&["src", "dst", "LEFT", "RIGHT"])
+        .query_async(&mut con)
+        .await
+        .unwrap();
+    assert_eq!(moved, "a");
+    expect_reply(&mut waiter, "*2\r\n$3\r\ndst\r\n$1\r\na\r\n").await;
+    assert_eq!(range(&mut con, "src").await, ["b"]);
+}
+
+#[tokio::test]
+async fn a_blmove_whose_destination_became_another_type_gets_wrongtype() {
+    let server = start().await;
+    let mut con = connect(&server).await;
+    let mut waiter = block_raw(&server, &mut con, "BLMOVE src dst LEFT RIGHT 0\r\n", 1).await;
+    server.set("dst", "string", None);
+    let _: i64 = con.rpush("src", "x").await.unwrap();
+    expect_reply(
+        &mut waiter,
+        "-WRONGTYPE Operation against a key holding the wrong kind of value\r\n",
+    )
+    .await;
+    assert_eq!(range(&mut con, "src").await, ["x"], "nothing was taken");
+}
+
+#[tokio::test]
+async fn blmpop_takes_up_to_count_from_the_first_list_pushed() {
+    let server = start().await;
+    let mut con = connect(&server).await;
+    let mut waiter = block_raw(&server, &mut con, "BLMPOP 0 2 k1 k2 RIGHT COUNT 2\r\n", 1).await;
+    let _: i64 = con.rpush("k2", &["a", "b", "c"]).await.unwrap();
+    expect_reply(
+        &mut waiter,
+        "*2\r\n$2\r\nk2\r\n*2\r\n$1\r\nc\r\n$1\r\nb\r\n",
+    )
+    .await;
+    assert_eq!(range(&mut con, "k2").await, ["a"]);
+}
+
+#[tokio::test]
+async fn blmove_and_blmpop_time_out_with_a_nil_array() {
+    let server = start().await;
+    let mut con = connect(&server).await;
+    server.pause_time();
+    let mut mover = block_raw(&server, &mut con, "BLMOVE s d LEFT LEFT 5\r\n", 1).await;
+    let mut popper = block_raw(&server, &mut con, "BLMPOP 2.5 1 s LEFT\r\n", 2).await;
+    server.advance_time(std::time::Duration::from_secs(3));
+    expect_reply(&mut popper, "*-1\r\n").await;
+    until_blocked(&mut con, 1).await;
+    server.advance_time(std::time::Duration::from_secs(3));
+    expect_reply(&mut mover, "*-1\r\n").await;
+    until_blocked(&mut con, 0).await;
+    let _: i64 = con.rpush("s", "x").await.unwrap();
+    assert_eq!(range(&mut con, "s").await, ["x"]);
+}
+
+#[tokio::test]
+async fn blocking_list_commands_do_not_wait_in_multi_or_scripts() {
+    let server = start().await;
+    let mut con = connect(&server).await;
+    let (moved, popped): (Option<String>, Option<Vec<String>>) = redis::pipe()
+        .atomic()
+        .cmd("BLMOVE")
+        .arg(&["nokey", "d", "LEFT", "RIGHT", "0"])
+        .cmd("BLMPOP")
+        .arg(&["0", "1", "nokey", "LEFT"])
+        .query_async(&mut con)
+        .await
+        .unwrap();
+    assert_eq!((moved, popped), (None, None));
+    let v: Option<String> = redis::cmd("EVAL")
+        .arg("return redis.call('blmpop', 0, 1, KEYS[1], 'LEFT')")
+        .arg(1)
+        .arg("nokey")
+        .query_async(&mut con)
+        .await
+        .unwrap();
+    assert_eq!(v, None);
+    let _: i64 = con.rpush("k", &["a", "b"]).await.unwrap();
+    let v: Vec<redis::Value> = redis::cmd("EVAL")
+        .arg("return redis.call('blmpop', 0, 1, KEYS[1], 'RIGHT')")
+        .arg(1)
+        .arg("k")
+        .query_async(&mut con)
+        .await
+        .unwrap();
+    assert_eq!(v.len(), 2);
+    let e = err_line(
+        &mut con,
+        &[
+            "EVAL",
+            "return redis.call('blmove', 'k', 'd', 'LEFT', 'LEFT', 0)",
+            "0",
+        ],
+    )
+    .await;
+    assert!(
+        e.contains("This Redis command is not allowed from script"),
+        "{e}"
+    );
+    until_blocked(&mut con, 0).await;
+}
+
+#[tokio::test]
+async fn encodings_follow_list_max_listpack_size_both_ways_as_redis_7_2() {
+    let server = start().await;
+    let mut con = connect(&server).await;
+    cmd(&mut con, &["CONFIG", "SET", "list-max-listpack-size", "4"])
+        .await
+        .unwrap();
+    let _: i64 = con.rpush("l", &["1", "2", "3", "4"]).await.unwrap();
+    assert_eq!(encoding(&mut con, "l").await, "listpack");
+    let _: i64 = con.rpush("l", "5").await.unwrap();
+    assert_eq!(encoding(&mut con, "l").await, "quicklist");
+    // Nodes of 4 and 1: popping the tail leaves one node, a listpack again
+    // only at half the limit (2 elements).
+    let _: Vec<String> = con.rpop("l", std::num::NonZeroUsize::new(2)).await.unwrap();
+    assert_eq!(encoding(&mut con, "l").await, "quicklist");
+    let _: Option<String> = con.rpop("l", None).await.unwrap();
+    assert_eq!(encoding(&mut con, "l").await, "listpack");
+    // A size class: -1 is 4 KB a node.
+    cmd(&mut con, &["CONFIG", "SET", "list-max-listpack-size", "-1"])
+        .await
+        .unwrap();
+    let big = "x".repeat(1000);
+    for _ in 0..4 {
+        let _: i64 = con.rpush("s", &big).await.unwrap();
+    }
+    assert_eq!(encoding(&mut con, "s").await, "listpack");
+    let _: i64 = con.rpush("s", &big).await.unwrap();
+    assert_eq!(encoding(&mut con, "s").await, "quicklist");
+    cmd(&mut con, &["LTRIM", "s", "0", "0"]).await.unwrap();
+    assert_eq!(encoding(&mut con, "s").await, "listpack");
+    // LSET with an element bigger than a node, and back.
+    cmd(&mut con, &["LSET", "s", "0", &"y".repeat(5000)])
+        .await
+        .unwrap();
+    assert_eq!(encoding(&mut con, "s").await, "quicklist");
+    cmd(&mut con, &["LSET", "s", "0", "small"]).await.unwrap();
+    assert_eq!(encoding(&mut con, "s").await, "listpack");
+    // LINSERT and LMOVE grow a list as a push does.
+    let _: i64 = con.rpush("m", &["a", "b"]).await.unwrap();
+    cmd(&mut con, &["LINSERT", "m", "AFTER", "a", &"z".repeat(5000)])
+        .await
+        .unwrap();
+    assert_eq!(encoding(&mut con, "m").await, "quicklist");
+    assert_eq!(range(&mut con, "m").await[1].len(), 5000);
+}
+
+#[tokio::test]
+async fn a_waiter_for_another_type_does_not_hold_back_the_list_waiters_behind_it() {
+    let server = common::start().await;
+    let mut con = common::connect(&server).await;
+    // First in line waits for a sorted set at k, second for a list.
+    let mut zset_waiter = common::block_raw(&server, &mut con, "BZPOPMIN k 2\r\n", 1).await;
+    let mut list_waiter = common::block_raw(&server, &mut con, "BLPOP k 2\r\n", 2).await;
+    let _: i64 = redis::cmd("LPUSH")
+        .arg("k")
+        .arg("a")
+        .query_async(&mut con)
+        .await
+        .unwrap();
+    // As Redis: the list waiter is served, the other keeps waiting.
+    common::expect_reply(&mut list_waiter, "*2\r\n$1\r\nk\r\n$1\r\na\r\n").await;
+    common::until_blocked(&mut con, 1).await;
+    let _: () = redis::cmd("DEL")
+        .arg("k")
+        .query_async(&mut con)
+        .await
+        .unwrap();
+    let _: i64 = redis::cmd("ZADD")
+        .arg("k")
+        .arg(1)
+        .arg("m")
+        .query_async(&mut con)
+        .await
+        .unwrap();
+    common::expect_reply(&mut zset_waiter, "*3\r\n$1\r\nk\r\n$1\r\nm\r\n$1\r\n1\r\n").await;
+}

@@ -763,3 +763,126 @@ async fn commands_after_a_wait_see_the_time_after_it() {
     let pttl: i64 = got.rsplit(':').next().unwrap().trim().parse().unwrap();
     assert!((150..=200).contains(&pttl), "PTTL {pttl} in {got:?}");
 }
+
+#[tokio::test]
+async fn rename_refuses_a_lock_as_move_does() {
+    let server = start().await;
+    let mut con = connect(&server).await;
+    acquire(&mut con, "L", "a", 100_000, &[]).await.unwrap();
+    for words in [&["RENAME", "L", "M"][..], &["RENAMENX", "L", "M"]] {
+        assert_eq!(
+            err_text(&mut con, words).await,
+            "An error was signalled by the server - ResponseError: not supported for this module key"
+        );
+    }
+    // Nothing moved: the lock still holds at its key, under its lease.
+    assert_eq!(server.lock_info("L").unwrap().holders.len(), 1);
+    let exists: i64 = con.exists("M").await.unwrap();
+    assert_eq!(exists, 0);
+    // A missing key is still Redis's error first.
+    assert!(err_text(&mut con, &["RENAME", "nosuch", "M"])
+        .await
+        .contains("no such key"));
+}
+
+#[tokio::test]
+async fn a_lock_overwritten_by_another_value_sends_its_waiters_away() {
+    let server = start().await;
+    let mut con = connect(&server).await;
+    acquire(&mut con, "D", "x", 100_000, &[]).await.unwrap();
+    // Waits without a deadline: only the overwrite can end it.
+    let forever = spawn_waiter(&server, connect(&server).await, "D", "y", 5_000, "0").await;
+    let _: () = con.set("D", "foo").await.unwrap();
+    let got = tokio::time::timeout(Duration::from_secs(2), forever)
+        .await
+        .expect("the waiter is not left waiting")
+        .unwrap();
+    assert_eq!(got, None, "the reply of a wait that gave up");
+    let value: String = con.get("D").await.unwrap();
+    assert_eq!(value, "foo");
+    // The same through a STORE onto the lock's key.
+    acquire(&mut con, "E", "x", 100_000, &[]).await.unwrap();
+    let waiter = spawn_waiter(&server, connect(&server).await, "E", "y", 5_000, "0").await;
+    let _: i64 = con.sadd("s", "m").await.unwrap();
+    let _: i64 = cmd(&mut con, &["SUNIONSTORE", "E", "s"])
+        .await
+        .map(|v| redis::from_redis_value(&v).unwrap())
+        .unwrap();
+    let got = tokio::time::timeout(Duration::from_secs(2), waiter)
+        .await
+        .expect("the waiter is not left waiting")
+        .unwrap();
+    assert_eq!(got, None);
+}
+
+#[tokio::test]
+async fn a_connection_timeout_counts_from_the_end_of_a_blocking_wait() {
+    use tokio::io::AsyncWriteExt;
+    let server = start().await;
+    let mut con = connect(&server).await;
+    cmd(&mut con, &["CONFIG", "SET", "timeout", "1"])
+        .await
+        .unwrap();
+    let mut s = tokio::net::TcpStream::connect(server.addr()).await.unwrap();
+    s.write_all(b"BLPOP nosuchq 1.5\r\n").await.unwrap();
+    common::expect_reply(&mut s, "*-1\r\n").await;
+    // Waiting longer than `timeout` is not idleness: Redis answers here.
+    s.write_all(b"PING\r\n").await.unwrap();
+    common::expect_reply(&mut s, "+PONG\r\n").await;
+    // A lock wait too.
+    acquire(&mut con, "TL", "h", 1_200, &[]).await.unwrap();
+    s.write_all(b"LOCK.ACQUIRE TL me 10000 WAIT 5000\r\n")
+        .await
+        .unwrap();
+    let token = common::read_until(&mut s, 1).await;
+    assert_eq!(token[0], b':', "{}", String::from_utf8_lossy(&token));
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    s.write_all(b"PING\r\n").await.unwrap();
+    let rest = common::read_until(&mut s, 7).await;
+    assert!(String::from_utf8_lossy(&rest).ends_with("+PONG\r\n"));
+    assert_eq!(
+        server.lock_info("TL").unwrap().holders[0].owner.as_slice(),
+        b"me"
+    );
+}
+
+#[tokio::test]
+async fn session_holds_are_released_on_disconnect_after_many_acquires_and_releases() {
+    let server = start().await;
+    let mut worker = connect(&server).await;
+    // Far more than the first sweep (64): released holds are forgotten, and the
+    // holds still live survive every sweep.
+    for i in 0..300 {
+        let key = format!("job:{i}");
+        acquire(&mut worker, &key, "me", 60_000, &["SESSION"])
+            .await
+            .unwrap();
+        if i % 3 != 0 {
+            assert_eq!(release(&mut worker, &key, "me").await, 1);
+        }
+    }
+    // A renewal without SESSION takes the hold off the connection's life.
+    acquire(&mut worker, "job:0", "me", 60_000, &[])
+        .await
+        .unwrap();
+    drop(worker);
+    let mut con = connect(&server).await;
+    for _ in 0..200 {
+        if server.lock_info("job:3").is_none() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    for i in (3..300).step_by(3) {
+        assert!(
+            server.lock_info(format!("job:{i}")).is_none(),
+            "job:{i} released"
+        );
+    }
+    assert!(
+        server.lock_info("job:0").is_some(),
+        "renewed without SESSION"
+    );
+    let keys: i64 = redis::cmd("DBSIZE").query_async(&mut con).await.unwrap();
+    assert_eq!(keys, 1);
+}

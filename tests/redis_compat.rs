@@ -38,6 +38,7 @@ case_files!(
     server,
     scripting,
     lists,
+    lists_more,
     extremes,
     edges,
     config,
@@ -55,6 +56,9 @@ case_files!(
     geo_scores,
     sets,
     hashes,
+    hyperloglog,
     sort,
     copy_move,
+    bitmaps,
+    lcs,
 );

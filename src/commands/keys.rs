@@ -460,8 +460,13 @@ fn rename_generic(ctx: &mut Ctx<'_>, args: &[Bytes], nx: bool) -> Result<bool, C
     let (src, dst) = (&args[1], &args[2]);
     let now = ctx.now;
     let mut shards = ctx.db().lock_keys(&[src, dst]);
-    if !shards.shard(src).contains(src, now) {
+    let Some(movable) = shards.shard(src).peek(src, now).map(|e| e.value.can_move()) else {
         return Err(CommandError::NoSuchKey);
+    };
+    // A lock's SESSION holds, waiters and filed leases belong to its key:
+    // renamed, they would point at nothing (as for MOVE).
+    if !movable {
+        return Err(not_supported_for_lock());
     }
     if src == dst {
         return Ok(!nx);
@@ -502,7 +507,8 @@ pub fn db_index(ctx: &Ctx<'_>, arg: &[u8]) -> Result<usize, CommandError> {
 }
 
 /// What Redis answers when COPY meets a module value without a copy callback;
-/// latchkey's locks answer it to COPY and MOVE (see [`Value::duplicate`]).
+/// latchkey's locks answer it to COPY, MOVE, RENAME and RENAMENX (see
+/// [`Value::duplicate`]).
 ///
 /// [`Value::duplicate`]: crate::keyspace::Value::duplicate
 fn not_supported_for_lock() -> CommandError {

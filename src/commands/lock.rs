@@ -10,7 +10,7 @@ use super::{flag, int_arg, is, CallMode, CommandSpec, Ctx, KeySpec};
 use crate::blocking::lock_grant;
 use crate::error::CommandError;
 use crate::keyspace::{AcquireRequest, Acquired, LockMode};
-use crate::keyspace::{Shard, WrongType};
+use crate::keyspace::{Shard, Typed, WrongType};
 use crate::reply::Reply;
 use crate::session::{Blocked, Wait};
 use crate::types::lock::{Lock, LockError, LockInfo, LockShared};
@@ -148,6 +148,9 @@ fn acquire(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
         Acquired::Granted(token) => {
             if o.session {
                 ctx.session.note_session_lock(db, key);
+                if ctx.session.session_locks_due() {
+                    sweep_session_locks(ctx);
+                }
             }
             Ok(Reply::Int(token as i64))
         }
@@ -235,6 +238,22 @@ fn settled<'s>(
 ) -> Result<Option<&'s mut Lock>, WrongType> {
     shard.settle(key, now);
     shard.write_quiet::<Lock>(key, now)
+}
+
+/// Forgets the SESSION keys this client no longer holds (released, expired,
+/// deleted), and sweeps again when what is left has doubled.
+fn sweep_session_locks(ctx: &mut Ctx<'_>) {
+    let client = ctx.session.info.id;
+    let now = ctx.now;
+    let keyspace = &ctx.shared.keyspace;
+    ctx.session.session_locks.retain(|(db, key)| {
+        keyspace.db(*db).is_some_and(|db| {
+            matches!(db.lock(key).peek(key, now), Some(e)
+                if Lock::of(&e.value).is_some_and(|l| l.held_by_session(client)))
+        })
+    });
+    ctx.session.session_locks_sweep_at =
+        (2 * ctx.session.session_locks.len()).max(crate::session::SESSION_LOCKS_SWEEP);
 }
 
 /// LOCK.ACQUIRE under the key's shard: grants, queues, or reports the lock

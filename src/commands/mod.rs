@@ -10,12 +10,14 @@
 //! never touch the socket and never await; `args[0]` is the command name as sent.
 
 pub mod args;
+pub mod bitmap;
 pub mod client;
 pub mod command;
 pub mod config;
 pub mod connection;
 pub mod geo;
 pub mod hash;
+pub mod hll;
 pub mod info;
 pub mod keys;
 pub mod list;
@@ -623,8 +625,10 @@ fn families() -> impl Iterator<Item = &'static CommandSpec> {
         geo::COMMANDS,
         set::COMMANDS,
         hash::COMMANDS,
+        hll::COMMANDS,
         sort::COMMANDS,
         pubsub::COMMANDS,
+        bitmap::COMMANDS,
     ]
     .into_iter()
     .flatten()

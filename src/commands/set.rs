@@ -381,9 +381,10 @@ fn sets_at<'s>(
 /// when it is empty; replies with its size.
 fn store(shards: &mut ShardSet<'_>, dst: &[u8], result: Set, now: u64) -> Reply {
     let shard = shards.shard(dst);
-    shard.remove(dst, now);
     let n = result.len();
-    if n > 0 {
+    if n == 0 {
+        shard.remove(dst, now);
+    } else {
         shard.insert(dst, Entry::persistent(Value::Set(result)), now);
     }
     Reply::Int(n as i64)

@@ -20,7 +20,7 @@ use crate::keyspace::{CompactBytes, Entry, ShardSet, Value, WrongType};
 use crate::reply::Reply;
 use crate::types::geo::partial_sort;
 use crate::types::hash::Hash;
-use crate::types::list::{self, End, List};
+use crate::types::list::{End, List};
 use crate::types::set::Set;
 use crate::types::zset::ZSet;
 
@@ -286,7 +286,7 @@ impl Source<'_> {
     /// Every element, in the value's own order.
     fn all(&self) -> Vec<Bytes> {
         match self {
-            Source::List(l) => l.iter().cloned().collect(),
+            Source::List(l) => l.iter().map(Bytes::copy_from_slice).collect(),
             Source::Set(s) => s
                 .iter()
                 .map(|m| m.with_bytes(Bytes::copy_from_slice))
@@ -311,8 +311,19 @@ impl Source<'_> {
         }
         let take = end - start + 1;
         match self {
-            Source::List(l) if desc => l.iter().rev().skip(start).take(take).cloned().collect(),
-            Source::List(l) => l.iter().skip(start).take(take).cloned().collect(),
+            Source::List(l) if desc => l
+                .iter()
+                .rev()
+                .skip(start)
+                .take(take)
+                .map(Bytes::copy_from_slice)
+                .collect(),
+            Source::List(l) => l
+                .iter()
+                .skip(start)
+                .take(take)
+                .map(Bytes::copy_from_slice)
+                .collect(),
             Source::ZSet(z) => {
                 let len = z.len();
                 (start..=end)
@@ -524,9 +535,9 @@ fn finish(
         shard.remove(store, now);
     } else {
         let mut result = List::default();
-        for v in out {
-            list::push(&mut result, End::Right, v.unwrap_or_default());
-        }
+        let fill = ctx.shared.encodings.list_size();
+        let values: Vec<Bytes> = out.into_iter().map(Option::unwrap_or_default).collect();
+        result.push_all(End::Right, values.iter().map(|v| &v[..]), fill);
         shard.insert(store, Entry::persistent(Value::List(Box::new(result))), now);
         // A client blocked on the STORE key (BLPOP) is served.
         ctx.shared.blocked.signal(ctx.session.db, store);

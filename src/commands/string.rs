@@ -8,12 +8,14 @@ use bytes::Bytes;
 
 use rust_decimal::Decimal;
 
+use super::args::Args;
 use super::CommandResult;
 use super::{flag, int_arg, is, parse_float, CommandSpec, Ctx, KeyRef, KeySpec};
 use crate::error::CommandError;
 use crate::keyspace::{CompactBytes, Entry, Shard, Typed, Value, WrongType};
 use crate::protocol::parse_i64;
 use crate::reply::Reply;
+use crate::types::{self, lcs::LcsError};
 
 /// The string family's rows.
 pub static COMMANDS: &[CommandSpec] = &[
@@ -126,6 +128,11 @@ pub static COMMANDS: &[CommandSpec] = &[
         .acl(&["@write", "@string", "@slow"])
         .key_specs(&[KeySpec::one(1, &["RW", "update"])])
         .doc("string", "2.2.0", "Overwrites a part of a string value with another by an offset. Creates the key if it doesn't exist."),
+    CommandSpec::new("lcs", -3, flag::READONLY, lcs)
+        .keys(1, 2, 1)
+        .acl(&["@read", "@string", "@slow"])
+        .key_specs(&[KeySpec::range(1, 1, 1, &["RO", "access"])])
+        .doc("string", "7.0.0", "Find longest common substring"),
 ];
 
 /// What SET-like options ask for.
@@ -531,17 +538,30 @@ fn incrbyfloat(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
     Ok(Reply::Bulk(reply))
 }
 
+/// APPEND: a new key takes the argument as SET would; an existing value grows in
+/// place (Redis makes it a `raw` string), without copying what is already there.
 fn append(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
     let key = &args[1];
+    let max = ctx.shared.config.read().proto_max_bulk_len;
     let now = ctx.now;
     let mut shard = ctx.db().lock(key);
-    let mut value = string_at(&mut shard, key, now)?
-        .unwrap_or_default()
-        .to_vec();
-    value.extend_from_slice(&args[2]);
-    let len = value.len();
-    store_keeping_ttl(&mut shard, key, CompactBytes::from_vec(value), now);
+    let Some(value) = shard.write::<CompactBytes>(key, now)? else {
+        shard.insert(key, Entry::persistent(Value::string_arg(&args[2])), now);
+        return Ok(Reply::Int(args[2].len() as i64));
+    };
+    if (value.len() as i64).saturating_add(args[2].len() as i64) > max {
+        return Err(too_long());
+    }
+    let len = value.edit(|buf| {
+        buf.extend_from_slice(&args[2]);
+        buf.len()
+    });
     Ok(Reply::Int(len as i64))
+}
+
+/// `string exceeds maximum allowed size (proto-max-bulk-len)`.
+fn too_long() -> CommandError {
+    CommandError::err("string exceeds maximum allowed size (proto-max-bulk-len)")
 }
 
 fn strlen(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
@@ -598,19 +618,106 @@ fn setrange(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
         return Ok(Reply::Int(current.map_or(0, <[u8]>::len) as i64));
     }
     if offset.saturating_add(patch.len() as i64) > max {
+        return Err(too_long());
+    }
+    let (offset, end) = (offset as usize, offset as usize + patch.len());
+    let value = shard.get_or_create::<CompactBytes>(key, now)?;
+    let len = value.edit(|buf| {
+        if buf.len() < end {
+            buf.resize(end, 0);
+        }
+        buf[offset..end].copy_from_slice(patch);
+        buf.len()
+    });
+    Ok(Reply::Int(len as i64))
+}
+
+/// LCS key1 key2 [LEN] [IDX] [MINMATCHLEN len] [WITHMATCHLEN]. A missing key
+/// is an empty string; the O(n·m) table may not exceed `proto-max-bulk-len`
+/// bytes, as in Redis. The strings are taken by reference and the shards
+/// unlocked before the table is computed.
+fn lcs(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
+    let now = ctx.now;
+    let (a, b) = {
+        let keys = &args[1..3];
+        let shards = ctx.db().lock_keys(keys);
+        match (
+            shards.view::<CompactBytes>(&keys[0], now),
+            shards.view::<CompactBytes>(&keys[1], now),
+        ) {
+            (Ok(a), Ok(b)) => (
+                a.map(CompactBytes::to_bytes).unwrap_or_default(),
+                b.map(CompactBytes::to_bytes).unwrap_or_default(),
+            ),
+            _ => {
+                return Err(CommandError::err(
+                    "The specified keys must contain string values",
+                ))
+            }
+        }
+    };
+    let (mut len_only, mut idx, mut with_len, mut min_len) = (false, false, false, 0i64);
+    let mut opts = Args::new(&args[2..]);
+    while let Some(opt) = opts.next_arg() {
+        if is(opt, "idx") {
+            idx = true;
+        } else if is(opt, "len") {
+            len_only = true;
+        } else if is(opt, "withmatchlen") {
+            with_len = true;
+        } else if is(opt, "minmatchlen") && !opts.is_done() {
+            min_len = opts.int()?.max(0);
+        } else {
+            return Err(CommandError::Syntax);
+        }
+    }
+    if idx && len_only {
         return Err(CommandError::err(
-            "string exceeds maximum allowed size (proto-max-bulk-len)",
+            "If you want both the length and indexes, please just use IDX.",
         ));
     }
-    let mut value = current.unwrap_or_default().to_vec();
-    let (offset, end) = (offset as usize, offset as usize + patch.len());
-    if value.len() < end {
-        value.resize(end, 0);
+    let limit = ctx.shared.config.read().proto_max_bulk_len;
+    let too_big = types::lcs::table_bytes(a.len(), b.len())
+        .is_none_or(|n| n > u64::try_from(limit).unwrap_or(0));
+    if too_big && a.len() < u32::MAX as usize - 1 && b.len() < u32::MAX as usize - 1 {
+        return Err(CommandError::err(
+            "Insufficient memory, transient memory for LCS exceeds proto-max-bulk-len",
+        ));
     }
-    value[offset..end].copy_from_slice(patch);
-    let len = value.len();
-    store_keeping_ttl(&mut shard, key, CompactBytes::from_vec(value), now);
-    Ok(Reply::Int(len as i64))
+    let found = types::lcs::lcs(&a, &b).map_err(|e| {
+        CommandError::err(match e {
+            LcsError::TooLong => "String too long for LCS",
+            LcsError::NoMemory => "Insufficient memory, failed allocating transient memory for LCS",
+        })
+    })?;
+    let total = found.string.len() as i64;
+    if !idx {
+        return Ok(if len_only {
+            Reply::Int(total)
+        } else {
+            Reply::Bulk(Bytes::from(found.string))
+        });
+    }
+    let pair = |(x, y): (u32, u32)| Reply::Array(vec![Reply::Int(x.into()), Reply::Int(y.into())]);
+    let matches = found
+        .matches
+        .iter()
+        .filter(|m| i64::from(m.len()) >= min_len)
+        .map(|m| {
+            let mut entry = vec![pair(m.a), pair(m.b)];
+            if with_len {
+                entry.push(Reply::Int(m.len().into()));
+            }
+            Reply::Array(entry)
+        })
+        .collect();
+    Ok(Reply::Map(vec![
+        (
+            Reply::Bulk(Bytes::from_static(b"matches")),
+            Reply::Array(matches),
+        ),
+        (Reply::Bulk(Bytes::from_static(b"len")), Reply::Int(total)),
+    ]))
 }
 
 #[cfg(test)]

@@ -15,7 +15,7 @@ use super::wait::{block_on_keys, timeout_arg};
 use super::{flag, int_arg, is, CommandResult, CommandSpec, Ctx, KeySpec};
 use crate::blocking::Serve;
 use crate::error::CommandError;
-use crate::keyspace::{Entry, Shard, Value};
+use crate::keyspace::{Entry, Shard, ShardSet, Value};
 use crate::reply::Reply;
 use crate::types::set::Set;
 use crate::types::zset::{
@@ -885,10 +885,9 @@ fn zmpop(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
     let now = ctx.now;
     let mut shards = ctx.db().lock_keys(keys);
     for key in keys {
-        let shard = shards.shard(key);
-        if shard.read::<ZSet>(key, now)?.is_some() {
+        if shards.shard(key).read::<ZSet>(key, now)?.is_some() {
             let pop = ZPop::multi(req.max, req.count, limits(ctx));
-            return Ok(pop.serve(shard, key, now).unwrap_or(Reply::NilArray));
+            return Ok(pop.serve(&mut shards, key, now).unwrap_or(Reply::NilArray));
         }
     }
     Ok(Reply::NilArray)
@@ -919,7 +918,12 @@ impl ZPop {
 }
 
 impl Serve for ZPop {
-    fn serve(&self, shard: &mut Shard, key: &Bytes, now: u64) -> Option<Reply> {
+    fn wants(&self) -> &'static str {
+        "zset"
+    }
+
+    fn serve(&self, shards: &mut ShardSet<'_>, key: &Bytes, now: u64) -> Option<Reply> {
+        let shard = shards.shard(key);
         let z = shard.write::<ZSet>(key, now).ok()??;
         let popped = z.pop(self.count, self.max);
         shard.remove_if_empty::<ZSet>(key, now);
@@ -965,9 +969,8 @@ fn blocking_zpop(ctx: &mut Ctx<'_>, keys: &[Bytes], timeout_ms: u64, pop: ZPop) 
     let now = ctx.now;
     let mut shards = ctx.db().lock_keys(keys);
     for key in keys {
-        let shard = shards.shard(key);
-        if shard.read::<ZSet>(key, now)?.is_some() {
-            return Ok(pop.serve(shard, key, now).unwrap_or(Reply::NilArray));
+        if shards.shard(key).read::<ZSet>(key, now)?.is_some() {
+            return Ok(pop.serve(&mut shards, key, now).unwrap_or(Reply::NilArray));
         }
     }
     block_on_keys(ctx, keys, timeout_ms, Box::new(pop), Reply::NilArray)

@@ -390,7 +390,13 @@ impl Shard {
         entry.accessed(now);
         self.touch(key);
         let expires_at = entry.expires_at();
-        let old = self.map.insert(key, entry);
+        let mut old = self.map.insert(key, entry);
+        if let Some(old) = old.as_mut().filter(|e| e.value.has_waiters()) {
+            // A lock overwritten by another value (SET, a STORE, RENAME onto
+            // it): its queue cannot stay at the key, so its waiters give up.
+            old.value.abandon_waiters();
+            self.waited.remove(key);
+        }
         self.account_ttl_change(old.as_ref().and_then(|e| e.expires_at()), expires_at);
         if let Some(when) = expires_at {
             self.schedule(key, when);

@@ -1,6 +1,5 @@
 //! What lives at a key: an [`Entry`] holding a typed [`Value`] and its expiry.
 
-use std::collections::VecDeque;
 use std::num::NonZeroU64;
 
 use bytes::Bytes;
@@ -19,7 +18,7 @@ pub enum Value {
     /// A string: bytes, possibly an integer or float in text form.
     Str(CompactBytes),
     /// A list of strings (LPUSH, RPUSH, ...), boxed to keep `Value` at 24 bytes.
-    List(Box<VecDeque<Bytes>>),
+    List(Box<crate::types::list::List>),
     /// A hash of fields to values (HSET, ...): 16 bytes, in place.
     Hash(crate::types::hash::Hash),
     /// A lock (LOCK.ACQUIRE): holders, leases and a wait queue.
@@ -73,11 +72,13 @@ impl Value {
     }
 
     /// The encoding OBJECT ENCODING names: the representation Redis would use
-    /// for the same value at the thresholds `limits`.
-    pub fn encoding(&self, limits: &crate::types::Encodings) -> &'static str {
+    /// for the same value. Each type keeps its own encoding as Redis would
+    /// have converted it (at the thresholds in force when it was written), so
+    /// the thresholds in force now (`_limits`) are not needed.
+    pub fn encoding(&self, _limits: &crate::types::Encodings) -> &'static str {
         match self {
             Value::Str(s) => crate::types::string::encoding_name(s),
-            Value::List(l) => crate::types::list::encoding_name(l, limits.list_size()),
+            Value::List(l) => l.encoding_name(),
             // A module type's value in Redis.
             Value::Lock(_) => "raw",
             Value::ZSet(z) => z.encoding_name(),
@@ -116,6 +117,14 @@ impl Value {
         match self {
             Value::Lock(lock) => lock.take_waiters().map(Value::Lock),
             _ => None,
+        }
+    }
+
+    /// Tells the clients waiting inside this value that it is gone (a lock
+    /// overwritten by another value): they stop waiting.
+    pub fn abandon_waiters(&mut self) {
+        if let Value::Lock(lock) = self {
+            lock.abandon_waiters();
         }
     }
 
@@ -182,7 +191,7 @@ macro_rules! typed {
     };
 }
 
-typed!(VecDeque<Bytes>, List, |l| l.is_empty());
+typed!(crate::types::list::List, List, |l| l.is_empty());
 typed!(crate::types::hash::Hash, Hash, |h| h.is_empty());
 typed!(Lock, Lock, |l| l.counts() == (0, 0));
 typed!(ZSet, ZSet, |z| z.is_empty());
@@ -305,7 +314,8 @@ mod tests {
         assert_eq!((set.len(), copy.len()), (3, 4));
         assert_eq!(original.encoding(&limits), "intset");
 
-        let list: VecDeque<Bytes> = [Bytes::from_static(b"a")].into_iter().collect();
+        let mut list = crate::types::list::List::new();
+        list.push(crate::types::list::End::Right, b"a", -2);
         let Some(Value::List(copied)) = Value::List(Box::new(list)).duplicate() else {
             panic!("a list")
         };

@@ -136,6 +136,9 @@ pub trait Grant: Send + Sync + std::fmt::Debug {
     fn send(&self, token: u64) -> bool;
     /// Whether the waiter is gone (its connection closed without cancelling).
     fn is_closed(&self) -> bool;
+    /// Tells the waiter the lock is gone (its key now holds another type): it
+    /// stops waiting, as at its timeout.
+    fn abandon(&self);
 }
 
 #[derive(Debug)]
@@ -299,6 +302,7 @@ impl State {
                 // The owner already holds (it asked twice): renew, same token.
                 let expires_at = lease_end(now, front.ttl_ms);
                 h.expires_at = h.expires_at.max(expires_at);
+                h.session = front.session.and_then(NonZeroU64::new);
                 let (token, expires_at) = (h.token, h.expires_at);
                 if let Some(w) = self.waiters_mut().pop_front() {
                     w.grant.send(token);
@@ -376,6 +380,9 @@ impl State {
             .find(|h| h.owner.as_slice() == &req.owner[..])
         {
             h.expires_at = expires_at;
+            // The renewing request's SESSION decides, as it is the latest word
+            // on what should end the hold.
+            h.session = req.session.and_then(NonZeroU64::new);
             let renewed = Effects {
                 changed: false,
                 deadlines: smallvec::smallvec![expires_at],
@@ -489,6 +496,20 @@ impl State {
     /// The latest lease deadline, for PTTL.
     pub fn longest_lease(&self) -> Option<u64> {
         self.holders.iter().map(|h| h.expires_at).max()
+    }
+
+    /// Empties the queue, telling every waiter the lock is gone; returns how
+    /// many there were.
+    pub fn abandon_waiters(&mut self) -> usize {
+        let Some(rest) = self.rest.as_mut() else {
+            return 0;
+        };
+        let waiters = std::mem::take(&mut rest.waiters);
+        for w in &waiters {
+            w.grant.abandon();
+        }
+        self.tidy();
+        waiters.len()
     }
 
     /// A snapshot for LOCK.INFO.
@@ -689,6 +710,15 @@ impl Lock {
         self.edit(|s| s.extend(owner, ttl_ms, now))
     }
 
+    /// Whether client `client` has a SESSION hold here.
+    pub fn held_by_session(&self, client: u64) -> bool {
+        self.view(|s| {
+            s.holders
+                .iter()
+                .any(|h| h.session.map(NonZeroU64::get) == Some(client))
+        })
+    }
+
     /// See [`State::validates`].
     pub fn validates(&self, token: u64) -> bool {
         self.view(|s| s.validates(token))
@@ -714,6 +744,14 @@ impl Lock {
         match &mut self.0 {
             Repr::Simple(_) => None,
             Repr::Full(s) => s.take_waiters().map(Lock::from_state),
+        }
+    }
+
+    /// See [`State::abandon_waiters`].
+    pub fn abandon_waiters(&mut self) -> usize {
+        match &mut self.0 {
+            Repr::Simple(_) => 0,
+            Repr::Full(s) => s.abandon_waiters(),
         }
     }
 
@@ -865,6 +903,10 @@ impl Grant for OneshotGrant {
 
     fn is_closed(&self) -> bool {
         self.0.lock().as_ref().is_none_or(|tx| tx.is_closed())
+    }
+
+    fn abandon(&self) {
+        self.0.lock().take();
     }
 }
 

@@ -4,8 +4,11 @@
 //! typed access (`keyspace::Shard::read`, `write`, `get_or_create`) finds a
 //! value of the right type or answers `WrongType`.
 
+pub mod bitmap;
 pub mod geo;
 pub mod hash;
+pub mod hll;
+pub mod lcs;
 pub mod set;
 
 use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};

@@ -30,10 +30,13 @@ pub fn canonical_integer(bytes: &[u8]) -> Option<i64> {
 }
 
 /// `int` for a value Redis stores as an integer, `embstr` for up to 44 bytes,
-/// else `raw`. (Redis also turns an `embstr` into `raw` when APPEND or SETRANGE
-/// change it in place; that history is not kept here.)
+/// else `raw`. A value changed in place (SETBIT, BITFIELD, SETRANGE, APPEND on an
+/// existing key) is `raw` whatever it holds, as Redis unshares it into a `raw`
+/// string before changing it.
 pub fn encoding_name(s: &CompactBytes) -> &'static str {
-    if canonical_integer(s).is_some() {
+    if s.is_edited() {
+        "raw"
+    } else if canonical_integer(s).is_some() {
         "int"
     } else if s.len() <= EMBSTR_MAX {
         "embstr"
@@ -44,7 +47,7 @@ pub fn encoding_name(s: &CompactBytes) -> &'static str {
 
 /// Whether Redis would use one of its shared integer objects for this value.
 pub fn shared_integer(s: &CompactBytes) -> bool {
-    canonical_integer(s).is_some_and(|n| (0..SHARED_INTEGERS).contains(&n))
+    !s.is_edited() && canonical_integer(s).is_some_and(|n| (0..SHARED_INTEGERS).contains(&n))
 }
 
 #[cfg(test)]
@@ -67,6 +70,14 @@ mod tests {
         assert_eq!(enc(&"x".repeat(44)), "embstr");
         assert_eq!(enc(&"x".repeat(45)), "raw");
         assert_eq!(enc(""), "embstr");
+    }
+
+    #[test]
+    fn a_value_changed_in_place_is_raw_and_not_shared() {
+        let mut s = CompactBytes::from_slice(b"12");
+        s.edit(|b| b[1] = b'3');
+        assert_eq!(encoding_name(&s), "raw");
+        assert!(!shared_integer(&s));
     }
 
     #[test]
