@@ -59,6 +59,14 @@ pub enum Message {
         /// The command's reply.
         reply: Reply,
     },
+    /// A published message (`message`, `pmessage`, `smessage` push frame), and
+    /// the bytes it was counted as in the client's queued output.
+    Push {
+        /// The push frame.
+        frame: Reply,
+        /// Its size in the client's output accounting.
+        size: usize,
+    },
 }
 
 /// The sending side of a connection's inbox.
@@ -88,6 +96,14 @@ impl Inbox {
     /// sender itself.
     pub async fn recv(&mut self) -> Option<Message> {
         self.rx.recv().await
+    }
+
+    /// Polls for the next message (for a connection racing it with its socket).
+    pub fn poll_recv(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Message>> {
+        self.rx.poll_recv(cx)
     }
 
     /// A message already delivered, if any.

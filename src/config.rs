@@ -36,6 +36,8 @@ pub struct Config {
     /// Largest query buffer of one client before it is closed
     /// (`client-query-buffer-limit`).
     pub client_query_buffer_limit: usize,
+    /// Output buffer limits by client class (`client-output-buffer-limit`).
+    pub output_limits: OutputLimits,
     /// `debug`, `verbose`, `notice` or `warning` (`loglevel`).
     pub loglevel: String,
     /// Log file; empty for standard output (`logfile`).
@@ -74,6 +76,7 @@ impl Default for Config {
             timeout: 0,
             proto_max_bulk_len: 512 * 1024 * 1024,
             client_query_buffer_limit: 1024 * 1024 * 1024,
+            output_limits: OutputLimits::default(),
             loglevel: "notice".into(),
             logfile: String::new(),
             dir: PathBuf::from("."),
@@ -84,6 +87,130 @@ impl Default for Config {
             io_threads: 1,
             hll_sparse_max_bytes: crate::types::hll::DEFAULT_SPARSE_MAX_BYTES,
         }
+    }
+}
+
+/// One class's output buffer limit: a client whose pending output reaches `hard`
+/// bytes, or stays at `soft` bytes or more for longer than `soft_seconds`, is
+/// disconnected. 0 turns a limit off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct OutputLimit {
+    /// Bytes that close the client at once.
+    pub hard: u64,
+    /// Bytes that close the client once held past `soft_seconds`.
+    pub soft: u64,
+    /// Seconds a client may stay at or over `soft`.
+    pub soft_seconds: u64,
+}
+
+impl OutputLimit {
+    /// Whether a client with `used` bytes pending must be closed now (`now_ms`,
+    /// server clock), as Redis's `checkClientOutputBufferLimits`: `soft_since`
+    /// (0: not over the soft limit) remembers when the soft limit was first
+    /// reached, and is cleared once the client is back under it.
+    pub fn exceeded(
+        &self,
+        used: u64,
+        soft_since: &std::sync::atomic::AtomicU64,
+        now_ms: u64,
+    ) -> bool {
+        use std::sync::atomic::Ordering;
+        if self.hard > 0 && used >= self.hard {
+            return true;
+        }
+        if self.soft == 0 || used < self.soft {
+            soft_since.store(0, Ordering::Relaxed);
+            return false;
+        }
+        let since = soft_since.load(Ordering::Relaxed);
+        if since == 0 {
+            soft_since.store(now_ms.max(1), Ordering::Relaxed);
+            return false;
+        }
+        now_ms.saturating_sub(since) > self.soft_seconds.saturating_mul(1000)
+    }
+}
+
+/// `client-output-buffer-limit`: a limit per client class.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OutputLimits {
+    /// Ordinary clients (`normal`).
+    pub normal: OutputLimit,
+    /// Replicas (`replica`/`slave`): kept and reported, latchkey has none.
+    pub replica: OutputLimit,
+    /// Clients subscribed to a channel or pattern (`pubsub`).
+    pub pubsub: OutputLimit,
+}
+
+impl Default for OutputLimits {
+    /// Redis's defaults: `normal 0 0 0 slave 256mb 64mb 60 pubsub 32mb 8mb 60`.
+    fn default() -> Self {
+        OutputLimits {
+            normal: OutputLimit::default(),
+            replica: OutputLimit {
+                hard: 256 << 20,
+                soft: 64 << 20,
+                soft_seconds: 60,
+            },
+            pubsub: OutputLimit {
+                hard: 32 << 20,
+                soft: 8 << 20,
+                soft_seconds: 60,
+            },
+        }
+    }
+}
+
+impl OutputLimits {
+    /// As CONFIG GET shows it: `normal 0 0 0 slave 268435456 67108864 60 pubsub ...`.
+    fn text(&self) -> String {
+        [
+            ("normal", &self.normal),
+            ("slave", &self.replica),
+            ("pubsub", &self.pubsub),
+        ]
+        .iter()
+        .map(|(name, l)| format!("{name} {} {} {}", l.hard, l.soft, l.soft_seconds))
+        .collect::<Vec<_>>()
+        .join(" ")
+    }
+
+    /// Sets the classes named in `words` (`<class> <hard> <soft> <seconds>`, any
+    /// number of times), leaving the others; nothing changes on an error.
+    fn set(&mut self, words: &[&str]) -> Result<(), String> {
+        if words.is_empty() || !words.len().is_multiple_of(4) {
+            return Err("Wrong number of arguments in buffer limit configuration.".into());
+        }
+        let mut next = *self;
+        for group in words.chunks_exact(4) {
+            let slot = match group[0].to_ascii_lowercase().as_str() {
+                "normal" => &mut next.normal,
+                "replica" | "slave" => &mut next.replica,
+                "pubsub" => &mut next.pubsub,
+                _ => {
+                    return Err(
+                        "Invalid client class specified in buffer limit configuration.".into(),
+                    )
+                }
+            };
+            let bad = || {
+                "Error in hard, soft or soft_seconds setting in buffer limit configuration."
+                    .to_string()
+            };
+            let hard = memory(&[group[1].to_string()]).map_err(|_| bad())?;
+            let soft = memory(&[group[2].to_string()]).map_err(|_| bad())?;
+            let soft_seconds = group[3].parse::<u64>().map_err(|_| bad())?;
+            if hard > i64::MAX as u64 || soft > i64::MAX as u64 || soft_seconds > i64::MAX as u64 {
+                return Err(bad());
+            }
+            *slot = OutputLimit {
+                hard,
+                soft,
+                soft_seconds,
+            };
+        }
+        *self = next;
+        Ok(())
     }
 }
 
@@ -461,6 +588,17 @@ pub static PARAMS: &[Param] = &[
         },
     },
     Param {
+        name: "client-output-buffer-limit",
+        aliases: &[],
+        change: Change::Mutable,
+        ignored: false,
+        get: |c| c.output_limits.text(),
+        set: |c, v| {
+            let words: Vec<&str> = v.iter().flat_map(|s| s.split_whitespace()).collect();
+            c.output_limits.set(&words)
+        },
+    },
+    Param {
         name: "loglevel",
         aliases: &[],
         // The log filter is built once at start-up (and an embedding host owns
@@ -687,6 +825,33 @@ mod tests {
         assert_eq!(c.port, 7000);
         assert_eq!(c.requirepass.as_deref(), Some("s p"));
         assert!(applied.iter().any(|p| p.ignored));
+    }
+
+    #[test]
+    fn output_buffer_limits_from_a_file_set_one_class_per_line() {
+        let mut c = Config::default();
+        c.apply_file(
+            "client-output-buffer-limit pubsub 1mb 512kb 10\nclient-output-buffer-limit normal 2mb 0 0\n",
+        )
+        .unwrap();
+        assert_eq!(
+            c.output_limits.pubsub,
+            OutputLimit {
+                hard: 1 << 20,
+                soft: 512 << 10,
+                soft_seconds: 10
+            }
+        );
+        assert_eq!(c.output_limits.normal.hard, 2 << 20);
+        assert_eq!(c.output_limits.replica, OutputLimits::default().replica);
+        // A bad group changes nothing, even after a good one.
+        assert!(c
+            .apply(
+                "client-output-buffer-limit",
+                &["normal 0 0 0 pubsub 1 x 1".into()]
+            )
+            .is_err());
+        assert_eq!(c.output_limits.normal.hard, 2 << 20);
     }
 
     #[test]

@@ -27,6 +27,9 @@ use crate::reply::Reply;
 use crate::server::Shared;
 use crate::session::{argv_mem, Blocked, ClientInfo, Session, Wait};
 
+/// Reply bytes Redis keeps in a client's static buffer, outside the output
+/// buffer limits.
+const STATIC_REPLY: usize = 16 * 1024;
 /// Replies buffered beyond this are written before parsing more of a pipeline.
 const WRITE_HIGH_WATER: usize = 64 * 1024;
 /// Reads are this big once a client sends more than fits a small buffer.
@@ -114,7 +117,7 @@ where
     let closing = closing(shared, info);
     tokio::pin!(closing);
     loop {
-        let (limits, query_limit, idle) = {
+        let (limits, query_limit, idle, out) = {
             let c = shared.config.read();
             (
                 Limits {
@@ -123,6 +126,11 @@ where
                 },
                 c.client_query_buffer_limit,
                 c.timeout,
+                Output {
+                    idle: c.timeout,
+                    limits: c.output_limits,
+                    clock: &shared.clock,
+                },
             )
         };
         let mut close = false;
@@ -132,14 +140,31 @@ where
                     #[cfg(all(feature = "test-hooks", debug_assertions))]
                     test_hooks::on_command(&args);
                     let reply = commands::execute(shared, session, &args);
+                    // Messages the command published to this very client first.
+                    for m in std::mem::take(&mut session.held_pushes) {
+                        write_message(m, session.resp3, info, &mut wbuf);
+                    }
+                    let before = wbuf.len();
                     reply.encode(session.resp3, &mut wbuf);
+                    if wbuf.len() > STATIC_REPLY && out.over_limit(info, wbuf.len()) {
+                        // Past `client-output-buffer-limit`: the replies before
+                        // this one still go out, then the client is closed.
+                        tracing::warn!(
+                            client = info.id,
+                            "closing client that reached its output buffer limit"
+                        );
+                        wbuf.truncate(before);
+                        close = true;
+                        break;
+                    }
+                    write_pushes(session, info, &mut wbuf);
                     if session.blocked.is_some() {
                         info.buffers
                             .argv_mem
                             .store(argv_mem(&args), Ordering::Relaxed);
                         // Replies so far go out now: the client may be waiting on
                         // them while this command waits.
-                        if !flush(stream, &mut wbuf, info, &mut closing, idle).await {
+                        if !flush(stream, &mut wbuf, info, &mut closing, &out).await {
                             return;
                         }
                         let waited =
@@ -149,6 +174,10 @@ where
                         // `timeout` included (Redis never times out a blocked
                         // client, and counts idle time from its last reply).
                         session.mark_time(&shared.clock);
+                        // Messages found as the wait ended go first.
+                        for m in std::mem::take(&mut session.held_pushes) {
+                            write_message(m, session.resp3, info, &mut wbuf);
+                        }
                         last_read = Instant::now();
                         match waited {
                             Some(reply) => reply.encode(session.resp3, &mut wbuf),
@@ -160,7 +189,7 @@ where
                         break;
                     }
                     if wbuf.len() >= WRITE_HIGH_WATER
-                        && !flush(stream, &mut wbuf, info, &mut closing, idle).await
+                        && !flush(stream, &mut wbuf, info, &mut closing, &out).await
                     {
                         return;
                     }
@@ -179,7 +208,7 @@ where
             .flush(&shared.commands, &shared.stats.commands_processed);
         // Between batches only what is left unparsed counts, as in Redis.
         info.buffers.read(rbuf.len(), rbuf.capacity());
-        if !flush(stream, &mut wbuf, info, &mut closing, idle).await {
+        if !flush(stream, &mut wbuf, info, &mut closing, &out).await {
             return;
         }
         if close || shared.is_shutting_down() {
@@ -206,9 +235,14 @@ where
             }
         }
         let read = loop {
+            // Only a subscriber (or one with messages still queued from before
+            // it unsubscribed) gets messages while idle: the others' hot path
+            // does not poll the inbox.
+            let listening = session.subs.any() || info.buffers.queued.load(Ordering::Relaxed) > 0;
             match wait_for_bytes(
                 stream,
                 &mut rbuf,
+                listening.then_some(&mut session.inbox),
                 &mut closing,
                 (!released || deadline.is_some()).then_some((&mut idle_tick, &mut tick_unpolled)),
             )
@@ -216,6 +250,15 @@ where
             {
                 Woke::Read(r) => break r,
                 Woke::Closing => return,
+                Woke::Message(m) => {
+                    // A published message while idle: written at once, with any
+                    // others already queued behind it.
+                    write_message(m, session.resp3, info, &mut wbuf);
+                    write_pushes(session, info, &mut wbuf);
+                    if !flush(stream, &mut wbuf, info, &mut closing, &out).await {
+                        return;
+                    }
+                }
                 Woke::Tick => {
                     let now = Instant::now();
                     if deadline.is_some_and(|at| now >= at) {
@@ -278,15 +321,47 @@ enum Woke {
     Closing,
     /// The idle tick fired.
     Tick,
+    /// Something arrived in the inbox (a published message).
+    Message(Message),
 }
 
-/// Waits for the client's next bytes, racing `closing` and, when given, the idle
+/// Writes the published messages waiting in the inbox after the reply just
+/// encoded, up to the write high-water mark (the rest wait for the next batch),
+/// so pushes and replies leave in the order they happened.
+fn write_pushes(session: &mut Session, info: &ClientInfo, wbuf: &mut BytesMut) {
+    if !session.subs.any() && info.buffers.queued.load(Ordering::Relaxed) == 0 {
+        return;
+    }
+    while wbuf.len() < WRITE_HIGH_WATER {
+        let Some(m) = session.inbox.try_recv() else {
+            break;
+        };
+        write_message(m, session.resp3, info, wbuf);
+    }
+}
+
+/// Encodes one out-of-band message for the client: a push frame, taken off the
+/// queued-output count. A lock grant or served pop outside a wait is stale (its
+/// wait already ended) and is dropped.
+fn write_message(m: Message, resp3: bool, info: &ClientInfo, wbuf: &mut BytesMut) {
+    match m {
+        Message::Push { frame, size } => {
+            frame.encode(resp3, wbuf);
+            info.buffers.queued.fetch_sub(size, Ordering::Relaxed);
+        }
+        m => tracing::debug!("a stale out-of-band message was dropped: {m:?}"),
+    }
+}
+
+/// Waits for the client's next bytes, racing `closing`, the inbox when given (a
+/// subscriber's published messages) and, when given, the idle
 /// tick (which also stands for `timeout`). The tick is polled only right after it was (re)armed (`unpolled`), which
 /// leaves this task's waker with its timer, and then only once it has fired: a
 /// poll of a pending timer on every request would cost the hot path for nothing.
 async fn wait_for_bytes<S, F>(
     stream: &mut S,
     rbuf: &mut BytesMut,
+    mut inbox: Option<&mut crate::blocking::Inbox>,
     closing: &mut Pin<&mut F>,
     mut tick: Option<(&mut Pin<&mut tokio::time::Sleep>, &mut bool)>,
 ) -> Woke
@@ -302,6 +377,11 @@ where
         }
         if closing.as_mut().poll(cx).is_ready() {
             return Poll::Ready(Woke::Closing);
+        }
+        if let Some(inbox) = inbox.as_mut() {
+            if let Poll::Ready(Some(m)) = inbox.poll_recv(cx) {
+                return Poll::Ready(Woke::Message(m));
+            }
         }
         if let Some((sleep, unpolled)) = tick.as_mut() {
             if **unpolled || sleep.is_elapsed() {
@@ -328,6 +408,40 @@ fn trim(rbuf: &mut BytesMut, wbuf: &mut BytesMut, parser: &RequestParser, info: 
     }
 }
 
+/// What a flush needs to know: `timeout`, and the output buffer limits with the
+/// server clock their soft limit counts on.
+struct Output<'a> {
+    idle: u64,
+    limits: crate::config::OutputLimits,
+    clock: &'a crate::clock::Clock,
+}
+
+impl Output<'_> {
+    /// Whether a client with `pending` bytes still to write (plus its queued
+    /// messages) is past the `client-output-buffer-limit` of its class
+    /// (`pubsub` once subscribed, else `normal`), as Redis checks after adding
+    /// to a reply. The publisher checks a subscriber the same way as it queues.
+    fn over_limit(&self, info: &ClientInfo, pending: usize) -> bool {
+        let limit = if info.is_subscriber() {
+            &self.limits.pubsub
+        } else {
+            &self.limits.normal
+        };
+        if limit.hard == 0 && limit.soft == 0 {
+            return false;
+        }
+        // Like Redis's, the first 16 KB (its static reply buffer) do not count.
+        let used = pending
+            .saturating_sub(STATIC_REPLY)
+            .saturating_add(info.buffers.queued.load(Ordering::Relaxed));
+        limit.exceeded(
+            used as u64,
+            &info.buffers.soft_limit_since,
+            self.clock.now_ms(),
+        )
+    }
+}
+
 /// Runs `io`, failing with `TimedOut` at `deadline` (`None`: no limit), as
 /// Redis's `timeout` drops a client that neither sends nor takes bytes.
 async fn within<T>(
@@ -351,7 +465,7 @@ async fn flush<S, F>(
     wbuf: &mut BytesMut,
     info: &ClientInfo,
     closing: &mut Pin<&mut F>,
-    idle: u64,
+    out: &Output<'_>,
 ) -> bool
 where
     S: AsyncWrite + Unpin,
@@ -360,9 +474,17 @@ where
     if wbuf.is_empty() {
         return true;
     }
+    let idle = out.idle;
     info.buffers.write(wbuf.len(), wbuf.capacity());
     let mut done = 0;
     while done < wbuf.len() {
+        if out.over_limit(info, wbuf.len() - done) {
+            tracing::warn!(
+                client = info.id,
+                "closing client that reached its output buffer limit"
+            );
+            return false;
+        }
         let written = tokio::select! {
             biased;
             r = within(
@@ -448,7 +570,11 @@ where
         let grant = async {
             loop {
                 match inbox.recv().await {
-                    Some(m) if is_for(&blocked.on, &m) => return Some(m),
+                    // A published message is written at once, as Redis sends
+                    // them to a blocked subscriber.
+                    Some(m) if is_for(&blocked.on, &m) || matches!(m, Message::Push { .. }) => {
+                        return Some(m)
+                    }
                     Some(m) => tracing::debug!("a stale out-of-band message was dropped: {m:?}"),
                     None => return None,
                 }
@@ -479,6 +605,18 @@ where
             _ = closing.as_mut() => return None,
         };
         match outcome {
+            Some(Some(Message::Push { frame, size })) => {
+                let mut out = BytesMut::new();
+                frame.encode(session.resp3, &mut out);
+                info.buffers.queued.fetch_sub(size, Ordering::Relaxed);
+                let written = tokio::select! {
+                    r = stream.write_all(&out) => r.is_ok(),
+                    _ = closing.as_mut() => false,
+                };
+                if !written {
+                    return None;
+                }
+            }
             Some(Some(got)) => {
                 // A grant made inside a script or EXEC is seen when it ends: the
                 // gate is free again only then.
@@ -517,6 +655,9 @@ fn delivered(session: &mut Session, on: &Wait) -> Option<Message> {
     while let Some(m) = session.inbox.try_recv() {
         if is_for(on, &m) {
             return Some(m);
+        }
+        if matches!(m, Message::Push { .. }) {
+            session.held_pushes.push(m);
         }
     }
     None
@@ -582,6 +723,8 @@ fn granted(session: &mut Session, blocked: &Blocked, got: Message) -> Reply {
             Reply::Int(token as i64)
         }
         Message::Served { reply, .. } => reply,
+        // Never the answer to a wait (`is_for`).
+        Message::Push { .. } => Reply::Nil,
         Message::Abandoned { .. } => timed_out(blocked),
     }
 }
@@ -641,4 +784,5 @@ async fn release_client(shared: &Shared, session: &mut Session) {
         }
     }
     session.unwatch_all(&shared.keyspace);
+    crate::commands::pubsub::leave_all(shared, session);
 }

@@ -60,6 +60,9 @@ pub enum Reply {
     Push(Vec<Reply>),
     /// Nothing at all is sent (SHUTDOWN closes the connection without a reply).
     Silent,
+    /// Several top-level frames one after the other, with no header: SUBSCRIBE's
+    /// one confirmation per channel.
+    Frames(Vec<Reply>),
     /// A script's result with nested arrays, maps or sets (or a RESP3 type only
     /// scripts produce), kept flat.
     Nested(Nested),
@@ -157,6 +160,7 @@ impl Reply {
     pub fn encode(&self, resp3: bool, out: &mut BytesMut) {
         match self {
             Reply::Silent => {}
+            Reply::Frames(frames) => frames.iter().for_each(|f| f.encode(resp3, out)),
             Reply::Short(b) => bulk(out, b),
             Reply::Array(items) => {
                 header(out, b'*', items.len());
@@ -239,6 +243,7 @@ impl Reply {
             Reply::Nil
             | Reply::NilArray
             | Reply::Silent
+            | Reply::Frames(_)
             | Reply::Array(_)
             | Reply::Set(_)
             | Reply::Push(_)
@@ -288,6 +293,7 @@ impl Reply {
             Reply::Nil
             | Reply::NilArray
             | Reply::Silent
+            | Reply::Frames(_)
             | Reply::Array(_)
             | Reply::Set(_)
             | Reply::Push(_)

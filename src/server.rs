@@ -70,6 +70,8 @@ pub struct Shared {
     pub started: Instant,
     /// Clients blocked on keys (BLPOP, BZPOPMIN, ...).
     pub blocked: crate::blocking::BlockedKeys,
+    /// Pub/sub subscriptions: channels, patterns, shard channels.
+    pub pubsub: crate::pubsub::PubSub,
     /// Encoding thresholds (`hash-max-listpack-entries`, ...).
     pub encodings: crate::types::Encodings,
     /// The bound TCP address, once listening.
@@ -100,6 +102,7 @@ impl Shared {
             run_id,
             started: Instant::now(),
             blocked: Default::default(),
+            pubsub: Default::default(),
             encodings,
             tcp_addr: RwLock::new(None),
             next_client_id: AtomicU64::new(1),

@@ -50,6 +50,9 @@ pub struct ClientInfo {
     pub last_cmd: AtomicUsize,
     /// The connection's buffer sizes (`qbuf=`, `obl=`, `tot-mem=`, ...).
     pub buffers: BufferStats,
+    /// Channels, patterns and shard channels subscribed to (`sub=`, `psub=`,
+    /// `ssub=`), by [`crate::pubsub::Kind`].
+    pub subscriptions: [AtomicUsize; 3],
     killed: AtomicBool,
     kill: Notify,
 }
@@ -73,6 +76,7 @@ impl ClientInfo {
             multi: AtomicI64::new(-1),
             last_cmd: AtomicUsize::new(usize::MAX),
             buffers: BufferStats::default(),
+            subscriptions: Default::default(),
             killed: AtomicBool::new(false),
             kill: Notify::new(),
         }
@@ -82,6 +86,14 @@ impl ClientInfo {
     pub fn kill(&self) {
         self.killed.store(true, Ordering::Release);
         self.kill.notify_one();
+    }
+
+    /// Whether the client is subscribed to anything (`flags=P`, the `pubsub`
+    /// client class).
+    pub fn is_subscriber(&self) -> bool {
+        self.subscriptions
+            .iter()
+            .any(|n| n.load(Ordering::Relaxed) > 0)
     }
 
     /// Whether the client was killed.
@@ -120,6 +132,21 @@ pub struct BufferStats {
     /// Bytes of the commands queued in MULTI, counted as Redis does: argument
     /// bytes plus one pointer per argument (`multi-mem=`).
     pub multi_mem: AtomicUsize,
+    /// Bytes of published messages in the inbox, not yet in the write buffer:
+    /// counted with `out_pending` against `client-output-buffer-limit`.
+    pub queued: AtomicUsize,
+    /// Server clock ms when the output first reached the soft limit, 0 when under.
+    pub soft_limit_since: AtomicU64,
+}
+
+impl BufferStats {
+    /// Output bytes the client has not taken yet: pending writes and queued
+    /// messages (`omem=`, the output buffer limits).
+    pub fn output(&self) -> usize {
+        self.out_pending
+            .load(Ordering::Relaxed)
+            .saturating_add(self.queued.load(Ordering::Relaxed))
+    }
 }
 
 impl BufferStats {
@@ -269,6 +296,13 @@ pub struct Session {
     /// Set by a command that must wait (LOCK.ACQUIRE ... WAIT); the connection
     /// waits before running anything else.
     pub blocked: Option<Blocked>,
+    /// Channels, patterns and shard channels subscribed to.
+    pub subs: crate::pubsub::Subscriptions,
+    /// Messages a PUBLISH inside a transaction or script will send when it ends.
+    pub pending_messages: Vec<crate::pubsub::Delivery>,
+    /// Messages to write before the next reply: a RESP3 client's own PUBLISH
+    /// to itself, and any found in the inbox as a blocked command's wait ended.
+    pub held_pushes: Vec<crate::blocking::Message>,
     /// Locks acquired with SESSION: (database, key), released when the connection
     /// closes. Keys whose hold ended are swept out when the set doubles
     /// (`commands::lock`), so a worker that locks per job does not grow it.
@@ -304,6 +338,9 @@ impl Session {
             stats: LocalStats::default(),
             blocked: None,
             inbox: Inbox::default(),
+            subs: Default::default(),
+            pending_messages: Vec::new(),
+            held_pushes: Vec::new(),
             session_locks: HashSet::new(),
             session_locks_sweep_at: SESSION_LOCKS_SWEEP,
             now_ms: 0,

@@ -138,6 +138,8 @@ pub fn client_line(shared: &Shared, c: &ClientInfo, own_argv: Option<usize>) -> 
     let blocked = c.blocked.load(Ordering::Relaxed);
     let flags = if blocked {
         "b"
+    } else if c.is_subscriber() {
+        "P"
     } else if multi >= 0 {
         "x"
     } else {
@@ -161,19 +163,21 @@ pub fn client_line(shared: &Shared, c: &ClientInfo, own_argv: Option<usize>) -> 
     } else {
         0
     };
-    let pending = b.out_pending.load(Ordering::Relaxed);
+    // Reply bytes not yet written and published messages not yet taken.
+    let pending = b.output();
     let obl = pending.min(REPLY_CHUNK);
     let omem = pending - obl;
     let oll = omem.div_ceil(REPLY_CHUNK);
     let rbs = b.out_capacity.load(Ordering::Relaxed);
     let tot_mem = (qbuf + qbuf_free)
         .saturating_add(rbs)
+        .saturating_add(b.queued.load(Ordering::Relaxed))
         .saturating_add(argv_mem)
         .saturating_add(multi_mem)
         .saturating_add(std::mem::size_of::<crate::session::Session>())
         .saturating_add(std::mem::size_of::<ClientInfo>());
     format!(
-        "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub=0 psub=0 ssub=0 multi={} qbuf={} qbuf-free={} argv-mem={} multi-mem={} rbs={} rbp={} obl={} oll={} omem={} tot-mem={} events={} cmd={} user=default redir=-1 resp={} lib-name={} lib-ver={}",
+        "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub={} psub={} ssub={} multi={} qbuf={} qbuf-free={} argv-mem={} multi-mem={} rbs={} rbp={} obl={} oll={} omem={} tot-mem={} events={} cmd={} user=default redir=-1 resp={} lib-name={} lib-ver={}",
         c.id,
         c.addr,
         c.laddr,
@@ -183,6 +187,9 @@ pub fn client_line(shared: &Shared, c: &ClientInfo, own_argv: Option<usize>) -> 
         now.saturating_sub(c.last_interaction_ms.load(Ordering::Relaxed)) / 1000,
         flags,
         c.db.load(Ordering::Relaxed),
+        c.subscriptions[0].load(Ordering::Relaxed),
+        c.subscriptions[1].load(Ordering::Relaxed),
+        c.subscriptions[2].load(Ordering::Relaxed),
         multi,
         qbuf,
         qbuf_free,
@@ -202,8 +209,24 @@ pub fn client_line(shared: &Shared, c: &ClientInfo, own_argv: Option<usize>) -> 
     )
 }
 
+/// A client's class for `TYPE` filters and output limits: `pubsub` once it
+/// subscribes to anything, else `normal` (latchkey has no replicas).
+pub fn client_class(c: &ClientInfo) -> &'static str {
+    if c.is_subscriber() {
+        "pubsub"
+    } else {
+        "normal"
+    }
+}
+
+/// Whether a `TYPE` filter (lower case; `None`: no filter) keeps client `c`.
+fn class_matches(class: Option<&str>, c: &ClientInfo) -> bool {
+    class.is_none_or(|t| t == client_class(c))
+}
+
 fn list(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
     let mut ids: Option<Vec<u64>> = None;
+    let mut class: Option<String> = None;
     let mut i = 2;
     while i < args.len() {
         if is(&args[i], "type") && i + 1 < args.len() {
@@ -217,9 +240,7 @@ fn list(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
                     String::from_utf8_lossy(t)
                 )));
             }
-            if !is(t, "normal") {
-                ids = Some(Vec::new());
-            }
+            class = Some(String::from_utf8_lossy(t).to_ascii_lowercase());
             i += 2;
         } else if is(&args[i], "id") && i + 1 < args.len() {
             let mut wanted = Vec::new();
@@ -247,6 +268,7 @@ fn list(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
     for c in clients
         .iter()
         .filter(|c| ids.as_ref().is_none_or(|ids| ids.contains(&c.id)))
+        .filter(|c| class_matches(class.as_deref(), c))
     {
         let own = (c.id == ctx.session.info.id).then(|| argv_mem(args));
         out.push_str(&client_line(ctx.shared, c, own));
@@ -284,9 +306,9 @@ fn kill(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
     let mut id = None;
     let (mut addr, mut laddr) = (None, None);
     let mut skipme = true;
-    // Every client here is a normal client of the default user: another TYPE or
-    // USER matches none.
-    let mut matches_none = false;
+    // Every client here is of the default user; its TYPE is normal or pubsub
+    // (no master or replica clients).
+    let mut class: Option<String> = None;
     for pair in args[2..].chunks_exact(2) {
         let (name, value) = (&pair[0], &pair[1]);
         if is(name, "id") {
@@ -317,7 +339,7 @@ fn kill(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
                     String::from_utf8_lossy(value)
                 )));
             }
-            matches_none |= !is(value, "normal");
+            class = Some(String::from_utf8_lossy(value).to_ascii_lowercase());
         } else if is(name, "user") {
             if value.as_ref() != b"default" {
                 return Err(CommandError::err(format!(
@@ -332,7 +354,7 @@ fn kill(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
     let me = ctx.session.info.id;
     let mut killed = 0;
     for c in ctx.shared.clients.iter() {
-        let matches = !matches_none
+        let matches = class_matches(class.as_deref(), c.value())
             && id.is_none_or(|id| c.id == id)
             && addr.as_deref().is_none_or(|a| c.addr == a)
             && laddr.as_deref().is_none_or(|a| c.laddr == a)

@@ -87,7 +87,10 @@ pub static COMMANDS: &[CommandSpec] = &[
     .doc("connection", "6.2.0", "Resets the connection."),
 ];
 
-fn ping(_: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
+fn ping(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
+    if args.len() <= 2 && !ctx.session.resp3 && ctx.session.subs.any() {
+        return Ok(super::pubsub::subscribed_pong(args));
+    }
     match args.len() {
         1 => Ok(Reply::Simple("PONG")),
         2 => Ok(Reply::Bulk(args[1].clone())),
@@ -199,6 +202,7 @@ fn quit(ctx: &mut Ctx<'_>, _: &[Bytes]) -> CommandResult {
 
 fn reset(ctx: &mut Ctx<'_>, _: &[Bytes]) -> CommandResult {
     super::transaction::discard_state(ctx);
+    super::pubsub::leave_all(ctx.shared, ctx.session);
     ctx.session.select(0);
     ctx.session.resp3 = false;
     ctx.session.info.resp.store(2, Ordering::Relaxed);

@@ -169,6 +169,8 @@ fn section(shared: &Shared, name: &str, out: &mut String) {
             field(out, "connected_clients", shared.clients.len());
             field(out, "maxclients", config.maxclients);
             field(out, "blocked_clients", blocked);
+            let subscribers = shared.clients.iter().filter(|c| c.is_subscriber()).count();
+            field(out, "pubsub_clients", subscribers);
         }
         "memory" => {
             let rss = rss_bytes();
@@ -212,6 +214,14 @@ fn section(shared: &Shared, name: &str, out: &mut String) {
                 s.rejected_connections.load(Ordering::Relaxed),
             );
             field(out, "expired_keys", expired);
+            use crate::pubsub::Kind;
+            field(out, "pubsub_channels", shared.pubsub.count(Kind::Channel));
+            field(out, "pubsub_patterns", shared.pubsub.count(Kind::Pattern));
+            field(
+                out,
+                "pubsubshard_channels",
+                shared.pubsub.count(Kind::Shard),
+            );
         }
         "replication" => {
             field(out, "role", "master");

@@ -23,6 +23,7 @@ pub mod keys;
 pub mod list;
 pub mod lock;
 pub mod object;
+pub mod pubsub;
 pub mod scripting;
 pub mod server;
 pub mod set;
@@ -626,6 +627,7 @@ fn families() -> impl Iterator<Item = &'static CommandSpec> {
         hash::COMMANDS,
         hll::COMMANDS,
         sort::COMMANDS,
+        pubsub::COMMANDS,
         bitmap::COMMANDS,
     ]
     .into_iter()
@@ -800,6 +802,17 @@ pub fn execute(shared: &Shared, session: &mut Session, args: &[Bytes]) -> Reply 
         session.flag_transaction_error();
         return Reply::Error(CommandError::NoAuth);
     }
+    if !session.resp3
+        && session.subs.any()
+        && !pubsub::allowed_while_subscribed(cmd.full_name.split('|').next().unwrap_or(""))
+    {
+        cmd.stats.rejected_calls.fetch_add(1, Ordering::Relaxed);
+        session.flag_transaction_error();
+        return Reply::Error(CommandError::err(format!(
+            "Can't execute '{}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context",
+            cmd.full_name
+        )));
+    }
     if session.in_multi() && !cmd.spec.has(flag::IMMEDIATE) {
         if shared.scripts.is_busy() && !cmd.spec.has(flag::ALLOW_BUSY) {
             return reject_busy(shared, session, cmd);
@@ -820,7 +833,10 @@ pub fn execute(shared: &Shared, session: &mut Session, args: &[Bytes]) -> Reply 
             return reject_busy(shared, session, cmd);
         }
         // EXEC and EVAL serve blocked clients themselves, under their gate.
-        return call(shared, session, cmd, args, CallMode::Client);
+        let reply = call(shared, session, cmd, args, CallMode::Client);
+        // What the transaction or script published leaves now that it has ended.
+        pubsub::flush_pending(shared, session);
+        return reply;
     }
     match shared
         .gate

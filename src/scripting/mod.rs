@@ -956,7 +956,8 @@ fn reply_to_lua_at(lua: &Lua, reply: &Reply, resp3: bool, depth: usize) -> mlua:
             }
             wrapped("set", Value::Table(members))?
         }
-        Reply::Array(items) | Reply::Set(items) | Reply::Push(items) => {
+        // Frames never reach a script (SUBSCRIBE is noscript); as an array if so.
+        Reply::Array(items) | Reply::Set(items) | Reply::Push(items) | Reply::Frames(items) => {
             let t = lua.create_table_with_capacity(items.len(), 0)?;
             for (i, item) in items.iter().enumerate() {
                 t.raw_set(i + 1, inner(item)?)?;

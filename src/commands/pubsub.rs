@@ -1,0 +1,385 @@
+//! Pub/sub commands: SUBSCRIBE, UNSUBSCRIBE, PSUBSCRIBE, PUNSUBSCRIBE,
+//! SSUBSCRIBE, SUNSUBSCRIBE, PUBLISH, SPUBLISH and PUBSUB's introspection.
+//!
+//! The registry and delivery are `crate::pubsub`; a (un)subscription's
+//! confirmations are push frames (RESP2 arrays) the handler returns as its
+//! reply, one per channel. A PUBLISH from a client sends at once; from a
+//! transaction or a script its messages wait in the session until the whole
+//! EXEC or EVAL has run ([`flush_pending`]), then leave in order.
+
+use bytes::Bytes;
+
+use super::{container, flag, CallMode, CommandResult, CommandSpec, Ctx, KeySpec};
+use crate::error::CommandError;
+use crate::pubsub::{Kind, Subscriber};
+use crate::reply::Reply;
+use crate::server::Shared;
+use crate::session::Session;
+
+const SUB: u32 = flag::PUBSUB | flag::NOSCRIPT | flag::LOADING | flag::STALE;
+const PUB: u32 = flag::PUBSUB | flag::LOADING | flag::STALE | flag::FAST;
+const INTRO: u32 = flag::PUBSUB | flag::LOADING | flag::STALE;
+const SHARD_CHANNELS: &[KeySpec] = &[KeySpec::range(1, -1, 1, &["not_key"])];
+const SHARD_CHANNEL: &[KeySpec] = &[KeySpec::one(1, &["not_key"])];
+
+/// The pub/sub family's rows.
+pub static COMMANDS: &[CommandSpec] = &[
+    CommandSpec::new("subscribe", -2, SUB, subscribe)
+        .acl(&["@pubsub", "@slow"])
+        .doc(
+            "pubsub",
+            "2.0.0",
+            "Listens for messages published to channels.",
+        ),
+    CommandSpec::new("unsubscribe", -1, SUB, unsubscribe)
+        .acl(&["@pubsub", "@slow"])
+        .doc(
+            "pubsub",
+            "2.0.0",
+            "Stops listening to messages posted to channels.",
+        ),
+    CommandSpec::new("psubscribe", -2, SUB, psubscribe)
+        .acl(&["@pubsub", "@slow"])
+        .doc(
+            "pubsub",
+            "2.0.0",
+            "Listens for messages published to channels that match one or more patterns.",
+        ),
+    CommandSpec::new("punsubscribe", -1, SUB, punsubscribe)
+        .acl(&["@pubsub", "@slow"])
+        .doc(
+            "pubsub",
+            "2.0.0",
+            "Stops listening to messages published to channels that match one or more patterns.",
+        ),
+    CommandSpec::new("ssubscribe", -2, SUB, ssubscribe)
+        .keys(1, -1, 1)
+        .key_specs(SHARD_CHANNELS)
+        .acl(&["@pubsub", "@slow"])
+        .doc(
+            "pubsub",
+            "7.0.0",
+            "Listens for messages published to shard channels.",
+        ),
+    CommandSpec::new("sunsubscribe", -1, SUB, sunsubscribe)
+        .keys(1, -1, 1)
+        .key_specs(SHARD_CHANNELS)
+        .acl(&["@pubsub", "@slow"])
+        .doc(
+            "pubsub",
+            "7.0.0",
+            "Stops listening to messages posted to shard channels.",
+        ),
+    CommandSpec::new("publish", 3, PUB, publish)
+        .acl(&["@pubsub", "@fast"])
+        .doc("pubsub", "2.0.0", "Posts a message to a channel."),
+    CommandSpec::new("spublish", 3, PUB, spublish)
+        .keys(1, 1, 1)
+        .key_specs(SHARD_CHANNEL)
+        .acl(&["@pubsub", "@fast"])
+        .doc("pubsub", "7.0.0", "Post a message to a shard channel"),
+    CommandSpec::new("pubsub", -2, 0, container)
+        .acl(&["@slow"])
+        .doc("pubsub", "2.8.0", "A container for Pub/Sub commands.")
+        .with_subcommands(&[
+            CommandSpec::new("channels", -2, INTRO, channels)
+                .acl(&["@pubsub", "@slow"])
+                .doc("pubsub", "2.8.0", "Returns the active channels."),
+            CommandSpec::new("help", 2, flag::LOADING | flag::STALE, help)
+                .acl(&["@slow"])
+                .doc(
+                    "pubsub",
+                    "6.2.0",
+                    "Returns helpful text about the different subcommands.",
+                ),
+            CommandSpec::new("numpat", 2, INTRO, numpat)
+                .acl(&["@pubsub", "@slow"])
+                .doc(
+                    "pubsub",
+                    "2.8.0",
+                    "Returns a count of unique pattern subscriptions.",
+                ),
+            CommandSpec::new("numsub", -2, INTRO, numsub)
+                .acl(&["@pubsub", "@slow"])
+                .doc(
+                    "pubsub",
+                    "2.8.0",
+                    "Returns a count of subscribers to channels.",
+                ),
+            CommandSpec::new("shardchannels", -2, INTRO, shardchannels)
+                .acl(&["@pubsub", "@slow"])
+                .doc("pubsub", "7.0.0", "Returns the active shard channels."),
+            CommandSpec::new("shardnumsub", -2, INTRO, shardnumsub)
+                .acl(&["@pubsub", "@slow"])
+                .doc(
+                    "pubsub",
+                    "7.0.0",
+                    "Returns the count of subscribers of shard channels.",
+                ),
+        ]),
+];
+
+/// The confirmation frame names of a kind: (subscribe, unsubscribe).
+fn frame_names(kind: Kind) -> (&'static [u8], &'static [u8]) {
+    match kind {
+        Kind::Channel => (b"subscribe", b"unsubscribe"),
+        Kind::Pattern => (b"psubscribe", b"punsubscribe"),
+        Kind::Shard => (b"ssubscribe", b"sunsubscribe"),
+    }
+}
+
+/// The count a confirmation carries: channels and patterns together, shard
+/// channels on their own, as Redis counts them.
+fn confirm_count(session: &Session, kind: Kind) -> i64 {
+    let n = match kind {
+        Kind::Shard => session.subs.count(Kind::Shard),
+        _ => session.subs.plain(),
+    };
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+fn confirmation(name: &'static [u8], channel: Reply, count: i64) -> Reply {
+    Reply::Push(vec![
+        Reply::Bulk(Bytes::from_static(name)),
+        channel,
+        Reply::Int(count),
+    ])
+}
+
+fn subscribe_to(ctx: &mut Ctx<'_>, kind: Kind, names: &[Bytes]) -> CommandResult {
+    let mut frames = Vec::with_capacity(names.len());
+    for name in names {
+        let sub = Subscriber {
+            outbox: ctx.session.inbox.outbox(),
+            info: ctx.session.info.clone(),
+        };
+        let name = Bytes::copy_from_slice(name);
+        ctx.shared
+            .pubsub
+            .subscribe(&mut ctx.session.subs, kind, &name, sub);
+        let count = confirm_count(ctx.session, kind);
+        frames.push(confirmation(frame_names(kind).0, Reply::Bulk(name), count));
+    }
+    Ok(Reply::Frames(frames))
+}
+
+fn unsubscribe_from(ctx: &mut Ctx<'_>, kind: Kind, names: &[Bytes]) -> CommandResult {
+    let names = if names.is_empty() {
+        ctx.session.subs.names(kind)
+    } else {
+        names.iter().map(|n| Bytes::copy_from_slice(n)).collect()
+    };
+    let info = ctx.session.info.clone();
+    let mut frames = Vec::with_capacity(names.len().max(1));
+    for name in names {
+        ctx.shared
+            .pubsub
+            .unsubscribe(&mut ctx.session.subs, &info, kind, &name);
+        let count = confirm_count(ctx.session, kind);
+        frames.push(confirmation(frame_names(kind).1, Reply::Bulk(name), count));
+    }
+    if frames.is_empty() {
+        // Nothing to leave: one frame with a nil channel.
+        let count = confirm_count(ctx.session, kind);
+        frames.push(confirmation(frame_names(kind).1, Reply::Nil, count));
+    }
+    Ok(Reply::Frames(frames))
+}
+
+fn subscribe(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
+    subscribe_to(ctx, Kind::Channel, &args[1..])
+}
+
+fn psubscribe(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
+    subscribe_to(ctx, Kind::Pattern, &args[1..])
+}
+
+fn ssubscribe(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
+    subscribe_to(ctx, Kind::Shard, &args[1..])
+}
+
+fn unsubscribe(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
+    unsubscribe_from(ctx, Kind::Channel, &args[1..])
+}
+
+fn punsubscribe(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
+    unsubscribe_from(ctx, Kind::Pattern, &args[1..])
+}
+
+fn sunsubscribe(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
+    unsubscribe_from(ctx, Kind::Shard, &args[1..])
+}
+
+fn publish_on(ctx: &mut Ctx<'_>, kind: Kind, args: &[Bytes]) -> CommandResult {
+    let channel = Bytes::copy_from_slice(&args[1]);
+    let message = Bytes::copy_from_slice(&args[2]);
+    let deliveries = ctx.shared.pubsub.deliveries(kind, &channel, &message);
+    let receivers = i64::try_from(deliveries.len()).unwrap_or(i64::MAX);
+    if ctx.mode == CallMode::Client {
+        let limit = ctx.shared.config.read().output_limits.pubsub;
+        let me = ctx.session.info.id;
+        for d in deliveries {
+            match d.into_own(me) {
+                // A RESP3 client publishing to itself gets the message before
+                // PUBLISH's reply, as from Redis.
+                Ok(m) => ctx.session.held_pushes.push(m),
+                Err(d) => d.send(&limit, ctx.now),
+            }
+        }
+    } else {
+        // Sent when the transaction or script ends.
+        ctx.session.pending_messages.extend(deliveries);
+    }
+    Ok(Reply::Int(receivers))
+}
+
+fn publish(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
+    publish_on(ctx, Kind::Channel, args)
+}
+
+fn spublish(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
+    publish_on(ctx, Kind::Shard, args)
+}
+
+/// Sends the messages a transaction or script published, in order, once it has
+/// ended.
+pub fn flush_pending(shared: &Shared, session: &mut Session) {
+    if session.pending_messages.is_empty() {
+        return;
+    }
+    let limit = shared.config.read().output_limits.pubsub;
+    let now = shared.clock.now_ms();
+    for d in session.pending_messages.drain(..) {
+        d.send(&limit, now);
+    }
+}
+
+/// Leaves every subscription without confirmations (RESET).
+pub fn leave_all(shared: &Shared, session: &mut Session) {
+    let info = session.info.clone();
+    shared.pubsub.leave(&mut session.subs, &info);
+}
+
+/// The optional pattern of CHANNELS / SHARDCHANNELS; more arguments are
+/// Redis's subcommand syntax error.
+fn pattern_arg(args: &[Bytes]) -> Result<Option<&[u8]>, CommandError> {
+    match args {
+        [_, _] => Ok(None),
+        [_, _, p] => Ok(Some(p)),
+        [_, sub, ..] => Err(CommandError::err(format!(
+            "unknown subcommand or wrong number of arguments for '{}'. Try PUBSUB HELP.",
+            String::from_utf8_lossy(sub)
+        ))),
+        _ => Ok(None),
+    }
+}
+
+fn list_channels(ctx: &mut Ctx<'_>, kind: Kind, args: &[Bytes]) -> CommandResult {
+    let pattern = pattern_arg(args)?;
+    Ok(Reply::Array(
+        ctx.shared
+            .pubsub
+            .channels(kind, pattern)
+            .into_iter()
+            .map(Reply::Bulk)
+            .collect(),
+    ))
+}
+
+fn count_listeners(ctx: &mut Ctx<'_>, kind: Kind, args: &[Bytes]) -> CommandResult {
+    let mut out = Vec::with_capacity(args.len().saturating_sub(2).saturating_mul(2));
+    for name in &args[2..] {
+        let n = ctx.shared.pubsub.listeners(kind, name);
+        out.push(Reply::Bulk(Bytes::copy_from_slice(name)));
+        out.push(Reply::Int(i64::try_from(n).unwrap_or(i64::MAX)));
+    }
+    Ok(Reply::Array(out))
+}
+
+fn channels(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
+    list_channels(ctx, Kind::Channel, args)
+}
+
+fn shardchannels(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
+    list_channels(ctx, Kind::Shard, args)
+}
+
+fn numsub(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
+    count_listeners(ctx, Kind::Channel, args)
+}
+
+fn shardnumsub(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
+    count_listeners(ctx, Kind::Shard, args)
+}
+
+fn numpat(ctx: &mut Ctx<'_>, _: &[Bytes]) -> CommandResult {
+    let n = ctx.shared.pubsub.count(Kind::Pattern);
+    Ok(Reply::Int(i64::try_from(n).unwrap_or(i64::MAX)))
+}
+
+fn help(_: &mut Ctx<'_>, _: &[Bytes]) -> CommandResult {
+    const LINES: &[&str] = &[
+        "PUBSUB <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+        "CHANNELS [<pattern>]",
+        "    Return the currently active channels matching a <pattern> (default: '*').",
+        "NUMPAT",
+        "    Return number of subscriptions to patterns.",
+        "NUMSUB [<channel> ...]",
+        "    Return the number of subscribers for the specified channels, excluding",
+        "    pattern subscriptions(default: no channels).",
+        "SHARDCHANNELS [<pattern>]",
+        "    Return the currently active shard level channels matching a <pattern> (default: '*').",
+        "SHARDNUMSUB [<shardchannel> ...]",
+        "    Return the number of subscribers for the specified shard level channel(s)",
+        "HELP",
+        "    Prints this help.",
+    ];
+    Ok(Reply::Array(
+        LINES
+            .iter()
+            .map(|l| Reply::Status(Bytes::from_static(l.as_bytes())))
+            .collect(),
+    ))
+}
+
+/// Commands a RESP2 client may run while subscribed.
+pub fn allowed_while_subscribed(name: &str) -> bool {
+    matches!(
+        name,
+        "subscribe"
+            | "unsubscribe"
+            | "psubscribe"
+            | "punsubscribe"
+            | "ssubscribe"
+            | "sunsubscribe"
+            | "ping"
+            | "quit"
+            | "reset"
+    )
+}
+
+/// PING's reply while a RESP2 client is subscribed: a `pong` message.
+pub fn subscribed_pong(args: &[Bytes]) -> Reply {
+    let payload = args
+        .get(1)
+        .map_or_else(Bytes::new, |a| Bytes::copy_from_slice(a));
+    Reply::Push(vec![
+        Reply::Bulk(Bytes::from_static(b"pong")),
+        Reply::Bulk(payload),
+    ])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_pubsub_commands_ping_quit_and_reset_run_while_subscribed() {
+        for name in ["subscribe", "sunsubscribe", "ping", "quit", "reset"] {
+            assert!(allowed_while_subscribed(name));
+        }
+        for name in ["get", "publish", "multi", "hello"] {
+            assert!(!allowed_while_subscribed(name));
+        }
+    }
+}

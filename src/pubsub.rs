@@ -1,0 +1,357 @@
+//! The server-wide pub/sub registry: which clients listen on which channels,
+//! patterns and shard channels, and the delivery of published messages.
+//!
+//! A subscriber is its client id, its [`Outbox`] (the one out-of-band channel of
+//! its connection, see `blocking.rs`) and its [`ClientInfo`], where the bytes of
+//! messages queued for it are counted. The inbox itself is unbounded; the
+//! counting bounds it: a delivery that takes a subscriber past its
+//! `client-output-buffer-limit` closes the client instead of queueing more, as
+//! Redis closes a client whose output buffer grew past the limit. The
+//! connection writes each message in order with its replies and takes its size
+//! off the count.
+//!
+//! What this is not for: the command handlers and the frames' names are in
+//! `commands/pubsub.rs`; a session's own list of subscriptions is
+//! [`Subscriptions`], which the registry mirrors.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use parking_lot::RwLock;
+
+use crate::blocking::{Message, Outbox};
+use crate::commands::keys::glob_match;
+use crate::config::OutputLimit;
+use crate::reply::Reply;
+use crate::session::ClientInfo;
+
+/// What a client subscribes to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// A channel (SUBSCRIBE, PUBLISH).
+    Channel = 0,
+    /// A glob pattern over channel names (PSUBSCRIBE).
+    Pattern = 1,
+    /// A shard channel (SSUBSCRIBE, SPUBLISH).
+    Shard = 2,
+}
+
+/// One listening client.
+#[derive(Debug, Clone)]
+pub struct Subscriber {
+    /// Where its messages go.
+    pub outbox: Outbox,
+    /// Its shared info: id, output accounting, kill switch.
+    pub info: Arc<ClientInfo>,
+}
+
+/// Listeners by name (channel or pattern), each by client id.
+type Listeners = HashMap<Bytes, HashMap<u64, Subscriber>>;
+
+/// Every subscription on the server.
+#[derive(Debug, Default)]
+pub struct PubSub {
+    by_kind: [RwLock<Listeners>; 3],
+}
+
+/// A message bound for one subscriber: sent at once by a client's PUBLISH, or
+/// kept by a transaction or script until it ends.
+#[derive(Debug)]
+pub struct Delivery {
+    to: Subscriber,
+    frame: Reply,
+    /// The frame's bytes in the subscriber's output accounting.
+    size: usize,
+}
+
+/// A client's own subscriptions, by kind.
+#[derive(Debug, Default)]
+pub struct Subscriptions {
+    sets: [HashSet<Bytes>; 3],
+}
+
+impl Subscriptions {
+    /// How many of `kind`.
+    pub fn count(&self, kind: Kind) -> usize {
+        self.sets[kind as usize].len()
+    }
+
+    /// Channels plus patterns (the count SUBSCRIBE and PSUBSCRIBE report).
+    pub fn plain(&self) -> usize {
+        self.count(Kind::Channel) + self.count(Kind::Pattern)
+    }
+
+    /// Whether the client listens on anything at all.
+    pub fn any(&self) -> bool {
+        self.sets.iter().any(|s| !s.is_empty())
+    }
+
+    /// The names of `kind`.
+    pub fn names(&self, kind: Kind) -> Vec<Bytes> {
+        self.sets[kind as usize].iter().cloned().collect()
+    }
+}
+
+/// The size a message counts for in a client's output: its bytes as RESP2 sends
+/// them, close enough for RESP3.
+fn frame_size(parts: &[&[u8]]) -> usize {
+    parts
+        .iter()
+        .map(|p| p.len().saturating_add(16))
+        .fold(4, usize::saturating_add)
+}
+
+impl PubSub {
+    /// Adds `sub` as a listener of `name`; false if the client already was one.
+    pub fn subscribe(
+        &self,
+        subs: &mut Subscriptions,
+        kind: Kind,
+        name: &Bytes,
+        sub: Subscriber,
+    ) -> bool {
+        if !subs.sets[kind as usize].insert(name.clone()) {
+            return false;
+        }
+        let id = sub.info.id;
+        sub.info.subscriptions[kind as usize].store(subs.count(kind), Ordering::Relaxed);
+        self.by_kind[kind as usize]
+            .write()
+            .entry(name.clone())
+            .or_default()
+            .insert(id, sub);
+        true
+    }
+
+    /// Removes client `info` as a listener of `name`; false if it was not one.
+    pub fn unsubscribe(
+        &self,
+        subs: &mut Subscriptions,
+        info: &ClientInfo,
+        kind: Kind,
+        name: &[u8],
+    ) -> bool {
+        if !subs.sets[kind as usize].remove(name) {
+            return false;
+        }
+        info.subscriptions[kind as usize].store(subs.count(kind), Ordering::Relaxed);
+        let mut map = self.by_kind[kind as usize].write();
+        if let Some(listeners) = map.get_mut(name) {
+            listeners.remove(&info.id);
+            if listeners.is_empty() {
+                map.remove(name);
+            }
+        }
+        true
+    }
+
+    /// Removes every subscription of a client (RESET, disconnect).
+    pub fn leave(&self, subs: &mut Subscriptions, info: &ClientInfo) {
+        for kind in [Kind::Channel, Kind::Pattern, Kind::Shard] {
+            for name in subs.names(kind) {
+                self.unsubscribe(subs, info, kind, &name);
+            }
+        }
+    }
+
+    /// The messages a PUBLISH (`Kind::Channel`) or SPUBLISH (`Kind::Shard`) of
+    /// `message` on `channel` sends: one per channel listener, and for PUBLISH
+    /// one per matching pattern of each pattern listener.
+    pub fn deliveries(&self, kind: Kind, channel: &Bytes, message: &Bytes) -> Vec<Delivery> {
+        let mut out = Vec::new();
+        let name: &'static [u8] = if kind == Kind::Shard {
+            b"smessage"
+        } else {
+            b"message"
+        };
+        if let Some(listeners) = self.by_kind[kind as usize].read().get(channel) {
+            let frame = Reply::Push(vec![
+                Reply::Bulk(Bytes::from_static(name)),
+                Reply::Bulk(channel.clone()),
+                Reply::Bulk(message.clone()),
+            ]);
+            let size = frame_size(&[name, channel, message]);
+            out.extend(listeners.values().map(|to| Delivery {
+                to: to.clone(),
+                frame: frame.clone(),
+                size,
+            }));
+        }
+        if kind == Kind::Channel {
+            for (pattern, listeners) in self.by_kind[Kind::Pattern as usize].read().iter() {
+                if !glob_match(pattern, channel) {
+                    continue;
+                }
+                let frame = Reply::Push(vec![
+                    Reply::Bulk(Bytes::from_static(b"pmessage")),
+                    Reply::Bulk(pattern.clone()),
+                    Reply::Bulk(channel.clone()),
+                    Reply::Bulk(message.clone()),
+                ]);
+                let size = frame_size(&[b"pmessage", pattern, channel, message]);
+                out.extend(listeners.values().map(|to| Delivery {
+                    to: to.clone(),
+                    frame: frame.clone(),
+                    size,
+                }));
+            }
+        }
+        out
+    }
+
+    /// Channels (or shard channels) with listeners whose names match `pattern`
+    /// (all without one).
+    pub fn channels(&self, kind: Kind, pattern: Option<&[u8]>) -> Vec<Bytes> {
+        self.by_kind[kind as usize]
+            .read()
+            .keys()
+            .filter(|c| pattern.is_none_or(|p| glob_match(p, c)))
+            .cloned()
+            .collect()
+    }
+
+    /// Listeners of one channel, or of one pattern (not counting matches).
+    pub fn listeners(&self, kind: Kind, name: &[u8]) -> usize {
+        self.by_kind[kind as usize]
+            .read()
+            .get(name)
+            .map_or(0, HashMap::len)
+    }
+
+    /// Distinct names of `kind` with at least one listener (`PUBSUB NUMPAT`,
+    /// INFO's `pubsub_channels`).
+    pub fn count(&self, kind: Kind) -> usize {
+        self.by_kind[kind as usize].read().len()
+    }
+}
+
+impl Delivery {
+    /// The message itself if it is for client `me` (not counted as queued
+    /// output: the connection writes it with the reply), else the delivery.
+    pub fn into_own(self, me: u64) -> Result<Message, Delivery> {
+        if self.to.info.id == me {
+            Ok(Message::Push {
+                frame: self.frame,
+                size: 0,
+            })
+        } else {
+            Err(self)
+        }
+    }
+
+    /// Hands the message to its subscriber, counting its bytes as queued
+    /// output; a subscriber that this takes past the `pubsub` class limit is
+    /// closed instead, and the message dropped (its memory with it).
+    pub fn send(self, limit: &OutputLimit, now_ms: u64) {
+        let info = &self.to.info;
+        if info.is_killed() {
+            return;
+        }
+        let size = self.size;
+        let queued = info.buffers.queued.fetch_add(size, Ordering::Relaxed);
+        let used = info
+            .buffers
+            .out_pending
+            .load(Ordering::Relaxed)
+            .saturating_add(queued)
+            .saturating_add(size);
+        if limit.exceeded(used as u64, &info.buffers.soft_limit_since, now_ms) {
+            info.buffers.queued.fetch_sub(size, Ordering::Relaxed);
+            tracing::warn!(
+                client = info.id,
+                "closing client that reached its output buffer limit (pubsub class, {used} bytes)"
+            );
+            info.kill();
+            return;
+        }
+        if self
+            .to
+            .outbox
+            .send(Message::Push {
+                frame: self.frame,
+                size,
+            })
+            .is_err()
+        {
+            info.buffers.queued.fetch_sub(size, Ordering::Relaxed);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::blocking::Inbox;
+
+    fn client(id: u64) -> (Inbox, Subscriber) {
+        let inbox = Inbox::default();
+        let info = Arc::new(ClientInfo::new(id, String::new(), String::new(), -1, 0));
+        let sub = Subscriber {
+            outbox: inbox.outbox(),
+            info,
+        };
+        (inbox, sub)
+    }
+
+    #[test]
+    fn a_channel_and_a_matching_pattern_each_get_the_message() {
+        let ps = PubSub::default();
+        let (mut inbox, sub) = client(1);
+        let mut subs = Subscriptions::default();
+        assert!(ps.subscribe(&mut subs, Kind::Channel, &Bytes::from("news"), sub.clone()));
+        assert!(!ps.subscribe(&mut subs, Kind::Channel, &Bytes::from("news"), sub.clone()));
+        assert!(ps.subscribe(&mut subs, Kind::Pattern, &Bytes::from("n*"), sub.clone()));
+        let got = ps.deliveries(Kind::Channel, &Bytes::from("news"), &Bytes::from("hi"));
+        assert_eq!(got.len(), 2);
+        for d in got {
+            d.send(&OutputLimit::default(), 1);
+        }
+        assert!(matches!(inbox.try_recv(), Some(Message::Push { .. })));
+        assert!(matches!(inbox.try_recv(), Some(Message::Push { .. })));
+        assert!(sub.info.buffers.queued.load(Ordering::Relaxed) > 0);
+        ps.leave(&mut subs, &sub.info);
+        assert!(!subs.any());
+        assert_eq!(ps.count(Kind::Channel), 0);
+        assert_eq!(ps.count(Kind::Pattern), 0);
+    }
+
+    #[test]
+    fn a_delivery_past_the_hard_limit_closes_the_subscriber_and_drops_it() {
+        let ps = PubSub::default();
+        let (mut inbox, sub) = client(2);
+        let mut subs = Subscriptions::default();
+        ps.subscribe(&mut subs, Kind::Shard, &Bytes::from("s"), sub.clone());
+        let limit = OutputLimit {
+            hard: 100,
+            soft: 0,
+            soft_seconds: 0,
+        };
+        for d in ps.deliveries(
+            Kind::Shard,
+            &Bytes::from("s"),
+            &Bytes::from(vec![b'x'; 200]),
+        ) {
+            d.send(&limit, 1);
+        }
+        assert!(sub.info.is_killed());
+        assert!(inbox.try_recv().is_none());
+        assert_eq!(sub.info.buffers.queued.load(Ordering::Relaxed), 0);
+    }
+
+    #[test]
+    fn the_soft_limit_closes_only_after_its_seconds() {
+        let limit = OutputLimit {
+            hard: 0,
+            soft: 10,
+            soft_seconds: 2,
+        };
+        let since = std::sync::atomic::AtomicU64::new(0);
+        assert!(!limit.exceeded(20, &since, 1000));
+        assert!(!limit.exceeded(20, &since, 3000));
+        assert!(limit.exceeded(20, &since, 3001));
+        assert!(!limit.exceeded(5, &since, 4000));
+        assert!(!limit.exceeded(20, &since, 9000));
+    }
+}
