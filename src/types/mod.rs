@@ -13,6 +13,7 @@ use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 mod compact;
 pub mod list;
 pub mod lock;
+pub mod stream;
 pub mod string;
 pub mod zset;
 
