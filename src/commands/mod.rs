@@ -25,6 +25,7 @@ pub mod scripting;
 pub mod server;
 pub mod set;
 pub mod sort;
+pub mod stream;
 pub mod string;
 pub mod transaction;
 pub mod wait;
@@ -623,6 +624,7 @@ fn families() -> impl Iterator<Item = &'static CommandSpec> {
         set::COMMANDS,
         hash::COMMANDS,
         sort::COMMANDS,
+        stream::COMMANDS,
     ]
     .into_iter()
     .flatten()

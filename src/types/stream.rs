@@ -216,8 +216,8 @@ pub struct Consumer {
 pub struct Group {
     /// The last ID delivered to the group.
     pub last_id: StreamId,
-    /// Entries read by the group, `None` when it cannot be known.
-    pub entries_read: Option<u64>,
+    /// Entries read by the group, `None` when it cannot be known (Redis's -1).
+    pub entries_read: Option<i64>,
     /// The pending entries list.
     pub pel: BTreeMap<StreamId, Pending>,
     /// Consumers by name.
@@ -534,43 +534,45 @@ impl Stream {
     }
 
     /// How many entries were added up to `id`, when that can be known.
-    pub fn entries_before(&self, id: StreamId) -> Option<u64> {
+    pub fn entries_before(&self, id: StreamId) -> Option<i64> {
+        let added = self.entries_added as i64;
         if self.entries_added == 0 {
             return Some(0);
         }
         if self.entries.is_empty() && id <= self.last_id {
-            return Some(self.entries_added);
+            return Some(added);
         }
         if id == self.last_id {
-            return Some(self.entries_added);
+            return Some(added);
         }
         if id > self.last_id {
             return None;
         }
         if self.max_deleted.is_zero() || self.max_deleted < self.first_id {
-            let base = self.entries_added - self.len();
+            let base = added.wrapping_sub(self.len() as i64);
             if id < self.first_id {
                 return Some(base);
             }
             if id == self.first_id {
-                return Some(base + 1);
+                return Some(base.wrapping_add(1));
             }
         }
         None
     }
 
     /// A group's lag: entries added it has not read, when that can be known.
-    pub fn lag(&self, group: &Group) -> Option<u64> {
-        if self.entries_added == 0 {
+    pub fn lag(&self, group: &Group) -> Option<i64> {
+        let added = self.entries_added as i64;
+        if added == 0 {
             return Some(0);
         }
         if let Some(read) = group.entries_read {
             if !self.has_tombstones_after(group.last_id) {
-                return Some(self.entries_added.saturating_sub(read));
+                return Some(added.wrapping_sub(read));
             }
         }
         self.entries_before(group.last_id)
-            .map(|read| self.entries_added.saturating_sub(read))
+            .map(|read| added.wrapping_sub(read))
     }
 
     /// Creates group `name` at `last_id`.
@@ -578,7 +580,7 @@ impl Stream {
         &mut self,
         name: &Bytes,
         last_id: StreamId,
-        entries_read: Option<u64>,
+        entries_read: Option<i64>,
     ) -> Result<(), GroupError> {
         if self.groups.contains_key(name) {
             return Err(GroupError::Exists);
@@ -622,7 +624,7 @@ impl Stream {
         for (id, _) in &out {
             if *id > last {
                 read = if read.is_some() && !self.has_tombstones_after(*id) {
-                    read.map(|r| r + 1)
+                    read.map(|r| r.wrapping_add(1))
                 } else {
                     self.entries_before(*id)
                 };
