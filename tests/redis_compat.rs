@@ -57,4 +57,5 @@ case_files!(
     hashes,
     sort,
     copy_move,
+    streams,
 );

@@ -11,7 +11,7 @@ use bytes::Bytes;
 use super::args::Args;
 use super::wait::block_on_keys;
 use super::{container, flag, int_arg, is, CommandResult, CommandSpec, Ctx, KeySpec};
-use super::{BeginSearch, FindKeys};
+use super::{BeginSearch, CallMode, FindKeys};
 use crate::blocking::Serve;
 use crate::error::CommandError;
 use crate::keyspace::Shard;
@@ -405,11 +405,11 @@ fn xadd(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
     let key = a.key()?;
     let opts = parse_add_or_trim(&mut a, true, limits)?;
     let id_arg = a.bytes()?;
+    let add = stream::parse_add_id(id_arg).ok_or_else(invalid_id)?;
     let fields = a.rest();
     if fields.len() < 2 || fields.len() % 2 == 1 {
         return Err(CommandError::WrongArity("xadd".into()));
     }
-    let add = stream::parse_add_id(id_arg).ok_or_else(invalid_id)?;
     if add == AddId::Explicit(StreamId::MIN) {
         return Err(id_error(IdError::Zero));
     }
@@ -479,16 +479,16 @@ fn range(ctx: &mut Ctx<'_>, args: &[Bytes], rev: bool) -> CommandResult {
         }
         let n = a.int()?;
         a.finish()?;
-        count = Some(usize::try_from(n).unwrap_or(0));
+        if n <= 0 {
+            return Ok(Reply::NilArray);
+        }
+        count = Some(usize::try_from(n).unwrap_or(usize::MAX));
     }
     let now = ctx.now;
     let mut shard = ctx.db().lock(key);
     let Some(s) = shard.read::<Stream>(key, now)? else {
         return Ok(Reply::Array(Vec::new()));
     };
-    if count == Some(0) {
-        return Ok(Reply::Array(Vec::new()));
-    }
     Ok(entries_reply(s.range(start, end, rev, count)))
 }
 
@@ -528,7 +528,13 @@ struct ReadArgs<'a> {
     ids: &'a [Bytes],
 }
 
-fn parse_read<'a>(args: &'a [Bytes], xreadgroup: bool) -> Result<ReadArgs<'a>, CommandError> {
+/// Reads XREAD's or XREADGROUP's options; `in_script` refuses BLOCK, as Redis
+/// does for a script (inside MULTI it is accepted and never waits).
+fn parse_read<'a>(
+    args: &'a [Bytes],
+    xreadgroup: bool,
+    in_script: bool,
+) -> Result<ReadArgs<'a>, CommandError> {
     let mut a = Args::new(args);
     let mut r = ReadArgs {
         count: None,
@@ -541,6 +547,12 @@ fn parse_read<'a>(args: &'a [Bytes], xreadgroup: bool) -> Result<ReadArgs<'a>, C
     while let Some(opt) = a.next_arg() {
         let more = a.remaining();
         if is(opt, "BLOCK") && more > 0 {
+            if in_script {
+                return Err(CommandError::err(format!(
+                    "{} command is not allowed with BLOCK option from scripts",
+                    String::from_utf8_lossy(&args[0])
+                )));
+            }
             let ms = crate::protocol::parse_i64(a.bytes()?)
                 .ok_or_else(|| CommandError::err("timeout is not an integer or out of range"))?;
             if ms < 0 {
@@ -635,7 +647,7 @@ impl Serve for StreamRead {
 }
 
 fn xread(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
-    let r = parse_read(args, false)?;
+    let r = parse_read(args, false, ctx.mode == CallMode::Script)?;
     let now = ctx.now;
     let mut from = Vec::with_capacity(r.keys.len());
     for id in r.ids {
@@ -654,11 +666,7 @@ fn xread(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
     let mut resolved = HashMap::new();
     for (key, from) in r.keys.iter().zip(from) {
         let shard = shards.shard(key);
-        let s = match shard.read::<Stream>(key, now) {
-            Ok(s) => s,
-            Err(_) if r.block.is_none() => continue,
-            Err(e) => return Err(e.into()),
-        };
+        let s = shard.read::<Stream>(key, now)?;
         let after = match (from, s) {
             (Some(id), _) => id,
             (None, Some(s)) => s.last_id,
@@ -689,7 +697,7 @@ fn xread(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
 }
 
 fn xreadgroup(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
-    let r = parse_read(args, true)?;
+    let r = parse_read(args, true, ctx.mode == CallMode::Script)?;
     let Some((group, consumer)) = r.group else {
         return Err(CommandError::Syntax);
     };
@@ -837,14 +845,14 @@ fn xsetid(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
             ));
         }
     }
-    if !s.is_empty() && id < s.last_id {
+    if id < s.max_deleted && max_deleted.is_none() {
         return Err(CommandError::err(
-            "The ID specified in XSETID is smaller than the target stream top item",
+            "The ID specified in XSETID is smaller than current max_deleted_entry_id",
         ));
     }
-    if s.is_empty() && id < s.last_id && added.is_none() {
-        // An empty stream may move its last ID anywhere at or above 0-0 only
-        // with ENTRIESADDED; otherwise the same rule as a non-empty one.
+    // Below the last entry the IDs would no longer grow; an empty stream may
+    // move its last ID down.
+    if s.edges().1.is_some_and(|(top, _)| id < top) {
         return Err(CommandError::err(
             "The ID specified in XSETID is smaller than the target stream top item",
         ));
@@ -874,7 +882,7 @@ fn xgroup_create(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
         } else if a.remaining() >= 2 && a.keyword("ENTRIESREAD") {
             entries_read = Some(entries_read_arg(a.bytes()?)?);
         } else {
-            return Err(sub_syntax("create"));
+            return Err(sub_syntax(&args[1]));
         }
     }
     let explicit = if id_arg_raw.as_ref() == b"$" {
@@ -916,9 +924,11 @@ fn entries_read_arg(arg: &[u8]) -> Result<Option<i64>, CommandError> {
     Ok((n >= 0).then_some(n))
 }
 
-fn sub_syntax(sub: &str) -> CommandError {
+/// The error for a subcommand's bad arguments, naming it as the client typed it.
+fn sub_syntax(sub: &[u8]) -> CommandError {
     CommandError::err(format!(
-        "unknown subcommand or wrong number of arguments for '{sub}'. Try XGROUP HELP."
+        "unknown subcommand or wrong number of arguments for '{}'. Try XGROUP HELP.",
+        String::from_utf8_lossy(sub)
     ))
 }
 
@@ -993,7 +1003,7 @@ fn xgroup_setid(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
         if a.remaining() == 2 && a.keyword("ENTRIESREAD") {
             entries_read = Some(entries_read_arg(a.bytes()?)?);
         } else {
-            return Err(sub_syntax("setid"));
+            return Err(sub_syntax(&args[1]));
         }
     }
     let explicit = if raw.as_ref() == b"$" {
@@ -1393,9 +1403,10 @@ fn xinfo_stream(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
             full = Some(if n < 0 { 10 } else { n });
         }
         _ => {
-            return Err(CommandError::err(
-                "unknown subcommand or wrong number of arguments for 'stream'. Try XINFO HELP.",
-            ))
+            return Err(CommandError::err(format!(
+                "unknown subcommand or wrong number of arguments for '{}'. Try XINFO HELP.",
+                String::from_utf8_lossy(&args[1])
+            )))
         }
     }
     let now = ctx.now;
