@@ -58,4 +58,5 @@ case_files!(
     sort,
     copy_move,
     streams,
+    streams_groups,
 );

@@ -901,12 +901,7 @@ fn xgroup_create(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
         }
     };
     let id = explicit.unwrap_or(s.last_id);
-    let read = match entries_read {
-        Some(r) => r,
-        None if explicit.is_none() => Some(s.entries_added as i64),
-        None => None,
-    };
-    match s.create_group(group, id, read) {
+    match s.create_group(group, id, entries_read.flatten()) {
         Ok(()) => Ok(Reply::Simple("OK")),
         Err(_) => Err(CommandError::raw(
             "BUSYGROUP Consumer Group name already exists",
@@ -1013,14 +1008,9 @@ fn xgroup_setid(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
     };
     with_group(ctx, args, |s, group| {
         let id = explicit.unwrap_or(s.last_id);
-        let read = match entries_read {
-            Some(r) => r,
-            None if explicit.is_none() => Some(s.entries_added as i64),
-            None => None,
-        };
         if let Some(g) = s.groups.get_mut(group) {
             g.last_id = id;
-            g.entries_read = read;
+            g.entries_read = entries_read.flatten();
         }
         Ok(Reply::Simple("OK"))
     })
@@ -1240,7 +1230,6 @@ fn xclaim(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
     if lastid > g.last_id {
         g.last_id = lastid;
     }
-    g.consumer(consumer, now).0.seen = now;
     let mut claimed = Vec::new();
     for id in ids {
         let exists = s.contains(id);
@@ -1267,10 +1256,11 @@ fn xclaim(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
             _ if !justid => count.saturating_add(1),
             _ => count,
         };
+        // The consumer is made by its first claim, as in Redis.
+        let (c, _) = g.consumer(consumer, now);
+        c.seen = now;
+        c.active = Some(now);
         g.assign(id, consumer, delivered, count);
-        if let Some(c) = g.consumers.get_mut(consumer) {
-            c.active = Some(now);
-        }
         claimed.push(id);
     }
     Ok(Reply::Array(
@@ -1526,10 +1516,10 @@ fn xinfo_consumers(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
     let (key, group) = (&args[2], &args[3]);
     let now = ctx.now;
     let mut shard = ctx.db().lock(key);
-    let Some(g) = shard
-        .read::<Stream>(key, now)?
-        .and_then(|s| s.groups.get(group))
-    else {
+    let Some(s) = shard.read::<Stream>(key, now)? else {
+        return Err(CommandError::NoSuchKey);
+    };
+    let Some(g) = s.groups.get(group) else {
         return Err(nogroup_for_key(key, group));
     };
     Ok(Reply::Array(
