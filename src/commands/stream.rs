@@ -619,7 +619,23 @@ struct StreamRead {
 
 impl Serve for StreamRead {
     fn serve(&self, shard: &mut Shard, key: &Bytes, now: u64) -> Option<Reply> {
-        let s = shard.write::<Stream>(key, now).ok()??;
+        let s = match shard.write::<Stream>(key, now) {
+            Ok(Some(s)) => s,
+            // A group reader learns that its stream is gone, as in Redis 7.
+            _ if self.group.is_some() => {
+                return Some(Reply::Error(CommandError::raw(
+                    "UNBLOCKED the stream key no longer exists",
+                )))
+            }
+            _ => return None,
+        };
+        if let Some((group, _, _)) = &self.group {
+            if !s.groups.contains_key(group) {
+                return Some(Reply::Error(CommandError::raw(
+                    "NOGROUP the consumer group this client was blocked on no longer exists",
+                )));
+            }
+        }
         let entries = match &self.group {
             None => {
                 let after = self.from.get(key)?.next()?;
