@@ -1424,7 +1424,7 @@ fn xinfo_stream(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
     let mut out = vec![
         ("length", Reply::Int(s.len() as i64)),
         ("radix-tree-keys", Reply::Int(nodes)),
-        ("radix-tree-nodes", Reply::Int(nodes + 1)),
+        ("radix-tree-nodes", Reply::Int(s.tree_nodes() as i64)),
         ("last-generated-id", id_reply(s.last_id)),
         ("max-deleted-entry-id", id_reply(s.max_deleted)),
         ("entries-added", Reply::Int(s.entries_added as i64)),

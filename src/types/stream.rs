@@ -179,14 +179,111 @@ impl Default for NodeLimits {
     }
 }
 
-/// The outline of one node: its last ID, live entries, entries ever put in it
-/// and their approximate packed size.
+/// The outline of one node: its first (master) ID and fields, its last ID,
+/// live entries, entries ever put in it and the size of the listpack Redis
+/// would have packed them into (which decides where the next node starts).
 #[derive(Debug, Clone)]
 struct Node {
+    master: StreamId,
+    master_fields: Box<[Bytes]>,
     last: StreamId,
     live: u64,
     total: u64,
     bytes: u64,
+}
+
+/// Bytes a listpack spends on an integer element (encoding and back-length).
+fn lp_int_size(v: i64) -> u64 {
+    match v {
+        0..=127 => 2,
+        -4096..=4095 => 3,
+        -32768..=32767 => 4,
+        -8_388_608..=8_388_607 => 5,
+        -2_147_483_648..=2_147_483_647 => 6,
+        _ => 10,
+    }
+}
+
+/// Bytes a listpack spends on a string element: an integer-looking one is
+/// stored as an integer, as `lpAppend` does.
+fn lp_str_size(s: &[u8]) -> u64 {
+    let canonical = s.len() <= 20
+        && std::str::from_utf8(s)
+            .ok()
+            .and_then(|t| t.parse::<i64>().ok())
+            .is_some_and(|n| n.to_string().as_bytes() == s);
+    if canonical {
+        let n = std::str::from_utf8(s)
+            .ok()
+            .and_then(|t| t.parse::<i64>().ok())
+            .unwrap_or(0);
+        return lp_int_size(n);
+    }
+    let len = s.len() as u64;
+    let head = match len {
+        0..=63 => 1,
+        64..=4095 => 2,
+        _ => 5,
+    };
+    let body = head + len;
+    let back = match body {
+        0..=127 => 1,
+        128..=16383 => 2,
+        16384..=2_097_151 => 3,
+        2_097_152..=268_435_455 => 4,
+        _ => 5,
+    };
+    body + back
+}
+
+impl Node {
+    /// A node whose master entry is `id` with `fields` (names and values).
+    fn new(id: StreamId, fields: &[Bytes]) -> Node {
+        let names: Box<[Bytes]> = fields.iter().step_by(2).cloned().collect();
+        // Header and terminator, then the master entry: count, deleted,
+        // number of fields, the names, and its 0 terminator.
+        let bytes = 7
+            + lp_int_size(1)
+            + lp_int_size(0)
+            + lp_int_size(names.len() as i64)
+            + names.iter().map(|n| lp_str_size(n)).sum::<u64>()
+            + lp_int_size(0);
+        Node {
+            master: id,
+            master_fields: names,
+            last: id,
+            live: 0,
+            total: 0,
+            bytes,
+        }
+    }
+
+    /// The bytes entry `id` with `fields` adds to this node.
+    fn entry_size(&self, id: StreamId, fields: &[Bytes]) -> u64 {
+        let same = fields.len() == self.master_fields.len() * 2
+            && fields
+                .iter()
+                .step_by(2)
+                .zip(self.master_fields.iter())
+                .all(|(a, b)| a == b);
+        let ms = id.ms.wrapping_sub(self.master.ms) as i64;
+        let seq = id.seq.wrapping_sub(self.master.seq) as i64;
+        let mut size = lp_int_size(if same { 2 } else { 0 }) + lp_int_size(ms) + lp_int_size(seq);
+        let elements = if same {
+            size += fields
+                .iter()
+                .skip(1)
+                .step_by(2)
+                .map(|v| lp_str_size(v))
+                .sum::<u64>();
+            fields.len() as i64 / 2 + 3
+        } else {
+            size += lp_int_size(fields.len() as i64 / 2);
+            size += fields.iter().map(|f| lp_str_size(f)).sum::<u64>();
+            fields.len() as i64 + 4
+        };
+        size + lp_int_size(elements)
+    }
 }
 
 /// A pending entry: delivered to a consumer, not yet acknowledged.
@@ -312,11 +409,6 @@ pub struct Stream {
     pub groups: BTreeMap<Bytes, Group>,
 }
 
-/// The approximate packed size of an entry's fields and values.
-fn entry_bytes(fields: &[Bytes]) -> u64 {
-    fields.iter().map(|f| f.len() as u64 + 2).sum::<u64>() + 4
-}
-
 impl Stream {
     /// Number of entries.
     pub fn len(&self) -> u64 {
@@ -331,6 +423,27 @@ impl Stream {
     /// Number of nodes (XINFO's `radix-tree-keys`).
     pub fn node_count(&self) -> u64 {
         self.nodes.len() as u64
+    }
+
+    /// The nodes of the radix tree Redis files the stream's nodes in, keyed by
+    /// their first IDs as 16 big-endian bytes (XINFO's `radix-tree-nodes`): a
+    /// compressed trie, where a run of bytes shared by every key below is one
+    /// node and a key's end is a node of its own.
+    pub fn tree_nodes(&self) -> u64 {
+        let keys: Vec<[u8; 16]> = self
+            .nodes
+            .iter()
+            .map(|n| {
+                let mut k = [0u8; 16];
+                k[..8].copy_from_slice(&n.master.ms.to_be_bytes());
+                k[8..].copy_from_slice(&n.master.seq.to_be_bytes());
+                k
+            })
+            .collect();
+        if keys.is_empty() {
+            return 1;
+        }
+        trie_nodes(&keys, 0)
     }
 
     /// The ID a new entry gets: `add` resolved against the last ID and the
@@ -368,23 +481,22 @@ impl Stream {
 
     /// Appends an entry with `id` (from [`Stream::next_id`]).
     pub fn append(&mut self, id: StreamId, fields: Vec<Bytes>, limits: NodeLimits) {
-        let size = entry_bytes(&fields);
+        // Redis starts a node when the last one has its fill of entries, or
+        // when its listpack plus the new entry's raw length reaches the byte
+        // limit.
+        let raw: u64 = fields.iter().map(|f| f.len() as u64).sum();
         let fresh = match self.nodes.back() {
             None => true,
             Some(n) => {
-                (limits.entries > 0 && n.total >= limits.entries)
-                    || (limits.bytes > 0 && n.bytes.saturating_add(size) >= limits.bytes)
+                (limits.bytes > 0 && n.bytes.saturating_add(raw) >= limits.bytes)
+                    || (limits.entries > 0 && n.total >= limits.entries)
             }
         };
         if fresh {
-            self.nodes.push_back(Node {
-                last: id,
-                live: 0,
-                total: 0,
-                bytes: 0,
-            });
+            self.nodes.push_back(Node::new(id, &fields));
         }
         if let Some(n) = self.nodes.back_mut() {
+            let size = n.entry_size(id, &fields);
             n.last = id;
             n.live += 1;
             n.total += 1;
@@ -658,6 +770,37 @@ impl Stream {
     pub fn set_last_id(&mut self, id: StreamId) {
         self.last_id = id;
     }
+}
+
+/// Nodes of the compressed trie holding `keys` (sorted, distinct, all 16
+/// bytes) from byte `depth` on, the node at `depth` included.
+fn trie_nodes(keys: &[[u8; 16]], depth: usize) -> u64 {
+    if depth >= 16 {
+        return 1;
+    }
+    let (Some(first), Some(last)) = (keys.first(), keys.last()) else {
+        return 0;
+    };
+    // Sorted keys share exactly the prefix their first and last share.
+    let shared = (depth..16).take_while(|&i| first[i] == last[i]).count();
+    if shared > 0 {
+        // One compressed node for the shared run, then what follows it.
+        return 1 + trie_nodes(keys, depth + shared);
+    }
+    // A branching node, one child per distinct byte.
+    let mut total = 1;
+    let mut start = 0;
+    while start < keys.len() {
+        let byte = keys[start][depth];
+        let end = start
+            + keys[start..]
+                .iter()
+                .take_while(|k| k[depth] == byte)
+                .count();
+        total += trie_nodes(&keys[start..end], depth + 1);
+        start = end;
+    }
+    total
 }
 
 /// The name OBJECT ENCODING reports.
