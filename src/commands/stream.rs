@@ -17,7 +17,7 @@ use crate::error::CommandError;
 use crate::keyspace::Shard;
 use crate::reply::Reply;
 use crate::types::stream::{
-    self, AddId, IdError, NodeLimits, RangeEnd, Stream, StreamId, Trim, TrimTo,
+    self, AddId, Fields, IdError, NodeLimits, RangeEnd, Stream, StreamId, Trim, TrimTo,
 };
 
 const RW_UPDATE: &[KeySpec] = &[KeySpec::one(1, &["RW", "update"])];
@@ -242,15 +242,20 @@ fn node_limits(ctx: &Ctx<'_>) -> NodeLimits {
 
 // ---- replies ------------------------------------------------------------
 
-fn fields_reply(fields: &[Bytes]) -> Reply {
-    Reply::Array(fields.iter().map(|f| Reply::Bulk(f.clone())).collect())
+fn fields_reply(fields: &Fields) -> Reply {
+    Reply::Array(
+        fields
+            .iter()
+            .map(|f| Reply::Bulk(Bytes::copy_from_slice(f)))
+            .collect(),
+    )
 }
 
-fn entry_reply(id: StreamId, fields: &[Bytes]) -> Reply {
+fn entry_reply(id: StreamId, fields: &Fields) -> Reply {
     Reply::Array(vec![Reply::Bulk(id.to_bytes()), fields_reply(fields)])
 }
 
-fn entries_reply<'a>(entries: impl IntoIterator<Item = (StreamId, &'a [Bytes])>) -> Reply {
+fn entries_reply<'a>(entries: impl IntoIterator<Item = (StreamId, &'a Fields)>) -> Reply {
     Reply::Array(
         entries
             .into_iter()
@@ -427,11 +432,7 @@ fn xadd(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
         return Err(id_error(IdError::Exhausted));
     }
     let id = s.next_id(add, now).map_err(id_error)?;
-    s.append(
-        id,
-        fields.iter().map(|f| Bytes::copy_from_slice(f)).collect(),
-        limits,
-    );
+    s.append(id, fields, limits);
     if let Some(trim) = opts.trim {
         s.trim(trim);
     }
@@ -650,7 +651,7 @@ impl Serve for StreamRead {
                 if got.is_empty() {
                     return None;
                 }
-                entries_reply(got.iter().map(|(id, f)| (*id, &f[..])))
+                entries_reply(got.iter().map(|(id, f)| (*id, f)))
             }
         };
         Some(per_stream_reply(vec![(key.clone(), entries)], self.resp3))
@@ -753,7 +754,7 @@ fn xreadgroup(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
                 if !got.is_empty() {
                     out.push((
                         key.clone(),
-                        entries_reply(got.iter().map(|(id, f)| (*id, &f[..]))),
+                        entries_reply(got.iter().map(|(id, f)| (*id, f))),
                     ));
                 }
             }
@@ -1286,7 +1287,7 @@ fn xclaim(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
                 if justid {
                     id_reply(id)
                 } else {
-                    entry_reply(id, s.get(id).unwrap_or(&[]))
+                    entry_reply(id, s.get(id).unwrap_or(&Fields::default()))
                 }
             })
             .collect(),
@@ -1372,7 +1373,7 @@ fn xautoclaim(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
             if justid {
                 id_reply(id)
             } else {
-                entry_reply(id, s.get(id).unwrap_or(&[]))
+                entry_reply(id, s.get(id).unwrap_or(&Fields::default()))
             }
         })
         .collect();

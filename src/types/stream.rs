@@ -238,8 +238,12 @@ fn lp_str_size(s: &[u8]) -> u64 {
 
 impl Node {
     /// A node whose master entry is `id` with `fields` (names and values).
-    fn new(id: StreamId, fields: &[Bytes]) -> Node {
-        let names: Box<[Bytes]> = fields.iter().step_by(2).cloned().collect();
+    fn new<T: AsRef<[u8]>>(id: StreamId, fields: &[T]) -> Node {
+        let names: Box<[Bytes]> = fields
+            .iter()
+            .step_by(2)
+            .map(|f| Bytes::copy_from_slice(f.as_ref()))
+            .collect();
         // Header and terminator, then the master entry: count, deleted,
         // number of fields, the names, and its 0 terminator.
         let bytes = 7
@@ -259,13 +263,13 @@ impl Node {
     }
 
     /// The bytes entry `id` with `fields` adds to this node.
-    fn entry_size(&self, id: StreamId, fields: &[Bytes]) -> u64 {
+    fn entry_size<T: AsRef<[u8]>>(&self, id: StreamId, fields: &[T]) -> u64 {
         let same = fields.len() == self.master_fields.len() * 2
             && fields
                 .iter()
                 .step_by(2)
                 .zip(self.master_fields.iter())
-                .all(|(a, b)| a == b);
+                .all(|(a, b)| a.as_ref() == &b[..]);
         let ms = id.ms.wrapping_sub(self.master.ms) as i64;
         let seq = id.seq.wrapping_sub(self.master.seq) as i64;
         let mut size = lp_int_size(if same { 2 } else { 0 }) + lp_int_size(ms) + lp_int_size(seq);
@@ -274,12 +278,12 @@ impl Node {
                 .iter()
                 .skip(1)
                 .step_by(2)
-                .map(|v| lp_str_size(v))
+                .map(|v| lp_str_size(v.as_ref()))
                 .sum::<u64>();
             fields.len() as i64 / 2 + 3
         } else {
             size += lp_int_size(fields.len() as i64 / 2);
-            size += fields.iter().map(|f| lp_str_size(f)).sum::<u64>();
+            size += fields.iter().map(|f| lp_str_size(f.as_ref())).sum::<u64>();
             fields.len() as i64 + 4
         };
         size + lp_int_size(elements)
@@ -386,16 +390,77 @@ pub enum GroupError {
     Missing,
 }
 
+/// An entry's fields and values packed in one allocation, each preceded by
+/// its length as a LEB128 varint: a small entry costs its bytes and a few
+/// more, not an allocation per field.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Fields(Box<[u8]>);
+
+impl Fields {
+    /// Packs `items` (names and values in turn).
+    pub fn pack<T: AsRef<[u8]>>(items: &[T]) -> Fields {
+        let size: usize = items.iter().map(|i| i.as_ref().len() + 10).sum();
+        let mut buf = Vec::with_capacity(size);
+        for item in items {
+            let item = item.as_ref();
+            let mut n = item.len() as u64;
+            loop {
+                let byte = (n & 0x7f) as u8;
+                n >>= 7;
+                if n == 0 {
+                    buf.push(byte);
+                    break;
+                }
+                buf.push(byte | 0x80);
+            }
+            buf.extend_from_slice(item);
+        }
+        Fields(buf.into_boxed_slice())
+    }
+
+    /// The names and values in turn.
+    pub fn iter(&self) -> FieldIter<'_> {
+        FieldIter(&self.0)
+    }
+}
+
+/// The items of a [`Fields`].
+#[derive(Debug, Clone)]
+pub struct FieldIter<'a>(&'a [u8]);
+
+impl<'a> Iterator for FieldIter<'a> {
+    type Item = &'a [u8];
+
+    fn next(&mut self) -> Option<&'a [u8]> {
+        let mut len = 0u64;
+        let mut shift = 0;
+        let mut at = 0;
+        loop {
+            let byte = *self.0.get(at)?;
+            at += 1;
+            len |= u64::from(byte & 0x7f).checked_shl(shift)?;
+            if byte & 0x80 == 0 {
+                break;
+            }
+            shift += 7;
+        }
+        let end = at.checked_add(usize::try_from(len).ok()?)?;
+        let item = self.0.get(at..end)?;
+        self.0 = self.0.get(end..)?;
+        Some(item)
+    }
+}
+
 /// An entry as read: its ID and its fields and values, borrowed.
-pub type EntryRef<'a> = (StreamId, &'a [Bytes]);
+pub type EntryRef<'a> = (StreamId, &'a Fields);
 
 /// An entry as delivered to a group: its ID and a copy of its fields and values.
-pub type OwnedEntry = (StreamId, Box<[Bytes]>);
+pub type OwnedEntry = (StreamId, Fields);
 
 /// A stream.
 #[derive(Debug, Clone, Default)]
 pub struct Stream {
-    entries: BTreeMap<StreamId, Box<[Bytes]>>,
+    entries: BTreeMap<StreamId, Fields>,
     nodes: VecDeque<Node>,
     /// The last ID added (or set with XSETID).
     pub last_id: StreamId,
@@ -480,11 +545,11 @@ impl Stream {
     }
 
     /// Appends an entry with `id` (from [`Stream::next_id`]).
-    pub fn append(&mut self, id: StreamId, fields: Vec<Bytes>, limits: NodeLimits) {
+    pub fn append<T: AsRef<[u8]>>(&mut self, id: StreamId, fields: &[T], limits: NodeLimits) {
         // Redis starts a node when the last one has its fill of entries, or
         // when its listpack plus the new entry's raw length reaches the byte
         // limit.
-        let raw: u64 = fields.iter().map(|f| f.len() as u64).sum();
+        let raw: u64 = fields.iter().map(|f| f.as_ref().len() as u64).sum();
         let fresh = match self.nodes.back() {
             None => true,
             Some(n) => {
@@ -493,10 +558,10 @@ impl Stream {
             }
         };
         if fresh {
-            self.nodes.push_back(Node::new(id, &fields));
+            self.nodes.push_back(Node::new(id, fields));
         }
         if let Some(n) = self.nodes.back_mut() {
-            let size = n.entry_size(id, &fields);
+            let size = n.entry_size(id, fields);
             n.last = id;
             n.live += 1;
             n.total += 1;
@@ -505,14 +570,14 @@ impl Stream {
         if self.entries.is_empty() {
             self.first_id = id;
         }
-        self.entries.insert(id, fields.into_boxed_slice());
+        self.entries.insert(id, Fields::pack(fields));
         self.last_id = id;
         self.entries_added = self.entries_added.saturating_add(1);
     }
 
     /// The entry `id`'s fields and values.
-    pub fn get(&self, id: StreamId) -> Option<&[Bytes]> {
-        self.entries.get(&id).map(|f| &f[..])
+    pub fn get(&self, id: StreamId) -> Option<&Fields> {
+        self.entries.get(&id)
     }
 
     /// Entries from `start` to `end` included, in order (reversed if `rev`),
@@ -523,24 +588,24 @@ impl Stream {
         end: StreamId,
         rev: bool,
         count: Option<usize>,
-    ) -> Vec<(StreamId, &[Bytes])> {
+    ) -> Vec<EntryRef<'_>> {
         if start > end {
             return Vec::new();
         }
         let it = self.entries.range(start..=end);
         let take = count.unwrap_or(usize::MAX);
         if rev {
-            it.rev().take(take).map(|(k, v)| (*k, &v[..])).collect()
+            it.rev().take(take).map(|(k, v)| (*k, v)).collect()
         } else {
-            it.take(take).map(|(k, v)| (*k, &v[..])).collect()
+            it.take(take).map(|(k, v)| (*k, v)).collect()
         }
     }
 
     /// The first and last entries.
     pub fn edges(&self) -> (Option<EntryRef<'_>>, Option<EntryRef<'_>>) {
         (
-            self.entries.iter().next().map(|(k, v)| (*k, &v[..])),
-            self.entries.iter().next_back().map(|(k, v)| (*k, &v[..])),
+            self.entries.iter().next().map(|(k, v)| (*k, v)),
+            self.entries.iter().next_back().map(|(k, v)| (*k, v)),
         )
     }
 
@@ -819,9 +884,22 @@ mod tests {
     fn filled(n: u64) -> Stream {
         let mut s = Stream::default();
         for i in 1..=n {
-            s.append(StreamId::new(i, 0), fv(), NodeLimits::default());
+            s.append(StreamId::new(i, 0), &fv(), NodeLimits::default());
         }
         s
+    }
+
+    #[test]
+    fn packed_fields_come_back_as_given() {
+        let long = vec![b'x'; 300];
+        let items: Vec<&[u8]> = vec![b"", b"a", &long, b"\x00\xff"];
+        let packed = Fields::pack(&items);
+        assert_eq!(packed.iter().collect::<Vec<_>>(), items);
+        assert_eq!(
+            Fields(Box::new([0x85])).iter().count(),
+            0,
+            "a cut length ends the items"
+        );
     }
 
     #[test]
@@ -850,7 +928,7 @@ mod tests {
         );
         let id = s.next_id(AddId::Seq(5), 1).unwrap();
         assert_eq!(id, StreamId::new(5, 0));
-        s.append(id, fv(), NodeLimits::default());
+        s.append(id, &fv(), NodeLimits::default());
         assert_eq!(s.next_id(AddId::Seq(5), 1), Ok(StreamId::new(5, 1)));
         assert_eq!(s.next_id(AddId::Seq(4), 1), Err(IdError::TooSmall));
         assert_eq!(s.next_id(AddId::Auto, 1), Ok(StreamId::new(5, 1)));
