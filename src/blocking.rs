@@ -157,8 +157,9 @@ pub trait Serve: Send + Sync + std::fmt::Debug {
     fn undo(&self, shard: &mut Shard, key: &Bytes, reply: Reply, now: u64);
 
     /// The type of value it takes from (`"list"`, `"zset"`, as TYPE names
-    /// them): a waiter is passed over, still queued, while its key holds
-    /// another type, and the waiters behind it are served (as Redis does).
+    /// them): a waiter whose serve step takes nothing from a key of another
+    /// type is passed over, still queued, and the waiters behind it are
+    /// served (as Redis does).
     fn wants(&self) -> &'static str;
 
     /// The key the served element is pushed to (BLMOVE's destination): its
@@ -309,19 +310,21 @@ impl BlockedKeys {
             if !still_first {
                 continue;
             }
-            let other_type = shards
-                .shard(key)
-                .peek(key, now)
-                .is_some_and(|e| e.value.type_name() != waiter.serve.wants());
-            if other_type {
-                passed += 1;
-                continue;
-            }
             let mut slot = waiter.slot.lock();
             // A closed inbox (a connection torn down without cancelling) is
             // skipped before anything is taken for it.
             if slot.as_ref().is_some_and(|tx| !tx.is_closed()) {
                 let Some(reply) = waiter.serve.serve(&mut shards, key, now) else {
+                    let other_type = shards
+                        .shard(key)
+                        .peek(key, now)
+                        .is_some_and(|e| e.value.type_name() != waiter.serve.wants());
+                    if other_type {
+                        // Passed over, still queued: the waiters behind it
+                        // may want this type.
+                        passed += 1;
+                        continue;
+                    }
                     return; // Nothing (left) to hand over.
                 };
                 if let Some(dst) = destination {

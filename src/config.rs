@@ -452,6 +452,8 @@ pub static PARAMS: &[Param] = &[
         size
     ),
     encoding_param!("list-compress-depth", &[], list_compress_depth, depth),
+    encoding_param!("stream-node-max-entries", &[], stream_node_entries, count),
+    encoding_param!("stream-node-max-bytes", &[], stream_node_bytes, size),
     Param {
         name: "list-max-listpack-size",
         aliases: &["list-max-ziplist-size"],

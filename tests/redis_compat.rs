@@ -61,4 +61,6 @@ case_files!(
     copy_move,
     bitmaps,
     lcs,
+    streams,
+    streams_groups,
 );

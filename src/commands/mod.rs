@@ -28,6 +28,7 @@ pub mod scripting;
 pub mod server;
 pub mod set;
 pub mod sort;
+pub mod stream;
 pub mod string;
 pub mod transaction;
 pub mod wait;
@@ -629,6 +630,7 @@ fn families() -> impl Iterator<Item = &'static CommandSpec> {
         sort::COMMANDS,
         pubsub::COMMANDS,
         bitmap::COMMANDS,
+        stream::COMMANDS,
     ]
     .into_iter()
     .flatten()

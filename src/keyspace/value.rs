@@ -27,6 +27,8 @@ pub enum Value {
     ZSet(Box<ZSet>),
     /// A set of strings (SADD, ...): 16 bytes, in place.
     Set(Set),
+    /// A stream (XADD, ...), boxed.
+    Stream(Box<crate::types::stream::Stream>),
 }
 
 impl Value {
@@ -60,6 +62,7 @@ impl Value {
             Value::Hash(h) => Value::Hash(h.clone()),
             Value::ZSet(z) => Value::ZSet(z.clone()),
             Value::Set(s) => Value::Set(s.clone()),
+            Value::Stream(s) => Value::Stream(s.clone()),
             Value::Lock(_) => return None,
         })
     }
@@ -84,6 +87,7 @@ impl Value {
             Value::ZSet(z) => z.encoding_name(),
             Value::Set(s) => s.encoding_name(),
             Value::Hash(h) => h.encoding_name(),
+            Value::Stream(_) => crate::types::stream::encoding_name(),
         }
     }
 
@@ -144,6 +148,7 @@ impl Value {
             Value::Lock(_) => "lock",
             Value::ZSet(_) => "zset",
             Value::Set(_) => "set",
+            Value::Stream(_) => "stream",
         }
     }
 }
@@ -196,6 +201,9 @@ typed!(crate::types::hash::Hash, Hash, |h| h.is_empty());
 typed!(Lock, Lock, |l| l.counts() == (0, 0));
 typed!(ZSet, ZSet, |z| z.is_empty());
 typed!(Set, Set, |s| s.is_empty());
+// An empty stream is still a stream (XGROUP CREATE MKSTREAM, XDEL of the last
+// entry): only DEL removes it.
+typed!(crate::types::stream::Stream, Stream, |_s| false);
 
 impl Typed for CompactBytes {
     fn of(value: &Value) -> Option<&Self> {

@@ -16,6 +16,7 @@ use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 mod compact;
 pub mod list;
 pub mod lock;
+pub mod stream;
 pub mod string;
 pub mod zset;
 
@@ -73,6 +74,10 @@ pub struct Thresholds {
     pub list_size: i64,
     /// `list-compress-depth`.
     pub list_compress_depth: usize,
+    /// `stream-node-max-entries`: entries per stream node (0: no limit).
+    pub stream_node_entries: usize,
+    /// `stream-node-max-bytes`: bytes per stream node (0: no limit).
+    pub stream_node_bytes: usize,
 }
 
 impl Default for Thresholds {
@@ -88,6 +93,8 @@ impl Default for Thresholds {
             zset_value: 64,
             list_size: -2,
             list_compress_depth: 0,
+            stream_node_entries: 100,
+            stream_node_bytes: 4096,
         }
     }
 }
@@ -115,6 +122,10 @@ pub struct Encodings {
     pub list_size: AtomicI64,
     /// `list-compress-depth`.
     pub list_compress_depth: AtomicUsize,
+    /// `stream-node-max-entries`.
+    pub stream_node_entries: AtomicUsize,
+    /// `stream-node-max-bytes`.
+    pub stream_node_bytes: AtomicUsize,
 }
 
 impl Default for Encodings {
@@ -129,6 +140,8 @@ impl Default for Encodings {
             zset_value: AtomicUsize::new(0),
             list_size: AtomicI64::new(0),
             list_compress_depth: AtomicUsize::new(0),
+            stream_node_entries: AtomicUsize::new(0),
+            stream_node_bytes: AtomicUsize::new(0),
         };
         e.store(&Thresholds::default());
         e
@@ -148,6 +161,16 @@ impl Encodings {
         set(&self.zset_value, t.zset_value);
         self.list_size.store(t.list_size, Ordering::Relaxed);
         set(&self.list_compress_depth, t.list_compress_depth);
+        set(&self.stream_node_entries, t.stream_node_entries);
+        set(&self.stream_node_bytes, t.stream_node_bytes);
+    }
+
+    /// Stream node sizes (`stream-node-max-entries`, `stream-node-max-bytes`).
+    pub fn stream_nodes(&self) -> stream::NodeLimits {
+        stream::NodeLimits {
+            entries: self.stream_node_entries.load(Ordering::Relaxed) as u64,
+            bytes: self.stream_node_bytes.load(Ordering::Relaxed) as u64,
+        }
     }
 
     /// Thresholds for hashes.

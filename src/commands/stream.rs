@@ -1,0 +1,1576 @@
+//! Stream commands: XADD, XLEN, XRANGE, XREVRANGE, XDEL, XTRIM, XREAD, XSETID,
+//! the consumer group commands (XGROUP, XREADGROUP, XACK, XPENDING, XCLAIM,
+//! XAUTOCLAIM) and XINFO. The stream itself and its groups are
+//! `types::stream`; blocking XREAD/XREADGROUP are a [`Serve`] step of the
+//! blocking registry, woken by XADD.
+
+use std::collections::HashMap;
+
+use bytes::Bytes;
+
+use super::args::Args;
+use super::wait::block_on_keys;
+use super::{container, flag, int_arg, is, CommandResult, CommandSpec, Ctx, KeySpec};
+use super::{BeginSearch, CallMode, FindKeys};
+use crate::blocking::Serve;
+use crate::error::CommandError;
+use crate::keyspace::{Shard, ShardSet};
+use crate::reply::Reply;
+use crate::types::stream::{
+    self, AddId, Fields, IdError, NodeLimits, RangeEnd, Stream, StreamId, Trim, TrimTo,
+};
+
+const RW_UPDATE: &[KeySpec] = &[KeySpec::one(1, &["RW", "update"])];
+const RW_DELETE: &[KeySpec] = &[KeySpec::one(1, &["RW", "delete"])];
+const RO_ACCESS: &[KeySpec] = &[KeySpec::one(1, &["RO", "access"])];
+const SUB_RO_ACCESS: &[KeySpec] = &[KeySpec::one(2, &["RO", "access"])];
+const SUB_INSERT: &[KeySpec] = &[KeySpec::one(2, &["RW", "insert"])];
+const SUB_DELETE: &[KeySpec] = &[KeySpec::one(2, &["RW", "delete"])];
+const SUB_UPDATE: &[KeySpec] = &[KeySpec::one(2, &["RW", "update"])];
+const WRITE_FAST: &[&str] = &["@write", "@stream", "@fast"];
+const READ_SLOW: &[&str] = &["@read", "@stream", "@slow"];
+const GROUP_WRITE: &[&str] = &["@write", "@stream", "@slow"];
+const NONDETERMINISTIC: &[&str] = &["nondeterministic_output"];
+
+/// Keys after `STREAMS`, half of what follows it.
+const fn streams_keys(startfrom: i32) -> KeySpec {
+    KeySpec::new(
+        &["RO", "access"],
+        BeginSearch::Keyword {
+            keyword: "STREAMS",
+            startfrom,
+        },
+        FindKeys::Range {
+            lastkey: -1,
+            keystep: 1,
+            limit: 2,
+        },
+    )
+}
+
+const fn group_sub(
+    name: &'static str,
+    arity: i32,
+    flags: u32,
+    handler: super::Handler,
+    key_specs: &'static [KeySpec],
+    since: &'static str,
+    summary: &'static str,
+) -> CommandSpec {
+    CommandSpec::new(name, arity, flags, handler)
+        .keys(2, 2, 1)
+        .acl(GROUP_WRITE)
+        .key_specs(key_specs)
+        .doc("stream", since, summary)
+}
+
+const fn info_sub(
+    name: &'static str,
+    arity: i32,
+    handler: super::Handler,
+    summary: &'static str,
+) -> CommandSpec {
+    CommandSpec::new(name, arity, flag::READONLY, handler)
+        .keys(2, 2, 1)
+        .acl(READ_SLOW)
+        .key_specs(SUB_RO_ACCESS)
+        .doc("stream", "5.0.0", summary)
+}
+
+/// The stream family's rows.
+pub static COMMANDS: &[CommandSpec] = &[
+    CommandSpec::new("xadd", -5, flag::WRITE | flag::DENYOOM | flag::FAST, xadd)
+        .keys(1, 1, 1)
+        .acl(WRITE_FAST)
+        .tips(NONDETERMINISTIC)
+        .key_specs(&[KeySpec::one(1, &["RW", "update"])
+            .notes("UPDATE instead of INSERT because of the optional trimming feature")])
+        .doc("stream", "5.0.0", "Appends a new entry to a stream"),
+    CommandSpec::new("xlen", 2, flag::READONLY | flag::FAST, xlen)
+        .keys(1, 1, 1)
+        .acl(&["@read", "@stream", "@fast"])
+        .key_specs(&[KeySpec::one(1, &["RO"])])
+        .doc("stream", "5.0.0", "Return the number of entries in a stream"),
+    CommandSpec::new("xrange", -4, flag::READONLY, xrange)
+        .keys(1, 1, 1)
+        .acl(READ_SLOW)
+        .key_specs(RO_ACCESS)
+        .doc("stream", "5.0.0", "Return a range of elements in a stream, with IDs matching the specified IDs interval"),
+    CommandSpec::new("xrevrange", -4, flag::READONLY, xrevrange)
+        .keys(1, 1, 1)
+        .acl(READ_SLOW)
+        .key_specs(RO_ACCESS)
+        .doc("stream", "5.0.0", "Return a range of elements in a stream, with IDs matching the specified IDs interval, in reverse order (from greater to smaller IDs) compared to XRANGE"),
+    CommandSpec::new("xdel", -3, flag::WRITE | flag::FAST, xdel)
+        .keys(1, 1, 1)
+        .acl(WRITE_FAST)
+        .key_specs(RW_DELETE)
+        .doc("stream", "5.0.0", "Removes the specified entries from the stream. Returns the number of items actually deleted, that may be different from the number of IDs passed in case certain IDs do not exist."),
+    CommandSpec::new("xtrim", -4, flag::WRITE, xtrim)
+        .keys(1, 1, 1)
+        .acl(GROUP_WRITE)
+        .tips(NONDETERMINISTIC)
+        .key_specs(RW_DELETE)
+        .doc("stream", "5.0.0", "Trims the stream to (approximately if '~' is passed) a certain size"),
+    CommandSpec::new("xread", -4, flag::READONLY | flag::BLOCKING, xread)
+        .acl(&["@read", "@stream", "@slow", "@blocking"])
+        .key_specs(&[streams_keys(1)])
+        .doc("stream", "5.0.0", "Return never seen elements in multiple streams, with IDs greater than the ones reported by the caller for each stream. Can block."),
+    CommandSpec::new("xreadgroup", -7, flag::WRITE | flag::BLOCKING, xreadgroup)
+        .acl(&["@write", "@stream", "@slow", "@blocking"])
+        .key_specs(&[streams_keys(4)])
+        .doc("stream", "5.0.0", "Return new entries from a stream using a consumer group, or access the history of the pending entries for a given consumer. Can block."),
+    CommandSpec::new("xsetid", -3, flag::WRITE | flag::DENYOOM | flag::FAST, xsetid)
+        .keys(1, 1, 1)
+        .acl(WRITE_FAST)
+        .key_specs(RW_UPDATE)
+        .doc("stream", "5.0.0", "An internal command for replicating stream values"),
+    CommandSpec::new("xack", -4, flag::WRITE | flag::FAST, xack)
+        .keys(1, 1, 1)
+        .acl(WRITE_FAST)
+        .key_specs(RW_UPDATE)
+        .doc("stream", "5.0.0", "Marks a pending message as correctly processed, effectively removing it from the pending entries list of the consumer group. Return value of the command is the number of messages successfully acknowledged, that is, the IDs we were actually able to resolve in the PEL."),
+    CommandSpec::new("xpending", -3, flag::READONLY, xpending)
+        .keys(1, 1, 1)
+        .acl(READ_SLOW)
+        .tips(NONDETERMINISTIC)
+        .key_specs(RO_ACCESS)
+        .doc("stream", "5.0.0", "Return information and entries from a stream consumer group pending entries list, that are messages fetched but never acknowledged."),
+    CommandSpec::new("xclaim", -6, flag::WRITE | flag::FAST, xclaim)
+        .keys(1, 1, 1)
+        .acl(WRITE_FAST)
+        .tips(NONDETERMINISTIC)
+        .key_specs(RW_UPDATE)
+        .doc("stream", "5.0.0", "Changes (or acquires) ownership of a message in a consumer group, as if the message was delivered to the specified consumer."),
+    CommandSpec::new("xautoclaim", -6, flag::WRITE | flag::FAST, xautoclaim)
+        .keys(1, 1, 1)
+        .acl(WRITE_FAST)
+        .tips(NONDETERMINISTIC)
+        .key_specs(RW_DELETE)
+        .doc("stream", "6.2.0", "Changes (or acquires) ownership of messages in a consumer group, as if the messages were delivered to the specified consumer."),
+    CommandSpec::new("xgroup", -2, 0, container)
+        .acl(&["@slow"])
+        .doc("stream", "5.0.0", "A container for consumer groups commands")
+        .with_subcommands(&[
+            group_sub("create", -5, flag::WRITE | flag::DENYOOM, xgroup_create, SUB_INSERT, "5.0.0", "Create a consumer group."),
+            group_sub("createconsumer", 5, flag::WRITE | flag::DENYOOM, xgroup_createconsumer, SUB_INSERT, "6.2.0", "Create a consumer in a consumer group."),
+            group_sub("delconsumer", 5, flag::WRITE, xgroup_delconsumer, SUB_DELETE, "5.0.0", "Delete a consumer from a consumer group."),
+            group_sub("destroy", 4, flag::WRITE, xgroup_destroy, SUB_DELETE, "5.0.0", "Destroy a consumer group."),
+            CommandSpec::new("help", 2, flag::LOADING | flag::STALE, xgroup_help)
+                .acl(&["@stream", "@slow"])
+                .doc("stream", "5.0.0", "Show helpful text about the different subcommands"),
+            group_sub("setid", -5, flag::WRITE, xgroup_setid, SUB_UPDATE, "5.0.0", "Set a consumer group to an arbitrary last delivered ID value."),
+        ]),
+    CommandSpec::new("xinfo", -2, 0, container)
+        .acl(&["@slow"])
+        .doc("stream", "5.0.0", "A container for stream introspection commands")
+        .with_subcommands(&[
+            info_sub("consumers", 4, xinfo_consumers, "List the consumers in a consumer group")
+                .tips(NONDETERMINISTIC),
+            info_sub("groups", 3, xinfo_groups, "List the consumer groups of a stream"),
+            CommandSpec::new("help", 2, flag::LOADING | flag::STALE, xinfo_help)
+                .acl(&["@stream", "@slow"])
+                .doc("stream", "5.0.0", "Show helpful text about the different subcommands"),
+            info_sub("stream", -3, xinfo_stream, "Get information about a stream"),
+        ]),
+];
+
+// ---- errors -------------------------------------------------------------
+
+fn invalid_id() -> CommandError {
+    CommandError::err("Invalid stream ID specified as stream command argument")
+}
+
+fn id_error(e: IdError) -> CommandError {
+    CommandError::err(match e {
+        IdError::Zero => "The ID specified in XADD must be greater than 0-0",
+        IdError::TooSmall => {
+            "The ID specified in XADD is equal or smaller than the target stream top item"
+        }
+        IdError::Exhausted => {
+            "The stream has exhausted the last possible ID, unable to add more items"
+        }
+    })
+}
+
+fn nogroup(key: &[u8], group: &[u8]) -> CommandError {
+    CommandError::raw(format!(
+        "NOGROUP No such key '{}' or consumer group '{}'",
+        String::from_utf8_lossy(key),
+        String::from_utf8_lossy(group)
+    ))
+}
+
+fn nogroup_for_key(key: &[u8], group: &[u8]) -> CommandError {
+    CommandError::raw(format!(
+        "NOGROUP No such consumer group '{}' for key name '{}'",
+        String::from_utf8_lossy(group),
+        String::from_utf8_lossy(key)
+    ))
+}
+
+// ---- argument helpers ---------------------------------------------------
+
+/// A strict ID (`ms` alone takes `missing_seq`).
+fn id_arg(arg: &[u8], missing_seq: u64) -> Result<StreamId, CommandError> {
+    stream::parse_id(arg, missing_seq).ok_or_else(invalid_id)
+}
+
+/// A range start: `-`, an ID, or `(ID` (excluded).
+fn start_arg(arg: &[u8]) -> Result<StreamId, CommandError> {
+    match stream::parse_range_end(arg, true).ok_or_else(invalid_id)? {
+        RangeEnd::Incl(id) => Ok(id),
+        RangeEnd::Excl(id) => id
+            .next()
+            .ok_or_else(|| CommandError::err("invalid start ID for the interval")),
+    }
+}
+
+/// A range end: `+`, an ID, or `(ID` (excluded).
+fn end_arg(arg: &[u8]) -> Result<StreamId, CommandError> {
+    match stream::parse_range_end(arg, false).ok_or_else(invalid_id)? {
+        RangeEnd::Incl(id) => Ok(id),
+        RangeEnd::Excl(id) => id
+            .prev()
+            .ok_or_else(|| CommandError::err("invalid end ID for the interval")),
+    }
+}
+
+fn node_limits(ctx: &Ctx<'_>) -> NodeLimits {
+    ctx.shared.encodings.stream_nodes()
+}
+
+// ---- replies ------------------------------------------------------------
+
+fn fields_reply(fields: &Fields) -> Reply {
+    Reply::Array(
+        fields
+            .iter()
+            .map(|f| Reply::Bulk(Bytes::copy_from_slice(f)))
+            .collect(),
+    )
+}
+
+fn entry_reply(id: StreamId, fields: &Fields) -> Reply {
+    Reply::Array(vec![Reply::Bulk(id.to_bytes()), fields_reply(fields)])
+}
+
+fn entries_reply<'a>(entries: impl IntoIterator<Item = (StreamId, &'a Fields)>) -> Reply {
+    Reply::Array(
+        entries
+            .into_iter()
+            .map(|(id, f)| entry_reply(id, f))
+            .collect(),
+    )
+}
+
+fn id_reply(id: StreamId) -> Reply {
+    Reply::Bulk(id.to_bytes())
+}
+
+fn opt_int(v: Option<i64>) -> Reply {
+    v.map_or(Reply::Nil, Reply::Int)
+}
+
+/// XREAD/XREADGROUP's reply: per stream, its key and entries; a map in RESP3.
+fn per_stream_reply(streams: Vec<(Bytes, Reply)>, resp3: bool) -> Reply {
+    if resp3 {
+        Reply::Map(
+            streams
+                .into_iter()
+                .map(|(k, v)| (Reply::Bulk(k), v))
+                .collect(),
+        )
+    } else {
+        Reply::Array(
+            streams
+                .into_iter()
+                .map(|(k, v)| Reply::Array(vec![Reply::Bulk(k), v]))
+                .collect(),
+        )
+    }
+}
+
+fn help_reply(lines: &[&'static str]) -> CommandResult {
+    Ok(Reply::Array(
+        lines
+            .iter()
+            .map(|l| Reply::Status(Bytes::from_static(l.as_bytes())))
+            .collect(),
+    ))
+}
+
+// ---- XADD / XTRIM -------------------------------------------------------
+
+/// XADD's and XTRIM's options: the trim, NOMKSTREAM, and where the ID is.
+struct AddOrTrim {
+    trim: Option<Trim>,
+    nomkstream: bool,
+}
+
+/// Reads `[NOMKSTREAM] [MAXLEN|MINID [=|~] threshold [LIMIT count]]` as Redis
+/// does; for XADD it stops at the first argument that is not an option (the ID).
+fn parse_add_or_trim(
+    a: &mut Args<'_>,
+    xadd: bool,
+    limits: NodeLimits,
+) -> Result<AddOrTrim, CommandError> {
+    let mut to: Option<TrimTo> = None;
+    let mut approx = false;
+    let mut limit: Option<u64> = None;
+    let mut nomkstream = false;
+    while let Some(opt) = a.peek() {
+        let more = a.remaining() > 1;
+        if xadd && opt.as_ref() == b"*" {
+            break;
+        }
+        if is(opt, "MAXLEN") && more {
+            a.next_arg();
+            match a.one_of(&["~", "="]) {
+                Some(0) => approx = true,
+                Some(_) => approx = false,
+                None => {}
+            }
+            let n = a.int()?;
+            if n < 0 {
+                return Err(CommandError::err("The MAXLEN argument must be >= 0."));
+            }
+            if matches!(to, Some(TrimTo::MinId(_))) {
+                return Err(CommandError::err(
+                    "syntax error, MAXLEN and MINID options at the same time are not compatible",
+                ));
+            }
+            to = Some(TrimTo::MaxLen(n as u64));
+        } else if is(opt, "MINID") && more {
+            a.next_arg();
+            match a.one_of(&["~", "="]) {
+                Some(0) => approx = true,
+                Some(_) => approx = false,
+                None => {}
+            }
+            let id = id_arg(a.bytes()?, 0)?;
+            if matches!(to, Some(TrimTo::MaxLen(_))) {
+                return Err(CommandError::err(
+                    "syntax error, MAXLEN and MINID options at the same time are not compatible",
+                ));
+            }
+            to = Some(TrimTo::MinId(id));
+        } else if xadd && is(opt, "NOMKSTREAM") {
+            a.next_arg();
+            nomkstream = true;
+        } else if is(opt, "LIMIT") && more {
+            a.next_arg();
+            let n = a.int()?;
+            if n < 0 {
+                return Err(CommandError::err("The LIMIT argument must be >= 0."));
+            }
+            limit = Some(n as u64);
+        } else if xadd {
+            break;
+        } else {
+            return Err(CommandError::Syntax);
+        }
+    }
+    if limit.is_some() && to.is_none() {
+        return Err(CommandError::err(
+            "syntax error, LIMIT cannot be used without specifying a trimming strategy",
+        ));
+    }
+    if !xadd && to.is_none() {
+        return Err(CommandError::err(
+            "syntax error, XTRIM must be called with a trimming strategy",
+        ));
+    }
+    if limit.is_some() && !approx {
+        return Err(CommandError::err(
+            "syntax error, LIMIT cannot be used without the special ~ option",
+        ));
+    }
+    let limit = match limit {
+        Some(n) => n,
+        None if approx => {
+            let n = limits.entries.saturating_mul(100);
+            if n == 0 {
+                10_000
+            } else {
+                n.min(1_000_000)
+            }
+        }
+        None => 0,
+    };
+    Ok(AddOrTrim {
+        trim: to.map(|to| Trim { to, approx, limit }),
+        nomkstream,
+    })
+}
+
+fn xadd(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
+    let limits = node_limits(ctx);
+    let mut a = Args::new(args);
+    let key = a.key()?;
+    let opts = parse_add_or_trim(&mut a, true, limits)?;
+    let id_arg = a.bytes()?;
+    let add = stream::parse_add_id(id_arg).ok_or_else(invalid_id)?;
+    let fields = a.rest();
+    if fields.len() < 2 || fields.len() % 2 == 1 {
+        return Err(CommandError::WrongArity("xadd".into()));
+    }
+    if add == AddId::Explicit(StreamId::MIN) {
+        return Err(id_error(IdError::Zero));
+    }
+    let now = ctx.now;
+    let mut shard = ctx.db().lock(key);
+    let s = if opts.nomkstream {
+        match shard.write::<Stream>(key, now)? {
+            Some(s) => s,
+            None => return Ok(Reply::Nil),
+        }
+    } else {
+        shard.get_or_create::<Stream>(key, now)?
+    };
+    if s.last_id == StreamId::MAX {
+        return Err(id_error(IdError::Exhausted));
+    }
+    let id = s.next_id(add, now).map_err(id_error)?;
+    s.append(id, fields, limits);
+    if let Some(trim) = opts.trim {
+        s.trim(trim);
+    }
+    drop(shard);
+    ctx.shared.blocked.signal(ctx.session.db, key);
+    Ok(id_reply(id))
+}
+
+fn xtrim(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
+    let limits = node_limits(ctx);
+    let mut a = Args::new(args);
+    let key = a.key()?;
+    let opts = parse_add_or_trim(&mut a, false, limits)?;
+    let now = ctx.now;
+    let mut shard = ctx.db().lock(key);
+    let (Some(s), Some(trim)) = (shard.write::<Stream>(key, now)?, opts.trim) else {
+        return Ok(Reply::Int(0));
+    };
+    Ok(Reply::Int(s.trim(trim) as i64))
+}
+
+// ---- reading ------------------------------------------------------------
+
+fn xlen(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
+    let now = ctx.now;
+    let key = &args[1];
+    let mut shard = ctx.db().lock(key);
+    let len = shard.read::<Stream>(key, now)?.map_or(0, |s| s.len());
+    Ok(Reply::Int(len as i64))
+}
+
+fn range(ctx: &mut Ctx<'_>, args: &[Bytes], rev: bool) -> CommandResult {
+    let mut a = Args::new(args);
+    let key = a.key()?;
+    let (first, second) = (a.bytes()?, a.bytes()?);
+    let (start, end) = if rev {
+        (start_arg(second)?, end_arg(first)?)
+    } else {
+        (start_arg(first)?, end_arg(second)?)
+    };
+    let mut count = None;
+    if !a.is_done() {
+        if !a.keyword("COUNT") {
+            return Err(CommandError::Syntax);
+        }
+        let n = a.int()?;
+        a.finish()?;
+        if n <= 0 {
+            return Ok(Reply::NilArray);
+        }
+        count = Some(usize::try_from(n).unwrap_or(usize::MAX));
+    }
+    let now = ctx.now;
+    let mut shard = ctx.db().lock(key);
+    let Some(s) = shard.read::<Stream>(key, now)? else {
+        return Ok(Reply::Array(Vec::new()));
+    };
+    Ok(entries_reply(s.range(start, end, rev, count)))
+}
+
+fn xrange(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
+    range(ctx, args, false)
+}
+
+fn xrevrange(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
+    range(ctx, args, true)
+}
+
+fn xdel(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
+    let mut a = Args::new(args);
+    let key = a.key()?;
+    let ids = a
+        .rest()
+        .iter()
+        .map(|i| id_arg(i, 0))
+        .collect::<Result<Vec<_>, _>>()?;
+    let now = ctx.now;
+    let mut shard = ctx.db().lock(key);
+    let Some(s) = shard.write::<Stream>(key, now)? else {
+        return Ok(Reply::Int(0));
+    };
+    Ok(Reply::Int(
+        ids.into_iter().filter(|id| s.delete(*id)).count() as i64,
+    ))
+}
+
+/// XREAD/XREADGROUP's options, common part.
+struct ReadArgs<'a> {
+    count: Option<usize>,
+    block: Option<u64>,
+    noack: bool,
+    group: Option<(&'a Bytes, &'a Bytes)>,
+    keys: &'a [Bytes],
+    ids: &'a [Bytes],
+}
+
+/// Reads XREAD's or XREADGROUP's options; `in_script` refuses BLOCK, as Redis
+/// does for a script (inside MULTI it is accepted and never waits).
+fn parse_read<'a>(
+    args: &'a [Bytes],
+    xreadgroup: bool,
+    in_script: bool,
+) -> Result<ReadArgs<'a>, CommandError> {
+    let mut a = Args::new(args);
+    let mut r = ReadArgs {
+        count: None,
+        block: None,
+        noack: false,
+        group: None,
+        keys: &[],
+        ids: &[],
+    };
+    while let Some(opt) = a.next_arg() {
+        let more = a.remaining();
+        if is(opt, "BLOCK") && more > 0 {
+            if in_script {
+                return Err(CommandError::err(format!(
+                    "{} command is not allowed with BLOCK option from scripts",
+                    String::from_utf8_lossy(&args[0])
+                )));
+            }
+            let ms = crate::protocol::parse_i64(a.bytes()?)
+                .ok_or_else(|| CommandError::err("timeout is not an integer or out of range"))?;
+            if ms < 0 {
+                return Err(CommandError::err("timeout is negative"));
+            }
+            r.block = Some(ms as u64);
+        } else if is(opt, "COUNT") && more > 0 {
+            let n = a.int()?;
+            r.count = (n > 0).then_some(n as usize);
+        } else if is(opt, "STREAMS") && more > 0 {
+            let rest = a.rest();
+            if rest.len() % 2 == 1 {
+                let cmd = if xreadgroup { "XREADGROUP" } else { "XREAD" };
+                return Err(CommandError::err(format!(
+                    "Unbalanced {cmd} list of streams: for each stream key an ID or '$' must be specified."
+                )));
+            }
+            let half = rest.len() / 2;
+            r.keys = &rest[..half];
+            r.ids = &rest[half..];
+            break;
+        } else if is(opt, "GROUP") && more > 1 {
+            if !xreadgroup {
+                return Err(CommandError::err(
+                    "The GROUP option is only supported by XREADGROUP. You called XREAD instead.",
+                ));
+            }
+            let g = a.bytes()?;
+            let c = a.bytes()?;
+            r.group = Some((g, c));
+        } else if is(opt, "NOACK") && xreadgroup {
+            r.noack = true;
+        } else {
+            return Err(CommandError::Syntax);
+        }
+    }
+    if r.keys.is_empty() {
+        return Err(CommandError::Syntax);
+    }
+    if xreadgroup && r.group.is_none() {
+        return Err(CommandError::err("Missing GROUP option for XREADGROUP"));
+    }
+    Ok(r)
+}
+
+/// Where a read starts in one stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ReadFrom {
+    /// Entries after this ID.
+    After(StreamId),
+    /// `>`: the group's new entries.
+    New,
+}
+
+/// The serve step of a blocked XREAD or XREADGROUP: what each key is read
+/// after, and the group if any.
+#[derive(Debug)]
+struct StreamRead {
+    from: HashMap<Bytes, StreamId>,
+    count: Option<usize>,
+    group: Option<(Bytes, Bytes, bool)>,
+    resp3: bool,
+}
+
+impl Serve for StreamRead {
+    fn wants(&self) -> &'static str {
+        "stream"
+    }
+
+    fn serve(&self, shards: &mut ShardSet<'_>, key: &Bytes, now: u64) -> Option<Reply> {
+        let s = match shards.shard(key).write::<Stream>(key, now) {
+            Ok(Some(s)) => s,
+            // A group reader learns that its stream is gone, as in Redis 7.
+            _ if self.group.is_some() => {
+                return Some(Reply::Error(CommandError::raw(
+                    "UNBLOCKED the stream key no longer exists",
+                )))
+            }
+            _ => return None,
+        };
+        if let Some((group, _, _)) = &self.group {
+            if !s.groups.contains_key(group) {
+                return Some(Reply::Error(CommandError::raw(
+                    "NOGROUP the consumer group this client was blocked on no longer exists",
+                )));
+            }
+        }
+        let entries = match &self.group {
+            None => {
+                let after = self.from.get(key)?.next()?;
+                let got = s.range(after, StreamId::MAX, false, self.count);
+                if got.is_empty() {
+                    return None;
+                }
+                entries_reply(got)
+            }
+            Some((group, consumer, noack)) => {
+                let got = s.read_new(group, consumer, self.count, *noack, now).ok()?;
+                if got.is_empty() {
+                    return None;
+                }
+                entries_reply(got.iter().map(|(id, f)| (*id, f)))
+            }
+        };
+        Some(per_stream_reply(vec![(key.clone(), entries)], self.resp3))
+    }
+
+    fn undo(&self, _shard: &mut Shard, _key: &Bytes, _reply: Reply, _now: u64) {
+        // A read takes nothing from the stream; a group's delivery stays
+        // pending for the consumer, as in Redis when the client is gone.
+    }
+}
+
+fn xread(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
+    let r = parse_read(args, false, ctx.mode == CallMode::Script)?;
+    let now = ctx.now;
+    let mut from = Vec::with_capacity(r.keys.len());
+    for id in r.ids {
+        if id.as_ref() == b">" {
+            return Err(CommandError::err("The > ID can be specified only when calling XREADGROUP using the GROUP <group> <consumer> option."));
+        }
+        from.push(if id.as_ref() == b"$" {
+            None
+        } else {
+            Some(id_arg(id, 0)?)
+        });
+    }
+    let resp3 = ctx.session.resp3;
+    let mut shards = ctx.db().lock_keys(r.keys);
+    let mut out = Vec::new();
+    let mut resolved = HashMap::new();
+    for (key, from) in r.keys.iter().zip(from) {
+        let shard = shards.shard(key);
+        let s = shard.read::<Stream>(key, now)?;
+        let after = match (from, s) {
+            (Some(id), _) => id,
+            (None, Some(s)) => s.last_id,
+            (None, None) => StreamId::MIN,
+        };
+        resolved.entry(key.clone()).or_insert(after);
+        let Some(s) = s else { continue };
+        let Some(start) = after.next() else { continue };
+        let got = s.range(start, StreamId::MAX, false, r.count);
+        if !got.is_empty() {
+            out.push((key.clone(), entries_reply(got)));
+        }
+    }
+    if !out.is_empty() {
+        return Ok(per_stream_reply(out, resp3));
+    }
+    let Some(timeout) = r.block else {
+        return Ok(Reply::NilArray);
+    };
+    let serve = StreamRead {
+        from: resolved,
+        count: r.count,
+        group: None,
+        resp3,
+    };
+    drop(shards);
+    block_on_keys(ctx, r.keys, timeout, Box::new(serve), Reply::NilArray)
+}
+
+fn xreadgroup(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
+    let r = parse_read(args, true, ctx.mode == CallMode::Script)?;
+    let Some((group, consumer)) = r.group else {
+        return Err(CommandError::Syntax);
+    };
+    let mut from = Vec::with_capacity(r.keys.len());
+    for id in r.ids {
+        from.push(match id.as_ref() {
+            b">" => ReadFrom::New,
+            b"$" => return Err(CommandError::err("The $ ID is meaningless in the context of XREADGROUP: you want to read the history of this consumer by specifying a proper ID, or use the > ID to get new messages. The $ ID would just return an empty result set.")),
+            _ => ReadFrom::After(id_arg(id, 0)?),
+        });
+    }
+    let now = ctx.now;
+    let resp3 = ctx.session.resp3;
+    let mut shards = ctx.db().lock_keys(r.keys);
+    // Every stream and group must exist before anything is read.
+    for key in r.keys {
+        let s = shards.shard(key).read::<Stream>(key, now)?;
+        if !s.is_some_and(|s| s.groups.contains_key(group)) {
+            return Err(CommandError::raw(format!(
+                "NOGROUP No such key '{}' or consumer group '{}' in XREADGROUP with GROUP option",
+                String::from_utf8_lossy(key),
+                String::from_utf8_lossy(group)
+            )));
+        }
+    }
+    let mut out = Vec::new();
+    let mut history = false;
+    for (key, from) in r.keys.iter().zip(from) {
+        let Some(s) = shards.shard(key).write::<Stream>(key, now)? else {
+            continue;
+        };
+        match from {
+            ReadFrom::New => {
+                let got = s
+                    .read_new(group, consumer, r.count, r.noack, now)
+                    .map_err(|_| nogroup(key, group))?;
+                if !got.is_empty() {
+                    out.push((
+                        key.clone(),
+                        entries_reply(got.iter().map(|(id, f)| (*id, f))),
+                    ));
+                }
+            }
+            ReadFrom::After(after) => {
+                history = true;
+                out.push((
+                    key.clone(),
+                    read_history(s, group, consumer, after, r.count, now),
+                ));
+            }
+        }
+    }
+    if !out.is_empty() || history {
+        return Ok(per_stream_reply(out, resp3));
+    }
+    let Some(timeout) = r.block else {
+        return Ok(Reply::NilArray);
+    };
+    let serve = StreamRead {
+        from: HashMap::new(),
+        count: r.count,
+        group: Some((group.clone(), consumer.clone(), r.noack)),
+        resp3,
+    };
+    drop(shards);
+    block_on_keys(ctx, r.keys, timeout, Box::new(serve), Reply::NilArray)
+}
+
+/// A consumer's pending entries after `after`: each delivered once more; an
+/// entry deleted from the stream comes back as its ID and a nil.
+fn read_history(
+    s: &mut Stream,
+    group: &[u8],
+    consumer: &Bytes,
+    after: StreamId,
+    count: Option<usize>,
+    now: u64,
+) -> Reply {
+    let Some(start) = after.next() else {
+        return Reply::Array(Vec::new());
+    };
+    let mut ids = Vec::new();
+    if let Some(g) = s.groups.get_mut(group) {
+        let (c, _) = g.consumer(consumer, now);
+        c.seen = now;
+        ids.extend(
+            c.pel
+                .range(start..)
+                .take(count.unwrap_or(usize::MAX))
+                .copied(),
+        );
+    }
+    let mut out = Vec::with_capacity(ids.len());
+    for id in ids {
+        match s.get(id) {
+            Some(fields) => {
+                out.push(entry_reply(id, fields));
+                if let Some(p) = s.groups.get_mut(group).and_then(|g| g.pel.get_mut(&id)) {
+                    p.delivered = now;
+                    p.count = p.count.saturating_add(1);
+                }
+            }
+            None => out.push(Reply::Array(vec![id_reply(id), Reply::NilArray])),
+        }
+    }
+    Reply::Array(out)
+}
+
+// ---- XSETID -------------------------------------------------------------
+
+fn xsetid(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
+    let mut a = Args::new(args);
+    let key = a.key()?;
+    let id = id_arg(a.bytes()?, 0)?;
+    let mut added = None;
+    let mut max_deleted = None;
+    while !a.is_done() {
+        if a.remaining() >= 2 && a.keyword("ENTRIESADDED") {
+            let n = a.int()?;
+            if n < 0 {
+                return Err(CommandError::err("entries_added must be positive"));
+            }
+            added = Some(n as u64);
+        } else if a.remaining() >= 2 && a.keyword("MAXDELETEDID") {
+            let m = id_arg(a.bytes()?, 0)?;
+            if id < m {
+                return Err(CommandError::err(
+                    "The ID specified in XSETID is smaller than the provided max_deleted_entry_id",
+                ));
+            }
+            max_deleted = Some(m);
+        } else {
+            return Err(CommandError::Syntax);
+        }
+    }
+    let now = ctx.now;
+    let mut shard = ctx.db().lock(key);
+    let Some(s) = shard.write::<Stream>(key, now)? else {
+        return Err(CommandError::NoSuchKey);
+    };
+    if let Some(n) = added {
+        if s.len() > n {
+            return Err(CommandError::err(
+                "The entries_added specified in XSETID is smaller than the target stream length",
+            ));
+        }
+    }
+    if id < s.max_deleted && max_deleted.is_none() {
+        return Err(CommandError::err(
+            "The ID specified in XSETID is smaller than current max_deleted_entry_id",
+        ));
+    }
+    // Below the last entry the IDs would no longer grow; an empty stream may
+    // move its last ID down.
+    if s.edges().1.is_some_and(|(top, _)| id < top) {
+        return Err(CommandError::err(
+            "The ID specified in XSETID is smaller than the target stream top item",
+        ));
+    }
+    s.set_last_id(id);
+    if let Some(n) = added {
+        s.entries_added = n;
+    }
+    if let Some(m) = max_deleted {
+        s.max_deleted = m;
+    }
+    Ok(Reply::Simple("OK"))
+}
+
+// ---- XGROUP -------------------------------------------------------------
+
+fn xgroup_create(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
+    let mut a = Args::new(&args[1..]);
+    let key = a.key()?;
+    let group = a.bytes()?;
+    let id_arg_raw = a.bytes()?;
+    let mut mkstream = false;
+    let mut entries_read = None;
+    while !a.is_done() {
+        if a.keyword("MKSTREAM") {
+            mkstream = true;
+        } else if a.remaining() >= 2 && a.keyword("ENTRIESREAD") {
+            entries_read = Some(entries_read_arg(a.bytes()?)?);
+        } else {
+            return Err(sub_syntax(&args[1]));
+        }
+    }
+    let explicit = if id_arg_raw.as_ref() == b"$" {
+        None
+    } else {
+        Some(id_arg(id_arg_raw, 0)?)
+    };
+    let now = ctx.now;
+    let mut shard = ctx.db().lock(key);
+    let s = if mkstream {
+        shard.get_or_create::<Stream>(key, now)?
+    } else {
+        match shard.write::<Stream>(key, now)? {
+            Some(s) => s,
+            None => return Err(requires_key()),
+        }
+    };
+    let id = explicit.unwrap_or(s.last_id);
+    match s.create_group(group, id, entries_read.flatten()) {
+        Ok(()) => Ok(Reply::Simple("OK")),
+        Err(_) => Err(CommandError::raw(
+            "BUSYGROUP Consumer Group name already exists",
+        )),
+    }
+}
+
+fn entries_read_arg(arg: &[u8]) -> Result<Option<i64>, CommandError> {
+    let n = int_arg(arg)?;
+    if n < -1 {
+        return Err(CommandError::err(
+            "value for ENTRIESREAD must be positive or -1",
+        ));
+    }
+    Ok((n >= 0).then_some(n))
+}
+
+/// The error for a subcommand's bad arguments, naming it as the client typed it.
+fn sub_syntax(sub: &[u8]) -> CommandError {
+    CommandError::err(format!(
+        "unknown subcommand or wrong number of arguments for '{}'. Try XGROUP HELP.",
+        String::from_utf8_lossy(sub)
+    ))
+}
+
+fn requires_key() -> CommandError {
+    CommandError::err("The XGROUP subcommand requires the key to exist. Note that for CREATE you may want to use the MKSTREAM option to create an empty stream automatically.")
+}
+
+/// Runs `f` on group `args[3]` of stream `args[2]` (errors as XGROUP gives them).
+fn with_group(
+    ctx: &mut Ctx<'_>,
+    args: &[Bytes],
+    f: impl FnOnce(&mut Stream, &Bytes) -> CommandResult,
+) -> CommandResult {
+    let (key, group) = (&args[2], &args[3]);
+    let now = ctx.now;
+    let mut shard = ctx.db().lock(key);
+    let Some(s) = shard.write::<Stream>(key, now)? else {
+        return Err(requires_key());
+    };
+    if !s.groups.contains_key(group) {
+        return Err(nogroup_for_key(key, group));
+    }
+    f(s, group)
+}
+
+fn xgroup_createconsumer(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
+    let now = ctx.now;
+    let consumer = args[4].clone();
+    with_group(ctx, args, |s, group| {
+        let created = s
+            .groups
+            .get_mut(group)
+            .is_some_and(|g| g.consumer(&consumer, now).1);
+        Ok(Reply::Int(i64::from(created)))
+    })
+}
+
+fn xgroup_delconsumer(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
+    let consumer = args[4].clone();
+    with_group(ctx, args, |s, group| {
+        let pending = s
+            .groups
+            .get_mut(group)
+            .and_then(|g| g.delete_consumer(&consumer))
+            .unwrap_or(0);
+        Ok(Reply::Int(pending as i64))
+    })
+}
+
+fn xgroup_destroy(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
+    let (key, group) = (&args[2], &args[3]);
+    let now = ctx.now;
+    let mut shard = ctx.db().lock(key);
+    let Some(s) = shard.write::<Stream>(key, now)? else {
+        return Err(requires_key());
+    };
+    let gone = s.groups.remove(group).is_some();
+    drop(shard);
+    if gone {
+        // Consumers blocked on the group learn it is gone.
+        ctx.shared.blocked.signal(ctx.session.db, key);
+    }
+    Ok(Reply::Int(i64::from(gone)))
+}
+
+fn xgroup_setid(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
+    let mut a = Args::new(&args[1..]);
+    let (_key, _group) = (a.key()?, a.bytes()?);
+    let raw = a.bytes()?;
+    let mut entries_read = None;
+    if !a.is_done() {
+        if a.remaining() == 2 && a.keyword("ENTRIESREAD") {
+            entries_read = Some(entries_read_arg(a.bytes()?)?);
+        } else {
+            return Err(sub_syntax(&args[1]));
+        }
+    }
+    let explicit = if raw.as_ref() == b"$" {
+        None
+    } else {
+        Some(id_arg(raw, 0)?)
+    };
+    with_group(ctx, args, |s, group| {
+        let id = explicit.unwrap_or(s.last_id);
+        if let Some(g) = s.groups.get_mut(group) {
+            g.last_id = id;
+            g.entries_read = entries_read.flatten();
+        }
+        Ok(Reply::Simple("OK"))
+    })
+}
+
+fn xgroup_help(_: &mut Ctx<'_>, _: &[Bytes]) -> CommandResult {
+    help_reply(&[
+        "XGROUP <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+        "CREATE <key> <groupname> <id|$> [option]",
+        "    Create a new consumer group. Options are:",
+        "    * MKSTREAM",
+        "      Create the empty stream if it does not exist.",
+        "    * ENTRIESREAD entries_read",
+        "      Set the group's entries_read counter (internal use).",
+        "CREATECONSUMER <key> <groupname> <consumer>",
+        "    Create a new consumer in the specified group.",
+        "DELCONSUMER <key> <groupname> <consumer>",
+        "    Remove the specified consumer.",
+        "DESTROY <key> <groupname>",
+        "    Remove the specified group.",
+        "SETID <key> <groupname> <id|$> [ENTRIESREAD entries_read]",
+        "    Set the current group ID and entries_read counter.",
+        "HELP",
+        "    Prints this help.",
+    ])
+}
+
+// ---- XACK / XPENDING ------------------------------------------------------
+
+fn xack(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
+    let mut a = Args::new(args);
+    let (key, group) = (a.key()?, a.bytes()?);
+    let ids = a
+        .rest()
+        .iter()
+        .map(|i| id_arg(i, 0))
+        .collect::<Result<Vec<_>, _>>()?;
+    let now = ctx.now;
+    let mut shard = ctx.db().lock(key);
+    let Some(g) = shard
+        .write::<Stream>(key, now)?
+        .and_then(|s| s.groups.get_mut(group))
+    else {
+        return Ok(Reply::Int(0));
+    };
+    Ok(Reply::Int(
+        ids.into_iter().filter(|id| g.ack(*id)).count() as i64
+    ))
+}
+
+fn xpending(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
+    let key = &args[1];
+    let group = &args[2];
+    let argc = args.len();
+    if argc != 3 && argc < 6 {
+        return Err(CommandError::Syntax);
+    }
+    let mut extended = None;
+    if argc >= 6 {
+        let mut at = 3;
+        let mut min_idle = 0i64;
+        if is(&args[3], "IDLE") {
+            min_idle = int_arg(&args[4])?;
+            if argc < 8 {
+                return Err(CommandError::Syntax);
+            }
+            at += 2;
+        }
+        let count = int_arg(&args[at + 2])?.max(0) as usize;
+        let start = start_arg(&args[at])?;
+        let end = end_arg(&args[at + 1])?;
+        let consumer = args.get(at + 3);
+        extended = Some((min_idle, start, end, count, consumer));
+    }
+    let now = ctx.now;
+    let mut shard = ctx.db().lock(key);
+    let Some(g) = shard
+        .read::<Stream>(key, now)?
+        .and_then(|s| s.groups.get(group))
+    else {
+        return Err(nogroup(key, group));
+    };
+    let Some((min_idle, start, end, count, consumer)) = extended else {
+        if g.pel.is_empty() {
+            return Ok(Reply::Array(vec![
+                Reply::Int(0),
+                Reply::Nil,
+                Reply::Nil,
+                Reply::NilArray,
+            ]));
+        }
+        let first = g.pel.keys().next().copied().unwrap_or_default();
+        let last = g.pel.keys().next_back().copied().unwrap_or_default();
+        let per_consumer = g
+            .consumers
+            .iter()
+            .filter(|(_, c)| !c.pel.is_empty())
+            .map(|(name, c)| {
+                Reply::Array(vec![
+                    Reply::Bulk(name.clone()),
+                    Reply::Bulk(Bytes::from(c.pel.len().to_string())),
+                ])
+            })
+            .collect();
+        return Ok(Reply::Array(vec![
+            Reply::Int(g.pel.len() as i64),
+            id_reply(first),
+            id_reply(last),
+            Reply::Array(per_consumer),
+        ]));
+    };
+    if start > end || count == 0 {
+        return Ok(Reply::Array(Vec::new()));
+    }
+    let idle = |delivered: u64| now.saturating_sub(delivered) as i64;
+    let mut out = Vec::new();
+    let row = |id: StreamId, p: &stream::Pending| {
+        Reply::Array(vec![
+            id_reply(id),
+            Reply::Bulk(p.consumer.clone()),
+            Reply::Int(idle(p.delivered)),
+            Reply::Int(p.count as i64),
+        ])
+    };
+    match consumer {
+        Some(name) => {
+            let Some(c) = g.consumers.get(name) else {
+                return Ok(Reply::Array(Vec::new()));
+            };
+            for id in c.pel.range(start..=end) {
+                if out.len() >= count {
+                    break;
+                }
+                if let Some(p) = g.pel.get(id) {
+                    if idle(p.delivered) >= min_idle {
+                        out.push(row(*id, p));
+                    }
+                }
+            }
+        }
+        None => {
+            for (id, p) in g.pel.range(start..=end) {
+                if out.len() >= count {
+                    break;
+                }
+                if idle(p.delivered) >= min_idle {
+                    out.push(row(*id, p));
+                }
+            }
+        }
+    }
+    Ok(Reply::Array(out))
+}
+
+// ---- XCLAIM / XAUTOCLAIM --------------------------------------------------
+
+fn xclaim(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
+    let (key, group, consumer) = (&args[1], &args[2], &args[3]);
+    let now = ctx.now;
+    let mut shard = ctx.db().lock(key);
+    let Some(s) = shard.write::<Stream>(key, now)? else {
+        return Err(nogroup(key, group));
+    };
+    if !s.groups.contains_key(group) {
+        return Err(nogroup(key, group));
+    }
+    let min_idle = crate::protocol::parse_i64(&args[4])
+        .ok_or_else(|| CommandError::err("Invalid min-idle-time argument for XCLAIM"))?
+        .max(0);
+    let mut j = 5;
+    let mut ids = Vec::new();
+    while let Some(id) = args.get(j).and_then(|a| stream::parse_id(a, 0)) {
+        ids.push(id);
+        j += 1;
+    }
+    let (mut force, mut justid) = (false, false);
+    let mut delivery: Option<i64> = None;
+    let mut retry: Option<i64> = None;
+    let mut lastid = StreamId::MIN;
+    let num = |arg: &[u8], what: &str| {
+        crate::protocol::parse_i64(arg)
+            .ok_or_else(|| CommandError::err(format!("Invalid {what} option argument for XCLAIM")))
+    };
+    while let Some(opt) = args.get(j) {
+        let next = args.get(j + 1);
+        if is(opt, "FORCE") {
+            force = true;
+        } else if is(opt, "JUSTID") {
+            justid = true;
+        } else if let (true, Some(v)) = (is(opt, "IDLE"), next) {
+            delivery = Some((now as i64).wrapping_sub(num(v, "IDLE")?));
+            j += 1;
+        } else if let (true, Some(v)) = (is(opt, "TIME"), next) {
+            delivery = Some(num(v, "TIME")?);
+            j += 1;
+        } else if let (true, Some(v)) = (is(opt, "RETRYCOUNT"), next) {
+            retry = Some(num(v, "RETRYCOUNT")?);
+            j += 1;
+        } else if let (true, Some(v)) = (is(opt, "LASTID"), next) {
+            lastid = id_arg(v, 0)?;
+            j += 1;
+        } else {
+            return Err(CommandError::err(format!(
+                "Unrecognized XCLAIM option '{}'",
+                String::from_utf8_lossy(opt)
+            )));
+        }
+        j += 1;
+    }
+    let delivered = match delivery {
+        Some(t) if t >= 0 && (t as u64) <= now => t as u64,
+        _ => now,
+    };
+    let Some(g) = s.groups.get_mut(group) else {
+        return Err(nogroup(key, group));
+    };
+    if lastid > g.last_id {
+        g.last_id = lastid;
+    }
+    let mut claimed = Vec::new();
+    for id in ids {
+        let exists = s.contains(id);
+        let Some(g) = s.groups.get_mut(group) else {
+            break;
+        };
+        if !exists {
+            g.ack(id);
+            continue;
+        }
+        let pending = g.pel.get(&id).cloned();
+        let count = match pending {
+            None if !force => continue,
+            None => 0,
+            Some(p) => {
+                if min_idle > 0 && (now.saturating_sub(p.delivered) as i64) < min_idle {
+                    continue;
+                }
+                p.count
+            }
+        };
+        let count = match retry {
+            Some(r) if r >= 0 => r as u64,
+            _ if !justid => count.saturating_add(1),
+            _ => count,
+        };
+        // The consumer is made by its first claim, as in Redis.
+        let (c, _) = g.consumer(consumer, now);
+        c.seen = now;
+        c.active = Some(now);
+        g.assign(id, consumer, delivered, count);
+        claimed.push(id);
+    }
+    Ok(Reply::Array(
+        claimed
+            .into_iter()
+            .map(|id| {
+                if justid {
+                    id_reply(id)
+                } else {
+                    entry_reply(id, s.get(id).unwrap_or(&Fields::default()))
+                }
+            })
+            .collect(),
+    ))
+}
+
+fn xautoclaim(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
+    let (key, group, consumer) = (&args[1], &args[2], &args[3]);
+    let now = ctx.now;
+    let mut shard = ctx.db().lock(key);
+    let s = shard.write::<Stream>(key, now)?;
+    let min_idle = crate::protocol::parse_i64(&args[4])
+        .ok_or_else(|| CommandError::err("Invalid min-idle-time argument for XAUTOCLAIM"))?
+        .max(0);
+    let start = start_arg(&args[5])?;
+    let mut count = 100i64;
+    let mut justid = false;
+    let mut j = 6;
+    while let Some(opt) = args.get(j) {
+        if let (true, Some(v)) = (is(opt, "COUNT"), args.get(j + 1)) {
+            count = crate::protocol::parse_i64(v)
+                .filter(|n| (1..=i64::MAX / 16).contains(n))
+                .ok_or_else(|| CommandError::err("COUNT must be > 0"))?;
+            j += 1;
+        } else if is(opt, "JUSTID") {
+            justid = true;
+        } else {
+            return Err(CommandError::Syntax);
+        }
+        j += 1;
+    }
+    let Some(s) = s.filter(|s| s.groups.contains_key(group)) else {
+        return Err(nogroup(key, group));
+    };
+    let mut attempts = count.saturating_mul(10);
+    let mut claimed = Vec::new();
+    let mut deleted = Vec::new();
+    let mut next = StreamId::MIN;
+    let candidates: Vec<StreamId> = match s.groups.get(group) {
+        Some(g) => g.pel.range(start..).map(|(id, _)| *id).collect(),
+        None => Vec::new(),
+    };
+    let mut it = candidates.into_iter().peekable();
+    if let Some(g) = s.groups.get_mut(group) {
+        g.consumer(consumer, now).0.seen = now;
+    }
+    while attempts > 0 && count > 0 {
+        let Some(id) = it.next() else { break };
+        attempts -= 1;
+        let exists = s.contains(id);
+        let Some(g) = s.groups.get_mut(group) else {
+            break;
+        };
+        if !exists {
+            g.ack(id);
+            deleted.push(id);
+            continue;
+        }
+        let Some(p) = g.pel.get(&id).cloned() else {
+            continue;
+        };
+        if min_idle > 0 && (now.saturating_sub(p.delivered) as i64) < min_idle {
+            continue;
+        }
+        let times = if justid {
+            p.count
+        } else {
+            p.count.saturating_add(1)
+        };
+        g.assign(id, consumer, now, times);
+        if let Some(c) = g.consumers.get_mut(consumer) {
+            c.active = Some(now);
+        }
+        claimed.push(id);
+        count -= 1;
+    }
+    if let Some(id) = it.next() {
+        next = id;
+    }
+    let entries = claimed
+        .into_iter()
+        .map(|id| {
+            if justid {
+                id_reply(id)
+            } else {
+                entry_reply(id, s.get(id).unwrap_or(&Fields::default()))
+            }
+        })
+        .collect();
+    Ok(Reply::Array(vec![
+        id_reply(next),
+        Reply::Array(entries),
+        Reply::Array(deleted.into_iter().map(id_reply).collect()),
+    ]))
+}
+
+// ---- XINFO --------------------------------------------------------------
+
+fn map(pairs: Vec<(&'static str, Reply)>) -> Reply {
+    Reply::Map(
+        pairs
+            .into_iter()
+            .map(|(k, v)| (Reply::Bulk(Bytes::from_static(k.as_bytes())), v))
+            .collect(),
+    )
+}
+
+fn edge_reply(e: Option<stream::EntryRef<'_>>) -> Reply {
+    e.map_or(Reply::Nil, |(id, f)| entry_reply(id, f))
+}
+
+fn xinfo_stream(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
+    let key = &args[2];
+    let mut full = None;
+    match args.len() {
+        3 => {}
+        4 if is(&args[3], "FULL") => full = Some(10),
+        6 if is(&args[3], "FULL") && is(&args[4], "COUNT") => {
+            let n = int_arg(&args[5])?;
+            full = Some(if n < 0 { 10 } else { n });
+        }
+        _ => {
+            return Err(CommandError::err(format!(
+                "unknown subcommand or wrong number of arguments for '{}'. Try XINFO HELP.",
+                String::from_utf8_lossy(&args[1])
+            )))
+        }
+    }
+    let now = ctx.now;
+    let mut shard = ctx.db().lock(key);
+    let Some(s) = shard.read::<Stream>(key, now)? else {
+        return Err(CommandError::NoSuchKey);
+    };
+    let nodes = s.node_count() as i64;
+    let mut out = vec![
+        ("length", Reply::Int(s.len() as i64)),
+        ("radix-tree-keys", Reply::Int(nodes)),
+        ("radix-tree-nodes", Reply::Int(s.tree_nodes() as i64)),
+        ("last-generated-id", id_reply(s.last_id)),
+        ("max-deleted-entry-id", id_reply(s.max_deleted)),
+        ("entries-added", Reply::Int(s.entries_added as i64)),
+        ("recorded-first-entry-id", id_reply(s.first_id)),
+    ];
+    let Some(count) = full else {
+        let (first, last) = s.edges();
+        out.push(("groups", Reply::Int(s.groups.len() as i64)));
+        out.push(("first-entry", edge_reply(first)));
+        out.push(("last-entry", edge_reply(last)));
+        return Ok(map(out));
+    };
+    let limit = if count == 0 {
+        usize::MAX
+    } else {
+        count as usize
+    };
+    out.push((
+        "entries",
+        entries_reply(s.range(StreamId::MIN, StreamId::MAX, false, Some(limit))),
+    ));
+    let groups = s
+        .groups
+        .iter()
+        .map(|(name, g)| {
+            let pending = g
+                .pel
+                .iter()
+                .take(limit)
+                .map(|(id, p)| {
+                    Reply::Array(vec![
+                        id_reply(*id),
+                        Reply::Bulk(p.consumer.clone()),
+                        Reply::Int(p.delivered as i64),
+                        Reply::Int(p.count as i64),
+                    ])
+                })
+                .collect();
+            let consumers = g
+                .consumers
+                .iter()
+                .map(|(cname, c)| {
+                    let pel = c
+                        .pel
+                        .iter()
+                        .take(limit)
+                        .filter_map(|id| {
+                            let p = g.pel.get(id)?;
+                            Some(Reply::Array(vec![
+                                id_reply(*id),
+                                Reply::Int(p.delivered as i64),
+                                Reply::Int(p.count as i64),
+                            ]))
+                        })
+                        .collect();
+                    map(vec![
+                        ("name", Reply::Bulk(cname.clone())),
+                        ("seen-time", Reply::Int(c.seen as i64)),
+                        ("active-time", Reply::Int(c.active.map_or(-1, |t| t as i64))),
+                        ("pel-count", Reply::Int(c.pel.len() as i64)),
+                        ("pending", Reply::Array(pel)),
+                    ])
+                })
+                .collect();
+            map(vec![
+                ("name", Reply::Bulk(name.clone())),
+                ("last-delivered-id", id_reply(g.last_id)),
+                ("entries-read", opt_int(g.entries_read)),
+                ("lag", opt_int(s.lag(g))),
+                ("pel-count", Reply::Int(g.pel.len() as i64)),
+                ("pending", Reply::Array(pending)),
+                ("consumers", Reply::Array(consumers)),
+            ])
+        })
+        .collect();
+    out.push(("groups", Reply::Array(groups)));
+    Ok(map(out))
+}
+
+fn xinfo_groups(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
+    let key = &args[2];
+    let now = ctx.now;
+    let mut shard = ctx.db().lock(key);
+    let Some(s) = shard.read::<Stream>(key, now)? else {
+        return Err(CommandError::NoSuchKey);
+    };
+    Ok(Reply::Array(
+        s.groups
+            .iter()
+            .map(|(name, g)| {
+                map(vec![
+                    ("name", Reply::Bulk(name.clone())),
+                    ("consumers", Reply::Int(g.consumers.len() as i64)),
+                    ("pending", Reply::Int(g.pel.len() as i64)),
+                    ("last-delivered-id", id_reply(g.last_id)),
+                    ("entries-read", opt_int(g.entries_read)),
+                    ("lag", opt_int(s.lag(g))),
+                ])
+            })
+            .collect(),
+    ))
+}
+
+fn xinfo_consumers(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
+    let (key, group) = (&args[2], &args[3]);
+    let now = ctx.now;
+    let mut shard = ctx.db().lock(key);
+    let Some(s) = shard.read::<Stream>(key, now)? else {
+        return Err(CommandError::NoSuchKey);
+    };
+    let Some(g) = s.groups.get(group) else {
+        return Err(nogroup_for_key(key, group));
+    };
+    Ok(Reply::Array(
+        g.consumers
+            .iter()
+            .map(|(name, c)| {
+                map(vec![
+                    ("name", Reply::Bulk(name.clone())),
+                    ("pending", Reply::Int(c.pel.len() as i64)),
+                    ("idle", Reply::Int(now.saturating_sub(c.seen) as i64)),
+                    (
+                        "inactive",
+                        Reply::Int(c.active.map_or(-1, |t| now.saturating_sub(t) as i64)),
+                    ),
+                ])
+            })
+            .collect(),
+    ))
+}
+
+fn xinfo_help(_: &mut Ctx<'_>, _: &[Bytes]) -> CommandResult {
+    help_reply(&[
+        "XINFO <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+        "CONSUMERS <key> <groupname>",
+        "    Show consumers of <groupname>.",
+        "GROUPS <key>",
+        "    Show the stream consumer groups.",
+        "STREAM <key> [FULL [COUNT <count>]",
+        "    Show information about the stream.",
+        "HELP",
+        "    Prints this help.",
+    ])
+}
