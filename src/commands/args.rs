@@ -122,6 +122,33 @@ impl<'a> Args<'a> {
     }
 }
 
+/// An integer of at least 1, with `message` for every failure (a
+/// non-integer too), as Redis's numkeys and COUNT of LMPOP and ZMPOP.
+pub fn at_least_one(arg: &[u8], message: &'static str) -> Result<usize, CommandError> {
+    match int_arg(arg) {
+        Ok(n) if n >= 1 => usize::try_from(n).map_err(|_| CommandError::err(message)),
+        _ => Err(CommandError::err(message)),
+    }
+}
+
+/// The `[COUNT count]` that ends LMPOP, ZMPOP and their blocking forms, read
+/// from `args[at..]`: 1 without it; a repeated COUNT or anything else is a
+/// syntax error.
+pub fn mpop_count(args: &[Bytes], at: usize) -> Result<usize, CommandError> {
+    let mut count = None;
+    let mut j = at;
+    while let Some(opt) = args.get(j) {
+        match args.get(j + 1) {
+            Some(n) if count.is_none() && is(opt, "count") => {
+                count = Some(at_least_one(n, "count should be greater than 0")?);
+                j += 2;
+            }
+            _ => return Err(CommandError::Syntax),
+        }
+    }
+    Ok(count.unwrap_or(1))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -6,7 +6,7 @@
 
 use bytes::Bytes;
 
-use super::args::Args;
+use super::args::{at_least_one, mpop_count, Args};
 use super::wait::{block_on_keys, timeout_arg};
 use super::{flag, int_arg, is, CommandResult, CommandSpec, Ctx, KeySpec};
 use crate::blocking::Serve;
@@ -114,15 +114,6 @@ fn end_arg(arg: &[u8]) -> Result<End, CommandError> {
         Ok(End::Right)
     } else {
         Err(CommandError::Syntax)
-    }
-}
-
-/// A count that must be at least 1 (`message` otherwise, also for a
-/// non-integer), as Redis's numkeys and COUNT of LMPOP.
-fn at_least_one(arg: &[u8], message: &'static str) -> Result<usize, CommandError> {
-    match int_arg(arg) {
-        Ok(n) if n >= 1 => usize::try_from(n).map_err(|_| CommandError::err(message)),
-        _ => Err(CommandError::err(message)),
     }
 }
 
@@ -363,20 +354,10 @@ fn multi_pop_args(
     let first = numkeys_at + 1;
     let end_at = numkeys.checked_add(first).ok_or(CommandError::Syntax)?;
     let end = end_arg(args.get(end_at).ok_or(CommandError::Syntax)?)?;
-    let mut count = None;
-    let mut j = end_at + 1;
-    while let Some(opt) = args.get(j) {
-        match args.get(j + 1) {
-            Some(n) if count.is_none() && is(opt, "count") => {
-                count = Some(at_least_one(n, "count should be greater than 0")?);
-                j += 2;
-            }
-            _ => return Err(CommandError::Syntax),
-        }
-    }
+    let count = mpop_count(args, end_at + 1)?;
     let serve = ListPop {
         end,
-        count: count.unwrap_or(1),
+        count,
         multi: true,
         fill: fill(ctx),
     };

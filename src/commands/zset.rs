@@ -9,7 +9,7 @@
 
 use bytes::Bytes;
 
-use super::args::Args;
+use super::args::{at_least_one, mpop_count, Args};
 use super::keys::{scan_reply, ScanOf, ScanOptions};
 use super::wait::{block_on_keys, timeout_arg};
 use super::{flag, int_arg, is, CommandResult, CommandSpec, Ctx, KeySpec};
@@ -247,14 +247,6 @@ fn positive(arg: &[u8]) -> Result<usize, CommandError> {
     let out_of_range = || CommandError::err("value is out of range, must be positive");
     let n = int_arg(arg).map_err(|_| out_of_range())?;
     usize::try_from(n).map_err(|_| out_of_range())
-}
-
-/// An integer in 1.. with Redis's one message for every failure.
-fn at_least_one(arg: &[u8], message: &'static str) -> Result<usize, CommandError> {
-    match int_arg(arg) {
-        Ok(n) if n >= 1 => usize::try_from(n).map_err(|_| CommandError::err(message)),
-        _ => Err(CommandError::err(message)),
-    }
 }
 
 fn limits(ctx: &Ctx<'_>) -> Limits {
@@ -860,21 +852,11 @@ fn multi_pop_args(args: &[Bytes], numkeys_at: usize) -> Result<MultiPop, Command
     } else {
         return Err(CommandError::Syntax);
     };
-    let mut count = None;
-    let mut j = where_at + 1;
-    while let Some(opt) = args.get(j) {
-        match args.get(j + 1) {
-            Some(n) if count.is_none() && is(opt, "count") => {
-                count = Some(at_least_one(n, "count should be greater than 0")?);
-                j += 2;
-            }
-            _ => return Err(CommandError::Syntax),
-        }
-    }
+    let count = mpop_count(args, where_at + 1)?;
     Ok(MultiPop {
         keys: first..where_at,
         max,
-        count: count.unwrap_or(1),
+        count,
     })
 }
 

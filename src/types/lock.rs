@@ -556,17 +556,17 @@ const SIMPLE_SHARED: u8 = 1;
 /// Flags byte of a simple lock: a SESSION client id follows.
 const SIMPLE_SESSION: u8 = 2;
 
-/// The encoding of a lock whose only content is `holder` (token, lease end,
+/// The encoding of a lock whose only content is one holder (token, lease end,
 /// flags, session if any, owner); `None` for a lock with more.
-fn encode_simple(state: &State) -> Option<Box<[u8]>> {
+fn encode_simple(state: &State) -> Option<SmallVec<[u8; 64]>> {
     if state.rest.is_some() || state.holders.len() > 1 {
         return None;
     }
     let Some(h) = state.holders.first() else {
-        return Some(Box::default());
+        return Some(SmallVec::new());
     };
     let owner = h.owner.as_slice();
-    let mut out = Vec::with_capacity(17 + 8 * usize::from(h.session.is_some()) + owner.len());
+    let mut out = SmallVec::with_capacity(17 + 8 * usize::from(h.session.is_some()) + owner.len());
     out.extend_from_slice(&h.token.to_le_bytes());
     out.extend_from_slice(&h.expires_at.to_le_bytes());
     let flags = if h.shared { SIMPLE_SHARED } else { 0 }
@@ -580,7 +580,7 @@ fn encode_simple(state: &State) -> Option<Box<[u8]>> {
         out.extend_from_slice(&s.get().to_le_bytes());
     }
     out.extend_from_slice(owner);
-    Some(out.into_boxed_slice())
+    Some(out)
 }
 
 fn read_u64(bytes: &[u8], at: usize) -> u64 {
@@ -615,7 +615,7 @@ fn decode_simple(bytes: &[u8]) -> State {
 impl Lock {
     fn from_state(state: State) -> Lock {
         match encode_simple(&state) {
-            Some(bytes) => Lock(Repr::Simple(bytes)),
+            Some(bytes) => Lock(Repr::Simple(bytes.as_slice().into())),
             None => Lock(Repr::Full(Box::new(state))),
         }
     }
@@ -635,9 +635,11 @@ impl Lock {
             Repr::Simple(bytes) => {
                 let mut state = decode_simple(bytes);
                 let out = f(&mut state);
+                // Encoded on the stack: a settle that changes nothing (before
+                // every operation) allocates nothing.
                 match encode_simple(&state) {
-                    Some(new) if new == *bytes => {}
-                    Some(new) => *bytes = new,
+                    Some(new) if new.as_slice() == &bytes[..] => {}
+                    Some(new) => *bytes = new.as_slice().into(),
                     None => self.0 = Repr::Full(Box::new(state)),
                 }
                 out
@@ -645,7 +647,7 @@ impl Lock {
             Repr::Full(state) => {
                 let out = f(state);
                 if let Some(bytes) = encode_simple(state) {
-                    self.0 = Repr::Simple(bytes);
+                    self.0 = Repr::Simple(bytes.as_slice().into());
                 }
                 out
             }
