@@ -61,6 +61,9 @@ pub struct Config {
     /// Largest sparse HyperLogLog, header included, before PFADD converts it to
     /// dense (`hll-sparse-max-bytes`).
     pub hll_sparse_max_bytes: usize,
+    /// Keyspace notification classes (`notify-keyspace-events`), as
+    /// `crate::notify`'s flags.
+    pub notify_keyspace_events: u32,
 }
 
 impl Default for Config {
@@ -86,6 +89,7 @@ impl Default for Config {
             busy_reply_threshold: 5000,
             io_threads: 1,
             hll_sparse_max_bytes: crate::types::hll::DEFAULT_SPARSE_MAX_BYTES,
+            notify_keyspace_events: 0,
         }
     }
 }
@@ -574,6 +578,20 @@ pub static PARAMS: &[Param] = &[
         set: |c, v| {
             let n = memory_in(v, 0)?;
             c.hll_sparse_max_bytes = usize::try_from(n).unwrap_or(usize::MAX);
+            Ok(())
+        },
+    },
+    Param {
+        name: "notify-keyspace-events",
+        aliases: &[],
+        change: Change::Mutable,
+        ignored: false,
+        get: |c| crate::notify::classes_to_string(c.notify_keyspace_events),
+        set: |c, v| {
+            c.notify_keyspace_events = crate::notify::parse_classes(one(v)?.as_bytes())
+                .ok_or_else(|| {
+                    "Invalid event class character. Use 'Ag$lshzxeKEtmdn'.".to_string()
+                })?;
             Ok(())
         },
     },

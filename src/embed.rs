@@ -186,6 +186,7 @@ impl ServerHandle {
         self.shared.clock.advance(by);
         let _gate = self.shared.gate.read();
         self.shared.keyspace.expire_due(self.shared.clock.now_ms());
+        crate::commands::pubsub::publish_logged(&self.shared);
     }
 
     /// Test hook: the active-expiry task panics on its next pass. The server logs

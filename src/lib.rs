@@ -26,6 +26,7 @@ mod embed;
 pub mod error;
 pub mod gate;
 pub mod keyspace;
+pub mod notify;
 pub mod protocol;
 pub mod pubsub;
 pub mod reply;

@@ -86,6 +86,9 @@ impl Shared {
         let keyspace = Keyspace::new(config.databases, clock.now_ms());
         let encodings = crate::types::Encodings::default();
         encodings.store(&config.encodings);
+        keyspace
+            .notifier()
+            .set_classes(config.notify_keyspace_events);
         let run_id = (0..40)
             .map(|_| char::from_digit(fastrand::u32(0..16), 16).unwrap_or('0'))
             .collect();
@@ -424,6 +427,7 @@ async fn expire_until_shutdown(shared: Arc<Shared>) {
                 }
                 let mut budget = ExpiryBudget::new(EXPIRY_SLICE);
                 shared.keyspace.expire_step(now, &mut budget);
+                crate::commands::pubsub::publish_logged(&shared);
             }
             // Let the other clients on this worker run before the next slice.
             tokio::task::yield_now().await;

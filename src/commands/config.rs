@@ -136,6 +136,10 @@ fn set(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
         }
     }
     ctx.shared.encodings.store(&next.encodings);
+    ctx.shared
+        .keyspace
+        .notifier()
+        .set_classes(next.notify_keyspace_events);
     *ctx.shared.config.write() = next;
     Ok(Reply::OK)
 }

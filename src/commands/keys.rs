@@ -11,6 +11,7 @@ use super::CommandResult;
 use super::{flag, int_arg, is, CommandSpec, Ctx, KeySpec};
 use crate::error::CommandError;
 use crate::keyspace::{Entry, SHARDS};
+use crate::notify;
 use crate::reply::Reply;
 
 /// The keys family's rows.
@@ -129,11 +130,14 @@ fn del(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
     let keys = &args[1..];
     let now = ctx.now;
     let mut shards = ctx.db().lock_keys(keys);
-    let removed = keys
-        .iter()
-        .filter(|k| shards.shard(k).remove(k, now).is_some())
-        .count();
-    Ok(Reply::Int(removed as i64))
+    let mut removed = 0;
+    for key in keys {
+        if shards.shard(key).remove(key, now).is_some() {
+            removed += 1;
+            ctx.notify(notify::GENERIC, "del", key);
+        }
+    }
+    Ok(Reply::Int(removed))
 }
 
 fn exists(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {

@@ -938,6 +938,8 @@ pub fn call(
         mode,
     };
     let reply = (cmd.spec.handler)(&mut ctx, args).unwrap_or_else(Reply::Error);
+    // Keys the command found expired, when nothing it published went first.
+    ctx.publish_logged();
     let done = quanta::Instant::now();
     session.clock_mark = done;
     session.stats.record(

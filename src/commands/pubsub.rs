@@ -11,7 +11,7 @@ use bytes::Bytes;
 
 use super::{container, flag, CallMode, CommandResult, CommandSpec, Ctx, KeySpec};
 use crate::error::CommandError;
-use crate::pubsub::{Kind, Subscriber};
+use crate::pubsub::{Delivery, Kind, Subscriber};
 use crate::reply::Reply;
 use crate::server::Shared;
 use crate::session::Session;
@@ -215,13 +215,23 @@ fn publish_on(ctx: &mut Ctx<'_>, kind: Kind, args: &[Bytes]) -> CommandResult {
     let message = Bytes::copy_from_slice(&args[2]);
     let deliveries = ctx.shared.pubsub.deliveries(kind, &channel, &message);
     let receivers = i64::try_from(deliveries.len()).unwrap_or(i64::MAX);
+    deliver(ctx, deliveries);
+    Ok(Reply::Int(receivers))
+}
+
+/// Sends what a command published: at once from a client's own command, when
+/// the transaction or script ends from inside one.
+fn deliver(ctx: &mut Ctx<'_>, deliveries: Vec<Delivery>) {
+    if deliveries.is_empty() {
+        return;
+    }
     if ctx.mode == CallMode::Client {
         let limit = ctx.shared.config.read().output_limits.pubsub;
         let me = ctx.session.info.id;
         for d in deliveries {
             match d.into_own(me) {
                 // A RESP3 client publishing to itself gets the message before
-                // PUBLISH's reply, as from Redis.
+                // its command's reply, as from Redis.
                 Ok(m) => ctx.session.held_pushes.push(m),
                 Err(d) => d.send(&limit, ctx.now),
             }
@@ -230,7 +240,56 @@ fn publish_on(ctx: &mut Ctx<'_>, kind: Kind, args: &[Bytes]) -> CommandResult {
         // Sent when the transaction or script ends.
         ctx.session.pending_messages.extend(deliveries);
     }
-    Ok(Reply::Int(receivers))
+}
+
+/// The deliveries of keyspace event `name` on `key` of database `db`.
+fn event_deliveries(shared: &Shared, name: &str, db: usize, key: &[u8]) -> Vec<Delivery> {
+    let mut out = Vec::new();
+    for (channel, message) in shared.keyspace.notifier().channels(name, db, key) {
+        out.extend(shared.pubsub.deliveries(Kind::Channel, &channel, &message));
+    }
+    out
+}
+
+impl Ctx<'_> {
+    /// Raises keyspace event `name` of class `class` (`crate::notify`) on
+    /// `key` of this client's database, as Redis's `notifyKeyspaceEvent`:
+    /// published on `__keyspace@<db>__:<key>` and `__keyevent@<db>__:<name>`
+    /// as `notify-keyspace-events` asks. Events the keyspace logged during
+    /// this command (a key it found expired) go first.
+    pub fn notify(&mut self, class: u32, name: &'static str, key: &[u8]) {
+        if !self.shared.keyspace.notifier().wants(class) {
+            return;
+        }
+        self.publish_logged();
+        let deliveries = event_deliveries(self.shared, name, self.session.db, key);
+        deliver(self, deliveries);
+    }
+
+    /// Publishes the events the keyspace has logged (keys found expired, lock
+    /// leases run out) from this command's context.
+    pub fn publish_logged(&mut self) {
+        for event in self.shared.keyspace.notifier().take_logged() {
+            let deliveries = event_deliveries(self.shared, event.name, event.db, &event.key);
+            deliver(self, deliveries);
+        }
+    }
+}
+
+/// Publishes the events the keyspace has logged from outside any command (the
+/// expiry task, a client's clean-up); one relaxed load when there are none.
+pub fn publish_logged(shared: &Shared) {
+    let logged = shared.keyspace.notifier().take_logged();
+    if logged.is_empty() {
+        return;
+    }
+    let limit = shared.config.read().output_limits.pubsub;
+    let now = shared.clock.now_ms();
+    for event in logged {
+        for d in event_deliveries(shared, event.name, event.db, &event.key) {
+            d.send(&limit, now);
+        }
+    }
 }
 
 fn publish(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {

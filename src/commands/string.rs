@@ -13,6 +13,7 @@ use super::CommandResult;
 use super::{flag, int_arg, is, parse_float, CommandSpec, Ctx, KeyRef, KeySpec};
 use crate::error::CommandError;
 use crate::keyspace::{CompactBytes, Entry, Shard, Typed, Value, WrongType};
+use crate::notify;
 use crate::protocol::parse_i64;
 use crate::reply::Reply;
 use crate::types::{self, lcs::LcsError};
@@ -268,6 +269,11 @@ pub fn set_generic(
         opts.expires_at
     };
     shard.insert(key, Entry::new(Value::string_arg(value), expires_at), now);
+    drop(shard);
+    ctx.notify(notify::STRING, "set", key);
+    if opts.expires_at.is_some() {
+        ctx.notify(notify::GENERIC, "expire", key);
+    }
     Ok(if opts.get {
         Reply::bulk_or_nil(old_value)
     } else {

@@ -40,6 +40,7 @@ use bytes::Bytes;
 use parking_lot::{Mutex, MutexGuard};
 use tokio::sync::Notify;
 
+use crate::notify::{self, Notifier};
 pub use crate::types::lock::{AcquireRequest, Acquired, LockInfo, LockMode, LockShared};
 pub use crate::types::CompactBytes;
 use crate::types::Effects;
@@ -203,6 +204,21 @@ pub struct Shard {
     locks: Arc<LockShared>,
     /// Keys removed because their TTL passed (lazily or actively).
     expired_count: u64,
+    /// Where this shard's own events (`expired`) are logged for publishing.
+    events: ShardEvents,
+}
+
+/// A shard's database index and the server's notifier.
+#[derive(Debug)]
+struct ShardEvents {
+    db: usize,
+    notifier: Arc<Notifier>,
+}
+
+impl ShardEvents {
+    fn log(&self, class: u32, name: &'static str, key: &[u8]) {
+        self.notifier.log(class, name, self.db, key);
+    }
 }
 
 impl Shard {
@@ -210,6 +226,7 @@ impl Shard {
         timer: Arc<ExpiryTimer>,
         locks: Arc<LockShared>,
         next_due: Arc<AtomicU64>,
+        events: ShardEvents,
         now: u64,
     ) -> Self {
         Shard {
@@ -224,6 +241,7 @@ impl Shard {
             timer,
             locks,
             expired_count: 0,
+            events,
         }
     }
 
@@ -261,6 +279,7 @@ impl Shard {
             self.keep_waiters(key, &mut old, now);
         }
         self.expired_count += 1;
+        self.events.log(notify::EXPIRED, "expired", key);
         None
     }
 
@@ -329,6 +348,7 @@ impl Shard {
                 let mut entry = Entry::persistent(T::new_value());
                 entry.accessed(now);
                 self.map.insert(key, entry);
+                self.events.log(notify::NEW, "new", key);
                 self.map.find(key).ok_or(WrongType)?
             }
         };
@@ -391,6 +411,9 @@ impl Shard {
         self.touch(key);
         let expires_at = entry.expires_at();
         let mut old = self.map.insert(key, entry);
+        if old.is_none() {
+            self.events.log(notify::NEW, "new", key);
+        }
         if let Some(old) = old.as_mut().filter(|e| e.value.has_waiters()) {
             // A lock overwritten by another value (SET, a STORE, RENAME onto
             // it): its queue cannot stay at the key, so its waiters give up.
@@ -547,6 +570,7 @@ impl Shard {
                     self.keep_waiters(key, &mut old, now);
                 }
                 self.expired_count += 1;
+                self.events.log(notify::EXPIRED, "expired", key);
                 true
             }
             // A deadline of the value's own (a lock's lease).
@@ -766,13 +790,31 @@ impl ShardSet<'_> {
 }
 
 impl Db {
-    fn new(timer: &Arc<ExpiryTimer>, locks: &Arc<LockShared>, now: u64) -> Self {
+    fn new(
+        index: usize,
+        timer: &Arc<ExpiryTimer>,
+        locks: &Arc<LockShared>,
+        notifier: &Arc<Notifier>,
+        now: u64,
+    ) -> Self {
         let next_due: Box<[Arc<AtomicU64>]> = (0..SHARDS)
             .map(|_| Arc::new(AtomicU64::new(u64::MAX)))
             .collect();
         let shards = next_due
             .iter()
-            .map(|due| Mutex::new(Shard::new(timer.clone(), locks.clone(), due.clone(), now)))
+            .map(|due| {
+                let events = ShardEvents {
+                    db: index,
+                    notifier: notifier.clone(),
+                };
+                Mutex::new(Shard::new(
+                    timer.clone(),
+                    locks.clone(),
+                    due.clone(),
+                    events,
+                    now,
+                ))
+            })
             .collect();
         Db {
             shards,
@@ -870,6 +912,8 @@ pub struct Keyspace {
     locks: Arc<LockShared>,
     /// The shard (over all databases) where the last budgeted expiry step stopped.
     expiry_cursor: AtomicUsize,
+    /// Keyspace notification classes and the events shards have logged.
+    notifier: Arc<Notifier>,
 }
 
 impl Keyspace {
@@ -877,19 +921,27 @@ impl Keyspace {
     pub fn new(databases: usize, now: u64) -> Self {
         let timer = Arc::new(ExpiryTimer::new());
         let locks = Arc::new(LockShared::new());
+        let notifier = Arc::new(Notifier::default());
         Keyspace {
             dbs: (0..databases.max(1))
-                .map(|_| Db::new(&timer, &locks, now))
+                .map(|i| Db::new(i, &timer, &locks, &notifier, now))
                 .collect(),
             timer,
             locks,
             expiry_cursor: AtomicUsize::new(0),
+            notifier,
         }
     }
 
     /// Database `index`, if it exists.
     pub fn db(&self, index: usize) -> Option<&Db> {
         self.dbs.get(index)
+    }
+
+    /// All databases.
+    /// Keyspace notification classes and the events shards have logged.
+    pub fn notifier(&self) -> &Notifier {
+        &self.notifier
     }
 
     /// All databases.

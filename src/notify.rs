@@ -1,0 +1,240 @@
+//! Keyspace notifications (`notify-keyspace-events`): the class letters, and
+//! the log of events the keyspace itself raises.
+//!
+//! A command raises its events through `Ctx::notify`, which publishes
+//! `__keyspace@<db>__:<key>` → event and `__keyevent@<db>__:<event>` → key as
+//! Redis's `notifyKeyspaceEvent` does. Events that happen inside the keyspace,
+//! where there is no command context (a key expired by a lookup or by the
+//! expiry task, a lock's lease running out), are logged here by the shard and
+//! published by whoever holds a context next: the command that caused them
+//! (before its own events, as in Redis) or the expiry task after its step.
+//! With notifications off (the default), raising an event costs one relaxed
+//! load.
+
+use bytes::Bytes;
+use parking_lot::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+
+/// `K`: events on `__keyspace@<db>__:<key>`.
+pub const KEYSPACE: u32 = 1 << 0;
+/// `E`: events on `__keyevent@<db>__:<event>`.
+pub const KEYEVENT: u32 = 1 << 1;
+/// `g`: generic commands (DEL, EXPIRE, RENAME, ...).
+pub const GENERIC: u32 = 1 << 2;
+/// `$`: string commands.
+pub const STRING: u32 = 1 << 3;
+/// `l`: list commands.
+pub const LIST: u32 = 1 << 4;
+/// `s`: set commands.
+pub const SET: u32 = 1 << 5;
+/// `h`: hash commands.
+pub const HASH: u32 = 1 << 6;
+/// `z`: sorted set commands.
+pub const ZSET: u32 = 1 << 7;
+/// `x`: a key removed because its TTL passed.
+pub const EXPIRED: u32 = 1 << 8;
+/// `e`: a key evicted for `maxmemory`.
+pub const EVICTED: u32 = 1 << 9;
+/// `t`: stream commands.
+pub const STREAM: u32 = 1 << 10;
+/// `m`: a read of a missing key (not part of `A`).
+pub const KEY_MISS: u32 = 1 << 11;
+/// `d`: module key types (none here, accepted as Redis accepts it).
+pub const MODULE: u32 = 1 << 13;
+/// `n`: a new key (not part of `A`).
+pub const NEW: u32 = 1 << 14;
+/// `L`: latchkey's lock events (acquired, released, expired, ...); not part
+/// of `A`, so a Redis configuration string means the same here.
+pub const LOCK: u32 = 1 << 16;
+/// `A`: Redis's alias for `g$lshzxetd`.
+pub const ALL: u32 =
+    GENERIC | STRING | LIST | SET | HASH | ZSET | EXPIRED | EVICTED | STREAM | MODULE;
+
+/// The classes of a `notify-keyspace-events` string; `None` for a letter that
+/// names no class (Redis refuses the whole value).
+pub fn parse_classes(text: &[u8]) -> Option<u32> {
+    text.iter().try_fold(0, |flags, c| {
+        Some(
+            flags
+                | match c {
+                    b'A' => ALL,
+                    b'g' => GENERIC,
+                    b'$' => STRING,
+                    b'l' => LIST,
+                    b's' => SET,
+                    b'h' => HASH,
+                    b'z' => ZSET,
+                    b'x' => EXPIRED,
+                    b'e' => EVICTED,
+                    b'K' => KEYSPACE,
+                    b'E' => KEYEVENT,
+                    b't' => STREAM,
+                    b'm' => KEY_MISS,
+                    b'd' => MODULE,
+                    b'n' => NEW,
+                    b'L' => LOCK,
+                    _ => return None,
+                },
+        )
+    })
+}
+
+/// The canonical string of `flags`, in Redis's order (`CONFIG GET`).
+pub fn classes_to_string(flags: u32) -> String {
+    let mut s = String::new();
+    if flags & ALL == ALL {
+        s.push('A');
+    } else {
+        for (class, letter) in [
+            (GENERIC, 'g'),
+            (STRING, '$'),
+            (LIST, 'l'),
+            (SET, 's'),
+            (HASH, 'h'),
+            (ZSET, 'z'),
+            (EXPIRED, 'x'),
+            (EVICTED, 'e'),
+            (STREAM, 't'),
+            (MODULE, 'd'),
+            // Inside the `else` as in Redis: `AKn` reads back as `AK`.
+            (NEW, 'n'),
+        ] {
+            if flags & class != 0 {
+                s.push(letter);
+            }
+        }
+    }
+    if flags & LOCK != 0 {
+        s.push('L');
+    }
+    for (class, letter) in [(KEYSPACE, 'K'), (KEYEVENT, 'E'), (KEY_MISS, 'm')] {
+        if flags & class != 0 {
+            s.push(letter);
+        }
+    }
+    s
+}
+
+/// One event raised inside the keyspace, waiting to be published.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Event {
+    /// Its class (one of the constants above).
+    pub class: u32,
+    /// Its name (`expired`, `keymiss`, `lock.expired`, ...).
+    pub name: &'static str,
+    /// The database of its key.
+    pub db: usize,
+    /// The key.
+    pub key: Bytes,
+}
+
+/// The server's notification classes and the events the keyspace has raised
+/// and nobody has published yet.
+#[derive(Debug, Default)]
+pub struct Notifier {
+    flags: AtomicU32,
+    any_logged: AtomicBool,
+    logged: Mutex<Vec<Event>>,
+}
+
+impl Notifier {
+    /// Sets the classes (`notify-keyspace-events`).
+    pub fn set_classes(&self, flags: u32) {
+        self.flags.store(flags, Ordering::Relaxed);
+    }
+
+    /// True when events of `class` are published: the class is on and so is
+    /// at least one of `K` and `E`.
+    #[inline]
+    pub fn wants(&self, class: u32) -> bool {
+        let flags = self.flags.load(Ordering::Relaxed);
+        flags & class != 0 && flags & (KEYSPACE | KEYEVENT) != 0
+    }
+
+    /// The channels event `name` on `key` of `db` is published on, each with
+    /// its message: `__keyspace@<db>__:<key>` gets the event's name and
+    /// `__keyevent@<db>__:<name>` the key, as the classes ask.
+    pub fn channels(&self, name: &str, db: usize, key: &[u8]) -> Vec<(Bytes, Bytes)> {
+        let flags = self.flags.load(Ordering::Relaxed);
+        let mut out = Vec::with_capacity(2);
+        if flags & KEYSPACE != 0 {
+            let mut chan = format!("__keyspace@{db}__:").into_bytes();
+            chan.extend_from_slice(key);
+            out.push((Bytes::from(chan), Bytes::copy_from_slice(name.as_bytes())));
+        }
+        if flags & KEYEVENT != 0 {
+            let chan = format!("__keyevent@{db}__:{name}");
+            out.push((Bytes::from(chan), Bytes::copy_from_slice(key)));
+        }
+        out
+    }
+
+    /// Logs an event raised inside the keyspace, if its class is on.
+    pub fn log(&self, class: u32, name: &'static str, db: usize, key: &[u8]) {
+        if !self.wants(class) {
+            return;
+        }
+        self.logged.lock().push(Event {
+            class,
+            name,
+            db,
+            key: Bytes::copy_from_slice(key),
+        });
+        self.any_logged.store(true, Ordering::Release);
+    }
+
+    /// Takes the logged events, oldest first; one relaxed load when there are
+    /// none.
+    #[inline]
+    pub fn take_logged(&self) -> Vec<Event> {
+        if !self.any_logged.load(Ordering::Relaxed) {
+            return Vec::new();
+        }
+        let mut logged = self.logged.lock();
+        self.any_logged.store(false, Ordering::Relaxed);
+        std::mem::take(&mut *logged)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn class_strings_read_and_print_as_redis_does() {
+        assert_eq!(parse_classes(b"KEA"), Some(KEYSPACE | KEYEVENT | ALL));
+        assert_eq!(classes_to_string(KEYSPACE | KEYEVENT | ALL), "AKE");
+        assert_eq!(classes_to_string(parse_classes(b"Egx$").unwrap()), "g$xE");
+        assert_eq!(classes_to_string(parse_classes(b"").unwrap()), "");
+        assert_eq!(parse_classes(b"Kq"), None);
+        assert_eq!(classes_to_string(parse_classes(b"KAmn").unwrap()), "AKm");
+        assert_eq!(classes_to_string(parse_classes(b"Kn").unwrap()), "nK");
+        assert_eq!(classes_to_string(parse_classes(b"EL").unwrap()), "LE");
+    }
+
+    #[test]
+    fn nothing_is_logged_unless_a_channel_kind_is_on() {
+        let n = Notifier::default();
+        n.set_classes(EXPIRED);
+        n.log(EXPIRED, "expired", 0, b"k");
+        assert!(n.take_logged().is_empty());
+        n.set_classes(EXPIRED | KEYEVENT);
+        n.log(EXPIRED, "expired", 3, b"k");
+        n.log(GENERIC, "del", 3, b"k");
+        let logged = n.take_logged();
+        assert_eq!(logged.len(), 1);
+        assert_eq!(logged[0].db, 3);
+        assert!(n.take_logged().is_empty());
+    }
+
+    #[test]
+    fn channels_follow_the_classes() {
+        let n = Notifier::default();
+        n.set_classes(KEYSPACE | KEYEVENT | ALL);
+        let chans = n.channels("set", 2, b"k");
+        assert_eq!(&chans[0].0[..], b"__keyspace@2__:k");
+        assert_eq!(&chans[0].1[..], b"set");
+        assert_eq!(&chans[1].0[..], b"__keyevent@2__:set");
+        assert_eq!(&chans[1].1[..], b"k");
+    }
+}
