@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# User-space instructions per request of one command, latchkey beside
+# redis-server, counted by callgrind (steady whatever the machine's load):
+# each server runs under callgrind twice, both times loaded with the same
+# setup, once with N requests of the command after it and once without; the
+# difference divided by N is the command's cost (start-up, setup and shutdown
+# cancel out).
+# Usage: [LATCHKEY=binary] benches/callgrind_cmd.sh SETUP N COMMAND...
+#   SETUP  a shell command that prints Redis protocol or inline commands to
+#          feed `redis-cli --pipe` (e.g. "python3 -c '...'"), or "" for none
+#   N      requests of COMMAND (redis-benchmark, 1 connection, no pipelining)
+# Example: the ZRANGE of benches/big_types.py:
+#   benches/callgrind_cmd.sh "python3 -c 'for i in range(200000): print(f\"ZADD z {i} m{i}\")'" 2000 ZRANGE z 0 9
+# Listens on 127.0.0.1 only; every server it starts is stopped before it ends.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SETUP=$1
+N=$2
+shift 2
+for tool in redis-server redis-cli redis-benchmark valgrind python3; do
+  command -v "$tool" >/dev/null || { echo "missing $tool"; exit 1; }
+done
+LATCHKEY=${LATCHKEY:-./target/release/latchkey}
+[ "$LATCHKEY" = ./target/release/latchkey ] && cargo build --release --quiet
+work=$(mktemp -d)
+pid=""
+cleanup() { [ -n "$pid" ] && kill "$pid" 2>/dev/null; rm -rf "$work"; }
+trap cleanup EXIT
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+run() { # server requests [command...] -> total instructions
+  local server=$1 requests=$2
+  shift 2
+  port=$(free_port)
+  local cg=(valgrind --tool=callgrind --callgrind-out-file="$work/cg.out")
+  if [ "$server" = redis ]; then
+    "${cg[@]}" redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no --dir "$work" >/dev/null 2>&1 &
+  else
+    "${cg[@]}" "$LATCHKEY" --port "$port" --bind 127.0.0.1 --loglevel warning >/dev/null 2>&1 &
+  fi
+  pid=$!
+  for _ in $(seq 600); do redis-cli -p "$port" ping >/dev/null 2>&1 && break; sleep 0.05; done
+  if [ -n "$SETUP" ]; then
+    bash -c "$SETUP" | redis-cli -p "$port" --pipe >/dev/null
+  fi
+  if [ "$requests" -gt 0 ]; then
+    redis-benchmark -p "$port" -c 1 -n "$requests" -q "$@" >/dev/null 2>&1 || true
+  fi
+  redis-cli -p "$port" shutdown nosave >/dev/null 2>&1 || kill "$pid"
+  wait "$pid" 2>/dev/null || true
+  pid=""
+  awk '/^summary:/ { print $2 }' "$work/cg.out"
+}
+
+cmd=("$@")
+per_request() { # server
+  local base loaded
+  base=$(run "$1" 0)
+  loaded=$(run "$1" "$N" "${cmd[@]}")
+  echo $(((loaded - base) / N))
+}
+l=$(per_request latchkey)
+r=$(per_request redis)
+echo "${cmd[*]}: latchkey $l instructions/request, redis-server $r; ratio $(python3 -c "print(round($l/$r, 2))")"
