@@ -292,26 +292,30 @@ impl Serve for ListPop {
 /// `None` for a command that does not block) and then replies with a nil
 /// array, as Redis does for every list wait. A command that does not wait
 /// (no timeout, or inside MULTI or a script) replies `empty` instead.
-fn pop_or_block(
+fn pop_or_block<S: Serve + 'static>(
     ctx: &mut Ctx<'_>,
     keys: &[Bytes],
     timeout_ms: Option<u64>,
-    serve: Box<dyn Serve>,
+    serve: S,
     empty: Reply,
 ) -> CommandResult {
     let now = ctx.now;
-    let mut lock: Vec<&[u8]> = keys.iter().map(|k| &k[..]).collect();
-    if let Some(dst) = serve.destination() {
-        lock.push(dst);
-    }
-    let mut shards = ctx.db().lock_keys(&lock);
+    let mut shards = {
+        let mut lock: smallvec::SmallVec<[&[u8]; 4]> = keys.iter().map(|k| &k[..]).collect();
+        if let Some(dst) = serve.destination() {
+            lock.push(dst);
+        }
+        ctx.db().lock_keys(&lock)
+    };
     for key in keys {
         if shards.shard(key).read::<List>(key, now)?.is_some() {
             return Ok(serve.serve(&mut shards, key, now).unwrap_or(empty));
         }
     }
     match timeout_ms {
-        Some(ms) if ctx.can_block => block_on_keys(ctx, keys, ms, serve, Reply::NilArray),
+        // Boxed only to wait: a command that finds its element allocates no
+        // serve step.
+        Some(ms) if ctx.can_block => block_on_keys(ctx, keys, ms, Box::new(serve), Reply::NilArray),
         _ => Ok(empty),
     }
 }
@@ -326,13 +330,7 @@ fn blocking_pop(ctx: &mut Ctx<'_>, args: &[Bytes], end: End) -> CommandResult {
         fill: fill(ctx),
     };
     let keys = &args[1..args.len() - 1];
-    pop_or_block(
-        ctx,
-        keys,
-        Some(timeout_ms),
-        Box::new(serve),
-        Reply::NilArray,
-    )
+    pop_or_block(ctx, keys, Some(timeout_ms), serve, Reply::NilArray)
 }
 
 fn blpop(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
@@ -367,20 +365,14 @@ fn multi_pop_args(
 /// LMPOP numkeys key [key ...] LEFT|RIGHT [COUNT count].
 fn lmpop(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
     let (keys, serve) = multi_pop_args(ctx, args, 1)?;
-    pop_or_block(ctx, &args[keys], None, Box::new(serve), Reply::NilArray)
+    pop_or_block(ctx, &args[keys], None, serve, Reply::NilArray)
 }
 
 /// BLMPOP timeout numkeys key [key ...] LEFT|RIGHT [COUNT count].
 fn blmpop(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
     let (keys, serve) = multi_pop_args(ctx, args, 2)?;
     let timeout_ms = timeout_arg(&args[1])?;
-    pop_or_block(
-        ctx,
-        &args[keys],
-        Some(timeout_ms),
-        Box::new(serve),
-        Reply::NilArray,
-    )
+    pop_or_block(ctx, &args[keys], Some(timeout_ms), serve, Reply::NilArray)
 }
 
 // ---- moves -------------------------------------------------------------------------
@@ -409,18 +401,12 @@ impl Serve for ListMove {
         {
             return Some(Reply::Error(CommandError::WrongType));
         }
-        let value = pop_from(
-            shards.shard(key),
-            key,
-            self.from,
-            1,
-            self.fill,
-            now,
-            Bytes::copy_from_slice,
-        )
-        .ok()??
-        .into_iter()
-        .next()?;
+        let source = shards.shard(key);
+        let value = source
+            .write::<List>(key, now)
+            .ok()??
+            .pop(self.from, self.fill)?;
+        source.remove_if_empty::<List>(key, now);
         if let Ok(list) = shards
             .shard(&self.dst)
             .get_or_create::<List>(&self.dst, now)
@@ -458,7 +444,7 @@ fn move_or_block(
         ctx,
         std::slice::from_ref(src),
         timeout_ms,
-        Box::new(serve),
+        serve,
         Reply::Nil,
     )?;
     if matches!(reply, Reply::Bulk(_)) {

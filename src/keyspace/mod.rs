@@ -752,7 +752,9 @@ pub struct Db {
 /// Several shards of one database locked together, in ascending order.
 pub struct ShardSet<'a> {
     db: &'a Db,
-    guards: Vec<(usize, MutexGuard<'a, Shard>)>,
+    /// Inline for up to 4 shards: most multi-key commands (LMOVE, RENAME,
+    /// MSET of a few keys) lock without an allocation.
+    guards: smallvec::SmallVec<[(usize, MutexGuard<'a, Shard>); 4]>,
 }
 
 impl<'a> ShardSet<'a> {
@@ -834,7 +836,8 @@ impl Db {
 
     /// Locks the shards of all `keys`, each once, in ascending shard order.
     pub fn lock_keys<K: AsRef<[u8]>>(&self, keys: &[K]) -> ShardSet<'_> {
-        let mut idx: Vec<usize> = keys.iter().map(|k| self.shard_index(k.as_ref())).collect();
+        let mut idx: smallvec::SmallVec<[usize; 4]> =
+            keys.iter().map(|k| self.shard_index(k.as_ref())).collect();
         idx.sort_unstable();
         idx.dedup();
         ShardSet {
