@@ -3,8 +3,12 @@
 //!
 //! [`acquire`] returns a [`LockGuard`] that exposes the fencing token, releases the
 //! lock when dropped, and can keep the lease alive in the background while held
-//! (a watchdog that runs `LOCK.EXTEND` every third of the lease) and report when
-//! the lock was lost.
+//! (a watchdog that runs `LOCK.EXTEND` every third of the lease). It reports the
+//! moment the lock is lost ([`LockGuard::lost`]): its connection speaks RESP3
+//! and subscribes to the owner's loss channel (`__lock_lost__:<owner>`) before
+//! it acquires, so the server's notice (lease run out, key deleted or
+//! overwritten, FLUSH, SESSION connection closed) arrives as a push frame on the
+//! same connection; a refused or failed renewal counts as a loss too.
 //!
 //! ```no_run
 //! # async fn demo() -> redis::RedisResult<()> {
@@ -25,11 +29,12 @@
 //! Each guard has its own connection: a waiting `LOCK.ACQUIRE` blocks only its
 //! connection, and with `SESSION` the lock lives exactly as long as that connection.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use redis::aio::MultiplexedConnection;
-use redis::RedisResult;
-use tokio::sync::watch;
+use redis::{PushInfo, PushKind, RedisResult};
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 /// How to acquire a lock.
@@ -104,6 +109,8 @@ pub struct LockGuard {
     con: MultiplexedConnection,
     lost: watch::Receiver<bool>,
     watchdog: Option<JoinHandle<()>>,
+    /// Reads the connection's push frames for this hold's loss notice.
+    listener: JoinHandle<()>,
     released: bool,
 }
 
@@ -115,14 +122,42 @@ fn ms(d: Duration) -> u64 {
     d.as_millis().min(u128::from(u64::MAX)) as u64
 }
 
+/// The channel the server sends `owner`'s loss notices to.
+pub fn lost_channel(owner: &str) -> String {
+    format!("__lock_lost__:{owner}")
+}
+
+/// A loss notice's message, `<event> <db> <token> <key>`: the event name, the
+/// database, the fencing token and the key; `None` if it is not one.
+pub fn parse_loss(message: &[u8]) -> Option<(&str, i64, u64, &[u8])> {
+    let mut parts = message.splitn(4, |b| *b == b' ');
+    let event = std::str::from_utf8(parts.next()?).ok()?;
+    let db = std::str::from_utf8(parts.next()?).ok()?.parse().ok()?;
+    let token = std::str::from_utf8(parts.next()?).ok()?.parse().ok()?;
+    Some((event, db, token, parts.next()?))
+}
+
 /// Acquires `key` with `opts`: `Ok(None)` if it was not free (or the wait ran out).
+///
+/// The guard's connection is opened from `client`'s address and credentials in
+/// RESP3, whatever protocol `client` names, so the loss notice can arrive on it.
 pub async fn acquire(
     client: &redis::Client,
     key: &str,
     opts: LockOptions,
 ) -> RedisResult<Option<LockGuard>> {
-    let mut con = client.get_multiplexed_async_connection().await?;
+    let mut info = client.get_connection_info().clone();
+    info.redis.protocol = redis::ProtocolVersion::RESP3;
+    let db = info.redis.db;
+    let (push_tx, pushes) = mpsc::unbounded_channel();
+    let config = redis::AsyncConnectionConfig::new().set_push_sender(push_tx);
+    let mut con = redis::Client::open(info)?
+        .get_multiplexed_async_connection_with_config(&config)
+        .await?;
     let owner = opts.owner.clone().unwrap_or_else(random_owner);
+    // Before acquiring: no notice for this hold can come before the
+    // subscription.
+    con.subscribe(lost_channel(&owner)).await?;
     let ttl = ms(opts.ttl).max(1);
     let mut cmd = redis::cmd("LOCK.ACQUIRE");
     cmd.arg(key).arg(&owner).arg(ttl);
@@ -143,6 +178,15 @@ pub async fn acquire(
         return Ok(None);
     };
     let (lost_tx, lost) = watch::channel(false);
+    let lost_tx = Arc::new(lost_tx);
+    let listener = tokio::spawn(hear_loss(
+        pushes,
+        key.as_bytes().to_vec(),
+        db,
+        token,
+        opts.session,
+        lost_tx.clone(),
+    ));
     let watchdog = opts.watchdog.then(|| {
         tokio::spawn(keep_alive(
             con.clone(),
@@ -159,8 +203,38 @@ pub async fn acquire(
         con,
         lost,
         watchdog,
+        listener,
         released: false,
     }))
+}
+
+/// Waits for this hold's loss notice among the connection's push frames (a
+/// notice names the key, database and fencing token, so one for an earlier
+/// hold of the same owner is passed over). A SESSION hold is lost too when
+/// the connection closes.
+async fn hear_loss(
+    mut pushes: mpsc::UnboundedReceiver<PushInfo>,
+    key: Vec<u8>,
+    db: i64,
+    token: u64,
+    session: bool,
+    lost: Arc<watch::Sender<bool>>,
+) {
+    while let Some(push) = pushes.recv().await {
+        let ours = match push.kind {
+            PushKind::Message => match push.data.last() {
+                Some(redis::Value::BulkString(message)) => parse_loss(message)
+                    .is_some_and(|(_, d, t, k)| d == db && t == token && k == key.as_slice()),
+                _ => false,
+            },
+            PushKind::Disconnection => session,
+            _ => false,
+        };
+        if ours {
+            lost.send_replace(true);
+            return;
+        }
+    }
 }
 
 /// Extends the lease every third of it; marks the lock lost when an extension is
@@ -170,7 +244,7 @@ async fn keep_alive(
     key: String,
     owner: String,
     ttl_ms: u64,
-    lost: watch::Sender<bool>,
+    lost: Arc<watch::Sender<bool>>,
 ) {
     let period = Duration::from_millis((ttl_ms / 3).max(1));
     loop {
@@ -182,7 +256,7 @@ async fn keep_alive(
             .query_async(&mut con)
             .await;
         if !matches!(extended, Ok(1)) {
-            let _ = lost.send(true);
+            lost.send_replace(true);
             return;
         }
     }
@@ -204,13 +278,14 @@ impl LockGuard {
         &self.key
     }
 
-    /// Whether the watchdog found the lock lost (its lease ran out, or someone
-    /// deleted it). Always false without a watchdog.
+    /// Whether the lock is known lost: the server's loss notice arrived (its
+    /// lease ran out, it was deleted, overwritten or flushed, its SESSION
+    /// connection closed), or the watchdog's renewal was refused or failed.
     pub fn is_lost(&self) -> bool {
         *self.lost.borrow()
     }
 
-    /// Completes when the watchdog finds the lock lost.
+    /// Completes as soon as the lock is lost (see [`LockGuard::is_lost`]).
     pub async fn lost(&mut self) {
         let _ = self.lost.wait_for(|l| *l).await;
     }
@@ -242,6 +317,7 @@ impl LockGuard {
         if let Some(w) = self.watchdog.take() {
             w.abort();
         }
+        self.listener.abort();
         let n: i64 = redis::cmd("LOCK.RELEASE")
             .arg(&self.key)
             .arg(&self.owner)
@@ -256,6 +332,7 @@ impl Drop for LockGuard {
         if let Some(w) = self.watchdog.take() {
             w.abort();
         }
+        self.listener.abort();
         if self.released {
             return;
         }

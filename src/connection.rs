@@ -671,6 +671,8 @@ async fn end_wait(shared: &Shared, session: &mut Session, now: u64) -> Reply {
         return Reply::Nil;
     };
     let got = cancel_wait(shared, session, &blocked, now);
+    // Leaving the queue may have let others in (lock events).
+    crate::commands::pubsub::publish_logged(shared);
     if let Some(got) = got {
         return granted(session, &blocked, got);
     }
@@ -783,6 +785,10 @@ async fn release_client(shared: &Shared, session: &mut Session) {
                 .fetch_add(n as u64, Ordering::Relaxed);
         }
     }
+    // The events of the holds let go (`lock.session-released`, the holders'
+    // loss notices, the grants that followed), before this client's own
+    // subscriptions end.
+    crate::commands::pubsub::publish_logged(shared);
     session.unwatch_all(&shared.keyspace);
     crate::commands::pubsub::leave_all(shared, session);
 }

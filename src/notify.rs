@@ -13,7 +13,8 @@
 
 use bytes::Bytes;
 use parking_lot::Mutex;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
+use std::sync::Arc;
 
 /// `K`: events on `__keyspace@<db>__:<key>`.
 pub const KEYSPACE: u32 = 1 << 0;
@@ -115,6 +116,54 @@ pub fn classes_to_string(flags: u32) -> String {
     s
 }
 
+/// A hold was granted: at once by LOCK.ACQUIRE, or to a waiter when the lock
+/// passed on to it.
+pub const LOCK_ACQUIRED: &str = "lock.acquired";
+/// A holder released its hold (LOCK.RELEASE; a waiter that left as it was
+/// granted).
+pub const LOCK_RELEASED: &str = "lock.released";
+/// A holder's lease was set anew (LOCK.EXTEND, or LOCK.ACQUIRE by the holder).
+pub const LOCK_EXTENDED: &str = "lock.extended";
+/// A holder's lease ran out.
+pub const LOCK_EXPIRED: &str = "lock.expired";
+/// A held lock was taken out of the keyspace (DEL, UNLINK, an overwrite,
+/// FLUSHDB/FLUSHALL, its key's TTL): one per holder.
+pub const LOCK_DELETED: &str = "lock.deleted";
+/// A SESSION hold ended because its connection closed.
+pub const LOCK_SESSION_RELEASED: &str = "lock.session-released";
+
+/// The channels of lock-loss notices: `__lock_lost__:<owner>` gets a message
+/// each time a hold of `owner` ends other than by its own release, whatever
+/// `notify-keyspace-events` says.
+pub const LOCK_LOST_PREFIX: &[u8] = b"__lock_lost__:";
+
+/// Whether a subscription to `name` (a channel, or any pattern) may receive
+/// lock-loss notices: such subscriptions are counted, so a loss costs nothing
+/// when there are none.
+pub fn may_hear_losses(pattern: bool, name: &[u8]) -> bool {
+    pattern || name.starts_with(LOCK_LOST_PREFIX)
+}
+
+/// A holder's loss: the channel it goes to and its message,
+/// `<event> <db> <token> <key>` (the key last, as it may hold spaces).
+pub fn loss_message(lost: &Lost, name: &str, db: usize, key: &[u8]) -> (Bytes, Bytes) {
+    let mut channel = Vec::with_capacity(LOCK_LOST_PREFIX.len() + lost.owner.len());
+    channel.extend_from_slice(LOCK_LOST_PREFIX);
+    channel.extend_from_slice(&lost.owner);
+    let mut message = format!("{name} {db} {} ", lost.token).into_bytes();
+    message.extend_from_slice(key);
+    (Bytes::from(channel), Bytes::from(message))
+}
+
+/// The holder an event took a lock from: its owner and fencing token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lost {
+    /// The holder's owner token.
+    pub owner: Bytes,
+    /// Its fencing token.
+    pub token: u64,
+}
+
 /// One event raised inside the keyspace, waiting to be published.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Event {
@@ -126,6 +175,9 @@ pub struct Event {
     pub db: usize,
     /// The key.
     pub key: Bytes,
+    /// The holder who lost the lock at `key` by this event, when someone may
+    /// listen for its loss notice.
+    pub lost: Option<Lost>,
 }
 
 /// The server's notification classes and the events the keyspace has raised
@@ -135,6 +187,9 @@ pub struct Notifier {
     flags: AtomicU32,
     any_logged: AtomicBool,
     logged: Mutex<Vec<Event>>,
+    /// Subscriptions that may hear a lock-loss notice (`__lock_lost__:`
+    /// channels, and patterns), counted by the pub/sub registry.
+    loss_listeners: Arc<AtomicUsize>,
 }
 
 impl Notifier {
@@ -171,7 +226,46 @@ impl Notifier {
 
     /// Logs an event raised inside the keyspace, if its class is on.
     pub fn log(&self, class: u32, name: &'static str, db: usize, key: &[u8]) {
-        if !self.wants(class) {
+        self.log_loss(class, name, db, key, None);
+    }
+
+    /// The count the pub/sub registry keeps of subscriptions that may hear a
+    /// lock-loss notice.
+    pub fn loss_listeners(&self) -> Arc<AtomicUsize> {
+        self.loss_listeners.clone()
+    }
+
+    /// True when a subscription may hear a lock-loss notice; one relaxed load.
+    #[inline]
+    pub fn wants_losses(&self) -> bool {
+        self.loss_listeners.load(Ordering::Relaxed) > 0
+    }
+
+    /// True when lock events or loss notices would be published: what a caller
+    /// checks before it gathers the holds a removed lock had.
+    #[inline]
+    pub fn wants_lock_events(&self) -> bool {
+        self.wants(LOCK) || self.wants_losses()
+    }
+
+    /// Logs an event raised inside the keyspace that may also take a lock
+    /// from its holder `lost` (owner, fencing token): kept if its class is on,
+    /// or if the loss may be heard (see [`may_hear_losses`]).
+    pub fn log_loss(
+        &self,
+        class: u32,
+        name: &'static str,
+        db: usize,
+        key: &[u8],
+        lost: Option<(&[u8], u64)>,
+    ) {
+        let lost = lost
+            .filter(|_| self.wants_losses())
+            .map(|(owner, token)| Lost {
+                owner: Bytes::copy_from_slice(owner),
+                token,
+            });
+        if lost.is_none() && !self.wants(class) {
             return;
         }
         self.logged.lock().push(Event {
@@ -179,6 +273,7 @@ impl Notifier {
             name,
             db,
             key: Bytes::copy_from_slice(key),
+            lost,
         });
         self.any_logged.store(true, Ordering::Release);
     }
@@ -225,6 +320,23 @@ mod tests {
         assert_eq!(logged.len(), 1);
         assert_eq!(logged[0].db, 3);
         assert!(n.take_logged().is_empty());
+    }
+
+    #[test]
+    fn a_loss_is_logged_only_when_someone_may_hear_it() {
+        let n = Notifier::default();
+        n.log_loss(LOCK, LOCK_EXPIRED, 0, b"k", Some((b"o", 7)));
+        assert!(n.take_logged().is_empty(), "nobody listens");
+        n.loss_listeners().fetch_add(1, Ordering::Relaxed);
+        assert!(n.wants_lock_events() && !n.wants(LOCK));
+        n.log_loss(LOCK, LOCK_EXPIRED, 2, b"k", Some((b"o", 7)));
+        n.log_loss(LOCK, LOCK_ACQUIRED, 2, b"k", None);
+        let logged = n.take_logged();
+        assert_eq!(logged.len(), 1, "the event without a loss is off");
+        let lost = logged[0].lost.as_ref().unwrap();
+        let (chan, msg) = loss_message(lost, logged[0].name, 2, b"a key");
+        assert_eq!(&chan[..], b"__lock_lost__:o");
+        assert_eq!(&msg[..], b"lock.expired 2 7 a key");
     }
 
     #[test]

@@ -15,7 +15,7 @@
 //! [`Subscriptions`], which the registry mirrors.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -54,6 +54,10 @@ type Listeners = HashMap<Bytes, HashMap<u64, Subscriber>>;
 #[derive(Debug, Default)]
 pub struct PubSub {
     by_kind: [RwLock<Listeners>; 3],
+    /// Subscriptions that may hear a lock-loss notice
+    /// (`crate::notify::may_hear_losses`), shared with the keyspace's
+    /// notifier so a lock that ends unheard costs one load.
+    loss_listeners: Arc<AtomicUsize>,
 }
 
 /// A message bound for one subscriber: sent at once by a client's PUBLISH, or
@@ -104,6 +108,25 @@ fn frame_size(parts: &[&[u8]]) -> usize {
 }
 
 impl PubSub {
+    /// An empty registry that counts its possible lock-loss listeners in
+    /// `loss_listeners` (the notifier's).
+    pub fn counting_losses(loss_listeners: Arc<AtomicUsize>) -> Self {
+        PubSub {
+            loss_listeners,
+            ..PubSub::default()
+        }
+    }
+
+    fn count_loss_listener(&self, kind: Kind, name: &[u8], add: bool) {
+        if kind != Kind::Shard && crate::notify::may_hear_losses(kind == Kind::Pattern, name) {
+            if add {
+                self.loss_listeners.fetch_add(1, Ordering::Relaxed);
+            } else {
+                self.loss_listeners.fetch_sub(1, Ordering::Relaxed);
+            }
+        }
+    }
+
     /// Adds `sub` as a listener of `name`; false if the client already was one.
     pub fn subscribe(
         &self,
@@ -116,6 +139,7 @@ impl PubSub {
             return false;
         }
         let id = sub.info.id;
+        self.count_loss_listener(kind, name, true);
         sub.info.subscriptions[kind as usize].store(subs.count(kind), Ordering::Relaxed);
         self.by_kind[kind as usize]
             .write()
@@ -136,6 +160,7 @@ impl PubSub {
         if !subs.sets[kind as usize].remove(name) {
             return false;
         }
+        self.count_loss_listener(kind, name, false);
         info.subscriptions[kind as usize].store(subs.count(kind), Ordering::Relaxed);
         let mut map = self.by_kind[kind as usize].write();
         if let Some(listeners) = map.get_mut(name) {
@@ -315,6 +340,40 @@ mod tests {
         assert!(!subs.any());
         assert_eq!(ps.count(Kind::Channel), 0);
         assert_eq!(ps.count(Kind::Pattern), 0);
+    }
+
+    #[test]
+    fn subscriptions_that_may_hear_a_lock_loss_are_counted() {
+        let counter = Arc::new(AtomicUsize::new(0));
+        let ps = PubSub::counting_losses(counter.clone());
+        let (_inbox, sub) = client(3);
+        let mut subs = Subscriptions::default();
+        ps.subscribe(&mut subs, Kind::Channel, &Bytes::from("news"), sub.clone());
+        ps.subscribe(
+            &mut subs,
+            Kind::Shard,
+            &Bytes::from("__lock_lost__:s"),
+            sub.clone(),
+        );
+        assert_eq!(counter.load(Ordering::Relaxed), 0);
+        ps.subscribe(
+            &mut subs,
+            Kind::Channel,
+            &Bytes::from("__lock_lost__:o"),
+            sub.clone(),
+        );
+        ps.subscribe(
+            &mut subs,
+            Kind::Channel,
+            &Bytes::from("__lock_lost__:o"),
+            sub.clone(),
+        );
+        ps.subscribe(&mut subs, Kind::Pattern, &Bytes::from("news*"), sub.clone());
+        assert_eq!(counter.load(Ordering::Relaxed), 2);
+        ps.unsubscribe(&mut subs, &sub.info, Kind::Channel, b"__lock_lost__:o");
+        assert_eq!(counter.load(Ordering::Relaxed), 1);
+        ps.leave(&mut subs, &sub.info);
+        assert_eq!(counter.load(Ordering::Relaxed), 0);
     }
 
     #[test]

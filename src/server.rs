@@ -89,6 +89,7 @@ impl Shared {
         keyspace
             .notifier()
             .set_classes(config.notify_keyspace_events);
+        let pubsub = crate::pubsub::PubSub::counting_losses(keyspace.notifier().loss_listeners());
         let run_id = (0..40)
             .map(|_| char::from_digit(fastrand::u32(0..16), 16).unwrap_or('0'))
             .collect();
@@ -105,7 +106,7 @@ impl Shared {
             run_id,
             started: Instant::now(),
             blocked: Default::default(),
-            pubsub: Default::default(),
+            pubsub,
             encodings,
             tcp_addr: RwLock::new(None),
             next_client_id: AtomicU64::new(1),

@@ -118,3 +118,81 @@ async fn watchdog_reports_a_lost_lock() {
         .expect("loss reported");
     assert!(g.is_lost());
 }
+
+#[tokio::test]
+async fn a_guard_without_watchdog_hears_its_lease_run_out_at_once() {
+    let server = common::start().await;
+    let c = client(&server);
+    let lease = Duration::from_millis(60);
+    let started = std::time::Instant::now();
+    let mut g = acquire(&c, "L", LockOptions::new(lease))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(!g.is_lost());
+    // A generous bound: the notice is sent by the expiry task as the lease
+    // ends, not at some later renewal (there is none).
+    tokio::time::timeout(lease + Duration::from_millis(250), g.lost())
+        .await
+        .expect("loss reported soon after the lease ended");
+    assert!(started.elapsed() + Duration::from_millis(2) >= lease);
+    assert!(g.is_lost());
+}
+
+#[tokio::test]
+async fn a_guard_hears_its_lock_deleted_and_only_its_own_notice() {
+    let server = common::start().await;
+    let c = client(&server);
+    let mut g = acquire(
+        &c,
+        "L",
+        LockOptions::new(Duration::from_secs(60)).owner("me"),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    let mut con = common::connect(&server).await;
+    // Notices of another hold (token, key or database) are not this guard's.
+    for fake in [
+        format!("lock.expired 0 {} L", g.token() + 1),
+        format!("lock.expired 0 {} M", g.token()),
+        format!("lock.expired 1 {} L", g.token()),
+        "garbage".to_string(),
+    ] {
+        common::cmd(&mut con, &["PUBLISH", "__lock_lost__:me", &fake])
+            .await
+            .unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(!g.is_lost());
+    common::cmd(&mut con, &["DEL", "L"]).await.unwrap();
+    tokio::time::timeout(Duration::from_secs(2), g.lost())
+        .await
+        .expect("loss reported");
+    assert!(g.is_lost());
+}
+
+#[tokio::test]
+async fn a_guard_that_releases_is_not_told_it_lost() {
+    let server = common::start().await;
+    let c = client(&server);
+    let mut con = common::connect(&server).await;
+    let g = acquire(
+        &c,
+        "L",
+        LockOptions::new(Duration::from_secs(60)).owner("me"),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    // The guard's connection listens on the owner's loss channel.
+    let n: i64 = redis::cmd("PUBSUB")
+        .arg("NUMSUB")
+        .arg("__lock_lost__:me")
+        .query_async::<(String, i64)>(&mut con)
+        .await
+        .unwrap()
+        .1;
+    assert_eq!(n, 1);
+    assert!(g.release().await.unwrap());
+}

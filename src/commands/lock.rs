@@ -11,6 +11,7 @@ use crate::blocking::lock_grant;
 use crate::error::CommandError;
 use crate::keyspace::{AcquireRequest, Acquired, LockMode};
 use crate::keyspace::{Shard, Typed, WrongType};
+use crate::notify;
 use crate::reply::Reply;
 use crate::session::{Blocked, Wait};
 use crate::types::lock::{Lock, LockError, LockInfo, LockShared};
@@ -274,7 +275,12 @@ pub(crate) fn acquire_at(
         }
     };
     let (outcome, effects) = lock.acquire(req, now, locks)?;
+    // A holder asking again renews its lease (no new hold is granted).
+    let renewed = matches!(outcome, Acquired::Granted(_)) && effects.granted == 0;
     shard.apply(key, effects);
+    if renewed {
+        shard.log_event(notify::LOCK, notify::LOCK_EXTENDED, key);
+    }
     Ok(outcome)
 }
 
@@ -291,6 +297,8 @@ pub(crate) fn release_at(
     let released = lock.release(owner);
     if released {
         shard.touch(key);
+        // Before the grants the release makes.
+        shard.log_event(notify::LOCK, notify::LOCK_RELEASED, key);
         shard.settle(key, now);
     }
     Ok(released)
@@ -313,8 +321,10 @@ pub(crate) fn extend_at(
     let effects = Effects {
         changed: false,
         deadlines: smallvec::smallvec![lease],
+        ..Effects::default()
     };
     shard.apply(key, effects);
+    shard.log_event(notify::LOCK, notify::LOCK_EXTENDED, key);
     Ok(true)
 }
 
@@ -354,7 +364,9 @@ pub(crate) fn cancel_wait_at(shard: &mut Shard, key: &[u8], waiter: u64, now: u6
 }
 
 /// Releases every hold of `client` on `key` (its connection closed) and the
-/// hold of `owner` if given; returns how many holds were released.
+/// hold of `owner` if given; returns how many holds were released. Their
+/// events (`lock.session-released` with the holder's loss notice, or
+/// `lock.released` for `owner`) are logged for the caller to publish.
 pub(crate) fn release_client_at(
     shard: &mut Shard,
     key: &[u8],
@@ -366,11 +378,14 @@ pub(crate) fn release_client_at(
         return 0;
     };
     let released = lock.release_client(client, owner);
-    if released > 0 {
+    if !released.is_empty() {
         shard.touch(key);
+        for ended in &released {
+            shard.log_ended(key, ended);
+        }
         shard.settle(key, now);
     }
-    released
+    released.len()
 }
 
 impl From<LockError> for CommandError {

@@ -251,6 +251,23 @@ fn event_deliveries(shared: &Shared, name: &str, db: usize, key: &[u8]) -> Vec<D
     out
 }
 
+/// The deliveries of an event the keyspace logged: on the keyspace channels
+/// if its class is (still) on, then the loss notice of the holder it took a
+/// lock from, if any (`__lock_lost__:<owner>`).
+fn logged_deliveries(shared: &Shared, event: &crate::notify::Event) -> Vec<Delivery> {
+    let mut out = if shared.keyspace.notifier().wants(event.class) {
+        event_deliveries(shared, event.name, event.db, &event.key)
+    } else {
+        Vec::new()
+    };
+    if let Some(lost) = &event.lost {
+        let (channel, message) =
+            crate::notify::loss_message(lost, event.name, event.db, &event.key);
+        out.extend(shared.pubsub.deliveries(Kind::Channel, &channel, &message));
+    }
+    out
+}
+
 impl Ctx<'_> {
     /// Raises keyspace event `name` of class `class` (`crate::notify`) on
     /// `key` of this client's database, as Redis's `notifyKeyspaceEvent`:
@@ -270,7 +287,7 @@ impl Ctx<'_> {
     /// leases run out) from this command's context.
     pub fn publish_logged(&mut self) {
         for event in self.shared.keyspace.notifier().take_logged() {
-            let deliveries = event_deliveries(self.shared, event.name, event.db, &event.key);
+            let deliveries = logged_deliveries(self.shared, &event);
             deliver(self, deliveries);
         }
     }
@@ -286,7 +303,7 @@ pub fn publish_logged(shared: &Shared) {
     let limit = shared.config.read().output_limits.pubsub;
     let now = shared.clock.now_ms();
     for event in logged {
-        for d in event_deliveries(shared, event.name, event.db, &event.key) {
+        for d in logged_deliveries(shared, &event) {
             d.send(&limit, now);
         }
     }

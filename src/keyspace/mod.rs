@@ -42,6 +42,7 @@ use tokio::sync::Notify;
 
 use crate::notify::{self, Notifier};
 pub use crate::types::lock::{AcquireRequest, Acquired, LockInfo, LockMode, LockShared};
+use crate::types::lock::{EndReason, HoldEnded};
 pub use crate::types::CompactBytes;
 use crate::types::Effects;
 pub use table::Table;
@@ -219,6 +220,34 @@ impl ShardEvents {
     fn log(&self, class: u32, name: &'static str, key: &[u8]) {
         self.notifier.log(class, name, self.db, key);
     }
+
+    /// The event of a hold that ended, with its holder's loss notice unless
+    /// the holder released it.
+    fn log_ended(&self, key: &[u8], ended: &HoldEnded) {
+        let name = match ended.why {
+            EndReason::Expired => notify::LOCK_EXPIRED,
+            EndReason::Deleted => notify::LOCK_DELETED,
+            EndReason::SessionReleased => notify::LOCK_SESSION_RELEASED,
+            EndReason::Released => notify::LOCK_RELEASED,
+        };
+        let lost = ended
+            .why
+            .is_loss()
+            .then(|| (ended.owner.as_slice(), ended.token));
+        self.notifier
+            .log_loss(notify::LOCK, name, self.db, key, lost);
+    }
+
+    /// The events of the holds that end with a value taken out of the
+    /// keyspace (a held lock); nothing is gathered when nobody would hear.
+    fn log_removed(&self, key: &[u8], value: &Value, now: u64) {
+        if !self.notifier.wants_lock_events() {
+            return;
+        }
+        for ended in value.removed_holds(now) {
+            self.log_ended(key, &ended);
+        }
+    }
 }
 
 impl Shard {
@@ -275,11 +304,12 @@ impl Shard {
             entry.accessed(now);
             return Some(pos);
         }
-        if let Some(mut old) = self.remove_entry(key) {
-            self.keep_waiters(key, &mut old, now);
-        }
+        let old = self.remove_entry(key);
         self.expired_count += 1;
         self.events.log(notify::EXPIRED, "expired", key);
+        if let Some(mut old) = old {
+            self.let_go(key, &mut old, now);
+        }
         None
     }
 
@@ -414,6 +444,9 @@ impl Shard {
         if old.is_none() {
             self.events.log(notify::NEW, "new", key);
         }
+        if let Some(old) = &old {
+            self.events.log_removed(key, &old.value, now);
+        }
         if let Some(old) = old.as_mut().filter(|e| e.value.has_waiters()) {
             // A lock overwritten by another value (SET, a STORE, RENAME onto
             // it): its queue cannot stay at the key, so its waiters give up.
@@ -433,7 +466,7 @@ impl Shard {
             return None;
         }
         let mut old = self.remove_entry(key)?;
-        self.keep_waiters(key, &mut old, now);
+        self.let_go(key, &mut old, now);
         Some(old)
     }
 
@@ -566,11 +599,12 @@ impl Shard {
     fn expire_entry(&mut self, when: u64, key: &[u8], now: u64) -> bool {
         match self.map.get(key) {
             Some(e) if e.expires_at() == Some(when) => {
-                if let Some(mut old) = self.remove_entry(key) {
-                    self.keep_waiters(key, &mut old, now);
-                }
+                let old = self.remove_entry(key);
                 self.expired_count += 1;
                 self.events.log(notify::EXPIRED, "expired", key);
+                if let Some(mut old) = old {
+                    self.let_go(key, &mut old, now);
+                }
                 true
             }
             // A deadline of the value's own (a lock's lease).
@@ -604,6 +638,11 @@ impl Shard {
         for flags in self.watchers.values() {
             for f in flags {
                 f.store(true, Ordering::Release);
+            }
+        }
+        if self.events.notifier.wants_lock_events() {
+            for (key, e) in self.map.iter() {
+                self.events.log_removed(key, &e.value, now);
             }
         }
         let waiting: Vec<Vec<u8>> = self
@@ -648,6 +687,12 @@ impl Shard {
     /// watchers, files deadlines, notes a value with waiters, and removes the
     /// key if the value is left vacant.
     pub fn apply(&mut self, key: &[u8], effects: Effects) {
+        for ended in &effects.ended {
+            self.events.log_ended(key, ended);
+        }
+        for _ in 0..effects.granted {
+            self.events.log(notify::LOCK, notify::LOCK_ACQUIRED, key);
+        }
         if effects.changed {
             self.touch(key);
         }
@@ -661,6 +706,13 @@ impl Shard {
             Some(e) if e.value.has_waiters() => self.note_waiter(key),
             _ => {}
         }
+    }
+
+    /// A value taken out of the keyspace (DEL, its TTL): the events of the
+    /// holds that end with it, then what stays for its waiters.
+    fn let_go(&mut self, key: &[u8], old: &mut Entry, now: u64) {
+        self.events.log_removed(key, &old.value, now);
+        self.keep_waiters(key, old, now);
     }
 
     /// A value taken out of the keyspace that still has waiters (a lock's
@@ -684,6 +736,19 @@ impl Shard {
             None => Ok(None),
             Some(e) => T::of_mut(&mut e.value).map(Some).ok_or(WrongType),
         }
+    }
+
+    /// Logs event `name` of class `class` on `key`, to be published after the
+    /// events the keyspace raised before it (a lock command's own event, in
+    /// order with the expiries and grants around it).
+    pub fn log_event(&self, class: u32, name: &'static str, key: &[u8]) {
+        self.events.log(class, name, key);
+    }
+
+    /// Logs the end of a hold at `key`, with its holder's loss notice unless
+    /// the holder released it.
+    pub fn log_ended(&self, key: &[u8], ended: &HoldEnded) {
+        self.events.log_ended(key, ended);
     }
 
     /// Marks `key` as modified for `WATCH`.

@@ -4,7 +4,7 @@ use std::num::NonZeroU64;
 
 use bytes::Bytes;
 
-use crate::types::lock::{Lock, LockShared};
+use crate::types::lock::{HoldEnded, Lock, LockShared};
 use crate::types::set::Set;
 use crate::types::zset::ZSet;
 use crate::types::CompactBytes;
@@ -106,6 +106,16 @@ impl Value {
         match self {
             Value::Lock(lock) => lock.settle(now, locks),
             _ => Effects::default(),
+        }
+    }
+
+    /// The holds that end with this value when it is taken out of the
+    /// keyspace at `now` (a held lock deleted, overwritten, flushed, its key
+    /// expired); empty for a value nobody holds.
+    pub fn removed_holds(&self, now: u64) -> Vec<HoldEnded> {
+        match self {
+            Value::Lock(lock) => lock.removed_holds(now),
+            _ => Vec::new(),
         }
     }
 

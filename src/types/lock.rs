@@ -129,6 +129,60 @@ pub struct Holder {
     pub shared: bool,
 }
 
+/// How a hold ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EndReason {
+    /// Its lease ran out.
+    Expired,
+    /// The lock was taken out of the keyspace while held: DEL, an overwrite,
+    /// FLUSHDB/FLUSHALL, the key's own TTL.
+    Deleted,
+    /// The connection that acquired it with SESSION closed.
+    SessionReleased,
+    /// Released for its owner: LOCK.RELEASE, or a waiter that left as it was
+    /// granted.
+    Released,
+}
+
+impl EndReason {
+    /// Whether the holder lost the hold (anything but its own release): its
+    /// owner is told.
+    pub fn is_loss(self) -> bool {
+        self != EndReason::Released
+    }
+}
+
+/// A hold that ended: whose, with which fencing token, and why.
+#[derive(Debug, Clone)]
+pub struct HoldEnded {
+    /// The holder's owner token.
+    pub owner: CompactBytes,
+    /// Its fencing token.
+    pub token: u64,
+    /// Why it ended.
+    pub why: EndReason,
+}
+
+impl PartialEq for HoldEnded {
+    fn eq(&self, other: &Self) -> bool {
+        self.owner.as_slice() == other.owner.as_slice()
+            && self.token == other.token
+            && self.why == other.why
+    }
+}
+
+impl Eq for HoldEnded {}
+
+impl HoldEnded {
+    fn of(h: &Holder, why: EndReason) -> Self {
+        HoldEnded {
+            owner: h.owner.clone(),
+            token: h.token,
+            why,
+        }
+    }
+}
+
 /// Where a waiter's fencing token goes when it is granted: the connection's
 /// inbox, in the server; anything that can take a token, in a test.
 pub trait Grant: Send + Sync + std::fmt::Debug {
@@ -274,21 +328,30 @@ impl State {
         self.holders.is_empty() && self.waiters().is_empty()
     }
 
-    /// Drops holders whose lease has run out; returns how many.
-    pub(crate) fn expire_holders(&mut self, now: u64) -> usize {
-        let before = self.holders.len();
-        self.holders.retain(|h| h.expires_at > now);
-        before - self.holders.len()
+    /// Drops holders whose lease has run out; returns them, in holder order.
+    /// Allocates only when one has.
+    pub(crate) fn expire_holders(&mut self, now: u64) -> Vec<HoldEnded> {
+        let mut ended = Vec::new();
+        self.holders.retain(|h| {
+            let live = h.expires_at > now;
+            if !live {
+                ended.push(HoldEnded::of(h, EndReason::Expired));
+            }
+            live
+        });
+        ended
     }
 
     /// Grants queued waiters in order while the front one is compatible; returns
-    /// the new lease deadlines to file on the wheel.
+    /// the new lease deadlines to file on the wheel and how many new holds
+    /// were granted (a renewal is not one).
     pub(crate) fn grant_waiters(
         &mut self,
         now: u64,
         shared: &LockShared,
-    ) -> smallvec::SmallVec<[u64; 2]> {
+    ) -> (smallvec::SmallVec<[u64; 2]>, u32) {
         let mut deadlines = smallvec::SmallVec::new();
+        let mut granted = 0u32;
         while let Some(front) = self.rest.as_ref().and_then(|r| r.waiters.front()) {
             if front.grant.is_closed() {
                 self.waiters_mut().pop_front();
@@ -334,26 +397,31 @@ impl State {
                 shared: w.shared,
                 session: w.session.and_then(NonZeroU64::new),
             });
+            granted = granted.saturating_add(1);
             deadlines.push(expires_at);
         }
         self.tidy();
-        deadlines
+        (deadlines, granted)
     }
 
     /// Drops the holders whose lease has run out and grants the waiters that
     /// can now hold. Run before every lock operation and when a lease ends.
+    /// The holds that ended (leases run out) and the grants are reported in
+    /// the [`Effects`], for the keyspace to raise their events.
     pub fn settle(&mut self, now: u64, shared: &LockShared) -> Effects {
-        let expired = self.expire_holders(now);
-        let deadlines = self.grant_waiters(now, shared);
-        if expired > 0 {
+        let ended = self.expire_holders(now);
+        let (deadlines, granted) = self.grant_waiters(now, shared);
+        if !ended.is_empty() {
             shared
                 .stats
                 .lease_expiries
-                .fetch_add(expired as u64, Ordering::Relaxed);
+                .fetch_add(ended.len() as u64, Ordering::Relaxed);
         }
         Effects {
-            changed: expired > 0 || !deadlines.is_empty(),
+            changed: !ended.is_empty() || !deadlines.is_empty(),
             deadlines,
+            ended,
+            granted,
         }
     }
 
@@ -386,6 +454,7 @@ impl State {
             let renewed = Effects {
                 changed: false,
                 deadlines: smallvec::smallvec![expires_at],
+                ..Effects::default()
             };
             return Ok((Acquired::Granted(h.token), renewed));
         }
@@ -409,6 +478,8 @@ impl State {
             let granted = Effects {
                 changed: true,
                 deadlines: smallvec::smallvec![expires_at],
+                ended: Vec::new(),
+                granted: 1,
             };
             return Ok((Acquired::Granted(token), granted));
         }
@@ -463,15 +534,43 @@ impl State {
     }
 
     /// Releases every hold of `client` (SESSION) and the hold of `owner`, if
-    /// given; returns how many were released.
-    pub fn release_client(&mut self, client: Option<u64>, owner: Option<&[u8]>) -> usize {
-        let before = self.holders.len();
+    /// given; returns the holds released, a SESSION hold as
+    /// [`EndReason::SessionReleased`], the owner's as [`EndReason::Released`].
+    pub fn release_client(
+        &mut self,
+        client: Option<u64>,
+        owner: Option<&[u8]>,
+    ) -> SmallVec<[HoldEnded; 1]> {
+        let mut ended = SmallVec::new();
         self.holders.retain(|h| {
             let by_session = client.is_some() && h.session.map(NonZeroU64::get) == client;
             let by_owner = owner.is_some_and(|o| h.owner.as_slice() == o);
+            if by_owner {
+                ended.push(HoldEnded::of(h, EndReason::Released));
+            } else if by_session {
+                ended.push(HoldEnded::of(h, EndReason::SessionReleased));
+            }
             !(by_session || by_owner)
         });
-        before - self.holders.len()
+        ended
+    }
+
+    /// The holds that end because the lock is taken out of the keyspace at
+    /// `now` (DEL, an overwrite, FLUSHDB, its key's TTL): each as
+    /// [`EndReason::Deleted`], or [`EndReason::Expired`] if its lease had run
+    /// out already and was not yet settled.
+    pub fn removed_holds(&self, now: u64) -> Vec<HoldEnded> {
+        self.holders
+            .iter()
+            .map(|h| {
+                let why = if h.expires_at > now {
+                    EndReason::Deleted
+                } else {
+                    EndReason::Expired
+                };
+                HoldEnded::of(h, why)
+            })
+            .collect()
     }
 
     /// Whether clients wait in the queue.
@@ -732,8 +831,21 @@ impl Lock {
     }
 
     /// See [`State::release_client`].
-    pub fn release_client(&mut self, client: Option<u64>, owner: Option<&[u8]>) -> usize {
+    pub fn release_client(
+        &mut self,
+        client: Option<u64>,
+        owner: Option<&[u8]>,
+    ) -> SmallVec<[HoldEnded; 1]> {
         self.edit(|s| s.release_client(client, owner))
+    }
+
+    /// See [`State::removed_holds`]; empty (no allocation) for a lock nobody
+    /// holds.
+    pub fn removed_holds(&self, now: u64) -> Vec<HoldEnded> {
+        match &self.0 {
+            Repr::Simple(bytes) if bytes.is_empty() => Vec::new(),
+            _ => self.view(|s| s.removed_holds(now)),
+        }
     }
 
     /// Whether clients wait in the queue (a simple lock has no queue).
@@ -920,4 +1032,55 @@ pub(crate) fn test_grant() -> (Box<dyn Grant>, tokio::sync::oneshot::Receiver<u6
         Box::new(OneshotGrant(parking_lot::Mutex::new(Some(tx)))),
         rx,
     )
+}
+
+#[cfg(test)]
+mod event_tests {
+    use super::*;
+
+    fn req(owner: &str, ttl_ms: u64, wait: Option<(u64, Box<dyn Grant>)>) -> AcquireRequest {
+        AcquireRequest {
+            owner: Bytes::copy_from_slice(owner.as_bytes()),
+            ttl_ms,
+            shared: false,
+            limit: None,
+            session: Some(9),
+            wait,
+        }
+    }
+
+    #[test]
+    fn settle_reports_the_holds_that_ran_out_and_the_grants() {
+        let shared = LockShared::new();
+        let mut lock = Lock::default();
+        let (got, effects) = lock.acquire(req("a", 10, None), 0, &shared).unwrap();
+        let Acquired::Granted(token) = got else {
+            panic!("granted")
+        };
+        assert_eq!((effects.granted, effects.ended.len()), (1, 0));
+        let (renewed, effects) = lock.acquire(req("a", 10, None), 1, &shared).unwrap();
+        assert!(matches!(renewed, Acquired::Granted(t) if t == token));
+        assert_eq!(effects.granted, 0, "a renewal is no new hold");
+        let (grant, _rx) = test_grant();
+        lock.acquire(req("b", 10, Some((1, grant))), 1, &shared)
+            .unwrap();
+        assert_eq!(lock.settle(10, &shared).ended, Vec::new());
+        let effects = lock.settle(11, &shared);
+        let expected = HoldEnded {
+            owner: CompactBytes::from_slice(b"a"),
+            token,
+            why: EndReason::Expired,
+        };
+        assert_eq!(effects.ended, vec![expected]);
+        assert_eq!(effects.granted, 1);
+        // b holds now; taken out of the keyspace it is deleted, or expired if
+        // its lease had run out unnoticed.
+        assert_eq!(lock.removed_holds(12)[0].why, EndReason::Deleted);
+        assert_eq!(lock.removed_holds(21)[0].why, EndReason::Expired);
+        let ended = lock.release_client(Some(9), None);
+        assert_eq!(ended.len(), 1);
+        assert_eq!(ended[0].why, EndReason::SessionReleased);
+        assert!(ended[0].why.is_loss() && !EndReason::Released.is_loss());
+        assert!(lock.removed_holds(30).is_empty());
+    }
 }

@@ -38,6 +38,13 @@ pub struct Effects {
     /// Held inline: a lock operation files at most one or two (no allocation
     /// per LOCK.ACQUIRE).
     pub deadlines: smallvec::SmallVec<[u64; 2]>,
+    /// Holds that ended without their owner's release (a lock's leases that
+    /// ran out), in the order they ended: the keyspace raises their events
+    /// and the holders' loss notices. Empty (no allocation) when none did.
+    pub ended: Vec<lock::HoldEnded>,
+    /// Holds granted (at once, or to waiters): the keyspace raises an
+    /// acquisition event for each, after those of `ended`.
+    pub granted: u32,
 }
 
 /// When a small container stops being packed: more than `entries` elements, or
