@@ -184,7 +184,6 @@ pub async fn acquire(
         key.as_bytes().to_vec(),
         db,
         token,
-        opts.session,
         lost_tx.clone(),
     ));
     let watchdog = opts.watchdog.then(|| {
@@ -210,14 +209,14 @@ pub async fn acquire(
 
 /// Waits for this hold's loss notice among the connection's push frames (a
 /// notice names the key, database and fencing token, so one for an earlier
-/// hold of the same owner is passed over). A SESSION hold is lost too when
-/// the connection closes.
+/// hold of the same owner is passed over). A hold is counted lost too when
+/// the guard's connection closes: a SESSION hold has then ended, and any
+/// other can no longer be heard about, renewed or released from here.
 async fn hear_loss(
     mut pushes: mpsc::UnboundedReceiver<PushInfo>,
     key: Vec<u8>,
     db: i64,
     token: u64,
-    session: bool,
     lost: Arc<watch::Sender<bool>>,
 ) {
     while let Some(push) = pushes.recv().await {
@@ -227,7 +226,7 @@ async fn hear_loss(
                     .is_some_and(|(_, d, t, k)| d == db && t == token && k == key.as_slice()),
                 _ => false,
             },
-            PushKind::Disconnection => session,
+            PushKind::Disconnection => true,
             _ => false,
         };
         if ours {
@@ -235,6 +234,8 @@ async fn hear_loss(
             return;
         }
     }
+    // The connection is gone with its pushes.
+    lost.send_replace(true);
 }
 
 /// Extends the lease every third of it; marks the lock lost when an extension is

@@ -209,36 +209,49 @@ impl ServerHandle {
     /// The string at `key` in database `db`.
     pub fn get_in(&self, db: usize, key: impl AsRef<[u8]>) -> Option<Bytes> {
         let key = key.as_ref();
+        self.keyspace_op(|now| {
+            let mut shard = self.shared.keyspace.db(db)?.lock(key);
+            let value = shard
+                .read::<crate::keyspace::CompactBytes>(key, now)
+                .ok()??;
+            Some(value.to_bytes())
+        })
+    }
+
+    /// Runs `f` at the server's time holding the execution gate shared, as a
+    /// command does, then publishes the events it raised (a key found
+    /// expired, a lock overwritten).
+    fn keyspace_op<R>(&self, f: impl FnOnce(u64) -> R) -> R {
         let now = self.shared.clock.now_ms();
-        let _gate = self.shared.gate.read();
-        let mut shard = self.shared.keyspace.db(db)?.lock(key);
-        let value = shard
-            .read::<crate::keyspace::CompactBytes>(key, now)
-            .ok()??;
-        Some(value.to_bytes())
+        let out = {
+            let _gate = self.shared.gate.read();
+            f(now)
+        };
+        crate::commands::pubsub::publish_logged(&self.shared);
+        out
     }
 
     /// Sets a string in database 0, with an optional TTL.
     pub fn set(&self, key: impl AsRef<[u8]>, value: impl AsRef<[u8]>, ttl: Option<Duration>) {
         let key = key.as_ref();
-        let now = self.shared.clock.now_ms();
-        let expires_at = ttl.map(|d| now + d.as_millis() as u64);
-        let _gate = self.shared.gate.read();
-        if let Some(db) = self.shared.keyspace.db(0) {
-            let entry = crate::keyspace::Entry::new(Value::string(value.as_ref()), expires_at);
-            db.lock(key).insert(key, entry, now);
-        }
+        self.keyspace_op(|now| {
+            let expires_at = ttl.map(|d| now + d.as_millis() as u64);
+            if let Some(db) = self.shared.keyspace.db(0) {
+                let entry = crate::keyspace::Entry::new(Value::string(value.as_ref()), expires_at);
+                db.lock(key).insert(key, entry, now);
+            }
+        })
     }
 
     /// Remaining time to live of `key` in database 0: `None` if the key is missing
     /// or has no TTL.
     pub fn ttl(&self, key: impl AsRef<[u8]>) -> Option<Duration> {
         let key = key.as_ref();
-        let now = self.shared.clock.now_ms();
-        let _gate = self.shared.gate.read();
-        let mut shard = self.shared.keyspace.db(0)?.lock(key);
-        let at = shard.get(key, now)?.deadline()?;
-        Some(Duration::from_millis(at.saturating_sub(now)))
+        self.keyspace_op(|now| {
+            let mut shard = self.shared.keyspace.db(0)?.lock(key);
+            let at = shard.get(key, now)?.deadline()?;
+            Some(Duration::from_millis(at.saturating_sub(now)))
+        })
     }
 
     /// The lock at `key` in database 0: mode, limit, holders (owner, fencing token,
@@ -260,12 +273,12 @@ impl ServerHandle {
     /// ```
     pub fn lock_info(&self, key: impl AsRef<[u8]>) -> Option<crate::keyspace::LockInfo> {
         let key = key.as_ref();
-        let now = self.shared.clock.now_ms();
-        let _gate = self.shared.gate.read();
-        let mut shard = self.shared.keyspace.db(0)?.lock(key);
-        crate::commands::lock::info_at(&mut shard, key, now)
-            .ok()
-            .flatten()
+        self.keyspace_op(|now| {
+            let mut shard = self.shared.keyspace.db(0)?.lock(key);
+            crate::commands::lock::info_at(&mut shard, key, now)
+                .ok()
+                .flatten()
+        })
     }
 
     /// Number of keys in database `db` (as DBSIZE).

@@ -186,7 +186,11 @@ pub struct Event {
 pub struct Notifier {
     flags: AtomicU32,
     any_logged: AtomicBool,
-    logged: Mutex<Vec<Event>>,
+    /// Events by the thread that raised them: a command (or expiry step)
+    /// runs on one thread from start to end without awaiting, so the thread
+    /// that drains after it takes exactly its own events, never those of a
+    /// command running beside it on another worker.
+    logged: Mutex<Vec<(std::thread::ThreadId, Event)>>,
     /// Subscriptions that may hear a lock-loss notice (`__lock_lost__:`
     /// channels, and patterns), counted by the pub/sub registry.
     loss_listeners: Arc<AtomicUsize>,
@@ -268,26 +272,48 @@ impl Notifier {
         if lost.is_none() && !self.wants(class) {
             return;
         }
-        self.logged.lock().push(Event {
+        let event = Event {
             class,
             name,
             db,
             key: Bytes::copy_from_slice(key),
             lost,
-        });
+        };
+        self.logged
+            .lock()
+            .push((std::thread::current().id(), event));
         self.any_logged.store(true, Ordering::Release);
     }
 
-    /// Takes the logged events, oldest first; one relaxed load when there are
-    /// none.
+    /// Takes the events this thread logged, oldest first; one relaxed load
+    /// when nobody has logged any.
     #[inline]
     pub fn take_logged(&self) -> Vec<Event> {
         if !self.any_logged.load(Ordering::Relaxed) {
             return Vec::new();
         }
+        self.take_logged_here()
+    }
+
+    fn take_logged_here(&self) -> Vec<Event> {
+        let me = std::thread::current().id();
         let mut logged = self.logged.lock();
-        self.any_logged.store(false, Ordering::Relaxed);
-        std::mem::take(&mut *logged)
+        let mut mine = Vec::new();
+        logged.retain_mut(|(thread, event)| {
+            if *thread != me {
+                return true;
+            }
+            mine.push(Event {
+                key: std::mem::take(&mut event.key),
+                lost: event.lost.take(),
+                ..*event
+            });
+            false
+        });
+        if logged.is_empty() {
+            self.any_logged.store(false, Ordering::Relaxed);
+        }
+        mine
     }
 }
 
@@ -320,6 +346,22 @@ mod tests {
         assert_eq!(logged.len(), 1);
         assert_eq!(logged[0].db, 3);
         assert!(n.take_logged().is_empty());
+    }
+
+    #[test]
+    fn a_thread_takes_only_the_events_it_logged() {
+        let n = std::sync::Arc::new(Notifier::default());
+        n.set_classes(EXPIRED | KEYEVENT);
+        n.log(EXPIRED, "expired", 0, b"mine");
+        let other = n.clone();
+        std::thread::spawn(move || other.log(EXPIRED, "expired", 0, b"theirs"))
+            .join()
+            .unwrap();
+        let mine = n.take_logged();
+        assert_eq!(mine.len(), 1);
+        assert_eq!(&mine[0].key[..], b"mine");
+        assert!(n.take_logged().is_empty());
+        assert_eq!(n.logged.lock().len(), 1, "the other thread's event waits");
     }
 
     #[test]

@@ -270,9 +270,19 @@ impl Delivery {
     /// output; a subscriber that this takes past the `pubsub` class limit is
     /// closed instead, and the message dropped (its memory with it).
     pub fn send(self, limit: &OutputLimit, now_ms: u64) {
+        if let Some(held) = self.hold(limit, now_ms) {
+            held.send_held();
+        }
+    }
+
+    /// Counts the message against its subscriber's output limit now, for a
+    /// delivery that leaves later (when a transaction or script ends), so
+    /// what waits is bounded as what is queued is: `None` when the
+    /// subscriber is gone, or has just been closed for passing its limit.
+    pub fn hold(self, limit: &OutputLimit, now_ms: u64) -> Option<Delivery> {
         let info = &self.to.info;
         if info.is_killed() {
-            return;
+            return None;
         }
         let size = self.size;
         let queued = info.buffers.queued.fetch_add(size, Ordering::Relaxed);
@@ -289,8 +299,14 @@ impl Delivery {
                 "closing client that reached its output buffer limit (pubsub class, {used} bytes)"
             );
             info.kill();
-            return;
+            return None;
         }
+        Some(self)
+    }
+
+    /// Sends a message [`Delivery::hold`] has counted.
+    pub fn send_held(self) {
+        let (info, size) = (&self.to.info, self.size);
         if self
             .to
             .outbox

@@ -171,3 +171,34 @@ async fn a_bad_class_letter_is_refused_and_changes_nothing() {
     )
     .await;
 }
+
+#[tokio::test]
+async fn a_subscriber_flooded_by_a_script_is_closed_at_its_limit() {
+    use tokio::io::AsyncReadExt;
+    let server = start().await;
+    let (mut sub, mut c) = watching(&server, "KEA").await;
+    send(
+        &mut c,
+        &["CONFIG SET client-output-buffer-limit \"pubsub 64kb 0 0\""],
+    )
+    .await;
+    expect_reply(&mut c, "+OK\r\n").await;
+    // 200,000 events of about 80 bytes each would be 16 MB waiting for the
+    // script's end; the subscriber is closed once 64 KB are counted.
+    send(
+        &mut c,
+        &["EVAL \"for i=1,100000 do redis.call('SET','k',i) end return 1\" 0"],
+    )
+    .await;
+    expect_reply(&mut c, ":1\r\n").await;
+    let mut got = 0usize;
+    let mut buf = vec![0u8; 65536];
+    loop {
+        match tokio::time::timeout(Duration::from_secs(5), sub.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => break,
+            Ok(Ok(n)) => got += n,
+            Err(_) => panic!("the subscriber was not closed"),
+        }
+    }
+    assert!(got <= 64 * 1024, "{got} bytes reached a closed subscriber");
+}

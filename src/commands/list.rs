@@ -402,10 +402,14 @@ impl Serve for ListMove {
             return Some(Reply::Error(CommandError::WrongType));
         }
         let source = shards.shard(key);
-        let value = source
-            .write::<List>(key, now)
-            .ok()??
-            .pop(self.from, self.fill)?;
+        let list = source.write::<List>(key, now).ok()??;
+        let value = list.pop(self.from, self.fill)?;
+        if *key == self.dst {
+            // A rotation: the list never empties, so the key (and its TTL)
+            // stays, as in Redis.
+            list.push(self.to, &value, self.fill);
+            return Some(Reply::Bulk(value));
+        }
         source.remove_if_empty::<List>(key, now);
         if let Ok(list) = shards
             .shard(&self.dst)

@@ -836,8 +836,10 @@ pub fn execute(shared: &Shared, session: &mut Session, args: &[Bytes]) -> Reply 
         }
         // EXEC and EVAL serve blocked clients themselves, under their gate.
         let reply = call(shared, session, cmd, args, CallMode::Client);
-        // What the transaction or script published leaves now that it has ended.
-        pubsub::flush_pending(shared, session);
+        // What the transaction or script published leaves now that it has
+        // ended, then what its serving of blocked clients raised.
+        pubsub::flush_pending(session);
+        pubsub::publish_logged(shared);
         return reply;
     }
     match shared
@@ -847,6 +849,8 @@ pub fn execute(shared: &Shared, session: &mut Session, args: &[Bytes]) -> Reply 
         Some(_gate) => {
             let reply = call(shared, session, cmd, args, CallMode::Client);
             serve_blocked(shared, session.now_ms);
+            // Events the serving raised (a BLMOVE's destination created).
+            pubsub::publish_logged(shared);
             reply
         }
         // The few commands Redis runs beside a busy script (SCRIPT KILL,
@@ -939,7 +943,10 @@ pub fn call(
     };
     let reply = (cmd.spec.handler)(&mut ctx, args).unwrap_or_else(Reply::Error);
     // Keys the command found expired, when nothing it published went first.
-    ctx.publish_logged();
+    // EXEC and EVAL leave theirs to `execute`, after what they collected.
+    if !(mode == CallMode::Client && cmd.spec.has(flag::OWN_GATE)) {
+        ctx.publish_logged();
+    }
     let done = quanta::Instant::now();
     session.clock_mark = done;
     session.stats.record(

@@ -237,8 +237,14 @@ fn deliver(ctx: &mut Ctx<'_>, deliveries: Vec<Delivery>) {
             }
         }
     } else {
-        // Sent when the transaction or script ends.
-        ctx.session.pending_messages.extend(deliveries);
+        // Sent when the transaction or script ends; counted against each
+        // subscriber's output limit now, so a script that publishes without
+        // end holds at most the limit for each.
+        let limit = ctx.shared.config.read().output_limits.pubsub;
+        let now = ctx.now;
+        ctx.session
+            .pending_messages
+            .extend(deliveries.into_iter().filter_map(|d| d.hold(&limit, now)));
     }
 }
 
@@ -319,14 +325,12 @@ fn spublish(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
 
 /// Sends the messages a transaction or script published, in order, once it has
 /// ended.
-pub fn flush_pending(shared: &Shared, session: &mut Session) {
+pub fn flush_pending(session: &mut Session) {
     if session.pending_messages.is_empty() {
         return;
     }
-    let limit = shared.config.read().output_limits.pubsub;
-    let now = shared.clock.now_ms();
     for d in session.pending_messages.drain(..) {
-        d.send(&limit, now);
+        d.send_held();
     }
 }
 
