@@ -8,7 +8,7 @@ mod common;
 use std::time::Duration;
 
 use common::{expect_reply, start};
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 
 async fn open(server: &latchkey::ServerHandle) -> TcpStream {
@@ -170,4 +170,94 @@ async fn a_bad_class_letter_is_refused_and_changes_nothing() {
         ),
     )
     .await;
+}
+
+/// Reads one RESP2 value of arrays and bulk/simple strings from `r` as its
+/// strings, flattened (all a pmessage frame holds).
+async fn read_frame(r: &mut BufReader<TcpStream>, out: &mut Vec<String>) {
+    let mut line = String::new();
+    r.read_line(&mut line).await.unwrap();
+    let line = line.trim_end();
+    let (kind, rest) = line.split_at(1);
+    match kind {
+        "*" => {
+            for _ in 0..rest.parse::<usize>().unwrap() {
+                Box::pin(read_frame(r, out)).await;
+            }
+        }
+        "$" => {
+            let mut data = vec![0; rest.parse::<usize>().unwrap() + 2];
+            r.read_exact(&mut data).await.unwrap();
+            data.truncate(data.len() - 2);
+            out.push(String::from_utf8(data).unwrap());
+        }
+        _ => out.push(rest.to_string()),
+    }
+}
+
+/// The keyevents `cmds` raise, run in order on one connection after
+/// `CONFIG SET notify-keyspace-events classes`: (event, key) pairs, the event
+/// followed by `@<db>` outside database 0. The expected sequences were read
+/// from redis-server 7.0.15 running the same commands (arguments are split at
+/// spaces; `redis-tests/capture_events.py` prints them).
+async fn events_of(
+    server: &latchkey::ServerHandle,
+    classes: &str,
+    cmds: &[&str],
+) -> Vec<(String, String)> {
+    let mut sub = BufReader::new(open(server).await);
+    send(sub.get_mut(), &["PSUBSCRIBE __keyevent@*"]).await;
+    read_frame(&mut sub, &mut Vec::new()).await;
+    let mut c = open(server).await;
+    let mut all = vec![
+        "FLUSHALL".to_string(),
+        format!("CONFIG SET notify-keyspace-events {classes}"),
+    ];
+    all.extend(cmds.iter().map(|c| c.to_string()));
+    all.push("PUBLISH __keyevent@0__:end x".into());
+    let mut req = Vec::new();
+    for cmd in &all {
+        let words: Vec<&str> = cmd.split(' ').collect();
+        req.extend_from_slice(format!("*{}\r\n", words.len()).as_bytes());
+        for w in words {
+            req.extend_from_slice(format!("${}\r\n{w}\r\n", w.len()).as_bytes());
+        }
+    }
+    c.write_all(&req).await.unwrap();
+    let mut got = Vec::new();
+    let deadline = Duration::from_secs(10);
+    loop {
+        let mut frame = Vec::new();
+        tokio::time::timeout(deadline, read_frame(&mut sub, &mut frame))
+            .await
+            .unwrap_or_else(|_| panic!("no end marker; so far {got:?}"));
+        let channel = &frame[2];
+        let (db, event) = channel["__keyevent@".len()..].split_once("__:").unwrap();
+        if event == "end" {
+            return got;
+        }
+        let event = if db == "0" {
+            event.to_string()
+        } else {
+            format!("{event}@{db}")
+        };
+        got.push((event, frame[3].clone()));
+    }
+}
+
+/// Checks that `cmds` raise exactly `want`.
+async fn check(server: &latchkey::ServerHandle, classes: &str, cmds: &[&str], want: &[(&str, &str)]) {
+    let got = events_of(server, classes, cmds).await;
+    let want: Vec<(String, String)> = want
+        .iter()
+        .map(|(e, k)| (e.to_string(), k.to_string()))
+        .collect();
+    assert_eq!(got, want, "events of {cmds:?}");
+}
+
+#[tokio::test]
+async fn string_bitmap_and_hyperloglog_events() {
+    let server = start().await;
+    check(&server, "EA", &["SET s v", "SET s v NX", "SET s w XX KEEPTTL", "SETNX s x", "SETNX s2 x", "SETEX s3 100 v", "PSETEX s4 100000 v", "GETSET s y", "MSET m1 a m2 b", "MSETNX m1 a m3 b", "MSETNX m4 a m5 b", "GETDEL m4", "GETDEL nokey", "GETEX m5 EX 100", "GETEX m5 PERSIST", "GETEX m5 PERSIST", "GETEX m5", "GETEX m5 PXAT 1", "INCR n", "DECR n", "INCRBY n 5", "DECRBY n 2", "INCRBYFLOAT n 1.5", "APPEND n x", "APPEND a1 x", "SETRANGE n 0 z", "SETRANGE n 0 ", "SETRANGE r1 2 ab", "GET s", "STRLEN s", "LCS s n"], &[("set", "s"), ("set", "s"), ("set", "s2"), ("set", "s3"), ("expire", "s3"), ("set", "s4"), ("expire", "s4"), ("set", "s"), ("set", "m1"), ("set", "m2"), ("set", "m4"), ("set", "m5"), ("del", "m4"), ("expire", "m5"), ("persist", "m5"), ("del", "m5"), ("incrby", "n"), ("incrby", "n"), ("incrby", "n"), ("incrby", "n"), ("incrbyfloat", "n"), ("append", "n"), ("append", "a1"), ("setrange", "n"), ("setrange", "r1")]).await;
+    check(&server, "EA", &["SETBIT b 3 1", "SETBIT b 3 1", "BITOP OR d b b", "BITOP AND d nokey", "BITOP AND d2 nokey", "BITFIELD bf SET u8 0 1", "BITFIELD bf GET u8 0", "BITFIELD bf INCRBY u8 0 1 OVERFLOW FAIL INCRBY u8 0 1000", "BITFIELD bf OVERFLOW FAIL INCRBY u8 0 1000", "PFADD h a b", "PFADD h a", "PFADD h", "PFADD h2", "PFMERGE h3 h h2", "PFMERGE h4", "PFCOUNT h"], &[("setbit", "b"), ("set", "d"), ("del", "d"), ("setbit", "bf"), ("setbit", "bf"), ("pfadd", "h"), ("pfadd", "h2"), ("pfadd", "h3"), ("pfadd", "h4")]).await;
 }
