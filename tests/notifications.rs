@@ -7,7 +7,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{expect_reply, start};
+use common::{block_raw, connect, expect_reply, start};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 
@@ -204,15 +204,16 @@ async fn events_of(
     server: &latchkey::ServerHandle,
     classes: &str,
     cmds: &[&str],
+    flush: bool,
 ) -> Vec<(String, String)> {
     let mut sub = BufReader::new(open(server).await);
     send(sub.get_mut(), &["PSUBSCRIBE __keyevent@*"]).await;
     read_frame(&mut sub, &mut Vec::new()).await;
     let mut c = open(server).await;
-    let mut all = vec![
-        "FLUSHALL".to_string(),
-        format!("CONFIG SET notify-keyspace-events {classes}"),
-    ];
+    let mut all = vec![format!("CONFIG SET notify-keyspace-events {classes}")];
+    if flush {
+        all.insert(0, "FLUSHALL".to_string());
+    }
     all.extend(cmds.iter().map(|c| c.to_string()));
     all.push("PUBLISH __keyevent@0__:end x".into());
     let mut req = Vec::new();
@@ -245,9 +246,25 @@ async fn events_of(
     }
 }
 
-/// Checks that `cmds` raise exactly `want`.
-async fn check(server: &latchkey::ServerHandle, classes: &str, cmds: &[&str], want: &[(&str, &str)]) {
-    let got = events_of(server, classes, cmds).await;
+/// Checks that `cmds`, run after FLUSHALL, raise exactly `want`.
+async fn check(
+    server: &latchkey::ServerHandle,
+    classes: &str,
+    cmds: &[&str],
+    want: &[(&str, &str)],
+) {
+    check_with(server, classes, cmds, want, true).await;
+}
+
+/// [`check`], with FLUSHALL first or not.
+async fn check_with(
+    server: &latchkey::ServerHandle,
+    classes: &str,
+    cmds: &[&str],
+    want: &[(&str, &str)],
+    flush: bool,
+) {
+    let got = events_of(server, classes, cmds, flush).await;
     let want: Vec<(String, String)> = want
         .iter()
         .map(|(e, k)| (e.to_string(), k.to_string()))
@@ -258,6 +275,600 @@ async fn check(server: &latchkey::ServerHandle, classes: &str, cmds: &[&str], wa
 #[tokio::test]
 async fn string_bitmap_and_hyperloglog_events() {
     let server = start().await;
-    check(&server, "EA", &["SET s v", "SET s v NX", "SET s w XX KEEPTTL", "SETNX s x", "SETNX s2 x", "SETEX s3 100 v", "PSETEX s4 100000 v", "GETSET s y", "MSET m1 a m2 b", "MSETNX m1 a m3 b", "MSETNX m4 a m5 b", "GETDEL m4", "GETDEL nokey", "GETEX m5 EX 100", "GETEX m5 PERSIST", "GETEX m5 PERSIST", "GETEX m5", "GETEX m5 PXAT 1", "INCR n", "DECR n", "INCRBY n 5", "DECRBY n 2", "INCRBYFLOAT n 1.5", "APPEND n x", "APPEND a1 x", "SETRANGE n 0 z", "SETRANGE n 0 ", "SETRANGE r1 2 ab", "GET s", "STRLEN s", "LCS s n"], &[("set", "s"), ("set", "s"), ("set", "s2"), ("set", "s3"), ("expire", "s3"), ("set", "s4"), ("expire", "s4"), ("set", "s"), ("set", "m1"), ("set", "m2"), ("set", "m4"), ("set", "m5"), ("del", "m4"), ("expire", "m5"), ("persist", "m5"), ("del", "m5"), ("incrby", "n"), ("incrby", "n"), ("incrby", "n"), ("incrby", "n"), ("incrbyfloat", "n"), ("append", "n"), ("append", "a1"), ("setrange", "n"), ("setrange", "r1")]).await;
-    check(&server, "EA", &["SETBIT b 3 1", "SETBIT b 3 1", "BITOP OR d b b", "BITOP AND d nokey", "BITOP AND d2 nokey", "BITFIELD bf SET u8 0 1", "BITFIELD bf GET u8 0", "BITFIELD bf INCRBY u8 0 1 OVERFLOW FAIL INCRBY u8 0 1000", "BITFIELD bf OVERFLOW FAIL INCRBY u8 0 1000", "PFADD h a b", "PFADD h a", "PFADD h", "PFADD h2", "PFMERGE h3 h h2", "PFMERGE h4", "PFCOUNT h"], &[("setbit", "b"), ("set", "d"), ("del", "d"), ("setbit", "bf"), ("setbit", "bf"), ("pfadd", "h"), ("pfadd", "h2"), ("pfadd", "h3"), ("pfadd", "h4")]).await;
+    check(
+        &server,
+        "EA",
+        &[
+            "SET s v",
+            "SET s v NX",
+            "SET s w XX KEEPTTL",
+            "SETNX s x",
+            "SETNX s2 x",
+            "SETEX s3 100 v",
+            "PSETEX s4 100000 v",
+            "GETSET s y",
+            "MSET m1 a m2 b",
+            "MSETNX m1 a m3 b",
+            "MSETNX m4 a m5 b",
+            "GETDEL m4",
+            "GETDEL nokey",
+            "GETEX m5 EX 100",
+            "GETEX m5 PERSIST",
+            "GETEX m5 PERSIST",
+            "GETEX m5",
+            "GETEX m5 PXAT 1",
+            "INCR n",
+            "DECR n",
+            "INCRBY n 5",
+            "DECRBY n 2",
+            "INCRBYFLOAT n 1.5",
+            "APPEND n x",
+            "APPEND a1 x",
+            "SETRANGE n 0 z",
+            "SETRANGE n 0 ",
+            "SETRANGE r1 2 ab",
+            "GET s",
+            "STRLEN s",
+            "LCS s n",
+        ],
+        &[
+            ("set", "s"),
+            ("set", "s"),
+            ("set", "s2"),
+            ("set", "s3"),
+            ("expire", "s3"),
+            ("set", "s4"),
+            ("expire", "s4"),
+            ("set", "s"),
+            ("set", "m1"),
+            ("set", "m2"),
+            ("set", "m4"),
+            ("set", "m5"),
+            ("del", "m4"),
+            ("expire", "m5"),
+            ("persist", "m5"),
+            ("del", "m5"),
+            ("incrby", "n"),
+            ("incrby", "n"),
+            ("incrby", "n"),
+            ("incrby", "n"),
+            ("incrbyfloat", "n"),
+            ("append", "n"),
+            ("append", "a1"),
+            ("setrange", "n"),
+            ("setrange", "r1"),
+        ],
+    )
+    .await;
+    check(
+        &server,
+        "EA",
+        &[
+            "SETBIT b 3 1",
+            "SETBIT b 3 1",
+            "BITOP OR d b b",
+            "BITOP AND d nokey",
+            "BITOP AND d2 nokey",
+            "BITFIELD bf SET u8 0 1",
+            "BITFIELD bf GET u8 0",
+            "BITFIELD bf INCRBY u8 0 1 OVERFLOW FAIL INCRBY u8 0 1000",
+            "BITFIELD bf OVERFLOW FAIL INCRBY u8 0 1000",
+            "PFADD h a b",
+            "PFADD h a",
+            "PFADD h",
+            "PFADD h2",
+            "PFMERGE h3 h h2",
+            "PFMERGE h4",
+            "PFCOUNT h",
+        ],
+        &[
+            ("setbit", "b"),
+            ("set", "d"),
+            ("del", "d"),
+            ("setbit", "bf"),
+            ("setbit", "bf"),
+            ("pfadd", "h"),
+            ("pfadd", "h2"),
+            ("pfadd", "h3"),
+            ("pfadd", "h4"),
+        ],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn generic_events() {
+    let server = start().await;
+    check(
+        &server,
+        "EA",
+        &[
+            "SET a 1",
+            "EXPIRE a 100",
+            "PEXPIRE a 100000",
+            "EXPIREAT a 99999999999",
+            "PEXPIREAT a 99999999999999",
+            "EXPIRE a 100 NX",
+            "PERSIST a",
+            "PERSIST a",
+            "EXPIRE nokey 10",
+            "EXPIRE a 0",
+            "SET b 1",
+            "PEXPIRE b -5",
+            "SET c 1",
+            "RENAME c d",
+            "RENAME d d",
+            "RENAMENX d e",
+            "SET f 1",
+            "RENAMENX e f",
+            "MOVE e 1",
+            "SET g 1",
+            "COPY g h",
+            "COPY g h",
+            "COPY g h REPLACE",
+            "COPY g h DB 2",
+            "UNLINK g h nokey",
+            "RPUSH l 3 1 2",
+            "SORT l STORE sl",
+            "SORT nokey STORE sl",
+            "SORT nokey STORE sl",
+            "SET r 1",
+            "DUMP r",
+            "TOUCH r",
+            "FLUSHDB",
+            "SET x 1",
+            "FLUSHALL",
+            "SWAPDB 0 1",
+        ],
+        &[
+            ("set", "a"),
+            ("expire", "a"),
+            ("expire", "a"),
+            ("expire", "a"),
+            ("expire", "a"),
+            ("persist", "a"),
+            ("del", "a"),
+            ("set", "b"),
+            ("del", "b"),
+            ("set", "c"),
+            ("rename_from", "c"),
+            ("rename_to", "d"),
+            ("rename_from", "d"),
+            ("rename_to", "e"),
+            ("set", "f"),
+            ("move_from", "e"),
+            ("move_to@1", "e"),
+            ("set", "g"),
+            ("copy_to", "h"),
+            ("copy_to", "h"),
+            ("copy_to@2", "h"),
+            ("del", "g"),
+            ("del", "h"),
+            ("rpush", "l"),
+            ("sortstore", "sl"),
+            ("del", "sl"),
+            ("set", "r"),
+            ("set", "x"),
+        ],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn list_events() {
+    let server = start().await;
+    check(
+        &server,
+        "EA",
+        &[
+            "LPUSH l a b c",
+            "RPUSH l d",
+            "LPUSHX l e",
+            "RPUSHX l f",
+            "LPUSHX nol e",
+            "LINSERT l BEFORE a x",
+            "LINSERT l BEFORE zz x",
+            "LSET l 0 y",
+            "LREM l 1 x",
+            "LREM l 1 zz",
+            "LTRIM l 0 -1",
+            "LTRIM l 0 3",
+            "LPOP l",
+            "RPOP l 1",
+            "LPOP nol",
+            "LMOVE l l2 LEFT RIGHT",
+            "RPOPLPUSH l l2",
+            "LMOVE l2 l2 LEFT LEFT",
+            "LMPOP 2 nol l2 RIGHT COUNT 5",
+        ],
+        &[
+            ("lpush", "l"),
+            ("rpush", "l"),
+            ("lpush", "l"),
+            ("rpush", "l"),
+            ("linsert", "l"),
+            ("lset", "l"),
+            ("lrem", "l"),
+            ("ltrim", "l"),
+            ("ltrim", "l"),
+            ("lpop", "l"),
+            ("rpop", "l"),
+            ("rpush", "l2"),
+            ("lpop", "l"),
+            ("lpush", "l2"),
+            ("rpop", "l"),
+            ("del", "l"),
+            ("lpush", "l2"),
+            ("lpop", "l2"),
+            ("rpop", "l2"),
+            ("del", "l2"),
+        ],
+    )
+    .await;
+    check(
+        &server,
+        "EA",
+        &[
+            "RPUSH l p q r",
+            "BLPOP l 0",
+            "BRPOP nol l 0",
+            "BLMOVE l l3 RIGHT LEFT 0",
+            "BLMPOP 0 1 l3 LEFT",
+            "RPUSH t a b",
+            "LTRIM t 5 6",
+            "RPUSH t a",
+            "LREM t 0 a",
+            "RPUSH t a",
+            "LPOP t 5",
+        ],
+        &[
+            ("rpush", "l"),
+            ("lpop", "l"),
+            ("rpop", "l"),
+            ("lpush", "l3"),
+            ("rpop", "l"),
+            ("del", "l"),
+            ("lpop", "l3"),
+            ("del", "l3"),
+            ("rpush", "t"),
+            ("ltrim", "t"),
+            ("del", "t"),
+            ("rpush", "t"),
+            ("lrem", "t"),
+            ("del", "t"),
+            ("rpush", "t"),
+            ("lpop", "t"),
+            ("del", "t"),
+        ],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn hash_and_set_events() {
+    let server = start().await;
+    check(
+        &server,
+        "EA",
+        &[
+            "HSET h a 1 b 2",
+            "HSET h a 1",
+            "HMSET h c 3",
+            "HSETNX h a 5",
+            "HSETNX h d 4",
+            "HINCRBY h a 1",
+            "HINCRBYFLOAT h a 1.5",
+            "HDEL h a zz",
+            "HDEL h zz",
+            "HDEL h b c d",
+            "HGET h a",
+        ],
+        &[
+            ("hset", "h"),
+            ("hset", "h"),
+            ("hset", "h"),
+            ("hset", "h"),
+            ("hincrby", "h"),
+            ("hincrbyfloat", "h"),
+            ("hdel", "h"),
+            ("hdel", "h"),
+            ("del", "h"),
+        ],
+    )
+    .await;
+    check(
+        &server,
+        "EA",
+        &[
+            "SADD s a b c",
+            "SADD s a",
+            "SREM s a",
+            "SREM s zz",
+            "SPOP s",
+            "SPOP s 0",
+            "SADD s x y",
+            "SPOP s 5",
+            "SADD s a b",
+            "SMOVE s t a",
+            "SMOVE s t zz",
+            "SMOVE s t b",
+            "SMOVE t t a",
+            "SADD u a",
+            "SINTERSTORE d t u",
+            "SINTERSTORE d t nokey",
+            "SINTERSTORE d t nokey",
+            "SUNIONSTORE d t u",
+            "SDIFFSTORE d t u",
+            "SDIFFSTORE d2 t t",
+            "SUNIONSTORE d3 nokey",
+            "SINTERCARD 1 t",
+            "SADD p 1",
+            "SPOP p 1",
+        ],
+        &[
+            ("sadd", "s"),
+            ("srem", "s"),
+            ("spop", "s"),
+            ("sadd", "s"),
+            ("spop", "s"),
+            ("del", "s"),
+            ("sadd", "s"),
+            ("srem", "s"),
+            ("sadd", "t"),
+            ("srem", "s"),
+            ("del", "s"),
+            ("sadd", "t"),
+            ("sadd", "u"),
+            ("sinterstore", "d"),
+            ("del", "d"),
+            ("sunionstore", "d"),
+            ("sdiffstore", "d"),
+            ("sadd", "p"),
+            ("spop", "p"),
+            ("del", "p"),
+        ],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn sorted_set_and_geo_events() {
+    let server = start().await;
+    check(
+        &server,
+        "EA",
+        &[
+            "ZADD z 1 a 2 b 3 c 4 d",
+            "ZADD z 1 a",
+            "ZADD z XX 5 zz",
+            "ZADD z INCR 1 a",
+            "ZADD z NX INCR 1 a",
+            "ZINCRBY z 1 b",
+            "ZREM z a zz",
+            "ZREM z zz",
+            "ZREMRANGEBYSCORE z 0 0",
+            "ZREMRANGEBYSCORE z 3 3",
+            "ZREMRANGEBYRANK z 0 0",
+            "ZADD z 0 a 0 b 0 c",
+            "ZREMRANGEBYLEX z [a [a",
+            "ZPOPMIN z",
+            "ZPOPMAX z 1",
+            "ZMPOP 1 z MIN COUNT 9",
+            "ZADD y 1 a 2 b",
+            "ZADD x 1 a",
+            "ZINTERSTORE o 2 x y",
+            "ZUNIONSTORE o 2 x y",
+            "ZDIFFSTORE o 2 y x",
+            "ZDIFFSTORE o 2 x y",
+            "ZINTERSTORE o2 1 nokey",
+            "ZRANGESTORE o y 0 -1",
+            "ZRANGESTORE o y 5 6",
+            "BZPOPMIN y 0",
+            "BZPOPMAX y 0",
+            "BZMPOP 0 1 x MAX",
+        ],
+        &[
+            ("zadd", "z"),
+            ("zincr", "z"),
+            ("zincr", "z"),
+            ("zrem", "z"),
+            ("zremrangebyscore", "z"),
+            ("zremrangebyrank", "z"),
+            ("del", "z"),
+            ("zadd", "z"),
+            ("zremrangebylex", "z"),
+            ("zpopmin", "z"),
+            ("zpopmax", "z"),
+            ("del", "z"),
+            ("zadd", "y"),
+            ("zadd", "x"),
+            ("zinterstore", "o"),
+            ("zunionstore", "o"),
+            ("zdiffstore", "o"),
+            ("del", "o"),
+            ("zrangestore", "o"),
+            ("del", "o"),
+            ("zpopmin", "y"),
+            ("zpopmax", "y"),
+            ("del", "y"),
+            ("zpopmax", "x"),
+            ("del", "x"),
+        ],
+    )
+    .await;
+    check(
+        &server,
+        "EA",
+        &[
+            "GEOADD g 13.361389 38.115556 Palermo 15.087269 37.502669 Catania",
+            "GEOADD g 13.361389 38.115556 Palermo",
+            "GEOSEARCHSTORE gs g FROMLONLAT 15 37 BYRADIUS 200 km ASC",
+            "GEORADIUS g 15 37 200 km STORE gr",
+            "GEORADIUS g 15 37 200 km STOREDIST gd",
+            "GEORADIUSBYMEMBER g Palermo 1 km STORE gr",
+            "GEOSEARCHSTORE gs g FROMLONLAT 0 0 BYRADIUS 1 km",
+            "GEOSEARCHSTORE gs g FROMLONLAT 0 0 BYRADIUS 1 km",
+        ],
+        &[
+            ("zadd", "g"),
+            ("geosearchstore", "gs"),
+            ("georadiusstore", "gr"),
+            ("georadiusstore", "gd"),
+            ("georadiusstore", "gr"),
+            ("del", "gs"),
+        ],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn stream_events() {
+    let server = start().await;
+    check(
+        &server,
+        "EA",
+        &[
+            "XADD st 1-0 f v",
+            "XADD st MAXLEN 1 2-0 f v",
+            "XADD st MAXLEN 5 3-0 f v",
+            "XADD st NOMKSTREAM 3-5 f v",
+            "XADD nost NOMKSTREAM * f v",
+            "XTRIM st MAXLEN 1",
+            "XTRIM st MAXLEN 1",
+            "XADD st 4-0 f v",
+            "XDEL st 3-5 9-0",
+            "XDEL st 9-0",
+            "XADD st 5-0 f v",
+            "XGROUP CREATE st g 0",
+            "XGROUP CREATE st2 g $ MKSTREAM",
+            "XGROUP CREATECONSUMER st g c1",
+            "XGROUP CREATECONSUMER st g c1",
+            "XREADGROUP GROUP g c2 COUNT 1 STREAMS st >",
+            "XREADGROUP GROUP g c2 COUNT 1 STREAMS st >",
+            "XREADGROUP GROUP g c2 COUNT 1 STREAMS st >",
+            "XCLAIM st g c3 0 4-0",
+            "XCLAIM st g c3 0 4-0",
+            "XAUTOCLAIM st g c4 0 0",
+            "XAUTOCLAIM st g c4 0 0",
+            "XGROUP SETID st g 0",
+            "XSETID st 10-0",
+            "XGROUP DELCONSUMER st g c1",
+            "XGROUP DELCONSUMER st g c9",
+            "XACK st g 4-0",
+            "XGROUP DESTROY st g",
+            "XGROUP DESTROY st g",
+            "XDEL st 5-0",
+            "XTRIM st MAXLEN 0",
+        ],
+        &[
+            ("xadd", "st"),
+            ("xadd", "st"),
+            ("xtrim", "st"),
+            ("xadd", "st"),
+            ("xadd", "st"),
+            ("xtrim", "st"),
+            ("xadd", "st"),
+            ("xdel", "st"),
+            ("xadd", "st"),
+            ("xgroup-create", "st"),
+            ("xgroup-create", "st2"),
+            ("xgroup-createconsumer", "st"),
+            ("xgroup-createconsumer", "st"),
+            ("xgroup-createconsumer", "st"),
+            ("xgroup-createconsumer", "st"),
+            ("xgroup-setid", "st"),
+            ("xsetid", "st"),
+            ("xgroup-delconsumer", "st"),
+            ("xgroup-destroy", "st"),
+            ("xdel", "st"),
+            ("xtrim", "st"),
+        ],
+    )
+    .await;
+}
+
+/// Blocked clients served by a push raise their pops' events right after the
+/// pusher's own; after an EXEC (or a script) they follow all of its events.
+#[tokio::test]
+async fn served_blocked_clients_raise_their_events() {
+    let server = start().await;
+    let mut con = connect(&server).await;
+    let _w1 = block_raw(&server, &mut con, "BLPOP bl 0\r\n", 1).await;
+    let _w2 = block_raw(&server, &mut con, "BLMOVE bm bl2 LEFT RIGHT 0\r\n", 2).await;
+    let _w3 = block_raw(&server, &mut con, "BRPOP bl2 0\r\n", 3).await;
+    check(
+        &server,
+        "EA",
+        &[
+            "RPUSH bl x y",
+            "RPUSH bm x",
+            "MULTI",
+            "RPUSH bl z",
+            "RPUSH bl w",
+            "EXEC",
+        ],
+        &[
+            ("rpush", "bl"),
+            ("lpop", "bl"),
+            ("rpush", "bm"),
+            ("rpush", "bl2"),
+            ("lpop", "bm"),
+            ("del", "bm"),
+            ("rpop", "bl2"),
+            ("del", "bl2"),
+            ("rpush", "bl"),
+            ("rpush", "bl"),
+        ],
+    )
+    .await;
+    let _ = common::cmd(&mut con, &["DEL", "bl"]).await;
+    let _w4 = block_raw(&server, &mut con, "BLPOP bl 0\r\n", 1).await;
+    check(
+        &server,
+        "EA",
+        &["MULTI", "RPUSH bl z", "RPUSH bl w", "LPOP bl", "EXEC"],
+        &[
+            ("rpush", "bl"),
+            ("rpush", "bl"),
+            ("lpop", "bl"),
+            ("lpop", "bl"),
+            ("del", "bl"),
+        ],
+    )
+    .await;
+    let _w5 = block_raw(&server, &mut con, "BLPOP bl 0\r\n", 1).await;
+    check(
+        &server,
+        "EA",
+        &["EVAL redis.call('rpush','bl','a','b') 0", "LPOP bl"],
+        &[
+            ("rpush", "bl"),
+            ("lpop", "bl"),
+            ("lpop", "bl"),
+            ("del", "bl"),
+        ],
+    )
+    .await;
+    let _ = common::cmd(&mut con, &["XGROUP", "CREATE", "xs", "g", "$", "MKSTREAM"]).await;
+    let _w6 = block_raw(&server, &mut con, "BZPOPMIN bz 0\r\n", 1).await;
+    let _w7 = block_raw(
+        &server,
+        &mut con,
+        "XREADGROUP GROUP g newc BLOCK 0 STREAMS xs >\r\n",
+        2,
+    )
+    .await;
+    check_with(
+        &server,
+        "EA",
+        &["ZADD bz 1 a 2 b", "XADD xs 1-0 f v"],
+        &[
+            ("zadd", "bz"),
+            ("zpopmin", "bz"),
+            ("xadd", "xs"),
+            ("xgroup-createconsumer", "xs"),
+        ],
+        false,
+    )
+    .await;
 }

@@ -847,6 +847,9 @@ pub fn execute(shared: &Shared, session: &mut Session, args: &[Bytes]) -> Reply 
         Some(_gate) => {
             let reply = call(shared, session, cmd, args, CallMode::Client);
             serve_blocked(shared, session.now_ms);
+            // The events of what serving popped (lpop, del, ...) follow the
+            // command's own.
+            pubsub::publish_logged(shared);
             reply
         }
         // The few commands Redis runs beside a busy script (SCRIPT KILL,

@@ -17,6 +17,7 @@ use super::{flag, int_arg, is, parse_float, CallMode, CommandSpec, Ctx, KeyRef, 
 use super::{CommandResult, GetKeys};
 use crate::error::CommandError;
 use crate::keyspace::{CompactBytes, Entry, ShardSet, Value, WrongType};
+use crate::notify;
 use crate::reply::Reply;
 use crate::types::geo::partial_sort;
 use crate::types::hash::Hash;
@@ -532,7 +533,9 @@ fn finish(
     let stored = out.len();
     let shard = shards.shard(store);
     if stored == 0 {
-        shard.remove(store, now);
+        if shard.remove(store, now).is_some() {
+            ctx.notify(notify::GENERIC, "del", store);
+        }
     } else {
         let mut result = List::default();
         let fill = ctx.shared.encodings.list_size();
@@ -541,6 +544,7 @@ fn finish(
         shard.insert(store, Entry::persistent(Value::List(Box::new(result))), now);
         // A client blocked on the STORE key (BLPOP) is served.
         ctx.shared.blocked.signal(ctx.session.db, store);
+        ctx.notify(notify::LIST, "sortstore", store);
     }
     Ok(Reply::Int(i64::try_from(stored).unwrap_or(i64::MAX)))
 }

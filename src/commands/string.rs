@@ -372,7 +372,9 @@ fn getex(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
             ctx.notify(notify::GENERIC, "expire", key);
         }
     } else if opts.persist {
-        let had_ttl = shard.get(key, now).is_some_and(|e| e.expires_at().is_some());
+        let had_ttl = shard
+            .get(key, now)
+            .is_some_and(|e| e.expires_at().is_some());
         if had_ttl {
             shard.set_expiry(key, None, now);
             drop(shard);

@@ -375,6 +375,14 @@ impl Shard {
         self.get_or_create::<T>(key, now)
     }
 
+    /// Logs keyspace event `name` of `class` on `key` of this shard's
+    /// database, for a step with no command context (a blocked client's
+    /// serve step); published when the serving pass ends. One relaxed load
+    /// when the class is off.
+    pub fn log_event(&self, class: u32, name: &'static str, key: &[u8]) {
+        self.events.log(class, name, key);
+    }
+
     /// Removes `key` if it holds an empty `T` (the last element was taken);
     /// true if it did.
     pub fn remove_if_empty<T: Typed>(&mut self, key: &[u8], now: u64) -> bool {
@@ -938,7 +946,6 @@ impl Keyspace {
         self.dbs.get(index)
     }
 
-    /// All databases.
     /// Keyspace notification classes and the events shards have logged.
     pub fn notifier(&self) -> &Notifier {
         &self.notifier
