@@ -19,6 +19,7 @@ pub mod geo;
 pub mod hash;
 pub mod hll;
 pub mod info;
+pub mod keymiss;
 pub mod keys;
 pub mod list;
 pub mod lock;
@@ -940,6 +941,9 @@ pub fn call(
         can_block: mode == CallMode::Client,
         mode,
     };
+    if shared.keyspace.notifier().wants(crate::notify::KEY_MISS) {
+        keymiss::raise(&mut ctx, cmd, args);
+    }
     let reply = (cmd.spec.handler)(&mut ctx, args).unwrap_or_else(Reply::Error);
     // Keys the command found expired, when nothing it published went first.
     ctx.publish_logged();
