@@ -1211,3 +1211,17 @@ async fn key_misses() {
     )
     .await;
 }
+
+/// Events raised by a script's commands arrive, in order, when it ends.
+#[tokio::test]
+async fn events_of_scripts() {
+    let server = start().await;
+    check(&server, "EA", &["EVAL redis.call('set',KEYS[1],'v');redis.call('expire',KEYS[1],100);redis.call('del',KEYS[1]) 1 sk", "EVAL redis.call('get','nokey') 0"], &[("set", "sk"), ("expire", "sk"), ("del", "sk")]).await;
+    check(
+        &server,
+        "KEm",
+        &["EVAL redis.call('get','nokey') 0"],
+        &[("keymiss", "nokey")],
+    )
+    .await;
+}
