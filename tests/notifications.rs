@@ -1210,6 +1210,28 @@ async fn key_misses() {
         ],
     )
     .await;
+    // SORT's BY and GET patterns look their keys up too (a key of another
+    // type is no miss).
+    check(
+        &server,
+        "Em",
+        &[
+            "RPUSH s2 1 2",
+            "SET w_2 5",
+            "HSET o_1 f x",
+            "SORT s2 BY w_* GET o_*->f GET # GET o_*",
+            "SORT s2 BY nosort GET o_*",
+            "SORT s2 BY w_*->f LIMIT 0 1 GET o_* STORE dst",
+        ],
+        &[
+            ("keymiss", "w_1"),
+            ("keymiss", "o_2"),
+            ("keymiss", "o_2"),
+            ("keymiss", "o_2"),
+            ("keymiss", "w_1"),
+        ],
+    )
+    .await;
 }
 
 /// Events raised by a script's commands arrive, in order, when it ends.

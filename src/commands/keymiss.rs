@@ -8,8 +8,8 @@
 //! The keys are checked just before the command runs, and only when `m` is
 //! on, so the handlers stay as they are and nothing is spent otherwise. A
 //! command refused for its arguments before Redis would have looked its key
-//! up still raises its `keymiss` here; the keys SORT reads through BY and
-//! GET patterns raise none.
+//! up still raises its `keymiss` here. The keys SORT reads through BY and
+//! GET patterns are known only as it runs: `commands/sort.rs` raises theirs.
 
 use bytes::Bytes;
 
