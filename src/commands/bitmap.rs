@@ -9,6 +9,7 @@ use super::args::Args;
 use super::{flag, is, CommandResult, CommandSpec, Ctx, KeyRef, KeySpec};
 use crate::error::CommandError;
 use crate::keyspace::{Entry, Value};
+use crate::notify;
 use crate::protocol::parse_i64;
 use crate::reply::Reply;
 use crate::types::bitmap::{self, BitOp, Field, Overflow, Unit};
@@ -110,6 +111,8 @@ fn setbit(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
     });
     if changed {
         shard.touch(key);
+        drop(shard);
+        ctx.notify(notify::STRING, "setbit", key);
     }
     Ok(Reply::Int(i64::from(old)))
 }
@@ -239,7 +242,10 @@ fn bitop(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
     let len = bitmap::result_len(op, &refs);
     let shard = shards.shard(dest);
     if len == 0 {
-        shard.remove(dest, now);
+        if shard.remove(dest, now).is_some() {
+            drop(shards);
+            ctx.notify(notify::GENERIC, "del", dest);
+        }
         return Ok(Reply::Int(0));
     }
     // A long string at the destination that is not a source is overwritten in
@@ -258,6 +264,8 @@ fn bitop(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
             shard.insert(dest, Entry::persistent(Value::Str(value)), now);
         }
     }
+    drop(shards);
+    ctx.notify(notify::STRING, "set", dest);
     Ok(Reply::Int(len as i64))
 }
 
@@ -386,6 +394,8 @@ fn bitfield_generic(ctx: &mut Ctx<'_>, args: &[Bytes], read_only: bool) -> Comma
     let need = buffer_len(bitmap::bytes_for_bit(highest))?;
     let mut shard = ctx.db().lock(key);
     let value = shard.get_or_create_quiet::<CompactBytes>(key, now)?;
+    // Redis raises `setbit` when any SET or INCRBY was applied, changed or not.
+    let mut wrote = false;
     let (replies, changed) = value.edit(|buf| {
         let mut changed = buf.len() < need;
         if changed {
@@ -405,6 +415,7 @@ fn bitfield_generic(ctx: &mut Ctx<'_>, args: &[Bytes], read_only: bool) -> Comma
                 };
                 o.field.set(buf, o.offset, new);
                 changed |= new != old;
+                wrote = true;
                 Reply::Int(if reply_new { new } else { old })
             })
             .collect();
@@ -412,6 +423,10 @@ fn bitfield_generic(ctx: &mut Ctx<'_>, args: &[Bytes], read_only: bool) -> Comma
     });
     if changed {
         shard.touch(key);
+    }
+    drop(shard);
+    if wrote {
+        ctx.notify(notify::STRING, "setbit", key);
     }
     Ok(Reply::Array(replies))
 }

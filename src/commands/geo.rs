@@ -12,6 +12,7 @@ use super::CommandResult;
 use super::{flag, int_arg, is, parse_float, BeginSearch, CommandSpec, Ctx, FindKeys, KeySpec};
 use crate::error::CommandError;
 use crate::keyspace::{Entry, Shard, Value};
+use crate::notify;
 use crate::reply::Reply;
 use crate::types::geo::{self, Hit, Search, Shape};
 use crate::types::zset::{AddFlags, Added, ScoreBound, ScoreRange, ZSet};
@@ -231,6 +232,11 @@ fn geoadd(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
     if shard.read::<ZSet>(key, now)?.is_some_and(|z| !z.is_empty()) {
         // Wakes clients blocked in BZPOPMIN and the like on `key`.
         ctx.shared.blocked.signal(ctx.session.db, key);
+    }
+    drop(shard);
+    if added + updated > 0 {
+        // GEOADD is ZADD underneath, in Redis too.
+        ctx.notify(notify::ZSET, "zadd", key);
     }
     Ok(Reply::Int(if ch { added + updated } else { added }))
 }
@@ -613,7 +619,10 @@ fn search(ctx: &mut Ctx<'_>, args: &[Bytes], kind: Kind) -> CommandResult {
         let Some(set) = set else {
             return Ok(match opts.store {
                 Some(dest) => {
-                    shards.shard(dest).remove(dest, now);
+                    if shards.shard(dest).remove(dest, now).is_some() {
+                        drop(shards);
+                        ctx.notify(notify::GENERIC, "del", dest);
+                    }
                     Reply::Int(0)
                 }
                 None => Reply::Array(Vec::new()),
@@ -666,7 +675,10 @@ fn search(ctx: &mut Ctx<'_>, args: &[Bytes], kind: Kind) -> CommandResult {
             let stored = found.len();
             let shard = shards.shard(dest);
             if found.is_empty() {
-                shard.remove(dest, now);
+                if shard.remove(dest, now).is_some() {
+                    drop(shards);
+                    ctx.notify(notify::GENERIC, "del", dest);
+                }
             } else {
                 let longest = found.iter().map(|f| f.member.len()).max().unwrap_or(0);
                 let mut set = ZSet::with_hint(stored, longest, limits);
@@ -680,6 +692,13 @@ fn search(ctx: &mut Ctx<'_>, args: &[Bytes], kind: Kind) -> CommandResult {
                 }
                 shard.insert(dest, Entry::persistent(Value::ZSet(Box::new(set))), now);
                 ctx.shared.blocked.signal(ctx.session.db, dest);
+                drop(shards);
+                let event = if kind == Kind::SearchStore {
+                    "geosearchstore"
+                } else {
+                    "georadiusstore"
+                };
+                ctx.notify(notify::ZSET, event, dest);
             }
             Ok(Reply::Int(stored as i64))
         }

@@ -9,6 +9,7 @@ use super::keys::{scan_cursor, scan_reply, ScanOf, ScanOptions};
 use super::CommandResult;
 use super::{flag, parse_float, CallMode, CommandSpec, Ctx, KeySpec};
 use crate::error::CommandError;
+use crate::notify;
 use crate::reply::Reply;
 use crate::types::hash::{Hash, IncrError};
 
@@ -103,6 +104,8 @@ fn set_pairs(ctx: &mut Ctx<'_>, args: &[Bytes], name: &str) -> Result<i64, Comma
         pairs.chunks_exact(2).map(|p| (&p[0][..], &p[1][..])),
         limits,
     );
+    drop(shard);
+    ctx.notify(notify::HASH, "hset", key);
     Ok(added as i64)
 }
 
@@ -124,6 +127,8 @@ fn hsetnx(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
     let set = hash.set_nx(field, value, limits);
     if set {
         shard.touch(key);
+        drop(shard);
+        ctx.notify(notify::HASH, "hset", key);
     }
     Ok(Reply::Int(i64::from(set)))
 }
@@ -214,7 +219,14 @@ fn hdel(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
     if removed > 0 {
         shard.touch(key);
     }
-    shard.remove_if_empty::<Hash>(key, now);
+    let deleted = shard.remove_if_empty::<Hash>(key, now);
+    drop(shard);
+    if removed > 0 {
+        ctx.notify(notify::HASH, "hdel", key);
+        if deleted {
+            ctx.notify(notify::GENERIC, "del", key);
+        }
+    }
     Ok(Reply::Int(removed as i64))
 }
 
@@ -230,6 +242,10 @@ fn hincrby(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
     }
     // A failed increment on a new key leaves no empty hash behind.
     shard.remove_if_empty::<Hash>(key, now);
+    drop(shard);
+    if result.is_ok() {
+        ctx.notify(notify::HASH, "hincrby", key);
+    }
     match result {
         Ok(n) => Ok(Reply::Int(n)),
         Err(IncrError::NotInteger) => Err(CommandError::err("hash value is not an integer")),
@@ -258,6 +274,10 @@ fn hincrbyfloat(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
         shard.touch(key);
     }
     shard.remove_if_empty::<Hash>(key, now);
+    drop(shard);
+    if result.is_ok() {
+        ctx.notify(notify::HASH, "hincrbyfloat", key);
+    }
     result.map(|text| Reply::Bulk(Bytes::from(text)))
 }
 

@@ -14,6 +14,7 @@ use bytes::Bytes;
 use super::{flag, CommandResult, CommandSpec, Ctx, KeySpec};
 use crate::error::CommandError;
 use crate::keyspace::{CompactBytes, Entry, Value};
+use crate::notify;
 use crate::reply::Reply;
 use crate::types::hll::{self, Encoding, HllError, SelfTestFailure, Union};
 
@@ -118,6 +119,8 @@ fn pfadd(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
         hll::invalidate_cache(&mut value);
         let value = Value::Str(CompactBytes::raw_from_vec(value));
         shard.insert(key, Entry::persistent(value), now);
+        drop(shard);
+        ctx.notify(notify::STRING, "pfadd", key);
         return Ok(Reply::Int(1));
     };
     if hll::check(stored).map_err(hll_error)? == Encoding::Dense {
@@ -134,6 +137,8 @@ fn pfadd(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
         });
         if updated {
             shard.touch(key);
+            drop(shard);
+            ctx.notify(notify::STRING, "pfadd", key);
         }
         return Ok(Reply::Int(i64::from(updated)));
     }
@@ -145,6 +150,8 @@ fn pfadd(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
     result.map_err(hll_error)?;
     if updated {
         shard.touch(key);
+        drop(shard);
+        ctx.notify(notify::STRING, "pfadd", key);
     }
     Ok(Reply::Int(i64::from(updated)))
 }
@@ -210,6 +217,9 @@ fn pfmerge(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
             shard.insert(dest, Entry::persistent(value), now);
         }
     }
+    drop(shards);
+    // Redis names PFMERGE's event `pfadd`.
+    ctx.notify(notify::STRING, "pfadd", dest);
     Ok(Reply::OK)
 }
 

@@ -482,6 +482,9 @@ fn rename_generic(ctx: &mut Ctx<'_>, args: &[Bytes], nx: bool) -> Result<bool, C
         shards.shard(dst).insert(dst, entry, now);
         // A value renamed onto a key a client waits on (BLPOP, ...) serves it.
         ctx.shared.blocked.signal(ctx.session.db, dst);
+        drop(shards);
+        ctx.notify(notify::GENERIC, "rename_from", src);
+        ctx.notify(notify::GENERIC, "rename_to", dst);
     }
     Ok(true)
 }
@@ -560,6 +563,8 @@ fn copy(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
     pair.b().insert(dst, Entry::new(value, expires), now);
     // A list or sorted set copied onto a key a client waits on serves it.
     ctx.shared.blocked.signal(dst_db, dst);
+    drop(pair);
+    ctx.notify_in(dst_db, notify::GENERIC, "copy_to", dst);
     Ok(Reply::Int(1))
 }
 
@@ -592,6 +597,9 @@ fn move_(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
     if let Some(entry) = pair.a().remove(key, now) {
         pair.b().insert(key, entry, now);
         ctx.shared.blocked.signal(dst_db, key);
+        drop(pair);
+        ctx.notify(notify::GENERIC, "move_from", key);
+        ctx.notify_in(dst_db, notify::GENERIC, "move_to", key);
     }
     Ok(Reply::Int(1))
 }
@@ -656,8 +664,12 @@ fn expire_generic(
     }
     if when <= now as i64 {
         shard.remove(key, now);
+        drop(shard);
+        ctx.notify(notify::GENERIC, "del", key);
     } else {
         shard.set_expiry(key, Some(when as u64), now);
+        drop(shard);
+        ctx.notify(notify::GENERIC, "expire", key);
     }
     Ok(Reply::Int(1))
 }
@@ -715,6 +727,8 @@ fn persist(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
         .is_some_and(|e| e.expires_at().is_some());
     if had_ttl {
         shard.set_expiry(&args[1], None, now);
+        drop(shard);
+        ctx.notify(notify::GENERIC, "persist", &args[1]);
     }
     Ok(Reply::Int(i64::from(had_ttl)))
 }

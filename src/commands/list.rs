@@ -12,6 +12,7 @@ use super::{flag, int_arg, is, CommandResult, CommandSpec, Ctx, KeySpec};
 use crate::blocking::Serve;
 use crate::error::CommandError;
 use crate::keyspace::{Shard, ShardSet, WrongType};
+use crate::notify;
 use crate::reply::Reply;
 use crate::types::list::{self, End, List};
 
@@ -147,6 +148,8 @@ fn push(ctx: &mut Ctx<'_>, args: &[Bytes], end: End, only_existing: bool) -> Com
     list.push_all(end, values.iter().map(|v| &v[..]), fill);
     let len = list.len();
     ctx.shared.blocked.signal(ctx.session.db, key);
+    drop(shard);
+    ctx.notify(notify::LIST, push_event(end), key);
     Ok(Reply::Int(len as i64))
 }
 
@@ -168,8 +171,35 @@ fn rpushx(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
 
 // ---- pops --------------------------------------------------------------------------
 
+/// The keyspace event of a push at `end`.
+fn push_event(end: End) -> &'static str {
+    match end {
+        End::Left => "lpush",
+        End::Right => "rpush",
+    }
+}
+
+/// The keyspace event of a pop from `end`.
+fn pop_event(end: End) -> &'static str {
+    match end {
+        End::Left => "lpop",
+        End::Right => "rpop",
+    }
+}
+
+/// Logs the events of elements popped from `end` of `key`: the pop, then
+/// `del` when the list is gone (Redis's `listElementsRemoved`).
+fn log_popped(shard: &Shard, key: &[u8], end: End, deleted: bool) {
+    shard.log_event(notify::LIST, pop_event(end), key);
+    if deleted {
+        shard.log_event(notify::GENERIC, "del", key);
+    }
+}
+
 /// Up to `count` elements from `end` of the list at `key` (deleted when
 /// emptied), each made a reply by `f`; `None` when there is no list there.
+/// With `log`, the pop's keyspace events are logged.
+#[allow(clippy::too_many_arguments)]
 fn pop_from<R>(
     shard: &mut Shard,
     key: &[u8],
@@ -177,6 +207,7 @@ fn pop_from<R>(
     count: usize,
     fill: i64,
     now: u64,
+    log: bool,
     mut f: impl FnMut(&[u8]) -> R,
 ) -> Result<Option<Vec<R>>, WrongType> {
     let Some(list) = shard.write::<List>(key, now)? else {
@@ -190,7 +221,10 @@ fn pop_from<R>(
             None => break,
         }
     }
-    shard.remove_if_empty::<List>(key, now);
+    let deleted = shard.remove_if_empty::<List>(key, now);
+    if log && !popped.is_empty() {
+        log_popped(shard, key, end, deleted);
+    }
     Ok(Some(popped))
 }
 
@@ -214,11 +248,14 @@ fn pop(ctx: &mut Ctx<'_>, args: &[Bytes], end: End) -> CommandResult {
             return Ok(Reply::Nil);
         };
         let reply = list.pop_with(end, fill, Reply::copy_of);
-        shard.remove_if_empty::<List>(key, now);
+        let deleted = shard.remove_if_empty::<List>(key, now);
+        if reply.is_some() {
+            log_popped(&shard, key, end, deleted);
+        }
         return Ok(reply.unwrap_or(Reply::Nil));
     };
     Ok(
-        match pop_from(&mut shard, key, end, count, fill, now, Reply::copy_of)? {
+        match pop_from(&mut shard, key, end, count, fill, now, true, Reply::copy_of)? {
             Some(popped) => Reply::Array(popped),
             None => Reply::NilArray,
         },
@@ -250,9 +287,16 @@ impl Serve for ListPop {
 
     fn serve(&self, shards: &mut ShardSet<'_>, key: &Bytes, now: u64) -> Option<Reply> {
         let shard = shards.shard(key);
-        let popped = pop_from(shard, key, self.end, self.count, self.fill, now, |v| {
-            Reply::Bulk(Bytes::copy_from_slice(v))
-        })
+        let popped = pop_from(
+            shard,
+            key,
+            self.end,
+            self.count,
+            self.fill,
+            now,
+            true,
+            |v| Reply::Bulk(Bytes::copy_from_slice(v)),
+        )
         .ok()??;
         let key = Reply::Bulk(key.clone());
         if self.multi {
@@ -408,15 +452,21 @@ impl Serve for ListMove {
             // A rotation: the list never empties, so the key (and its TTL)
             // stays, as in Redis.
             list.push(self.to, &value, self.fill);
-            return Some(Reply::Bulk(value));
+        } else {
+            source.remove_if_empty::<List>(key, now);
+            if let Ok(list) = shards
+                .shard(&self.dst)
+                .get_or_create::<List>(&self.dst, now)
+            {
+                list.push(self.to, &value, self.fill);
+            }
         }
-        source.remove_if_empty::<List>(key, now);
-        if let Ok(list) = shards
-            .shard(&self.dst)
-            .get_or_create::<List>(&self.dst, now)
-        {
-            list.push(self.to, &value, self.fill);
-        }
+        // Redis's order: the push, then the pop and the source's `del`.
+        let dst_shard = shards.shard(&self.dst);
+        dst_shard.log_event(notify::LIST, push_event(self.to), &self.dst);
+        let src = shards.shard(key);
+        let deleted = !src.contains(key, now);
+        log_popped(src, key, self.from, deleted);
         Some(Reply::Bulk(value))
     }
 
@@ -578,6 +628,8 @@ fn lset(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
     if let Some(list) = shard.write::<List>(key, now)? {
         list.set(index, &args[3], fill);
     }
+    drop(shard);
+    ctx.notify(notify::LIST, "lset", key);
     Ok(Reply::Simple("OK"))
 }
 
@@ -605,6 +657,10 @@ fn linsert(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
         return Ok(Reply::Int(0));
     };
     let len = list.insert(&args[3], &args[4], after, fill);
+    drop(shard);
+    if len.is_some() {
+        ctx.notify(notify::LIST, "linsert", key);
+    }
     Ok(Reply::Int(len.map_or(-1, |n| n as i64)))
 }
 
@@ -624,7 +680,14 @@ fn lrem(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
         return Ok(Reply::Int(0));
     };
     let removed = list.remove(&args[3], count, fill);
-    shard.remove_if_empty::<List>(key, now);
+    let deleted = shard.remove_if_empty::<List>(key, now);
+    drop(shard);
+    if removed > 0 {
+        ctx.notify(notify::LIST, "lrem", key);
+        if deleted {
+            ctx.notify(notify::GENERIC, "del", key);
+        }
+    }
     Ok(Reply::Int(removed as i64))
 }
 
@@ -636,7 +699,12 @@ fn ltrim(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
     let mut shard = ctx.db().lock(key);
     if let Some(list) = shard.write::<List>(key, now)? {
         list.trim(start, stop, fill);
-        shard.remove_if_empty::<List>(key, now);
+        let deleted = shard.remove_if_empty::<List>(key, now);
+        drop(shard);
+        ctx.notify(notify::LIST, "ltrim", key);
+        if deleted {
+            ctx.notify(notify::GENERIC, "del", key);
+        }
     }
     Ok(Reply::Simple("OK"))
 }

@@ -19,6 +19,7 @@ pub mod geo;
 pub mod hash;
 pub mod hll;
 pub mod info;
+pub mod keymiss;
 pub mod keys;
 pub mod list;
 pub mod lock;
@@ -849,7 +850,8 @@ pub fn execute(shared: &Shared, session: &mut Session, args: &[Bytes]) -> Reply 
         Some(_gate) => {
             let reply = call(shared, session, cmd, args, CallMode::Client);
             serve_blocked(shared, session.now_ms);
-            // Events the serving raised (a BLMOVE's destination created).
+            // The events of what serving popped (lpop, del, ...) follow the
+            // command's own.
             pubsub::publish_logged(shared);
             reply
         }
@@ -941,6 +943,9 @@ pub fn call(
         can_block: mode == CallMode::Client,
         mode,
     };
+    if shared.keyspace.notifier().wants(crate::notify::KEY_MISS) {
+        keymiss::raise(&mut ctx, cmd, args);
+    }
     let reply = (cmd.spec.handler)(&mut ctx, args).unwrap_or_else(Reply::Error);
     // Keys the command found expired, when nothing it published went first.
     // EXEC and EVAL leave theirs to `execute`, after what they collected.

@@ -281,11 +281,17 @@ impl Ctx<'_> {
     /// as `notify-keyspace-events` asks. Events the keyspace logged during
     /// this command (a key it found expired) go first.
     pub fn notify(&mut self, class: u32, name: &'static str, key: &[u8]) {
+        self.notify_in(self.session.db, class, name, key);
+    }
+
+    /// [`Ctx::notify`] for a key of database `db` (MOVE's and COPY's
+    /// destination).
+    pub fn notify_in(&mut self, db: usize, class: u32, name: &'static str, key: &[u8]) {
         if !self.shared.keyspace.notifier().wants(class) {
             return;
         }
         self.publish_logged();
-        let deliveries = event_deliveries(self.shared, name, self.session.db, key);
+        let deliveries = event_deliveries(self.shared, name, db, key);
         deliver(self, deliveries);
     }
 
@@ -296,6 +302,24 @@ impl Ctx<'_> {
             let deliveries = logged_deliveries(self.shared, &event);
             deliver(self, deliveries);
         }
+    }
+}
+
+/// Queues the events the keyspace has logged (what serving blocked clients
+/// popped at the end of an EXEC or a script) behind the transaction's or
+/// script's own, to be sent when it ends.
+pub fn queue_logged(shared: &Shared, session: &mut Session) {
+    let logged = shared.keyspace.notifier().take_logged();
+    if logged.is_empty() {
+        return;
+    }
+    let limit = shared.config.read().output_limits.pubsub;
+    let now = shared.clock.now_ms();
+    for event in logged {
+        let deliveries = logged_deliveries(shared, &event);
+        session
+            .pending_messages
+            .extend(deliveries.into_iter().filter_map(|d| d.hold(&limit, now)));
     }
 }
 

@@ -171,6 +171,7 @@ fn run(ctx: &mut Ctx<'_>, args: &[Bytes], script: Script<'_>, read_only: bool) -
         // Clients blocked on lists the script pushed to are served now that it
         // has ended, before the gate opens (inside EXEC, EXEC does this).
         super::serve_blocked(shared, ctx.session.now_ms);
+        super::pubsub::queue_logged(shared, ctx.session);
     }
     reply
 }

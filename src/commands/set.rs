@@ -12,6 +12,7 @@ use super::CommandResult;
 use super::{flag, int_arg, CommandSpec, Ctx, KeySpec};
 use crate::error::CommandError;
 use crate::keyspace::{Entry, ShardSet, Value};
+use crate::notify;
 use crate::reply::Reply;
 use crate::types::set::{self, MemberRef, Set, SetLimits};
 
@@ -168,6 +169,8 @@ fn sadd(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
     let set = shard.get_or_create::<Set>(key, now)?;
     set.prepare(first, members.len(), &limits);
     let added = members.iter().filter(|m| set.add(m, &limits)).count();
+    drop(shard);
+    ctx.notify(notify::SET, "sadd", key);
     Ok(Reply::Int(added as i64))
 }
 
@@ -186,7 +189,12 @@ fn srem(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
         return Ok(Reply::Int(0));
     };
     let removed = members.iter().filter(|m| set.remove(m)).count();
-    shard.remove_if_empty::<Set>(key, now);
+    let deleted = shard.remove_if_empty::<Set>(key, now);
+    drop(shard);
+    ctx.notify(notify::SET, "srem", key);
+    if deleted {
+        ctx.notify(notify::GENERIC, "del", key);
+    }
     Ok(Reply::Int(removed as i64))
 }
 
@@ -271,6 +279,9 @@ fn spop(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
                 None => Set::default(),
             };
             shard.remove(key, now);
+            drop(shard);
+            ctx.notify(notify::SET, "spop", key);
+            ctx.notify(notify::GENERIC, "del", key);
             return Ok(Reply::Set(members_reply(all.iter())));
         }
         Some(n) => match shard.write::<Set>(key, now)? {
@@ -289,7 +300,14 @@ fn spop(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
             None => Reply::Nil,
         },
     };
-    shard.remove_if_empty::<Set>(key, now);
+    let deleted = shard.remove_if_empty::<Set>(key, now);
+    drop(shard);
+    if !matches!(reply, Reply::Nil) {
+        ctx.notify(notify::SET, "spop", key);
+        if deleted {
+            ctx.notify(notify::GENERIC, "del", key);
+        }
+    }
     Ok(reply)
 }
 
@@ -354,14 +372,22 @@ fn smove(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
     if let Some(s) = shard.write::<Set>(src, now)? {
         s.remove(member);
     }
-    shard.remove_if_empty::<Set>(src, now);
+    let deleted = shard.remove_if_empty::<Set>(src, now);
     let shard = shards.shard(dst);
     let created = shard.read::<Set>(dst, now)?.is_none();
     let target = shard.get_or_create::<Set>(dst, now)?;
     if created {
         target.prepare(member, 1, &limits);
     }
-    target.add(member, &limits);
+    let added = target.add(member, &limits);
+    drop(shards);
+    ctx.notify(notify::SET, "srem", src);
+    if deleted {
+        ctx.notify(notify::GENERIC, "del", src);
+    }
+    if added {
+        ctx.notify(notify::SET, "sadd", dst);
+    }
     Ok(Reply::Int(1))
 }
 
@@ -377,15 +403,29 @@ fn sets_at<'s>(
         .collect()
 }
 
-/// Stores `result` at `dst` (replacing whatever is there), or deletes `dst`
-/// when it is empty; replies with its size.
-fn store(shards: &mut ShardSet<'_>, dst: &[u8], result: Set, now: u64) -> Reply {
+/// Stores `result` at `dst` (replacing whatever is there) and raises `event`,
+/// or deletes `dst` when it is empty (`del` if there was one); replies with
+/// its size.
+fn store(
+    ctx: &mut Ctx<'_>,
+    mut shards: ShardSet<'_>,
+    dst: &[u8],
+    result: Set,
+    event: &'static str,
+) -> Reply {
+    let now = ctx.now;
     let shard = shards.shard(dst);
     let n = result.len();
     if n == 0 {
-        shard.remove(dst, now);
+        let deleted = shard.remove(dst, now).is_some();
+        drop(shards);
+        if deleted {
+            ctx.notify(notify::GENERIC, "del", dst);
+        }
     } else {
         shard.insert(dst, Entry::persistent(Value::Set(result)), now);
+        drop(shards);
+        ctx.notify(notify::SET, event, dst);
     }
     Reply::Int(n as i64)
 }
@@ -441,7 +481,7 @@ fn sinterstore(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
         return Err(CommandError::Syntax);
     };
     let (now, limits) = (ctx.now, limits(ctx));
-    let mut shards = ctx.db().lock_keys(all);
+    let shards = ctx.db().lock_keys(all);
     let result = {
         let sets = sets_at(&shards, keys, now)?;
         match sets.into_iter().collect::<Option<Vec<&Set>>>() {
@@ -449,7 +489,7 @@ fn sinterstore(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
             None => Set::default(),
         }
     };
-    Ok(store(&mut shards, dst, result, now))
+    Ok(store(ctx, shards, dst, result, "sinterstore"))
 }
 
 /// Which of SUNION and SDIFF.
@@ -494,9 +534,13 @@ fn union_or_diff_store(ctx: &mut Ctx<'_>, args: &[Bytes], op: Op) -> CommandResu
         return Err(CommandError::Syntax);
     };
     let (now, limits) = (ctx.now, limits(ctx));
-    let mut shards = ctx.db().lock_keys(all);
+    let shards = ctx.db().lock_keys(all);
     let result = combine(&shards, keys, op, &limits, now)?;
-    Ok(store(&mut shards, dst, result, now))
+    let event = match op {
+        Op::Union => "sunionstore",
+        Op::Diff => "sdiffstore",
+    };
+    Ok(store(ctx, shards, dst, result, event))
 }
 
 fn sunion(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {

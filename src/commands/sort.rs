@@ -17,6 +17,7 @@ use super::{flag, int_arg, is, parse_float, CallMode, CommandSpec, Ctx, KeyRef, 
 use super::{CommandResult, GetKeys};
 use crate::error::CommandError;
 use crate::keyspace::{CompactBytes, Entry, ShardSet, Value, WrongType};
+use crate::notify::{self, Notifier};
 use crate::reply::Reply;
 use crate::types::geo::partial_sort;
 use crate::types::hash::Hash;
@@ -347,7 +348,34 @@ impl Source<'_> {
 /// first `*` of `pattern` is replaced by the element and the key read as a
 /// string, or, when `->field` follows the `*`, the field read from the hash
 /// at that key. A pattern without `*`, a missing key or another type: `None`.
-fn lookup(shards: &ShardSet<'_>, pattern: &[u8], element: &Bytes, now: u64) -> Option<Bytes> {
+/// Where a BY or GET lookup of a missing key raises `keymiss` (Redis looks
+/// pattern keys up with its notifying read lookup).
+#[derive(Clone, Copy)]
+struct Misses<'a> {
+    notifier: &'a Notifier,
+    db: usize,
+}
+
+impl Misses<'_> {
+    fn of<'a>(ctx: &Ctx<'a>) -> Misses<'a> {
+        Misses {
+            notifier: ctx.shared.keyspace.notifier(),
+            db: ctx.session.db,
+        }
+    }
+
+    fn missing(self, key: &[u8]) {
+        self.notifier.log(notify::KEY_MISS, "keymiss", self.db, key);
+    }
+}
+
+fn lookup(
+    shards: &ShardSet<'_>,
+    pattern: &[u8],
+    element: &Bytes,
+    now: u64,
+    misses: Misses<'_>,
+) -> Option<Bytes> {
     if pattern == b"#" {
         return Some(element.clone());
     }
@@ -365,15 +393,22 @@ fn lookup(shards: &ShardSet<'_>, pattern: &[u8], element: &Bytes, now: u64) -> O
     key.extend_from_slice(&pattern[..star]);
     key.extend_from_slice(element);
     key.extend_from_slice(postfix);
-    match field {
-        Some(field) => {
-            let hash = shards.view::<Hash>(&key, now).ok()??;
-            hash.get(field).map(Bytes::copy_from_slice)
+    // A key of another type reads as nothing; only a missing one is a miss.
+    let found = match field {
+        Some(field) => shards
+            .view::<Hash>(&key, now)
+            .map(|h| h.map(|h| h.get(field).map(Bytes::copy_from_slice))),
+        None => shards
+            .view::<CompactBytes>(&key, now)
+            .map(|v| v.map(|v| Some(v.to_bytes()))),
+    };
+    match found {
+        Ok(Some(value)) => value,
+        Ok(None) => {
+            misses.missing(&key);
+            None
         }
-        None => {
-            let s = shards.view::<CompactBytes>(&key, now).ok()??;
-            Some(s.to_bytes())
-        }
+        Err(_) => None,
     }
 }
 
@@ -397,12 +432,15 @@ fn sort_items(
     o: &Options,
     window: (i64, i64),
     now: u64,
+    misses: Misses<'_>,
 ) -> Result<Vec<Bytes>, CommandError> {
     let mut bad_score = false;
     let mut items: Vec<Item> = elements
         .into_iter()
         .map(|element| {
-            let by = o.by.as_ref().map(|p| lookup(shards, p, &element, now));
+            let by =
+                o.by.as_ref()
+                    .map(|p| lookup(shards, p, &element, now, misses));
             let mut item = Item {
                 element,
                 score: 0.0,
@@ -496,7 +534,7 @@ fn sort_generic(ctx: &mut Ctx<'_>, args: &[Bytes], readonly: bool) -> CommandRes
         src.window(start, end, o.desc)
     } else {
         keep_window(
-            sort_items(&shards, src.all(), &o, (start, end), now)?,
+            sort_items(&shards, src.all(), &o, (start, end), now, Misses::of(ctx))?,
             start,
             end,
         )
@@ -520,7 +558,7 @@ fn finish(
             out.push(Some(element));
         } else {
             for pattern in &o.gets {
-                out.push(lookup(shards, pattern, &element, now));
+                out.push(lookup(shards, pattern, &element, now, Misses::of(ctx)));
             }
         }
     }
@@ -532,7 +570,9 @@ fn finish(
     let stored = out.len();
     let shard = shards.shard(store);
     if stored == 0 {
-        shard.remove(store, now);
+        if shard.remove(store, now).is_some() {
+            ctx.notify(notify::GENERIC, "del", store);
+        }
     } else {
         let mut result = List::default();
         let fill = ctx.shared.encodings.list_size();
@@ -541,6 +581,7 @@ fn finish(
         shard.insert(store, Entry::persistent(Value::List(Box::new(result))), now);
         // A client blocked on the STORE key (BLPOP) is served.
         ctx.shared.blocked.signal(ctx.session.db, store);
+        ctx.notify(notify::LIST, "sortstore", store);
     }
     Ok(Reply::Int(i64::try_from(stored).unwrap_or(i64::MAX)))
 }

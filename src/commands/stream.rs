@@ -15,6 +15,7 @@ use super::{BeginSearch, CallMode, FindKeys};
 use crate::blocking::Serve;
 use crate::error::CommandError;
 use crate::keyspace::{Shard, ShardSet};
+use crate::notify;
 use crate::reply::Reply;
 use crate::types::stream::{
     self, AddId, Fields, IdError, NodeLimits, RangeEnd, Stream, StreamId, Trim, TrimTo,
@@ -433,11 +434,13 @@ fn xadd(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
     }
     let id = s.next_id(add, now).map_err(id_error)?;
     s.append(id, fields, limits);
-    if let Some(trim) = opts.trim {
-        s.trim(trim);
-    }
+    let trimmed = opts.trim.map_or(0, |trim| s.trim(trim));
     drop(shard);
     ctx.shared.blocked.signal(ctx.session.db, key);
+    ctx.notify(notify::STREAM, "xadd", key);
+    if trimmed > 0 {
+        ctx.notify(notify::STREAM, "xtrim", key);
+    }
     Ok(id_reply(id))
 }
 
@@ -451,7 +454,12 @@ fn xtrim(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
     let (Some(s), Some(trim)) = (shard.write::<Stream>(key, now)?, opts.trim) else {
         return Ok(Reply::Int(0));
     };
-    Ok(Reply::Int(s.trim(trim) as i64))
+    let trimmed = s.trim(trim);
+    drop(shard);
+    if trimmed > 0 {
+        ctx.notify(notify::STREAM, "xtrim", key);
+    }
+    Ok(Reply::Int(trimmed as i64))
 }
 
 // ---- reading ------------------------------------------------------------
@@ -514,9 +522,12 @@ fn xdel(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
     let Some(s) = shard.write::<Stream>(key, now)? else {
         return Ok(Reply::Int(0));
     };
-    Ok(Reply::Int(
-        ids.into_iter().filter(|id| s.delete(*id)).count() as i64,
-    ))
+    let deleted = ids.into_iter().filter(|id| s.delete(*id)).count();
+    drop(shard);
+    if deleted > 0 {
+        ctx.notify(notify::STREAM, "xdel", key);
+    }
+    Ok(Reply::Int(deleted as i64))
 }
 
 /// XREAD/XREADGROUP's options, common part.
@@ -651,11 +662,18 @@ impl Serve for StreamRead {
                 entries_reply(got)
             }
             Some((group, consumer, noack)) => {
+                let new_consumer = !has_consumer(s, group, consumer);
                 let got = s.read_new(group, consumer, self.count, *noack, now).ok()?;
                 if got.is_empty() {
                     return None;
                 }
-                entries_reply(got.iter().map(|(id, f)| (*id, f)))
+                let reply = entries_reply(got.iter().map(|(id, f)| (*id, f)));
+                if new_consumer {
+                    shards
+                        .shard(key)
+                        .log_event(notify::STREAM, "xgroup-createconsumer", key);
+                }
+                reply
             }
         };
         Some(per_stream_reply(vec![(key.clone(), entries)], self.resp3))
@@ -747,10 +765,12 @@ fn xreadgroup(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
     let mut out = Vec::new();
     let mut history = false;
     for (key, from) in r.keys.iter().zip(from) {
-        let Some(s) = shards.shard(key).write::<Stream>(key, now)? else {
+        let shard = shards.shard(key);
+        let Some(s) = shard.write::<Stream>(key, now)? else {
             continue;
         };
-        match from {
+        let new_consumer = !has_consumer(s, group, consumer);
+        let served = match from {
             ReadFrom::New => {
                 let got = s
                     .read_new(group, consumer, r.count, r.noack, now)
@@ -761,6 +781,7 @@ fn xreadgroup(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
                         entries_reply(got.iter().map(|(id, f)| (*id, f))),
                     ));
                 }
+                !got.is_empty()
             }
             ReadFrom::After(after) => {
                 history = true;
@@ -768,7 +789,12 @@ fn xreadgroup(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
                     key.clone(),
                     read_history(s, group, consumer, after, r.count, now),
                 ));
+                true
             }
+        };
+        // Redis makes (and announces) the consumer when it serves it.
+        if served && new_consumer {
+            shard.log_event(notify::STREAM, "xgroup-createconsumer", key);
         }
     }
     if !out.is_empty() || history {
@@ -785,6 +811,13 @@ fn xreadgroup(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
     };
     drop(shards);
     block_on_keys(ctx, r.keys, timeout, Box::new(serve), Reply::NilArray)
+}
+
+/// Whether group `group` of `s` has consumer `consumer`.
+fn has_consumer(s: &Stream, group: &[u8], consumer: &[u8]) -> bool {
+    s.groups
+        .get(group)
+        .is_some_and(|g| g.consumers.contains_key(consumer))
 }
 
 /// A consumer's pending entries after `after`: each delivered once more; an
@@ -885,6 +918,8 @@ fn xsetid(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
     if let Some(m) = max_deleted {
         s.max_deleted = m;
     }
+    drop(shard);
+    ctx.notify(notify::STREAM, "xsetid", key);
     Ok(Reply::Simple("OK"))
 }
 
@@ -923,7 +958,11 @@ fn xgroup_create(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
     };
     let id = explicit.unwrap_or(s.last_id);
     match s.create_group(group, id, entries_read.flatten()) {
-        Ok(()) => Ok(Reply::Simple("OK")),
+        Ok(()) => {
+            drop(shard);
+            ctx.notify(notify::STREAM, "xgroup-create", key);
+            Ok(Reply::Simple("OK"))
+        }
         Err(_) => Err(CommandError::raw(
             "BUSYGROUP Consumer Group name already exists",
         )),
@@ -973,25 +1012,34 @@ fn with_group(
 fn xgroup_createconsumer(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
     let now = ctx.now;
     let consumer = args[4].clone();
-    with_group(ctx, args, |s, group| {
+    let reply = with_group(ctx, args, |s, group| {
         let created = s
             .groups
             .get_mut(group)
             .is_some_and(|g| g.consumer(&consumer, now).1);
         Ok(Reply::Int(i64::from(created)))
-    })
+    })?;
+    if reply == Reply::Int(1) {
+        ctx.notify(notify::STREAM, "xgroup-createconsumer", &args[2]);
+    }
+    Ok(reply)
 }
 
 fn xgroup_delconsumer(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
     let consumer = args[4].clone();
-    with_group(ctx, args, |s, group| {
+    let mut existed = false;
+    let reply = with_group(ctx, args, |s, group| {
         let pending = s
             .groups
             .get_mut(group)
-            .and_then(|g| g.delete_consumer(&consumer))
-            .unwrap_or(0);
-        Ok(Reply::Int(pending as i64))
-    })
+            .and_then(|g| g.delete_consumer(&consumer));
+        existed = pending.is_some();
+        Ok(Reply::Int(pending.unwrap_or(0) as i64))
+    })?;
+    if existed {
+        ctx.notify(notify::STREAM, "xgroup-delconsumer", &args[2]);
+    }
+    Ok(reply)
 }
 
 fn xgroup_destroy(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
@@ -1006,6 +1054,7 @@ fn xgroup_destroy(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
     if gone {
         // Consumers blocked on the group learn it is gone.
         ctx.shared.blocked.signal(ctx.session.db, key);
+        ctx.notify(notify::STREAM, "xgroup-destroy", key);
     }
     Ok(Reply::Int(i64::from(gone)))
 }
@@ -1034,7 +1083,9 @@ fn xgroup_setid(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
             g.entries_read = entries_read.flatten();
         }
         Ok(Reply::Simple("OK"))
-    })
+    })?;
+    ctx.notify(notify::STREAM, "xgroup-setid", &args[2]);
+    Ok(Reply::Simple("OK"))
 }
 
 fn xgroup_help(_: &mut Ctx<'_>, _: &[Bytes]) -> CommandResult {
@@ -1252,6 +1303,7 @@ fn xclaim(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
         g.last_id = lastid;
     }
     let mut claimed = Vec::new();
+    let mut new_consumer = false;
     for id in ids {
         let exists = s.contains(id);
         let Some(g) = s.groups.get_mut(group) else {
@@ -1278,13 +1330,14 @@ fn xclaim(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
             _ => count,
         };
         // The consumer is made by its first claim, as in Redis.
-        let (c, _) = g.consumer(consumer, now);
+        let (c, created) = g.consumer(consumer, now);
+        new_consumer |= created;
         c.seen = now;
         c.active = Some(now);
         g.assign(id, consumer, delivered, count);
         claimed.push(id);
     }
-    Ok(Reply::Array(
+    let reply = Reply::Array(
         claimed
             .into_iter()
             .map(|id| {
@@ -1295,7 +1348,11 @@ fn xclaim(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
                 }
             })
             .collect(),
-    ))
+    );
+    if new_consumer {
+        shard.log_event(notify::STREAM, "xgroup-createconsumer", key);
+    }
+    Ok(reply)
 }
 
 fn xautoclaim(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
@@ -1335,6 +1392,8 @@ fn xautoclaim(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
         None => Vec::new(),
     };
     let mut it = candidates.into_iter().peekable();
+    // Redis makes (and announces) the consumer at its first claim.
+    let new_consumer = !has_consumer(s, group, consumer);
     if let Some(g) = s.groups.get_mut(group) {
         g.consumer(consumer, now).0.seen = now;
     }
@@ -1371,6 +1430,7 @@ fn xautoclaim(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
     if let Some(id) = it.next() {
         next = id;
     }
+    let claimed_any = !claimed.is_empty();
     let entries = claimed
         .into_iter()
         .map(|id| {
@@ -1381,6 +1441,10 @@ fn xautoclaim(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
             }
         })
         .collect();
+    // Redis makes the consumer only when it claims something.
+    if new_consumer && claimed_any {
+        shard.log_event(notify::STREAM, "xgroup-createconsumer", key);
+    }
     Ok(Reply::Array(vec![
         id_reply(next),
         Reply::Array(entries),

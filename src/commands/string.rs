@@ -347,6 +347,8 @@ fn getdel(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
     };
     let v = v.to_bytes();
     shard.remove(&args[1], now);
+    drop(shard);
+    ctx.notify(notify::GENERIC, "del", &args[1]);
     Ok(Reply::Bulk(v))
 }
 
@@ -362,11 +364,22 @@ fn getex(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
     if let Some(at) = opts.expires_at {
         if at <= now {
             shard.remove(key, now);
+            drop(shard);
+            ctx.notify(notify::GENERIC, "del", key);
         } else {
             shard.set_expiry(key, Some(at), now);
+            drop(shard);
+            ctx.notify(notify::GENERIC, "expire", key);
         }
     } else if opts.persist {
-        shard.set_expiry(key, None, now);
+        let had_ttl = shard
+            .get(key, now)
+            .is_some_and(|e| e.expires_at().is_some());
+        if had_ttl {
+            shard.set_expiry(key, None, now);
+            drop(shard);
+            ctx.notify(notify::GENERIC, "persist", key);
+        }
     }
     Ok(Reply::Bulk(value))
 }
@@ -428,6 +441,10 @@ fn mset_generic(
             now,
         );
     }
+    drop(shards);
+    for key in keys {
+        ctx.notify(notify::STRING, "set", key);
+    }
     Ok(true)
 }
 
@@ -456,6 +473,8 @@ fn incr_by(ctx: &mut Ctx<'_>, key: &[u8], by: i64) -> CommandResult {
         CompactBytes::from_vec(next.to_string().into_bytes()),
         now,
     );
+    drop(shard);
+    ctx.notify(notify::STRING, "incrby", key);
     Ok(Reply::Int(next))
 }
 
@@ -541,6 +560,8 @@ fn incrbyfloat(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
         CompactBytes::from_vec(next.into_bytes()),
         now,
     );
+    drop(shard);
+    ctx.notify(notify::STRING, "incrbyfloat", key);
     Ok(Reply::Bulk(reply))
 }
 
@@ -553,6 +574,8 @@ fn append(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
     let mut shard = ctx.db().lock(key);
     let Some(value) = shard.write::<CompactBytes>(key, now)? else {
         shard.insert(key, Entry::persistent(Value::string_arg(&args[2])), now);
+        drop(shard);
+        ctx.notify(notify::STRING, "append", key);
         return Ok(Reply::Int(args[2].len() as i64));
     };
     if (value.len() as i64).saturating_add(args[2].len() as i64) > max {
@@ -562,6 +585,8 @@ fn append(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
         buf.extend_from_slice(&args[2]);
         buf.len()
     });
+    drop(shard);
+    ctx.notify(notify::STRING, "append", key);
     Ok(Reply::Int(len as i64))
 }
 
@@ -635,6 +660,8 @@ fn setrange(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
         buf[offset..end].copy_from_slice(patch);
         buf.len()
     });
+    drop(shard);
+    ctx.notify(notify::STRING, "setrange", key);
     Ok(Reply::Int(len as i64))
 }
 

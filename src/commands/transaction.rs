@@ -204,5 +204,6 @@ fn exec(ctx: &mut Ctx<'_>, _: &[Bytes]) -> CommandResult {
     }
     unwatch_all(ctx);
     super::serve_blocked(shared, ctx.now);
+    super::pubsub::queue_logged(shared, ctx.session);
     Ok(Reply::Array(replies))
 }

@@ -16,6 +16,7 @@ use super::{flag, int_arg, is, CommandResult, CommandSpec, Ctx, KeySpec};
 use crate::blocking::Serve;
 use crate::error::CommandError;
 use crate::keyspace::{Entry, Shard, ShardSet, Value};
+use crate::notify;
 use crate::reply::Reply;
 use crate::types::set::Set;
 use crate::types::zset::{
@@ -409,6 +410,10 @@ fn add_pairs(
     if added > 0 {
         ctx.shared.blocked.signal(ctx.session.db, key);
     }
+    if added + updated > 0 {
+        let event = if flags.incr { "zincr" } else { "zadd" };
+        ctx.notify(notify::ZSET, event, key);
+    }
     if failed {
         return Err(nan_error());
     }
@@ -453,7 +458,14 @@ fn zrem(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
     if removed > 0 {
         shard.touch(key);
     }
-    shard.remove_if_empty::<ZSet>(key, now);
+    let deleted = shard.remove_if_empty::<ZSet>(key, now);
+    drop(shard);
+    if removed > 0 {
+        ctx.notify(notify::ZSET, "zrem", key);
+        if deleted {
+            ctx.notify(notify::GENERIC, "del", key);
+        }
+    }
     Ok(Reply::Int(removed))
 }
 
@@ -714,21 +726,30 @@ fn zrevrangebylex(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
 }
 
 /// Stores `result` at `dst` (replacing any value), or deletes `dst` when it is
-/// empty; the size stored.
-fn store_in(shard: &mut Shard, dst: &Bytes, result: ZSet, now: u64) -> usize {
+/// empty; the size stored, and whether a key was deleted.
+fn store_in(shard: &mut Shard, dst: &Bytes, result: ZSet, now: u64) -> (usize, bool) {
     let n = result.len();
     if n == 0 {
-        shard.remove(dst, now);
+        (0, shard.remove(dst, now).is_some())
     } else {
         shard.insert(dst, Entry::persistent(Value::ZSet(Box::new(result))), now);
+        (n, false)
     }
-    n
 }
 
-/// The reply of a STORE command, after waking clients blocked on `dst`.
-fn stored(ctx: &mut Ctx<'_>, dst: &Bytes, n: usize) -> CommandResult {
+/// The reply of a STORE command, after waking clients blocked on `dst` and
+/// raising `event` (or `del` when an empty result deleted `dst`).
+fn stored(
+    ctx: &mut Ctx<'_>,
+    dst: &Bytes,
+    (n, deleted): (usize, bool),
+    event: &'static str,
+) -> CommandResult {
     if n > 0 {
         ctx.shared.blocked.signal(ctx.session.db, dst);
+        ctx.notify(notify::ZSET, event, dst);
+    } else if deleted {
+        ctx.notify(notify::GENERIC, "del", dst);
     }
     Ok(Reply::Int(n as i64))
 }
@@ -754,7 +775,7 @@ fn zrangestore(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
     };
     let n = store_in(shards.shard(dst), dst, result, now);
     drop(shards);
-    stored(ctx, dst, n)
+    stored(ctx, dst, n, "zrangestore")
 }
 
 // ---- removal of ranges ---------------------------------------------------------
@@ -783,7 +804,19 @@ fn remove_range(ctx: &mut Ctx<'_>, args: &[Bytes], by: By) -> CommandResult {
     if removed > 0 {
         shard.touch(key);
     }
-    shard.remove_if_empty::<ZSet>(key, now);
+    let deleted = shard.remove_if_empty::<ZSet>(key, now);
+    drop(shard);
+    if removed > 0 {
+        let event = match by {
+            By::Score => "zremrangebyscore",
+            By::Lex => "zremrangebylex",
+            _ => "zremrangebyrank",
+        };
+        ctx.notify(notify::ZSET, event, key);
+        if deleted {
+            ctx.notify(notify::GENERIC, "del", key);
+        }
+    }
     Ok(Reply::Int(removed as i64))
 }
 
@@ -816,7 +849,10 @@ fn pop_min_max(ctx: &mut Ctx<'_>, args: &[Bytes], max: bool) -> CommandResult {
         return Ok(Reply::Array(Vec::new()));
     }
     let popped = z.pop(count.unwrap_or(1), max);
-    shard.remove_if_empty::<ZSet>(key, now);
+    let deleted = shard.remove_if_empty::<ZSet>(key, now);
+    if !popped.is_empty() {
+        log_popped(&shard, key, max, deleted);
+    }
     let nested = ctx.session.resp3 && count.is_some();
     Ok(pop_reply(None, popped, nested))
 }
@@ -877,6 +913,16 @@ fn zmpop(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
 
 // ---- BZPOPMIN, BZPOPMAX, BZMPOP ---------------------------------------------------
 
+/// Logs the events of members popped from `key` (`zpopmin`/`zpopmax`, then
+/// `del` when the set is gone); the command or serving pass publishes them.
+fn log_popped(shard: &Shard, key: &[u8], max: bool, deleted: bool) {
+    let event = if max { "zpopmax" } else { "zpopmin" };
+    shard.log_event(notify::ZSET, event, key);
+    if deleted {
+        shard.log_event(notify::GENERIC, "del", key);
+    }
+}
+
 /// The serve step of the blocking pops: up to `count` members from the low or
 /// high end, replied as BZPOPMIN's `[key, member, score]` or, for BZMPOP (and
 /// ZMPOP), `[key, [[member, score], ...]]`.
@@ -908,10 +954,11 @@ impl Serve for ZPop {
         let shard = shards.shard(key);
         let z = shard.write::<ZSet>(key, now).ok()??;
         let popped = z.pop(self.count, self.max);
-        shard.remove_if_empty::<ZSet>(key, now);
+        let deleted = shard.remove_if_empty::<ZSet>(key, now);
         if popped.is_empty() {
             return None;
         }
+        log_popped(shard, key, self.max, deleted);
         Some(pop_reply(Some(key), popped, self.nested))
     }
 
@@ -1112,7 +1159,12 @@ fn set_operation(
             result.shrink_if_small(limits);
             let n = store_in(shards.shard(dst), dst, result, now);
             drop(shards);
-            stored(ctx, dst, n)
+            let event = match op {
+                SetOp::Union => "zunionstore",
+                SetOp::Inter => "zinterstore",
+                _ => "zdiffstore",
+            };
+            stored(ctx, dst, n, event)
         }
         None => Ok(scored_reply(result.iter(), withscores, resp3)),
     }

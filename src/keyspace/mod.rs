@@ -405,6 +405,15 @@ impl Shard {
         self.get_or_create::<T>(key, now)
     }
 
+    /// Logs keyspace event `name` of `class` on `key` of this shard's
+    /// database, for a step with no command context (a blocked client's
+    /// serve step; a lock command's own event, in order with the expiries and
+    /// grants around it); published when the serving pass or the command
+    /// ends. One relaxed load when the class is off.
+    pub fn log_event(&self, class: u32, name: &'static str, key: &[u8]) {
+        self.events.log(class, name, key);
+    }
+
     /// Removes `key` if it holds an empty `T` (the last element was taken);
     /// true if it did.
     pub fn remove_if_empty<T: Typed>(&mut self, key: &[u8], now: u64) -> bool {
@@ -738,13 +747,6 @@ impl Shard {
         }
     }
 
-    /// Logs event `name` of class `class` on `key`, to be published after the
-    /// events the keyspace raised before it (a lock command's own event, in
-    /// order with the expiries and grants around it).
-    pub fn log_event(&self, class: u32, name: &'static str, key: &[u8]) {
-        self.events.log(class, name, key);
-    }
-
     /// Logs the end of a hold at `key`, with its holder's loss notice unless
     /// the holder released it.
     pub fn log_ended(&self, key: &[u8], ended: &HoldEnded) {
@@ -1006,7 +1008,6 @@ impl Keyspace {
         self.dbs.get(index)
     }
 
-    /// All databases.
     /// Keyspace notification classes and the events shards have logged.
     pub fn notifier(&self) -> &Notifier {
         &self.notifier

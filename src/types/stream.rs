@@ -813,11 +813,14 @@ impl Stream {
         };
         g.entries_read = read;
         g.last_id = last;
+        if out.is_empty() {
+            // Redis 7.0 looks the consumer up (making it) only when it has
+            // entries to give it.
+            return Ok(out);
+        }
         let (c, _) = g.consumer(consumer, now);
         c.seen = now;
-        if !out.is_empty() {
-            c.active = Some(now);
-        }
+        c.active = Some(now);
         if !noack {
             for (id, _) in &out {
                 g.assign(*id, consumer, now, 1);
