@@ -425,11 +425,11 @@ fn main() {
                 Mode::Saturated { window: 32 },
             ),
             (
-                "(b) 1000 channels x 1 sub, paced 40,000 pub/s",
+                "(b) 1000 channels x 1 sub, paced 10,000 pub/s",
                 1000,
                 1,
-                80_000,
-                Mode::Paced { per_second: 40_000 },
+                20_000,
+                Mode::Paced { per_second: 10_000 },
             ),
         ]
     } else {
