@@ -5,7 +5,8 @@
 # drives latchkey with real clients: redis-cli, redis-py (commands and pub/sub),
 # python-redis-lock,
 # pottery and walrus (their hash, set, sorted-set and list classes; pottery's
-# list indexing, deque maxlen, Bloom filter and HyperLogLog),
+# list indexing, deque maxlen, Bloom filter and HyperLogLog), the RQ job queue
+# (2000 jobs by two worker processes; stop-job and shutdown over pub/sub),
 # ioredis with node-redlock (pinned in tests/clients/), and fuzzes the script path
 # (fuzz/: a stable randomized test, then 60 s of cargo-fuzz on nightly).
 set -euo pipefail
@@ -29,7 +30,7 @@ if [ ! -x target/clients-venv/bin/python ]; then
   python3 -m venv target/clients-venv
 fi
 target/clients-venv/bin/pip install -q --disable-pip-version-check --no-cache-dir -r tests/clients/requirements.txt
-for check in redis_cli redis_py redis_py_pubsub python_redis_lock native_lock pottery_types pottery_more walrus_types; do
+for check in redis_cli redis_py redis_py_pubsub python_redis_lock native_lock pottery_types pottery_more walrus_types rq_jobs; do
   target/clients-venv/bin/python "tests/clients/$check.py" target/debug/latchkey
 done
 if ! command -v npm >/dev/null; then

@@ -62,8 +62,9 @@ pub enum Message {
     /// A published message (`message`, `pmessage`, `smessage` push frame), and
     /// the bytes it was counted as in the client's queued output.
     Push {
-        /// The push frame.
-        frame: Reply,
+        /// The push frame, encoded once for all its receivers
+        /// (`reply::push_frame`).
+        frame: Bytes,
         /// Its size in the client's output accounting.
         size: usize,
     },

@@ -346,7 +346,7 @@ fn write_pushes(session: &mut Session, info: &ClientInfo, wbuf: &mut BytesMut) {
 fn write_message(m: Message, resp3: bool, info: &ClientInfo, wbuf: &mut BytesMut) {
     match m {
         Message::Push { frame, size } => {
-            frame.encode(resp3, wbuf);
+            crate::reply::write_push(&frame, resp3, wbuf);
             info.buffers.queued.fetch_sub(size, Ordering::Relaxed);
         }
         m => tracing::debug!("a stale out-of-band message was dropped: {m:?}"),
@@ -607,7 +607,7 @@ where
         match outcome {
             Some(Some(Message::Push { frame, size })) => {
                 let mut out = BytesMut::new();
-                frame.encode(session.resp3, &mut out);
+                crate::reply::write_push(&frame, session.resp3, &mut out);
                 info.buffers.queued.fetch_sub(size, Ordering::Relaxed);
                 let written = tokio::select! {
                     r = stream.write_all(&out) => r.is_ok(),

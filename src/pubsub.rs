@@ -8,7 +8,9 @@
 //! `client-output-buffer-limit` closes the client instead of queueing more, as
 //! Redis closes a client whose output buffer grew past the limit. The
 //! connection writes each message in order with its replies and takes its size
-//! off the count.
+//! off the count. A message's frame is encoded once per PUBLISH (RESP2 bytes;
+//! RESP3's push differs in its first byte only) and shared by every receiver,
+//! and a client's PUBLISH hands it over without copying the subscriber list.
 //!
 //! What this is not for: the command handlers and the frames' names are in
 //! `commands/pubsub.rs`; a session's own list of subscriptions is
@@ -24,7 +26,7 @@ use parking_lot::RwLock;
 use crate::blocking::{Message, Outbox};
 use crate::commands::keys::glob_match;
 use crate::config::OutputLimit;
-use crate::reply::Reply;
+use crate::reply::push_frame;
 use crate::session::ClientInfo;
 
 /// What a client subscribes to.
@@ -65,7 +67,7 @@ pub struct PubSub {
 #[derive(Debug)]
 pub struct Delivery {
     to: Subscriber,
-    frame: Reply,
+    frame: Bytes,
     /// The frame's bytes in the subscriber's output accounting.
     size: usize,
 }
@@ -181,48 +183,52 @@ impl PubSub {
         }
     }
 
-    /// The messages a PUBLISH (`Kind::Channel`) or SPUBLISH (`Kind::Shard`) of
-    /// `message` on `channel` sends: one per channel listener, and for PUBLISH
-    /// one per matching pattern of each pattern listener.
-    pub fn deliveries(&self, kind: Kind, channel: &Bytes, message: &Bytes) -> Vec<Delivery> {
-        let mut out = Vec::new();
+    /// Visits the listeners a PUBLISH (`Kind::Channel`) or SPUBLISH
+    /// (`Kind::Shard`) of `message` on `channel` reaches, with the frame each
+    /// gets and its size: each channel listener, and for PUBLISH each pattern
+    /// listener once per matching pattern. A frame is encoded once and shared
+    /// by its receivers. The registry stays read-locked during the visit.
+    pub fn publish(
+        &self,
+        kind: Kind,
+        channel: &[u8],
+        message: &[u8],
+        mut visit: impl FnMut(&Subscriber, &Bytes, usize),
+    ) {
         let name: &'static [u8] = if kind == Kind::Shard {
             b"smessage"
         } else {
             b"message"
         };
         if let Some(listeners) = self.by_kind[kind as usize].read().get(channel) {
-            let frame = Reply::Push(vec![
-                Reply::Bulk(Bytes::from_static(name)),
-                Reply::Bulk(channel.clone()),
-                Reply::Bulk(message.clone()),
-            ]);
+            let frame = push_frame(&[name, channel, message]);
             let size = frame_size(&[name, channel, message]);
-            out.extend(listeners.values().map(|to| Delivery {
-                to: to.clone(),
-                frame: frame.clone(),
-                size,
-            }));
+            listeners.values().for_each(|to| visit(to, &frame, size));
         }
         if kind == Kind::Channel {
             for (pattern, listeners) in self.by_kind[Kind::Pattern as usize].read().iter() {
                 if !glob_match(pattern, channel) {
                     continue;
                 }
-                let frame = Reply::Push(vec![
-                    Reply::Bulk(Bytes::from_static(b"pmessage")),
-                    Reply::Bulk(pattern.clone()),
-                    Reply::Bulk(channel.clone()),
-                    Reply::Bulk(message.clone()),
-                ]);
-                let size = frame_size(&[b"pmessage", pattern, channel, message]);
-                out.extend(listeners.values().map(|to| Delivery {
-                    to: to.clone(),
-                    frame: frame.clone(),
-                    size,
-                }));
+                let parts: [&[u8]; 4] = [b"pmessage", pattern, channel, message];
+                let frame = push_frame(&parts);
+                let size = frame_size(&parts);
+                listeners.values().for_each(|to| visit(to, &frame, size));
             }
         }
+    }
+
+    /// The messages a PUBLISH or SPUBLISH sends (see [`PubSub::publish`]), kept
+    /// to be sent later (by a transaction or script when it ends).
+    pub fn deliveries(&self, kind: Kind, channel: &[u8], message: &[u8]) -> Vec<Delivery> {
+        let mut out = Vec::new();
+        self.publish(kind, channel, message, |to, frame, size| {
+            out.push(Delivery {
+                to: to.clone(),
+                frame: frame.clone(),
+                size,
+            })
+        });
         out
     }
 
@@ -266,13 +272,9 @@ impl Delivery {
         }
     }
 
-    /// Hands the message to its subscriber, counting its bytes as queued
-    /// output; a subscriber that this takes past the `pubsub` class limit is
-    /// closed instead, and the message dropped (its memory with it).
+    /// Hands the message to its subscriber (see [`send`]).
     pub fn send(self, limit: &OutputLimit, now_ms: u64) {
-        if let Some(held) = self.hold(limit, now_ms) {
-            held.send_held();
-        }
+        send(&self.to, self.frame, self.size, limit, now_ms);
     }
 
     /// Counts the message against its subscriber's output limit now, for a
@@ -280,44 +282,54 @@ impl Delivery {
     /// what waits is bounded as what is queued is: `None` when the
     /// subscriber is gone, or has just been closed for passing its limit.
     pub fn hold(self, limit: &OutputLimit, now_ms: u64) -> Option<Delivery> {
-        let info = &self.to.info;
-        if info.is_killed() {
-            return None;
-        }
-        let size = self.size;
-        let queued = info.buffers.queued.fetch_add(size, Ordering::Relaxed);
-        let used = info
-            .buffers
-            .out_pending
-            .load(Ordering::Relaxed)
-            .saturating_add(queued)
-            .saturating_add(size);
-        if limit.exceeded(used as u64, &info.buffers.soft_limit_since, now_ms) {
-            info.buffers.queued.fetch_sub(size, Ordering::Relaxed);
-            tracing::warn!(
-                client = info.id,
-                "closing client that reached its output buffer limit (pubsub class, {used} bytes)"
-            );
-            info.kill();
-            return None;
-        }
-        Some(self)
+        admit(&self.to.info, self.size, limit, now_ms).then_some(self)
     }
 
     /// Sends a message [`Delivery::hold`] has counted.
     pub fn send_held(self) {
         let (info, size) = (&self.to.info, self.size);
-        if self
-            .to
-            .outbox
-            .send(Message::Push {
-                frame: self.frame,
-                size,
-            })
-            .is_err()
-        {
+        let frame = self.frame;
+        if self.to.outbox.send(Message::Push { frame, size }).is_err() {
             info.buffers.queued.fetch_sub(size, Ordering::Relaxed);
         }
+    }
+}
+
+/// Counts `size` more bytes as queued output of client `info`; false (and
+/// nothing counted) when it is gone, or when this takes it past the `pubsub`
+/// class limit, which closes it.
+fn admit(info: &ClientInfo, size: usize, limit: &OutputLimit, now_ms: u64) -> bool {
+    if info.is_killed() {
+        return false;
+    }
+    let queued = info.buffers.queued.fetch_add(size, Ordering::Relaxed);
+    let used = info
+        .buffers
+        .out_pending
+        .load(Ordering::Relaxed)
+        .saturating_add(queued)
+        .saturating_add(size);
+    if limit.exceeded(used as u64, &info.buffers.soft_limit_since, now_ms) {
+        info.buffers.queued.fetch_sub(size, Ordering::Relaxed);
+        tracing::warn!(
+            client = info.id,
+            "closing client that reached its output buffer limit (pubsub class, {used} bytes)"
+        );
+        info.kill();
+        return false;
+    }
+    true
+}
+
+/// Hands a message to subscriber `to`, counting its bytes as queued output; a
+/// subscriber that this takes past the `pubsub` class limit is closed instead,
+/// and the message dropped (its memory with it).
+pub fn send(to: &Subscriber, frame: Bytes, size: usize, limit: &OutputLimit, now_ms: u64) {
+    if !admit(&to.info, size, limit, now_ms) {
+        return;
+    }
+    if to.outbox.send(Message::Push { frame, size }).is_err() {
+        to.info.buffers.queued.fetch_sub(size, Ordering::Relaxed);
     }
 }
 

@@ -344,6 +344,34 @@ impl Nested {
     }
 }
 
+/// A push frame of bulk strings (a published message), encoded once for all
+/// its receivers: the RESP2 array, which [`write_push`] turns into RESP3's push
+/// by its first byte alone (the elements are the same in both).
+pub fn push_frame(parts: &[&[u8]]) -> Bytes {
+    let mut out = BytesMut::with_capacity(
+        parts
+            .iter()
+            .map(|p| p.len().saturating_add(16))
+            .fold(8, usize::saturating_add),
+    );
+    header(&mut out, b'*', parts.len());
+    parts.iter().for_each(|p| bulk(&mut out, p));
+    out.freeze()
+}
+
+/// Appends a frame made by [`push_frame`] as RESP3 (`>`) when `resp3` is set,
+/// else as the RESP2 array it is.
+pub fn write_push(frame: &[u8], resp3: bool, out: &mut BytesMut) {
+    match frame.split_first() {
+        Some((_, rest)) if resp3 => {
+            out.reserve(frame.len());
+            out.extend_from_slice(b">");
+            out.extend_from_slice(rest);
+        }
+        _ => out.extend_from_slice(frame),
+    }
+}
+
 /// `<kind><n>\r\n`: an aggregate's header, or a bulk string's length line.
 fn header(out: &mut BytesMut, kind: u8, n: usize) {
     out.extend_from_slice(&[kind]);
@@ -459,6 +487,25 @@ pub fn format_double(d: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_shared_push_frame_is_the_push_reply_in_both_protocols() {
+        let parts: [&[u8]; 4] = [b"pmessage", b"n*", b"news", b""];
+        let frame = push_frame(&parts);
+        let reply = Reply::Push(
+            parts
+                .iter()
+                .map(|p| Reply::Bulk(Bytes::copy_from_slice(p)))
+                .collect(),
+        );
+        for resp3 in [false, true] {
+            let (mut want, mut got) = (BytesMut::new(), BytesMut::new());
+            reply.encode(resp3, &mut want);
+            write_push(&frame, resp3, &mut got);
+            assert_eq!(got, want, "resp3 {resp3}");
+        }
+        assert!(frame.starts_with(b"*4\r\n$8\r\npmessage\r\n"));
+    }
 
     /// Printed by Redis 7.0.15's GEOPOS (RESP2 bulk, RESP3 double).
     #[test]

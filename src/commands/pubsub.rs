@@ -10,6 +10,7 @@
 use bytes::Bytes;
 
 use super::{container, flag, CallMode, CommandResult, CommandSpec, Ctx, KeySpec};
+use crate::blocking::Message;
 use crate::error::CommandError;
 use crate::pubsub::{Delivery, Kind, Subscriber};
 use crate::reply::Reply;
@@ -211,11 +212,34 @@ fn sunsubscribe(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
 }
 
 fn publish_on(ctx: &mut Ctx<'_>, kind: Kind, args: &[Bytes]) -> CommandResult {
-    let channel = Bytes::copy_from_slice(&args[1]);
-    let message = Bytes::copy_from_slice(&args[2]);
-    let deliveries = ctx.shared.pubsub.deliveries(kind, &channel, &message);
-    let receivers = i64::try_from(deliveries.len()).unwrap_or(i64::MAX);
-    deliver(ctx, deliveries);
+    let (channel, message) = (&args[1], &args[2]);
+    if ctx.mode != CallMode::Client {
+        // Sent when the transaction or script ends.
+        let deliveries = ctx.shared.pubsub.deliveries(kind, channel, message);
+        let receivers = i64::try_from(deliveries.len()).unwrap_or(i64::MAX);
+        deliver(ctx, deliveries);
+        return Ok(Reply::Int(receivers));
+    }
+    // Sent at once, each subscriber's message a reference to one shared frame.
+    let limit = ctx.shared.config.read().output_limits.pubsub;
+    let me = ctx.session.info.id;
+    let (now, held) = (ctx.now, &mut ctx.session.held_pushes);
+    let mut receivers = 0i64;
+    ctx.shared
+        .pubsub
+        .publish(kind, channel, message, |to, frame, size| {
+            receivers = receivers.saturating_add(1);
+            if to.info.id == me {
+                // A RESP3 client publishing to itself gets the message before
+                // PUBLISH's reply, as from Redis.
+                held.push(Message::Push {
+                    frame: frame.clone(),
+                    size: 0,
+                });
+            } else {
+                crate::pubsub::send(to, frame.clone(), size, &limit, now);
+            }
+        });
     Ok(Reply::Int(receivers))
 }
 
