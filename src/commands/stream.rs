@@ -623,6 +623,10 @@ impl Serve for StreamRead {
         "stream"
     }
 
+    fn reads_only(&self) -> bool {
+        true
+    }
+
     fn serve(&self, shards: &mut ShardSet<'_>, key: &Bytes, now: u64) -> Option<Reply> {
         let s = match shards.shard(key).write::<Stream>(key, now) {
             Ok(Some(s)) => s,

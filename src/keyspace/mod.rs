@@ -40,6 +40,7 @@ use bytes::Bytes;
 use parking_lot::{Mutex, MutexGuard};
 use tokio::sync::Notify;
 
+use crate::blocking::BlockedKeys;
 pub use crate::types::lock::{AcquireRequest, Acquired, LockInfo, LockMode, LockShared};
 pub use crate::types::CompactBytes;
 use crate::types::Effects;
@@ -203,6 +204,11 @@ pub struct Shard {
     locks: Arc<LockShared>,
     /// Keys removed because their TTL passed (lazily or actively).
     expired_count: u64,
+    /// This shard's database, and the registry of clients blocked on keys:
+    /// a value that wakes them when it leaves ([`Value::wakes_when_gone`])
+    /// marks its key ready there.
+    db: usize,
+    blocked: Arc<BlockedKeys>,
 }
 
 impl Shard {
@@ -211,6 +217,8 @@ impl Shard {
         locks: Arc<LockShared>,
         next_due: Arc<AtomicU64>,
         now: u64,
+        db: usize,
+        blocked: Arc<BlockedKeys>,
     ) -> Self {
         Shard {
             map: Table::default(),
@@ -224,6 +232,16 @@ impl Shard {
             timer,
             locks,
             expired_count: 0,
+            db,
+            blocked,
+        }
+    }
+
+    /// A value left the keyspace at `key`: clients blocked on it that must
+    /// hear so (a stream's group readers) are woken.
+    fn gone(&self, key: &[u8], value: &Value) {
+        if value.wakes_when_gone() {
+            self.blocked.signal(self.db, key);
         }
     }
 
@@ -391,6 +409,9 @@ impl Shard {
         self.touch(key);
         let expires_at = entry.expires_at();
         let mut old = self.map.insert(key, entry);
+        if let Some(old) = &old {
+            self.gone(key, &old.value);
+        }
         if let Some(old) = old.as_mut().filter(|e| e.value.has_waiters()) {
             // A lock overwritten by another value (SET, a STORE, RENAME onto
             // it): its queue cannot stay at the key, so its waiters give up.
@@ -416,6 +437,7 @@ impl Shard {
 
     fn remove_entry(&mut self, key: &[u8]) -> Option<Entry> {
         let old = self.map.remove(key)?;
+        self.gone(key, &old.value);
         if old.expires_at().is_some() {
             self.volatile -= 1;
         }
@@ -580,6 +602,13 @@ impl Shard {
         for flags in self.watchers.values() {
             for f in flags {
                 f.store(true, Ordering::Release);
+            }
+        }
+        // Blocked clients that must hear their value is gone: only the keys
+        // someone waits on are looked at.
+        for key in self.blocked.waited_keys(self.db) {
+            if let Some(e) = self.map.get(&key) {
+                self.gone(&key, &e.value);
             }
         }
         let waiting: Vec<Vec<u8>> = self
@@ -766,13 +795,28 @@ impl ShardSet<'_> {
 }
 
 impl Db {
-    fn new(timer: &Arc<ExpiryTimer>, locks: &Arc<LockShared>, now: u64) -> Self {
+    fn new(
+        timer: &Arc<ExpiryTimer>,
+        locks: &Arc<LockShared>,
+        now: u64,
+        index: usize,
+        blocked: &Arc<BlockedKeys>,
+    ) -> Self {
         let next_due: Box<[Arc<AtomicU64>]> = (0..SHARDS)
             .map(|_| Arc::new(AtomicU64::new(u64::MAX)))
             .collect();
         let shards = next_due
             .iter()
-            .map(|due| Mutex::new(Shard::new(timer.clone(), locks.clone(), due.clone(), now)))
+            .map(|due| {
+                Mutex::new(Shard::new(
+                    timer.clone(),
+                    locks.clone(),
+                    due.clone(),
+                    now,
+                    index,
+                    blocked.clone(),
+                ))
+            })
             .collect();
         Db {
             shards,
@@ -868,6 +912,7 @@ pub struct Keyspace {
     dbs: Box<[Db]>,
     timer: Arc<ExpiryTimer>,
     locks: Arc<LockShared>,
+    blocked: Arc<BlockedKeys>,
     /// The shard (over all databases) where the last budgeted expiry step stopped.
     expiry_cursor: AtomicUsize,
 }
@@ -877,14 +922,22 @@ impl Keyspace {
     pub fn new(databases: usize, now: u64) -> Self {
         let timer = Arc::new(ExpiryTimer::new());
         let locks = Arc::new(LockShared::new());
+        let blocked = Arc::new(BlockedKeys::default());
         Keyspace {
             dbs: (0..databases.max(1))
-                .map(|_| Db::new(&timer, &locks, now))
+                .map(|i| Db::new(&timer, &locks, now, i, &blocked))
                 .collect(),
             timer,
             locks,
+            blocked,
             expiry_cursor: AtomicUsize::new(0),
         }
+    }
+
+    /// The registry of clients blocked on keys, which the shards mark keys
+    /// ready in when a value that wakes them leaves.
+    pub fn blocked(&self) -> &Arc<BlockedKeys> {
+        &self.blocked
     }
 
     /// Database `index`, if it exists.
