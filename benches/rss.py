@@ -14,6 +14,9 @@ latchkey/redis.
   bighash   one hash of 1,000,000 fields (HSET, 100 fields a command)
   biglist   one list of 1,000,000 short elements (RPUSH, 100 a command)
   lists     100,000 lists of 10 short elements (RPUSH l:N ...)
+  stream    one stream of 1,000,000 entries of one small field and value
+            (XADD stream <ms>-<seq> field value:N, 100 entries a millisecond,
+            so both servers get the same IDs and the same nodes)
 
 A server that does not know a scenario's command (latchkey before the types
 land) is reported as skipped with the server's error; one whose load fails
@@ -104,6 +107,13 @@ def lists(_):
     return count, "lists of 10 elements", (cmd(b"RPUSH", b"l:%d" % i, *elements) for i in range(count))
 
 
+def stream(_):
+    count = n(1_000_000)
+    gen = (cmd(b"XADD", b"stream", b"%d-%d" % (1 + i // 100, i % 100), b"field", b"value:%d" % i)
+           for i in range(count))
+    return count, "stream entries", gen
+
+
 # Checks that the load did what it should (so a silent failure cannot pass as
 # a small RSS): the number of keys, and a size where there is one big key.
 def expect(scenario, conn, count):
@@ -114,11 +124,13 @@ def expect(scenario, conn, count):
         return dbsize == 1 and int(conn.call("HLEN", "big")) == count
     if scenario == "biglist":
         return dbsize == 1 and int(conn.call("LLEN", "biglist")) == count
+    if scenario == "stream":
+        return dbsize == 1 and int(conn.call("XLEN", "stream")) == count
     return dbsize == count
 
 
 SCENARIOS = {"locks": locks, "hashes": hashes, "zset": zset, "sets": sets, "bighash": bighash,
-             "biglist": biglist, "lists": lists}
+             "biglist": biglist, "lists": lists, "stream": stream}
 
 
 def measure(scenario):

@@ -163,6 +163,14 @@ pub trait Serve: Send + Sync + std::fmt::Debug {
     /// served (as Redis does).
     fn wants(&self) -> &'static str;
 
+    /// Whether serving takes nothing from the key (a stream read), so a
+    /// waiter that got nothing says nothing about those behind it: every
+    /// waiter on the key is tried, as Redis tries every blocked stream reader.
+    /// A pop stops at the first waiter that finds nothing.
+    fn reads_only(&self) -> bool {
+        false
+    }
+
     /// The key the served element is pushed to (BLMOVE's destination): its
     /// shard is locked for the serve step too, and the clients waiting on it
     /// are served next, in the same round (as Redis serves a chain of BLMOVEs).
@@ -236,6 +244,19 @@ impl BlockedKeys {
         waiter
     }
 
+    /// The keys of database `db` some client waits on.
+    pub fn waited_keys(&self, db: usize) -> Vec<Bytes> {
+        if self.entries.load(Ordering::SeqCst) == 0 {
+            return Vec::new();
+        }
+        self.queues
+            .lock()
+            .keys()
+            .filter(|(d, _)| *d == db)
+            .map(|(_, k)| k.clone())
+            .collect()
+    }
+
     /// Called after a write to `key` that may wake a waiter, while its shard is
     /// held: marks the key ready if a client waits on it.
     pub fn signal(&self, db: usize, key: &[u8]) {
@@ -284,7 +305,8 @@ impl BlockedKeys {
     /// Serves the waiters of one key in queue order until one finds nothing.
     fn serve_key(&self, db: &Db, db_index: usize, key: &Bytes, now: u64) {
         let queue_key = (db_index, key.clone());
-        // Waiters passed over because the key holds another type than theirs.
+        // Waiters passed over: the key holds another type than theirs, or their
+        // serve step only reads (a stream reader that got nothing).
         let mut passed = 0;
         loop {
             // The first waiter says which shards its serve step needs; they
@@ -316,11 +338,12 @@ impl BlockedKeys {
             // skipped before anything is taken for it.
             if slot.as_ref().is_some_and(|tx| !tx.is_closed()) {
                 let Some(reply) = waiter.serve.serve(&mut shards, key, now) else {
-                    let other_type = shards
-                        .shard(key)
-                        .peek(key, now)
-                        .is_some_and(|e| e.value.type_name() != waiter.serve.wants());
-                    if other_type {
+                    let pass_over = waiter.serve.reads_only()
+                        || shards
+                            .shard(key)
+                            .peek(key, now)
+                            .is_some_and(|e| e.value.type_name() != waiter.serve.wants());
+                    if pass_over {
                         // Passed over, still queued: the waiters behind it
                         // may want this type.
                         passed += 1;

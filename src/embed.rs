@@ -185,7 +185,9 @@ impl ServerHandle {
     pub fn advance_time(&self, by: Duration) {
         self.shared.clock.advance(by);
         let _gate = self.shared.gate.read();
-        self.shared.keyspace.expire_due(self.shared.clock.now_ms());
+        let now = self.shared.clock.now_ms();
+        self.shared.keyspace.expire_due(now);
+        self.shared.blocked.serve_ready(&self.shared.keyspace, now);
         crate::commands::pubsub::publish_logged(&self.shared);
     }
 

@@ -69,7 +69,7 @@ pub struct Shared {
     /// When the server started (`uptime_in_seconds`).
     pub started: Instant,
     /// Clients blocked on keys (BLPOP, BZPOPMIN, ...).
-    pub blocked: crate::blocking::BlockedKeys,
+    pub blocked: Arc<crate::blocking::BlockedKeys>,
     /// Pub/sub subscriptions: channels, patterns, shard channels.
     pub pubsub: crate::pubsub::PubSub,
     /// Encoding thresholds (`hash-max-listpack-entries`, ...).
@@ -84,6 +84,7 @@ impl Shared {
     /// Shared state for a server with `config`, reading time from `clock`.
     pub fn new(config: Config, clock: Arc<Clock>) -> Self {
         let keyspace = Keyspace::new(config.databases, clock.now_ms());
+        let blocked = keyspace.blocked().clone();
         let encodings = crate::types::Encodings::default();
         encodings.store(&config.encodings);
         keyspace
@@ -105,7 +106,7 @@ impl Shared {
                 .unwrap_or_else(|e| panic!("cannot start the Lua VM: {e}")),
             run_id,
             started: Instant::now(),
-            blocked: Default::default(),
+            blocked,
             pubsub,
             encodings,
             tcp_addr: RwLock::new(None),
@@ -428,6 +429,8 @@ async fn expire_until_shutdown(shared: Arc<Shared>) {
                 }
                 let mut budget = ExpiryBudget::new(EXPIRY_SLICE);
                 shared.keyspace.expire_step(now, &mut budget);
+                // A stream that expired unblocks its group readers.
+                shared.blocked.serve_ready(&shared.keyspace, now);
                 crate::commands::pubsub::publish_logged(&shared);
             }
             // Let the other clients on this worker run before the next slice.

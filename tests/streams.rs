@@ -446,3 +446,110 @@ async fn hostile_numbers_neither_panic_nor_allocate() {
     .await;
     assert_eq!(e, "ERR COUNT must be > 0");
 }
+
+/// A group reader and a plain reader blocked on `s` (a stream with group `g`,
+/// no entries); returns (group reader, plain reader).
+async fn two_readers(
+    server: &latchkey::ServerHandle,
+    con: &mut redis::aio::MultiplexedConnection,
+) -> (tokio::net::TcpStream, tokio::net::TcpStream) {
+    cmd(con, &["XGROUP", "CREATE", "s", "g", "$", "MKSTREAM"])
+        .await
+        .unwrap();
+    // The plain reader queues first: a reader that gets nothing must not
+    // keep the group reader behind it from hearing.
+    let plain = block_raw(server, con, "XREAD BLOCK 0 STREAMS s $\r\n", 1).await;
+    let group = block_raw(
+        server,
+        con,
+        "XREADGROUP GROUP g c BLOCK 0 STREAMS s >\r\n",
+        2,
+    )
+    .await;
+    (group, plain)
+}
+
+// Checked against redis-server 7.0.15: DEL, UNLINK, SET over the stream,
+// RENAME away, MOVE, FLUSHDB, FLUSHALL and a TTL running out all answer a
+// blocked XREADGROUP `-UNBLOCKED the stream key no longer exists`; a blocked
+// XREAD stays blocked and is served when the stream comes back.
+#[tokio::test]
+async fn a_stream_that_leaves_unblocks_its_group_readers_and_not_plain_readers() {
+    let server = start().await;
+    let mut con = connect(&server).await;
+    let actions: [&[&str]; 7] = [
+        &["DEL", "s"],
+        &["UNLINK", "s"],
+        &["SET", "s", "x"],
+        &["RENAME", "s", "t"],
+        &["MOVE", "s", "1"],
+        &["FLUSHDB"],
+        &["FLUSHALL"],
+    ];
+    for action in actions {
+        cmd(&mut con, &["FLUSHALL"]).await.unwrap();
+        let (mut group, mut plain) = two_readers(&server, &mut con).await;
+        cmd(&mut con, action).await.unwrap();
+        expect_reply(&mut group, "-UNBLOCKED the stream key no longer exists\r\n").await;
+        until_blocked(&mut con, 1).await;
+        cmd(&mut con, &["DEL", "s"]).await.unwrap();
+        cmd(&mut con, &["XADD", "s", "9-9", "f", "v"])
+            .await
+            .unwrap();
+        let want = format!("*1\r\n*2\r\n$1\r\ns\r\n*1\r\n{}", entry("9-9", "f", "v"));
+        expect_reply(&mut plain, &want).await;
+        until_blocked(&mut con, 0).await;
+    }
+}
+
+#[tokio::test]
+async fn a_stream_whose_ttl_runs_out_unblocks_its_group_readers() {
+    let server = start().await;
+    let mut con = connect(&server).await;
+    server.pause_time();
+    let (mut group, _plain) = two_readers(&server, &mut con).await;
+    cmd(&mut con, &["PEXPIRE", "s", "100"]).await.unwrap();
+    server.advance_time(Duration::from_millis(100));
+    expect_reply(&mut group, "-UNBLOCKED the stream key no longer exists\r\n").await;
+    until_blocked(&mut con, 1).await;
+}
+
+#[tokio::test]
+async fn a_stream_deleted_and_recreated_in_one_transaction_has_lost_the_group() {
+    let server = start().await;
+    let mut con = connect(&server).await;
+    let (mut group, mut plain) = two_readers(&server, &mut con).await;
+    let _: Value = redis::pipe()
+        .atomic()
+        .cmd("DEL")
+        .arg("s")
+        .cmd("XADD")
+        .arg(&["s", "5-1", "a", "1"])
+        .query_async(&mut con)
+        .await
+        .unwrap();
+    expect_reply(
+        &mut group,
+        "-NOGROUP the consumer group this client was blocked on no longer exists\r\n",
+    )
+    .await;
+    let want = format!("*1\r\n*2\r\n$1\r\ns\r\n*1\r\n{}", entry("5-1", "a", "1"));
+    expect_reply(&mut plain, &want).await;
+}
+
+#[tokio::test]
+async fn a_reader_with_nothing_new_does_not_hold_up_the_readers_behind_it() {
+    let server = start().await;
+    let mut con = connect(&server).await;
+    cmd(&mut con, &["XADD", "s", "5-1", "a", "1"])
+        .await
+        .unwrap();
+    let _ahead = block_raw(&server, &mut con, "XREAD BLOCK 0 STREAMS s 100-0\r\n", 1).await;
+    let mut behind = block_raw(&server, &mut con, "XREAD BLOCK 0 STREAMS s 5-1\r\n", 2).await;
+    cmd(&mut con, &["XADD", "s", "6-1", "b", "2"])
+        .await
+        .unwrap();
+    let want = format!("*1\r\n*2\r\n$1\r\ns\r\n*1\r\n{}", entry("6-1", "b", "2"));
+    expect_reply(&mut behind, &want).await;
+    until_blocked(&mut con, 1).await;
+}

@@ -18,8 +18,9 @@ use crate::keyspace::{Shard, ShardSet};
 use crate::notify;
 use crate::reply::Reply;
 use crate::types::stream::{
-    self, AddId, Fields, IdError, NodeLimits, RangeEnd, Stream, StreamId, Trim, TrimTo,
+    self, AddId, FieldsRef, IdError, NodeLimits, RangeEnd, Stream, StreamId, Trim, TrimTo,
 };
+use crate::types::CompactBytes;
 
 const RW_UPDATE: &[KeySpec] = &[KeySpec::one(1, &["RW", "update"])];
 const RW_DELETE: &[KeySpec] = &[KeySpec::one(1, &["RW", "delete"])];
@@ -243,20 +244,22 @@ fn node_limits(ctx: &Ctx<'_>) -> NodeLimits {
 
 // ---- replies ------------------------------------------------------------
 
-fn fields_reply(fields: &Fields) -> Reply {
+// Short fields and IDs (up to 22 bytes) are held in the reply inline, with no
+// allocation of their own.
+fn fields_reply(fields: FieldsRef<'_>) -> Reply {
     Reply::Array(
         fields
             .iter()
-            .map(|f| Reply::Bulk(Bytes::copy_from_slice(f)))
+            .map(|f| Reply::Short(CompactBytes::from_slice(f)))
             .collect(),
     )
 }
 
-fn entry_reply(id: StreamId, fields: &Fields) -> Reply {
-    Reply::Array(vec![Reply::Bulk(id.to_bytes()), fields_reply(fields)])
+fn entry_reply(id: StreamId, fields: FieldsRef<'_>) -> Reply {
+    Reply::Array(vec![id_reply(id), fields_reply(fields)])
 }
 
-fn entries_reply<'a>(entries: impl IntoIterator<Item = (StreamId, &'a Fields)>) -> Reply {
+fn entries_reply<'a>(entries: impl IntoIterator<Item = (StreamId, FieldsRef<'a>)>) -> Reply {
     Reply::Array(
         entries
             .into_iter()
@@ -265,8 +268,17 @@ fn entries_reply<'a>(entries: impl IntoIterator<Item = (StreamId, &'a Fields)>) 
     )
 }
 
+/// The entries a group read delivered (`None` if none), read from the stream
+/// in one range.
+fn delivered_reply(s: &Stream, ids: &[StreamId]) -> Option<Reply> {
+    let (first, last) = (*ids.first()?, *ids.last()?);
+    Some(entries_reply(s.range(first, last, false, None)))
+}
+
 fn id_reply(id: StreamId) -> Reply {
-    Reply::Bulk(id.to_bytes())
+    let mut buf = [0u8; 41];
+    let len = id.write_to(&mut buf);
+    Reply::Short(CompactBytes::from_slice(&buf[..len]))
 }
 
 fn opt_int(v: Option<i64>) -> Reply {
@@ -634,6 +646,10 @@ impl Serve for StreamRead {
         "stream"
     }
 
+    fn reads_only(&self) -> bool {
+        true
+    }
+
     fn serve(&self, shards: &mut ShardSet<'_>, key: &Bytes, now: u64) -> Option<Reply> {
         let s = match shards.shard(key).write::<Stream>(key, now) {
             Ok(Some(s)) => s,
@@ -664,10 +680,7 @@ impl Serve for StreamRead {
             Some((group, consumer, noack)) => {
                 let new_consumer = !has_consumer(s, group, consumer);
                 let got = s.read_new(group, consumer, self.count, *noack, now).ok()?;
-                if got.is_empty() {
-                    return None;
-                }
-                let reply = entries_reply(got.iter().map(|(id, f)| (*id, f)));
+                let reply = delivered_reply(s, &got)?;
                 if new_consumer {
                     shards
                         .shard(key)
@@ -775,11 +788,8 @@ fn xreadgroup(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
                 let got = s
                     .read_new(group, consumer, r.count, r.noack, now)
                     .map_err(|_| nogroup(key, group))?;
-                if !got.is_empty() {
-                    out.push((
-                        key.clone(),
-                        entries_reply(got.iter().map(|(id, f)| (*id, f))),
-                    ));
+                if let Some(entries) = delivered_reply(s, &got) {
+                    out.push((key.clone(), entries));
                 }
                 !got.is_empty()
             }
@@ -1344,7 +1354,7 @@ fn xclaim(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
                 if justid {
                     id_reply(id)
                 } else {
-                    entry_reply(id, s.get(id).unwrap_or(&Fields::default()))
+                    entry_reply(id, s.get(id).unwrap_or_default())
                 }
             })
             .collect(),
@@ -1437,7 +1447,7 @@ fn xautoclaim(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
             if justid {
                 id_reply(id)
             } else {
-                entry_reply(id, s.get(id).unwrap_or(&Fields::default()))
+                entry_reply(id, s.get(id).unwrap_or_default())
             }
         })
         .collect();

@@ -40,6 +40,7 @@ use bytes::Bytes;
 use parking_lot::{Mutex, MutexGuard};
 use tokio::sync::Notify;
 
+use crate::blocking::BlockedKeys;
 use crate::notify::{self, Notifier};
 pub use crate::types::lock::{AcquireRequest, Acquired, LockInfo, LockMode, LockShared};
 use crate::types::lock::{EndReason, HoldEnded};
@@ -205,8 +206,12 @@ pub struct Shard {
     locks: Arc<LockShared>,
     /// Keys removed because their TTL passed (lazily or actively).
     expired_count: u64,
-    /// Where this shard's own events (`expired`) are logged for publishing.
+    /// Where this shard's own events (`expired`) are logged for publishing;
+    /// it knows the shard's database.
     events: ShardEvents,
+    /// The registry of clients blocked on keys: a value that wakes them
+    /// when it leaves ([`Value::wakes_when_gone`]) marks its key ready there.
+    blocked: Arc<BlockedKeys>,
 }
 
 /// A shard's database index and the server's notifier.
@@ -256,6 +261,7 @@ impl Shard {
         locks: Arc<LockShared>,
         next_due: Arc<AtomicU64>,
         events: ShardEvents,
+        blocked: Arc<BlockedKeys>,
         now: u64,
     ) -> Self {
         Shard {
@@ -271,6 +277,15 @@ impl Shard {
             locks,
             expired_count: 0,
             events,
+            blocked,
+        }
+    }
+
+    /// A value left the keyspace at `key`: clients blocked on it that must
+    /// hear so (a stream's group readers) are woken.
+    fn gone(&self, key: &[u8], value: &Value) {
+        if value.wakes_when_gone() {
+            self.blocked.signal(self.events.db, key);
         }
     }
 
@@ -455,6 +470,7 @@ impl Shard {
         }
         if let Some(old) = &old {
             self.events.log_removed(key, &old.value, now);
+            self.gone(key, &old.value);
         }
         if let Some(old) = old.as_mut().filter(|e| e.value.has_waiters()) {
             // A lock overwritten by another value (SET, a STORE, RENAME onto
@@ -481,6 +497,7 @@ impl Shard {
 
     fn remove_entry(&mut self, key: &[u8]) -> Option<Entry> {
         let old = self.map.remove(key)?;
+        self.gone(key, &old.value);
         if old.expires_at().is_some() {
             self.volatile -= 1;
         }
@@ -652,6 +669,13 @@ impl Shard {
         if self.events.notifier.wants_lock_events() {
             for (key, e) in self.map.iter() {
                 self.events.log_removed(key, &e.value, now);
+            }
+        }
+        // Blocked clients that must hear their value is gone: only the keys
+        // someone waits on are looked at.
+        for key in self.blocked.waited_keys(self.events.db) {
+            if let Some(e) = self.map.get(&key) {
+                self.gone(&key, &e.value);
             }
         }
         let waiting: Vec<Vec<u8>> = self
@@ -864,6 +888,7 @@ impl Db {
         timer: &Arc<ExpiryTimer>,
         locks: &Arc<LockShared>,
         notifier: &Arc<Notifier>,
+        blocked: &Arc<BlockedKeys>,
         now: u64,
     ) -> Self {
         let next_due: Box<[Arc<AtomicU64>]> = (0..SHARDS)
@@ -881,6 +906,7 @@ impl Db {
                     locks.clone(),
                     due.clone(),
                     events,
+                    blocked.clone(),
                     now,
                 ))
             })
@@ -980,6 +1006,7 @@ pub struct Keyspace {
     dbs: Box<[Db]>,
     timer: Arc<ExpiryTimer>,
     locks: Arc<LockShared>,
+    blocked: Arc<BlockedKeys>,
     /// The shard (over all databases) where the last budgeted expiry step stopped.
     expiry_cursor: AtomicUsize,
     /// Keyspace notification classes and the events shards have logged.
@@ -992,15 +1019,23 @@ impl Keyspace {
         let timer = Arc::new(ExpiryTimer::new());
         let locks = Arc::new(LockShared::new());
         let notifier = Arc::new(Notifier::default());
+        let blocked = Arc::new(BlockedKeys::default());
         Keyspace {
             dbs: (0..databases.max(1))
-                .map(|i| Db::new(i, &timer, &locks, &notifier, now))
+                .map(|i| Db::new(i, &timer, &locks, &notifier, &blocked, now))
                 .collect(),
             timer,
             locks,
+            blocked,
             expiry_cursor: AtomicUsize::new(0),
             notifier,
         }
+    }
+
+    /// The registry of clients blocked on keys, which the shards mark keys
+    /// ready in when a value that wakes them leaves.
+    pub fn blocked(&self) -> &Arc<BlockedKeys> {
+        &self.blocked
     }
 
     /// Database `index`, if it exists.

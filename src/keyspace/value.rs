@@ -142,6 +142,14 @@ impl Value {
         }
     }
 
+    /// Whether clients blocked on its key through the blocking registry must
+    /// hear when the value leaves the keyspace (deleted, expired, flushed,
+    /// overwritten, renamed away): a stream, whose group readers are told
+    /// `UNBLOCKED` as in Redis.
+    pub fn wakes_when_gone(&self) -> bool {
+        matches!(self, Value::Stream(_))
+    }
+
     /// Whether the value holds nothing and so its key does not exist (a lock
     /// with neither holders nor waiters). Containers are removed by the
     /// commands that empty them.

@@ -2,16 +2,18 @@
 //! bookkeeping Redis keeps beside them (last ID, largest deleted ID, entries ever
 //! added, first ID) and consumer groups with their pending entries lists.
 //!
-//! Entries sit in a map by ID; beside it the stream keeps the outline of the
-//! nodes Redis would have packed them into (`stream-node-max-entries` entries or
-//! `stream-node-max-bytes` bytes each), because approximate trimming (`~`) removes
-//! only whole nodes and so its result depends on where the nodes end.
+//! Entries are packed as Redis packs them: in nodes of up to
+//! `stream-node-max-entries` entries or `stream-node-max-bytes` bytes of
+//! Redis's listpack, each node one buffer where an entry's ID is a difference
+//! from the node's first ID and its field names are left out when they are the
+//! first entry's. A small entry costs about its values' bytes and four more.
+//! The nodes end where Redis's would, so approximate trimming (`~`), which
+//! removes only whole nodes, removes what Redis removes.
 //!
 //! Pure operations only: no replies and no error text; failures are [`IdError`]
 //! and [`GroupError`] values the command family turns into Redis's lines.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
-use std::ops::Bound;
 
 use bytes::Bytes;
 
@@ -62,6 +64,30 @@ impl StreamId {
     /// The ID as Redis prints it, `ms-seq`.
     pub fn to_bytes(self) -> Bytes {
         Bytes::from(format!("{}-{}", self.ms, self.seq))
+    }
+
+    /// The ID as Redis prints it, written into `buf` without allocating;
+    /// returns its length.
+    pub fn write_to(self, buf: &mut [u8; 41]) -> usize {
+        fn digits(mut n: u64, out: &mut [u8]) -> usize {
+            let mut tmp = [0u8; 20];
+            let mut i = tmp.len();
+            loop {
+                i -= 1;
+                tmp[i] = b'0' + (n % 10) as u8;
+                n /= 10;
+                if n == 0 {
+                    break;
+                }
+            }
+            let len = tmp.len() - i;
+            out[..len].copy_from_slice(&tmp[i..]);
+            len
+        }
+        let mut at = digits(self.ms, &mut buf[..]);
+        buf[at] = b'-';
+        at += 1;
+        at + digits(self.seq, &mut buf[at..])
     }
 }
 
@@ -179,19 +205,6 @@ impl Default for NodeLimits {
     }
 }
 
-/// The outline of one node: its first (master) ID and fields, its last ID,
-/// live entries, entries ever put in it and the size of the listpack Redis
-/// would have packed them into (which decides where the next node starts).
-#[derive(Debug, Clone)]
-struct Node {
-    master: StreamId,
-    master_fields: Box<[Bytes]>,
-    last: StreamId,
-    live: u64,
-    total: u64,
-    bytes: u64,
-}
-
 /// Bytes a listpack spends on an integer element (encoding and back-length).
 fn lp_int_size(v: i64) -> u64 {
     match v {
@@ -204,19 +217,24 @@ fn lp_int_size(v: i64) -> u64 {
     }
 }
 
+/// The integer a listpack stores `s` as: a canonical decimal (no sign but a
+/// leading `-`, no leading zero, no `-0`) that fits 64 bits. No allocation:
+/// XADD asks for every field.
+fn lp_int(s: &[u8]) -> Option<i64> {
+    let digits = s.strip_prefix(b"-").unwrap_or(s);
+    if digits.is_empty() || s.len() > 20 || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    if digits[0] == b'0' && s.len() > 1 {
+        return None;
+    }
+    std::str::from_utf8(s).ok()?.parse().ok()
+}
+
 /// Bytes a listpack spends on a string element: an integer-looking one is
 /// stored as an integer, as `lpAppend` does.
 fn lp_str_size(s: &[u8]) -> u64 {
-    let canonical = s.len() <= 20
-        && std::str::from_utf8(s)
-            .ok()
-            .and_then(|t| t.parse::<i64>().ok())
-            .is_some_and(|n| n.to_string().as_bytes() == s);
-    if canonical {
-        let n = std::str::from_utf8(s)
-            .ok()
-            .and_then(|t| t.parse::<i64>().ok())
-            .unwrap_or(0);
+    if let Some(n) = lp_int(s) {
         return lp_int_size(n);
     }
     let len = s.len() as u64;
@@ -236,14 +254,84 @@ fn lp_str_size(s: &[u8]) -> u64 {
     body + back
 }
 
+/// Entry flag: deleted (XDEL, an exact trim inside a node); its bytes stay
+/// until the whole node goes, as in Redis.
+const DELETED: u8 = 1;
+/// Entry flag: the entry has its node's master fields, so only its values are
+/// stored.
+const SAME_FIELDS: u8 = 2;
+
+/// Appends `n` as a LEB128 varint.
+fn put_varint(buf: &mut Vec<u8>, mut n: u64) {
+    loop {
+        let byte = (n & 0x7f) as u8;
+        n >>= 7;
+        if n == 0 {
+            buf.push(byte);
+            return;
+        }
+        buf.push(byte | 0x80);
+    }
+}
+
+/// Bytes `n` takes as a LEB128 varint.
+fn varint_len(n: u64) -> usize {
+    (64 - (n | 1).leading_zeros() as usize).div_ceil(7)
+}
+
+/// Reads a LEB128 varint at `*at`, moving past it.
+fn get_varint(buf: &[u8], at: &mut usize) -> Option<u64> {
+    let mut n = 0u64;
+    let mut shift = 0u32;
+    loop {
+        let byte = *buf.get(*at)?;
+        *at += 1;
+        n |= u64::from(byte & 0x7f).checked_shl(shift)?;
+        if byte & 0x80 == 0 {
+            return Some(n);
+        }
+        shift += 7;
+    }
+}
+
+/// One node, as Redis packs a stream: up to `stream-node-max-entries`
+/// entries (or `stream-node-max-bytes` bytes of Redis's listpack) in one
+/// buffer, each entry's ID stored as a difference from the node's first
+/// (master) ID, and the field names left out of an entry that has the
+/// master's. An entry is: a flags byte ([`DELETED`], [`SAME_FIELDS`]), the
+/// milliseconds after the master's, the sequence (after the master's when the
+/// milliseconds are the same), the body's length, and the body: the values
+/// (same fields) or the names and values in turn, each length-prefixed, as in
+/// [`Fields`]. Also kept: the last ID put in, the live entries, every entry put
+/// in, and the size of the listpack Redis would have built (which decides
+/// where the next node starts).
+#[derive(Debug, Clone)]
+struct Node {
+    master: StreamId,
+    names: Box<[u8]>,
+    last: StreamId,
+    live: u64,
+    total: u64,
+    bytes: u64,
+    data: Vec<u8>,
+}
+
+/// One entry of a node as stored, deleted or not.
+#[derive(Debug, Clone, Copy)]
+struct Raw<'a> {
+    /// Where its flags byte is.
+    at: usize,
+    /// Where the next entry starts.
+    next: usize,
+    id: StreamId,
+    flags: u8,
+    body: &'a [u8],
+}
+
 impl Node {
     /// A node whose master entry is `id` with `fields` (names and values).
     fn new<T: AsRef<[u8]>>(id: StreamId, fields: &[T]) -> Node {
-        let names: Box<[Bytes]> = fields
-            .iter()
-            .step_by(2)
-            .map(|f| Bytes::copy_from_slice(f.as_ref()))
-            .collect();
+        let names: Vec<&[u8]> = fields.iter().step_by(2).map(|f| f.as_ref()).collect();
         // Header and terminator, then the master entry: count, deleted,
         // number of fields, the names, and its 0 terminator.
         let bytes = 7
@@ -254,22 +342,27 @@ impl Node {
             + lp_int_size(0);
         Node {
             master: id,
-            master_fields: names,
+            names: Fields::pack(&names).0,
             last: id,
             live: 0,
             total: 0,
             bytes,
+            data: Vec::new(),
         }
     }
 
-    /// The bytes entry `id` with `fields` adds to this node.
-    fn entry_size<T: AsRef<[u8]>>(&self, id: StreamId, fields: &[T]) -> u64 {
-        let same = fields.len() == self.master_fields.len() * 2
-            && fields
-                .iter()
-                .step_by(2)
-                .zip(self.master_fields.iter())
-                .all(|(a, b)| a.as_ref() == &b[..]);
+    /// Whether `fields` has this node's master field names, in order.
+    fn same_names<T: AsRef<[u8]>>(&self, fields: &[T]) -> bool {
+        let mut master = FieldIter(&self.names);
+        fields
+            .iter()
+            .step_by(2)
+            .all(|f| master.next() == Some(f.as_ref()))
+            && master.next().is_none()
+    }
+
+    /// The bytes entry `id` with `fields` adds to Redis's listpack.
+    fn lp_entry_size<T: AsRef<[u8]>>(&self, id: StreamId, fields: &[T], same: bool) -> u64 {
         let ms = id.ms.wrapping_sub(self.master.ms) as i64;
         let seq = id.seq.wrapping_sub(self.master.seq) as i64;
         let mut size = lp_int_size(if same { 2 } else { 0 }) + lp_int_size(ms) + lp_int_size(seq);
@@ -287,6 +380,112 @@ impl Node {
             fields.len() as i64 + 4
         };
         size + lp_int_size(elements)
+    }
+
+    /// Packs entry `id` (above every ID in the node) with `fields`.
+    fn push<T: AsRef<[u8]>>(&mut self, id: StreamId, fields: &[T]) {
+        let same = self.same_names(fields);
+        self.bytes = self
+            .bytes
+            .saturating_add(self.lp_entry_size(id, fields, same));
+        let ms = id.ms.wrapping_sub(self.master.ms);
+        let seq = if ms == 0 {
+            id.seq.wrapping_sub(self.master.seq)
+        } else {
+            id.seq
+        };
+        let items = fields
+            .iter()
+            .skip(usize::from(same))
+            .step_by(1 + usize::from(same));
+        let body: usize = items
+            .clone()
+            .map(|f| varint_len(f.as_ref().len() as u64) + f.as_ref().len())
+            .sum();
+        let data = &mut self.data;
+        data.reserve(body + 32);
+        data.push(if same { SAME_FIELDS } else { 0 });
+        put_varint(data, ms);
+        put_varint(data, seq);
+        put_varint(data, body as u64);
+        for f in items {
+            put_varint(data, f.as_ref().len() as u64);
+            data.extend_from_slice(f.as_ref());
+        }
+        self.last = id;
+        self.live += 1;
+        self.total += 1;
+    }
+
+    /// The entry whose flags byte is at `at`.
+    fn raw_at(&self, at: usize) -> Option<Raw<'_>> {
+        let flags = *self.data.get(at)?;
+        let mut pos = at + 1;
+        let ms = get_varint(&self.data, &mut pos)?;
+        let seq = get_varint(&self.data, &mut pos)?;
+        let len = usize::try_from(get_varint(&self.data, &mut pos)?).ok()?;
+        let end = pos.checked_add(len)?;
+        let body = self.data.get(pos..end)?;
+        let id = if ms == 0 {
+            StreamId::new(self.master.ms, self.master.seq.wrapping_add(seq))
+        } else {
+            StreamId::new(self.master.ms.wrapping_add(ms), seq)
+        };
+        Some(Raw {
+            at,
+            next: end,
+            id,
+            flags,
+            body,
+        })
+    }
+
+    /// Every entry, deleted ones included, in ID order.
+    fn raws(&self) -> RawIter<'_> {
+        RawIter { node: self, at: 0 }
+    }
+
+    /// The live entry `id`.
+    fn find(&self, id: StreamId) -> Option<Raw<'_>> {
+        if id < self.master || id > self.last {
+            return None;
+        }
+        self.raws()
+            .take_while(|r| r.id <= id)
+            .find(|r| r.id == id && r.flags & DELETED == 0)
+    }
+
+    /// An entry's fields and values.
+    fn fields<'a>(&'a self, raw: &Raw<'a>) -> FieldsRef<'a> {
+        FieldsRef {
+            names: (raw.flags & SAME_FIELDS != 0).then_some(&self.names[..]),
+            items: raw.body,
+        }
+    }
+
+    /// Marks the entry at `at` deleted.
+    fn mark_deleted(&mut self, at: usize) {
+        if let Some(flags) = self.data.get_mut(at) {
+            *flags |= DELETED;
+        }
+        self.live = self.live.saturating_sub(1);
+    }
+}
+
+/// The entries of a node in order.
+#[derive(Debug, Clone)]
+struct RawIter<'a> {
+    node: &'a Node,
+    at: usize,
+}
+
+impl<'a> Iterator for RawIter<'a> {
+    type Item = Raw<'a>;
+
+    fn next(&mut self) -> Option<Raw<'a>> {
+        let raw = self.node.raw_at(self.at)?;
+        self.at = raw.next;
+        Some(raw)
     }
 }
 
@@ -451,17 +650,81 @@ impl<'a> Iterator for FieldIter<'a> {
     }
 }
 
-/// An entry as read: its ID and its fields and values, borrowed.
-pub type EntryRef<'a> = (StreamId, &'a Fields);
+impl Fields {
+    /// A borrowed view of it.
+    pub fn as_view(&self) -> FieldsRef<'_> {
+        FieldsRef {
+            names: None,
+            items: &self.0,
+        }
+    }
+}
 
-/// An entry as delivered to a group: its ID and a copy of its fields and values.
-pub type OwnedEntry = (StreamId, Fields);
+/// An entry's fields and values as stored in its node: the names and values
+/// in turn, or (an entry with its node's master fields) the values alone
+/// beside the master's names.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct FieldsRef<'a> {
+    names: Option<&'a [u8]>,
+    items: &'a [u8],
+}
+
+impl<'a> FieldsRef<'a> {
+    /// The names and values in turn.
+    pub fn iter(self) -> FieldsRefIter<'a> {
+        FieldsRefIter {
+            names: self.names.map(FieldIter),
+            items: FieldIter(self.items),
+            value_next: false,
+        }
+    }
+
+    /// A copy in one allocation.
+    pub fn to_owned(self) -> Fields {
+        if self.names.is_none() {
+            return Fields(self.items.into());
+        }
+        let items: Vec<&[u8]> = self.iter().collect();
+        Fields::pack(&items)
+    }
+}
+
+/// The names and values of a [`FieldsRef`].
+#[derive(Debug, Clone)]
+pub struct FieldsRefIter<'a> {
+    names: Option<FieldIter<'a>>,
+    items: FieldIter<'a>,
+    value_next: bool,
+}
+
+impl<'a> Iterator for FieldsRefIter<'a> {
+    type Item = &'a [u8];
+
+    fn next(&mut self) -> Option<&'a [u8]> {
+        let Some(names) = &mut self.names else {
+            return self.items.next();
+        };
+        let item = if self.value_next {
+            self.items.next()
+        } else {
+            names.next()
+        };
+        self.value_next = !self.value_next;
+        item
+    }
+}
+
+/// An entry as read: its ID and its fields and values, borrowed from its node.
+pub type EntryRef<'a> = (StreamId, FieldsRef<'a>);
 
 /// A stream.
 #[derive(Debug, Clone, Default)]
 pub struct Stream {
-    entries: BTreeMap<StreamId, Fields>,
+    /// The nodes in ID order (each node's IDs above the previous node's); a
+    /// node whose entries are all deleted is dropped.
     nodes: VecDeque<Node>,
+    /// Live entries.
+    length: u64,
     /// The last ID added (or set with XSETID).
     pub last_id: StreamId,
     /// The largest ID deleted.
@@ -477,12 +740,12 @@ pub struct Stream {
 impl Stream {
     /// Number of entries.
     pub fn len(&self) -> u64 {
-        self.entries.len() as u64
+        self.length
     }
 
     /// Whether it has no entries (an empty stream still exists).
     pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+        self.length == 0
     }
 
     /// Number of nodes (XINFO's `radix-tree-keys`).
@@ -550,34 +813,48 @@ impl Stream {
         // when its listpack plus the new entry's raw length reaches the byte
         // limit.
         let raw: u64 = fields.iter().map(|f| f.as_ref().len() as u64).sum();
-        let fresh = match self.nodes.back() {
+        let fresh = match self.nodes.back_mut() {
             None => true,
             Some(n) => {
-                (limits.bytes > 0 && n.bytes.saturating_add(raw) >= limits.bytes)
-                    || (limits.entries > 0 && n.total >= limits.entries)
+                let full = (limits.bytes > 0 && n.bytes.saturating_add(raw) >= limits.bytes)
+                    || (limits.entries > 0 && n.total >= limits.entries);
+                if full {
+                    // A node takes no more entries: it keeps no spare room.
+                    n.data.shrink_to_fit();
+                }
+                full
             }
         };
         if fresh {
             self.nodes.push_back(Node::new(id, fields));
         }
         if let Some(n) = self.nodes.back_mut() {
-            let size = n.entry_size(id, fields);
-            n.last = id;
-            n.live += 1;
-            n.total += 1;
-            n.bytes = n.bytes.saturating_add(size);
+            n.push(id, fields);
         }
-        if self.entries.is_empty() {
+        if self.length == 0 {
             self.first_id = id;
         }
-        self.entries.insert(id, Fields::pack(fields));
+        self.length += 1;
         self.last_id = id;
         self.entries_added = self.entries_added.saturating_add(1);
     }
 
+    /// The index of the node that may hold `id`.
+    fn node_of(&self, id: StreamId) -> Option<usize> {
+        let i = self.nodes.partition_point(|n| n.last < id);
+        (i < self.nodes.len()).then_some(i)
+    }
+
     /// The entry `id`'s fields and values.
-    pub fn get(&self, id: StreamId) -> Option<&Fields> {
-        self.entries.get(&id)
+    pub fn get(&self, id: StreamId) -> Option<FieldsRef<'_>> {
+        let node = self.nodes.get(self.node_of(id)?)?;
+        let raw = node.find(id)?;
+        Some(node.fields(&raw))
+    }
+
+    /// Whether entry `id` exists.
+    pub fn contains(&self, id: StreamId) -> bool {
+        self.get(id).is_some()
     }
 
     /// Entries from `start` to `end` included, in order (reversed if `rev`),
@@ -589,50 +866,99 @@ impl Stream {
         rev: bool,
         count: Option<usize>,
     ) -> Vec<EntryRef<'_>> {
-        if start > end {
-            return Vec::new();
-        }
-        let it = self.entries.range(start..=end);
         let take = count.unwrap_or(usize::MAX);
-        if rev {
-            it.rev().take(take).map(|(k, v)| (*k, v)).collect()
-        } else {
-            it.take(take).map(|(k, v)| (*k, v)).collect()
+        let mut out = Vec::new();
+        if start > end || take == 0 {
+            return out;
         }
+        if rev {
+            let upto = self.nodes.partition_point(|n| n.master <= end);
+            for node in self.nodes.range(..upto).rev() {
+                if node.last < start {
+                    break;
+                }
+                let raws: smallvec::SmallVec<[Raw<'_>; 128]> = node
+                    .raws()
+                    .filter(|r| r.flags & DELETED == 0 && r.id >= start && r.id <= end)
+                    .collect();
+                for raw in raws.iter().rev() {
+                    out.push((raw.id, node.fields(raw)));
+                    if out.len() == take {
+                        return out;
+                    }
+                }
+            }
+        } else {
+            let from = self.nodes.partition_point(|n| n.last < start);
+            for node in self.nodes.range(from..) {
+                if node.master > end {
+                    break;
+                }
+                for raw in node.raws() {
+                    if raw.id > end {
+                        return out;
+                    }
+                    if raw.id < start || raw.flags & DELETED != 0 {
+                        continue;
+                    }
+                    out.push((raw.id, node.fields(&raw)));
+                    if out.len() == take {
+                        return out;
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// The first live entry of a node.
+    fn first_of(node: &Node) -> Option<EntryRef<'_>> {
+        node.raws()
+            .find(|r| r.flags & DELETED == 0)
+            .map(|r| (r.id, node.fields(&r)))
     }
 
     /// The first and last entries.
     pub fn edges(&self) -> (Option<EntryRef<'_>>, Option<EntryRef<'_>>) {
-        (
-            self.entries.iter().next().map(|(k, v)| (*k, v)),
-            self.entries.iter().next_back().map(|(k, v)| (*k, v)),
-        )
+        let first = self.nodes.front().and_then(Stream::first_of);
+        let last = self.nodes.back().and_then(|node| {
+            node.raws()
+                .filter(|r| r.flags & DELETED == 0)
+                .last()
+                .map(|r| (r.id, node.fields(&r)))
+        });
+        (first, last)
     }
 
-    /// The node holding `id`.
-    fn node_of(&self, id: StreamId) -> Option<usize> {
-        let i = self.nodes.partition_point(|n| n.last < id);
-        (i < self.nodes.len()).then_some(i)
+    /// The first live entry's ID, 0-0 when empty.
+    fn first_live(&self) -> StreamId {
+        self.nodes
+            .front()
+            .and_then(Stream::first_of)
+            .map_or(StreamId::MIN, |(id, _)| id)
     }
 
     /// Deletes entry `id`; whether it was there.
     pub fn delete(&mut self, id: StreamId) -> bool {
-        if self.entries.remove(&id).is_none() {
+        let Some(i) = self.node_of(id) else {
             return false;
+        };
+        let Some(node) = self.nodes.get_mut(i) else {
+            return false;
+        };
+        let Some(at) = node.find(id).map(|r| r.at) else {
+            return false;
+        };
+        node.mark_deleted(at);
+        if node.live == 0 {
+            self.nodes.remove(i);
         }
-        if let Some(i) = self.node_of(id) {
-            if let Some(n) = self.nodes.get_mut(i) {
-                n.live = n.live.saturating_sub(1);
-                if n.live == 0 {
-                    self.nodes.remove(i);
-                }
-            }
-        }
+        self.length -= 1;
         if id > self.max_deleted {
             self.max_deleted = id;
         }
         if id == self.first_id {
-            self.first_id = self.entries.keys().next().copied().unwrap_or(StreamId::MIN);
+            self.first_id = self.first_live();
         }
         true
     }
@@ -645,58 +971,59 @@ impl Stream {
                 return 0;
             }
         }
-        while let Some(node) = self.nodes.front().cloned() {
-            if trim.limit > 0 && deleted.saturating_add(node.live) > trim.limit {
+        while let Some(node) = self.nodes.front_mut() {
+            let live = node.live;
+            if trim.limit > 0 && deleted.saturating_add(live) > trim.limit {
                 break;
             }
             let whole = match trim.to {
                 TrimTo::MaxLen(max) => {
-                    if self.len() <= max {
+                    if self.length <= max {
                         break;
                     }
-                    self.len() - node.live >= max
+                    self.length - live >= max
                 }
                 TrimTo::MinId(min) => node.last < min,
             };
             if whole {
-                let keep = match node.last.next() {
-                    Some(after) => self.entries.split_off(&after),
-                    None => BTreeMap::new(),
-                };
-                let removed = std::mem::replace(&mut self.entries, keep);
-                deleted += removed.len() as u64;
                 self.nodes.pop_front();
+                self.length -= live;
+                deleted += live;
                 continue;
             }
             if trim.approx {
                 break;
             }
-            // Entry by entry inside the first node.
-            let ids: Vec<StreamId> = self.entries.range(..=node.last).map(|(k, _)| *k).collect();
-            for id in ids {
+            // Entry by entry inside the first node: marked deleted, as Redis
+            // does.
+            let mut at = 0;
+            while let Some(raw) = node.raw_at(at) {
+                at = raw.next;
+                if raw.flags & DELETED != 0 {
+                    continue;
+                }
                 let stop = match trim.to {
-                    TrimTo::MaxLen(max) => self.len() <= max,
-                    TrimTo::MinId(min) => id >= min,
+                    TrimTo::MaxLen(max) => self.length <= max,
+                    TrimTo::MinId(min) => raw.id >= min,
                 };
                 if stop {
                     break;
                 }
-                self.entries.remove(&id);
-                if let Some(n) = self.nodes.front_mut() {
-                    n.live = n.live.saturating_sub(1);
-                }
+                let here = raw.at;
+                node.mark_deleted(here);
+                self.length -= 1;
                 deleted += 1;
                 if trim.limit > 0 && deleted == trim.limit {
                     break;
                 }
             }
-            if self.nodes.front().is_some_and(|n| n.live == 0) {
+            if node.live == 0 {
                 self.nodes.pop_front();
             }
             break;
         }
         if deleted > 0 {
-            self.first_id = self.entries.keys().next().copied().unwrap_or(StreamId::MIN);
+            self.first_id = self.first_live();
         }
         deleted
     }
@@ -704,7 +1031,7 @@ impl Stream {
     /// Whether a deleted entry may lie between `start` and the end of the
     /// stream (the group's read counter cannot be trusted past it).
     pub fn has_tombstones_after(&self, start: StreamId) -> bool {
-        if self.entries.is_empty() || self.max_deleted.is_zero() {
+        if self.is_empty() || self.max_deleted.is_zero() {
             return false;
         }
         start <= self.max_deleted
@@ -716,7 +1043,7 @@ impl Stream {
         if self.entries_added == 0 {
             return Some(0);
         }
-        if self.entries.is_empty() && id <= self.last_id {
+        if self.is_empty() && id <= self.last_id {
             return Some(added);
         }
         if id == self.last_id {
@@ -775,7 +1102,8 @@ impl Stream {
 
     /// Reads new entries for group `name` after its last delivered ID, at most
     /// `count`, advancing the group; with `noack` they are not made pending.
-    /// Returns the entries delivered.
+    /// Returns the IDs delivered: the live entries from the first to the last
+    /// of them, as [`Stream::range`] gives them.
     pub fn read_new(
         &mut self,
         group: &[u8],
@@ -783,22 +1111,21 @@ impl Stream {
         count: Option<usize>,
         noack: bool,
         now: u64,
-    ) -> Result<Vec<OwnedEntry>, GroupError> {
+    ) -> Result<Vec<StreamId>, GroupError> {
         let Some(g) = self.groups.get(group) else {
             return Err(GroupError::Missing);
         };
-        let mut out = Vec::new();
-        let take = count.unwrap_or(usize::MAX);
-        for (id, fields) in self
-            .entries
-            .range((Bound::Excluded(g.last_id), Bound::Unbounded))
-            .take(take)
-        {
-            out.push((*id, fields.clone()));
-        }
+        let out: Vec<StreamId> = match g.last_id.next() {
+            Some(start) => self
+                .range(start, StreamId::MAX, false, count)
+                .into_iter()
+                .map(|(id, _)| id)
+                .collect(),
+            None => Vec::new(),
+        };
         let mut read = g.entries_read;
         let mut last = g.last_id;
-        for (id, _) in &out {
+        for id in &out {
             if *id > last {
                 read = if read.is_some() && !self.has_tombstones_after(*id) {
                     read.map(|r| r.wrapping_add(1))
@@ -822,16 +1149,11 @@ impl Stream {
         c.seen = now;
         c.active = Some(now);
         if !noack {
-            for (id, _) in &out {
+            for id in &out {
                 g.assign(*id, consumer, now, 1);
             }
         }
         Ok(out)
-    }
-
-    /// Whether entry `id` exists.
-    pub fn contains(&self, id: StreamId) -> bool {
-        self.entries.contains_key(&id)
     }
 
     /// Sets the last ID (XSETID, XGROUP SETID helpers are the caller's).
@@ -906,6 +1228,38 @@ mod tests {
     }
 
     #[test]
+    fn listpack_integers_are_canonical_decimals() {
+        for (s, want) in [
+            (&b"0"[..], Some(0)),
+            (b"-12", Some(-12)),
+            (b"9223372036854775807", Some(i64::MAX)),
+            (b"-9223372036854775808", Some(i64::MIN)),
+            (b"9223372036854775808", None),
+            (b"-0", None),
+            (b"01", None),
+            (b"+1", None),
+            (b"", None),
+            (b"-", None),
+            (b"1a", None),
+        ] {
+            assert_eq!(lp_int(s), want, "{:?}", String::from_utf8_lossy(s));
+        }
+    }
+
+    #[test]
+    fn ids_are_written_as_redis_prints_them() {
+        for id in [
+            StreamId::MIN,
+            StreamId::new(1_733_381_234_567, 12),
+            StreamId::MAX,
+        ] {
+            let mut buf = [0u8; 41];
+            let n = id.write_to(&mut buf);
+            assert_eq!(&buf[..n], &id.to_bytes()[..]);
+        }
+    }
+
+    #[test]
     fn ids_parse_as_redis_reads_them() {
         assert_eq!(parse_id(b"5", 0), Some(StreamId::new(5, 0)));
         assert_eq!(parse_id(b"5", u64::MAX), Some(StreamId::new(5, u64::MAX)));
@@ -969,6 +1323,100 @@ mod tests {
         assert!(s.delete(StreamId::new(3, 0)));
         assert_eq!(s.node_count(), 0);
         assert_eq!(s.first_id, StreamId::MIN);
+    }
+
+    fn items(f: FieldsRef<'_>) -> Vec<Vec<u8>> {
+        f.iter().map(<[u8]>::to_vec).collect()
+    }
+
+    #[test]
+    fn entries_come_back_with_their_own_or_the_master_fields() {
+        let mut s = Stream::default();
+        let ids = [
+            StreamId::new(5, 7),
+            StreamId::new(5, 9),
+            StreamId::new(6, 0),
+            StreamId::new(1 << 40, u64::MAX),
+        ];
+        let shapes: [&[&[u8]]; 4] = [
+            &[b"a", b"1", b"b", b"2"],
+            &[b"a", b"x", b"b", b""],
+            &[b"b", b"1", b"a", b"2"],
+            &[b"a", b"1"],
+        ];
+        for (id, f) in ids.iter().zip(shapes) {
+            s.append(*id, f, NodeLimits::default());
+        }
+        assert_eq!(s.node_count(), 1);
+        let got = s.range(StreamId::MIN, StreamId::MAX, false, None);
+        assert_eq!(got.len(), 4);
+        for ((id, f), (want_id, want)) in got.iter().zip(ids.iter().zip(shapes)) {
+            assert_eq!(id, want_id);
+            assert_eq!(
+                items(*f),
+                want.iter().map(|x| x.to_vec()).collect::<Vec<_>>()
+            );
+        }
+        let rev: Vec<StreamId> = s
+            .range(StreamId::new(5, 8), StreamId::new(6, 0), true, None)
+            .iter()
+            .map(|(id, _)| *id)
+            .collect();
+        assert_eq!(rev, vec![ids[2], ids[1]]);
+        assert_eq!(
+            items(s.get(ids[1]).unwrap()),
+            vec![b"a".to_vec(), b"x".to_vec(), b"b".to_vec(), vec![]]
+        );
+        assert!(s.get(StreamId::new(5, 8)).is_none());
+        assert_eq!(
+            items(s.get(ids[2]).unwrap().to_owned().as_view()),
+            vec![b"b".to_vec(), b"1".to_vec(), b"a".to_vec(), b"2".to_vec()]
+        );
+    }
+
+    #[test]
+    fn ranges_cross_nodes_and_skip_deleted_entries_both_ways() {
+        let mut s = filled(250);
+        for i in [1, 100, 101, 150, 250] {
+            assert!(s.delete(StreamId::new(i, 0)));
+        }
+        assert_eq!(s.len(), 245);
+        assert_eq!(s.first_id, StreamId::new(2, 0));
+        let fwd: Vec<u64> = s
+            .range(StreamId::new(98, 0), StreamId::new(103, 0), false, None)
+            .iter()
+            .map(|(id, _)| id.ms)
+            .collect();
+        assert_eq!(fwd, vec![98, 99, 102, 103]);
+        let back: Vec<u64> = s
+            .range(StreamId::MIN, StreamId::MAX, true, Some(3))
+            .iter()
+            .map(|(id, _)| id.ms)
+            .collect();
+        assert_eq!(back, vec![249, 248, 247]);
+        let (first, last) = s.edges();
+        assert_eq!(first.map(|e| e.0), Some(StreamId::new(2, 0)));
+        assert_eq!(last.map(|e| e.0), Some(StreamId::new(249, 0)));
+        assert_eq!(
+            s.range(StreamId::MIN, StreamId::MAX, false, Some(0)).len(),
+            0
+        );
+    }
+
+    #[test]
+    fn a_small_entry_costs_its_value_and_a_few_bytes() {
+        let mut s = Stream::default();
+        for i in 0..10_000u64 {
+            let v = format!("value:{i}");
+            s.append(
+                StreamId::new(1 + i / 100, i % 100),
+                &[&b"field"[..], v.as_bytes()],
+                NodeLimits::default(),
+            );
+        }
+        let packed: usize = s.nodes.iter().map(|n| n.data.capacity()).sum();
+        // "value:NNNN" is 10 bytes; flags, two ID deltas and two lengths.
+        assert!(packed <= 10_000 * 16, "{packed} bytes");
     }
 
     #[test]
