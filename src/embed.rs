@@ -186,6 +186,8 @@ impl ServerHandle {
         self.shared.clock.advance(by);
         let _gate = self.shared.gate.read();
         self.shared.keyspace.expire_due(self.shared.clock.now_ms());
+        crate::tracking::after_background(&self.shared);
+        crate::tracking::broadcast(&self.shared);
     }
 
     /// Test hook: the active-expiry task panics on its next pass. The server logs
@@ -227,6 +229,8 @@ impl ServerHandle {
             let entry = crate::keyspace::Entry::new(Value::string(value.as_ref()), expires_at);
             db.lock(key).insert(key, entry, now);
         }
+        crate::tracking::after_background(&self.shared);
+        crate::tracking::broadcast(&self.shared);
     }
 
     /// Remaining time to live of `key` in database 0: `None` if the key is missing

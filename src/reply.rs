@@ -60,6 +60,9 @@ pub enum Reply {
     Push(Vec<Reply>),
     /// Nothing at all is sent (SHUTDOWN closes the connection without a reply).
     Silent,
+    /// A frame already encoded, written as it is whatever the protocol: a
+    /// client-side caching invalidation, built byte for byte as Redis does.
+    Raw(Bytes),
     /// Several top-level frames one after the other, with no header: SUBSCRIBE's
     /// one confirmation per channel.
     Frames(Vec<Reply>),
@@ -160,6 +163,7 @@ impl Reply {
     pub fn encode(&self, resp3: bool, out: &mut BytesMut) {
         match self {
             Reply::Silent => {}
+            Reply::Raw(b) => out.extend_from_slice(b),
             Reply::Frames(frames) => frames.iter().for_each(|f| f.encode(resp3, out)),
             Reply::Short(b) => bulk(out, b),
             Reply::Array(items) => {
@@ -243,6 +247,7 @@ impl Reply {
             Reply::Nil
             | Reply::NilArray
             | Reply::Silent
+            | Reply::Raw(_)
             | Reply::Frames(_)
             | Reply::Array(_)
             | Reply::Set(_)
@@ -293,6 +298,7 @@ impl Reply {
             Reply::Nil
             | Reply::NilArray
             | Reply::Silent
+            | Reply::Raw(_)
             | Reply::Frames(_)
             | Reply::Array(_)
             | Reply::Set(_)

@@ -72,6 +72,8 @@ pub struct Shared {
     pub blocked: crate::blocking::BlockedKeys,
     /// Pub/sub subscriptions: channels, patterns, shard channels.
     pub pubsub: crate::pubsub::PubSub,
+    /// Client-side caching: tracked keys, BCAST prefixes, tracking clients.
+    pub tracking: crate::tracking::Tracking,
     /// Encoding thresholds (`hash-max-listpack-entries`, ...).
     pub encodings: crate::types::Encodings,
     /// The bound TCP address, once listening.
@@ -84,6 +86,7 @@ impl Shared {
     /// Shared state for a server with `config`, reading time from `clock`.
     pub fn new(config: Config, clock: Arc<Clock>) -> Self {
         let keyspace = Keyspace::new(config.databases, clock.now_ms());
+        let tracking = crate::tracking::Tracking::new(keyspace.hook().clone());
         let encodings = crate::types::Encodings::default();
         encodings.store(&config.encodings);
         let run_id = (0..40)
@@ -103,6 +106,7 @@ impl Shared {
             started: Instant::now(),
             blocked: Default::default(),
             pubsub: Default::default(),
+            tracking,
             encodings,
             tcp_addr: RwLock::new(None),
             next_client_id: AtomicU64::new(1),
@@ -424,6 +428,8 @@ async fn expire_until_shutdown(shared: Arc<Shared>) {
                 }
                 let mut budget = ExpiryBudget::new(EXPIRY_SLICE);
                 shared.keyspace.expire_step(now, &mut budget);
+                crate::tracking::after_background(&shared);
+                crate::tracking::broadcast(&shared);
             }
             // Let the other clients on this worker run before the next slice.
             tokio::task::yield_now().await;

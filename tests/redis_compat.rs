@@ -63,4 +63,5 @@ case_files!(
     lcs,
     streams,
     streams_groups,
+    tracking,
 );

@@ -788,6 +788,16 @@ impl<'a> Ctx<'a> {
 /// Runs one request from a client and returns its reply: the only way a command
 /// reaches a handler from the network.
 pub fn execute(shared: &Shared, session: &mut Session, args: &[Bytes]) -> Reply {
+    let reply = execute_one(shared, session, args);
+    // CLIENT CACHING lasts for the next command, or the whole transaction, as
+    // in Redis (which keeps it across any CLIENT subcommand).
+    if session.caching && !session.in_multi() && !args.first().is_some_and(|a| is(a, "client")) {
+        session.caching = false;
+    }
+    reply
+}
+
+fn execute_one(shared: &Shared, session: &mut Session, args: &[Bytes]) -> Reply {
     let cmd = match lookup(shared, session, args) {
         Ok(cmd) => cmd,
         Err(e) => {
@@ -847,6 +857,10 @@ pub fn execute(shared: &Shared, session: &mut Session, args: &[Bytes]) -> Reply 
         Some(_gate) => {
             let reply = call(shared, session, cmd, args, CallMode::Client);
             serve_blocked(shared, session.now_ms);
+            if shared.keyspace.hook().is_active() {
+                // What serving blocked clients modified.
+                crate::tracking::after_background(shared);
+            }
             reply
         }
         // The few commands Redis runs beside a busy script (SCRIPT KILL,
@@ -930,6 +944,13 @@ pub fn call(
     mode: CallMode,
 ) -> Reply {
     let (started, now) = (session.clock_mark, session.now_ms);
+    // A tracking client's keys are registered before the command reads them
+    // (so a write racing the read finds them) and again after it.
+    let (keys, fresh) = if session.tracking != 0 && crate::tracking::tracks(session, cmd.spec) {
+        crate::tracking::before_read(shared, session, cmd.spec, args)
+    } else {
+        Default::default()
+    };
     let mut ctx = Ctx {
         shared,
         session,
@@ -938,6 +959,9 @@ pub fn call(
         mode,
     };
     let reply = (cmd.spec.handler)(&mut ctx, args).unwrap_or_else(Reply::Error);
+    if shared.keyspace.hook().is_active() || !keys.is_empty() {
+        crate::tracking::after_command(shared, session, mode != CallMode::Client, &keys, &fresh);
+    }
     let done = quanta::Instant::now();
     session.clock_mark = done;
     session.stats.record(

@@ -53,6 +53,64 @@ pub const SHARDS: usize = 32;
 /// Set when a watched key is modified: `EXEC` then aborts.
 pub type WatchFlag = Arc<AtomicBool>;
 
+/// What a write tells client-side caching (`tracking.rs`): while `active`
+/// (someone tracks keys), every modified key, and every flush, is noted in
+/// this thread's [`Modified`] list, which the command that wrote takes
+/// ([`take_modified`]) once it has run. While nobody tracks, a write costs one
+/// relaxed load. A command runs on one thread from start to end (handlers never
+/// await), so the list holds exactly what it modified.
+#[derive(Debug, Default)]
+pub struct KeyHook {
+    active: AtomicBool,
+}
+
+impl KeyHook {
+    /// Whether writes are being noted.
+    #[inline]
+    pub fn is_active(&self) -> bool {
+        self.active.load(Ordering::Relaxed)
+    }
+
+    /// Starts or stops noting writes.
+    pub fn set_active(&self, on: bool) {
+        self.active.store(on, Ordering::Relaxed);
+    }
+}
+
+/// One change noted for client-side caching, in the order it happened.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Modified {
+    /// A key was modified (written, deleted, expired).
+    Key(Bytes),
+    /// A database was flushed: every key is invalid.
+    Flush,
+}
+
+thread_local! {
+    static MODIFIED: std::cell::RefCell<Vec<Modified>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+fn note_modified(m: Modified) {
+    MODIFIED.with(|v| {
+        let mut v = v.borrow_mut();
+        // A FLUSHALL clears every shard: one flush is enough.
+        if m == Modified::Flush && v.last() == Some(&Modified::Flush) {
+            return;
+        }
+        v.push(m);
+    });
+}
+
+/// Takes what this thread's commands have modified since the last call.
+pub fn take_modified() -> Vec<Modified> {
+    MODIFIED.with(|v| std::mem::take(&mut *v.borrow_mut()))
+}
+
+/// Whether this thread has modifications not yet taken.
+pub fn has_modified() -> bool {
+    MODIFIED.with(|v| !v.borrow().is_empty())
+}
+
 /// The earliest pending expiry across all shards, and the task waiting for it.
 #[derive(Debug)]
 pub struct ExpiryTimer {
@@ -203,6 +261,8 @@ pub struct Shard {
     locks: Arc<LockShared>,
     /// Keys removed because their TTL passed (lazily or actively).
     expired_count: u64,
+    /// Client-side caching's hook: writes are noted while it is active.
+    hook: Arc<KeyHook>,
 }
 
 impl Shard {
@@ -211,6 +271,7 @@ impl Shard {
         locks: Arc<LockShared>,
         next_due: Arc<AtomicU64>,
         now: u64,
+        hook: Arc<KeyHook>,
     ) -> Self {
         Shard {
             map: Table::default(),
@@ -224,6 +285,7 @@ impl Shard {
             timer,
             locks,
             expired_count: 0,
+            hook,
         }
     }
 
@@ -577,6 +639,9 @@ impl Shard {
     /// Removes every key, telling all watchers. Waiters of removed locks stay
     /// queued and are granted, as after DEL.
     pub fn clear(&mut self, now: u64) {
+        if self.hook.is_active() {
+            note_modified(Modified::Flush);
+        }
         for flags in self.watchers.values() {
             for f in flags {
                 f.store(true, Ordering::Release);
@@ -662,8 +727,11 @@ impl Shard {
         }
     }
 
-    /// Marks `key` as modified for `WATCH`.
+    /// Marks `key` as modified for `WATCH` and client-side caching.
     pub fn touch(&mut self, key: &[u8]) {
+        if self.hook.is_active() {
+            note_modified(Modified::Key(Bytes::copy_from_slice(key)));
+        }
         if self.watchers.is_empty() {
             return;
         }
@@ -766,13 +834,26 @@ impl ShardSet<'_> {
 }
 
 impl Db {
-    fn new(timer: &Arc<ExpiryTimer>, locks: &Arc<LockShared>, now: u64) -> Self {
+    fn new(
+        timer: &Arc<ExpiryTimer>,
+        locks: &Arc<LockShared>,
+        now: u64,
+        hook: &Arc<KeyHook>,
+    ) -> Self {
         let next_due: Box<[Arc<AtomicU64>]> = (0..SHARDS)
             .map(|_| Arc::new(AtomicU64::new(u64::MAX)))
             .collect();
         let shards = next_due
             .iter()
-            .map(|due| Mutex::new(Shard::new(timer.clone(), locks.clone(), due.clone(), now)))
+            .map(|due| {
+                Mutex::new(Shard::new(
+                    timer.clone(),
+                    locks.clone(),
+                    due.clone(),
+                    now,
+                    hook.clone(),
+                ))
+            })
             .collect();
         Db {
             shards,
@@ -870,6 +951,8 @@ pub struct Keyspace {
     locks: Arc<LockShared>,
     /// The shard (over all databases) where the last budgeted expiry step stopped.
     expiry_cursor: AtomicUsize,
+    /// Client-side caching's hook, shared by every shard.
+    hook: Arc<KeyHook>,
 }
 
 impl Keyspace {
@@ -877,14 +960,21 @@ impl Keyspace {
     pub fn new(databases: usize, now: u64) -> Self {
         let timer = Arc::new(ExpiryTimer::new());
         let locks = Arc::new(LockShared::new());
+        let hook = Arc::new(KeyHook::default());
         Keyspace {
             dbs: (0..databases.max(1))
-                .map(|_| Db::new(&timer, &locks, now))
+                .map(|_| Db::new(&timer, &locks, now, &hook))
                 .collect(),
             timer,
             locks,
             expiry_cursor: AtomicUsize::new(0),
+            hook,
         }
+    }
+
+    /// Client-side caching's hook on every write.
+    pub fn hook(&self) -> &Arc<KeyHook> {
+        &self.hook
     }
 
     /// Database `index`, if it exists.
