@@ -134,6 +134,9 @@ where
             )
         };
         let mut close = false;
+        // Pushes that arrived before this batch's requests go before their
+        // replies, as Redis queues them in the output buffer when sent.
+        write_pushes(session, info, &mut wbuf);
         loop {
             match parser.next(&mut rbuf, &limits, session.authenticated, &mut args) {
                 Ok(true) => {

@@ -477,6 +477,12 @@ async fn the_table_stays_under_tracking_table_max_keys() {
         "2"
     );
     assert_eq!(info_field(&mut b, "clients", "tracking_clients").await, "1");
+    // Lowering the limit trims at once, telling the client.
+    exchange(&mut b, &["CONFIG SET tracking-table-max-keys 1"], "+OK\r\n").await;
+    assert_eq!(
+        info_field(&mut b, "stats", "tracking_total_keys").await,
+        "1"
+    );
 }
 
 #[tokio::test]
@@ -538,4 +544,117 @@ async fn a_client_that_leaves_or_resets_is_no_longer_tracking() {
         info_field(&mut b, "stats", "tracking_total_prefixes").await,
         "0"
     );
+}
+
+/// Reads one frame of the few kinds this test meets: a bulk reply (`$n`), an
+/// integer, `+OK`, or an invalidation push; returns (is_push, payload).
+async fn next_frame(s: &mut TcpStream, buf: &mut Vec<u8>) -> (bool, Vec<u8>) {
+    loop {
+        if let Some(parsed) = parse_frame(buf) {
+            return parsed;
+        }
+        let mut chunk = vec![0u8; 4096];
+        let n = tokio::time::timeout(Duration::from_secs(5), s.read(&mut chunk))
+            .await
+            .expect("a frame in time")
+            .unwrap();
+        assert!(n > 0, "connection closed");
+        buf.extend_from_slice(&chunk[..n]);
+    }
+}
+
+fn parse_frame(buf: &mut Vec<u8>) -> Option<(bool, Vec<u8>)> {
+    let line_end = |from: usize, b: &[u8]| {
+        b[from..]
+            .windows(2)
+            .position(|w| w == b"\r\n")
+            .map(|p| from + p)
+    };
+    let first = line_end(0, buf)?;
+    let head = buf[..first].to_vec();
+    let (push, payload, end) = match head.first() {
+        Some(b'$') => {
+            let n: usize = std::str::from_utf8(&head[1..]).unwrap().parse().unwrap();
+            let end = first + 2 + n + 2;
+            if buf.len() < end {
+                return None;
+            }
+            (false, buf[first + 2..first + 2 + n].to_vec(), end)
+        }
+        Some(b':') | Some(b'+') => (false, head[1..].to_vec(), first + 2),
+        Some(b'_') => (false, b"0".to_vec(), first + 2),
+        Some(b'>') => {
+            // >2 $10 invalidate *1 $n key: five more lines.
+            let mut at = first + 2;
+            for _ in 0..5 {
+                at = line_end(at, buf)? + 2;
+            }
+            (true, Vec::new(), at)
+        }
+        other => panic!("unexpected frame {other:?}"),
+    };
+    buf.drain(..end);
+    Some((push, payload))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_racing_writes_never_leaves_a_stale_cached_value() {
+    // The reader keeps what it read until an invalidation arrives after that
+    // reply; once the writer stops, whatever it still holds must be the
+    // last value written. Reads and writes run on two threads at once.
+    let server = start().await;
+    for round in 0..20 {
+        let mut reader = resp3(&server).await;
+        exchange(&mut reader, &["CLIENT TRACKING on"], "+OK\r\n").await;
+        let mut writer = open(&server).await;
+        let key = format!("race{round}");
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let w = {
+            let stop = stop.clone();
+            let key = key.clone();
+            tokio::spawn(async move {
+                let mut last = 0u64;
+                let mut buf = Vec::new();
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    send(&mut writer, &[&format!("INCR {key}")]).await;
+                    let (_, v) = next_frame(&mut writer, &mut buf).await;
+                    last = String::from_utf8(v).unwrap().parse().unwrap();
+                }
+                last
+            })
+        };
+        let mut buf = Vec::new();
+        let mut cached: Option<Vec<u8>> = None;
+        for _ in 0..200 {
+            send(&mut reader, &[&format!("GET {key}")]).await;
+            // A push before the reply drops the previous value, which the
+            // reply replaces anyway.
+            cached = loop {
+                let (push, v) = next_frame(&mut reader, &mut buf).await;
+                if !push {
+                    break Some(v);
+                }
+            };
+        }
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let last = w.await.unwrap();
+        // Pushes still on their way.
+        send(&mut reader, &["PING"]).await;
+        loop {
+            let (push, v) = next_frame(&mut reader, &mut buf).await;
+            if push {
+                cached = None;
+            } else {
+                assert_eq!(v, b"PONG");
+                break;
+            }
+        }
+        if let Some(v) = cached {
+            assert_eq!(
+                String::from_utf8(v).unwrap(),
+                last.to_string(),
+                "round {round}: a stale value stayed cached"
+            );
+        }
+    }
 }

@@ -136,7 +136,18 @@ fn set(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
         }
     }
     ctx.shared.encodings.store(&next.encodings);
+    let max_keys = next.tracking_table_max_keys;
     *ctx.shared.config.write() = next;
+    // A lower tracking-table-max-keys applies at once, idle or not (Redis
+    // trims on its cron too).
+    let mut evicted = Vec::new();
+    ctx.shared.tracking.limit(max_keys, &mut evicted);
+    crate::tracking::deliver(
+        ctx.shared,
+        Some(ctx.session),
+        ctx.mode != super::CallMode::Client,
+        evicted,
+    );
     Ok(Reply::OK)
 }
 
