@@ -2,7 +2,8 @@
 # The one test command (README; .ci/run calls it). Installs redis-server and
 # redis-tools from Debian's packages if missing, checks that the recorded
 # compatibility cases still match a real redis-server, runs every Rust test, then
-# drives latchkey with real clients: redis-cli, redis-py (commands and pub/sub),
+# drives latchkey with real clients: redis-cli, redis-py (commands, pub/sub and
+# its client-side cache),
 # python-redis-lock,
 # pottery and walrus (their hash, set, sorted-set and list classes; pottery's
 # list indexing, deque maxlen, Bloom filter and HyperLogLog), the RQ job queue
@@ -30,7 +31,7 @@ if [ ! -x target/clients-venv/bin/python ]; then
   python3 -m venv target/clients-venv
 fi
 target/clients-venv/bin/pip install -q --disable-pip-version-check --no-cache-dir -r tests/clients/requirements.txt
-for check in redis_cli redis_py redis_py_pubsub python_redis_lock native_lock pottery_types pottery_more walrus_types rq_jobs; do
+for check in redis_cli redis_py redis_py_pubsub redis_py_cache python_redis_lock native_lock pottery_types pottery_more walrus_types rq_jobs; do
   target/clients-venv/bin/python "tests/clients/$check.py" target/debug/latchkey
 done
 if ! command -v npm >/dev/null; then

@@ -6,7 +6,8 @@ request, waits for its reply, and sends the next (a bounded number of rounds).
 
 MODE is `lock` (LOCK.ACQUIRE key owner 10000 then LOCK.RELEASE key owner, on
 latchkey), `redislock` (SET key owner NX PX 10000 then EVALSHA of the
-compare-and-delete release script, the same pair done the Redis way) or `ping`.
+compare-and-delete release script, the same pair done the Redis way), `getset`
+(SET key v then GET key) or `ping`.
 Each connection uses its own key, so every lock pair is uncontended. Prints the
 number of requests sent; every reply is checked.
 """
@@ -58,6 +59,8 @@ def main():
     elif mode == "lock":
         steps = [[cmd(b"LOCK.ACQUIRE", b"k%d" % i, b"o%d" % i, b"10000"),
                   cmd(b"LOCK.RELEASE", b"k%d" % i, b"o%d" % i)] for i in range(conns)]
+    elif mode == "getset":
+        steps = [[cmd(b"SET", b"k%d" % i, b"v"), cmd(b"GET", b"k%d" % i)] for i in range(conns)]
     elif mode == "redislock":
         socks[0].sendall(cmd(b"SCRIPT", b"LOAD", RELEASE))
         sha = reply(socks[0], bufs[0])
@@ -65,7 +68,7 @@ def main():
         steps = [[cmd(b"SET", b"k%d" % i, b"o%d" % i, b"NX", b"PX", b"10000"),
                   cmd(b"EVALSHA", sha, b"1", b"k%d" % i, b"o%d" % i)] for i in range(conns)]
     else:
-        raise SystemExit("mode: lock, redislock or ping")
+        raise SystemExit("mode: lock, redislock, getset or ping")
     sent = 0
     for _ in range(rounds):
         for step in range(len(steps[0])):

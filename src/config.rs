@@ -64,6 +64,9 @@ pub struct Config {
     /// Keyspace notification classes (`notify-keyspace-events`), as
     /// `crate::notify`'s flags.
     pub notify_keyspace_events: u32,
+    /// Most keys the client-side caching table holds (`tracking-table-max-keys`,
+    /// 0: no limit).
+    pub tracking_table_max_keys: usize,
 }
 
 impl Default for Config {
@@ -90,6 +93,7 @@ impl Default for Config {
             io_threads: 1,
             hll_sparse_max_bytes: crate::types::hll::DEFAULT_SPARSE_MAX_BYTES,
             notify_keyspace_events: 0,
+            tracking_table_max_keys: 1_000_000,
         }
     }
 }
@@ -677,6 +681,17 @@ pub static PARAMS: &[Param] = &[
         get: |c| c.busy_reply_threshold.to_string(),
         set: |c, v| {
             c.busy_reply_threshold = int_in(v, 0, i64::MAX)? as u64;
+            Ok(())
+        },
+    },
+    Param {
+        name: "tracking-table-max-keys",
+        aliases: &[],
+        change: Change::Mutable,
+        ignored: false,
+        get: |c| c.tracking_table_max_keys.to_string(),
+        set: |c, v| {
+            c.tracking_table_max_keys = int_in(v, 0, i64::MAX)? as usize;
             Ok(())
         },
     },

@@ -134,6 +134,9 @@ where
             )
         };
         let mut close = false;
+        // Pushes that arrived before this batch's requests go before their
+        // replies, as Redis queues them in the output buffer when sent.
+        write_pushes(session, info, &mut wbuf);
         loop {
             match parser.next(&mut rbuf, &limits, session.authenticated, &mut args) {
                 Ok(true) => {
@@ -162,6 +165,8 @@ where
                         info.buffers
                             .argv_mem
                             .store(argv_mem(&args), Ordering::Relaxed);
+                        crate::tracking::broadcast(shared);
+                        write_pushes(session, info, &mut wbuf);
                         // Replies so far go out now: the client may be waiting on
                         // them while this command waits.
                         if !flush(stream, &mut wbuf, info, &mut closing, &out).await {
@@ -206,6 +211,10 @@ where
         session
             .stats
             .flush(&shared.commands, &shared.stats.commands_processed);
+        // BCAST invalidations of the batch's writes leave after its replies,
+        // as Redis sends them before it sleeps.
+        crate::tracking::broadcast(shared);
+        write_pushes(session, info, &mut wbuf);
         // Between batches only what is left unparsed counts, as in Redis.
         info.buffers.read(rbuf.len(), rbuf.capacity());
         if !flush(stream, &mut wbuf, info, &mut closing, &out).await {
@@ -238,7 +247,9 @@ where
             // Only a subscriber (or one with messages still queued from before
             // it unsubscribed) gets messages while idle: the others' hot path
             // does not poll the inbox.
-            let listening = session.subs.any() || info.buffers.queued.load(Ordering::Relaxed) > 0;
+            let listening = session.subs.any()
+                || info.buffers.queued.load(Ordering::Relaxed) > 0
+                || info.pushes.load(Ordering::Relaxed);
             match wait_for_bytes(
                 stream,
                 &mut rbuf,
@@ -329,7 +340,10 @@ enum Woke {
 /// encoded, up to the write high-water mark (the rest wait for the next batch),
 /// so pushes and replies leave in the order they happened.
 fn write_pushes(session: &mut Session, info: &ClientInfo, wbuf: &mut BytesMut) {
-    if !session.subs.any() && info.buffers.queued.load(Ordering::Relaxed) == 0 {
+    if !session.subs.any()
+        && info.buffers.queued.load(Ordering::Relaxed) == 0
+        && !info.pushes.load(Ordering::Relaxed)
+    {
         return;
     }
     while wbuf.len() < WRITE_HIGH_WATER {
@@ -791,4 +805,7 @@ async fn release_client(shared: &Shared, session: &mut Session) {
     crate::commands::pubsub::publish_logged(shared);
     session.unwatch_all(&shared.keyspace);
     crate::commands::pubsub::leave_all(shared, session);
+    shared.tracking.leave(&session.info);
+    crate::tracking::after_background(shared);
+    crate::tracking::broadcast(shared);
 }

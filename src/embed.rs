@@ -189,6 +189,8 @@ impl ServerHandle {
         self.shared.keyspace.expire_due(now);
         self.shared.blocked.serve_ready(&self.shared.keyspace, now);
         crate::commands::pubsub::publish_logged(&self.shared);
+        crate::tracking::after_background(&self.shared);
+        crate::tracking::broadcast(&self.shared);
     }
 
     /// Test hook: the active-expiry task panics on its next pass. The server logs

@@ -33,6 +33,7 @@ pub mod reply;
 pub mod scripting;
 pub mod server;
 pub mod session;
+pub mod tracking;
 pub mod types;
 mod unix_conn;
 

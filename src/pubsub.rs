@@ -259,6 +259,11 @@ impl PubSub {
 }
 
 impl Delivery {
+    /// A message of `size` bytes (in `to`'s output accounting) for `to`.
+    pub fn new(to: Subscriber, frame: Bytes, size: usize) -> Self {
+        Delivery { to, frame, size }
+    }
+
     /// The message itself if it is for client `me` (not counted as queued
     /// output: the connection writes it with the reply), else the delivery.
     pub fn into_own(self, me: u64) -> Result<Message, Delivery> {

@@ -72,6 +72,8 @@ pub struct Shared {
     pub blocked: Arc<crate::blocking::BlockedKeys>,
     /// Pub/sub subscriptions: channels, patterns, shard channels.
     pub pubsub: crate::pubsub::PubSub,
+    /// Client-side caching: tracked keys, BCAST prefixes, tracking clients.
+    pub tracking: crate::tracking::Tracking,
     /// Encoding thresholds (`hash-max-listpack-entries`, ...).
     pub encodings: crate::types::Encodings,
     /// The bound TCP address, once listening.
@@ -85,6 +87,7 @@ impl Shared {
     pub fn new(config: Config, clock: Arc<Clock>) -> Self {
         let keyspace = Keyspace::new(config.databases, clock.now_ms());
         let blocked = keyspace.blocked().clone();
+        let tracking = crate::tracking::Tracking::new(keyspace.hook().clone());
         let encodings = crate::types::Encodings::default();
         encodings.store(&config.encodings);
         keyspace
@@ -108,6 +111,7 @@ impl Shared {
             started: Instant::now(),
             blocked,
             pubsub,
+            tracking,
             encodings,
             tcp_addr: RwLock::new(None),
             next_client_id: AtomicU64::new(1),
@@ -432,6 +436,8 @@ async fn expire_until_shutdown(shared: Arc<Shared>) {
                 // A stream that expired unblocks its group readers.
                 shared.blocked.serve_ready(&shared.keyspace, now);
                 crate::commands::pubsub::publish_logged(&shared);
+                crate::tracking::after_background(&shared);
+                crate::tracking::broadcast(&shared);
             }
             // Let the other clients on this worker run before the next slice.
             tokio::task::yield_now().await;

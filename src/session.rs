@@ -3,7 +3,9 @@
 //! see (`CLIENT LIST`, `CLIENT KILL`).
 
 use std::collections::HashSet;
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{
+    AtomicBool, AtomicI64, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering,
+};
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -53,6 +55,18 @@ pub struct ClientInfo {
     /// Channels, patterns and shard channels subscribed to (`sub=`, `psub=`,
     /// `ssub=`), by [`crate::pubsub::Kind`].
     pub subscriptions: [AtomicUsize; 3],
+    /// Client-side caching flags (`crate::tracking::flag`), for CLIENT LIST
+    /// (`flags=t`, `R`, `B`) and for whoever invalidates keys this client read.
+    pub tracking: AtomicU32,
+    /// The client invalidations are redirected to (`redir=`), 0 for none.
+    pub tracking_redirect: AtomicU64,
+    /// Set once pushes may arrive out of band (it tracks keys, or another
+    /// client redirects its invalidations here): the idle connection then
+    /// polls its inbox.
+    pub pushes: AtomicBool,
+    /// The sending side of this client's inbox, for whoever must reach it by id
+    /// (a tracking redirection).
+    pub outbox: std::sync::OnceLock<crate::blocking::Outbox>,
     killed: AtomicBool,
     kill: Notify,
 }
@@ -77,6 +91,10 @@ impl ClientInfo {
             last_cmd: AtomicUsize::new(usize::MAX),
             buffers: BufferStats::default(),
             subscriptions: Default::default(),
+            tracking: AtomicU32::new(0),
+            tracking_redirect: AtomicU64::new(0),
+            pushes: AtomicBool::new(false),
+            outbox: std::sync::OnceLock::new(),
             killed: AtomicBool::new(false),
             kill: Notify::new(),
         }
@@ -320,12 +338,19 @@ pub struct Session {
     /// The last command name looked up and its table index: a pipeline of one
     /// command skips the table lookup.
     pub last_lookup: Option<(Bytes, usize)>,
+    /// Client-side caching flags (`crate::tracking::flag`), the session's own
+    /// copy of `info.tracking`: 0 unless CLIENT TRACKING is on.
+    pub tracking: u32,
+    /// `CLIENT CACHING yes|no` was given for the next command (or transaction).
+    pub caching: bool,
 }
 
 impl Session {
     /// A session for a new connection; `authenticated` is false when a password is
     /// required.
     pub fn new(info: Arc<ClientInfo>, authenticated: bool) -> Self {
+        let inbox = Inbox::default();
+        let _ = info.outbox.set(inbox.outbox());
         Session {
             info,
             db: 0,
@@ -337,7 +362,7 @@ impl Session {
             close_after_reply: false,
             stats: LocalStats::default(),
             blocked: None,
-            inbox: Inbox::default(),
+            inbox,
             subs: Default::default(),
             pending_messages: Vec::new(),
             held_pushes: Vec::new(),
@@ -346,6 +371,8 @@ impl Session {
             now_ms: 0,
             clock_mark: quanta::Instant::now(),
             last_lookup: None,
+            tracking: 0,
+            caching: false,
         }
     }
 

@@ -64,4 +64,5 @@ case_files!(
     streams,
     streams_groups,
     notify_config,
+    tracking,
 );

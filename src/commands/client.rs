@@ -11,6 +11,7 @@ use crate::error::CommandError;
 use crate::reply::Reply;
 use crate::server::Shared;
 use crate::session::{argv_mem, ClientInfo};
+use crate::tracking::flag as tflag;
 
 const CONN: u32 = flag::NOSCRIPT | flag::LOADING | flag::STALE;
 
@@ -75,6 +76,34 @@ pub static COMMANDS: &[CommandSpec] = &[CommandSpec::new("client", -2, 0, contai
                 "7.2.0",
                 "Controls whether commands sent by the client affect the LRU/LFU of accessed keys.",
             ),
+        CommandSpec::new("tracking", -3, CONN, tracking)
+            .acl(&["@slow", "@connection"])
+            .doc(
+                "connection",
+                "6.0.0",
+                "Controls server-assisted client-side caching for the connection.",
+            ),
+        CommandSpec::new("caching", 3, CONN, caching)
+            .acl(&["@slow", "@connection"])
+            .doc(
+                "connection",
+                "6.0.0",
+                "Instructs the server whether to track the keys in the next request.",
+            ),
+        CommandSpec::new("getredir", 2, CONN, getredir)
+            .acl(&["@slow", "@connection"])
+            .doc(
+                "connection",
+                "6.0.0",
+                "Returns the client ID to which the connection's tracking notifications are redirected.",
+            ),
+        CommandSpec::new("trackinginfo", 2, CONN, trackinginfo)
+            .acl(&["@slow", "@connection"])
+            .doc(
+                "connection",
+                "6.2.0",
+                "Returns information about server-assisted client-side caching for the connection.",
+            ),
         CommandSpec::new("help", 2, flag::LOADING | flag::STALE, help)
             .acl(&["@slow", "@connection"])
             .doc(
@@ -136,14 +165,28 @@ pub fn client_line(shared: &Shared, c: &ClientInfo, own_argv: Option<usize>) -> 
     let now = shared.clock.now_ms();
     let multi = c.multi.load(Ordering::Relaxed);
     let blocked = c.blocked.load(Ordering::Relaxed);
-    let flags = if blocked {
-        "b"
-    } else if c.is_subscriber() {
-        "P"
-    } else if multi >= 0 {
-        "x"
+    // Redis's letters, in its order.
+    let tracking = c.tracking.load(Ordering::Relaxed);
+    let mut flags = String::new();
+    for (on, letter) in [
+        (c.is_subscriber(), 'P'),
+        (multi >= 0, 'x'),
+        (blocked, 'b'),
+        (tracking & tflag::ON != 0, 't'),
+        (tracking & tflag::BROKEN_REDIR != 0, 'R'),
+        (tracking & tflag::BCAST != 0, 'B'),
+    ] {
+        if on {
+            flags.push(letter);
+        }
+    }
+    if flags.is_empty() {
+        flags.push('N');
+    }
+    let redir = if tracking & tflag::ON != 0 {
+        c.tracking_redirect.load(Ordering::Relaxed) as i64
     } else {
-        "N"
+        -1
     };
     let cmd = shared
         .commands
@@ -177,7 +220,7 @@ pub fn client_line(shared: &Shared, c: &ClientInfo, own_argv: Option<usize>) -> 
         .saturating_add(std::mem::size_of::<crate::session::Session>())
         .saturating_add(std::mem::size_of::<ClientInfo>());
     format!(
-        "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub={} psub={} ssub={} multi={} qbuf={} qbuf-free={} argv-mem={} multi-mem={} rbs={} rbp={} obl={} oll={} omem={} tot-mem={} events={} cmd={} user=default redir=-1 resp={} lib-name={} lib-ver={}",
+        "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub={} psub={} ssub={} multi={} qbuf={} qbuf-free={} argv-mem={} multi-mem={} rbs={} rbp={} obl={} oll={} omem={} tot-mem={} events={} cmd={} user=default redir={} resp={} lib-name={} lib-ver={}",
         c.id,
         c.addr,
         c.laddr,
@@ -203,6 +246,7 @@ pub fn client_line(shared: &Shared, c: &ClientInfo, own_argv: Option<usize>) -> 
         tot_mem,
         if pending > 0 { "rw" } else { "r" },
         cmd,
+        redir,
         c.resp.load(Ordering::Relaxed),
         text(&c.lib_name.lock()),
         text(&c.lib_ver.lock()),
@@ -373,6 +417,199 @@ fn on_off(_: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
     } else {
         Err(CommandError::Syntax)
     }
+}
+
+/// CLIENT TRACKING ON|OFF [REDIRECT id] [PREFIX p ...] [BCAST] [OPTIN]
+/// [OPTOUT] [NOLOOP], with Redis's checks in Redis's order.
+fn tracking(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
+    let mut redirect: i64 = 0;
+    let mut options = 0u32;
+    let mut prefixes: Vec<Bytes> = Vec::new();
+    let mut j = 3;
+    while j < args.len() {
+        let more = j + 1 < args.len();
+        let a = &args[j];
+        if is(a, "redirect") && more {
+            j += 1;
+            if redirect != 0 {
+                return Err(CommandError::err(
+                    "A client can only redirect to a single other client",
+                ));
+            }
+            redirect = int_arg(&args[j])?;
+            let exists = u64::try_from(redirect)
+                .ok()
+                .is_some_and(|id| ctx.shared.clients.contains_key(&id));
+            if !exists {
+                return Err(CommandError::err(
+                    "The client ID you want redirect to does not exist",
+                ));
+            }
+        } else if is(a, "bcast") {
+            options |= tflag::BCAST;
+        } else if is(a, "optin") {
+            options |= tflag::OPTIN;
+        } else if is(a, "optout") {
+            options |= tflag::OPTOUT;
+        } else if is(a, "noloop") {
+            options |= tflag::NOLOOP;
+        } else if is(a, "prefix") && more {
+            j += 1;
+            prefixes.push(Bytes::copy_from_slice(&args[j]));
+        } else {
+            return Err(CommandError::Syntax);
+        }
+        j += 1;
+    }
+    if is(&args[2], "off") {
+        tracking_off(ctx);
+        return Ok(Reply::OK);
+    }
+    if !is(&args[2], "on") {
+        return Err(CommandError::Syntax);
+    }
+    let current = ctx.session.tracking;
+    if options & tflag::BCAST == 0 && !prefixes.is_empty() {
+        return Err(CommandError::err(
+            "PREFIX option requires BCAST mode to be enabled",
+        ));
+    }
+    if current & tflag::ON != 0 && (current & tflag::BCAST) != (options & tflag::BCAST) {
+        return Err(CommandError::err(
+            "You can't switch BCAST mode on/off before disabling tracking for this client, and then re-enabling it with a different mode.",
+        ));
+    }
+    if options & tflag::BCAST != 0 && options & (tflag::OPTIN | tflag::OPTOUT) != 0 {
+        return Err(CommandError::err(
+            "OPTIN and OPTOUT are not compatible with BCAST",
+        ));
+    }
+    if options & tflag::OPTIN != 0 && options & tflag::OPTOUT != 0 {
+        return Err(CommandError::err(
+            "You can't specify both OPTIN mode and OPTOUT mode",
+        ));
+    }
+    if (options & tflag::OPTIN != 0 && current & tflag::OPTOUT != 0)
+        || (options & tflag::OPTOUT != 0 && current & tflag::OPTIN != 0)
+    {
+        return Err(CommandError::err(
+            "You can't switch OPTIN/OPTOUT mode before disabling tracking for this client, and then re-enabling it with a different mode.",
+        ));
+    }
+    let mut late_error = None;
+    if options & tflag::BCAST != 0 {
+        match ctx
+            .shared
+            .tracking
+            .check_prefixes(ctx.session.info.id, &prefixes)
+        {
+            Ok(late) => late_error = late,
+            Err(e) => return Err(CommandError::err(e)),
+        }
+    }
+    let redirect = u64::try_from(redirect).unwrap_or(0);
+    if let Some(target) = ctx.shared.clients.get(&redirect) {
+        target.pushes.store(true, Ordering::Relaxed);
+    }
+    // Enabling again keeps CLIENT CACHING, and clears the broken redirection.
+    let flags = tflag::ON | options;
+    ctx.shared
+        .tracking
+        .enable(&ctx.session.info, flags, redirect, &prefixes);
+    ctx.session.tracking = flags;
+    Ok(match late_error {
+        // Redis replies this collision (found against a later prefix than
+        // the first) and then enables tracking all the same: two replies.
+        Some(e) => Reply::Frames(vec![Reply::Error(CommandError::err(e)), Reply::OK]),
+        None => Reply::OK,
+    })
+}
+
+/// Turns tracking off for this client (CLIENT TRACKING OFF, RESET).
+pub fn tracking_off(ctx: &mut Ctx<'_>) {
+    if ctx.session.tracking != 0 || ctx.session.info.tracking.load(Ordering::Relaxed) != 0 {
+        ctx.shared.tracking.disable(&ctx.session.info);
+    }
+    ctx.session.tracking = 0;
+    ctx.session.caching = false;
+}
+
+fn caching(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
+    let f = ctx.session.tracking;
+    if f & tflag::ON == 0 {
+        return Err(CommandError::err(
+            "CLIENT CACHING can be called only when the client is in tracking mode with OPTIN or OPTOUT mode enabled",
+        ));
+    }
+    if is(&args[2], "yes") {
+        if f & tflag::OPTIN == 0 {
+            return Err(CommandError::err(
+                "CLIENT CACHING YES is only valid when tracking is enabled in OPTIN mode.",
+            ));
+        }
+    } else if is(&args[2], "no") {
+        if f & tflag::OPTOUT == 0 {
+            return Err(CommandError::err(
+                "CLIENT CACHING NO is only valid when tracking is enabled in OPTOUT mode.",
+            ));
+        }
+    } else {
+        return Err(CommandError::Syntax);
+    }
+    ctx.session.caching = true;
+    Ok(Reply::OK)
+}
+
+fn redirect_of(c: &ClientInfo) -> i64 {
+    if c.tracking.load(Ordering::Relaxed) & tflag::ON != 0 {
+        c.tracking_redirect.load(Ordering::Relaxed) as i64
+    } else {
+        -1
+    }
+}
+
+fn getredir(ctx: &mut Ctx<'_>, _: &[Bytes]) -> CommandResult {
+    Ok(Reply::Int(redirect_of(&ctx.session.info)))
+}
+
+fn trackinginfo(ctx: &mut Ctx<'_>, _: &[Bytes]) -> CommandResult {
+    let info = &ctx.session.info;
+    let f = info.tracking.load(Ordering::Relaxed);
+    let word = |w: &'static str| Reply::Bulk(Bytes::from_static(w.as_bytes()));
+    let mut flags = vec![word(if f & tflag::ON != 0 { "on" } else { "off" })];
+    if f & tflag::BCAST != 0 {
+        flags.push(word("bcast"));
+    }
+    if f & tflag::OPTIN != 0 {
+        flags.push(word("optin"));
+        if ctx.session.caching {
+            flags.push(word("caching-yes"));
+        }
+    }
+    if f & tflag::OPTOUT != 0 {
+        flags.push(word("optout"));
+        if ctx.session.caching {
+            flags.push(word("caching-no"));
+        }
+    }
+    if f & tflag::NOLOOP != 0 {
+        flags.push(word("noloop"));
+    }
+    if f & tflag::BROKEN_REDIR != 0 {
+        flags.push(word("broken_redirect"));
+    }
+    let prefixes = ctx
+        .shared
+        .tracking
+        .prefixes_of(info.id)
+        .into_iter()
+        .map(Reply::Bulk)
+        .collect();
+    Ok(Reply::Map(vec![
+        (word("flags"), Reply::Set(flags)),
+        (word("redirect"), Reply::Int(redirect_of(info))),
+        (word("prefixes"), Reply::Array(prefixes)),
+    ]))
 }
 
 /// HELP text for a container: one line per subcommand, from the table.

@@ -140,7 +140,18 @@ fn set(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
         .keyspace
         .notifier()
         .set_classes(next.notify_keyspace_events);
+    let max_keys = next.tracking_table_max_keys;
     *ctx.shared.config.write() = next;
+    // A lower tracking-table-max-keys applies at once, idle or not (Redis
+    // trims on its cron too).
+    let mut evicted = Vec::new();
+    ctx.shared.tracking.limit(max_keys, &mut evicted);
+    crate::tracking::deliver(
+        ctx.shared,
+        Some(ctx.session),
+        ctx.mode != super::CallMode::Client,
+        evicted,
+    );
     Ok(Reply::OK)
 }
 

@@ -203,6 +203,7 @@ fn quit(ctx: &mut Ctx<'_>, _: &[Bytes]) -> CommandResult {
 fn reset(ctx: &mut Ctx<'_>, _: &[Bytes]) -> CommandResult {
     super::transaction::discard_state(ctx);
     super::pubsub::leave_all(ctx.shared, ctx.session);
+    super::client::tracking_off(ctx);
     ctx.session.select(0);
     ctx.session.resp3 = false;
     ctx.session.info.resp.store(2, Ordering::Relaxed);

@@ -169,6 +169,7 @@ fn section(shared: &Shared, name: &str, out: &mut String) {
             field(out, "connected_clients", shared.clients.len());
             field(out, "maxclients", config.maxclients);
             field(out, "blocked_clients", blocked);
+            field(out, "tracking_clients", shared.tracking.clients());
             let subscribers = shared.clients.iter().filter(|c| c.is_subscriber()).count();
             field(out, "pubsub_clients", subscribers);
         }
@@ -214,6 +215,10 @@ fn section(shared: &Shared, name: &str, out: &mut String) {
                 s.rejected_connections.load(Ordering::Relaxed),
             );
             field(out, "expired_keys", expired);
+            let (keys, items, prefixes) = shared.tracking.totals();
+            field(out, "tracking_total_keys", keys);
+            field(out, "tracking_total_items", items);
+            field(out, "tracking_total_prefixes", prefixes);
             use crate::pubsub::Kind;
             field(out, "pubsub_channels", shared.pubsub.count(Kind::Channel));
             field(out, "pubsub_patterns", shared.pubsub.count(Kind::Pattern));

@@ -789,6 +789,16 @@ impl<'a> Ctx<'a> {
 /// Runs one request from a client and returns its reply: the only way a command
 /// reaches a handler from the network.
 pub fn execute(shared: &Shared, session: &mut Session, args: &[Bytes]) -> Reply {
+    let reply = execute_one(shared, session, args);
+    // CLIENT CACHING lasts for the next command, or the whole transaction, as
+    // in Redis (which keeps it across any CLIENT subcommand).
+    if session.caching && !session.in_multi() && !args.first().is_some_and(|a| is(a, "client")) {
+        session.caching = false;
+    }
+    reply
+}
+
+fn execute_one(shared: &Shared, session: &mut Session, args: &[Bytes]) -> Reply {
     let cmd = match lookup(shared, session, args) {
         Ok(cmd) => cmd,
         Err(e) => {
@@ -853,6 +863,10 @@ pub fn execute(shared: &Shared, session: &mut Session, args: &[Bytes]) -> Reply 
             // The events of what serving popped (lpop, del, ...) follow the
             // command's own.
             pubsub::publish_logged(shared);
+            if shared.keyspace.hook().is_active() {
+                // What serving blocked clients modified.
+                crate::tracking::after_background(shared);
+            }
             reply
         }
         // The few commands Redis runs beside a busy script (SCRIPT KILL,
@@ -936,6 +950,13 @@ pub fn call(
     mode: CallMode,
 ) -> Reply {
     let (started, now) = (session.clock_mark, session.now_ms);
+    // A tracking client's keys are registered before the command reads them
+    // (so a write racing the read finds them) and again after it.
+    let (keys, fresh) = if session.tracking != 0 && crate::tracking::tracks(session, cmd.spec) {
+        crate::tracking::before_read(shared, session, cmd.spec, args)
+    } else {
+        Default::default()
+    };
     let mut ctx = Ctx {
         shared,
         session,
@@ -951,6 +972,9 @@ pub fn call(
     // EXEC and EVAL leave theirs to `execute`, after what they collected.
     if !(mode == CallMode::Client && cmd.spec.has(flag::OWN_GATE)) {
         ctx.publish_logged();
+    }
+    if shared.keyspace.hook().is_active() || !keys.is_empty() {
+        crate::tracking::after_command(shared, session, mode != CallMode::Client, &keys, &fresh);
     }
     let done = quanta::Instant::now();
     session.clock_mark = done;

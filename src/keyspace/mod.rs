@@ -56,6 +56,64 @@ pub const SHARDS: usize = 32;
 /// Set when a watched key is modified: `EXEC` then aborts.
 pub type WatchFlag = Arc<AtomicBool>;
 
+/// What a write tells client-side caching (`tracking.rs`): while `active`
+/// (someone tracks keys), every modified key, and every flush, is noted in
+/// this thread's [`Modified`] list, which the command that wrote takes
+/// ([`take_modified`]) once it has run. While nobody tracks, a write costs one
+/// relaxed load. A command runs on one thread from start to end (handlers never
+/// await), so the list holds exactly what it modified.
+#[derive(Debug, Default)]
+pub struct KeyHook {
+    active: AtomicBool,
+}
+
+impl KeyHook {
+    /// Whether writes are being noted.
+    #[inline]
+    pub fn is_active(&self) -> bool {
+        self.active.load(Ordering::Relaxed)
+    }
+
+    /// Starts or stops noting writes.
+    pub fn set_active(&self, on: bool) {
+        self.active.store(on, Ordering::Relaxed);
+    }
+}
+
+/// One change noted for client-side caching, in the order it happened.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Modified {
+    /// A key was modified (written, deleted, expired).
+    Key(Bytes),
+    /// A database was flushed: every key is invalid.
+    Flush,
+}
+
+thread_local! {
+    static MODIFIED: std::cell::RefCell<Vec<Modified>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+fn note_modified(m: Modified) {
+    MODIFIED.with(|v| {
+        let mut v = v.borrow_mut();
+        // A FLUSHALL clears every shard: one flush is enough.
+        if m == Modified::Flush && v.last() == Some(&Modified::Flush) {
+            return;
+        }
+        v.push(m);
+    });
+}
+
+/// Takes what this thread's commands have modified since the last call.
+pub fn take_modified() -> Vec<Modified> {
+    MODIFIED.with(|v| std::mem::take(&mut *v.borrow_mut()))
+}
+
+/// Whether this thread has modifications not yet taken.
+pub fn has_modified() -> bool {
+    MODIFIED.with(|v| !v.borrow().is_empty())
+}
+
 /// The earliest pending expiry across all shards, and the task waiting for it.
 #[derive(Debug)]
 pub struct ExpiryTimer {
@@ -212,6 +270,8 @@ pub struct Shard {
     /// The registry of clients blocked on keys: a value that wakes them
     /// when it leaves ([`Value::wakes_when_gone`]) marks its key ready there.
     blocked: Arc<BlockedKeys>,
+    /// Client-side caching's hook: writes are noted while it is active.
+    hook: Arc<KeyHook>,
 }
 
 /// A shard's database index and the server's notifier.
@@ -262,6 +322,7 @@ impl Shard {
         next_due: Arc<AtomicU64>,
         events: ShardEvents,
         blocked: Arc<BlockedKeys>,
+        hook: Arc<KeyHook>,
         now: u64,
     ) -> Self {
         Shard {
@@ -278,6 +339,7 @@ impl Shard {
             expired_count: 0,
             events,
             blocked,
+            hook,
         }
     }
 
@@ -661,6 +723,9 @@ impl Shard {
     /// Removes every key, telling all watchers. Waiters of removed locks stay
     /// queued and are granted, as after DEL.
     pub fn clear(&mut self, now: u64) {
+        if self.hook.is_active() {
+            note_modified(Modified::Flush);
+        }
         for flags in self.watchers.values() {
             for f in flags {
                 f.store(true, Ordering::Release);
@@ -777,8 +842,11 @@ impl Shard {
         self.events.log_ended(key, ended);
     }
 
-    /// Marks `key` as modified for `WATCH`.
+    /// Marks `key` as modified for `WATCH` and client-side caching.
     pub fn touch(&mut self, key: &[u8]) {
+        if self.hook.is_active() {
+            note_modified(Modified::Key(Bytes::copy_from_slice(key)));
+        }
         if self.watchers.is_empty() {
             return;
         }
@@ -889,6 +957,7 @@ impl Db {
         locks: &Arc<LockShared>,
         notifier: &Arc<Notifier>,
         blocked: &Arc<BlockedKeys>,
+        hook: &Arc<KeyHook>,
         now: u64,
     ) -> Self {
         let next_due: Box<[Arc<AtomicU64>]> = (0..SHARDS)
@@ -907,6 +976,7 @@ impl Db {
                     due.clone(),
                     events,
                     blocked.clone(),
+                    hook.clone(),
                     now,
                 ))
             })
@@ -1011,6 +1081,8 @@ pub struct Keyspace {
     expiry_cursor: AtomicUsize,
     /// Keyspace notification classes and the events shards have logged.
     notifier: Arc<Notifier>,
+    /// Client-side caching's hook, shared by every shard.
+    hook: Arc<KeyHook>,
 }
 
 impl Keyspace {
@@ -1020,15 +1092,17 @@ impl Keyspace {
         let locks = Arc::new(LockShared::new());
         let notifier = Arc::new(Notifier::default());
         let blocked = Arc::new(BlockedKeys::default());
+        let hook = Arc::new(KeyHook::default());
         Keyspace {
             dbs: (0..databases.max(1))
-                .map(|i| Db::new(i, &timer, &locks, &notifier, &blocked, now))
+                .map(|i| Db::new(i, &timer, &locks, &notifier, &blocked, &hook, now))
                 .collect(),
             timer,
             locks,
             blocked,
             expiry_cursor: AtomicUsize::new(0),
             notifier,
+            hook,
         }
     }
 
@@ -1036,6 +1110,11 @@ impl Keyspace {
     /// ready in when a value that wakes them leaves.
     pub fn blocked(&self) -> &Arc<BlockedKeys> {
         &self.blocked
+    }
+
+    /// Client-side caching's hook on every write.
+    pub fn hook(&self) -> &Arc<KeyHook> {
+        &self.hook
     }
 
     /// Database `index`, if it exists.
