@@ -10,6 +10,8 @@
 //! has been acknowledged. Unpipelined: each connection waits for its reply.
 //! Prints `requests seconds` (XADD + XREADGROUP + XACK sent, wall time) and
 //! checks that the group ends with nothing pending.
+//! Without PORT (as `cargo test` runs it) it is a smoke run of 300 entries
+//! against an in-process latchkey.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -149,10 +151,22 @@ async fn main() {
         .skip(1)
         .filter(|a| a != "--bench")
         .collect();
-    let port: u16 = args.first().expect("PORT").parse().unwrap();
-    let entries: u64 = args.get(1).map_or(100_000, |a| a.parse().unwrap());
-    let consumers: usize = args.get(2).map_or(10, |a| a.parse().unwrap());
-    let producers: u64 = args.get(3).map_or(2, |a| a.parse().unwrap());
+    // Without a port (`cargo test` runs bench targets so) it is a smoke run
+    // against an in-process latchkey: a few hundred entries, 2 consumers.
+    let (_server, port, entries, consumers, producers) = match args.first() {
+        Some(port) => (
+            None,
+            port.parse::<u16>().unwrap(),
+            args.get(1).map_or(100_000, |a| a.parse().unwrap()),
+            args.get(2).map_or(10, |a| a.parse().unwrap()),
+            args.get(3).map_or(2, |a| a.parse().unwrap()),
+        ),
+        None => {
+            let server = latchkey::Server::builder().start().await.unwrap();
+            let port = server.addr().port();
+            (Some(server), port, 300u64, 2usize, 1u64)
+        }
+    };
 
     let mut admin = Conn::open(port).await;
     admin.call(&[b"DEL", b"s"]).await;
