@@ -137,11 +137,21 @@ pub const LOCK_SESSION_RELEASED: &str = "lock.session-released";
 /// `notify-keyspace-events` says.
 pub const LOCK_LOST_PREFIX: &[u8] = b"__lock_lost__:";
 
-/// Whether a subscription to `name` (a channel, or any pattern) may receive
+/// Whether a subscription to `name` (a channel, or a pattern) may receive
 /// lock-loss notices: such subscriptions are counted, so a loss costs nothing
-/// when there are none.
+/// when there are none. A pattern may when its literal start (up to its first
+/// glob character) agrees with `__lock_lost__:`: `*` and `__lock*` may,
+/// a watcher of `__keyevent@*` does not turn loss notices on.
 pub fn may_hear_losses(pattern: bool, name: &[u8]) -> bool {
-    pattern || name.starts_with(LOCK_LOST_PREFIX)
+    if !pattern {
+        return name.starts_with(LOCK_LOST_PREFIX);
+    }
+    let literal = name
+        .iter()
+        .position(|c| matches!(c, b'*' | b'?' | b'[' | b'\\'))
+        .unwrap_or(name.len());
+    let n = literal.min(LOCK_LOST_PREFIX.len());
+    name[..n] == LOCK_LOST_PREFIX[..n]
 }
 
 /// A holder's loss: the channel it goes to and its message,
@@ -346,6 +356,30 @@ mod tests {
         assert_eq!(logged.len(), 1);
         assert_eq!(logged[0].db, 3);
         assert!(n.take_logged().is_empty());
+    }
+
+    #[test]
+    fn only_patterns_that_can_match_the_loss_channels_count_as_listeners() {
+        for p in [
+            "*",
+            "__lock*",
+            "__lock_lost__:me",
+            "__lock_lost__:*",
+            "?_lock*",
+            "[_]*",
+        ] {
+            assert!(may_hear_losses(true, p.as_bytes()), "{p}");
+        }
+        for p in [
+            "__keyevent@*",
+            "__keyspace@0__:*",
+            "news.*",
+            "__lock_lost_x*",
+        ] {
+            assert!(!may_hear_losses(true, p.as_bytes()), "{p}");
+        }
+        assert!(may_hear_losses(false, b"__lock_lost__:me"));
+        assert!(!may_hear_losses(false, b"__lock_lost__"));
     }
 
     #[test]

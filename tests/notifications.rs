@@ -1278,3 +1278,42 @@ async fn events_of_scripts() {
     )
     .await;
 }
+
+#[tokio::test]
+async fn rename_and_copy_over_a_key_raise_new_as_redis_does() {
+    // Redis deletes the old value and adds the new one: `new` for the
+    // destination whether it existed or not.
+    let server = start().await;
+    check(
+        &server,
+        "EAn",
+        &[
+            "SET a 1",
+            "SET b 2",
+            "RENAME a b",
+            "SET c 1",
+            "COPY b c REPLACE",
+            "RENAME c z",
+            "COPY z y",
+        ],
+        &[
+            ("new", "a"),
+            ("set", "a"),
+            ("new", "b"),
+            ("set", "b"),
+            ("new", "b"),
+            ("rename_from", "a"),
+            ("rename_to", "b"),
+            ("new", "c"),
+            ("set", "c"),
+            ("new", "c"),
+            ("copy_to", "c"),
+            ("new", "z"),
+            ("rename_from", "c"),
+            ("rename_to", "z"),
+            ("new", "y"),
+            ("copy_to", "y"),
+        ],
+    )
+    .await;
+}

@@ -479,7 +479,10 @@ fn rename_generic(ctx: &mut Ctx<'_>, args: &[Bytes], nx: bool) -> Result<bool, C
         return Ok(false);
     }
     if let Some(entry) = shards.shard(src).remove(src, now) {
-        shards.shard(dst).insert(dst, entry, now);
+        if shards.shard(dst).insert(dst, entry, now).is_some() {
+            // Redis deletes the old value and adds the renamed one: `new`.
+            shards.shard(dst).log_event(notify::NEW, "new", dst);
+        }
         // A value renamed onto a key a client waits on (BLPOP, ...) serves it.
         ctx.shared.blocked.signal(ctx.session.db, dst);
         drop(shards);
@@ -560,7 +563,14 @@ fn copy(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
     };
     let expires = entry.expires_at();
     let value = entry.value.duplicate().ok_or_else(not_supported_for_lock)?;
-    pair.b().insert(dst, Entry::new(value, expires), now);
+    if pair
+        .b()
+        .insert(dst, Entry::new(value, expires), now)
+        .is_some()
+    {
+        // Redis deletes the old value and adds the copy: a `new` key.
+        pair.b().log_event(notify::NEW, "new", dst);
+    }
     // A list or sorted set copied onto a key a client waits on serves it.
     ctx.shared.blocked.signal(dst_db, dst);
     drop(pair);
