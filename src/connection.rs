@@ -247,13 +247,18 @@ where
             // Only a subscriber (or one with messages still queued from before
             // it unsubscribed) gets messages while idle: the others' hot path
             // does not poll the inbox.
-            let listening = session.subs.any()
-                || info.buffers.queued.load(Ordering::Relaxed) > 0
-                || info.pushes.load(Ordering::Relaxed);
+            // Read again at every wake-up: a client made a redirect target
+            // while it waits is poked (`ClientInfo::poke`) and then listens.
+            let subscribed = session.subs.any();
+            let listening = || {
+                subscribed
+                    || info.buffers.queued.load(Ordering::Relaxed) > 0
+                    || info.pushes.load(Ordering::Relaxed)
+            };
             match wait_for_bytes(
                 stream,
                 &mut rbuf,
-                listening.then_some(&mut session.inbox),
+                (&mut session.inbox, listening),
                 &mut closing,
                 (!released || deadline.is_some()).then_some((&mut idle_tick, &mut tick_unpolled)),
             )
@@ -372,16 +377,17 @@ fn write_message(m: Message, resp3: bool, info: &ClientInfo, wbuf: &mut BytesMut
 /// tick (which also stands for `timeout`). The tick is polled only right after it was (re)armed (`unpolled`), which
 /// leaves this task's waker with its timer, and then only once it has fired: a
 /// poll of a pending timer on every request would cost the hot path for nothing.
-async fn wait_for_bytes<S, F>(
+async fn wait_for_bytes<S, F, L>(
     stream: &mut S,
     rbuf: &mut BytesMut,
-    mut inbox: Option<&mut crate::blocking::Inbox>,
+    (inbox, listening): (&mut crate::blocking::Inbox, L),
     closing: &mut Pin<&mut F>,
     mut tick: Option<(&mut Pin<&mut tokio::time::Sleep>, &mut bool)>,
 ) -> Woke
 where
     S: AsyncRead + Unpin,
     F: Future<Output = ()>,
+    L: Fn() -> bool,
 {
     let read = stream.read_buf(rbuf);
     tokio::pin!(read);
@@ -392,7 +398,7 @@ where
         if closing.as_mut().poll(cx).is_ready() {
             return Poll::Ready(Woke::Closing);
         }
-        if let Some(inbox) = inbox.as_mut() {
+        if listening() {
             if let Poll::Ready(Some(m)) = inbox.poll_recv(cx) {
                 return Poll::Ready(Woke::Message(m));
             }

@@ -232,6 +232,9 @@ impl ServerHandle {
             f(now)
         };
         crate::commands::pubsub::publish_logged(&self.shared);
+        // Keys it wrote (or found expired) invalidate client-side caches.
+        crate::tracking::after_background(&self.shared);
+        crate::tracking::broadcast(&self.shared);
         out
     }
 

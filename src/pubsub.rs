@@ -401,7 +401,15 @@ mod tests {
             &Bytes::from("__lock_lost__:o"),
             sub.clone(),
         );
+        // A pattern that cannot match a loss channel does not count.
         ps.subscribe(&mut subs, Kind::Pattern, &Bytes::from("news*"), sub.clone());
+        assert_eq!(counter.load(Ordering::Relaxed), 1);
+        ps.subscribe(
+            &mut subs,
+            Kind::Pattern,
+            &Bytes::from("__lock*"),
+            sub.clone(),
+        );
         assert_eq!(counter.load(Ordering::Relaxed), 2);
         ps.unsubscribe(&mut subs, &sub.info, Kind::Channel, b"__lock_lost__:o");
         assert_eq!(counter.load(Ordering::Relaxed), 1);

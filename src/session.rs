@@ -121,9 +121,16 @@ impl ClientInfo {
 
     /// Completes when the client is killed.
     pub async fn killed(&self) {
-        if !self.is_killed() {
+        while !self.is_killed() {
             self.kill.notified().await
         }
+    }
+
+    /// Wakes the connection's current wait without killing it, so it reads
+    /// its flags again (a client just made the target of another's
+    /// invalidations starts listening for them while idle).
+    pub fn poke(&self) {
+        self.kill.notify_one();
     }
 }
 

@@ -658,3 +658,34 @@ async fn a_read_racing_writes_never_leaves_a_stale_cached_value() {
         }
     }
 }
+
+#[tokio::test]
+async fn an_idle_resp3_client_made_a_redirect_target_gets_the_invalidation() {
+    // redis-server 7.0.15 pushes `>2 invalidate [k]` to B, which sent
+    // nothing after becoming the target.
+    let server = start().await;
+    let mut b = resp3(&server).await;
+    let id = client_id(&mut b).await;
+    // B is idle, waiting for bytes, before it becomes anyone's target.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let mut a = open(&server).await;
+    exchange(
+        &mut a,
+        &[&format!("CLIENT TRACKING on REDIRECT {id}"), "GET k"],
+        "+OK\r\n$-1\r\n",
+    )
+    .await;
+    let mut c = open(&server).await;
+    exchange(&mut c, &["SET k 1"], "+OK\r\n").await;
+    // At once, not at B's next idle tick (its buffers' release, 2 s on).
+    let want = inval(&["k"]);
+    let mut got = Vec::new();
+    let mut buf = vec![0u8; 1024];
+    while got.len() < want.len() {
+        match tokio::time::timeout(Duration::from_millis(500), b.read(&mut buf)).await {
+            Ok(Ok(n)) if n > 0 => got.extend_from_slice(&buf[..n]),
+            _ => break,
+        }
+    }
+    assert_eq!(String::from_utf8_lossy(&got), want);
+}

@@ -509,7 +509,9 @@ fn tracking(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
     }
     let redirect = u64::try_from(redirect).unwrap_or(0);
     if let Some(target) = ctx.shared.clients.get(&redirect) {
-        target.pushes.store(true, Ordering::Relaxed);
+        if !target.pushes.swap(true, Ordering::Relaxed) {
+            target.poke();
+        }
     }
     // Enabling again keeps CLIENT CACHING, and clears the broken redirection.
     let flags = tflag::ON | options;

@@ -192,6 +192,8 @@ fn id_error(e: IdError) -> CommandError {
         IdError::Exhausted => {
             "The stream has exhausted the last possible ID, unable to add more items"
         }
+        // Redis's generic failure of `streamAppendItem` for this case.
+        IdError::SeqExhausted => "Elements are too large to be stored",
     })
 }
 

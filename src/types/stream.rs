@@ -163,6 +163,9 @@ pub enum IdError {
     TooSmall,
     /// No ID is left above the last one.
     Exhausted,
+    /// `<ms>-*` for the last ID's millisecond, whose sequence is at its
+    /// maximum.
+    SeqExhausted,
 }
 
 /// What a trim keeps.
@@ -789,7 +792,7 @@ impl Stream {
             AddId::Seq(ms) => {
                 if ms == last.ms {
                     if last.seq == u64::MAX {
-                        return Err(IdError::TooSmall);
+                        return Err(IdError::SeqExhausted);
                     }
                     StreamId::new(ms, last.seq + 1)
                 } else {
