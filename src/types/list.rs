@@ -100,6 +100,21 @@ pub fn listpack_entry_size(element: &[u8]) -> usize {
 
 // ---- entries -------------------------------------------------------------------
 
+/// What the allocator (glibc's malloc) adds to a block: a request of
+/// `2^k - CHUNK_HEADER` bytes takes a chunk of exactly `2^k`.
+const CHUNK_HEADER: usize = 8;
+
+/// The buffer size a node of `need` bytes grows to: the smallest power of two
+/// less the allocator's header. A full node of a 8 KB limit then takes an
+/// 8 KB chunk, not 8 KB and 16 bytes: two of those would not fit where a
+/// freed 16 KB block (a connection's read buffer) was, and each such hole
+/// would keep an 8 KB remnant unused (a tenth of a big list's bytes).
+fn node_capacity(need: usize) -> usize {
+    need.checked_add(CHUNK_HEADER)
+        .and_then(usize::checked_next_power_of_two)
+        .map_or(need, |chunk| chunk - CHUNK_HEADER)
+}
+
 /// Bytes of a varint holding `n`.
 fn varint_len(n: usize) -> usize {
     let bits = usize::BITS - (n | 1).leading_zeros();
@@ -206,11 +221,11 @@ impl Node {
         let old = self.buf.len();
         let need = old + e;
         if need > self.buf.capacity() {
-            // Powers of two up to the largest node (a full node then sits in
-            // a buffer of its limit's size, not up to twice that, as plain
-            // doubling from an odd first entry would leave), exact beyond.
+            // Allocator-sized steps up to the largest node (a full node then
+            // sits in a buffer of its limit's size, not up to twice that, as
+            // plain doubling from an odd first entry would leave), exact beyond.
             let cap = if need <= LARGEST_NODE {
-                need.next_power_of_two()
+                node_capacity(need)
             } else {
                 need
             };
@@ -442,7 +457,8 @@ impl List {
             // it starts at half its limit, so it grows once, not through
             // every power of two (each step leaves a freed buffer between
             // live ones for other allocations to split).
-            node.buf.reserve_exact(node_limit(fill).0 / 2);
+            node.buf
+                .reserve_exact(node_capacity(node_limit(fill).0 / 2 - CHUNK_HEADER));
         }
         node.push(end, value);
         node.plain = large;

@@ -343,3 +343,26 @@ fn a_list_is_40_bytes_and_its_nodes_fill_their_buffers() {
     let used: usize = l.nodes.iter().map(|n| n.buf.len()).sum();
     assert!(cap * 100 <= used * 102, "{cap} bytes held for {used}");
 }
+
+#[test]
+fn a_full_node_takes_exactly_its_limit_from_the_allocator() {
+    // A full node of an 8 KB limit must take an 8 KB chunk (its buffer plus
+    // malloc's header), so two fit in a freed 16 KB read buffer; at 8 KB and
+    // 16 bytes a tenth of a big list's RSS was such holes.
+    for fill in [-1, -2, -3] {
+        let limit = node_limit(fill).0;
+        let mut l = List::new();
+        for i in 0..50_000 {
+            l.push(End::Right, format!("element:{i}").as_bytes(), fill);
+        }
+        // The first node was the listpack, which may go a few bytes over
+        // the limit before it converts; the last is not full.
+        for node in l.nodes.iter().skip(1).take(l.nodes.len() - 2) {
+            assert_eq!(node.buf.capacity() + CHUNK_HEADER, limit, "fill {fill}");
+        }
+    }
+    assert_eq!(node_capacity(1), 8);
+    assert_eq!(node_capacity(8184), 8184);
+    assert_eq!(node_capacity(8185), 16_376);
+    assert_eq!(node_capacity(usize::MAX), usize::MAX);
+}
