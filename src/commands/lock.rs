@@ -460,7 +460,7 @@ mod tests {
                 "expired holder kept"
             );
             assert!(
-                !lock.front_waiter_grantable(),
+                !lock.front_waiter_grantable(now),
                 "a waiter that could be granted is left waiting"
             );
         }
@@ -479,8 +479,20 @@ mod tests {
         for _ in 0..20_000 {
             let key = keys[fastrand::usize(..2)];
             let owner = Bytes::from(format!("o{}", fastrand::u8(..6)));
+            // Keys in a lock-delay that lasts past this step grant nothing in
+            // it (unless the step takes the lock out of the keyspace).
+            let delays: Vec<u64> = keys
+                .iter()
+                .map(|k| {
+                    let mut s = db.lock(k);
+                    s.peek(k, now)
+                        .and_then(|e| Lock::of(&e.value).and_then(Lock::delay_until))
+                        .unwrap_or(0)
+                })
+                .collect();
+            let op = fastrand::u8(..8);
             let mut shard = db.lock(key);
-            match fastrand::u8(..8) {
+            match op {
                 0 | 1 => {
                     let queue = fastrand::bool();
                     let (grant, rx) = test_grant();
@@ -491,7 +503,11 @@ mod tests {
                         shared: key == b"x" && fastrand::bool(),
                         limit: (key == b"s").then_some(2),
                         session: Some(u64::from(fastrand::u8(..3))),
-                        delay_ms: 0,
+                        delay_ms: if fastrand::bool() {
+                            0
+                        } else {
+                            fastrand::u32(1..30)
+                        },
                         wait: queue.then_some((id, grant)),
                     };
                     match acquire_at(&mut shard, key, req, now, ks.locks()).unwrap() {
@@ -545,15 +561,21 @@ mod tests {
             // Check both keys (they may share a shard or not).
             // Every new hold's fencing token is above every earlier one.
             let mut fresh = Vec::new();
-            for key in keys {
-                let mut s = db.lock(key);
-                check(&mut s, &[key], now);
-                if let Ok(Some(lock)) = settled(&mut s, key, now) {
+            for (k, delayed_until) in keys.iter().zip(&delays) {
+                let mut s = db.lock(k);
+                check(&mut s, &[k], now);
+                if let Ok(Some(lock)) = settled(&mut s, k, now) {
+                    let before = fresh.len();
                     fresh.extend(
                         lock.holders()
                             .iter()
                             .map(|h| h.token)
                             .filter(|t| seen.insert(*t)),
+                    );
+                    let removed = op == 7 && *k == key;
+                    assert!(
+                        fresh.len() == before || *delayed_until <= now || removed,
+                        "granted during a lock-delay"
                     );
                 }
             }

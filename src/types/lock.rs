@@ -892,14 +892,15 @@ impl Lock {
         self.view(State::is_empty)
     }
 
-    /// Whether the first waiter is still there and could hold now (which a
-    /// settled lock never leaves so).
+    /// Whether the first waiter is still there and could hold now, the lock
+    /// being out of any lock-delay (which a settled lock never leaves so).
     #[cfg(test)]
-    pub(crate) fn front_waiter_grantable(&self) -> bool {
+    pub(crate) fn front_waiter_grantable(&self, now: u64) -> bool {
         self.view(|s| {
-            s.waiters()
-                .front()
-                .is_some_and(|w| s.compatible(w.shared) && !w.grant.is_closed())
+            !s.in_delay(now)
+                && s.waiters()
+                    .front()
+                    .is_some_and(|w| s.compatible(w.shared) && !w.grant.is_closed())
         })
     }
 
