@@ -415,3 +415,22 @@ async fn the_loss_notice_still_comes_at_the_moment_of_loss() {
     let payload: String = msg.get_payload().unwrap();
     assert_eq!(payload, format!("lock.expired 0 {token} L"));
 }
+
+#[tokio::test]
+async fn a_renewal_by_the_holder_sets_the_delay_anew() {
+    let server = Server::builder().paused_time().start().await.unwrap();
+    let mut con = connect(&server).await;
+    acquire(&mut con, "L", "a", 100, &[]).await.unwrap();
+    acquire(&mut con, "L", "a", 100, &["LOCKDELAY", "200"])
+        .await
+        .unwrap();
+    acquire(&mut con, "M", "a", 100, &["LOCKDELAY", "200"])
+        .await
+        .unwrap();
+    acquire(&mut con, "M", "a", 100, &[]).await.unwrap();
+    advance(&server, 100);
+    assert_eq!(acquire(&mut con, "L", "b", 100, &[]).await, None);
+    assert!(acquire(&mut con, "M", "b", 100, &[]).await.is_some());
+    advance(&server, 200);
+    assert!(acquire(&mut con, "L", "b", 100, &[]).await.is_some());
+}

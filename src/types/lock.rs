@@ -444,6 +444,7 @@ impl State {
                 let expires_at = lease_end(now, front.ttl_ms);
                 h.expires_at = h.expires_at.max(expires_at);
                 h.session = front.session.and_then(NonZeroU64::new);
+                h.delay_ms = front.delay_ms;
                 let (token, expires_at) = (h.token, h.expires_at);
                 if let Some(w) = self.waiters_mut().pop_front() {
                     w.grant.send(token);
@@ -536,9 +537,10 @@ impl State {
             .find(|h| h.owner.as_slice() == &req.owner[..])
         {
             h.expires_at = expires_at;
-            // The renewing request's SESSION decides, as it is the latest word
-            // on what should end the hold.
+            // The renewing request's SESSION and lock-delay decide, as it is
+            // the latest word on what should end the hold and what follows.
             h.session = req.session.and_then(NonZeroU64::new);
+            h.delay_ms = req.delay_ms;
             let renewed = Effects {
                 changed: false,
                 deadlines: smallvec::smallvec![expires_at],
