@@ -67,6 +67,10 @@ pub struct Config {
     /// Most keys the client-side caching table holds (`tracking-table-max-keys`,
     /// 0: no limit).
     pub tracking_table_max_keys: usize,
+    /// Milliseconds a lock is granted to nobody after a hold ends other than by
+    /// its owner's release (`lock-delay`; 0, the default: no delay). An
+    /// acquire's `LOCKDELAY` overrides it for its hold.
+    pub lock_delay: u32,
 }
 
 impl Default for Config {
@@ -94,6 +98,7 @@ impl Default for Config {
             hll_sparse_max_bytes: crate::types::hll::DEFAULT_SPARSE_MAX_BYTES,
             notify_keyspace_events: 0,
             tracking_table_max_keys: 1_000_000,
+            lock_delay: 0,
         }
     }
 }
@@ -548,6 +553,17 @@ pub static PARAMS: &[Param] = &[
         get: |c| c.maxclients.to_string(),
         set: |c, v| {
             c.maxclients = int_in(v, 1, i64::from(u32::MAX))? as usize;
+            Ok(())
+        },
+    },
+    Param {
+        name: "lock-delay",
+        aliases: &[],
+        change: Change::Mutable,
+        ignored: false,
+        get: |c| c.lock_delay.to_string(),
+        set: |c, v| {
+            c.lock_delay = int_in(v, 0, i64::from(u32::MAX))? as u32;
             Ok(())
         },
     },

@@ -93,6 +93,7 @@ impl Shared {
         keyspace
             .notifier()
             .set_classes(config.notify_keyspace_events);
+        keyspace.locks().set_lock_delay(config.lock_delay);
         let pubsub = crate::pubsub::PubSub::counting_losses(keyspace.notifier().loss_listeners());
         let run_id = (0..40)
             .map(|_| char::from_digit(fastrand::u32(0..16), 16).unwrap_or('0'))

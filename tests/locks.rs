@@ -48,7 +48,10 @@ async fn until_waiters(server: &latchkey::ServerHandle, key: &str, n: usize) {
     for _ in 0..500 {
         let info: Value = cmd(&mut con, &["LOCK.INFO", key]).await.unwrap();
         if let Value::Array(items) = &info {
-            if items.last() == Some(&Value::Int(n as i64)) {
+            let at = items
+                .iter()
+                .position(|v| v == &Value::BulkString(b"waiters".to_vec()));
+            if at.and_then(|i| items.get(i + 1)) == Some(&Value::Int(n as i64)) {
                 return;
             }
         }

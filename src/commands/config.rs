@@ -140,6 +140,7 @@ fn set(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
         .keyspace
         .notifier()
         .set_classes(next.notify_keyspace_events);
+    ctx.shared.keyspace.locks().set_lock_delay(next.lock_delay);
     let max_keys = next.tracking_table_max_keys;
     *ctx.shared.config.write() = next;
     // A lower tracking-table-max-keys applies at once, idle or not (Redis

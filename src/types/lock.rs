@@ -12,7 +12,7 @@
 //! key does not exist.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use std::num::NonZeroU64;
 
@@ -59,6 +59,8 @@ pub struct LockStats {
 pub struct LockShared {
     last_token: AtomicU64,
     next_waiter: AtomicU64,
+    /// The server's `lock-delay` (ms), for acquires without LOCKDELAY.
+    lock_delay: AtomicU32,
     /// Counters.
     pub stats: LockStats,
 }
@@ -81,6 +83,7 @@ impl LockShared {
         LockShared {
             last_token: AtomicU64::new(0),
             next_waiter: AtomicU64::new(1),
+            lock_delay: AtomicU32::new(0),
             stats: LockStats::default(),
         }
     }
@@ -101,6 +104,18 @@ impl LockShared {
         prev.saturating_add(1).max(floor)
     }
 
+    /// The server's `lock-delay` option (ms): what an acquire without
+    /// LOCKDELAY records in its hold.
+    pub fn lock_delay(&self) -> u32 {
+        self.lock_delay.load(Ordering::Relaxed)
+    }
+
+    /// Sets the server's `lock-delay` (start-up and CONFIG SET); holds
+    /// already granted keep the delay they were acquired with.
+    pub fn set_lock_delay(&self, ms: u32) {
+        self.lock_delay.store(ms, Ordering::Relaxed);
+    }
+
     /// A fresh id for a waiter.
     pub fn next_waiter_id(&self) -> u64 {
         self.next_waiter.fetch_add(1, Ordering::Relaxed)
@@ -111,6 +126,12 @@ impl LockShared {
 /// `i64::MAX`, so PTTL and LOCK.INFO can report it as a Redis integer.
 pub fn lease_end(now: u64, ttl_ms: u64) -> u64 {
     now.saturating_add(ttl_ms).min(i64::MAX as u64)
+}
+
+/// The end of a lock-delay of `delay_ms` starting at `from`: saturating at
+/// `i64::MAX`, as a lease's end.
+pub fn delay_end(from: u64, delay_ms: u32) -> u64 {
+    lease_end(from, u64::from(delay_ms))
 }
 
 /// One holder of a lock (56 bytes: an owner of up to 22 bytes is inline).
@@ -127,6 +148,10 @@ pub struct Holder {
     pub session: Option<NonZeroU64>,
     /// Whether this is a shared (reader) hold.
     pub shared: bool,
+    /// The lock-delay this hold was acquired with (ms; 0 for none): when it
+    /// ends other than by its owner's release, the key is granted to nobody
+    /// for this long. Sits in what was padding, so a holder stays 56 bytes.
+    pub delay_ms: u32,
 }
 
 /// How a hold ended.
@@ -202,6 +227,7 @@ pub(crate) struct Waiter {
     pub(crate) ttl_ms: u64,
     pub(crate) shared: bool,
     pub(crate) session: Option<u64>,
+    pub(crate) delay_ms: u32,
     pub(crate) grant: Box<dyn Grant>,
 }
 
@@ -220,6 +246,9 @@ struct Rest {
     /// LIMIT n of a semaphore; `None` for an exclusive/shared lock.
     limit: Option<u32>,
     waiters: VecDeque<Waiter>,
+    /// Until when (server clock ms) the lock is in its lock-delay and grants
+    /// nothing new; 0 when it is not.
+    delay_until: u64,
 }
 
 /// The queue of a lock nobody waits for.
@@ -247,6 +276,8 @@ pub struct LockInfo {
     pub holders: Vec<Holder>,
     /// Number of queued waiters.
     pub waiters: usize,
+    /// The end of the lock-delay the key is in (server clock ms), if any.
+    pub delay_until: Option<u64>,
 }
 
 /// What LOCK.ACQUIRE asks for.
@@ -262,6 +293,8 @@ pub struct AcquireRequest {
     pub limit: Option<u32>,
     /// The client id for SESSION.
     pub session: Option<u64>,
+    /// The lock-delay of the hold (LOCKDELAY, or the server's `lock-delay`).
+    pub delay_ms: u32,
     /// To queue when the lock is not free: the waiter's id (from
     /// [`LockShared::next_waiter_id`]) and where its grant goes.
     pub wait: Option<(u64, Box<dyn Grant>)>,
@@ -298,7 +331,7 @@ impl State {
         if self
             .rest
             .as_ref()
-            .is_some_and(|r| r.limit.is_none() && r.waiters.is_empty())
+            .is_some_and(|r| r.limit.is_none() && r.waiters.is_empty() && r.delay_until == 0)
         {
             self.rest = None;
         }
@@ -325,21 +358,66 @@ impl State {
     }
 
     pub(crate) fn is_empty(&self) -> bool {
-        self.holders.is_empty() && self.waiters().is_empty()
+        self.holders.is_empty() && self.waiters().is_empty() && self.delay_until().is_none()
     }
 
-    /// Drops holders whose lease has run out; returns them, in holder order.
-    /// Allocates only when one has.
-    pub(crate) fn expire_holders(&mut self, now: u64) -> Vec<HoldEnded> {
+    /// The end of the lock-delay the lock is in, if any (it may have passed
+    /// until the lock is next settled).
+    pub fn delay_until(&self) -> Option<u64> {
+        self.rest
+            .as_ref()
+            .map(|r| r.delay_until)
+            .filter(|&t| t != 0)
+    }
+
+    /// Whether the lock is in its lock-delay at `now`: no new hold is granted.
+    fn in_delay(&self, now: u64) -> bool {
+        self.delay_until().is_some_and(|t| t > now)
+    }
+
+    /// Puts the lock in its lock-delay until `until` (or keeps a later one);
+    /// returns the new end when it moved (a deadline to file), `None` when
+    /// `until` has passed already or an existing delay lasts longer.
+    pub fn start_delay(&mut self, until: u64, now: u64) -> Option<u64> {
+        let until = until.min(i64::MAX as u64);
+        if until <= now || self.delay_until().is_some_and(|t| t >= until) {
+            return None;
+        }
+        self.rest.get_or_insert_with(Box::default).delay_until = until;
+        Some(until)
+    }
+
+    /// Ends a lock-delay that has run out by `now`; true if one did.
+    fn end_delay(&mut self, now: u64) -> bool {
+        match self.rest.as_mut() {
+            Some(r) if r.delay_until != 0 && r.delay_until <= now => {
+                r.delay_until = 0;
+                self.tidy();
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Drops holders whose lease has run out; returns them, in holder order,
+    /// and the latest end of their lock-delays (0 if none had one). Allocates
+    /// only when one has.
+    pub(crate) fn expire_holders(&mut self, now: u64) -> (Vec<HoldEnded>, u64) {
         let mut ended = Vec::new();
+        let mut delay = 0;
         self.holders.retain(|h| {
             let live = h.expires_at > now;
             if !live {
                 ended.push(HoldEnded::of(h, EndReason::Expired));
+                if h.delay_ms > 0 {
+                    // From the moment the lease ran out, however late it is
+                    // noticed: that is when its holder stopped believing.
+                    delay = delay.max(delay_end(h.expires_at, h.delay_ms));
+                }
             }
             live
         });
-        ended
+        (ended, delay)
     }
 
     /// Grants queued waiters in order while the front one is compatible; returns
@@ -366,6 +444,7 @@ impl State {
                 let expires_at = lease_end(now, front.ttl_ms);
                 h.expires_at = h.expires_at.max(expires_at);
                 h.session = front.session.and_then(NonZeroU64::new);
+                h.delay_ms = front.delay_ms;
                 let (token, expires_at) = (h.token, h.expires_at);
                 if let Some(w) = self.waiters_mut().pop_front() {
                     w.grant.send(token);
@@ -373,7 +452,7 @@ impl State {
                 deadlines.push(expires_at);
                 continue;
             }
-            if !self.compatible(front.shared) {
+            if self.in_delay(now) || !self.compatible(front.shared) {
                 break;
             }
             let Some(w) = self.waiters_mut().pop_front() else {
@@ -396,6 +475,7 @@ impl State {
                 expires_at,
                 shared: w.shared,
                 session: w.session.and_then(NonZeroU64::new),
+                delay_ms: w.delay_ms,
             });
             granted = granted.saturating_add(1);
             deadlines.push(expires_at);
@@ -404,13 +484,22 @@ impl State {
         (deadlines, granted)
     }
 
-    /// Drops the holders whose lease has run out and grants the waiters that
-    /// can now hold. Run before every lock operation and when a lease ends.
-    /// The holds that ended (leases run out) and the grants are reported in
-    /// the [`Effects`], for the keyspace to raise their events.
+    /// Drops the holders whose lease has run out (a lock-delay they were
+    /// acquired with starts), ends a lock-delay that has run out, and grants
+    /// the waiters that can now hold. Run before every lock operation and when
+    /// a lease or a delay ends. The holds that ended (leases run out) and the
+    /// grants are reported in the [`Effects`], for the keyspace to raise their
+    /// events; a delay's end is among its deadlines.
     pub fn settle(&mut self, now: u64, shared: &LockShared) -> Effects {
-        let ended = self.expire_holders(now);
-        let (deadlines, granted) = self.grant_waiters(now, shared);
+        let (ended, delay) = self.expire_holders(now);
+        let delayed = if delay > 0 {
+            self.start_delay(delay, now)
+        } else {
+            None
+        };
+        let delay_over = self.end_delay(now);
+        let (mut deadlines, granted) = self.grant_waiters(now, shared);
+        deadlines.extend(delayed);
         if !ended.is_empty() {
             shared
                 .stats
@@ -418,7 +507,7 @@ impl State {
                 .fetch_add(ended.len() as u64, Ordering::Relaxed);
         }
         Effects {
-            changed: !ended.is_empty() || !deadlines.is_empty(),
+            changed: !ended.is_empty() || !deadlines.is_empty() || delay_over,
             deadlines,
             ended,
             granted,
@@ -448,9 +537,10 @@ impl State {
             .find(|h| h.owner.as_slice() == &req.owner[..])
         {
             h.expires_at = expires_at;
-            // The renewing request's SESSION decides, as it is the latest word
-            // on what should end the hold.
+            // The renewing request's SESSION and lock-delay decide, as it is
+            // the latest word on what should end the hold and what follows.
             h.session = req.session.and_then(NonZeroU64::new);
+            h.delay_ms = req.delay_ms;
             let renewed = Effects {
                 changed: false,
                 deadlines: smallvec::smallvec![expires_at],
@@ -461,7 +551,7 @@ impl State {
         if self.limit() != req.limit {
             return Err(LockError::LimitMismatch(self.limit()));
         }
-        if self.waiters().is_empty() && self.compatible(req.shared) {
+        if self.waiters().is_empty() && !self.in_delay(now) && self.compatible(req.shared) {
             let token = shared.next_token(now);
             self.holders.push(Holder {
                 owner: CompactBytes::from_slice(&req.owner),
@@ -469,6 +559,7 @@ impl State {
                 expires_at,
                 shared: req.shared,
                 session: req.session.and_then(NonZeroU64::new),
+                delay_ms: req.delay_ms,
             });
             shared.stats.acquisitions.fetch_add(1, Ordering::Relaxed);
             shared
@@ -492,6 +583,7 @@ impl State {
             ttl_ms: req.ttl_ms,
             shared: req.shared,
             session: req.session,
+            delay_ms: req.delay_ms,
             grant,
         });
         Ok((Acquired::Queued, Effects::default()))
@@ -534,14 +626,18 @@ impl State {
     }
 
     /// Releases every hold of `client` (SESSION) and the hold of `owner`, if
-    /// given; returns the holds released, a SESSION hold as
-    /// [`EndReason::SessionReleased`], the owner's as [`EndReason::Released`].
+    /// given, at `now`; returns the holds released, a SESSION hold as
+    /// [`EndReason::SessionReleased`], the owner's as [`EndReason::Released`],
+    /// and the end of the lock-delay a lost SESSION hold started (a deadline to
+    /// file), if it did.
     pub fn release_client(
         &mut self,
         client: Option<u64>,
         owner: Option<&[u8]>,
-    ) -> SmallVec<[HoldEnded; 1]> {
+        now: u64,
+    ) -> (SmallVec<[HoldEnded; 1]>, Option<u64>) {
         let mut ended = SmallVec::new();
+        let mut delay = 0;
         self.holders.retain(|h| {
             let by_session = client.is_some() && h.session.map(NonZeroU64::get) == client;
             let by_owner = owner.is_some_and(|o| h.owner.as_slice() == o);
@@ -549,10 +645,11 @@ impl State {
                 ended.push(HoldEnded::of(h, EndReason::Released));
             } else if by_session {
                 ended.push(HoldEnded::of(h, EndReason::SessionReleased));
+                delay = delay.max(delay_end(now, h.delay_ms));
             }
             !(by_session || by_owner)
         });
-        ended
+        (ended, self.start_delay(delay, now))
     }
 
     /// The holds that end because the lock is taken out of the keyspace at
@@ -580,21 +677,28 @@ impl State {
 
     /// The queue of a lock taken out of the keyspace (DEL, FLUSHDB, a key TTL,
     /// an overwrite), as a lock with no holders that stays at the key for them.
+    /// The key's removal ends a lock-delay: the queue is served at once.
     pub fn take_waiters(&mut self) -> Option<State> {
-        let rest = self.rest.take()?;
+        let mut rest = self.rest.take()?;
         if rest.waiters.is_empty() {
             self.rest = Some(rest);
             return None;
         }
+        rest.delay_until = 0;
         Some(State {
             holders: SmallVec::new(),
             rest: Some(rest),
         })
     }
 
-    /// The latest lease deadline, for PTTL.
+    /// The latest lease deadline or lock-delay end, for PTTL: until then the
+    /// key stays even if nobody takes it.
     pub fn longest_lease(&self) -> Option<u64> {
-        self.holders.iter().map(|h| h.expires_at).max()
+        self.holders
+            .iter()
+            .map(|h| h.expires_at)
+            .chain(self.delay_until())
+            .max()
     }
 
     /// Empties the queue, telling every waiter the lock is gone; returns how
@@ -618,6 +722,7 @@ impl State {
             limit: self.limit(),
             holders: self.holders.to_vec(),
             waiters: self.waiters().len(),
+            delay_until: self.delay_until(),
         }
     }
 
@@ -654,6 +759,9 @@ impl Default for Lock {
 const SIMPLE_SHARED: u8 = 1;
 /// Flags byte of a simple lock: a SESSION client id follows.
 const SIMPLE_SESSION: u8 = 2;
+/// Flags byte of a simple lock: the hold's lock-delay (4 bytes) follows the
+/// session, if any. A hold without one costs no byte more.
+const SIMPLE_DELAY: u8 = 4;
 
 /// The encoding of a lock whose only content is one holder (token, lease end,
 /// flags, session if any, owner); `None` for a lock with more.
@@ -665,7 +773,9 @@ fn encode_simple(state: &State) -> Option<SmallVec<[u8; 64]>> {
         return Some(SmallVec::new());
     };
     let owner = h.owner.as_slice();
-    let mut out = SmallVec::with_capacity(17 + 8 * usize::from(h.session.is_some()) + owner.len());
+    let mut out = SmallVec::with_capacity(
+        17 + 8 * usize::from(h.session.is_some()) + 4 * usize::from(h.delay_ms > 0) + owner.len(),
+    );
     out.extend_from_slice(&h.token.to_le_bytes());
     out.extend_from_slice(&h.expires_at.to_le_bytes());
     let flags = if h.shared { SIMPLE_SHARED } else { 0 }
@@ -673,10 +783,14 @@ fn encode_simple(state: &State) -> Option<SmallVec<[u8; 64]>> {
             SIMPLE_SESSION
         } else {
             0
-        };
+        }
+        | if h.delay_ms > 0 { SIMPLE_DELAY } else { 0 };
     out.push(flags);
     if let Some(s) = h.session {
         out.extend_from_slice(&s.get().to_le_bytes());
+    }
+    if h.delay_ms > 0 {
+        out.extend_from_slice(&h.delay_ms.to_le_bytes());
     }
     out.extend_from_slice(owner);
     Some(out)
@@ -696,17 +810,27 @@ fn decode_simple(bytes: &[u8]) -> State {
     let Some(&flags) = bytes.get(16) else {
         return state;
     };
-    let (session, owner_at) = if flags & SIMPLE_SESSION != 0 {
+    let (session, mut owner_at) = if flags & SIMPLE_SESSION != 0 {
         (NonZeroU64::new(read_u64(bytes, 17)), 25)
     } else {
         (None, 17)
     };
+    let mut delay_ms = 0;
+    if flags & SIMPLE_DELAY != 0 {
+        let mut word = [0u8; 4];
+        if let Some(b) = bytes.get(owner_at..owner_at + 4) {
+            word.copy_from_slice(b);
+        }
+        delay_ms = u32::from_le_bytes(word);
+        owner_at += 4;
+    }
     state.holders.push(Holder {
         owner: CompactBytes::from_slice(bytes.get(owner_at..).unwrap_or_default()),
         token: read_u64(bytes, 0),
         expires_at: read_u64(bytes, 8),
         session,
         shared: flags & SIMPLE_SHARED != 0,
+        delay_ms,
     });
     state
 }
@@ -770,14 +894,15 @@ impl Lock {
         self.view(State::is_empty)
     }
 
-    /// Whether the first waiter is still there and could hold now (which a
-    /// settled lock never leaves so).
+    /// Whether the first waiter is still there and could hold now, the lock
+    /// being out of any lock-delay (which a settled lock never leaves so).
     #[cfg(test)]
-    pub(crate) fn front_waiter_grantable(&self) -> bool {
+    pub(crate) fn front_waiter_grantable(&self, now: u64) -> bool {
         self.view(|s| {
-            s.waiters()
-                .front()
-                .is_some_and(|w| s.compatible(w.shared) && !w.grant.is_closed())
+            !s.in_delay(now)
+                && s.waiters()
+                    .front()
+                    .is_some_and(|w| s.compatible(w.shared) && !w.grant.is_closed())
         })
     }
 
@@ -835,8 +960,34 @@ impl Lock {
         &mut self,
         client: Option<u64>,
         owner: Option<&[u8]>,
-    ) -> SmallVec<[HoldEnded; 1]> {
-        self.edit(|s| s.release_client(client, owner))
+        now: u64,
+    ) -> (SmallVec<[HoldEnded; 1]>, Option<u64>) {
+        self.edit(|s| s.release_client(client, owner, now))
+    }
+
+    /// See [`State::delay_until`]; `None` (no decoding) for a simple lock,
+    /// which is never in a delay.
+    pub fn delay_until(&self) -> Option<u64> {
+        match &self.0 {
+            Repr::Simple(_) => None,
+            Repr::Full(s) => s.delay_until(),
+        }
+    }
+
+    /// Puts the key in its lock-delay until `until` (server clock ms) without
+    /// a hold ending: nothing new is granted before then, waiters stay queued,
+    /// and a lock nobody holds stays as a key until it ends. For a restart,
+    /// which must delay every lock whose holders may still believe they
+    /// hold. The returned [`Effects`] (the deadline of the delay's end) go to
+    /// `Shard::apply`, as an operation's do; a later delay already there is
+    /// kept.
+    pub fn delay(&mut self, until: u64, now: u64) -> Effects {
+        let filed = self.edit(|s| s.start_delay(until, now));
+        Effects {
+            changed: filed.is_some(),
+            deadlines: filed.into_iter().collect(),
+            ..Effects::default()
+        }
     }
 
     /// See [`State::removed_holds`]; empty (no allocation) for a lock nobody
@@ -907,6 +1058,7 @@ mod tests {
             shared,
             limit: None,
             session,
+            delay_ms: 0,
             wait: None,
         }
     }
@@ -981,6 +1133,55 @@ mod tests {
     }
 
     #[test]
+    fn a_lock_delay_costs_the_simple_form_four_bytes_only_when_used() {
+        let shared = LockShared::new();
+        for (delay_ms, session) in [(0, None), (250, None), (u32::MAX, Some(3))] {
+            let mut lock = Lock::default();
+            let mut r = req("owner-0000000001", false, session);
+            r.delay_ms = delay_ms;
+            lock.acquire(r, 5, &shared).unwrap();
+            let Repr::Simple(bytes) = &lock.0 else {
+                panic!("one holder is simple")
+            };
+            let extra = 8 * usize::from(session.is_some()) + 4 * usize::from(delay_ms > 0);
+            assert_eq!(bytes.len(), 17 + 16 + extra);
+            let h = &lock.info().holders[0];
+            assert_eq!(
+                (h.delay_ms, h.owner.as_slice()),
+                (delay_ms, &b"owner-0000000001"[..])
+            );
+            assert_eq!(h.session.map(NonZeroU64::get), session);
+        }
+    }
+
+    #[test]
+    fn a_delay_without_a_hold_ending_keeps_the_key_until_it_ends() {
+        // What a restart does to a lock whose holders may still believe.
+        let shared = LockShared::new();
+        let mut lock = Lock::default();
+        let effects = lock.delay(500, 100);
+        assert_eq!(effects.deadlines.as_slice(), &[500]);
+        assert!(!lock.is_empty(), "the key stays in its delay");
+        assert_eq!(
+            lock.delay(400, 100).deadlines.len(),
+            0,
+            "a later one is kept"
+        );
+        assert_eq!(lock.delay(50, 100).deadlines.len(), 0, "already over");
+        assert!(matches!(
+            lock.acquire(req("a", false, None), 499, &shared).unwrap().0,
+            Acquired::Busy
+        ));
+        assert_eq!(lock.longest_lease(), Some(500));
+        let effects = lock.settle(500, &shared);
+        assert!(effects.changed && lock.is_empty() && is_simple(&lock));
+        assert!(matches!(
+            lock.acquire(req("a", false, None), 500, &shared).unwrap().0,
+            Acquired::Granted(_)
+        ));
+    }
+
+    #[test]
     fn tokens_are_exact_as_doubles_for_two_centuries() {
         let shared = LockShared::new();
         // 2248-01-01 in ms since the epoch.
@@ -1045,6 +1246,7 @@ mod event_tests {
             shared: false,
             limit: None,
             session: Some(9),
+            delay_ms: 0,
             wait,
         }
     }
@@ -1077,7 +1279,8 @@ mod event_tests {
         // its lease had run out unnoticed.
         assert_eq!(lock.removed_holds(12)[0].why, EndReason::Deleted);
         assert_eq!(lock.removed_holds(21)[0].why, EndReason::Expired);
-        let ended = lock.release_client(Some(9), None);
+        let (ended, delayed) = lock.release_client(Some(9), None, 30);
+        assert_eq!(delayed, None, "no lock-delay");
         assert_eq!(ended.len(), 1);
         assert_eq!(ended[0].why, EndReason::SessionReleased);
         assert!(ended[0].why.is_loss() && !EndReason::Released.is_loss());
