@@ -101,6 +101,12 @@ impl LockShared {
         prev.saturating_add(1).max(floor)
     }
 
+    /// The greatest fencing token issued so far (0 before the first): what a
+    /// snapshot persists so that tokens after a restart stay above it.
+    pub fn high_water(&self) -> u64 {
+        self.last_token.load(Ordering::Acquire)
+    }
+
     /// A fresh id for a waiter.
     pub fn next_waiter_id(&self) -> u64 {
         self.next_waiter.fetch_add(1, Ordering::Relaxed)
@@ -751,6 +757,23 @@ impl Lock {
                 out
             }
         }
+    }
+
+    /// A copy with the holders and the limit, without the waiters (a
+    /// snapshot keeps what a restart can restore: holds, not connections).
+    pub fn snapshot_copy(&self) -> Lock {
+        self.view(|s| {
+            let limit = s.rest.as_ref().and_then(|r| r.limit);
+            Lock::from_state(State {
+                holders: s.holders.clone(),
+                rest: limit.map(|limit| {
+                    Box::new(Rest {
+                        limit: Some(limit),
+                        waiters: VecDeque::new(),
+                    })
+                }),
+            })
+        })
     }
 
     /// The holders.
