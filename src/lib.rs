@@ -27,6 +27,7 @@ pub mod error;
 pub mod gate;
 pub mod keyspace;
 pub mod notify;
+pub mod persist;
 pub mod protocol;
 pub mod pubsub;
 pub mod reply;

@@ -27,6 +27,7 @@
 //! invisible. Locks with queued waiters are settled ahead of the queue, so a lease
 //! that runs out is handed to its waiter within a slice even under such a backlog.
 
+mod snap;
 mod table;
 mod value;
 pub mod wheel;
@@ -46,6 +47,7 @@ pub use crate::types::lock::{AcquireRequest, Acquired, LockInfo, LockMode, LockS
 use crate::types::lock::{EndReason, HoldEnded};
 pub use crate::types::CompactBytes;
 use crate::types::Effects;
+use snap::ShardSnap;
 pub use table::Table;
 pub use value::{Entry, Typed, Value, WrongType};
 use wheel::Wheel;
@@ -272,6 +274,10 @@ pub struct Shard {
     blocked: Arc<BlockedKeys>,
     /// Client-side caching's hook: writes are noted while it is active.
     hook: Arc<KeyHook>,
+    /// A running snapshot's state here, until its dumper has visited this
+    /// shard: every change first keeps the changed key's before-image
+    /// (`snap.rs`). `None` when no snapshot runs: one branch per write.
+    snap: Option<Box<ShardSnap>>,
 }
 
 /// A shard's database index and the server's notifier.
@@ -340,6 +346,16 @@ impl Shard {
             events,
             blocked,
             hook,
+            snap: None,
+        }
+    }
+
+    /// Before a change to `key`: a running snapshot that has not visited it
+    /// keeps its value as it was at the snapshot's instant.
+    #[inline]
+    fn preserve(&mut self, key: &[u8]) {
+        if let Some(snap) = self.snap.as_deref_mut() {
+            snap.preserve(&self.map, key);
         }
     }
 
@@ -401,6 +417,7 @@ impl Shard {
     /// that touches the key itself only if it changes it).
     fn get_mut_quiet(&mut self, key: &[u8], now: u64) -> Option<&mut Entry> {
         self.expire_if_due(key, now);
+        self.preserve(key);
         self.map.get_mut(key)
     }
 
@@ -414,6 +431,7 @@ impl Shard {
     /// the key are told it changed. Call [`Shard::set_expiry`] to change its TTL.
     pub fn get_mut(&mut self, key: &[u8], now: u64) -> Option<&mut Entry> {
         let pos = self.live_position(key, now)?;
+        self.preserve(key);
         self.touch(key);
         Some(self.map.entry_mut(pos))
     }
@@ -437,6 +455,7 @@ impl Shard {
         if T::of(&self.map.entry(pos).value).is_none() {
             return Err(WrongType);
         }
+        self.preserve(key);
         self.touch(key);
         Ok(T::of_mut(&mut self.map.entry_mut(pos).value))
     }
@@ -449,11 +468,13 @@ impl Shard {
                 if T::of(&self.map.entry(pos).value).is_none() {
                     return Err(WrongType);
                 }
+                self.preserve(key);
                 pos
             }
             None => {
                 let mut entry = Entry::persistent(T::new_value());
                 entry.accessed(now);
+                self.preserve(key);
                 self.map.insert(key, entry);
                 self.events.log(notify::NEW, "new", key);
                 self.map.find(key).ok_or(WrongType)?
@@ -526,6 +547,7 @@ impl Shard {
         entry.accessed(now);
         self.touch(key);
         let expires_at = entry.expires_at();
+        self.preserve(key);
         let mut old = self.map.insert(key, entry);
         if old.is_none() {
             self.events.log(notify::NEW, "new", key);
@@ -558,6 +580,10 @@ impl Shard {
     }
 
     fn remove_entry(&mut self, key: &[u8]) -> Option<Entry> {
+        if let Some(snap) = self.snap.as_deref_mut() {
+            snap.preserve(&self.map, key);
+            snap.preserve_moved(&self.map, key);
+        }
         let old = self.map.remove(key)?;
         self.gone(key, &old.value);
         if old.expires_at().is_some() {
@@ -574,6 +600,7 @@ impl Shard {
     /// Sets or clears the TTL of a live key; false if there is no such key.
     pub fn set_expiry(&mut self, key: &[u8], expires_at: Option<u64>, now: u64) -> bool {
         self.expire_if_due(key, now);
+        self.preserve(key);
         let Some(entry) = self.map.get_mut(key) else {
             return false;
         };
@@ -723,6 +750,9 @@ impl Shard {
     /// Removes every key, telling all watchers. Waiters of removed locks stay
     /// queued and are granted, as after DEL.
     pub fn clear(&mut self, now: u64) {
+        if let Some(snap) = self.snap.as_deref_mut() {
+            snap.preserve_all(&self.map);
+        }
         if self.hook.is_active() {
             note_modified(Modified::Flush);
         }
@@ -817,6 +847,7 @@ impl Shard {
     /// queue): what stays for them is put back at the key and settled.
     fn keep_waiters(&mut self, key: &[u8], old: &mut Entry, now: u64) {
         if let Some(rest) = old.value.take_waiters() {
+            self.preserve(key);
             self.map.insert(key, Entry::persistent(rest));
             self.settle(key, now);
         }
@@ -893,6 +924,43 @@ impl Shard {
     /// Keys removed on expiry so far.
     pub fn expired_count(&self) -> u64 {
         self.expired_count
+    }
+
+    /// Marks this shard "not yet dumped" at a snapshot's instant (the caller
+    /// holds the execution gate exclusively): from now on every change keeps
+    /// its key's before-image. False if a snapshot already has it marked.
+    pub fn snapshot_mark(&mut self) -> bool {
+        if self.snap.is_some() {
+            return false;
+        }
+        self.snap = Some(Box::default());
+        true
+    }
+
+    /// One slice of the snapshot's walk of this shard: up to `max` slab
+    /// positions from where the last slice stopped, each key still holding
+    /// its instant's value handed to `emit` (borrowed under this shard's lock:
+    /// serialize it quickly). True once the whole table has been visited (or
+    /// the shard is not marked).
+    pub fn snapshot_visit<E>(
+        &mut self,
+        max: usize,
+        emit: impl FnMut(&[u8], &Entry) -> Result<(), E>,
+    ) -> Result<bool, E> {
+        match self.snap.as_deref_mut() {
+            Some(snap) => snap.visit(&self.map, max, emit),
+            None => Ok(true),
+        }
+    }
+
+    /// Ends the snapshot here (visited, or abandoned): writes no longer keep
+    /// before-images, and the ones kept are returned, owned, for the dumper
+    /// to emit after letting go of the lock.
+    pub fn snapshot_finish(&mut self) -> impl Iterator<Item = (CompactBytes, Entry)> {
+        self.snap
+            .take()
+            .into_iter()
+            .flat_map(|snap| snap.into_saved())
     }
 }
 
@@ -1083,6 +1151,8 @@ pub struct Keyspace {
     notifier: Arc<Notifier>,
     /// Client-side caching's hook, shared by every shard.
     hook: Arc<KeyHook>,
+    /// Whether a snapshot is running (at most one at a time).
+    snapshot_running: AtomicBool,
 }
 
 impl Keyspace {
@@ -1103,7 +1173,18 @@ impl Keyspace {
             expiry_cursor: AtomicUsize::new(0),
             notifier,
             hook,
+            snapshot_running: AtomicBool::new(false),
         }
+    }
+
+    /// Claims the right to run a snapshot; false if one is running.
+    pub fn claim_snapshot(&self) -> bool {
+        !self.snapshot_running.swap(true, Ordering::AcqRel)
+    }
+
+    /// Gives back what [`Keyspace::claim_snapshot`] claimed.
+    pub fn release_snapshot(&self) {
+        self.snapshot_running.store(false, Ordering::Release);
     }
 
     /// The registry of clients blocked on keys, which the shards mark keys

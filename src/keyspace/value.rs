@@ -67,6 +67,21 @@ impl Value {
         })
     }
 
+    /// A copy for a snapshot's before-image: [`Value::duplicate`] for every
+    /// type, and for a lock its holders and limit without its wait queue
+    /// (waiters belong to connections, which a snapshot does not keep).
+    pub fn snapshot_copy(&self) -> Value {
+        match self {
+            Value::Str(s) => Value::Str(s.clone()),
+            Value::List(l) => Value::List(l.clone()),
+            Value::Hash(h) => Value::Hash(h.clone()),
+            Value::ZSet(z) => Value::ZSet(z.clone()),
+            Value::Set(s) => Value::Set(s.clone()),
+            Value::Stream(s) => Value::Stream(s.clone()),
+            Value::Lock(l) => Value::Lock(l.snapshot_copy()),
+        }
+    }
+
     /// Whether MOVE may take the value to another database: not a lock, whose
     /// SESSION holds, queued waiters and leases are filed under its key in its
     /// own database (a moved lock would leave them pointing at nothing).

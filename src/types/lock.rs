@@ -116,6 +116,12 @@ impl LockShared {
         self.lock_delay.store(ms, Ordering::Relaxed);
     }
 
+    /// The greatest fencing token issued so far (0 before the first): what a
+    /// snapshot persists so that tokens after a restart stay above it.
+    pub fn high_water(&self) -> u64 {
+        self.last_token.load(Ordering::Acquire)
+    }
+
     /// A fresh id for a waiter.
     pub fn next_waiter_id(&self) -> u64 {
         self.next_waiter.fetch_add(1, Ordering::Relaxed)
@@ -875,6 +881,26 @@ impl Lock {
                 out
             }
         }
+    }
+
+    /// A copy with the holders and the limit, without the waiters (a
+    /// snapshot keeps what a restart can restore: holds, not connections).
+    pub fn snapshot_copy(&self) -> Lock {
+        self.view(|s| {
+            let limit = s.rest.as_ref().and_then(|r| r.limit);
+            let delay_until = s.rest.as_ref().map_or(0, |r| r.delay_until);
+            let rest = (limit.is_some() || delay_until != 0).then(|| {
+                Box::new(Rest {
+                    limit,
+                    waiters: VecDeque::new(),
+                    delay_until,
+                })
+            });
+            Lock::from_state(State {
+                holders: s.holders.clone(),
+                rest,
+            })
+        })
     }
 
     /// The holders.

@@ -1,0 +1,10 @@
+//! Persistence: what SAVE, BGSAVE and BGREWRITEAOF are built on.
+//!
+//! For now the point-in-time [`Snapshot`] of the whole keyspace, walked by a
+//! background thread while clients keep reading and writing, into any
+//! [`SnapshotSink`] (the RDB writer implements it). Not here: file formats
+//! (`rdb/`), commands and config.
+
+mod snapshot;
+
+pub use snapshot::{Snapshot, SnapshotError, SnapshotSink, SnapshotStats, SLICE};

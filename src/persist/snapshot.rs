@@ -1,0 +1,212 @@
+//! [`Snapshot`]: a consistent image of every database at one instant, taken
+//! without stopping the server (there is no fork in a multi-threaded server).
+//!
+//! # How it stays consistent
+//!
+//! [`Snapshot::begin`] takes the execution gate exclusively — so no command,
+//! EXEC, script or expiry step is half done — reads the clock (the
+//! *instant*) and the fencing-token high-water mark, and marks every shard of
+//! every database "not yet dumped"; then it lets go of the gate. That pause is
+//! one lock and unlock of each shard, whatever the keyspace holds.
+//!
+//! [`Snapshot::write_to`] then walks the shards one at a time, in (database,
+//! shard) order, holding only that shard's mutex and only for a slice of
+//! [`SLICE`] slab positions; between slices other clients run. Meanwhile a
+//! write to a marked shard first keeps the before-image of the key it changes
+//! (copy on write, per key: the shard's `ShardSnap`), a key created after the
+//! instant is noted as absent at it, and a removal that moves a slot from the
+//! unvisited part of the slab to the visited part keeps the moved key — so
+//! deletions, expiry, FLUSHDB/FLUSHALL, RENAME and MOVE are all covered by
+//! the same rule. Once a shard is visited its before-images are emitted and
+//! its mark cleared: writes there are back to one untaken branch.
+//!
+//! Keys whose TTL had passed at the instant are left out; keys that expire
+//! after it are in the snapshot with their deadline, as in Redis's forked
+//! child. Deadlines are absolute ms on the server clock (`clock.rs`), which
+//! is the Unix time unless a test has paused or advanced it; they are handed
+//! on unchanged, so a test that moved its clock gets deadlines on its clock.
+
+use std::io;
+
+use crate::clock::Clock;
+use crate::gate::ExecGate;
+use crate::keyspace::{Entry, Keyspace, Value};
+
+/// Slab positions a slice of the walk visits before letting go of the shard.
+pub const SLICE: usize = 256;
+
+/// Where a snapshot goes: the RDB writer (and a test's in-memory map).
+pub trait SnapshotSink {
+    /// The server's fencing-token high-water mark at the instant (every token
+    /// issued before is at most this); called once, before any database.
+    fn fencing_high_water(&mut self, token: u64) -> io::Result<()>;
+
+    /// The entries that follow belong to database `db`, which held about
+    /// `keys` keys, `expires` of them with a TTL, at the instant (size hints).
+    fn select_db(&mut self, db: usize, keys: u64, expires: u64) -> io::Result<()>;
+
+    /// One key as it was at the instant, with its deadline as absolute ms on
+    /// the server clock. A lock's waiters are not part of it.
+    fn entry(&mut self, key: &[u8], value: &Value, expire_at_ms: Option<u64>) -> io::Result<()>;
+}
+
+/// Why a snapshot could not start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SnapshotError {
+    /// Another snapshot is running (Redis: "Background save already in progress").
+    InProgress,
+}
+
+impl std::fmt::Display for SnapshotError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SnapshotError::InProgress => f.write_str("Background save already in progress"),
+        }
+    }
+}
+
+impl std::error::Error for SnapshotError {}
+
+/// What a finished walk handed to its sink.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SnapshotStats {
+    /// Keys emitted straight from the table.
+    pub live: u64,
+    /// Keys emitted from a before-image (changed before the walk reached them).
+    pub preserved: u64,
+}
+
+/// A point-in-time snapshot being taken: begun by [`Snapshot::begin`],
+/// walked by [`Snapshot::write_to`]. Dropped before it is written (or after
+/// an error), it lets go of every shard it still marks.
+#[derive(Debug)]
+pub struct Snapshot<'a> {
+    keyspace: &'a Keyspace,
+    instant_ms: u64,
+    fencing: u64,
+    /// Per database: keys and keys with a TTL at the instant.
+    sizes: Vec<(u64, u64)>,
+    slice: usize,
+}
+
+impl<'a> Snapshot<'a> {
+    /// Starts a snapshot at this instant: waits for the execution gate
+    /// exclusively, marks every shard, lets the gate go. Refused while another
+    /// snapshot of this keyspace runs.
+    pub fn begin(
+        keyspace: &'a Keyspace,
+        gate: &ExecGate,
+        clock: &Clock,
+    ) -> Result<Self, SnapshotError> {
+        if !keyspace.claim_snapshot() {
+            return Err(SnapshotError::InProgress);
+        }
+        let _gate = gate.write();
+        let instant_ms = clock.now_ms();
+        let fencing = keyspace.locks().high_water();
+        let mut sizes = Vec::with_capacity(keyspace.dbs().len());
+        for db in keyspace.dbs() {
+            let (mut keys, mut expires) = (0, 0);
+            for shard in db.shards() {
+                let mut shard = shard.lock();
+                // Claimed above: no other snapshot has a shard marked.
+                shard.snapshot_mark();
+                keys += shard.len() as u64;
+                expires += shard.volatile() as u64;
+            }
+            sizes.push((keys, expires));
+        }
+        Ok(Snapshot {
+            keyspace,
+            instant_ms,
+            fencing,
+            sizes,
+            slice: SLICE,
+        })
+    }
+
+    /// The instant, in ms on the server clock.
+    pub fn instant_ms(&self) -> u64 {
+        self.instant_ms
+    }
+
+    /// The fencing-token high-water mark at the instant.
+    pub fn fencing_high_water(&self) -> u64 {
+        self.fencing
+    }
+
+    /// Visits `n` slab positions per slice instead of [`SLICE`] (at least 1):
+    /// smaller slices hold a shard for less time, larger ones lock less often.
+    pub fn with_slice(mut self, n: usize) -> Self {
+        self.slice = n.max(1);
+        self
+    }
+
+    /// Walks the keyspace into `sink`: the fencing mark, then each database
+    /// that held keys at the instant with its keys as they were then.
+    pub fn write_to(self, sink: &mut dyn SnapshotSink) -> io::Result<SnapshotStats> {
+        sink.fencing_high_water(self.fencing)?;
+        let mut stats = SnapshotStats::default();
+        for (index, db) in self.keyspace.dbs().iter().enumerate() {
+            let (keys, expires) = self.sizes.get(index).copied().unwrap_or_default();
+            if keys > 0 {
+                sink.select_db(index, keys, expires)?;
+            }
+            for shard in db.shards() {
+                self.walk_shard(shard, sink, &mut stats)?;
+            }
+        }
+        Ok(stats)
+    }
+
+    /// One shard: slices of the table under its lock, then its before-images
+    /// outside it.
+    fn walk_shard(
+        &self,
+        shard: &parking_lot::Mutex<crate::keyspace::Shard>,
+        sink: &mut dyn SnapshotSink,
+        stats: &mut SnapshotStats,
+    ) -> io::Result<()> {
+        let instant = self.instant_ms;
+        loop {
+            let mut guard = shard.lock();
+            let done = guard.snapshot_visit(self.slice, |key, entry| {
+                if !expired_at(entry, instant) {
+                    stats.live += 1;
+                    sink.entry(key, &entry.value, entry.expires_at())?;
+                }
+                Ok::<(), io::Error>(())
+            })?;
+            if done {
+                let saved: Vec<_> = guard.snapshot_finish().collect();
+                drop(guard);
+                for (key, entry) in saved {
+                    if !expired_at(&entry, instant) {
+                        stats.preserved += 1;
+                        sink.entry(key.as_slice(), &entry.value, entry.expires_at())?;
+                    }
+                }
+                return Ok(());
+            }
+            drop(guard);
+            std::thread::yield_now();
+        }
+    }
+}
+
+/// Whether `entry` was already gone at the instant (its TTL had passed).
+fn expired_at(entry: &Entry, instant: u64) -> bool {
+    entry.expires_at().is_some_and(|at| at <= instant)
+}
+
+impl Drop for Snapshot<'_> {
+    fn drop(&mut self) {
+        // A shard already walked has no mark; an abandoned walk leaves some.
+        for db in self.keyspace.dbs() {
+            for shard in db.shards() {
+                drop(shard.lock().snapshot_finish());
+            }
+        }
+        self.keyspace.release_snapshot();
+    }
+}
