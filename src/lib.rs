@@ -29,6 +29,7 @@ pub mod keyspace;
 pub mod notify;
 pub mod protocol;
 pub mod pubsub;
+pub mod rdb;
 pub mod reply;
 pub mod scripting;
 pub mod server;
