@@ -535,10 +535,34 @@ async fn rdb_files_move_between_redis_server_and_latchkey_both_ways() {
         for ((_, key), (value, expire)) in keys {
             w.entry(key, value, *expire).unwrap();
         }
+        // A lock, which redis-server must skip (the digest stays the same).
+        let holder = latchkey::types::lock::Holder {
+            owner: latchkey::types::CompactBytes::from_slice(b"owner"),
+            token: 99,
+            expires_at: 4_000_000_000_000,
+            session: None,
+            shared: false,
+        };
+        let lock =
+            latchkey::keyspace::Value::Lock(latchkey::types::lock::Lock::restored(None, [holder]));
+        w.entry(b"a-lock", &lock, None).unwrap();
     }
     w.finish().unwrap();
     let written = std::fs::read(&out_path).unwrap();
-    file::load(&written, &enc, &mut |_| Ok(())).unwrap();
+    let mut locks = 0;
+    file::load(&written, &enc, &mut |item| {
+        if let file::Loaded::Entry {
+            value: latchkey::keyspace::Value::Lock(lock),
+            ..
+        } = item
+        {
+            assert_eq!(lock.info().holders[0].token, 99);
+            locks += 1;
+        }
+        Ok(())
+    })
+    .unwrap();
+    assert_eq!(locks, 2);
     if have("redis-check-rdb") {
         let check = Command::new("redis-check-rdb")
             .arg(&out_path)

@@ -54,6 +54,8 @@ pub struct Writer<W: Write> {
     crc: crc::Digest<'static, u64>,
     opts: WriteOptions,
     buf: Vec<u8>,
+    /// The database last selected (a lock's aux field names it).
+    db: usize,
 }
 
 impl<W: Write> Writer<W> {
@@ -65,6 +67,7 @@ impl<W: Write> Writer<W> {
             crc: CRC64.digest(),
             opts,
             buf: Vec::new(),
+            db: 0,
         };
         w.put(format!("REDIS{RDB_VERSION:04}").as_bytes())?;
         let ctime = std::time::SystemTime::now()
@@ -105,6 +108,7 @@ impl<W: Write> Writer<W> {
     /// Starts database `db`, which holds `keys` keys, `expires` of them with
     /// a TTL (RESIZEDB's hints).
     pub fn select_db(&mut self, db: usize, keys: u64, expires: u64) -> io::Result<()> {
+        self.db = db;
         self.buf.clear();
         self.buf.push(op::SELECTDB);
         write_len(&mut self.buf, db as u64);
@@ -114,14 +118,20 @@ impl<W: Write> Writer<W> {
         self.flush_buf()
     }
 
-    /// One key: its expiry (absolute unix ms), type, name and value. A value
-    /// with no RDB form yet (a lock, a stream) is an `Unsupported` error.
+    /// One key of the database last selected: its expiry (absolute unix ms),
+    /// type, name and value. A lock becomes an aux field (see
+    /// [`super::lock`]; its expiry is its leases). A stream, which has no
+    /// RDB form here yet, is an `Unsupported` error.
     pub fn entry(
         &mut self,
         key: &[u8],
         value: &Value,
         expire_at_ms: Option<u64>,
     ) -> io::Result<()> {
+        if let Value::Lock(lock) = value {
+            let aux = super::lock::encode(self.db, key, lock);
+            return self.aux(super::lock::AUX_LOCK, &aux);
+        }
         let mut payload = Vec::new();
         super::value::write(&mut payload, value, self.opts.compression).map_err(|u| {
             io::Error::new(
@@ -169,7 +179,9 @@ pub enum Loaded {
         /// Its number.
         index: u64,
     },
-    /// One key of the current database.
+    /// One key: of the current database, or for a lock (an aux field) of
+    /// the database it names. A lock's holders keep their tokens and lease
+    /// ends; the caller files its lease deadlines as for any inserted lock.
     Entry {
         /// The database it belongs to.
         db: u64,
@@ -209,8 +221,19 @@ pub fn load(
             op::EOF => break,
             op::AUX => {
                 let key = inp.string()?;
+                let value_at = inp.offset();
                 let value = inp.string()?;
-                sink(Loaded::Aux { key, value })?;
+                if key == super::lock::AUX_LOCK {
+                    let (db, key, lock) = super::lock::decode(&value, value_at)?;
+                    sink(Loaded::Entry {
+                        db,
+                        key,
+                        value: Value::Lock(lock),
+                        expire_at_ms: None,
+                    })?;
+                } else {
+                    sink(Loaded::Aux { key, value })?;
+                }
             }
             op::SELECTDB => {
                 db = inp.length()?;
@@ -259,4 +282,144 @@ pub fn load(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::types::lock::{Holder, Lock, LockMode};
+    use crate::types::CompactBytes;
+
+    fn holder(owner: &str, token: u64, expires_at: u64, shared: bool) -> Holder {
+        Holder {
+            owner: CompactBytes::from_slice(owner.as_bytes()),
+            token,
+            expires_at,
+            session: None,
+            shared,
+        }
+    }
+
+    fn write_and_load(entries: Vec<(usize, &[u8], Value, Option<u64>)>) -> Vec<Loaded> {
+        let mut w = Writer::new(Vec::new(), WriteOptions::default()).unwrap();
+        w.aux(crate::rdb::lock::AUX_FENCING, b"42").unwrap();
+        let mut db = usize::MAX;
+        for (d, key, value, expire) in &entries {
+            if *d != db {
+                w.select_db(*d, 1, 0).unwrap();
+                db = *d;
+            }
+            w.entry(key, value, *expire).unwrap();
+        }
+        let bytes = w.finish().unwrap();
+        let mut out = Vec::new();
+        load(&bytes, &Encodings::default(), &mut |l| {
+            out.push(l);
+            Ok(())
+        })
+        .unwrap();
+        out
+    }
+
+    #[test]
+    fn locks_round_trip_with_holders_tokens_and_lease_ends() {
+        let exclusive = Lock::restored(None, [holder("me", 7, 1_900_000_000_000, false)]);
+        let shared = Lock::restored(
+            None,
+            [
+                holder("r1", 8, 1_900_000_000_001, true),
+                holder("r2", 9, 1_900_000_000_002, true),
+            ],
+        );
+        let semaphore = Lock::restored(Some(3), [holder("s1", 10, 1_900_000_000_003, false)]);
+        let loaded = write_and_load(vec![
+            (0, b"ex", Value::Lock(exclusive), None),
+            (2, b"sh", Value::Lock(shared), None),
+            (2, b"sem", Value::Lock(semaphore), None),
+            (2, b"plain", Value::string(b"v"), Some(1_900_000_000_000)),
+        ]);
+        let mut fencing = None;
+        let mut locks = Vec::new();
+        let mut plain = None;
+        for l in loaded {
+            match l {
+                Loaded::Aux { key, value } if key == crate::rdb::lock::AUX_FENCING => {
+                    fencing = Some(value)
+                }
+                Loaded::Entry {
+                    db,
+                    key,
+                    value: Value::Lock(lock),
+                    expire_at_ms,
+                } => {
+                    assert_eq!(expire_at_ms, None);
+                    locks.push((db, key, lock.info()));
+                }
+                Loaded::Entry {
+                    db,
+                    key,
+                    expire_at_ms,
+                    ..
+                } => plain = Some((db, key, expire_at_ms)),
+                _ => {}
+            }
+        }
+        assert_eq!(fencing.as_deref(), Some(&b"42"[..]));
+        assert_eq!(plain, Some((2, b"plain".to_vec(), Some(1_900_000_000_000))));
+        assert_eq!(locks.len(), 3);
+        let (db, key, ex) = &locks[0];
+        assert_eq!(
+            (*db, key.as_slice(), ex.mode, ex.limit),
+            (0, &b"ex"[..], LockMode::Exclusive, None)
+        );
+        assert_eq!(
+            (
+                ex.holders[0].owner.as_slice(),
+                ex.holders[0].token,
+                ex.holders[0].expires_at
+            ),
+            (&b"me"[..], 7, 1_900_000_000_000)
+        );
+        let (db, _, sh) = &locks[1];
+        assert_eq!((*db, sh.mode, sh.holders.len()), (2, LockMode::Shared, 2));
+        assert_eq!(
+            sh.holders.iter().map(|h| h.token).collect::<Vec<_>>(),
+            vec![8, 9]
+        );
+        let (_, _, sem) = &locks[2];
+        assert_eq!(
+            (sem.mode, sem.limit, sem.holders[0].token),
+            (LockMode::Semaphore, Some(3), 10)
+        );
+    }
+
+    #[test]
+    fn a_damaged_file_is_an_error_naming_the_offset() {
+        let loaded = write_and_load(vec![(0, b"k", Value::string(b"value"), None)]);
+        assert!(!loaded.is_empty());
+        let mut w = Writer::new(Vec::new(), WriteOptions::default()).unwrap();
+        w.select_db(0, 1, 0).unwrap();
+        w.entry(b"k", &Value::string(b"value"), None).unwrap();
+        let bytes = w.finish().unwrap();
+        let mut bad = bytes.clone();
+        let n = bad.len();
+        bad[n - 12] ^= 0xff;
+        let e = load(&bad, &Encodings::default(), &mut |_| Ok(())).unwrap_err();
+        assert!(e.to_string().contains("offset"), "{e}");
+        let e = load(&bytes[..n - 3], &Encodings::default(), &mut |_| Ok(())).unwrap_err();
+        assert!(matches!(e, RdbError::Truncated { .. }), "{e}");
+        // No checksum (rdbchecksum no) is accepted.
+        let mut w = Writer::new(
+            Vec::new(),
+            WriteOptions {
+                compression: false,
+                checksum: false,
+            },
+        )
+        .unwrap();
+        w.entry(b"k", &Value::string(b"value"), None).unwrap();
+        let bytes = w.finish().unwrap();
+        assert_eq!(&bytes[bytes.len() - 8..], &[0; 8]);
+        load(&bytes, &Encodings::default(), &mut |_| Ok(())).unwrap();
+    }
 }

@@ -11,11 +11,16 @@
 //! panics, never allocates a length before the bytes behind it exist, and
 //! validates every blob. Errors name the byte offset.
 //!
-//! **Not yet written** (this increment): streams and locks. [`value::write`]
-//! answers [`value::Unsupported`] for them; DUMP of either is refused.
+//! - [`lock`]: a lock as an AUX field (Redis has no type for it), which
+//!   redis-server skips and latchkey's loader restores.
+//!
+//! **Not yet written** (this increment): streams. [`value::write`] answers
+//! [`value::Unsupported`] for them (and for a lock, which is no value in
+//! Redis's sense); DUMP of either is refused.
 
 pub mod encoding;
 pub mod file;
+pub mod lock;
 pub mod value;
 
 use std::fmt;
