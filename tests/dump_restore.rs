@@ -587,3 +587,61 @@ async fn rdb_files_move_between_redis_server_and_latchkey_both_ways() {
     drop(second);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test]
+async fn restore_raises_restore_and_a_past_ttl_under_replace_raises_del() {
+    use tokio::io::AsyncWriteExt;
+    let server = start().await;
+    let frame = |words: &[&[u8]]| {
+        let mut out = format!("*{}\r\n", words.len()).into_bytes();
+        for w in words {
+            out.extend_from_slice(format!("${}\r\n", w.len()).as_bytes());
+            out.extend_from_slice(w);
+            out.extend_from_slice(b"\r\n");
+        }
+        out
+    };
+    let bulk_s = |s: &str| format!("${}\r\n{s}\r\n", s.len());
+    let event = |ev: &str, key: &str| {
+        let pm = |chan: String, msg: &str| {
+            format!(
+                "*4\r\n{}{}{}{}",
+                bulk_s("pmessage"),
+                bulk_s("__key*"),
+                bulk_s(&chan),
+                bulk_s(msg)
+            )
+        };
+        pm(format!("__keyspace@0__:{key}"), ev) + &pm(format!("__keyevent@0__:{ev}"), key)
+    };
+    let mut sub = tokio::net::TcpStream::connect(server.addr()).await.unwrap();
+    sub.write_all(&frame(&[b"PSUBSCRIBE", b"__key*"]))
+        .await
+        .unwrap();
+    common::expect_reply(
+        &mut sub,
+        &format!("*3\r\n{}{}:1\r\n", bulk_s("psubscribe"), bulk_s("__key*")),
+    )
+    .await;
+    let mut con = connect(&server).await;
+    ok(&mut con, &[b"SET", b"src", b"v"]).await;
+    let payload = bulk(ok(&mut con, &[b"DUMP", b"src"]).await);
+    ok(
+        &mut con,
+        &[b"CONFIG", b"SET", b"notify-keyspace-events", b"KEA"],
+    )
+    .await;
+    ok(&mut con, &[b"RESTORE", b"k", b"0", &payload]).await;
+    ok(
+        &mut con,
+        &[b"RESTORE", b"k", b"100000", &payload, b"REPLACE"],
+    )
+    .await;
+    ok(
+        &mut con,
+        &[b"RESTORE", b"k", b"1", &payload, b"REPLACE", b"ABSTTL"],
+    )
+    .await;
+    let want = event("restore", "k") + &event("restore", "k") + &event("del", "k");
+    common::expect_reply(&mut sub, &want).await;
+}
