@@ -30,6 +30,7 @@ pub mod notify;
 pub mod persist;
 pub mod protocol;
 pub mod pubsub;
+pub mod rdb;
 pub mod reply;
 pub mod scripting;
 pub mod server;

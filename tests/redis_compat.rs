@@ -34,6 +34,7 @@ case_files!(
     connection,
     strings,
     keys,
+    dump_restore,
     transactions,
     server,
     scripting,

@@ -306,6 +306,11 @@ impl Entry {
         self.access = (now_ms / 1000) as u32;
     }
 
+    /// Makes the key look idle for `seconds` at `now_ms` (RESTORE ... IDLETIME).
+    pub fn set_idle_seconds(&mut self, seconds: u64, now_ms: u64) {
+        self.access = ((now_ms / 1000).wrapping_sub(seconds)) as u32;
+    }
+
     /// Seconds since the last access, for OBJECT IDLETIME (Redis's LRU clock
     /// also counts seconds and wraps; this one wraps after 136 years).
     pub fn idle_seconds(&self, now_ms: u64) -> u64 {

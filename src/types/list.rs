@@ -360,6 +360,12 @@ impl List {
         List::default()
     }
 
+    /// The nodes in order, each as (whether it is a plain node, its elements
+    /// head to tail): what an RDB writer stores as quicklist nodes.
+    pub fn nodes(&self) -> impl Iterator<Item = (bool, impl Iterator<Item = &[u8]> + '_)> + '_ {
+        self.nodes.iter().map(|n| (n.plain, n.iter()))
+    }
+
     /// Number of elements.
     pub fn len(&self) -> usize {
         self.meta >> 1

@@ -842,6 +842,20 @@ fn decode_simple(bytes: &[u8]) -> State {
 }
 
 impl Lock {
+    /// A lock rebuilt from a snapshot (an RDB file): these holders, with
+    /// their tokens and lease ends, this LIMIT, and no waiters.
+    pub fn restored(limit: Option<u32>, holders: impl IntoIterator<Item = Holder>) -> Lock {
+        let mut state = State::default();
+        state.holders.extend(holders);
+        if limit.is_some() {
+            state.rest = Some(Box::new(Rest {
+                limit,
+                waiters: VecDeque::new(),
+            }));
+        }
+        Lock::from_state(state)
+    }
+
     fn from_state(state: State) -> Lock {
         match encode_simple(&state) {
             Some(bytes) => Lock(Repr::Simple(bytes.as_slice().into())),
