@@ -217,6 +217,15 @@ where
         write_pushes(session, info, &mut wbuf);
         // Between batches only what is left unparsed counts, as in Redis.
         info.buffers.read(rbuf.len(), rbuf.capacity());
+        if std::mem::take(&mut session.delivered_to_others) {
+            // The batch published to other clients, whose tasks it woke: they
+            // write first, then these replies, as Redis writes its pending
+            // clients newest first (the subscribers before the publisher,
+            // whose reply was queued with its batch's first message). A
+            // publisher answered first sends its next batch while the last
+            // one is still going out, and every message waits behind it.
+            behind_woken_tasks().await;
+        }
         if !flush(stream, &mut wbuf, info, &mut closing, &out).await {
             return;
         }
@@ -327,6 +336,25 @@ where
             }
         }
     }
+}
+
+/// Lets the tasks this one has woken run first: the task wakes itself and
+/// returns once, which puts it at the back of its worker's run queue, behind
+/// them (tokio's `yield_now` waits instead for the runtime's next look at its
+/// sockets, which a worker also takes every few dozen tasks, so the woken
+/// ones could still come after). No system call; with more than one worker,
+/// another may take some of the woken tasks and run them meanwhile.
+async fn behind_woken_tasks() {
+    let mut queued = false;
+    std::future::poll_fn(|cx| {
+        if queued {
+            return Poll::Ready(());
+        }
+        queued = true;
+        cx.waker().wake_by_ref();
+        Poll::Pending
+    })
+    .await
 }
 
 /// What ended a wait for the client's next bytes.

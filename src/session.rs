@@ -328,6 +328,10 @@ pub struct Session {
     /// Messages to write before the next reply: a RESP3 client's own PUBLISH
     /// to itself, and any found in the inbox as a blocked command's wait ended.
     pub held_pushes: Vec<crate::blocking::Message>,
+    /// Set when a command of the current batch handed messages to other
+    /// clients: the connection lets their tasks write them before it writes
+    /// its own replies (see `connection.rs`).
+    pub delivered_to_others: bool,
     /// Locks acquired with SESSION: (database, key), released when the connection
     /// closes. Keys whose hold ended are swept out when the set doubles
     /// (`commands::lock`), so a worker that locks per job does not grow it.
@@ -373,6 +377,7 @@ impl Session {
             subs: Default::default(),
             pending_messages: Vec::new(),
             held_pushes: Vec::new(),
+            delivered_to_others: false,
             session_locks: HashSet::new(),
             session_locks_sweep_at: SESSION_LOCKS_SWEEP,
             now_ms: 0,

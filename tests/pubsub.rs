@@ -515,3 +515,63 @@ async fn a_blocked_resp3_subscriber_gets_messages_during_the_block() {
     exchange(&mut b, &["RPUSH l x"], ":1\r\n").await;
     expect_reply(&mut a, "*2\r\n$1\r\nl\r\n$1\r\nx\r\n").await;
 }
+
+/// Redis writes its pending clients newest first, so the subscribers a batch
+/// of PUBLISHes reached get their messages before the publisher gets its
+/// replies; latchkey lets the woken subscriber connections write first too.
+/// A publisher answered first would send its next batch while the last one
+/// is still going out, and every message would wait behind it. The server
+/// runs on one worker thread, as the binary does by default; the clients are
+/// blocking sockets on this thread, so they see the order of the writes.
+#[test]
+fn subscribers_get_the_message_before_the_publisher_gets_its_reply() {
+    use std::io::{Read, Write};
+    const SUBSCRIBERS: usize = 20;
+    let (addr_tx, addr_rx) = std::sync::mpsc::channel();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let handle = start().await;
+            addr_tx.send(handle.addr()).unwrap();
+            let _ = stop_rx.await;
+            handle.shutdown().await;
+        });
+    });
+    let addr = addr_rx.recv().unwrap();
+    let confirm = "*3\r\n$9\r\nsubscribe\r\n$2\r\nch\r\n:1\r\n";
+    let mut subs: Vec<std::net::TcpStream> = (0..SUBSCRIBERS)
+        .map(|_| {
+            let mut s = std::net::TcpStream::connect(addr).unwrap();
+            s.write_all(b"SUBSCRIBE ch\r\n").unwrap();
+            let mut got = vec![0; confirm.len()];
+            s.read_exact(&mut got).unwrap();
+            assert_eq!(got, confirm.as_bytes());
+            s.set_nonblocking(true).unwrap();
+            s
+        })
+        .collect();
+    let mut publisher = std::net::TcpStream::connect(addr).unwrap();
+    let message = "*3\r\n$7\r\nmessage\r\n$2\r\nch\r\n$2\r\nhi\r\n";
+    for round in 0..20 {
+        publisher.write_all(b"PUBLISH ch hi\r\n").unwrap();
+        let mut reply = [0u8; 5];
+        publisher.read_exact(&mut reply).unwrap();
+        assert_eq!(&reply, b":20\r\n");
+        for (i, s) in subs.iter_mut().enumerate() {
+            let mut got = vec![0; message.len()];
+            let n = s.read(&mut got).unwrap_or(0);
+            assert_eq!(
+                String::from_utf8_lossy(&got[..n]),
+                message,
+                "round {round}: subscriber {i} had not got the message when the reply came"
+            );
+        }
+    }
+    let _ = stop_tx.send(());
+    server.join().unwrap();
+}

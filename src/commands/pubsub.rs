@@ -223,7 +223,12 @@ fn publish_on(ctx: &mut Ctx<'_>, kind: Kind, args: &[Bytes]) -> CommandResult {
     // Sent at once, each subscriber's message a reference to one shared frame.
     let limit = ctx.shared.config.read().output_limits.pubsub;
     let me = ctx.session.info.id;
-    let (now, held) = (ctx.now, &mut ctx.session.held_pushes);
+    let session = &mut *ctx.session;
+    let (now, held, others) = (
+        ctx.now,
+        &mut session.held_pushes,
+        &mut session.delivered_to_others,
+    );
     let mut receivers = 0i64;
     ctx.shared
         .pubsub
@@ -238,6 +243,7 @@ fn publish_on(ctx: &mut Ctx<'_>, kind: Kind, args: &[Bytes]) -> CommandResult {
                 });
             } else {
                 crate::pubsub::send(to, frame.clone(), size, &limit, now);
+                *others = true;
             }
         });
     Ok(Reply::Int(receivers))
@@ -257,7 +263,10 @@ fn deliver(ctx: &mut Ctx<'_>, deliveries: Vec<Delivery>) {
                 // A RESP3 client publishing to itself gets the message before
                 // its command's reply, as from Redis.
                 Ok(m) => ctx.session.held_pushes.push(m),
-                Err(d) => d.send(&limit, ctx.now),
+                Err(d) => {
+                    d.send(&limit, ctx.now);
+                    ctx.session.delivered_to_others = true;
+                }
             }
         }
     } else {
@@ -380,6 +389,7 @@ pub fn flush_pending(session: &mut Session) {
     for d in session.pending_messages.drain(..) {
         d.send_held();
     }
+    session.delivered_to_others = true;
 }
 
 /// Leaves every subscription without confirmations (RESET).
