@@ -542,6 +542,7 @@ async fn rdb_files_move_between_redis_server_and_latchkey_both_ways() {
             expires_at: 4_000_000_000_000,
             session: None,
             shared: false,
+            delay_ms: 0,
         };
         let lock =
             latchkey::keyspace::Value::Lock(latchkey::types::lock::Lock::restored(None, [holder]));

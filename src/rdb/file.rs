@@ -297,6 +297,7 @@ mod tests {
             expires_at,
             session: None,
             shared,
+            delay_ms: 0,
         }
     }
 

@@ -69,6 +69,9 @@ pub fn decode(value: &[u8], at: usize) -> Result<(u64, Vec<u8>, Lock), RdbError>
             expires_at,
             session: None,
             shared: flags & FLAG_SHARED != 0,
+            // The file does not carry a hold's lock-delay (yet): a restored
+            // hold starts none when it is lost.
+            delay_ms: 0,
         });
     }
     if !inp.is_done() {

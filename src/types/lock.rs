@@ -851,6 +851,7 @@ impl Lock {
             state.rest = Some(Box::new(Rest {
                 limit,
                 waiters: VecDeque::new(),
+                delay_until: 0,
             }));
         }
         Lock::from_state(state)
