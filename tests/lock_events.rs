@@ -8,22 +8,9 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{expect_reply, read_until, start};
+use common::{expect_reply, open, read_until, send, start};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-
-async fn open(server: &latchkey::ServerHandle) -> TcpStream {
-    TcpStream::connect(server.addr()).await.unwrap()
-}
-
-async fn send(s: &mut TcpStream, lines: &[&str]) {
-    let mut req = String::new();
-    for l in lines {
-        req.push_str(l);
-        req.push_str("\r\n");
-    }
-    s.write_all(req.as_bytes()).await.unwrap();
-}
 
 fn bulk(s: &str) -> String {
     format!("${}\r\n{s}\r\n", s.len())

@@ -9,22 +9,9 @@ mod common;
 
 use std::time::Duration;
 
-use common::{expect_reply, read_until, start};
+use common::{expect_reply, open, read_until, send, start};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
-
-async fn open(server: &latchkey::ServerHandle) -> TcpStream {
-    TcpStream::connect(server.addr()).await.unwrap()
-}
-
-async fn send(s: &mut TcpStream, lines: &[&str]) {
-    let mut req = String::new();
-    for l in lines {
-        req.push_str(l);
-        req.push_str("\r\n");
-    }
-    s.write_all(req.as_bytes()).await.unwrap();
-}
 
 /// Sends `lines` and checks the exact bytes that come back.
 async fn exchange(s: &mut TcpStream, lines: &[&str], want: &str) {

@@ -14,43 +14,9 @@ mod common;
 
 use std::time::Duration;
 
-use common::start;
+use common::{expect_reply, open, read_until, send, start};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-
-/// Reads from `s` until `expect_len` bytes arrived, EOF, or 2 s pass (a heap
-/// buffer: these tests' futures stay small).
-async fn read_until(s: &mut TcpStream, expect_len: usize) -> Vec<u8> {
-    let mut out = Vec::new();
-    let mut buf = vec![0u8; 65536];
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
-    while out.len() < expect_len {
-        match tokio::time::timeout_at(deadline, s.read(&mut buf)).await {
-            Ok(Ok(0)) | Ok(Err(_)) | Err(_) => break,
-            Ok(Ok(n)) => out.extend_from_slice(&buf[..n]),
-        }
-    }
-    out
-}
-
-/// Reads until `want` has arrived (or 2 s pass) and checks it.
-async fn expect_reply(s: &mut TcpStream, want: &str) {
-    let got = Box::pin(read_until(s, want.len())).await;
-    assert_eq!(String::from_utf8_lossy(&got), want);
-}
-
-async fn open(server: &latchkey::ServerHandle) -> TcpStream {
-    TcpStream::connect(server.addr()).await.unwrap()
-}
-
-async fn send(s: &mut TcpStream, lines: &[&str]) {
-    let mut req = String::new();
-    for l in lines {
-        req.push_str(l);
-        req.push_str("\r\n");
-    }
-    s.write_all(req.as_bytes()).await.unwrap();
-}
 
 /// Sends one command as a multibulk request (no inline length limit).
 async fn send_args(s: &mut TcpStream, args: &[String]) {

@@ -53,10 +53,11 @@ pub async fn raw(server: &ServerHandle, bytes: &[u8], expect_len: usize) -> Vec<
     read_until(&mut s, expect_len).await
 }
 
-/// Reads from `s` until `expect_len` bytes arrived, EOF, or 2 s pass.
+/// Reads from `s` until `expect_len` bytes arrived, EOF, or 2 s pass (a heap
+/// buffer, so callers' futures stay small).
 pub async fn read_until(s: &mut TcpStream, expect_len: usize) -> Vec<u8> {
     let mut out = Vec::new();
-    let mut buf = [0u8; 65536];
+    let mut buf = vec![0u8; 65536];
     let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
     while out.len() < expect_len {
         match tokio::time::timeout_at(deadline, s.read(&mut buf)).await {
@@ -116,4 +117,20 @@ pub async fn until_blocked(con: &mut redis::aio::MultiplexedConnection, n: usize
 pub async fn expect_reply(s: &mut tokio::net::TcpStream, want: &str) {
     let got = read_until(s, want.len()).await;
     assert_eq!(String::from_utf8_lossy(&got), want);
+}
+
+/// A raw connection to `server`, for tests that check exact bytes.
+pub async fn open(server: &ServerHandle) -> tokio::net::TcpStream {
+    tokio::net::TcpStream::connect(server.addr()).await.unwrap()
+}
+
+/// Sends `lines` as inline commands, each ended by CRLF, in one write.
+pub async fn send(s: &mut tokio::net::TcpStream, lines: &[&str]) {
+    use tokio::io::AsyncWriteExt;
+    let mut req = String::new();
+    for l in lines {
+        req.push_str(l);
+        req.push_str("\r\n");
+    }
+    s.write_all(req.as_bytes()).await.unwrap();
 }
