@@ -2,7 +2,9 @@
 //! replies with one write.
 //!
 //! Pipelining falls out of the loop: everything buffered is executed in order
-//! before the next read, and the replies go out together. A protocol error gets
+//! before the next read, and the replies go out together. While the client is
+//! not taking its replies, what it sends is still read and buffered, to run
+//! once they are out. A protocol error gets
 //! Redis's error line and closes the connection; a client past
 //! `client-query-buffer-limit` or idle past `timeout` is closed. Nothing here
 //! knows what a command does.
@@ -116,6 +118,8 @@ where
     // unlock the notifiers' waiter lists for every request.
     let closing = closing(shared, info);
     tokio::pin!(closing);
+    // Bytes a flush read while it waited (see `Inflow`).
+    let mut inflowed = 0usize;
     loop {
         let (limits, query_limit, idle, out) = {
             let c = shared.config.read();
@@ -134,6 +138,18 @@ where
             )
         };
         let mut close = false;
+        // What a flush reads while the client is not taking its replies.
+        macro_rules! inflow {
+            () => {
+                Inflow {
+                    rbuf: &mut rbuf,
+                    parser: &parser,
+                    query_limit,
+                    last_read: &mut last_read,
+                    got: &mut inflowed,
+                }
+            };
+        }
         // Pushes that arrived before this batch's requests go before their
         // replies, as Redis queues them in the output buffer when sent.
         write_pushes(session, info, &mut wbuf);
@@ -169,7 +185,7 @@ where
                         write_pushes(session, info, &mut wbuf);
                         // Replies so far go out now: the client may be waiting on
                         // them while this command waits.
-                        if !flush(stream, &mut wbuf, info, &mut closing, &out).await {
+                        if !flush(stream, &mut wbuf, info, &mut closing, &out, inflow!()).await {
                             return;
                         }
                         let waited =
@@ -194,7 +210,7 @@ where
                         break;
                     }
                     if wbuf.len() >= WRITE_HIGH_WATER
-                        && !flush(stream, &mut wbuf, info, &mut closing, &out).await
+                        && !flush(stream, &mut wbuf, info, &mut closing, &out, inflow!()).await
                     {
                         return;
                     }
@@ -226,12 +242,17 @@ where
             // one is still going out, and every message waits behind it.
             behind_woken_tasks().await;
         }
-        if !flush(stream, &mut wbuf, info, &mut closing, &out).await {
+        inflowed = 0;
+        if !flush(stream, &mut wbuf, info, &mut closing, &out, inflow!()).await {
             return;
         }
         if close || shared.is_shutting_down() {
             let _ = stream.shutdown().await;
             return;
+        }
+        if inflowed > 0 && rbuf.len() <= query_limit {
+            // Requests arrived while the replies went out: run them now.
+            continue;
         }
         if rbuf.len() > query_limit {
             tracing::warn!(
@@ -280,8 +301,12 @@ where
                     // others already queued behind it.
                     write_message(m, session.resp3, info, &mut wbuf);
                     write_pushes(session, info, &mut wbuf);
-                    if !flush(stream, &mut wbuf, info, &mut closing, &out).await {
+                    inflowed = 0;
+                    if !flush(stream, &mut wbuf, info, &mut closing, &out, inflow!()).await {
                         return;
+                    }
+                    if inflowed > 0 {
+                        break Ok(inflowed);
                     }
                 }
                 Woke::Tick => {
@@ -504,19 +529,69 @@ async fn within<T>(
     }
 }
 
+/// Where a flush that waits for the client to take its replies puts the
+/// requests the client sends meanwhile: Redis reads a client whatever its
+/// output holds, so a client that writes a long pipeline before it reads any
+/// reply (redis-py's pipelines, redis-cli --pipe) must not find the server
+/// stopped on a full socket while it is itself stopped on one. The bytes are
+/// only buffered (up to `client-query-buffer-limit`, past which the run loop
+/// closes the client) and run once the replies before them are out.
+struct Inflow<'a> {
+    rbuf: &'a mut BytesMut,
+    parser: &'a RequestParser,
+    query_limit: usize,
+    last_read: &'a mut Instant,
+    /// Bytes read, added to.
+    got: &'a mut usize,
+}
+
+impl Inflow<'_> {
+    /// Reads what the client sent into the read buffer, as the run loop's own
+    /// read would (a big argument's buffer is never grown past its size).
+    fn poll_read<S: AsyncRead + Unpin>(
+        &mut self,
+        stream: &mut S,
+        cx: &mut std::task::Context<'_>,
+    ) -> Poll<std::io::Result<usize>> {
+        if self.rbuf.len() > self.query_limit {
+            return Poll::Pending;
+        }
+        self.parser.reserve_for_read(self.rbuf, READ_CHUNK);
+        let spare = self.rbuf.spare_capacity_mut();
+        if spare.is_empty() {
+            return Poll::Pending;
+        }
+        let mut read = tokio::io::ReadBuf::uninit(spare);
+        std::task::ready!(Pin::new(stream).poll_read(cx, &mut read))?;
+        let n = read.filled().len();
+        // SAFETY: `poll_read` initialized the first `n` bytes of the spare
+        // capacity, which now follow the buffer's bytes.
+        unsafe { self.rbuf.set_len(self.rbuf.len() + n) };
+        Poll::Ready(Ok(n))
+    }
+}
+
+/// What a flush's wait ended with.
+enum Flow {
+    Wrote(usize),
+    Read(usize),
+}
+
 /// Writes all of `wbuf` and empties it; false if the client must go instead: the
-/// socket failed, the client was killed or the server is stopping (whatever the
-/// socket takes at once is still written), or the client took no bytes for
-/// `idle` seconds.
+/// socket failed or closed, the client was killed or the server is stopping
+/// (whatever the socket takes at once is still written), or the client took no
+/// bytes for `idle` seconds. While the socket takes no more, what the client
+/// sends is read into `inflow`.
 async fn flush<S, F>(
     stream: &mut S,
     wbuf: &mut BytesMut,
     info: &ClientInfo,
     closing: &mut Pin<&mut F>,
     out: &Output<'_>,
+    mut inflow: Inflow<'_>,
 ) -> bool
 where
-    S: AsyncWrite + Unpin,
+    S: AsyncRead + AsyncWrite + Unpin,
     F: Future<Output = ()>,
 {
     if wbuf.is_empty() {
@@ -533,17 +608,29 @@ where
             );
             return false;
         }
-        let written = tokio::select! {
+        let pending = &wbuf[done..];
+        let step = std::future::poll_fn(|cx| {
+            if let Poll::Ready(r) = Pin::new(&mut *stream).poll_write(cx, pending) {
+                return Poll::Ready(r.map(Flow::Wrote));
+            }
+            inflow.poll_read(stream, cx).map_ok(Flow::Read)
+        });
+        let step = tokio::select! {
             biased;
             r = within(
                 (idle > 0).then(|| Instant::now() + Duration::from_secs(idle)),
-                stream.write(&wbuf[done..]),
+                step,
             ) => r,
             _ = closing.as_mut() => return false,
         };
-        match written {
-            Ok(0) | Err(_) => return false,
-            Ok(n) => done += n,
+        match step {
+            Ok(Flow::Wrote(0)) | Ok(Flow::Read(0)) | Err(_) => return false,
+            Ok(Flow::Wrote(n)) => done += n,
+            Ok(Flow::Read(n)) => {
+                *inflow.got += n;
+                *inflow.last_read = Instant::now();
+                info.buffers.read(inflow.rbuf.len(), inflow.rbuf.capacity());
+            }
         }
         if done < wbuf.len() {
             info.buffers

@@ -8,7 +8,7 @@
 //! profile: `cargo test` checks the debug build (where arithmetic overflow
 //! panics), `cargo test --release --test all_commands` (in `test.sh`) the release
 //! build. The generator is seeded per command, so a failure names a request that
-//! reproduces.
+//! reproduces; `ALL_COMMANDS_TRACE=1` prints every request as it is sent.
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -190,11 +190,18 @@ enum Outcome {
 }
 
 impl Conn {
+    /// Connects, or fails if the server does not accept within [`REPLY_WITHIN`]
+    /// (a full backlog of a stalled server makes a Unix-socket connect wait).
     async fn open(target: &Target) -> std::io::Result<Conn> {
-        let io: Box<dyn Io> = match target {
-            Target::Tcp(addr) => Box::new(TcpStream::connect(addr).await?),
-            Target::Unix(path) => Box::new(UnixStream::connect(path).await?),
+        let connect = async {
+            Ok::<Box<dyn Io>, std::io::Error>(match target {
+                Target::Tcp(addr) => Box::new(TcpStream::connect(addr).await?),
+                Target::Unix(path) => Box::new(UnixStream::connect(path).await?),
+            })
         };
+        let io = tokio::time::timeout(REPLY_WITHIN, connect)
+            .await
+            .map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))??;
         Ok(Conn {
             io,
             buf: Vec::new(),
@@ -208,7 +215,10 @@ impl Conn {
             out.extend_from_slice(a);
             out.extend_from_slice(b"\r\n");
         }
-        self.io.write_all(&out).await
+        // A server that stops reading must fail the request, not hang the run.
+        tokio::time::timeout(REPLY_WITHIN, self.io.write_all(&out))
+            .await
+            .map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))?
     }
 
     /// Reads one complete reply, or says the connection closed or stayed silent.
@@ -417,6 +427,9 @@ async fn run(target: &Target) -> (Vec<String>, usize) {
         }
         for args in requests {
             assert!(started.elapsed() < RUN_WITHIN, "the run took too long");
+            if std::env::var_os("ALL_COMMANDS_TRACE").is_some() {
+                eprintln!("{} {}", probe.name, show(&args));
+            }
             sent += 1;
             let within = if probe.blocking {
                 BLOCKED_AFTER
@@ -425,6 +438,7 @@ async fn run(target: &Target) -> (Vec<String>, usize) {
             };
             let outcome = match con.send(&args).await {
                 Ok(()) => con.reply(within).await,
+                Err(e) if e.kind() == std::io::ErrorKind::TimedOut => Outcome::TimedOut,
                 Err(_) => Outcome::Closed,
             };
             match outcome {

@@ -395,3 +395,65 @@ async fn a_unix_socket_client_that_reads_late_gets_every_reply() {
     assert_eq!(&got[..one.len()], one.as_bytes());
     let _ = std::fs::remove_file(&path);
 }
+
+/// Writes `requests` whole before reading a byte, as redis-py's pipelines and
+/// `redis-cli --pipe` do, then reads `want` bytes of replies; fails if either
+/// side stalls.
+async fn pipeline_then_read<S>(s: &mut S, requests: &[u8], want: usize) -> Vec<u8>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    tokio::time::timeout(Duration::from_secs(30), async {
+        s.write_all(requests).await.unwrap();
+        let mut got = vec![0u8; want];
+        s.read_exact(&mut got).await.unwrap();
+        got
+    })
+    .await
+    .expect("the server keeps reading a client that has not taken its replies")
+}
+
+/// 2,000 ECHOs of 10 KB: 20 MB each way, more than both directions' socket
+/// buffers hold, so the server's replies fill the socket long before the client
+/// has written its last request.
+fn echo_pipeline() -> (Vec<u8>, Vec<u8>) {
+    let value = "e".repeat(10_000);
+    let mut requests = Vec::new();
+    let mut replies = Vec::new();
+    for _ in 0..2_000 {
+        requests.extend_from_slice(format!("*2\r\n$4\r\nECHO\r\n$10000\r\n{value}\r\n").as_bytes());
+        replies.extend_from_slice(format!("$10000\r\n{value}\r\n").as_bytes());
+    }
+    requests.extend_from_slice(b"*1\r\n$4\r\nPING\r\n");
+    replies.extend_from_slice(b"+PONG\r\n");
+    (requests, replies)
+}
+
+#[tokio::test]
+async fn a_client_writing_a_long_pipeline_before_reading_stalled_with_the_server() {
+    let server = start().await;
+    let (requests, replies) = echo_pipeline();
+    let mut s = TcpStream::connect(server.addr()).await.unwrap();
+    let got = pipeline_then_read(&mut s, &requests, replies.len()).await;
+    assert!(got == replies, "the replies differ");
+    // The connection carries on as before.
+    s.write_all(b"PING\r\n").await.unwrap();
+    assert_eq!(read_until(&mut s, 7).await, b"+PONG\r\n");
+}
+
+#[tokio::test]
+async fn a_unix_socket_client_writing_a_long_pipeline_before_reading_stalled_with_the_server() {
+    let path = std::env::temp_dir().join(format!("latchkey-{}-pipe.sock", std::process::id()));
+    let server = latchkey::Server::builder()
+        .option("unixsocket", path.to_str().unwrap())
+        .unwrap()
+        .start()
+        .await
+        .unwrap();
+    let (requests, replies) = echo_pipeline();
+    let mut s = tokio::net::UnixStream::connect(&path).await.unwrap();
+    let got = pipeline_then_read(&mut s, &requests, replies.len()).await;
+    assert!(got == replies, "the replies differ");
+    drop(server);
+    let _ = std::fs::remove_file(&path);
+}
