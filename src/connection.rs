@@ -557,10 +557,13 @@ impl Inflow<'_> {
             return Poll::Pending;
         }
         self.parser.reserve_for_read(self.rbuf, READ_CHUNK);
-        let spare = self.rbuf.spare_capacity_mut();
-        if spare.is_empty() {
-            return Poll::Pending;
+        if self.rbuf.capacity() == self.rbuf.len() {
+            // A big argument's buffer is full and waits for the parser, which
+            // runs only once the replies are out: what follows it goes on the
+            // end (a copy of the argument, in this rare case only).
+            self.rbuf.reserve(READ_CHUNK);
         }
+        let spare = self.rbuf.spare_capacity_mut();
         let mut read = tokio::io::ReadBuf::uninit(spare);
         std::task::ready!(Pin::new(stream).poll_read(cx, &mut read))?;
         let n = read.filled().len();

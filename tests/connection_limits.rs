@@ -413,16 +413,18 @@ where
     .expect("the server keeps reading a client that has not taken its replies")
 }
 
-/// 2,000 ECHOs of 10 KB: 20 MB each way, more than both directions' socket
-/// buffers hold, so the server's replies fill the socket long before the client
-/// has written its last request.
+/// 1,000 ECHOs of 10 KB and 40 KB by turns: 25 MB each way, more than both
+/// directions' socket buffers hold, so the server's replies fill the socket
+/// long before the client has written its last request. The 40 KB ones are big
+/// arguments (32 KB or more), read into buffers of their own size.
 fn echo_pipeline() -> (Vec<u8>, Vec<u8>) {
-    let value = "e".repeat(10_000);
     let mut requests = Vec::new();
     let mut replies = Vec::new();
-    for _ in 0..2_000 {
-        requests.extend_from_slice(format!("*2\r\n$4\r\nECHO\r\n$10000\r\n{value}\r\n").as_bytes());
-        replies.extend_from_slice(format!("$10000\r\n{value}\r\n").as_bytes());
+    for i in 0..1_000 {
+        let n = if i % 2 == 0 { 10_000 } else { 40_000 };
+        let value = "e".repeat(n);
+        requests.extend_from_slice(format!("*2\r\n$4\r\nECHO\r\n${n}\r\n{value}\r\n").as_bytes());
+        replies.extend_from_slice(format!("${n}\r\n{value}\r\n").as_bytes());
     }
     requests.extend_from_slice(b"*1\r\n$4\r\nPING\r\n");
     replies.extend_from_slice(b"+PONG\r\n");

@@ -37,6 +37,7 @@ case_files!(
     dump_restore,
     transactions,
     server,
+    replication,
     scripting,
     lists,
     lists_more,

@@ -26,6 +26,7 @@ pub mod list;
 pub mod lock;
 pub mod object;
 pub mod pubsub;
+pub mod replication;
 pub mod scripting;
 pub mod server;
 pub mod set;
@@ -613,6 +614,7 @@ fn families() -> impl Iterator<Item = &'static CommandSpec> {
     [
         connection::COMMANDS,
         server::COMMANDS,
+        replication::COMMANDS,
         keys::COMMANDS,
         dump::COMMANDS,
         string::COMMANDS,
