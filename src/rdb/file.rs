@@ -395,6 +395,35 @@ mod tests {
     }
 
     #[test]
+    fn a_holds_lock_delay_and_a_keys_delay_survive_the_file() {
+        let mut held = holder("me", 7, 1_900_000_000_000, false);
+        held.delay_ms = 250;
+        let exclusive = Lock::restored(None, [held]);
+        // A lock nobody holds, in its lock-delay until the given instant.
+        let mut delayed = Lock::restored(None, []);
+        let _ = delayed.delay(1_900_000_000_500, 0);
+        let loaded = write_and_load(vec![
+            (0, b"held", Value::Lock(exclusive), None),
+            (0, b"delayed", Value::Lock(delayed), None),
+        ]);
+        let infos: Vec<_> = loaded
+            .into_iter()
+            .filter_map(|l| match l {
+                Loaded::Entry {
+                    value: Value::Lock(lock),
+                    ..
+                } => Some(lock.info()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(infos.len(), 2);
+        assert_eq!(infos[0].holders[0].delay_ms, 250);
+        assert_eq!(infos[0].delay_until, None);
+        assert!(infos[1].holders.is_empty());
+        assert_eq!(infos[1].delay_until, Some(1_900_000_000_500));
+    }
+
+    #[test]
     fn a_damaged_file_is_an_error_naming_the_offset() {
         let loaded = write_and_load(vec![(0, b"k", Value::string(b"value"), None)]);
         assert!(!loaded.is_empty());

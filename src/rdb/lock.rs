@@ -6,7 +6,14 @@
 //! encodings, the database (length), the key (string), the LIMIT plus one (a
 //! length; 0 for a plain or shared lock), the number of holders (length) and
 //! per holder: owner (string), fencing token (8 bytes LE), lease end as
-//! absolute unix ms (8 bytes LE), flags (1 byte: 1 = a SHARED hold).
+//! absolute unix ms (8 bytes LE), flags (1 byte: 1 = a SHARED hold), the
+//! hold's lock-delay in ms (length); then the end of the lock-delay the key is
+//! in, absolute unix ms (8 bytes LE, 0 for none: a lock nobody holds is
+//! written while its delay lasts, so the delay outlives a restart).
+//!
+//! A decoded lock carries its lease ends and its delay end in its state; the
+//! code that puts it in a shard files their deadlines, as for any restored
+//! value's timers.
 //!
 //! Waiters are not written (their connections do not survive a restart), nor
 //! is a holder's SESSION binding (its connection is gone too: the hold keeps
@@ -39,7 +46,9 @@ pub fn encode(db: usize, key: &[u8], lock: &Lock) -> Vec<u8> {
         out.extend_from_slice(&h.token.to_le_bytes());
         out.extend_from_slice(&h.expires_at.to_le_bytes());
         out.push(if h.shared { FLAG_SHARED } else { 0 });
+        write_len(&mut out, u64::from(h.delay_ms));
     }
+    out.extend_from_slice(&info.delay_until.unwrap_or(0).to_le_bytes());
     out
 }
 
@@ -53,7 +62,7 @@ pub fn decode(value: &[u8], at: usize) -> Result<(u64, Vec<u8>, Lock), RdbError>
         0 => None,
         n => Some(u32::try_from(n - 1).map_err(|_| inp.invalid("lock limit"))?),
     };
-    let n = inp.count(18)?;
+    let n = inp.count(19)?;
     let mut holders = Vec::with_capacity(n);
     for _ in 0..n {
         let owner = CompactBytes::from_vec(inp.string()?);
@@ -63,19 +72,23 @@ pub fn decode(value: &[u8], at: usize) -> Result<(u64, Vec<u8>, Lock), RdbError>
         if flags & !FLAG_SHARED != 0 {
             return Err(inp.invalid("lock holder flags"));
         }
+        let delay_ms = u32::try_from(inp.length()?).map_err(|_| inp.invalid("lock-delay"))?;
         holders.push(Holder {
             owner,
             token,
             expires_at,
             session: None,
             shared: flags & FLAG_SHARED != 0,
-            // The file does not carry a hold's lock-delay (yet): a restored
-            // hold starts none when it is lost.
-            delay_ms: 0,
+            delay_ms,
         });
     }
+    let delay_until = u64::from_le_bytes(inp.array()?);
     if !inp.is_done() {
         return Err(inp.invalid("bytes after a lock"));
     }
-    Ok((db, key, Lock::restored(limit, holders)))
+    let mut lock = Lock::restored(limit, holders);
+    // The deadline this files is the caller's to file (module doc); a delay
+    // that ended before now ends at its first look.
+    let _ = lock.delay(delay_until, 0);
+    Ok((db, key, lock))
 }
