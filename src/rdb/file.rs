@@ -120,7 +120,7 @@ impl<W: Write> Writer<W> {
 
     /// One key of the database last selected: its expiry (absolute unix ms),
     /// type, name and value. A lock becomes an aux field (see
-    /// [`super::lock`]; its expiry is its leases). A stream, which has no
+    /// [`super::lock`]), with its key's expiry inside. A stream, which has no
     /// RDB form here yet, is an `Unsupported` error.
     pub fn entry(
         &mut self,
@@ -129,7 +129,7 @@ impl<W: Write> Writer<W> {
         expire_at_ms: Option<u64>,
     ) -> io::Result<()> {
         if let Value::Lock(lock) = value {
-            let aux = super::lock::encode(self.db, key, lock);
+            let aux = super::lock::encode(self.db, key, lock, expire_at_ms);
             return self.aux(super::lock::AUX_LOCK, &aux);
         }
         let mut payload = Vec::new();
@@ -224,12 +224,12 @@ pub fn load(
                 let value_at = inp.offset();
                 let value = inp.string()?;
                 if key == super::lock::AUX_LOCK {
-                    let (db, key, lock) = super::lock::decode(&value, value_at)?;
+                    let (db, key, lock, expire_at_ms) = super::lock::decode(&value, value_at)?;
                     sink(Loaded::Entry {
                         db,
                         key,
                         value: Value::Lock(lock),
-                        expire_at_ms: None,
+                        expire_at_ms,
                     })?;
                 } else {
                     sink(Loaded::Aux { key, value })?;

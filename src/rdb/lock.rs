@@ -9,7 +9,9 @@
 //! absolute unix ms (8 bytes LE), flags (1 byte: 1 = a SHARED hold), the
 //! hold's lock-delay in ms (length); then the end of the lock-delay the key is
 //! in, absolute unix ms (8 bytes LE, 0 for none: a lock nobody holds is
-//! written while its delay lasts, so the delay outlives a restart).
+//! written while its delay lasts, so the delay outlives a restart); then the
+//! key's own expiry (PEXPIREAT on a lock key), absolute unix ms (8 bytes LE,
+//! 0 for none).
 //!
 //! A decoded lock carries its lease ends and its delay end in its state; the
 //! code that puts it in a shard files their deadlines, as for any restored
@@ -33,8 +35,9 @@ pub const AUX_FENCING: &[u8] = b"latchkey-fencing-token";
 
 const FLAG_SHARED: u8 = 1;
 
-/// The aux value for the lock at `key` in database `db`.
-pub fn encode(db: usize, key: &[u8], lock: &Lock) -> Vec<u8> {
+/// The aux value for the lock at `key` in database `db`, whose key expires
+/// at `expire_at_ms`.
+pub fn encode(db: usize, key: &[u8], lock: &Lock, expire_at_ms: Option<u64>) -> Vec<u8> {
     let info = lock.info();
     let mut out = Vec::new();
     write_len(&mut out, db as u64);
@@ -49,12 +52,13 @@ pub fn encode(db: usize, key: &[u8], lock: &Lock) -> Vec<u8> {
         write_len(&mut out, u64::from(h.delay_ms));
     }
     out.extend_from_slice(&info.delay_until.unwrap_or(0).to_le_bytes());
+    out.extend_from_slice(&expire_at_ms.unwrap_or(0).to_le_bytes());
     out
 }
 
-/// A lock decoded from its aux value: (database, key, lock). `at` is the
-/// value's offset in the file, for errors.
-pub fn decode(value: &[u8], at: usize) -> Result<(u64, Vec<u8>, Lock), RdbError> {
+/// A lock decoded from its aux value: (database, key, lock, the key's
+/// expiry). `at` is the value's offset in the file, for errors.
+pub fn decode(value: &[u8], at: usize) -> Result<(u64, Vec<u8>, Lock, Option<u64>), RdbError> {
     let mut inp = Input::at(value, at);
     let db = inp.length()?;
     let key = inp.string()?;
@@ -83,6 +87,7 @@ pub fn decode(value: &[u8], at: usize) -> Result<(u64, Vec<u8>, Lock), RdbError>
         });
     }
     let delay_until = u64::from_le_bytes(inp.array()?);
+    let expire_at_ms = Some(u64::from_le_bytes(inp.array()?)).filter(|&t| t != 0);
     if !inp.is_done() {
         return Err(inp.invalid("bytes after a lock"));
     }
@@ -90,5 +95,5 @@ pub fn decode(value: &[u8], at: usize) -> Result<(u64, Vec<u8>, Lock), RdbError>
     // The deadline this files is the caller's to file (module doc); a delay
     // that ended before now ends at its first look.
     let _ = lock.delay(delay_until, 0);
-    Ok((db, key, lock))
+    Ok((db, key, lock, expire_at_ms))
 }
