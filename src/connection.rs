@@ -547,7 +547,8 @@ struct Inflow<'a> {
 
 impl Inflow<'_> {
     /// Reads what the client sent into the read buffer, as the run loop's own
-    /// read would (a big argument's buffer is never grown past its size).
+    /// read would; only a big argument already whole in its own buffer has
+    /// that buffer grown (the parser takes it once the replies are out).
     fn poll_read<S: AsyncRead + Unpin>(
         &mut self,
         stream: &mut S,

@@ -374,6 +374,7 @@ fn show(args: &[Vec<u8>]) -> String {
 /// Sends every probe its arguments; returns the failures and the request count.
 async fn run(target: &Target) -> (Vec<String>, usize) {
     let started = Instant::now();
+    let trace = std::env::var_os("ALL_COMMANDS_TRACE").is_some();
     let values = extreme_values();
     let mut failures = Vec::new();
     let mut sent = 0;
@@ -427,7 +428,7 @@ async fn run(target: &Target) -> (Vec<String>, usize) {
         }
         for args in requests {
             assert!(started.elapsed() < RUN_WITHIN, "the run took too long");
-            if std::env::var_os("ALL_COMMANDS_TRACE").is_some() {
+            if trace {
                 eprintln!("{} {}", probe.name, show(&args));
             }
             sent += 1;

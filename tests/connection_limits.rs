@@ -361,18 +361,25 @@ async fn a_bulk_header_announcing_100_gb_no_longer_aborts_the_server() {
     );
 }
 
-#[tokio::test]
-async fn a_unix_socket_client_that_reads_late_gets_every_reply() {
-    // Unix-socket clients are registered for reading only; a write that finds
-    // the socket full waits for room on a second registration. 200 replies of
-    // 64 KB overflow the socket buffer many times over.
-    let path = std::env::temp_dir().join(format!("latchkey-{}-late.sock", std::process::id()));
+/// A server that also listens on a Unix socket named after `name` and this
+/// process; the caller removes the socket file.
+async fn unix_server(name: &str) -> (ServerHandle, std::path::PathBuf) {
+    let path = std::env::temp_dir().join(format!("latchkey-{}-{name}.sock", std::process::id()));
     let server = latchkey::Server::builder()
         .option("unixsocket", path.to_str().unwrap())
         .unwrap()
         .start()
         .await
         .unwrap();
+    (server, path)
+}
+
+#[tokio::test]
+async fn a_unix_socket_client_that_reads_late_gets_every_reply() {
+    // Unix-socket clients are registered for reading only; a write that finds
+    // the socket full waits for room on a second registration. 200 replies of
+    // 64 KB overflow the socket buffer many times over.
+    let (server, path) = unix_server("late").await;
     let mut admin = connect(&server).await;
     let value = "v".repeat(64 * 1024);
     cmd(&mut admin, &["SET", "big", &value]).await.unwrap();
@@ -445,13 +452,7 @@ async fn a_client_writing_a_long_pipeline_before_reading_stalled_with_the_server
 
 #[tokio::test]
 async fn a_unix_socket_client_writing_a_long_pipeline_before_reading_stalled_with_the_server() {
-    let path = std::env::temp_dir().join(format!("latchkey-{}-pipe.sock", std::process::id()));
-    let server = latchkey::Server::builder()
-        .option("unixsocket", path.to_str().unwrap())
-        .unwrap()
-        .start()
-        .await
-        .unwrap();
+    let (server, path) = unix_server("pipe").await;
     let (requests, replies) = echo_pipeline();
     let mut s = tokio::net::UnixStream::connect(&path).await.unwrap();
     let got = pipeline_then_read(&mut s, &requests, replies.len()).await;

@@ -424,6 +424,41 @@ mod tests {
     }
 
     #[test]
+    fn every_cut_of_a_lock_field_is_an_error() {
+        let mut held = holder("me", 7, 1_900_000_000_000, true);
+        held.delay_ms = 250;
+        let mut lock = Lock::restored(Some(2), [held]);
+        let _ = lock.delay(1_900_000_000_500, 0);
+        let whole = crate::rdb::lock::encode(3, b"k", &lock, Some(1_900_000_000_900));
+        let (db, key, back, expire) = crate::rdb::lock::decode(&whole, 0).unwrap();
+        assert_eq!(
+            (db, key.as_slice(), expire),
+            (3, &b"k"[..], Some(1_900_000_000_900))
+        );
+        assert_eq!(back.info().delay_until, Some(1_900_000_000_500));
+        for n in 0..whole.len() {
+            assert!(
+                crate::rdb::lock::decode(&whole[..n], 0).is_err(),
+                "cut at {n}"
+            );
+        }
+        let mut longer = whole.clone();
+        longer.push(0);
+        assert!(crate::rdb::lock::decode(&longer, 0).is_err());
+        // A lock-delay past u32 (hostile bytes) is refused, not truncated.
+        let mut huge = Vec::new();
+        crate::rdb::encoding::write_len(&mut huge, 0);
+        crate::rdb::encoding::write_string(&mut huge, b"k", false);
+        crate::rdb::encoding::write_len(&mut huge, 0);
+        crate::rdb::encoding::write_len(&mut huge, 1);
+        crate::rdb::encoding::write_string(&mut huge, b"o", false);
+        huge.extend_from_slice(&[0; 17]);
+        crate::rdb::encoding::write_len(&mut huge, u64::from(u32::MAX) + 1);
+        huge.extend_from_slice(&[0; 16]);
+        assert!(crate::rdb::lock::decode(&huge, 0).is_err());
+    }
+
+    #[test]
     fn a_damaged_file_is_an_error_naming_the_offset() {
         let loaded = write_and_load(vec![(0, b"k", Value::string(b"value"), None)]);
         assert!(!loaded.is_empty());
