@@ -66,6 +66,164 @@ pub enum Reply {
     /// A script's result with nested arrays, maps or sets (or a RESP3 type only
     /// scripts produce), kept flat.
     Nested(Nested),
+    /// An array or map of bulk strings and doubles written as the handler read
+    /// them (ZRANGE, HGETALL): one buffer, not a `Reply` per element.
+    Written(Written),
+}
+
+/// An array or map whose elements — bulk strings, doubles, and RESP3's
+/// `[member, score]` pairs — are written into one buffer as a handler reads them
+/// from a value, in the protocol its client spoke then (as Redis writes a reply
+/// into the client's buffer while the command runs). A long range costs one
+/// buffer instead of a `Reply`, a copy and a drop per element.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Written {
+    map: bool,
+    resp3: bool,
+    /// Top-level elements written (a pair is one; a map's keys and values count
+    /// one each).
+    items: usize,
+    wire: Vec<u8>,
+}
+
+impl Written {
+    /// An empty array, its elements about `bytes` long in all.
+    pub fn array(resp3: bool, bytes: usize) -> Written {
+        Written {
+            map: false,
+            resp3,
+            items: 0,
+            wire: Vec::with_capacity(bytes),
+        }
+    }
+
+    /// An empty map (`%n` in RESP3, a flat array in RESP2); write its keys and
+    /// values alternately.
+    pub fn map(resp3: bool, bytes: usize) -> Written {
+        Written {
+            map: true,
+            ..Written::array(resp3, bytes)
+        }
+    }
+
+    /// Appends a bulk string.
+    pub fn bulk(&mut self, b: &[u8]) {
+        write_bulk(&mut self.wire, b);
+        self.items += 1;
+    }
+
+    /// Appends a member and its score: a `[member, score]` pair in RESP3, the
+    /// two side by side in RESP2 (ZRANGE ... WITHSCORES).
+    pub fn scored(&mut self, member: &[u8], score: f64) {
+        if self.resp3 {
+            self.wire.extend_from_slice(b"*2\r\n");
+            write_bulk(&mut self.wire, member);
+            let mut text = DoubleText::new();
+            let d = text.format(score);
+            self.wire.reserve(d.len() + 3);
+            self.wire.push(b',');
+            self.wire.extend_from_slice(d);
+            self.wire.extend_from_slice(b"\r\n");
+            self.items += 1;
+        } else {
+            write_bulk(&mut self.wire, member);
+            write_bulk(&mut self.wire, DoubleText::new().format(score));
+            self.items += 2;
+        }
+    }
+
+    fn encode(&self, out: &mut BytesMut) {
+        out.reserve(self.wire.len() + 24);
+        match (self.map, self.resp3) {
+            (true, true) => header(out, b'%', self.items / 2),
+            _ => header(out, b'*', self.items),
+        }
+        out.extend_from_slice(&self.wire);
+    }
+
+    /// The same reply as a tree of `Reply`s (a script's `redis.call` converts
+    /// that).
+    pub fn to_reply(&self) -> Reply {
+        let mut items = Vec::with_capacity(self.items);
+        let mut at = 0;
+        while at < self.wire.len() {
+            items.push(self.element(&mut at));
+        }
+        if self.map {
+            let mut pairs = Vec::with_capacity(items.len() / 2);
+            let mut it = items.into_iter();
+            while let (Some(k), Some(v)) = (it.next(), it.next()) {
+                pairs.push((k, v));
+            }
+            Reply::Map(pairs)
+        } else {
+            Reply::Array(items)
+        }
+    }
+
+    /// The element written at `*at` (which this moves past): only what the
+    /// methods above write is there.
+    fn element(&self, at: &mut usize) -> Reply {
+        let rest = &self.wire[*at..];
+        let eol = rest.iter().position(|&c| c == b'\r').unwrap_or(rest.len());
+        let text = &rest[1..eol];
+        *at += eol + 2;
+        match rest[0] {
+            b'$' => {
+                let n: usize = std::str::from_utf8(text)
+                    .ok()
+                    .and_then(|t| t.parse().ok())
+                    .unwrap_or(0);
+                let b = Bytes::copy_from_slice(&self.wire[*at..*at + n]);
+                *at += n + 2;
+                Reply::Bulk(b)
+            }
+            b',' => Reply::Double(
+                std::str::from_utf8(text)
+                    .ok()
+                    .and_then(|t| t.parse().ok())
+                    .unwrap_or(0.0),
+            ),
+            _ => Reply::Array(vec![self.element(at), self.element(at)]),
+        }
+    }
+}
+
+/// `$n\r\n<bytes>\r\n` into a `Vec`.
+fn write_bulk(w: &mut Vec<u8>, b: &[u8]) {
+    w.reserve(b.len() + 24);
+    w.push(b'$');
+    w.extend_from_slice(itoa::Buffer::new().format(b.len()).as_bytes());
+    w.extend_from_slice(b"\r\n");
+    w.extend_from_slice(b);
+    w.extend_from_slice(b"\r\n");
+}
+
+/// A double's text as [`format_double`] writes it, without allocating when it
+/// is an integer (most scores): `%.17g` prints an integer below 1e17 as its
+/// digits.
+struct DoubleText {
+    int: itoa::Buffer,
+    other: String,
+}
+
+impl DoubleText {
+    fn new() -> Self {
+        DoubleText {
+            int: itoa::Buffer::new(),
+            other: String::new(),
+        }
+    }
+
+    fn format(&mut self, d: f64) -> &[u8] {
+        // `-0.0` prints as `-0`, which the integer path would lose.
+        if d.fract() == 0.0 && d.abs() < 1e15 && !(d == 0.0 && d.is_sign_negative()) {
+            self.int.format(d as i64).as_bytes()
+        } else {
+            self.other = format_double(d);
+            self.other.as_bytes()
+        }
+    }
 }
 
 /// A reply of any depth as a flat sequence: each container's header is followed
@@ -187,6 +345,13 @@ impl Reply {
                 }
             }
             Reply::Double(d) => double(out, resp3, *d),
+            Reply::Int(i) => {
+                out.reserve(24);
+                out.extend_from_slice(b":");
+                out.extend_from_slice(itoa::Buffer::new().format(*i).as_bytes());
+                out.extend_from_slice(b"\r\n");
+            }
+            Reply::Written(w) => w.encode(out),
             Reply::HumanDouble(d) => {
                 let text = format_human_double(*d);
                 if resp3 {
@@ -250,7 +415,8 @@ impl Reply {
             | Reply::Map(_)
             | Reply::Double(_)
             | Reply::HumanDouble(_)
-            | Reply::Nested(_) => Frame2::Null,
+            | Reply::Nested(_)
+            | Reply::Written(_) => Frame2::Null,
         }
     }
 
@@ -300,7 +466,8 @@ impl Reply {
             | Reply::Map(_)
             | Reply::Double(_)
             | Reply::HumanDouble(_)
-            | Reply::Nested(_) => Frame3::Null,
+            | Reply::Nested(_)
+            | Reply::Written(_) => Frame3::Null,
         }
     }
 }
@@ -397,11 +564,12 @@ fn line(out: &mut BytesMut, kind: u8, text: &[u8]) {
 /// A double as Redis 7.0's `addReplyDouble`: `,<%.17g>` in RESP3, a bulk string
 /// in RESP2, with `inf` and `-inf` spelled out.
 fn double(out: &mut BytesMut, resp3: bool, d: f64) {
-    let text = format_double(d);
+    let mut text = DoubleText::new();
+    let text = text.format(d);
     if resp3 {
-        line(out, b',', text.as_bytes());
+        line(out, b',', text);
     } else {
-        bulk(out, text.as_bytes());
+        bulk(out, text);
     }
 }
 
@@ -487,6 +655,126 @@ pub fn format_double(d: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Scores whose `%.17g` text takes each path: integers (and the edges of the
+    /// integer path), `-0`, fractions, exponents, infinities.
+    const SCORES: [f64; 16] = [
+        0.0,
+        -0.0,
+        1.0,
+        -3.0,
+        0.1,
+        2.5e-5,
+        1e15 - 1.0,
+        1e15,
+        -1e15,
+        1e16,
+        1e17,
+        123_456_789.5,
+        f64::MAX,
+        f64::MIN_POSITIVE,
+        f64::INFINITY,
+        f64::NEG_INFINITY,
+    ];
+
+    #[test]
+    fn a_double_is_formatted_the_same_on_the_integer_path() {
+        for d in SCORES {
+            let mut text = DoubleText::new();
+            assert_eq!(text.format(d), format_double(d).as_bytes(), "{d:e}");
+        }
+        let mut text = DoubleText::new();
+        assert_eq!(text.format(-0.0), b"-0");
+        assert_eq!(text.format(-1e15), b"-1000000000000000");
+        assert_eq!(text.format(1e17), b"1e+17");
+    }
+
+    /// Members that are empty, inline, long, and hold CR LF and `$`.
+    const MEMBERS: [&[u8]; 5] = [
+        b"",
+        b"m",
+        b"a member longer than twenty-two bytes",
+        b"x\r\n$3\r\n",
+        b"*2\r\n,1\r\n",
+    ];
+
+    #[test]
+    fn a_written_array_is_the_bytes_of_its_tree_in_both_protocols() {
+        for resp3 in [false, true] {
+            let mut plain = Written::array(resp3, 0);
+            let mut scored = Written::array(resp3, 0);
+            let (mut plain_tree, mut scored_tree) = (Vec::new(), Vec::new());
+            for (i, m) in MEMBERS.iter().cycle().take(SCORES.len()).enumerate() {
+                let score = SCORES[i];
+                plain.bulk(m);
+                scored.scored(m, score);
+                plain_tree.push(Reply::copy_of(m));
+                if resp3 {
+                    scored_tree.push(Reply::Array(vec![Reply::copy_of(m), Reply::Double(score)]));
+                } else {
+                    scored_tree.push(Reply::copy_of(m));
+                    scored_tree.push(Reply::Double(score));
+                }
+            }
+            for (written, tree) in [(plain, plain_tree), (scored, scored_tree)] {
+                let (mut want, mut got) = (BytesMut::new(), BytesMut::new());
+                let tree = Reply::Array(tree);
+                tree.encode(resp3, &mut want);
+                Reply::Written(written.clone()).encode(resp3, &mut got);
+                assert_eq!(got, want, "resp3 {resp3}");
+                // Scripts see the same reply (doubles parse back exactly).
+                let (mut again, mut want_again) = (BytesMut::new(), BytesMut::new());
+                written.to_reply().encode(resp3, &mut again);
+                tree.encode(resp3, &mut want_again);
+                assert_eq!(again, want_again, "resp3 {resp3}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_written_map_is_a_map_in_resp3_and_flat_in_resp2() {
+        for resp3 in [false, true] {
+            let mut written = Written::map(resp3, 0);
+            let mut pairs = Vec::new();
+            for pair in MEMBERS.windows(2) {
+                written.bulk(pair[0]);
+                written.bulk(pair[1]);
+                pairs.push((Reply::copy_of(pair[0]), Reply::copy_of(pair[1])));
+            }
+            let (mut want, mut got) = (BytesMut::new(), BytesMut::new());
+            Reply::Map(pairs.clone()).encode(resp3, &mut want);
+            Reply::Written(written.clone()).encode(resp3, &mut got);
+            assert_eq!(got, want, "resp3 {resp3}");
+            let mut bulk_pairs = pairs;
+            for (k, v) in &mut bulk_pairs {
+                for r in [k, v] {
+                    if let Reply::Short(b) = r {
+                        *r = Reply::Bulk(b.to_bytes());
+                    }
+                }
+            }
+            assert_eq!(written.to_reply(), Reply::Map(bulk_pairs));
+        }
+        let empty = Written::map(true, 0);
+        let mut got = BytesMut::new();
+        Reply::Written(empty).encode(true, &mut got);
+        assert_eq!(&got[..], b"%0\r\n");
+    }
+
+    #[test]
+    fn an_integer_reply_is_written_as_redis_writes_it() {
+        for (i, text) in [
+            (0, ":0\r\n"),
+            (-7, ":-7\r\n"),
+            (i64::MIN, ":-9223372036854775808\r\n"),
+        ] {
+            for resp3 in [false, true] {
+                let mut out = BytesMut::new();
+                Reply::Int(i).encode(resp3, &mut out);
+                assert_eq!(&out[..], text.as_bytes());
+            }
+        }
+    }
 
     #[test]
     fn a_shared_push_frame_is_the_push_reply_in_both_protocols() {

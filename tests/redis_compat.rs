@@ -31,6 +31,7 @@ macro_rules! case_files {
 }
 
 case_files!(
+    written_replies,
     connection,
     strings,
     keys,

@@ -10,7 +10,7 @@ use super::CommandResult;
 use super::{flag, parse_float, CallMode, CommandSpec, Ctx, KeySpec};
 use crate::error::CommandError;
 use crate::notify;
-use crate::reply::Reply;
+use crate::reply::{Reply, Written};
 use crate::types::hash::{Hash, IncrError};
 
 const WRITE: &[&str] = &["@write", "@hash", "@fast"];
@@ -170,21 +170,43 @@ fn with_hash(
     Ok(shard.read::<Hash>(key, now)?.map_or(missing, f))
 }
 
+/// A hash's fields, values, or both, written into one reply buffer.
+fn listing(h: &Hash, resp3: bool, fields: bool, values: bool) -> Reply {
+    let n = h.len().min(1024);
+    let mut out = if fields && values {
+        Written::map(resp3, n * 48)
+    } else {
+        Written::array(resp3, n * 24)
+    };
+    for (f, v) in h.iter() {
+        if fields {
+            out.bulk(f);
+        }
+        if values {
+            out.bulk(v);
+        }
+    }
+    Reply::Written(out)
+}
+
 fn hgetall(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
+    let resp3 = ctx.session.resp3;
     with_hash(ctx, args, Reply::Map(Vec::new()), |h| {
-        Reply::Map(h.iter().map(|(f, v)| (bulk(f), bulk(v))).collect())
+        listing(h, resp3, true, true)
     })
 }
 
 fn hkeys(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
+    let resp3 = ctx.session.resp3;
     with_hash(ctx, args, Reply::Array(Vec::new()), |h| {
-        Reply::Array(h.iter().map(|(f, _)| bulk(f)).collect())
+        listing(h, resp3, true, false)
     })
 }
 
 fn hvals(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
+    let resp3 = ctx.session.resp3;
     with_hash(ctx, args, Reply::Array(Vec::new()), |h| {
-        Reply::Array(h.iter().map(|(_, v)| bulk(v)).collect())
+        listing(h, resp3, false, true)
     })
 }
 

@@ -17,7 +17,7 @@ use crate::blocking::Serve;
 use crate::error::CommandError;
 use crate::keyspace::{Entry, Shard, ShardSet, Value};
 use crate::notify;
-use crate::reply::Reply;
+use crate::reply::{Reply, Written};
 use crate::types::set::Set;
 use crate::types::zset::{
     self, AddFlags, Added, Aggregate, Input, LexBound, LexRange, ScoreBound, ScoreRange, Scored,
@@ -271,18 +271,20 @@ fn scored_reply<'a>(
     withscores: bool,
     resp3: bool,
 ) -> Reply {
-    let mut out = Vec::with_capacity(items.size_hint().0.min(1024));
+    let n = match items.size_hint() {
+        (_, Some(most)) => most,
+        (least, None) => least,
+    }
+    .min(1024);
+    let mut out = Written::array(resp3, n * if withscores { 48 } else { 24 });
     for (m, s) in items {
-        if !withscores {
-            out.push(member_reply(m));
-        } else if resp3 {
-            out.push(Reply::Array(vec![member_reply(m), Reply::Double(s)]));
+        if withscores {
+            out.scored(m, s);
         } else {
-            out.push(member_reply(m));
-            out.push(Reply::Double(s));
+            out.bulk(m);
         }
     }
-    Reply::Array(out)
+    Reply::Written(out)
 }
 
 /// The reply of a pop: `key` first when given (BZPOPMIN's and ZMPOP's), then

@@ -980,6 +980,7 @@ fn reply_to_lua_at(lua: &Lua, reply: &Reply, resp3: bool, depth: usize) -> mlua:
             Value::Table(t)
         }
         Reply::Nested(n) => nested_to_lua(lua, n, resp3, depth)?,
+        Reply::Written(w) => reply_to_lua_at(lua, &w.to_reply(), resp3, depth)?,
     })
 }
 
