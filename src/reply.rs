@@ -191,10 +191,25 @@ impl Written {
 
 /// `$n\r\n<bytes>\r\n` into a `Vec`.
 fn write_bulk(w: &mut Vec<u8>, b: &[u8]) {
-    w.reserve(b.len() + 24);
-    w.push(b'$');
-    w.extend_from_slice(itoa::Buffer::new().format(b.len()).as_bytes());
-    w.extend_from_slice(b"\r\n");
+    let n = b.len();
+    w.reserve(n + 24);
+    // Most strings are shorter than 100 bytes: their length line is written
+    // whole, without formatting.
+    if n < 10 {
+        w.extend_from_slice(&[b'$', b'0' + n as u8, b'\r', b'\n']);
+    } else if n < 100 {
+        w.extend_from_slice(&[
+            b'$',
+            b'0' + (n / 10) as u8,
+            b'0' + (n % 10) as u8,
+            b'\r',
+            b'\n',
+        ]);
+    } else {
+        w.push(b'$');
+        w.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
+        w.extend_from_slice(b"\r\n");
+    }
     w.extend_from_slice(b);
     w.extend_from_slice(b"\r\n");
 }
@@ -690,12 +705,16 @@ mod tests {
     }
 
     /// Members that are empty, inline, long, and hold CR LF and `$`.
-    const MEMBERS: [&[u8]; 5] = [
+    const MEMBERS: [&[u8]; 9] = [
         b"",
         b"m",
         b"a member longer than twenty-two bytes",
         b"x\r\n$3\r\n",
         b"*2\r\n,1\r\n",
+        b"ninechars",
+        b"ten chars!",
+        &[b'y'; 99],
+        &[b'x'; 100],
     ];
 
     #[test]

@@ -287,6 +287,27 @@ fn scored_reply<'a>(
     Reply::Written(out)
 }
 
+/// [`scored_reply`] of the members of ranks `start..end` (read from the top
+/// when `rev`), written as the set's chunks are walked.
+fn ranked_reply(
+    z: &ZSet,
+    (start, end): (usize, usize),
+    rev: bool,
+    withscores: bool,
+    resp3: bool,
+) -> Reply {
+    let n = end.saturating_sub(start).min(1024);
+    let mut out = Written::array(resp3, n * if withscores { 48 } else { 24 });
+    z.each_in_range(start, end, rev, |m, s| {
+        if withscores {
+            out.scored(m, s);
+        } else {
+            out.bulk(m);
+        }
+    });
+    Reply::Written(out)
+}
+
 /// The reply of a pop: `key` first when given (BZPOPMIN's and ZMPOP's), then
 /// the members and scores, flat (ZPOPMIN in RESP2, BZPOPMIN) or as `[member,
 /// score]` pairs when `nested` (ZPOPMIN with a count in RESP3; ZMPOP and
@@ -695,8 +716,10 @@ fn range_reply(ctx: &mut Ctx<'_>, args: &[Bytes], by: By, rev: Option<bool>) -> 
     let resp3 = ctx.session.resp3;
     with_set(ctx, &args[1], Reply::Array(Vec::new()), |z| {
         let (start, end) = select(z, &req);
-        Ok(scored_reply(
-            z.range(start, end, req.rev),
+        Ok(ranked_reply(
+            z,
+            (start, end),
+            req.rev,
             req.withscores,
             resp3,
         ))

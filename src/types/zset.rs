@@ -406,6 +406,31 @@ impl ZSet {
         }
     }
 
+    /// Calls `f` with the members of ranks `start..end` and their scores, in
+    /// the order [`ZSet::range`] gives them, walking the chunks directly (a
+    /// range reply's path).
+    pub fn each_in_range(
+        &self,
+        start: usize,
+        end: usize,
+        rev: bool,
+        mut f: impl FnMut(&[u8], f64),
+    ) {
+        let end = end.min(self.len());
+        let start = start.min(end);
+        match &self.repr {
+            Repr::Packed(v) => {
+                let items = &v[start..end];
+                if rev {
+                    items.iter().rev().for_each(|p| f(&p.member, p.score));
+                } else {
+                    items.iter().for_each(|p| f(&p.member, p.score));
+                }
+            }
+            Repr::Big(b) => b.each_in_range(start, end, rev, f),
+        }
+    }
+
     /// Every member in ascending order.
     pub fn iter(&self) -> Box<dyn Iterator<Item = (&[u8], f64)> + '_> {
         self.range(0, usize::MAX, false)
@@ -1082,6 +1107,47 @@ impl Big {
             .skip(off)
             .take(end.saturating_sub(start))
             .map(|it| (it.score, it.id))
+    }
+
+    /// [`ZSet::each_in_range`] of a big set (`start < end <= len`, or nothing).
+    fn each_in_range(&self, start: usize, end: usize, rev: bool, mut f: impl FnMut(&[u8], f64)) {
+        let mut left = end.saturating_sub(start);
+        if left == 0 {
+            return;
+        }
+        if rev {
+            let Some((mut ci, off)) = self.locate(end - 1) else {
+                return;
+            };
+            let mut upto = off + 1;
+            loop {
+                let chunk = &self.chunks[ci][..upto];
+                let take = chunk.len().min(left);
+                for &it in chunk[chunk.len() - take..].iter().rev() {
+                    f(self.member(it), it.score);
+                }
+                left -= take;
+                if left == 0 || ci == 0 {
+                    return;
+                }
+                ci -= 1;
+                upto = self.chunks[ci].len();
+            }
+        } else {
+            let Some((mut ci, mut off)) = self.locate(start) else {
+                return;
+            };
+            while left > 0 && ci < self.chunks.len() {
+                let chunk = &self.chunks[ci][off..];
+                let take = chunk.len().min(left);
+                for &it in &chunk[..take] {
+                    f(self.member(it), it.score);
+                }
+                left -= take;
+                ci += 1;
+                off = 0;
+            }
+        }
     }
 
     fn range(

@@ -312,6 +312,14 @@ fn check(z: &ZSet, model: &Model, rng: &mut fastrand::Rng) {
         if a > b {
             expect.clear();
         }
+        let mut walked = Vec::new();
+        z.each_in_range(a, b, false, |m, s| walked.push((m.to_vec(), s)));
+        let mut forward = expect.clone();
+        assert_eq!(walked, forward);
+        walked.clear();
+        z.each_in_range(a, b, true, |m, s| walked.push((m.to_vec(), s)));
+        forward.reverse();
+        assert_eq!(walked, forward);
         expect.reverse();
         assert_eq!(rev, expect);
     }
