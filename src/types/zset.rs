@@ -118,6 +118,24 @@ pub enum Aggregate {
     Max,
 }
 
+/// A member as a search's predicate sees it: read only when asked for, so a
+/// search by score never touches a big set's slots (each a likely cache miss
+/// in a large set).
+#[derive(Clone, Copy)]
+enum Member<'a> {
+    Bytes(&'a [u8]),
+    Slot(&'a [Slot], u32),
+}
+
+impl<'a> Member<'a> {
+    fn get(self) -> &'a [u8] {
+        match self {
+            Member::Bytes(b) => b,
+            Member::Slot(slots, id) => &slots[id as usize].member,
+        }
+    }
+}
+
 /// A sorted set.
 #[derive(Debug, Clone)]
 pub struct ZSet {
@@ -368,7 +386,11 @@ impl ZSet {
     /// highest) and its score.
     pub fn rank(&self, member: &[u8], rev: bool) -> Option<(usize, f64)> {
         let score = self.score(member)?;
-        let below = self.count_before(|s, m| cmp_entry(s, m, score, member) == Ordering::Less);
+        // The member is compared (and its slot read) only on a tie of scores.
+        let below = self.count_before(|s, m| match cmp_score(s, score) {
+            Ordering::Equal => m.get() < member,
+            o => o == Ordering::Less,
+        });
         let rank = if rev { self.len() - 1 - below } else { below };
         Some((rank, score))
     }
@@ -438,9 +460,9 @@ impl ZSet {
 
     /// The number of members before the first for which `before` is false;
     /// `before` must hold for a prefix of the order and for nothing after it.
-    fn count_before(&self, before: impl Fn(f64, &[u8]) -> bool) -> usize {
+    fn count_before(&self, before: impl Fn(f64, Member<'_>) -> bool) -> usize {
         match &self.repr {
-            Repr::Packed(v) => v.partition_point(|p| before(p.score, &p.member)),
+            Repr::Packed(v) => v.partition_point(|p| before(p.score, Member::Bytes(&p.member))),
             Repr::Big(b) => b.count_before(before),
         }
     }
@@ -455,8 +477,8 @@ impl ZSet {
 
     /// The ranks `start..end` of the members inside the lex `range`.
     pub fn lex_bounds(&self, range: &LexRange) -> (usize, usize) {
-        let start = self.count_before(|_, m| below_lex_min(m, &range.min));
-        let end = self.count_before(|_, m| within_lex_max(m, &range.max));
+        let start = self.count_before(|_, m| below_lex_min(m.get(), &range.min));
+        let end = self.count_before(|_, m| within_lex_max(m.get(), &range.max));
         (start, end.max(start))
     }
 
@@ -1084,14 +1106,13 @@ impl Big {
         Some((self.member(item), item.score))
     }
 
-    fn count_before(&self, before: impl Fn(f64, &[u8]) -> bool) -> usize {
-        let ci = self
-            .maxes
-            .partition_point(|&m| before(m.score, self.member(m)));
+    fn count_before(&self, before: impl Fn(f64, Member<'_>) -> bool) -> usize {
+        let member = |it: Item| Member::Slot(&self.slots, it.id);
+        let ci = self.maxes.partition_point(|&m| before(m.score, member(m)));
         match self.chunks.get(ci) {
             None => self.len,
             Some(chunk) => {
-                self.prefix(ci) + chunk.partition_point(|&it| before(it.score, self.member(it)))
+                self.prefix(ci) + chunk.partition_point(|&it| before(it.score, member(it)))
             }
         }
     }
