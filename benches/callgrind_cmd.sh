@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
 # User-space instructions per request of one command, latchkey beside
-# redis-server, counted by callgrind (steady whatever the machine's load):
-# each server runs under callgrind twice, both times loaded with the same
-# setup, once with N requests of the command after it and once without; the
-# difference divided by N is the command's cost (start-up, setup and shutdown
-# cancel out).
+# redis-server, counted by callgrind: each server runs under callgrind, is
+# loaded with the setup, then its counters are zeroed (callgrind_control -z),
+# N requests of the command are sent, and the counters are dumped; the dump
+# divided by N is the command's cost (it includes the benchmark client's
+# connection and whatever the server does on its own meanwhile, its timers).
+# Counting only that window keeps the figure steady: subtracting a run without
+# the requests, as this script did before, left the setup's own variation in
+# it (how many commands each read of `--pipe` got), thousands of instructions
+# per request on a loaded machine.
 # Usage: [LATCHKEY=binary] benches/callgrind_cmd.sh SETUP N COMMAND...
 #   SETUP  a shell command that prints Redis protocol or inline commands to
 #          feed `redis-cli --pipe` (e.g. "python3 -c '...'"), or "" for none
@@ -17,7 +21,7 @@ cd "$(dirname "$0")/.."
 SETUP=$1
 N=$2
 shift 2
-for tool in redis-server redis-cli redis-benchmark valgrind python3; do
+for tool in redis-server redis-cli redis-benchmark valgrind callgrind_control python3; do
   command -v "$tool" >/dev/null || { echo "missing $tool"; exit 1; }
 done
 LATCHKEY=${LATCHKEY:-./target/release/latchkey}
@@ -28,9 +32,8 @@ cleanup() { [ -n "$pid" ] && kill "$pid" 2>/dev/null; rm -rf "$work"; }
 trap cleanup EXIT
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
-run() { # server requests [command...] -> total instructions
-  local server=$1 requests=$2
-  shift 2
+run() { # server -> instructions per request of the command
+  local server=$1
   port=$(free_port)
   local cg=(valgrind --tool=callgrind --callgrind-out-file="$work/cg.out")
   if [ "$server" = redis ]; then
@@ -43,22 +46,19 @@ run() { # server requests [command...] -> total instructions
   if [ -n "$SETUP" ]; then
     bash -c "$SETUP" | redis-cli -p "$port" --pipe >/dev/null
   fi
-  if [ "$requests" -gt 0 ]; then
-    redis-benchmark -p "$port" -c 1 -n "$requests" -q "$@" >/dev/null 2>&1 || true
-  fi
+  rm -f "$work"/cg.out*
+  callgrind_control -z "$pid" >/dev/null 2>&1
+  redis-benchmark -p "$port" -c 1 -n "$N" -q "${cmd[@]}" >/dev/null 2>&1 || true
+  callgrind_control -d "$pid" >/dev/null 2>&1
+  local window
+  window=$(awk '/^summary:/ { print $2 }' "$work"/cg.out.*)
   redis-cli -p "$port" shutdown nosave >/dev/null 2>&1 || kill "$pid"
   wait "$pid" 2>/dev/null || true
   pid=""
-  awk '/^summary:/ { print $2 }' "$work/cg.out"
+  echo $((window / N))
 }
 
 cmd=("$@")
-per_request() { # server
-  local base loaded
-  base=$(run "$1" 0)
-  loaded=$(run "$1" "$N" "${cmd[@]}")
-  echo $(((loaded - base) / N))
-}
-l=$(per_request latchkey)
-r=$(per_request redis)
+l=$(run latchkey)
+r=$(run redis)
 echo "${cmd[*]}: latchkey $l instructions/request, redis-server $r; ratio $(python3 -c "print(round($l/$r, 2))")"
