@@ -38,6 +38,7 @@ case_files!(
     transactions,
     server,
     replication,
+    persistence,
     scripting,
     lists,
     lists_more,

@@ -119,7 +119,7 @@ fn set(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
             // Only the value that describes what latchkey does (no persistence).
             return Err(failed(
                 &name,
-                "latchkey keeps data in memory only; persistence cannot be turned on",
+                "latchkey has no AOF yet; appendonly cannot be turned on",
             ));
         }
         done.push(param.name);

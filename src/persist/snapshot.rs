@@ -27,6 +27,7 @@
 //! on unchanged, so a test that moved its clock gets deadlines on its clock.
 
 use std::io;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::clock::Clock;
 use crate::gate::ExecGate;
@@ -86,7 +87,11 @@ pub struct Snapshot<'a> {
     fencing: u64,
     /// Per database: keys and keys with a TTL at the instant.
     sizes: Vec<(u64, u64)>,
+    /// Changes made since start-up, at the instant (`Keyspace::dirty`).
+    dirty: u64,
     slice: usize,
+    /// Set by another thread to stop the walk (a save superseded).
+    cancel: Option<&'a AtomicBool>,
 }
 
 impl<'a> Snapshot<'a> {
@@ -102,27 +107,64 @@ impl<'a> Snapshot<'a> {
             return Err(SnapshotError::InProgress);
         }
         let _gate = gate.write();
+        Ok(Self::claimed(keyspace, clock))
+    }
+
+    /// As [`Snapshot::begin`], for a caller that holds the execution gate
+    /// exclusively already (a save at shutdown, which keeps every client out
+    /// until the server stops).
+    pub fn begin_held(keyspace: &'a Keyspace, clock: &Clock) -> Result<Self, SnapshotError> {
+        if !keyspace.claim_snapshot() {
+            return Err(SnapshotError::InProgress);
+        }
+        Ok(Self::claimed(keyspace, clock))
+    }
+
+    /// Marks every shard; the caller has claimed the snapshot and holds the
+    /// gate exclusively.
+    fn claimed(keyspace: &'a Keyspace, clock: &Clock) -> Self {
         let instant_ms = clock.now_ms();
         let fencing = keyspace.locks().high_water();
         let mut sizes = Vec::with_capacity(keyspace.dbs().len());
+        let mut dirty = 0u64;
         for db in keyspace.dbs() {
             let (mut keys, mut expires) = (0, 0);
             for shard in db.shards() {
                 let mut shard = shard.lock();
-                // Claimed above: no other snapshot has a shard marked.
+                // Claimed: no other snapshot has a shard marked.
                 shard.snapshot_mark();
                 keys += shard.len() as u64;
                 expires += shard.volatile() as u64;
+                dirty = dirty.wrapping_add(shard.dirty());
             }
             sizes.push((keys, expires));
         }
-        Ok(Snapshot {
+        Snapshot {
             keyspace,
             instant_ms,
             fencing,
             sizes,
+            dirty,
             slice: SLICE,
-        })
+            cancel: None,
+        }
+    }
+
+    /// Changes made since start-up at the instant: once the snapshot is
+    /// saved, what `rdb_changes_since_last_save` counts from.
+    pub fn dirty(&self) -> u64 {
+        self.dirty
+    }
+
+    /// Keys in all databases at the instant.
+    pub fn keys(&self) -> u64 {
+        self.sizes.iter().map(|(k, _)| k).sum()
+    }
+
+    /// Stops the walk with an `Interrupted` error once `flag` is set.
+    pub fn with_cancel(mut self, flag: &'a AtomicBool) -> Self {
+        self.cancel = Some(flag);
+        self
     }
 
     /// The instant, in ms on the server clock.
@@ -169,6 +211,9 @@ impl<'a> Snapshot<'a> {
     ) -> io::Result<()> {
         let instant = self.instant_ms;
         loop {
+            if self.cancel.is_some_and(|c| c.load(Ordering::Relaxed)) {
+                return Err(io::Error::new(io::ErrorKind::Interrupted, "save cancelled"));
+            }
             let mut guard = shard.lock();
             let done = guard.snapshot_visit(self.slice, |key, entry| {
                 if !expired_at(entry, instant) {

@@ -122,6 +122,12 @@ impl LockShared {
         self.last_token.load(Ordering::Acquire)
     }
 
+    /// Raises the high-water mark to at least `token` (a file's mark, at
+    /// start-up): every token issued after is greater.
+    pub fn raise_high_water(&self, token: u64) {
+        self.last_token.fetch_max(token, Ordering::AcqRel);
+    }
+
     /// A fresh id for a waiter.
     pub fn next_waiter_id(&self) -> u64 {
         self.next_waiter.fetch_add(1, Ordering::Relaxed)
@@ -707,6 +713,16 @@ impl State {
             .max()
     }
 
+    /// Every deadline of its own: each holder's lease end and the end of
+    /// the lock-delay the key is in (what a lock loaded from a file files).
+    pub fn deadlines(&self) -> Vec<u64> {
+        self.holders
+            .iter()
+            .map(|h| h.expires_at)
+            .chain(self.delay_until().filter(|&t| t > 0))
+            .collect()
+    }
+
     /// Empties the queue, telling every waiter the lock is gone; returns how
     /// many there were.
     pub fn abandon_waiters(&mut self) -> usize {
@@ -1064,6 +1080,11 @@ impl Lock {
     /// See [`State::longest_lease`].
     pub fn longest_lease(&self) -> Option<u64> {
         self.view(State::longest_lease)
+    }
+
+    /// See [`State::deadlines`].
+    pub fn deadlines(&self) -> Vec<u64> {
+        self.view(State::deadlines)
     }
 
     /// See [`State::info`].

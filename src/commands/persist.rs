@@ -1,0 +1,314 @@
+//! Persistence commands: SAVE, BGSAVE, LASTSAVE. And what the server does
+//! with the RDB file outside a command, on the same paths: the background
+//! thread (BGSAVE, scheduled saves, save points), the final save of SHUTDOWN
+//! and of SIGTERM/SIGINT, FLUSHALL's save, and the start-up load.
+//!
+//! SAVE runs on the calling connection's thread like Redis's, but without
+//! stopping other clients: the snapshot (`persist::Snapshot`) stops them only
+//! for its instant. The final save is different: it holds the execution gate
+//! from before the snapshot until the server is marked stopping, so no write
+//! is acknowledged after it.
+
+use std::io;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+
+use super::{flag, is, CallMode, CommandResult, CommandSpec, Ctx};
+use crate::error::CommandError;
+use crate::persist::{self, Job, RdbTarget, Snapshot, SnapshotError};
+use crate::reply::Reply;
+use crate::server::Shared;
+
+/// The persistence family's rows.
+pub static COMMANDS: &[CommandSpec] = &[
+    CommandSpec::new(
+        "save",
+        1,
+        flag::ADMIN | flag::NOSCRIPT | flag::NO_ASYNC_LOADING | flag::NO_MULTI | flag::OWN_GATE,
+        save,
+    )
+    .acl(&["@admin", "@slow", "@dangerous"])
+    .doc(
+        "server",
+        "1.0.0",
+        "Synchronously saves the database(s) to disk.",
+    ),
+    CommandSpec::new(
+        "bgsave",
+        -1,
+        flag::ADMIN | flag::NOSCRIPT | flag::NO_ASYNC_LOADING,
+        bgsave,
+    )
+    .acl(&["@admin", "@slow", "@dangerous"])
+    .doc(
+        "server",
+        "1.0.0",
+        "Asynchronously saves the database(s) to disk.",
+    ),
+    CommandSpec::new(
+        "lastsave",
+        1,
+        flag::LOADING | flag::STALE | flag::FAST,
+        lastsave,
+    )
+    .acl(&["@admin", "@fast", "@dangerous"])
+    .tips(&["nondeterministic_output"])
+    .doc(
+        "server",
+        "1.0.0",
+        "Returns the Unix timestamp of the last successful save to disk.",
+    ),
+];
+
+fn in_progress() -> CommandError {
+    CommandError::err("Background save already in progress")
+}
+
+fn save(ctx: &mut Ctx<'_>, _: &[Bytes]) -> CommandResult {
+    let shared = ctx.shared;
+    if shared.persist.bgsave_in_progress() {
+        return Err(in_progress());
+    }
+    shared.persist.count_save();
+    match save_now(shared, false) {
+        Ok(()) => Ok(Reply::OK),
+        Err(SaveError::InProgress) => Err(in_progress()),
+        // Redis answers a bare `-ERR` and logs why.
+        Err(SaveError::Io(_)) => Err(CommandError::raw("ERR")),
+    }
+}
+
+fn bgsave(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
+    match args {
+        [_] => {}
+        [_, opt] if is(opt, "schedule") => {}
+        _ => return Err(CommandError::Syntax),
+    }
+    let persist = &ctx.shared.persist;
+    if persist.bgsave_in_progress() {
+        return Err(in_progress());
+    }
+    // No other background job exists (no AOF rewrite yet), so SCHEDULE
+    // changes nothing outside a transaction, as in Redis with no child.
+    if ctx.mode == CallMode::Transaction {
+        persist.schedule_bgsave();
+        return Ok(Reply::Simple("Background saving scheduled"));
+    }
+    persist.request_bgsave(ctx.now).map_err(|_| in_progress())?;
+    tracing::info!("Background saving started");
+    Ok(Reply::Simple("Background saving started"))
+}
+
+fn lastsave(ctx: &mut Ctx<'_>, _: &[Bytes]) -> CommandResult {
+    Ok(Reply::Int(
+        ctx.shared.persist.report(ctx.now).lastsave_s as i64,
+    ))
+}
+
+/// Why a save did not happen.
+#[derive(Debug)]
+pub enum SaveError {
+    /// Another snapshot is being taken.
+    InProgress,
+    /// Writing the file failed (logged).
+    Io(io::Error),
+}
+
+/// Saves the keyspace to the RDB file now (SAVE; a background save's thread
+/// with `background`). The caller does not hold the gate. Logs and records
+/// the outcome.
+pub fn save_now(shared: &Shared, background: bool) -> Result<(), SaveError> {
+    let begun = {
+        let _gate = shared.gate.write();
+        let generation = shared.persist.generation();
+        Snapshot::begin_held(&shared.keyspace, &shared.clock).map(|s| (s, generation))
+    };
+    let (snapshot, generation) = match begun {
+        Ok(b) => b,
+        Err(SnapshotError::InProgress) => {
+            if background {
+                shared.persist.finished(None, shared.clock.now_ms(), true);
+            }
+            return Err(SaveError::InProgress);
+        }
+    };
+    let snapshot = if background {
+        snapshot.with_cancel(shared.persist.cancel_flag())
+    } else {
+        snapshot
+    };
+    write_and_record(shared, snapshot, generation, background)
+}
+
+/// Writes a begun snapshot to the file, logs and records how it went.
+fn write_and_record(
+    shared: &Shared,
+    snapshot: Snapshot<'_>,
+    generation: u64,
+    background: bool,
+) -> Result<(), SaveError> {
+    let target = RdbTarget::of(&shared.config.read());
+    let written = persist::write_snapshot(snapshot, &target, &shared.persist, generation);
+    let now = shared.clock.now_ms();
+    match written {
+        Ok(dirty) => {
+            shared.persist.finished(Some(dirty), now, background);
+            if background {
+                tracing::info!("Background saving terminated with success");
+            } else {
+                tracing::info!("DB saved on disk");
+            }
+            Ok(())
+        }
+        Err(e) => {
+            shared.persist.finished(None, now, background);
+            if background {
+                tracing::warn!("Background saving error: {e}");
+            } else {
+                tracing::warn!("Error saving DB on disk: {e}");
+            }
+            Err(SaveError::Io(e))
+        }
+    }
+}
+
+/// The background thread: takes BGSAVE requests, scheduled saves and fired
+/// save points from `Persistence`, one at a time, until shutdown.
+pub fn spawn_saver(shared: Arc<Shared>) -> io::Result<std::thread::JoinHandle<()>> {
+    std::thread::Builder::new()
+        .name("latchkey-save".into())
+        .spawn(move || {
+            const TICK: Duration = Duration::from_millis(100);
+            while !shared.is_stopping() {
+                let points = shared.config.read().save_points.clone();
+                let job = shared.persist.next_job(
+                    TICK,
+                    || shared.clock.now_ms(),
+                    &points,
+                    || shared.keyspace.dirty(),
+                );
+                if job == Job::Bgsave && !shared.is_stopping() {
+                    let _ = save_now(&shared, true);
+                } else if job == Job::Bgsave {
+                    shared.persist.finished(None, shared.clock.now_ms(), true);
+                }
+            }
+        })
+}
+
+/// How SHUTDOWN (or a signal) treats the RDB file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FinalSave {
+    /// Save if save points are set (no argument; SIGTERM, SIGINT).
+    Default,
+    /// SHUTDOWN SAVE.
+    Save,
+    /// SHUTDOWN NOSAVE.
+    NoSave,
+}
+
+/// Stops the server, saving first as `mode` says. A running background save
+/// is stopped; the gate is held from the save's instant until the server is
+/// marked stopping, so nothing runs after the save. Returns whether the
+/// server is stopping: if the save fails it keeps running, unless `force`.
+pub fn shut_down(shared: &Shared, mode: FinalSave, force: bool) -> bool {
+    let wants = match mode {
+        FinalSave::Save => true,
+        FinalSave::NoSave => false,
+        FinalSave::Default => !shared.config.read().save_points.is_empty(),
+    };
+    if !wants {
+        shared.shutdown();
+        return true;
+    }
+    // Stop a background save and wait until its walk has let go.
+    shared.persist.cancel_running(true);
+    let gate = loop {
+        let gate = shared.gate.write();
+        if !shared.keyspace.snapshot_running() {
+            break gate;
+        }
+        drop(gate);
+        std::thread::sleep(Duration::from_millis(1));
+    };
+    shared.persist.cancel_running(false);
+    tracing::info!("Saving the final RDB snapshot before exiting.");
+    shared.persist.count_save();
+    let generation = shared.persist.generation();
+    let saved = match Snapshot::begin_held(&shared.keyspace, &shared.clock) {
+        Ok(snapshot) => write_and_record(shared, snapshot, generation, false).is_ok(),
+        Err(_) => false,
+    };
+    if !saved && !force {
+        tracing::warn!("Error trying to save the DB, can't exit.");
+        return false;
+    }
+    if !saved {
+        tracing::warn!("Error trying to save the DB. Exit anyway.");
+    }
+    shared.shutdown();
+    drop(gate);
+    true
+}
+
+/// FLUSHALL with save points set writes the now empty keyspace (its
+/// fencing-token mark only), as Redis does, superseding a running save.
+pub fn save_after_flushall(shared: &Shared) {
+    let target = {
+        let config = shared.config.read();
+        if config.save_points.is_empty() {
+            return;
+        }
+        RdbTarget::of(&config)
+    };
+    shared.persist.count_save();
+    let fencing = shared.keyspace.locks().high_water();
+    let now = shared.clock.now_ms();
+    let dirty = shared.keyspace.dirty();
+    match persist::write_empty(fencing, &target, &shared.persist) {
+        Ok(()) => {
+            shared.persist.finished(Some(dirty), now, false);
+            tracing::info!("DB saved on disk");
+        }
+        Err(e) => {
+            shared.persist.finished(None, now, false);
+            tracing::warn!("Error saving DB on disk: {e}");
+        }
+    }
+}
+
+/// Loads the RDB file named by the options into the (empty) keyspace at
+/// start-up. `Ok(false)`: there was no file.
+pub fn load_at_start(shared: &Shared) -> Result<bool, String> {
+    let (path, checksum) = {
+        let config = shared.config.read();
+        (RdbTarget::of(&config).path(), config.rdbchecksum)
+    };
+    let started = std::time::Instant::now();
+    let loaded = persist::load_file(
+        &path,
+        &shared.keyspace,
+        &shared.clock,
+        &shared.encodings,
+        checksum,
+    )
+    .map_err(|e| format!("Failed loading {}: {e}", path.display()))?;
+    let now = shared.clock.now_ms();
+    shared.persist.starting(now / 1000, shared.keyspace.dirty());
+    let Some(stats) = loaded else {
+        return Ok(false);
+    };
+    shared.persist.loaded(stats.loaded, stats.expired);
+    tracing::info!(
+        "Done loading RDB, keys loaded: {}, keys expired: {}.",
+        stats.loaded,
+        stats.expired
+    );
+    tracing::info!(
+        "DB loaded from disk: {:.3} seconds",
+        started.elapsed().as_secs_f64()
+    );
+    Ok(true)
+}
