@@ -1600,6 +1600,49 @@ mod tests {
     }
 
     #[test]
+    fn rebuilt_nodes_keep_their_ids_in_order() {
+        let names: [&[u8]; 1] = [b"f"];
+        let mut b = NodeBuilder::new(StreamId::new(5, 5), &names, 40);
+        assert_eq!(
+            b.push(StreamId::new(5, 4), false, true, &[b"v"]),
+            Err(NodeError::IdOrder)
+        );
+        b.push(StreamId::new(5, 5), true, true, &[b"v"]).unwrap();
+        assert_eq!(
+            b.push(StreamId::new(5, 5), false, true, &[b"v"]),
+            Err(NodeError::IdOrder)
+        );
+        assert_eq!(
+            b.push(StreamId::new(6, 0), false, true, &[b"v", b"w"]),
+            Err(NodeError::FieldCount)
+        );
+        b.push(StreamId::new(6, 0), false, false, &[b"g", b"w"])
+            .unwrap();
+        assert_eq!((b.live(), b.total()), (1, 2));
+        let mut s = Stream::default();
+        s.push_node(b).unwrap();
+        assert_eq!((s.len(), s.first_id), (1, StreamId::new(6, 0)));
+        assert_eq!(
+            items(s.get(StreamId::new(6, 0)).unwrap()),
+            vec![b"g".to_vec(), b"w".to_vec()]
+        );
+        assert!(s.get(StreamId::new(5, 5)).is_none());
+        // A node at or below the last one's entries is refused; one with no
+        // live entry is dropped.
+        let mut low = NodeBuilder::new(StreamId::new(6, 0), &names, 40);
+        low.push(StreamId::new(7, 0), false, true, &[b"v"]).unwrap();
+        assert_eq!(s.push_node(low), Err(NodeError::NodeOrder));
+        let mut dead = NodeBuilder::new(StreamId::new(8, 0), &names, 40);
+        dead.push(StreamId::new(8, 0), true, true, &[b"v"]).unwrap();
+        s.push_node(dead).unwrap();
+        assert_eq!((s.node_count(), s.len()), (1, 1));
+        let view: Vec<_> = s.nodes().next().unwrap().entries().collect();
+        assert_eq!(view.len(), 2);
+        assert!(view[0].deleted && view[0].same_fields);
+        assert!(!view[1].deleted && !view[1].same_fields);
+    }
+
+    #[test]
     fn a_group_reads_new_entries_and_tracks_them_as_pending() {
         let mut s = filled(3);
         s.create_group(&Bytes::from_static(b"g"), StreamId::MIN, None)
