@@ -35,6 +35,7 @@ case_files!(
     strings,
     keys,
     dump_restore,
+    dump_streams,
     transactions,
     server,
     replication,

@@ -120,8 +120,7 @@ impl<W: Write> Writer<W> {
 
     /// One key of the database last selected: its expiry (absolute unix ms),
     /// type, name and value. A lock becomes an aux field (see
-    /// [`super::lock`]), with its key's expiry inside. A stream, which has no
-    /// RDB form here yet, is an `Unsupported` error.
+    /// [`super::lock`]), with its key's expiry inside.
     pub fn entry(
         &mut self,
         key: &[u8],
