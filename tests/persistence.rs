@@ -188,6 +188,20 @@ fn populate(con: &mut Connection) {
         &["ZADD", "zset", "1.5", "a", "-2", "b", "inf", "c"],
         &["PFADD", "hll", "a", "b", "c"],
         &["SETBIT", "bits", "100", "1"],
+        &["XADD", "stream", "1-1", "f", "v"],
+        &["XADD", "stream", "2-1", "f", "w", "g", "x"],
+        &["XGROUP", "CREATE", "stream", "grp", "0"],
+        &[
+            "XREADGROUP",
+            "GROUP",
+            "grp",
+            "alice",
+            "COUNT",
+            "1",
+            "STREAMS",
+            "stream",
+            ">",
+        ],
         &["LOCK.ACQUIRE", "lock:one", "owner-1", "60000"],
         &["LOCK.ACQUIRE", "lock:shared", "r1", "60000", "SHARED"],
         &["LOCK.ACQUIRE", "lock:shared", "r2", "60000", "SHARED"],
@@ -273,6 +287,11 @@ fn image(con: &mut Connection) -> BTreeMap<(u8, String), String> {
                     format!("{members:?}")
                 }
                 "zset" => render(&run(con, &["ZRANGE", &key, "0", "-1", "WITHSCORES"])),
+                "stream" => {
+                    let entries = render(&run(con, &["XRANGE", &key, "-", "+"]));
+                    let pending = render(&run(con, &["XPENDING", &key, "grp"]));
+                    format!("{entries} pending {pending}")
+                }
                 _ => format!("{kind} {}", without_ttl(&run(con, &["LOCK.INFO", &key]))),
             };
             let pttl = int(con, &["PTTL", &key]);
