@@ -73,6 +73,10 @@ pub struct Config {
     /// its owner's release (`lock-delay`; 0, the default: no delay). An
     /// acquire's `LOCKDELAY` overrides it for its hold.
     pub lock_delay: u32,
+    /// How long after a start a lock nobody is known to hold is granted to
+    /// nobody (`lock-restart-grace`, ms); `None`: `auto`, the longest lease
+    /// the loaded file's server had granted (none without a file).
+    pub lock_restart_grace: Option<u64>,
     /// RDB save points (`save`): a background save runs once `changes` writes
     /// were made and `seconds` have passed since the last save; empty: none.
     pub save_points: Vec<SavePoint>,
@@ -161,6 +165,7 @@ impl Default for Config {
             notify_keyspace_events: 0,
             tracking_table_max_keys: 1_000_000,
             lock_delay: 0,
+            lock_restart_grace: None,
             save_points: SavePoint::DEFAULT.to_vec(),
             dbfilename: "dump.rdb".into(),
             rdbcompression: true,
@@ -824,6 +829,24 @@ pub static PARAMS: &[Param] = &[
         set: |_, v| match boolean(v)? {
             false => Ok(()),
             true => Err("latchkey does not daemonize; run it under a supervisor".into()),
+        },
+    },
+    Param {
+        name: "lock-restart-grace",
+        aliases: &[],
+        change: Change::Immutable,
+        ignored: false,
+        get: |c| {
+            c.lock_restart_grace
+                .map_or("auto".into(), |ms| ms.to_string())
+        },
+        set: |c, v| {
+            c.lock_restart_grace = if one(v)?.eq_ignore_ascii_case("auto") {
+                None
+            } else {
+                Some(int_in(v, 0, i64::MAX)? as u64)
+            };
+            Ok(())
         },
     },
     Param {

@@ -139,9 +139,9 @@ impl ServerBuilder {
             crate::commands::persist::load_at_start(&shared)
                 .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
         } else {
-            shared
-                .persist
-                .starting(shared.clock.now_ms() / 1000, shared.keyspace.dirty());
+            let now = shared.clock.now_ms();
+            shared.persist.starting(now / 1000, shared.keyspace.dirty());
+            crate::commands::persist::start_restart_grace(&shared, None, now);
         }
         let task = tokio::spawn(server::run(shared.clone(), listeners));
         Ok(ServerHandle {

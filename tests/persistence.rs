@@ -315,7 +315,9 @@ fn save_then_kill_9_and_restart_keeps_every_type_ttl_and_lock() {
     assert_eq!(info_field(&mut con, "rdb_changes_since_last_save"), "0");
     server.signal("KILL");
 
-    let server = start(&dir, &["--save", ""]);
+    // No restart grace here: new locks are asked for at once (the grace
+    // has its own test).
+    let server = start(&dir, &["--save", "", "--lock-restart-grace", "0"]);
     let mut con = server.con();
     let mut after = image(&mut con);
     after
@@ -510,7 +512,7 @@ fn flushall_with_save_points_saves_the_empty_keyspace() {
     let token = int(&mut con, &["LOCK.ACQUIRE", "l", "o", "60000"]);
     run(&mut con, &["FLUSHALL"]);
     server.signal("KILL");
-    let server = start(&dir, &["--save", ""]);
+    let server = start(&dir, &["--save", "", "--lock-restart-grace", "0"]);
     let mut con = server.con();
     assert_eq!(int(&mut con, &["DBSIZE"]), 0);
     assert!(int(&mut con, &["LOCK.ACQUIRE", "l", "o", "1000"]) > token);
@@ -658,4 +660,79 @@ fn redis_server_and_latchkey_read_each_others_files() {
 /// As [`image`], on a server without LOCK.* (every key is a Redis type).
 fn image_without_locks(con: &mut Connection) -> BTreeMap<(u8, String), String> {
     image(con)
+}
+
+#[test]
+fn after_a_restart_no_lock_is_granted_while_an_unsaved_holder_may_hold_it() {
+    let dir = Dir::new("grace");
+    let server = start(&dir, &["--save", ""]);
+    let mut con = server.con();
+    // The longest lease granted before the save: the next start's grace.
+    int(&mut con, &["LOCK.ACQUIRE", "saved", "a", "1500"]);
+    run(&mut con, &["SAVE"]);
+    // Acquired after the save: the file does not know this holder.
+    int(&mut con, &["LOCK.ACQUIRE", "unsaved", "b", "1000"]);
+    server.signal("KILL");
+
+    let server = start(&dir, &["--save", ""]);
+    assert_eq!(
+        run(&mut server.con(), &["CONFIG", "GET", "lock-restart-grace"]),
+        Value::Array(vec![
+            Value::BulkString(b"lock-restart-grace".to_vec()),
+            Value::BulkString(b"auto".to_vec())
+        ])
+    );
+    let started = Instant::now();
+    let mut con = server.con();
+    assert_eq!(
+        run(&mut con, &["LOCK.ACQUIRE", "unsaved", "c", "1000"]),
+        Value::Nil,
+        "b may still believe it holds it"
+    );
+    assert_eq!(
+        run(&mut con, &["LOCK.ACQUIRE", "never-held", "c", "1000"]),
+        Value::Nil,
+        "nothing says nobody held it"
+    );
+    assert_eq!(
+        run(&mut con, &["LOCK.ACQUIRE", "saved", "c", "1000"]),
+        Value::Nil
+    );
+    // LOCK.INFO shows the key in its delay.
+    let info = without_ttl(&run(&mut con, &["LOCK.INFO", "unsaved"]));
+    assert!(info.contains("holders\",[]"), "{info}");
+    // A waiter is granted when the grace ends.
+    let token = int(
+        &mut con,
+        &["LOCK.ACQUIRE", "unsaved", "c", "1000", "WAIT", "10000"],
+    );
+    assert!(token > 0);
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_millis(1200),
+        "granted after {waited:?}, inside the 1500 ms grace"
+    );
+    server.signal("KILL");
+
+    // Set to 0, there is no grace.
+    let server = start(&dir, &["--save", "", "--lock-restart-grace", "0"]);
+    let mut con = server.con();
+    assert!(int(&mut con, &["LOCK.ACQUIRE", "unsaved", "c", "1000"]) > 0);
+}
+
+#[test]
+fn a_restart_grace_set_without_a_file_holds_every_lock() {
+    let dir = Dir::new("grace-nofile");
+    let server = start(&dir, &["--save", "", "--lock-restart-grace", "800"]);
+    let mut con = server.con();
+    let started = Instant::now();
+    assert_eq!(
+        run(&mut con, &["LOCK.ACQUIRE", "k", "o", "1000"]),
+        Value::Nil
+    );
+    int(
+        &mut con,
+        &["LOCK.ACQUIRE", "k", "o", "1000", "WAIT", "5000"],
+    );
+    assert!(started.elapsed() >= Duration::from_millis(500));
 }

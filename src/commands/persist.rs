@@ -264,10 +264,11 @@ pub fn save_after_flushall(shared: &Shared) {
         RdbTarget::of(&config)
     };
     shared.persist.count_save();
-    let fencing = shared.keyspace.locks().high_water();
+    let locks = shared.keyspace.locks();
+    let (fencing, longest) = (locks.high_water(), locks.longest_lease());
     let now = shared.clock.now_ms();
     let dirty = shared.keyspace.dirty();
-    match persist::write_empty(fencing, &target, &shared.persist) {
+    match persist::write_empty(fencing, longest, &target, &shared.persist) {
         Ok(()) => {
             shared.persist.finished(Some(dirty), now, false);
             tracing::info!("DB saved on disk");
@@ -297,6 +298,7 @@ pub fn load_at_start(shared: &Shared) -> Result<bool, String> {
     .map_err(|e| format!("Failed loading {}: {e}", path.display()))?;
     let now = shared.clock.now_ms();
     shared.persist.starting(now / 1000, shared.keyspace.dirty());
+    start_restart_grace(shared, loaded.map(|s| s.longest_lease), now);
     let Some(stats) = loaded else {
         return Ok(false);
     };
@@ -311,4 +313,26 @@ pub fn load_at_start(shared: &Shared) -> Result<bool, String> {
         started.elapsed().as_secs_f64()
     );
     Ok(true)
+}
+
+/// Starts the restart grace (`lock-restart-grace`): for this long after the
+/// start, a lock nobody is known to hold (none in the file, or its holder's
+/// lease ran out) is granted to nobody — a holder from before the restart,
+/// whose acquire or renewal came after the last save, may still believe it
+/// holds it. `auto` (the default) lasts the longest lease the previous run
+/// had granted when it saved (`longest_lease`, from the file); with no file
+/// there is nothing to go by and no grace, unless a length is set.
+pub fn start_restart_grace(shared: &Shared, longest_lease: Option<u64>, now: u64) {
+    let grace = match shared.config.read().lock_restart_grace {
+        Some(ms) => ms,
+        None => longest_lease.unwrap_or(0),
+    };
+    if grace == 0 {
+        return;
+    }
+    shared
+        .keyspace
+        .locks()
+        .set_restart_grace(crate::types::lock::lease_end(now, grace));
+    tracing::info!("Restart grace: locks nobody is known to hold are granted again in {grace} ms");
 }

@@ -895,6 +895,11 @@ impl Shard {
         }
     }
 
+    /// What locks share across the server (tokens, the longest lease).
+    pub fn lock_shared(&self) -> &LockShared {
+        &self.locks
+    }
+
     /// Changes made in this shard since start-up (see the field).
     pub fn dirty(&self) -> u64 {
         self.dirty

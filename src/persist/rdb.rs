@@ -12,7 +12,7 @@ use crate::clock::Clock;
 use crate::config::Config;
 use crate::keyspace::{Entry, Keyspace, Value};
 use crate::rdb::file::{load_checked, Loaded, WriteOptions, Writer};
-use crate::rdb::lock::AUX_FENCING;
+use crate::rdb::lock::{AUX_FENCING, AUX_LONGEST_LEASE};
 use crate::rdb::RdbError;
 use crate::types::Encodings;
 
@@ -21,6 +21,10 @@ use super::{Persistence, Snapshot, SnapshotSink};
 impl<W: Write> SnapshotSink for Writer<W> {
     fn fencing_high_water(&mut self, token: u64) -> io::Result<()> {
         self.aux(AUX_FENCING, token.to_string().as_bytes())
+    }
+
+    fn longest_lease(&mut self, ms: u64) -> io::Result<()> {
+        self.aux(AUX_LONGEST_LEASE, ms.to_string().as_bytes())
     }
 
     fn select_db(&mut self, db: usize, keys: u64, expires: u64) -> io::Result<()> {
@@ -87,13 +91,19 @@ pub fn write_snapshot(
     Ok(dirty)
 }
 
-/// Writes a file with no keys, only the fencing-token mark (FLUSHALL's save):
-/// it replaces the file whatever save is running.
-pub fn write_empty(fencing: u64, target: &RdbTarget, persistence: &Persistence) -> io::Result<()> {
+/// Writes a file with no keys, only the fencing-token mark and the longest
+/// lease (FLUSHALL's save): it replaces the file whatever save is running.
+pub fn write_empty(
+    fencing: u64,
+    longest_lease: u64,
+    target: &RdbTarget,
+    persistence: &Persistence,
+) -> io::Result<()> {
     let temp = temp_path(target, persistence);
     let written = (|| {
         let mut writer = Writer::new(BufWriter::new(create(&temp)?), target.opts)?;
         SnapshotSink::fencing_high_water(&mut writer, fencing)?;
+        SnapshotSink::longest_lease(&mut writer, longest_lease)?;
         finish(writer)
     })();
     put_in_place(written, &temp, target, persistence, None)?;
@@ -178,6 +188,8 @@ pub struct LoadStats {
     pub expired: u64,
     /// The file's fencing-token mark (0 if it has none).
     pub fencing: u64,
+    /// The longest lease (ms) its server had granted (0 if it does not say).
+    pub longest_lease: u64,
 }
 
 /// Why a file could not be loaded.
@@ -252,6 +264,14 @@ pub fn load_file(
                     .unwrap_or(0);
                 stats.fencing = stats.fencing.max(mark);
                 keyspace.locks().raise_high_water(mark);
+            }
+            Loaded::Aux { key, value } if key == AUX_LONGEST_LEASE => {
+                let ms = std::str::from_utf8(&value)
+                    .ok()
+                    .and_then(|v| v.parse::<u64>().ok())
+                    .unwrap_or(0);
+                stats.longest_lease = stats.longest_lease.max(ms);
+                keyspace.locks().note_lease(ms);
             }
             Loaded::Aux { .. } => {}
             Loaded::Db { index } => db_now = index,

@@ -42,6 +42,13 @@ pub trait SnapshotSink {
     /// issued before is at most this); called once, before any database.
     fn fencing_high_water(&mut self, token: u64) -> io::Result<()>;
 
+    /// The longest lease (ms) the server had granted at the instant (what
+    /// the next start's automatic restart grace lasts); called once, after
+    /// the fencing mark. A sink that does not keep it ignores it.
+    fn longest_lease(&mut self, _ms: u64) -> io::Result<()> {
+        Ok(())
+    }
+
     /// The entries that follow belong to database `db`, which held about
     /// `keys` keys, `expires` of them with a TTL, at the instant (size hints).
     fn select_db(&mut self, db: usize, keys: u64, expires: u64) -> io::Result<()>;
@@ -85,6 +92,8 @@ pub struct Snapshot<'a> {
     keyspace: &'a Keyspace,
     instant_ms: u64,
     fencing: u64,
+    /// The longest lease granted, at the instant.
+    longest_lease: u64,
     /// Per database: keys and keys with a TTL at the instant.
     sizes: Vec<(u64, u64)>,
     /// Changes made since start-up, at the instant (`Keyspace::dirty`).
@@ -125,6 +134,7 @@ impl<'a> Snapshot<'a> {
     fn claimed(keyspace: &'a Keyspace, clock: &Clock) -> Self {
         let instant_ms = clock.now_ms();
         let fencing = keyspace.locks().high_water();
+        let longest_lease = keyspace.locks().longest_lease();
         let mut sizes = Vec::with_capacity(keyspace.dbs().len());
         let mut dirty = 0u64;
         for db in keyspace.dbs() {
@@ -143,6 +153,7 @@ impl<'a> Snapshot<'a> {
             keyspace,
             instant_ms,
             fencing,
+            longest_lease,
             sizes,
             dirty,
             slice: SLICE,
@@ -188,6 +199,7 @@ impl<'a> Snapshot<'a> {
     /// that held keys at the instant with its keys as they were then.
     pub fn write_to(self, sink: &mut dyn SnapshotSink) -> io::Result<SnapshotStats> {
         sink.fencing_high_water(self.fencing)?;
+        sink.longest_lease(self.longest_lease)?;
         let mut stats = SnapshotStats::default();
         for (index, db) in self.keyspace.dbs().iter().enumerate() {
             let (keys, expires) = self.sizes.get(index).copied().unwrap_or_default();

@@ -61,6 +61,13 @@ pub struct LockShared {
     next_waiter: AtomicU64,
     /// The server's `lock-delay` (ms), for acquires without LOCKDELAY.
     lock_delay: AtomicU32,
+    /// The longest lease (ms) granted or extended since start-up, or read
+    /// from the file loaded at start-up: a snapshot keeps it, and the next
+    /// start's automatic restart grace is this long.
+    longest_lease: AtomicU64,
+    /// Until when (server clock ms) a key nobody is known to hold is granted
+    /// to nobody: the restart grace; 0 for none.
+    grace_until: AtomicU64,
     /// Counters.
     pub stats: LockStats,
 }
@@ -84,6 +91,8 @@ impl LockShared {
             last_token: AtomicU64::new(0),
             next_waiter: AtomicU64::new(1),
             lock_delay: AtomicU32::new(0),
+            longest_lease: AtomicU64::new(0),
+            grace_until: AtomicU64::new(0),
             stats: LockStats::default(),
         }
     }
@@ -126,6 +135,33 @@ impl LockShared {
     /// start-up): every token issued after is greater.
     pub fn raise_high_water(&self, token: u64) {
         self.last_token.fetch_max(token, Ordering::AcqRel);
+    }
+
+    /// Notes a lease of `ttl_ms` granted or extended (for the restart grace).
+    #[inline]
+    pub fn note_lease(&self, ttl_ms: u64) {
+        if ttl_ms > self.longest_lease.load(Ordering::Relaxed) {
+            self.longest_lease.fetch_max(ttl_ms, Ordering::Relaxed);
+        }
+    }
+
+    /// The longest lease (ms) noted so far.
+    pub fn longest_lease(&self) -> u64 {
+        self.longest_lease.load(Ordering::Relaxed)
+    }
+
+    /// Starts the restart grace: until `until` (server clock ms), a key with
+    /// no holder is in a lock-delay that ends then, so nothing a holder from
+    /// before the restart may still believe it holds is granted to another.
+    pub fn set_restart_grace(&self, until: u64) {
+        self.grace_until.store(until, Ordering::Relaxed);
+    }
+
+    /// The end of the restart grace, if it lasts past `now`.
+    #[inline]
+    pub fn grace_until(&self, now: u64) -> Option<u64> {
+        let until = self.grace_until.load(Ordering::Relaxed);
+        (until > now).then_some(until)
     }
 
     /// A fresh id for a waiter.
@@ -472,6 +508,7 @@ impl State {
             };
             let token = shared.next_token(now);
             let expires_at = lease_end(now, w.ttl_ms);
+            shared.note_lease(w.ttl_ms);
             if !w.grant.send(token) {
                 // The waiter left as we granted: the lock passes on.
                 continue;
@@ -510,8 +547,10 @@ impl State {
             None
         };
         let delay_over = self.end_delay(now);
+        let grace = self.hold_for_grace(now, shared);
         let (mut deadlines, granted) = self.grant_waiters(now, shared);
         deadlines.extend(delayed);
+        deadlines.extend(grace);
         if !ended.is_empty() {
             shared
                 .stats
@@ -543,6 +582,7 @@ impl State {
         shared: &LockShared,
     ) -> Result<(Acquired, Effects), LockError> {
         let expires_at = lease_end(now, req.ttl_ms);
+        shared.note_lease(req.ttl_ms);
         if let Some(h) = self
             .holders
             .iter_mut()
@@ -563,6 +603,8 @@ impl State {
         if self.limit() != req.limit {
             return Err(LockError::LimitMismatch(self.limit()));
         }
+        let grace: smallvec::SmallVec<[u64; 2]> =
+            self.hold_for_grace(now, shared).into_iter().collect();
         if self.waiters().is_empty() && !self.in_delay(now) && self.compatible(req.shared) {
             let token = shared.next_token(now);
             self.holders.push(Holder {
@@ -586,8 +628,13 @@ impl State {
             };
             return Ok((Acquired::Granted(token), granted));
         }
+        let waited = Effects {
+            changed: !grace.is_empty(),
+            deadlines: grace,
+            ..Effects::default()
+        };
         let Some((id, grant)) = req.wait else {
-            return Ok((Acquired::Busy, Effects::default()));
+            return Ok((Acquired::Busy, waited));
         };
         self.waiters_mut().push_back(Waiter {
             id,
@@ -598,7 +645,18 @@ impl State {
             delay_ms: req.delay_ms,
             grant,
         });
-        Ok((Acquired::Queued, Effects::default()))
+        Ok((Acquired::Queued, waited))
+    }
+
+    /// During the restart grace, a lock nobody holds starts a lock-delay
+    /// that ends with the grace (see [`LockShared::set_restart_grace`]);
+    /// the deadline to file, if it started one.
+    fn hold_for_grace(&mut self, now: u64, shared: &LockShared) -> Option<u64> {
+        if !self.holders.is_empty() {
+            return None;
+        }
+        let until = shared.grace_until(now)?;
+        self.start_delay(until, now)
     }
 
     /// LOCK.RELEASE: true if `owner` held the lock and no longer does.
