@@ -30,11 +30,11 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from resp_load import Conn, build_latchkey, cmd  # noqa: E402
+from resp_load import LATCHKEY, Conn, build_latchkey, cmd  # noqa: E402
 
 KEYS = int(sys.argv[1]) if len(sys.argv) > 1 else 1_000_000
 ROUNDS = int(sys.argv[2]) if len(sys.argv) > 2 else 3
-LATCHKEY = os.environ.get("LATCHKEY") or build_latchkey()
+build_latchkey()
 
 
 def start(name, binary, d):
@@ -42,9 +42,9 @@ def start(name, binary, d):
     if os.path.exists(sock):
         os.unlink(sock)
     t0 = time.monotonic()
-    p = subprocess.Popen([binary, "--port", "0", "--unixsocket", sock, "--save", "",
-                          "--appendonly", "no", "--dir", d, "--loglevel", "warning"],
-                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    args = [binary, "--port", "0", "--unixsocket", sock, "--save", "",
+            "--appendonly", "no", "--dir", d, "--loglevel", "warning"]
+    p = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = t0 + 120
     while True:
         if p.poll() is not None:

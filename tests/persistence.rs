@@ -736,3 +736,72 @@ fn a_restart_grace_set_without_a_file_holds_every_lock() {
     );
     assert!(started.elapsed() >= Duration::from_millis(500));
 }
+
+#[test]
+fn kill_9_at_random_moments_keeps_the_file_the_tokens_and_the_locks() {
+    let dir = Dir::new("crash");
+    // A saved lease of 1 s: every later lease is at most that, so the
+    // automatic restart grace covers every holder the file misses.
+    let server = start(&dir, &["--save", ""]);
+    int(&mut server.con(), &["LOCK.ACQUIRE", "seed", "s", "1000"]);
+    run(&mut server.con(), &["SAVE"]);
+    server.signal("KILL");
+    let mut highest_token = 0i64;
+    let mut granted: Vec<(String, Instant)> = Vec::new();
+    let mut rng = 0x9e37_79b9_7f4a_7c15u64;
+    let mut next = move || {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        rng
+    };
+    for round in 0..5usize {
+        let server = start(&dir, &["--save", "1 1"]);
+        let mut con = server.con();
+        // No lock granted before the kill goes to another while its lease
+        // may still run (whether or not a save caught it).
+        for (lock, at) in granted.drain(..) {
+            let got = run(&mut con, &["LOCK.ACQUIRE", &lock, "newcomer", "1000"]);
+            if at.elapsed() < Duration::from_millis(900) {
+                assert_eq!(got, Value::Nil, "round {round}: {lock} granted again");
+            }
+        }
+        // The grace ends (1 s), then load for a random while with saves
+        // running, then kill -9.
+        std::thread::sleep(Duration::from_millis(1000));
+        let run_for = Duration::from_millis(200 + next() % 600);
+        let t0 = Instant::now();
+        let mut i = 0u64;
+        while t0.elapsed() < run_for {
+            i += 1;
+            run(&mut con, &["SET", &format!("k:{round}:{i}"), "v"]);
+            if i % 25 == 0 {
+                let _ = redis::cmd("BGSAVE").query::<Value>(&mut con);
+            }
+            let lock = format!("lock:{round}:{i}");
+            let owner = format!("o{i}");
+            if let Value::Int(t) = run(&mut con, &["LOCK.ACQUIRE", &lock, &owner, "1000"]) {
+                assert!(
+                    t > highest_token,
+                    "round {round}: token {t} not above {highest_token}"
+                );
+                highest_token = t;
+                granted.push((lock, Instant::now()));
+            }
+        }
+        assert!(!granted.is_empty(), "round {round}: the grace never ended");
+        server.signal("KILL");
+        // A save cut short leaves its temporary file (as Redis's does); the
+        // next start ignores it.
+        for entry in std::fs::read_dir(&dir.0).unwrap().filter_map(|e| e.ok()) {
+            if entry.file_name().to_string_lossy().starts_with("temp-") {
+                let _ = std::fs::remove_file(entry.path());
+            }
+        }
+    }
+    // Every start loaded the file whole (a damaged one stops the start), and
+    // tokens after the last restart are above all before it.
+    let server = start(&dir, &["--save", "", "--lock-restart-grace", "0"]);
+    let after = int(&mut server.con(), &["LOCK.ACQUIRE", "fresh", "o", "1000"]);
+    assert!(after > highest_token, "{after} after {highest_token}");
+}
