@@ -137,7 +137,7 @@ def main():
             order = list(servers.items()) if r % 2 == 0 else list(servers.items())[::-1]
             for name, binary in order:
                 p, sock, c, took = start(name, binary, dirs[name])
-                keys = c.call("DBSIZE")
+                keys = int(c.call("DBSIZE"))
                 stop(p)
                 loads[name].append(took)
         med = {n: statistics.median(v) for n, v in loads.items()}

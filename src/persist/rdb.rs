@@ -19,12 +19,20 @@ use crate::types::Encodings;
 use super::{Persistence, Snapshot, SnapshotSink};
 
 impl<W: Write> SnapshotSink for Writer<W> {
+    // Both marks are left out at 0 (no lock was ever taken): absent reads
+    // as 0, and a file of Redis types only stays as small as Redis's.
     fn fencing_high_water(&mut self, token: u64) -> io::Result<()> {
-        self.aux(AUX_FENCING, token.to_string().as_bytes())
+        match token {
+            0 => Ok(()),
+            _ => self.aux(AUX_FENCING, token.to_string().as_bytes()),
+        }
     }
 
     fn longest_lease(&mut self, ms: u64) -> io::Result<()> {
-        self.aux(AUX_LONGEST_LEASE, ms.to_string().as_bytes())
+        match ms {
+            0 => Ok(()),
+            _ => self.aux(AUX_LONGEST_LEASE, ms.to_string().as_bytes()),
+        }
     }
 
     fn select_db(&mut self, db: usize, keys: u64, expires: u64) -> io::Result<()> {
