@@ -266,18 +266,12 @@ pub fn load_file(
     let result = load_checked(&bytes, enc, checksum, &mut |item| {
         match item {
             Loaded::Aux { key, value } if key == AUX_FENCING => {
-                let mark = std::str::from_utf8(&value)
-                    .ok()
-                    .and_then(|v| v.parse::<u64>().ok())
-                    .unwrap_or(0);
+                let mark = decimal(&value);
                 stats.fencing = stats.fencing.max(mark);
                 keyspace.locks().raise_high_water(mark);
             }
             Loaded::Aux { key, value } if key == AUX_LONGEST_LEASE => {
-                let ms = std::str::from_utf8(&value)
-                    .ok()
-                    .and_then(|v| v.parse::<u64>().ok())
-                    .unwrap_or(0);
+                let ms = decimal(&value);
                 stats.longest_lease = stats.longest_lease.max(ms);
                 keyspace.locks().note_lease(ms);
             }
@@ -326,4 +320,12 @@ pub fn load_file(
         (Err(_), Some(f)) => Err(f),
         (Err(e), None) => Err(LoadError::Rdb(e)),
     }
+}
+
+/// An aux field's decimal value; 0 if it is not one.
+fn decimal(value: &[u8]) -> u64 {
+    std::str::from_utf8(value)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
 }

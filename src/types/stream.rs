@@ -264,6 +264,31 @@ const DELETED: u8 = 1;
 /// stored.
 const SAME_FIELDS: u8 = 2;
 
+/// Appends one entry to a node's buffer: its flags byte, its ID as deltas
+/// from the node's master ID (`ms`, `seq`), the length of what follows, and
+/// each item with its length.
+fn put_entry<T: AsRef<[u8]>>(
+    data: &mut Vec<u8>,
+    flags: u8,
+    ms: u64,
+    seq: u64,
+    items: impl Iterator<Item = T> + Clone,
+) {
+    let body: usize = items
+        .clone()
+        .map(|f| varint_len(f.as_ref().len() as u64) + f.as_ref().len())
+        .sum();
+    data.reserve(body + 32);
+    data.push(flags);
+    put_varint(data, ms);
+    put_varint(data, seq);
+    put_varint(data, body as u64);
+    for f in items {
+        put_varint(data, f.as_ref().len() as u64);
+        data.extend_from_slice(f.as_ref());
+    }
+}
+
 /// Appends `n` as a LEB128 varint.
 fn put_varint(buf: &mut Vec<u8>, mut n: u64) {
     loop {
@@ -401,20 +426,13 @@ impl Node {
             .iter()
             .skip(usize::from(same))
             .step_by(1 + usize::from(same));
-        let body: usize = items
-            .clone()
-            .map(|f| varint_len(f.as_ref().len() as u64) + f.as_ref().len())
-            .sum();
-        let data = &mut self.data;
-        data.reserve(body + 32);
-        data.push(if same { SAME_FIELDS } else { 0 });
-        put_varint(data, ms);
-        put_varint(data, seq);
-        put_varint(data, body as u64);
-        for f in items {
-            put_varint(data, f.as_ref().len() as u64);
-            data.extend_from_slice(f.as_ref());
-        }
+        put_entry(
+            &mut self.data,
+            if same { SAME_FIELDS } else { 0 },
+            ms,
+            seq,
+            items,
+        );
         self.last = id;
         self.live += 1;
         self.total += 1;
@@ -1312,19 +1330,13 @@ impl NodeBuilder {
         } else {
             id.seq
         };
-        let body: usize = items
-            .iter()
-            .map(|f| varint_len(f.as_ref().len() as u64) + f.as_ref().len())
-            .sum();
-        let data = &mut n.data;
-        data.push((u8::from(deleted) * DELETED) | (u8::from(same_fields) * SAME_FIELDS));
-        put_varint(data, ms);
-        put_varint(data, seq);
-        put_varint(data, body as u64);
-        for f in items {
-            put_varint(data, f.as_ref().len() as u64);
-            data.extend_from_slice(f.as_ref());
-        }
+        put_entry(
+            &mut n.data,
+            (u8::from(deleted) * DELETED) | (u8::from(same_fields) * SAME_FIELDS),
+            ms,
+            seq,
+            items.iter(),
+        );
         n.last = id;
         n.total += 1;
         n.live += u64::from(!deleted);
