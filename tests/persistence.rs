@@ -775,7 +775,7 @@ fn kill_9_at_random_moments_keeps_the_file_the_tokens_and_the_locks() {
         while t0.elapsed() < run_for {
             i += 1;
             run(&mut con, &["SET", &format!("k:{round}:{i}"), "v"]);
-            if i % 25 == 0 {
+            if i.is_multiple_of(25) {
                 let _ = redis::cmd("BGSAVE").query::<Value>(&mut con);
             }
             let lock = format!("lock:{round}:{i}");
