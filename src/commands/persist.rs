@@ -38,7 +38,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     CommandSpec::new(
         "bgsave",
         -1,
-        flag::ADMIN | flag::NOSCRIPT | flag::NO_ASYNC_LOADING,
+        flag::ADMIN | flag::NOSCRIPT | flag::NO_ASYNC_LOADING | flag::OWN_GATE,
         bgsave,
     )
     .acl(&["@admin", "@slow", "@dangerous"])
@@ -96,9 +96,28 @@ fn bgsave(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
         persist.schedule_bgsave();
         return Ok(Reply::Simple("Background saving scheduled"));
     }
-    persist.request_bgsave(ctx.now).map_err(|_| in_progress())?;
+    // The snapshot's instant is now, as Redis's fork is: the background
+    // thread only walks it.
+    let shared = ctx.shared;
+    let begun = {
+        let _gate = shared.gate.write();
+        let generation = persist.generation();
+        Snapshot::begin_held(&shared.keyspace, &shared.clock).map(|s| (s.detach(), generation))
+    };
+    let begun = begun.map_err(|_| in_progress())?;
+    if let Err((_, begun)) = persist.request_bgsave(ctx.now, Some(begun)) {
+        let_go(shared, begun);
+        return Err(in_progress());
+    }
     tracing::info!("Background saving started");
     Ok(Reply::Simple("Background saving started"))
+}
+
+/// Lets go of a begun snapshot nobody will write.
+fn let_go(shared: &Shared, begun: Option<(persist::Detached, u64)>) {
+    if let Some((detached, _)) = begun {
+        drop(Snapshot::attach(&shared.keyspace, detached));
+    }
 }
 
 fn lastsave(ctx: &mut Ctx<'_>, _: &[Bytes]) -> CommandResult {
@@ -190,11 +209,21 @@ pub fn spawn_saver(shared: Arc<Shared>) -> io::Result<std::thread::JoinHandle<()
                     || shared.keyspace.dirty(),
                 );
                 if job == Job::Bgsave && !shared.is_stopping() {
-                    let _ = save_now(&shared, true);
+                    let _ = match shared.persist.take_begun() {
+                        Some((detached, generation)) => {
+                            let snapshot = Snapshot::attach(&shared.keyspace, detached)
+                                .with_cancel(shared.persist.cancel_flag());
+                            write_and_record(&shared, snapshot, generation, true)
+                        }
+                        None => save_now(&shared, true),
+                    };
                 } else if job == Job::Bgsave {
+                    let_go(&shared, shared.persist.take_begun());
                     shared.persist.finished(None, shared.clock.now_ms(), true);
                 }
             }
+            // A BGSAVE begun as the server stopped.
+            let_go(&shared, shared.persist.take_begun());
         })
 }
 
@@ -227,6 +256,11 @@ pub fn shut_down(shared: &Shared, mode: FinalSave, force: bool) -> bool {
     shared.persist.cancel_running(true);
     let gate = loop {
         let gate = shared.gate.write();
+        // A BGSAVE's snapshot the background thread has not taken yet.
+        if let Some(begun) = shared.persist.take_begun() {
+            let_go(shared, Some(begun));
+            shared.persist.finished(None, shared.clock.now_ms(), true);
+        }
         if !shared.keyspace.snapshot_running() {
             break gate;
         }

@@ -15,5 +15,5 @@ mod snapshot;
 mod state;
 
 pub use rdb::{load_file, write_empty, write_snapshot, LoadError, LoadStats, RdbTarget};
-pub use snapshot::{Snapshot, SnapshotError, SnapshotSink, SnapshotStats, SLICE};
+pub use snapshot::{Detached, Snapshot, SnapshotError, SnapshotSink, SnapshotStats, SLICE};
 pub use state::{BgsaveRefused, Job, Persistence, Report, RETRY_DELAY_S};

@@ -256,6 +256,48 @@ fn expired_at(entry: &Entry, instant: u64) -> bool {
     entry.expires_at().is_some_and(|at| at <= instant)
 }
 
+/// A begun snapshot without its borrow of the keyspace ([`Snapshot::detach`]):
+/// what BGSAVE hands the background thread, so the instant is the command's.
+/// Until [`Snapshot::attach`] makes it a snapshot again (on the same
+/// keyspace), its shards stay marked and the claim held: it must not be
+/// dropped unattached.
+#[derive(Debug)]
+pub struct Detached {
+    instant_ms: u64,
+    fencing: u64,
+    longest_lease: u64,
+    sizes: Vec<(u64, u64)>,
+    dirty: u64,
+}
+
+impl<'a> Snapshot<'a> {
+    /// Lets go of the keyspace borrow, keeping the marks and the claim.
+    pub fn detach(self) -> Detached {
+        let mut this = std::mem::ManuallyDrop::new(self);
+        Detached {
+            instant_ms: this.instant_ms,
+            fencing: this.fencing,
+            longest_lease: this.longest_lease,
+            sizes: std::mem::take(&mut this.sizes),
+            dirty: this.dirty,
+        }
+    }
+
+    /// The snapshot `detached` was, on `keyspace` (the one it was begun on).
+    pub fn attach(keyspace: &'a Keyspace, detached: Detached) -> Self {
+        Snapshot {
+            keyspace,
+            instant_ms: detached.instant_ms,
+            fencing: detached.fencing,
+            longest_lease: detached.longest_lease,
+            sizes: detached.sizes,
+            dirty: detached.dirty,
+            slice: SLICE,
+            cancel: None,
+        }
+    }
+}
+
 impl Drop for Snapshot<'_> {
     fn drop(&mut self) {
         // A shard already walked has no mark; an abandoned walk leaves some.

@@ -15,6 +15,8 @@ use parking_lot::{Condvar, Mutex};
 
 use crate::config::SavePoint;
 
+use super::Detached;
+
 /// Seconds between a failed background save and the next save-point try
 /// (Redis's `CONFIG_BGSAVE_RETRY_DELAY`).
 pub const RETRY_DELAY_S: u64 = 5;
@@ -57,12 +59,15 @@ struct State {
     load_expired: u64,
 }
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug)]
 struct Bgsave {
     /// When it was asked for (ms, server clock).
     since_ms: u64,
     /// Whether the background thread has taken it.
     taken: bool,
+    /// The snapshot BGSAVE began at its instant, with the generation then;
+    /// `None` for a save point or a scheduled save, which begin their own.
+    begun: Option<(Detached, u64)>,
 }
 
 /// Why BGSAVE did not start one.
@@ -125,15 +130,22 @@ impl Persistence {
         self.state.lock().bgsave.is_some()
     }
 
-    /// BGSAVE: asks the background thread for a save at `now_ms`.
-    pub fn request_bgsave(&self, now_ms: u64) -> Result<(), BgsaveRefused> {
+    /// BGSAVE: asks the background thread for a save at `now_ms`, of the
+    /// snapshot `begun` (with the generation at its instant) if given. A
+    /// refused request hands `begun` back.
+    pub fn request_bgsave(
+        &self,
+        now_ms: u64,
+        begun: Option<(Detached, u64)>,
+    ) -> Result<(), (BgsaveRefused, Option<(Detached, u64)>)> {
         let mut s = self.state.lock();
         if s.bgsave.is_some() {
-            return Err(BgsaveRefused::InProgress);
+            return Err((BgsaveRefused::InProgress, begun));
         }
         s.bgsave = Some(Bgsave {
             since_ms: now_ms,
             taken: false,
+            begun,
         });
         s.saves += 1;
         s.last_try_s = now_ms / 1000;
@@ -165,7 +177,7 @@ impl Persistence {
         dirty: impl Fn() -> u64,
     ) -> Job {
         let mut s = self.state.lock();
-        if s.bgsave.is_none_or(|b| b.taken) {
+        if s.bgsave.as_ref().is_none_or(|b| b.taken) {
             self.wake.wait_for(&mut s, tick);
         }
         let now = now_ms();
@@ -174,6 +186,7 @@ impl Persistence {
             s.bgsave = Some(Bgsave {
                 since_ms: now,
                 taken: false,
+                begun: None,
             });
             s.saves += 1;
             s.last_try_s = now / 1000;
@@ -189,6 +202,7 @@ impl Persistence {
                 s.bgsave = Some(Bgsave {
                     since_ms: now,
                     taken: false,
+                    begun: None,
                 });
                 s.saves += 1;
                 s.last_try_s = now_s;
@@ -201,6 +215,12 @@ impl Persistence {
             }
             _ => Job::Tick,
         }
+    }
+
+    /// The snapshot a BGSAVE began, for the background thread to write (or,
+    /// at shutdown, to let go of).
+    pub fn take_begun(&self) -> Option<(Detached, u64)> {
+        self.state.lock().bgsave.as_mut()?.begun.take()
     }
 
     /// A save ended at `now_ms`: on success, the changes counted up to its
@@ -272,6 +292,7 @@ impl Persistence {
             last_duration_s: s.last_duration_s.map_or(-1, |d| d as i64),
             current_s: s
                 .bgsave
+                .as_ref()
                 .map_or(-1, |b| (now_ms.saturating_sub(b.since_ms) / 1000) as i64),
             saves: s.saves,
             dirty_base: s.dirty_base,
@@ -309,7 +330,10 @@ mod tests {
             Job::Bgsave
         );
         assert!(p.bgsave_in_progress());
-        assert_eq!(p.request_bgsave(1_061_000), Err(BgsaveRefused::InProgress));
+        assert_eq!(
+            p.request_bgsave(1_061_000, None).map_err(|e| e.0),
+            Err(BgsaveRefused::InProgress)
+        );
         p.finished(Some(10), 1_062_000, true);
         assert!(!p.bgsave_in_progress());
         let r = p.report(1_062_000);
@@ -344,7 +368,7 @@ mod tests {
     #[test]
     fn a_scheduled_save_runs_when_none_does_and_a_request_is_taken_once() {
         let p = Persistence::default();
-        p.request_bgsave(0).unwrap();
+        p.request_bgsave(0, None).unwrap();
         p.schedule_bgsave();
         assert_eq!(p.next_job(NO_WAIT, || 0, &[], || 0), Job::Bgsave);
         assert_eq!(
