@@ -125,8 +125,13 @@ impl SavePoint {
         words
             .chunks_exact(2)
             .map(|pair| {
-                let seconds: i64 = pair[0].parse().map_err(|_| bad())?;
-                let changes: i64 = pair[1].parse().map_err(|_| bad())?;
+                // strtoll's reading: out-of-range numbers saturate.
+                let number = |w: &str| {
+                    w.parse::<i128>()
+                        .map(|n| n.clamp(i128::from(i64::MIN), i128::from(i64::MAX)) as i64)
+                        .map_err(|_| bad())
+                };
+                let (seconds, changes) = (number(pair[0])?, number(pair[1])?);
                 if seconds < 1 || changes < 0 {
                     return Err(bad());
                 }
@@ -1043,6 +1048,10 @@ mod tests {
             let err = Config::default().apply_file(bad).err().expect("refused");
             assert!(err.contains("Invalid save parameters"), "{bad}: {err}");
         }
+        // strtoll's saturation, as Redis reads them.
+        let mut e = Config::default();
+        e.apply_file("save 99999999999999999999 1").unwrap();
+        assert_eq!(e.save_points, vec![point(i64::MAX as u64, 1)]);
         let err = Config::default()
             .apply_file("dbfilename a/b.rdb")
             .err()

@@ -180,6 +180,9 @@ async fn serve(config: Config) -> ExitCode {
     // Nothing else runs yet: the load has the runtime's thread to itself.
     if let Err(e) = latchkey::commands::persist::load_at_start(&shared) {
         tracing::error!("{e}");
+        if let Some((_, path)) = &listeners.unix {
+            let _ = std::fs::remove_file(path);
+        }
         return ExitCode::FAILURE;
     }
     let signals = shared.clone();

@@ -803,3 +803,100 @@ fn kill_9_at_random_moments_keeps_the_file_the_tokens_and_the_locks() {
     let after = int(&mut server.con(), &["LOCK.ACQUIRE", "fresh", "o", "1000"]);
     assert!(after > highest_token, "{after} after {highest_token}");
 }
+
+#[test]
+fn only_granted_leases_set_the_grace_and_it_is_capped_at_an_hour() {
+    let dir = Dir::new("grace-abuse");
+    let server = start(&dir, &["--save", ""]);
+    let mut con = server.con();
+    int(&mut con, &["LOCK.ACQUIRE", "k1", "alice", "800"]);
+    // Refused requests ask for huge leases: they must not count.
+    assert_eq!(
+        run(
+            &mut con,
+            &["LOCK.ACQUIRE", "k1", "mallory", "9000000000000000"]
+        ),
+        Value::Nil
+    );
+    let _ = redis::cmd("LOCK.ACQUIRE")
+        .arg(&["k1", "mallory", "9000000000000002", "LIMIT", "5"])
+        .query::<Value>(&mut con);
+    run(&mut con, &["SAVE"]);
+    server.signal("KILL");
+    let server = start(&dir, &["--save", ""]);
+    let mut con = server.con();
+    std::thread::sleep(Duration::from_millis(900));
+    assert!(
+        int(&mut con, &["LOCK.ACQUIRE", "fresh", "bob", "1000"]) > 0,
+        "the grace is alice's 800 ms, not mallory's refused asks"
+    );
+    // A lease really granted for ever: the grace it sets is at most an hour.
+    int(
+        &mut con,
+        &["LOCK.ACQUIRE", "forever", "eve", "9000000000000000"],
+    );
+    run(&mut con, &["SAVE"]);
+    server.signal("KILL");
+    let server = start(&dir, &["--save", ""]);
+    let out = server.signal("KILL");
+    assert!(out.contains("granted again in 3600000 ms"), "{out}");
+}
+
+#[test]
+fn sigterm_behind_a_busy_script_then_shutdown_nosave_saves_nothing() {
+    let dir = Dir::new("busy-term");
+    let server = start(&dir, &["--save", "3600 1", "--busy-reply-threshold", "100"]);
+    run(&mut server.con(), &["SET", "before", "1"]);
+    let sock = server.sock.clone();
+    let script = std::thread::spawn(move || {
+        let client = redis::Client::open(format!("unix://{}", sock.display())).unwrap();
+        let mut con = client.get_connection().unwrap();
+        let _ = redis::cmd("EVAL")
+            .arg("redis.call('set','partial','1') while true do end")
+            .arg(0)
+            .query::<Value>(&mut con);
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    let status = Command::new("kill")
+        .args(["-TERM", &server.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    std::thread::sleep(Duration::from_millis(300));
+    let _ = redis::cmd("SHUTDOWN")
+        .arg("NOSAVE")
+        .query::<Value>(&mut server.con());
+    let mut server = server;
+    server.wait_exit();
+    let _ = script.join();
+    assert!(
+        !dir.file("dump.rdb").exists(),
+        "the stopped script's half-done write was saved"
+    );
+}
+
+#[test]
+fn flushall_during_a_background_save_keeps_the_status_ok() {
+    let dir = Dir::new("flush-bgsave");
+    let server = start(&dir, &["--save", "3600 1"]);
+    let mut con = server.con();
+    for chunk in 0..60 {
+        let mut mset = redis::cmd("MSET");
+        for i in 0..2000 {
+            mset.arg(format!("k{chunk}:{i}")).arg(i);
+        }
+        let _: () = mset.query(&mut con).unwrap();
+    }
+    run(&mut con, &["BGSAVE"]);
+    run(&mut con, &["FLUSHALL"]);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while info_field(&mut con, "rdb_bgsave_in_progress") == "1" {
+        assert!(Instant::now() < deadline);
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(info_field(&mut con, "rdb_last_bgsave_status"), "ok");
+    server.signal("KILL");
+    // Whatever order they finished in, the flushed file is the one in place.
+    let server = start(&dir, &["--save", ""]);
+    assert_eq!(int(&mut server.con(), &["DBSIZE"]), 0);
+}

@@ -3,11 +3,13 @@
 //! thread (BGSAVE, scheduled saves, save points), the final save of SHUTDOWN
 //! and of SIGTERM/SIGINT, FLUSHALL's save, and the start-up load.
 //!
-//! SAVE runs on the calling connection's thread like Redis's, but without
-//! stopping other clients: the snapshot (`persist::Snapshot`) stops them only
-//! for its instant. The final save is different: it holds the execution gate
-//! from before the snapshot until the server is marked stopping, so no write
-//! is acknowledged after it.
+//! SAVE runs on the calling connection's worker thread, which it keeps for
+//! the whole write, as Redis's SAVE keeps its one thread: with `io-threads
+//! 1` (the default) every client waits. Clients on other workers run on:
+//! the snapshot (`persist::Snapshot`) stops them only for its instant. The
+//! final save holds the execution gate from before its snapshot until the
+//! server is marked stopping, so no write is acknowledged after it. Every
+//! save is numbered at its instant and a file never goes over a newer one.
 
 use std::io;
 use std::sync::Arc;
@@ -17,7 +19,7 @@ use bytes::Bytes;
 
 use super::{flag, is, CallMode, CommandResult, CommandSpec, Ctx};
 use crate::error::CommandError;
-use crate::persist::{self, Job, RdbTarget, Snapshot, SnapshotError};
+use crate::persist::{self, Job, Outcome, RdbTarget, Snapshot, SnapshotError};
 use crate::reply::Reply;
 use crate::server::Shared;
 
@@ -87,22 +89,27 @@ fn bgsave(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
         _ => return Err(CommandError::Syntax),
     }
     let persist = &ctx.shared.persist;
-    if persist.bgsave_in_progress() {
-        return Err(in_progress());
-    }
     // No other background job exists (no AOF rewrite yet), so SCHEDULE
     // changes nothing outside a transaction, as in Redis with no child.
     if ctx.mode == CallMode::Transaction {
+        // Refused only while a snapshot is really being walked (Redis: a
+        // child is running); one asked for waits for this EXEC's gate.
+        if ctx.shared.keyspace.snapshot_running() {
+            return Err(in_progress());
+        }
         persist.schedule_bgsave();
         return Ok(Reply::Simple("Background saving scheduled"));
+    }
+    if persist.bgsave_in_progress() {
+        return Err(in_progress());
     }
     // The snapshot's instant is now, as Redis's fork is: the background
     // thread only walks it.
     let shared = ctx.shared;
     let begun = {
         let _gate = shared.gate.write();
-        let generation = persist.generation();
-        Snapshot::begin_held(&shared.keyspace, &shared.clock).map(|s| (s.detach(), generation))
+        Snapshot::begin_held(&shared.keyspace, &shared.clock)
+            .map(|s| (s.detach(), persist.next_seq()))
     };
     let begun = begun.map_err(|_| in_progress())?;
     if let Err((_, begun)) = persist.request_bgsave(ctx.now, Some(begun)) {
@@ -141,14 +148,16 @@ pub enum SaveError {
 pub fn save_now(shared: &Shared, background: bool) -> Result<(), SaveError> {
     let begun = {
         let _gate = shared.gate.write();
-        let generation = shared.persist.generation();
-        Snapshot::begin_held(&shared.keyspace, &shared.clock).map(|s| (s, generation))
+        Snapshot::begin_held(&shared.keyspace, &shared.clock)
+            .map(|s| (s, shared.persist.next_seq()))
     };
-    let (snapshot, generation) = match begun {
+    let (snapshot, seq) = match begun {
         Ok(b) => b,
         Err(SnapshotError::InProgress) => {
             if background {
-                shared.persist.finished(None, shared.clock.now_ms(), true);
+                shared
+                    .persist
+                    .finished(Outcome::Superseded, shared.clock.now_ms(), true);
             }
             return Err(SaveError::InProgress);
         }
@@ -158,39 +167,43 @@ pub fn save_now(shared: &Shared, background: bool) -> Result<(), SaveError> {
     } else {
         snapshot
     };
-    write_and_record(shared, snapshot, generation, background)
+    write_and_record(shared, snapshot, seq, background)
 }
 
-/// Writes a begun snapshot to the file, logs and records how it went.
+/// Writes a begun snapshot (save number `seq`) to the file, logs and
+/// records how it went.
 fn write_and_record(
     shared: &Shared,
     snapshot: Snapshot<'_>,
-    generation: u64,
+    seq: u64,
     background: bool,
 ) -> Result<(), SaveError> {
     let target = RdbTarget::of(&shared.config.read());
-    let written = persist::write_snapshot(snapshot, &target, &shared.persist, generation);
+    let written = persist::write_snapshot(snapshot, &target, &shared.persist, seq);
     let now = shared.clock.now_ms();
-    match written {
-        Ok(dirty) => {
-            shared.persist.finished(Some(dirty), now, background);
-            if background {
-                tracing::info!("Background saving terminated with success");
-            } else {
-                tracing::info!("DB saved on disk");
+    let outcome = match &written {
+        Ok(Some(dirty)) => Outcome::Saved { dirty: *dirty },
+        Ok(None) => Outcome::Superseded,
+        Err(e) if e.kind() == io::ErrorKind::Interrupted => Outcome::Superseded,
+        Err(_) => Outcome::Failed,
+    };
+    shared.persist.finished(outcome, now, background);
+    match (written, background) {
+        (Ok(Some(_)), true) => tracing::info!("Background saving terminated with success"),
+        (Ok(Some(_)), false) => tracing::info!("DB saved on disk"),
+        (Ok(None), _) => tracing::info!("A newer save's file is in place; this one is dropped"),
+        (Err(e), true) => {
+            tracing::warn!("Background saving error: {e}");
+            if outcome == Outcome::Failed {
+                return Err(SaveError::Io(e));
             }
-            Ok(())
         }
-        Err(e) => {
-            shared.persist.finished(None, now, background);
-            if background {
-                tracing::warn!("Background saving error: {e}");
-            } else {
-                tracing::warn!("Error saving DB on disk: {e}");
-            }
-            Err(SaveError::Io(e))
+        (Err(e), false) => {
+            tracing::warn!("Error saving DB on disk: {e}");
+            return Err(SaveError::Io(e));
         }
     }
+    Ok(())
 }
 
 /// The background thread: takes BGSAVE requests, scheduled saves and fired
@@ -210,16 +223,18 @@ pub fn spawn_saver(shared: Arc<Shared>) -> io::Result<std::thread::JoinHandle<()
                 );
                 if job == Job::Bgsave && !shared.is_stopping() {
                     let _ = match shared.persist.take_begun() {
-                        Some((detached, generation)) => {
+                        Some((detached, seq)) => {
                             let snapshot = Snapshot::attach(&shared.keyspace, detached)
                                 .with_cancel(shared.persist.cancel_flag());
-                            write_and_record(&shared, snapshot, generation, true)
+                            write_and_record(&shared, snapshot, seq, true)
                         }
                         None => save_now(&shared, true),
                     };
                 } else if job == Job::Bgsave {
                     let_go(&shared, shared.persist.take_begun());
-                    shared.persist.finished(None, shared.clock.now_ms(), true);
+                    shared
+                        .persist
+                        .finished(Outcome::Superseded, shared.clock.now_ms(), true);
                 }
             }
             // A BGSAVE begun as the server stopped.
@@ -252,14 +267,23 @@ pub fn shut_down(shared: &Shared, mode: FinalSave, force: bool) -> bool {
         shared.shutdown();
         return true;
     }
-    // Stop a background save and wait until its walk has let go.
+    // Stop a background save and wait until its walk has let go. Another
+    // shutdown (SHUTDOWN NOSAVE stopping a busy script this one waits
+    // behind) wins: nothing is saved then, as in Redis.
     shared.persist.cancel_running(true);
     let gate = loop {
-        let gate = shared.gate.write();
+        let Some(gate) = shared.gate.write_unless(|| shared.is_stopping()) else {
+            return true;
+        };
+        if shared.is_stopping() {
+            return true;
+        }
         // A BGSAVE's snapshot the background thread has not taken yet.
         if let Some(begun) = shared.persist.take_begun() {
             let_go(shared, Some(begun));
-            shared.persist.finished(None, shared.clock.now_ms(), true);
+            shared
+                .persist
+                .finished(Outcome::Superseded, shared.clock.now_ms(), true);
         }
         if !shared.keyspace.snapshot_running() {
             break gate;
@@ -269,10 +293,11 @@ pub fn shut_down(shared: &Shared, mode: FinalSave, force: bool) -> bool {
     };
     shared.persist.cancel_running(false);
     tracing::info!("Saving the final RDB snapshot before exiting.");
-    shared.persist.count_save();
-    let generation = shared.persist.generation();
+    // The newest number: a background save still syncing its file when this
+    // one lands cannot go over it.
+    let seq = shared.persist.next_seq();
     let saved = match Snapshot::begin_held(&shared.keyspace, &shared.clock) {
-        Ok(snapshot) => write_and_record(shared, snapshot, generation, false).is_ok(),
+        Ok(snapshot) => write_and_record(shared, snapshot, seq, false).is_ok(),
         Err(_) => false,
     };
     if !saved && !force {
@@ -297,18 +322,22 @@ pub fn save_after_flushall(shared: &Shared) {
         }
         RdbTarget::of(&config)
     };
-    shared.persist.count_save();
     let locks = shared.keyspace.locks();
     let (fencing, longest) = (locks.high_water(), locks.longest_lease());
     let now = shared.clock.now_ms();
     let dirty = shared.keyspace.dirty();
-    match persist::write_empty(fencing, longest, &target, &shared.persist) {
+    // Numbered after the flush: a save running now (its instant before the
+    // flush) cannot go over this file.
+    let seq = shared.persist.next_seq();
+    match persist::write_empty(fencing, longest, &target, &shared.persist, seq) {
         Ok(()) => {
-            shared.persist.finished(Some(dirty), now, false);
+            shared
+                .persist
+                .finished(Outcome::Saved { dirty }, now, false);
             tracing::info!("DB saved on disk");
         }
         Err(e) => {
-            shared.persist.finished(None, now, false);
+            shared.persist.finished(Outcome::Failed, now, false);
             tracing::warn!("Error saving DB on disk: {e}");
         }
     }
@@ -349,17 +378,29 @@ pub fn load_at_start(shared: &Shared) -> Result<bool, String> {
     Ok(true)
 }
 
+/// The longest automatic restart grace (1 hour): a lease granted once for
+/// longer (a client's typo, or a hostile one) makes every later restart
+/// keep free locks from everyone at most this long. Longer leases are
+/// covered only by an explicit `lock-restart-grace`.
+pub const AUTO_GRACE_MAX_MS: u64 = 3_600_000;
+
 /// Starts the restart grace (`lock-restart-grace`): for this long after the
 /// start, a lock nobody is known to hold (none in the file, or its holder's
 /// lease ran out) is granted to nobody — a holder from before the restart,
 /// whose acquire or renewal came after the last save, may still believe it
 /// holds it. `auto` (the default) lasts the longest lease the previous run
-/// had granted when it saved (`longest_lease`, from the file); with no file
-/// there is nothing to go by and no grace, unless a length is set.
+/// had granted when it saved (`longest_lease`, from the file), carried on
+/// into this run's figure, at most [`AUTO_GRACE_MAX_MS`]; with no file there
+/// is nothing to go by and no grace. A length set explicitly starts the
+/// figure afresh.
 pub fn start_restart_grace(shared: &Shared, longest_lease: Option<u64>, now: u64) {
     let grace = match shared.config.read().lock_restart_grace {
         Some(ms) => ms,
-        None => longest_lease.unwrap_or(0),
+        None => {
+            let longest = longest_lease.unwrap_or(0);
+            shared.keyspace.locks().note_lease(longest);
+            longest.min(AUTO_GRACE_MAX_MS)
+        }
     };
     if grace == 0 {
         return;

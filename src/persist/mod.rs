@@ -16,4 +16,4 @@ mod state;
 
 pub use rdb::{load_file, write_empty, write_snapshot, LoadError, LoadStats, RdbTarget};
 pub use snapshot::{Detached, Snapshot, SnapshotError, SnapshotSink, SnapshotStats, SLICE};
-pub use state::{BgsaveRefused, Job, Persistence, Report, RETRY_DELAY_S};
+pub use state::{BgsaveRefused, Job, Outcome, Persistence, Report, RETRY_DELAY_S};

@@ -75,16 +75,17 @@ impl RdbTarget {
     }
 }
 
-/// Writes `snapshot` to `target`'s file: a temporary file in the same
-/// directory, synced, then renamed into place (unless a FLUSHALL came after
-/// the snapshot's `generation`, when the file is dropped) and the directory
-/// synced. Returns the changes counted at the snapshot's instant.
+/// Writes `snapshot` (save number `seq`) to `target`'s file: a temporary
+/// file in the same directory, synced, then renamed into place and the
+/// directory synced. Returns the changes counted at the snapshot's instant,
+/// or `None` if a newer save's file was in place first (this one is
+/// dropped).
 pub fn write_snapshot(
     snapshot: Snapshot<'_>,
     target: &RdbTarget,
     persistence: &Persistence,
-    generation: u64,
-) -> io::Result<u64> {
+    seq: u64,
+) -> io::Result<Option<u64>> {
     let dirty = snapshot.dirty();
     let temp = temp_path(target, persistence);
     let written = (|| {
@@ -95,17 +96,19 @@ pub fn write_snapshot(
         snapshot.write_to(&mut writer)?;
         finish(writer)
     })();
-    put_in_place(written, &temp, target, persistence, Some(generation))?;
-    Ok(dirty)
+    let placed = put_in_place(written, &temp, target, persistence, seq)?;
+    Ok(placed.then_some(dirty))
 }
 
 /// Writes a file with no keys, only the fencing-token mark and the longest
-/// lease (FLUSHALL's save): it replaces the file whatever save is running.
+/// lease (FLUSHALL's save, number `seq`, taken after the flush: it goes over
+/// any save running then).
 pub fn write_empty(
     fencing: u64,
     longest_lease: u64,
     target: &RdbTarget,
     persistence: &Persistence,
+    seq: u64,
 ) -> io::Result<()> {
     let temp = temp_path(target, persistence);
     let written = (|| {
@@ -114,7 +117,7 @@ pub fn write_empty(
         SnapshotSink::longest_lease(&mut writer, longest_lease)?;
         finish(writer)
     })();
-    put_in_place(written, &temp, target, persistence, None)?;
+    put_in_place(written, &temp, target, persistence, seq)?;
     Ok(())
 }
 
@@ -145,21 +148,22 @@ fn finish(writer: Writer<BufWriter<File>>) -> io::Result<File> {
     Ok(file)
 }
 
-/// Renames a written temporary file over the target (or removes it, if the
-/// write failed or a flush superseded it) and syncs the directory.
+/// Renames a written temporary file over the target and syncs the
+/// directory; or removes it, if the write failed or a newer save's file is
+/// in place (`Ok(false)`).
 fn put_in_place(
     written: io::Result<File>,
     temp: &Path,
     target: &RdbTarget,
     persistence: &Persistence,
-    generation: Option<u64>,
-) -> io::Result<()> {
+    seq: u64,
+) -> io::Result<bool> {
     if let Err(e) = written {
         let _ = std::fs::remove_file(temp);
         return Err(e);
     }
     let path = target.path();
-    let placed = persistence.place(generation, || {
+    let placed = persistence.place(seq, || {
         std::fs::rename(temp, &path).map_err(|e| {
             io::Error::new(
                 e.kind(),
@@ -172,13 +176,10 @@ fn put_in_place(
         })
     });
     match placed {
-        Ok(true) => File::open(&target.dir)?.sync_all(),
+        Ok(true) => File::open(&target.dir)?.sync_all().map(|()| true),
         Ok(false) => {
             let _ = std::fs::remove_file(temp);
-            Err(io::Error::new(
-                io::ErrorKind::Interrupted,
-                "the keyspace was flushed while saving",
-            ))
+            Ok(false)
         }
         Err(e) => {
             let _ = std::fs::remove_file(temp);
@@ -273,7 +274,6 @@ pub fn load_file(
             Loaded::Aux { key, value } if key == AUX_LONGEST_LEASE => {
                 let ms = decimal(&value);
                 stats.longest_lease = stats.longest_lease.max(ms);
-                keyspace.locks().note_lease(ms);
             }
             Loaded::Aux { .. } => {}
             Loaded::Db { index } => db_now = index,

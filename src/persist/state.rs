@@ -28,10 +28,15 @@ pub struct Persistence {
     wake: Condvar,
     /// Set to stop a running background save (SHUTDOWN, FLUSHALL).
     cancel: AtomicBool,
-    /// Bumped by FLUSHALL: a save whose snapshot began before it must not put
-    /// its file in place over the flushed one. The mutex also serializes
-    /// putting files in place.
-    generation: Mutex<u64>,
+    /// Numbers every save in the order of its instant ([`Self::next_seq`]:
+    /// taken with the gate held, so in the order of the keyspace states the
+    /// files hold).
+    seq: AtomicU64,
+    /// The number of the newest file put in place: an older save finishing
+    /// later (a BGSAVE still syncing when SHUTDOWN's save or a FLUSHALL's
+    /// lands) must not go over it. The mutex serializes putting files in
+    /// place.
+    placed: Mutex<u64>,
     /// Names temporary files apart.
     temp_seq: AtomicU64,
 }
@@ -65,7 +70,7 @@ struct Bgsave {
     since_ms: u64,
     /// Whether the background thread has taken it.
     taken: bool,
-    /// The snapshot BGSAVE began at its instant, with the generation then;
+    /// The snapshot BGSAVE began at its instant, with its save number;
     /// `None` for a save point or a scheduled save, which begin their own.
     begun: Option<(Detached, u64)>,
 }
@@ -75,6 +80,21 @@ struct Bgsave {
 pub enum BgsaveRefused {
     /// One is asked for or running.
     InProgress,
+}
+
+/// How a save ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Its file is in place; `dirty` is the change count at its instant.
+    Saved {
+        /// `Keyspace::dirty` at the snapshot's instant.
+        dirty: u64,
+    },
+    /// Writing or placing the file failed.
+    Failed,
+    /// A newer save's file was in place first (a FLUSHALL's, the final
+    /// one), or it was stopped for one: its file was dropped.
+    Superseded,
 }
 
 /// What the background thread is to do next.
@@ -131,7 +151,7 @@ impl Persistence {
     }
 
     /// BGSAVE: asks the background thread for a save at `now_ms`, of the
-    /// snapshot `begun` (with the generation at its instant) if given. A
+    /// snapshot `begun` (with its save number) if given. A
     /// refused request hands `begun` back.
     pub fn request_bgsave(
         &self,
@@ -223,11 +243,10 @@ impl Persistence {
         self.state.lock().bgsave.as_mut()?.begun.take()
     }
 
-    /// A save ended at `now_ms`: on success, the changes counted up to its
-    /// instant (`dirty`) are saved. `background` for a BGSAVE.
-    pub fn finished(&self, ok: Option<u64>, now_ms: u64, background: bool) {
+    /// A save ended at `now_ms`. `background` for a BGSAVE's.
+    pub fn finished(&self, outcome: Outcome, now_ms: u64, background: bool) {
         let mut s = self.state.lock();
-        if let Some(dirty) = ok {
+        if let Outcome::Saved { dirty } = outcome {
             s.dirty_base = dirty;
             s.lastsave_s = now_ms / 1000;
         }
@@ -235,10 +254,15 @@ impl Persistence {
             if let Some(b) = s.bgsave.take() {
                 s.last_duration_s = Some(now_ms.saturating_sub(b.since_ms) / 1000);
             }
-            s.last_failed = ok.is_none();
-        } else if ok.is_some() {
+        }
+        match outcome {
             // Redis's rdbSave sets the status too.
-            s.last_failed = false;
+            Outcome::Saved { .. } => s.last_failed = false,
+            Outcome::Failed if background => s.last_failed = true,
+            // A foreground failure is the caller's error reply; a save
+            // superseded by a newer one is no failure (Redis's killed child
+            // keeps the status).
+            Outcome::Failed | Outcome::Superseded => {}
         }
     }
 
@@ -253,28 +277,23 @@ impl Persistence {
         &self.cancel
     }
 
-    /// The current generation (see the field), for a save about to begin.
-    pub fn generation(&self) -> u64 {
-        *self.generation.lock()
+    /// The next save's number; the caller holds the execution gate (shared
+    /// for FLUSHALL, which has just emptied the keyspace; exclusive for a
+    /// snapshot's instant).
+    pub fn next_seq(&self) -> u64 {
+        self.seq.fetch_add(1, Ordering::AcqRel) + 1
     }
 
-    /// Runs `place` (a rename into place) unless a flush came after
-    /// `generation`; `flush` bumps the generation first. Returns whether it
-    /// ran.
-    pub fn place<E>(
-        &self,
-        generation: Option<u64>,
-        place: impl FnOnce() -> Result<(), E>,
-    ) -> Result<bool, E> {
-        let mut current = self.generation.lock();
-        match generation {
-            Some(g) if g != *current => Ok(false),
-            Some(_) => place().map(|()| true),
-            None => {
-                *current += 1;
-                place().map(|()| true)
-            }
+    /// Runs `place` (a rename into place) for save number `seq`, unless a
+    /// newer save's file is in place already. Returns whether it ran.
+    pub fn place<E>(&self, seq: u64, place: impl FnOnce() -> Result<(), E>) -> Result<bool, E> {
+        let mut placed = self.placed.lock();
+        if seq <= *placed {
+            return Ok(false);
         }
+        place()?;
+        *placed = seq;
+        Ok(true)
     }
 
     /// A fresh number for a temporary file's name.
@@ -334,7 +353,7 @@ mod tests {
             p.request_bgsave(1_061_000, None).map_err(|e| e.0),
             Err(BgsaveRefused::InProgress)
         );
-        p.finished(Some(10), 1_062_000, true);
+        p.finished(Outcome::Saved { dirty: 10 }, 1_062_000, true);
         assert!(!p.bgsave_in_progress());
         let r = p.report(1_062_000);
         assert_eq!(
@@ -356,7 +375,7 @@ mod tests {
         p.starting(0, 0);
         let points = [point(1, 1)];
         assert_eq!(p.next_job(NO_WAIT, || 10_000, &points, || 5), Job::Bgsave);
-        p.finished(None, 10_000, true);
+        p.finished(Outcome::Failed, 10_000, true);
         assert!(!p.report(10_000).last_ok);
         assert_eq!(p.next_job(NO_WAIT, || 15_000, &points, || 5), Job::Tick);
         assert_eq!(
@@ -376,7 +395,7 @@ mod tests {
             Job::Tick,
             "taken already"
         );
-        p.finished(Some(0), 0, true);
+        p.finished(Outcome::Saved { dirty: 0 }, 0, true);
         assert_eq!(
             p.next_job(NO_WAIT, || 0, &[], || 0),
             Job::Bgsave,
@@ -386,12 +405,16 @@ mod tests {
     }
 
     #[test]
-    fn a_flush_keeps_an_older_save_from_its_place() {
+    fn an_older_save_never_goes_over_a_newer_one() {
         let p = Persistence::default();
-        let g = p.generation();
-        assert_eq!(p.place::<()>(None, || Ok(())), Ok(true));
-        assert_eq!(p.place::<()>(Some(g), || panic!("must not run")), Ok(false));
-        let g = p.generation();
-        assert_eq!(p.place::<()>(Some(g), || Ok(())), Ok(true));
+        let (older, newer) = (p.next_seq(), p.next_seq());
+        assert!(older < newer);
+        assert_eq!(p.place::<()>(newer, || Ok(())), Ok(true));
+        assert_eq!(p.place::<()>(older, || panic!("must not run")), Ok(false));
+        assert_eq!(p.place::<()>(p.next_seq(), || Ok(())), Ok(true));
+        // A failed rename leaves the newest in place as it was.
+        let failing = p.next_seq();
+        assert_eq!(p.place(failing, || Err("no room")), Err("no room"));
+        assert_eq!(p.place::<()>(failing, || Ok(())), Ok(true));
     }
 }

@@ -508,11 +508,11 @@ impl State {
             };
             let token = shared.next_token(now);
             let expires_at = lease_end(now, w.ttl_ms);
-            shared.note_lease(w.ttl_ms);
             if !w.grant.send(token) {
                 // The waiter left as we granted: the lock passes on.
                 continue;
             }
+            shared.note_lease(w.ttl_ms);
             shared.stats.acquisitions.fetch_add(1, Ordering::Relaxed);
             shared
                 .stats
@@ -582,7 +582,6 @@ impl State {
         shared: &LockShared,
     ) -> Result<(Acquired, Effects), LockError> {
         let expires_at = lease_end(now, req.ttl_ms);
-        shared.note_lease(req.ttl_ms);
         if let Some(h) = self
             .holders
             .iter_mut()
@@ -593,6 +592,7 @@ impl State {
             // the latest word on what should end the hold and what follows.
             h.session = req.session.and_then(NonZeroU64::new);
             h.delay_ms = req.delay_ms;
+            shared.note_lease(req.ttl_ms);
             let renewed = Effects {
                 changed: false,
                 deadlines: smallvec::smallvec![expires_at],
@@ -607,6 +607,7 @@ impl State {
             self.hold_for_grace(now, shared).into_iter().collect();
         if self.waiters().is_empty() && !self.in_delay(now) && self.compatible(req.shared) {
             let token = shared.next_token(now);
+            shared.note_lease(req.ttl_ms);
             self.holders.push(Holder {
                 owner: CompactBytes::from_slice(&req.owner),
                 token,
