@@ -77,6 +77,9 @@ pub struct Config {
     /// nobody (`lock-restart-grace`, ms); `None`: `auto`, the longest lease
     /// the loaded file's server had granted (none without a file).
     pub lock_restart_grace: Option<u64>,
+    /// Refuse writes (MISCONF) while the last background save failed and
+    /// save points are set (`stop-writes-on-bgsave-error`).
+    pub stop_writes_on_bgsave_error: bool,
     /// RDB save points (`save`): a background save runs once `changes` writes
     /// were made and `seconds` have passed since the last save; empty: none.
     pub save_points: Vec<SavePoint>,
@@ -171,6 +174,7 @@ impl Default for Config {
             tracking_table_max_keys: 1_000_000,
             lock_delay: 0,
             lock_restart_grace: None,
+            stop_writes_on_bgsave_error: true,
             save_points: SavePoint::DEFAULT.to_vec(),
             dbfilename: "dump.rdb".into(),
             rdbcompression: true,
@@ -868,6 +872,17 @@ pub static PARAMS: &[Param] = &[
         },
         set: |c, v| {
             c.save_points = SavePoint::parse(v)?;
+            Ok(())
+        },
+    },
+    Param {
+        name: "stop-writes-on-bgsave-error",
+        aliases: &[],
+        change: Change::Mutable,
+        ignored: false,
+        get: |c| yes_no(c.stop_writes_on_bgsave_error),
+        set: |c, v| {
+            c.stop_writes_on_bgsave_error = boolean(v)?;
             Ok(())
         },
     },

@@ -99,6 +99,11 @@ impl Shared {
             .notifier()
             .set_classes(config.notify_keyspace_events);
         keyspace.locks().set_lock_delay(config.lock_delay);
+        let persist = crate::persist::Persistence::default();
+        persist.set_policy(
+            config.stop_writes_on_bgsave_error,
+            !config.save_points.is_empty(),
+        );
         let pubsub = crate::pubsub::PubSub::counting_losses(keyspace.notifier().loss_listeners());
         let run_id = (0..40)
             .map(|_| char::from_digit(fastrand::u32(0..16), 16).unwrap_or('0'))
@@ -120,7 +125,7 @@ impl Shared {
             tracking,
             encodings,
             tcp_addr: RwLock::new(None),
-            persist: Default::default(),
+            persist,
             next_client_id: AtomicU64::new(1),
             shutdown: watch::channel(false).0,
             stopping: AtomicBool::new(false),

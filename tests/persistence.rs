@@ -900,3 +900,85 @@ fn flushall_during_a_background_save_keeps_the_status_ok() {
     let server = start(&dir, &["--save", ""]);
     assert_eq!(int(&mut server.con(), &["DBSIZE"]), 0);
 }
+
+/// The replies `redis-cli` prints for `commands`, one run per command.
+fn cli_replies(sock: &Path, commands: &[&[&str]]) -> Vec<String> {
+    commands
+        .iter()
+        .map(|args| {
+            let out = Command::new("redis-cli")
+                .arg("-s")
+                .arg(sock)
+                .args(*args)
+                .output()
+                .unwrap();
+            String::from_utf8_lossy(&out.stdout).into_owned()
+        })
+        .collect()
+}
+
+#[test]
+fn after_a_failed_background_save_writes_get_misconf_as_from_redis_server() {
+    if !redis_tools() {
+        eprintln!("skipped: redis-server or redis-cli not installed");
+        return;
+    }
+    // The same steps on both servers, whose directory goes away.
+    let steps: &[&[&str]] = &[
+        &["SET", "b", "1"],
+        &["PING"],
+        &["GET", "a"],
+        &["EVAL", "return redis.call('set','x','1')", "0"],
+        &["EVAL", "return redis.pcall('set','x','1')", "0"],
+        &["EVAL", "return 1", "0"],
+        &["CONFIG", "SET", "stop-writes-on-bgsave-error", "no"],
+        &["SET", "b", "1"],
+        &["CONFIG", "SET", "stop-writes-on-bgsave-error", "yes"],
+        &["SET", "b", "2"],
+        &["CONFIG", "SET", "save", ""],
+        &["SET", "b", "3"],
+    ];
+    let mut seen = Vec::new();
+    for which in ["redis-server", "latchkey"] {
+        let dir = Dir::new(&format!("misconf-{which}"));
+        let data = dir.file("data");
+        std::fs::create_dir_all(&data).unwrap();
+        let sock = dir.file("m.sock");
+        let binary = if which == "latchkey" { BIN } else { which };
+        let mut child = Command::new(binary)
+            .args(["--port", "0", "--save", "3600 1", "--unixsocket"])
+            .arg(&sock)
+            .arg("--dir")
+            .arg(&data)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut con = connect_redis(&sock);
+        run(&mut con, &["SET", "a", "1"]);
+        std::fs::remove_dir_all(&data).unwrap();
+        run(&mut con, &["BGSAVE"]);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while info_field(&mut con, "rdb_last_bgsave_status") != "err" {
+            assert!(Instant::now() < deadline, "{which}: the save did not fail");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        // MULTI queues nothing that writes, and EXEC aborts.
+        let mut multi = std::os::unix::net::UnixStream::connect(&sock).unwrap();
+        std::io::Write::write_all(&mut multi, b"MULTI\r\nSET c 1\r\nEXEC\r\n").unwrap();
+        let mut reader = BufReader::new(multi);
+        let mut lines = String::new();
+        for _ in 0..3 {
+            reader.read_line(&mut lines).unwrap();
+        }
+        let mut replies = cli_replies(&sock, steps);
+        replies.push(lines);
+        seen.push(replies);
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    assert!(seen[0][0].starts_with("MISCONF Redis is configured to save RDB snapshots"));
+    for (i, (theirs, ours)) in seen[0].iter().zip(&seen[1]).enumerate() {
+        assert_eq!(theirs, ours, "step {i}");
+    }
+}

@@ -821,6 +821,13 @@ fn execute_one(shared: &Shared, session: &mut Session, args: &[Bytes]) -> Reply 
         session.flag_transaction_error();
         return Reply::Error(CommandError::NoAuth);
     }
+    // Redis's writeCommandsDeniedByDiskError: writes, and PING, while the
+    // last background save failed.
+    if (cmd.spec.has(flag::WRITE) || cmd.spec.name == "ping") && shared.persist.writes_denied() {
+        cmd.stats.rejected_calls.fetch_add(1, Ordering::Relaxed);
+        session.flag_transaction_error();
+        return Reply::Error(CommandError::Misconf);
+    }
     if !session.resp3
         && session.subs.any()
         && !pubsub::allowed_while_subscribed(cmd.full_name.split('|').next().unwrap_or(""))

@@ -39,6 +39,11 @@ pub struct Persistence {
     placed: Mutex<u64>,
     /// Names temporary files apart.
     temp_seq: AtomicU64,
+    /// `stop-writes-on-bgsave-error` is on and save points are set.
+    deny_policy: AtomicBool,
+    /// The last background save failed (what `last_failed` says, for the
+    /// write path to read without the mutex).
+    bgsave_failed: AtomicBool,
 }
 
 #[derive(Debug, Default)]
@@ -264,6 +269,23 @@ impl Persistence {
             // keeps the status).
             Outcome::Failed | Outcome::Superseded => {}
         }
+        self.bgsave_failed.store(s.last_failed, Ordering::Release);
+    }
+
+    /// Sets the policy of [`Self::writes_denied`] from the options
+    /// (start-up and CONFIG SET).
+    pub fn set_policy(&self, stop_writes_on_error: bool, has_save_points: bool) {
+        self.deny_policy
+            .store(stop_writes_on_error && has_save_points, Ordering::Release);
+    }
+
+    /// Whether writes (and PING) are refused with MISCONF: the last
+    /// background save failed, `stop-writes-on-bgsave-error` is on and save
+    /// points are set (Redis's `writeCommandsDeniedByDiskError`). Two relaxed
+    /// loads on every write.
+    #[inline]
+    pub fn writes_denied(&self) -> bool {
+        self.bgsave_failed.load(Ordering::Relaxed) && self.deny_policy.load(Ordering::Relaxed)
     }
 
     /// Stops a running background save (it ends with an error and puts no
