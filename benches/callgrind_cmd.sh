@@ -39,7 +39,7 @@ run() { # server -> instructions per request of the command
   if [ "$server" = redis ]; then
     "${cg[@]}" redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no --dir "$work" >/dev/null 2>&1 &
   else
-    "${cg[@]}" "$LATCHKEY" --port "$port" --bind 127.0.0.1 --loglevel warning >/dev/null 2>&1 &
+    "${cg[@]}" "$LATCHKEY" --port "$port" --bind 127.0.0.1 --save '' --dir "$work" --loglevel warning >/dev/null 2>&1 &
   fi
   pid=$!
   for _ in $(seq 600); do redis-cli -p "$port" ping >/dev/null 2>&1 && break; sleep 0.05; done

@@ -31,7 +31,7 @@ start_servers() {
   RPORT=$(free_port); LPORT=$(free_port)
   $SERVER_CPU redis-server --port "$RPORT" --bind 127.0.0.1 --save '' --appendonly no --dir "$work" >/dev/null &
   RPID=$!; pids+=("$RPID")
-  $SERVER_CPU ./target/release/latchkey --port "$LPORT" --bind 127.0.0.1 --loglevel warning ${LATCHKEY_ARGS:-} >/dev/null &
+  $SERVER_CPU ./target/release/latchkey --port "$LPORT" --bind 127.0.0.1 --save '' --dir "$work" --loglevel warning ${LATCHKEY_ARGS:-} >/dev/null &
   LPID=$!; pids+=("$LPID")
   for p in "$RPORT" "$LPORT"; do
     for _ in $(seq 100); do redis-cli -p "$p" ping >/dev/null 2>&1 && break; sleep 0.05; done

@@ -24,7 +24,7 @@ work=$(mktemp -d)
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
 trap cleanup EXIT
-taskset -c 1 target/release/latchkey --port 0 --unixsocket "$work/lk.sock" >/dev/null 2>&1 &
+taskset -c 1 target/release/latchkey --port 0 --save '' --unixsocket "$work/lk.sock" >/dev/null 2>&1 &
 pids+=($!); lk=$!
 taskset -c 1 redis-server --port 0 --unixsocket "$work/rd.sock" --save '' --appendonly no >/dev/null 2>&1 &
 pids+=($!); rd=$!

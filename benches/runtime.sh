@@ -31,7 +31,7 @@ start() { # server wrapper... ; sets pid and port
   if [ "$server" = redis ]; then
     "$@" redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no --dir "$work" >/dev/null 2>&1 &
   else
-    "$@" ./target/release/latchkey --port "$port" --bind 127.0.0.1 --loglevel warning ${LATCHKEY_ARGS:-} >/dev/null 2>&1 &
+    "$@" ./target/release/latchkey --port "$port" --bind 127.0.0.1 --save '' --dir "$work" --loglevel warning ${LATCHKEY_ARGS:-} >/dev/null 2>&1 &
   fi
   pid=$!
   for _ in $(seq 400); do redis-cli -p "$port" ping >/dev/null 2>&1 && return; sleep 0.05; done

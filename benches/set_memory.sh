@@ -17,7 +17,7 @@ cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -r
 trap cleanup EXIT
 redis-server --port 0 --unixsocket "$work/redis.sock" --save "" --appendonly no >/dev/null &
 pids+=($!); rpid=$!
-target/release/latchkey --port 0 --unixsocket "$work/latchkey.sock" >/dev/null 2>&1 &
+target/release/latchkey --port 0 --save "" --unixsocket "$work/latchkey.sock" >/dev/null 2>&1 &
 pids+=($!); lpid=$!
 for _ in $(seq 50); do [ -S "$work/redis.sock" ] && [ -S "$work/latchkey.sock" ] && break; sleep 0.1; done
 python3 - "$work" "$rpid" "$lpid" "$N" "$PER" <<'PY'

@@ -3,9 +3,10 @@
 //! One table, [`PARAMS`], describes every option: its name, how to read it and how
 //! to set it. The command line, a `redis.conf`-style file, the embedding builder and
 //! `CONFIG GET`/`CONFIG SET` all go through it, so an option behaves the same
-//! wherever it is given. Persistence options are accepted at start-up and ignored
-//! (latchkey keeps data in memory only), while CONFIG GET reports that no
-//! persistence is done and CONFIG SET refuses to turn it on. Every other option is
+//! wherever it is given. RDB persistence (`save`, `dir`, `dbfilename`,
+//! `rdbcompression`, `rdbchecksum`) is applied; the AOF options are accepted at
+//! start-up and ignored (there is no AOF yet), while CONFIG GET reports
+//! `appendonly no` and CONFIG SET refuses to turn it on. Every other option is
 //! applied, or refused when it asks for something latchkey does not do
 //! (`maxmemory` above 0, `daemonize yes`); an unknown option is refused.
 
@@ -42,7 +43,8 @@ pub struct Config {
     pub loglevel: String,
     /// Log file; empty for standard output (`logfile`).
     pub logfile: String,
-    /// Working directory (`dir`): must exist; nothing is written there.
+    /// Working directory (`dir`): must exist; the RDB file is written and
+    /// loaded there.
     pub dir: PathBuf,
     /// Length of the queue of connections not yet accepted, on every listener
     /// (`tcp-backlog`); the kernel caps it at `net.core.somaxconn`.
@@ -71,6 +73,78 @@ pub struct Config {
     /// its owner's release (`lock-delay`; 0, the default: no delay). An
     /// acquire's `LOCKDELAY` overrides it for its hold.
     pub lock_delay: u32,
+    /// How long after a start a lock nobody is known to hold is granted to
+    /// nobody (`lock-restart-grace`, ms); `None`: `auto`, the longest lease
+    /// the loaded file's server had granted (none without a file).
+    pub lock_restart_grace: Option<u64>,
+    /// Refuse writes (MISCONF) while the last background save failed and
+    /// save points are set (`stop-writes-on-bgsave-error`).
+    pub stop_writes_on_bgsave_error: bool,
+    /// RDB save points (`save`): a background save runs once `changes` writes
+    /// were made and `seconds` have passed since the last save; empty: none.
+    pub save_points: Vec<SavePoint>,
+    /// The RDB file's name, in `dir` (`dbfilename`).
+    pub dbfilename: String,
+    /// LZF-compress strings in RDB files (`rdbcompression`).
+    pub rdbcompression: bool,
+    /// Write (and check when loading) the RDB file's CRC64 (`rdbchecksum`).
+    pub rdbchecksum: bool,
+}
+
+/// One `save <seconds> <changes>` point.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SavePoint {
+    /// Seconds since the last save, at least 1.
+    pub seconds: u64,
+    /// Writes since the last save.
+    pub changes: u64,
+}
+
+impl SavePoint {
+    /// Redis's default points: `3600 1 300 100 60 10000`.
+    pub const DEFAULT: [SavePoint; 3] = [
+        SavePoint {
+            seconds: 3600,
+            changes: 1,
+        },
+        SavePoint {
+            seconds: 300,
+            changes: 100,
+        },
+        SavePoint {
+            seconds: 60,
+            changes: 10000,
+        },
+    ];
+
+    /// Parses `save`'s words (pairs of seconds and changes; `""` alone is
+    /// none) as Redis does, with its one error text.
+    pub fn parse(values: &[String]) -> Result<Vec<SavePoint>, String> {
+        let words: Vec<&str> = values.iter().flat_map(|s| s.split_whitespace()).collect();
+        let bad = || "Invalid save parameters".to_string();
+        if !words.len().is_multiple_of(2) {
+            return Err(bad());
+        }
+        words
+            .chunks_exact(2)
+            .map(|pair| {
+                // strtoll's reading: out-of-range numbers saturate.
+                let number = |w: &str| {
+                    w.parse::<i128>()
+                        .map(|n| n.clamp(i128::from(i64::MIN), i128::from(i64::MAX)) as i64)
+                        .map_err(|_| bad())
+                };
+                let (seconds, changes) = (number(pair[0])?, number(pair[1])?);
+                if seconds < 1 || changes < 0 {
+                    return Err(bad());
+                }
+                Ok(SavePoint {
+                    seconds: seconds as u64,
+                    changes: changes as u64,
+                })
+            })
+            .collect()
+    }
 }
 
 impl Default for Config {
@@ -99,6 +173,12 @@ impl Default for Config {
             notify_keyspace_events: 0,
             tracking_table_max_keys: 1_000_000,
             lock_delay: 0,
+            lock_restart_grace: None,
+            stop_writes_on_bgsave_error: true,
+            save_points: SavePoint::DEFAULT.to_vec(),
+            dbfilename: "dump.rdb".into(),
+            rdbcompression: true,
+            rdbchecksum: true,
         }
     }
 }
@@ -247,7 +327,7 @@ pub struct Param {
     pub aliases: &'static [&'static str],
     /// Whether CONFIG SET may change it on a running server.
     pub change: Change,
-    /// Persistence options: accepted at start-up with a warning and ignored.
+    /// AOF options: accepted at start-up with a warning and ignored.
     /// CONFIG GET reports what latchkey does (no persistence), and CONFIG SET
     /// accepts only that value.
     pub ignored: bool,
@@ -323,6 +403,10 @@ fn memory_in(values: &[String], min: u64) -> Result<u64, String> {
         ));
     }
     Ok(n)
+}
+
+fn yes_no(b: bool) -> String {
+    if b { "yes" } else { "no" }.into()
 }
 
 fn boolean(values: &[String]) -> Result<bool, String> {
@@ -757,16 +841,70 @@ pub static PARAMS: &[Param] = &[
         },
     },
     Param {
+        name: "lock-restart-grace",
+        aliases: &[],
+        change: Change::Immutable,
+        ignored: false,
+        get: |c| {
+            c.lock_restart_grace
+                .map_or("auto".into(), |ms| ms.to_string())
+        },
+        set: |c, v| {
+            c.lock_restart_grace = if one(v)?.eq_ignore_ascii_case("auto") {
+                None
+            } else {
+                Some(int_in(v, 0, i64::MAX)? as u64)
+            };
+            Ok(())
+        },
+    },
+    Param {
         name: "save",
         aliases: &[],
         change: Change::Mutable,
-        ignored: true,
-        get: |_| String::new(),
-        set: |_, v| {
-            let words: Vec<&str> = v.iter().flat_map(|s| s.split_whitespace()).collect();
-            if !words.len().is_multiple_of(2) || words.iter().any(|w| w.parse::<u64>().is_err()) {
-                return Err("Invalid save parameters".into());
-            }
+        ignored: false,
+        get: |c| {
+            c.save_points
+                .iter()
+                .map(|p| format!("{} {}", p.seconds, p.changes))
+                .collect::<Vec<_>>()
+                .join(" ")
+        },
+        set: |c, v| {
+            c.save_points = SavePoint::parse(v)?;
+            Ok(())
+        },
+    },
+    Param {
+        name: "stop-writes-on-bgsave-error",
+        aliases: &[],
+        change: Change::Mutable,
+        ignored: false,
+        get: |c| yes_no(c.stop_writes_on_bgsave_error),
+        set: |c, v| {
+            c.stop_writes_on_bgsave_error = boolean(v)?;
+            Ok(())
+        },
+    },
+    Param {
+        name: "rdbcompression",
+        aliases: &[],
+        change: Change::Mutable,
+        ignored: false,
+        get: |c| yes_no(c.rdbcompression),
+        set: |c, v| {
+            c.rdbcompression = boolean(v)?;
+            Ok(())
+        },
+    },
+    Param {
+        name: "rdbchecksum",
+        aliases: &[],
+        change: Change::Immutable,
+        ignored: false,
+        get: |c| yes_no(c.rdbchecksum),
+        set: |c, v| {
+            c.rdbchecksum = boolean(v)?;
             Ok(())
         },
     },
@@ -793,9 +931,17 @@ pub static PARAMS: &[Param] = &[
         name: "dbfilename",
         aliases: &[],
         change: Change::Protected,
-        ignored: true,
-        get: |_| "dump.rdb".into(),
-        set: |_, v| one(v).map(drop),
+        ignored: false,
+        get: |c| c.dbfilename.clone(),
+        set: |c, v| {
+            let name = one(v)?;
+            // Redis's check: a name, not a path.
+            if name.contains('/') || name.contains('\\') {
+                return Err("dbfilename can't be a path, just a filename".into());
+            }
+            c.dbfilename = name.to_string();
+            Ok(())
+        },
     },
     Param {
         name: "appendfilename",
@@ -841,6 +987,9 @@ impl Config {
     /// quoted values as in redis.conf. Returns the options it set, in order.
     pub fn apply_file(&mut self, text: &str) -> Result<Vec<&'static Param>, String> {
         let mut applied = Vec::new();
+        // `save` lines add up, as in redis.conf (the first replaces the
+        // defaults, `save ""` clears what came before).
+        let mut save_words: Option<Vec<String>> = None;
         for (n, line) in text.lines().enumerate() {
             let line = line.trim();
             if line.is_empty() || line.starts_with('#') {
@@ -853,8 +1002,23 @@ impl Config {
                 .map(|w| String::from_utf8_lossy(&w).into_owned())
                 .collect();
             if let Some((name, values)) = words.split_first() {
+                let values = if name.eq_ignore_ascii_case("save") {
+                    let all = save_words.get_or_insert_with(Vec::new);
+                    if values.len() == 1 && values[0].is_empty() {
+                        all.clear();
+                    } else {
+                        all.extend(values.iter().cloned());
+                    }
+                    if all.is_empty() {
+                        vec![String::new()]
+                    } else {
+                        all.clone()
+                    }
+                } else {
+                    values.to_vec()
+                };
                 applied.push(
-                    self.apply(name, values)
+                    self.apply(name, &values)
                         .map_err(|e| format!("line {}: {e}", n + 1))?,
                 );
             }
@@ -876,6 +1040,41 @@ mod tests {
         assert_eq!(c.port, 7000);
         assert_eq!(c.requirepass.as_deref(), Some("s p"));
         assert!(applied.iter().any(|p| p.ignored));
+    }
+
+    #[test]
+    fn save_lines_in_a_file_add_up_and_an_empty_one_clears() {
+        let point = |seconds, changes| SavePoint { seconds, changes };
+        let mut c = Config::default();
+        c.apply_file("save 900 1\nsave 300 10\n").unwrap();
+        assert_eq!(c.save_points, vec![point(900, 1), point(300, 10)]);
+        c.apply_file("save 60 5\n").unwrap();
+        assert_eq!(c.save_points, vec![point(60, 5)], "a new file starts over");
+        c.apply_file("save 900 1\nsave \"\"\n").unwrap();
+        assert!(c.save_points.is_empty());
+        let mut d = Config::default();
+        d.apply_file("port 7000\n").unwrap();
+        assert_eq!(
+            d.save_points,
+            SavePoint::DEFAULT.to_vec(),
+            "no line keeps the defaults"
+        );
+        for bad in ["save 1", "save 0 1", "save 1 -1", "save x 1", "save 1 2 3"] {
+            let err = Config::default().apply_file(bad).err().expect("refused");
+            assert!(err.contains("Invalid save parameters"), "{bad}: {err}");
+        }
+        // strtoll's saturation, as Redis reads them.
+        let mut e = Config::default();
+        e.apply_file("save 99999999999999999999 1").unwrap();
+        assert_eq!(e.save_points, vec![point(i64::MAX as u64, 1)]);
+        let err = Config::default()
+            .apply_file("dbfilename a/b.rdb")
+            .err()
+            .expect("refused");
+        assert!(
+            err.contains("dbfilename can't be a path, just a filename"),
+            "{err}"
+        );
     }
 
     #[test]

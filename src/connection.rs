@@ -120,6 +120,9 @@ where
     tokio::pin!(closing);
     // Bytes a flush read while it waited (see `Inflow`).
     let mut inflowed = 0usize;
+    // The timeout of the client's blocking commands: one timer for all of
+    // them, made at the first (see `wait_for_grant`).
+    let mut wait_timer = None;
     loop {
         let (limits, query_limit, idle, out) = {
             let c = shared.config.read();
@@ -188,9 +191,16 @@ where
                         if !flush(stream, &mut wbuf, info, &mut closing, &out, inflow!()).await {
                             return;
                         }
-                        let waited =
-                            wait_for_grant(stream, &mut rbuf, shared, info, session, &mut closing)
-                                .await;
+                        let waited = wait_for_grant(
+                            stream,
+                            &mut rbuf,
+                            shared,
+                            info,
+                            session,
+                            &mut closing,
+                            &mut wait_timer,
+                        )
+                        .await;
                         // Time moved on while waiting: what follows starts from now,
                         // `timeout` included (Redis never times out a blocked
                         // client, and counts idle time from its last reply).
@@ -676,6 +686,14 @@ mod test_hooks {
 /// the clean-up). The blocked command stays in the session while it waits, so
 /// even a panic here leaves it to be cancelled. Bytes the client pipelines
 /// meanwhile are buffered and run afterwards.
+///
+/// The timeout is `timer`, the connection's one timer for its waits, made at
+/// its first and moved to each wait's deadline. A timer made per wait entered
+/// tokio's timer wheel under its lock, and one due sooner than any the driver
+/// knew of woke the driver through its eventfd (a `write`, then an extra
+/// `epoll_wait`); a timer still armed and moved to a later deadline (the next
+/// wait of a client with the same timeout) is one atomic store, and the wheel
+/// re-files it when its earlier time comes.
 async fn wait_for_grant<S, F>(
     stream: &mut S,
     rbuf: &mut BytesMut,
@@ -683,6 +701,7 @@ async fn wait_for_grant<S, F>(
     info: &ClientInfo,
     session: &mut Session,
     closing: &mut Pin<&mut F>,
+    timer: &mut Option<Pin<Box<tokio::time::Sleep>>>,
 ) -> Option<Reply>
 where
     S: AsyncRead + AsyncWrite + Unpin,
@@ -705,6 +724,12 @@ where
         let nap = blocked
             .deadline
             .and_then(|d| shared.clock.real_time_until(d));
+        let timeout = nap.map(|d| {
+            let at = Instant::now() + d;
+            let t = timer.get_or_insert_with(|| Box::pin(tokio::time::sleep_until(at)));
+            t.as_mut().reset(at);
+            t
+        });
         let inbox = &mut session.inbox;
         let grant = async {
             loop {
@@ -728,8 +753,8 @@ where
         let outcome = tokio::select! {
             r = grant => Some(r),
             _ = async {
-                match nap {
-                    Some(d) => tokio::time::sleep(d).await,
+                match timeout {
+                    Some(t) => t.await,
                     None => std::future::pending().await,
                 }
             } => None,

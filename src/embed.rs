@@ -32,9 +32,12 @@ impl Server {
         ServerBuilder {
             config: Config {
                 port: 0,
+                // No save points: an embedded server writes no file unless asked.
+                save_points: Vec::new(),
                 ..Config::default()
             },
             paused: false,
+            load: false,
         }
     }
 }
@@ -43,6 +46,8 @@ impl Server {
 pub struct ServerBuilder {
     config: Config,
     paused: bool,
+    /// Load `dir`/`dbfilename` at start: set once either is given.
+    load: bool,
 }
 
 impl ServerBuilder {
@@ -77,9 +82,36 @@ impl ServerBuilder {
     }
 
     /// Sets any option by its redis.conf name, e.g. `.option("maxclients", "10")`.
+    /// Giving `dir` or `dbfilename` makes the server load that RDB file at
+    /// start, if it exists (as [`Self::dir`]).
     pub fn option(mut self, name: &str, value: &str) -> Result<Self, String> {
-        self.config.apply(name, &[value.to_string()])?;
+        let param = self.config.apply(name, &[value.to_string()])?;
+        if param.name == "dir" || param.name == "dbfilename" {
+            self.load = true;
+        }
         Ok(self)
+    }
+
+    /// Keeps the RDB file (`dbfilename`, default `dump.rdb`) in `dir`: the
+    /// server loads it at start if it exists, and SAVE, BGSAVE and save points
+    /// (`.option("save", "60 1000")`; none by default) write it there.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let dir = std::env::temp_dir().join(format!("latchkey-doc-{}", std::process::id()));
+    /// std::fs::create_dir_all(&dir).unwrap();
+    /// let server = latchkey::Server::builder().dir(&dir).unwrap().start().await.unwrap();
+    /// server.set("k", "v", None);
+    /// server.save().unwrap();
+    /// server.shutdown().await;
+    /// let again = latchkey::Server::builder().dir(&dir).unwrap().start().await.unwrap();
+    /// assert_eq!(again.get("k").as_deref(), Some(&b"v"[..]));
+    /// # std::fs::remove_dir_all(&dir).unwrap();
+    /// # }
+    /// ```
+    pub fn dir(self, dir: impl AsRef<std::path::Path>) -> Result<Self, String> {
+        self.option("dir", &dir.as_ref().to_string_lossy())
     }
 
     /// Starts with the clock paused: time moves only by
@@ -103,6 +135,14 @@ impl ServerBuilder {
             clock.pause();
         }
         let shared = Arc::new(Shared::new(self.config, clock));
+        if self.load {
+            crate::commands::persist::load_at_start(&shared)
+                .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
+        } else {
+            let now = shared.clock.now_ms();
+            shared.persist.starting(now / 1000, shared.keyspace.dirty());
+            crate::commands::persist::start_restart_grace(&shared, None, now);
+        }
         let task = tokio::spawn(server::run(shared.clone(), listeners));
         Ok(ServerHandle {
             shared,
@@ -150,9 +190,26 @@ impl ServerHandle {
         format!("redis://{}", self.addr())
     }
 
+    /// Saves the RDB file now, as SAVE does (into `dir`; see
+    /// [`ServerBuilder::dir`]).
+    pub fn save(&self) -> std::io::Result<()> {
+        use crate::commands::persist::{save_now, SaveError};
+        self.shared.persist.count_save();
+        save_now(&self.shared, false).map_err(|e| match e {
+            SaveError::Io(e) => e,
+            SaveError::InProgress => std::io::Error::new(
+                std::io::ErrorKind::WouldBlock,
+                "Background save already in progress",
+            ),
+        })
+    }
+
     /// Stops accepting, lets connections finish their replies, and waits.
+    /// With save points set, saves the RDB file first, as SHUTDOWN does
+    /// (a failed save is logged, and the server stops anyway).
     pub async fn shutdown(mut self) {
-        self.shared.shutdown();
+        use crate::commands::persist::{shut_down, FinalSave};
+        let _ = shut_down(&self.shared, FinalSave::Default, true);
         if let Some(task) = self.task.take() {
             let _ = task.await;
         }

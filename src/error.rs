@@ -38,6 +38,9 @@ pub enum CommandError {
     DbIndexOutOfRange,
     /// `ERR source and destination objects are the same` (MOVE, COPY).
     SameObject,
+    /// `MISCONF Redis is configured to save RDB snapshots, ...`: writes are
+    /// refused after a failed background save (`stop-writes-on-bgsave-error`).
+    Misconf,
     /// `ERR <message>`: any other `ERR` line whose text is fixed by the caller.
     Err(String),
     /// A full error line with its own prefix (`EXECABORT ...`, `NOPROTO ...`, `BUSY ...`).
@@ -146,6 +149,9 @@ impl fmt::Display for CommandError {
             CommandError::SameObject => {
                 f.write_str("ERR source and destination objects are the same")
             }
+            CommandError::Misconf => f.write_str(
+                "MISCONF Redis is configured to save RDB snapshots, but it's currently unable to persist to disk. Commands that may modify the data set are disabled, because this instance is configured to report errors during writes if RDB snapshotting fails (stop-writes-on-bgsave-error option). Please check the Redis logs for details about the RDB error.",
+            ),
             CommandError::Err(m) => write!(f, "ERR {m}"),
             CommandError::Raw(line) => f.write_str(line),
         }

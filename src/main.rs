@@ -18,6 +18,8 @@ fn cli() -> Command {
     let mut cmd = Command::new("latchkey")
         .about("A Redis-protocol server with native lock primitives")
         .disable_version_flag(true)
+        // A flag given again replaces the earlier one, as in redis-server.
+        .args_override_self(true)
         .arg(
             Arg::new("config")
                 .help("redis.conf-style file to read first, or - for standard input")
@@ -37,7 +39,7 @@ fn cli() -> Command {
                 .num_args(1..)
                 .value_name("VALUE")
                 .help(if p.ignored {
-                    "accepted for compatibility; latchkey keeps data in memory only"
+                    "accepted for compatibility; latchkey has no AOF yet"
                 } else {
                     "as in redis.conf"
                 }),
@@ -138,9 +140,7 @@ fn main() -> ExitCode {
     };
     init_logging(&config);
     for name in ignored {
-        tracing::warn!(
-            "option '{name}' accepted but has no effect: latchkey keeps data in memory only"
-        );
+        tracing::warn!("option '{name}' accepted but has no effect: latchkey has no AOF yet");
     }
     // A work-stealing pool of `io-threads` workers (one by default, like Redis's
     // event loop). Multi-thread even for one: a script past busy-reply-threshold
@@ -177,11 +177,32 @@ async fn serve(config: Config) -> ExitCode {
     }
     let shared = Arc::new(Shared::new(config, Arc::new(Clock::new())));
     tracing::info!("latchkey {LATCHKEY_VERSION} (Redis {REDIS_VERSION} compatible) starting");
+    // Nothing else runs yet: the load has the runtime's thread to itself.
+    if let Err(e) = latchkey::commands::persist::load_at_start(&shared) {
+        tracing::error!("{e}");
+        if let Some((_, path)) = &listeners.unix {
+            let _ = std::fs::remove_file(path);
+        }
+        return ExitCode::FAILURE;
+    }
     let signals = shared.clone();
     tokio::spawn(async move {
-        wait_for_signal().await;
-        tracing::warn!("Received signal, shutting down");
-        signals.shutdown();
+        loop {
+            wait_for_signal().await;
+            tracing::warn!("Received SIGTERM scheduling shutdown...");
+            let stopping = signals.clone();
+            let done = tokio::task::spawn_blocking(move || {
+                use latchkey::commands::persist::{shut_down, FinalSave};
+                shut_down(&stopping, FinalSave::Default, false)
+            })
+            .await;
+            if matches!(done, Ok(true)) {
+                return;
+            }
+            tracing::warn!(
+                "SIGTERM received but errors trying to shut down the server, check the logs for more information"
+            );
+        }
     });
     let running = tokio::spawn(server::run(shared, listeners));
     tracing::info!("Ready to accept connections {}", where_.join(", "));

@@ -9,7 +9,7 @@
 use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -78,8 +78,13 @@ pub struct Shared {
     pub encodings: crate::types::Encodings,
     /// The bound TCP address, once listening.
     pub tcp_addr: RwLock<Option<SocketAddr>>,
+    /// The save state: BGSAVE, save points, LASTSAVE, INFO `# Persistence`.
+    pub persist: crate::persist::Persistence,
     next_client_id: AtomicU64,
     shutdown: watch::Sender<bool>,
+    /// Set with `shutdown`, read by every command once it holds the gate:
+    /// nothing runs after the final save.
+    stopping: AtomicBool,
 }
 
 impl Shared {
@@ -94,6 +99,11 @@ impl Shared {
             .notifier()
             .set_classes(config.notify_keyspace_events);
         keyspace.locks().set_lock_delay(config.lock_delay);
+        let persist = crate::persist::Persistence::default();
+        persist.set_policy(
+            config.stop_writes_on_bgsave_error,
+            !config.save_points.is_empty(),
+        );
         let pubsub = crate::pubsub::PubSub::counting_losses(keyspace.notifier().loss_listeners());
         let run_id = (0..40)
             .map(|_| char::from_digit(fastrand::u32(0..16), 16).unwrap_or('0'))
@@ -115,14 +125,27 @@ impl Shared {
             tracking,
             encodings,
             tcp_addr: RwLock::new(None),
+            persist,
             next_client_id: AtomicU64::new(1),
             shutdown: watch::channel(false).0,
+            stopping: AtomicBool::new(false),
         }
     }
 
     /// Asks every task of the server to stop (SHUTDOWN, a signal, or the handle).
     pub fn shutdown(&self) {
+        self.stopping.store(true, Ordering::Release);
         self.shutdown.send_replace(true);
+        // A background save running now stops, as Redis kills its child.
+        self.persist.cancel_running(true);
+        self.persist.wake();
+    }
+
+    /// Whether shutdown was asked for: a command that finds it so once it
+    /// holds the gate does not run (one atomic load).
+    #[inline]
+    pub fn is_stopping(&self) -> bool {
+        self.stopping.load(Ordering::Acquire)
     }
 
     /// Whether shutdown was asked for.
@@ -250,6 +273,13 @@ pub async fn run(shared: Arc<Shared>, listeners: Listeners) {
         *shared.tcp_addr.write() = tcp.local_addr().ok();
     }
     let expiry = tokio::spawn(expiry_task(shared.clone()));
+    let saver = match crate::commands::persist::spawn_saver(shared.clone()) {
+        Ok(t) => Some(t),
+        Err(e) => {
+            tracing::error!("cannot start the background save thread: {e}");
+            None
+        }
+    };
     let mut accepts = Vec::new();
     if let Some(tcp) = listeners.tcp {
         accepts.push(tokio::spawn(accept_tcp(
@@ -272,6 +302,9 @@ pub async fn run(shared: Arc<Shared>, listeners: Listeners) {
     }
     let _ = done_rx.recv().await;
     let _ = expiry.await;
+    if let Some(saver) = saver {
+        let _ = tokio::task::spawn_blocking(move || saver.join()).await;
+    }
 }
 
 async fn accept_tcp(listener: TcpListener, shared: Arc<Shared>, done: mpsc::Sender<()>) {

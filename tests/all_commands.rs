@@ -501,9 +501,25 @@ fn check(what: &str, failures: &[String], sent: usize) {
     );
 }
 
+/// An empty directory for a server's RDB file (SAVE and BGSAVE are among
+/// the commands sent), so none lands in the crate's directory.
+fn scratch_dir(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("latchkey-{}-all-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("a scratch directory");
+    dir
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_command_with_extreme_arguments_gets_a_reply_in_process() {
-    let server = latchkey::Server::builder().start().await.expect("starts");
+    // SAVE, BGSAVE and FLUSHALL write their file in a directory of the test's own.
+    let dir = scratch_dir("in-process");
+    let server = latchkey::Server::builder()
+        .dir(&dir)
+        .expect("a directory")
+        .start()
+        .await
+        .expect("starts");
     let target = Target::Tcp(server.addr());
     let (mut failures, sent) = run(&target).await;
     if !expiry_still_runs(&target).await {
@@ -535,6 +551,8 @@ async fn every_command_with_extreme_arguments_gets_a_reply_from_the_binary() {
                 "",
                 "--loglevel",
                 "warning",
+                "--dir",
+                scratch_dir("binary").to_str().expect("a UTF-8 path"),
                 "--unixsocket",
             ])
             .arg(&sock)

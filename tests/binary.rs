@@ -76,7 +76,8 @@ fn spawn_on_socket(name: &str, extra: &[&str]) -> (Spawned, std::path::PathBuf, 
     let sock = sock_path(name);
     let mut child = Spawned(
         Command::new(BIN)
-            .args(["--port", "0", "--unixsocket"])
+            // No save points: a graceful stop must not leave a dump.rdb here.
+            .args(["--port", "0", "--save", "", "--unixsocket"])
             .arg(&sock)
             .args(extra)
             .stdout(Stdio::piped())

@@ -40,32 +40,53 @@ async fn config_set_maxmemory_is_refused_not_accepted_and_ignored() {
 }
 
 #[tokio::test]
-async fn config_get_does_not_claim_persistence_asked_for_at_start_up() {
+async fn save_options_are_applied_and_the_aof_is_refused() {
     let server = Server::builder()
         .option("appendonly", "yes")
-        .and_then(|b| b.option("save", "900 1"))
+        .and_then(|b| b.option("save", "900 1 300 10"))
         .and_then(|b| b.option("appendfsync", "always"))
-        .expect("persistence flags stay accepted at start-up")
+        .and_then(|b| b.option("rdbcompression", "no"))
+        .expect("persistence flags are accepted at start-up")
         .start()
         .await
         .unwrap();
     let mut con = connect(&server).await;
-    assert_eq!(get(&mut con, "appendonly").await, "no");
-    assert_eq!(get(&mut con, "save").await, "");
-    for (name, value) in [("appendonly", "yes"), ("save", "900 1")] {
-        assert_eq!(
-            err_line(&mut con, &["CONFIG", "SET", name, value]).await,
-            format!("ERR CONFIG SET failed (possibly related to argument '{name}') - latchkey keeps data in memory only; persistence cannot be turned on")
-        );
-    }
-    for (name, value) in [("appendonly", "no"), ("save", "")] {
+    assert_eq!(
+        get(&mut con, "appendonly").await,
+        "no",
+        "there is no AOF yet"
+    );
+    assert_eq!(get(&mut con, "save").await, "900 1 300 10");
+    assert_eq!(get(&mut con, "rdbcompression").await, "no");
+    assert_eq!(get(&mut con, "rdbchecksum").await, "yes");
+    assert_eq!(get(&mut con, "dbfilename").await, "dump.rdb");
+    assert_eq!(
+        err_line(&mut con, &["CONFIG", "SET", "appendonly", "yes"]).await,
+        "ERR CONFIG SET failed (possibly related to argument 'appendonly') - latchkey has no AOF yet; appendonly cannot be turned on"
+    );
+    for (name, value) in [
+        ("appendonly", "no"),
+        ("save", "60 5"),
+        ("rdbcompression", "yes"),
+    ] {
         assert_eq!(
             cmd(&mut con, &["CONFIG", "SET", name, value])
                 .await
                 .unwrap(),
             Value::Okay
         );
+        assert_eq!(get(&mut con, name).await, value);
     }
+    assert_eq!(
+        err_line(&mut con, &["CONFIG", "SET", "rdbchecksum", "no"]).await,
+        "ERR CONFIG SET failed (possibly related to argument 'rdbchecksum') - can't set immutable config"
+    );
+    let builder = Server::builder();
+    assert_eq!(
+        builder.config().save_points,
+        Vec::new(),
+        "an embedded server saves nothing unless asked"
+    );
 }
 
 #[test]
@@ -261,6 +282,8 @@ fn a_tcp_backlog_above_somaxconn_is_warned_about_as_redis_does() {
             "0",
             "--tcp-backlog",
             &backlog.to_string(),
+            "--save",
+            "",
             "--unixsocket",
         ])
         .arg(&sock)

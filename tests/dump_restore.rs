@@ -3,8 +3,10 @@
 //! seeing RESTORE, hostile payloads, and interop with a real redis-server 7.0
 //! both ways (its `dump.rdb` loads into latchkey; a file latchkey writes loads
 //! into redis-server with the same DEBUG DIGEST, and redis-check-rdb accepts
-//! it). The interop tests are skipped, with a message, when redis-server is
-//! not installed.
+//! it; streams carry their groups, PEL and consumers across, compared with
+//! XINFO STREAM FULL). redis-server runs with `sanitize-dump-payload yes`, so
+//! it deep-checks every payload latchkey gives it. The interop tests are
+//! skipped, with a message, when redis-server is not installed.
 
 mod common;
 
@@ -129,8 +131,59 @@ fn every_type() -> Vec<Vec<Vec<u8>>> {
     zadd("zset:small", 5);
     zadd("zset:big", 1000);
     c(vec![w("EXPIRE"), w("zset:big"), w("100000")]);
+    for line in STREAM_SMALL {
+        c(line.split(' ').map(w).collect());
+    }
+    c(vec![
+        w("XADD"),
+        w("stream:small"),
+        w("4-0"),
+        w("a"),
+        w("x"),
+        w("b"),
+        vec![b'y'; 5000],
+    ]);
+    // Ten nodes, an exact trim that leaves deleted entries in the first.
+    for i in 1..=1000 {
+        c(vec![
+            w("XADD"),
+            w("stream:big"),
+            format!("{i}-0").into_bytes(),
+            w("f"),
+            format!("value-{i}").into_bytes(),
+        ]);
+    }
+    for line in [
+        "XTRIM stream:big MAXLEN 950",
+        "XGROUP CREATE stream:big g 500-0",
+        "XREADGROUP GROUP g c COUNT 3 STREAMS stream:big >",
+        "XGROUP CREATE stream:empty g $ MKSTREAM",
+        "XADD stream:empty 5-0 f v",
+        "XDEL stream:empty 5-0",
+        "XGROUP CREATECONSUMER stream:empty g idle",
+        "XADD stream:ttl 1-0 f v",
+        "PEXPIRE stream:ttl 100000000",
+    ] {
+        c(line.split(' ').map(w).collect());
+    }
     cmds
 }
+
+/// A stream with entries of several shapes, one deleted, and groups with
+/// pending entries, a consumer with none and a group at its end.
+const STREAM_SMALL: &[&str] = &[
+    "XADD stream:small 1-1 a 1 b 2",
+    "XADD stream:small 1-2 a 3 b 4",
+    "XADD stream:small 2-0 c hello",
+    "XADD stream:small 3-5 a -7 b 99999999999",
+    "XDEL stream:small 1-2",
+    "XGROUP CREATE stream:small g1 0",
+    "XGROUP CREATE stream:small g2 $",
+    "XREADGROUP GROUP g1 alice COUNT 2 STREAMS stream:small >",
+    "XREADGROUP GROUP g1 bob COUNT 1 STREAMS stream:small >",
+    "XGROUP CREATECONSUMER stream:small g1 carol",
+    "XACK stream:small g1 1-1",
+];
 
 const KEYS: &[&str] = &[
     "str:int",
@@ -153,6 +206,10 @@ const KEYS: &[&str] = &[
     "hash:big",
     "zset:small",
     "zset:big",
+    "stream:small",
+    "stream:big",
+    "stream:empty",
+    "stream:ttl",
 ];
 
 /// A key's content in an order-free form, its encoding and whether it has a TTL.
@@ -169,6 +226,9 @@ async fn content(con: &mut MultiplexedConnection, key: &[u8]) -> (Vec<Vec<u8>>, 
                 .collect(),
         ),
         b"zset" => flat(ok(con, &[b"ZRANGE", key, b"0", b"-1", b"WITHSCORES"]).await),
+        // XINFO STREAM FULL has the entries, the bookkeeping, the groups with
+        // their PEL and consumers; its times are the servers' own clocks.
+        b"stream" => mask_times(xinfo_full(con, key).await),
         other => panic!("unexpected type {other:?}"),
     };
     items.insert(0, t);
@@ -198,6 +258,51 @@ fn flat(v: Value) -> Vec<Vec<u8>> {
         Value::Array(a) => a.into_iter().map(bulk_or_status).collect(),
         other => panic!("expected an array, got {other:?}"),
     }
+}
+
+/// Every leaf of a reply, in order (integers in decimal, nil as `(nil)`).
+fn leaves(v: Value, out: &mut Vec<Vec<u8>>) {
+    match v {
+        Value::Array(a) => a.into_iter().for_each(|x| leaves(x, out)),
+        Value::Int(n) => out.push(n.to_string().into_bytes()),
+        Value::Nil => out.push(b"(nil)".to_vec()),
+        other => out.push(bulk_or_status(other)),
+    }
+}
+
+/// XINFO STREAM key FULL flattened, without latchkey's `active-time` (a
+/// Redis 7.2 field that 7.0's reply and RDB format do not have).
+async fn xinfo_full(con: &mut MultiplexedConnection, key: &[u8]) -> Vec<Vec<u8>> {
+    let mut all = Vec::new();
+    leaves(
+        ok(con, &[b"XINFO", b"STREAM", key, b"FULL"]).await,
+        &mut all,
+    );
+    let mut out = Vec::new();
+    let mut it = all.into_iter();
+    while let Some(x) = it.next() {
+        if x == b"active-time" {
+            it.next();
+            continue;
+        }
+        out.push(x);
+    }
+    out
+}
+
+/// Unix-ms times (seen, delivered) as `T`: two servers filled apart differ there.
+fn mask_times(v: Vec<Vec<u8>>) -> Vec<Vec<u8>> {
+    v.into_iter()
+        .map(|x| {
+            match std::str::from_utf8(&x)
+                .ok()
+                .and_then(|s| s.parse::<i64>().ok())
+            {
+                Some(n) if n > 1_000_000_000_000 => b"T".to_vec(),
+                _ => x,
+            }
+        })
+        .collect()
 }
 
 fn sorted(mut v: Vec<Vec<u8>>) -> Vec<Vec<u8>> {
@@ -370,6 +475,8 @@ impl Redis {
                 "--appendonly",
                 "no",
             ])
+            // Deep checks of every payload latchkey hands it, as of a file.
+            .args(["--sanitize-dump-payload", "yes"])
             .args(["--enable-debug-command", "yes", "--dir"])
             .arg(dir)
             .args(["--dbfilename", dbfilename])
@@ -645,4 +752,64 @@ async fn restore_raises_restore_and_a_past_ttl_under_replace_raises_del() {
     .await;
     let want = event("restore", "k") + &event("restore", "k") + &event("del", "k");
     common::expect_reply(&mut sub, &want).await;
+}
+
+/// A stream with groups, pending entries and consumers crosses both ways
+/// with every field of XINFO STREAM FULL, times included, as it was.
+#[tokio::test]
+async fn a_stream_crosses_to_redis_server_and_back_with_its_groups_intact() {
+    if !have("redis-server") {
+        eprintln!("SKIPPED: redis-server is not installed");
+        return;
+    }
+    let dir = temp_dir("stream");
+    let redis = Redis::start(&dir, "dump.rdb").await;
+    let mut r = redis.connect().await.unwrap();
+    let server = start().await;
+    let mut l = connect(&server).await;
+    let key = b"stream:small";
+    for con in [&mut l, &mut r] {
+        for line in STREAM_SMALL {
+            let words: Vec<&[u8]> = line.split(' ').map(str::as_bytes).collect();
+            ok(con, &words).await;
+        }
+        // Delivered twice, now carol's.
+        ok(con, &[b"XCLAIM", key, b"g1", b"carol", b"0", b"2-0"]).await;
+    }
+    for (mut from, mut to, way) in [
+        (l.clone(), r.clone(), "latchkey → redis"),
+        (r.clone(), l.clone(), "redis → latchkey"),
+    ] {
+        let (from, to) = (&mut from, &mut to);
+        let payload = bulk(ok(from, &[b"DUMP", key]).await);
+        ok(to, &[b"RESTORE", b"copy", b"0", &payload, b"REPLACE"]).await;
+        let want = xinfo_full(from, key).await;
+        assert!(want.iter().any(|x| x == b"carol"), "{way}");
+        assert_eq!(xinfo_full(to, b"copy").await, want, "{way}");
+        let mut a = Vec::new();
+        let mut b = Vec::new();
+        leaves(ok(from, &[b"XPENDING", key, b"g1"]).await, &mut a);
+        leaves(ok(to, &[b"XPENDING", b"copy", b"g1"]).await, &mut b);
+        assert_eq!(a, b, "{way}");
+        // carol's history is the entry claimed.
+        let mut a = Vec::new();
+        leaves(
+            ok(
+                to,
+                &[
+                    b"XREADGROUP",
+                    b"GROUP",
+                    b"g1",
+                    b"carol",
+                    b"STREAMS",
+                    b"copy",
+                    b"0",
+                ],
+            )
+            .await,
+            &mut a,
+        );
+        assert_eq!(a, [&b"copy"[..], b"2-0", b"c", b"hello"], "{way}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -434,3 +434,42 @@ async fn a_waiter_for_another_type_does_not_hold_back_the_list_waiters_behind_it
         .unwrap();
     common::expect_reply(&mut zset_waiter, "*3\r\n$1\r\nk\r\n$1\r\nm\r\n$1\r\n1\r\n").await;
 }
+
+/// A connection's blocking waits share one timer, moved to each wait's
+/// deadline: a shorter timeout after a longer one, a wait after one that timed
+/// out, and a wait without timeout after one whose deadline is still ahead
+/// each end when they should.
+#[tokio::test]
+async fn successive_waits_of_one_client_keep_their_own_timeouts() {
+    use std::time::{Duration, Instant};
+    let server = start().await;
+    let mut con = connect(&server).await;
+    let mut waiter = common::open(&server).await;
+    // A long timeout, served at once: its deadline stays ahead.
+    common::send(&mut waiter, &["BLPOP q 10"]).await;
+    until_blocked(&mut con, 1).await;
+    let _: i64 = con.rpush("q", "a").await.unwrap();
+    expect_reply(&mut waiter, "*2\r\n$1\r\nq\r\n$1\r\na\r\n").await;
+    // A shorter one after it times out on its own deadline, not the first's.
+    let started = Instant::now();
+    common::send(&mut waiter, &["BLPOP q 0.1"]).await;
+    expect_reply(&mut waiter, "*-1\r\n").await;
+    assert!(started.elapsed() >= Duration::from_millis(95));
+    // After a timeout, the next wait times out too.
+    let started = Instant::now();
+    common::send(&mut waiter, &["BLPOP q 0.05"]).await;
+    expect_reply(&mut waiter, "*-1\r\n").await;
+    assert!(started.elapsed() >= Duration::from_millis(45));
+    // A wait served before its deadline, then one without a timeout: the
+    // first's deadline passing does not end the second.
+    common::send(&mut waiter, &["BLPOP q 0.2"]).await;
+    until_blocked(&mut con, 1).await;
+    let _: i64 = con.rpush("q", "b").await.unwrap();
+    expect_reply(&mut waiter, "*2\r\n$1\r\nq\r\n$1\r\nb\r\n").await;
+    common::send(&mut waiter, &["BLPOP q 0"]).await;
+    until_blocked(&mut con, 1).await;
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    until_blocked(&mut con, 1).await;
+    let _: i64 = con.rpush("q", "c").await.unwrap();
+    expect_reply(&mut waiter, "*2\r\n$1\r\nq\r\n$1\r\nc\r\n").await;
+}

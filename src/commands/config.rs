@@ -119,7 +119,7 @@ fn set(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
             // Only the value that describes what latchkey does (no persistence).
             return Err(failed(
                 &name,
-                "latchkey keeps data in memory only; persistence cannot be turned on",
+                "latchkey has no AOF yet; appendonly cannot be turned on",
             ));
         }
         done.push(param.name);
@@ -141,6 +141,10 @@ fn set(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
         .notifier()
         .set_classes(next.notify_keyspace_events);
     ctx.shared.keyspace.locks().set_lock_delay(next.lock_delay);
+    ctx.shared.persist.set_policy(
+        next.stop_writes_on_bgsave_error,
+        !next.save_points.is_empty(),
+    );
     let max_keys = next.tracking_table_max_keys;
     *ctx.shared.config.write() = next;
     // A lower tracking-table-max-keys applies at once, idle or not (Redis

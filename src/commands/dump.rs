@@ -7,8 +7,9 @@
 //! A lock has no payload: DUMP of a lock is refused with the error COPY
 //! gives it (Redis's answer for a module value it cannot serialize is an
 //! error too), because a payload restored twice would hand the same holders
-//! and fencing tokens to two keys. Streams are not serialized yet and are
-//! refused the same way.
+//! and fencing tokens to two keys. A stream is serialized whole: its
+//! entries, deleted-entry bookkeeping, consumer groups with their PEL and
+//! consumers (`rdb::stream`), so RESTORE gives the groups back as they were.
 
 use bytes::Bytes;
 

@@ -184,11 +184,32 @@ fn section(shared: &Shared, name: &str, out: &mut String) {
             field(out, "maxmemory_policy", "noeviction");
         }
         "persistence" => {
+            let now = shared.clock.now_ms();
+            let r = shared.persist.report(now);
+            let changes = shared.keyspace.dirty().wrapping_sub(r.dirty_base);
             field(out, "loading", 0);
             field(out, "async_loading", 0);
-            field(out, "rdb_bgsave_in_progress", 0);
+            field(out, "rdb_changes_since_last_save", changes);
+            field(out, "rdb_bgsave_in_progress", u8::from(r.in_progress));
+            field(out, "rdb_last_save_time", r.lastsave_s);
+            field(
+                out,
+                "rdb_last_bgsave_status",
+                if r.last_ok { "ok" } else { "err" },
+            );
+            field(out, "rdb_last_bgsave_time_sec", r.last_duration_s);
+            field(out, "rdb_current_bgsave_time_sec", r.current_s);
+            field(out, "rdb_saves", r.saves);
+            field(out, "rdb_last_load_keys_expired", r.load_expired);
+            field(out, "rdb_last_load_keys_loaded", r.loaded);
             field(out, "aof_enabled", 0);
             field(out, "aof_rewrite_in_progress", 0);
+            field(out, "aof_rewrite_scheduled", 0);
+            field(out, "aof_last_rewrite_time_sec", -1);
+            field(out, "aof_current_rewrite_time_sec", -1);
+            field(out, "aof_last_bgrewrite_status", "ok");
+            field(out, "aof_rewrites", 0);
+            field(out, "aof_last_write_status", "ok");
         }
         "stats" => {
             let s = &shared.stats;

@@ -448,25 +448,25 @@ impl Serve for ListMove {
         let source = shards.shard(key);
         let list = source.write::<List>(key, now).ok()??;
         let value = list.pop(self.from, self.fill)?;
-        if *key == self.dst {
+        let deleted = if *key == self.dst {
             // A rotation: the list never empties, so the key (and its TTL)
             // stays, as in Redis.
             list.push(self.to, &value, self.fill);
+            false
         } else {
-            source.remove_if_empty::<List>(key, now);
+            let deleted = source.remove_if_empty::<List>(key, now);
             if let Ok(list) = shards
                 .shard(&self.dst)
                 .get_or_create::<List>(&self.dst, now)
             {
                 list.push(self.to, &value, self.fill);
             }
-        }
+            deleted
+        };
         // Redis's order: the push, then the pop and the source's `del`.
         let dst_shard = shards.shard(&self.dst);
         dst_shard.log_event(notify::LIST, push_event(self.to), &self.dst);
-        let src = shards.shard(key);
-        let deleted = !src.contains(key, now);
-        log_popped(src, key, self.from, deleted);
+        log_popped(shards.shard(key), key, self.from, deleted);
         Some(Reply::Bulk(value))
     }
 

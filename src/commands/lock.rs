@@ -332,6 +332,7 @@ pub(crate) fn extend_at(
     let Some(lease) = lock.extend(owner, ttl_ms, now) else {
         return Ok(false);
     };
+    shard.lock_shared().note_lease(ttl_ms);
     let effects = Effects {
         changed: false,
         deadlines: smallvec::smallvec![lease],

@@ -25,6 +25,7 @@ pub mod keys;
 pub mod list;
 pub mod lock;
 pub mod object;
+pub mod persist;
 pub mod pubsub;
 pub mod replication;
 pub mod scripting;
@@ -614,6 +615,7 @@ fn families() -> impl Iterator<Item = &'static CommandSpec> {
     [
         connection::COMMANDS,
         server::COMMANDS,
+        persist::COMMANDS,
         replication::COMMANDS,
         keys::COMMANDS,
         dump::COMMANDS,
@@ -819,6 +821,13 @@ fn execute_one(shared: &Shared, session: &mut Session, args: &[Bytes]) -> Reply 
         session.flag_transaction_error();
         return Reply::Error(CommandError::NoAuth);
     }
+    // Redis's writeCommandsDeniedByDiskError: writes, and PING, while the
+    // last background save failed.
+    if (cmd.spec.has(flag::WRITE) || cmd.spec.name == "ping") && shared.persist.writes_denied() {
+        cmd.stats.rejected_calls.fetch_add(1, Ordering::Relaxed);
+        session.flag_transaction_error();
+        return Reply::Error(CommandError::Misconf);
+    }
     if !session.resp3
         && session.subs.any()
         && !pubsub::allowed_while_subscribed(cmd.full_name.split('|').next().unwrap_or(""))
@@ -846,7 +855,7 @@ fn execute_one(shared: &Shared, session: &mut Session, args: &[Bytes]) -> Reply 
     }
     let allow_busy = cmd.spec.has(flag::ALLOW_BUSY);
     if cmd.spec.has(flag::OWN_GATE) {
-        if shared.scripts.is_busy() {
+        if shared.scripts.is_busy() && !allow_busy {
             return reject_busy(shared, session, cmd);
         }
         // EXEC and EVAL serve blocked clients themselves, under their gate.
@@ -862,6 +871,11 @@ fn execute_one(shared: &Shared, session: &mut Session, args: &[Bytes]) -> Reply 
         .read_unless(|| shared.scripts.is_busy() || shared.is_shutting_down())
     {
         Some(_gate) => {
+            if shared.is_stopping() {
+                // Shut down (and saved) while this waited: close unanswered.
+                session.close_after_reply = true;
+                return Reply::Silent;
+            }
             let reply = call(shared, session, cmd, args, CallMode::Client);
             serve_blocked(shared, session.now_ms);
             // The events of what serving popped (lpop, del, ...) follow the

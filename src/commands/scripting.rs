@@ -142,6 +142,10 @@ fn run(ctx: &mut Ctx<'_>, args: &[Bytes], script: Script<'_>, read_only: bool) -
         ),
         _ => None,
     };
+    if _gate.is_some() && shared.is_stopping() {
+        ctx.session.close_after_reply = true;
+        return Ok(Reply::Silent);
+    }
     let loaded;
     let sha = match script {
         Script::Sha(sha) => sha,

@@ -2,6 +2,7 @@
 
 use bytes::Bytes;
 
+use super::persist::{shut_down, FinalSave};
 use super::CommandResult;
 use super::{flag, is, CommandSpec, Ctx};
 use crate::error::CommandError;
@@ -41,7 +42,8 @@ pub static COMMANDS: &[CommandSpec] = &[
             | flag::LOADING
             | flag::STALE
             | flag::NO_MULTI
-            | flag::ALLOW_BUSY,
+            | flag::ALLOW_BUSY
+            | flag::OWN_GATE,
         shutdown,
     )
     .acl(&["@admin", "@slow", "@dangerous"])
@@ -90,6 +92,8 @@ fn flushall(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
             shard.clear(ctx.now);
         }
     }
+    // With save points set, the empty keyspace is saved at once (Redis).
+    super::persist::save_after_flushall(ctx.shared);
     Ok(Reply::OK)
 }
 
@@ -102,27 +106,41 @@ fn time(ctx: &mut Ctx<'_>, _: &[Bytes]) -> CommandResult {
 }
 
 fn shutdown(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
+    let (mut save, mut nosave, mut force, mut abort, mut now) = (false, false, false, false, false);
     for a in &args[1..] {
-        if !["nosave", "save", "now", "force", "abort"]
-            .iter()
-            .any(|o| is(a, o))
-        {
-            return Err(CommandError::Syntax);
+        match () {
+            _ if is(a, "nosave") => nosave = true,
+            _ if is(a, "save") => save = true,
+            _ if is(a, "now") => now = true,
+            _ if is(a, "force") => force = true,
+            _ if is(a, "abort") => abort = true,
+            _ => return Err(CommandError::Syntax),
         }
     }
-    if args[1..].iter().any(|a| is(a, "abort")) {
+    if (abort && (save || nosave || now || force)) || (save && nosave) {
+        return Err(CommandError::Syntax);
+    }
+    if abort {
         return Err(CommandError::err("No shutdown in progress."));
     }
     if ctx.shared.scripts.is_busy() {
         // Beside a busy script only SHUTDOWN NOSAVE goes ahead, and stops it.
-        if !args[1..].iter().any(|a| is(a, "nosave")) {
+        if !nosave {
             return Err(super::busy_error());
         }
     }
     tracing::warn!("User requested shutdown...");
-    // Shutting down first, so that the commands waiting for the stopped script's
+    let mode = match (save, nosave) {
+        (true, _) => FinalSave::Save,
+        (_, true) => FinalSave::NoSave,
+        _ => FinalSave::Default,
+    };
+    // Saves first (holding the gate, so nothing runs after the save) and
+    // marks the server stopping: the commands waiting for a stopped script's
     // gate give up instead of running on its half-done writes.
-    ctx.shared.shutdown();
+    if !shut_down(ctx.shared, mode, force) {
+        return Err(CommandError::err("Errors trying to SHUTDOWN. Check logs."));
+    }
     ctx.shared.scripts.abort();
     ctx.session.close_after_reply = true;
     // Redis closes the connection without a reply on success.

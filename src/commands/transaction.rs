@@ -181,6 +181,11 @@ fn exec(ctx: &mut Ctx<'_>, _: &[Bytes]) -> CommandResult {
         discard_state(ctx);
         return Err(super::exec_abort_busy());
     };
+    if shared.is_stopping() {
+        // Shut down (and saved) while this waited: close unanswered.
+        ctx.session.close_after_reply = true;
+        return Ok(Reply::Silent);
+    }
     let Some(multi) = ctx.session.multi.take() else {
         return Err(CommandError::err("EXEC without MULTI"));
     };

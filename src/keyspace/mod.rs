@@ -266,6 +266,10 @@ pub struct Shard {
     locks: Arc<LockShared>,
     /// Keys removed because their TTL passed (lazily or actively).
     expired_count: u64,
+    /// Changes made here since start-up (each modified key, each key a flush
+    /// removed): summed over the shards, less the sum at the last save, it is
+    /// `rdb_changes_since_last_save`, which save points read.
+    dirty: u64,
     /// Where this shard's own events (`expired`) are logged for publishing;
     /// it knows the shard's database.
     events: ShardEvents,
@@ -343,6 +347,7 @@ impl Shard {
             timer,
             locks,
             expired_count: 0,
+            dirty: 0,
             events,
             blocked,
             hook,
@@ -750,6 +755,7 @@ impl Shard {
     /// Removes every key, telling all watchers. Waiters of removed locks stay
     /// queued and are granted, as after DEL.
     pub fn clear(&mut self, now: u64) {
+        self.dirty = self.dirty.wrapping_add(self.map.len() as u64);
         if let Some(snap) = self.snap.as_deref_mut() {
             snap.preserve_all(&self.map);
         }
@@ -875,6 +881,7 @@ impl Shard {
 
     /// Marks `key` as modified for `WATCH` and client-side caching.
     pub fn touch(&mut self, key: &[u8]) {
+        self.dirty = self.dirty.wrapping_add(1);
         if self.hook.is_active() {
             note_modified(Modified::Key(Bytes::copy_from_slice(key)));
         }
@@ -886,6 +893,31 @@ impl Shard {
                 f.store(true, Ordering::Release);
             }
         }
+    }
+
+    /// What locks share across the server (tokens, the longest lease).
+    pub fn lock_shared(&self) -> &LockShared {
+        &self.locks
+    }
+
+    /// Changes made in this shard since start-up (see the field).
+    pub fn dirty(&self) -> u64 {
+        self.dirty
+    }
+
+    /// Puts a value loaded from a file at `key` (at start-up): filed with its
+    /// TTL and its own deadlines (a lock's lease ends and lock-delay end).
+    /// Refused, changing nothing, if the key is already here.
+    pub fn restore(&mut self, key: &[u8], entry: Entry, now: u64) -> Result<(), Entry> {
+        if self.peek(key, now).is_some() {
+            return Err(entry);
+        }
+        let deadlines = entry.value.deadlines();
+        self.insert(key, entry, now);
+        for d in deadlines {
+            self.schedule(key, d);
+        }
+        Ok(())
     }
 
     /// Registers `flag` to be set when `key` is next modified.
@@ -1177,9 +1209,24 @@ impl Keyspace {
         }
     }
 
+    /// Changes made since start-up, over every shard of every database (see
+    /// `Shard::dirty`); locks each shard in turn.
+    pub fn dirty(&self) -> u64 {
+        self.dbs
+            .iter()
+            .flat_map(|db| db.shards())
+            .map(|shard| shard.lock().dirty())
+            .fold(0u64, u64::wrapping_add)
+    }
+
     /// Claims the right to run a snapshot; false if one is running.
     pub fn claim_snapshot(&self) -> bool {
         !self.snapshot_running.swap(true, Ordering::AcqRel)
+    }
+
+    /// Whether a snapshot is running (claimed and not yet given back).
+    pub fn snapshot_running(&self) -> bool {
+        self.snapshot_running.load(Ordering::Acquire)
     }
 
     /// Gives back what [`Keyspace::claim_snapshot`] claimed.

@@ -124,6 +124,15 @@ impl Value {
         }
     }
 
+    /// The deadlines of the value's own timers (a lock's lease ends and
+    /// lock-delay end), for a value put back from a file; none for others.
+    pub fn deadlines(&self) -> Vec<u64> {
+        match self {
+            Value::Lock(lock) => lock.deadlines(),
+            _ => Vec::new(),
+        }
+    }
+
     /// The holds that end with this value when it is taken out of the
     /// keyspace at `now` (a held lock deleted, overwritten, flushed, its key
     /// expired); empty for a value nobody holds.

@@ -27,6 +27,7 @@
 //! on unchanged, so a test that moved its clock gets deadlines on its clock.
 
 use std::io;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::clock::Clock;
 use crate::gate::ExecGate;
@@ -40,6 +41,13 @@ pub trait SnapshotSink {
     /// The server's fencing-token high-water mark at the instant (every token
     /// issued before is at most this); called once, before any database.
     fn fencing_high_water(&mut self, token: u64) -> io::Result<()>;
+
+    /// The longest lease (ms) the server had granted at the instant (what
+    /// the next start's automatic restart grace lasts); called once, after
+    /// the fencing mark. A sink that does not keep it ignores it.
+    fn longest_lease(&mut self, _ms: u64) -> io::Result<()> {
+        Ok(())
+    }
 
     /// The entries that follow belong to database `db`, which held about
     /// `keys` keys, `expires` of them with a TTL, at the instant (size hints).
@@ -84,9 +92,15 @@ pub struct Snapshot<'a> {
     keyspace: &'a Keyspace,
     instant_ms: u64,
     fencing: u64,
+    /// The longest lease granted, at the instant.
+    longest_lease: u64,
     /// Per database: keys and keys with a TTL at the instant.
     sizes: Vec<(u64, u64)>,
+    /// Changes made since start-up, at the instant (`Keyspace::dirty`).
+    dirty: u64,
     slice: usize,
+    /// Set by another thread to stop the walk (a save superseded).
+    cancel: Option<&'a AtomicBool>,
 }
 
 impl<'a> Snapshot<'a> {
@@ -102,27 +116,66 @@ impl<'a> Snapshot<'a> {
             return Err(SnapshotError::InProgress);
         }
         let _gate = gate.write();
+        Ok(Self::claimed(keyspace, clock))
+    }
+
+    /// As [`Snapshot::begin`], for a caller that holds the execution gate
+    /// exclusively already (a save at shutdown, which keeps every client out
+    /// until the server stops).
+    pub fn begin_held(keyspace: &'a Keyspace, clock: &Clock) -> Result<Self, SnapshotError> {
+        if !keyspace.claim_snapshot() {
+            return Err(SnapshotError::InProgress);
+        }
+        Ok(Self::claimed(keyspace, clock))
+    }
+
+    /// Marks every shard; the caller has claimed the snapshot and holds the
+    /// gate exclusively.
+    fn claimed(keyspace: &'a Keyspace, clock: &Clock) -> Self {
         let instant_ms = clock.now_ms();
         let fencing = keyspace.locks().high_water();
+        let longest_lease = keyspace.locks().longest_lease();
         let mut sizes = Vec::with_capacity(keyspace.dbs().len());
+        let mut dirty = 0u64;
         for db in keyspace.dbs() {
             let (mut keys, mut expires) = (0, 0);
             for shard in db.shards() {
                 let mut shard = shard.lock();
-                // Claimed above: no other snapshot has a shard marked.
+                // Claimed: no other snapshot has a shard marked.
                 shard.snapshot_mark();
                 keys += shard.len() as u64;
                 expires += shard.volatile() as u64;
+                dirty = dirty.wrapping_add(shard.dirty());
             }
             sizes.push((keys, expires));
         }
-        Ok(Snapshot {
+        Snapshot {
             keyspace,
             instant_ms,
             fencing,
+            longest_lease,
             sizes,
+            dirty,
             slice: SLICE,
-        })
+            cancel: None,
+        }
+    }
+
+    /// Changes made since start-up at the instant: once the snapshot is
+    /// saved, what `rdb_changes_since_last_save` counts from.
+    pub fn dirty(&self) -> u64 {
+        self.dirty
+    }
+
+    /// Keys in all databases at the instant.
+    pub fn keys(&self) -> u64 {
+        self.sizes.iter().map(|(k, _)| k).sum()
+    }
+
+    /// Stops the walk with an `Interrupted` error once `flag` is set.
+    pub fn with_cancel(mut self, flag: &'a AtomicBool) -> Self {
+        self.cancel = Some(flag);
+        self
     }
 
     /// The instant, in ms on the server clock.
@@ -146,6 +199,7 @@ impl<'a> Snapshot<'a> {
     /// that held keys at the instant with its keys as they were then.
     pub fn write_to(self, sink: &mut dyn SnapshotSink) -> io::Result<SnapshotStats> {
         sink.fencing_high_water(self.fencing)?;
+        sink.longest_lease(self.longest_lease)?;
         let mut stats = SnapshotStats::default();
         for (index, db) in self.keyspace.dbs().iter().enumerate() {
             let (keys, expires) = self.sizes.get(index).copied().unwrap_or_default();
@@ -169,6 +223,9 @@ impl<'a> Snapshot<'a> {
     ) -> io::Result<()> {
         let instant = self.instant_ms;
         loop {
+            if self.cancel.is_some_and(|c| c.load(Ordering::Relaxed)) {
+                return Err(io::Error::new(io::ErrorKind::Interrupted, "save cancelled"));
+            }
             let mut guard = shard.lock();
             let done = guard.snapshot_visit(self.slice, |key, entry| {
                 if !expired_at(entry, instant) {
@@ -197,6 +254,48 @@ impl<'a> Snapshot<'a> {
 /// Whether `entry` was already gone at the instant (its TTL had passed).
 fn expired_at(entry: &Entry, instant: u64) -> bool {
     entry.expires_at().is_some_and(|at| at <= instant)
+}
+
+/// A begun snapshot without its borrow of the keyspace ([`Snapshot::detach`]):
+/// what BGSAVE hands the background thread, so the instant is the command's.
+/// Until [`Snapshot::attach`] makes it a snapshot again (on the same
+/// keyspace), its shards stay marked and the claim held: it must not be
+/// dropped unattached.
+#[derive(Debug)]
+pub struct Detached {
+    instant_ms: u64,
+    fencing: u64,
+    longest_lease: u64,
+    sizes: Vec<(u64, u64)>,
+    dirty: u64,
+}
+
+impl<'a> Snapshot<'a> {
+    /// Lets go of the keyspace borrow, keeping the marks and the claim.
+    pub fn detach(self) -> Detached {
+        let mut this = std::mem::ManuallyDrop::new(self);
+        Detached {
+            instant_ms: this.instant_ms,
+            fencing: this.fencing,
+            longest_lease: this.longest_lease,
+            sizes: std::mem::take(&mut this.sizes),
+            dirty: this.dirty,
+        }
+    }
+
+    /// The snapshot `detached` was, on `keyspace` (the one it was begun on).
+    pub fn attach(keyspace: &'a Keyspace, detached: Detached) -> Self {
+        Snapshot {
+            keyspace,
+            instant_ms: detached.instant_ms,
+            fencing: detached.fencing,
+            longest_lease: detached.longest_lease,
+            sizes: detached.sizes,
+            dirty: detached.dirty,
+            slice: SLICE,
+            cancel: None,
+        }
+    }
 }
 
 impl Drop for Snapshot<'_> {

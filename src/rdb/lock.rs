@@ -20,8 +20,9 @@
 //! Waiters are not written (their connections do not survive a restart), nor
 //! is a holder's SESSION binding (its connection is gone too: the hold keeps
 //! its lease, as a lease-only hold). The server's fencing-token high-water
-//! mark is its own aux field, [`AUX_FENCING`] (decimal), written by the
-//! snapshot through [`super::file::Writer::aux`].
+//! mark is its own aux field, [`AUX_FENCING`] (decimal), and so is the
+//! longest lease granted, [`AUX_LONGEST_LEASE`], both written by the snapshot
+//! through [`super::file::Writer::aux`].
 
 use super::encoding::{write_len, write_string, Input};
 use super::RdbError;
@@ -32,6 +33,9 @@ use crate::types::CompactBytes;
 pub const AUX_LOCK: &[u8] = b"latchkey-lock";
 /// The aux key of the fencing-token high-water mark.
 pub const AUX_FENCING: &[u8] = b"latchkey-fencing-token";
+/// The aux key of the longest lease (ms, decimal) the server had granted: how
+/// long the next start's automatic restart grace lasts.
+pub const AUX_LONGEST_LEASE: &[u8] = b"latchkey-longest-lease";
 
 const FLAG_SHARED: u8 = 1;
 

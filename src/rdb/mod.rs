@@ -11,16 +11,18 @@
 //! panics, never allocates a length before the bytes behind it exist, and
 //! validates every blob. Errors name the byte offset.
 //!
+//! - [`stream`]: a stream's payload (nodes as Redis's listpacks, the
+//!   bookkeeping, consumer groups with their PEL and consumers).
 //! - [`lock`]: a lock as an AUX field (Redis has no type for it), which
 //!   redis-server skips and latchkey's loader restores.
 //!
-//! **Not yet written** (this increment): streams. [`value::write`] answers
-//! [`value::Unsupported`] for them (and for a lock, which is no value in
-//! Redis's sense); DUMP of either is refused.
+//! [`value::write`] answers [`value::Unsupported`] for a lock only (no value
+//! in Redis's sense); DUMP of one is refused.
 
 pub mod encoding;
 pub mod file;
 pub mod lock;
+pub mod stream;
 pub mod value;
 
 use std::fmt;

@@ -1,6 +1,8 @@
 //! One value ↔ its RDB type byte and payload (Redis 7.0, RDB version 10),
 //! for every type latchkey has but locks (see the module doc of
-//! [`crate::rdb`] for how a file holds those).
+//! [`crate::rdb`] for how a file holds those). A stream is written as
+//! STREAM_LISTPACKS_2 and read from that, its 5.0 and its 7.2 layout by
+//! [`super::stream`].
 //!
 //! Writing picks the encoding the value has (OBJECT ENCODING): a listpack
 //! hash or zset as HASH_LISTPACK / ZSET_LISTPACK, an intset as SET_INTSET,
@@ -77,8 +79,6 @@ const CONTAINER_PACKED: u64 = 2;
 pub enum Unsupported {
     /// A lock: Redis has no type for it (a file holds it in aux fields).
     Lock,
-    /// A stream: not written by this version yet.
-    Stream,
 }
 
 /// Appends `value`'s type byte and payload; `compress` is `rdbcompression`.
@@ -92,7 +92,10 @@ pub fn write(out: &mut Vec<u8>, value: &Value, compress: bool) -> Result<(), Uns
         Value::Set(s) => write_set(out, s, compress),
         Value::Hash(h) => write_hash(out, h, compress),
         Value::ZSet(z) => write_zset(out, z, compress),
-        Value::Stream(_) => return Err(Unsupported::Stream),
+        Value::Stream(st) => {
+            out.push(kind::STREAM_LISTPACKS_2);
+            super::stream::write(out, st, compress);
+        }
         Value::Lock(_) => return Err(Unsupported::Lock),
     }
     Ok(())
@@ -270,6 +273,9 @@ pub fn read(kind_byte: u8, inp: &mut Input<'_>, enc: &Encodings) -> Result<Value
                 pairs.push((m, score));
             }
             zset_of(pairs, enc, at)?
+        }
+        kind::STREAM_LISTPACKS | kind::STREAM_LISTPACKS_2 | kind::STREAM_LISTPACKS_3 => {
+            Value::Stream(Box::new(super::stream::read(kind_byte, inp)?))
         }
         _ => {
             return Err(RdbError::Invalid {

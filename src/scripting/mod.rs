@@ -886,6 +886,9 @@ fn redis_call(
                 "Write commands are not allowed from read-only scripts.",
             ));
         }
+        if shared.persist.writes_denied() {
+            return Reply::Error(CommandError::Misconf);
+        }
         // A script killed before its first write does not get to write.
         let state = &shared.scripts.watch.state;
         if state.compare_exchange(CLEAN, WROTE, Ordering::AcqRel, Ordering::Acquire) == Err(KILLED)

@@ -61,6 +61,13 @@ pub struct LockShared {
     next_waiter: AtomicU64,
     /// The server's `lock-delay` (ms), for acquires without LOCKDELAY.
     lock_delay: AtomicU32,
+    /// The longest lease (ms) granted or extended since start-up, or read
+    /// from the file loaded at start-up: a snapshot keeps it, and the next
+    /// start's automatic restart grace is this long.
+    longest_lease: AtomicU64,
+    /// Until when (server clock ms) a key nobody is known to hold is granted
+    /// to nobody: the restart grace; 0 for none.
+    grace_until: AtomicU64,
     /// Counters.
     pub stats: LockStats,
 }
@@ -84,6 +91,8 @@ impl LockShared {
             last_token: AtomicU64::new(0),
             next_waiter: AtomicU64::new(1),
             lock_delay: AtomicU32::new(0),
+            longest_lease: AtomicU64::new(0),
+            grace_until: AtomicU64::new(0),
             stats: LockStats::default(),
         }
     }
@@ -120,6 +129,39 @@ impl LockShared {
     /// snapshot persists so that tokens after a restart stay above it.
     pub fn high_water(&self) -> u64 {
         self.last_token.load(Ordering::Acquire)
+    }
+
+    /// Raises the high-water mark to at least `token` (a file's mark, at
+    /// start-up): every token issued after is greater.
+    pub fn raise_high_water(&self, token: u64) {
+        self.last_token.fetch_max(token, Ordering::AcqRel);
+    }
+
+    /// Notes a lease of `ttl_ms` granted or extended (for the restart grace).
+    #[inline]
+    pub fn note_lease(&self, ttl_ms: u64) {
+        if ttl_ms > self.longest_lease.load(Ordering::Relaxed) {
+            self.longest_lease.fetch_max(ttl_ms, Ordering::Relaxed);
+        }
+    }
+
+    /// The longest lease (ms) noted so far.
+    pub fn longest_lease(&self) -> u64 {
+        self.longest_lease.load(Ordering::Relaxed)
+    }
+
+    /// Starts the restart grace: until `until` (server clock ms), a key with
+    /// no holder is in a lock-delay that ends then, so nothing a holder from
+    /// before the restart may still believe it holds is granted to another.
+    pub fn set_restart_grace(&self, until: u64) {
+        self.grace_until.store(until, Ordering::Relaxed);
+    }
+
+    /// The end of the restart grace, if it lasts past `now`.
+    #[inline]
+    pub fn grace_until(&self, now: u64) -> Option<u64> {
+        let until = self.grace_until.load(Ordering::Relaxed);
+        (until > now).then_some(until)
     }
 
     /// A fresh id for a waiter.
@@ -470,6 +512,7 @@ impl State {
                 // The waiter left as we granted: the lock passes on.
                 continue;
             }
+            shared.note_lease(w.ttl_ms);
             shared.stats.acquisitions.fetch_add(1, Ordering::Relaxed);
             shared
                 .stats
@@ -504,8 +547,10 @@ impl State {
             None
         };
         let delay_over = self.end_delay(now);
+        let grace = self.hold_for_grace(now, shared);
         let (mut deadlines, granted) = self.grant_waiters(now, shared);
         deadlines.extend(delayed);
+        deadlines.extend(grace);
         if !ended.is_empty() {
             shared
                 .stats
@@ -547,6 +592,7 @@ impl State {
             // the latest word on what should end the hold and what follows.
             h.session = req.session.and_then(NonZeroU64::new);
             h.delay_ms = req.delay_ms;
+            shared.note_lease(req.ttl_ms);
             let renewed = Effects {
                 changed: false,
                 deadlines: smallvec::smallvec![expires_at],
@@ -557,8 +603,11 @@ impl State {
         if self.limit() != req.limit {
             return Err(LockError::LimitMismatch(self.limit()));
         }
+        let grace: smallvec::SmallVec<[u64; 2]> =
+            self.hold_for_grace(now, shared).into_iter().collect();
         if self.waiters().is_empty() && !self.in_delay(now) && self.compatible(req.shared) {
             let token = shared.next_token(now);
+            shared.note_lease(req.ttl_ms);
             self.holders.push(Holder {
                 owner: CompactBytes::from_slice(&req.owner),
                 token,
@@ -580,8 +629,13 @@ impl State {
             };
             return Ok((Acquired::Granted(token), granted));
         }
+        let waited = Effects {
+            changed: !grace.is_empty(),
+            deadlines: grace,
+            ..Effects::default()
+        };
         let Some((id, grant)) = req.wait else {
-            return Ok((Acquired::Busy, Effects::default()));
+            return Ok((Acquired::Busy, waited));
         };
         self.waiters_mut().push_back(Waiter {
             id,
@@ -592,7 +646,18 @@ impl State {
             delay_ms: req.delay_ms,
             grant,
         });
-        Ok((Acquired::Queued, Effects::default()))
+        Ok((Acquired::Queued, waited))
+    }
+
+    /// During the restart grace, a lock nobody holds starts a lock-delay
+    /// that ends with the grace (see [`LockShared::set_restart_grace`]);
+    /// the deadline to file, if it started one.
+    fn hold_for_grace(&mut self, now: u64, shared: &LockShared) -> Option<u64> {
+        if !self.holders.is_empty() {
+            return None;
+        }
+        let until = shared.grace_until(now)?;
+        self.start_delay(until, now)
     }
 
     /// LOCK.RELEASE: true if `owner` held the lock and no longer does.
@@ -705,6 +770,16 @@ impl State {
             .map(|h| h.expires_at)
             .chain(self.delay_until())
             .max()
+    }
+
+    /// Every deadline of its own: each holder's lease end and the end of
+    /// the lock-delay the key is in (what a lock loaded from a file files).
+    pub fn deadlines(&self) -> Vec<u64> {
+        self.holders
+            .iter()
+            .map(|h| h.expires_at)
+            .chain(self.delay_until().filter(|&t| t > 0))
+            .collect()
     }
 
     /// Empties the queue, telling every waiter the lock is gone; returns how
@@ -1064,6 +1139,11 @@ impl Lock {
     /// See [`State::longest_lease`].
     pub fn longest_lease(&self) -> Option<u64> {
         self.view(State::longest_lease)
+    }
+
+    /// See [`State::deadlines`].
+    pub fn deadlines(&self) -> Vec<u64> {
+        self.view(State::deadlines)
     }
 
     /// See [`State::info`].

@@ -264,6 +264,31 @@ const DELETED: u8 = 1;
 /// stored.
 const SAME_FIELDS: u8 = 2;
 
+/// Appends one entry to a node's buffer: its flags byte, its ID as deltas
+/// from the node's master ID (`ms`, `seq`), the length of what follows, and
+/// each item with its length.
+fn put_entry<T: AsRef<[u8]>>(
+    data: &mut Vec<u8>,
+    flags: u8,
+    ms: u64,
+    seq: u64,
+    items: impl Iterator<Item = T> + Clone,
+) {
+    let body: usize = items
+        .clone()
+        .map(|f| varint_len(f.as_ref().len() as u64) + f.as_ref().len())
+        .sum();
+    data.reserve(body + 32);
+    data.push(flags);
+    put_varint(data, ms);
+    put_varint(data, seq);
+    put_varint(data, body as u64);
+    for f in items {
+        put_varint(data, f.as_ref().len() as u64);
+        data.extend_from_slice(f.as_ref());
+    }
+}
+
 /// Appends `n` as a LEB128 varint.
 fn put_varint(buf: &mut Vec<u8>, mut n: u64) {
     loop {
@@ -401,20 +426,13 @@ impl Node {
             .iter()
             .skip(usize::from(same))
             .step_by(1 + usize::from(same));
-        let body: usize = items
-            .clone()
-            .map(|f| varint_len(f.as_ref().len() as u64) + f.as_ref().len())
-            .sum();
-        let data = &mut self.data;
-        data.reserve(body + 32);
-        data.push(if same { SAME_FIELDS } else { 0 });
-        put_varint(data, ms);
-        put_varint(data, seq);
-        put_varint(data, body as u64);
-        for f in items {
-            put_varint(data, f.as_ref().len() as u64);
-            data.extend_from_slice(f.as_ref());
-        }
+        put_entry(
+            &mut self.data,
+            if same { SAME_FIELDS } else { 0 },
+            ms,
+            seq,
+            items,
+        );
         self.last = id;
         self.live += 1;
         self.total += 1;
@@ -1163,6 +1181,177 @@ impl Stream {
     pub fn set_last_id(&mut self, id: StreamId) {
         self.last_id = id;
     }
+
+    /// The nodes in ID order, as stored (the RDB writer's view).
+    pub fn nodes(&self) -> impl Iterator<Item = NodeView<'_>> {
+        self.nodes.iter().map(|node| NodeView { node })
+    }
+
+    /// The ID of the last entry stored, deleted ones included (0-0 with no
+    /// node).
+    pub fn last_stored(&self) -> StreamId {
+        self.nodes.back().map_or(StreamId::MIN, |n| n.last)
+    }
+
+    /// Puts a rebuilt node after the last one, counting its live entries; a
+    /// node with none is dropped (a stream keeps no such node). `first_id`
+    /// follows. The caller sets the bookkeeping fields.
+    pub fn push_node(&mut self, b: NodeBuilder) -> Result<(), NodeError> {
+        let mut node = b.node;
+        if let Some(prev) = self.nodes.back() {
+            if node.master <= prev.last {
+                return Err(NodeError::NodeOrder);
+            }
+        }
+        if node.live == 0 {
+            return Ok(());
+        }
+        node.data.shrink_to_fit();
+        self.length += node.live;
+        self.nodes.push_back(node);
+        self.first_id = self.first_live();
+        Ok(())
+    }
+}
+
+/// One node of a stream as stored, for the RDB writer ([`Stream::nodes`]).
+#[derive(Debug, Clone, Copy)]
+pub struct NodeView<'a> {
+    node: &'a Node,
+}
+
+impl<'a> NodeView<'a> {
+    /// The node's master ID (its first entry's, the key Redis files it under).
+    pub fn master(self) -> StreamId {
+        self.node.master
+    }
+
+    /// The master entry's field names.
+    pub fn master_fields(self) -> FieldIter<'a> {
+        FieldIter(&self.node.names)
+    }
+
+    /// Live entries.
+    pub fn live(self) -> u64 {
+        self.node.live
+    }
+
+    /// Entries marked deleted whose bytes the node still holds.
+    pub fn deleted(self) -> u64 {
+        self.node.total - self.node.live
+    }
+
+    /// Every entry, deleted ones included, in ID order.
+    pub fn entries(self) -> impl Iterator<Item = StoredEntry<'a>> {
+        self.node.raws().map(|r| StoredEntry {
+            id: r.id,
+            deleted: r.flags & DELETED != 0,
+            same_fields: r.flags & SAME_FIELDS != 0,
+            items: FieldIter(r.body),
+        })
+    }
+}
+
+/// One entry of a node as stored.
+#[derive(Debug, Clone)]
+pub struct StoredEntry<'a> {
+    /// Its ID.
+    pub id: StreamId,
+    /// Marked deleted.
+    pub deleted: bool,
+    /// It has the master's field names: `items` holds its values alone.
+    pub same_fields: bool,
+    /// The values (`same_fields`), or the names and values in turn.
+    pub items: FieldIter<'a>,
+}
+
+/// Why a node cannot be put back into a stream (a corrupt snapshot).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NodeError {
+    /// An entry's ID is not above the one before it (or below the master).
+    IdOrder,
+    /// A same-fields entry whose number of values is not the master's.
+    FieldCount,
+    /// The node's master ID is not above the previous node's last entry.
+    NodeOrder,
+}
+
+/// A node rebuilt entry by entry from a snapshot, then put back with
+/// [`Stream::push_node`].
+#[derive(Debug, Clone)]
+pub struct NodeBuilder {
+    node: Node,
+    master_fields: usize,
+}
+
+impl NodeBuilder {
+    /// A node filed under `master` whose master entry has `names`; `bytes` is
+    /// the size of its listpack (where the next node starts depends on it).
+    pub fn new<T: AsRef<[u8]>>(master: StreamId, names: &[T], bytes: u64) -> NodeBuilder {
+        NodeBuilder {
+            node: Node {
+                master,
+                names: Fields::pack(names).0,
+                last: master,
+                live: 0,
+                total: 0,
+                bytes,
+                data: Vec::new(),
+            },
+            master_fields: names.len(),
+        }
+    }
+
+    /// Appends an entry as stored: `items` are its values when `same_fields`,
+    /// else its names and values in turn. Its ID must be above the previous
+    /// entry's (the first may equal the master ID, not be below it).
+    pub fn push<T: AsRef<[u8]>>(
+        &mut self,
+        id: StreamId,
+        deleted: bool,
+        same_fields: bool,
+        items: &[T],
+    ) -> Result<(), NodeError> {
+        let n = &mut self.node;
+        let in_order = if n.total == 0 {
+            id >= n.master
+        } else {
+            id > n.last
+        };
+        if !in_order {
+            return Err(NodeError::IdOrder);
+        }
+        if same_fields && items.len() != self.master_fields {
+            return Err(NodeError::FieldCount);
+        }
+        let ms = id.ms - n.master.ms;
+        let seq = if ms == 0 {
+            id.seq - n.master.seq
+        } else {
+            id.seq
+        };
+        put_entry(
+            &mut n.data,
+            (u8::from(deleted) * DELETED) | (u8::from(same_fields) * SAME_FIELDS),
+            ms,
+            seq,
+            items.iter(),
+        );
+        n.last = id;
+        n.total += 1;
+        n.live += u64::from(!deleted);
+        Ok(())
+    }
+
+    /// Live entries so far.
+    pub fn live(&self) -> u64 {
+        self.node.live
+    }
+
+    /// Entries so far, deleted ones included.
+    pub fn total(&self) -> u64 {
+        self.node.total
+    }
 }
 
 /// Nodes of the compressed trie holding `keys` (sorted, distinct, all 16
@@ -1420,6 +1609,49 @@ mod tests {
         let packed: usize = s.nodes.iter().map(|n| n.data.capacity()).sum();
         // "value:NNNN" is 10 bytes; flags, two ID deltas and two lengths.
         assert!(packed <= 10_000 * 16, "{packed} bytes");
+    }
+
+    #[test]
+    fn rebuilt_nodes_keep_their_ids_in_order() {
+        let names: [&[u8]; 1] = [b"f"];
+        let mut b = NodeBuilder::new(StreamId::new(5, 5), &names, 40);
+        assert_eq!(
+            b.push(StreamId::new(5, 4), false, true, &[b"v"]),
+            Err(NodeError::IdOrder)
+        );
+        b.push(StreamId::new(5, 5), true, true, &[b"v"]).unwrap();
+        assert_eq!(
+            b.push(StreamId::new(5, 5), false, true, &[b"v"]),
+            Err(NodeError::IdOrder)
+        );
+        assert_eq!(
+            b.push(StreamId::new(6, 0), false, true, &[b"v", b"w"]),
+            Err(NodeError::FieldCount)
+        );
+        b.push(StreamId::new(6, 0), false, false, &[b"g", b"w"])
+            .unwrap();
+        assert_eq!((b.live(), b.total()), (1, 2));
+        let mut s = Stream::default();
+        s.push_node(b).unwrap();
+        assert_eq!((s.len(), s.first_id), (1, StreamId::new(6, 0)));
+        assert_eq!(
+            items(s.get(StreamId::new(6, 0)).unwrap()),
+            vec![b"g".to_vec(), b"w".to_vec()]
+        );
+        assert!(s.get(StreamId::new(5, 5)).is_none());
+        // A node at or below the last one's entries is refused; one with no
+        // live entry is dropped.
+        let mut low = NodeBuilder::new(StreamId::new(6, 0), &names, 40);
+        low.push(StreamId::new(7, 0), false, true, &[b"v"]).unwrap();
+        assert_eq!(s.push_node(low), Err(NodeError::NodeOrder));
+        let mut dead = NodeBuilder::new(StreamId::new(8, 0), &names, 40);
+        dead.push(StreamId::new(8, 0), true, true, &[b"v"]).unwrap();
+        s.push_node(dead).unwrap();
+        assert_eq!((s.node_count(), s.len()), (1, 1));
+        let view: Vec<_> = s.nodes().next().unwrap().entries().collect();
+        assert_eq!(view.len(), 2);
+        assert!(view[0].deleted && view[0].same_fields);
+        assert!(!view[1].deleted && !view[1].same_fields);
     }
 
     #[test]

@@ -1,0 +1,163 @@
+#!/usr/bin/env python3
+"""RDB persistence, latchkey and redis-server side by side in one run (issue 14's
+speed targets that RDB alone can answer):
+
+  size     both loaded with the same KEYS keys (strings `key:N` -> `value:N`,
+           a tenth of them with a TTL, plus 1,000 hashes, lists, sets and
+           sorted sets of 20 elements), SAVE on each: the file sizes.
+  load     each restarted on its own file, ROUNDS times alternating: the
+           median time from spawn until it answers PING.
+  bgsave   redis-benchmark -c 50 GET/SET (random keys among KEYS) against
+           each, once quietly and once with a BGSAVE started 0.3 s in:
+           p50/p99/max latency from redis-benchmark's CSV, and whether the save
+           finished inside the run.
+
+Each server has a directory of its own under one temporary directory (removed
+at the end); everything listens on Unix sockets. Release build of latchkey.
+Usage:
+  [LATCHKEY=binary] benches/rdb.py [keys] [rounds]      (default 1000000 3)
+"""
+
+import csv
+import io
+import os
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from resp_load import LATCHKEY, Conn, build_latchkey, cmd  # noqa: E402
+
+KEYS = int(sys.argv[1]) if len(sys.argv) > 1 else 1_000_000
+ROUNDS = int(sys.argv[2]) if len(sys.argv) > 2 else 3
+build_latchkey()
+
+
+def start(name, binary, d):
+    sock = os.path.join(d, "s.sock")
+    if os.path.exists(sock):
+        os.unlink(sock)
+    t0 = time.monotonic()
+    args = [binary, "--port", "0", "--unixsocket", sock, "--save", "",
+            "--appendonly", "no", "--dir", d, "--loglevel", "warning"]
+    p = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = t0 + 120
+    while True:
+        if p.poll() is not None:
+            raise RuntimeError("%s exited while starting" % name)
+        if os.path.exists(sock):
+            try:
+                c = Conn(sock)
+                if c.call("PING") == b"PONG":
+                    return p, sock, c, time.monotonic() - t0
+            except (OSError, ValueError):
+                pass
+        if time.monotonic() > deadline:
+            raise RuntimeError("%s did not start" % name)
+        time.sleep(0.002)
+
+
+def stop(p):
+    p.send_signal(signal.SIGKILL)
+    p.wait()
+
+
+def populate(c):
+    def gen():
+        for i in range(KEYS):
+            if i % 10 == 0:
+                yield cmd(b"SET", b"key:%d" % i, b"value:%d" % i, b"EX", b"100000")
+            else:
+                yield cmd(b"SET", b"key:%d" % i, b"value:%d" % i)
+        for i in range(1000):
+            elems = [b"e%d" % j for j in range(20)]
+            yield cmd(b"HSET", b"h:%d" % i, *[x for e in elems for x in (e, b"v")])
+            yield cmd(b"RPUSH", b"l:%d" % i, *elems)
+            yield cmd(b"SADD", b"s:%d" % i, *elems)
+            yield cmd(b"ZADD", b"z:%d" % i, *[x for j, e in enumerate(elems) for x in (b"%d" % j, e)])
+    n, err = c.pipeline(gen())
+    if err is not None:
+        raise RuntimeError(err)
+
+
+def info(c, field):
+    text = c.call("INFO", "persistence").decode()
+    for line in text.splitlines():
+        if line.startswith(field + ":"):
+            return line.split(":", 1)[1].strip()
+    raise KeyError(field)
+
+
+def bench_latency(sock, c, bgsave):
+    n = 400_000
+    args = ["redis-benchmark", "-s", sock, "-c", "50", "-n", str(n), "-r", str(KEYS),
+            "-t", "get,set", "--csv"]
+    bench = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    saved = "-"
+    if bgsave:
+        time.sleep(0.3)
+        t0 = time.monotonic()
+        c.call("BGSAVE")
+        while info(c, "rdb_bgsave_in_progress") == "1":
+            time.sleep(0.01)
+        saved = "%.2fs" % (time.monotonic() - t0)
+    out, _ = bench.communicate()
+    rows = list(csv.DictReader(io.StringIO(out)))
+    return {r["test"]: (float(r["p50_latency_ms"]), float(r["p99_latency_ms"]),
+                        float(r["max_latency_ms"])) for r in rows}, saved
+
+
+def main():
+    top = tempfile.mkdtemp(prefix="latchkey-rdb-")
+    servers = {"redis": "redis-server", "latchkey": LATCHKEY}
+    dirs = {name: os.path.join(top, name) for name in servers}
+    try:
+        for d in dirs.values():
+            os.makedirs(d)
+        print("RDB: latchkey vs %s, %d string keys + 4,000 collections, %d rounds"
+              % (subprocess.run(["redis-server", "--version"], capture_output=True,
+                                text=True).stdout.split()[2], KEYS, ROUNDS))
+        sizes = {}
+        for name, binary in servers.items():
+            p, sock, c, _ = start(name, binary, dirs[name])
+            populate(c)
+            t0 = time.monotonic()
+            assert c.call("SAVE") == b"OK"
+            save_s = time.monotonic() - t0
+            sizes[name] = os.path.getsize(os.path.join(dirs[name], "dump.rdb"))
+            print("%-9s SAVE %.2fs, file %d bytes" % (name, save_s, sizes[name]))
+            stop(p)
+        print("file size ratio latchkey/redis: %.3f" % (sizes["latchkey"] / sizes["redis"]))
+        loads = {name: [] for name in servers}
+        for r in range(ROUNDS):
+            order = list(servers.items()) if r % 2 == 0 else list(servers.items())[::-1]
+            for name, binary in order:
+                p, sock, c, took = start(name, binary, dirs[name])
+                keys = int(c.call("DBSIZE"))
+                stop(p)
+                loads[name].append(took)
+        med = {n: statistics.median(v) for n, v in loads.items()}
+        for n in servers:
+            print("%-9s load to first PING: median %.3fs (%s)" %
+                  (n, med[n], ", ".join("%.3f" % x for x in loads[n])))
+        print("load time ratio latchkey/redis: %.3f (DBSIZE after load: %d)" %
+              (med["latchkey"] / med["redis"], keys))
+        print("%-9s %-8s %-6s %22s %22s %s" % ("server", "bgsave", "test", "p50/p99/max ms",
+                                               "", "save took"))
+        for name, binary in servers.items():
+            p, sock, c, _ = start(name, binary, dirs[name])
+            for bg in (False, True):
+                got, saved = bench_latency(sock, c, bg)
+                for test, (p50, p99, mx) in got.items():
+                    print("%-9s %-8s %-6s %8.3f %8.3f %8.3f   %s" %
+                          (name, "during" if bg else "none", test.split()[0], p50, p99, mx, saved))
+            stop(p)
+    finally:
+        shutil.rmtree(top, ignore_errors=True)
+
+
+main()

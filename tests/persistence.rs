@@ -1,0 +1,984 @@
+//! RDB persistence through the binary, as an operator runs it: SAVE, BGSAVE
+//! and save points write `dir/dbfilename`; a restart on the same directory
+//! (after SHUTDOWN, SIGTERM or `kill -9`) loads every type back with its TTL,
+//! and locks with their holders, tokens and leases; fencing tokens stay above
+//! every token issued before; a damaged file stops the start naming the file
+//! and offset; and the file is Redis's: redis-server 7 and redis-check-rdb
+//! read latchkey's, latchkey reads redis-server's.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use redis::{Connection, Value};
+
+const BIN: &str = env!("CARGO_BIN_EXE_latchkey");
+
+/// A directory of its own per test, removed at the end.
+struct Dir(PathBuf);
+
+impl Dir {
+    fn new(name: &str) -> Dir {
+        let path =
+            std::env::temp_dir().join(format!("latchkey-persist-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&path);
+        std::fs::create_dir_all(&path).unwrap();
+        Dir(path)
+    }
+
+    fn file(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+}
+
+impl Drop for Dir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A running binary on a Unix socket in the test's directory; SIGKILLed
+/// when dropped.
+struct Server {
+    child: Child,
+    sock: PathBuf,
+    log: std::sync::Arc<std::sync::Mutex<String>>,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts the binary with `--dir dir` and `flags`: the server once ready,
+/// or everything it printed if it exited first.
+fn try_start(dir: &Dir, flags: &[&str]) -> Result<Server, String> {
+    try_start_in(dir, &dir.0, flags)
+}
+
+/// As [`try_start`], with the socket in `dir` and `--dir data`.
+fn try_start_in(dir: &Dir, data: &Path, flags: &[&str]) -> Result<Server, String> {
+    let sock = dir.file("s.sock");
+    let _ = std::fs::remove_file(&sock);
+    let mut child = Command::new(BIN)
+        .args(["--port", "0", "--unixsocket"])
+        .arg(&sock)
+        .arg("--dir")
+        .arg(data)
+        .args(flags)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("binary starts");
+    let stdout = child.stdout.take().unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let err_log = log.clone();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            err_log.lock().unwrap().push_str(&(line + "\n"));
+        }
+    });
+    let (tx, rx) = std::sync::mpsc::channel();
+    let out_log = log.clone();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if line.contains("Ready to accept connections") {
+                let _ = tx.send(());
+            }
+            out_log.lock().unwrap().push_str(&(line + "\n"));
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if rx.recv_timeout(Duration::from_millis(20)).is_ok() {
+            return Ok(Server { child, sock, log });
+        }
+        if let Ok(Some(_)) = child.try_wait() {
+            std::thread::sleep(Duration::from_millis(100));
+            return Err(log.lock().unwrap().clone());
+        }
+        assert!(Instant::now() < deadline, "no readiness line");
+    }
+}
+
+fn start(dir: &Dir, flags: &[&str]) -> Server {
+    try_start(dir, flags).unwrap_or_else(|out| panic!("the server did not start:\n{out}"))
+}
+
+impl Server {
+    fn con(&self) -> Connection {
+        let client = redis::Client::open(format!("unix://{}", self.sock.display())).unwrap();
+        client.get_connection().unwrap()
+    }
+
+    /// Sends a signal (`TERM`, `KILL`) and waits for the exit.
+    fn signal(mut self, sig: &str) -> String {
+        let status = Command::new("kill")
+            .args([&format!("-{sig}"), &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        self.wait_exit()
+    }
+
+    /// Waits (20 s at most) for the process to end; returns its output.
+    fn wait_exit(&mut self) -> String {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while self.child.try_wait().unwrap().is_none() {
+            assert!(Instant::now() < deadline, "the server did not exit");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+        self.log.lock().unwrap().clone()
+    }
+}
+
+fn run(con: &mut Connection, args: &[&str]) -> Value {
+    let mut c = redis::cmd(args[0]);
+    for a in &args[1..] {
+        c.arg(*a);
+    }
+    c.query(con).unwrap_or_else(|e| panic!("{args:?}: {e}"))
+}
+
+fn run_err(con: &mut Connection, args: &[&str]) -> String {
+    let mut c = redis::cmd(args[0]);
+    for a in &args[1..] {
+        c.arg(*a);
+    }
+    match c.query::<Value>(con) {
+        Err(e) => e.to_string(),
+        Ok(v) => panic!("{args:?} answered {v:?}"),
+    }
+}
+
+fn int(con: &mut Connection, args: &[&str]) -> i64 {
+    match run(con, args) {
+        Value::Int(n) => n,
+        v => panic!("{args:?}: {v:?}"),
+    }
+}
+
+fn info_field(con: &mut Connection, name: &str) -> String {
+    let info: String = redis::cmd("INFO").arg("persistence").query(con).unwrap();
+    info.lines()
+        .find_map(|l| l.strip_prefix(&format!("{name}:")))
+        .unwrap_or_else(|| panic!("no {name} in {info}"))
+        .trim()
+        .to_string()
+}
+
+/// Every type, several encodings, TTLs, locks (plain, shared, semaphore,
+/// lease-only, in a lock-delay) and more than one database.
+fn populate(con: &mut Connection) {
+    let writes: &[&[&str]] = &[
+        &["SET", "str", "hello"],
+        &["SET", "int", "12345"],
+        &["SET", "long", &"x".repeat(300)],
+        &["SET", "ttl", "soon", "PX", "3600000"],
+        &["RPUSH", "list", "a", "b", "3", "d"],
+        &["HSET", "hash", "f1", "v1", "f2", "2"],
+        &["SADD", "ints", "1", "2", "300000"],
+        &["SADD", "words", "x", "y"],
+        &["ZADD", "zset", "1.5", "a", "-2", "b", "inf", "c"],
+        &["PFADD", "hll", "a", "b", "c"],
+        &["SETBIT", "bits", "100", "1"],
+        &["XADD", "stream", "1-1", "f", "v"],
+        &["XADD", "stream", "2-1", "f", "w", "g", "x"],
+        &["XGROUP", "CREATE", "stream", "grp", "0"],
+        &[
+            "XREADGROUP",
+            "GROUP",
+            "grp",
+            "alice",
+            "COUNT",
+            "1",
+            "STREAMS",
+            "stream",
+            ">",
+        ],
+        &["LOCK.ACQUIRE", "lock:one", "owner-1", "60000"],
+        &["LOCK.ACQUIRE", "lock:shared", "r1", "60000", "SHARED"],
+        &["LOCK.ACQUIRE", "lock:shared", "r2", "60000", "SHARED"],
+        &["LOCK.ACQUIRE", "lock:sem", "w1", "60000", "LIMIT", "3"],
+        &["SELECT", "3"],
+        &["SET", "other-db", "v"],
+        &["LOCK.ACQUIRE", "lock:db3", "owner-3", "60000"],
+        &["SELECT", "0"],
+    ];
+    for w in writes {
+        run(con, w);
+    }
+    let big: Vec<String> = (0..1000).map(|i| format!("m{i}")).collect();
+    let mut sadd = redis::cmd("SADD");
+    sadd.arg("bigset").arg(&big);
+    let _: i64 = sadd.query(con).unwrap();
+    let mut rpush = redis::cmd("RPUSH");
+    rpush.arg("biglist").arg(&big);
+    let _: i64 = rpush.query(con).unwrap();
+}
+
+fn render(v: &Value) -> String {
+    match v {
+        Value::BulkString(b) => format!("{:?}", String::from_utf8_lossy(b)),
+        Value::SimpleString(s) => s.clone(),
+        Value::Int(n) => n.to_string(),
+        Value::Nil => "nil".into(),
+        Value::Array(items) | Value::Set(items) => {
+            let parts: Vec<String> = items.iter().map(render).collect();
+            format!("[{}]", parts.join(","))
+        }
+        other => format!("{other:?}"),
+    }
+}
+
+/// A LOCK.INFO reply without what changes by the millisecond: every value
+/// after a `ttl` or `delay` field name.
+fn without_ttl(v: &Value) -> String {
+    match v {
+        Value::Array(items) => {
+            let mut parts = Vec::new();
+            let mut skip = false;
+            for item in items {
+                if skip {
+                    skip = false;
+                    continue;
+                }
+                if matches!(item, Value::BulkString(b) if b == b"ttl" || b == b"delay") {
+                    skip = true;
+                    continue;
+                }
+                parts.push(without_ttl(item));
+            }
+            format!("[{}]", parts.join(","))
+        }
+        other => render(other),
+    }
+}
+
+/// Each key of databases 0..16 with its type and value as commands read it
+/// (sets sorted; a lock's mode, owners and tokens, not its remaining
+/// lease), and whether it has a TTL.
+fn image(con: &mut Connection) -> BTreeMap<(u8, String), String> {
+    let mut out = BTreeMap::new();
+    for db in 0..16u8 {
+        run(con, &["SELECT", &db.to_string()]);
+        let keys: Vec<String> = redis::cmd("KEYS").arg("*").query(con).unwrap();
+        for key in keys {
+            let kind: String = redis::cmd("TYPE").arg(&key).query(con).unwrap();
+            let value = match kind.as_str() {
+                "string" => render(&run(con, &["GET", &key])),
+                "list" => render(&run(con, &["LRANGE", &key, "0", "-1"])),
+                "hash" => {
+                    let mut pairs: Vec<(String, String)> =
+                        redis::cmd("HGETALL").arg(&key).query(con).unwrap();
+                    pairs.sort();
+                    format!("{pairs:?}")
+                }
+                "set" => {
+                    let mut members: Vec<String> =
+                        redis::cmd("SMEMBERS").arg(&key).query(con).unwrap();
+                    members.sort();
+                    format!("{members:?}")
+                }
+                "zset" => render(&run(con, &["ZRANGE", &key, "0", "-1", "WITHSCORES"])),
+                "stream" => {
+                    let entries = render(&run(con, &["XRANGE", &key, "-", "+"]));
+                    let pending = render(&run(con, &["XPENDING", &key, "grp"]));
+                    format!("{entries} pending {pending}")
+                }
+                _ => format!("{kind} {}", without_ttl(&run(con, &["LOCK.INFO", &key]))),
+            };
+            let pttl = int(con, &["PTTL", &key]);
+            out.insert((db, key), format!("{kind} {value} ttl:{}", pttl > 0));
+        }
+    }
+    run(con, &["SELECT", "0"]);
+    out
+}
+
+#[test]
+fn save_then_kill_9_and_restart_keeps_every_type_ttl_and_lock() {
+    let dir = Dir::new("save-kill");
+    let server = start(&dir, &["--save", ""]);
+    let mut con = server.con();
+    populate(&mut con);
+    let before = image(&mut con);
+    let token = int(&mut con, &["LOCK.ACQUIRE", "lock:last", "me", "60000"]);
+    assert_eq!(run(&mut con, &["SAVE"]), Value::Okay);
+    assert!(dir.file("dump.rdb").exists());
+    assert_eq!(info_field(&mut con, "rdb_changes_since_last_save"), "0");
+    server.signal("KILL");
+
+    // No restart grace here: new locks are asked for at once (the grace
+    // has its own test).
+    let server = start(&dir, &["--save", "", "--lock-restart-grace", "0"]);
+    let mut con = server.con();
+    let mut after = image(&mut con);
+    after
+        .remove(&(0, "lock:last".into()))
+        .expect("the last lock too");
+    assert_eq!(before, after);
+    let ttl = int(&mut con, &["PTTL", "ttl"]);
+    assert!(ttl > 3_500_000 && ttl <= 3_600_000, "{ttl}");
+    let lease = int(&mut con, &["PTTL", "lock:one"]);
+    assert!(lease > 50_000 && lease <= 60_000, "{lease}");
+    // Still held by its owner: nobody else gets it, its owner can release it.
+    assert_eq!(
+        run(&mut con, &["LOCK.ACQUIRE", "lock:one", "intruder", "1000"]),
+        Value::Nil
+    );
+    assert_eq!(int(&mut con, &["LOCK.RELEASE", "lock:one", "owner-1"]), 1);
+    // Tokens after the restart are above every token before it.
+    let next = int(&mut con, &["LOCK.ACQUIRE", "lock:new", "me", "1000"]);
+    assert!(next > token, "{next} after {token}");
+    assert_eq!(
+        info_field(&mut con, "rdb_last_load_keys_loaded"),
+        before.len().saturating_add(1).to_string()
+    );
+}
+
+#[test]
+fn bgsave_writes_while_clients_run_and_reports_progress() {
+    let dir = Dir::new("bgsave");
+    let server = start(&dir, &["--save", ""]);
+    let mut con = server.con();
+    // Enough keys that the save takes a while.
+    for chunk in 0..50 {
+        let mut mset = redis::cmd("MSET");
+        for i in 0..2000 {
+            mset.arg(format!("k{chunk}:{i}")).arg(i);
+        }
+        let _: () = mset.query(&mut con).unwrap();
+    }
+    assert_eq!(
+        info_field(&mut con, "rdb_changes_since_last_save"),
+        "100000"
+    );
+    let last = int(&mut con, &["LASTSAVE"]);
+    assert_eq!(
+        run(&mut con, &["BGSAVE"]),
+        Value::SimpleString("Background saving started".into())
+    );
+    // One save at a time, whichever asks.
+    let again = run_err(&mut con, &["BGSAVE"]);
+    let save = run_err(&mut con, &["SAVE"]);
+    assert!(
+        again.contains("Background save already in progress"),
+        "{again}"
+    );
+    assert!(
+        save.contains("Background save already in progress"),
+        "{save}"
+    );
+    // Writes go on meanwhile, and count for the next save.
+    run(&mut con, &["SET", "during", "1"]);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while info_field(&mut con, "rdb_bgsave_in_progress") == "1" {
+        assert!(Instant::now() < deadline);
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(info_field(&mut con, "rdb_last_bgsave_status"), "ok");
+    // The snapshot's instant is BGSAVE's: `during` came after it.
+    assert_eq!(info_field(&mut con, "rdb_changes_since_last_save"), "1");
+    assert!(int(&mut con, &["LASTSAVE"]) >= last);
+    assert_eq!(info_field(&mut con, "rdb_saves"), "1");
+    server.signal("KILL");
+    let server = start(&dir, &["--save", ""]);
+    let mut con = server.con();
+    assert_eq!(int(&mut con, &["DBSIZE"]), 100_000);
+    assert_eq!(
+        run(&mut con, &["GET", "during"]),
+        Value::Nil,
+        "after the instant"
+    );
+}
+
+#[test]
+fn a_save_point_saves_in_the_background() {
+    let dir = Dir::new("savepoint");
+    let server = start(&dir, &["--save", "1 3"]);
+    let mut con = server.con();
+    run(&mut con, &["SET", "a", "1"]);
+    run(&mut con, &["SET", "b", "1"]);
+    std::thread::sleep(Duration::from_millis(2500));
+    assert!(!dir.file("dump.rdb").exists(), "two changes: not yet");
+    run(&mut con, &["SET", "c", "1"]);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !dir.file("dump.rdb").exists() || info_field(&mut con, "rdb_bgsave_in_progress") == "1" {
+        assert!(Instant::now() < deadline, "the save point did not fire");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(info_field(&mut con, "rdb_changes_since_last_save"), "0");
+    let out = server.signal("KILL");
+    assert!(out.contains("3 changes in 1 seconds. Saving..."), "{out}");
+    let server = start(&dir, &["--save", ""]);
+    assert_eq!(int(&mut server.con(), &["DBSIZE"]), 3);
+}
+
+#[test]
+fn shutdown_and_sigterm_save_as_redis_does() {
+    let dir = Dir::new("shutdown");
+    // Save points set: SIGTERM saves.
+    let server = start(&dir, &["--save", "3600 1"]);
+    run(&mut server.con(), &["SET", "a", "1"]);
+    let out = server.signal("TERM");
+    assert!(
+        out.contains("Saving the final RDB snapshot before exiting."),
+        "{out}"
+    );
+    let server = start(&dir, &["--save", ""]);
+    let mut con = server.con();
+    assert_eq!(int(&mut con, &["DBSIZE"]), 1);
+    // No save points: SHUTDOWN does not save; SHUTDOWN SAVE does.
+    run(&mut con, &["SET", "b", "1"]);
+    let _ = redis::cmd("SHUTDOWN").query::<Value>(&mut con);
+    drop(con);
+    let mut server = server;
+    server.wait_exit();
+    let server = start(&dir, &["--save", ""]);
+    let mut con = server.con();
+    assert_eq!(int(&mut con, &["DBSIZE"]), 1, "b was not saved");
+    run(&mut con, &["SET", "c", "1"]);
+    let _ = redis::cmd("SHUTDOWN").arg("SAVE").query::<Value>(&mut con);
+    let mut server = server;
+    server.wait_exit();
+    let server = start(&dir, &["--save", "3600 1"]);
+    let mut con = server.con();
+    assert_eq!(int(&mut con, &["DBSIZE"]), 2);
+    // SHUTDOWN NOSAVE with save points set: no save.
+    run(&mut con, &["SET", "d", "1"]);
+    let _ = redis::cmd("SHUTDOWN")
+        .arg("NOSAVE")
+        .query::<Value>(&mut con);
+    let mut server = server;
+    server.wait_exit();
+    let server = start(&dir, &["--save", ""]);
+    assert_eq!(int(&mut server.con(), &["DBSIZE"]), 2);
+}
+
+#[test]
+fn a_failed_save_is_an_error_and_shutdown_stays_up() {
+    let dir = Dir::new("failing");
+    let data = dir.file("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let server = try_start_in(&dir, &data, &["--save", "3600 1"]).unwrap();
+    let mut con = server.con();
+    run(&mut con, &["SET", "a", "1"]);
+    // The directory goes away under the running server.
+    std::fs::remove_dir_all(&data).unwrap();
+    // Redis's bare `-ERR` (the log says why).
+    let mut raw = std::os::unix::net::UnixStream::connect(&server.sock).unwrap();
+    std::io::Write::write_all(&mut raw, b"*1\r\n$4\r\nSAVE\r\n").unwrap();
+    let mut reply = [0u8; 6];
+    std::io::Read::read_exact(&mut raw, &mut reply).unwrap();
+    assert_eq!(&reply, b"-ERR\r\n");
+    run(&mut con, &["BGSAVE"]);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while info_field(&mut con, "rdb_bgsave_in_progress") == "1" {
+        assert!(Instant::now() < deadline);
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(info_field(&mut con, "rdb_last_bgsave_status"), "err");
+    assert!(run_err(&mut con, &["SHUTDOWN"]).contains("Errors trying to SHUTDOWN. Check logs."));
+    assert_eq!(
+        run(&mut con, &["GET", "a"]),
+        Value::BulkString(b"1".to_vec())
+    );
+    // FORCE stops it anyway.
+    let _ = redis::cmd("SHUTDOWN").arg("FORCE").query::<Value>(&mut con);
+    let mut server = server;
+    let out = server.wait_exit();
+    assert!(
+        out.contains("Error trying to save the DB. Exit anyway."),
+        "{out}"
+    );
+}
+
+#[test]
+fn flushall_with_save_points_saves_the_empty_keyspace() {
+    let dir = Dir::new("flushall");
+    let server = start(&dir, &["--save", "3600 1"]);
+    let mut con = server.con();
+    run(&mut con, &["SET", "a", "1"]);
+    run(&mut con, &["SAVE"]);
+    let token = int(&mut con, &["LOCK.ACQUIRE", "l", "o", "60000"]);
+    run(&mut con, &["FLUSHALL"]);
+    server.signal("KILL");
+    let server = start(&dir, &["--save", "", "--lock-restart-grace", "0"]);
+    let mut con = server.con();
+    assert_eq!(int(&mut con, &["DBSIZE"]), 0);
+    assert!(int(&mut con, &["LOCK.ACQUIRE", "l", "o", "1000"]) > token);
+}
+
+#[test]
+fn a_damaged_file_stops_the_start_naming_file_and_offset() {
+    let dir = Dir::new("damaged");
+    let server = start(&dir, &["--save", ""]);
+    let mut con = server.con();
+    populate(&mut con);
+    run(&mut con, &["SAVE"]);
+    server.signal("KILL");
+    let good = std::fs::read(dir.file("dump.rdb")).unwrap();
+    // A flipped byte in the middle: the checksum (or the structure) fails.
+    let mut flipped = good.clone();
+    let at = good.len() / 2;
+    flipped[at] ^= 0x5a;
+    std::fs::write(dir.file("dump.rdb"), &flipped).unwrap();
+    let out = try_start(&dir, &["--save", ""]).err().expect("refused");
+    assert!(out.contains("dump.rdb") && out.contains("offset"), "{out}");
+    // Cut short.
+    std::fs::write(dir.file("dump.rdb"), &good[..good.len() - 20]).unwrap();
+    let out = try_start(&dir, &["--save", ""]).err().expect("refused");
+    assert!(out.contains("dump.rdb") && out.contains("offset"), "{out}");
+    // With rdbchecksum no, the checksum is not what refuses a file: a good
+    // file with a wrong checksum loads.
+    let mut wrong_sum = good.clone();
+    let n = wrong_sum.len();
+    wrong_sum[n - 1] ^= 1;
+    std::fs::write(dir.file("dump.rdb"), &wrong_sum).unwrap();
+    assert!(try_start(&dir, &["--save", ""]).is_err());
+    let server = start(&dir, &["--save", "", "--rdbchecksum", "no"]);
+    assert!(int(&mut server.con(), &["DBSIZE"]) > 0);
+}
+
+#[test]
+fn expired_keys_in_the_file_are_left_out() {
+    let dir = Dir::new("expired");
+    let server = start(&dir, &["--save", ""]);
+    let mut con = server.con();
+    run(&mut con, &["SET", "short", "v", "PX", "300"]);
+    run(&mut con, &["SET", "long", "v", "PX", "600000"]);
+    run(&mut con, &["SAVE"]);
+    server.signal("KILL");
+    std::thread::sleep(Duration::from_millis(400));
+    let server = start(&dir, &["--save", ""]);
+    let mut con = server.con();
+    assert_eq!(int(&mut con, &["DBSIZE"]), 1);
+    assert_eq!(info_field(&mut con, "rdb_last_load_keys_expired"), "1");
+}
+
+fn redis_tools() -> bool {
+    ["redis-server", "redis-check-rdb", "redis-cli"]
+        .iter()
+        .all(|t| {
+            Command::new(t)
+                .arg("--version")
+                .output()
+                .is_ok_and(|o| o.status.success())
+        })
+}
+
+/// redis-server on a Unix socket in `dir`, loading `dir/dump.rdb`.
+fn start_redis(dir: &Dir) -> (Child, PathBuf) {
+    let sock = dir.file("r.sock");
+    let child = Command::new("redis-server")
+        .args(["--port", "0", "--save", "", "--unixsocket"])
+        .arg(&sock)
+        .arg("--dir")
+        .arg(&dir.0)
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !sock.exists() {
+        assert!(Instant::now() < deadline, "redis-server did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    (child, sock)
+}
+
+fn connect_redis(sock: &Path) -> Connection {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let client = redis::Client::open(format!("unix://{}", sock.display())).unwrap();
+        if let Ok(mut con) = client.get_connection() {
+            if redis::cmd("PING").query::<String>(&mut con).is_ok() {
+                return con;
+            }
+        }
+        assert!(Instant::now() < deadline);
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn redis_server_and_latchkey_read_each_others_files() {
+    if !redis_tools() {
+        eprintln!("skipped: redis-server, redis-cli or redis-check-rdb not installed");
+        return;
+    }
+    let dir = Dir::new("interop");
+    let server = start(&dir, &["--save", ""]);
+    let mut con = server.con();
+    populate(&mut con);
+    let ours = image(&mut con);
+    run(&mut con, &["SAVE"]);
+    server.signal("KILL");
+    let check = Command::new("redis-check-rdb")
+        .arg(dir.file("dump.rdb"))
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&check.stdout);
+    assert!(
+        check.status.success() && said.contains("RDB looks OK"),
+        "{said}"
+    );
+
+    // redis-server loads every key but the locks (aux fields it skips).
+    let (mut redis, sock) = start_redis(&dir);
+    let mut rcon = connect_redis(&sock);
+    let theirs = image_without_locks(&mut rcon);
+    let expected: BTreeMap<_, _> = ours
+        .iter()
+        .filter(|(_, v)| !v.starts_with("lock"))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    assert_eq!(theirs, expected);
+    // And its own file loads into latchkey.
+    run(&mut rcon, &["SET", "from-redis", "yes"]);
+    run(&mut rcon, &["SAVE"]);
+    let _ = redis.kill();
+    let _ = redis.wait();
+    let server = start(&dir, &["--save", ""]);
+    let mut con = server.con();
+    let mut back = image(&mut con);
+    assert_eq!(
+        back.remove(&(0, "from-redis".into())).as_deref(),
+        Some("string \"yes\" ttl:false")
+    );
+    assert_eq!(back, expected);
+}
+
+/// As [`image`], on a server without LOCK.* (every key is a Redis type).
+fn image_without_locks(con: &mut Connection) -> BTreeMap<(u8, String), String> {
+    image(con)
+}
+
+#[test]
+fn after_a_restart_no_lock_is_granted_while_an_unsaved_holder_may_hold_it() {
+    let dir = Dir::new("grace");
+    let server = start(&dir, &["--save", ""]);
+    let mut con = server.con();
+    // The longest lease granted before the save: the next start's grace.
+    int(&mut con, &["LOCK.ACQUIRE", "saved", "a", "1500"]);
+    run(&mut con, &["SAVE"]);
+    // Acquired after the save: the file does not know this holder.
+    int(&mut con, &["LOCK.ACQUIRE", "unsaved", "b", "1000"]);
+    server.signal("KILL");
+
+    let server = start(&dir, &["--save", ""]);
+    assert_eq!(
+        run(&mut server.con(), &["CONFIG", "GET", "lock-restart-grace"]),
+        Value::Array(vec![
+            Value::BulkString(b"lock-restart-grace".to_vec()),
+            Value::BulkString(b"auto".to_vec())
+        ])
+    );
+    let started = Instant::now();
+    let mut con = server.con();
+    assert_eq!(
+        run(&mut con, &["LOCK.ACQUIRE", "unsaved", "c", "1000"]),
+        Value::Nil,
+        "b may still believe it holds it"
+    );
+    assert_eq!(
+        run(&mut con, &["LOCK.ACQUIRE", "never-held", "c", "1000"]),
+        Value::Nil,
+        "nothing says nobody held it"
+    );
+    assert_eq!(
+        run(&mut con, &["LOCK.ACQUIRE", "saved", "c", "1000"]),
+        Value::Nil
+    );
+    // LOCK.INFO shows the key in its delay.
+    let info = without_ttl(&run(&mut con, &["LOCK.INFO", "unsaved"]));
+    assert!(info.contains("holders\",[]"), "{info}");
+    // A waiter is granted when the grace ends.
+    let token = int(
+        &mut con,
+        &["LOCK.ACQUIRE", "unsaved", "c", "1000", "WAIT", "10000"],
+    );
+    assert!(token > 0);
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_millis(1200),
+        "granted after {waited:?}, inside the 1500 ms grace"
+    );
+    server.signal("KILL");
+
+    // Set to 0, there is no grace.
+    let server = start(&dir, &["--save", "", "--lock-restart-grace", "0"]);
+    let mut con = server.con();
+    assert!(int(&mut con, &["LOCK.ACQUIRE", "unsaved", "c", "1000"]) > 0);
+}
+
+#[test]
+fn a_restart_grace_set_without_a_file_holds_every_lock() {
+    let dir = Dir::new("grace-nofile");
+    let server = start(&dir, &["--save", "", "--lock-restart-grace", "800"]);
+    let mut con = server.con();
+    let started = Instant::now();
+    assert_eq!(
+        run(&mut con, &["LOCK.ACQUIRE", "k", "o", "1000"]),
+        Value::Nil
+    );
+    int(
+        &mut con,
+        &["LOCK.ACQUIRE", "k", "o", "1000", "WAIT", "5000"],
+    );
+    assert!(started.elapsed() >= Duration::from_millis(500));
+}
+
+#[test]
+fn kill_9_at_random_moments_keeps_the_file_the_tokens_and_the_locks() {
+    let dir = Dir::new("crash");
+    // A saved lease of 1 s: every later lease is at most that, so the
+    // automatic restart grace covers every holder the file misses.
+    let server = start(&dir, &["--save", ""]);
+    int(&mut server.con(), &["LOCK.ACQUIRE", "seed", "s", "1000"]);
+    run(&mut server.con(), &["SAVE"]);
+    server.signal("KILL");
+    let mut highest_token = 0i64;
+    let mut granted: Vec<(String, Instant)> = Vec::new();
+    let mut rng = 0x9e37_79b9_7f4a_7c15u64;
+    let mut next = move || {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        rng
+    };
+    for round in 0..5usize {
+        let server = start(&dir, &["--save", "1 1"]);
+        let mut con = server.con();
+        // No lock granted before the kill goes to another while its lease
+        // may still run (whether or not a save caught it).
+        for (lock, at) in granted.drain(..) {
+            let got = run(&mut con, &["LOCK.ACQUIRE", &lock, "newcomer", "1000"]);
+            if at.elapsed() < Duration::from_millis(900) {
+                assert_eq!(got, Value::Nil, "round {round}: {lock} granted again");
+            }
+        }
+        // The grace ends (1 s), then load for a random while with saves
+        // running, then kill -9.
+        std::thread::sleep(Duration::from_millis(1000));
+        let run_for = Duration::from_millis(200 + next() % 600);
+        let t0 = Instant::now();
+        let mut i = 0u64;
+        while t0.elapsed() < run_for {
+            i += 1;
+            run(&mut con, &["SET", &format!("k:{round}:{i}"), "v"]);
+            if i.is_multiple_of(25) {
+                let _ = redis::cmd("BGSAVE").query::<Value>(&mut con);
+            }
+            let lock = format!("lock:{round}:{i}");
+            let owner = format!("o{i}");
+            if let Value::Int(t) = run(&mut con, &["LOCK.ACQUIRE", &lock, &owner, "1000"]) {
+                assert!(
+                    t > highest_token,
+                    "round {round}: token {t} not above {highest_token}"
+                );
+                highest_token = t;
+                granted.push((lock, Instant::now()));
+            }
+        }
+        assert!(!granted.is_empty(), "round {round}: the grace never ended");
+        server.signal("KILL");
+        // A save cut short leaves its temporary file (as Redis's does); the
+        // next start ignores it.
+        for entry in std::fs::read_dir(&dir.0).unwrap().filter_map(|e| e.ok()) {
+            if entry.file_name().to_string_lossy().starts_with("temp-") {
+                let _ = std::fs::remove_file(entry.path());
+            }
+        }
+    }
+    // Every start loaded the file whole (a damaged one stops the start), and
+    // tokens after the last restart are above all before it.
+    let server = start(&dir, &["--save", "", "--lock-restart-grace", "0"]);
+    let after = int(&mut server.con(), &["LOCK.ACQUIRE", "fresh", "o", "1000"]);
+    assert!(after > highest_token, "{after} after {highest_token}");
+}
+
+#[test]
+fn only_granted_leases_set_the_grace_and_it_is_capped_at_an_hour() {
+    let dir = Dir::new("grace-abuse");
+    let server = start(&dir, &["--save", ""]);
+    let mut con = server.con();
+    int(&mut con, &["LOCK.ACQUIRE", "k1", "alice", "800"]);
+    // Refused requests ask for huge leases: they must not count.
+    assert_eq!(
+        run(
+            &mut con,
+            &["LOCK.ACQUIRE", "k1", "mallory", "9000000000000000"]
+        ),
+        Value::Nil
+    );
+    let _ = redis::cmd("LOCK.ACQUIRE")
+        .arg(&["k1", "mallory", "9000000000000002", "LIMIT", "5"])
+        .query::<Value>(&mut con);
+    run(&mut con, &["SAVE"]);
+    server.signal("KILL");
+    let server = start(&dir, &["--save", ""]);
+    let mut con = server.con();
+    std::thread::sleep(Duration::from_millis(900));
+    assert!(
+        int(&mut con, &["LOCK.ACQUIRE", "fresh", "bob", "1000"]) > 0,
+        "the grace is alice's 800 ms, not mallory's refused asks"
+    );
+    // A lease really granted for ever: the grace it sets is at most an hour.
+    int(
+        &mut con,
+        &["LOCK.ACQUIRE", "forever", "eve", "9000000000000000"],
+    );
+    run(&mut con, &["SAVE"]);
+    server.signal("KILL");
+    let server = start(&dir, &["--save", ""]);
+    let out = server.signal("KILL");
+    assert!(out.contains("granted again in 3600000 ms"), "{out}");
+}
+
+#[test]
+fn sigterm_behind_a_busy_script_then_shutdown_nosave_saves_nothing() {
+    let dir = Dir::new("busy-term");
+    let server = start(&dir, &["--save", "3600 1", "--busy-reply-threshold", "100"]);
+    run(&mut server.con(), &["SET", "before", "1"]);
+    let sock = server.sock.clone();
+    let script = std::thread::spawn(move || {
+        let client = redis::Client::open(format!("unix://{}", sock.display())).unwrap();
+        let mut con = client.get_connection().unwrap();
+        let _ = redis::cmd("EVAL")
+            .arg("redis.call('set','partial','1') while true do end")
+            .arg(0)
+            .query::<Value>(&mut con);
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    let status = Command::new("kill")
+        .args(["-TERM", &server.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    std::thread::sleep(Duration::from_millis(300));
+    let _ = redis::cmd("SHUTDOWN")
+        .arg("NOSAVE")
+        .query::<Value>(&mut server.con());
+    let mut server = server;
+    server.wait_exit();
+    let _ = script.join();
+    assert!(
+        !dir.file("dump.rdb").exists(),
+        "the stopped script's half-done write was saved"
+    );
+}
+
+#[test]
+fn flushall_during_a_background_save_keeps_the_status_ok() {
+    let dir = Dir::new("flush-bgsave");
+    let server = start(&dir, &["--save", "3600 1"]);
+    let mut con = server.con();
+    for chunk in 0..60 {
+        let mut mset = redis::cmd("MSET");
+        for i in 0..2000 {
+            mset.arg(format!("k{chunk}:{i}")).arg(i);
+        }
+        let _: () = mset.query(&mut con).unwrap();
+    }
+    run(&mut con, &["BGSAVE"]);
+    run(&mut con, &["FLUSHALL"]);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while info_field(&mut con, "rdb_bgsave_in_progress") == "1" {
+        assert!(Instant::now() < deadline);
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(info_field(&mut con, "rdb_last_bgsave_status"), "ok");
+    server.signal("KILL");
+    // Whatever order they finished in, the flushed file is the one in place.
+    let server = start(&dir, &["--save", ""]);
+    assert_eq!(int(&mut server.con(), &["DBSIZE"]), 0);
+}
+
+/// The replies `redis-cli` prints for `commands`, one run per command.
+fn cli_replies(sock: &Path, commands: &[&[&str]]) -> Vec<String> {
+    commands
+        .iter()
+        .map(|args| {
+            let out = Command::new("redis-cli")
+                .arg("-s")
+                .arg(sock)
+                .args(*args)
+                .output()
+                .unwrap();
+            String::from_utf8_lossy(&out.stdout).into_owned()
+        })
+        .collect()
+}
+
+#[test]
+fn after_a_failed_background_save_writes_get_misconf_as_from_redis_server() {
+    if !redis_tools() {
+        eprintln!("skipped: redis-server or redis-cli not installed");
+        return;
+    }
+    // The same steps on both servers, whose directory goes away.
+    let steps: &[&[&str]] = &[
+        &["SET", "b", "1"],
+        &["PING"],
+        &["GET", "a"],
+        &["EVAL", "return redis.call('set','x','1')", "0"],
+        &["EVAL", "return redis.pcall('set','x','1')", "0"],
+        &["EVAL", "return 1", "0"],
+        &["CONFIG", "SET", "stop-writes-on-bgsave-error", "no"],
+        &["SET", "b", "1"],
+        &["CONFIG", "SET", "stop-writes-on-bgsave-error", "yes"],
+        &["SET", "b", "2"],
+        &["CONFIG", "SET", "save", ""],
+        &["SET", "b", "3"],
+    ];
+    let mut seen = Vec::new();
+    for which in ["redis-server", "latchkey"] {
+        let dir = Dir::new(&format!("misconf-{which}"));
+        let data = dir.file("data");
+        std::fs::create_dir_all(&data).unwrap();
+        let sock = dir.file("m.sock");
+        let binary = if which == "latchkey" { BIN } else { which };
+        let mut child = Command::new(binary)
+            .args(["--port", "0", "--save", "3600 1", "--unixsocket"])
+            .arg(&sock)
+            .arg("--dir")
+            .arg(&data)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut con = connect_redis(&sock);
+        run(&mut con, &["SET", "a", "1"]);
+        std::fs::remove_dir_all(&data).unwrap();
+        run(&mut con, &["BGSAVE"]);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while info_field(&mut con, "rdb_last_bgsave_status") != "err" {
+            assert!(Instant::now() < deadline, "{which}: the save did not fail");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        // MULTI queues nothing that writes, and EXEC aborts.
+        let mut multi = std::os::unix::net::UnixStream::connect(&sock).unwrap();
+        std::io::Write::write_all(&mut multi, b"MULTI\r\nSET c 1\r\nEXEC\r\n").unwrap();
+        let mut reader = BufReader::new(multi);
+        let mut lines = String::new();
+        for _ in 0..3 {
+            reader.read_line(&mut lines).unwrap();
+        }
+        let mut replies = cli_replies(&sock, steps);
+        replies.push(lines);
+        seen.push(replies);
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    assert!(seen[0][0].starts_with("MISCONF Redis is configured to save RDB snapshots"));
+    for (i, (theirs, ours)) in seen[0].iter().zip(&seen[1]).enumerate() {
+        assert_eq!(theirs, ours, "step {i}");
+    }
+}
