@@ -340,11 +340,7 @@ impl Reply {
             // LMOVE's user-space instructions.
             Reply::Short(b) => bulk(out, b),
             Reply::Bulk(b) => bulk(out, b),
-            Reply::Int(i) => {
-                out.extend_from_slice(b":");
-                out.extend_from_slice(itoa::Buffer::new().format(*i).as_bytes());
-                out.extend_from_slice(b"\r\n");
-            }
+            Reply::Int(i) => int(out, *i),
             Reply::Array(items) => {
                 header(out, b'*', items.len());
                 items.iter().for_each(|i| i.encode(resp3, out));
@@ -370,12 +366,6 @@ impl Reply {
                 }
             }
             Reply::Double(d) => double(out, resp3, *d),
-            Reply::Int(i) => {
-                out.reserve(24);
-                out.extend_from_slice(b":");
-                out.extend_from_slice(itoa::Buffer::new().format(*i).as_bytes());
-                out.extend_from_slice(b"\r\n");
-            }
             Reply::Written(w) => w.encode(out),
             Reply::HumanDouble(d) => {
                 let text = format_human_double(*d);
@@ -506,11 +496,7 @@ impl Nested {
                 Part::Map(n) if resp3 => header(out, b'%', *n),
                 Part::Map(n) => header(out, b'*', n.saturating_mul(2)),
                 Part::Set(n) => header(out, if resp3 { b'~' } else { b'*' }, *n),
-                Part::Int(i) => {
-                    out.extend_from_slice(b":");
-                    out.extend_from_slice(itoa::Buffer::new().format(*i).as_bytes());
-                    out.extend_from_slice(b"\r\n");
-                }
+                Part::Int(i) => int(out, *i),
                 Part::Bulk(b) => bulk(out, b),
                 Part::Status(b) => line(out, b'+', b),
                 Part::Error(b) => line(out, b'-', b),
@@ -562,6 +548,14 @@ pub fn write_push(frame: &[u8], resp3: bool, out: &mut BytesMut) {
         }
         _ => out.extend_from_slice(frame),
     }
+}
+
+/// `:<i>\r\n`
+fn int(out: &mut BytesMut, i: i64) {
+    out.reserve(24);
+    out.extend_from_slice(b":");
+    out.extend_from_slice(itoa::Buffer::new().format(i).as_bytes());
+    out.extend_from_slice(b"\r\n");
 }
 
 /// `<kind><n>\r\n`: an aggregate's header, or a bulk string's length line.
