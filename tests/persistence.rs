@@ -223,6 +223,17 @@ fn populate(con: &mut Connection) {
     let _: i64 = rpush.query(con).unwrap();
 }
 
+/// `keys` string keys `k<chunk>:<i>`, set 2,000 to an MSET.
+fn fill(con: &mut Connection, keys: usize) {
+    for chunk in 0..keys.div_ceil(2000) {
+        let mut mset = redis::cmd("MSET");
+        for i in 0..2000.min(keys - chunk * 2000) {
+            mset.arg(format!("k{chunk}:{i}")).arg(i);
+        }
+        let _: () = mset.query(con).unwrap();
+    }
+}
+
 fn render(v: &Value) -> String {
     match v {
         Value::BulkString(b) => format!("{:?}", String::from_utf8_lossy(b)),
@@ -349,13 +360,7 @@ fn bgsave_writes_while_clients_run_and_reports_progress() {
     let server = start(&dir, &["--save", ""]);
     let mut con = server.con();
     // Enough keys that the save takes a while.
-    for chunk in 0..50 {
-        let mut mset = redis::cmd("MSET");
-        for i in 0..2000 {
-            mset.arg(format!("k{chunk}:{i}")).arg(i);
-        }
-        let _: () = mset.query(&mut con).unwrap();
-    }
+    fill(&mut con, 50 * 2000);
     assert_eq!(
         info_field(&mut con, "rdb_changes_since_last_save"),
         "100000"
@@ -880,13 +885,7 @@ fn flushall_during_a_background_save_keeps_the_status_ok() {
     let dir = Dir::new("flush-bgsave");
     let server = start(&dir, &["--save", "3600 1"]);
     let mut con = server.con();
-    for chunk in 0..60 {
-        let mut mset = redis::cmd("MSET");
-        for i in 0..2000 {
-            mset.arg(format!("k{chunk}:{i}")).arg(i);
-        }
-        let _: () = mset.query(&mut con).unwrap();
-    }
+    fill(&mut con, 60 * 2000);
     run(&mut con, &["BGSAVE"]);
     run(&mut con, &["FLUSHALL"]);
     let deadline = Instant::now() + Duration::from_secs(30);
