@@ -177,14 +177,9 @@ async fn serve(config: Config) -> ExitCode {
     }
     let shared = Arc::new(Shared::new(config, Arc::new(Clock::new())));
     tracing::info!("latchkey {LATCHKEY_VERSION} (Redis {REDIS_VERSION} compatible) starting");
-    // Nothing else runs yet: the load has the runtime's thread to itself.
-    if let Err(e) = latchkey::commands::persist::load_at_start(&shared) {
-        tracing::error!("{e}");
-        if let Some((_, path)) = &listeners.unix {
-            let _ = std::fs::remove_file(path);
-        }
-        return ExitCode::FAILURE;
-    }
+    // Clients are served while the file loads, and get `-LOADING` (Redis's
+    // behaviour); the readiness line follows the load.
+    shared.set_loading(true);
     let signals = shared.clone();
     tokio::spawn(async move {
         loop {
@@ -204,7 +199,31 @@ async fn serve(config: Config) -> ExitCode {
             );
         }
     });
-    let running = tokio::spawn(server::run(shared, listeners));
+    let socket = listeners.unix.as_ref().map(|(_, path)| path.clone());
+    let running = tokio::spawn(server::run(shared.clone(), listeners));
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let loading = shared.clone();
+    let started = std::thread::Builder::new()
+        .name("latchkey-load".into())
+        .spawn(move || {
+            let _ = tx.send(latchkey::commands::persist::load_at_start(&loading));
+        });
+    let loaded = match started {
+        Ok(_) => rx
+            .await
+            .unwrap_or_else(|_| Err("the loading thread stopped".into())),
+        Err(e) => Err(format!("cannot start the loading thread: {e}")),
+    };
+    shared.set_loading(false);
+    if let Err(e) = loaded {
+        tracing::error!("{e}");
+        shared.shutdown();
+        let _ = running.await;
+        if let Some(path) = socket {
+            let _ = std::fs::remove_file(path);
+        }
+        return ExitCode::FAILURE;
+    }
     tracing::info!("Ready to accept connections {}", where_.join(", "));
     let _ = running.await;
     tracing::info!("latchkey is now ready to exit, bye bye...");

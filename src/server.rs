@@ -85,6 +85,9 @@ pub struct Shared {
     /// Set with `shutdown`, read by every command once it holds the gate:
     /// nothing runs after the final save.
     stopping: AtomicBool,
+    /// The RDB file is being loaded at start-up: commands without Redis's
+    /// `loading` flag get `-LOADING`, and nothing is saved.
+    loading: AtomicBool,
 }
 
 impl Shared {
@@ -129,7 +132,19 @@ impl Shared {
             next_client_id: AtomicU64::new(1),
             shutdown: watch::channel(false).0,
             stopping: AtomicBool::new(false),
+            loading: AtomicBool::new(false),
         }
+    }
+
+    /// Whether the start-up load is running (one relaxed load).
+    #[inline]
+    pub fn is_loading(&self) -> bool {
+        self.loading.load(Ordering::Relaxed)
+    }
+
+    /// Marks the start-up load as running or done.
+    pub fn set_loading(&self, on: bool) {
+        self.loading.store(on, Ordering::Release);
     }
 
     /// Asks every task of the server to stop (SHUTDOWN, a signal, or the handle).

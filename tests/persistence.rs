@@ -981,3 +981,62 @@ fn after_a_failed_background_save_writes_get_misconf_as_from_redis_server() {
         assert_eq!(theirs, ours, "step {i}");
     }
 }
+
+#[test]
+fn while_the_file_loads_clients_get_loading_as_from_redis_server() {
+    let dir = Dir::new("loading");
+    let server = start(&dir, &["--save", ""]);
+    let mut con = server.con();
+    fill(&mut con, 400_000);
+    run(&mut con, &["SAVE"]);
+    server.signal("KILL");
+    // Started by hand: the test talks to it before its readiness line.
+    let sock = dir.file("l.sock");
+    let mut child = Command::new(BIN)
+        .args(["--port", "0", "--save", "", "--unixsocket"])
+        .arg(&sock)
+        .arg("--dir")
+        .arg(&dir.0)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !sock.exists() {
+        assert!(Instant::now() < deadline);
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let raw = std::os::unix::net::UnixStream::connect(&sock).unwrap();
+    let mut reader = BufReader::new(raw.try_clone().unwrap());
+    fn ask(
+        raw: &std::os::unix::net::UnixStream,
+        reader: &mut BufReader<std::os::unix::net::UnixStream>,
+        req: &[u8],
+    ) -> String {
+        std::io::Write::write_all(&mut &*raw, req).unwrap();
+        let mut line = String::new();
+        reader.read_line(&mut line).unwrap();
+        line
+    }
+    let (mut loading, mut info_said_loading) = (0, false);
+    loop {
+        assert!(Instant::now() < deadline, "the load did not end");
+        match ask(&raw, &mut reader, b"PING\r\n").as_str() {
+            "-LOADING Redis is loading the dataset in memory\r\n" => loading += 1,
+            "+PONG\r\n" => break,
+            other => panic!("{other:?}"),
+        }
+        // INFO has Redis's `loading` flag: it answers, saying so.
+        let header = ask(&raw, &mut reader, b"INFO persistence\r\n");
+        let len: usize = header.trim_start_matches('$').trim().parse().unwrap();
+        let mut body = vec![0u8; len + 2];
+        std::io::Read::read_exact(&mut reader, &mut body).unwrap();
+        info_said_loading |= String::from_utf8_lossy(&body).contains("loading:1\r\n");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert!(loading > 0, "no PING was answered -LOADING");
+    assert!(info_said_loading, "INFO never said loading:1");
+    assert_eq!(ask(&raw, &mut reader, b"DBSIZE\r\n"), ":400000\r\n");
+    let _ = child.kill();
+    let _ = child.wait();
+}

@@ -187,7 +187,7 @@ fn section(shared: &Shared, name: &str, out: &mut String) {
             let now = shared.clock.now_ms();
             let r = shared.persist.report(now);
             let changes = shared.keyspace.dirty().wrapping_sub(r.dirty_base);
-            field(out, "loading", 0);
+            field(out, "loading", u8::from(shared.is_loading()));
             field(out, "async_loading", 0);
             field(out, "rdb_changes_since_last_save", changes);
             field(out, "rdb_bgsave_in_progress", u8::from(r.in_progress));

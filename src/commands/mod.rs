@@ -839,6 +839,13 @@ fn execute_one(shared: &Shared, session: &mut Session, args: &[Bytes]) -> Reply 
             cmd.full_name
         )));
     }
+    if shared.is_loading() && !cmd.spec.has(flag::LOADING) {
+        cmd.stats.rejected_calls.fetch_add(1, Ordering::Relaxed);
+        session.flag_transaction_error();
+        return Reply::Error(CommandError::raw(
+            "LOADING Redis is loading the dataset in memory",
+        ));
+    }
     if session.in_multi() && !cmd.spec.has(flag::IMMEDIATE) {
         if shared.scripts.is_busy() && !cmd.spec.has(flag::ALLOW_BUSY) {
             return reject_busy(shared, session, cmd);

@@ -214,6 +214,11 @@ pub fn spawn_saver(shared: Arc<Shared>) -> io::Result<std::thread::JoinHandle<()
         .spawn(move || {
             const TICK: Duration = Duration::from_millis(100);
             while !shared.is_stopping() {
+                if shared.is_loading() {
+                    // Nothing is saved from a half-loaded keyspace.
+                    std::thread::sleep(TICK);
+                    continue;
+                }
                 let points = shared.config.read().save_points.clone();
                 let job = shared.persist.next_job(
                     TICK,
@@ -258,6 +263,12 @@ pub enum FinalSave {
 /// marked stopping, so nothing runs after the save. Returns whether the
 /// server is stopping: if the save fails it keeps running, unless `force`.
 pub fn shut_down(shared: &Shared, mode: FinalSave, force: bool) -> bool {
+    // A half-loaded keyspace is never saved (Redis: NOSAVE while loading).
+    let mode = if shared.is_loading() {
+        FinalSave::NoSave
+    } else {
+        mode
+    };
     let wants = match mode {
         FinalSave::Save => true,
         FinalSave::NoSave => false,
