@@ -22,6 +22,25 @@ fn is_latchkey_own(name: &str) -> bool {
 /// give them, in RESP3 lines as FORMAT.md writes them.
 const NEWER_THAN_RECORDING: &[(&str, &str)] = &[
     (
+        "waitaof",
+        r#"*10
+  "waitaof"
+  :4
+  ~1
+    +noscript
+  :0
+  :0
+  :0
+  ~2
+    +@slow
+    +@connection
+  ~2
+    "request_policy:all_shards"
+    "response_policy:agg_min"
+  ~0
+  ~0"#,
+    ),
+    (
         "zrank",
         r#"*10
   "zrank"

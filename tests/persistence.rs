@@ -1040,3 +1040,78 @@ fn while_the_file_loads_clients_get_loading_as_from_redis_server() {
     let _ = child.kill();
     let _ = child.wait();
 }
+
+/// WAITAOF as Redis 7.2's waitaofCommand answers it with `appendonly no` and
+/// no replicas (the recording server, 7.0, has no WAITAOF; the texts are
+/// 7.2's source's).
+#[test]
+fn waitaof_answers_for_a_server_without_aof_or_replicas() {
+    let dir = Dir::new("waitaof");
+    let server = start(&dir, &["--save", ""]);
+    let mut con = server.con();
+    let zeros = Value::Array(vec![Value::Int(0), Value::Int(0)]);
+    assert_eq!(run(&mut con, &["WAITAOF", "0", "0", "0"]), zeros);
+    // No replica can answer: at once, not after the timeout.
+    let t0 = Instant::now();
+    assert_eq!(run(&mut con, &["WAITAOF", "0", "2", "5000"]), zeros);
+    assert!(t0.elapsed() < Duration::from_secs(2));
+    for (args, want) in [
+        (
+            ["x", "0", "0"],
+            "ERR value is not an integer or out of range",
+        ),
+        (
+            ["2", "0", "0"],
+            "ERR value is out of range, value must between 0 and 1",
+        ),
+        (
+            ["-1", "0", "0"],
+            "ERR value is out of range, value must between 0 and 1",
+        ),
+        (
+            ["0", "-1", "0"],
+            "ERR value is out of range, must be positive",
+        ),
+        (
+            ["0", "x", "0"],
+            "ERR value is not an integer or out of range",
+        ),
+        (
+            ["0", "0", "x"],
+            "ERR timeout is not an integer or out of range",
+        ),
+        (["0", "0", "-1"], "ERR timeout is negative"),
+        (
+            ["0", "0", "9223372036854775807"],
+            "ERR timeout is out of range",
+        ),
+        (
+            ["1", "0", "0"],
+            "ERR WAITAOF cannot be used when numlocal is set but appendonly is disabled.",
+        ),
+        (
+            ["1", "-1", "0"],
+            "ERR value is out of range, must be positive",
+        ),
+    ] {
+        let mut raw = std::os::unix::net::UnixStream::connect(&server.sock).unwrap();
+        let req = format!(
+            "*4\r\n$7\r\nWAITAOF\r\n${}\r\n{}\r\n${}\r\n{}\r\n${}\r\n{}\r\n",
+            args[0].len(),
+            args[0],
+            args[1].len(),
+            args[1],
+            args[2].len(),
+            args[2]
+        );
+        std::io::Write::write_all(&mut raw, req.as_bytes()).unwrap();
+        let mut line = String::new();
+        BufReader::new(raw).read_line(&mut line).unwrap();
+        assert_eq!(line, format!("-{want}\r\n"), "WAITAOF {args:?}");
+    }
+    assert!(run_err(
+        &mut con,
+        &["EVAL", "return redis.call('waitaof','0','0','0')", "0"]
+    )
+    .contains("This Redis command is not allowed from script"));
+}
