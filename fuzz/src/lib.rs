@@ -344,7 +344,13 @@ fn shared() -> &'static Arc<Shared> {
     static SHARED: OnceLock<Arc<Shared>> = OnceLock::new();
     SHARED.get_or_init(|| {
         let clock = Arc::new(Clock::new());
-        Arc::new(Shared::new(Config::default(), clock))
+        // No save points: FLUSHALL before each case would write (and sync)
+        // a dump.rdb in the working directory.
+        let config = Config {
+            save_points: Vec::new(),
+            ..Config::default()
+        };
+        Arc::new(Shared::new(config, clock))
     })
 }
 
@@ -575,8 +581,11 @@ mod tests {
                 continue;
             };
             let list = |items: &[Vec<u8>]| {
-                let quoted: Vec<String> =
-                    items.iter().take(8).map(|i| format!("\"{}\"", hex(i))).collect();
+                let quoted: Vec<String> = items
+                    .iter()
+                    .take(8)
+                    .map(|i| format!("\"{}\"", hex(i)))
+                    .collect();
                 format!("[{}]", quoted.join(","))
             };
             println!(
