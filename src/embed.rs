@@ -201,6 +201,10 @@ impl ServerHandle {
                 std::io::ErrorKind::WouldBlock,
                 "Background save already in progress",
             ),
+            SaveError::Busy => std::io::Error::new(
+                std::io::ErrorKind::WouldBlock,
+                "a busy script holds the server",
+            ),
         })
     }
 

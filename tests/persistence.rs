@@ -638,7 +638,7 @@ fn redis_server_and_latchkey_read_each_others_files() {
     // redis-server loads every key but the locks (aux fields it skips).
     let (mut redis, sock) = start_redis(&dir);
     let mut rcon = connect_redis(&sock);
-    let theirs = image_without_locks(&mut rcon);
+    let theirs = image(&mut rcon);
     let expected: BTreeMap<_, _> = ours
         .iter()
         .filter(|(_, v)| !v.starts_with("lock"))
@@ -658,11 +658,6 @@ fn redis_server_and_latchkey_read_each_others_files() {
         Some("string \"yes\" ttl:false")
     );
     assert_eq!(back, expected);
-}
-
-/// As [`image`], on a server without LOCK.* (every key is a Redis type).
-fn image_without_locks(con: &mut Connection) -> BTreeMap<(u8, String), String> {
-    image(con)
 }
 
 #[test]
@@ -751,6 +746,7 @@ fn kill_9_at_random_moments_keeps_the_file_the_tokens_and_the_locks() {
     server.signal("KILL");
     let mut highest_token = 0i64;
     let mut granted: Vec<(String, Instant)> = Vec::new();
+    let mut checked = 0usize;
     let mut rng = 0x9e37_79b9_7f4a_7c15u64;
     let mut next = move || {
         rng ^= rng << 13;
@@ -767,6 +763,7 @@ fn kill_9_at_random_moments_keeps_the_file_the_tokens_and_the_locks() {
             let got = run(&mut con, &["LOCK.ACQUIRE", &lock, "newcomer", "1000"]);
             if at.elapsed() < Duration::from_millis(900) {
                 assert_eq!(got, Value::Nil, "round {round}: {lock} granted again");
+                checked += 1;
             }
         }
         // The grace ends (1 s), then load for a random while with saves
@@ -802,6 +799,10 @@ fn kill_9_at_random_moments_keeps_the_file_the_tokens_and_the_locks() {
             }
         }
     }
+    assert!(
+        checked > 0,
+        "no lock was looked at while its lease could run"
+    );
     // Every start loaded the file whole (a damaged one stops the start), and
     // tokens after the last restart are above all before it.
     let server = start(&dir, &["--save", "", "--lock-restart-grace", "0"]);
@@ -1114,4 +1115,32 @@ fn waitaof_answers_for_a_server_without_aof_or_replicas() {
         &["EVAL", "return redis.call('waitaof','0','0','0')", "0"]
     )
     .contains("This Redis command is not allowed from script"));
+}
+
+#[test]
+fn save_and_bgsave_beside_a_busy_script_answer_busy() {
+    let dir = Dir::new("busy-save");
+    let server = start(&dir, &["--save", "", "--busy-reply-threshold", "100"]);
+    let sock = server.sock.clone();
+    let script = std::thread::spawn(move || {
+        let client = redis::Client::open(format!("unix://{}", sock.display())).unwrap();
+        let mut con = client.get_connection().unwrap();
+        let _ = redis::cmd("EVAL")
+            .arg("while true do end")
+            .arg(0)
+            .query::<Value>(&mut con);
+    });
+    std::thread::sleep(Duration::from_millis(400));
+    let mut con = server.con();
+    for cmd in ["SAVE", "BGSAVE"] {
+        assert_eq!(
+            run_err(&mut con, &[cmd]),
+            "BUSY: Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE.",
+            "{cmd}"
+        );
+    }
+    run(&mut con, &["SCRIPT", "KILL"]);
+    script.join().unwrap();
+    assert_eq!(run(&mut con, &["SAVE"]), Value::Okay);
+    assert!(dir.file("dump.rdb").exists());
 }

@@ -823,7 +823,7 @@ fn execute_one(shared: &Shared, session: &mut Session, args: &[Bytes]) -> Reply 
     }
     // Redis's writeCommandsDeniedByDiskError: writes, and PING, while the
     // last background save failed.
-    if (cmd.spec.has(flag::WRITE) || cmd.spec.name == "ping") && shared.persist.writes_denied() {
+    if shared.persist.writes_denied() && (cmd.spec.has(flag::WRITE) || cmd.spec.name == "ping") {
         cmd.stats.rejected_calls.fetch_add(1, Ordering::Relaxed);
         session.flag_transaction_error();
         return Reply::Error(CommandError::Misconf);

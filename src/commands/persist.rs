@@ -77,6 +77,7 @@ fn save(ctx: &mut Ctx<'_>, _: &[Bytes]) -> CommandResult {
     match save_now(shared, false) {
         Ok(()) => Ok(Reply::OK),
         Err(SaveError::InProgress) => Err(in_progress()),
+        Err(SaveError::Busy) => Err(super::busy_error()),
         // Redis answers a bare `-ERR` and logs why.
         Err(SaveError::Io(_)) => Err(CommandError::raw("ERR")),
     }
@@ -107,7 +108,11 @@ fn bgsave(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
     // thread only walks it.
     let shared = ctx.shared;
     let begun = {
-        let _gate = shared.gate.write();
+        // A script that turned busy since the dispatcher looked holds the
+        // gate: answer BUSY rather than keep this worker waiting (as EXEC).
+        let Some(_gate) = exclusive(shared) else {
+            return Err(super::busy_error());
+        };
         Snapshot::begin_held(&shared.keyspace, &shared.clock)
             .map(|s| (s.detach(), persist.next_seq()))
     };
@@ -138,6 +143,9 @@ fn lastsave(ctx: &mut Ctx<'_>, _: &[Bytes]) -> CommandResult {
 pub enum SaveError {
     /// Another snapshot is being taken.
     InProgress,
+    /// A busy script (or shutdown) holds the gate (a SAVE on a client's
+    /// worker gives up; the background thread waits).
+    Busy,
     /// Writing the file failed (logged).
     Io(io::Error),
 }
@@ -147,7 +155,14 @@ pub enum SaveError {
 /// the outcome.
 pub fn save_now(shared: &Shared, background: bool) -> Result<(), SaveError> {
     let begun = {
-        let _gate = shared.gate.write();
+        let gate = if background {
+            Some(shared.gate.write())
+        } else {
+            exclusive(shared)
+        };
+        let Some(_gate) = gate else {
+            return Err(SaveError::Busy);
+        };
         Snapshot::begin_held(&shared.keyspace, &shared.clock)
             .map(|s| (s, shared.persist.next_seq()))
     };
@@ -168,6 +183,14 @@ pub fn save_now(shared: &Shared, background: bool) -> Result<(), SaveError> {
         snapshot
     };
     write_and_record(shared, snapshot, seq, background)
+}
+
+/// The gate, exclusively, for a command on a client's worker: `None` if a
+/// busy script or a shutdown holds it up.
+fn exclusive(shared: &Shared) -> Option<crate::gate::WriteGuard<'_>> {
+    shared
+        .gate
+        .write_unless(|| shared.scripts.is_busy() || shared.is_stopping())
 }
 
 /// Writes a begun snapshot (save number `seq`) to the file, logs and

@@ -36,13 +36,13 @@ pub static COMMANDS: &[CommandSpec] = &[
 
 /// A timeout in milliseconds, checked as Redis 7.0's
 /// `getTimeoutFromObjectOrReply` does (7.0 has no out-of-range check).
-fn timeout_ms(arg: &[u8]) -> Result<(), CommandError> {
+fn timeout_ms(arg: &[u8]) -> Result<i64, CommandError> {
     let ms = parse_i64(arg)
         .ok_or_else(|| CommandError::err("timeout is not an integer or out of range"))?;
     if ms < 0 {
         return Err(CommandError::err("timeout is negative"));
     }
-    Ok(())
+    Ok(ms)
 }
 
 fn wait(_: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
@@ -65,8 +65,7 @@ fn waitaof(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
     if numreplicas < 0 {
         return Err(CommandError::err("value is out of range, must be positive"));
     }
-    timeout_ms(&args[3])?;
-    let ms = parse_i64(&args[3]).unwrap_or(0);
+    let ms = timeout_ms(&args[3])?;
     if ms > 0 && ms > i64::MAX.saturating_sub(ctx.now as i64) {
         return Err(CommandError::err("timeout is out of range"));
     }

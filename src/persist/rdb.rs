@@ -195,8 +195,6 @@ pub struct LoadStats {
     pub loaded: u64,
     /// Keys left out because their TTL had passed.
     pub expired: u64,
-    /// The file's fencing-token mark (0 if it has none).
-    pub fencing: u64,
     /// The longest lease (ms) its server had granted (0 if it does not say).
     pub longest_lease: u64,
 }
@@ -267,9 +265,7 @@ pub fn load_file(
     let result = load_checked(&bytes, enc, checksum, &mut |item| {
         match item {
             Loaded::Aux { key, value } if key == AUX_FENCING => {
-                let mark = decimal(&value);
-                stats.fencing = stats.fencing.max(mark);
-                keyspace.locks().raise_high_water(mark);
+                keyspace.locks().raise_high_water(decimal(&value));
             }
             Loaded::Aux { key, value } if key == AUX_LONGEST_LEASE => {
                 let ms = decimal(&value);

@@ -167,11 +167,6 @@ impl<'a> Snapshot<'a> {
         self.dirty
     }
 
-    /// Keys in all databases at the instant.
-    pub fn keys(&self) -> u64 {
-        self.sizes.iter().map(|(k, _)| k).sum()
-    }
-
     /// Stops the walk with an `Interrupted` error once `flag` is set.
     pub fn with_cancel(mut self, flag: &'a AtomicBool) -> Self {
         self.cancel = Some(flag);
