@@ -2,21 +2,34 @@
 # The one test command (README; .ci/run calls it). Installs redis-server and
 # redis-tools from Debian's packages if missing, checks that the recorded
 # compatibility cases still match a real redis-server, runs every Rust test, then
-# drives latchkey with real clients: redis-cli, redis-py (commands, pub/sub and
-# its client-side cache),
+# drives latchkey with real clients: redis-cli, redis-py (commands, TLS, pub/sub
+# and its client-side cache), Prometheus's parser on the metrics endpoint,
+# headless Chromium on the status page,
 # python-redis-lock,
 # pottery and walrus (their hash, set, sorted-set and list classes; pottery's
 # list indexing, deque maxlen, Bloom filter and HyperLogLog), the RQ job queue
 # (2000 jobs by two worker processes; stop-job and shutdown over pub/sub),
-# ioredis with node-redlock (pinned in tests/clients/), and fuzzes the script path
-# (fuzz/: a stable randomized test, then 60 s of cargo-fuzz on nightly).
+# ioredis with node-redlock and over TLS (pinned in tests/clients/), and fuzzes the script path,
+# the ACL rule parser, the request parser, the commands through the dispatcher, the
+# options (config file, CONFIG SET/GET) and RESTORE payloads and RDB files (fuzz/:
+# stable randomized tests, then 60 s of cargo-fuzz on nightly for the script and 30 s
+# for each other target).
 set -euo pipefail
 cd "$(dirname "$0")"
-if ! command -v redis-server >/dev/null || ! command -v redis-cli >/dev/null; then
+# openssl makes the TLS client checks' certificates (tests/clients/tls_certs.py).
+if ! command -v redis-server >/dev/null || ! command -v redis-cli >/dev/null || ! command -v openssl >/dev/null; then
   sudo=""
   [ "$(id -u)" = 0 ] || sudo="sudo"
   $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq redis-server redis-tools >/dev/null
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq redis-server redis-tools openssl >/dev/null
+fi
+# chromium renders the metrics status page for its screenshot check
+# (tests/clients/status_page.py).
+if ! command -v chromium >/dev/null; then
+  sudo=""
+  [ "$(id -u)" = 0 ] || sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq chromium >/dev/null
 fi
 echo "== redis-tests recordings against $(redis-server --version | cut -d' ' -f1-3)"
 python3 redis-tests/record.py --check
@@ -31,7 +44,7 @@ if [ ! -x target/clients-venv/bin/python ]; then
   python3 -m venv target/clients-venv
 fi
 target/clients-venv/bin/pip install -q --disable-pip-version-check --no-cache-dir -r tests/clients/requirements.txt
-for check in redis_cli redis_py redis_py_pubsub redis_py_cache python_redis_lock native_lock pottery_types pottery_more walrus_types rq_jobs; do
+for check in redis_cli redis_py redis_py_tls redis_py_acl redis_py_pubsub redis_py_cache python_redis_lock native_lock pottery_types pottery_more walrus_types rq_jobs metrics_prom status_page; do
   target/clients-venv/bin/python "tests/clients/$check.py" target/debug/latchkey
 done
 if ! command -v npm >/dev/null; then
@@ -41,9 +54,10 @@ if ! command -v npm >/dev/null; then
 fi
 npm ci --prefix tests/clients/node --cache target/npm-cache --no-audit --no-fund --loglevel=error
 node tests/clients/node/redlock.mjs target/debug/latchkey
+node tests/clients/node/tls.mjs target/debug/latchkey
 echo "== doc tests"
 cargo test --doc --all-features
-echo "== script fuzzing: the fuzz target's check on random inputs (stable)"
+echo "== fuzzing: every fuzz target's check on random inputs (stable)"
 cargo test --manifest-path fuzz/Cargo.toml --target-dir target
 echo "== script fuzzing: coverage-guided, 60 s (cargo-fuzz, nightly)"
 if ! rustup toolchain list 2>/dev/null | grep -q '^nightly'; then
@@ -55,7 +69,22 @@ if rustup toolchain list 2>/dev/null | grep -q '^nightly'; then
   fi
   (cd fuzz && cargo +nightly fuzz run script --features libfuzzer --debug-assertions -- \
     -max_total_time=60 -timeout=20 -rss_limit_mb=4096 -detect_leaks=0 -print_final_stats=1)
+  echo "== ACL rule fuzzing: coverage-guided, 30 s (cargo-fuzz, nightly)"
+  (cd fuzz && cargo +nightly fuzz run acl_rules --features libfuzzer --debug-assertions -- \
+    -max_total_time=30 -timeout=20 -rss_limit_mb=4096 -print_final_stats=1)
+  echo "== request parser fuzzing: coverage-guided, 30 s (cargo-fuzz, nightly)"
+  (cd fuzz && cargo +nightly fuzz run resp --features libfuzzer --debug-assertions -- \
+    -max_total_time=30 -timeout=20 -rss_limit_mb=4096 -print_final_stats=1)
+  echo "== command fuzzing: coverage-guided, 30 s (cargo-fuzz, nightly)"
+  (cd fuzz && cargo +nightly fuzz run commands --features libfuzzer --debug-assertions -- \
+    -max_total_time=30 -timeout=20 -rss_limit_mb=4096 -detect_leaks=0 -print_final_stats=1)
+  echo "== option fuzzing: coverage-guided, 30 s (cargo-fuzz, nightly)"
+  (cd fuzz && cargo +nightly fuzz run config --features libfuzzer --debug-assertions -- \
+    -max_total_time=30 -timeout=20 -rss_limit_mb=4096 -detect_leaks=0 -print_final_stats=1)
+  echo "== RESTORE payload and RDB file fuzzing: coverage-guided, 30 s (cargo-fuzz, nightly)"
+  (cd fuzz && cargo +nightly fuzz run rdb --features libfuzzer --debug-assertions -- \
+    -max_total_time=30 -timeout=20 -rss_limit_mb=4096 -detect_leaks=0 -print_final_stats=1)
 else
-  echo "== script fuzzing: SKIPPED: no nightly toolchain and rustup could not install one"
+  echo "== coverage-guided fuzzing: SKIPPED: no nightly toolchain and rustup could not install one"
   echo "   (the stable randomized test above ran the same check)"
 fi

@@ -9,7 +9,8 @@
 # the requests, as this script did before, left the setup's own variation in
 # it (how many commands each read of `--pipe` got), thousands of instructions
 # per request on a loaded machine.
-# Usage: [LATCHKEY=binary] benches/callgrind_cmd.sh SETUP N COMMAND...
+# Usage: [LATCHKEY=binary] [MONITOR=1] benches/callgrind_cmd.sh SETUP N COMMAND...
+#   MONITOR=1 keeps one redis-cli MONITOR attached while the requests run
 #   SETUP  a shell command that prints Redis protocol or inline commands to
 #          feed `redis-cli --pipe` (e.g. "python3 -c '...'"), or "" for none
 #   N      requests of COMMAND (redis-benchmark, 1 connection, no pipelining)
@@ -46,10 +47,18 @@ run() { # server -> instructions per request of the command
   if [ -n "$SETUP" ]; then
     bash -c "$SETUP" | redis-cli -p "$port" --pipe >/dev/null
   fi
+  local watcher=""
+  if [ -n "${MONITOR:-}" ]; then
+    # One MONITOR client attached for the window (its feed is part of the cost).
+    redis-cli -p "$port" monitor >/dev/null 2>&1 &
+    watcher=$!
+    sleep 1
+  fi
   rm -f "$work"/cg.out*
   callgrind_control -z "$pid" >/dev/null 2>&1
   redis-benchmark -p "$port" -c 1 -n "$N" -q "${cmd[@]}" >/dev/null 2>&1 || true
   callgrind_control -d "$pid" >/dev/null 2>&1
+  [ -n "$watcher" ] && kill "$watcher" 2>/dev/null
   local window
   window=$(awk '/^summary:/ { print $2 }' "$work"/cg.out.*)
   redis-cli -p "$port" shutdown nosave >/dev/null 2>&1 || kill "$pid"

@@ -181,8 +181,12 @@ class Servers:
                     if time.monotonic() > deadline or self.procs[name].poll() is not None:
                         raise RuntimeError("%s did not start" % name)
                     time.sleep(0.02)
+                # latchkey serves while it loads: -LOADING until it is ready.
                 c = Conn(path)
-                assert c.call("PING") == b"PONG"
+                while c.call("PING") != b"PONG":
+                    if time.monotonic() > deadline:
+                        raise RuntimeError("%s did not get ready" % name)
+                    time.sleep(0.02)
                 c.close()
         except BaseException:
             self.__exit__(None, None, None)

@@ -15,7 +15,8 @@ for every command the server lists (RESP3), each container's subcommands sorted
 by name (Redis lists them in its hash table's order, which changes from run to
 run), so recording it again follows a new server's command set. It is not
 replayed by tests/redis_compat.rs; tests/command_info.rs compares it with
-latchkey's table.
+latchkey's table. command_docs.txt is generated the same way from `COMMAND
+DOCS <name>`; latchkey serves the argument lists in it.
 """
 
 import argparse
@@ -257,8 +258,9 @@ def sort_subcommands(entry):
     return (kind, fields[:9] + [(sub_kind, subs)])
 
 
-def record_command_info(port):
-    """The whole of command_info.txt as this server answers it."""
+def record_each_command(port, header, subcommand, normalize):
+    """A whole generated file: `COMMAND <subcommand> <name>` for every command
+    the server lists (RESP3), each reply passed through `normalize`."""
     sock = socket.create_connection(("127.0.0.1", port))
     reader = Reader(sock)
 
@@ -266,15 +268,62 @@ def record_command_info(port):
         sock.sendall(encode(list(args)))
         return reader.reply()
 
-    out = [COMMAND_INFO_HEADER, ">? HELLO 3"]
+    out = [header, ">? HELLO 3"]
     ask(b"HELLO", b"3")
     names = sorted(v for _, v in ask(b"COMMAND", b"LIST")[1] if b"|" not in v)
     for name in names:
-        kind, entries = ask(b"COMMAND", b"INFO", name)
-        out.append("> COMMAND INFO " + name.decode())
-        out += render((kind, [sort_subcommands(e) for e in entries]))
+        out.append("> COMMAND %s %s" % (subcommand.decode(), name.decode()))
+        out += render(normalize(ask(b"COMMAND", subcommand, name)))
     sock.close()
     return "\n".join(out) + "\n"
+
+
+def record_command_info(port):
+    """The whole of command_info.txt as this server answers it."""
+    return record_each_command(
+        port, COMMAND_INFO_HEADER, b"INFO", lambda r: (r[0], [sort_subcommands(e) for e in r[1]])
+    )
+
+
+COMMAND_DOCS = "command_docs.txt"
+
+COMMAND_DOCS_HEADER = """\
+# COMMAND DOCS of every command of the recording redis-server, in RESP3.
+# Generated whole by record.py: a container's subcommands are sorted by name,
+# as Redis lists them in a changing order. latchkey answers COMMAND DOCS from
+# this recording for the commands it shares with Redis (src/commands/command.rs
+# reads it), and tests/command_info.rs compares the two.
+"""
+
+
+def sort_doc_subcommands(entry):
+    """A COMMAND DOCS entry (a map) with its `subcommands` map sorted by name,
+    recursively."""
+    kind, fields = entry
+    if kind != "%":
+        return entry
+    out = []
+    for i in range(0, len(fields), 2):
+        key, value = fields[i], fields[i + 1]
+        if key[1] == b"subcommands" and value[0] == "%":
+            pairs = [(value[1][j], sort_doc_subcommands(value[1][j + 1])) for j in range(0, len(value[1]), 2)]
+            pairs.sort(key=lambda p: p[0][1])
+            value = ("%", [x for p in pairs for x in p])
+        out += [key, value]
+    return (kind, out)
+
+
+def record_command_docs(port):
+    """The whole of command_docs.txt as this server answers it."""
+
+    def normalize(reply):
+        kind, entries = reply
+        out = []
+        for i in range(0, len(entries), 2):
+            out += [entries[i], sort_doc_subcommands(entries[i + 1])]
+        return (kind, out)
+
+    return record_each_command(port, COMMAND_DOCS_HEADER, b"DOCS", normalize)
 
 
 def free_port():
@@ -326,6 +375,8 @@ def main():
         for path in files:
             if os.path.basename(path) == COMMAND_INFO:
                 recorded = record_command_info(port)
+            elif os.path.basename(path) == COMMAND_DOCS:
+                recorded = record_command_docs(port)
             else:
                 recorded = record_file(path, port)
             current = ""

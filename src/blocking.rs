@@ -59,6 +59,19 @@ pub enum Message {
         /// The command's reply.
         reply: Reply,
     },
+    /// CLIENT UNBLOCK: the blocked command ends now, as its timeout would
+    /// (`error`: with `-UNBLOCKED`), unless what it waits for came first.
+    Unblock {
+        /// The client's wait it is for (`ClientInfo::wait_seq`).
+        seq: u64,
+        /// UNBLOCK ... ERROR.
+        error: bool,
+    },
+    /// A postponed client may run its command again (CLIENT UNPAUSE).
+    Resume {
+        /// The postponement's id (`crate::pause::ClientPause::postpone`).
+        wait: u64,
+    },
     /// A published message (`message`, `pmessage`, `smessage` push frame), and
     /// the bytes it was counted as in the client's queued output.
     Push {

@@ -4,9 +4,9 @@
 //! to set it. The command line, a `redis.conf`-style file, the embedding builder and
 //! `CONFIG GET`/`CONFIG SET` all go through it, so an option behaves the same
 //! wherever it is given. RDB persistence (`save`, `dir`, `dbfilename`,
-//! `rdbcompression`, `rdbchecksum`) is applied; the AOF options are accepted at
-//! start-up and ignored (there is no AOF yet), while CONFIG GET reports
-//! `appendonly no` and CONFIG SET refuses to turn it on. Every other option is
+//! `rdbcompression`, `rdbchecksum`) and the AOF (`appendonly`, `appendfsync`,
+//! `appendfilename`, `appenddirname`, `aof-*`, `auto-aof-rewrite-*`) are
+//! applied. Every other option is
 //! applied, or refused when it asks for something latchkey does not do
 //! (`maxmemory` above 0, `daemonize yes`); an unknown option is refused.
 
@@ -20,12 +20,35 @@ pub struct Config {
     /// TCP port (`port`); 0 means no TCP listener for the binary, a free port for
     /// the embedding API.
     pub port: u16,
+    /// `port auto`: the binary listens on a free port it picks itself.
+    pub port_auto: bool,
+    /// Written once the server is ready: one line per listener (`tcp
+    /// 127.0.0.1:PORT`, `tls ...`, `unix PATH`), for wrappers that spawn the
+    /// binary (`ready-file`, latchkey's own option).
+    pub ready_file: Option<PathBuf>,
+    /// The metrics HTTP port (`metrics-port`, latchkey's own): `GET /metrics`
+    /// and the status page on the first bind address; 0 for none. While it
+    /// is on, the main port also answers a connection whose first line is
+    /// `GET /... HTTP/1.x`.
+    pub metrics_port: u16,
     /// Unix socket path (`unixsocket`).
     pub unixsocket: Option<PathBuf>,
     /// Unix socket permissions, octal (`unixsocketperm`).
     pub unixsocketperm: u32,
-    /// Password clients must give with AUTH (`requirepass`).
+    /// Password clients must give with AUTH (`requirepass`): the default
+    /// user's password.
     pub requirepass: Option<String>,
+    /// ACL users from `user` lines of the configuration file: each a name,
+    /// then its rules.
+    pub users: Vec<Vec<String>>,
+    /// The ACL file (`aclfile`), empty for none: users are loaded from it at
+    /// start-up and by ACL LOAD, saved to it by ACL SAVE.
+    pub aclfile: String,
+    /// Most entries the ACL log keeps (`acllog-max-len`).
+    pub acllog_max_len: u64,
+    /// Whether new users and selectors start with `allchannels` rather than
+    /// `resetchannels` (`acl-pubsub-default`).
+    pub acl_pubsub_allchannels: bool,
     /// Number of databases (`databases`).
     pub databases: usize,
     /// Most clients connected at once (`maxclients`).
@@ -89,6 +112,102 @@ pub struct Config {
     pub rdbcompression: bool,
     /// Write (and check when loading) the RDB file's CRC64 (`rdbchecksum`).
     pub rdbchecksum: bool,
+    /// `maxmemory` in bytes (0: no limit).
+    pub maxmemory: u64,
+    /// `maxmemory-policy`.
+    pub maxmemory_policy: crate::memory::Policy,
+    /// `maxmemory-samples`.
+    pub maxmemory_samples: u32,
+    /// `maxmemory-eviction-tenacity`.
+    pub maxmemory_eviction_tenacity: u32,
+    /// `maxmemory-clients`: what all clients together may use before the
+    /// biggest are closed.
+    pub maxmemory_clients: crate::memory::ClientsLimit,
+    /// `lfu-log-factor`.
+    pub lfu_log_factor: u32,
+    /// `lfu-decay-time` (minutes).
+    pub lfu_decay_time: u32,
+    /// SLOWLOG's threshold in µs (`slowlog-log-slower-than`; negative: off).
+    pub slowlog_log_slower_than: i64,
+    /// SLOWLOG's length (`slowlog-max-len`).
+    pub slowlog_max_len: u64,
+    /// The latency monitor's threshold in ms (`latency-monitor-threshold`; 0: off).
+    pub latency_monitor_threshold: u64,
+    /// Per-command latency histograms (`latency-tracking`).
+    pub latency_tracking: bool,
+    /// INFO latencystats' percentiles (`latency-tracking-info-percentiles`).
+    pub latency_tracking_info_percentiles: Vec<f64>,
+    /// Log writes to the append-only file (`appendonly`).
+    pub appendonly: bool,
+    /// `appendfsync`: always, everysec or no.
+    pub appendfsync: String,
+    /// The AOF files' name (`appendfilename`).
+    pub appendfilename: String,
+    /// The AOF's directory, in `dir` (`appenddirname`).
+    pub appenddirname: String,
+    /// Load an AOF whose last command is cut, cutting it (`aof-load-truncated`).
+    pub aof_load_truncated: bool,
+    /// Sync a rewrite's base file as it grows (`aof-rewrite-incremental-fsync`).
+    pub aof_rewrite_incremental_fsync: bool,
+    /// Growth (%) over the last rewrite's size that starts a rewrite
+    /// (`auto-aof-rewrite-percentage`; 0: never).
+    pub auto_aof_rewrite_percentage: u64,
+    /// No automatic rewrite below this size (`auto-aof-rewrite-min-size`).
+    pub auto_aof_rewrite_min_size: u64,
+    /// The `tls-*` options.
+    pub tls: crate::tls::TlsOptions,
+    /// Refuse clients from other than the loopback interface while the
+    /// default user has no password (`protected-mode`).
+    pub protected_mode: bool,
+    /// Who may CONFIG SET protected options such as `dir`
+    /// (`enable-protected-configs`).
+    pub enable_protected_configs: Allowed,
+    /// Who may run DEBUG (`enable-debug-command`).
+    pub enable_debug_command: Allowed,
+    /// Who may run MODULE LOAD, LOADEX and UNLOAD (`enable-module-command`);
+    /// latchkey loads no module, so an allowed LOAD fails as Redis's does.
+    pub enable_module_command: Allowed,
+}
+
+/// `enable-protected-configs`, `enable-debug-command`,
+/// `enable-module-command`: who may use what they guard.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Allowed {
+    /// Nobody (the default).
+    No,
+    /// Everybody.
+    Yes,
+    /// Clients on the loopback interface (127.0.0.1, ::1) or the Unix socket.
+    Local,
+}
+
+impl Allowed {
+    /// Whether a client (`local`: on loopback or the Unix socket) may.
+    pub fn allows(self, local: bool) -> bool {
+        match self {
+            Allowed::No => false,
+            Allowed::Yes => true,
+            Allowed::Local => local,
+        }
+    }
+
+    fn name(self) -> String {
+        match self {
+            Allowed::No => "no",
+            Allowed::Yes => "yes",
+            Allowed::Local => "local",
+        }
+        .into()
+    }
+
+    fn parse(values: &[String]) -> Result<Self, String> {
+        match one(values)?.to_ascii_lowercase().as_str() {
+            "no" => Ok(Allowed::No),
+            "yes" => Ok(Allowed::Yes),
+            "local" => Ok(Allowed::Local),
+            _ => Err("argument(s) must be one of the following: no, yes, local".into()),
+        }
+    }
 }
 
 /// One `save <seconds> <changes>` point.
@@ -152,9 +271,15 @@ impl Default for Config {
         Config {
             bind: vec!["127.0.0.1".into()],
             port: 6379,
+            port_auto: false,
+            ready_file: None,
             unixsocket: None,
             unixsocketperm: 0,
             requirepass: None,
+            users: Vec::new(),
+            aclfile: String::new(),
+            acllog_max_len: 128,
+            acl_pubsub_allchannels: false,
             databases: 16,
             maxclients: 10000,
             timeout: 0,
@@ -165,6 +290,7 @@ impl Default for Config {
             logfile: String::new(),
             dir: PathBuf::from("."),
             tcp_backlog: 511,
+            metrics_port: 0,
             encodings: Default::default(),
             replica_read_only: true,
             busy_reply_threshold: 5000,
@@ -179,6 +305,31 @@ impl Default for Config {
             dbfilename: "dump.rdb".into(),
             rdbcompression: true,
             rdbchecksum: true,
+            maxmemory: 0,
+            maxmemory_policy: crate::memory::Policy::NoEviction,
+            maxmemory_samples: 5,
+            maxmemory_eviction_tenacity: 10,
+            maxmemory_clients: crate::memory::ClientsLimit::Bytes(0),
+            lfu_log_factor: 10,
+            lfu_decay_time: 1,
+            slowlog_log_slower_than: 10_000,
+            slowlog_max_len: 128,
+            latency_monitor_threshold: 0,
+            latency_tracking: true,
+            latency_tracking_info_percentiles: vec![50.0, 99.0, 99.9],
+            appendonly: false,
+            appendfsync: "everysec".into(),
+            appendfilename: "appendonly.aof".into(),
+            appenddirname: "appendonlydir".into(),
+            aof_load_truncated: true,
+            aof_rewrite_incremental_fsync: true,
+            auto_aof_rewrite_percentage: 100,
+            auto_aof_rewrite_min_size: 64 << 20,
+            tls: Default::default(),
+            protected_mode: true,
+            enable_protected_configs: Allowed::No,
+            enable_debug_command: Allowed::No,
+            enable_module_command: Allowed::No,
         }
     }
 }
@@ -314,8 +465,8 @@ pub enum Change {
     Mutable,
     /// Start-up only: `can't set immutable config`.
     Immutable,
-    /// Start-up only, as Redis's protected configs (`enable-protected-configs`
-    /// is off by default): `can't set protected config`.
+    /// A protected config: CONFIG SET only from the clients
+    /// `enable-protected-configs` allows, else `can't set protected config`.
     Protected,
 }
 
@@ -327,10 +478,6 @@ pub struct Param {
     pub aliases: &'static [&'static str],
     /// Whether CONFIG SET may change it on a running server.
     pub change: Change,
-    /// AOF options: accepted at start-up with a warning and ignored.
-    /// CONFIG GET reports what latchkey does (no persistence), and CONFIG SET
-    /// accepts only that value.
-    pub ignored: bool,
     get: fn(&Config) -> String,
     set: fn(&mut Config, &[String]) -> Result<(), String>,
 }
@@ -351,7 +498,6 @@ macro_rules! encoding_param {
             name: $name,
             aliases: $aliases,
             change: Change::Mutable,
-            ignored: false,
             get: |c| c.encodings.$field.to_string(),
             set: |c, v| {
                 c.encodings.$field = encoding_value!($kind, v);
@@ -370,6 +516,43 @@ macro_rules! encoding_value {
     };
     (depth, $v:expr) => {
         int_in($v, 0, i64::from(i32::MAX))? as usize
+    };
+}
+
+/// A `tls-*` path or text option (empty: not set).
+macro_rules! tls_text {
+    ($name:literal, $field:ident) => {
+        Param {
+            name: $name,
+            aliases: &[],
+            change: Change::Mutable,
+            get: |c| c.tls.$field.clone(),
+            set: |c, v| {
+                c.tls.$field = one(v)?.to_string();
+                Ok(())
+            },
+        }
+    };
+}
+
+/// An option latchkey takes only at its Redis default (`value`, compared
+/// without case), refusing any other with `why`: what it would ask for
+/// latchkey does not do.
+macro_rules! only_default {
+    ($name:literal, $value:literal, $why:literal) => {
+        Param {
+            name: $name,
+            aliases: &[],
+            change: Change::Mutable,
+            get: |_| $value.into(),
+            set: |_, v| {
+                if one(v)?.eq_ignore_ascii_case($value) {
+                    Ok(())
+                } else {
+                    Err($why.into())
+                }
+            },
+        }
     };
 }
 
@@ -419,7 +602,14 @@ fn boolean(values: &[String]) -> Result<bool, String> {
 
 /// Parses a memory size as redis.conf does: `1gb`, `512mb`, `100k`, or bytes.
 pub fn memory(values: &[String]) -> Result<u64, String> {
-    let v = one(values)?.to_ascii_lowercase();
+    memory_value(one(values)?).ok_or_else(|| "argument must be a memory value".to_string())
+}
+
+/// A memory size as Redis's `memtoull` reads it: digits, then an optional
+/// unit (`b`, `k`, `kb`, `m`, `mb`, `g`, `gb`, any case); None otherwise or
+/// past u64.
+pub fn memory_value(v: &str) -> Option<u64> {
+    let v = v.to_ascii_lowercase();
     let (num, mul) = [
         ("gb", 1u64 << 30),
         ("mb", 1 << 20),
@@ -430,15 +620,12 @@ pub fn memory(values: &[String]) -> Result<u64, String> {
         ("b", 1),
     ]
     .iter()
-    .find_map(|(suffix, mul)| v.strip_suffix(suffix).map(|n| (n.to_string(), *mul)))
-    .unwrap_or((v.clone(), 1));
+    .find_map(|(suffix, mul)| v.strip_suffix(suffix).map(|n| (n, *mul)))
+    .unwrap_or((v.as_str(), 1));
     if num.is_empty() || !num.bytes().all(|b| b.is_ascii_digit()) {
-        return Err("argument must be a memory value".into());
+        return None;
     }
-    num.parse::<u64>()
-        .ok()
-        .and_then(|n| n.checked_mul(mul))
-        .ok_or_else(|| "argument must be a memory value".to_string())
+    num.parse::<u64>().ok()?.checked_mul(mul)
 }
 
 /// File descriptors Redis keeps for itself beyond one per client
@@ -489,7 +676,6 @@ pub static PARAMS: &[Param] = &[
         name: "bind",
         aliases: &[],
         change: Change::Immutable,
-        ignored: false,
         get: |c| c.bind.join(" "),
         set: |c, v| {
             let addrs: Vec<String> = v
@@ -514,10 +700,33 @@ pub static PARAMS: &[Param] = &[
         name: "port",
         aliases: &[],
         change: Change::Immutable,
-        ignored: false,
         get: |c| c.port.to_string(),
         set: |c, v| {
+            // `auto`: a free port the server picks itself (CONFIG GET then
+            // shows the one bound; `ready-file` names it for a wrapper).
+            if one(v)?.eq_ignore_ascii_case("auto") {
+                c.port = 0;
+                c.port_auto = true;
+                return Ok(());
+            }
             c.port = int_in(v, 0, 65535)? as u16;
+            c.port_auto = false;
+            Ok(())
+        },
+    },
+    Param {
+        name: "ready-file",
+        aliases: &[],
+        change: Change::Immutable,
+        get: |c| {
+            c.ready_file
+                .as_ref()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default()
+        },
+        set: |c, v| {
+            let path = one(v)?;
+            c.ready_file = (!path.is_empty()).then(|| PathBuf::from(path));
             Ok(())
         },
     },
@@ -555,7 +764,6 @@ pub static PARAMS: &[Param] = &[
         name: "list-max-listpack-size",
         aliases: &["list-max-ziplist-size"],
         change: Change::Mutable,
-        ignored: false,
         get: |c| c.encodings.list_size.to_string(),
         set: |c, v| {
             c.encodings.list_size = int_in(v, i64::from(i32::MIN), i64::from(i32::MAX))?;
@@ -566,7 +774,6 @@ pub static PARAMS: &[Param] = &[
         name: "tcp-backlog",
         aliases: &[],
         change: Change::Immutable,
-        ignored: false,
         get: |c| c.tcp_backlog.to_string(),
         set: |c, v| {
             c.tcp_backlog = int_in(v, 0, i64::from(i32::MAX))? as u32;
@@ -577,7 +784,6 @@ pub static PARAMS: &[Param] = &[
         name: "unixsocket",
         aliases: &[],
         change: Change::Immutable,
-        ignored: false,
         get: |c| {
             c.unixsocket
                 .as_ref()
@@ -594,7 +800,6 @@ pub static PARAMS: &[Param] = &[
         name: "unixsocketperm",
         aliases: &[],
         change: Change::Immutable,
-        ignored: false,
         get: |c| format!("{:o}", c.unixsocketperm),
         set: |c, v| {
             let n = u32::from_str_radix(one(v)?, 8)
@@ -610,7 +815,6 @@ pub static PARAMS: &[Param] = &[
         name: "requirepass",
         aliases: &[],
         change: Change::Mutable,
-        ignored: false,
         get: |c| c.requirepass.clone().unwrap_or_default(),
         set: |c, v| {
             let p = one(v)?;
@@ -619,10 +823,54 @@ pub static PARAMS: &[Param] = &[
         },
     },
     Param {
+        name: "aclfile",
+        aliases: &[],
+        change: Change::Immutable,
+        get: |c| c.aclfile.clone(),
+        set: |c, v| {
+            c.aclfile = one(v)?.to_string();
+            Ok(())
+        },
+    },
+    Param {
+        name: "acllog-max-len",
+        aliases: &[],
+        change: Change::Mutable,
+        get: |c| c.acllog_max_len.to_string(),
+        set: |c, v| {
+            c.acllog_max_len = int_in(v, 0, i64::MAX)? as u64;
+            Ok(())
+        },
+    },
+    Param {
+        name: "acl-pubsub-default",
+        aliases: &[],
+        change: Change::Mutable,
+        get: |c| {
+            if c.acl_pubsub_allchannels {
+                "allchannels".into()
+            } else {
+                "resetchannels".into()
+            }
+        },
+        set: |c, v| {
+            c.acl_pubsub_allchannels = match one(v)?.to_ascii_lowercase().as_str() {
+                "allchannels" => true,
+                "resetchannels" => false,
+                _ => {
+                    return Err(
+                        "argument(s) must be one of the following: allchannels, resetchannels"
+                            .into(),
+                    )
+                }
+            };
+            Ok(())
+        },
+    },
+    Param {
         name: "databases",
         aliases: &[],
         change: Change::Immutable,
-        ignored: false,
         get: |c| c.databases.to_string(),
         set: |c, v| {
             c.databases = int_in(v, 1, i64::from(i32::MAX))? as usize;
@@ -633,7 +881,6 @@ pub static PARAMS: &[Param] = &[
         name: "maxclients",
         aliases: &[],
         change: Change::Mutable,
-        ignored: false,
         get: |c| c.maxclients.to_string(),
         set: |c, v| {
             c.maxclients = int_in(v, 1, i64::from(u32::MAX))? as usize;
@@ -644,7 +891,6 @@ pub static PARAMS: &[Param] = &[
         name: "lock-delay",
         aliases: &[],
         change: Change::Mutable,
-        ignored: false,
         get: |c| c.lock_delay.to_string(),
         set: |c, v| {
             c.lock_delay = int_in(v, 0, i64::from(u32::MAX))? as u32;
@@ -655,7 +901,6 @@ pub static PARAMS: &[Param] = &[
         name: "timeout",
         aliases: &[],
         change: Change::Mutable,
-        ignored: false,
         get: |c| c.timeout.to_string(),
         set: |c, v| {
             c.timeout = int_in(v, 0, i64::from(i32::MAX))? as u64;
@@ -666,7 +911,6 @@ pub static PARAMS: &[Param] = &[
         name: "proto-max-bulk-len",
         aliases: &[],
         change: Change::Mutable,
-        ignored: false,
         get: |c| c.proto_max_bulk_len.to_string(),
         set: |c, v| {
             c.proto_max_bulk_len = memory_in(v, 1024 * 1024)? as i64;
@@ -677,7 +921,6 @@ pub static PARAMS: &[Param] = &[
         name: "hll-sparse-max-bytes",
         aliases: &[],
         change: Change::Mutable,
-        ignored: false,
         get: |c| c.hll_sparse_max_bytes.to_string(),
         set: |c, v| {
             let n = memory_in(v, 0)?;
@@ -689,7 +932,6 @@ pub static PARAMS: &[Param] = &[
         name: "notify-keyspace-events",
         aliases: &[],
         change: Change::Mutable,
-        ignored: false,
         get: |c| crate::notify::classes_to_string(c.notify_keyspace_events),
         set: |c, v| {
             c.notify_keyspace_events = crate::notify::parse_classes(one(v)?.as_bytes())
@@ -703,7 +945,6 @@ pub static PARAMS: &[Param] = &[
         name: "client-query-buffer-limit",
         aliases: &[],
         change: Change::Mutable,
-        ignored: false,
         get: |c| c.client_query_buffer_limit.to_string(),
         set: |c, v| {
             let n = memory_in(v, 1024 * 1024)?;
@@ -715,7 +956,6 @@ pub static PARAMS: &[Param] = &[
         name: "client-output-buffer-limit",
         aliases: &[],
         change: Change::Mutable,
-        ignored: false,
         get: |c| c.output_limits.text(),
         set: |c, v| {
             let words: Vec<&str> = v.iter().flat_map(|s| s.split_whitespace()).collect();
@@ -728,7 +968,6 @@ pub static PARAMS: &[Param] = &[
         // The log filter is built once at start-up (and an embedding host owns
         // its own): a run-time change would be accepted and ignored.
         change: Change::Immutable,
-        ignored: false,
         get: |c| c.loglevel.clone(),
         set: |c, v| {
             let l = one(v)?.to_ascii_lowercase();
@@ -743,7 +982,6 @@ pub static PARAMS: &[Param] = &[
         name: "logfile",
         aliases: &[],
         change: Change::Immutable,
-        ignored: false,
         get: |c| c.logfile.clone(),
         set: |c, v| {
             c.logfile = one(v)?.to_string();
@@ -754,7 +992,6 @@ pub static PARAMS: &[Param] = &[
         name: "dir",
         aliases: &[],
         change: Change::Protected,
-        ignored: false,
         get: |c| {
             std::fs::canonicalize(&c.dir)
                 .unwrap_or_else(|_| c.dir.clone())
@@ -777,7 +1014,6 @@ pub static PARAMS: &[Param] = &[
         name: "busy-reply-threshold",
         aliases: &["lua-time-limit"],
         change: Change::Mutable,
-        ignored: false,
         get: |c| c.busy_reply_threshold.to_string(),
         set: |c, v| {
             c.busy_reply_threshold = int_in(v, 0, i64::MAX)? as u64;
@@ -788,7 +1024,6 @@ pub static PARAMS: &[Param] = &[
         name: "tracking-table-max-keys",
         aliases: &[],
         change: Change::Mutable,
-        ignored: false,
         get: |c| c.tracking_table_max_keys.to_string(),
         set: |c, v| {
             c.tracking_table_max_keys = int_in(v, 0, i64::MAX)? as usize;
@@ -799,7 +1034,6 @@ pub static PARAMS: &[Param] = &[
         name: "io-threads",
         aliases: &[],
         change: Change::Immutable,
-        ignored: false,
         get: |c| c.io_threads.to_string(),
         set: |c, v| {
             c.io_threads = int_in(v, 1, 128)? as usize;
@@ -810,7 +1044,6 @@ pub static PARAMS: &[Param] = &[
         name: "replica-read-only",
         aliases: &["slave-read-only"],
         change: Change::Mutable,
-        ignored: false,
         // Kept and reported; like Redis on a primary, it changes nothing.
         get: |c| if c.replica_read_only { "yes" } else { "no" }.into(),
         set: |c, v| {
@@ -822,18 +1055,83 @@ pub static PARAMS: &[Param] = &[
         name: "maxmemory",
         aliases: &[],
         change: Change::Mutable,
-        ignored: false,
-        get: |_| "0".into(),
-        set: |_, v| match memory(v)? {
-            0 => Ok(()),
-            _ => Err("latchkey does not limit memory yet; only 0 (no limit) is accepted".into()),
+        get: |c| c.maxmemory.to_string(),
+        set: |c, v| {
+            let n = memory(v)?;
+            if n > 0 && !crate::memory::counting() {
+                // No counter of live bytes to hold the limit against.
+                return Err("latchkey counts memory with its own allocator, which this process does not use (an embedding installs latchkey::memory::Counting as its #[global_allocator]); only 0 (no limit) is accepted".into());
+            }
+            c.maxmemory = n;
+            Ok(())
+        },
+    },
+    Param {
+        name: "maxmemory-policy",
+        aliases: &[],
+        change: Change::Mutable,
+        get: |c| c.maxmemory_policy.name().into(),
+        set: |c, v| {
+            c.maxmemory_policy = crate::memory::Policy::parse(one(v)?).ok_or(
+                "argument(s) must be one of the following: volatile-lru, volatile-lfu, volatile-random, volatile-ttl, allkeys-lru, allkeys-lfu, allkeys-random, noeviction",
+            )?;
+            Ok(())
+        },
+    },
+    Param {
+        name: "maxmemory-clients",
+        aliases: &[],
+        change: Change::Mutable,
+        get: |c| c.maxmemory_clients.to_string(),
+        set: |c, v| {
+            c.maxmemory_clients = crate::memory::ClientsLimit::parse(one(v)?)?;
+            Ok(())
+        },
+    },
+    Param {
+        name: "maxmemory-samples",
+        aliases: &[],
+        change: Change::Mutable,
+        get: |c| c.maxmemory_samples.to_string(),
+        set: |c, v| {
+            c.maxmemory_samples = int_in(v, 1, i64::from(i32::MAX))? as u32;
+            Ok(())
+        },
+    },
+    Param {
+        name: "maxmemory-eviction-tenacity",
+        aliases: &[],
+        change: Change::Mutable,
+        get: |c| c.maxmemory_eviction_tenacity.to_string(),
+        set: |c, v| {
+            c.maxmemory_eviction_tenacity = int_in(v, 0, 100)? as u32;
+            Ok(())
+        },
+    },
+    Param {
+        name: "lfu-log-factor",
+        aliases: &[],
+        change: Change::Mutable,
+        get: |c| c.lfu_log_factor.to_string(),
+        set: |c, v| {
+            c.lfu_log_factor = int_in(v, 0, i64::from(i32::MAX))? as u32;
+            Ok(())
+        },
+    },
+    Param {
+        name: "lfu-decay-time",
+        aliases: &[],
+        change: Change::Mutable,
+        get: |c| c.lfu_decay_time.to_string(),
+        set: |c, v| {
+            c.lfu_decay_time = int_in(v, 0, i64::from(i32::MAX))? as u32;
+            Ok(())
         },
     },
     Param {
         name: "daemonize",
         aliases: &[],
         change: Change::Immutable,
-        ignored: false,
         get: |_| "no".into(),
         set: |_, v| match boolean(v)? {
             false => Ok(()),
@@ -844,7 +1142,6 @@ pub static PARAMS: &[Param] = &[
         name: "lock-restart-grace",
         aliases: &[],
         change: Change::Immutable,
-        ignored: false,
         get: |c| {
             c.lock_restart_grace
                 .map_or("auto".into(), |ms| ms.to_string())
@@ -862,7 +1159,6 @@ pub static PARAMS: &[Param] = &[
         name: "save",
         aliases: &[],
         change: Change::Mutable,
-        ignored: false,
         get: |c| {
             c.save_points
                 .iter()
@@ -879,7 +1175,6 @@ pub static PARAMS: &[Param] = &[
         name: "stop-writes-on-bgsave-error",
         aliases: &[],
         change: Change::Mutable,
-        ignored: false,
         get: |c| yes_no(c.stop_writes_on_bgsave_error),
         set: |c, v| {
             c.stop_writes_on_bgsave_error = boolean(v)?;
@@ -890,7 +1185,6 @@ pub static PARAMS: &[Param] = &[
         name: "rdbcompression",
         aliases: &[],
         change: Change::Mutable,
-        ignored: false,
         get: |c| yes_no(c.rdbcompression),
         set: |c, v| {
             c.rdbcompression = boolean(v)?;
@@ -901,7 +1195,6 @@ pub static PARAMS: &[Param] = &[
         name: "rdbchecksum",
         aliases: &[],
         change: Change::Immutable,
-        ignored: false,
         get: |c| yes_no(c.rdbchecksum),
         set: |c, v| {
             c.rdbchecksum = boolean(v)?;
@@ -909,29 +1202,145 @@ pub static PARAMS: &[Param] = &[
         },
     },
     Param {
+        name: "slowlog-max-len",
+        aliases: &[],
+        change: Change::Mutable,
+        get: |c| c.slowlog_max_len.to_string(),
+        set: |c, v| {
+            c.slowlog_max_len = int_in(v, 0, i64::MAX)? as u64;
+            Ok(())
+        },
+    },
+    Param {
+        name: "slowlog-log-slower-than",
+        aliases: &[],
+        change: Change::Mutable,
+        get: |c| c.slowlog_log_slower_than.to_string(),
+        set: |c, v| {
+            c.slowlog_log_slower_than = int_in(v, -1, i64::MAX)?;
+            Ok(())
+        },
+    },
+    Param {
+        name: "latency-monitor-threshold",
+        aliases: &[],
+        change: Change::Mutable,
+        get: |c| c.latency_monitor_threshold.to_string(),
+        set: |c, v| {
+            c.latency_monitor_threshold = int_in(v, 0, i64::MAX)? as u64;
+            Ok(())
+        },
+    },
+    Param {
+        name: "latency-tracking",
+        aliases: &[],
+        change: Change::Mutable,
+        get: |c| yes_no(c.latency_tracking),
+        set: |c, v| {
+            c.latency_tracking = boolean(v)?;
+            Ok(())
+        },
+    },
+    Param {
+        name: "latency-tracking-info-percentiles",
+        aliases: &[],
+        change: Change::Mutable,
+        get: |c| crate::commands::latency::percentiles_text(&c.latency_tracking_info_percentiles),
+        set: |c, v| {
+            c.latency_tracking_info_percentiles = crate::commands::latency::parse_percentiles(v)?;
+            Ok(())
+        },
+    },
+    Param {
         name: "appendonly",
         aliases: &[],
         change: Change::Mutable,
-        ignored: true,
-        get: |_| "no".into(),
-        set: |_, v| boolean(v).map(drop),
+        get: |c| yes_no(c.appendonly),
+        set: |c, v| {
+            c.appendonly = boolean(v)?;
+            Ok(())
+        },
     },
     Param {
         name: "appendfsync",
         aliases: &[],
         change: Change::Mutable,
-        ignored: true,
-        get: |_| "everysec".into(),
-        set: |_, v| match one(v)?.to_ascii_lowercase().as_str() {
-            "everysec" | "always" | "no" => Ok(()),
-            _ => Err("argument(s) must be one of the following: everysec, always, no".into()),
+        get: |c| c.appendfsync.clone(),
+        set: |c, v| match crate::persist::aof::Fsync::parse(one(v)?) {
+            Some(f) => {
+                c.appendfsync = f.name().to_string();
+                Ok(())
+            }
+            None => Err("argument(s) must be one of the following: everysec, always, no".into()),
+        },
+    },
+    Param {
+        name: "aof-load-truncated",
+        aliases: &[],
+        change: Change::Mutable,
+        get: |c| yes_no(c.aof_load_truncated),
+        set: |c, v| {
+            c.aof_load_truncated = boolean(v)?;
+            Ok(())
+        },
+    },
+    Param {
+        name: "aof-rewrite-incremental-fsync",
+        aliases: &[],
+        change: Change::Mutable,
+        get: |c| yes_no(c.aof_rewrite_incremental_fsync),
+        set: |c, v| {
+            c.aof_rewrite_incremental_fsync = boolean(v)?;
+            Ok(())
+        },
+    },
+    Param {
+        name: "aof-use-rdb-preamble",
+        aliases: &[],
+        change: Change::Mutable,
+        get: |_| "yes".into(),
+        set: |_, v| match boolean(v)? {
+            true => Ok(()),
+            // A base of commands is not written: refused, not ignored.
+            false => {
+                Err("latchkey writes the AOF base as RDB only (aof-use-rdb-preamble yes)".into())
+            }
+        },
+    },
+    Param {
+        name: "aof-timestamp-enabled",
+        aliases: &[],
+        change: Change::Mutable,
+        get: |_| "no".into(),
+        set: |_, v| match boolean(v)? {
+            false => Ok(()),
+            true => Err("latchkey does not write AOF timestamp annotations".into()),
+        },
+    },
+    Param {
+        name: "auto-aof-rewrite-percentage",
+        aliases: &[],
+        change: Change::Mutable,
+        get: |c| c.auto_aof_rewrite_percentage.to_string(),
+        set: |c, v| {
+            c.auto_aof_rewrite_percentage = int_in(v, 0, i64::from(i32::MAX))? as u64;
+            Ok(())
+        },
+    },
+    Param {
+        name: "auto-aof-rewrite-min-size",
+        aliases: &[],
+        change: Change::Mutable,
+        get: |c| c.auto_aof_rewrite_min_size.to_string(),
+        set: |c, v| {
+            c.auto_aof_rewrite_min_size = memory_in(v, 0)?;
+            Ok(())
         },
     },
     Param {
         name: "dbfilename",
         aliases: &[],
         change: Change::Protected,
-        ignored: false,
         get: |c| c.dbfilename.clone(),
         set: |c, v| {
             let name = one(v)?;
@@ -944,12 +1353,208 @@ pub static PARAMS: &[Param] = &[
         },
     },
     Param {
+        name: "protected-mode",
+        aliases: &[],
+        change: Change::Mutable,
+        get: |c| yes_no(c.protected_mode),
+        set: |c, v| {
+            c.protected_mode = boolean(v)?;
+            Ok(())
+        },
+    },
+    Param {
+        name: "enable-protected-configs",
+        aliases: &[],
+        change: Change::Immutable,
+        get: |c| c.enable_protected_configs.name(),
+        set: |c, v| {
+            c.enable_protected_configs = Allowed::parse(v)?;
+            Ok(())
+        },
+    },
+    Param {
+        name: "enable-debug-command",
+        aliases: &[],
+        change: Change::Immutable,
+        get: |c| c.enable_debug_command.name(),
+        set: |c, v| {
+            c.enable_debug_command = Allowed::parse(v)?;
+            Ok(())
+        },
+    },
+    Param {
+        name: "enable-module-command",
+        aliases: &[],
+        change: Change::Immutable,
+        get: |c| c.enable_module_command.name(),
+        set: |c, v| {
+            c.enable_module_command = Allowed::parse(v)?;
+            Ok(())
+        },
+    },
+    Param {
+        name: "metrics-port",
+        aliases: &[],
+        // As `port`: the listeners are bound once, at start-up.
+        change: Change::Immutable,
+        get: |c| c.metrics_port.to_string(),
+        set: |c, v| {
+            c.metrics_port = int_in(v, 0, 65535)? as u16;
+            Ok(())
+        },
+    },
+    Param {
+        name: "tls-port",
+        aliases: &[],
+        // As `port`: the listeners are bound once, at start-up.
+        change: Change::Immutable,
+        get: |c| c.tls.port.to_string(),
+        set: |c, v| {
+            c.tls.port = int_in(v, 0, 65535)? as u16;
+            Ok(())
+        },
+    },
+    tls_text!("tls-cert-file", cert_file),
+    tls_text!("tls-key-file", key_file),
+    tls_text!("tls-key-file-pass", key_file_pass),
+    tls_text!("tls-ca-cert-file", ca_cert_file),
+    tls_text!("tls-ca-cert-dir", ca_cert_dir),
+    Param {
+        name: "tls-auth-clients",
+        aliases: &[],
+        change: Change::Mutable,
+        get: |c| c.tls.auth_clients.name().into(),
+        set: |c, v| {
+            c.tls.auth_clients = crate::tls::AuthClients::parse(one(v)?)?;
+            Ok(())
+        },
+    },
+    Param {
+        name: "tls-protocols",
+        aliases: &[],
+        change: Change::Mutable,
+        get: |c| c.tls.protocols.clone(),
+        set: |c, v| {
+            let value = v.join(" ");
+            crate::tls::parse_protocols(&value)?;
+            c.tls.protocols = value;
+            Ok(())
+        },
+    },
+    Param {
+        name: "tls-ciphers",
+        aliases: &[],
+        change: Change::Mutable,
+        get: |c| c.tls.ciphers.clone(),
+        set: |c, v| {
+            crate::tls::parse_ciphers(one(v)?)?;
+            c.tls.ciphers = one(v)?.to_string();
+            Ok(())
+        },
+    },
+    Param {
+        name: "tls-ciphersuites",
+        aliases: &[],
+        change: Change::Mutable,
+        get: |c| c.tls.ciphersuites.clone(),
+        set: |c, v| {
+            crate::tls::parse_ciphersuites(one(v)?)?;
+            c.tls.ciphersuites = one(v)?.to_string();
+            Ok(())
+        },
+    },
+    Param {
+        name: "tls-prefer-server-ciphers",
+        aliases: &[],
+        change: Change::Mutable,
+        get: |c| yes_no(c.tls.prefer_server_ciphers),
+        set: |c, v| {
+            c.tls.prefer_server_ciphers = boolean(v)?;
+            Ok(())
+        },
+    },
+    Param {
+        name: "tls-session-caching",
+        aliases: &[],
+        change: Change::Mutable,
+        get: |c| yes_no(c.tls.session_caching),
+        set: |c, v| {
+            c.tls.session_caching = boolean(v)?;
+            Ok(())
+        },
+    },
+    Param {
+        name: "tls-session-cache-size",
+        aliases: &[],
+        change: Change::Mutable,
+        get: |c| c.tls.session_cache_size.to_string(),
+        set: |c, v| {
+            c.tls.session_cache_size = int_in(v, 0, i64::from(i32::MAX))? as usize;
+            Ok(())
+        },
+    },
+    only_default!(
+        "tls-session-cache-timeout",
+        "300",
+        "latchkey (rustls) keeps sessions without a time limit of its own; only 300 is accepted"
+    ),
+    only_default!(
+        "tls-replication",
+        "no",
+        "latchkey has no replication; only no is accepted"
+    ),
+    only_default!(
+        "tls-cluster",
+        "no",
+        "latchkey has no cluster bus; only no is accepted"
+    ),
+    only_default!(
+        "tls-client-cert-file",
+        "",
+        "latchkey makes no outgoing TLS connections (no replication); only an empty value is accepted"
+    ),
+    only_default!(
+        "tls-client-key-file",
+        "",
+        "latchkey makes no outgoing TLS connections (no replication); only an empty value is accepted"
+    ),
+    only_default!(
+        "tls-client-key-file-pass",
+        "",
+        "latchkey makes no outgoing TLS connections (no replication); only an empty value is accepted"
+    ),
+    only_default!(
+        "tls-dh-params-file",
+        "",
+        "latchkey (rustls) offers no DHE suites, only ECDHE ones; only an empty value is accepted"
+    ),
+    Param {
         name: "appendfilename",
         aliases: &[],
         change: Change::Immutable,
-        ignored: true,
-        get: |_| "appendonly.aof".into(),
-        set: |_, v| one(v).map(drop),
+        get: |c| c.appendfilename.clone(),
+        set: |c, v| {
+            let name = one(v)?;
+            if name.contains('/') || name.contains('\\') {
+                return Err("appendfilename can't be a path, just a filename".into());
+            }
+            c.appendfilename = name.to_string();
+            Ok(())
+        },
+    },
+    Param {
+        name: "appenddirname",
+        aliases: &[],
+        change: Change::Immutable,
+        get: |c| c.appenddirname.clone(),
+        set: |c, v| {
+            let name = one(v)?;
+            if name.contains('/') || name.contains('\\') {
+                return Err("appenddirname can't be a path, just a dirname".into());
+            }
+            c.appenddirname = name.to_string();
+            Ok(())
+        },
     },
 ];
 
@@ -974,6 +1579,19 @@ pub fn find(name: &str) -> Option<&'static Param> {
 }
 
 impl Config {
+    /// What `memory::Memory` applies.
+    pub fn memory_settings(&self) -> crate::memory::Settings {
+        crate::memory::Settings {
+            maxmemory: self.maxmemory,
+            policy: self.maxmemory_policy,
+            samples: self.maxmemory_samples,
+            tenacity: self.maxmemory_eviction_tenacity,
+            clients: self.maxmemory_clients,
+            lfu_log_factor: self.lfu_log_factor,
+            lfu_decay_time: self.lfu_decay_time,
+        }
+    }
+
     /// Sets option `name` from its value words, as a config-file line or a
     /// `--name value ...` argument gives them. Errors say why, Redis-style.
     pub fn apply(&mut self, name: &str, values: &[String]) -> Result<&'static Param, String> {
@@ -1002,6 +1620,18 @@ impl Config {
                 .map(|w| String::from_utf8_lossy(&w).into_owned())
                 .collect();
             if let Some((name, values)) = words.split_first() {
+                if name.eq_ignore_ascii_case("user") {
+                    // An ACL user: checked when the server starts (the
+                    // rules need the command table).
+                    if values.is_empty() {
+                        return Err(format!(
+                            "line {}: Bad directive or wrong number of arguments: 'user'",
+                            n + 1
+                        ));
+                    }
+                    self.users.push(values.to_vec());
+                    continue;
+                }
                 let values = if name.eq_ignore_ascii_case("save") {
                     let all = save_words.get_or_insert_with(Vec::new);
                     if values.len() == 1 && values[0].is_empty() {
@@ -1032,14 +1662,22 @@ mod tests {
     use super::*;
 
     #[test]
-    fn config_file_sets_options_and_ignores_persistence() {
+    fn config_file_sets_options_and_the_aof_ones() {
         let mut c = Config::default();
-        let applied = c
-            .apply_file("# comment\nport 7000\nsave \"\"\nrequirepass \"s p\"\nappendonly no\n")
-            .unwrap();
+        c.apply_file(
+            "# comment\nport 7000\nsave \"\"\nrequirepass \"s p\"\nappendonly yes\nappendfsync ALWAYS\n",
+        )
+        .unwrap();
         assert_eq!(c.port, 7000);
         assert_eq!(c.requirepass.as_deref(), Some("s p"));
-        assert!(applied.iter().any(|p| p.ignored));
+        assert!(c.appendonly);
+        assert_eq!(c.appendfsync, "always");
+        assert!(c.apply("appendfilename", &["a/b".into()]).is_err());
+        assert!(c.apply("aof-use-rdb-preamble", &["no".into()]).is_err());
+        assert!(c
+            .apply("auto-aof-rewrite-min-size", &["1mb".into()])
+            .is_ok());
+        assert_eq!(c.auto_aof_rewrite_min_size, 1 << 20);
     }
 
     #[test]

@@ -27,7 +27,7 @@ use crate::commands;
 use crate::protocol::{Limits, RequestParser};
 use crate::reply::Reply;
 use crate::server::Shared;
-use crate::session::{argv_mem, Blocked, ClientInfo, Session, Wait};
+use crate::session::{argv_mem, client_memory, Blocked, ClientInfo, Session, Wait};
 
 /// Reply bytes Redis keeps in a client's static buffer, outside the output
 /// buffer limits.
@@ -39,6 +39,11 @@ const READ_CHUNK: usize = 16 * 1024;
 /// A client's first reads, and its reads after it was idle, go into a buffer this
 /// small: most requests are short, and a read that fills it grows it.
 const FIRST_READ: usize = 1024;
+/// Bytes of requests a client may have read since it last let the others
+/// go first: a client that never stops sending yields its worker this
+/// often, so one that connects meanwhile is accepted and served within a
+/// turn (Redis reads at most 16 KB of a client per event-loop round).
+const FAIR_SHARE: usize = 2 * READ_CHUNK;
 /// A client idle this long (1 to 2 times it) gives back its buffers, as Redis
 /// frees the query buffer of a client idle for 2 seconds.
 const IDLE_RELEASE: Duration = Duration::from_secs(2);
@@ -56,8 +61,11 @@ pub async fn serve<S>(mut stream: S, shared: Arc<Shared>, info: Arc<ClientInfo>)
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    let needs_auth = shared.config.read().requirepass.is_some();
-    let mut session = Session::new(info.clone(), !needs_auth);
+    let mut session = Session::new(
+        info.clone(),
+        shared.acl.default_user(),
+        shared.acl.default_needs_no_auth(),
+    );
     session.mark_time(&shared.clock);
     let served = AssertUnwindSafe(run(&mut stream, &shared, &info, &mut session))
         .catch_unwind()
@@ -103,6 +111,7 @@ where
     let mut rbuf = BytesMut::new();
     let mut wbuf = BytesMut::new();
     let mut read_chunk = FIRST_READ;
+    let mut unyielded = 0usize;
     let mut args = Vec::new();
     // Wakes every IDLE_RELEASE while the client is active; a tick with no read
     // since the last one releases the buffers, and it sleeps until the next read.
@@ -123,6 +132,8 @@ where
     // The timeout of the client's blocking commands: one timer for all of
     // them, made at the first (see `wait_for_grant`).
     let mut wait_timer = None;
+    // The first read may be an HTTP GET for the metrics endpoint.
+    let mut first_read = true;
     loop {
         let (limits, query_limit, idle, out) = {
             let c = shared.config.read();
@@ -156,12 +167,19 @@ where
         // Pushes that arrived before this batch's requests go before their
         // replies, as Redis queues them in the output buffer when sent.
         write_pushes(session, info, &mut wbuf);
-        loop {
+        'batch: loop {
             match parser.next(&mut rbuf, &limits, session.authenticated, &mut args) {
-                Ok(true) => {
+                Ok(true) => 'run: loop {
                     #[cfg(all(feature = "test-hooks", debug_assertions))]
                     test_hooks::on_command(&args);
                     let reply = commands::execute(shared, session, &args);
+                    if let Some(d) = session.reply_delay.take() {
+                        // DEBUG FAULT DELAY: the reply is late, the server is not.
+                        tokio::select! {
+                            _ = tokio::time::sleep(d) => {}
+                            _ = &mut closing => return,
+                        }
+                    }
                     // Messages the command published to this very client first.
                     for m in std::mem::take(&mut session.held_pushes) {
                         write_message(m, session.resp3, info, &mut wbuf);
@@ -177,17 +195,31 @@ where
                         );
                         wbuf.truncate(before);
                         close = true;
-                        break;
+                        break 'batch;
                     }
                     write_pushes(session, info, &mut wbuf);
-                    if session.blocked.is_some() {
-                        info.buffers
-                            .argv_mem
-                            .store(argv_mem(&args), Ordering::Relaxed);
+                    if let Some(blocked) = &session.blocked {
+                        // A command CLIENT PAUSE postponed runs again, from
+                        // the start, once its wait ends.
+                        let rerun = matches!(blocked.on, Wait::Postponed { .. });
+                        let argv = argv_mem(&args);
+                        info.buffers.argv_mem.store(argv, Ordering::Relaxed);
+                        if !count_memory(
+                            shared,
+                            info,
+                            session,
+                            rbuf.capacity() + wbuf.capacity(),
+                            argv,
+                        ) {
+                            return;
+                        }
                         crate::tracking::broadcast(shared);
                         write_pushes(session, info, &mut wbuf);
                         // Replies so far go out now: the client may be waiting on
                         // them while this command waits.
+                        if session.aof_offset > 0 {
+                            shared.aof.before_reply(session.aof_offset).await;
+                        }
                         if !flush(stream, &mut wbuf, info, &mut closing, &out, inflow!()).await {
                             return;
                         }
@@ -211,20 +243,32 @@ where
                         }
                         last_read = Instant::now();
                         match waited {
-                            Some(reply) => reply.encode(session.resp3, &mut wbuf),
+                            Some(_) if rerun => continue 'run,
+                            Some(reply) => {
+                                session.end_reply(reply).encode(session.resp3, &mut wbuf)
+                            }
                             None => return,
+                        }
+                        // Served or granted by another client's unit: the
+                        // reply waits for the AOF to hold that unit's writes.
+                        if shared.aof.is_on() {
+                            session.aof_offset = shared.aof.appended_settled();
                         }
                     }
                     if session.close_after_reply || info.is_killed() {
                         close = true;
-                        break;
+                        break 'batch;
                     }
-                    if wbuf.len() >= WRITE_HIGH_WATER
-                        && !flush(stream, &mut wbuf, info, &mut closing, &out, inflow!()).await
-                    {
-                        return;
+                    if wbuf.len() >= WRITE_HIGH_WATER {
+                        if session.aof_offset > 0 {
+                            shared.aof.before_reply(session.aof_offset).await;
+                        }
+                        if !flush(stream, &mut wbuf, info, &mut closing, &out, inflow!()).await {
+                            return;
+                        }
                     }
-                }
+                    break 'run;
+                },
                 Ok(false) => break,
                 Err(e) => {
                     tracing::debug!(client = info.id, "protocol error: {e}");
@@ -243,6 +287,9 @@ where
         write_pushes(session, info, &mut wbuf);
         // Between batches only what is left unparsed counts, as in Redis.
         info.buffers.read(rbuf.len(), rbuf.capacity());
+        if !count_memory(shared, info, session, rbuf.capacity() + wbuf.capacity(), 0) {
+            return;
+        }
         if std::mem::take(&mut session.delivered_to_others) {
             // The batch published to other clients, whose tasks it woke: they
             // write first, then these replies, as Redis writes its pending
@@ -253,6 +300,10 @@ where
             behind_woken_tasks().await;
         }
         inflowed = 0;
+        if session.aof_offset > 0 {
+            // The batch's writes are in the AOF as `appendfsync` asks.
+            shared.aof.before_reply(session.aof_offset).await;
+        }
         if !flush(stream, &mut wbuf, info, &mut closing, &out, inflow!()).await {
             return;
         }
@@ -353,6 +404,28 @@ where
         match read {
             Ok(0) | Err(_) => return,
             Ok(n) => {
+                count_bytes(&info.net_in, n);
+                if first_read {
+                    first_read = false;
+                    // Not past a password: the main port's HTTP would let
+                    // an unauthenticated client read every lock's owner.
+                    if crate::metrics::http::is_http_get(&rbuf)
+                        && shared.config.read().metrics_port != 0
+                        && shared.acl.default_needs_no_auth()
+                    {
+                        let head = std::mem::take(&mut rbuf);
+                        crate::metrics::http::serve(&mut *stream, shared, head).await;
+                        return;
+                    }
+                }
+                unyielded += n;
+                if unyielded >= FAIR_SHARE {
+                    // Behind the worker's next look at every socket (tokio's
+                    // cooperative budget alone let a flooding client keep a
+                    // worker for hundreds of milliseconds).
+                    unyielded = 0;
+                    tokio::task::yield_now().await;
+                }
                 last_read = Instant::now();
                 session.mark_time(&shared.clock);
                 info.last_interaction_ms
@@ -371,6 +444,44 @@ where
             }
         }
     }
+}
+
+/// Adds `n` bytes to one of the client's network counters. Only the
+/// connection's own task writes them, so a load and a store do (no locked
+/// read-modify-write on the request path); readers see a relaxed value.
+#[inline]
+fn count_bytes(counter: &std::sync::atomic::AtomicU64, n: usize) {
+    let total = counter.load(Ordering::Relaxed).wrapping_add(n as u64);
+    counter.store(total, Ordering::Relaxed);
+}
+
+/// Counts what the client holds now (`buffers` bytes allocated, `argv` bytes
+/// of a command it blocks in) into the clients' total; at or past
+/// `maxmemory-clients` the biggest clients are closed. False if this one was:
+/// it closes without its replies, as Redis frees an evicted client.
+fn count_memory(
+    shared: &Shared,
+    info: &ClientInfo,
+    session: &Session,
+    buffers: usize,
+    argv: usize,
+) -> bool {
+    let multi = if session.in_multi() {
+        info.buffers.multi_mem.load(Ordering::Relaxed)
+    } else {
+        0
+    };
+    let held = client_memory(
+        buffers,
+        info.buffers.queued.load(Ordering::Relaxed),
+        argv,
+        multi,
+    );
+    if shared.memory.client_uses(info, held) {
+        crate::memory::evict_clients(shared);
+        return !info.is_killed();
+    }
+    true
 }
 
 /// Lets the tasks this one has woken run first: the task wakes itself and
@@ -641,6 +752,7 @@ where
             Ok(Flow::Wrote(0)) | Ok(Flow::Read(0)) | Err(_) => return false,
             Ok(Flow::Wrote(n)) => done += n,
             Ok(Flow::Read(n)) => {
+                count_bytes(&info.net_in, n);
                 *inflow.got += n;
                 *inflow.last_read = Instant::now();
                 info.buffers.read(inflow.rbuf.len(), inflow.rbuf.capacity());
@@ -652,6 +764,7 @@ where
                 .store(wbuf.len() - done, Ordering::Relaxed);
         }
     }
+    count_bytes(&info.net_out, done);
     wbuf.clear();
     info.buffers.out_pending.store(0, Ordering::Relaxed);
     true
@@ -707,7 +820,8 @@ where
     S: AsyncRead + AsyncWrite + Unpin,
     F: Future<Output = ()>,
 {
-    info.blocked.store(true, Ordering::Relaxed);
+    let seq = info.wait_seq.fetch_add(1, Ordering::Relaxed) + 1;
+    info.blocked.store(true, Ordering::Release);
     let _unblock = Unblock(info);
     #[cfg(all(feature = "test-hooks", debug_assertions))]
     test_hooks::on_wait(info);
@@ -736,7 +850,11 @@ where
                 match inbox.recv().await {
                     // A published message is written at once, as Redis sends
                     // them to a blocked subscriber.
-                    Some(m) if is_for(&blocked.on, &m) || matches!(m, Message::Push { .. }) => {
+                    Some(m)
+                        if is_for(&blocked.on, &m)
+                            || matches!(m, Message::Push { .. })
+                            || matches!(m, Message::Unblock { seq: s, .. } if s == seq) =>
+                    {
                         return Some(m)
                     }
                     Some(m) => tracing::debug!("a stale out-of-band message was dropped: {m:?}"),
@@ -761,7 +879,8 @@ where
             _ = &mut moved => None,
             r = stream.read_buf(rbuf), if reading => match r {
                 Ok(0) | Err(_) => return None,
-                Ok(_) => {
+                Ok(n) => {
+                    count_bytes(&info.net_in, n);
                     info.buffers.read(rbuf.len(), rbuf.capacity());
                     None
                 }
@@ -780,6 +899,22 @@ where
                 if !written {
                     return None;
                 }
+                count_bytes(&info.net_out, out.len());
+            }
+            Some(Some(Message::Unblock { error, .. })) => {
+                // CLIENT UNBLOCK: out of the queue now; what it waited for
+                // wins if it came first.
+                let _gate = shared.gate.read_async().await;
+                let blocked = session.blocked.take()?;
+                let got = cancel_wait(shared, session, &blocked, shared.clock.now_ms());
+                crate::commands::pubsub::publish_logged(shared);
+                return Some(match got {
+                    Some(got) => granted(session, &blocked, got),
+                    None if error => Reply::Error(crate::error::CommandError::raw(
+                        "UNBLOCKED client unblocked via CLIENT UNBLOCK",
+                    )),
+                    None => timed_out(&blocked),
+                });
             }
             Some(Some(got)) => {
                 // A grant made inside a script or EXEC is seen when it ends: the
@@ -800,6 +935,7 @@ struct Unblock<'a>(&'a ClientInfo);
 impl Drop for Unblock<'_> {
     fn drop(&mut self) {
         self.0.blocked.store(false, Ordering::Relaxed);
+        self.0.postponed.store(false, Ordering::Relaxed);
     }
 }
 
@@ -809,6 +945,7 @@ fn is_for(on: &Wait, m: &Message) -> bool {
         (Wait::Lock { waiter, .. }, Message::Granted { wait, .. })
         | (Wait::Lock { waiter, .. }, Message::Abandoned { wait }) => wait == waiter,
         (Wait::Key { waiter, .. }, Message::Served { wait, .. }) => *wait == waiter.id(),
+        (Wait::Postponed { wait: waiter }, Message::Resume { wait }) => wait == waiter,
         _ => false,
     }
 }
@@ -827,6 +964,20 @@ fn delivered(session: &mut Session, on: &Wait) -> Option<Message> {
     None
 }
 
+/// Ends the blocked command of `session` now, as its timeout running out does,
+/// and gives the reply its client would get (for a driver without a
+/// connection: the fuzz target runs `BLPOP k 0` and `LOCK.ACQUIRE ... WAIT 0`
+/// this way). `Reply::Nil` if nothing is blocked.
+pub async fn time_out_wait(shared: &Shared, session: &mut Session) -> Reply {
+    end_wait(shared, session, shared.clock.now_ms()).await
+}
+
+/// Lets go of everything a client held, as when its connection ends (for a
+/// driver without a connection; see [`release_client`]).
+pub async fn release(shared: &Shared, session: &mut Session) {
+    release_client(shared, session).await
+}
+
 /// The timeout ran out: leave the queue, unless the grant won the race, in which
 /// case it is the reply.
 async fn end_wait(shared: &Shared, session: &mut Session, now: u64) -> Reply {
@@ -840,13 +991,10 @@ async fn end_wait(shared: &Shared, session: &mut Session, now: u64) -> Reply {
     if let Some(got) = got {
         return granted(session, &blocked, got);
     }
-    if matches!(blocked.on, Wait::Lock { .. }) {
-        shared
-            .keyspace
-            .locks()
-            .stats
-            .wait_timeouts
-            .fetch_add(1, Ordering::Relaxed);
+    if let Wait::Lock { since, .. } = blocked.on {
+        let stats = &shared.keyspace.locks().stats;
+        stats.wait_timeouts.fetch_add(1, Ordering::Relaxed);
+        stats.wait_ms.observe_ms(now.saturating_sub(since));
     }
     timed_out(&blocked)
 }
@@ -867,6 +1015,7 @@ fn cancel_wait(
             crate::commands::lock::cancel_wait_at(&mut db.lock(key), key, *waiter, now)
         }
         Wait::Key { waiter, .. } => shared.blocked.cancel(waiter),
+        Wait::Postponed { wait } => shared.pause.cancel(*wait),
     };
     if still_waiting {
         return None;
@@ -891,6 +1040,10 @@ fn granted(session: &mut Session, blocked: &Blocked, got: Message) -> Reply {
         Message::Served { reply, .. } => reply,
         // Never the answer to a wait (`is_for`).
         Message::Push { .. } => Reply::Nil,
+        // The connection runs the postponed command again.
+        Message::Resume { .. } => Reply::Silent,
+        // Never the answer to a wait (handled by the waiting loop).
+        Message::Unblock { .. } => timed_out(blocked),
         Message::Abandoned { .. } => timed_out(blocked),
     }
 }
@@ -900,6 +1053,7 @@ fn timed_out(blocked: &Blocked) -> Reply {
     match &blocked.on {
         Wait::Lock { .. } => Reply::Nil,
         Wait::Key { timeout_reply, .. } => timeout_reply.clone(),
+        Wait::Postponed { .. } => Reply::Silent,
     }
 }
 
@@ -907,6 +1061,8 @@ fn timed_out(blocked: &Blocked) -> Reply {
 /// hold granted as it left, which passes on), its SESSION locks, its WATCHes.
 async fn release_client(shared: &Shared, session: &mut Session) {
     let _gate = shared.gate.read_async().await;
+    // What is let go reaches the AOF as one unit.
+    let order = shared.aof.order();
     let now = shared.clock.now_ms();
     let dbs = shared.keyspace.dbs();
     if let Some(b) = session.blocked.take() {
@@ -953,7 +1109,12 @@ async fn release_client(shared: &Shared, session: &mut Session) {
     // loss notices, the grants that followed), before this client's own
     // subscriptions end.
     crate::commands::pubsub::publish_logged(shared);
+    if order.is_some() {
+        crate::persist::aof::end_unit(shared);
+        drop(order);
+    }
     session.unwatch_all(&shared.keyspace);
+    crate::commands::monitor::leave(shared, session);
     crate::commands::pubsub::leave_all(shared, session);
     shared.tracking.leave(&session.info);
     crate::tracking::after_background(shared);

@@ -38,6 +38,8 @@ impl Server {
             },
             paused: false,
             load: false,
+            tls_free_port: false,
+            metrics_free_port: false,
         }
     }
 }
@@ -48,6 +50,10 @@ pub struct ServerBuilder {
     paused: bool,
     /// Load `dir`/`dbfilename` at start: set once either is given.
     load: bool,
+    /// Serve TLS on a free port: set by [`ServerBuilder::tls`].
+    tls_free_port: bool,
+    /// Serve metrics on a free port: set by [`ServerBuilder::metrics`].
+    metrics_free_port: bool,
 }
 
 impl ServerBuilder {
@@ -78,6 +84,30 @@ impl ServerBuilder {
     /// Number of databases (default 16).
     pub fn databases(mut self, n: usize) -> Self {
         self.config.databases = n.max(1);
+        self
+    }
+
+    /// Adds an ACL user as a `user` line of redis.conf gives it: the name,
+    /// then its rules (`"locker on >pw ~lock:* +@lock +@connection"`).
+    /// Checked when the server starts.
+    ///
+    /// ```
+    /// let server = latchkey::Server::builder()
+    ///     .user("worker on >s3cret ~jobs:* +@list +@connection")
+    ///     .start_blocking()
+    ///     .unwrap();
+    /// let url = server.url().replace("redis://", "redis://worker:s3cret@");
+    /// let mut con = redis::Client::open(url).unwrap().get_connection().unwrap();
+    /// let n: i64 = redis::cmd("LPUSH").arg("jobs:1").arg("x").query(&mut con).unwrap();
+    /// assert_eq!(n, 1);
+    /// ```
+    pub fn user(mut self, line: &str) -> Self {
+        let words = crate::protocol::split_args(line.as_bytes())
+            .unwrap_or_default()
+            .into_iter()
+            .map(|w| String::from_utf8_lossy(&w).into_owned())
+            .collect();
+        self.config.users.push(words);
         self
     }
 
@@ -114,6 +144,44 @@ impl ServerBuilder {
         self.option("dir", &dir.as_ref().to_string_lossy())
     }
 
+    /// Also serves TLS on a free port ([`ServerHandle::tls_addr`]) with this
+    /// certificate and key (PEM files). As in Redis, clients must then present
+    /// a certificate signed by a CA given with `.option("tls-ca-cert-file", ..)`,
+    /// unless `.option("tls-auth-clients", "no")`. An explicit
+    /// `.option("tls-port", ..)` takes that port instead.
+    ///
+    /// ```no_run
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> std::io::Result<()> {
+    /// let server = latchkey::Server::builder()
+    ///     .tls("server.crt", "server.key")
+    ///     .option("tls-ca-cert-file", "ca.crt")
+    ///     .map_err(std::io::Error::other)?
+    ///     .start()
+    ///     .await?;
+    /// let url = format!("rediss://localhost:{}", server.tls_addr().unwrap().port());
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn tls(
+        mut self,
+        cert_file: impl AsRef<std::path::Path>,
+        key_file: impl AsRef<std::path::Path>,
+    ) -> Self {
+        self.config.tls.cert_file = cert_file.as_ref().to_string_lossy().into_owned();
+        self.config.tls.key_file = key_file.as_ref().to_string_lossy().into_owned();
+        self.tls_free_port = true;
+        self
+    }
+
+    /// Also serves the metrics endpoint (`GET /metrics`, the status page
+    /// at `GET /`) on a free port ([`ServerHandle::metrics_addr`]); an
+    /// explicit `.option("metrics-port", ..)` takes that port instead.
+    pub fn metrics(mut self) -> Self {
+        self.metrics_free_port = true;
+        self
+    }
+
     /// Starts with the clock paused: time moves only by
     /// [`ServerHandle::advance_time`].
     pub fn paused_time(mut self) -> Self {
@@ -127,15 +195,31 @@ impl ServerBuilder {
     }
 
     /// Binds and starts serving on the current tokio runtime.
-    pub async fn start(self) -> std::io::Result<ServerHandle> {
-        let listeners = Listeners::bind(&self.config, true).await?;
+    pub async fn start(mut self) -> std::io::Result<ServerHandle> {
+        let mut listeners = Listeners::bind(&self.config, true).await?;
+        if self.tls_free_port && listeners.tls.is_none() {
+            // CONFIG GET tls-port shows the port bound.
+            self.config.tls.port = listeners.bind_tls(&self.config, 0).await?;
+        }
+        if self.metrics_free_port && listeners.metrics.is_none() {
+            // CONFIG GET metrics-port shows the port bound.
+            self.config.metrics_port = listeners.bind_metrics(&self.config, 0).await?;
+        }
+        let metrics_addr = listeners.metrics.as_ref().and_then(|l| l.local_addr().ok());
         let addr = listeners.tcp.as_ref().and_then(|l| l.local_addr().ok());
+        let tls_addr = listeners
+            .tls
+            .as_ref()
+            .and_then(|(l, _)| l.local_addr().ok());
         let clock = Arc::new(Clock::new());
         if self.paused {
             clock.pause();
         }
         let shared = Arc::new(Shared::new(self.config, clock));
-        if self.load {
+        shared
+            .load_users()
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+        if self.load || shared.config.read().appendonly {
             crate::commands::persist::load_at_start(&shared)
                 .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
         } else {
@@ -147,6 +231,8 @@ impl ServerBuilder {
         Ok(ServerHandle {
             shared,
             addr,
+            tls_addr,
+            metrics_addr,
             task: Some(task),
             runtime: None,
         })
@@ -174,6 +260,8 @@ impl ServerBuilder {
 pub struct ServerHandle {
     shared: Arc<Shared>,
     addr: Option<SocketAddr>,
+    tls_addr: Option<SocketAddr>,
+    metrics_addr: Option<SocketAddr>,
     task: Option<tokio::task::JoinHandle<()>>,
     runtime: Option<tokio::runtime::Runtime>,
 }
@@ -183,6 +271,19 @@ impl ServerHandle {
     pub fn addr(&self) -> SocketAddr {
         self.addr
             .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 0)))
+    }
+
+    /// The TLS address (`tls-port`, set with
+    /// `.option("tls-port", ...)` and the `tls-*` files), if TLS is on.
+    /// With TLS on and no `port` given, the server listens on TLS only.
+    pub fn tls_addr(&self) -> Option<SocketAddr> {
+        self.tls_addr
+    }
+
+    /// The metrics HTTP address (`GET /metrics`, `GET /`), if on: set with
+    /// [`ServerBuilder::metrics`] or `.option("metrics-port", ...)`.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_addr
     }
 
     /// `redis://host:port`, for client libraries.
@@ -244,14 +345,7 @@ impl ServerHandle {
     /// # }
     /// ```
     pub fn advance_time(&self, by: Duration) {
-        self.shared.clock.advance(by);
-        let _gate = self.shared.gate.read();
-        let now = self.shared.clock.now_ms();
-        self.shared.keyspace.expire_due(now);
-        self.shared.blocked.serve_ready(&self.shared.keyspace, now);
-        crate::commands::pubsub::publish_logged(&self.shared);
-        crate::tracking::after_background(&self.shared);
-        crate::tracking::broadcast(&self.shared);
+        self.shared.advance_time(by);
     }
 
     /// Test hook: the active-expiry task panics on its next pass. The server logs
@@ -290,7 +384,16 @@ impl ServerHandle {
         let now = self.shared.clock.now_ms();
         let out = {
             let _gate = self.shared.gate.read();
-            f(now)
+            let order = self.shared.aof.order();
+            let out = f(now);
+            if order.is_some() {
+                // What it found expired reaches the AOF (its own writes are
+                // logged by `set`).
+                crate::persist::aof::end_unit(&self.shared);
+                drop(order);
+                self.shared.aof.write_pending();
+            }
+            out
         };
         crate::commands::pubsub::publish_logged(&self.shared);
         // Keys it wrote (or found expired) invalidate client-side caches.
@@ -303,10 +406,23 @@ impl ServerHandle {
     pub fn set(&self, key: impl AsRef<[u8]>, value: impl AsRef<[u8]>, ttl: Option<Duration>) {
         let key = key.as_ref();
         self.keyspace_op(|now| {
-            let expires_at = ttl.map(|d| now + d.as_millis() as u64);
+            let expires_at = ttl.map(|d| now.saturating_add(d.as_millis() as u64));
             if let Some(db) = self.shared.keyspace.db(0) {
                 let entry = crate::keyspace::Entry::new(Value::string(value.as_ref()), expires_at);
-                db.lock(key).insert(key, entry, now);
+                let shard = &mut db.lock(key);
+                shard.insert(key, entry, now);
+                shard.propagate(|| {
+                    let mut argv = vec![
+                        Bytes::from_static(b"SET"),
+                        Bytes::copy_from_slice(key),
+                        Bytes::copy_from_slice(value.as_ref()),
+                    ];
+                    if let Some(at) = expires_at {
+                        argv.push(Bytes::from_static(b"PXAT"));
+                        argv.push(Bytes::from(at.to_string()));
+                    }
+                    argv
+                });
             }
         })
     }

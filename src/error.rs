@@ -86,6 +86,16 @@ impl CommandError {
             sub: printable(sub, 128),
         }
     }
+
+    /// Redis's `addReplySubcommandSyntaxError`: a known subcommand with
+    /// arguments it does not take, named as the client typed it.
+    pub fn subcommand_syntax(container: &str, sub: &[u8]) -> Self {
+        CommandError::err(format!(
+            "unknown subcommand or wrong number of arguments for '{}'. Try {} HELP.",
+            String::from_utf8_lossy(sub),
+            container.to_ascii_uppercase()
+        ))
+    }
 }
 
 /// `arg` up to its first NUL byte: Redis prints names with `%s`.

@@ -15,6 +15,7 @@
 //!
 //! The map of modules and the concurrency model are in `ARCHITECTURE.md`.
 
+pub mod acl;
 pub mod blocking;
 #[cfg(feature = "client")]
 pub mod client;
@@ -24,10 +25,15 @@ pub mod config;
 pub mod connection;
 mod embed;
 pub mod error;
+pub mod faults;
 pub mod gate;
 pub mod keyspace;
+pub mod memory;
+pub mod metrics;
 pub mod notify;
+pub mod pause;
 pub mod persist;
+pub mod propagate;
 pub mod protocol;
 pub mod pubsub;
 pub mod rdb;
@@ -35,6 +41,7 @@ pub mod reply;
 pub mod scripting;
 pub mod server;
 pub mod session;
+pub mod tls;
 pub mod tracking;
 pub mod types;
 mod unix_conn;

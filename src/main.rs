@@ -32,26 +32,30 @@ fn cli() -> Command {
                 .action(ArgAction::SetTrue)
                 .help("Print the version and exit"),
         );
+    // `--user name rules...` is taken out before clap reads the rest (see
+    // `split_users`); listed here for --help.
+    cmd = cmd.arg(
+        Arg::new("user")
+            .long("user")
+            .num_args(1..)
+            .value_name("NAME RULE")
+            .help("an ACL user: its name, then its rules, as a redis.conf user line (may be given again)"),
+    );
     for p in PARAMS {
         cmd = cmd.arg(
             Arg::new(p.name)
                 .long(p.name)
                 .num_args(1..)
                 .value_name("VALUE")
-                .help(if p.ignored {
-                    "accepted for compatibility; latchkey has no AOF yet"
-                } else {
-                    "as in redis.conf"
-                }),
+                .help("as in redis.conf"),
         );
     }
     cmd
 }
 
 /// Builds the configuration: defaults, then the config file, then flags.
-fn load_config(matches: &clap::ArgMatches) -> Result<(Config, Vec<String>), String> {
+fn load_config(matches: &clap::ArgMatches) -> Result<Config, String> {
     let mut config = Config::default();
-    let mut ignored = Vec::new();
     if let Some(path) = matches.get_one::<String>("config") {
         let text = if path == "-" {
             let mut s = String::new();
@@ -62,11 +66,7 @@ fn load_config(matches: &clap::ArgMatches) -> Result<(Config, Vec<String>), Stri
         } else {
             std::fs::read_to_string(path).map_err(|e| format!("reading {path}: {e}"))?
         };
-        for p in config.apply_file(&text)? {
-            if p.ignored {
-                ignored.push(p.name.to_string());
-            }
-        }
+        config.apply_file(&text)?;
     }
     // Flags in the order given, so a later one wins as in redis-server.
     let mut given: Vec<(usize, &str, Vec<String>)> = PARAMS
@@ -79,11 +79,33 @@ fn load_config(matches: &clap::ArgMatches) -> Result<(Config, Vec<String>), Stri
         .collect();
     given.sort_by_key(|(i, _, _)| *i);
     for (_, name, values) in given {
-        if config.apply(name, &values)?.ignored {
-            ignored.push(name.to_string());
+        config.apply(name, &values)?;
+    }
+    Ok(config)
+}
+
+/// Takes every `--user name rules...` out of the command line: as
+/// redis-server reads it, an option's values run up to the next word starting
+/// with `--`, so rules such as `-@all` stay values. Returns the other words
+/// and the users.
+fn split_users(args: impl Iterator<Item = String>) -> (Vec<String>, Vec<Vec<String>>) {
+    let mut rest = Vec::new();
+    let mut users: Vec<Vec<String>> = Vec::new();
+    let mut in_user = false;
+    for arg in args {
+        if arg.starts_with("--") {
+            in_user = arg == "--user";
+            if in_user {
+                users.push(Vec::new());
+                continue;
+            }
+        }
+        match users.last_mut() {
+            Some(user) if in_user => user.push(arg),
+            _ => rest.push(arg),
         }
     }
-    Ok((config, ignored))
+    (rest, users)
 }
 
 fn init_logging(config: &Config) {
@@ -123,25 +145,30 @@ fn init_logging(config: &Config) {
     }
 }
 
+/// Counts live bytes for `maxmemory` and INFO's `used_memory`.
+#[global_allocator]
+static ALLOCATOR: latchkey::memory::Counting = latchkey::memory::Counting;
+
 fn main() -> ExitCode {
-    let matches = cli().get_matches();
+    let (args, users) = split_users(std::env::args());
+    let matches = cli().get_matches_from(args);
     if matches.get_flag("version") {
         println!(
             "Redis server v={REDIS_VERSION} sha=00000000:0 malloc=libc bits=64 build=0 (latchkey {LATCHKEY_VERSION})"
         );
         return ExitCode::SUCCESS;
     }
-    let (config, ignored) = match load_config(&matches) {
+    let mut config = match load_config(&matches) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("*** FATAL CONFIG FILE ERROR (latchkey {LATCHKEY_VERSION}) ***\n{e}");
             return ExitCode::FAILURE;
         }
     };
+    // After the config file's user lines, as redis-server reads its command
+    // line after the file.
+    config.users.extend(users);
     init_logging(&config);
-    for name in ignored {
-        tracing::warn!("option '{name}' accepted but has no effect: latchkey has no AOF yet");
-    }
     // A work-stealing pool of `io-threads` workers (one by default, like Redis's
     // event loop). Multi-thread even for one: a script past busy-reply-threshold
     // hands its worker to a fresh thread, which only this kind of runtime can do.
@@ -172,10 +199,31 @@ async fn serve(config: Config) -> ExitCode {
     if let Some(addr) = listeners.tcp.as_ref().and_then(|l| l.local_addr().ok()) {
         where_.push(format!("tcp {addr}"));
     }
+    if let Some(addr) = listeners
+        .tls
+        .as_ref()
+        .and_then(|(l, _)| l.local_addr().ok())
+    {
+        where_.push(format!("tls {addr}"));
+    }
     if let Some((_, path)) = &listeners.unix {
         where_.push(format!("unix {}", path.display()));
     }
+    if let Some(addr) = listeners.metrics.as_ref().and_then(|l| l.local_addr().ok()) {
+        where_.push(format!("metrics {addr}"));
+    }
+    let mut config = config;
+    if let Some(addr) = listeners.tcp.as_ref().and_then(|l| l.local_addr().ok()) {
+        // `port auto` (or any port): CONFIG GET port answers the one bound.
+        config.port = addr.port();
+    }
+    let ready_file = config.ready_file.clone();
     let shared = Arc::new(Shared::new(config, Arc::new(Clock::new())));
+    latchkey::commands::memory::note_startup();
+    if let Err(e) = shared.load_users() {
+        tracing::error!("{e}");
+        return ExitCode::FAILURE;
+    }
     tracing::info!("latchkey {LATCHKEY_VERSION} (Redis {REDIS_VERSION} compatible) starting");
     // Clients are served while the file loads, and get `-LOADING` (Redis's
     // behaviour); the readiness line follows the load.
@@ -225,9 +273,25 @@ async fn serve(config: Config) -> ExitCode {
         return ExitCode::FAILURE;
     }
     tracing::info!("Ready to accept connections {}", where_.join(", "));
+    if let Some(path) = ready_file {
+        if let Err(e) = write_ready_file(&path, &where_) {
+            tracing::error!("Can't write the ready file {}: {e}", path.display());
+        }
+    }
     let _ = running.await;
     tracing::info!("latchkey is now ready to exit, bye bye...");
     ExitCode::SUCCESS
+}
+
+/// Writes `ready-file`: one listener per line, put in place whole (a
+/// temporary file renamed over it), so a wrapper polling for it never reads
+/// half of it.
+fn write_ready_file(path: &std::path::Path, listeners: &[String]) -> std::io::Result<()> {
+    let mut temp = path.as_os_str().to_owned();
+    temp.push(".tmp");
+    let temp = std::path::PathBuf::from(temp);
+    std::fs::write(&temp, listeners.join("\n") + "\n")?;
+    std::fs::rename(&temp, path)
 }
 
 async fn wait_for_signal() {

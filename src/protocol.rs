@@ -352,6 +352,32 @@ pub fn split_args(line: &[u8]) -> Option<Vec<Vec<u8>>> {
     }
 }
 
+/// `s` quoted as Redis's `sdscatrepr` (MONITOR's arguments, the AOF
+/// manifest's file names): the inverse of [`split_args`]'s quoted form.
+pub fn repr(s: &[u8], out: &mut Vec<u8>) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    out.push(b'"');
+    for &c in s {
+        match c {
+            b'\\' => out.extend_from_slice(b"\\\\"),
+            b'"' => out.extend_from_slice(b"\\\""),
+            b'\n' => out.extend_from_slice(b"\\n"),
+            b'\r' => out.extend_from_slice(b"\\r"),
+            b'\t' => out.extend_from_slice(b"\\t"),
+            7 => out.extend_from_slice(b"\\a"),
+            8 => out.extend_from_slice(b"\\b"),
+            c if c.is_ascii_graphic() || c == b' ' => out.push(c),
+            c => out.extend_from_slice(&[
+                b'\\',
+                b'x',
+                HEX[usize::from(c >> 4)],
+                HEX[usize::from(c & 15)],
+            ]),
+        }
+    }
+    out.push(b'"');
+}
+
 fn hex(c: u8) -> Option<u8> {
     (c as char).to_digit(16).map(|d| d as u8)
 }
@@ -528,5 +554,15 @@ mod tests {
         ] {
             assert_eq!(parse_i64(bad), None, "{bad:?}");
         }
+    }
+
+    #[test]
+    fn repr_quotes_as_sdscatrepr() {
+        let mut out = Vec::new();
+        super::repr(b"a \"b\"\\\n\r\t\x07\x08\x01\xff", &mut out);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            r#""a \"b\"\\\n\r\t\a\b\x01\xff""#
+        );
     }
 }

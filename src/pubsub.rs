@@ -251,6 +251,20 @@ impl PubSub {
             .map_or(0, HashMap::len)
     }
 
+    /// Every channel, pattern and shard channel client `id` listens on
+    /// (ACL SETUSER checks them against the user's new channel rules).
+    pub fn subscriptions_of(&self, id: u64) -> Vec<(Kind, Bytes)> {
+        let mut out = Vec::new();
+        for kind in [Kind::Channel, Kind::Pattern, Kind::Shard] {
+            for (name, listeners) in self.by_kind[kind as usize].read().iter() {
+                if listeners.contains_key(&id) {
+                    out.push((kind, name.clone()));
+                }
+            }
+        }
+        out
+    }
+
     /// Distinct names of `kind` with at least one listener (`PUBSUB NUMPAT`,
     /// INFO's `pubsub_channels`).
     pub fn count(&self, kind: Kind) -> usize {

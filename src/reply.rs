@@ -541,7 +541,8 @@ pub fn push_frame(parts: &[&[u8]]) -> Bytes {
 /// else as the RESP2 array it is.
 pub fn write_push(frame: &[u8], resp3: bool, out: &mut BytesMut) {
     match frame.split_first() {
-        Some((_, rest)) if resp3 => {
+        // An array becomes a push; a MONITOR line (a status) stays as it is.
+        Some((b'*', rest)) if resp3 => {
             out.reserve(frame.len());
             out.extend_from_slice(b">");
             out.extend_from_slice(rest);

@@ -35,7 +35,7 @@ pub const LATCHKEY_VERSION: &str = env!("CARGO_PKG_VERSION");
 pub struct Stats {
     /// Connections accepted.
     pub connections_received: AtomicU64,
-    /// Connections refused at `maxclients`.
+    /// Connections refused at `maxclients` (or by protected mode).
     pub rejected_connections: AtomicU64,
     /// Commands processed.
     pub commands_processed: AtomicU64,
@@ -43,6 +43,13 @@ pub struct Stats {
     pub keyspace_hits: AtomicU64,
     /// Lookups that found no key.
     pub keyspace_misses: AtomicU64,
+    /// Bytes read from clients that have left (those connected count their
+    /// own, `ClientInfo::net_in`).
+    pub net_input_departed: AtomicU64,
+    /// Bytes written to clients that have left.
+    pub net_output_departed: AtomicU64,
+    /// The network totals last reported, which reports never go below.
+    pub net_reported: [AtomicU64; 2],
 }
 
 /// State shared by every connection of one server.
@@ -80,6 +87,29 @@ pub struct Shared {
     pub tcp_addr: RwLock<Option<SocketAddr>>,
     /// The save state: BGSAVE, save points, LASTSAVE, INFO `# Persistence`.
     pub persist: crate::persist::Persistence,
+    /// The append-only file.
+    pub aof: crate::persist::Aof,
+    /// Active expiry runs (DEBUG SET-ACTIVE-EXPIRE 0 stops it).
+    pub active_expire: AtomicBool,
+    /// Faults injected with DEBUG FAULT.
+    pub faults: crate::faults::Faults,
+    /// `maxmemory` and its policy, eviction counts.
+    pub memory: crate::memory::Memory,
+    /// SLOWLOG's entries and settings.
+    pub slowlog: crate::commands::slowlog::SlowLog,
+    /// The latency monitor and latency tracking's settings (LATENCY).
+    pub latency: crate::commands::latency::Latency,
+    /// The TLS configuration new connections on `tls-port` get; CONFIG SET of
+    /// a `tls-*` option puts a new one in.
+    pub tls: RwLock<Option<crate::tls::TlsAcceptor>>,
+    /// The bound TLS address, once listening.
+    pub tls_addr: RwLock<Option<SocketAddr>>,
+    /// ACL users and the ACL log.
+    pub acl: crate::acl::Acl,
+    /// CLIENT PAUSE.
+    pub pause: crate::pause::ClientPause,
+    /// Clients in MONITOR mode.
+    pub monitors: crate::commands::monitor::Monitors,
     next_client_id: AtomicU64,
     shutdown: watch::Sender<bool>,
     /// Set with `shutdown`, read by every command once it holds the gate:
@@ -107,20 +137,40 @@ impl Shared {
             config.stop_writes_on_bgsave_error,
             !config.save_points.is_empty(),
         );
+        let memory = crate::memory::Memory::default();
+        memory.configure(config.memory_settings());
+        let slowlog = crate::commands::slowlog::SlowLog::default();
+        slowlog.configure(config.slowlog_log_slower_than, config.slowlog_max_len);
+        let latency = crate::commands::latency::Latency::default();
+        latency.configure(
+            config.latency_monitor_threshold,
+            config.latency_tracking,
+            &config.latency_tracking_info_percentiles,
+        );
         let pubsub = crate::pubsub::PubSub::counting_losses(keyspace.notifier().loss_listeners());
         let run_id = (0..40)
             .map(|_| char::from_digit(fastrand::u32(0..16), 16).unwrap_or('0'))
             .collect();
+        let commands = CommandTable::new();
+        let scripts = crate::scripting::Scripts::new()
+            .unwrap_or_else(|e| panic!("cannot start the Lua VM: {e}"));
+        scripts
+            .functions
+            .publish_to(keyspace.function_codes().clone());
+        let acl = crate::acl::Acl::new(&commands);
+        acl.set_default_password(&commands, config.requirepass.as_deref());
         Shared {
             config: RwLock::new(config),
             keyspace,
             clock,
-            commands: CommandTable::new(),
+            commands,
+            acl,
+            pause: crate::pause::ClientPause::default(),
+            monitors: Default::default(),
             clients: DashMap::new(),
             stats: Stats::default(),
             gate: ExecGate::default(),
-            scripts: crate::scripting::Scripts::new()
-                .unwrap_or_else(|e| panic!("cannot start the Lua VM: {e}")),
+            scripts,
             run_id,
             started: Instant::now(),
             blocked,
@@ -129,11 +179,51 @@ impl Shared {
             encodings,
             tcp_addr: RwLock::new(None),
             persist,
+            aof: crate::persist::Aof::default(),
+            active_expire: AtomicBool::new(true),
+            faults: crate::faults::Faults::default(),
+            memory,
+            slowlog,
+            latency,
+            tls: RwLock::new(None),
+            tls_addr: RwLock::new(None),
             next_client_id: AtomicU64::new(1),
             shutdown: watch::channel(false).0,
             stopping: AtomicBool::new(false),
             loading: AtomicBool::new(false),
         }
+    }
+
+    /// Loads the ACL users the configuration names: its `user` lines, or the
+    /// `aclfile` (not both, as Redis). An error is why the server must not
+    /// start.
+    pub fn load_users(&self) -> Result<(), String> {
+        let config = self.config.read().clone();
+        let all = config.acl_pubsub_allchannels;
+        if !config.aclfile.is_empty() && !config.users.is_empty() {
+            return Err("Configuring Redis with users defined in redis.conf and at the same setting an ACL file path is invalid. This setup is very likely to lead to configuration errors and security holes, please define either an ACL file or declare users directly in your redis.conf, but not both.".into());
+        }
+        if !config.users.is_empty() {
+            let users = crate::acl::parse_config_users(&self.commands, &config.users, all)?;
+            let mut default = (*self.acl.default_user().rules()).clone();
+            let mut rest = Vec::new();
+            for (name, rules) in users {
+                if name.as_ref() == b"default" {
+                    // A `user default` line starts from `reset`, as Redis.
+                    default = rules;
+                } else {
+                    rest.push((name, rules));
+                }
+            }
+            rest.push((bytes::Bytes::from_static(b"default"), default));
+            self.acl.replace_all(&self.commands, rest);
+        }
+        if !config.aclfile.is_empty() {
+            let users = crate::commands::acl::read_acl_file(self, &config.aclfile)
+                .map_err(|e| format!("Aborting Redis startup because of ACL errors: {e}"))?;
+            self.acl.replace_all(&self.commands, users);
+        }
+        Ok(())
     }
 
     /// Whether the start-up load is running (one relaxed load).
@@ -145,6 +235,31 @@ impl Shared {
     /// Marks the start-up load as running or done.
     pub fn set_loading(&self, on: bool) {
         self.loading.store(on, Ordering::Release);
+    }
+
+    /// Moves the server clock forward by `by` and does what became due at
+    /// once: keys past their TTL deleted, leases ended and their waiters
+    /// granted, blocked clients served, events published (the embedding
+    /// API's `advance_time` and DEBUG ADVANCE-TIME).
+    pub fn advance_time(&self, by: Duration) {
+        self.clock.advance(by);
+        let _gate = self.gate.read();
+        let order = self.aof.order();
+        let now = self.clock.now_ms();
+        // As the expiry task: nothing expires while CLIENT PAUSE holds the
+        // dataset still.
+        if !self.pause.writes_paused(now) {
+            self.keyspace.expire_due(now);
+        }
+        self.blocked.serve_ready(&self.keyspace, now);
+        if order.is_some() {
+            crate::persist::aof::end_unit(self);
+            drop(order);
+            self.aof.write_pending();
+        }
+        crate::commands::pubsub::publish_logged(self);
+        crate::tracking::after_background(self);
+        crate::tracking::broadcast(self);
     }
 
     /// Asks every task of the server to stop (SHUTDOWN, a signal, or the handle).
@@ -173,9 +288,17 @@ impl Shared {
         self.shutdown.subscribe()
     }
 
-    fn register_client(&self, addr: String, laddr: String, fd: i32) -> Arc<ClientInfo> {
+    fn register_client(
+        &self,
+        addr: String,
+        laddr: String,
+        fd: i32,
+        local: bool,
+    ) -> Arc<ClientInfo> {
         let id = self.next_client_id.fetch_add(1, Ordering::Relaxed);
-        let info = Arc::new(ClientInfo::new(id, addr, laddr, fd, self.clock.now_ms()));
+        let mut info = ClientInfo::new(id, addr, laddr, fd, self.clock.now_ms());
+        info.local = local;
+        let info = Arc::new(info);
         self.clients.insert(id, info.clone());
         info
     }
@@ -187,6 +310,10 @@ pub struct Listeners {
     pub tcp: Option<TcpListener>,
     /// The Unix socket listener and its path, if any.
     pub unix: Option<(UnixListener, PathBuf)>,
+    /// The TLS listener (`tls-port`) and its configuration, if any.
+    pub tls: Option<(TcpListener, crate::tls::TlsAcceptor)>,
+    /// The metrics HTTP listener (`metrics-port`), if any.
+    pub metrics: Option<TcpListener>,
 }
 
 impl Listeners {
@@ -196,7 +323,14 @@ impl Listeners {
     pub async fn bind(config: &Config, ephemeral: bool) -> std::io::Result<Self> {
         let backlog = config.tcp_backlog;
         warn_if_backlog_is_capped(backlog);
-        let tcp = if config.port != 0 || ephemeral {
+        // The TLS configuration first: a bad one stops the start before any
+        // socket is bound.
+        let tls = if config.tls.port != 0 {
+            Some(tls_listener(config, config.tls.port).await?)
+        } else {
+            None
+        };
+        let tcp = if config.port != 0 || config.port_auto || (ephemeral && tls.is_none()) {
             let host = config.bind.first().map_or("127.0.0.1", String::as_str);
             let host = host.trim_start_matches('-');
             for skipped in config.bind.iter().skip(1) {
@@ -221,14 +355,67 @@ impl Listeners {
             }
             None => None,
         };
-        if tcp.is_none() && unix.is_none() {
+        if tcp.is_none() && unix.is_none() && tls.is_none() {
             return Err(std::io::Error::new(
                 std::io::ErrorKind::InvalidInput,
-                "nothing to listen on: port is 0 and no unixsocket is set",
+                "nothing to listen on: port and tls-port are 0 and no unixsocket is set",
             ));
         }
-        Ok(Listeners { tcp, unix })
+        let metrics = if config.metrics_port != 0 {
+            Some(metrics_listener(config, config.metrics_port).await?)
+        } else {
+            None
+        };
+        Ok(Listeners {
+            tcp,
+            unix,
+            tls,
+            metrics,
+        })
     }
+
+    /// Adds the metrics listener on `port` (0: a free one) of the first bind
+    /// address; returns the port bound.
+    pub async fn bind_metrics(&mut self, config: &Config, port: u16) -> std::io::Result<u16> {
+        let listener = metrics_listener(config, port).await?;
+        let bound = listener.local_addr()?.port();
+        self.metrics = Some(listener);
+        Ok(bound)
+    }
+}
+
+/// A listener for `metrics-port` on the first bind address, as TLS's.
+async fn metrics_listener(config: &Config, port: u16) -> std::io::Result<TcpListener> {
+    let host = config.bind.first().map_or("127.0.0.1", String::as_str);
+    bind_tcp(host.trim_start_matches('-'), port, config.tcp_backlog).await
+}
+
+impl Listeners {
+    /// Adds a TLS listener on `port` (0: a free one) of the first bind
+    /// address, with `config`'s TLS options; returns the port bound.
+    pub async fn bind_tls(&mut self, config: &Config, port: u16) -> std::io::Result<u16> {
+        let (listener, acceptor) = tls_listener(config, port).await?;
+        let bound = listener.local_addr()?.port();
+        self.tls = Some((listener, acceptor));
+        Ok(bound)
+    }
+}
+
+/// The TLS configuration (a bad one is an error before any socket is bound)
+/// and a listener on `port` of the first bind address.
+async fn tls_listener(
+    config: &Config,
+    port: u16,
+) -> std::io::Result<(TcpListener, crate::tls::TlsAcceptor)> {
+    let acceptor = crate::tls::acceptor(&config.tls).map_err(|e| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!("Failed to configure TLS: {e}"),
+        )
+    })?;
+    let host = config.bind.first().map_or("127.0.0.1", String::as_str);
+    let listener = bind_tcp(host.trim_start_matches('-'), port, config.tcp_backlog).await?;
+    Ok((listener, acceptor))
 }
 
 /// Listens on the first address `host` resolves to with a queue of `backlog`
@@ -287,6 +474,10 @@ pub async fn run(shared: Arc<Shared>, listeners: Listeners) {
     if let Some(tcp) = &listeners.tcp {
         *shared.tcp_addr.write() = tcp.local_addr().ok();
     }
+    if let Some((tls, acceptor)) = &listeners.tls {
+        *shared.tls_addr.write() = tls.local_addr().ok();
+        *shared.tls.write() = Some(acceptor.clone());
+    }
     let expiry = tokio::spawn(expiry_task(shared.clone()));
     let saver = match crate::commands::persist::spawn_saver(shared.clone()) {
         Ok(t) => Some(t),
@@ -295,10 +486,24 @@ pub async fn run(shared: Arc<Shared>, listeners: Listeners) {
             None
         }
     };
+    let syncer = match crate::persist::Aof::spawn_syncer(shared.clone()) {
+        Ok(t) => Some(t),
+        Err(e) => {
+            tracing::error!("cannot start the AOF sync thread: {e}");
+            None
+        }
+    };
     let mut accepts = Vec::new();
     if let Some(tcp) = listeners.tcp {
         accepts.push(tokio::spawn(accept_tcp(
             tcp,
+            shared.clone(),
+            done_tx.clone(),
+        )));
+    }
+    if let Some((tls, _)) = listeners.tls {
+        accepts.push(tokio::spawn(accept_tls(
+            tls,
             shared.clone(),
             done_tx.clone(),
         )));
@@ -311,6 +516,14 @@ pub async fn run(shared: Arc<Shared>, listeners: Listeners) {
             done_tx.clone(),
         )));
     }
+    if let Some(metrics) = listeners.metrics {
+        // Not counted in `done`: an HTTP exchange is bounded by its own
+        // timeouts and ends with shutdown.
+        accepts.push(tokio::spawn(crate::metrics::http::accept(
+            metrics,
+            shared.clone(),
+        )));
+    }
     drop(done_tx);
     for a in accepts {
         let _ = a.await;
@@ -319,6 +532,10 @@ pub async fn run(shared: Arc<Shared>, listeners: Listeners) {
     let _ = expiry.await;
     if let Some(saver) = saver {
         let _ = tokio::task::spawn_blocking(move || saver.join()).await;
+    }
+    if let Some(syncer) = syncer {
+        shared.aof.wake_syncer();
+        let _ = tokio::task::spawn_blocking(move || syncer.join()).await;
     }
 }
 
@@ -336,7 +553,8 @@ async fn accept_tcp(listener: TcpListener, shared: Arc<Shared>, done: mpsc::Send
                     .local_addr()
                     .map(|a| a.to_string())
                     .unwrap_or_default();
-                spawn_client(stream, peer.to_string(), laddr, &shared, &done);
+                let local = is_loopback(peer.ip());
+                spawn_client(stream, peer.to_string(), laddr, local, &shared, &done);
             }
             Err(e) => {
                 tracing::warn!("accept failed: {e}");
@@ -345,6 +563,101 @@ async fn accept_tcp(listener: TcpListener, shared: Arc<Shared>, done: mpsc::Send
         }
     }
 }
+
+/// How long a client on `tls-port` has to finish its handshake.
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Accepts on `tls-port`: each connection's handshake runs in a task of its
+/// own (with the configuration current when it was accepted), then the client
+/// is served as a TCP one is.
+async fn accept_tls(listener: TcpListener, shared: Arc<Shared>, done: mpsc::Sender<()>) {
+    let mut shutdown = shared.shutdown_signal();
+    // Handshakes under way count towards maxclients, as Redis counts a client
+    // from its accept: connections that never finish one cannot pile up.
+    let handshaking = Arc::new(AtomicU64::new(0));
+    loop {
+        let accepted = tokio::select! {
+            r = listener.accept() => r,
+            _ = shutdown.wait_for(|s| *s) => return,
+        };
+        let (stream, peer) = match accepted {
+            Ok(a) => a,
+            Err(e) => {
+                tracing::warn!("accept failed: {e}");
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                continue;
+            }
+        };
+        let Some(acceptor) = shared.tls.read().clone() else {
+            continue;
+        };
+        let maxclients = shared.config.read().maxclients as u64;
+        let pending = handshaking.load(Ordering::Relaxed);
+        if (shared.clients.len() as u64).saturating_add(pending) >= maxclients {
+            shared
+                .stats
+                .rejected_connections
+                .fetch_add(1, Ordering::Relaxed);
+            continue;
+        }
+        handshaking.fetch_add(1, Ordering::Relaxed);
+        let counted = Handshaking(handshaking.clone());
+        let _ = stream.set_nodelay(true);
+        let laddr = stream
+            .local_addr()
+            .map(|a| a.to_string())
+            .unwrap_or_default();
+        let (shared, done) = (shared.clone(), done.clone());
+        tokio::spawn(async move {
+            let _counted = counted;
+            let mut shutdown = shared.shutdown_signal();
+            let handshake = tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream));
+            let stream = tokio::select! {
+                r = handshake => r,
+                _ = shutdown.wait_for(|s| *s) => return,
+            };
+            match stream {
+                Ok(Ok(stream)) => {
+                    let local = is_loopback(peer.ip());
+                    spawn_client(stream, peer.to_string(), laddr, local, &shared, &done);
+                }
+                Ok(Err(e)) => {
+                    tracing::debug!("Error accepting a client connection: {e} (addr={peer})")
+                }
+                Err(_) => tracing::debug!(
+                    "Error accepting a client connection: TLS handshake timed out (addr={peer})"
+                ),
+            }
+        });
+    }
+}
+
+/// One TLS handshake under way, counted until its task ends.
+struct Handshaking(Arc<AtomicU64>);
+
+impl Drop for Handshaking {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Whether a peer is on the loopback interface as Redis's `islocalClient`
+/// has it: exactly 127.0.0.1 or ::1.
+pub fn is_loopback(ip: std::net::IpAddr) -> bool {
+    match ip {
+        std::net::IpAddr::V4(a) => a == std::net::Ipv4Addr::LOCALHOST,
+        std::net::IpAddr::V6(a) => a == std::net::Ipv6Addr::LOCALHOST,
+    }
+}
+
+/// Whether protected mode turns a client away: it is on, the default user
+/// has no password, and the client is not local (loopback or Unix socket).
+pub fn protected_mode_refuses(protected_mode: bool, has_password: bool, local: bool) -> bool {
+    protected_mode && !has_password && !local
+}
+
+/// Redis's reply to a client protected mode turns away (networking.c).
+pub const PROTECTED_MODE_DENIED: &str = "-DENIED Redis is running in protected mode because protected mode is enabled and no password is set for the default user. In this mode connections are only accepted from the loopback interface. If you want to connect from external computers to Redis you may adopt one of the following solutions: 1) Just disable protected mode sending the command 'CONFIG SET protected-mode no' from the loopback interface by connecting to Redis from the same host the server is running, however MAKE SURE Redis is not publicly accessible from internet if you do so. Use CONFIG REWRITE to make this change permanent. 2) Alternatively you can just disable the protected mode by editing the Redis configuration file, and setting the protected mode option to 'no', and then restarting the server. 3) If you started the server manually just for testing, restart it with the '--protected-mode no' option. 4) Setup a an authentication password for the default user. NOTE: You only need to do one of the above things in order for the server to start accepting connections from the outside.\r\n";
 
 async fn accept_unix(
     listener: UnixListener,
@@ -361,7 +674,14 @@ async fn accept_unix(
         };
         match accepted {
             Ok((stream, _)) => match crate::unix_conn::UnixConn::new(stream) {
-                Ok(conn) => spawn_client(conn, format!("{laddr}:0"), laddr.clone(), &shared, &done),
+                Ok(conn) => spawn_client(
+                    conn,
+                    format!("{laddr}:0"),
+                    laddr.clone(),
+                    true,
+                    &shared,
+                    &done,
+                ),
                 Err(e) => tracing::warn!("cannot register a Unix-socket client: {e}"),
             },
             Err(e) => {
@@ -377,6 +697,7 @@ fn spawn_client<S>(
     mut stream: S,
     addr: String,
     laddr: String,
+    local: bool,
     shared: &Arc<Shared>,
     done: &mpsc::Sender<()>,
 ) where
@@ -386,7 +707,22 @@ fn spawn_client<S>(
         .stats
         .connections_received
         .fetch_add(1, Ordering::Relaxed);
-    let maxclients = shared.config.read().maxclients;
+    if shared.faults.refusing() {
+        // DEBUG FAULT REFUSE: closed at once, as a server that is not there.
+        shared
+            .stats
+            .rejected_connections
+            .fetch_add(1, Ordering::Relaxed);
+        drop(stream);
+        return;
+    }
+    let (maxclients, protected, has_password) = {
+        let config = shared.config.read();
+        // Redis 7: the default user has a password (requirepass, or ACL
+        // rules that gave it one, or turned it off).
+        let has_password = !shared.acl.default_needs_no_auth();
+        (config.maxclients, config.protected_mode, has_password)
+    };
     if shared.clients.len() >= maxclients {
         shared
             .stats
@@ -400,7 +736,21 @@ fn spawn_client<S>(
         });
         return;
     }
-    let info = shared.register_client(addr, laddr, stream.as_raw_fd());
+    // After the maxclients check, as Redis (which checks it before a TLS
+    // handshake, and protected mode after).
+    if protected_mode_refuses(protected, has_password, local) {
+        shared
+            .stats
+            .rejected_connections
+            .fetch_add(1, Ordering::Relaxed);
+        tokio::spawn(async move {
+            use tokio::io::AsyncWriteExt;
+            let _ = stream.write_all(PROTECTED_MODE_DENIED.as_bytes()).await;
+            let _ = stream.shutdown().await;
+        });
+        return;
+    }
+    let info = shared.register_client(addr, laddr, stream.as_raw_fd(), local);
     let leave = Leave {
         shared: shared.clone(),
         id: info.id,
@@ -422,7 +772,16 @@ struct Leave {
 
 impl Drop for Leave {
     fn drop(&mut self) {
-        self.shared.clients.remove(&self.id);
+        if let Some((_, info)) = self.shared.clients.remove(&self.id) {
+            self.shared.memory.client_gone(&info);
+            let stats = &self.shared.stats;
+            stats
+                .net_input_departed
+                .fetch_add(info.net_in.load(Ordering::Relaxed), Ordering::Relaxed);
+            stats
+                .net_output_departed
+                .fetch_add(info.net_out.load(Ordering::Relaxed), Ordering::Relaxed);
+        }
     }
 }
 
@@ -473,6 +832,19 @@ async fn expire_until_shutdown(shared: Arc<Shared>) {
         tokio::pin!(moved);
         moved.as_mut().enable();
         let now = shared.clock.now_ms();
+        if !shared.active_expire.load(Ordering::Relaxed)
+            || shared.is_loading()
+            || shared.pause.writes_paused(now)
+        {
+            // DEBUG SET-ACTIVE-EXPIRE 0: keys go only when looked up; and
+            // nothing expires while the files load, nor while CLIENT PAUSE
+            // holds the dataset still.
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+                _ = shutdown.wait_for(|s| *s) => return,
+            }
+            continue;
+        }
         if timer.next_due() <= now {
             {
                 // Shared hold of the gate: expiry never lands inside a transaction.
@@ -480,10 +852,17 @@ async fn expire_until_shutdown(shared: Arc<Shared>) {
                 if timer.take_injected_panic() {
                     panic!("injected for a test");
                 }
+                let order = shared.aof.order();
                 let mut budget = ExpiryBudget::new(EXPIRY_SLICE);
                 shared.keyspace.expire_step(now, &mut budget);
                 // A stream that expired unblocks its group readers.
                 shared.blocked.serve_ready(&shared.keyspace, now);
+                if order.is_some() {
+                    // The slice's DELs and the locks whose leases ended.
+                    crate::persist::aof::end_unit(&shared);
+                    drop(order);
+                    shared.aof.write_pending();
+                }
                 crate::commands::pubsub::publish_logged(&shared);
                 crate::tracking::after_background(&shared);
                 crate::tracking::broadcast(&shared);
@@ -508,5 +887,35 @@ async fn expire_until_shutdown(shared: Arc<Shared>) {
             _ = &mut moved => {}
             _ = shutdown.wait_for(|s| *s) => return,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_127_0_0_1_and_ipv6_loopback_are_local_as_in_redis() {
+        for local in ["127.0.0.1", "::1"] {
+            assert!(is_loopback(local.parse().unwrap()), "{local}");
+        }
+        // Redis compares the peer's text with "127.0.0.1" and "::1" only.
+        for far in [
+            "127.0.0.2",
+            "::ffff:127.0.0.1",
+            "192.0.2.2",
+            "10.0.0.1",
+            "fd00::2",
+        ] {
+            assert!(!is_loopback(far.parse().unwrap()), "{far}");
+        }
+    }
+
+    #[test]
+    fn protected_mode_refuses_only_remote_clients_of_a_server_without_a_password() {
+        assert!(protected_mode_refuses(true, false, false));
+        assert!(!protected_mode_refuses(true, false, true), "local");
+        assert!(!protected_mode_refuses(true, true, false), "password set");
+        assert!(!protected_mode_refuses(false, false, false), "mode off");
     }
 }

@@ -30,8 +30,20 @@ pub struct ClientInfo {
     pub laddr: String,
     /// The socket's file descriptor (`fd=`).
     pub fd: i32,
+    /// On the loopback interface (127.0.0.1, ::1) or the Unix socket, as
+    /// Redis's `islocalClient`: protected configs allowed as `local` are
+    /// open to it.
+    pub local: bool,
     /// Waiting in a blocking command (`flags=b`, `blocked_clients`).
     pub blocked: AtomicBool,
+    /// Counts the client's waits (blocking commands and postponements): a
+    /// CLIENT UNBLOCK names the wait it saw, so it cannot end a later one.
+    pub wait_seq: AtomicU64,
+    /// The wait under way is a CLIENT PAUSE postponement (CLIENT UNBLOCK
+    /// leaves it alone).
+    pub postponed: AtomicBool,
+    /// In MONITOR mode (`flags=O`).
+    pub monitor: AtomicBool,
     /// Server clock ms when connected.
     pub created_ms: u64,
     /// Server clock ms of the last command.
@@ -67,6 +79,22 @@ pub struct ClientInfo {
     /// The sending side of this client's inbox, for whoever must reach it by id
     /// (a tracking redirection).
     pub outbox: std::sync::OnceLock<crate::blocking::Outbox>,
+    /// The ACL user the client runs as (`user=`; ACL DELUSER closes its
+    /// clients). None until the session sets it: shown as `default`.
+    pub user: Mutex<Option<Arc<crate::acl::AclUser>>>,
+    /// `CLIENT NO-EVICT on` (`flags=e`): never closed for `maxmemory-clients`.
+    pub no_evict: AtomicBool,
+    /// `CLIENT NO-TOUCH on` (`flags=T`): its commands, but TOUCH, leave the
+    /// keys' LRU and LFU as they were.
+    pub no_touch: AtomicBool,
+    /// What this client last counted into the clients' memory total
+    /// (`crate::memory::Memory::client_uses`).
+    pub mem_counted: AtomicUsize,
+    /// Bytes read from this client (`total_net_input_bytes` adds every
+    /// client's): on the client's own line, added to once per read.
+    pub net_in: AtomicU64,
+    /// Bytes written to this client, added to once per flushed batch.
+    pub net_out: AtomicU64,
     killed: AtomicBool,
     kill: Notify,
 }
@@ -79,7 +107,11 @@ impl ClientInfo {
             addr,
             laddr,
             fd,
+            local: false,
             blocked: AtomicBool::new(false),
+            wait_seq: AtomicU64::new(0),
+            postponed: AtomicBool::new(false),
+            monitor: AtomicBool::new(false),
             created_ms: now_ms,
             last_interaction_ms: AtomicU64::new(now_ms),
             name: Mutex::new(None),
@@ -95,6 +127,12 @@ impl ClientInfo {
             tracking_redirect: AtomicU64::new(0),
             pushes: AtomicBool::new(false),
             outbox: std::sync::OnceLock::new(),
+            user: Mutex::new(None),
+            no_evict: AtomicBool::new(false),
+            no_touch: AtomicBool::new(false),
+            mem_counted: AtomicUsize::new(0),
+            net_in: AtomicU64::new(0),
+            net_out: AtomicU64::new(0),
             killed: AtomicBool::new(false),
             kill: Notify::new(),
         }
@@ -192,6 +230,18 @@ impl BufferStats {
     }
 }
 
+/// What a client holds (`tot-mem=`, and what `maxmemory-clients` counts):
+/// its buffers' allocations, messages queued for it, the arguments of a
+/// command it is blocked in, its queued transaction, and its session.
+pub fn client_memory(buffers: usize, queued: usize, argv_mem: usize, multi_mem: usize) -> usize {
+    buffers
+        .saturating_add(queued)
+        .saturating_add(argv_mem)
+        .saturating_add(multi_mem)
+        .saturating_add(std::mem::size_of::<Session>())
+        .saturating_add(std::mem::size_of::<ClientInfo>())
+}
+
 /// Argument bytes of a command (`argv-mem=`, Redis's `argv_len_sum`).
 pub fn argv_mem(args: &[Bytes]) -> usize {
     args.iter().map(|a| a.len()).sum()
@@ -227,11 +277,17 @@ pub struct Multi {
 pub struct LocalStats {
     /// (command index, calls, microseconds, failed calls).
     entries: Vec<(usize, u64, u64, u64)>,
+    /// (command index, microseconds) of each call for its latency
+    /// histogram, while `latency-tracking` is on.
+    runs: Vec<(usize, u64)>,
 }
 
 impl LocalStats {
     /// Counts one call of command `index`.
-    pub fn record(&mut self, index: usize, usec: u64, failed: bool) {
+    pub fn record(&mut self, index: usize, usec: u64, failed: bool, tracked: bool) {
+        if tracked {
+            self.runs.push((index, usec));
+        }
         let failed = u64::from(failed);
         match self.entries.iter_mut().find(|e| e.0 == index) {
             Some(e) => {
@@ -259,6 +315,19 @@ impl LocalStats {
         if total > 0 {
             processed.fetch_add(total, Ordering::Relaxed);
         }
+        // One lock per run of calls of the same command.
+        let mut runs = self.runs.drain(..).peekable();
+        while let Some((index, usec)) = runs.next() {
+            let Some(cmd) = table.all().get(index) else {
+                continue;
+            };
+            let mut h = cmd.stats.latency.lock();
+            let h = h.get_or_insert_with(|| Box::new(crate::commands::latency::new_histogram()));
+            crate::commands::latency::record(h, usec);
+            while let Some((_, usec)) = runs.next_if(|r| r.0 == index) {
+                crate::commands::latency::record(h, usec);
+            }
+        }
     }
 }
 
@@ -285,6 +354,9 @@ pub enum Wait {
         owner: Bytes,
         /// Whether the hold is released when this connection closes.
         session: bool,
+        /// When it was queued (server clock ms), for the wait-time
+        /// histogram of a wait that runs out.
+        since: u64,
     },
     /// A blocking command on keys (BLPOP, BZPOPMIN, ...): served through the
     /// inbox with its reply.
@@ -293,6 +365,11 @@ pub enum Wait {
         waiter: Arc<KeyWaiter>,
         /// The reply when the time runs out (a nil array for BLPOP).
         timeout_reply: Reply,
+    },
+    /// A command postponed by CLIENT PAUSE: run again when the pause ends.
+    Postponed {
+        /// Its id in the pause's queue (the resume carries it).
+        wait: u64,
     },
 }
 
@@ -305,7 +382,15 @@ pub struct Session {
     /// Whether replies are RESP3 (after `HELLO 3`).
     pub resp3: bool,
     /// Whether the client may run commands that need authentication.
+    /// The AOF offset this client's replies wait for (`Aof::before_reply`);
+    /// 0 while the AOF is off.
+    pub aof_offset: u64,
+    /// DEBUG FAULT DELAY: the reply of the command that just ran waits this
+    /// long before it is written.
+    pub reply_delay: Option<std::time::Duration>,
     pub authenticated: bool,
+    /// The ACL user the client runs as.
+    pub user: Arc<crate::acl::AclUser>,
     /// The open MULTI, if any.
     pub multi: Option<Multi>,
     /// Keys under WATCH: database, key, and its expiry when watched.
@@ -354,19 +439,35 @@ pub struct Session {
     pub tracking: u32,
     /// `CLIENT CACHING yes|no` was given for the next command (or transaction).
     pub caching: bool,
+    /// CLIENT REPLY OFF: no replies (pushes still go out).
+    pub reply_off: bool,
+    /// CLIENT REPLY SKIP was the last command: the next one's reply is
+    /// skipped.
+    pub reply_skip_next: bool,
+    /// The reply of the command under way (until it has one: a blocked or
+    /// postponed command keeps it) is skipped.
+    pub reply_skip: bool,
+    /// The append-only file's loader: it obeys what the file says, as
+    /// Redis's `mustObeyClient` (an approximate trim's work limit is not
+    /// applied to a logged exact trim).
+    pub replaying: bool,
 }
 
 impl Session {
-    /// A session for a new connection; `authenticated` is false when a password is
-    /// required.
-    pub fn new(info: Arc<ClientInfo>, authenticated: bool) -> Self {
+    /// A session for a new connection running as `user` (the default user);
+    /// `authenticated` is false when a password is required.
+    pub fn new(info: Arc<ClientInfo>, user: Arc<crate::acl::AclUser>, authenticated: bool) -> Self {
         let inbox = Inbox::default();
         let _ = info.outbox.set(inbox.outbox());
+        *info.user.lock() = Some(user.clone());
         Session {
             info,
             db: 0,
             resp3: false,
             authenticated,
+            aof_offset: 0,
+            reply_delay: None,
+            user,
             multi: None,
             watched: Vec::new(),
             watch_flag: Arc::new(AtomicBool::new(false)),
@@ -385,6 +486,34 @@ impl Session {
             last_lookup: None,
             tracking: 0,
             caching: false,
+            replaying: false,
+            reply_off: false,
+            reply_skip_next: false,
+            reply_skip: false,
+        }
+    }
+
+    /// Runs as `user` from now on (AUTH, HELLO AUTH, RESET).
+    pub fn set_user(&mut self, user: Arc<crate::acl::AclUser>) {
+        *self.info.user.lock() = Some(user.clone());
+        self.user = user;
+    }
+
+    /// The reply the client gets for the command that just ended, as CLIENT
+    /// REPLY says (`Reply::Silent` while OFF, or once after SKIP; a
+    /// SUBSCRIBE's confirmations, which Redis sends as pushes, still go
+    /// out); a SKIP given by that command applies to the next one.
+    pub fn end_reply(&mut self, reply: Reply) -> Reply {
+        let silenced = self.reply_off || self.reply_skip;
+        self.reply_skip = std::mem::take(&mut self.reply_skip_next);
+        if !silenced {
+            return reply;
+        }
+        match reply {
+            Reply::Frames(frames) if frames.iter().all(|f| matches!(f, Reply::Push(_))) => {
+                Reply::Frames(frames)
+            }
+            _ => Reply::Silent,
         }
     }
 

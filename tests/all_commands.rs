@@ -21,8 +21,16 @@ const BIN: &str = env!("CARGO_BIN_EXE_latchkey");
 
 /// Commands that end the test's world, or run for seconds by design (PFSELFTEST
 /// adds 10,000,000 elements, about 30 s in a debug build; tests/hyperloglog.rs
-/// runs it): never sent.
-const SKIPPED: &[&str] = &["shutdown", "pfselftest"];
+/// runs it), or that stop the probing connection's replies or the server's
+/// commands for as long as an extreme argument says (CLIENT PAUSE, CLIENT
+/// REPLY, MONITOR; tests/client_admin.rs covers them): never sent.
+const SKIPPED: &[&str] = &[
+    "shutdown",
+    "pfselftest",
+    "client|pause",
+    "client|reply",
+    "monitor",
+];
 
 /// Commands that may close the connection they run on (it is reopened).
 const MAY_CLOSE: &[&str] = &["quit", "client|kill", "client"];

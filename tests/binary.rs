@@ -184,18 +184,27 @@ fn worker_threads(pid: u32) -> usize {
         .count()
 }
 
-#[test]
-fn io_threads_option_runs_a_worker_pool_and_is_reported() {
-    let (mut child, sock, _) = spawn_on_socket("io", &["--io-threads", "2"]);
-    // tokio names a worker once its thread has started, which can be just
-    // after the readiness line: wait for them (at most 2 s), then count.
+/// The worker count once it settles (at most 2 s): tokio names a worker
+/// once its thread has started, which can be just after the readiness line,
+/// and a thread a worker starts (latchkey-save, latchkey-aof) carries its
+/// parent's name until it sets its own, so a count can be briefly off
+/// either way.
+fn settled_worker_threads(pid: u32, expected: usize) -> usize {
+    let mut seen = worker_threads(pid);
     for _ in 0..200 {
-        if worker_threads(child.id()) >= 2 {
+        if seen == expected {
             break;
         }
         std::thread::sleep(std::time::Duration::from_millis(10));
+        seen = worker_threads(pid);
     }
-    assert_eq!(worker_threads(child.id()), 2);
+    seen
+}
+
+#[test]
+fn io_threads_option_runs_a_worker_pool_and_is_reported() {
+    let (mut child, sock, _) = spawn_on_socket("io", &["--io-threads", "2"]);
+    assert_eq!(settled_worker_threads(child.id(), 2), 2);
     let got = unix_roundtrip(&sock, b"CONFIG GET io-threads\r\n", 28);
     assert_eq!(got, b"*2\r\n$10\r\nio-threads\r\n$1\r\n2\r\n");
     child.kill().unwrap();
@@ -205,8 +214,48 @@ fn io_threads_option_runs_a_worker_pool_and_is_reported() {
 #[test]
 fn default_io_threads_is_a_single_event_loop_thread() {
     let (mut child, sock, _) = spawn_on_socket("io1", &[]);
-    assert_eq!(worker_threads(child.id()), 1);
+    assert_eq!(settled_worker_threads(child.id(), 1), 1);
     assert_eq!(unix_roundtrip(&sock, b"PING\r\n", 7), b"+PONG\r\n");
     child.kill().unwrap();
     let _ = child.wait();
+}
+
+/// `--port auto` listens on a free port the server picks (no probing race for
+/// a wrapper), and `--ready-file` names it once the server is ready; CONFIG
+/// GET port answers the port bound.
+#[test]
+fn port_auto_and_ready_file_tell_a_wrapper_where_to_connect() {
+    let dir = std::env::temp_dir().join(format!("latchkey-ready-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let ready = dir.join("ready");
+    let mut child = std::process::Command::new(BIN)
+        .args(["--port", "auto", "--save", "", "--ready-file"])
+        .arg(&ready)
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !ready.exists() {
+        assert!(std::time::Instant::now() < deadline, "no ready file");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    let text = std::fs::read_to_string(&ready).unwrap();
+    let addr = text
+        .lines()
+        .find_map(|l| l.strip_prefix("tcp "))
+        .unwrap_or_else(|| panic!("{text}"));
+    let port = addr.rsplit(':').next().unwrap();
+    assert_ne!(port, "0");
+    let client = redis::Client::open(format!("redis://{addr}")).unwrap();
+    let mut con = client.get_connection().unwrap();
+    let got: Vec<String> = redis::cmd("CONFIG")
+        .arg("GET")
+        .arg("port")
+        .query(&mut con)
+        .unwrap();
+    assert_eq!(got, ["port", port]);
+    child.kill().unwrap();
+    let _ = child.wait();
+    let _ = std::fs::remove_dir_all(&dir);
 }

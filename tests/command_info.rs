@@ -415,3 +415,103 @@ fn the_recording_parses_with_subcommands_in_name_order() {
     assert!(subs.contains(&"config|get".to_string()), "{subs:?}");
     assert_eq!(redis["get"].items()[1], Node::Atom(":2".into()));
 }
+
+/// Redis's recorded COMMAND DOCS entries (a map each) by command name.
+fn recorded_docs() -> BTreeMap<String, Node> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("redis-tests/command_docs.txt");
+    let text = std::fs::read_to_string(&path).expect("redis-tests/command_docs.txt");
+    let mut out = BTreeMap::new();
+    let mut block: Vec<String> = Vec::new();
+    let mut flush = |block: &mut Vec<String>| {
+        if block.is_empty() {
+            return;
+        }
+        let reply = parse_lines(block);
+        if let [name, doc] = reply.items() {
+            out.insert(
+                match name {
+                    Node::Atom(a) => a.trim_matches('"').to_string(),
+                    other => panic!("{other:?}"),
+                },
+                doc.clone(),
+            );
+        }
+        block.clear();
+    };
+    for line in text.lines() {
+        if line.starts_with('>') {
+            flush(&mut block);
+        } else if !line.starts_with("# ") && !line.trim().is_empty() {
+            block.push(line.to_string());
+        }
+    }
+    flush(&mut block);
+    assert!(out.len() > 200, "only {} commands documented", out.len());
+    out
+}
+
+/// A COMMAND DOCS map with its `subcommands` kept to those `keep` names, in
+/// name order.
+fn docs_with_subcommands(doc: &Node, keep: &dyn Fn(&str) -> bool) -> Node {
+    let Node::Agg('%', fields) = doc else {
+        panic!("docs {doc:?}");
+    };
+    let mut fields = fields.clone();
+    for i in (0..fields.len()).step_by(2) {
+        if fields[i] == Node::Atom("\"subcommands\"".into()) {
+            if let Node::Agg('%', subs) = &fields[i + 1] {
+                let mut pairs: Vec<(Node, Node)> = subs
+                    .chunks(2)
+                    .map(|p| (p[0].clone(), p[1].clone()))
+                    .filter(|(n, _)| match n {
+                        Node::Atom(a) => keep(a.trim_matches('"')),
+                        _ => false,
+                    })
+                    .collect();
+                pairs.sort_by(|a, b| format!("{:?}", a.0).cmp(&format!("{:?}", b.0)));
+                fields[i + 1] =
+                    Node::Agg('%', pairs.into_iter().flat_map(|(a, b)| [a, b]).collect());
+            }
+        }
+    }
+    Node::Agg('%', fields)
+}
+
+/// COMMAND DOCS of every command latchkey shares with Redis is Redis's
+/// (argument lists included, which redis-cli shows as hints), with the
+/// subcommands latchkey has.
+#[tokio::test]
+async fn every_command_documents_itself_as_redis_does() {
+    let redis = recorded_docs();
+    let server = latchkey::Server::builder().start().await.expect("starts");
+    let mut con = Conn::open(server.addr(), "3").await;
+    let mut failures = Vec::new();
+    let mut compared = 0;
+    for (name, theirs) in &redis {
+        let reply = con.ask(&["COMMAND", "DOCS", name]).await;
+        let [_, ours] = reply.items() else {
+            continue; // latchkey does not have it
+        };
+        compared += 1;
+        let has = |s: &str| newer(s).is_none() && doc_has_sub(theirs, s);
+        let expected = docs_with_subcommands(theirs, &|s| doc_has_sub(ours, s));
+        let got = docs_with_subcommands(ours, &has);
+        if got != expected {
+            failures.push(format!(
+                "{name}:\n  redis-server:\n{}\n  latchkey:\n{}",
+                expected.text(),
+                got.text()
+            ));
+        }
+    }
+    assert!(compared > 150, "only {compared} commands compared");
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    // latchkey's own commands keep the table's summary, since and group.
+    let reply = con.ask(&["COMMAND", "DOCS", "lock.acquire"]).await;
+    assert!(reply.text().contains("\"summary\""), "{}", reply.text());
+}
+
+/// Whether a COMMAND DOCS map names subcommand `sub` (`config|get`).
+fn doc_has_sub(doc: &Node, sub: &str) -> bool {
+    doc.text().contains(&format!("\"{sub}\""))
+}

@@ -2,7 +2,10 @@
 //! latchkey refuses to copy or move), WATCH from another client, clients
 //! blocked on the destination, and two commands crossing the same databases in
 //! opposite directions at once. Also DBSIZE, KEYS, SCAN and RANDOMKEY over a
-//! lock key.
+//! lock key, and SWAPDB (swapdb.txt records its replies): it serves clients
+//! blocked in either database, touches WATCHes from other clients, runs
+//! alongside COPY and MOVE without deadlock, and refuses a database holding
+//! a lock.
 
 mod common;
 
@@ -234,22 +237,28 @@ async fn move_serves_a_client_blocked_in_the_destination_database() {
     until_blocked(&mut con, 0).await;
 }
 
-#[tokio::test]
-async fn copies_and_moves_crossing_databases_both_ways_do_not_deadlock() {
-    let server = start().await;
-    let mut setup = connect(&server).await;
+/// Clients copying and moving the same 50 keys between databases 0 and 1
+/// in both directions (`directions`, `rounds` times over), beside `extra`;
+/// every task must finish within a minute.
+async fn cross_databases(
+    server: &latchkey::ServerHandle,
+    directions: &[(&'static str, &'static str)],
+    rounds: usize,
+    extra: Option<tokio::task::JoinHandle<()>>,
+) {
+    let mut setup = connect(server).await;
     for db in ["0", "1"] {
-        let _: () = cmd(&mut setup, &["SELECT", db]).await.map(|_| ()).unwrap();
+        cmd(&mut setup, &["SELECT", db]).await.unwrap();
         for i in 0..50 {
             let _: () = setup.set(format!("k{i}"), db).await.unwrap();
         }
     }
-    let mut tasks = Vec::new();
-    for (from, to) in [("0", "1"), ("1", "0"), ("0", "1"), ("1", "0")] {
-        let mut con = connect(&server).await;
+    let mut tasks: Vec<_> = extra.into_iter().collect();
+    for &(from, to) in directions {
+        let mut con = connect(server).await;
         tasks.push(tokio::spawn(async move {
-            let _: () = cmd(&mut con, &["SELECT", from]).await.map(|_| ()).unwrap();
-            for round in 0..20 {
+            cmd(&mut con, &["SELECT", from]).await.unwrap();
+            for round in 0..rounds {
                 for i in 0..50 {
                     let (a, b) = (format!("k{i}"), format!("k{}", (i + round) % 50));
                     cmd(&mut con, &["COPY", &a, &b, "DB", to, "REPLACE"])
@@ -266,4 +275,130 @@ async fn copies_and_moves_crossing_databases_both_ways_do_not_deadlock() {
             .expect("no deadlock")
             .unwrap();
     }
+}
+
+#[tokio::test]
+async fn copies_and_moves_crossing_databases_both_ways_do_not_deadlock() {
+    let server = start().await;
+    let both_ways = [("0", "1"), ("1", "0"), ("0", "1"), ("1", "0")];
+    cross_databases(&server, &both_ways, 20, None).await;
+}
+
+#[tokio::test]
+async fn swapdb_serves_clients_blocked_in_either_database() {
+    let server = start().await;
+    let mut con = connect(&server).await;
+    let _: () = con.rpush("q", &["x"]).await.unwrap();
+    let mut in_one = block_raw(&server, &mut con, "SELECT 1\r\nBLPOP q 0\r\n", 1).await;
+    let mut in_zero = block_raw(&server, &mut con, "BLPOP r 0\r\n", 2).await;
+    cmd(&mut con, &["SELECT", "1"]).await.unwrap();
+    let _: () = con.rpush("r", &["y"]).await.unwrap();
+    cmd(&mut con, &["SELECT", "0"]).await.unwrap();
+    assert_eq!(
+        cmd(&mut con, &["SWAPDB", "0", "1"]).await.unwrap(),
+        Value::Okay
+    );
+    expect_reply(&mut in_one, "+OK\r\n*2\r\n$1\r\nq\r\n$1\r\nx\r\n").await;
+    expect_reply(&mut in_zero, "*2\r\n$1\r\nr\r\n$1\r\ny\r\n").await;
+    assert_eq!(server.dbsize(0), 0);
+    assert_eq!(server.dbsize(1), 0);
+    until_blocked(&mut con, 0).await;
+}
+
+#[tokio::test]
+async fn swapdb_fails_another_clients_watch_on_a_key_in_either_database() {
+    let server = start().await;
+    let mut con = connect(&server).await;
+    let mut watcher = connect(&server).await;
+    cmd(&mut watcher, &["SELECT", "3"]).await.unwrap();
+    cmd(&mut watcher, &["WATCH", "k"]).await.unwrap();
+    let _: () = con.set("k", "v").await.unwrap();
+    assert_eq!(
+        cmd(&mut con, &["SWAPDB", "3", "0"]).await.unwrap(),
+        Value::Okay
+    );
+    assert!(!exec_runs(&mut watcher).await, "k now exists in database 3");
+    cmd(&mut watcher, &["WATCH", "nothing"]).await.unwrap();
+    assert_eq!(
+        cmd(&mut con, &["SWAPDB", "3", "0"]).await.unwrap(),
+        Value::Okay
+    );
+    assert!(exec_runs(&mut watcher).await, "no such key on either side");
+}
+
+#[tokio::test]
+async fn swapdb_refuses_a_database_holding_a_lock() {
+    let server = start().await;
+    let mut con = connect(&server).await;
+    let _: () = con.set("plain", "v").await.unwrap();
+    cmd(&mut con, &["SELECT", "5"]).await.unwrap();
+    let token = acquire(&mut con, "L", "me").await;
+    for (a, b) in [("0", "5"), ("5", "0"), ("5", "5")] {
+        let got = cmd(&mut con, &["SWAPDB", a, b]).await;
+        if a == b {
+            assert_eq!(
+                got.unwrap(),
+                Value::Okay,
+                "a database with itself is no move"
+            );
+        } else {
+            assert_eq!(
+                err_line(&mut con, &["SWAPDB", a, b]).await,
+                "ERR SWAPDB cannot move locks: a database to swap holds a LOCK key"
+            );
+        }
+    }
+    assert_eq!(int(&mut con, &["LOCK.VALIDATE", "L", &token]).await, 1);
+    assert_eq!(server.dbsize(0), 1);
+    assert_eq!(int(&mut con, &["LOCK.RELEASE", "L", "me"]).await, 1);
+    assert_eq!(
+        cmd(&mut con, &["SWAPDB", "0", "5"]).await.unwrap(),
+        Value::Okay
+    );
+    assert_eq!(server.dbsize(5), 1);
+}
+
+#[tokio::test]
+async fn swapdb_beside_copies_and_moves_does_not_deadlock() {
+    let server = start().await;
+    let mut swapper = connect(&server).await;
+    let swaps = tokio::spawn(async move {
+        for _ in 0..500 {
+            cmd(&mut swapper, &["SWAPDB", "1", "0"]).await.unwrap();
+        }
+    });
+    cross_databases(&server, &[("0", "1"), ("1", "0")], 10, Some(swaps)).await;
+    // Nothing was doubled by the swaps: MOVE only moves, COPY only writes
+    // over keys of the same names.
+    assert!(server.dbsize(0) + server.dbsize(1) <= 100);
+}
+
+#[tokio::test]
+async fn swapped_keys_expire_in_their_new_database() {
+    let server = latchkey::Server::builder()
+        .paused_time()
+        .start()
+        .await
+        .unwrap();
+    let mut con = connect(&server).await;
+    let _: () = con.set("keep", "v").await.unwrap();
+    cmd(&mut con, &["SET", "t", "v", "PX", "100"])
+        .await
+        .unwrap();
+    assert_eq!(
+        cmd(&mut con, &["SWAPDB", "0", "1"]).await.unwrap(),
+        Value::Okay
+    );
+    assert_eq!(server.dbsize(1), 2);
+    // The expiry task finds the deadline where the key now lives, without
+    // anyone reading it.
+    server.advance_time(Duration::from_millis(200));
+    for _ in 0..100 {
+        if server.dbsize(1) == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(server.dbsize(1), 1);
+    assert_eq!(server.dbsize(0), 0);
 }

@@ -585,7 +585,7 @@ async fn rdb_files_move_between_redis_server_and_latchkey_both_ways() {
                 loaded.insert((db, key), (value, expire_at_ms));
             }
             file::Loaded::Aux { key, .. } => aux.push(key),
-            file::Loaded::Db { .. } => {}
+            file::Loaded::Db { .. } | file::Loaded::Function { .. } => {}
         }
         Ok(())
     })

@@ -15,9 +15,10 @@ macro_rules! case_files {
 
         #[test]
         fn every_case_file_has_a_test() {
-            // command_info.txt lists every Redis command, most of which latchkey
-            // lacks: tests/command_info.rs compares it with the table instead.
-            let known = [$(stringify!($name),)* "command_info"];
+            // command_info.txt and command_docs.txt list every Redis command,
+            // some of which latchkey lacks: tests/command_info.rs compares them
+            // with the table instead.
+            let known = [$(stringify!($name),)* "command_info", "command_docs"];
             let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("redis-tests");
             for entry in std::fs::read_dir(dir).unwrap() {
                 let path = entry.unwrap().path();
@@ -39,9 +40,18 @@ case_files!(
     dump_streams,
     transactions,
     server,
+    slowlog,
+    latency,
+    module,
+    swapdb,
+    client_pause,
+    client_unblock,
+    debug,
+    memory,
     replication,
     persistence,
     scripting,
+    scripting_functions,
     lists,
     lists_more,
     extremes,
@@ -51,6 +61,8 @@ case_files!(
     chunks,
     nesting,
     cjson,
+    cjson_config,
+    cmsgpack,
     command,
     object,
     zsets,
@@ -68,6 +80,10 @@ case_files!(
     lcs,
     streams,
     streams_groups,
+    streams_autoclaim,
     notify_config,
     tracking,
+    security,
+    acl,
+    acl_perms,
 );

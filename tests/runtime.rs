@@ -153,7 +153,17 @@ fn a_killed_client_that_never_stops_sending_is_disconnected() {
         false
     });
     std::thread::sleep(Duration::from_millis(100));
+    // Another client connects and is served within a turn of the flood's
+    // worker (a flooding client yields every 32 KB it reads; before, it kept
+    // the one worker for seconds in a debug build).
+    let started = Instant::now();
     let mut admin = connect(&server);
+    assert_eq!(call(&mut admin, &["PING"]), "+PONG");
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "served after {:?}",
+        started.elapsed()
+    );
     assert_eq!(call(&mut admin, &["CLIENT", "KILL", "ID", &id]), ":1");
     assert!(
         reading.join().unwrap(),

@@ -330,3 +330,21 @@ async fn keys_and_args_reach_the_script_byte_for_byte() {
         ])
     );
 }
+
+/// pcall of a function that returns many values still has room for its
+/// status (a debug build's Lua checks aborted the process here).
+#[tokio::test]
+async fn pcall_returning_many_values_keeps_its_status() {
+    let server = start().await;
+    let mut con = connect(&server).await;
+    for n in [30, 1000] {
+        let script = format!(
+            "local t = {{}} for i = 1, {n} do t[i] = i end \
+             local r = {{pcall(unpack, t)}} return {{#r, tostring(r[1])}}"
+        );
+        assert_eq!(
+            eval(&mut con, &script).await.unwrap(),
+            Value::Array(vec![Value::Int(n + 1), bulk("true")])
+        );
+    }
+}

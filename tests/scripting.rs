@@ -177,16 +177,6 @@ async fn lock_freed_by_a_script_is_granted_after_the_script() {
     assert_eq!(server.get("after").as_deref(), Some(&b"x"[..]));
 }
 
-/// A server whose scripts turn busy after 100 ms.
-async fn start_with_short_busy_threshold() -> latchkey::ServerHandle {
-    latchkey::Server::builder()
-        .option("busy-reply-threshold", "100")
-        .unwrap()
-        .start()
-        .await
-        .unwrap()
-}
-
 /// Sends `EVAL script 0` on a raw connection and returns it once the script is busy
 /// (another client's PING gets BUSY).
 async fn start_busy_script(
@@ -229,7 +219,7 @@ async fn kill_busy_script(
 // is the binary's default.
 #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
 async fn a_busy_script_gets_busy_replies_and_script_kill_ends_it() {
-    let server = start_with_short_busy_threshold().await;
+    let server = common::start_with_short_busy_threshold().await;
     let mut con = connect(&server).await;
     let script = "local i = 0 while true do i = i + 1 end";
     let mut runner = start_busy_script(&server, &mut con, script).await;
@@ -265,7 +255,7 @@ async fn a_busy_script_gets_busy_replies_and_script_kill_ends_it() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pcall_cannot_swallow_script_kill() {
-    let server = start_with_short_busy_threshold().await;
+    let server = common::start_with_short_busy_threshold().await;
     let mut con = connect(&server).await;
     let script = "while true do pcall(function() while true do end end) end";
     let mut runner = start_busy_script(&server, &mut con, script).await;
@@ -274,7 +264,7 @@ async fn pcall_cannot_swallow_script_kill() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
 async fn a_script_that_wrote_is_unkillable_but_shutdown_nosave_stops_it() {
-    let server = start_with_short_busy_threshold().await;
+    let server = common::start_with_short_busy_threshold().await;
     let mut con = connect(&server).await;
     let script = "redis.call('set', 'w', '1') while true do end";
     let mut runner = start_busy_script(&server, &mut con, script).await;
@@ -445,7 +435,7 @@ async fn a_fencing_token_passes_through_a_script_exactly() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_loop_inside_a_coroutine_is_busy_and_killable() {
-    let server = start_with_short_busy_threshold().await;
+    let server = common::start_with_short_busy_threshold().await;
     let mut con = connect(&server).await;
     let script = "coroutine.wrap(function() while true do end end)()";
     let mut runner = start_busy_script(&server, &mut con, script).await;
@@ -455,7 +445,7 @@ async fn a_loop_inside_a_coroutine_is_busy_and_killable() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn commands_sent_before_a_script_turns_busy_get_busy_once_it_does() {
     use tokio::io::AsyncWriteExt;
-    let server = start_with_short_busy_threshold().await;
+    let server = common::start_with_short_busy_threshold().await;
     let mut con = connect(&server).await;
     let script = "while 1 do end";
     let mut runner = tokio::net::TcpStream::connect(server.addr()).await.unwrap();

@@ -337,3 +337,83 @@ GET __Booksleeve_TieBreak\r\nECHO x\r\nSENTINEL MASTERS\r\nPING\r\n";
     );
     assert!(got.ends_with("+PONG\r\n"), "{got}");
 }
+
+/// LOLWUT answers with this server's Redis version, as Redis answers for
+/// any version it draws nothing for; VERSION 5 and 6 draw Redis's two
+/// pieces (random each time) above the version line.
+#[tokio::test]
+async fn lolwut_prints_the_version_line_and_draws_versions_5_and_6() {
+    let server = common::start().await;
+    let mut con = common::connect(&server).await;
+    let want = format!("Redis ver. {}\n", latchkey::server::REDIS_VERSION);
+    for words in [
+        &["LOLWUT"][..],
+        &["LOLWUT", "VERSION", "7", "x"],
+        &["LOLWUT", "foo"],
+    ] {
+        let got: String = redis::cmd(words[0])
+            .arg(&words[1..])
+            .query_async(&mut con)
+            .await
+            .unwrap();
+        assert_eq!(got, want, "{words:?}");
+    }
+    assert_eq!(
+        common::err_line(&mut con, &["LOLWUT", "VERSION", "x"]).await,
+        "ERR value is not an integer or out of range"
+    );
+    assert_eq!(
+        common::err_line(&mut con, &["LOLWUT", "VERSION", "5", "x"]).await,
+        "ERR value is not an integer or out of range"
+    );
+    let five: String = redis::cmd("LOLWUT")
+        .arg(&["VERSION", "5", "20"])
+        .query_async(&mut con)
+        .await
+        .unwrap();
+    assert!(five.ends_with(&format!(
+        "Georg Nees - schotter, plotter on paper, 1968. {want}"
+    )));
+    assert_eq!(five.lines().next().unwrap().chars().count(), 20);
+    let six: String = redis::cmd("LOLWUT")
+        .arg(&["VERSION", "6", "10", "5"])
+        .query_async(&mut con)
+        .await
+        .unwrap();
+    // Five rows of ten coloured cells, then the two caption lines.
+    assert_eq!(six.lines().count(), 7);
+    assert_eq!(six.lines().next().unwrap().matches("\x1b[0m").count(), 10);
+    assert!(six.ends_with(&format!(
+        "Original 8 bit image from Plaguemon by hikikomori. {want}"
+    )));
+}
+
+/// With `enable-module-command` on, MODULE LOAD fails as Redis's does for a
+/// library it cannot load, and there is never a module to unload.
+#[tokio::test]
+async fn module_load_fails_as_an_unloadable_library_does() {
+    let server = latchkey::Server::builder()
+        .option("enable-module-command", "local")
+        .unwrap()
+        .start()
+        .await
+        .unwrap();
+    let mut con = common::connect(&server).await;
+    for words in [
+        &["MODULE", "LOAD", "/tmp/x.so"][..],
+        &["MODULE", "LOADEX", "/tmp/x.so", "ARGS", "a"],
+    ] {
+        assert_eq!(
+            common::err_line(&mut con, words).await,
+            "ERR Error loading the extension. Please check the server logs."
+        );
+    }
+    assert_eq!(
+        common::err_line(&mut con, &["MODULE", "UNLOAD", "x"]).await,
+        "ERR Error unloading module: no such module with that name"
+    );
+    assert_eq!(
+        common::cmd(&mut con, &["MODULE", "LIST"]).await.unwrap(),
+        redis::Value::Array(vec![])
+    );
+}

@@ -551,3 +551,32 @@ fn a_snapshot_written_as_rdb_loads_back_the_same() {
     assert!(differ.is_empty(), "the loaded image differs: {differ:?}");
     assert_eq!(loaded.len(), image.keys.len());
 }
+
+/// SWAPDB while a snapshot runs: each database's image is its content at
+/// the instant, whatever the swap moved where.
+#[test]
+fn a_swapdb_after_the_instant_leaves_each_database_image_alone() {
+    let server = start();
+    let mut con = connect(&server);
+    for w in ["SET a 1", "RPUSH l x", "SELECT 1", "SET e 5", "SELECT 0"] {
+        run(&mut con, &words(w));
+    }
+    let shared = server.shared();
+    let snap = Snapshot::begin(&shared.keyspace, &shared.gate, &shared.clock).unwrap();
+    assert_eq!(run(&mut con, &words("SWAPDB 0 1")), redis::Value::Okay);
+    run(&mut con, &words("SET after 1"));
+    let mut sink = MemorySink::default();
+    snap.write_to(&mut sink).unwrap();
+    let got: Vec<String> = sink
+        .keys
+        .keys()
+        .map(|(db, k)| format!("{db} {}", String::from_utf8_lossy(k)))
+        .collect();
+    assert_eq!(got, ["0 a", "0 l", "1 e"]);
+    assert!(sink.duplicates.is_empty());
+    // And the swap itself happened.
+    assert_eq!(
+        run(&mut con, &words("GET e")),
+        redis::Value::BulkString(b"5".to_vec())
+    );
+}

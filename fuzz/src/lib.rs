@@ -9,13 +9,26 @@
 //! connection uses, on an in-process server, under RESP2 and RESP3 (and with
 //! `redis.setresp(3)` when asked), and asserts that a reply comes back and that it
 //! is exactly one well-formed RESP frame. A panic or an abort fails the run.
+//!
+//! The other targets' inputs and checks are in their modules, which share
+//! the helpers here (an in-process server and session, the frame checker):
+//! [`acl`], [`resp`], [`commands`], [`config`], [`rdb`]. [`alloc`] is the
+//! crate's allocator, [`seeds`] writes their seed corpora.
+
+pub mod acl;
+pub mod alloc;
+pub mod commands;
+pub mod config;
+pub mod rdb;
+pub mod resp;
+pub mod seeds;
 
 use std::sync::{Arc, OnceLock};
 
 use arbitrary::Arbitrary;
 use bytes::{Bytes, BytesMut};
 use latchkey::clock::Clock;
-use latchkey::commands;
+use latchkey::commands as dispatch;
 use latchkey::config::Config;
 use latchkey::server::Shared;
 use latchkey::session::{ClientInfo, Session};
@@ -357,7 +370,7 @@ fn shared() -> &'static Arc<Shared> {
 fn run(shared: &Shared, session: &mut Session, words: &[&[u8]]) -> latchkey::reply::Reply {
     let args: Vec<Bytes> = words.iter().map(|w| Bytes::copy_from_slice(w)).collect();
     session.mark_time(&shared.clock);
-    commands::execute(shared, session, &args)
+    dispatch::execute(shared, session, &args)
 }
 
 /// Runs the case and checks every reply; panics on a malformed one.
@@ -384,7 +397,7 @@ pub fn check(input: &Input) {
             -1,
             shared.clock.now_ms(),
         ));
-        let mut session = Session::new(info, true);
+        let mut session = Session::new(info, shared.acl.default_user(), true);
         run(shared, &mut session, &[b"FLUSHALL"]);
         if resp3 || input.hello3 {
             run(shared, &mut session, &[b"HELLO", b"3"]);
@@ -402,9 +415,165 @@ pub fn check(input: &Input) {
     }
 }
 
+/// A server for a target's cases: no save points (a FLUSHALL would write a
+/// dump.rdb in the working directory), `proto-max-bulk-len` at the least
+/// CONFIG SET allows (SETRANGE, SETBIT and BITFIELD may make strings that
+/// long, and a case must stay fast), the clock paused (time moves only when
+/// a case says so).
+pub fn new_server() -> Arc<Shared> {
+    let clock = Arc::new(Clock::new());
+    clock.pause();
+    let config = Config {
+        save_points: Vec::new(),
+        proto_max_bulk_len: 1024 * 1024,
+        ..Config::default()
+    };
+    Arc::new(Shared::new(config, clock))
+}
+
+/// A session as a connection starts one (authenticated: no password is set).
+pub fn new_session(shared: &Shared, id: u64) -> Session {
+    let info = Arc::new(ClientInfo::new(
+        id,
+        "fuzz".into(),
+        "fuzz".into(),
+        -1,
+        shared.clock.now_ms(),
+    ));
+    let mut session = Session::new(info, shared.acl.default_user(), true);
+    session.mark_time(&shared.clock);
+    session
+}
+
+/// The stable randomized test of a target that reads bytes: up to `cases`
+/// inputs (`LATCHKEY_FUZZ_CASES` overrides it) mutated from its seed corpus,
+/// or random, up to `max_len` bytes, for 20 s at most; a panic fails the
+/// test with the seed and the case that raised it.
+pub fn check_random(target: &str, cases: usize, max_len: usize, check: fn(&[u8])) {
+    let cases: usize = std::env::var("LATCHKEY_FUZZ_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(cases);
+    let seed = fastrand::u64(..);
+    let mut rng = fastrand::Rng::with_seed(seed);
+    let seeds = seeds(target);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    for i in 0..cases {
+        if std::time::Instant::now() > deadline {
+            break;
+        }
+        let data = random_input(&mut rng, &seeds, max_len);
+        let outcome = std::panic::catch_unwind(|| check(&data));
+        assert!(outcome.is_ok(), "seed {seed}, case {i}: {data:?}");
+    }
+}
+
+/// Runs `check` on every file of `target`'s seed corpus (there must be one).
+pub fn check_corpus(target: &str, check: fn(&[u8])) {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("corpus")
+        .join(target);
+    let mut seen = 0;
+    for entry in std::fs::read_dir(dir).expect("the seed corpus") {
+        check(&std::fs::read(entry.expect("an entry").path()).expect("readable"));
+        seen += 1;
+    }
+    assert!(seen > 0, "no seed");
+}
+
+/// The seed corpus of `target` (`fuzz/corpus/<target>/`).
+pub fn seeds(target: &str) -> Vec<Vec<u8>> {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("corpus")
+        .join(target);
+    let mut seeds: Vec<Vec<u8>> = std::fs::read_dir(dir)
+        .map(|d| {
+            d.filter_map(|e| std::fs::read(e.ok()?.path()).ok())
+                .collect()
+        })
+        .unwrap_or_default();
+    seeds.sort();
+    seeds
+}
+
+/// An input for a stable randomized test: one time in 8 (or with no seeds)
+/// random bytes up to `max_len`, else a seed with up to 8 bytes changed,
+/// inserted or removed (the first byte, a case's flags, kept).
+pub fn random_input(rng: &mut fastrand::Rng, seeds: &[Vec<u8>], max_len: usize) -> Vec<u8> {
+    if seeds.is_empty() || rng.u8(..8) == 0 {
+        return (0..rng.usize(1..max_len)).map(|_| rng.u8(..)).collect();
+    }
+    let mut data = seeds[rng.usize(..seeds.len())].clone();
+    for _ in 0..rng.usize(0..=8) {
+        if data.len() < 2 {
+            break;
+        }
+        let at = rng.usize(1..data.len());
+        match rng.u8(..3) {
+            0 => data[at] = rng.u8(..),
+            1 => data.insert(at, rng.u8(..)),
+            _ => {
+                data.remove(at);
+            }
+        }
+    }
+    data
+}
+
+/// Holds `lock` for one case: the tests run cases on several threads,
+/// and a target's cases share its server (a FLUSHALL or an EXEC of one
+/// case must not land inside another's).
+pub fn one_at_a_time(lock: &'static std::sync::Mutex<()>) -> std::sync::MutexGuard<'static, ()> {
+    lock.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Runs one command through the dispatcher, as a connection does.
+pub fn execute(shared: &Shared, session: &mut Session, args: &[Bytes]) -> latchkey::reply::Reply {
+    session.mark_time(&shared.clock);
+    dispatch::execute(shared, session, args)
+}
+
+/// Drives a future of the server's that never waits on anything but an
+/// uncontended lock (the gate, held by nobody else in a fuzz case).
+pub fn block_on<F: std::future::Future>(fut: F) -> F::Output {
+    let mut fut = std::pin::pin!(fut);
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    for _ in 0..1000 {
+        if let std::task::Poll::Ready(v) = fut.as_mut().poll(&mut cx) {
+            return v;
+        }
+        std::thread::yield_now();
+    }
+    panic!("a future that should be ready at once kept waiting");
+}
+
 /// Checks that `data` is exactly one complete RESP2/RESP3 frame, without
 /// recursion; returns the offset of the first problem.
 pub fn one_frame(data: &[u8]) -> Result<(), usize> {
+    match frames(data, true)? {
+        1 => Ok(()),
+        _ => Err(0),
+    }
+}
+
+/// Counts the complete top-level frames `data` holds, one after the other
+/// with nothing left over, checking each without recursion: every header,
+/// length, count and terminator; with `resp3` false, only RESP2's types
+/// (`+ - : $ *`), as a RESP2 client reads them. Returns the offset of the
+/// first problem.
+pub fn frames(data: &[u8], resp3: bool) -> Result<usize, usize> {
+    let mut pos = 0usize;
+    let mut count = 0;
+    while pos < data.len() {
+        pos += frame_at(&data[pos..], resp3).map_err(|at| pos + at)?;
+        count += 1;
+    }
+    Ok(count)
+}
+
+/// The length of the one complete frame at the start of `data`.
+fn frame_at(data: &[u8], resp3: bool) -> Result<usize, usize> {
     let mut pos = 0usize;
     // Frames still to read.
     let mut need: u64 = 1;
@@ -429,6 +598,9 @@ pub fn one_frame(data: &[u8]) -> Result<(), usize> {
                 .ok_or(at)
         };
         pos = end + 2;
+        if !resp3 && !matches!(kind, b'+' | b'-' | b':' | b'$' | b'*') {
+            return Err(at);
+        }
         match kind {
             b'+' | b'-' | b'_' | b'#' | b',' | b'(' => {}
             b':' => {
@@ -464,11 +636,7 @@ pub fn one_frame(data: &[u8]) -> Result<(), usize> {
             _ => return Err(pos),
         }
     }
-    if pos == data.len() {
-        Ok(())
-    } else {
-        Err(pos)
-    }
+    Ok(pos)
 }
 
 #[cfg(test)]

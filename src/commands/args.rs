@@ -102,6 +102,12 @@ impl<'a> Args<'a> {
         rest
     }
 
+    /// Where the cursor is: the index in the arguments (the name is 0) of
+    /// the next one.
+    pub fn position(&self) -> usize {
+        self.pos
+    }
+
     /// How many arguments are left.
     pub fn remaining(&self) -> usize {
         self.args.len() - self.pos

@@ -1,5 +1,5 @@
 //! CLIENT: ID, SETNAME, GETNAME, SETINFO, LIST, INFO, KILL, NO-EVICT, NO-TOUCH,
-//! HELP.
+//! PAUSE, UNPAUSE, REPLY, UNBLOCK, HELP.
 
 use std::sync::atomic::Ordering;
 
@@ -62,14 +62,14 @@ pub static COMMANDS: &[CommandSpec] = &[CommandSpec::new("client", -2, 0, contai
         CommandSpec::new("kill", -3, CONN | flag::ADMIN, kill)
             .acl(&["@admin", "@slow", "@dangerous", "@connection"])
             .doc("connection", "2.4.0", "Terminates open connections."),
-        CommandSpec::new("no-evict", 3, CONN | flag::ADMIN, on_off)
+        CommandSpec::new("no-evict", 3, CONN | flag::ADMIN, no_evict)
             .acl(&["@admin", "@slow", "@dangerous", "@connection"])
             .doc(
                 "connection",
                 "7.0.0",
                 "Sets the client eviction mode of the connection.",
             ),
-        CommandSpec::new("no-touch", 3, CONN, on_off)
+        CommandSpec::new("no-touch", 3, CONN, no_touch)
             .acl(&["@slow", "@connection"])
             .doc(
                 "connection",
@@ -103,6 +103,34 @@ pub static COMMANDS: &[CommandSpec] = &[CommandSpec::new("client", -2, 0, contai
                 "connection",
                 "6.2.0",
                 "Returns information about server-assisted client-side caching for the connection.",
+            ),
+        CommandSpec::new("pause", -3, CONN | flag::ADMIN, pause)
+            .acl(&["@admin", "@slow", "@dangerous", "@connection"])
+            .doc(
+                "connection",
+                "3.0.0",
+                "Suspends commands processing.",
+            ),
+        CommandSpec::new("unpause", 2, CONN | flag::ADMIN, unpause)
+            .acl(&["@admin", "@slow", "@dangerous", "@connection"])
+            .doc(
+                "connection",
+                "6.2.0",
+                "Resumes processing commands from paused clients.",
+            ),
+        CommandSpec::new("reply", 3, CONN, reply)
+            .acl(&["@slow", "@connection"])
+            .doc(
+                "connection",
+                "3.2.0",
+                "Instructs the server whether to reply to commands.",
+            ),
+        CommandSpec::new("unblock", -3, CONN | flag::ADMIN, unblock)
+            .acl(&["@admin", "@slow", "@dangerous", "@connection"])
+            .doc(
+                "connection",
+                "5.0.0",
+                "Unblocks a client blocked by a blocking command from a different connection.",
             ),
         CommandSpec::new("help", 2, flag::LOADING | flag::STALE, help)
             .acl(&["@slow", "@connection"])
@@ -169,12 +197,15 @@ pub fn client_line(shared: &Shared, c: &ClientInfo, own_argv: Option<usize>) -> 
     let tracking = c.tracking.load(Ordering::Relaxed);
     let mut flags = String::new();
     for (on, letter) in [
+        (c.monitor.load(Ordering::Relaxed), 'O'),
         (c.is_subscriber(), 'P'),
         (multi >= 0, 'x'),
         (blocked, 'b'),
         (tracking & tflag::ON != 0, 't'),
         (tracking & tflag::BROKEN_REDIR != 0, 'R'),
         (tracking & tflag::BCAST != 0, 'B'),
+        (c.no_evict.load(Ordering::Relaxed), 'e'),
+        (c.no_touch.load(Ordering::Relaxed), 'T'),
     ] {
         if on {
             flags.push(letter);
@@ -212,15 +243,14 @@ pub fn client_line(shared: &Shared, c: &ClientInfo, own_argv: Option<usize>) -> 
     let omem = pending - obl;
     let oll = omem.div_ceil(REPLY_CHUNK);
     let rbs = b.out_capacity.load(Ordering::Relaxed);
-    let tot_mem = (qbuf + qbuf_free)
-        .saturating_add(rbs)
-        .saturating_add(b.queued.load(Ordering::Relaxed))
-        .saturating_add(argv_mem)
-        .saturating_add(multi_mem)
-        .saturating_add(std::mem::size_of::<crate::session::Session>())
-        .saturating_add(std::mem::size_of::<ClientInfo>());
+    let tot_mem = crate::session::client_memory(
+        (qbuf + qbuf_free).saturating_add(rbs),
+        b.queued.load(Ordering::Relaxed),
+        argv_mem,
+        multi_mem,
+    );
     format!(
-        "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub={} psub={} ssub={} multi={} qbuf={} qbuf-free={} argv-mem={} multi-mem={} rbs={} rbp={} obl={} oll={} omem={} tot-mem={} events={} cmd={} user=default redir={} resp={} lib-name={} lib-ver={}",
+        "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={} db={} sub={} psub={} ssub={} multi={} qbuf={} qbuf-free={} argv-mem={} multi-mem={} rbs={} rbp={} obl={} oll={} omem={} tot-mem={} events={} cmd={} user={} redir={} resp={} lib-name={} lib-ver={}",
         c.id,
         c.addr,
         c.laddr,
@@ -246,6 +276,10 @@ pub fn client_line(shared: &Shared, c: &ClientInfo, own_argv: Option<usize>) -> 
         tot_mem,
         if pending > 0 { "rw" } else { "r" },
         cmd,
+        c.user
+            .lock()
+            .as_ref()
+            .map_or_else(|| "default".into(), |u| String::from_utf8_lossy(&u.name).into_owned()),
         redir,
         c.resp.load(Ordering::Relaxed),
         text(&c.lib_name.lock()),
@@ -350,8 +384,8 @@ fn kill(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
     let mut id = None;
     let (mut addr, mut laddr) = (None, None);
     let mut skipme = true;
-    // Every client here is of the default user; its TYPE is normal or pubsub
-    // (no master or replica clients).
+    let mut user = None;
+    // A client's TYPE is normal or pubsub (no master or replica clients).
     let mut class: Option<String> = None;
     for pair in args[2..].chunks_exact(2) {
         let (name, value) = (&pair[0], &pair[1]);
@@ -385,12 +419,9 @@ fn kill(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
             }
             class = Some(String::from_utf8_lossy(value).to_ascii_lowercase());
         } else if is(name, "user") {
-            if value.as_ref() != b"default" {
-                return Err(CommandError::err(format!(
-                    "No such user '{}'",
-                    String::from_utf8_lossy(value)
-                )));
-            }
+            user = Some(ctx.shared.acl.user(value).ok_or_else(|| {
+                CommandError::err(format!("No such user '{}'", String::from_utf8_lossy(value)))
+            })?);
         } else {
             return Err(CommandError::Syntax);
         }
@@ -402,6 +433,12 @@ fn kill(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
             && id.is_none_or(|id| c.id == id)
             && addr.as_deref().is_none_or(|a| c.addr == a)
             && laddr.as_deref().is_none_or(|a| c.laddr == a)
+            && user.as_ref().is_none_or(|u| {
+                c.user
+                    .lock()
+                    .as_ref()
+                    .is_some_and(|cu| std::sync::Arc::ptr_eq(cu, u))
+            })
             && !(skipme && c.id == me);
         if matches {
             c.kill();
@@ -411,9 +448,124 @@ fn kill(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
     Ok(Reply::Int(killed))
 }
 
-fn on_off(_: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
-    if is(&args[2], "on") || is(&args[2], "off") {
+/// CLIENT PAUSE timeout [WRITE|ALL]: the mode is checked before the timeout,
+/// as Redis does; a pause already on is extended (the later end, the more
+/// restrictive mode).
+fn pause(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
+    if args.len() > 4 {
+        return Err(CommandError::subcommand_syntax("client", &args[1]));
+    }
+    let mode = match args.get(3) {
+        None => crate::pause::ALL,
+        Some(m) if is(m, "write") => crate::pause::WRITE,
+        Some(m) if is(m, "all") => crate::pause::ALL,
+        Some(_) => return Err(CommandError::err("CLIENT PAUSE mode must be WRITE or ALL")),
+    };
+    let ms = int_arg(&args[2])
+        .map_err(|_| CommandError::err("timeout is not an integer or out of range"))?;
+    if ms < 0 {
+        return Err(CommandError::err("timeout is negative"));
+    }
+    let now = ctx.shared.clock.now_ms();
+    // 0 is a pause that is already over, as in Redis.
+    let end = if ms > 0 {
+        now.saturating_add(ms as u64)
+    } else {
+        0
+    };
+    ctx.shared.pause.pause(end, mode, now);
+    Ok(Reply::OK)
+}
+
+/// CLIENT UNPAUSE: ends the pause; postponed clients run their commands in
+/// the order they were postponed.
+fn unpause(ctx: &mut Ctx<'_>, _: &[Bytes]) -> CommandResult {
+    ctx.shared.pause.unpause();
+    Ok(Reply::OK)
+}
+
+/// CLIENT UNBLOCK id [TIMEOUT|ERROR]: 1 if the client was blocked in a
+/// command (BLPOP and the other blocking commands on keys, XREAD BLOCK,
+/// LOCK.ACQUIRE ... WAIT), which then ends with its timeout's reply or
+/// `-UNBLOCKED`; 0 otherwise (a client CLIENT PAUSE postponed included:
+/// its command has not started).
+fn unblock(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
+    if args.len() > 4 {
+        return Err(CommandError::subcommand_syntax("client", &args[1]));
+    }
+    let error = match args.get(3) {
+        None => false,
+        Some(r) if is(r, "timeout") => false,
+        Some(r) if is(r, "error") => true,
+        Some(_) => {
+            return Err(CommandError::err(
+                "CLIENT UNBLOCK reason should be TIMEOUT or ERROR",
+            ))
+        }
+    };
+    let id = int_arg(&args[2])?;
+    let Some(target) = u64::try_from(id)
+        .ok()
+        .and_then(|id| ctx.shared.clients.get(&id).map(|c| c.value().clone()))
+    else {
+        return Ok(Reply::Int(0));
+    };
+    if !target.blocked.load(Ordering::Acquire) || target.postponed.load(Ordering::Relaxed) {
+        return Ok(Reply::Int(0));
+    }
+    let seq = target.wait_seq.load(Ordering::Relaxed);
+    let sent = target.outbox.get().is_some_and(|outbox| {
+        outbox
+            .send(crate::blocking::Message::Unblock { seq, error })
+            .is_ok()
+    });
+    Ok(Reply::Int(i64::from(sent)))
+}
+
+/// CLIENT REPLY ON|OFF|SKIP: ON answers OK (and ends a SKIP); OFF and SKIP
+/// have no reply (`Session::end_reply` silences them); SKIP while OFF does
+/// nothing.
+fn reply(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
+    let s = &mut *ctx.session;
+    if is(&args[2], "on") {
+        s.reply_off = false;
+        s.reply_skip = false;
         Ok(Reply::OK)
+    } else if is(&args[2], "off") {
+        s.reply_off = true;
+        Ok(Reply::Silent)
+    } else if is(&args[2], "skip") {
+        if !s.reply_off {
+            s.reply_skip_next = true;
+            // This command's own reply (none) is skipped too.
+            s.reply_skip = true;
+        }
+        Ok(Reply::Silent)
+    } else {
+        Err(CommandError::Syntax)
+    }
+}
+
+/// CLIENT NO-EVICT ON|OFF: whether `maxmemory-clients` may close this client.
+fn no_evict(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
+    let on = on_off(&args[2])?;
+    ctx.session.info.no_evict.store(on, Ordering::Relaxed);
+    Ok(Reply::OK)
+}
+
+/// CLIENT NO-TOUCH ON|OFF: whether this client's commands count as accesses
+/// for LRU and LFU (TOUCH always does).
+fn no_touch(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
+    let on = on_off(&args[2])?;
+    ctx.session.info.no_touch.store(on, Ordering::Relaxed);
+    Ok(Reply::OK)
+}
+
+fn on_off(arg: &[u8]) -> Result<bool, CommandError> {
+    if is(arg, "on") {
+        Ok(true)
+    } else if is(arg, "off") {
+        Ok(false)
     } else {
         Err(CommandError::Syntax)
     }

@@ -478,13 +478,19 @@ fn info(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
     ))
 }
 
+/// A command's COMMAND DOCS entry: Redis's, as recorded, for a command
+/// Redis has (with its argument list); the table's summary, since and group
+/// for latchkey's own. Subcommands are those latchkey has.
 fn doc(ctx: &Ctx<'_>, cmd: &Command) -> Reply {
     let spec = cmd.spec;
-    let mut fields = vec![
-        (Reply::bulk_str("summary"), Reply::bulk_str(spec.summary)),
-        (Reply::bulk_str("since"), Reply::bulk_str(spec.since)),
-        (Reply::bulk_str("group"), Reply::bulk_str(spec.group)),
-    ];
+    let mut fields = match super::docs::recorded(&cmd.full_name) {
+        Some(recorded) => recorded.clone(),
+        None => vec![
+            (Reply::bulk_str("summary"), Reply::bulk_str(spec.summary)),
+            (Reply::bulk_str("since"), Reply::bulk_str(spec.since)),
+            (Reply::bulk_str("group"), Reply::bulk_str(spec.group)),
+        ],
+    };
     let prefix = format!("{}|", cmd.full_name);
     let subs: Vec<(Reply, Reply)> = ctx
         .shared

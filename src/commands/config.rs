@@ -87,6 +87,7 @@ fn set(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
     };
     // Validate every pair on a copy, then install it: all or nothing.
     let mut next = ctx.shared.config.read().clone();
+    let protected_ok = next.enable_protected_configs.allows(ctx.session.info.local);
     let mut done: Vec<&str> = Vec::new();
     for pair in pairs.chunks_exact(2) {
         let name = String::from_utf8_lossy(&pair[0]).to_ascii_lowercase();
@@ -101,10 +102,12 @@ fn set(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
         match param.change {
             Change::Mutable => {}
             Change::Immutable => return Err(failed(&name, "can't set immutable config")),
+            Change::Protected if protected_ok => {}
             Change::Protected => return Err(failed(&name, "can't set protected config")),
         }
         let value = String::from_utf8_lossy(&pair[1]).into_owned();
-        let words = if param.name == "save" {
+        // Redis's multi-argument options take their words from one value.
+        let words = if matches!(param.name, "save" | "latency-tracking-info-percentiles") {
             value
                 .split_whitespace()
                 .map(String::from)
@@ -115,13 +118,6 @@ fn set(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
         param
             .set(&mut next, &words)
             .map_err(|e| failed(&name, &e))?;
-        if param.ignored && !words.join(" ").eq_ignore_ascii_case(&param.get(&next)) {
-            // Only the value that describes what latchkey does (no persistence).
-            return Err(failed(
-                &name,
-                "latchkey has no AOF yet; appendonly cannot be turned on",
-            ));
-        }
         done.push(param.name);
     }
     let (now, asked) = (ctx.shared.config.read().maxclients, next.maxclients);
@@ -135,18 +131,77 @@ fn set(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
             ));
         }
     }
+    let tls = if next.tls != ctx.shared.config.read().tls && next.tls.port != 0 {
+        // Re-read the certificates now, as Redis does; a failure keeps the
+        // configuration in use (and every option as it was).
+        match crate::tls::acceptor(&next.tls) {
+            Ok(acceptor) => Some(acceptor),
+            Err(e) => {
+                let first = done
+                    .iter()
+                    .find(|n| n.starts_with("tls-"))
+                    .copied()
+                    .unwrap_or("tls-port");
+                tracing::warn!("{e}");
+                tracing::warn!("Failed applying new configuration. Possibly related to new {first} setting. Restoring previous settings.");
+                return Err(failed(
+                    first,
+                    "Unable to update TLS configuration. Check server logs.",
+                ));
+            }
+        }
+    } else {
+        None
+    };
+    if let Some(acceptor) = tls {
+        *ctx.shared.tls.write() = Some(acceptor);
+    }
     ctx.shared.encodings.store(&next.encodings);
     ctx.shared
         .keyspace
         .notifier()
         .set_classes(next.notify_keyspace_events);
     ctx.shared.keyspace.locks().set_lock_delay(next.lock_delay);
+    ctx.shared
+        .slowlog
+        .configure(next.slowlog_log_slower_than, next.slowlog_max_len);
+    ctx.shared.memory.configure(next.memory_settings());
+    ctx.shared.latency.configure(
+        next.latency_monitor_threshold,
+        next.latency_tracking,
+        &next.latency_tracking_info_percentiles,
+    );
+    // A lower `maxmemory-clients` (or `maxmemory` under a percentage) applies
+    // at once, as Redis's applyClientMaxMemoryUsage.
+    crate::memory::evict_clients(ctx.shared);
     ctx.shared.persist.set_policy(
         next.stop_writes_on_bgsave_error,
         !next.save_points.is_empty(),
     );
+    if done.contains(&"requirepass") {
+        ctx.shared
+            .acl
+            .set_default_password(&ctx.shared.commands, next.requirepass.as_deref());
+    }
+    ctx.shared.acl.trim_log(next.acllog_max_len as usize);
     let max_keys = next.tracking_table_max_keys;
+    let aof_was = ctx.shared.config.read().appendonly;
+    let (aof_now, fsync) = (next.appendonly, next.appendfsync.clone());
     *ctx.shared.config.write() = next;
+    let aof = &ctx.shared.aof;
+    if let Some(f) = crate::persist::aof::Fsync::parse(&fsync) {
+        aof.set_fsync(f);
+    }
+    match (aof_was, aof_now) {
+        // The save thread rewrites the AOF, and logging starts at that
+        // rewrite's instant (Redis's `startAppendOnly`).
+        (false, true) => {
+            aof.request_start();
+            ctx.shared.persist.wake();
+        }
+        (true, false) => aof.stop(ctx.shared.keyspace.hook()),
+        _ => {}
+    }
     // A lower tracking-table-max-keys applies at once, idle or not (Redis
     // trims on its cron too).
     let mut evicted = Vec::new();
@@ -170,6 +225,8 @@ fn resetstat(ctx: &mut Ctx<'_>, _: &[Bytes]) -> CommandResult {
         ] {
             counter.store(0, Ordering::Relaxed);
         }
+        // Redis frees the command's latency histogram too.
+        *c.stats.latency.lock() = None;
     }
     let s = &ctx.shared.stats;
     for counter in [
@@ -180,6 +237,9 @@ fn resetstat(ctx: &mut Ctx<'_>, _: &[Bytes]) -> CommandResult {
         &s.keyspace_misses,
     ] {
         counter.store(0, Ordering::Relaxed);
+    }
+    for shard in ctx.shared.keyspace.dbs().iter().flat_map(|db| db.shards()) {
+        shard.lock().reset_lookups();
     }
     Ok(Reply::OK)
 }

@@ -102,22 +102,10 @@ fn echo(_: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
     Ok(Reply::Bulk(args[1].clone()))
 }
 
-/// Checks a username/password pair against `requirepass` (the only user is
-/// `default`).
-fn check_password(ctx: &Ctx<'_>, user: &[u8], pass: &[u8]) -> Result<(), CommandError> {
-    let required = ctx.shared.config.read().requirepass.clone();
-    let ok = user == b"default" && required.as_deref().is_none_or(|p| p.as_bytes() == pass);
-    if ok {
-        Ok(())
-    } else {
-        Err(CommandError::WrongPass)
-    }
-}
-
 fn auth(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
     let (user, pass) = match args.len() {
         2 => {
-            if ctx.shared.config.read().requirepass.is_none() {
+            if ctx.shared.acl.default_user().rules().nopass {
                 return Err(CommandError::err(
                     "AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?",
                 ));
@@ -127,8 +115,7 @@ fn auth(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
         3 => (&args[1][..], &args[2]),
         _ => return Err(CommandError::Syntax),
     };
-    check_password(ctx, user, pass)?;
-    ctx.session.authenticated = true;
+    super::acl::authenticate(ctx, &args[0], user, pass)?;
     Ok(Reply::OK)
 }
 
@@ -148,8 +135,7 @@ fn hello(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
     while i < args.len() {
         let more = args.len() - i - 1;
         if is(&args[i], "auth") && more >= 2 {
-            check_password(ctx, &args[i + 1], &args[i + 2])?;
-            ctx.session.authenticated = true;
+            super::acl::authenticate(ctx, &args[0], &args[i + 1], &args[i + 2])?;
             i += 3;
         } else if is(&args[i], "setname") && more >= 1 {
             super::server::validate_client_name(&args[i + 1])?;
@@ -208,6 +194,12 @@ fn reset(ctx: &mut Ctx<'_>, _: &[Bytes]) -> CommandResult {
     ctx.session.resp3 = false;
     ctx.session.info.resp.store(2, Ordering::Relaxed);
     *ctx.session.info.name.lock() = None;
-    ctx.session.authenticated = ctx.shared.config.read().requirepass.is_none();
+    ctx.session.set_user(ctx.shared.acl.default_user());
+    ctx.session.authenticated = ctx.shared.acl.default_needs_no_auth();
+    // CLIENT REPLY OFF and a pending SKIP end (a SKIP before RESET still
+    // skips RESET's own reply, as in Redis).
+    super::monitor::leave(ctx.shared, ctx.session);
+    ctx.session.reply_off = false;
+    ctx.session.reply_skip_next = false;
     Ok(Reply::Status(Bytes::from_static(b"RESET")))
 }

@@ -138,6 +138,7 @@ fn restore(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
     if expires.is_some_and(|at| at <= now) {
         drop(shard);
         if deleted {
+            ctx.propagate(|| vec![Bytes::from_static(b"DEL"), key.clone()]);
             ctx.notify(notify::GENERIC, "del", key);
         }
         return Ok(Reply::OK);
@@ -151,6 +152,15 @@ fn restore(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
     // A list or zset restored onto a key a client waits on serves it.
     ctx.shared.blocked.signal(ctx.session.db, key);
     drop(shard);
+    if let (Some(at), false) = (expires, opts.absttl) {
+        // A relative TTL reaches the AOF as its deadline.
+        ctx.propagate(|| {
+            let mut argv = args.to_vec();
+            argv[2] = Bytes::from(at.to_string());
+            argv.push(Bytes::from_static(b"ABSTTL"));
+            argv
+        });
+    }
     ctx.notify(notify::GENERIC, "restore", key);
     Ok(Reply::OK)
 }

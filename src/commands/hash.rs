@@ -297,10 +297,20 @@ fn hincrbyfloat(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
     }
     shard.remove_if_empty::<Hash>(key, now);
     drop(shard);
-    if result.is_ok() {
+    let result = result.map(Bytes::from);
+    if let Ok(value) = &result {
+        // The result as HSET, as Redis propagates it.
+        ctx.propagate(|| {
+            vec![
+                Bytes::from_static(b"HSET"),
+                key.clone(),
+                field.clone(),
+                value.clone(),
+            ]
+        });
         ctx.notify(notify::HASH, "hincrbyfloat", key);
     }
-    result.map(|text| Reply::Bulk(Bytes::from(text)))
+    result.map(Reply::Bulk)
 }
 
 /// HRANDFIELD key [count [WITHVALUES]].

@@ -11,10 +11,9 @@ use bytes::Bytes;
 
 use super::CommandResult;
 use super::{flag, CommandSpec, Ctx};
-use crate::keyspace::Typed;
+use crate::metrics::figures;
 use crate::reply::Reply;
 use crate::server::{Shared, LATCHKEY_VERSION, REDIS_VERSION};
-use crate::types::lock::Lock;
 
 /// The INFO row.
 pub static COMMANDS: &[CommandSpec] =
@@ -49,6 +48,7 @@ const SECTIONS: &[(&str, bool)] = &[
     ("keyspace", true),
     ("locks", true),
     ("commandstats", false),
+    ("latencystats", false),
 ];
 
 fn info(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
@@ -78,6 +78,7 @@ fn capitalize(s: &str) -> String {
         "cpu" => "CPU".into(),
         "errorstats" => "Errorstats".into(),
         "commandstats" => "Commandstats".into(),
+        "latencystats" => "Latencystats".into(),
         _ => {
             let mut c = s.chars();
             c.next()
@@ -103,13 +104,6 @@ fn human(bytes: u64) -> String {
 }
 
 /// Resident set size from /proc, in bytes (0 where /proc is not available).
-fn rss_bytes() -> u64 {
-    std::fs::read_to_string("/proc/self/statm")
-        .ok()
-        .and_then(|s| s.split_whitespace().nth(1)?.parse::<u64>().ok())
-        .map_or(0, |pages| pages * 4096)
-}
-
 /// User and system CPU seconds of this process, from /proc.
 fn cpu_seconds() -> (f64, f64) {
     let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
@@ -161,11 +155,7 @@ fn section(shared: &Shared, name: &str, out: &mut String) {
             field(out, "config_file", "");
         }
         "clients" => {
-            let blocked = shared
-                .clients
-                .iter()
-                .filter(|c| c.blocked.load(Ordering::Relaxed))
-                .count();
+            let blocked = figures::blocked_clients(shared);
             field(out, "connected_clients", shared.clients.len());
             field(out, "maxclients", config.maxclients);
             field(out, "blocked_clients", blocked);
@@ -174,14 +164,26 @@ fn section(shared: &Shared, name: &str, out: &mut String) {
             field(out, "pubsub_clients", subscribers);
         }
         "memory" => {
-            let rss = rss_bytes();
-            field(out, "used_memory", rss);
-            field(out, "used_memory_human", human(rss));
+            let rss = crate::memory::rss();
+            let used = shared.memory.used_now();
+            let peak = shared.memory.peak();
+            field(out, "used_memory", used);
+            field(out, "used_memory_human", human(used));
             field(out, "used_memory_rss", rss);
             field(out, "used_memory_rss_human", human(rss));
-            field(out, "maxmemory", 0);
-            field(out, "maxmemory_human", "0B");
-            field(out, "maxmemory_policy", "noeviction");
+            field(out, "used_memory_peak", peak);
+            field(out, "used_memory_peak_human", human(peak));
+            let max = shared.memory.maxmemory();
+            field(out, "maxmemory", max);
+            field(out, "maxmemory_human", human(max));
+            field(out, "maxmemory_policy", shared.memory.policy().name());
+            field(
+                out,
+                "mem_fragmentation_ratio",
+                format!("{:.2}", rss as f64 / used.max(1) as f64),
+            );
+            field(out, "mem_clients_slaves", 0);
+            field(out, "mem_clients_normal", shared.memory.clients_used());
         }
         "persistence" => {
             let now = shared.clock.now_ms();
@@ -202,24 +204,44 @@ fn section(shared: &Shared, name: &str, out: &mut String) {
             field(out, "rdb_saves", r.saves);
             field(out, "rdb_last_load_keys_expired", r.load_expired);
             field(out, "rdb_last_load_keys_loaded", r.loaded);
-            field(out, "aof_enabled", 0);
-            field(out, "aof_rewrite_in_progress", 0);
-            field(out, "aof_rewrite_scheduled", 0);
-            field(out, "aof_last_rewrite_time_sec", -1);
-            field(out, "aof_current_rewrite_time_sec", -1);
-            field(out, "aof_last_bgrewrite_status", "ok");
-            field(out, "aof_rewrites", 0);
-            field(out, "aof_last_write_status", "ok");
+            let a = shared.aof.report(now);
+            let ok = |b: bool| if b { "ok" } else { "err" };
+            field(out, "aof_enabled", u8::from(a.enabled));
+            field(
+                out,
+                "aof_rewrite_in_progress",
+                u8::from(a.rewrite_in_progress),
+            );
+            field(out, "aof_rewrite_scheduled", u8::from(a.rewrite_scheduled));
+            field(out, "aof_last_rewrite_time_sec", a.last_rewrite_time_s);
+            field(
+                out,
+                "aof_current_rewrite_time_sec",
+                a.current_rewrite_time_s,
+            );
+            field(out, "aof_last_bgrewrite_status", ok(a.last_rewrite_ok));
+            field(out, "aof_rewrites", a.rewrites);
+            field(
+                out,
+                "aof_rewrites_consecutive_failures",
+                a.consecutive_failures,
+            );
+            field(out, "aof_last_write_status", ok(a.last_write_ok));
+            field(out, "aof_last_cow_size", 0);
+            field(out, "module_fork_in_progress", 0);
+            field(out, "module_fork_last_cow_size", 0);
+            if a.enabled {
+                field(out, "aof_current_size", a.current_size);
+                field(out, "aof_base_size", a.base_size);
+                field(out, "aof_pending_rewrite", u8::from(a.rewrite_scheduled));
+                field(out, "aof_buffer_length", a.buffer_length);
+                field(out, "aof_pending_bio_fsync", 0);
+                field(out, "aof_delayed_fsync", 0);
+            }
         }
         "stats" => {
             let s = &shared.stats;
-            let expired: u64 = shared
-                .keyspace
-                .dbs()
-                .iter()
-                .flat_map(|db| db.shards())
-                .map(|sh| sh.lock().expired_count())
-                .sum();
+            let expired = figures::expired_keys(shared);
             field(
                 out,
                 "total_connections_received",
@@ -235,7 +257,23 @@ fn section(shared: &Shared, name: &str, out: &mut String) {
                 "rejected_connections",
                 s.rejected_connections.load(Ordering::Relaxed),
             );
+            let (net_in, net_out) = figures::net_bytes(shared);
+            field(out, "total_net_input_bytes", net_in);
+            field(out, "total_net_output_bytes", net_out);
             field(out, "expired_keys", expired);
+            field(
+                out,
+                "evicted_keys",
+                shared.memory.evicted.load(Ordering::Relaxed),
+            );
+            field(
+                out,
+                "evicted_clients",
+                shared.memory.evicted_clients.load(Ordering::Relaxed),
+            );
+            let (hits, misses) = figures::keyspace_lookups(shared);
+            field(out, "keyspace_hits", hits);
+            field(out, "keyspace_misses", misses);
             let (keys, items, prefixes) = shared.tracking.totals();
             field(out, "tracking_total_keys", keys);
             field(out, "tracking_total_items", items);
@@ -262,13 +300,8 @@ fn section(shared: &Shared, name: &str, out: &mut String) {
         }
         "cluster" => field(out, "cluster_enabled", 0),
         "keyspace" => {
-            for (i, db) in shared.keyspace.dbs().iter().enumerate() {
-                let (mut keys, mut expires) = (0, 0);
-                for shard in db.shards() {
-                    let shard = shard.lock();
-                    keys += shard.len();
-                    expires += shard.volatile();
-                }
+            for (i, size) in figures::db_sizes(shared).into_iter().enumerate() {
+                let figures::DbSize { keys, expires } = size;
                 if keys > 0 {
                     field(
                         out,
@@ -279,6 +312,7 @@ fn section(shared: &Shared, name: &str, out: &mut String) {
             }
         }
         "locks" => locks(shared, out),
+        "latencystats" => super::latency::info_section(shared, out),
         "commandstats" => {
             for c in shared.commands.all() {
                 let calls = c.stats.calls.load(Ordering::Relaxed);
@@ -308,20 +342,11 @@ fn section(shared: &Shared, name: &str, out: &mut String) {
 
 /// `# Locks`: what is held and waited for now, and what has happened since start.
 fn locks(shared: &Shared, out: &mut String) {
-    let (mut locks, mut holders, mut waiters) = (0, 0, 0);
-    for db in shared.keyspace.dbs() {
-        for shard in db.shards() {
-            let shard = shard.lock();
-            for (_, e) in shard.keys(shared.clock.now_ms()) {
-                if let Some(lock) = Lock::of(&e.value) {
-                    let (h, w) = lock.counts();
-                    locks += 1;
-                    holders += h;
-                    waiters += w;
-                }
-            }
-        }
-    }
+    let figures::LockCounts {
+        locks,
+        holders,
+        waiters,
+    } = figures::lock_counts(shared);
     let s = &shared.keyspace.locks().stats;
     field(out, "locks", locks);
     field(out, "lock_holders", holders);
@@ -356,4 +381,20 @@ fn locks(shared: &Shared, out: &mut String) {
         "lock_session_releases",
         s.session_releases.load(Ordering::Relaxed),
     );
+    field(out, "lock_extends", s.extends.load(Ordering::Relaxed));
+    field(
+        out,
+        "lock_releases_refused",
+        s.release_refused.load(Ordering::Relaxed),
+    );
+    field(
+        out,
+        "lock_fencing_token_high_water",
+        shared.keyspace.locks().high_water(),
+    );
+    for (name, h) in [("wait", &s.wait_ms), ("hold", &s.hold_ms)] {
+        let h = h.snapshot();
+        field(out, &format!("lock_{name}_count"), h.count);
+        field(out, &format!("lock_{name}_time_ms_sum"), h.sum_ms);
+    }
 }

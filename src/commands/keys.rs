@@ -34,7 +34,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         .tips(&["request_policy:multi_shard", "response_policy:agg_sum"])
         .key_specs(&[KeySpec::range(1, -1, 1, &["RO"])])
         .doc("generic", "1.0.0", "Determines whether one or more keys exist."),
-    CommandSpec::new("touch", -2, flag::READONLY | flag::FAST, exists)
+    CommandSpec::new("touch", -2, flag::READONLY | flag::FAST, touch)
         .keys(1, -1, 1)
         .acl(&["@keyspace", "@read", "@fast"])
         .tips(&["request_policy:multi_shard", "response_policy:agg_sum"])
@@ -147,6 +147,19 @@ fn exists(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
     let found = keys
         .iter()
         .filter(|k| shards.shard(k).contains(k, now))
+        .count();
+    Ok(Reply::Int(found as i64))
+}
+
+/// TOUCH: as EXISTS, but each key found counts as accessed (its idle time
+/// restarts, its LFU counter may grow), as Redis's lookupKeyRead.
+fn touch(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
+    let keys = &args[1..];
+    let now = ctx.now;
+    let mut shards = ctx.db().lock_keys(keys);
+    let found = keys
+        .iter()
+        .filter(|k| shards.shard(k).get(k, now).is_some())
         .count();
     Ok(Reply::Int(found as i64))
 }
@@ -675,10 +688,19 @@ fn expire_generic(
     if when <= now as i64 {
         shard.remove(key, now);
         drop(shard);
+        ctx.propagate(|| vec![Bytes::from_static(b"DEL"), key.clone()]);
         ctx.notify(notify::GENERIC, "del", key);
     } else {
         shard.set_expiry(key, Some(when as u64), now);
         drop(shard);
+        // The deadline, as Redis propagates every EXPIRE form.
+        ctx.propagate(|| {
+            vec![
+                Bytes::from_static(b"PEXPIREAT"),
+                key.clone(),
+                Bytes::from(when.to_string()),
+            ]
+        });
         ctx.notify(notify::GENERIC, "expire", key);
     }
     Ok(Reply::Int(1))

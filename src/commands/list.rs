@@ -270,6 +270,22 @@ fn rpop(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
     pop(ctx, args, End::Right)
 }
 
+/// The command that pops at `end`, for the AOF.
+fn pop_name(end: End) -> &'static [u8] {
+    match end {
+        End::Left => b"LPOP",
+        End::Right => b"RPOP",
+    }
+}
+
+/// `end` as LMOVE names it.
+fn end_name(end: End) -> &'static [u8] {
+    match end {
+        End::Left => b"LEFT",
+        End::Right => b"RIGHT",
+    }
+}
+
 /// The serve step of BLPOP/BRPOP (`[key, element]`) and of BLMPOP and LMPOP
 /// (`[key, [element, ...]]`, `multi` set).
 #[derive(Debug)]
@@ -298,6 +314,14 @@ impl Serve for ListPop {
             |v| Reply::Bulk(Bytes::copy_from_slice(v)),
         )
         .ok()??;
+        let n = popped.len();
+        shard.propagate(|| {
+            let mut argv = vec![Bytes::from_static(pop_name(self.end)), key.clone()];
+            if self.multi {
+                argv.push(Bytes::from(n.to_string()));
+            }
+            argv
+        });
         let key = Reply::Bulk(key.clone());
         if self.multi {
             return Some(Reply::Array(vec![key, Reply::Array(popped)]));
@@ -327,6 +351,15 @@ impl Serve for ListPop {
             for v in popped.iter().rev() {
                 list.push(self.end, v, self.fill);
             }
+            shard.propagate(|| {
+                let push: &'static [u8] = match self.end {
+                    End::Left => b"LPUSH",
+                    End::Right => b"RPUSH",
+                };
+                let mut argv = vec![Bytes::from_static(push), key.clone()];
+                argv.extend(popped.iter().rev().cloned());
+                argv
+            });
         }
     }
 }
@@ -465,6 +498,15 @@ impl Serve for ListMove {
         };
         // Redis's order: the push, then the pop and the source's `del`.
         let dst_shard = shards.shard(&self.dst);
+        dst_shard.propagate(|| {
+            vec![
+                Bytes::from_static(b"LMOVE"),
+                key.clone(),
+                self.dst.clone(),
+                Bytes::from_static(end_name(self.from)),
+                Bytes::from_static(end_name(self.to)),
+            ]
+        });
         dst_shard.log_event(notify::LIST, push_event(self.to), &self.dst);
         log_popped(shards.shard(key), key, self.from, deleted);
         Some(Reply::Bulk(value))

@@ -1,7 +1,9 @@
 //! Native lock commands: LOCK.ACQUIRE, LOCK.RELEASE, LOCK.EXTEND, LOCK.VALIDATE,
-//! LOCK.INFO. The lock itself lives in `keyspace::lock`; this file parses
+//! LOCK.INFO, LOCK.LIST. The lock itself lives in `keyspace::lock`; this file parses
 //! arguments and shapes replies. A queued LOCK.ACQUIRE ... WAIT leaves a
 //! [`Blocked`] in the session, and the connection waits for the grant.
+
+use std::sync::atomic::Ordering;
 
 use bytes::Bytes;
 
@@ -22,32 +24,44 @@ use crate::types::Effects;
 /// write, fast or slow, blocking) plus the family's own `@lock`; each takes one
 /// key, the lock.
 pub static COMMANDS: &[CommandSpec] = &[
-    CommandSpec::new("lock.acquire", -4, flag::WRITE | flag::DENYOOM | flag::BLOCKING, acquire)
+    CommandSpec::new(
+        "lock.acquire",
+        -4,
+        flag::WRITE | flag::DENYOOM | flag::BLOCKING | flag::NO_PROPAGATE,
+        acquire,
+    )
         .keys(1, 1, 1)
         .acl(&["@write", "@lock", "@slow", "@blocking"])
         .key_specs(&[KeySpec::one(1, &["RW", "access", "update"])])
         .doc("lock", "0.1.0", "Acquires a lock, a shared lock or a semaphore slot, optionally waiting in a FIFO queue; replies with a fencing token."),
-    CommandSpec::new("lock.release", 3, flag::WRITE | flag::FAST, release)
+    CommandSpec::new("lock.release", 3, flag::WRITE | flag::FAST | flag::NO_PROPAGATE, release)
         .keys(1, 1, 1)
         .acl(&["@write", "@lock", "@fast"])
         .key_specs(&[KeySpec::one(1, &["RW", "delete"])])
         .doc("lock", "0.1.0", "Releases a hold of a lock and grants the next waiters."),
-    CommandSpec::new("lock.extend", 4, flag::WRITE | flag::FAST, extend)
+    CommandSpec::new("lock.extend", 4, flag::WRITE | flag::FAST | flag::NO_PROPAGATE, extend)
         .keys(1, 1, 1)
         .acl(&["@write", "@lock", "@fast"])
         .key_specs(&[KeySpec::one(1, &["RW", "update"])])
         .doc("lock", "0.1.0", "Sets the lease of a current holder to ttl-ms from now."),
-    CommandSpec::new("lock.validate", 3, flag::READONLY | flag::FAST, validate)
+    CommandSpec::new("lock.validate", 3, flag::READONLY | flag::FAST | flag::NO_PROPAGATE, validate)
         .keys(1, 1, 1)
         .acl(&["@read", "@lock", "@fast"])
         .key_specs(&[KeySpec::one(1, &["RO", "access"])])
         .doc("lock", "0.1.0", "Tells whether a fencing token belongs to a current holder."),
-    CommandSpec::new("lock.info", 2, flag::READONLY | flag::FAST, info)
+    CommandSpec::new("lock.info", 2, flag::READONLY | flag::FAST | flag::NO_PROPAGATE, info)
         .keys(1, 1, 1)
         .acl(&["@read", "@lock", "@fast"])
         .key_specs(&[KeySpec::one(1, &["RO", "access"])])
         .doc("lock", "0.1.0", "Returns the mode, limit, holders and number of waiters of a lock."),
+    CommandSpec::new("lock.list", -1, flag::READONLY | flag::NO_PROPAGATE, list)
+        .acl(&["@read", "@lock", "@slow"])
+        .tips(&["nondeterministic_output"])
+        .doc("lock", "0.1.0", "Lists the locks of the current database (MATCH pattern, at most COUNT of them): name, mode, holders and waiters."),
 ];
+
+/// LOCK.LIST's default COUNT.
+const LIST_COUNT: usize = 100;
 
 /// A positive millisecond count (ttl): not an integer or negative is
 /// `ERR value is not an integer or out of range`; zero, or a lease that would end
@@ -176,6 +190,7 @@ fn acquire(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
                     waiter,
                     owner: Bytes::copy_from_slice(owner),
                     session: o.session,
+                    since: now,
                 },
             });
             // The connection sends the real reply once the wait ends.
@@ -210,25 +225,8 @@ fn info(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
     let Some(info) = info_at(&mut ctx.db().lock(&args[1]), &args[1], now)? else {
         return Ok(Reply::Nil);
     };
-    let mode = match info.mode {
-        LockMode::Exclusive => "exclusive",
-        LockMode::Shared => "shared",
-        LockMode::Semaphore => "semaphore",
-    };
-    let holders = info
-        .holders
-        .iter()
-        .map(|h| {
-            Reply::Map(vec![
-                (Reply::bulk_str("owner"), Reply::stored(&h.owner)),
-                (Reply::bulk_str("token"), Reply::Int(h.token as i64)),
-                (
-                    Reply::bulk_str("ttl"),
-                    Reply::Int(h.expires_at.saturating_sub(now) as i64),
-                ),
-            ])
-        })
-        .collect();
+    let mode = mode_name(info.mode);
+    let holders = info.holders.iter().map(|h| holder_reply(h, now)).collect();
     Ok(Reply::Map(vec![
         (Reply::bulk_str("mode"), Reply::bulk_str(mode)),
         (
@@ -242,6 +240,98 @@ fn info(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
             Reply::Int(info.delay_until.map_or(0, |t| t.saturating_sub(now)) as i64),
         ),
     ]))
+}
+
+/// The mode as LOCK.INFO and LOCK.LIST name it.
+fn mode_name(mode: LockMode) -> &'static str {
+    match mode {
+        LockMode::Exclusive => "exclusive",
+        LockMode::Shared => "shared",
+        LockMode::Semaphore => "semaphore",
+    }
+}
+
+/// A holder as LOCK.INFO and LOCK.LIST show it: owner, token, ms of lease
+/// left.
+fn holder_reply(h: &crate::types::lock::Holder, now: u64) -> Reply {
+    Reply::Map(vec![
+        (Reply::bulk_str("owner"), Reply::stored(&h.owner)),
+        (Reply::bulk_str("token"), Reply::Int(h.token as i64)),
+        (
+            Reply::bulk_str("ttl"),
+            Reply::Int(h.expires_at.saturating_sub(now) as i64),
+        ),
+    ])
+}
+
+/// LOCK.LIST [MATCH pattern] [COUNT n]: the locks of the current database
+/// whose name matches (all by default), at most COUNT (100 by default) of
+/// them, in name order. Each is a map: name, mode, holders (owner, token,
+/// ttl), waiters (how many) and queue (each waiter's owner and the ms it has
+/// waited). Like KEYS, it walks the database; the first COUNT found are
+/// listed.
+fn list(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
+    let mut a = Args::new(args);
+    let mut pattern: Option<&[u8]> = None;
+    let mut count = LIST_COUNT;
+    while !a.is_done() {
+        if a.keyword("match") {
+            pattern = Some(a.bytes()?);
+        } else if a.keyword("count") {
+            let n = a.int()?;
+            if n <= 0 {
+                return Err(CommandError::err("value is out of range, must be positive"));
+            }
+            count = usize::try_from(n).unwrap_or(usize::MAX);
+        } else {
+            return Err(CommandError::Syntax);
+        }
+    }
+    let now = ctx.now;
+    let db = Some(ctx.session.db);
+    let mut found = crate::metrics::figures::locks_where(ctx.shared, db, count, now, |key, _| {
+        pattern.is_none_or(|p| super::keys::glob_match(p, key))
+    });
+    found.sort_by(|x, y| x.key.cmp(&y.key));
+    let locks = found
+        .into_iter()
+        .map(|e| {
+            let holders = e
+                .info
+                .holders
+                .iter()
+                .map(|h| holder_reply(h, now))
+                .collect();
+            let queue = e
+                .info
+                .queue
+                .iter()
+                .map(|q| {
+                    Reply::Map(vec![
+                        (Reply::bulk_str("owner"), Reply::Bulk(q.owner.clone())),
+                        (
+                            Reply::bulk_str("waited"),
+                            Reply::Int(now.saturating_sub(q.since) as i64),
+                        ),
+                    ])
+                })
+                .collect();
+            Reply::Map(vec![
+                (Reply::bulk_str("name"), Reply::Bulk(Bytes::from(e.key))),
+                (
+                    Reply::bulk_str("mode"),
+                    Reply::bulk_str(mode_name(e.info.mode)),
+                ),
+                (Reply::bulk_str("holders"), Reply::Array(holders)),
+                (
+                    Reply::bulk_str("waiters"),
+                    Reply::Int(e.info.waiters as i64),
+                ),
+                (Reply::bulk_str("queue"), Reply::Array(queue)),
+            ])
+        })
+        .collect();
+    Ok(Reply::Array(locks))
 }
 
 /// The lock at `key` after settling its leases, mutable without telling
@@ -306,16 +396,27 @@ pub(crate) fn release_at(
     now: u64,
 ) -> Result<bool, WrongType> {
     let Some(lock) = settled(shard, key, now)? else {
+        shard
+            .lock_shared()
+            .stats
+            .release_refused
+            .fetch_add(1, Ordering::Relaxed);
         return Ok(false);
     };
-    let released = lock.release(owner);
-    if released {
-        shard.touch(key);
-        // Before the grants the release makes.
-        shard.log_event(notify::LOCK, notify::LOCK_RELEASED, key);
-        shard.settle(key, now);
-    }
-    Ok(released)
+    let Some(token) = lock.release(owner) else {
+        shard
+            .lock_shared()
+            .stats
+            .release_refused
+            .fetch_add(1, Ordering::Relaxed);
+        return Ok(false);
+    };
+    shard.lock_shared().stats.hold_ended(token, now);
+    shard.touch_lock(key);
+    // Before the grants the release makes.
+    shard.log_event(notify::LOCK, notify::LOCK_RELEASED, key);
+    shard.settle(key, now);
+    Ok(true)
 }
 
 /// LOCK.EXTEND: false if `owner` does not hold the lock.
@@ -333,6 +434,11 @@ pub(crate) fn extend_at(
         return Ok(false);
     };
     shard.lock_shared().note_lease(ttl_ms);
+    shard
+        .lock_shared()
+        .stats
+        .extends
+        .fetch_add(1, Ordering::Relaxed);
     let effects = Effects {
         changed: false,
         deadlines: smallvec::smallvec![lease],
@@ -404,8 +510,9 @@ pub(crate) fn release_client_at(
         );
     }
     if !released.is_empty() {
-        shard.touch(key);
+        shard.touch_lock(key);
         for ended in &released {
+            shard.lock_shared().stats.hold_ended(ended.token, now);
             shard.log_ended(key, ended);
         }
         shard.settle(key, now);

@@ -9,21 +9,29 @@
 //! Handlers are plain functions `fn(&mut Ctx, &[Bytes]) -> CommandResult`: they
 //! never touch the socket and never await; `args[0]` is the command name as sent.
 
+pub mod acl;
 pub mod args;
 pub mod bitmap;
 pub mod client;
 pub mod command;
 pub mod config;
 pub mod connection;
+pub mod debug;
+pub mod docs;
 pub mod dump;
+pub mod function;
 pub mod geo;
 pub mod hash;
 pub mod hll;
 pub mod info;
 pub mod keymiss;
 pub mod keys;
+pub mod latency;
 pub mod list;
 pub mod lock;
+pub mod lolwut;
+pub mod memory;
+pub mod monitor;
 pub mod object;
 pub mod persist;
 pub mod pubsub;
@@ -31,6 +39,7 @@ pub mod replication;
 pub mod scripting;
 pub mod server;
 pub mod set;
+pub mod slowlog;
 pub mod sort;
 pub mod stream;
 pub mod string;
@@ -99,6 +108,12 @@ pub mod flag {
     /// Runs at once inside MULTI instead of being queued (MULTI, EXEC, DISCARD,
     /// WATCH, QUIT, RESET). Internal, not shown by COMMAND.
     pub const IMMEDIATE: u32 = 1 << 30;
+    /// Never logged to the AOF as sent (LOCK.*: a lock's state is logged
+    /// instead, see `persist::aof`). Internal, not shown by COMMAND.
+    pub const NO_PROPAGATE: u32 = 1 << 29;
+    /// Runs only where `enable-debug-command` allows it (Redis's hidden
+    /// `protected` flag: DEBUG). Internal, not shown by COMMAND.
+    pub const PROTECTED: u32 = 1 << 28;
 
     /// Flag names in the order Redis 7 lists them (its hidden flags,
     /// `may_replicate`, `protected`, `sentinel`, are not listed).
@@ -494,7 +509,7 @@ impl CommandSpec {
         self.flags & flag != 0
     }
 
-    fn arity_ok(&self, argc: usize) -> bool {
+    pub(crate) fn arity_ok(&self, argc: usize) -> bool {
         let argc = argc as i64;
         let arity = i64::from(self.arity);
         if arity >= 0 {
@@ -588,6 +603,9 @@ pub struct CommandStats {
     pub rejected_calls: AtomicU64,
     /// Calls that ran and replied with an error.
     pub failed_calls: AtomicU64,
+    /// Run times for LATENCY HISTOGRAM and INFO latencystats, from the
+    /// first call tracked (`latency-tracking`).
+    pub latency: parking_lot::Mutex<Option<Box<hdrhistogram::Histogram<u64>>>>,
 }
 
 /// A command found in the table: its row, its full name (`config|get`) and stats.
@@ -600,6 +618,8 @@ pub struct Command {
     pub full_name: String,
     /// Counters.
     pub stats: CommandStats,
+    /// ACL category bits of the row (`crate::acl::rules::CATEGORIES`).
+    pub categories: u64,
 }
 
 /// All commands, looked up by lower-case name.
@@ -614,6 +634,7 @@ pub struct CommandTable {
 fn families() -> impl Iterator<Item = &'static CommandSpec> {
     [
         connection::COMMANDS,
+        acl::COMMANDS,
         server::COMMANDS,
         persist::COMMANDS,
         replication::COMMANDS,
@@ -627,6 +648,7 @@ fn families() -> impl Iterator<Item = &'static CommandSpec> {
         info::COMMANDS,
         command::COMMANDS,
         scripting::COMMANDS,
+        function::COMMANDS,
         list::COMMANDS,
         zset::COMMANDS,
         object::COMMANDS,
@@ -638,6 +660,12 @@ fn families() -> impl Iterator<Item = &'static CommandSpec> {
         pubsub::COMMANDS,
         bitmap::COMMANDS,
         stream::COMMANDS,
+        slowlog::COMMANDS,
+        debug::COMMANDS,
+        memory::COMMANDS,
+        monitor::COMMANDS,
+        latency::COMMANDS,
+        lolwut::COMMANDS,
     ]
     .into_iter()
     .flatten()
@@ -673,6 +701,7 @@ impl CommandTable {
             spec,
             full_name,
             stats: CommandStats::default(),
+            categories: crate::acl::rules::category_mask(spec.acl),
         });
     }
 
@@ -785,6 +814,15 @@ pub enum CallMode {
 }
 
 impl<'a> Ctx<'a> {
+    /// Logs `argv` for the append-only file in place of the command running
+    /// (which is then not logged as sent): a relative TTL made absolute,
+    /// SPOP's members as SREM, ... Nothing while the file is off.
+    pub fn propagate(&self, argv: impl FnOnce() -> Vec<Bytes>) {
+        if self.shared.keyspace.hook().is_logging() {
+            crate::propagate::push(self.session.db, argv());
+        }
+    }
+
     /// The database selected by this client.
     pub fn db(&self) -> &'a Db {
         let dbs = self.shared.keyspace.dbs();
@@ -796,6 +834,15 @@ impl<'a> Ctx<'a> {
 /// reaches a handler from the network.
 pub fn execute(shared: &Shared, session: &mut Session, args: &[Bytes]) -> Reply {
     let reply = execute_one(shared, session, args);
+    // CLIENT REPLY: a command that waits has its reply decided when it
+    // comes (`Session::end_reply`, from the connection).
+    let reply = if session.blocked.is_none()
+        && (session.reply_off || session.reply_skip || session.reply_skip_next)
+    {
+        session.end_reply(reply)
+    } else {
+        reply
+    };
     // CLIENT CACHING lasts for the next command, or the whole transaction, as
     // in Redis (which keeps it across any CLIENT subcommand).
     if session.caching && !session.in_multi() && !args.first().is_some_and(|a| is(a, "client")) {
@@ -816,10 +863,35 @@ fn execute_one(shared: &Shared, session: &mut Session, args: &[Bytes]) -> Reply 
         }
     };
     session.info.last_cmd.store(cmd.index, Ordering::Relaxed);
-    if !session.authenticated && !cmd.spec.has(flag::NO_AUTH) {
+    if let Some(action) = shared.faults.take(&cmd.full_name) {
+        if !cmd.spec.has(flag::PROTECTED) {
+            match action {
+                crate::faults::Action::Error(line) => {
+                    session.flag_transaction_error();
+                    return Reply::Error(CommandError::raw(line));
+                }
+                crate::faults::Action::Close => {
+                    session.close_after_reply = true;
+                    return Reply::Silent;
+                }
+                crate::faults::Action::Delay(d) => session.reply_delay = Some(d),
+            }
+        }
+    }
+    // As Redis's authRequired: a default user without a password (now) lets
+    // every client in.
+    if !session.authenticated && !cmd.spec.has(flag::NO_AUTH) && !shared.acl.default_needs_no_auth()
+    {
         cmd.stats.rejected_calls.fetch_add(1, Ordering::Relaxed);
         session.flag_transaction_error();
         return Reply::Error(CommandError::NoAuth);
+    }
+    if cmd.spec.has(flag::PROTECTED) {
+        if let Err(e) = protected_allowed(shared, cmd, session.info.local) {
+            cmd.stats.rejected_calls.fetch_add(1, Ordering::Relaxed);
+            session.flag_transaction_error();
+            return Reply::Error(e);
+        }
     }
     // Redis's writeCommandsDeniedByDiskError: writes, and PING, while the
     // last background save failed.
@@ -827,6 +899,17 @@ fn execute_one(shared: &Shared, session: &mut Session, args: &[Bytes]) -> Reply 
         cmd.stats.rejected_calls.fetch_add(1, Ordering::Relaxed);
         session.flag_transaction_error();
         return Reply::Error(CommandError::Misconf);
+    }
+    // ... and while the last write to the AOF failed (Redis's
+    // DISK_ERROR_TYPE_AOF).
+    if shared.aof.has_write_error() && (cmd.spec.has(flag::WRITE) || cmd.spec.name == "ping") {
+        if let Some(e) = shared.aof.write_error() {
+            cmd.stats.rejected_calls.fetch_add(1, Ordering::Relaxed);
+            session.flag_transaction_error();
+            return Reply::Error(CommandError::raw(format!(
+                "MISCONF Errors writing to the AOF file: {e}"
+            )));
+        }
     }
     if !session.resp3
         && session.subs.any()
@@ -845,6 +928,48 @@ fn execute_one(shared: &Shared, session: &mut Session, args: &[Bytes]) -> Reply 
         return Reply::Error(CommandError::raw(
             "LOADING Redis is loading the dataset in memory",
         ));
+    }
+    // One branch for a user allowed everything (the default user unless
+    // restricted). A command refused inside MULTI anyway is left to that.
+    if !session.user.is_unrestricted() {
+        let refused_anyway =
+            session.in_multi() && cmd.spec.has(flag::NO_MULTI) && !cmd.spec.has(flag::IMMEDIATE);
+        if !refused_anyway {
+            if let Err(e) = acl::check(shared, session, cmd, args, false) {
+                cmd.stats.rejected_calls.fetch_add(1, Ordering::Relaxed);
+                session.flag_transaction_error();
+                return Reply::Error(e);
+            }
+        }
+    }
+    // `maxmemory`: evict as the policy says; still over, `denyoom` commands
+    // (and EXEC of one) are refused, as Redis's processCommand does.
+    if shared.memory.maxmemory() > 0
+        && !shared.is_loading()
+        && !crate::memory::evict(shared)
+        && denies_oom(shared, session, cmd)
+    {
+        cmd.stats.rejected_calls.fetch_add(1, Ordering::Relaxed);
+        session.flag_transaction_error();
+        return Reply::Error(oom_error());
+    }
+    if let Some(e) = monitor::refuses(session, cmd) {
+        cmd.stats.rejected_calls.fetch_add(1, Ordering::Relaxed);
+        session.flag_transaction_error();
+        return Reply::Error(e);
+    }
+    // CLIENT PAUSE: after every refusal, before queueing (as Redis's
+    // processCommand); one relaxed load while no pause is on.
+    let (pause, end) = shared.pause.current(session.now_ms);
+    if pause != crate::pause::OFF && postponed(shared, session, cmd, pause) {
+        let wait = shared.pause.postpone(session.inbox.outbox());
+        session.info.postponed.store(true, Ordering::Relaxed);
+        session.blocked = Some(crate::session::Blocked {
+            // Redis's pause is on through its end millisecond.
+            deadline: Some(end.saturating_add(1)),
+            on: crate::session::Wait::Postponed { wait },
+        });
+        return Reply::Silent;
     }
     if session.in_multi() && !cmd.spec.has(flag::IMMEDIATE) {
         if shared.scripts.is_busy() && !cmd.spec.has(flag::ALLOW_BUSY) {
@@ -883,6 +1008,7 @@ fn execute_one(shared: &Shared, session: &mut Session, args: &[Bytes]) -> Reply 
                 session.close_after_reply = true;
                 return Reply::Silent;
             }
+            let order = shared.aof.order();
             let reply = call(shared, session, cmd, args, CallMode::Client);
             serve_blocked(shared, session.now_ms);
             // The events of what serving popped (lpop, del, ...) follow the
@@ -891,6 +1017,12 @@ fn execute_one(shared: &Shared, session: &mut Session, args: &[Bytes]) -> Reply 
             if shared.keyspace.hook().is_active() {
                 // What serving blocked clients modified.
                 crate::tracking::after_background(shared);
+            }
+            if order.is_some() {
+                // Its reply waits for the AOF to hold everything appended by
+                // now (`appendfsync always`: no reply shows a write the file
+                // could still lose).
+                session.aof_offset = crate::persist::aof::end_unit(shared);
             }
             reply
         }
@@ -901,9 +1033,58 @@ fn execute_one(shared: &Shared, session: &mut Session, args: &[Bytes]) -> Reply 
             session.close_after_reply = true;
             Reply::Silent
         }
-        None if allow_busy => call(shared, session, cmd, args, CallMode::Client),
+        None if allow_busy => {
+            let reply = call(shared, session, cmd, args, CallMode::Client);
+            // Beside a busy script no unit is under way: what this logged (a
+            // key WATCH found expired) is left out of the AOF, where the key
+            // is expired at any replay anyway.
+            crate::propagate::discard();
+            reply
+        }
         None => reject_busy(shared, session, cmd),
     }
+}
+
+/// Whether a pause of `mode` postpones `cmd` from this client: a client
+/// that cannot block (the AOF loader) never waits.
+fn postponed(shared: &Shared, session: &Session, cmd: &Command, mode: u8) -> bool {
+    if session.replaying {
+        return false;
+    }
+    let exec_writes = cmd.spec.name == "exec"
+        && session.multi.as_ref().is_some_and(|m| {
+            m.queue.iter().any(|q| {
+                shared
+                    .commands
+                    .all()
+                    .get(q.command)
+                    .is_some_and(|c| crate::pause::may_replicate(c.spec.name, c.spec.flags))
+            })
+        });
+    crate::pause::postpones(mode, cmd.spec.name, cmd.spec.flags, exec_writes)
+}
+
+/// Whether `cmd` is refused while over `maxmemory`: it may grow memory
+/// (`denyoom`), or it is EXEC of a transaction holding such a command.
+fn denies_oom(shared: &Shared, session: &Session, cmd: &Command) -> bool {
+    if cmd.spec.has(flag::DENYOOM) {
+        return true;
+    }
+    cmd.spec.name == "exec"
+        && session.multi.as_ref().is_some_and(|m| {
+            m.queue.iter().any(|q| {
+                shared
+                    .commands
+                    .all()
+                    .get(q.command)
+                    .is_some_and(|c| c.spec.has(flag::DENYOOM))
+            })
+        })
+}
+
+/// `-OOM command not allowed when used memory > 'maxmemory'.`
+pub fn oom_error() -> CommandError {
+    CommandError::raw("OOM command not allowed when used memory > 'maxmemory'.")
 }
 
 /// Refuses a command because a script is busy, as Redis's `rejectCommand`: the
@@ -914,24 +1095,17 @@ fn reject_busy(shared: &Shared, session: &mut Session, cmd: &Command) -> Reply {
     session.flag_transaction_error();
     if cmd.spec.name == "exec" && session.in_multi() {
         session.discard_transaction(&shared.keyspace);
-        return Reply::Error(exec_abort_busy());
+        return Reply::Error(exec_abort_busy(shared));
     }
-    Reply::Error(busy_error())
+    Reply::Error(shared.scripts.busy_error())
 }
 
 /// EXEC refused because a script is busy: `EXECABORT ... because of: BUSY ...`.
-pub fn exec_abort_busy() -> CommandError {
+pub fn exec_abort_busy(shared: &Shared) -> CommandError {
     CommandError::raw(format!(
         "EXECABORT Transaction discarded because of: {}",
-        busy_error()
+        shared.scripts.busy_error()
     ))
-}
-
-/// `BUSY Redis is busy running a script. ...`
-pub fn busy_error() -> CommandError {
-    CommandError::raw(
-        "BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE.",
-    )
 }
 
 /// Hands elements pushed by the command that just ended to clients blocked in
@@ -975,6 +1149,10 @@ pub fn call(
     mode: CallMode,
 ) -> Reply {
     let (started, now) = (session.clock_mark, session.now_ms);
+    // CLIENT NO-TOUCH: reads leave LRU and LFU alone, but TOUCH's (also
+    // queued in a transaction); a script's calls go as the script does.
+    let _no_touch = (mode != CallMode::Script && session.info.no_touch.load(Ordering::Relaxed))
+        .then(|| crate::memory::NoTouch::enter(cmd.spec.name != "touch"));
     // A tracking client's keys are registered before the command reads them
     // (so a write racing the read finds them) and again after it.
     let (keys, fresh) = if session.tracking != 0 && crate::tracking::tracks(session, cmd.spec) {
@@ -992,7 +1170,35 @@ pub fn call(
     if shared.keyspace.notifier().wants(crate::notify::KEY_MISS) {
         keymiss::raise(&mut ctx, cmd, args);
     }
+    let logging = shared.keyspace.hook().is_logging();
+    let (db, writes, pushed) = if logging {
+        (
+            ctx.session.db,
+            crate::propagate::writes(),
+            crate::propagate::pushed(),
+        )
+    } else {
+        (0, 0, 0)
+    };
     let reply = (cmd.spec.handler)(&mut ctx, args).unwrap_or_else(Reply::Error);
+    if shared.monitors.any() && !cmd.spec.has(flag::SKIP_MONITOR | flag::ADMIN) {
+        monitor::feed(
+            shared,
+            ctx.session,
+            ctx.session.db,
+            args,
+            mode == CallMode::Script,
+        );
+    }
+    // A command that changed the keyspace goes to the AOF as sent, unless
+    // it logged what to replay itself (a relative TTL made absolute, ...).
+    if logging
+        && crate::propagate::writes() != writes
+        && crate::propagate::pushed() == pushed
+        && !cmd.spec.has(flag::NO_PROPAGATE | flag::OWN_GATE)
+    {
+        crate::propagate::push_sent(db, args);
+    }
     // Keys the command found expired, when nothing it published went first.
     // EXEC and EVAL leave theirs to `execute`, after what they collected.
     if !(mode == CallMode::Client && cmd.spec.has(flag::OWN_GATE)) {
@@ -1003,12 +1209,70 @@ pub fn call(
     }
     let done = quanta::Instant::now();
     session.clock_mark = done;
-    session.stats.record(
-        cmd.index,
-        done.saturating_duration_since(started).as_micros() as u64,
-        reply.is_error(),
-    );
+    let usec = done.saturating_duration_since(started).as_micros() as u64;
+    session
+        .stats
+        .record(cmd.index, usec, reply.is_error(), shared.latency.tracking());
+    let event = if cmd.spec.has(flag::FAST) {
+        "fast-command"
+    } else {
+        "command"
+    };
+    shared
+        .latency
+        .observe(event, usec / 1000, || shared.clock.now_ms() / 1000);
+    // A command that blocked is not logged (Redis logs it when it is served).
+    if shared.slowlog.wants(usec) && !cmd.spec.has(flag::SKIP_SLOWLOG) && session.blocked.is_none()
+    {
+        let now_s = shared.clock.now_ms() / 1000;
+        if mode == CallMode::Script {
+            // A script's commands run on Redis's Lua client: no address, no name.
+            shared.slowlog.push(args, usec, now_s, "?:0", Bytes::new());
+        } else {
+            let name = session.info.name.lock().clone().unwrap_or_default();
+            shared
+                .slowlog
+                .push(args, usec, now_s, &session.info.addr, name);
+        }
+    }
     reply
+}
+
+/// Whether a protected command may run for this client: MODULE's under
+/// `enable-module-command`, DEBUG under `enable-debug-command` (`local`:
+/// loopback and Unix-socket clients only), with Redis's refusals.
+fn protected_allowed(shared: &Shared, cmd: &Command, local: bool) -> Result<(), CommandError> {
+    let config = shared.config.read();
+    if cmd.full_name.starts_with("module|") {
+        if config.enable_module_command.allows(local) {
+            return Ok(());
+        }
+        return Err(CommandError::err(
+            "MODULE command not allowed. If the enable-module-command option is set to \"local\", \
+             you can run it from a local connection, otherwise you need to set this option in \
+             the configuration file, and then restart the server.",
+        ));
+    }
+    if config.enable_debug_command.allows(local) {
+        return Ok(());
+    }
+    Err(debug::not_allowed())
+}
+
+/// A container's HELP reply: Redis's header line, `lines`, and HELP's own
+/// two lines (`addReplyHelp`).
+pub fn help_reply(container: &str, lines: &[&'static str]) -> Reply {
+    let mut out = Vec::with_capacity(lines.len() + 3);
+    out.push(Reply::Status(Bytes::from(format!(
+        "{container} <subcommand> [<arg> [value] [opt] ...]. Subcommands are:"
+    ))));
+    out.extend(
+        lines
+            .iter()
+            .chain(&["HELP", "    Prints this help."])
+            .map(|l| Reply::Status(Bytes::from_static(l.as_bytes()))),
+    );
+    Reply::Array(out)
 }
 
 /// A handler for container rows, whose subcommands run instead.

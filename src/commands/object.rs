@@ -103,22 +103,38 @@ fn refcount(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
     })
 }
 
+/// Seconds since the last access; under an LFU policy the time is not
+/// tracked (Redis's error).
 fn idletime(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
     let now = ctx.now;
     with_entry(ctx, args, |e, _| {
+        if crate::memory::lfu() {
+            return Err(CommandError::err(
+                "An LFU maxmemory policy is selected, idle time not tracked. \
+                 Please note that when switching between policies at runtime LRU and LFU \
+                 data will take some time to adjust.",
+            ));
+        }
         Ok(Reply::Int(e.idle_seconds(now).min(i64::MAX as u64) as i64))
     })
 }
 
-/// No LFU policy is ever selected (latchkey does not evict), so the frequency
-/// is never tracked: Redis's error for that case.
+/// The access counter under an LFU policy (decayed to now); otherwise
+/// Redis's error: the frequency is not tracked.
 fn freq(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
-    with_entry(ctx, args, |_, _| {
-        Err(CommandError::err(
-            "An LFU maxmemory policy is not selected, access frequency not tracked. \
-             Please note that when switching between policies at runtime LRU and LFU \
-             data will take some time to adjust.",
-        ))
+    let now = ctx.now;
+    with_entry(ctx, args, |e, _| {
+        if !crate::memory::lfu() {
+            return Err(CommandError::err(
+                "An LFU maxmemory policy is not selected, access frequency not tracked. \
+                 Please note that when switching between policies at runtime LRU and LFU \
+                 data will take some time to adjust.",
+            ));
+        }
+        Ok(Reply::Int(i64::from(crate::memory::lfu_counter(
+            e.access_field(),
+            now,
+        ))))
     })
 }
 

@@ -19,7 +19,7 @@ use bytes::Bytes;
 
 use super::{flag, is, CallMode, CommandResult, CommandSpec, Ctx};
 use crate::error::CommandError;
-use crate::persist::{self, Job, Outcome, RdbTarget, Snapshot, SnapshotError};
+use crate::persist::{self, aof, Job, Outcome, RdbTarget, Snapshot, SnapshotError};
 use crate::reply::Reply;
 use crate::server::Shared;
 
@@ -50,6 +50,18 @@ pub static COMMANDS: &[CommandSpec] = &[
         "Asynchronously saves the database(s) to disk.",
     ),
     CommandSpec::new(
+        "bgrewriteaof",
+        1,
+        flag::ADMIN | flag::NOSCRIPT | flag::NO_ASYNC_LOADING,
+        bgrewriteaof,
+    )
+    .acl(&["@admin", "@slow", "@dangerous"])
+    .doc(
+        "server",
+        "1.0.0",
+        "Asynchronously rewrites the append-only file to disk.",
+    ),
+    CommandSpec::new(
         "lastsave",
         1,
         flag::LOADING | flag::STALE | flag::FAST,
@@ -77,7 +89,7 @@ fn save(ctx: &mut Ctx<'_>, _: &[Bytes]) -> CommandResult {
     match save_now(shared, false) {
         Ok(()) => Ok(Reply::OK),
         Err(SaveError::InProgress) => Err(in_progress()),
-        Err(SaveError::Busy) => Err(super::busy_error()),
+        Err(SaveError::Busy) => Err(shared.scripts.busy_error()),
         // Redis answers a bare `-ERR` and logs why.
         Err(SaveError::Io(_)) => Err(CommandError::raw("ERR")),
     }
@@ -90,8 +102,17 @@ fn bgsave(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
         _ => return Err(CommandError::Syntax),
     }
     let persist = &ctx.shared.persist;
-    // No other background job exists (no AOF rewrite yet), so SCHEDULE
-    // changes nothing outside a transaction, as in Redis with no child.
+    let schedule = args.len() == 2;
+    if ctx.shared.aof.rewrite_running() && !persist.bgsave_in_progress() {
+        // Redis's "another child": the rewrite's snapshot is being walked.
+        if schedule || ctx.mode == CallMode::Transaction {
+            persist.schedule_bgsave();
+            return Ok(Reply::Simple("Background saving scheduled"));
+        }
+        return Err(CommandError::err(
+            "Another child process is active (AOF?): can't BGSAVE right now. Use BGSAVE SCHEDULE in order to schedule a BGSAVE whenever possible.",
+        ));
+    }
     if ctx.mode == CallMode::Transaction {
         // Refused only while a snapshot is really being walked (Redis: a
         // child is running); one asked for waits for this EXEC's gate.
@@ -111,7 +132,7 @@ fn bgsave(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
         // A script that turned busy since the dispatcher looked holds the
         // gate: answer BUSY rather than keep this worker waiting (as EXEC).
         let Some(_gate) = exclusive(shared) else {
-            return Err(super::busy_error());
+            return Err(shared.scripts.busy_error());
         };
         Snapshot::begin_held(&shared.keyspace, &shared.clock)
             .map(|s| (s.detach(), persist.next_seq()))
@@ -130,6 +151,32 @@ fn let_go(shared: &Shared, begun: Option<(persist::Detached, u64)>) {
     if let Some((detached, _)) = begun {
         drop(Snapshot::attach(&shared.keyspace, detached));
     }
+}
+
+fn bgrewriteaof(ctx: &mut Ctx<'_>, _: &[Bytes]) -> CommandResult {
+    let shared = ctx.shared;
+    if shared.aof.rewrite_running() {
+        return Err(CommandError::err(
+            "Background append only file rewriting already in progress",
+        ));
+    }
+    let busy = shared.persist.bgsave_in_progress() || ctx.mode == CallMode::Transaction;
+    if !shared.aof.request_rewrite() {
+        return Err(CommandError::err(
+            "Background append only file rewriting already in progress",
+        ));
+    }
+    shared.persist.wake();
+    if busy {
+        // It starts when the background save (or this transaction) ends.
+        return Ok(Reply::Simple(
+            "Background append only file rewriting scheduled",
+        ));
+    }
+    tracing::info!("Background append only file rewriting started");
+    Ok(Reply::Simple(
+        "Background append only file rewriting started",
+    ))
 }
 
 fn lastsave(ctx: &mut Ctx<'_>, _: &[Bytes]) -> CommandResult {
@@ -264,10 +311,67 @@ pub fn spawn_saver(shared: Arc<Shared>) -> io::Result<std::thread::JoinHandle<()
                         .persist
                         .finished(Outcome::Superseded, shared.clock.now_ms(), true);
                 }
+                run_rewrites(&shared);
             }
             // A BGSAVE begun as the server stopped.
             let_go(&shared, shared.persist.take_begun());
         })
+}
+
+/// The AOF's background work, on the save thread between saves: turning it
+/// on (`CONFIG SET appendonly yes`), BGREWRITEAOF, and the automatic
+/// rewrite once the file has grown `auto-aof-rewrite-percentage` past its
+/// last rewrite and is over `auto-aof-rewrite-min-size`.
+fn run_rewrites(shared: &Shared) {
+    if shared.is_stopping() || shared.persist.bgsave_in_progress() {
+        return;
+    }
+    let aof = &shared.aof;
+    let held = aof.rewrites_held(shared.clock.now_ms());
+    if !held && aof.take_start_request() {
+        aof.take_rewrite_request();
+        if !aof::rewrite(shared, true) {
+            // Redis keeps trying until it can turn the AOF on.
+            aof.request_start();
+        }
+        return;
+    }
+    let auto = !held && {
+        let c = shared.config.read();
+        aof.wants_auto_rewrite(c.auto_aof_rewrite_percentage, c.auto_aof_rewrite_min_size)
+    };
+    if auto {
+        tracing::info!("Starting automatic rewriting of AOF");
+    }
+    if aof.take_rewrite_request() || auto {
+        aof::rewrite(shared, false);
+    }
+}
+
+/// Loads the AOF the manifest names (`appendonly yes`) at start-up, then
+/// opens it for appending. `Ok(false)`: there was none (a new one is made).
+fn load_aof_at_start(shared: &Shared) -> Result<bool, String> {
+    let started = std::time::Instant::now();
+    let (manifest, longest, counts) = aof::load(shared)?;
+    let now = shared.clock.now_ms();
+    shared.persist.starting(now / 1000, shared.keyspace.dirty());
+    let found = manifest.is_some();
+    // With `appendfsync always` no grant or renewal acknowledged before the
+    // restart is missing from the file: no grace is needed. Otherwise the
+    // last second's may be, and the grace covers them.
+    let always = shared.config.read().appendfsync == aof::Fsync::Always.name();
+    shared.keyspace.locks().note_lease(longest);
+    let grace_from = found.then_some(if always { 0 } else { longest });
+    start_restart_grace(shared, grace_from, now);
+    aof::open_at_start(shared, manifest)?;
+    if found {
+        shared.persist.loaded(counts.keys, counts.expired);
+        tracing::info!(
+            "DB loaded from append only file: {:.3} seconds",
+            started.elapsed().as_secs_f64()
+        );
+    }
+    Ok(found)
 }
 
 /// How SHUTDOWN (or a signal) treats the RDB file.
@@ -380,6 +484,10 @@ pub fn save_after_flushall(shared: &Shared) {
 /// Loads the RDB file named by the options into the (empty) keyspace at
 /// start-up. `Ok(false)`: there was no file.
 pub fn load_at_start(shared: &Shared) -> Result<bool, String> {
+    if shared.config.read().appendonly {
+        // Redis loads only the AOF when it is on, whatever RDB file is there.
+        return load_aof_at_start(shared);
+    }
     let (path, checksum) = {
         let config = shared.config.read();
         (RdbTarget::of(&config).path(), config.rdbchecksum)
@@ -395,10 +503,11 @@ pub fn load_at_start(shared: &Shared) -> Result<bool, String> {
     .map_err(|e| format!("Failed loading {}: {e}", path.display()))?;
     let now = shared.clock.now_ms();
     shared.persist.starting(now / 1000, shared.keyspace.dirty());
-    start_restart_grace(shared, loaded.map(|s| s.longest_lease), now);
+    start_restart_grace(shared, loaded.as_ref().map(|s| s.longest_lease), now);
     let Some(stats) = loaded else {
         return Ok(false);
     };
+    super::function::load_from_file(shared, &stats.functions, false)?;
     shared.persist.loaded(stats.loaded, stats.expired);
     tracing::info!(
         "Done loading RDB, keys loaded: {}, keys expired: {}.",

@@ -196,6 +196,15 @@ fn psubscribe(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
 }
 
 fn ssubscribe(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
+    // As Redis 7.0: EXEC runs its commands as a "deny blocking" client,
+    // which SUBSCRIBE and PSUBSCRIBE allow for backward compatibility (one
+    // confirmation per channel inside EXEC's array, redis-server's own
+    // shape) but SSUBSCRIBE refuses.
+    if ctx.mode == CallMode::Transaction {
+        return Err(CommandError::err(
+            "SSUBSCRIBE isn't allowed for a DENY BLOCKING client",
+        ));
+    }
     subscribe_to(ctx, Kind::Shard, &args[1..])
 }
 
@@ -404,10 +413,7 @@ fn pattern_arg(args: &[Bytes]) -> Result<Option<&[u8]>, CommandError> {
     match args {
         [_, _] => Ok(None),
         [_, _, p] => Ok(Some(p)),
-        [_, sub, ..] => Err(CommandError::err(format!(
-            "unknown subcommand or wrong number of arguments for '{}'. Try PUBSUB HELP.",
-            String::from_utf8_lossy(sub)
-        ))),
+        [_, sub, ..] => Err(CommandError::subcommand_syntax("pubsub", sub)),
         _ => Ok(None),
     }
 }

@@ -9,7 +9,7 @@ use super::{container, flag, int_arg, is, CallMode, CommandSpec, Ctx, KeyRef, Ke
 use crate::error::CommandError;
 use crate::reply::Reply;
 
-const EVAL_FLAGS: u32 =
+pub(super) const EVAL_FLAGS: u32 =
     flag::NOSCRIPT | flag::STALE | flag::SKIP_MONITOR | flag::NO_MANDATORY_KEYS | flag::OWN_GATE;
 
 /// The scripting family's rows.
@@ -106,7 +106,16 @@ pub static COMMANDS: &[CommandSpec] = &[
 /// Splits `script numkeys key... arg...` into keys and arguments, with Redis's
 /// errors for a bad numkeys.
 fn keys_and_args(args: &[Bytes]) -> Result<(&[Bytes], &[Bytes]), CommandError> {
-    let numkeys = int_arg(&args[2])?;
+    keys_and_args_with(args, || CommandError::NotInteger)
+}
+
+/// [`keys_and_args`] with `not_integer`'s error for a numkeys that is not an
+/// integer (FCALL's differs from EVAL's).
+pub(super) fn keys_and_args_with(
+    args: &[Bytes],
+    not_integer: impl FnOnce() -> CommandError,
+) -> Result<(&[Bytes], &[Bytes]), CommandError> {
+    let numkeys = int_arg(&args[2]).map_err(|_| not_integer())?;
     if numkeys < 0 {
         return Err(CommandError::err("Number of keys can't be negative"));
     }
@@ -119,18 +128,25 @@ fn keys_and_args(args: &[Bytes]) -> Result<(&[Bytes], &[Bytes]), CommandError> {
     Ok(rest.split_at(numkeys as usize))
 }
 
-/// The script an EVAL-family command names.
-enum Script<'a> {
+/// The script an EVAL-family command names, or FCALL's function.
+pub(super) enum Script<'a> {
     /// EVAL's body, compiled and cached on first use.
     Body(&'a [u8]),
     /// EVALSHA's lower-case SHA-1.
     Sha(&'a str),
+    /// The function FCALL names (`args[1]`).
+    Function,
 }
 
 /// Runs a script, holding the gate exclusively unless the caller (EXEC) already
 /// does. The gate comes first: compiling needs the VM, which a running script
 /// holds, and only a wait on the gate notices that a script has turned busy.
-fn run(ctx: &mut Ctx<'_>, args: &[Bytes], script: Script<'_>, read_only: bool) -> CommandResult {
+pub(super) fn run(
+    ctx: &mut Ctx<'_>,
+    args: &[Bytes],
+    script: Script<'_>,
+    read_only: bool,
+) -> CommandResult {
     let (keys, argv) = keys_and_args(args)?;
     let shared = ctx.shared;
     let _gate = match ctx.mode {
@@ -138,7 +154,7 @@ fn run(ctx: &mut Ctx<'_>, args: &[Bytes], script: Script<'_>, read_only: bool) -
             shared
                 .gate
                 .write_unless(|| shared.scripts.is_busy() || shared.is_shutting_down())
-                .ok_or_else(super::busy_error)?,
+                .ok_or_else(|| shared.scripts.busy_error())?,
         ),
         _ => None,
     };
@@ -146,13 +162,17 @@ fn run(ctx: &mut Ctx<'_>, args: &[Bytes], script: Script<'_>, read_only: bool) -
         ctx.session.close_after_reply = true;
         return Ok(Reply::Silent);
     }
+    // Held until the script's writes are appended (a client's own EVAL): a
+    // client it serves or grants settles its reply's AOF offset after that.
+    let _order = _gate.as_ref().and_then(|_| shared.aof.order());
     let loaded;
     let sha = match script {
-        Script::Sha(sha) => sha,
+        Script::Sha(sha) => Some(sha),
         Script::Body(body) => {
             loaded = shared.scripts.load(body)?;
-            loaded.as_str()
+            Some(loaded.as_str())
         }
+        Script::Function => None,
     };
     if ctx.mode == CallMode::Client {
         ctx.session.mark_time(&shared.clock);
@@ -160,9 +180,15 @@ fn run(ctx: &mut Ctx<'_>, args: &[Bytes], script: Script<'_>, read_only: bool) -
     // The script starts in the caller's database; a SELECT inside it moves only
     // the script (Redis runs it on its own client), so the caller's comes back.
     let db = ctx.session.db;
-    let reply = shared
-        .scripts
-        .run(shared, ctx.session, sha, keys, argv, read_only);
+    let reply = match sha {
+        Some(sha) => shared
+            .scripts
+            .run(shared, ctx.session, sha, keys, argv, read_only),
+        None => shared
+            .scripts
+            .functions
+            .call(shared, ctx.session, args, keys, argv, read_only),
+    };
     if ctx.session.db != db {
         ctx.session.select(db);
     }
@@ -176,11 +202,18 @@ fn run(ctx: &mut Ctx<'_>, args: &[Bytes], script: Script<'_>, read_only: bool) -
         // has ended, before the gate opens (inside EXEC, EXEC does this).
         super::serve_blocked(shared, ctx.session.now_ms);
         super::pubsub::queue_logged(shared, ctx.session);
+        // The script's writes reach the AOF as one MULTI/EXEC (Redis's
+        // effects replication), before the gate opens.
+        ctx.session.aof_offset = crate::persist::aof::end_unit(shared);
     }
     reply
 }
 
 fn eval_generic(ctx: &mut Ctx<'_>, args: &[Bytes], read_only: bool) -> CommandResult {
+    // Shown before the script's own calls, as Redis does.
+    if ctx.shared.monitors.any() {
+        super::monitor::feed(ctx.shared, ctx.session, ctx.session.db, args, false);
+    }
     run(ctx, args, Script::Body(&args[1]), read_only)
 }
 
@@ -188,7 +221,7 @@ fn eval_generic(ctx: &mut Ctx<'_>, args: &[Bytes], read_only: bool) -> CommandRe
 /// the count read as C's `atoi` reads it (`2x` is 2), and no keys unless it is
 /// between 1 and the number of arguments left, as Redis's `evalGetKeys`. Such
 /// keys carry no flags.
-fn script_keys(args: &[Bytes]) -> Vec<KeyRef> {
+pub(super) fn script_keys(args: &[Bytes]) -> Vec<KeyRef> {
     let count = args.get(2).map_or(0, |n| atoi(n));
     let available = args.len().saturating_sub(3);
     match usize::try_from(count) {
@@ -235,6 +268,10 @@ fn eval_ro(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
 }
 
 fn evalsha_generic(ctx: &mut Ctx<'_>, args: &[Bytes], read_only: bool) -> CommandResult {
+    // Shown before the script's own calls, as Redis does.
+    if ctx.shared.monitors.any() {
+        super::monitor::feed(ctx.shared, ctx.session, ctx.session.db, args, false);
+    }
     // Lower-cased on the stack: a SHA-1 in hex is 40 ASCII bytes; anything else
     // names no script.
     let mut buf = [0u8; 40];
@@ -289,7 +326,7 @@ fn flush(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
 }
 
 fn kill(ctx: &mut Ctx<'_>, _: &[Bytes]) -> CommandResult {
-    ctx.shared.scripts.kill()?;
+    ctx.shared.scripts.kill(true)?;
     Ok(Reply::OK)
 }
 

@@ -280,23 +280,32 @@ fn spop(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
             };
             shard.remove(key, now);
             drop(shard);
+            ctx.propagate(|| vec![Bytes::from_static(b"DEL"), key.clone()]);
             ctx.notify(notify::SET, "spop", key);
             ctx.notify(notify::GENERIC, "del", key);
             return Ok(Reply::Set(members_reply(all.iter())));
         }
         Some(n) => match shard.write::<Set>(key, now)? {
-            Some(s) => Reply::Set(
-                s.pop_many(n, &limits, &mut rng)
-                    .iter()
-                    .map(Reply::stored)
-                    .collect(),
-            ),
+            Some(s) => {
+                let popped = s.pop_many(n, &limits, &mut rng);
+                // The members drawn, as SREM: a replay draws nothing.
+                ctx.propagate(|| {
+                    let mut argv = vec![Bytes::from_static(b"SREM"), key.clone()];
+                    argv.extend(popped.iter().map(|m| m.to_bytes()));
+                    argv
+                });
+                Reply::Set(popped.iter().map(Reply::stored).collect())
+            }
             None => Reply::Set(Vec::new()),
         },
         None => match shard.write::<Set>(key, now)? {
-            Some(s) => s
-                .pop_random(&mut rng)
-                .map_or(Reply::Nil, |m| Reply::stored(&m)),
+            Some(s) => match s.pop_random(&mut rng) {
+                Some(m) => {
+                    ctx.propagate(|| vec![Bytes::from_static(b"SREM"), key.clone(), m.to_bytes()]);
+                    Reply::stored(&m)
+                }
+                None => Reply::Nil,
+            },
             None => Reply::Nil,
         },
     };

@@ -139,7 +139,9 @@ struct Options {
 }
 
 impl Options {
-    fn read(args: &[Bytes], readonly: bool) -> Result<Options, CommandError> {
+    /// `full_access`: whether the user may read every key (BY and GET
+    /// patterns need it, as in Redis).
+    fn read(args: &[Bytes], readonly: bool, full_access: bool) -> Result<Options, CommandError> {
         let mut o = Options {
             count: -1,
             ..Options::default()
@@ -165,10 +167,19 @@ impl Options {
                 let pattern = &args[j + 1];
                 if !pattern.contains(&b'*') {
                     o.dont_sort = true;
+                } else if !full_access {
+                    return Err(CommandError::err(
+                        "BY option of SORT denied due to insufficient ACL permissions.",
+                    ));
                 }
                 o.by = Some(pattern.clone());
                 j += 1;
             } else if is(arg, "get") && left >= 1 {
+                if !full_access {
+                    return Err(CommandError::err(
+                        "GET option of SORT denied due to insufficient ACL permissions.",
+                    ));
+                }
                 o.gets.push(args[j + 1].clone());
                 j += 1;
             } else {
@@ -501,7 +512,13 @@ fn sort_items(
 
 /// SORT and SORT_RO (`readonly`: no STORE).
 fn sort_generic(ctx: &mut Ctx<'_>, args: &[Bytes], readonly: bool) -> CommandResult {
-    let mut o = Options::read(args, readonly)?;
+    let full_access = ctx.session.user.is_unrestricted()
+        || ctx
+            .shared
+            .commands
+            .lookup(args)
+            .is_some_and(|cmd| ctx.session.user.rules().reads_every_key(cmd, args));
+    let mut o = Options::read(args, readonly, full_access)?;
     let key = &args[1];
     let now = ctx.now;
     let db = ctx.db();

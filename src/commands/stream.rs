@@ -118,7 +118,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         .acl(&["@read", "@stream", "@slow", "@blocking"])
         .key_specs(&[streams_keys(1)])
         .doc("stream", "5.0.0", "Return never seen elements in multiple streams, with IDs greater than the ones reported by the caller for each stream. Can block."),
-    CommandSpec::new("xreadgroup", -7, flag::WRITE | flag::BLOCKING, xreadgroup)
+    CommandSpec::new("xreadgroup", -7, flag::WRITE | flag::BLOCKING | flag::NO_PROPAGATE, xreadgroup)
         .acl(&["@write", "@stream", "@slow", "@blocking"])
         .key_specs(&[streams_keys(4)])
         .doc("stream", "5.0.0", "Return new entries from a stream using a consumer group, or access the history of the pending entries for a given consumer. Can block."),
@@ -138,13 +138,13 @@ pub static COMMANDS: &[CommandSpec] = &[
         .tips(NONDETERMINISTIC)
         .key_specs(RO_ACCESS)
         .doc("stream", "5.0.0", "Return information and entries from a stream consumer group pending entries list, that are messages fetched but never acknowledged."),
-    CommandSpec::new("xclaim", -6, flag::WRITE | flag::FAST, xclaim)
+    CommandSpec::new("xclaim", -6, flag::WRITE | flag::FAST | flag::NO_PROPAGATE, xclaim)
         .keys(1, 1, 1)
         .acl(WRITE_FAST)
         .tips(NONDETERMINISTIC)
         .key_specs(RW_UPDATE)
         .doc("stream", "5.0.0", "Changes (or acquires) ownership of a message in a consumer group, as if the message was delivered to the specified consumer."),
-    CommandSpec::new("xautoclaim", -6, flag::WRITE | flag::FAST, xautoclaim)
+    CommandSpec::new("xautoclaim", -6, flag::WRITE | flag::FAST | flag::NO_PROPAGATE, xautoclaim)
         .keys(1, 1, 1)
         .acl(WRITE_FAST)
         .tips(NONDETERMINISTIC)
@@ -317,23 +317,29 @@ fn help_reply(lines: &[&'static str]) -> CommandResult {
 
 // ---- XADD / XTRIM -------------------------------------------------------
 
-/// XADD's and XTRIM's options: the trim, NOMKSTREAM, and where the ID is.
+/// XADD's and XTRIM's options: the trim, NOMKSTREAM, and where the trim's
+/// threshold is in the arguments (to log an approximate trim as exact).
 struct AddOrTrim {
     trim: Option<Trim>,
     nomkstream: bool,
+    threshold_at: usize,
 }
 
 /// Reads `[NOMKSTREAM] [MAXLEN|MINID [=|~] threshold [LIMIT count]]` as Redis
 /// does; for XADD it stops at the first argument that is not an option (the ID).
+/// `obey` (the AOF loader) takes a LIMIT without `~` and applies none, as
+/// Redis does for a logged trim.
 fn parse_add_or_trim(
     a: &mut Args<'_>,
     xadd: bool,
     limits: NodeLimits,
+    obey: bool,
 ) -> Result<AddOrTrim, CommandError> {
     let mut to: Option<TrimTo> = None;
     let mut approx = false;
     let mut limit: Option<u64> = None;
     let mut nomkstream = false;
+    let mut threshold_at = 0;
     while let Some(opt) = a.peek() {
         let more = a.remaining() > 1;
         if xadd && opt.as_ref() == b"*" {
@@ -341,11 +347,9 @@ fn parse_add_or_trim(
         }
         if is(opt, "MAXLEN") && more {
             a.next_arg();
-            match a.one_of(&["~", "="]) {
-                Some(0) => approx = true,
-                Some(_) => approx = false,
-                None => {}
-            }
+            // Each MAXLEN/MINID says afresh whether it is approximate.
+            approx = a.one_of(&["~", "="]) == Some(0);
+            threshold_at = a.position();
             let n = a.int()?;
             if n < 0 {
                 return Err(CommandError::err("The MAXLEN argument must be >= 0."));
@@ -358,11 +362,8 @@ fn parse_add_or_trim(
             to = Some(TrimTo::MaxLen(n as u64));
         } else if is(opt, "MINID") && more {
             a.next_arg();
-            match a.one_of(&["~", "="]) {
-                Some(0) => approx = true,
-                Some(_) => approx = false,
-                None => {}
-            }
+            approx = a.one_of(&["~", "="]) == Some(0);
+            threshold_at = a.position();
             let id = id_arg(a.bytes()?, 0)?;
             if matches!(to, Some(TrimTo::MaxLen(_))) {
                 return Err(CommandError::err(
@@ -396,7 +397,9 @@ fn parse_add_or_trim(
             "syntax error, XTRIM must be called with a trimming strategy",
         ));
     }
-    if limit.is_some() && !approx {
+    if obey {
+        limit = Some(0);
+    } else if limit.is_some() && !approx {
         return Err(CommandError::err(
             "syntax error, LIMIT cannot be used without the special ~ option",
         ));
@@ -416,14 +419,43 @@ fn parse_add_or_trim(
     Ok(AddOrTrim {
         trim: to.map(|to| Trim { to, approx, limit }),
         nomkstream,
+        threshold_at,
     })
+}
+
+/// What XADD or XTRIM is logged as, Redis's rewrite of it: an approximate
+/// trim (`~`, with or without LIMIT) becomes the exact one that leaves the
+/// same entries (`=` and the stream's length, or the first ID it keeps,
+/// deleted entries included; LIMIT stays, and the loader ignores it), and an
+/// XADD's generated ID (`*`, `ms-*`) is written out. `args[threshold_at]` is
+/// the threshold (`args[threshold_at - 1]` the `~` of an approximate trim);
+/// `id` is where XADD's ID argument is and the ID it made.
+fn logged_add_or_trim(
+    args: &[Bytes],
+    trim: Option<(usize, &Trim)>,
+    id: Option<(usize, StreamId)>,
+    s: &Stream,
+) -> Vec<Bytes> {
+    let mut argv = args.to_vec();
+    if let Some((at, trim)) = trim.filter(|(at, t)| t.approx && *at > 0) {
+        argv[at - 1] = Bytes::from_static(b"=");
+        argv[at] = match trim.to {
+            TrimTo::MaxLen(_) => Bytes::from(s.len().to_string()),
+            TrimTo::MinId(_) => s.first_stored().to_bytes(),
+        };
+    }
+    if let Some((at, id)) = id {
+        argv[at] = id.to_bytes();
+    }
+    argv
 }
 
 fn xadd(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
     let limits = node_limits(ctx);
     let mut a = Args::new(args);
     let key = a.key()?;
-    let opts = parse_add_or_trim(&mut a, true, limits)?;
+    let opts = parse_add_or_trim(&mut a, true, limits, ctx.session.replaying)?;
+    let id_at = a.position();
     let id_arg = a.bytes()?;
     let add = stream::parse_add_id(id_arg).ok_or_else(invalid_id)?;
     let fields = a.rest();
@@ -449,6 +481,19 @@ fn xadd(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
     let id = s.next_id(add, now).map_err(id_error)?;
     s.append(id, fields, limits);
     let trimmed = opts.trim.map_or(0, |trim| s.trim(trim));
+    let generated = !matches!(add, AddId::Explicit(_));
+    let approx = opts.trim.is_some_and(|t| t.approx);
+    if generated || approx {
+        let s = &*s;
+        ctx.propagate(|| {
+            logged_add_or_trim(
+                args,
+                opts.trim.as_ref().map(|t| (opts.threshold_at, t)),
+                generated.then_some((id_at, id)),
+                s,
+            )
+        });
+    }
     drop(shard);
     ctx.shared.blocked.signal(ctx.session.db, key);
     ctx.notify(notify::STREAM, "xadd", key);
@@ -462,13 +507,23 @@ fn xtrim(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
     let limits = node_limits(ctx);
     let mut a = Args::new(args);
     let key = a.key()?;
-    let opts = parse_add_or_trim(&mut a, false, limits)?;
+    let opts = parse_add_or_trim(&mut a, false, limits, ctx.session.replaying)?;
     let now = ctx.now;
     let mut shard = ctx.db().lock(key);
-    let (Some(s), Some(trim)) = (shard.write::<Stream>(key, now)?, opts.trim) else {
+    // A trim that removes nothing is no write (Redis logs nothing for it);
+    // the key counts as used either way.
+    let _ = shard.get(key, now);
+    let (Some(s), Some(trim)) = (shard.write_quiet::<Stream>(key, now)?, opts.trim) else {
         return Ok(Reply::Int(0));
     };
     let trimmed = s.trim(trim);
+    if trimmed > 0 && trim.approx {
+        let s = &*s;
+        ctx.propagate(|| logged_add_or_trim(args, Some((opts.threshold_at, &trim)), None, s));
+    }
+    if trimmed > 0 {
+        shard.touch(key);
+    }
     drop(shard);
     if trimmed > 0 {
         ctx.notify(notify::STREAM, "xtrim", key);
@@ -653,6 +708,7 @@ impl Serve for StreamRead {
     }
 
     fn serve(&self, shards: &mut ShardSet<'_>, key: &Bytes, now: u64) -> Option<Reply> {
+        let logging = shards.shard(key).is_logging();
         let s = match shards.shard(key).write::<Stream>(key, now) {
             Ok(Some(s)) => s,
             // A group reader learns that its stream is gone, as in Redis 7.
@@ -681,12 +737,15 @@ impl Serve for StreamRead {
             }
             Some((group, consumer, noack)) => {
                 let new_consumer = !has_consumer(s, group, consumer);
+                let before = position(s, group);
                 let got = s.read_new(group, consumer, self.count, *noack, now).ok()?;
                 let reply = delivered_reply(s, &got)?;
+                let mut log = GroupLog::new(logging, key, group);
+                log.read(s, consumer, &got, *noack, false, new_consumer, before);
+                let shard = shards.shard(key);
+                log.publish(shard);
                 if new_consumer {
-                    shards
-                        .shard(key)
-                        .log_event(notify::STREAM, "xgroup-createconsumer", key);
+                    shard.log_event(notify::STREAM, "xgroup-createconsumer", key);
                 }
                 reply
             }
@@ -781,10 +840,12 @@ fn xreadgroup(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
     let mut history = false;
     for (key, from) in r.keys.iter().zip(from) {
         let shard = shards.shard(key);
+        let mut log = GroupLog::new(shard.is_logging(), key, group);
         let Some(s) = shard.write::<Stream>(key, now)? else {
             continue;
         };
         let new_consumer = !has_consumer(s, group, consumer);
+        let before = position(s, group);
         let served = match from {
             ReadFrom::New => {
                 let got = s
@@ -793,17 +854,20 @@ fn xreadgroup(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
                 if let Some(entries) = delivered_reply(s, &got) {
                     out.push((key.clone(), entries));
                 }
-                !got.is_empty()
+                let served = !got.is_empty();
+                let created = served && new_consumer;
+                log.read(s, consumer, &got, r.noack, false, created, before);
+                served
             }
             ReadFrom::After(after) => {
                 history = true;
-                out.push((
-                    key.clone(),
-                    read_history(s, group, consumer, after, r.count, now),
-                ));
+                let (reply, again) = read_history(s, group, consumer, after, r.count, now);
+                out.push((key.clone(), reply));
+                log.read(s, consumer, &again, false, true, new_consumer, before);
                 true
             }
         };
+        log.publish(shard);
         // Redis makes (and announces) the consumer when it serves it.
         if served && new_consumer {
             shard.log_event(notify::STREAM, "xgroup-createconsumer", key);
@@ -832,8 +896,140 @@ fn has_consumer(s: &Stream, group: &[u8], consumer: &[u8]) -> bool {
         .is_some_and(|g| g.consumers.contains_key(consumer))
 }
 
+/// What a consumer group command is logged as for the append-only file,
+/// collected as it goes (nothing while the file is off), in Redis's forms
+/// (`t_stream.c`'s `streamPropagateXCLAIM`, `streamPropagateGroupID`,
+/// `streamPropagateConsumerCreation`): the command itself is never logged,
+/// since its effect depends on the time it runs.
+struct GroupLog<'k> {
+    key: &'k Bytes,
+    group: &'k Bytes,
+    records: Option<Vec<Vec<Bytes>>>,
+}
+
+impl<'k> GroupLog<'k> {
+    fn new(on: bool, key: &'k Bytes, group: &'k Bytes) -> Self {
+        GroupLog {
+            key,
+            group,
+            records: on.then(Vec::new),
+        }
+    }
+
+    /// Pending entry `id` as it now is (or was, before an entry deleted from
+    /// the stream took it out): `XCLAIM key group consumer 0 id TIME <ms>
+    /// RETRYCOUNT <n> FORCE JUSTID LASTID <last>`, which replays its owner,
+    /// delivery time and count exactly, or drops it if the entry is gone.
+    fn claim(&mut self, id: StreamId, p: &stream::Pending, last: StreamId) {
+        let Some(records) = &mut self.records else {
+            return;
+        };
+        records.push(vec![
+            Bytes::from_static(b"XCLAIM"),
+            self.key.clone(),
+            self.group.clone(),
+            p.consumer.clone(),
+            Bytes::from_static(b"0"),
+            id.to_bytes(),
+            Bytes::from_static(b"TIME"),
+            Bytes::from(p.delivered.to_string()),
+            Bytes::from_static(b"RETRYCOUNT"),
+            Bytes::from(p.count.to_string()),
+            Bytes::from_static(b"FORCE"),
+            Bytes::from_static(b"JUSTID"),
+            Bytes::from_static(b"LASTID"),
+            last.to_bytes(),
+        ]);
+    }
+
+    /// The group's last delivered ID and read counter:
+    /// `XGROUP SETID key group <id> ENTRIESREAD <n>` (-1: unknown).
+    fn set_id(&mut self, g: &stream::Group) {
+        let Some(records) = &mut self.records else {
+            return;
+        };
+        records.push(vec![
+            Bytes::from_static(b"XGROUP"),
+            Bytes::from_static(b"SETID"),
+            self.key.clone(),
+            self.group.clone(),
+            g.last_id.to_bytes(),
+            Bytes::from_static(b"ENTRIESREAD"),
+            Bytes::from(g.entries_read.unwrap_or(-1).to_string()),
+        ]);
+    }
+
+    /// A consumer made with nothing claimed for it (an XCLAIM makes its
+    /// consumer on replay): `XGROUP CREATECONSUMER key group consumer`.
+    fn create_consumer(&mut self, consumer: &Bytes) {
+        let Some(records) = &mut self.records else {
+            return;
+        };
+        records.push(vec![
+            Bytes::from_static(b"XGROUP"),
+            Bytes::from_static(b"CREATECONSUMER"),
+            self.key.clone(),
+            self.group.clone(),
+            consumer.clone(),
+        ]);
+    }
+
+    /// A group read's records: the consumer if it was `created` and gets no
+    /// XCLAIM (NOACK, or a history read of nothing), an XCLAIM per entry
+    /// `delivered` (not with NOACK; LASTID the entry's own ID for new
+    /// entries, as Redis advances the group entry by entry), and the group's
+    /// position if it moved from `before` (Redis logs it with NOACK only; its
+    /// read counter would otherwise not replay).
+    #[allow(clippy::too_many_arguments)]
+    fn read(
+        &mut self,
+        s: &Stream,
+        consumer: &Bytes,
+        delivered: &[StreamId],
+        noack: bool,
+        history: bool,
+        created: bool,
+        before: (StreamId, Option<i64>),
+    ) {
+        if self.records.is_none() {
+            return;
+        }
+        let Some(g) = s.groups.get(self.group.as_ref()) else {
+            return;
+        };
+        if created && (noack || delivered.is_empty()) {
+            self.create_consumer(consumer);
+        }
+        if !noack {
+            for id in delivered {
+                if let Some(p) = g.pel.get(id) {
+                    self.claim(*id, p, if history { g.last_id } else { *id });
+                }
+            }
+        }
+        if (g.last_id, g.entries_read) != before {
+            self.set_id(g);
+        }
+    }
+
+    /// Logs what was collected, in `shard` (the stream's).
+    fn publish(self, shard: &Shard) {
+        for argv in self.records.into_iter().flatten() {
+            shard.propagate(|| argv);
+        }
+    }
+}
+
+/// A group's position: its last delivered ID and read counter.
+fn position(s: &Stream, group: &[u8]) -> (StreamId, Option<i64>) {
+    s.groups
+        .get(group)
+        .map_or((StreamId::MIN, None), |g| (g.last_id, g.entries_read))
+}
+
 /// A consumer's pending entries after `after`: each delivered once more; an
-/// entry deleted from the stream comes back as its ID and a nil.
+/// entry deleted from the stream comes back as its ID and a nil. Also the
+/// IDs delivered again.
 fn read_history(
     s: &mut Stream,
     group: &[u8],
@@ -841,9 +1037,9 @@ fn read_history(
     after: StreamId,
     count: Option<usize>,
     now: u64,
-) -> Reply {
+) -> (Reply, Vec<StreamId>) {
     let Some(start) = after.next() else {
-        return Reply::Array(Vec::new());
+        return (Reply::Array(Vec::new()), Vec::new());
     };
     let mut ids = Vec::new();
     if let Some(g) = s.groups.get_mut(group) {
@@ -857,6 +1053,7 @@ fn read_history(
         );
     }
     let mut out = Vec::with_capacity(ids.len());
+    let mut again = Vec::new();
     for id in ids {
         match s.get(id) {
             Some(fields) => {
@@ -864,12 +1061,13 @@ fn read_history(
                 if let Some(p) = s.groups.get_mut(group).and_then(|g| g.pel.get_mut(&id)) {
                     p.delivered = now;
                     p.count = p.count.saturating_add(1);
+                    again.push(id);
                 }
             }
             None => out.push(Reply::Array(vec![id_reply(id), Reply::NilArray])),
         }
     }
-    Reply::Array(out)
+    (Reply::Array(out), again)
 }
 
 // ---- XSETID -------------------------------------------------------------
@@ -993,10 +1191,7 @@ fn entries_read_arg(arg: &[u8]) -> Result<Option<i64>, CommandError> {
 
 /// The error for a subcommand's bad arguments, naming it as the client typed it.
 fn sub_syntax(sub: &[u8]) -> CommandError {
-    CommandError::err(format!(
-        "unknown subcommand or wrong number of arguments for '{}'. Try XGROUP HELP.",
-        String::from_utf8_lossy(sub)
-    ))
+    CommandError::subcommand_syntax("xgroup", sub)
 }
 
 fn requires_key() -> CommandError {
@@ -1255,6 +1450,7 @@ fn xclaim(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
     let (key, group, consumer) = (&args[1], &args[2], &args[3]);
     let now = ctx.now;
     let mut shard = ctx.db().lock(key);
+    let logging = shard.is_logging();
     let Some(s) = shard.write::<Stream>(key, now)? else {
         return Err(nogroup(key, group));
     };
@@ -1311,9 +1507,13 @@ fn xclaim(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
     let Some(g) = s.groups.get_mut(group) else {
         return Err(nogroup(key, group));
     };
-    if lastid > g.last_id {
+    // The group's position is logged if LASTID moved it and no XCLAIM
+    // carries it.
+    let mut moved = lastid > g.last_id;
+    if moved {
         g.last_id = lastid;
     }
+    let mut log = GroupLog::new(logging, key, group);
     let mut claimed = Vec::new();
     let mut new_consumer = false;
     for id in ids {
@@ -1322,6 +1522,13 @@ fn xclaim(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
             break;
         };
         if !exists {
+            // An entry deleted from the stream leaves the PEL, logged as
+            // Redis does: the XCLAIM of what it was (replayed, it finds
+            // the entry gone too).
+            if let Some(p) = g.pel.get(&id) {
+                log.claim(id, p, g.last_id);
+                moved = false;
+            }
             g.ack(id);
             continue;
         }
@@ -1347,7 +1554,16 @@ fn xclaim(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
         c.seen = now;
         c.active = Some(now);
         g.assign(id, consumer, delivered, count);
+        if let Some(p) = g.pel.get(&id) {
+            log.claim(id, p, g.last_id);
+            moved = false;
+        }
         claimed.push(id);
+    }
+    if moved {
+        if let Some(g) = s.groups.get(group) {
+            log.set_id(g);
+        }
     }
     let reply = Reply::Array(
         claimed
@@ -1361,6 +1577,7 @@ fn xclaim(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
             })
             .collect(),
     );
+    log.publish(&shard);
     if new_consumer {
         shard.log_event(notify::STREAM, "xgroup-createconsumer", key);
     }
@@ -1371,6 +1588,7 @@ fn xautoclaim(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
     let (key, group, consumer) = (&args[1], &args[2], &args[3]);
     let now = ctx.now;
     let mut shard = ctx.db().lock(key);
+    let mut log = GroupLog::new(shard.is_logging(), key, group);
     let s = shard.write::<Stream>(key, now)?;
     let min_idle = crate::protocol::parse_i64(&args[4])
         .ok_or_else(|| CommandError::err("Invalid min-idle-time argument for XAUTOCLAIM"))?
@@ -1404,11 +1622,9 @@ fn xautoclaim(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
         None => Vec::new(),
     };
     let mut it = candidates.into_iter().peekable();
-    // Redis makes (and announces) the consumer at its first claim.
+    // Redis makes (and announces) the consumer at its first claim, and
+    // only then is it seen.
     let new_consumer = !has_consumer(s, group, consumer);
-    if let Some(g) = s.groups.get_mut(group) {
-        g.consumer(consumer, now).0.seen = now;
-    }
     while attempts > 0 && count > 0 {
         let Some(id) = it.next() else { break };
         attempts -= 1;
@@ -1417,8 +1633,14 @@ fn xautoclaim(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
             break;
         };
         if !exists {
+            // Logged as Redis does: the XCLAIM of what it was, which finds
+            // the entry gone on replay too. It counts against COUNT.
+            if let Some(p) = g.pel.get(&id) {
+                log.claim(id, p, g.last_id);
+            }
             g.ack(id);
             deleted.push(id);
+            count -= 1;
             continue;
         }
         let Some(p) = g.pel.get(&id).cloned() else {
@@ -1432,9 +1654,12 @@ fn xautoclaim(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
         } else {
             p.count.saturating_add(1)
         };
+        let (c, _) = g.consumer(consumer, now);
+        c.seen = now;
+        c.active = Some(now);
         g.assign(id, consumer, now, times);
-        if let Some(c) = g.consumers.get_mut(consumer) {
-            c.active = Some(now);
+        if let Some(p) = g.pel.get(&id) {
+            log.claim(id, p, g.last_id);
         }
         claimed.push(id);
         count -= 1;
@@ -1453,6 +1678,7 @@ fn xautoclaim(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
             }
         })
         .collect();
+    log.publish(&shard);
     // Redis makes the consumer only when it claims something.
     if new_consumer && claimed_any {
         shard.log_event(notify::STREAM, "xgroup-createconsumer", key);
@@ -1489,12 +1715,7 @@ fn xinfo_stream(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
             let n = int_arg(&args[5])?;
             full = Some(if n < 0 { 10 } else { n });
         }
-        _ => {
-            return Err(CommandError::err(format!(
-                "unknown subcommand or wrong number of arguments for '{}'. Try XINFO HELP.",
-                String::from_utf8_lossy(&args[1])
-            )))
-        }
+        _ => return Err(CommandError::subcommand_syntax("xinfo", &args[1])),
     }
     let now = ctx.now;
     let mut shard = ctx.db().lock(key);
@@ -1649,4 +1870,154 @@ fn xinfo_help(_: &mut Ctx<'_>, _: &[Bytes]) -> CommandResult {
         "HELP",
         "    Prints this help.",
     ])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn argv(words: &str) -> Vec<Bytes> {
+        words
+            .split(' ')
+            .map(|w| Bytes::copy_from_slice(w.as_bytes()))
+            .collect()
+    }
+
+    fn text(argv: &[Bytes]) -> String {
+        let words: Vec<String> = argv
+            .iter()
+            .map(|a| String::from_utf8_lossy(a).into_owned())
+            .collect();
+        words.join(" ")
+    }
+
+    const NODES: NodeLimits = NodeLimits {
+        entries: 4,
+        bytes: 0,
+    };
+
+    /// Entries 1-1 .. n-1 in nodes of 4.
+    fn stream_of(n: u64) -> Stream {
+        let mut s = Stream::default();
+        for i in 1..=n {
+            s.append(StreamId::new(i, 1), &[b"f", b"v"], NODES);
+            s.last_id = StreamId::new(i, 1);
+        }
+        s
+    }
+
+    fn parsed(args: &[Bytes], xadd: bool) -> AddOrTrim {
+        let mut a = Args::new(args);
+        a.key().unwrap();
+        parse_add_or_trim(&mut a, xadd, NODES, false).unwrap()
+    }
+
+    #[test]
+    fn an_approximate_maxlen_is_logged_as_the_length_left_with_the_generated_id() {
+        let args = argv("XADD s MAXLEN ~ 5 LIMIT 100 * f v");
+        let opts = parsed(&args, true);
+        let trim = opts.trim.unwrap();
+        assert_eq!(opts.threshold_at, 4);
+        let mut s = stream_of(10);
+        s.append(StreamId::new(20, 0), &[b"f", b"v"], NODES);
+        assert_eq!(s.trim(trim), 4);
+        let logged = logged_add_or_trim(
+            &args,
+            Some((opts.threshold_at, &trim)),
+            Some((7, StreamId::new(20, 0))),
+            &s,
+        );
+        assert_eq!(text(&logged), "XADD s MAXLEN = 7 LIMIT 100 20-0 f v");
+    }
+
+    #[test]
+    fn an_approximate_minid_is_logged_as_the_first_id_kept_deleted_ones_included() {
+        let args = argv("XTRIM s MINID ~ 6-0");
+        let opts = parsed(&args, false);
+        let trim = opts.trim.unwrap();
+        let mut s = stream_of(10);
+        // 6-1 is deleted inside the node the trim keeps (5-1 .. 8-1).
+        assert!(s.delete(StreamId::new(5, 1)));
+        assert_eq!(s.trim(trim), 4);
+        let logged = logged_add_or_trim(&args, Some((opts.threshold_at, &trim)), None, &s);
+        assert_eq!(text(&logged), "XTRIM s MINID = 5-1");
+        // Replayed exactly on the stream as it was, it leaves the same.
+        let mut again = stream_of(10);
+        assert!(again.delete(StreamId::new(5, 1)));
+        let opts = parsed(&logged, false);
+        again.trim(opts.trim.unwrap());
+        let ids = |s: &Stream| -> Vec<StreamId> {
+            s.range(StreamId::MIN, StreamId::MAX, false, None)
+                .into_iter()
+                .map(|(id, _)| id)
+                .collect()
+        };
+        assert_eq!(ids(&again), ids(&s));
+    }
+
+    #[test]
+    fn the_last_maxlen_given_says_whether_the_trim_is_approximate() {
+        let opts = parsed(&argv("XTRIM s MAXLEN ~ 5 MAXLEN 3"), false);
+        let trim = opts.trim.unwrap();
+        assert!(!trim.approx);
+        assert_eq!(trim.to, TrimTo::MaxLen(3));
+        assert_eq!(opts.threshold_at, 6);
+    }
+
+    #[test]
+    fn the_loader_takes_a_limit_beside_an_exact_trim_and_applies_none() {
+        let args = argv("XTRIM s MAXLEN = 2 LIMIT 1");
+        let mut a = Args::new(&args);
+        a.key().unwrap();
+        assert!(parse_add_or_trim(&mut a.clone(), false, NODES, false).is_err());
+        let trim = parse_add_or_trim(&mut a, false, NODES, true)
+            .unwrap()
+            .trim
+            .unwrap();
+        assert_eq!(trim.limit, 0);
+        let mut s = stream_of(10);
+        assert_eq!(s.trim(trim), 8);
+    }
+
+    #[test]
+    fn a_group_read_is_logged_as_claims_and_the_group_position() {
+        let mut s = stream_of(3);
+        let (key, group, consumer) = (
+            Bytes::from_static(b"s"),
+            Bytes::from_static(b"g"),
+            Bytes::from_static(b"c"),
+        );
+        s.create_group(&group, StreamId::MIN, Some(0)).unwrap();
+        let before = position(&s, &group);
+        let got = s.read_new(&group, &consumer, Some(2), false, 1234).unwrap();
+        let mut log = GroupLog::new(true, &key, &group);
+        log.read(&s, &consumer, &got, false, false, true, before);
+        let records: Vec<String> = log.records.unwrap().iter().map(|r| text(r)).collect();
+        assert_eq!(
+            records,
+            [
+                "XCLAIM s g c 0 1-1 TIME 1234 RETRYCOUNT 1 FORCE JUSTID LASTID 1-1",
+                "XCLAIM s g c 0 2-1 TIME 1234 RETRYCOUNT 1 FORCE JUSTID LASTID 2-1",
+                "XGROUP SETID s g 2-1 ENTRIESREAD 2",
+            ]
+        );
+        // NOACK: the consumer made, and the position; no claim.
+        let before = position(&s, &group);
+        let quiet = Bytes::from_static(b"q");
+        let got = s.read_new(&group, &quiet, None, true, 1300).unwrap();
+        let mut log = GroupLog::new(true, &key, &group);
+        log.read(&s, &quiet, &got, true, false, true, before);
+        let records: Vec<String> = log.records.unwrap().iter().map(|r| text(r)).collect();
+        assert_eq!(
+            records,
+            [
+                "XGROUP CREATECONSUMER s g q",
+                "XGROUP SETID s g 3-1 ENTRIESREAD 3",
+            ]
+        );
+        // Off: nothing is built.
+        let mut log = GroupLog::new(false, &key, &group);
+        log.read(&s, &quiet, &got, true, false, true, (StreamId::MIN, None));
+        assert!(log.records.is_none());
+    }
 }

@@ -270,6 +270,18 @@ pub fn set_generic(
     };
     shard.insert(key, Entry::new(Value::string_arg(value), expires_at), now);
     drop(shard);
+    if let (Some(at), false) = (opts.expires_at, opts.keep_ttl) {
+        // A TTL reaches the AOF as the deadline it set (Redis 7's rewrite).
+        ctx.propagate(|| {
+            vec![
+                Bytes::from_static(b"SET"),
+                Bytes::copy_from_slice(key),
+                value.clone(),
+                Bytes::from_static(b"PXAT"),
+                Bytes::from(at.to_string()),
+            ]
+        });
+    }
     ctx.notify(notify::STRING, "set", key);
     if opts.expires_at.is_some() {
         ctx.notify(notify::GENERIC, "expire", key);
@@ -365,10 +377,18 @@ fn getex(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
         if at <= now {
             shard.remove(key, now);
             drop(shard);
+            ctx.propagate(|| vec![Bytes::from_static(b"DEL"), key.clone()]);
             ctx.notify(notify::GENERIC, "del", key);
         } else {
             shard.set_expiry(key, Some(at), now);
             drop(shard);
+            ctx.propagate(|| {
+                vec![
+                    Bytes::from_static(b"PEXPIREAT"),
+                    key.clone(),
+                    Bytes::from(at.to_string()),
+                ]
+            });
             ctx.notify(notify::GENERIC, "expire", key);
         }
     } else if opts.persist {
@@ -561,6 +581,16 @@ fn incrbyfloat(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
         now,
     );
     drop(shard);
+    // The result, not the sum: replaying floating-point additions could round
+    // differently elsewhere (Redis propagates the same SET ... KEEPTTL).
+    ctx.propagate(|| {
+        vec![
+            Bytes::from_static(b"SET"),
+            key.clone(),
+            reply.clone(),
+            Bytes::from_static(b"KEEPTTL"),
+        ]
+    });
     ctx.notify(notify::STRING, "incrbyfloat", key);
     Ok(Reply::Bulk(reply))
 }

@@ -179,7 +179,7 @@ fn exec(ctx: &mut Ctx<'_>, _: &[Bytes]) -> CommandResult {
         .write_unless(|| shared.scripts.is_busy() || shared.is_shutting_down())
     else {
         discard_state(ctx);
-        return Err(super::exec_abort_busy());
+        return Err(super::exec_abort_busy(shared));
     };
     if shared.is_stopping() {
         // Shut down (and saved) while this waited: close unanswered.
@@ -190,6 +190,9 @@ fn exec(ctx: &mut Ctx<'_>, _: &[Bytes]) -> CommandResult {
         return Err(CommandError::err("EXEC without MULTI"));
     };
     ctx.session.info.multi.store(-1, Ordering::Relaxed);
+    // Held until the transaction's writes are appended: a client it serves
+    // or grants settles its reply's AOF offset after that.
+    let _order = shared.aof.order();
     ctx.session.mark_time(&shared.clock);
     ctx.now = ctx.session.now_ms;
     if watch_broken(ctx) {
@@ -199,6 +202,13 @@ fn exec(ctx: &mut Ctx<'_>, _: &[Bytes]) -> CommandResult {
     let mut replies = Vec::with_capacity(multi.queue.len());
     for queued in &multi.queue {
         let cmd = &shared.commands.all()[queued.command];
+        // Rules may have changed since the command was queued.
+        if !ctx.session.user.is_unrestricted() {
+            if let Err(e) = super::acl::check(shared, ctx.session, cmd, &queued.args, true) {
+                replies.push(Reply::Error(e));
+                continue;
+            }
+        }
         replies.push(call(
             shared,
             ctx.session,
@@ -210,5 +220,8 @@ fn exec(ctx: &mut Ctx<'_>, _: &[Bytes]) -> CommandResult {
     unwatch_all(ctx);
     super::serve_blocked(shared, ctx.now);
     super::pubsub::queue_logged(shared, ctx.session);
+    // The transaction's writes reach the AOF as one MULTI/EXEC, before the
+    // gate opens (clients it served wait for them: `_order`).
+    ctx.session.aof_offset = crate::persist::aof::end_unit(shared);
     Ok(Reply::Array(replies))
 }

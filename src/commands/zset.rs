@@ -983,6 +983,14 @@ impl Serve for ZPop {
         if popped.is_empty() {
             return None;
         }
+        shard.propagate(|| {
+            let name: &'static [u8] = if self.max { b"ZPOPMAX" } else { b"ZPOPMIN" };
+            vec![
+                Bytes::from_static(name),
+                key.clone(),
+                Bytes::from(popped.len().to_string()),
+            ]
+        });
         log_popped(shard, key, self.max, deleted);
         Some(pop_reply(Some(key), popped, self.nested))
     }
@@ -1009,9 +1017,17 @@ impl Serve for ZPop {
         // (the key may hold another type by now: then they are dropped, as
         // Redis would have served them).
         if let Ok(z) = shard.get_or_create::<ZSet>(key, now) {
-            for (m, s) in pairs {
-                z.insert(&m, s, self.limits);
+            for (m, s) in &pairs {
+                z.insert(m, *s, self.limits);
             }
+            shard.propagate(|| {
+                let mut argv = vec![Bytes::from_static(b"ZADD"), key.clone()];
+                for (m, s) in pairs {
+                    argv.push(Bytes::from(crate::reply::format_double(s)));
+                    argv.push(m);
+                }
+                argv
+            });
         }
     }
 }

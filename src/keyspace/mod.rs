@@ -67,6 +67,13 @@ pub type WatchFlag = Arc<AtomicBool>;
 #[derive(Debug, Default)]
 pub struct KeyHook {
     active: AtomicBool,
+    /// The append-only file is on: expired keys and changed locks are
+    /// logged for it (`propagate`).
+    logging: AtomicBool,
+    /// The AOF is being replayed: nothing expires (as Redis while loading),
+    /// or a key whose TTL passed while the server was down would go, and a
+    /// later write in the file would make it again without its TTL.
+    replaying: AtomicBool,
 }
 
 impl KeyHook {
@@ -79,6 +86,29 @@ impl KeyHook {
     /// Starts or stops noting writes.
     pub fn set_active(&self, on: bool) {
         self.active.store(on, Ordering::Relaxed);
+    }
+
+    /// Whether writes are logged for the append-only file.
+    #[inline]
+    pub fn is_logging(&self) -> bool {
+        self.logging.load(Ordering::Relaxed)
+    }
+
+    /// Whether the AOF is being replayed (nothing expires).
+    #[inline]
+    pub fn is_replaying(&self) -> bool {
+        self.replaying.load(Ordering::Relaxed)
+    }
+
+    /// Marks the AOF replay as running or done.
+    pub fn set_replaying(&self, on: bool) {
+        self.replaying.store(on, Ordering::Relaxed);
+    }
+
+    /// Starts or stops logging for the append-only file (with the gate
+    /// held exclusively: no unit is half logged).
+    pub fn set_logging(&self, on: bool) {
+        self.logging.store(on, Ordering::Relaxed);
     }
 }
 
@@ -266,6 +296,9 @@ pub struct Shard {
     locks: Arc<LockShared>,
     /// Keys removed because their TTL passed (lazily or actively).
     expired_count: u64,
+    /// Reading lookups that found a key, and that found none.
+    hits: u64,
+    misses: u64,
     /// Changes made here since start-up (each modified key, each key a flush
     /// removed): summed over the shards, less the sum at the last save, it is
     /// `rdb_changes_since_last_save`, which save points read.
@@ -314,13 +347,19 @@ impl ShardEvents {
     }
 
     /// The events of the holds that end with a value taken out of the
-    /// keyspace (a held lock); nothing is gathered when nobody would hear.
-    fn log_removed(&self, key: &[u8], value: &Value, now: u64) {
-        if !self.notifier.wants_lock_events() {
+    /// keyspace (a held lock), and their lengths for the hold-time
+    /// histogram; nothing is gathered for a value nobody holds.
+    fn log_removed(&self, key: &[u8], value: &Value, now: u64, locks: &LockShared) {
+        let ended = value.removed_holds(now);
+        if ended.is_empty() {
             return;
         }
-        for ended in value.removed_holds(now) {
-            self.log_ended(key, &ended);
+        let wanted = self.notifier.wants_lock_events();
+        for e in &ended {
+            locks.stats.hold_ended(e.token, now);
+            if wanted {
+                self.log_ended(key, e);
+            }
         }
     }
 }
@@ -347,6 +386,8 @@ impl Shard {
             timer,
             locks,
             expired_count: 0,
+            hits: 0,
+            misses: 0,
             dirty: 0,
             events,
             blocked,
@@ -385,7 +426,7 @@ impl Shard {
     /// Drops `key` if its TTL has passed; true if it did.
     fn expire_if_due(&mut self, key: &[u8], now: u64) -> bool {
         match self.map.find(key) {
-            Some(pos) if self.map.entry(pos).is_expired(now) => {
+            Some(pos) if self.expired(self.map.entry(pos), now) => {
                 self.live_position(key, now);
                 true
             }
@@ -397,18 +438,34 @@ impl Shard {
     /// One hash lookup on the common path.
     fn live_position(&mut self, key: &[u8], now: u64) -> Option<usize> {
         let pos = self.map.find(key)?;
+        let replaying = self.hook.is_replaying();
         let entry = self.map.entry_mut(pos);
-        if !entry.is_expired(now) {
-            entry.accessed(now);
+        if replaying || !entry.is_expired(now) {
+            if !crate::memory::no_touch() {
+                entry.accessed(now);
+            }
             return Some(pos);
         }
+        // An expiry is no write of the running command's (it is logged as
+        // its own DEL).
+        let writes = crate::propagate::writes();
         let old = self.remove_entry(key);
         self.expired_count += 1;
         self.events.log(notify::EXPIRED, "expired", key);
+        self.log_expired(key);
         if let Some(mut old) = old {
             self.let_go(key, &mut old, now);
         }
+        crate::propagate::restore_writes(writes);
         None
+    }
+
+    /// An expired key's deletion, for the append-only file. Not a write of
+    /// the running command's own (the command is not logged for it).
+    fn log_expired(&mut self, key: &[u8]) {
+        if self.hook.is_logging() {
+            crate::propagate::push_expired(self.events.db, key);
+        }
     }
 
     /// The live entry at `key` without counting as an access (OBJECT, TTL: as
@@ -432,6 +489,18 @@ impl Shard {
         Some(self.map.entry(pos))
     }
 
+    /// Reading lookups that found a key and that found none (see
+    /// [`Shard::read`]).
+    pub fn lookups(&self) -> (u64, u64) {
+        (self.hits, self.misses)
+    }
+
+    /// Zeroes the lookup counts (CONFIG RESETSTAT).
+    pub fn reset_lookups(&mut self) {
+        self.hits = 0;
+        self.misses = 0;
+    }
+
     /// The live entry at `key`, for a command that modifies it in place: watchers of
     /// the key are told it changed. Call [`Shard::set_expiry`] to change its TTL.
     pub fn get_mut(&mut self, key: &[u8], now: u64) -> Option<&mut Entry> {
@@ -442,12 +511,17 @@ impl Shard {
     }
 
     /// The live value at `key` as type `T`: `Ok(None)` when there is no key,
-    /// `Err(WrongType)` when it holds another type.
+    /// `Err(WrongType)` when it holds another type. Counted as a keyspace hit
+    /// or miss (INFO `keyspace_hits`/`keyspace_misses`): this is the reading
+    /// commands' lookup, as Redis's `lookupKeyRead`; writes, which look up
+    /// through `write`/`get_or_create`/`get`, are not counted.
     pub fn read<T: Typed>(&mut self, key: &[u8], now: u64) -> Result<Option<&T>, WrongType> {
-        match self.get(key, now) {
-            None => Ok(None),
-            Some(e) => T::of(&e.value).map(Some).ok_or(WrongType),
-        }
+        let Some(pos) = self.live_position(key, now) else {
+            self.misses += 1;
+            return Ok(None);
+        };
+        self.hits += 1;
+        T::of(&self.map.entry(pos).value).map(Some).ok_or(WrongType)
     }
 
     /// The live value at `key` as type `T`, for a command that modifies it
@@ -535,7 +609,7 @@ impl Shard {
     /// as missing (it is not removed here).
     pub fn view<T: Typed>(&self, key: &[u8], now: u64) -> Result<Option<&T>, WrongType> {
         match self.map.get(key) {
-            Some(e) if !e.is_expired(now) => T::of(&e.value).map(Some).ok_or(WrongType),
+            Some(e) if !self.expired(e, now) => T::of(&e.value).map(Some).ok_or(WrongType),
             _ => Ok(None),
         }
     }
@@ -558,7 +632,7 @@ impl Shard {
             self.events.log(notify::NEW, "new", key);
         }
         if let Some(old) = &old {
-            self.events.log_removed(key, &old.value, now);
+            self.events.log_removed(key, &old.value, now, &self.locks);
             self.gone(key, &old.value);
         }
         if let Some(old) = old.as_mut().filter(|e| e.value.has_waiters()) {
@@ -641,6 +715,41 @@ impl Shard {
         }
     }
 
+    /// SWAPDB, one shard of each database (holding the same keys' slots):
+    /// the keys, their deadlines and expiry backlog change places; watchers,
+    /// blocked clients' registrations and a running snapshot's walk stay
+    /// with their database, as in Redis. A key watched on either side is
+    /// touched if it exists on either side; a snapshot keeps each side's
+    /// instant image (every key it has not visited is saved, and its walk of
+    /// this shard ends).
+    fn swap_contents(a: &mut Shard, b: &mut Shard) {
+        a.before_swap(&b.map);
+        b.before_swap(&a.map);
+        std::mem::swap(&mut a.map, &mut b.map);
+        std::mem::swap(&mut a.wheel, &mut b.wheel);
+        std::mem::swap(&mut a.pending, &mut b.pending);
+        std::mem::swap(&mut a.pending_at, &mut b.pending_at);
+        std::mem::swap(&mut a.waited, &mut b.waited);
+        std::mem::swap(&mut a.volatile, &mut b.volatile);
+        let due_a = a.next_due.load(Ordering::Acquire);
+        let due_b = b.next_due.swap(due_a, Ordering::AcqRel);
+        a.next_due.store(due_b, Ordering::Release);
+    }
+
+    fn before_swap(&mut self, other: &Table) {
+        for (key, flags) in &self.watchers {
+            if self.map.find(key).is_some() || other.find(key).is_some() {
+                for f in flags {
+                    f.store(true, Ordering::Release);
+                }
+            }
+        }
+        if let Some(snap) = self.snap.as_deref_mut() {
+            snap.preserve_all(&self.map);
+            snap.end_walk();
+        }
+    }
+
     /// Deletes every key whose deadline has passed by `now`; returns how many.
     pub fn expire_due(&mut self, now: u64) -> usize {
         let mut budget = ExpiryBudget::unlimited();
@@ -719,12 +828,15 @@ impl Shard {
     fn expire_entry(&mut self, when: u64, key: &[u8], now: u64) -> bool {
         match self.map.get(key) {
             Some(e) if e.expires_at() == Some(when) => {
+                let writes = crate::propagate::writes();
                 let old = self.remove_entry(key);
                 self.expired_count += 1;
                 self.events.log(notify::EXPIRED, "expired", key);
+                self.log_expired(key);
                 if let Some(mut old) = old {
                     self.let_go(key, &mut old, now);
                 }
+                crate::propagate::restore_writes(writes);
                 true
             }
             // A deadline of the value's own (a lock's lease).
@@ -756,6 +868,7 @@ impl Shard {
     /// queued and are granted, as after DEL.
     pub fn clear(&mut self, now: u64) {
         self.dirty = self.dirty.wrapping_add(self.map.len() as u64);
+        crate::propagate::count_write();
         if let Some(snap) = self.snap.as_deref_mut() {
             snap.preserve_all(&self.map);
         }
@@ -767,10 +880,10 @@ impl Shard {
                 f.store(true, Ordering::Release);
             }
         }
-        if self.events.notifier.wants_lock_events() {
-            for (key, e) in self.map.iter() {
-                self.events.log_removed(key, &e.value, now);
-            }
+        // Held locks' events and hold times (a walk without allocation for
+        // every other value).
+        for (key, e) in self.map.iter() {
+            self.events.log_removed(key, &e.value, now, &self.locks);
         }
         // Blocked clients that must hear their value is gone: only the keys
         // someone waits on are looked at.
@@ -821,6 +934,15 @@ impl Shard {
     /// watchers, files deadlines, notes a value with waiters, and removes the
     /// key if the value is left vacant.
     pub fn apply(&mut self, key: &[u8], effects: Effects) {
+        if self.hook.is_logging()
+            && (effects.changed
+                || effects.granted > 0
+                || !effects.ended.is_empty()
+                || !effects.deadlines.is_empty()
+                || self.map.get(key).is_some_and(|e| e.value.is_vacant()))
+        {
+            crate::propagate::note_lock(self.events.db, key);
+        }
         for ended in &effects.ended {
             self.events.log_ended(key, ended);
         }
@@ -845,7 +967,7 @@ impl Shard {
     /// A value taken out of the keyspace (DEL, its TTL): the events of the
     /// holds that end with it, then what stays for its waiters.
     fn let_go(&mut self, key: &[u8], old: &mut Entry, now: u64) {
-        self.events.log_removed(key, &old.value, now);
+        self.events.log_removed(key, &old.value, now, &self.locks);
         self.keep_waiters(key, old, now);
     }
 
@@ -879,9 +1001,34 @@ impl Shard {
         self.events.log_ended(key, ended);
     }
 
+    /// Whether writes are logged for the append-only file (a command that
+    /// logs several records builds them only then).
+    pub fn is_logging(&self) -> bool {
+        self.hook.is_logging()
+    }
+
+    /// Logs `argv` for the append-only file, run in this shard's database,
+    /// in place of the command running (a serve step's pop, ...). Nothing
+    /// while the file is off.
+    pub fn propagate(&self, argv: impl FnOnce() -> Vec<Bytes>) {
+        if self.hook.is_logging() {
+            crate::propagate::push(self.events.db, argv());
+        }
+    }
+
+    /// A lock at `key` changed outside [`Shard::apply`] (a release): marks
+    /// it modified and notes it for the append-only file.
+    pub fn touch_lock(&mut self, key: &[u8]) {
+        if self.hook.is_logging() {
+            crate::propagate::note_lock(self.events.db, key);
+        }
+        self.touch(key);
+    }
+
     /// Marks `key` as modified for `WATCH` and client-side caching.
     pub fn touch(&mut self, key: &[u8]) {
         self.dirty = self.dirty.wrapping_add(1);
+        crate::propagate::count_write();
         if self.hook.is_active() {
             note_modified(Modified::Key(Bytes::copy_from_slice(key)));
         }
@@ -940,7 +1087,13 @@ impl Shard {
 
     /// Iterates over the live keys (expired ones not yet reclaimed are skipped).
     pub fn keys(&self, now: u64) -> impl Iterator<Item = (&[u8], &Entry)> {
-        self.map.iter().filter(move |(_, e)| !e.is_expired(now))
+        self.map.iter().filter(move |(_, e)| !self.expired(e, now))
+    }
+
+    /// Whether `e` has expired at `now` (never while the AOF is replayed).
+    #[inline]
+    fn expired(&self, e: &Entry, now: u64) -> bool {
+        e.is_expired(now) && !self.hook.is_replaying()
     }
 
     /// The key at slab position `i`, live or not (RANDOMKEY picks positions).
@@ -1126,6 +1279,13 @@ impl Db {
         self.shards.iter().map(|s| s.lock()).collect()
     }
 
+    /// Whether a shard of this database, locked, holds a lock.
+    fn holds_locks(shards: &[MutexGuard<'_, Shard>]) -> bool {
+        shards
+            .iter()
+            .any(|s| s.map.iter().any(|(_, e)| matches!(e.value, Value::Lock(_))))
+    }
+
     /// The shards one at a time, for scans that need not be atomic across shards.
     pub fn shards(&self) -> &[Mutex<Shard>] {
         &self.shards
@@ -1140,6 +1300,15 @@ impl Db {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+}
+
+/// Why SWAPDB did not swap.
+#[derive(Debug, PartialEq, Eq)]
+pub enum SwapRefused {
+    /// An index is not a database.
+    OutOfRange,
+    /// One of the databases holds a lock.
+    HoldsLocks,
 }
 
 /// The shards of two keys, possibly in two databases, locked together by
@@ -1185,7 +1354,17 @@ pub struct Keyspace {
     hook: Arc<KeyHook>,
     /// Whether a snapshot is running (at most one at a time).
     snapshot_running: AtomicBool,
+    /// The code of every function library, in FUNCTION LIST's order, as the
+    /// function registry last published it: a snapshot takes it at its
+    /// instant (Redis saves libraries with the data).
+    function_codes: FunctionCodes,
+    /// Changes to the function libraries (FUNCTION LOAD, DELETE, FLUSH,
+    /// RESTORE), counted in [`Keyspace::dirty`] as Redis counts them.
+    function_changes: AtomicU64,
 }
+
+/// The function libraries' code as the registry publishes it for snapshots.
+pub type FunctionCodes = Arc<parking_lot::Mutex<Vec<Bytes>>>;
 
 impl Keyspace {
     /// A keyspace of `databases` empty databases; `now` is the clock's time.
@@ -1195,9 +1374,16 @@ impl Keyspace {
         let notifier = Arc::new(Notifier::default());
         let blocked = Arc::new(BlockedKeys::default());
         let hook = Arc::new(KeyHook::default());
+        // One key-to-shard hash for every database: shard i of one database
+        // holds the same keys shard i of another would (SWAPDB swaps them
+        // shard by shard).
+        let hasher = ahash::RandomState::new();
         Keyspace {
             dbs: (0..databases.max(1))
-                .map(|i| Db::new(i, &timer, &locks, &notifier, &blocked, &hook, now))
+                .map(|i| Db {
+                    hasher: hasher.clone(),
+                    ..Db::new(i, &timer, &locks, &notifier, &blocked, &hook, now)
+                })
                 .collect(),
             timer,
             locks,
@@ -1206,7 +1392,25 @@ impl Keyspace {
             notifier,
             hook,
             snapshot_running: AtomicBool::new(false),
+            function_codes: FunctionCodes::default(),
+            function_changes: AtomicU64::new(0),
         }
+    }
+
+    /// Counts one change to the function libraries (for save points and
+    /// `rdb_changes_since_last_save`).
+    pub fn note_function_change(&self) {
+        self.function_changes.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Changes to the function libraries since start-up.
+    pub fn function_changes(&self) -> u64 {
+        self.function_changes.load(Ordering::Relaxed)
+    }
+
+    /// Where the function registry publishes its libraries' code.
+    pub fn function_codes(&self) -> &FunctionCodes {
+        &self.function_codes
     }
 
     /// Changes made since start-up, over every shard of every database (see
@@ -1216,7 +1420,7 @@ impl Keyspace {
             .iter()
             .flat_map(|db| db.shards())
             .map(|shard| shard.lock().dirty())
-            .fold(0u64, u64::wrapping_add)
+            .fold(self.function_changes(), u64::wrapping_add)
     }
 
     /// Claims the right to run a snapshot; false if one is running.
@@ -1248,6 +1452,39 @@ impl Keyspace {
     /// Database `index`, if it exists.
     pub fn db(&self, index: usize) -> Option<&Db> {
         self.dbs.get(index)
+    }
+
+    /// SWAPDB a b: the two databases' keys change places (see
+    /// [`Shard::swap_contents`]); clients blocked on keys of either are
+    /// looked at again. Refused when either holds a lock: its holders'
+    /// sessions and waiters name the database they locked in.
+    pub fn swap_dbs(&self, a: usize, b: usize) -> Result<(), SwapRefused> {
+        if a >= self.dbs.len() || b >= self.dbs.len() {
+            return Err(SwapRefused::OutOfRange);
+        }
+        if a == b {
+            return Ok(());
+        }
+        let (low, high) = (a.min(b), a.max(b));
+        // Databases in index order, each's shards ascending: the order
+        // `lock_pair` takes.
+        let mut first = self.dbs[low].lock_all();
+        let mut second = self.dbs[high].lock_all();
+        if Db::holds_locks(&first) || Db::holds_locks(&second) {
+            return Err(SwapRefused::HoldsLocks);
+        }
+        for (x, y) in first.iter_mut().zip(second.iter_mut()) {
+            Shard::swap_contents(x, y);
+        }
+        first[0].dirty = first[0].dirty.wrapping_add(1);
+        crate::propagate::count_write();
+        drop((first, second));
+        for db in [low, high] {
+            for key in self.blocked.waited_keys(db) {
+                self.blocked.signal(db, &key);
+            }
+        }
+        Ok(())
     }
 
     /// Keyspace notification classes and the events shards have logged.

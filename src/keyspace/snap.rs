@@ -86,6 +86,13 @@ impl ShardSnap {
         }
     }
 
+    /// Ends the walk of this shard: what it has not visited is saved
+    /// already ([`Self::preserve_all`]) and the table now holds other keys
+    /// (SWAPDB).
+    pub(super) fn end_walk(&mut self) {
+        self.cursor = usize::MAX;
+    }
+
     fn save(&mut self, key: &[u8], entry: &Entry) {
         let copy = Entry::new(entry.value.snapshot_copy(), entry.expires_at());
         self.saved.insert(CompactBytes::from_slice(key), Some(copy));

@@ -310,9 +310,19 @@ impl Entry {
         old
     }
 
-    /// Records an access at `now_ms`.
+    /// Records an access at `now_ms`: its time, or under an LFU
+    /// `maxmemory-policy` one more hit on its counter (`crate::memory`).
     pub(super) fn accessed(&mut self, now_ms: u64) {
-        self.access = (now_ms / 1000) as u32;
+        self.access = if crate::memory::lfu() {
+            crate::memory::lfu_touch(self.access, now_ms)
+        } else {
+            (now_ms / 1000) as u32
+        };
+    }
+
+    /// The raw access field: seconds of the last access, or LFU state.
+    pub fn access_field(&self) -> u32 {
+        self.access
     }
 
     /// Makes the key look idle for `seconds` at `now_ms` (RESTORE ... IDLETIME).

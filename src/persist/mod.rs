@@ -5,15 +5,22 @@
 //!   [`SnapshotSink`].
 //! - `rdb.rs`: the RDB writer as a sink, the file written beside its final
 //!   name and renamed into place, and the start-up load.
+//! - `aof.rs`: the append-only file (Redis 7's manifest, base and
+//!   incremental files), its writing, syncing, rewrites and loading.
 //! - [`Persistence`]: the save state (what INFO reports, save points, the
 //!   background thread's mailbox).
 //!
 //! Not here: file formats (`rdb/`); the commands (`commands/persist.rs`).
 
+pub mod aof;
 mod rdb;
 mod snapshot;
 mod state;
 
-pub use rdb::{load_file, write_empty, write_snapshot, LoadError, LoadStats, RdbTarget};
+pub use aof::Aof;
+pub use rdb::{
+    load_file, load_file_with, write_base, write_empty, write_snapshot, LoadError, LoadOptions,
+    LoadStats, RdbTarget,
+};
 pub use snapshot::{Detached, Snapshot, SnapshotError, SnapshotSink, SnapshotStats, SLICE};
 pub use state::{BgsaveRefused, Job, Outcome, Persistence, Report, RETRY_DELAY_S};

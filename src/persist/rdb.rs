@@ -35,6 +35,10 @@ impl<W: Write> SnapshotSink for Writer<W> {
         }
     }
 
+    fn function(&mut self, code: &[u8]) -> io::Result<()> {
+        Writer::function(self, code)
+    }
+
     fn select_db(&mut self, db: usize, keys: u64, expires: u64) -> io::Result<()> {
         Writer::select_db(self, db, keys, expires)
     }
@@ -65,6 +69,7 @@ impl RdbTarget {
             opts: WriteOptions {
                 compression: config.rdbcompression,
                 checksum: config.rdbchecksum,
+                aof_base: false,
             },
         }
     }
@@ -119,6 +124,60 @@ pub fn write_empty(
     })();
     put_in_place(written, &temp, target, persistence, seq)?;
     Ok(())
+}
+
+/// Writes `snapshot` as an AOF base file at `path` (synced; the caller
+/// renames it into place). With `incremental_fsync`
+/// (`aof-rewrite-incremental-fsync`), the file is synced every 4 MB as it
+/// grows, so the final sync does not stall the disk for the whole file.
+pub fn write_base(
+    snapshot: Snapshot<'_>,
+    path: &Path,
+    opts: WriteOptions,
+    incremental_fsync: bool,
+) -> io::Result<()> {
+    let file = File::create(path)?;
+    let opts = WriteOptions {
+        aof_base: true,
+        ..opts
+    };
+    let out = SyncEvery {
+        file,
+        every: incremental_fsync.then_some(AUTOSYNC_BYTES),
+        since: 0,
+    };
+    let mut writer = Writer::new(BufWriter::with_capacity(1 << 16, out), opts)?;
+    snapshot.write_to(&mut writer)?;
+    let out = writer.finish()?.into_inner().map_err(|e| e.into_error())?;
+    out.file.sync_all()
+}
+
+/// Redis's `REDIS_AUTOSYNC_BYTES`.
+const AUTOSYNC_BYTES: u64 = 4 << 20;
+
+/// A file that syncs itself every `every` bytes written.
+struct SyncEvery {
+    file: File,
+    every: Option<u64>,
+    since: u64,
+}
+
+impl Write for SyncEvery {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.file.write(buf)?;
+        if let Some(every) = self.every {
+            self.since += n as u64;
+            if self.since >= every {
+                self.file.sync_data()?;
+                self.since = 0;
+            }
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.file.flush()
+    }
 }
 
 fn temp_path(target: &RdbTarget, persistence: &Persistence) -> PathBuf {
@@ -189,7 +248,7 @@ fn put_in_place(
 }
 
 /// What a start-up load put back.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct LoadStats {
     /// Keys put in the keyspace.
     pub loaded: u64,
@@ -197,6 +256,9 @@ pub struct LoadStats {
     pub expired: u64,
     /// The longest lease (ms) its server had granted (0 if it does not say).
     pub longest_lease: u64,
+    /// The function libraries' code, in file order: the caller installs them
+    /// (`commands::function::load_from_file`).
+    pub functions: Vec<Vec<u8>>,
 }
 
 /// Why a file could not be loaded.
@@ -252,6 +314,32 @@ pub fn load_file(
     enc: &Encodings,
     checksum: bool,
 ) -> Result<Option<LoadStats>, LoadError> {
+    load_file_with(path, keyspace, clock, enc, checksum, LoadOptions::default())
+}
+
+/// How [`load_file_with`] treats what is already there and what has expired.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LoadOptions {
+    /// A key the keyspace has already is replaced by the file's (DEBUG RELOAD
+    /// MERGE, Redis's `RDBFLAGS_ALLOW_DUP`); else it is an error.
+    pub merge: bool,
+    /// Keys whose TTL has passed are loaded too (an AOF's base, as Redis's
+    /// `RDBFLAGS_AOF_PREAMBLE`: the file's later commands may write them, and
+    /// they expire once the load is done).
+    pub keep_expired: bool,
+}
+
+/// [`load_file`] with [`LoadOptions`] (into a keyspace that may hold keys
+/// already: DEBUG RELOAD NOFLUSH).
+pub fn load_file_with(
+    path: &Path,
+    keyspace: &Keyspace,
+    clock: &Clock,
+    enc: &Encodings,
+    checksum: bool,
+    opts: LoadOptions,
+) -> Result<Option<LoadStats>, LoadError> {
+    let merge = opts.merge;
     let bytes = match std::fs::read(path) {
         Ok(b) => b,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
@@ -272,6 +360,7 @@ pub fn load_file(
                 stats.longest_lease = stats.longest_lease.max(ms);
             }
             Loaded::Aux { .. } => {}
+            Loaded::Function { code } => stats.functions.push(code),
             Loaded::Db { index } => db_now = index,
             Loaded::Entry {
                 db,
@@ -296,10 +385,16 @@ pub fn load_file(
                 };
                 if expire_at_ms.is_some_and(|at| at <= now) {
                     stats.expired += 1;
-                    return Ok(());
+                    if !opts.keep_expired {
+                        return Ok(());
+                    }
                 }
                 let entry = Entry::new(value, expire_at_ms);
-                if target.lock(&key).restore(&key, entry, now).is_err() {
+                let mut shard = target.lock(&key);
+                if merge {
+                    shard.remove(&key, now);
+                }
+                if shard.restore(&key, entry, now).is_err() {
                     failed = Some(LoadError::Duplicate { db, key });
                     return Err(RdbError::Invalid {
                         offset: 0,

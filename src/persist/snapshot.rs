@@ -49,6 +49,13 @@ pub trait SnapshotSink {
         Ok(())
     }
 
+    /// One function library's code, as it was at the instant; called for
+    /// each library after the fencing mark and before any database. A sink
+    /// that does not keep them ignores them.
+    fn function(&mut self, _code: &[u8]) -> io::Result<()> {
+        Ok(())
+    }
+
     /// The entries that follow belong to database `db`, which held about
     /// `keys` keys, `expires` of them with a TTL, at the instant (size hints).
     fn select_db(&mut self, db: usize, keys: u64, expires: u64) -> io::Result<()>;
@@ -98,6 +105,8 @@ pub struct Snapshot<'a> {
     sizes: Vec<(u64, u64)>,
     /// Changes made since start-up, at the instant (`Keyspace::dirty`).
     dirty: u64,
+    /// The function libraries' code at the instant.
+    functions: Vec<bytes::Bytes>,
     slice: usize,
     /// Set by another thread to stop the walk (a save superseded).
     cancel: Option<&'a AtomicBool>,
@@ -135,8 +144,9 @@ impl<'a> Snapshot<'a> {
         let instant_ms = clock.now_ms();
         let fencing = keyspace.locks().high_water();
         let longest_lease = keyspace.locks().longest_lease();
+        let functions = keyspace.function_codes().lock().clone();
+        let mut dirty = keyspace.function_changes();
         let mut sizes = Vec::with_capacity(keyspace.dbs().len());
-        let mut dirty = 0u64;
         for db in keyspace.dbs() {
             let (mut keys, mut expires) = (0, 0);
             for shard in db.shards() {
@@ -156,6 +166,7 @@ impl<'a> Snapshot<'a> {
             longest_lease,
             sizes,
             dirty,
+            functions,
             slice: SLICE,
             cancel: None,
         }
@@ -195,6 +206,9 @@ impl<'a> Snapshot<'a> {
     pub fn write_to(self, sink: &mut dyn SnapshotSink) -> io::Result<SnapshotStats> {
         sink.fencing_high_water(self.fencing)?;
         sink.longest_lease(self.longest_lease)?;
+        for code in &self.functions {
+            sink.function(code)?;
+        }
         let mut stats = SnapshotStats::default();
         for (index, db) in self.keyspace.dbs().iter().enumerate() {
             let (keys, expires) = self.sizes.get(index).copied().unwrap_or_default();
@@ -263,6 +277,7 @@ pub struct Detached {
     longest_lease: u64,
     sizes: Vec<(u64, u64)>,
     dirty: u64,
+    functions: Vec<bytes::Bytes>,
 }
 
 impl<'a> Snapshot<'a> {
@@ -275,6 +290,7 @@ impl<'a> Snapshot<'a> {
             longest_lease: this.longest_lease,
             sizes: std::mem::take(&mut this.sizes),
             dirty: this.dirty,
+            functions: std::mem::take(&mut this.functions),
         }
     }
 
@@ -287,6 +303,7 @@ impl<'a> Snapshot<'a> {
             longest_lease: detached.longest_lease,
             sizes: detached.sizes,
             dirty: detached.dirty,
+            functions: detached.functions,
             slice: SLICE,
             cancel: None,
         }

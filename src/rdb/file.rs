@@ -14,6 +14,11 @@ use super::{RdbError, RDB_VERSION, RDB_VERSION_MAX};
 use crate::keyspace::Value;
 use crate::types::Encodings;
 
+/// A library's code (Redis 7.0's `RDB_OPCODE_FUNCTION2`).
+pub const FUNCTION2: u8 = op::FUNCTION2;
+/// A library in 7.0-rc's form: name, engine, description, code.
+pub const FUNCTION: u8 = op::FUNCTION;
+
 /// Opcodes between entries.
 mod op {
     pub const FUNCTION2: u8 = 0xF5;
@@ -36,6 +41,8 @@ pub struct WriteOptions {
     pub compression: bool,
     /// Write the CRC64 at the end (else 0, which readers skip).
     pub checksum: bool,
+    /// An AOF's base file: its `aof-base` aux field says 1, as Redis's.
+    pub aof_base: bool,
 }
 
 impl Default for WriteOptions {
@@ -44,6 +51,7 @@ impl Default for WriteOptions {
         WriteOptions {
             compression: true,
             checksum: true,
+            aof_base: false,
         }
     }
 }
@@ -77,7 +85,7 @@ impl<W: Write> Writer<W> {
         w.aux(b"redis-bits", b"64")?;
         w.aux(b"ctime", ctime.to_string().as_bytes())?;
         w.aux(b"used-mem", b"0")?;
-        w.aux(b"aof-base", b"0")?;
+        w.aux(b"aof-base", if opts.aof_base { b"1" } else { b"0" })?;
         Ok(w)
     }
 
@@ -149,6 +157,14 @@ impl<W: Write> Writer<W> {
         self.put(&payload[1..])
     }
 
+    /// One function library's code (opcode 245), before any database.
+    pub fn function(&mut self, code: &[u8]) -> io::Result<()> {
+        self.buf.clear();
+        self.buf.push(op::FUNCTION2);
+        write_string(&mut self.buf, code, self.opts.compression);
+        self.flush_buf()
+    }
+
     /// Ends the file (EOF and checksum) and hands back the output.
     pub fn finish(mut self) -> io::Result<W> {
         self.put(&[op::EOF])?;
@@ -172,6 +188,11 @@ pub enum Loaded {
         key: Vec<u8>,
         /// Its value.
         value: Vec<u8>,
+    },
+    /// A function library's code (shebang included).
+    Function {
+        /// What FUNCTION LOAD was given.
+        code: Vec<u8>,
     },
     /// A database starts (SELECTDB), with RESIZEDB's hints when present.
     Db {
@@ -262,10 +283,18 @@ pub fn load_checked(
             op::FREQ => {
                 inp.byte()?;
             }
-            op::MODULE_AUX | op::FUNCTION | op::FUNCTION2 => {
+            op::FUNCTION2 => sink(Loaded::Function {
+                code: inp.string()?,
+            })?,
+            op::FUNCTION => {
+                let code = old_function(&mut inp)
+                    .map_err(|what| RdbError::Invalid { offset: at, what })?;
+                sink(Loaded::Function { code })?
+            }
+            op::MODULE_AUX => {
                 return Err(RdbError::Invalid {
                     offset: at,
-                    what: "module aux data and functions are not supported",
+                    what: "module aux data is not supported",
                 })
             }
             kind => {
@@ -291,6 +320,30 @@ pub fn load_checked(
         }
     }
     Ok(())
+}
+
+/// A library in 7.0-rc's form (`RDB_OPCODE_FUNCTION`: name, engine, an
+/// optional description, code) as the code Redis makes of it:
+/// `#!<engine> name=<name>\n<code>`; errors name the field, as Redis's.
+pub fn old_function(inp: &mut Input<'_>) -> Result<Vec<u8>, &'static str> {
+    let field = |what: &'static str| move |_| what;
+    let name = inp.string().map_err(field("Failed loading library name"))?;
+    let engine = inp.string().map_err(field("Failed loading engine name"))?;
+    let has_desc = inp
+        .length()
+        .map_err(field("Failed loading library description indicator"))?;
+    if has_desc != 0 {
+        inp.string()
+            .map_err(field("Failed loading library description"))?;
+    }
+    let blob = inp.string().map_err(field("Failed loading library blob"))?;
+    let mut code = b"#!".to_vec();
+    code.extend_from_slice(&engine);
+    code.extend_from_slice(b" name=");
+    code.extend_from_slice(&name);
+    code.push(b'\n');
+    code.extend_from_slice(&blob);
+    Ok(code)
 }
 
 #[cfg(test)]
@@ -488,6 +541,7 @@ mod tests {
             WriteOptions {
                 compression: false,
                 checksum: false,
+                aof_base: false,
             },
         )
         .unwrap();

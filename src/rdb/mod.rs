@@ -93,6 +93,52 @@ pub fn dump(value: &crate::keyspace::Value, compress: bool) -> Result<Vec<u8>, v
     Ok(out)
 }
 
+/// FUNCTION DUMP's payload: each library's code as an RDB `FUNCTION2` entry
+/// (opcode 245 and the code as a string), the RDB version and the CRC64.
+pub fn dump_functions(codes: &[bytes::Bytes], compress: bool) -> Vec<u8> {
+    let mut out = Vec::new();
+    for code in codes {
+        out.push(file::FUNCTION2);
+        encoding::write_string(&mut out, code, compress);
+    }
+    out.extend_from_slice(&RDB_VERSION.to_le_bytes());
+    let crc = encoding::CRC64.checksum(&out);
+    out.extend_from_slice(&crc.to_le_bytes());
+    out
+}
+
+/// The libraries' code in a FUNCTION RESTORE payload, with Redis's errors
+/// (the text after `ERR `).
+pub fn undump_functions(payload: &[u8]) -> Result<Vec<Vec<u8>>, &'static str> {
+    const WRONG: &str = "DUMP payload version or checksum are wrong";
+    let Some(body_len) = payload.len().checked_sub(10) else {
+        return Err(WRONG);
+    };
+    let footer = &payload[body_len..];
+    let version = u16::from_le_bytes([footer[0], footer[1]]);
+    if version > RDB_VERSION_MAX {
+        return Err(WRONG);
+    }
+    let mut crc_bytes = [0u8; 8];
+    crc_bytes.copy_from_slice(&footer[2..]);
+    if encoding::CRC64.checksum(&payload[..body_len + 2]) != u64::from_le_bytes(crc_bytes) {
+        return Err(WRONG);
+    }
+    let mut inp = encoding::Input::new(&payload[..body_len]);
+    let mut codes = Vec::new();
+    while !inp.is_done() {
+        let kind = inp.byte().map_err(|_| "can not read data type")?;
+        match kind {
+            file::FUNCTION2 => {
+                codes.push(inp.string().map_err(|_| "Failed loading library payload")?)
+            }
+            file::FUNCTION => codes.push(file::old_function(&mut inp)?),
+            _ => return Err("given type is not a function"),
+        }
+    }
+    Ok(codes)
+}
+
 /// Why a RESTORE payload is refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PayloadError {

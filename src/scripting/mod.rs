@@ -1,6 +1,9 @@
-//! The Lua scripting engine behind EVAL: one Lua 5.1 VM (as Redis embeds), a
+//! The Lua scripting engine behind EVAL and FCALL: Lua 5.1 VMs (as Redis
+//! embeds) built by one [`Vm`] builder, EVAL's and the functions' own
+//! (`functions.rs`, as Redis 7 keeps libraries in a Lua state of their own), a
 //! cache of compiled scripts by SHA-1, and Redis's conversions between replies
-//! and Lua values.
+//! and Lua values. Scripts and functions run through one path
+//! ([`Scripts::run_in`]) and share the runaway-script watch.
 //!
 //! A script runs while its caller holds the execution gate exclusively, so no
 //! other command interleaves with it. `redis.call` and `redis.pcall` are created
@@ -26,11 +29,12 @@
 //! `{err=, source=, line=}` table the error reply is built from.
 //!
 //! Libraries: `string`, `table`, `math` (with Redis's `math.random`), `bit`,
-//! `cjson` (`cjson.rs`) and `struct` (`struct_lib.rs`). Not here (see the README):
-//! `cmsgpack`.
+//! `cjson` (`cjson.rs`), `cmsgpack` (`cmsgpack.rs`) and `struct` (`struct_lib.rs`).
 
 mod chunks;
 mod cjson;
+mod cmsgpack;
+pub mod functions;
 mod patterns;
 mod sandbox;
 mod struct_lib;
@@ -53,28 +57,24 @@ use crate::reply::{Nested, Part, Reply};
 use crate::server::Shared;
 use crate::session::Session;
 
-/// The VM and the compiled-script cache, shared by all connections.
+/// The VMs (EVAL's and the functions'), the compiled-script cache and the
+/// function libraries, shared by all connections.
 pub struct Scripts {
-    lua: Mutex<Lua>,
+    eval: Vm,
     /// By lower-case hex SHA-1. The names are digests of what clients sent, so a
     /// fast hash that is still keyed per process (ahash) is enough.
     /// The functions are kept in the Lua registry: a `Function` handle would hold
     /// one of the VM's reference slots, and there are only 8,000 of those.
     cache: Mutex<HashMap<String, mlua::RegistryKey, ahash::RandomState>>,
     watch: Arc<Watch>,
-    /// The real globals, behind the read-only proxy scripts see: KEYS and ARGV
-    /// are set here.
-    globals: Table,
-    /// Lua's `xpcall`, which runs each script under [`error_info`].
-    xpcall: Function,
-    /// [`error_info`] as a Lua function.
-    on_error: Function,
+    /// FUNCTION's libraries and their VM.
+    pub functions: functions::Functions,
 }
 
 /// The running script's clock and flags, read by the count hook and by other
 /// connections.
 #[derive(Default)]
-struct Watch {
+pub(crate) struct Watch {
     /// When the running script started; `None` between scripts.
     started: Mutex<Option<quanta::Instant>>,
     /// `busy-reply-threshold` in ms, read when the script started.
@@ -87,6 +87,12 @@ struct Watch {
     state: AtomicU8,
     /// The hook runs on every line (after a kill, so `pcall` cannot swallow it).
     every_line: AtomicBool,
+    /// The running script is a function (FCALL), not EVAL's.
+    function: AtomicBool,
+    /// A library's load must end by then (FUNCTION LOAD's 500 ms).
+    load_deadline: Mutex<Option<quanta::Instant>>,
+    /// The running function's name and its FCALL, for FUNCTION STATS.
+    current: Mutex<Option<(String, Vec<Bytes>)>>,
 }
 
 const CLEAN: u8 = 0;
@@ -113,8 +119,21 @@ fn install_hook(lua: &Lua, watch: &Arc<Watch>, every_line: bool) -> mlua::Result
 }
 
 impl Watch {
-    /// The hook: ends a killed script, and marks a long one busy.
+    /// The hook: ends a killed script or a library load past its time, and
+    /// marks a long script busy.
     fn check(&self, lua: &Lua, me: &Arc<Watch>, line: usize) -> mlua::Result<VmState> {
+        if self
+            .load_deadline
+            .lock()
+            .is_some_and(|d| quanta::Instant::now() >= d)
+        {
+            if !self.every_line.load(Ordering::Relaxed) {
+                install_hook(lua, me, true)?;
+            }
+            return Err(mlua::Error::external(functions::LoadFailed(
+                "ERR FUNCTION LOAD timeout".to_string(),
+            )));
+        }
         if self.state.load(Ordering::Acquire) == KILLED {
             // Redis hooks every line from here: an error raised inside a `pcall`
             // is caught, the next line outside it is not.
@@ -179,6 +198,7 @@ impl Drop for WatchGuard<'_> {
         // meant for this script cannot land on the next one.
         let mut started = self.0.started.lock();
         *started = None;
+        *self.0.current.lock() = None;
         self.0.busy.store(false, Ordering::Release);
         self.0.state.store(CLEAN, Ordering::Release);
     }
@@ -213,6 +233,8 @@ struct Running {
     shared: *const Shared,
     session: *mut Session,
     read_only: bool,
+    /// Commands that may grow memory run over `maxmemory` (`allow-oom`).
+    allow_oom: bool,
     /// `redis.setresp(3)` was called: replies reach Lua with RESP3's types.
     resp3: bool,
 }
@@ -231,8 +253,8 @@ impl Drop for RunningGuard<'_> {
 
 /// Body of `redis.call` (`raise`) and `redis.pcall`.
 fn call_from_script(lua: &Lua, args: MultiValue, raise: bool) -> mlua::Result<Value> {
-    let (shared, session, read_only, resp3) = match lua.app_data_ref::<Running>() {
-        Some(r) => (r.shared, r.session, r.read_only, r.resp3),
+    let (shared, session, read_only, allow_oom, resp3) = match lua.app_data_ref::<Running>() {
+        Some(r) => (r.shared, r.session, r.read_only, r.allow_oom, r.resp3),
         None => return Err(mlua::Error::runtime("redis.call outside a script run")),
     };
     let at = lua
@@ -245,7 +267,7 @@ fn call_from_script(lua: &Lua, args: MultiValue, raise: bool) -> mlua::Result<Va
     // not its caller's: replies whose shape depends on it (ZRANGE WITHSCORES)
     // are built for that.
     let caller_resp3 = std::mem::replace(&mut session.resp3, resp3);
-    let reply = redis_call(lua, shared, session, args, read_only);
+    let reply = redis_call(lua, shared, session, args, read_only, allow_oom);
     session.resp3 = caller_resp3;
     match reply {
         Reply::Error(e) if raise => Err(mlua::Error::external(CallFailed {
@@ -336,7 +358,8 @@ fn int_arg(lua: &Lua, args: &[Value], i: usize, name: &str) -> mlua::Result<i32>
 fn bad_arg(lua: &Lua, i: usize, name: &str, msg: &str) -> mlua::Error {
     match lua.inspect_stack(1, |d| d.current_line()).flatten() {
         Some(line) => mlua::Error::runtime(format!(
-            "user_script:{line}: bad argument #{i} to '{name}' ({msg})"
+            "{}:{line}: bad argument #{i} to '{name}' ({msg})",
+            chunk_name(lua)
         )),
         None => mlua::Error::runtime(format!("bad argument #{i} to '?' ({msg})")),
     }
@@ -346,7 +369,7 @@ fn bad_arg(lua: &Lua, i: usize, name: &str, msg: &str) -> mlua::Error {
 /// (`luaL_where`: no position when the caller is not Lua, as under `pcall`.)
 fn script_raise(lua: &Lua, msg: &str) -> mlua::Error {
     match lua.inspect_stack(1, |d| d.current_line()).flatten() {
-        Some(line) => mlua::Error::runtime(format!("user_script:{line}: {msg}")),
+        Some(line) => mlua::Error::runtime(format!("{}:{line}: {msg}", chunk_name(lua))),
         None => mlua::Error::runtime(msg.to_string()),
     }
 }
@@ -505,77 +528,166 @@ function redis.log(_level, ...) end
 /// Makes the globals and libraries read-only (see the file); run last.
 const SANDBOX: &str = include_str!("sandbox.lua");
 
-impl Scripts {
-    /// A fresh VM with the libraries Redis scripts may use and its sandbox.
-    pub fn new() -> Result<Self, String> {
+/// One Lua VM with the libraries Redis scripts may use and its sandbox. EVAL
+/// has one; functions have their own (Redis 7 keeps libraries in a Lua state
+/// of their own), built by the same code.
+pub(crate) struct Vm {
+    pub(crate) lua: Mutex<Lua>,
+    /// The real globals, behind the read-only proxy scripts see: KEYS and ARGV
+    /// are set here for EVAL.
+    globals: Table,
+    /// The metatable of the proxy scripts see as their globals: a library's
+    /// load swaps its `__index` for the load-time API (functions only).
+    shown_globals_mt: Table,
+    /// Lua's `xpcall`, which runs each script under [`error_info`].
+    xpcall: Function,
+    /// [`error_info`] as a Lua function.
+    on_error: Function,
+    /// `f(keys, args)` under `xpcall` with [`error_info`]: how a function runs.
+    call_with_args: Function,
+    /// What a library's code sees as its globals while it loads (functions
+    /// only): `redis.register_function`, `redis.log` and the log levels.
+    pub(crate) library_api: Option<Table>,
+    /// `user_script` or `user_function`: the chunk's name without its `@`.
+    pub(crate) chunk: &'static str,
+    /// The running script's clock and flags, shared by both VMs.
+    pub(crate) watch: Arc<Watch>,
+}
+
+/// The chunk name errors of a VM carry (`user_script`, `user_function`).
+#[derive(Clone, Copy)]
+struct ChunkName(&'static str);
+
+/// The chunk name of the VM `lua` (without its `@`).
+pub(crate) fn chunk_name(lua: &Lua) -> &'static str {
+    lua.app_data_ref::<ChunkName>()
+        .map_or("user_script", |c| c.0)
+}
+
+/// Runs a function with `(keys, args)` under xpcall; its frame is the
+/// sandbox's, so errors name the function's own line.
+const CALL_WITH_ARGS: &str = r#"
+local xpcall = ...
+return function(f, h, keys, args)
+  return xpcall(function() return f(keys, args) end, h)
+end
+"#;
+
+impl Vm {
+    /// A fresh VM with the libraries Redis scripts may use and its sandbox;
+    /// `register` (functions only) is `redis.register_function`, which only
+    /// the load-time API offers.
+    pub(crate) fn new(
+        chunk: &'static str,
+        watch: &Arc<Watch>,
+        register: Option<fn(&Lua, MultiValue) -> mlua::Result<()>>,
+    ) -> Result<Self, String> {
+        Self::build(chunk, watch, register).map_err(|e| e.to_string())
+    }
+
+    fn build(
+        chunk: &'static str,
+        watch: &Arc<Watch>,
+        register: Option<fn(&Lua, MultiValue) -> mlua::Result<()>>,
+    ) -> mlua::Result<Self> {
         let lua = Lua::new_with(
             StdLib::STRING | StdLib::TABLE | StdLib::MATH,
             LuaOptions::default(),
-        )
-        .map_err(|e| e.to_string())?;
+        )?;
+        lua.set_app_data(ChunkName(chunk));
         let globals = lua.globals();
-        let redis = lua.create_table().map_err(|e| e.to_string())?;
-        let sha = lua
-            .create_function(|_, s: mlua::String| Ok(sha1_hex(&s.as_bytes())))
-            .map_err(|e| e.to_string())?;
-        redis.set("sha1hex", sha).map_err(|e| e.to_string())?;
-        let setresp = lua.create_function(set_resp).map_err(|e| e.to_string())?;
-        redis.set("setresp", setresp).map_err(|e| e.to_string())?;
+        let redis = lua.create_table()?;
+        let sha = lua.create_function(|_, s: mlua::String| Ok(sha1_hex(&s.as_bytes())))?;
+        redis.set("sha1hex", sha)?;
+        redis.set("setresp", lua.create_function(set_resp)?)?;
+        redis.set("acl_check_cmd", lua.create_function(acl_check_cmd)?)?;
         for (name, raise) in [("call", true), ("pcall", false)] {
             let f = lua
-                .create_function(move |lua, args: MultiValue| call_from_script(lua, args, raise))
-                .map_err(|e| e.to_string())?;
-            redis.set(name, f).map_err(|e| e.to_string())?;
+                .create_function(move |lua, args: MultiValue| call_from_script(lua, args, raise))?;
+            redis.set(name, f)?;
         }
-        globals.set("redis", redis).map_err(|e| e.to_string())?;
-        globals
-            .set("bit", bit_library(&lua).map_err(|e| e.to_string())?)
-            .map_err(|e| e.to_string())?;
-        install_random(&lua).map_err(|e| e.to_string())?;
-        let string: Table = globals.get("string").map_err(|e| e.to_string())?;
-        patterns::guard(&lua, &string).map_err(|e| e.to_string())?;
-        chunks::guard(&lua, &globals).map_err(|e| e.to_string())?;
-        globals
-            .set("cjson", cjson::library(&lua).map_err(|e| e.to_string())?)
-            .map_err(|e| e.to_string())?;
-        globals
-            .set(
-                "struct",
-                struct_lib::library(&lua).map_err(|e| e.to_string())?,
-            )
-            .map_err(|e| e.to_string())?;
+        globals.set("redis", redis)?;
+        globals.set("bit", bit_library(&lua)?)?;
+        install_random(&lua)?;
+        let string: Table = globals.get("string")?;
+        patterns::guard(&lua, &string)?;
+        chunks::guard(&lua, &globals)?;
+        globals.set("cjson", cjson::global(&lua)?)?;
+        globals.set("cmsgpack", cmsgpack::library(&lua)?)?;
+        globals.set("struct", struct_lib::library(&lua)?)?;
         // No file access from scripts.
         for name in ["loadfile", "dofile"] {
-            globals.raw_remove(name).map_err(|e| e.to_string())?;
+            globals.raw_remove(name)?;
         }
-        lua.load(PRELUDE)
-            .set_name("=prelude")
-            .exec()
-            .map_err(|e| e.to_string())?;
-        let xpcall: Function = globals.get("xpcall").map_err(|e| e.to_string())?;
+        lua.load(PRELUDE).set_name("=prelude").exec()?;
+        let xpcall: Function = globals.get("xpcall")?;
+        let call_with_args: Function = lua
+            .load(CALL_WITH_ARGS)
+            .set_name(SANDBOX_NAME)
+            .call(xpcall.clone())?;
         let proxies = sandbox::Proxies {
-            real_of: lua.create_table().map_err(|e| e.to_string())?,
-            shown: lua.create_table().map_err(|e| e.to_string())?,
+            real_of: lua.create_table()?,
+            shown: lua.create_table()?,
         };
-        let base = sandbox::base_functions(&lua, &proxies).map_err(|e| e.to_string())?;
-        let (scripts_g, real_g): (Table, Table) = lua
+        let base = sandbox::base_functions(&lua, &proxies)?;
+        let register = match register {
+            Some(f) => Value::Function(lua.create_function(f)?),
+            None => Value::Nil,
+        };
+        let (scripts_g, real_g, library_api): (Table, Table, Option<Table>) = lua
             .load(SANDBOX)
             .set_name(SANDBOX_NAME)
-            .call((proxies.real_of, proxies.shown, base))
-            .map_err(|e| e.to_string())?;
+            .call((proxies.real_of, proxies.shown, base, register))?;
+        let shown_globals_mt = scripts_g
+            .metatable()
+            .ok_or_else(|| mlua::Error::runtime("the globals proxy has no metatable"))?;
         // Scripts (and the coroutines and `loadstring` chunks they make) get the
         // read-only proxy as their globals.
-        lua.set_globals(scripts_g).map_err(|e| e.to_string())?;
-        let on_error = lua.create_function(error_info).map_err(|e| e.to_string())?;
-        let watch = Arc::new(Watch::default());
-        install_hook(&lua, &watch, false).map_err(|e| e.to_string())?;
-        Ok(Scripts {
+        lua.set_globals(scripts_g)?;
+        let on_error = lua.create_function(error_info)?;
+        install_hook(&lua, watch, false)?;
+        Ok(Vm {
             lua: Mutex::new(lua),
-            cache: Mutex::new(HashMap::default()),
-            watch,
             globals: real_g,
+            shown_globals_mt,
             xpcall,
             on_error,
+            call_with_args,
+            library_api,
+            chunk,
+            watch: watch.clone(),
+        })
+    }
+
+    /// Points the globals scripts see at `index` (a library's load-time API
+    /// while it loads, the real globals after).
+    pub(crate) fn set_globals_index(&self, index: Option<&Table>) -> mlua::Result<()> {
+        match index {
+            Some(t) => self.shown_globals_mt.raw_set("__index", t),
+            None => self.shown_globals_mt.raw_set("__index", &self.globals),
+        }
+    }
+}
+
+/// What one run is: an EVAL script (KEYS and ARGV as globals) or a function
+/// (called with the keys and the arguments).
+pub(crate) enum RunKind {
+    Script,
+    Function,
+}
+
+impl Scripts {
+    /// Fresh VMs (EVAL's and the functions') with the libraries Redis scripts
+    /// may use and their sandbox.
+    pub fn new() -> Result<Self, String> {
+        let watch = Arc::new(Watch::default());
+        let eval = Vm::new("user_script", &watch, None)?;
+        let functions = functions::Functions::new(&watch)?;
+        Ok(Scripts {
+            eval,
+            cache: Mutex::new(HashMap::default()),
+            watch,
+            functions,
         })
     }
 
@@ -585,22 +697,51 @@ impl Scripts {
         self.watch.busy.load(Ordering::Acquire)
     }
 
-    /// SCRIPT KILL: asks the running script to stop, unless it has written.
-    pub fn kill(&self) -> Result<(), CommandError> {
+    /// Whether a script or function is running (this answers only beside a
+    /// busy one).
+    pub fn is_running(&self) -> bool {
+        self.watch.started.lock().is_some()
+    }
+
+    /// The `BUSY` error for a busy script: a function's names FUNCTION KILL.
+    pub fn busy_error(&self) -> CommandError {
+        if self.watch.function.load(Ordering::Acquire) {
+            CommandError::raw(BUSY_FUNCTION)
+        } else {
+            CommandError::raw(BUSY_SCRIPT)
+        }
+    }
+
+    /// SCRIPT KILL (`eval`) or FUNCTION KILL: asks the running script to stop,
+    /// unless it has written or is of the other kind.
+    pub fn kill(&self, eval: bool) -> Result<(), CommandError> {
         let started = self.watch.started.lock();
         if started.is_none() {
             return Err(CommandError::raw(
                 "NOTBUSY No scripts in execution right now.",
             ));
         }
-        let state = &self.watch.state;
-        match state.compare_exchange(CLEAN, KILLED, Ordering::AcqRel, Ordering::Acquire) {
-            Ok(_) | Err(KILLED) => Ok(()),
-            Err(_) => Err(CommandError::raw(
+        let unkillable = || {
+            CommandError::raw(
                 "UNKILLABLE Sorry the script already executed write commands against the \
                  dataset. You can either wait the script termination or kill the server in a \
                  hard way using the SHUTDOWN NOSAVE command.",
-            )),
+            )
+        };
+        let state = &self.watch.state;
+        if state.load(Ordering::Acquire) == WROTE {
+            return Err(unkillable());
+        }
+        let function = self.watch.function.load(Ordering::Acquire);
+        if eval && function {
+            return Err(CommandError::raw(BUSY_FUNCTION));
+        }
+        if !eval && !function {
+            return Err(CommandError::raw(BUSY_SCRIPT));
+        }
+        match state.compare_exchange(CLEAN, KILLED, Ordering::AcqRel, Ordering::Acquire) {
+            Ok(_) | Err(KILLED) => Ok(()),
+            Err(_) => Err(unkillable()),
         }
     }
 
@@ -625,19 +766,10 @@ impl Scripts {
                 String::from_utf8_lossy(&chunks::refusal(b"@user_script"))
             )));
         }
-        let lua = self.lua.lock();
-        let function = lua
-            .load(body)
-            .set_name("@user_script")
-            .set_mode(mlua::ChunkMode::Text)
-            .into_function()
-            .map_err(|e| {
-                let msg = match e {
-                    mlua::Error::SyntaxError { message, .. } => message,
-                    other => other.to_string(),
-                };
-                CommandError::err(format!("Error compiling script (new function): {msg}"))
-            })?;
+        let lua = self.eval.lua.lock();
+        let function = compile_chunk(&lua, body, "@user_script").map_err(|msg| {
+            CommandError::err(format!("Error compiling script (new function): {msg}"))
+        })?;
         let key = lua
             .create_registry_value(function)
             .map_err(|e| CommandError::err(e.to_string()))?;
@@ -653,7 +785,11 @@ impl Scripts {
     /// Drops every cached script.
     pub fn flush(&self) {
         self.cache.lock().clear();
-        self.lua.lock().expire_registry_values();
+        let lua = self.eval.lua.lock();
+        lua.expire_registry_values();
+        // Redis's SCRIPT FLUSH starts a new VM: cjson's settings go back to
+        // their defaults.
+        cjson::reset(&lua);
     }
 
     /// Runs the cached script `sha` (lower-case hex) with KEYS and ARGV. The caller
@@ -674,52 +810,116 @@ impl Scripts {
         let key = cache
             .get(sha)
             .ok_or_else(|| CommandError::raw("NOSCRIPT No matching script. Please use EVAL."))?;
-        let lua = self.lua.lock();
+        let lua = self.eval.lua.lock();
         let function: Function = lua
             .registry_value(key)
             .map_err(|e| CommandError::err(e.to_string()))?;
+        let run = Run {
+            vm: &self.eval,
+            lua: &lua,
+            kind: RunKind::Script,
+            name: sha,
+            read_only,
+            allow_oom: false,
+        };
+        self.run_in(run, shared, session, function, keys, argv)
+    }
+
+    /// Runs `function` of `run.vm` (locked: `run.lua`) for its caller: the
+    /// one way EVAL's scripts and FCALL's functions run. The caller holds the
+    /// execution gate exclusively.
+    pub(crate) fn run_in(
+        &self,
+        run: Run<'_>,
+        shared: &Shared,
+        session: &mut Session,
+        function: Function,
+        keys: &[Bytes],
+        argv: &[Bytes],
+    ) -> Result<Reply, CommandError> {
+        let Run {
+            vm,
+            lua,
+            kind,
+            name,
+            read_only,
+            allow_oom,
+        } = run;
         let watch = &self.watch;
         watch
             .threshold_ms
             .store(shared.config.read().busy_reply_threshold, Ordering::Relaxed);
+        watch
+            .function
+            .store(matches!(kind, RunKind::Function), Ordering::Release);
         // The command's start, already read: no clock read per script. (The state
         // is CLEAN: the last script's guard left it so.)
         *watch.started.lock() = Some(session.clock_mark);
         let _watching = WatchGuard(watch);
+        let chunk = vm.chunk;
         let fail = |line: String, at: usize| {
-            CommandError::raw(format!("{line} script: {sha}, on @user_script:{at}."))
+            CommandError::raw(format!("{line} script: {name}, on @{chunk}:{at}."))
         };
         let outcome = (|| {
-            self.globals.raw_set("KEYS", string_table(&lua, keys)?)?;
-            self.globals.raw_set("ARGV", string_table(&lua, argv)?)?;
             lua.set_app_data(Running {
                 shared,
                 session,
                 read_only,
+                allow_oom,
                 resp3: false,
             });
-            let _running = RunningGuard(&lua);
-            let (ok, value) = self
-                .xpcall
-                .call::<(bool, Value)>((function, &self.on_error))?;
+            let _running = RunningGuard(lua);
+            let (ok, value) = match kind {
+                RunKind::Script => {
+                    vm.globals.raw_set("KEYS", string_table(lua, keys)?)?;
+                    vm.globals.raw_set("ARGV", string_table(lua, argv)?)?;
+                    vm.xpcall.call::<(bool, Value)>((function, &vm.on_error))?
+                }
+                RunKind::Function => vm.call_with_args.call::<(bool, Value)>((
+                    function,
+                    &vm.on_error,
+                    string_table(lua, keys)?,
+                    string_table(lua, argv)?,
+                ))?,
+            };
             let resp3 = lua.app_data_ref::<Running>().is_some_and(|r| r.resp3);
             Ok((ok, value, resp3))
         })();
         if watch.every_line.load(Ordering::Relaxed) {
-            install_hook(&lua, watch, false).map_err(|e| CommandError::err(e.to_string()))?;
+            install_hook(lua, watch, false).map_err(|e| CommandError::err(e.to_string()))?;
         }
         match outcome {
-            Ok((true, value, resp3)) => Ok(lua_to_reply(&lua, value, resp3)),
-            Ok((false, Value::Table(info), _)) => Err(error_from_info(&info, sha)),
-            Ok((false, Value::Error(e), _)) => Err(script_error(*e, &fail)),
+            Ok((true, value, resp3)) => Ok(lua_to_reply(lua, value, resp3)),
+            Ok((false, Value::Table(info), _)) => Err(error_from_info(&info, name)),
+            Ok((false, Value::Error(e), _)) => Err(script_error(*e, chunk, &fail)),
             Ok((false, other, _)) => Err(fail(
                 format!("ERR {}", other.to_string().unwrap_or_default()),
                 0,
             )),
-            Err(e) => Err(script_error(e, &fail)),
+            Err(e) => Err(script_error(e, chunk, &fail)),
         }
     }
 }
+
+/// One run's parameters for [`Scripts::run_in`].
+pub(crate) struct Run<'a> {
+    pub vm: &'a Vm,
+    pub lua: &'a Lua,
+    pub kind: RunKind,
+    /// What errors name: the script's SHA-1 or the function's name.
+    pub name: &'a str,
+    /// Writes refused (`*_RO`, a `no-writes` function).
+    pub read_only: bool,
+    /// Commands that may grow memory run over `maxmemory` (`allow-oom`).
+    pub allow_oom: bool,
+}
+
+/// `BUSY` while a script from EVAL runs long.
+const BUSY_SCRIPT: &str =
+    "BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE.";
+/// `BUSY` while a function runs long.
+const BUSY_FUNCTION: &str =
+    "BUSY Redis is busy running a script. You can only call FUNCTION KILL or SHUTDOWN NOSAVE.";
 
 /// The chunk name of `sandbox.lua`: its frames are not the script's.
 const SANDBOX_NAME: &str = "=sandbox";
@@ -791,14 +991,18 @@ fn error_from_info(info: &Table, sha: &str) -> CommandError {
 }
 
 /// Turns a failed script into Redis's error reply.
-fn script_error(e: mlua::Error, fail: &dyn Fn(String, usize) -> CommandError) -> CommandError {
+fn script_error(
+    e: mlua::Error,
+    chunk: &str,
+    fail: &dyn Fn(String, usize) -> CommandError,
+) -> CommandError {
     if let mlua::Error::ExternalError(inner) = &e {
         if let Some(c) = inner.downcast_ref::<CallFailed>() {
             return fail(c.line.clone(), c.at);
         }
     }
     if let mlua::Error::CallbackError { cause, .. } = &e {
-        return script_error((**cause).clone(), fail);
+        return script_error((**cause).clone(), chunk, fail);
     }
     let msg = match e {
         mlua::Error::RuntimeError(m) => m,
@@ -807,7 +1011,8 @@ fn script_error(e: mlua::Error, fail: &dyn Fn(String, usize) -> CommandError) ->
     };
     let msg = msg.lines().next().unwrap_or_default().to_string();
     let at = msg
-        .strip_prefix("user_script:")
+        .strip_prefix(chunk)
+        .and_then(|r| r.strip_prefix(':'))
         .and_then(|r| r.split(':').next())
         .and_then(|n| n.parse().ok())
         .unwrap_or(0);
@@ -829,14 +1034,23 @@ fn string_table(lua: &Lua, items: &[Bytes]) -> mlua::Result<Table> {
     lua.create_sequence_from(items)
 }
 
-/// Runs one command for `redis.call`/`redis.pcall`; errors are replies.
-fn redis_call(
-    lua: &Lua,
-    shared: &Shared,
-    session: &mut Session,
-    args: MultiValue,
-    read_only: bool,
-) -> Reply {
+/// Compiles `body` as text (never bytecode) under the chunk name `name`
+/// (EVAL's `@user_script`, a library's `@user_function`); the error is Lua's
+/// message.
+pub(crate) fn compile_chunk(lua: &Lua, body: &[u8], name: &str) -> Result<Function, String> {
+    lua.load(body)
+        .set_name(name)
+        .set_mode(mlua::ChunkMode::Text)
+        .into_function()
+        .map_err(|e| match e {
+            mlua::Error::SyntaxError { message, .. } => message,
+            other => other.to_string(),
+        })
+}
+
+/// The words of a `redis.call`-like call: strings, and numbers as Lua
+/// writes them.
+fn call_words(lua: &Lua, args: MultiValue) -> Result<Vec<Bytes>, CommandError> {
     let mut words = Vec::with_capacity(args.len());
     for v in args {
         match v {
@@ -845,23 +1059,66 @@ fn redis_call(
             v @ (Value::Integer(_) | Value::Number(_)) => match lua.coerce_string(v) {
                 Ok(Some(s)) => words.push(Bytes::copy_from_slice(&s.as_bytes())),
                 _ => {
-                    return Reply::Error(CommandError::err(
+                    return Err(CommandError::err(
                         "Lua redis lib command arguments must be strings or integers",
                     ))
                 }
             },
             _ => {
-                return Reply::Error(CommandError::err(
+                return Err(CommandError::err(
                     "Lua redis lib command arguments must be strings or integers",
                 ))
             }
         }
     }
     if words.is_empty() {
-        return Reply::Error(CommandError::err(
+        return Err(CommandError::err(
             "Please specify at least one argument for this redis lib call",
         ));
     }
+    Ok(words)
+}
+
+/// `redis.acl_check_cmd(command, args...)`: whether the script's caller may
+/// run that command with those arguments.
+fn acl_check_cmd(lua: &Lua, args: MultiValue) -> mlua::Result<bool> {
+    let (shared, session) = match lua.app_data_ref::<Running>() {
+        Some(r) => (r.shared, r.session),
+        None => {
+            return Err(script_raise_plain(
+                lua,
+                "redis.acl_check_cmd can only be called inside a script invocation",
+            ))
+        }
+    };
+    // SAFETY: see `Running`.
+    let (shared, session) = unsafe { (&*shared, &*session) };
+    let words = call_words(lua, args).map_err(|e| {
+        let line = e.to_string();
+        script_raise_plain(lua, line.strip_prefix("ERR ").unwrap_or(&line))
+    })?;
+    let Some(cmd) = shared.commands.lookup(&words) else {
+        return Err(script_raise_plain(
+            lua,
+            "Invalid command passed to redis.acl_check_cmd()",
+        ));
+    };
+    Ok(session.user.rules().check(cmd, &words).is_ok())
+}
+
+/// Runs one command for `redis.call`/`redis.pcall`; errors are replies.
+fn redis_call(
+    lua: &Lua,
+    shared: &Shared,
+    session: &mut Session,
+    args: MultiValue,
+    read_only: bool,
+    allow_oom: bool,
+) -> Reply {
+    let words = match call_words(lua, args) {
+        Ok(words) => words,
+        Err(e) => return Reply::Error(e),
+    };
     let cmd = match shared.commands.resolve(&words) {
         Ok(cmd) => cmd,
         Err(CommandError::WrongArity(_)) => {
@@ -880,6 +1137,11 @@ fn redis_call(
             "This Redis command is not allowed from script",
         ));
     }
+    if !session.user.is_unrestricted() {
+        if let Err(e) = commands::acl::check_script(shared, session, cmd, &words) {
+            return Reply::Error(e);
+        }
+    }
     if cmd.spec.has(flag::WRITE) {
         if read_only {
             return Reply::Error(CommandError::err(
@@ -894,6 +1156,13 @@ fn redis_call(
         if state.compare_exchange(CLEAN, WROTE, Ordering::AcqRel, Ordering::Acquire) == Err(KILLED)
         {
             return Reply::Error(CommandError::raw(KILLED_REPLY));
+        }
+    }
+    if cmd.spec.has(flag::DENYOOM) && !allow_oom {
+        let max = shared.memory.maxmemory();
+        if max > 0 && shared.memory.used_now() > max {
+            // A script's call that may grow memory, as Redis's scriptVerifyOOM.
+            return Reply::Error(commands::oom_error());
         }
     }
     commands::call(shared, session, cmd, &words, CallMode::Script)

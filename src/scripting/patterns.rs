@@ -66,7 +66,11 @@ fn run<R>(lua: &Lua, len: usize, f: impl FnOnce() -> mlua::Result<R>) -> mlua::R
     result.map_err(|e| match e {
         // The matcher's own errors (`malformed pattern`, `unfinished capture`)
         // name no line: the caller is this wrapper, not the script.
-        mlua::Error::RuntimeError(msg) if !msg.starts_with("user_script:") => {
+        mlua::Error::RuntimeError(msg)
+            if !msg
+                .strip_prefix(super::chunk_name(lua))
+                .is_some_and(|r| r.starts_with(':')) =>
+        {
             super::script_raise(lua, &msg)
         }
         other => other,

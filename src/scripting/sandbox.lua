@@ -18,9 +18,12 @@
 -- Redis's `pcall`) are C functions in `sandbox.rs`, and arrive as `base`.
 --
 -- Run once, with the real globals, after the libraries are installed, with
--- the tables `real_of` and `shown` (see below) and `base`. Returns the proxy of
--- the globals (what scripts run in) and the real globals (where KEYS and ARGV
--- are set for each run).
+-- the tables `real_of` and `shown` (see below), `base` and, for the functions'
+-- VM, `register` (redis.register_function). Returns the proxy of the globals
+-- (what scripts run in), the real globals (where KEYS and ARGV are set for
+-- each run) and, with `register`, what a library's code sees as its globals
+-- while it loads: only `redis.register_function`, `redis.log` and the log
+-- levels, any other name an error, as Redis's load-time API.
 
 local G = _G
 local type, select, error, tostring, tonumber = type, select, error, tostring, tonumber
@@ -32,7 +35,7 @@ local READONLY = 'Attempt to modify a readonly table'
 
 -- real_of: proxy -> the table it stands for; proxy_of: back.
 -- shown: a metatable of ours -> what `getmetatable` shows instead (false: nothing).
-local real_of, shown, base = ...
+local real_of, shown, base, register = ...
 local proxy_of = {}
 
 local function refuse()
@@ -166,4 +169,16 @@ local string_mt = raw_getmetatable('')
 raw_set(string_mt, '__index', G.string)
 shown[string_mt] = protect(string_mt)
 
-return scripts_g, G
+local library_api
+if register then
+  local lib_redis = { register_function = register, log = G.redis.log }
+  for _, level in raw_ipairs({ 'LOG_DEBUG', 'LOG_VERBOSE', 'LOG_NOTICE', 'LOG_WARNING' }) do
+    lib_redis[level] = G.redis[level]
+  end
+  raw_setmetatable(lib_redis, { __index = missing })
+  local lib_g = { redis = lib_redis }
+  raw_setmetatable(lib_g, { __index = missing })
+  library_api = protect(lib_g)
+end
+
+return scripts_g, G, library_api

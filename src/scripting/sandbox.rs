@@ -214,6 +214,13 @@ unsafe extern "C-unwind" fn redis_pcall(l: *mut ffi::lua_State) -> c_int {
         return 2;
     }
     if ffi::lua_pcall(l, args - 1, ffi::LUA_MULTRET, 0) == ffi::LUA_OK {
+        // The call may have returned as many values as the stack holds: room
+        // for the status first (Lua's checks abort a debug build otherwise).
+        if ffi::lua_checkstack(l, 1) == 0 {
+            ffi::lua_settop(l, 0);
+            ffi::lua_pushstring(l, c"stack overflow (pcall results)".as_ptr());
+            ffi::lua_error(l);
+        }
         ffi::lua_pushboolean(l, 1);
         ffi::lua_insert(l, 1);
         return ffi::lua_gettop(l);

@@ -19,6 +19,7 @@ use std::num::NonZeroU64;
 use smallvec::SmallVec;
 
 use super::{CompactBytes, Effects, WrongType};
+use crate::metrics::Histogram;
 use bytes::Bytes;
 
 /// Why LOCK.ACQUIRE was refused.
@@ -37,8 +38,9 @@ impl From<WrongType> for LockError {
     }
 }
 
-/// Counters for `INFO locks`.
-#[derive(Debug, Default)]
+/// Counters for `INFO locks` and the metrics endpoint: relaxed atomics,
+/// a few adds per lock operation and nothing more.
+#[derive(Debug)]
 pub struct LockStats {
     /// Grants, immediate or after waiting.
     pub acquisitions: AtomicU64,
@@ -52,6 +54,47 @@ pub struct LockStats {
     pub lease_expiries: AtomicU64,
     /// Holds released because the holder's connection closed (SESSION).
     pub session_releases: AtomicU64,
+    /// Leases extended (LOCK.EXTEND by a holder).
+    pub extends: AtomicU64,
+    /// LOCK.RELEASE calls refused: the caller did not hold the lock.
+    pub release_refused: AtomicU64,
+    /// How long each acquire waited (ms): 0 for an immediate grant, the
+    /// time queued for a grant after waiting or a wait that ran out.
+    pub wait_ms: Histogram,
+    /// How long each hold lasted (ms), from its grant to its release,
+    /// lease expiry, session release or deletion.
+    pub hold_ms: Histogram,
+}
+
+impl Default for LockStats {
+    fn default() -> Self {
+        LockStats {
+            acquisitions: AtomicU64::new(0),
+            acquired_immediately: AtomicU64::new(0),
+            acquired_after_wait: AtomicU64::new(0),
+            wait_timeouts: AtomicU64::new(0),
+            lease_expiries: AtomicU64::new(0),
+            session_releases: AtomicU64::new(0),
+            extends: AtomicU64::new(0),
+            release_refused: AtomicU64::new(0),
+            wait_ms: Histogram::new(crate::metrics::WAIT_BOUNDS_MS),
+            hold_ms: Histogram::new(crate::metrics::HOLD_BOUNDS_MS),
+        }
+    }
+}
+
+impl LockStats {
+    /// A hold with fencing token `token` ended at `now` (server clock ms):
+    /// its length goes into [`LockStats::hold_ms`]. The grant time is read
+    /// from the token, which is at least the grant's `ms << TOKEN_SHIFT`
+    /// ([`LockShared::next_token`]); a token issued ahead of the clock
+    /// (over 1024 grants in one ms, or raised past it at a restart) reads as
+    /// a later grant, so such a hold counts shorter, never longer.
+    #[inline]
+    pub fn hold_ended(&self, token: u64, now: u64) {
+        self.hold_ms
+            .observe_ms(now.saturating_sub(token >> TOKEN_SHIFT));
+    }
 }
 
 /// State shared by all locks of a server: the fencing-token sequence and counters.
@@ -277,6 +320,9 @@ pub(crate) struct Waiter {
     pub(crate) session: Option<u64>,
     pub(crate) delay_ms: u32,
     pub(crate) grant: Box<dyn Grant>,
+    /// When it joined the queue (server clock ms): its wait is measured
+    /// from here.
+    pub(crate) queued_at: u64,
 }
 
 /// A lock: its holders and the queue of waiters, as [`Lock`] stores it when it
@@ -324,8 +370,21 @@ pub struct LockInfo {
     pub holders: Vec<Holder>,
     /// Number of queued waiters.
     pub waiters: usize,
+    /// The waiters, first come first.
+    pub queue: Vec<Queued>,
     /// The end of the lock-delay the key is in (server clock ms), if any.
     pub delay_until: Option<u64>,
+}
+
+/// A waiter as LOCK.LIST and the status page show it.
+#[derive(Debug, Clone)]
+pub struct Queued {
+    /// The owner token it asked with.
+    pub owner: Bytes,
+    /// Whether it asked for a SHARED hold.
+    pub shared: bool,
+    /// When it joined the queue (server clock ms).
+    pub since: u64,
 }
 
 /// What LOCK.ACQUIRE asks for.
@@ -518,6 +577,10 @@ impl State {
                 .stats
                 .acquired_after_wait
                 .fetch_add(1, Ordering::Relaxed);
+            shared
+                .stats
+                .wait_ms
+                .observe_ms(now.saturating_sub(w.queued_at));
             self.holders.push(Holder {
                 owner: CompactBytes::from_slice(&w.owner),
                 token,
@@ -556,6 +619,9 @@ impl State {
                 .stats
                 .lease_expiries
                 .fetch_add(ended.len() as u64, Ordering::Relaxed);
+            for e in &ended {
+                shared.stats.hold_ended(e.token, now);
+            }
         }
         Effects {
             changed: !ended.is_empty() || !deadlines.is_empty() || delay_over,
@@ -621,6 +687,7 @@ impl State {
                 .stats
                 .acquired_immediately
                 .fetch_add(1, Ordering::Relaxed);
+            shared.stats.wait_ms.observe_ms(0);
             let granted = Effects {
                 changed: true,
                 deadlines: smallvec::smallvec![expires_at],
@@ -645,6 +712,7 @@ impl State {
             session: req.session,
             delay_ms: req.delay_ms,
             grant,
+            queued_at: now,
         });
         Ok((Acquired::Queued, waited))
     }
@@ -660,11 +728,14 @@ impl State {
         self.start_delay(until, now)
     }
 
-    /// LOCK.RELEASE: true if `owner` held the lock and no longer does.
-    pub fn release(&mut self, owner: &[u8]) -> bool {
-        let before = self.holders.len();
-        self.holders.retain(|h| h.owner.as_slice() != owner);
-        self.holders.len() < before
+    /// LOCK.RELEASE: the fencing token of `owner`'s hold, which it no
+    /// longer has; `None` if it did not hold the lock.
+    pub fn release(&mut self, owner: &[u8]) -> Option<u64> {
+        let at = self
+            .holders
+            .iter()
+            .position(|h| h.owner.as_slice() == owner)?;
+        Some(self.holders.remove(at).token)
     }
 
     /// LOCK.EXTEND: the new lease end of `owner`, `ttl_ms` from now; `None` if
@@ -803,6 +874,15 @@ impl State {
             limit: self.limit(),
             holders: self.holders.to_vec(),
             waiters: self.waiters().len(),
+            queue: self
+                .waiters()
+                .iter()
+                .map(|w| Queued {
+                    owner: w.owner.clone(),
+                    shared: w.shared,
+                    since: w.queued_at,
+                })
+                .collect(),
             delay_until: self.delay_until(),
         }
     }
@@ -1043,7 +1123,7 @@ impl Lock {
     }
 
     /// See [`State::release`].
-    pub fn release(&mut self, owner: &[u8]) -> bool {
+    pub fn release(&mut self, owner: &[u8]) -> Option<u64> {
         self.edit(|s| s.release(owner))
     }
 
@@ -1221,7 +1301,7 @@ mod tests {
             assert_eq!(lock.counts(), (1, 0));
             assert_eq!(lock.extend(owner.as_bytes(), 10, 100), Some(110));
             assert_eq!(lock.longest_lease(), Some(110));
-            assert!(lock.release(owner.as_bytes()));
+            assert!(lock.release(owner.as_bytes()).is_some());
             assert!(lock.is_empty() && is_simple(&lock));
         }
     }
@@ -1234,7 +1314,7 @@ mod tests {
         lock.acquire(req("b", true, None), 0, &shared).unwrap();
         assert!(!is_simple(&lock), "two holders");
         assert_eq!(lock.counts(), (2, 0));
-        assert!(lock.release(b"a"));
+        assert!(lock.release(b"a").is_some());
         assert!(is_simple(&lock), "one holder again");
         let (grant, mut rx) = test_grant();
         let mut waiting = req("w", false, None);

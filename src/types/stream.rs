@@ -1193,6 +1193,16 @@ impl Stream {
         self.nodes.back().map_or(StreamId::MIN, |n| n.last)
     }
 
+    /// The ID of the first entry stored, deleted ones included; the largest
+    /// ID with no node (Redis's `streamGetEdgeID` keeping tombstones: what an
+    /// approximate MINID trim is logged as).
+    pub fn first_stored(&self) -> StreamId {
+        self.nodes
+            .front()
+            .and_then(|n| n.raws().next())
+            .map_or(StreamId::MAX, |r| r.id)
+    }
+
     /// Puts a rebuilt node after the last one, counting its live entries; a
     /// node with none is dropped (a stream keeps no such node). `first_id`
     /// follows. The caller sets the bookkeeping fields.

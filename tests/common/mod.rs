@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod binary;
+pub mod persist;
 
 use std::time::Duration;
 
@@ -13,6 +14,16 @@ use tokio::net::TcpStream;
 /// Starts a server on a free port.
 pub async fn start() -> ServerHandle {
     Server::builder().start().await.expect("server starts")
+}
+
+/// A server whose scripts and functions turn busy after 100 ms.
+pub async fn start_with_short_busy_threshold() -> ServerHandle {
+    Server::builder()
+        .option("busy-reply-threshold", "100")
+        .unwrap()
+        .start()
+        .await
+        .expect("server starts")
 }
 
 /// A multiplexed async connection to `server`.

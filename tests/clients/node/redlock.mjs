@@ -136,6 +136,41 @@ async function checkUnixSocket(r, { sock }) {
   }
 }
 
+// An ACL user logging in with ioredis's username/password options and by URL;
+// NOPERM and WRONGPASS reach the caller with Redis's texts.
+async function checkAclUser(r, { port }) {
+  await r.call("ACL", "SETUSER", "app", "on", ">app-pw", "~app:*", "+@all", "-@dangerous");
+  // INFO, ioredis's ready check, is in @dangerous: no ready check.
+  const u = connect(port, { username: "app", password: "app-pw", enableReadyCheck: false });
+  const byUrl = new Redis(`redis://app:app-pw@127.0.0.1:${port}`,
+    { retryStrategy: null, maxRetriesPerRequest: 1, enableReadyCheck: false });
+  try {
+    assert.equal(await u.call("ACL", "WHOAMI"), "app");
+    assert.equal(await byUrl.call("ACL", "WHOAMI"), "app");
+    assert.equal(await u.set("app:k", "v"), "OK");
+    assert.equal(await u.get("app:k"), "v");
+    await assert.rejects(u.set("other", "v"), {
+      name: "ReplyError",
+      message: "NOPERM this user has no permissions to access one of the keys used as arguments",
+    });
+    await assert.rejects(u.flushall(), {
+      message: "NOPERM this user has no permissions to run the 'flushall' command",
+    });
+    const wrong = new Redis({ host: "127.0.0.1", port, username: "app", password: "nope",
+      retryStrategy: null, maxRetriesPerRequest: 0, lazyConnect: true });
+    // ioredis reports a refused login as the connection's error event.
+    const refused = new Promise((resolve) => wrong.on("error", (e) => resolve(e.message)));
+    wrong.connect().catch(() => {});
+    assert.match(await within(5_000, refused, "the login refusal"),
+      /WRONGPASS invalid username-password pair or user is disabled\./);
+    wrong.disconnect();
+  } finally {
+    u.disconnect();
+    byUrl.disconnect();
+    await r.call("ACL", "DELUSER", "app");
+  }
+}
+
 // ---------------------------------------------------------------- b. Redlock
 
 // The ResourceLockedError that made a single-server Redlock attempt fail.
@@ -350,7 +385,7 @@ async function main() {
   const started = Date.now();
   const addr = await startServer(binary);
   const r = connect(addr.port, { commandTimeout: 10_000 });
-  const checks = [checkBasics, checkUnixSocket, checkRedlock, checkContention, checkNativeLock];
+  const checks = [checkBasics, checkUnixSocket, checkAclUser, checkRedlock, checkContention, checkNativeLock];
   let passed = 0;
   let failed = 0;
   const skipped = [];
