@@ -2,7 +2,7 @@
 //! loopback and Unix-socket clients, `yes` for all, as in Redis 7): the
 //! subcommands Redis's own test suites use — SLEEP, SET-ACTIVE-EXPIRE,
 //! RELOAD [MERGE] [NOFLUSH] [NOSAVE], OBJECT, LISTPACK, QUICKLIST,
-//! STRINGMATCH-TEST, CHANGE-REPL-ID, LOG — and
+//! QUICKLIST-PACKED-THRESHOLD, STRINGMATCH-TEST, CHANGE-REPL-ID, LOG — and
 //! latchkey's clock control for tests in any language: ADVANCE-TIME <ms>
 //! moves the server clock forward (TTLs, leases, lock-delays and TIME follow,
 //! and whatever became due happens at once), PAUSE-TIME stops it, and
@@ -106,6 +106,7 @@ fn debug(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
         3 if is(sub, "object") => object(ctx, &args[2]),
         3 if is(sub, "listpack") => structure(ctx, &args[2], "listpack"),
         3 | 4 if is(sub, "quicklist") => structure(ctx, &args[2], "quicklist"),
+        3 if is(sub, "quicklist-packed-threshold") => packed_threshold(ctx, &args[2]),
         2 if is(sub, "stringmatch-test") => {
             stringmatch_test();
             Ok(Reply::Status(Bytes::from_static(
@@ -179,6 +180,37 @@ fn structure(ctx: &mut Ctx<'_>, key: &[u8], wanted: &str) -> CommandResult {
         };
         Ok(Reply::Status(Bytes::from_static(text)))
     })
+}
+
+/// The largest DEBUG QUICKLIST-PACKED-THRESHOLD (Redis's: 1 MB under 4 GB).
+const MAX_PACKED_THRESHOLD: u64 = (1 << 32) - (1 << 20);
+
+/// DEBUG QUICKLIST-PACKED-THRESHOLD <size>: list elements of at least `size`
+/// bytes get a plain node of their own once the list is a quicklist (Redis
+/// 7.4's rule; Redis's list tests set it to reach plain nodes with small
+/// values); 0 (or an empty size, as Redis reads it) restores the default,
+/// a limit that follows `list-max-listpack-size`.
+fn packed_threshold(ctx: &mut Ctx<'_>, size: &[u8]) -> CommandResult {
+    let size = std::str::from_utf8(size).ok().and_then(|s| {
+        if s.is_empty() {
+            Some(0)
+        } else {
+            crate::config::memory_value(s)
+        }
+    });
+    match size {
+        Some(n) if n <= MAX_PACKED_THRESHOLD => {
+            let n = usize::try_from(n).unwrap_or(usize::MAX);
+            ctx.shared
+                .encodings
+                .list_plain_at
+                .store(n, Ordering::Relaxed);
+            Ok(Reply::OK)
+        }
+        _ => Err(CommandError::err(
+            "argument must be a memory value bigger than 1 and smaller than 4gb",
+        )),
+    }
 }
 
 /// DEBUG STRINGMATCH-TEST: random patterns against random strings through
@@ -351,8 +383,9 @@ fn fault(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
 const MAX_FAULT_MS: i64 = 3_600_000;
 
 /// DEBUG RESET: what a test suite wants between tests, in one command —
-/// every database flushed, the script cache emptied, faults cleared, the
-/// slow log emptied, active expiry on, the clock running again (an advance
+/// every database flushed (locks with it), the script cache and the
+/// function libraries emptied, faults cleared, the slow log emptied, active
+/// expiry on, the plain-node threshold at its default, the clock running again (an advance
 /// is kept: server time never goes back, so fencing tokens and deadlines stay
 /// ordered).
 fn reset(ctx: &mut Ctx<'_>) -> CommandResult {
@@ -377,8 +410,17 @@ fn reset(ctx: &mut Ctx<'_>) -> CommandResult {
                 shard.clear(now);
             }
         }
+        shared.scripts.functions.flush();
+        shared.keyspace.note_function_change();
         if shared.keyspace.hook().is_logging() {
             crate::propagate::push(0, vec![Bytes::from_static(b"FLUSHALL")]);
+            crate::propagate::push(
+                0,
+                vec![
+                    Bytes::from_static(b"FUNCTION"),
+                    Bytes::from_static(b"FLUSH"),
+                ],
+            );
         }
         ctx.session.aof_offset = crate::persist::aof::end_unit(shared);
     }
@@ -387,6 +429,7 @@ fn reset(ctx: &mut Ctx<'_>) -> CommandResult {
     shared.slowlog.reset();
     shared.latency.reset(None);
     shared.active_expire.store(true, Ordering::Relaxed);
+    shared.encodings.list_plain_at.store(0, Ordering::Relaxed);
     shared.clock.resume();
     Ok(Reply::OK)
 }
@@ -418,12 +461,15 @@ fn help() -> Reply {
         "    Show low level info about the key and associated value.",
         "QUICKLIST <key> [<0|1>]",
         "    Show low level info about the quicklist encoding of <key>.",
+        "QUICKLIST-PACKED-THRESHOLD <size>",
+        "    Sets the threshold for elements to be inserted as plain vs packed nodes",
+        "    Setting to 0 restores the default, which follows list-max-listpack-size.",
         "PAUSE-TIME",
         "    Stop the server clock (only ADVANCE-TIME moves it).",
         "RELOAD [option ...]",
         "    Save the RDB on disk and reload it back to memory. Options: MERGE, NOFLUSH, NOSAVE.",
         "RESET",
-        "    Flush every database, the script cache, faults, the slow log and latency events; active expiry on; the clock running.",
+        "    Flush every database, the script cache, functions, faults, the slow log and latency events; active expiry on; the default plain-node threshold; the clock running.",
         "RESUME-TIME",
         "    Let the server clock run again from where it stands.",
         "SET-ACTIVE-EXPIRE <0|1>",

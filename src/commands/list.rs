@@ -14,7 +14,7 @@ use crate::error::CommandError;
 use crate::keyspace::{Shard, ShardSet, WrongType};
 use crate::notify;
 use crate::reply::Reply;
-use crate::types::list::{self, End, List};
+use crate::types::list::{self, End, Fill, List};
 
 const WRITE_FAST: &[&str] = &["@write", "@list", "@fast"];
 const WRITE_SLOW: &[&str] = &["@write", "@list", "@slow"];
@@ -102,9 +102,10 @@ pub static COMMANDS: &[CommandSpec] = &[
         .doc("list", "1.0.0", "Removes elements from both ends a list. Deletes the list if all elements were trimmed."),
 ];
 
-/// `list-max-listpack-size`, read once per command.
-fn fill(ctx: &Ctx<'_>) -> i64 {
-    ctx.shared.encodings.list_size()
+/// `list-max-listpack-size` and the plain-node threshold, read once per
+/// command.
+fn fill(ctx: &Ctx<'_>) -> Fill {
+    ctx.shared.encodings.list_fill()
 }
 
 /// LEFT or RIGHT (any case), else a syntax error.
@@ -205,7 +206,7 @@ fn pop_from<R>(
     key: &[u8],
     end: End,
     count: usize,
-    fill: i64,
+    fill: Fill,
     now: u64,
     log: bool,
     mut f: impl FnMut(&[u8]) -> R,
@@ -293,7 +294,7 @@ struct ListPop {
     end: End,
     count: usize,
     multi: bool,
-    fill: i64,
+    fill: Fill,
 }
 
 impl Serve for ListPop {
@@ -461,7 +462,7 @@ struct ListMove {
     from: End,
     to: End,
     dst: Bytes,
-    fill: i64,
+    fill: Fill,
 }
 
 impl Serve for ListMove {

@@ -592,7 +592,7 @@ fn finish(
         }
     } else {
         let mut result = List::default();
-        let fill = ctx.shared.encodings.list_size();
+        let fill = ctx.shared.encodings.list_fill();
         let values: Vec<Bytes> = out.into_iter().map(Option::unwrap_or_default).collect();
         result.push_all(End::Right, values.iter().map(|v| &v[..]), fill);
         shard.insert(store, Entry::persistent(Value::List(Box::new(result))), now);

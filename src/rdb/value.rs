@@ -362,7 +362,7 @@ fn read_quicklist(kind_byte: u8, inp: &mut Input<'_>, enc: &Encodings) -> Result
 
 fn list_of(items: &[Vec<u8>], enc: &Encodings) -> Value {
     let mut l = List::new();
-    l.push_all(End::Right, items.iter().map(Vec::as_slice), enc.list_size());
+    l.push_all(End::Right, items.iter().map(Vec::as_slice), enc.list_fill());
     Value::List(Box::new(l))
 }
 

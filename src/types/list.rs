@@ -65,12 +65,32 @@ fn exceeds(fill: i64, bytes: usize, count: usize) -> bool {
     }
 }
 
+/// A list's node limits: `list-max-listpack-size` and the test-only
+/// threshold for plain nodes (DEBUG QUICKLIST-PACKED-THRESHOLD).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Fill {
+    /// `list-max-listpack-size`: positive, a count of entries per node;
+    /// -1..-5, a node size of 4 KB..64 KB.
+    pub size: i64,
+    /// Elements of at least this many bytes get a plain node of their own;
+    /// 0 leaves it to `size` (Redis 7.4's `packed_threshold`).
+    pub plain_at: usize,
+}
+
+impl From<i64> for Fill {
+    fn from(size: i64) -> Fill {
+        Fill { size, plain_at: 0 }
+    }
+}
+
 /// Whether an element of `len` bytes gets a plain node of its own.
-fn is_large(len: usize, fill: i64) -> bool {
-    if fill >= 0 {
+fn is_large(len: usize, fill: Fill) -> bool {
+    if fill.plain_at != 0 {
+        len >= fill.plain_at
+    } else if fill.size >= 0 {
         len > SAFETY_LIMIT
     } else {
-        len > node_limit(fill).0
+        len > node_limit(fill.size).0
     }
 }
 
@@ -401,13 +421,13 @@ impl List {
     /// Before adding `added` elements of `bytes` raw bytes in all: a listpack
     /// that would go over one node's limit becomes a quicklist (its one node
     /// stays as it is).
-    fn grow_check(&mut self, fill: i64, added: usize, bytes: usize) {
+    fn grow_check(&mut self, fill: Fill, added: usize, bytes: usize) {
         if self.is_quicklist() {
             return;
         }
         let lp = self.nodes.front().map_or(LISTPACK_EMPTY, Node::lp_bytes);
         if exceeds(
-            fill,
+            fill.size,
             lp.saturating_add(bytes),
             self.len().saturating_add(added),
         ) {
@@ -417,7 +437,7 @@ impl List {
 
     /// After a removal: a quicklist of one packed node within half a node's
     /// limit becomes a listpack again.
-    fn shrink_check(&mut self, fill: i64) {
+    fn shrink_check(&mut self, fill: Fill) {
         if !self.is_quicklist() || self.nodes.len() > 1 {
             return;
         }
@@ -425,25 +445,25 @@ impl List {
             self.set_quicklist(false);
             return;
         };
-        let (size_limit, count_limit) = node_limit(fill);
+        let (size_limit, count_limit) = node_limit(fill.size);
         if !node.plain && node.lp_bytes() <= size_limit / 2 && node.count() <= count_limit / 2 {
             self.set_quicklist(false);
         }
     }
 
     /// Whether `node` can take one more element of `len` bytes.
-    fn allows_insert(node: &Node, fill: i64, len: usize) -> bool {
+    fn allows_insert(node: &Node, fill: Fill, len: usize) -> bool {
         !node.plain
             && !is_large(len, fill)
             && !exceeds(
-                fill,
+                fill.size,
                 node.lp_bytes() + len + SIZE_ESTIMATE_OVERHEAD,
                 node.count() + 1,
             )
     }
 
     /// Adds `value` at `end` (no conversion check: see [`List::push_all`]).
-    fn push_one(&mut self, end: End, value: &[u8], fill: i64) {
+    fn push_one(&mut self, end: End, value: &[u8], fill: Fill) {
         self.set_len(self.len() + 1);
         let quicklist = self.is_quicklist();
         let edge = match end {
@@ -458,13 +478,13 @@ impl List {
         }
         let large = quicklist && is_large(value.len(), fill);
         let mut node = Node::new();
-        if quicklist && !large && fill < 0 {
+        if quicklist && !large && fill.size < 0 {
             // A new node at the end of a quicklist is likely to fill up:
             // it starts at half its limit, so it grows once, not through
             // every power of two (each step leaves a freed buffer between
             // live ones for other allocations to split).
             node.buf
-                .reserve_exact(node_capacity(node_limit(fill).0 / 2 - CHUNK_HEADER));
+                .reserve_exact(node_capacity(node_limit(fill.size).0 / 2 - CHUNK_HEADER));
         }
         node.push(end, value);
         node.plain = large;
@@ -479,11 +499,12 @@ impl List {
 
     /// Adds `values` at `end` one after the other (LPUSH a b c leaves c at
     /// the head), under `list-max-listpack-size` = `fill`.
-    pub fn push_all<'a, I>(&mut self, end: End, values: I, fill: i64)
+    pub fn push_all<'a, I>(&mut self, end: End, values: I, fill: impl Into<Fill>)
     where
         I: IntoIterator<Item = &'a [u8]>,
         I::IntoIter: Clone,
     {
+        let fill = fill.into();
         let values = values.into_iter();
         let (n, bytes) = values.clone().fold((0usize, 0usize), |(n, b), v| {
             (n + 1, b.saturating_add(v.len()))
@@ -504,18 +525,26 @@ impl List {
     }
 
     /// Adds one `value` at `end`.
-    pub fn push(&mut self, end: End, value: &[u8], fill: i64) {
+    pub fn push(&mut self, end: End, value: &[u8], fill: impl Into<Fill>) {
+        let fill = fill.into();
         self.push_all(end, [value], fill);
     }
 
     /// Takes the element at `end`.
-    pub fn pop(&mut self, end: End, fill: i64) -> Option<Bytes> {
+    pub fn pop(&mut self, end: End, fill: impl Into<Fill>) -> Option<Bytes> {
+        let fill = fill.into();
         self.pop_with(end, fill, Bytes::copy_from_slice)
     }
 
     /// Takes the element at `end`, handing it to `f` before it goes (a reply
     /// built straight from the node, without an owned copy first).
-    pub fn pop_with<R>(&mut self, end: End, fill: i64, f: impl FnOnce(&[u8]) -> R) -> Option<R> {
+    pub fn pop_with<R>(
+        &mut self,
+        end: End,
+        fill: impl Into<Fill>,
+        f: impl FnOnce(&[u8]) -> R,
+    ) -> Option<R> {
+        let fill = fill.into();
         let node = match end {
             End::Left => self.nodes.front_mut(),
             End::Right => self.nodes.back_mut(),
@@ -577,7 +606,8 @@ impl List {
 
     /// Replaces the element at Redis index `index` (LSET); false when out of
     /// range.
-    pub fn set(&mut self, index: i64, value: &[u8], fill: i64) -> bool {
+    pub fn set(&mut self, index: i64, value: &[u8], fill: impl Into<Fill>) -> bool {
+        let fill = fill.into();
         let Some((n, i)) = self.position(index).and_then(|p| self.locate(p)) else {
             return false;
         };
@@ -591,7 +621,7 @@ impl List {
             || (!node.plain
                 && !is_large(value.len(), fill)
                 && !exceeds(
-                    fill,
+                    fill.size,
                     node.lp_bytes() - old_lp + listpack_entry_size(value),
                     node.count(),
                 ))
@@ -635,7 +665,7 @@ impl List {
     /// Inserts `value` so that it becomes element `index` (0..=len), with
     /// quicklist rules: into the node there if it has room, else a
     /// neighbouring node at its edge, else a node split in two.
-    fn insert_at_index(&mut self, index: usize, value: &[u8], fill: i64) {
+    fn insert_at_index(&mut self, index: usize, value: &[u8], fill: Fill) {
         if index == 0 {
             return self.push_one(End::Left, value, fill);
         }
@@ -687,7 +717,14 @@ impl List {
 
     /// Inserts `value` before (or `after`) the first element equal to
     /// `pivot` (LINSERT): the new length, or `None` when there is no pivot.
-    pub fn insert(&mut self, pivot: &[u8], value: &[u8], after: bool, fill: i64) -> Option<usize> {
+    pub fn insert(
+        &mut self,
+        pivot: &[u8],
+        value: &[u8],
+        after: bool,
+        fill: impl Into<Fill>,
+    ) -> Option<usize> {
+        let fill = fill.into();
         let at = self.iter().position(|e| e == pivot)?;
         self.grow_check(fill, 1, value.len());
         self.insert_at_index(at + usize::from(after), value, fill);
@@ -696,7 +733,8 @@ impl List {
 
     /// Removes elements equal to `value` (LREM): `count` > 0 the first
     /// `count` from the head, < 0 from the tail, 0 all. Returns how many.
-    pub fn remove(&mut self, value: &[u8], count: i64, fill: i64) -> usize {
+    pub fn remove(&mut self, value: &[u8], count: i64, fill: impl Into<Fill>) -> usize {
+        let fill = fill.into();
         let limit = if count == 0 {
             usize::MAX
         } else {
@@ -743,7 +781,8 @@ impl List {
 
     /// Keeps only the elements at Redis indexes `start..=stop` (LTRIM); an
     /// empty range empties the list.
-    pub fn trim(&mut self, start: i64, stop: i64, fill: i64) {
+    pub fn trim(&mut self, start: i64, stop: i64, fill: impl Into<Fill>) {
+        let fill = fill.into();
         let Some((first, last)) = index_range(start, stop, self.len()) else {
             self.nodes.clear();
             self.set_len(0);

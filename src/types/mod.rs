@@ -127,6 +127,9 @@ pub struct Encodings {
     /// `list-max-listpack-size` (alias `list-max-ziplist-size`): positive, a
     /// count of entries per node; -1..-5, a node size of 4 KB..64 KB.
     pub list_size: AtomicI64,
+    /// DEBUG QUICKLIST-PACKED-THRESHOLD: elements of at least this many bytes
+    /// get a plain node; 0, the default, leaves it to `list_size`.
+    pub list_plain_at: AtomicUsize,
     /// `list-compress-depth`.
     pub list_compress_depth: AtomicUsize,
     /// `stream-node-max-entries`.
@@ -146,6 +149,7 @@ impl Default for Encodings {
             zset_entries: AtomicUsize::new(0),
             zset_value: AtomicUsize::new(0),
             list_size: AtomicI64::new(0),
+            list_plain_at: AtomicUsize::new(0),
             list_compress_depth: AtomicUsize::new(0),
             stream_node_entries: AtomicUsize::new(0),
             stream_node_bytes: AtomicUsize::new(0),
@@ -205,6 +209,15 @@ impl Encodings {
     /// `list-max-listpack-size`.
     pub fn list_size(&self) -> i64 {
         self.list_size.load(Ordering::Relaxed)
+    }
+
+    /// A list's node limits: `list-max-listpack-size` and the plain-node
+    /// threshold.
+    pub fn list_fill(&self) -> list::Fill {
+        list::Fill {
+            size: self.list_size(),
+            plain_at: self.list_plain_at.load(Ordering::Relaxed),
+        }
     }
 
     /// Thresholds for sorted sets.

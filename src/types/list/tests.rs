@@ -154,7 +154,7 @@ fn lpos_ranks_counts_and_maxlen() {
 
 /// The node structure agrees with itself, and the encoding with Redis's rule
 /// for a listpack (it fits one node).
-fn check_shape(l: &List, fill: i64) {
+fn check_shape(l: &List, fill: Fill) {
     let total: usize = l.nodes.iter().map(Node::count).sum();
     assert_eq!(total, l.len());
     for node in &l.nodes {
@@ -164,6 +164,8 @@ fn check_shape(l: &List, fill: i64) {
         assert_eq!(lp, node.lp_bytes());
         assert!(node.buf.capacity() <= (node.buf.len() * 2).max(node_limit(-5).0));
         assert!(!node.plain || node.count == 1);
+        // A plain node holds an element too large for a packed one.
+        assert!(!node.plain || node.iter().all(|e| is_large(e.len(), fill)));
     }
     if !l.is_quicklist() {
         assert!(l.nodes.len() <= 1);
@@ -172,7 +174,7 @@ fn check_shape(l: &List, fill: i64) {
     }
 }
 
-fn check(l: &List, model: &VecDeque<Vec<u8>>, fill: i64) {
+fn check(l: &List, model: &VecDeque<Vec<u8>>, fill: Fill) {
     check_shape(l, fill);
     assert_eq!(l.len(), model.len());
     assert!(l.iter().eq(model.iter().map(Vec::as_slice)));
@@ -188,7 +190,8 @@ fn random_value(rng: &mut fastrand::Rng) -> Vec<u8> {
     }
 }
 
-fn model_run(seed: u64, fill: i64, steps: usize) -> (usize, usize) {
+fn model_run(seed: u64, fill: impl Into<Fill>, steps: usize) -> (usize, usize) {
+    let fill = fill.into();
     let mut rng = fastrand::Rng::with_seed(seed);
     let mut l = List::new();
     let mut model: VecDeque<Vec<u8>> = VecDeque::new();
@@ -330,6 +333,41 @@ fn a_list_behaves_as_a_deque_under_random_operations() {
             "fill {fill}: {listpack} {quicklist}"
         );
     }
+}
+
+/// DEBUG QUICKLIST-PACKED-THRESHOLD's override: with it low, most elements
+/// of a quicklist sit in plain nodes, and every operation still agrees with
+/// the model.
+#[test]
+fn a_low_plain_node_threshold_keeps_the_deque_right() {
+    for (seed, size, plain_at) in [(11, -2, 1), (12, 2, 5), (13, -1, 600), (14, 3, 1)] {
+        let (listpack, quicklist) = model_run(seed, Fill { size, plain_at }, 3000);
+        assert!(quicklist > 0, "{size} {plain_at}: {listpack} {quicklist}");
+    }
+}
+
+#[test]
+fn the_plain_node_threshold_decides_which_elements_stand_alone() {
+    let fill = Fill {
+        size: 2,
+        plain_at: 10,
+    };
+    let mut l = List::new();
+    for v in [&b"a"[..], b"b", b"c"] {
+        l.push(End::Right, v, fill);
+    }
+    assert!(l.is_quicklist());
+    l.push(End::Right, &[b'x'; 10], fill);
+    l.push(End::Right, &[b'y'; 9], fill);
+    let plain: Vec<(bool, usize)> = l.nodes().map(|(p, e)| (p, e.count())).collect();
+    assert_eq!(plain, vec![(false, 2), (false, 1), (true, 1), (false, 1)]);
+    // 0 leaves it to the fill: a 10-byte element is not large.
+    let mut l = List::new();
+    for v in [&b"a"[..], b"b", b"c"] {
+        l.push(End::Right, v, 2);
+    }
+    l.push(End::Right, &[b'x'; 10], 2);
+    assert!(l.nodes().all(|(p, _)| !p));
 }
 
 #[test]
