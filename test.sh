@@ -9,7 +9,8 @@
 # pottery and walrus (their hash, set, sorted-set and list classes; pottery's
 # list indexing, deque maxlen, Bloom filter and HyperLogLog), the RQ job queue
 # (2000 jobs by two worker processes; stop-job and shutdown over pub/sub),
-# ioredis with node-redlock and over TLS (pinned in tests/clients/), and fuzzes the script path,
+# ioredis with node-redlock and over TLS (pinned in tests/clients/), runs the Node
+# test package's own tests (node/, node --test), and fuzzes the script path,
 # the ACL rule parser, the request parser, the commands through the dispatcher, the
 # options (config file, CONFIG SET/GET) and RESTORE payloads and RDB files (fuzz/:
 # stable randomized tests, then 60 s of cargo-fuzz on nightly for the script and 30 s
@@ -55,6 +56,9 @@ fi
 npm ci --prefix tests/clients/node --cache target/npm-cache --no-audit --no-fund --loglevel=error
 node tests/clients/node/redlock.mjs target/debug/latchkey
 node tests/clients/node/tls.mjs target/debug/latchkey
+echo "== Node test package (node/): node --test"
+npm ci --prefix node --cache target/npm-cache --no-audit --no-fund --loglevel=error
+(export LATCHKEY_BIN="$PWD/target/debug/latchkey" && cd node && node --test)
 echo "== doc tests"
 cargo test --doc --all-features
 echo "== fuzzing: every fuzz target's check on random inputs (stable)"

@@ -863,8 +863,10 @@ fn execute_one(shared: &Shared, session: &mut Session, args: &[Bytes]) -> Reply 
         }
     };
     session.info.last_cmd.store(cmd.index, Ordering::Relaxed);
-    if let Some(action) = shared.faults.take(&cmd.full_name) {
-        if !cmd.spec.has(flag::PROTECTED) {
+    // DEBUG (the fault controls themselves) is exempt and does not count
+    // down a `*` rule: a test's next DEBUG call would spend it unseen.
+    if !cmd.spec.has(flag::PROTECTED) {
+        if let Some(action) = shared.faults.take(&cmd.full_name) {
             match action {
                 crate::faults::Action::Error(line) => {
                     session.flag_transaction_error();
