@@ -2,9 +2,11 @@
 # The one test command (README; .ci/run calls it). Installs redis-server and
 # redis-tools from Debian's packages if missing, checks that the recorded
 # compatibility cases still match a real redis-server, runs every Rust test, then
-# drives latchkey with real clients: redis-cli, redis-py (commands, TLS, pub/sub
-# and its client-side cache), Prometheus's parser on the metrics endpoint,
-# headless Chromium on the status page,
+# drives latchkey with real clients: redis-cli, redis-py (commands, TLS, pub/sub,
+# its client-side cache, and FUNCTION, MONITOR, CLIENT PAUSE against pipelines,
+# transactions and a subscriber, and SLOWLOG), Prometheus's parser on the metrics
+# endpoint and Prometheus itself scraping it (Debian's prometheus package, installed
+# if missing; its service is not started), headless Chromium on the status page,
 # python-redis-lock,
 # pottery and walrus (their hash, set, sorted-set and list classes; pottery's
 # list indexing, deque maxlen, Bloom filter and HyperLogLog), the RQ job queue
@@ -32,6 +34,19 @@ if ! command -v chromium >/dev/null; then
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq chromium >/dev/null
 fi
+# prometheus scrapes the metrics endpoint (tests/clients/metrics_prometheus.py runs
+# the binary itself).
+if ! command -v prometheus >/dev/null; then
+  sudo=""
+  [ "$(id -u)" = 0 ] || sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends prometheus >/dev/null
+  # Its Debian service is not wanted: on a host running systemd the package
+  # started it (listening on every address), so stop and disable it.
+  if [ -d /run/systemd/system ]; then
+    $sudo systemctl disable --now prometheus >/dev/null 2>&1 || true
+  fi
+fi
 echo "== redis-tests recordings against $(redis-server --version | cut -d' ' -f1-3)"
 python3 redis-tests/record.py --check
 echo "== cargo test"
@@ -45,7 +60,7 @@ if [ ! -x target/clients-venv/bin/python ]; then
   python3 -m venv target/clients-venv
 fi
 target/clients-venv/bin/pip install -q --disable-pip-version-check --no-cache-dir -r tests/clients/requirements.txt
-for check in redis_cli redis_py redis_py_tls redis_py_acl redis_py_pubsub redis_py_cache python_redis_lock native_lock pottery_types pottery_more walrus_types rq_jobs metrics_prom status_page; do
+for check in redis_cli redis_py redis_py_admin redis_py_tls redis_py_acl redis_py_pubsub redis_py_cache python_redis_lock native_lock pottery_types pottery_more walrus_types rq_jobs metrics_prom metrics_prometheus status_page; do
   target/clients-venv/bin/python "tests/clients/$check.py" target/debug/latchkey
 done
 if ! command -v npm >/dev/null; then

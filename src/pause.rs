@@ -1,6 +1,7 @@
 //! CLIENT PAUSE: while a pause is on, a client's command that it covers (every
 //! command for `ALL`; for `WRITE`, write commands and those that may
-//! propagate: EVAL, EVALSHA, PUBLISH, SPUBLISH, PFCOUNT, and EXEC of a
+//! propagate: EVAL, EVALSHA, PUBLISH, SPUBLISH, PFCOUNT, FCALL and FCALL_RO of
+//! a function without `no-writes` (and FCALL of none), and EXEC of a
 //! transaction holding one) is postponed, as Redis's `BLOCKED_POSTPONE`: the
 //! dispatcher leaves a [`crate::session::Wait::Postponed`] in the session and
 //! the connection waits, through its inbox, for [`ClientPause::unpause`] or
@@ -116,20 +117,21 @@ impl ClientPause {
     }
 }
 
-/// Whether a command named `name` (a table row's full name) with `flags` is
-/// postponed by a pause of `mode`. `exec_writes`: for EXEC, whether its
-/// queued commands include one a WRITE pause postpones.
-pub fn postpones(mode: u8, name: &str, flags: u32, exec_writes: bool) -> bool {
+/// Whether a pause of `mode` postpones a command; `writes`: whether a WRITE
+/// pause does (the command may replicate, see [`may_replicate`], or it is
+/// EXEC of a transaction holding such a command).
+pub fn postpones(mode: u8, writes: bool) -> bool {
     match mode {
         OFF => false,
         ALL => true,
-        _ => may_replicate(name, flags) || (name == "exec" && exec_writes),
+        _ => writes,
     }
 }
 
 /// Redis's `CMD_WRITE | CMD_MAY_REPLICATE`: a write command, or one that
 /// may add to the replication stream (scripts that may write, PUBLISH,
-/// PFCOUNT, which may rewrite its cached count).
+/// PFCOUNT, which may rewrite its cached count). FCALL and FCALL_RO depend
+/// on the function they call (`commands::function::call_may_write`).
 pub fn may_replicate(name: &str, flags: u32) -> bool {
     flags & crate::commands::flag::WRITE != 0
         || matches!(
@@ -183,15 +185,15 @@ mod tests {
     #[test]
     fn write_mode_postpones_writes_and_commands_that_may_replicate() {
         use crate::commands::flag;
-        assert!(postpones(WRITE, "set", flag::WRITE, false));
-        assert!(postpones(WRITE, "eval", 0, false));
-        assert!(postpones(WRITE, "publish", 0, false));
-        assert!(postpones(WRITE, "pfcount", flag::READONLY, false));
-        assert!(!postpones(WRITE, "eval_ro", 0, false));
-        assert!(!postpones(WRITE, "get", flag::READONLY, false));
-        assert!(!postpones(WRITE, "exec", 0, false));
-        assert!(postpones(WRITE, "exec", 0, true));
-        assert!(postpones(ALL, "ping", 0, false));
-        assert!(!postpones(OFF, "set", flag::WRITE, false));
+        assert!(may_replicate("set", flag::WRITE));
+        assert!(may_replicate("eval", 0));
+        assert!(may_replicate("publish", 0));
+        assert!(may_replicate("pfcount", flag::READONLY));
+        assert!(!may_replicate("eval_ro", 0));
+        assert!(!may_replicate("get", flag::READONLY));
+        assert!(postpones(WRITE, true));
+        assert!(!postpones(WRITE, false));
+        assert!(postpones(ALL, false));
+        assert!(!postpones(OFF, true));
     }
 }

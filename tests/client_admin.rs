@@ -108,6 +108,67 @@ async fn a_transaction_waits_at_exec_only_if_it_writes() {
     expect_reply(&mut r, "+QUEUED\r\n").await;
 }
 
+/// A library with `w`, which may write, and `r`, flagged `no-writes`.
+const KV_LIBRARY: &str = "#!lua name=kv
+redis.register_function('w', function(keys, args) return redis.call('SET', keys[1], args[1]) end)
+redis.register_function{function_name='r', callback=function(keys) return redis.call('GET', keys[1]) end, flags={'no-writes'}}";
+
+#[tokio::test]
+async fn a_write_pause_postpones_fcall_of_a_function_that_may_write() {
+    let server = start().await;
+    let mut con = connect(&server).await;
+    cmd(&mut con, &["FUNCTION", "LOAD", KV_LIBRARY])
+        .await
+        .unwrap();
+    let mut t = open(&server).await;
+    send(&mut t, &["MULTI", "FCALL w 1 k x"]).await;
+    expect_reply(&mut t, "+OK\r\n+QUEUED\r\n").await;
+    cmd(&mut con, &["CLIENT", "PAUSE", "100000", "WRITE"])
+        .await
+        .unwrap();
+    // As redis-server 7.0 (fcallGetCommandFlags): a call of a function that
+    // may write is a write, FCALL_RO's too (refused only when it runs), and
+    // FCALL of no function keeps FCALL's may-replicate; so is EXEC of such a
+    // call.
+    let mut w = block_raw(&server, &mut con, "FCALL w 1 k v\r\n", 1).await;
+    let mut w_ro = block_raw(&server, &mut con, "FCALL_RO w 1 k v\r\n", 2).await;
+    let mut missing = block_raw(&server, &mut con, "FCALL nope 0\r\n", 3).await;
+    send(&mut t, &["EXEC"]).await;
+    until_blocked(&mut con, 4).await;
+    // A `no-writes` function runs, by FCALL or FCALL_RO, alone or in a
+    // transaction; FCALL_RO of no function answers at once.
+    let mut r = open(&server).await;
+    send(
+        &mut r,
+        &[
+            "FCALL r 1 k",
+            "FCALL_RO r 1 k",
+            "FCALL_RO nope 0",
+            "MULTI",
+            "FCALL r 1 k",
+            "EXEC",
+        ],
+    )
+    .await;
+    expect_reply(
+        &mut r,
+        "$-1\r\n$-1\r\n-ERR Function not found\r\n+OK\r\n+QUEUED\r\n*1\r\n$-1\r\n",
+    )
+    .await;
+    silent(&mut w).await;
+    cmd(&mut con, &["CLIENT", "UNPAUSE"]).await.unwrap();
+    expect_reply(&mut w, "+OK\r\n").await;
+    expect_reply(
+        &mut w_ro,
+        "-ERR Can not execute a script with write flag using *_ro command.\r\n",
+    )
+    .await;
+    expect_reply(&mut missing, "-ERR Function not found\r\n").await;
+    expect_reply(&mut t, "*1\r\n+OK\r\n").await;
+    let v: String = redis::AsyncCommands::get(&mut con, "k").await.unwrap();
+    assert_eq!(v, "x");
+}
+
 #[tokio::test]
 async fn a_pause_can_be_extended_and_a_postponed_client_can_leave() {
     let server = start().await;
@@ -400,6 +461,34 @@ async fn monitor_shows_commands_as_redis_writes_them() {
     expect_reply(&mut m, "+RESET\r\n").await;
     send(&mut c, &["PING"]).await;
     silent(&mut m).await;
+}
+
+#[tokio::test]
+async fn a_monitor_may_fcall_only_a_no_writes_function() {
+    let server = start().await;
+    let mut con = connect(&server).await;
+    cmd(&mut con, &["FUNCTION", "LOAD", KV_LIBRARY])
+        .await
+        .unwrap();
+    let mut m = open(&server).await;
+    send(&mut m, &["MONITOR"]).await;
+    expect_reply(&mut m, "+OK\r\n").await;
+    // As redis-server 7.0: FCALL of a `no-writes` function has neither the
+    // write, readonly nor may-replicate flag; the others are refused.
+    let refused = "-ERR Replica can't interact with the keyspace\r\n";
+    for call in [
+        "FCALL w 1 k v",
+        "FCALL_RO r 1 k",
+        "FCALL nope 0",
+        "FCALL_RO nope 0",
+    ] {
+        send(&mut m, &[call]).await;
+        expect_reply(&mut m, refused).await;
+    }
+    send(&mut m, &["FCALL r 1 k"]).await;
+    let got = String::from_utf8_lossy(&read_until(&mut m, 80).await).into_owned();
+    assert!(got.contains("$-1\r\n"), "{got}");
+    assert!(got.contains(r#" "FCALL" "r" "1" "k""#), "{got}");
 }
 
 #[tokio::test]

@@ -45,6 +45,7 @@ case_files!(
     module,
     swapdb,
     client_pause,
+    function_flags,
     client_unblock,
     debug,
     memory,

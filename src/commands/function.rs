@@ -9,7 +9,7 @@ use super::scripting::{keys_and_args_with, run, script_keys, Script, EVAL_FLAGS}
 use super::{container, flag, is, CommandResult, CommandSpec, Ctx, KeySpec};
 use crate::error::CommandError;
 use crate::reply::Reply;
-use crate::scripting::functions::{RestorePolicy, FLAG_NAMES};
+use crate::scripting::functions::{RestorePolicy, FLAG_NAMES, NO_WRITES};
 
 const ADMIN_TIPS: &[&str] = &["request_policy:all_shards", "response_policy:all_succeeded"];
 
@@ -125,6 +125,31 @@ fn fcall_generic(ctx: &mut Ctx<'_>, args: &[Bytes], ro: bool) -> CommandResult {
     }
     keys_and_args_with(args, || CommandError::err("Bad number of keys provided"))?;
     run(ctx, args, Script::Function, ro)
+}
+
+/// For FCALL and FCALL_RO (`name`), whether the call counts as a write
+/// command, as Redis's `fcallGetCommandFlags` makes it: a function that may
+/// write does (FCALL_RO's too: it is refused only when it runs), a
+/// `no-writes` one does not, and with no such function the command's own
+/// flags stand (FCALL may replicate, FCALL_RO only reads). `None` for any
+/// other command. CLIENT PAUSE WRITE postpones the calls that write.
+pub fn call_may_write(shared: &crate::server::Shared, name: &str, args: &[Bytes]) -> Option<bool> {
+    let ro = match name {
+        "fcall" => false,
+        "fcall_ro" => true,
+        _ => return None,
+    };
+    let function = args.get(1)?;
+    let flags = shared.scripts.functions.with_libraries(|libs| {
+        libs.iter()
+            .flat_map(|l| l.functions.iter())
+            .find(|f| f.name.as_bytes().eq_ignore_ascii_case(function))
+            .map(|f| f.flags)
+    });
+    Some(match flags {
+        Some(flags) => flags & NO_WRITES == 0,
+        None => !ro,
+    })
 }
 
 fn fcall(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {

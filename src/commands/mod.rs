@@ -955,7 +955,7 @@ fn execute_one(shared: &Shared, session: &mut Session, args: &[Bytes]) -> Reply 
         session.flag_transaction_error();
         return Reply::Error(oom_error());
     }
-    if let Some(e) = monitor::refuses(session, cmd) {
+    if let Some(e) = monitor::refuses(shared, session, cmd, args) {
         cmd.stats.rejected_calls.fetch_add(1, Ordering::Relaxed);
         session.flag_transaction_error();
         return Reply::Error(e);
@@ -963,7 +963,7 @@ fn execute_one(shared: &Shared, session: &mut Session, args: &[Bytes]) -> Reply 
     // CLIENT PAUSE: after every refusal, before queueing (as Redis's
     // processCommand); one relaxed load while no pause is on.
     let (pause, end) = shared.pause.current(session.now_ms);
-    if pause != crate::pause::OFF && postponed(shared, session, cmd, pause) {
+    if pause != crate::pause::OFF && postponed(shared, session, cmd, args, pause) {
         let wait = shared.pause.postpone(session.inbox.outbox());
         session.info.postponed.store(true, Ordering::Relaxed);
         session.blocked = Some(crate::session::Blocked {
@@ -1047,23 +1047,37 @@ fn execute_one(shared: &Shared, session: &mut Session, args: &[Bytes]) -> Reply 
     }
 }
 
-/// Whether a pause of `mode` postpones `cmd` from this client: a client
-/// that cannot block (the AOF loader) never waits.
-fn postponed(shared: &Shared, session: &Session, cmd: &Command, mode: u8) -> bool {
+/// Whether a pause of `mode` postpones `cmd` (with `args`) from this client: a
+/// client that cannot block (the AOF loader) never waits.
+fn postponed(shared: &Shared, session: &Session, cmd: &Command, args: &[Bytes], mode: u8) -> bool {
     if session.replaying {
         return false;
     }
-    let exec_writes = cmd.spec.name == "exec"
-        && session.multi.as_ref().is_some_and(|m| {
+    if mode != crate::pause::WRITE {
+        return crate::pause::postpones(mode, false);
+    }
+    let writes = if cmd.spec.name == "exec" {
+        session.multi.as_ref().is_some_and(|m| {
             m.queue.iter().any(|q| {
                 shared
                     .commands
                     .all()
                     .get(q.command)
-                    .is_some_and(|c| crate::pause::may_replicate(c.spec.name, c.spec.flags))
+                    .is_some_and(|c| may_replicate(shared, c, &q.args))
             })
-        });
-    crate::pause::postpones(mode, cmd.spec.name, cmd.spec.flags, exec_writes)
+        })
+    } else {
+        may_replicate(shared, cmd, args)
+    };
+    crate::pause::postpones(mode, writes)
+}
+
+/// Redis's `CMD_WRITE | CMD_MAY_REPLICATE` of `cmd` with `args`, as its
+/// `getCommandFlags` has them: for FCALL and FCALL_RO, the called function's
+/// flags decide ([`function::call_may_write`]).
+pub(crate) fn may_replicate(shared: &Shared, cmd: &Command, args: &[Bytes]) -> bool {
+    function::call_may_write(shared, cmd.spec.name, args)
+        .unwrap_or_else(|| crate::pause::may_replicate(cmd.spec.name, cmd.spec.flags))
 }
 
 /// Whether `cmd` is refused while over `maxmemory`: it may grow memory

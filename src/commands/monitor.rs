@@ -108,12 +108,21 @@ pub fn leave(shared: &Shared, session: &Session) {
 }
 
 /// A monitoring client may not run commands on the keyspace (Redis treats
-/// it as a replica): `ERR Replica can't interact with the keyspace`.
-pub fn refuses(session: &Session, cmd: &super::Command) -> Option<CommandError> {
-    let keyspace = cmd.spec.has(flag::WRITE | flag::READONLY)
-        || crate::pause::may_replicate(cmd.spec.name, cmd.spec.flags);
-    (keyspace && session.info.monitor.load(Ordering::Relaxed))
-        .then(|| CommandError::err("Replica can't interact with the keyspace"))
+/// it as a replica): `ERR Replica can't interact with the keyspace`. FCALL of
+/// a `no-writes` function is let through, as Redis's flags for it have
+/// neither `write`, `readonly` nor `may_replicate`.
+pub fn refuses(
+    shared: &Shared,
+    session: &Session,
+    cmd: &super::Command,
+    args: &[Bytes],
+) -> Option<CommandError> {
+    if !session.info.monitor.load(Ordering::Relaxed) {
+        return None;
+    }
+    let keyspace =
+        cmd.spec.has(flag::WRITE | flag::READONLY) || super::may_replicate(shared, cmd, args);
+    keyspace.then(|| CommandError::err("Replica can't interact with the keyspace"))
 }
 
 /// Shows `args`, run by `session` (`script`: from a script) in database
