@@ -121,6 +121,11 @@ fn init_logging(config: &Config) {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_target(false)
+        // A log line that cannot be written (stdout closed: the parent went
+        // away) is dropped. Reporting it would go through eprintln!, which
+        // panics when stderr is closed too, and the panic would take down
+        // whichever task logged (the one that handles SIGTERM among them).
+        .log_internal_errors(false)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()));
     if config.logfile.is_empty() {
         builder.init();

@@ -113,6 +113,54 @@ fn port_zero_with_unixsocket_serves_only_the_socket_and_stops_on_sigterm() {
     assert!(status.success(), "{status:?}");
 }
 
+/// A server whose parent went away (its stdout and stderr pipes closed, as
+/// when a wrapper is killed) still stops on SIGTERM: a log line it cannot
+/// write is dropped, not a panic in the task that handles the signal.
+#[test]
+fn sigterm_stops_a_server_whose_output_pipes_are_closed() {
+    let sock = sock_path("orphan");
+    let mut child = Spawned(
+        Command::new(BIN)
+            .args(["--port", "0", "--save", "", "--unixsocket"])
+            .arg(&sock)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let stdout = child.stdout.take().unwrap();
+    let mut lines = BufReader::new(stdout).lines();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        match lines.next() {
+            Some(Ok(line)) if line.contains("Ready to accept connections") => break,
+            Some(Ok(_)) => {}
+            _ => panic!("no readiness line"),
+        }
+    }
+    drop(lines);
+    drop(child.stderr.take());
+    let pid = child.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            assert!(status.success(), "{status:?}");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "still running 10 s after SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = std::fs::remove_file(&sock);
+}
+
 #[test]
 fn config_from_stdin_is_applied() {
     let sock = sock_path("stdin");
