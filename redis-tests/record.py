@@ -4,11 +4,13 @@
     python3 redis-tests/record.py [--check] [--port N] [FILE ...]
 
 Without --port it starts its own redis-server on a free loopback port (and stops
-it at exit). Each file runs on one fresh connection after FLUSHALL; every `>`
-command's reply is rendered as redis-tests/FORMAT.md describes and written back
-under the command. `>?` commands run but record nothing. With --check nothing is
-written: it exits 1 and prints the differences if the recorded replies no longer
-match what this redis-server answers. Standard library only.
+it at exit). Each file runs on one fresh connection after FLUSHALL and the
+other resets that make the server look fresh (SCRIPT FLUSH, FUNCTION FLUSH,
+SLOWLOG RESET, LATENCY RESET, CONFIG RESETSTAT); every `>` command's reply is
+rendered as redis-tests/FORMAT.md describes and written back under the command.
+`>?` commands run but record nothing. With --check nothing is written: it exits
+1 and prints the differences if the recorded replies no longer match what this
+redis-server answers. Standard library only.
 
 command_info.txt is not written by hand: its commands are `COMMAND INFO <name>`
 for every command the server lists (RESP3), each container's subcommands sorted
@@ -218,8 +220,15 @@ def record_file(path, port):
         items = parse_case_file(f.read())
     sock = socket.create_connection(("127.0.0.1", port))
     reader = Reader(sock)
-    sock.sendall(encode([b"FLUSHALL"]))
-    reader.reply()
+    # As close to a fresh server as one shared server gets (latchkey replays
+    # each file on a new server): no keys, scripts or libraries, no slow-log
+    # or latency events, and no per-command statistics, whose latency
+    # histograms would otherwise add up over the files (4 MB after them all,
+    # enough to change MEMORY DOCTOR's verdict on an "empty" instance).
+    for reset in ([b"FLUSHALL"], [b"SCRIPT", b"FLUSH"], [b"FUNCTION", b"FLUSH"],
+                  [b"SLOWLOG", b"RESET"], [b"LATENCY", b"RESET"], [b"CONFIG", b"RESETSTAT"]):
+        sock.sendall(encode(reset))
+        reader.reply()
     out = []
     for item in items:
         if item[0] == "keep":
