@@ -1,5 +1,33 @@
 //! Running latchkey inside a program or a test: [`Server::builder`], the
-//! [`ServerHandle`] it returns, time control and direct inspection.
+//! [`ServerHandle`] it returns, time control, fault injection, a reset
+//! between tests and direct inspection — the same mechanisms a test in
+//! another language reaches with `DEBUG ADVANCE-TIME`, `DEBUG FAULT` and
+//! `DEBUG RESET` (the Python and Node packages wrap those).
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> std::io::Result<()> {
+//! use std::time::Duration;
+//! use latchkey::faults::Action;
+//!
+//! let server = latchkey::Server::builder().paused_time().start().await?;
+//! // Time: a lease runs out when the test says so.
+//! server.set("session", "abc", Some(Duration::from_secs(60)));
+//! server.advance_time(Duration::from_secs(61));
+//! assert_eq!(server.get("session"), None);
+//! // Faults: the next SET answers an error the client library must handle.
+//! server.faults().add(Some(b"set"), 1, Action::Error("READONLY injected".into()));
+//! // Reset: a clean server for the next test, connections kept.
+//! server.reset().map_err(std::io::Error::other)?;
+//! assert!(server.faults().list().is_empty());
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! With the `client` feature, [`crate::client::acquire`] gives a test the
+//! lock guard an application would use (fencing token, release on drop,
+//! watchdog, loss notice) against the embedded server's
+//! [`ServerHandle::url`].
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -346,6 +374,59 @@ impl ServerHandle {
     /// ```
     pub fn advance_time(&self, by: Duration) {
         self.shared.advance_time(by);
+    }
+
+    /// Fault injection, the rules `DEBUG FAULT` sets: the next commands of a
+    /// name (or any) answer an error, have their replies delayed, or close
+    /// their connection; new connections can be refused for a while.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// use latchkey::faults::Action;
+    /// use std::time::Duration;
+    /// let server = latchkey::Server::builder().start().await.unwrap();
+    /// // The next two GETs answer -LOADING: a client library sees its
+    /// // "loading" error and may retry.
+    /// server.faults().add(Some(b"get"), 2, Action::Error("LOADING injected".into()));
+    /// server.faults().add(None, 1, Action::Delay(Duration::from_millis(50)));
+    /// server.faults().refuse_for(Duration::from_millis(100));
+    /// assert_eq!(server.faults().list().len(), 2);
+    /// server.faults().clear(); // every rule gone, connections accepted again
+    /// # }
+    /// ```
+    pub fn faults(&self) -> &crate::faults::Faults {
+        &self.shared.faults
+    }
+
+    /// Closes every client connection, as `DEBUG FAULT DROP-CLIENTS` (a
+    /// client library's reconnect path).
+    pub fn drop_clients(&self) {
+        for c in self.shared.clients.iter() {
+            c.kill();
+        }
+    }
+
+    /// A test's isolation in one call, as `DEBUG RESET`: every database
+    /// flushed (locks with it), the script cache and function libraries
+    /// emptied, faults cleared, the slow log and latency events emptied,
+    /// active expiry on, the clock running again (an advance is kept: server
+    /// time never goes back, so fencing tokens stay ordered). Connections
+    /// stay open. Fails only while a script is busy (Redis's BUSY error).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let server = latchkey::Server::builder().paused_time().start().await.unwrap();
+    /// server.set("k", "v", None);
+    /// server.reset().unwrap();
+    /// assert_eq!(server.dbsize(0), 0);
+    /// # }
+    /// ```
+    pub fn reset(&self) -> Result<(), String> {
+        crate::commands::debug::reset_server(&self.shared)
+            .map(drop)
+            .map_err(|e| e.to_string())
     }
 
     /// Test hook: the active-expiry task panics on its next pass. The server logs

@@ -625,3 +625,38 @@ async fn quicklist_packed_threshold_keeps_every_list_answer() {
     drop(server);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The embedding API's faults, dropped clients and reset are DEBUG's: a
+/// client sees the injected error, loses its connection, and finds the
+/// server empty after a reset.
+#[tokio::test]
+async fn the_handle_injects_faults_drops_clients_and_resets() {
+    use latchkey::faults::Action;
+    let server = Server::builder().start().await.unwrap();
+    let mut con = connect(&server).await;
+    server
+        .faults()
+        .add(Some(b"get"), 1, Action::Error("LOADING injected".into()));
+    assert_eq!(err_line(&mut con, &["GET", "k"]).await, "LOADING injected");
+    assert_eq!(cmd(&mut con, &["GET", "k"]).await.unwrap(), Value::Nil);
+    cmd(&mut con, &["SET", "k", "v"]).await.unwrap();
+    cmd(&mut con, &["LOCK.ACQUIRE", "lk", "me", "100000"])
+        .await
+        .unwrap();
+    server.faults().add(None, 3, Action::Close);
+    server.reset().unwrap();
+    assert!(server.faults().list().is_empty(), "reset clears faults");
+    assert_eq!(server.dbsize(0), 0);
+    assert!(server.lock_info("lk").is_none(), "the lock went with its db");
+    // The connection survives a reset; then the handle drops it.
+    assert_eq!(cmd(&mut con, &["GET", "k"]).await.unwrap(), Value::Nil);
+    server.drop_clients();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        if cmd(&mut con, &["PING"]).await.is_err() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the connection stays open");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}

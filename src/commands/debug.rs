@@ -394,7 +394,13 @@ fn reset(ctx: &mut Ctx<'_>) -> CommandResult {
             "DEBUG RESET cannot run inside MULTI or a script",
         ));
     }
-    let shared = ctx.shared;
+    ctx.session.aof_offset = reset_server(ctx.shared)?;
+    Ok(Reply::OK)
+}
+
+/// What DEBUG RESET does, for [`crate::ServerHandle::reset`] too: the
+/// returned AOF offset is the one a client waits on (WAITAOF).
+pub fn reset_server(shared: &crate::server::Shared) -> Result<u64, CommandError> {
     let Some(_gate) = shared
         .gate
         .write_unless(|| shared.scripts.is_busy() || shared.is_stopping())
@@ -402,7 +408,7 @@ fn reset(ctx: &mut Ctx<'_>) -> CommandResult {
         return Err(shared.scripts.busy_error());
     };
     let now = shared.clock.now_ms();
-    {
+    let offset = {
         // A FLUSHALL for the AOF, as one unit.
         let _order = shared.aof.order();
         for db in shared.keyspace.dbs() {
@@ -422,8 +428,8 @@ fn reset(ctx: &mut Ctx<'_>) -> CommandResult {
                 ],
             );
         }
-        ctx.session.aof_offset = crate::persist::aof::end_unit(shared);
-    }
+        crate::persist::aof::end_unit(shared)
+    };
     shared.scripts.flush();
     shared.faults.clear();
     shared.slowlog.reset();
@@ -431,7 +437,7 @@ fn reset(ctx: &mut Ctx<'_>) -> CommandResult {
     shared.active_expire.store(true, Ordering::Relaxed);
     shared.encodings.list_plain_at.store(0, Ordering::Relaxed);
     shared.clock.resume();
-    Ok(Reply::OK)
+    Ok(offset)
 }
 
 fn help() -> Reply {
