@@ -647,7 +647,10 @@ async fn the_handle_injects_faults_drops_clients_and_resets() {
     server.reset().unwrap();
     assert!(server.faults().list().is_empty(), "reset clears faults");
     assert_eq!(server.dbsize(0), 0);
-    assert!(server.lock_info("lk").is_none(), "the lock went with its db");
+    assert!(
+        server.lock_info("lk").is_none(),
+        "the lock went with its db"
+    );
     // The connection survives a reset; then the handle drops it.
     assert_eq!(cmd(&mut con, &["GET", "k"]).await.unwrap(), Value::Nil);
     server.drop_clients();
@@ -659,4 +662,61 @@ async fn the_handle_injects_faults_drops_clients_and_resets() {
         assert!(Instant::now() < deadline, "the connection stays open");
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
+}
+
+/// Under `local`, a client that is not on loopback or the Unix socket gets
+/// DEBUG refused (a session built as the accept loop builds one for a
+/// remote peer: tests bind loopback only); `yes` lets it run. A user
+/// without the permission gets ACL's NOPERM, whatever the option says.
+#[test]
+fn debug_is_refused_to_remote_peers_under_local_and_to_users_without_it() {
+    use bytes::Bytes;
+    use latchkey::session::{ClientInfo, Session};
+    use std::sync::Arc;
+    let run = |allowed: &str, local: bool, user: Option<&str>| -> String {
+        let mut config = latchkey::config::Config::default();
+        config
+            .apply("enable-debug-command", &[allowed.to_string()])
+            .unwrap();
+        let shared = latchkey::server::Shared::new(config, Arc::new(latchkey::clock::Clock::new()));
+        let mut info = ClientInfo::new(1, "10.1.2.3:4000".into(), "10.1.2.4:6379".into(), -1, 0);
+        info.local = local;
+        let acl_user = match user {
+            Some(rules) => {
+                let words: Vec<Bytes> = ["ACL", "SETUSER", "u"]
+                    .iter()
+                    .map(|w| Bytes::from(w.to_string()))
+                    .chain(rules.split(' ').map(|w| Bytes::from(w.to_string())))
+                    .collect();
+                let mut admin = Session::new(
+                    Arc::new(ClientInfo::new(2, "a".into(), "b".into(), -1, 0)),
+                    shared.acl.default_user(),
+                    true,
+                );
+                latchkey::commands::execute(&shared, &mut admin, &words);
+                shared.acl.user(b"u").unwrap()
+            }
+            None => shared.acl.default_user(),
+        };
+        let mut session = Session::new(Arc::new(info), acl_user, true);
+        let reply = latchkey::commands::execute(
+            &shared,
+            &mut session,
+            &[
+                Bytes::from_static(b"DEBUG"),
+                Bytes::from_static(b"SLEEP"),
+                Bytes::from_static(b"0"),
+            ],
+        );
+        format!("{reply:?}")
+    };
+    let refused = run("local", false, None);
+    assert!(refused.contains("DEBUG command not allowed"), "{refused}");
+    assert!(
+        run("local", true, None).contains("OK"),
+        "loopback under local"
+    );
+    assert!(run("yes", false, None).contains("OK"), "anyone under yes");
+    let noperm = run("yes", true, Some("on nopass ~* +@all -debug"));
+    assert!(noperm.contains("NOPERM"), "{noperm}");
 }
