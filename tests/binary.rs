@@ -56,6 +56,15 @@ fn wait_ready(child: &mut Spawned) -> String {
     panic!("no readiness line; output:\n{seen}");
 }
 
+/// Sends SIGTERM to the server.
+fn sigterm(child: &Spawned) {
+    assert!(Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap()
+        .success());
+}
+
 fn unix_roundtrip(path: &std::path::Path, req: &[u8], want: usize) -> Vec<u8> {
     let mut s = UnixStream::connect(path).expect("unix socket accepts");
     s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
@@ -103,12 +112,7 @@ fn port_zero_with_unixsocket_serves_only_the_socket_and_stops_on_sigterm() {
     assert!(!out.contains("tcp"), "no TCP listener with --port 0: {out}");
     assert_eq!(unix_roundtrip(&sock, b"PING\r\n", 7), b"+PONG\r\n");
     // SIGTERM: graceful shutdown, exit status 0.
-    let pid = child.id().to_string();
-    assert!(Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .unwrap()
-        .success());
+    sigterm(&child);
     let status = child.wait().unwrap();
     assert!(status.success(), "{status:?}");
 }
@@ -140,12 +144,7 @@ fn sigterm_stops_a_server_whose_output_pipes_are_closed() {
     }
     drop(lines);
     drop(child.stderr.take());
-    let pid = child.id().to_string();
-    assert!(Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .unwrap()
-        .success());
+    sigterm(&child);
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         if let Some(status) = child.try_wait().unwrap() {

@@ -21,6 +21,22 @@ async fn start_with(allowed: &str) -> ServerHandle {
         .unwrap()
 }
 
+/// A server with DEBUG on and its files in a new temporary directory.
+async fn start_in_dir(name: &str) -> (ServerHandle, std::path::PathBuf) {
+    let dir = std::env::temp_dir().join(format!("latchkey-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let server = Server::builder()
+        .option("enable-debug-command", "yes")
+        .unwrap()
+        .dir(&dir)
+        .unwrap()
+        .start()
+        .await
+        .unwrap();
+    (server, dir)
+}
+
 fn int(v: Value) -> i64 {
     match v {
         Value::Int(n) => n,
@@ -148,17 +164,7 @@ async fn set_active_expire_0_leaves_keys_to_lookups() {
 
 #[tokio::test]
 async fn reload_saves_and_loads_back_and_object_describes_a_key() {
-    let dir = std::env::temp_dir().join(format!("latchkey-debug-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    let server = Server::builder()
-        .option("enable-debug-command", "yes")
-        .unwrap()
-        .dir(&dir)
-        .unwrap()
-        .start()
-        .await
-        .unwrap();
+    let (server, dir) = start_in_dir("debug").await;
     let mut con = connect(&server).await;
     cmd(&mut con, &["RPUSH", "l", "a", "b"]).await.unwrap();
     cmd(&mut con, &["SET", "s", "v", "EX", "100"])
@@ -426,17 +432,7 @@ async fn listpack_quicklist_and_stringmatch_test() {
 /// with enable-debug-command yes: record.py's server cannot enable DEBUG).
 #[tokio::test]
 async fn quicklist_packed_threshold_keeps_every_list_answer() {
-    let dir = std::env::temp_dir().join(format!("latchkey-plain-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    let server = Server::builder()
-        .option("enable-debug-command", "yes")
-        .unwrap()
-        .dir(&dir)
-        .unwrap()
-        .start()
-        .await
-        .unwrap();
+    let (server, dir) = start_in_dir("plain").await;
     let mut con = connect(&server).await;
     let ok = Value::Okay;
     let bulk = |s: &str| Value::BulkString(s.as_bytes().to_vec());
