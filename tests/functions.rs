@@ -380,3 +380,82 @@ fn over_maxmemory_only_allow_oom_and_no_writes_functions_run() {
     assert_eq!(run(&mut con, &["FCALL", "oom", "1", "a"]), Value::Okay);
     run(&mut con, &["CONFIG", "SET", "maxmemory", "0"]);
 }
+
+/// Each FCALL hands the function tables of its own, as Redis's
+/// `luaCreateArray` builds them: a library that keeps the KEYS and ARGV of
+/// earlier calls (in a local of its code, which the sandbox allows) finds them
+/// as they were, whatever ran since.
+#[tokio::test]
+async fn a_function_keeps_the_keys_and_args_of_its_earlier_calls() {
+    let server = latchkey::Server::builder().start().await.unwrap();
+    let mut con = connect(&server).await;
+    let lib = "#!lua name=keep\n\
+        local seen = {}\n\
+        redis.register_function('keep', function(keys, args)\n\
+          seen[#seen + 1] = {keys, args}\n\
+          keys[1] = 'changed'\n\
+          return #seen\n\
+        end)\n\
+        redis.register_function('seen', function(keys, args)\n\
+          local out = {}\n\
+          for i, s in ipairs(seen) do\n\
+            out[i] = table.concat(s[1], ',') .. '|' .. table.concat(s[2], ',')\n\
+          end\n\
+          out[#out + 1] = tostring(rawequal(seen[1][1], seen[2][1]))\n\
+          return out\n\
+        end)";
+    cmd(&mut con, &["FUNCTION", "LOAD", lib]).await.unwrap();
+    for call in [
+        &["FCALL", "keep", "2", "a", "b", "x"][..],
+        &["FCALL", "keep", "1", "c", "y", "z"][..],
+        &["FCALL", "keep", "0"][..],
+    ] {
+        cmd(&mut con, call).await.unwrap();
+    }
+    let got = cmd(&mut con, &["FCALL", "seen", "1", "q", "r"])
+        .await
+        .unwrap();
+    let want: Vec<Value> = ["changed,b|x", "changed|y,z", "changed|", "false"]
+        .iter()
+        .map(|s| Value::BulkString(s.as_bytes().to_vec()))
+        .collect();
+    assert_eq!(got, Value::Array(want));
+}
+
+/// `redis.call` names the script's line in its error, whether its arguments
+/// are all strings or not (numbers take another path), and `redis.pcall`
+/// hands back the error table either way.
+#[tokio::test]
+async fn redis_call_errors_name_the_line_for_string_and_number_arguments() {
+    let server = latchkey::Server::builder().start().await.unwrap();
+    let mut con = connect(&server).await;
+    let lib = "#!lua name=errs\n\
+        redis.register_function('words', function(keys)\n\
+          return redis.call('incrby', keys[1], 'x')\n\
+        end)\n\
+        redis.register_function('numbers', function(keys)\n\
+          redis.call('set', keys[1], 1)\n\
+          return redis.call('incrby', keys[1], 1.5)\n\
+        end)\n\
+        redis.register_function('caught', function(keys)\n\
+          local a = redis.pcall('incrby', keys[1], 'x')\n\
+          local b = redis.pcall('incrby', keys[1], 1.5)\n\
+          return {a['err'], b['err'], redis.call('get', keys[1]), redis.call('ping')['ok']}\n\
+        end)";
+    cmd(&mut con, &["FUNCTION", "LOAD", lib]).await.unwrap();
+    let not_int = "ERR value is not an integer or out of range";
+    assert_eq!(
+        err_line(&mut con, &["FCALL", "words", "1", "k"]).await,
+        format!("{not_int} script: words, on @user_function:3.")
+    );
+    assert_eq!(
+        err_line(&mut con, &["FCALL", "numbers", "1", "k"]).await,
+        format!("{not_int} script: numbers, on @user_function:7.")
+    );
+    let got = cmd(&mut con, &["FCALL", "caught", "1", "k"]).await.unwrap();
+    let want: Vec<Value> = [not_int, not_int, "1", "PONG"]
+        .iter()
+        .map(|s| Value::BulkString(s.as_bytes().to_vec()))
+        .collect();
+    assert_eq!(got, Value::Array(want));
+}

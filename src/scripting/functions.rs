@@ -59,8 +59,8 @@ impl std::error::Error for LoadFailed {}
 /// One registered function.
 pub struct FunctionInfo {
     /// Its name (functions are found whatever the case, as in Redis;
-    /// libraries by their exact name).
-    pub name: String,
+    /// libraries by their exact name). Shared: each FCALL takes a copy.
+    pub name: Arc<str>,
     /// The `description` it was registered with.
     pub description: Option<Bytes>,
     /// Bits of the flags ([`FLAG_NAMES`] order).
@@ -386,10 +386,7 @@ impl Functions {
         if flags & (ALLOW_OOM | NO_WRITES) == 0 && max > 0 && shared.memory.used_now() > max {
             return Err(crate::commands::oom_error());
         }
-        let function: Function = lua
-            .registry_value(&key)
-            .map_err(|e| CommandError::err(e.to_string()))?;
-        *self.watch().current.lock() = Some((name.clone(), args.to_vec()));
+        super::CallRef::lend(self.watch(), &name, args);
         let run = super::Run {
             vm: &self.vm,
             lua: &lua,
@@ -400,7 +397,7 @@ impl Functions {
         };
         shared
             .scripts
-            .run_in(run, shared, session, function, keys, argv)
+            .run_in(run, shared, session, &key, keys, argv)
     }
 
     /// The running function's name, FCALL and how long it has run, for
@@ -561,7 +558,7 @@ fn register_function(lua: &Lua, args: MultiValue) -> mlua::Result<()> {
         return Err(refuse(lua, "Function already exists in the library"));
     }
     loading.functions.push(FunctionInfo {
-        name,
+        name: name.into(),
         description: description.map(Bytes::from),
         flags,
         key,

@@ -8,8 +8,8 @@
 //! A script runs while its caller holds the execution gate exclusively, so no
 //! other command interleaves with it. `redis.call` and `redis.pcall` are created
 //! once with the VM; for each run the caller's server and session are handed to
-//! them through the VM's app data ([`Running`]), and they run commands through the
-//! same `commands::call` as every client command.
+//! them through the VM's [`CallSlot`] ([`Running`]), and they run commands through
+//! the same `commands::call` as every client command.
 //!
 //! # Runaway scripts
 //!
@@ -39,15 +39,17 @@ mod patterns;
 mod sandbox;
 mod struct_lib;
 
+use std::cell::Cell;
 use std::collections::HashMap;
+use std::ffi::{c_char, c_int};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use mlua::{
-    ffi, Either, Function, HookTriggers, Lua, LuaOptions, MultiValue, StdLib, Table, Value,
-    Variadic, VmState,
+    ffi, Function, HookTriggers, Lua, LuaOptions, MultiValue, StdLib, Table, Value, Variadic,
+    VmState,
 };
 use parking_lot::Mutex;
 
@@ -91,8 +93,32 @@ pub(crate) struct Watch {
     function: AtomicBool,
     /// A library's load must end by then (FUNCTION LOAD's 500 ms).
     load_deadline: Mutex<Option<quanta::Instant>>,
-    /// The running function's name and its FCALL, for FUNCTION STATS.
+    /// The running function's name and its FCALL, for FUNCTION STATS: copied
+    /// from `call` when the script turns busy, the only time another client
+    /// can ask (the run holds the gate until then), so a run that ends in
+    /// time copies nothing.
     current: Mutex<Option<(String, Vec<Bytes>)>>,
+    /// The running function's name and FCALL, borrowed from the run.
+    call: Mutex<Option<CallRef>>,
+}
+
+/// See [`Watch::call`]: pointers into the caller's frame of a run, set just
+/// before the run and cleared by its [`WatchGuard`], and read only by the
+/// hook, on the thread running it, during it.
+pub(crate) struct CallRef {
+    name: *const str,
+    args: *const [Bytes],
+}
+
+// SAFETY: only dereferenced on the thread running the script, during the run.
+unsafe impl Send for CallRef {}
+
+impl CallRef {
+    /// Lends a function run's name and FCALL to [`Watch::call`]; the run's
+    /// [`WatchGuard`] takes them back before they go.
+    pub(crate) fn lend(watch: &Watch, name: &str, args: &[Bytes]) {
+        *watch.call.lock() = Some(CallRef { name, args });
+    }
 }
 
 const CLEAN: u8 = 0;
@@ -152,6 +178,12 @@ impl Watch {
                 .lock()
                 .is_some_and(|s| s.elapsed() >= threshold)
             {
+                // Kept for FUNCTION STATS before other clients can ask.
+                if let Some(call) = self.call.lock().as_ref() {
+                    // SAFETY: see `CallRef`: this runs inside the run.
+                    let (name, args) = unsafe { (&*call.name, &*call.args) };
+                    *self.current.lock() = Some((name.to_string(), args.to_vec()));
+                }
                 tracing::warn!(
                     "Slow script detected: still in execution after {} milliseconds. \
                      You can try killing the script using the SCRIPT KILL command.",
@@ -198,6 +230,7 @@ impl Drop for WatchGuard<'_> {
         // meant for this script cannot land on the next one.
         let mut started = self.0.started.lock();
         *started = None;
+        *self.0.call.lock() = None;
         *self.0.current.lock() = None;
         self.0.busy.store(false, Ordering::Release);
         self.0.state.store(CLEAN, Ordering::Release);
@@ -229,6 +262,7 @@ impl std::error::Error for CallFailed {}
 /// `run` itself does not touch the session, so the callback's `&mut` is the only
 /// live reference. A command run by `redis.call` cannot start another script
 /// (EVAL is `noscript`), so there is no nesting.
+#[derive(Clone, Copy)]
 struct Running {
     shared: *const Shared,
     session: *mut Session,
@@ -242,25 +276,226 @@ struct Running {
 // SAFETY: only dereferenced on the thread running the script, inside `run`.
 unsafe impl Send for Running {}
 
-/// Removes [`Running`] from the VM when a run ends, however it ends.
-struct RunningGuard<'a>(&'a Lua);
+/// What `redis.call` and the VM's other callbacks share with the run: the
+/// running script's caller, and a `redis.call` reply on its way to Lua. One per
+/// VM, at a fixed address for the VM's life (the `redis.call` closures hold
+/// it; the mlua callbacks find it in the VM's app data, [`SlotRef`]).
+#[derive(Default)]
+pub(crate) struct CallSlot {
+    /// The run's caller; `None` between runs.
+    running: Cell<Option<Running>>,
+    /// A command's reply (or a panic) that [`call_entry`] hands to
+    /// [`finish_call`] to convert or raise.
+    pending: Cell<Option<Pending>>,
+}
+
+// SAFETY: only touched on the thread running a script of its VM, while it
+// runs (the VM's mutex admits one run at a time), and by its guard.
+unsafe impl Sync for CallSlot {}
+unsafe impl Send for CallSlot {}
+
+/// See [`CallSlot::pending`].
+enum Pending {
+    /// The reply of the command `redis.call` (`raise`) or `redis.pcall` ran.
+    Reply { reply: Reply, raise: bool },
+    /// The command panicked: [`finish_call`] resumes the panic inside an mlua
+    /// callback, which carries it out of the VM as any callback's panic.
+    Panic(Box<dyn std::any::Any + Send>),
+}
+
+/// The VM's [`CallSlot`] in its app data.
+struct SlotRef(Arc<CallSlot>);
+
+/// The [`CallSlot`] of the VM `lua`.
+fn slot_of(lua: &Lua) -> Option<Arc<CallSlot>> {
+    lua.app_data_ref::<SlotRef>().map(|s| s.0.clone())
+}
+
+/// The run's caller, if a script is running.
+fn running(lua: &Lua) -> Option<Running> {
+    lua.app_data_ref::<SlotRef>()
+        .and_then(|s| s.0.running.get())
+}
+
+/// Clears the run's caller from the [`CallSlot`] when a run ends, however it
+/// ends.
+struct RunningGuard<'a>(&'a CallSlot);
 
 impl Drop for RunningGuard<'_> {
     fn drop(&mut self) {
-        self.0.remove_app_data::<Running>();
+        self.0.running.set(None);
+        self.0.pending.set(None);
     }
 }
 
-/// Body of `redis.call` (`raise`) and `redis.pcall`.
-fn call_from_script(lua: &Lua, args: MultiValue, raise: bool) -> mlua::Result<Value> {
-    let (shared, session, read_only, allow_oom, resp3) = match lua.app_data_ref::<Running>() {
-        Some(r) => (r.shared, r.session, r.read_only, r.allow_oom, r.resp3),
-        None => return Err(mlua::Error::runtime("redis.call outside a script run")),
-    };
-    let at = lua
-        .inspect_stack(1, |d| d.current_line())
+/// `redis.call` (`RAISE`) and `redis.pcall` as scripts see them: a C closure
+/// over the VM's [`CallSlot`] (upvalue 1), [`call_from_script`] (2) and
+/// [`finish_call`] (3). Calls whose arguments are all strings (nearly all)
+/// run here with no mlua round trip: the words are read off the stack, the
+/// command runs, and a scalar reply is pushed straight back; any other reply
+/// (or an error to raise) goes through [`finish_call`]. Any other arguments go
+/// to [`call_from_script`] whole (the errors and number conversions).
+///
+/// An error raised by Lua or by the mlua functions called here unwinds through
+/// this frame: it holds nothing that needs dropping when it calls them (the
+/// command runs in [`CallSlot::run_call`], which has returned by then, and a
+/// reply is pushed from the slot, where it stays if a push fails).
+unsafe extern "C-unwind" fn call_entry<const RAISE: bool>(state: *mut ffi::lua_State) -> c_int {
+    // SAFETY: upvalue 1 is the VM's slot, which outlives its closures.
+    let slot = &*(ffi::lua_touserdata(state, ffi::lua_upvalueindex(1)) as *const CallSlot);
+    let n = ffi::lua_gettop(state);
+    let strings = n > 0 && (1..=n).all(|i| ffi::lua_type(state, i) == ffi::LUA_TSTRING);
+    let ran = strings
+        && match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            slot.run_call(state, n, RAISE)
+        })) {
+            Ok(ran) => ran,
+            Err(panic) => {
+                slot.pending.set(Some(Pending::Panic(panic)));
+                true
+            }
+        };
+    if !ran {
+        ffi::lua_pushvalue(state, ffi::lua_upvalueindex(2));
+        ffi::lua_insert(state, 1);
+        ffi::lua_call(state, n, 1);
+        return 1;
+    }
+    if !slot.push_scalar(state) {
+        ffi::lua_pushvalue(state, ffi::lua_upvalueindex(3));
+        ffi::lua_call(state, 0, 1);
+    }
+    1
+}
+
+impl CallSlot {
+    /// Runs the command whose words are the `n` strings on `state`'s stack
+    /// and keeps its reply in `pending`; false (nothing run) outside a run.
+    ///
+    /// # Safety
+    /// The `n` values at the bottom of `state`'s stack are strings; called by
+    /// [`call_entry`] while a script of this slot's VM runs.
+    unsafe fn run_call(&self, state: *mut ffi::lua_State, n: c_int, raise: bool) -> bool {
+        let Some(r) = self.running.get() else {
+            return false;
+        };
+        let mut words = Vec::with_capacity(n as usize);
+        for i in 1..=n {
+            let mut len = 0usize;
+            let p = ffi::lua_tolstring(state, i, &mut len);
+            if p.is_null() {
+                return false;
+            }
+            words.push(Bytes::copy_from_slice(std::slice::from_raw_parts(
+                p.cast::<u8>(),
+                len,
+            )));
+        }
+        // SAFETY: see `Running`.
+        let (shared, session) = (&*r.shared, &mut *r.session);
+        // As in `call_from_script`: the script's protocol, not its caller's.
+        let caller_resp3 = std::mem::replace(&mut session.resp3, r.resp3);
+        let reply = run_words(shared, session, words, r.read_only, r.allow_oom);
+        session.resp3 = caller_resp3;
+        self.pending.set(Some(Pending::Reply { reply, raise }));
+        true
+    }
+
+    /// Pushes the pending reply if it is a scalar Lua gets as a plain value
+    /// or an `{ok=}` table, as [`reply_to_lua`] converts it, and clears it;
+    /// false (left pending) for anything else.
+    ///
+    /// # Safety
+    /// `state` has 3 free stack slots (a C function's 20 do); a failed push
+    /// raises Lua's memory error, leaving the reply in the slot.
+    unsafe fn push_scalar(&self, state: *mut ffi::lua_State) -> bool {
+        let resp3 = self.running.get().is_some_and(|r| r.resp3);
+        let pending = self.pending.as_ptr();
+        let Some(Pending::Reply { reply, .. }) = &*pending else {
+            return false;
+        };
+        match reply {
+            Reply::Int(i) => ffi::lua_pushinteger(state, *i),
+            Reply::Bulk(b) => push_bytes(state, b),
+            Reply::Verbatim(b) if !resp3 => push_bytes(state, b),
+            Reply::Short(b) => push_bytes(state, b.as_slice()),
+            Reply::Nil | Reply::NilArray | Reply::Silent if resp3 => ffi::lua_pushnil(state),
+            Reply::Nil | Reply::NilArray | Reply::Silent => ffi::lua_pushboolean(state, 0),
+            Reply::Bool(b) if !resp3 => ffi::lua_pushinteger(state, i64::from(*b)),
+            Reply::Simple(s) => push_status(state, s.as_bytes()),
+            Reply::Status(s) => push_status(state, s),
+            _ => return false,
+        }
+        *pending = None;
+        true
+    }
+}
+
+/// Pushes a Lua string of `bytes`.
+///
+/// # Safety
+/// One free stack slot; may raise Lua's memory error.
+unsafe fn push_bytes(state: *mut ffi::lua_State, bytes: &[u8]) {
+    if bytes.is_empty() {
+        ffi::lua_pushlstring_(state, c"".as_ptr(), 0);
+    } else {
+        ffi::lua_pushlstring_(state, bytes.as_ptr().cast::<c_char>(), bytes.len());
+    }
+}
+
+/// Pushes `{ok = s}`, as [`status_table`] builds it.
+///
+/// # Safety
+/// Three free stack slots; may raise Lua's memory error.
+unsafe fn push_status(state: *mut ffi::lua_State, s: &[u8]) {
+    ffi::lua_createtable(state, 0, 0);
+    ffi::lua_pushlstring_(state, c"ok".as_ptr(), 2);
+    push_bytes(state, s);
+    ffi::lua_rawset(state, -3);
+}
+
+/// The rest of a `redis.call` [`call_entry`] ran: the pending reply as a Lua
+/// value, or, for `redis.call`, its error raised (with the line of the
+/// script's call, two levels up: this function, then `call_entry`).
+fn finish_call(lua: &Lua, _: ()) -> mlua::Result<Value> {
+    let slot = slot_of(lua).ok_or_else(|| mlua::Error::runtime("no call slot"))?;
+    let resp3 = slot.running.get().is_some_and(|r| r.resp3);
+    match slot.pending.take() {
+        Some(Pending::Panic(panic)) => std::panic::resume_unwind(panic),
+        Some(Pending::Reply {
+            reply: Reply::Error(e),
+            raise: true,
+        }) => Err(mlua::Error::external(CallFailed {
+            line: e.to_string(),
+            at: line_at(lua, 2),
+        })),
+        Some(Pending::Reply { reply, .. }) => reply_to_lua(lua, &reply, resp3),
+        None => Ok(Value::Nil),
+    }
+}
+
+/// The current line of the function `level` frames up, 0 if none.
+fn line_at(lua: &Lua, level: usize) -> usize {
+    lua.inspect_stack(level, |d| d.current_line())
         .flatten()
-        .unwrap_or(0);
+        .unwrap_or(0)
+}
+
+/// What [`call_entry`] hands its other calls to: the body of `redis.call`
+/// (`raise`) and `redis.pcall`. The script's call is two levels up (this
+/// function, then `call_entry`).
+fn call_from_script(lua: &Lua, args: MultiValue, raise: bool) -> mlua::Result<Value> {
+    let Some(Running {
+        shared,
+        session,
+        read_only,
+        allow_oom,
+        resp3,
+    }) = running(lua)
+    else {
+        return Err(mlua::Error::runtime("redis.call outside a script run"));
+    };
+    let at = line_at(lua, 2);
     // SAFETY: see `Running`.
     let (shared, session) = unsafe { (&*shared, &mut *session) };
     // A command inside a script speaks the script's protocol (`redis.setresp`),
@@ -291,8 +526,11 @@ fn set_resp(lua: &Lua, args: Variadic<Value>) -> mlua::Result<()> {
         3 => true,
         _ => return Err(script_raise_plain(lua, "RESP version must be 2 or 3.")),
     };
-    if let Some(mut r) = lua.app_data_mut::<Running>() {
-        r.resp3 = resp3;
+    if let Some(slot) = slot_of(lua) {
+        if let Some(mut r) = slot.running.get() {
+            r.resp3 = resp3;
+            slot.running.set(Some(r));
+        }
     }
     Ok(())
 }
@@ -532,6 +770,8 @@ const SANDBOX: &str = include_str!("sandbox.lua");
 /// has one; functions have their own (Redis 7 keeps libraries in a Lua state
 /// of their own), built by the same code.
 pub(crate) struct Vm {
+    /// What `redis.call` shares with the run.
+    slot: Arc<CallSlot>,
     pub(crate) lua: Mutex<Lua>,
     /// The real globals, behind the read-only proxy scripts see: KEYS and ARGV
     /// are set here for EVAL.
@@ -539,12 +779,11 @@ pub(crate) struct Vm {
     /// The metatable of the proxy scripts see as their globals: a library's
     /// load swaps its `__index` for the load-time API (functions only).
     shown_globals_mt: Table,
-    /// Lua's `xpcall`, which runs each script under [`error_info`].
-    xpcall: Function,
-    /// [`error_info`] as a Lua function.
-    on_error: Function,
-    /// `f(keys, args)` under `xpcall` with [`error_info`]: how a function runs.
-    call_with_args: Function,
+    /// Registry references of what a run pushes: [`error_info`] as a Lua
+    /// function, and the real globals.
+    run_refs: RunRefs,
+    /// [`run_entry`] as a Lua function.
+    runner: Function,
     /// What a library's code sees as its globals while it loads (functions
     /// only): `redis.register_function`, `redis.log` and the log levels.
     pub(crate) library_api: Option<Table>,
@@ -552,6 +791,12 @@ pub(crate) struct Vm {
     pub(crate) chunk: &'static str,
     /// The running script's clock and flags, shared by both VMs.
     pub(crate) watch: Arc<Watch>,
+}
+
+/// See [`Vm::run_refs`]. The keys hold their registry slots for the VM's life.
+struct RunRefs {
+    on_error: mlua::RegistryKey,
+    globals: mlua::RegistryKey,
 }
 
 /// The chunk name errors of a VM carry (`user_script`, `user_function`).
@@ -563,15 +808,6 @@ pub(crate) fn chunk_name(lua: &Lua) -> &'static str {
     lua.app_data_ref::<ChunkName>()
         .map_or("user_script", |c| c.0)
 }
-
-/// Runs a function with `(keys, args)` under xpcall; its frame is the
-/// sandbox's, so errors name the function's own line.
-const CALL_WITH_ARGS: &str = r#"
-local xpcall = ...
-return function(f, h, keys, args)
-  return xpcall(function() return f(keys, args) end, h)
-end
-"#;
 
 impl Vm {
     /// A fresh VM with the libraries Redis scripts may use and its sandbox;
@@ -601,9 +837,27 @@ impl Vm {
         redis.set("sha1hex", sha)?;
         redis.set("setresp", lua.create_function(set_resp)?)?;
         redis.set("acl_check_cmd", lua.create_function(acl_check_cmd)?)?;
+        let slot = Arc::new(CallSlot::default());
+        lua.set_app_data(SlotRef(slot.clone()));
+        let finish = lua.create_function(finish_call)?;
         for (name, raise) in [("call", true), ("pcall", false)] {
-            let f = lua
+            let whole = lua
                 .create_function(move |lua, args: MultiValue| call_from_script(lua, args, raise))?;
+            let entry: ffi::lua_CFunction = if raise {
+                call_entry::<true>
+            } else {
+                call_entry::<false>
+            };
+            let slot_ptr = Arc::as_ptr(&slot).cast_mut().cast::<std::ffi::c_void>();
+            // SAFETY: pushes the closure's three upvalues and makes it; the
+            // slot outlives the VM's closures (the VM and its app data hold it).
+            let f: Function = unsafe {
+                lua.exec_raw((whole, &finish), |state| {
+                    ffi::lua_pushlightuserdata(state, slot_ptr);
+                    ffi::lua_insert(state, 1);
+                    ffi::lua_pushcclosure(state, entry, 3);
+                })
+            }?;
             redis.set(name, f)?;
         }
         globals.set("redis", redis)?;
@@ -620,11 +874,6 @@ impl Vm {
             globals.raw_remove(name)?;
         }
         lua.load(PRELUDE).set_name("=prelude").exec()?;
-        let xpcall: Function = globals.get("xpcall")?;
-        let call_with_args: Function = lua
-            .load(CALL_WITH_ARGS)
-            .set_name(SANDBOX_NAME)
-            .call(xpcall.clone())?;
         let proxies = sandbox::Proxies {
             real_of: lua.create_table()?,
             shown: lua.create_table()?,
@@ -645,18 +894,53 @@ impl Vm {
         // read-only proxy as their globals.
         lua.set_globals(scripts_g)?;
         let on_error = lua.create_function(error_info)?;
+        let run_refs = RunRefs {
+            on_error: lua.create_registry_value(on_error)?,
+            globals: lua.create_registry_value(&real_g)?,
+        };
+        // SAFETY: `run_entry` keeps to the Lua API's rules (see there).
+        let runner = unsafe { lua.create_c_function(run_entry) }?;
         install_hook(&lua, watch, false)?;
         Ok(Vm {
+            runner,
+            slot,
             lua: Mutex::new(lua),
             globals: real_g,
             shown_globals_mt,
-            xpcall,
-            on_error,
-            call_with_args,
+            run_refs,
             library_api,
             chunk,
             watch: watch.clone(),
         })
+    }
+
+    /// Calls the function in the registry slot `function` (of this VM, locked:
+    /// `lua`) with [`error_info`] as its message handler, as Lua's `xpcall`
+    /// and Redis's `luaCallFunction` do: an EVAL script with KEYS and ARGV set
+    /// as globals, a function with them as its two arguments. Returns what
+    /// `xpcall` would: whether it ran, and its first value or the handler's.
+    /// The one round trip into the VM of a run: [`run_entry`] (a C function,
+    /// called through mlua's protected call, which allocates nothing on Lua
+    /// 5.1) pushes everything by registry slot, nothing through mlua's handles.
+    fn call(
+        &self,
+        kind: &RunKind,
+        function: &mlua::RegistryKey,
+        keys: &[Bytes],
+        argv: &[Bytes],
+    ) -> mlua::Result<(bool, Value)> {
+        let params = RunParams {
+            on_error: self.run_refs.on_error.id(),
+            globals: self.run_refs.globals.id(),
+            function: function.id(),
+            script: matches!(kind, RunKind::Script),
+            keys,
+            argv,
+        };
+        let ptr = std::ptr::from_ref(&params)
+            .cast_mut()
+            .cast::<std::ffi::c_void>();
+        self.runner.call(mlua::LightUserData(ptr))
     }
 
     /// Points the globals scripts see at `index` (a library's load-time API
@@ -811,9 +1095,6 @@ impl Scripts {
             .get(sha)
             .ok_or_else(|| CommandError::raw("NOSCRIPT No matching script. Please use EVAL."))?;
         let lua = self.eval.lua.lock();
-        let function: Function = lua
-            .registry_value(key)
-            .map_err(|e| CommandError::err(e.to_string()))?;
         let run = Run {
             vm: &self.eval,
             lua: &lua,
@@ -822,7 +1103,7 @@ impl Scripts {
             read_only,
             allow_oom: false,
         };
-        self.run_in(run, shared, session, function, keys, argv)
+        self.run_in(run, shared, session, key, keys, argv)
     }
 
     /// Runs `function` of `run.vm` (locked: `run.lua`) for its caller: the
@@ -833,7 +1114,7 @@ impl Scripts {
         run: Run<'_>,
         shared: &Shared,
         session: &mut Session,
-        function: Function,
+        function: &mlua::RegistryKey,
         keys: &[Bytes],
         argv: &[Bytes],
     ) -> Result<Reply, CommandError> {
@@ -861,29 +1142,17 @@ impl Scripts {
             CommandError::raw(format!("{line} script: {name}, on @{chunk}:{at}."))
         };
         let outcome = (|| {
-            lua.set_app_data(Running {
+            vm.slot.running.set(Some(Running {
                 shared,
                 session,
                 read_only,
                 allow_oom,
                 resp3: false,
-            });
-            let _running = RunningGuard(lua);
-            let (ok, value) = match kind {
-                RunKind::Script => {
-                    vm.globals.raw_set("KEYS", string_table(lua, keys)?)?;
-                    vm.globals.raw_set("ARGV", string_table(lua, argv)?)?;
-                    vm.xpcall.call::<(bool, Value)>((function, &vm.on_error))?
-                }
-                RunKind::Function => vm.call_with_args.call::<(bool, Value)>((
-                    function,
-                    &vm.on_error,
-                    string_table(lua, keys)?,
-                    string_table(lua, argv)?,
-                ))?,
-            };
-            let resp3 = lua.app_data_ref::<Running>().is_some_and(|r| r.resp3);
-            Ok((ok, value, resp3))
+            }));
+            let _running = RunningGuard(&vm.slot);
+            let (ok, value) = vm.call(&kind, function, keys, argv)?;
+            let resp3 = vm.slot.running.get().is_some_and(|r| r.resp3);
+            Ok::<_, mlua::Error>((ok, value, resp3))
         })();
         if watch.every_line.load(Ordering::Relaxed) {
             install_hook(lua, watch, false).map_err(|e| CommandError::err(e.to_string()))?;
@@ -1019,19 +1288,73 @@ fn script_error(
     fail(format!("ERR {msg}"), at)
 }
 
-/// KEYS or ARGV: a Lua array of the strings, built in one call. Text goes
-/// straight onto the Lua stack (mlua's path for `&str`); only binary items
-/// take a string handle. Each `raw_set` and `create_string` is a round trip
-/// through mlua's reference slots, which cost a quarter of an EVALSHA.
-fn string_table(lua: &Lua, items: &[Bytes]) -> mlua::Result<Table> {
-    let items = items
-        .iter()
-        .map(|b| match std::str::from_utf8(b) {
-            Ok(text) => Ok(Either::Left(text)),
-            Err(_) => lua.create_string(b).map(Either::Right),
-        })
-        .collect::<mlua::Result<Vec<_>>>()?;
-    lua.create_sequence_from(items)
+/// What [`run_entry`] runs: registry slots of the VM, and KEYS and ARGV.
+struct RunParams<'a> {
+    on_error: c_int,
+    globals: c_int,
+    function: c_int,
+    /// An EVAL script (KEYS and ARGV globals), else a function (arguments).
+    script: bool,
+    keys: &'a [Bytes],
+    argv: &'a [Bytes],
+}
+
+/// The body of [`Vm::call`], as a C function of one argument, a light
+/// userdata pointing at its [`RunParams`]: pushes the handler and the
+/// function, sets or pushes KEYS and ARGV, calls the function under the
+/// handler, and returns whether it ran and its first value (or the
+/// handler's), as `xpcall` would. A memory error raised on the way is its
+/// caller's (mlua's protected call).
+unsafe extern "C-unwind" fn run_entry(state: *mut ffi::lua_State) -> c_int {
+    // SAFETY: `Vm::call` passes a pointer to its `RunParams`, alive for the call.
+    let p = &*(ffi::lua_touserdata(state, 1) as *const RunParams<'_>);
+    ffi::lua_settop(state, 0);
+    ffi::luaL_checkstack_(state, 6, std::ptr::null());
+    ffi::lua_rawgeti_(state, ffi::LUA_REGISTRYINDEX, p.on_error);
+    ffi::lua_rawgeti_(state, ffi::LUA_REGISTRYINDEX, p.function);
+    let nargs = if p.script {
+        ffi::lua_rawgeti_(state, ffi::LUA_REGISTRYINDEX, p.globals);
+        ffi::lua_pushlstring_(state, c"KEYS".as_ptr(), 4);
+        push_array(state, p.keys);
+        ffi::lua_rawset(state, -3);
+        ffi::lua_pushlstring_(state, c"ARGV".as_ptr(), 4);
+        push_array(state, p.argv);
+        ffi::lua_rawset(state, -3);
+        ffi::lua_settop(state, -2);
+        0
+    } else {
+        push_array(state, p.keys);
+        push_array(state, p.argv);
+        2
+    };
+    let status = ffi::lua_pcall(state, nargs, 1, 1);
+    ffi::lua_pushboolean(state, c_int::from(status == 0));
+    ffi::lua_replace(state, 1);
+    2
+}
+
+/// Pushes KEYS or ARGV, a new Lua array of the strings, as Redis's
+/// `luaCreateArray` builds it: a fresh table for each run (a function that
+/// keeps its KEYS keeps what it was called with). Straight onto the stack: no
+/// handle or reference slot per item. Raises Lua's memory error on failure.
+///
+/// # Safety
+/// `state` has a free stack slot beyond the table's; called inside a
+/// protected call ([`run_entry`]'s caller), which catches the error it may
+/// raise.
+unsafe fn push_array(state: *mut ffi::lua_State, items: &[Bytes]) {
+    // More items than a C int counts cannot arrive (a request's arguments are
+    // bounded far below), and would not fit a Lua array.
+    let items = &items[..items.len().min(c_int::MAX as usize - 1)];
+    ffi::lua_createtable(state, items.len() as c_int, 0);
+    for (i, item) in items.iter().enumerate() {
+        if item.is_empty() {
+            ffi::lua_pushlstring_(state, c"".as_ptr(), 0);
+        } else {
+            ffi::lua_pushlstring_(state, item.as_ptr().cast::<c_char>(), item.len());
+        }
+        ffi::lua_rawseti_(state, -2, i as c_int + 1);
+    }
 }
 
 /// Compiles `body` as text (never bytecode) under the chunk name `name`
@@ -1082,7 +1405,7 @@ fn call_words(lua: &Lua, args: MultiValue) -> Result<Vec<Bytes>, CommandError> {
 /// `redis.acl_check_cmd(command, args...)`: whether the script's caller may
 /// run that command with those arguments.
 fn acl_check_cmd(lua: &Lua, args: MultiValue) -> mlua::Result<bool> {
-    let (shared, session) = match lua.app_data_ref::<Running>() {
+    let (shared, session) = match running(lua) {
         Some(r) => (r.shared, r.session),
         None => {
             return Err(script_raise_plain(
@@ -1115,10 +1438,20 @@ fn redis_call(
     read_only: bool,
     allow_oom: bool,
 ) -> Reply {
-    let words = match call_words(lua, args) {
-        Ok(words) => words,
-        Err(e) => return Reply::Error(e),
-    };
+    match call_words(lua, args) {
+        Ok(words) => run_words(shared, session, words, read_only, allow_oom),
+        Err(e) => Reply::Error(e),
+    }
+}
+
+/// Runs the command `words` for `redis.call`/`redis.pcall`; errors are replies.
+fn run_words(
+    shared: &Shared,
+    session: &mut Session,
+    words: Vec<Bytes>,
+    read_only: bool,
+    allow_oom: bool,
+) -> Reply {
     let cmd = match shared.commands.resolve(&words) {
         Ok(cmd) => cmd,
         Err(CommandError::WrongArity(_)) => {
