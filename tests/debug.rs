@@ -290,6 +290,11 @@ async fn faults_error_delay_close_drop_refuse_and_clear() {
         panic!()
     };
     assert_eq!(rules.len(), 1);
+    // DEBUG itself (the LIST just sent) neither fails nor uses up a rule.
+    let Value::Array(rule) = &rules[0] else {
+        panic!()
+    };
+    assert_eq!(rule[1], Value::Int(5));
     cmd(&mut con, &["DEBUG", "FAULT", "CLEAR"]).await.unwrap();
     assert_eq!(
         cmd(&mut con, &["PING"]).await.unwrap(),

@@ -863,19 +863,22 @@ fn execute_one(shared: &Shared, session: &mut Session, args: &[Bytes]) -> Reply 
         }
     };
     session.info.last_cmd.store(cmd.index, Ordering::Relaxed);
-    if let Some(action) = shared.faults.take(&cmd.full_name) {
-        if !cmd.spec.has(flag::PROTECTED) {
-            match action {
-                crate::faults::Action::Error(line) => {
-                    session.flag_transaction_error();
-                    return Reply::Error(CommandError::raw(line));
-                }
-                crate::faults::Action::Close => {
-                    session.close_after_reply = true;
-                    return Reply::Silent;
-                }
-                crate::faults::Action::Delay(d) => session.reply_delay = Some(d),
+    // A protected command (DEBUG: the test's own controls) is never faulted,
+    // nor does it use up a rule meant for the commands under test.
+    let action = (!cmd.spec.has(flag::PROTECTED))
+        .then(|| shared.faults.take(&cmd.full_name))
+        .flatten();
+    if let Some(action) = action {
+        match action {
+            crate::faults::Action::Error(line) => {
+                session.flag_transaction_error();
+                return Reply::Error(CommandError::raw(line));
             }
+            crate::faults::Action::Close => {
+                session.close_after_reply = true;
+                return Reply::Silent;
+            }
+            crate::faults::Action::Delay(d) => session.reply_delay = Some(d),
         }
     }
     // As Redis's authRequired: a default user without a password (now) lets
