@@ -40,14 +40,18 @@ echo "== every command with extreme arguments, release build"
 cargo test --release --all-features --test all_commands
 echo "== PFSELFTEST and 10,000,000-element HyperLogLog checks, release build"
 cargo test --release --all-features --test hyperloglog -- --include-ignored
-echo "== Python test fixture: the wheel (maturin; the release build above reused), its pytest plugin"
+echo "== Python test fixture: the wheel (python/, maturin, release), its pytest plugin"
 # A fresh venv with the pinned test packages and the wheel built from python/;
 # the suite finds its fixtures through the wheel's pytest11 entry point alone.
+# The wheel's cargo build reuses target/release's dependencies except tokio and
+# the crates on it (the tests' dev-dependencies give tokio more features), so
+# those and latchkey compile again; --all-features, as the release tests above
+# (the binary is the same: `client` is library code, `test-hooks` debug-only),
+# spares recompiling the other crates those features reach.
 rm -rf target/pypkg-venv target/pypkg-wheel
 python3 -m venv target/pypkg-venv
 target/pypkg-venv/bin/pip install -q --disable-pip-version-check --no-cache-dir -r python/requirements-test.txt
 wheel_started=$SECONDS
-# --all-features: the features of the release build above, so cargo reuses it.
 MATURIN_PEP517_ARGS="--all-features" target/pypkg-venv/bin/pip wheel -q --disable-pip-version-check \
   --no-cache-dir --no-deps -w target/pypkg-wheel ./python
 echo "   wheel built in $((SECONDS - wheel_started)) s: $(ls target/pypkg-wheel)"

@@ -8,8 +8,9 @@ check that it starts on an empty server):
   latchkey-reset     latchkey: one server, DEBUG RESET before each test
   redis-flushall     one redis-server, FLUSHALL before each test
   fakeredis          fakeredis.FakeRedis per test (in-process, no server)
-For each: the pytest run's wall time and the median per-test setup+teardown
-time (every fixture's share), medians over --rounds runs.
+For each: the pytest run's wall time, the median test's setup+teardown time
+(every fixture's share) and its whole time (setup, call, teardown, report);
+medians over --rounds runs, the modes taken round-robin.
 
 Start-up: --spawns spawns of each server, interleaved: spawn to ready
 (latchkey's --ready-file; redis-server's port accepting), spawn to the first
@@ -76,13 +77,23 @@ def pytest_runtest_teardown(item, nextitem):
     finally:
         _times[item.nodeid] = _times.get(item.nodeid, 0) + time.perf_counter() - t
 
+_whole = {}
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item, nextitem):
+    t = time.perf_counter()
+    try:
+        return (yield)
+    finally:
+        _whole[item.nodeid] = time.perf_counter() - t
+
 def pytest_sessionfinish(session):
     with open(os.environ["FIXTURE_TIMES"], "w") as f:
-        json.dump(list(_times.values()), f)
+        json.dump([list(_times.values()), list(_whole.values())], f)
 '''
 
 # A redis-server spawned as latchkey.Server spawns latchkey: free port, no
-# persistence, output to a file, polled every 0.5 ms growing to 10 ms, SIGKILL.
+# persistence, output to a file, polled every 0.5 ms (5 ms after 200 ms), SIGKILL.
 REDIS_SPAWN = '''
 import os, shutil, socket, subprocess, tempfile, time
 import redis
@@ -103,7 +114,8 @@ class RedisServer:
             [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
              "--appendonly", "no", "--dir", self.tmp, "--loglevel", "warning"],
             stdin=subprocess.DEVNULL, stdout=self.log, stderr=subprocess.STDOUT, cwd=self.tmp)
-        deadline, delay = time.monotonic() + 10, 0.0005
+        started = time.monotonic()
+        deadline = started + 10
         while True:
             try:
                 socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
@@ -111,8 +123,7 @@ class RedisServer:
             except OSError:
                 if self.proc.poll() is not None or time.monotonic() > deadline:
                     raise RuntimeError("redis-server did not start")
-                time.sleep(delay)
-                delay = min(delay * 1.5, 0.01)
+                time.sleep(0.0005 if time.monotonic() - started < 0.2 else 0.005)
         self.client = redis.Redis(port=self.port, decode_responses=True)
         return self
     def __exit__(self, *exc):
@@ -163,16 +174,20 @@ def r():
 }
 
 
-def run_suite(mode, n, rounds, work):
+def write_suite(mode, n, work):
     d = os.path.join(work, mode.replace("-", "_"))
     os.makedirs(d)
     with open(os.path.join(d, "test_small.py"), "w") as f:
         f.write(TESTS % {"n": n})
     with open(os.path.join(d, "conftest.py"), "w") as f:
         f.write(TIMING + CONFTESTS[mode] % {"redis": REDIS_SERVER})
+    return d
+
+
+def run_suite(mode, n, d):
+    """One pytest run: (wall s, median setup+teardown s, median whole test s)."""
     times_file = os.path.join(d, "times.json")
-    walls, per_test = [], []
-    for _ in range(rounds):
+    if True:
         started = time.perf_counter()
         out = subprocess.run(
             [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
@@ -180,12 +195,12 @@ def run_suite(mode, n, rounds, work):
             cwd=d, env=dict(os.environ, FIXTURE_TIMES=times_file,
                             PYTEST_DISABLE_PLUGIN_AUTOLOAD="1"),
             capture_output=True, text=True, timeout=600)
-        walls.append(time.perf_counter() - started)
+        wall = time.perf_counter() - started
         if out.returncode != 0 or "%d passed" % n not in out.stdout:
             sys.exit("%s failed:\n%s%s" % (mode, out.stdout[-3000:], out.stderr[-3000:]))
         with open(times_file) as f:
-            per_test.append(statistics.median(json.load(f)))
-    return statistics.median(walls), statistics.median(per_test)
+            fixture, whole = json.load(f)
+    return wall, statistics.median(fixture), statistics.median(whole)
 
 
 def free_port():
@@ -223,7 +238,8 @@ def spawn_redis(work):
          "--appendonly", "no", "--dir", work, "--loglevel", "warning"],
         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
         cwd=work)
-    deadline, delay = time.monotonic() + 10, 0.0005
+    started = time.monotonic()
+    deadline = started + 10
     while True:
         try:
             socket.create_connection(("127.0.0.1", port), timeout=1).close()
@@ -231,8 +247,7 @@ def spawn_redis(work):
         except OSError:
             if proc.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError("redis-server did not start")
-            time.sleep(delay)
-            delay = min(delay * 1.5, 0.01)
+            time.sleep(0.0005 if time.monotonic() - started < 0.2 else 0.005)
     t1 = time.perf_counter()
     ping(port)
     t2 = time.perf_counter()
@@ -277,17 +292,25 @@ def main():
         print("ratio (redis/latchkey) spawn->PONG: %.2fx" % (
             statistics.median(r[1] for r in rs) / statistics.median(r[1] for r in lk)))
 
-        print("\npytest suite of %d tests, median of %d runs each" % (args.tests, args.rounds))
-        print("%-16s %10s %22s" % ("fixture", "wall", "setup+teardown/test"))
+        modes = args.modes.split(",")
+        dirs = {mode: write_suite(mode, args.tests, work) for mode in modes}
+        runs = {mode: [] for mode in modes}
+        for _ in range(args.rounds):  # round-robin: the load falls on every mode alike
+            for mode in modes:
+                runs[mode].append(run_suite(mode, args.tests, dirs[mode]))
+        print("\npytest suite of %d tests, median of %d runs each (round-robin)"
+              % (args.tests, args.rounds))
+        print("%-16s %10s %16s %16s" % ("fixture", "wall", "fixture/test", "whole test"))
         results = {}
-        for mode in args.modes.split(","):
-            results[mode] = run_suite(mode, args.tests, args.rounds, work)
-            wall, per = results[mode]
-            print("%-16s %9.2fs %22s" % (mode, wall, ms(per)), flush=True)
-        for a, b in (("latchkey-fresh", "redis-fresh"), ("latchkey-reset", "redis-flushall")):
+        for mode in modes:
+            results[mode] = [statistics.median(r[i] for r in runs[mode]) for i in range(3)]
+            wall, fixture, whole = results[mode]
+            print("%-16s %9.2fs %16s %16s" % (mode, wall, ms(fixture), ms(whole)))
+        for a, b in (("latchkey-fresh", "redis-fresh"), ("latchkey-reset", "redis-flushall"),
+                     ("latchkey-reset", "fakeredis")):
             if a in results and b in results:
-                print("%s vs %s: wall %.2fx, per test %.2fx" % (
-                    a, b, results[b][0] / results[a][0], results[b][1] / results[a][1]))
+                print("%s vs %s: wall %.2fx, fixture %.2fx, whole test %.2fx" % ((a, b) + tuple(
+                    results[b][i] / results[a][i] for i in range(3))))
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

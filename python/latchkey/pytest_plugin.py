@@ -1,6 +1,7 @@
-"""The pytest plugin (entry point ``pytest11``: loaded by every pytest run of an
-environment the wheel is installed in; ``-p latchkey.pytest_plugin`` loads it
-where plugin autoloading is off).
+"""The pytest plugin (entry point ``pytest11`` named ``latchkey``: loaded by every
+pytest run of an environment the wheel is installed in; where plugin autoloading
+is off, ``-p latchkey`` loads it, or ``-p latchkey.pytest_plugin`` from a
+checkout).
 
 Fixtures, each a latchkey.Server:
   latchkey          per test: the session's server, DEBUG RESET before the test
