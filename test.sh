@@ -2,11 +2,13 @@
 # The one test command (README; .ci/run calls it). Installs redis-server and
 # redis-tools from Debian's packages if missing, checks that the recorded
 # compatibility cases still match a real redis-server, runs every Rust test, then
-# drives latchkey with real clients: redis-cli, redis-py (commands, TLS, pub/sub,
-# its client-side cache, and FUNCTION, MONITOR, CLIENT PAUSE against pipelines,
-# transactions and a subscriber, and SLOWLOG), Prometheus's parser on the metrics
-# endpoint and Prometheus itself scraping it (Debian's prometheus package, installed
-# if missing; its service is not started), headless Chromium on the status page,
+# builds the Python test fixture's wheel (python/, maturin) into a fresh venv and
+# runs its pytest plugin's tests, then drives latchkey with real clients: redis-cli,
+# redis-py (commands, TLS, pub/sub, its client-side cache, and FUNCTION, MONITOR,
+# CLIENT PAUSE against pipelines, transactions and a subscriber, and SLOWLOG),
+# Prometheus's parser on the metrics endpoint and Prometheus itself scraping it
+# (Debian's prometheus package, installed if missing; its service is not started),
+# headless Chromium on the status page,
 # python-redis-lock,
 # pottery and walrus (their hash, set, sorted-set and list classes; pottery's
 # list indexing, deque maxlen, Bloom filter and HyperLogLog), the RQ job queue
@@ -55,6 +57,23 @@ echo "== every command with extreme arguments, release build"
 cargo test --release --all-features --test all_commands
 echo "== PFSELFTEST and 10,000,000-element HyperLogLog checks, release build"
 cargo test --release --all-features --test hyperloglog -- --include-ignored
+echo "== Python test fixture: the wheel (python/, maturin, release), its pytest plugin"
+# A fresh venv with the pinned test packages and the wheel built from python/;
+# the suite finds its fixtures through the wheel's pytest11 entry point alone.
+# The wheel's cargo build reuses target/release's dependencies except tokio and
+# the crates on it (the tests' dev-dependencies give tokio more features), so
+# those and latchkey compile again; --all-features, as the release tests above
+# (the binary is the same: `client` is library code, `test-hooks` debug-only),
+# spares recompiling the other crates those features reach.
+rm -rf target/pypkg-venv target/pypkg-wheel
+python3 -m venv target/pypkg-venv
+target/pypkg-venv/bin/pip install -q --disable-pip-version-check --no-cache-dir -r python/requirements-test.txt
+wheel_started=$SECONDS
+MATURIN_PEP517_ARGS="--all-features" target/pypkg-venv/bin/pip wheel -q --disable-pip-version-check \
+  --no-cache-dir --no-deps -w target/pypkg-wheel ./python
+echo "   wheel built in $((SECONDS - wheel_started)) s: $(ls target/pypkg-wheel)"
+target/pypkg-venv/bin/pip install -q --disable-pip-version-check --no-cache-dir target/pypkg-wheel/latchkey-*.whl
+PYTEST_DISABLE_PLUGIN_AUTOLOAD=1 target/pypkg-venv/bin/python -m pytest -q -p no:cacheprovider -p latchkey python/tests
 echo "== client libraries"
 if [ ! -x target/clients-venv/bin/python ]; then
   python3 -m venv target/clients-venv
