@@ -466,3 +466,78 @@ async fn commands_sent_before_a_script_turns_busy_get_busy_once_it_does() {
     }
     kill_busy_script(&mut con, &mut runner, script).await;
 }
+
+/// A script nested close to Lua's C-call limit: `redis.call` either runs
+/// its command and the script gets the reply, or fails before the command
+/// runs — never a command done and its reply lost (an array reply and an
+/// error are converted in a call deeper than the command's; found by a
+/// review of the direct redis.call path). The list holds 4 elements before
+/// each run; LPOP of 2 leaves 2 only when the script saw the 2 it popped.
+#[tokio::test]
+async fn near_the_c_call_limit_a_command_runs_whole_or_not_at_all() {
+    let server = start().await;
+    let mut con = connect(&server).await;
+    let script = |call: &str, tail: &str| {
+        format!(
+            "local function f(n) if n == 0 then return redis.{call}({tail}) end \
+             local ok, v = pcall(f, n - 1) return v end \
+             local r = f(tonumber(ARGV[1])) \
+             return {{type(r) == 'table' and (r[1] or r.err) or tostring(r), redis.call('llen', 'l')}}"
+        )
+    };
+    for depth in 185..=200 {
+        for (call, tail, want) in [
+            ("call", "'lpop', 'l', '2'", "\"a\""),
+            ("pcall", "'lpop', 'l', '2'", "\"a\""),
+            ("call", "'lpop', 's', '2'", "WRONGTYPE"),
+            ("pcall", "'lpop', 's', '2'", "WRONGTYPE"),
+            // Nested arrays (XRANGE), after an LPOP in its arguments.
+            (
+                "call",
+                "'xrange', 'x', '-', '+', 'COUNT', redis.call('lpop', 'l', '2')[1] and '1'",
+                "\"1-1\"",
+            ),
+        ] {
+            cmd(&mut con, &["DEL", "l"]).await.unwrap();
+            cmd(&mut con, &["RPUSH", "l", "a", "b", "c", "d"])
+                .await
+                .unwrap();
+            cmd(&mut con, &["SET", "s", "x"]).await.unwrap();
+            cmd(&mut con, &["DEL", "x"]).await.unwrap();
+            cmd(&mut con, &["XADD", "x", "1-1", "f", "v"])
+                .await
+                .unwrap();
+            let got = cmd(
+                &mut con,
+                &["EVAL", &script(call, tail), "0", &depth.to_string()],
+            )
+            .await
+            .unwrap();
+            let Value::Array(v) = got else {
+                panic!("{got:?}")
+            };
+            let (first, len) = (format!("{:?}", v[0]), &v[1]);
+            let len = match len {
+                Value::Int(n) => *n,
+                v => panic!("{v:?}"),
+            };
+            if first.contains(want) {
+                let left = if want == "\"a\"" || want == "\"1-1\"" {
+                    2
+                } else {
+                    4
+                };
+                assert_eq!(len, left, "depth {depth} {call}: {first}");
+            } else {
+                assert!(
+                    first.contains("stack overflow"),
+                    "depth {depth} {call}: {first}"
+                );
+                assert_eq!(
+                    len, 4,
+                    "depth {depth} {call}: the command ran, its reply lost"
+                );
+            }
+        }
+    }
+}

@@ -89,6 +89,21 @@ fn free_port() -> u16 {
 /// plus `extra` options; `port 0` in `extra` keeps its plain port (the
 /// builder's free one) — pass `plain = false` for TLS only.
 async fn tls_server(pki: &Pki, auth: &str, plain: bool) -> ServerHandle {
+    // The ports are probed free and bound a moment later: a test running
+    // beside may take one in between (AddrInUse), and then new ones are
+    // probed.
+    for _ in 0..4 {
+        match try_tls_server(pki, auth, plain).await {
+            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => continue,
+            started => return started.expect("server starts"),
+        }
+    }
+    try_tls_server(pki, auth, plain)
+        .await
+        .expect("server starts")
+}
+
+async fn try_tls_server(pki: &Pki, auth: &str, plain: bool) -> std::io::Result<ServerHandle> {
     let mut b = Server::builder()
         .option("tls-port", &free_port().to_string())
         .unwrap()
@@ -103,7 +118,7 @@ async fn tls_server(pki: &Pki, auth: &str, plain: bool) -> ServerHandle {
     if plain {
         b = b.option("port", &free_port().to_string()).unwrap();
     }
-    b.start().await.expect("server starts")
+    b.start().await
 }
 
 /// A rustls client trusting `ca`, presenting `client` (cert, key) if given.

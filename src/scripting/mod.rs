@@ -345,6 +345,14 @@ unsafe extern "C-unwind" fn call_entry<const RAISE: bool>(state: *mut ffi::lua_S
     let slot = &*(ffi::lua_touserdata(state, ffi::lua_upvalueindex(1)) as *const CallSlot);
     let n = ffi::lua_gettop(state);
     let strings = n > 0 && (1..=n).all(|i| ffi::lua_type(state, i) == ffi::LUA_TSTRING);
+    if strings {
+        // A reply that is not a scalar, and an error to raise, go through
+        // `finish_call`, C calls deeper than this one: make sure Lua's C-call
+        // limit has room for them before the command runs, so that a script
+        // nested that deep fails with nothing done, not after the command.
+        ffi::lua_pushcfunction(state, depth_probe);
+        ffi::lua_call(state, 0, 0);
+    }
     let ran = strings
         && match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             slot.run_call(state, n, RAISE)
@@ -366,6 +374,15 @@ unsafe extern "C-unwind" fn call_entry<const RAISE: bool>(state: *mut ffi::lua_S
         ffi::lua_call(state, 0, 1);
     }
     1
+}
+
+/// Does nothing. Called before a command runs, one C call below
+/// [`call_entry`] as `finish_call` is (mlua's trampoline into it): a script
+/// nested so deep that it would not fit raises Lua's `C stack overflow`
+/// here, with nothing done (tests/scripting.rs checks each depth near the
+/// limit, for array, nested array and error replies).
+unsafe extern "C-unwind" fn depth_probe(_: *mut ffi::lua_State) -> c_int {
+    0
 }
 
 impl CallSlot {
@@ -406,15 +423,23 @@ impl CallSlot {
     /// false (left pending) for anything else.
     ///
     /// # Safety
-    /// `state` has 3 free stack slots (a C function's 20 do); a failed push
-    /// raises Lua's memory error, leaving the reply in the slot.
+    /// `state` has 3 free stack slots (a C function's 20 do). The reply is
+    /// taken out of the slot first and held without a destructor while it is
+    /// pushed: a push that raises Lua's memory error longjmps over no frame
+    /// with a destructor (the reply leaks), and a collection step during the
+    /// push that ran a nested `redis.call` (from a finalizer, which the
+    /// sandbox gives scripts no way to set today) could not free the bytes
+    /// being copied.
     unsafe fn push_scalar(&self, state: *mut ffi::lua_State) -> bool {
         let resp3 = self.running.get().is_some_and(|r| r.resp3);
-        let pending = self.pending.as_ptr();
-        let Some(Pending::Reply { reply, .. }) = &*pending else {
-            return false;
+        let (reply, raise) = match self.pending.take() {
+            Some(Pending::Reply { reply, raise }) => (std::mem::ManuallyDrop::new(reply), raise),
+            other => {
+                self.pending.set(other);
+                return false;
+            }
         };
-        match reply {
+        match &*reply {
             Reply::Int(i) => ffi::lua_pushinteger(state, *i),
             Reply::Bulk(b) => push_bytes(state, b),
             Reply::Verbatim(b) if !resp3 => push_bytes(state, b),
@@ -424,9 +449,15 @@ impl CallSlot {
             Reply::Bool(b) if !resp3 => ffi::lua_pushinteger(state, i64::from(*b)),
             Reply::Simple(s) => push_status(state, s.as_bytes()),
             Reply::Status(s) => push_status(state, s),
-            _ => return false,
+            _ => {
+                self.pending.set(Some(Pending::Reply {
+                    reply: std::mem::ManuallyDrop::into_inner(reply),
+                    raise,
+                }));
+                return false;
+            }
         }
-        *pending = None;
+        drop(std::mem::ManuallyDrop::into_inner(reply));
         true
     }
 }
