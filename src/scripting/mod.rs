@@ -329,8 +329,9 @@ impl Drop for RunningGuard<'_> {
 }
 
 /// `redis.call` (`RAISE`) and `redis.pcall` as scripts see them: a C closure
-/// over the VM's [`CallSlot`] (upvalue 1), [`call_from_script`] (2) and
-/// [`finish_call`] (3). Calls whose arguments are all strings (nearly all)
+/// over the VM's [`CallSlot`] (upvalue 1), [`call_from_script`] (2),
+/// [`finish_call`] (3) and [`depth_probe`] (4, made once: no closure per
+/// call). Calls whose arguments are all strings (nearly all)
 /// run here with no mlua round trip: the words are read off the stack, the
 /// command runs, and a scalar reply is pushed straight back; any other reply
 /// (or an error to raise) goes through [`finish_call`]. Any other arguments go
@@ -339,7 +340,8 @@ impl Drop for RunningGuard<'_> {
 /// An error raised by Lua or by the mlua functions called here unwinds through
 /// this frame: it holds nothing that needs dropping when it calls them (the
 /// command runs in [`CallSlot::run_call`], which has returned by then, and a
-/// reply is pushed from the slot, where it stays if a push fails).
+/// reply is pushed by [`CallSlot::push_scalar`], which holds it without a
+/// destructor).
 unsafe extern "C-unwind" fn call_entry<const RAISE: bool>(state: *mut ffi::lua_State) -> c_int {
     // SAFETY: upvalue 1 is the VM's slot, which outlives its closures.
     let slot = &*(ffi::lua_touserdata(state, ffi::lua_upvalueindex(1)) as *const CallSlot);
@@ -350,7 +352,7 @@ unsafe extern "C-unwind" fn call_entry<const RAISE: bool>(state: *mut ffi::lua_S
         // `finish_call`, C calls deeper than this one: make sure Lua's C-call
         // limit has room for them before the command runs, so that a script
         // nested that deep fails with nothing done, not after the command.
-        ffi::lua_pushcfunction(state, depth_probe);
+        ffi::lua_pushvalue(state, ffi::lua_upvalueindex(4));
         ffi::lua_call(state, 0, 0);
     }
     let ran = strings
@@ -880,13 +882,14 @@ impl Vm {
                 call_entry::<false>
             };
             let slot_ptr = Arc::as_ptr(&slot).cast_mut().cast::<std::ffi::c_void>();
-            // SAFETY: pushes the closure's three upvalues and makes it; the
+            // SAFETY: pushes the closure's four upvalues and makes it; the
             // slot outlives the VM's closures (the VM and its app data hold it).
             let f: Function = unsafe {
                 lua.exec_raw((whole, &finish), |state| {
                     ffi::lua_pushlightuserdata(state, slot_ptr);
                     ffi::lua_insert(state, 1);
-                    ffi::lua_pushcclosure(state, entry, 3);
+                    ffi::lua_pushcfunction(state, depth_probe);
+                    ffi::lua_pushcclosure(state, entry, 4);
                 })
             }?;
             redis.set(name, f)?;
