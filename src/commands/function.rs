@@ -363,7 +363,6 @@ fn kill(ctx: &mut Ctx<'_>, _: &[Bytes]) -> CommandResult {
 
 /// Redis's FUNCTION HELP.
 const HELP: &[&str] = &[
-    "FUNCTION <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
     "LOAD [REPLACE] <FUNCTION CODE>",
     "    Create a new library with the given library name and code.",
     "DELETE <LIBRARY NAME>",
@@ -401,14 +400,10 @@ const HELP: &[&str] = &[
     "    * REPLACE: appends the restored libraries to the existing libraries, On collision, replace the old",
     "      libraries with the new libraries (notice that even on this option there is a chance of failure",
     "      in case of functions name collision with another library).",
-    "HELP",
-    "    Prints this help.",
 ];
 
 fn help(_: &mut Ctx<'_>, _: &[Bytes]) -> CommandResult {
-    Ok(Reply::Array(
-        HELP.iter().map(|l| Reply::Simple(l)).collect(),
-    ))
+    Ok(super::help_reply("FUNCTION", HELP))
 }
 
 /// Installs the libraries a file held (an RDB at start-up, an AOF's base,
