@@ -606,7 +606,13 @@ pub fn evict(shared: &crate::server::Shared) -> bool {
 }
 
 /// The best of `samples` keys sampled from a random database that has keys
-/// the policy may evict; `None` when no database has any.
+/// the policy may evict; `None` when no database has any. Databases marked
+/// empty are skipped (one found empty is marked so, [`Db::confirm_empty`]).
+/// Within a database the shards are visited from a random one on, each
+/// locked once for the samples still wanted (at random positions), so a
+/// round takes one or two shard locks, not one per sample.
+///
+/// [`Db::confirm_empty`]: crate::keyspace::Db::confirm_empty
 fn best_candidate(
     shared: &crate::server::Shared,
     policy: Policy,
@@ -618,18 +624,44 @@ fn best_candidate(
     for d in 0..dbs.len() {
         let index = (start + d) % dbs.len();
         let db = &dbs[index];
-        let mut best: Option<Candidate> = None;
-        let mut tries = 0;
-        let mut found = 0;
-        while found < samples && tries < samples * 16 {
-            tries += 1;
-            let shard_index = fastrand::usize(..crate::keyspace::SHARDS);
-            let shard = db.shards()[shard_index].lock();
-            let len = shard.len();
-            if len == 0 || (policy.volatile_only() && shard.volatile() == 0) {
-                continue;
-            }
-            let Some((key, entry)) = shard.key_at(fastrand::usize(..len)) else {
+        if !db.may_hold_keys() {
+            continue;
+        }
+        if let Some(best) = sample_db(db, index, policy, samples, now) {
+            return Some(best);
+        }
+        db.confirm_empty();
+    }
+    None
+}
+
+/// The best of up to `samples` keys of one database the policy may evict.
+fn sample_db(
+    db: &crate::keyspace::Db,
+    index: usize,
+    policy: Policy,
+    samples: usize,
+    now: u64,
+) -> Option<Candidate> {
+    let shards = db.shards();
+    let first = fastrand::usize(..shards.len());
+    let mut best: Option<Candidate> = None;
+    let mut found = 0;
+    for s in 0..shards.len() {
+        if found >= samples {
+            break;
+        }
+        let shard = shards[(first + s) % shards.len()].lock();
+        let len = shard.len();
+        if len == 0 || (policy.volatile_only() && shard.volatile() == 0) {
+            continue;
+        }
+        // Positions tried here, and the best of them.
+        let mut pick: Option<(usize, u64)> = None;
+        let wanted = samples - found;
+        for _ in 0..wanted {
+            let at = fastrand::usize(..len);
+            let Some((_, entry)) = shard.key_at(at) else {
                 continue;
             };
             if entry.is_expired(now) || matches!(entry.value, crate::keyspace::Value::Lock(_)) {
@@ -647,7 +679,13 @@ fn best_candidate(
                 Policy::VolatileTtl => u64::MAX - entry.expires_at().unwrap_or(u64::MAX),
                 _ => fastrand::u64(..),
             };
-            if best.as_ref().is_none_or(|b| score > b.score) {
+            let beats = |than: u64| score > than;
+            if pick.is_none_or(|(_, p)| beats(p)) && best.as_ref().is_none_or(|b| beats(b.score)) {
+                pick = Some((at, score));
+            }
+        }
+        if let Some((at, score)) = pick {
+            if let Some((key, _)) = shard.key_at(at) {
                 best = Some(Candidate {
                     db: index,
                     key: bytes::Bytes::copy_from_slice(key),
@@ -655,11 +693,8 @@ fn best_candidate(
                 });
             }
         }
-        if best.is_some() {
-            return best;
-        }
     }
-    None
+    best
 }
 
 #[cfg(test)]

@@ -181,6 +181,30 @@ fn volatile_policies_evict_only_keys_with_a_ttl() {
 }
 
 #[test]
+fn eviction_finds_keys_in_whichever_database_holds_them() {
+    let dir = Dir::new("mm-dbs");
+    let (_server, mut con) = limited(&dir, "allkeys-random");
+    // Database 4 held keys once; database 9 gets its keys by SWAPDB, never
+    // by a write of its own.
+    run(&mut con, &["SELECT", "4"]);
+    fill(&mut con, "gone", 1000, false);
+    run(&mut con, &["FLUSHDB"]);
+    run(&mut con, &["SELECT", "5"]);
+    let base = used(&mut con);
+    fill(&mut con, "moved", 3000, false);
+    run(&mut con, &["SWAPDB", "5", "9"]);
+    run(&mut con, &["SELECT", "0"]);
+    // Below what is used now: the only keys to evict are database 9's.
+    let max = (base + (used(&mut con) - base) / 2).to_string();
+    run(&mut con, &["CONFIG", "SET", "maxmemory", &max]);
+    assert_eq!(run(&mut con, &["SET", "a", "b"]), Value::Okay);
+    assert!(evicted(&mut con) > 0);
+    run(&mut con, &["SELECT", "9"]);
+    let left = int(&mut con, &["DBSIZE"]);
+    assert!(left > 0 && left < 3000, "{left} keys left in database 9");
+}
+
+#[test]
 fn lfu_tracks_frequency_for_object_freq() {
     let dir = Dir::new("mm-lfu");
     let server = start(&dir, &["--save", ""]);

@@ -317,10 +317,13 @@ pub struct Shard {
     snap: Option<Box<ShardSnap>>,
 }
 
-/// A shard's database index and the server's notifier.
+/// What a shard knows of its database: its index and its "may hold keys"
+/// mark ([`Db::may_hold_keys`], set by each new key), and the server's
+/// notifier.
 #[derive(Debug)]
 struct ShardEvents {
     db: usize,
+    occupied: Arc<AtomicBool>,
     notifier: Arc<Notifier>,
 }
 
@@ -393,6 +396,15 @@ impl Shard {
             blocked,
             hook,
             snap: None,
+        }
+    }
+
+    /// After a new key went in: the database may hold keys. A load first, so
+    /// the usual case (already marked) writes nothing shared.
+    fn mark_occupied(&self) {
+        let occupied = &self.events.occupied;
+        if !occupied.load(Ordering::Relaxed) {
+            occupied.store(true, Ordering::Relaxed);
         }
     }
 
@@ -555,6 +567,7 @@ impl Shard {
                 entry.accessed(now);
                 self.preserve(key);
                 self.map.insert(key, entry);
+                self.mark_occupied();
                 self.events.log(notify::NEW, "new", key);
                 self.map.find(key).ok_or(WrongType)?
             }
@@ -629,6 +642,7 @@ impl Shard {
         self.preserve(key);
         let mut old = self.map.insert(key, entry);
         if old.is_none() {
+            self.mark_occupied();
             self.events.log(notify::NEW, "new", key);
         }
         if let Some(old) = &old {
@@ -977,6 +991,7 @@ impl Shard {
         if let Some(rest) = old.value.take_waiters() {
             self.preserve(key);
             self.map.insert(key, Entry::persistent(rest));
+            self.mark_occupied();
             self.settle(key, now);
         }
     }
@@ -1159,6 +1174,9 @@ pub struct Db {
     shards: Box<[Mutex<Shard>]>,
     next_due: Box<[Arc<AtomicU64>]>,
     hasher: ahash::RandomState,
+    /// False only when every shard was found empty and no key has gone in
+    /// since: see [`Db::may_hold_keys`].
+    occupied: Arc<AtomicBool>,
 }
 
 /// Several shards of one database locked together, in ascending order.
@@ -1216,11 +1234,13 @@ impl Db {
         let next_due: Box<[Arc<AtomicU64>]> = (0..SHARDS)
             .map(|_| Arc::new(AtomicU64::new(u64::MAX)))
             .collect();
+        let occupied = Arc::new(AtomicBool::new(false));
         let shards = next_due
             .iter()
             .map(|due| {
                 let events = ShardEvents {
                     db: index,
+                    occupied: occupied.clone(),
                     notifier: notifier.clone(),
                 };
                 Mutex::new(Shard::new(
@@ -1238,6 +1258,7 @@ impl Db {
             shards,
             next_due,
             hasher: ahash::RandomState::new(),
+            occupied,
         }
     }
 
@@ -1299,6 +1320,31 @@ impl Db {
     /// True when no shard holds a key.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// False only if this database holds no key, without locking a shard:
+    /// true from its first new key until [`Db::confirm_empty`] finds every
+    /// shard empty (so it may be true of an emptied database, never false of
+    /// one with keys). Eviction skips the databases it is false for, as
+    /// Redis's skips those whose dictionary is empty.
+    pub fn may_hold_keys(&self) -> bool {
+        self.occupied.load(Ordering::Relaxed)
+    }
+
+    /// Clears the mark of [`Db::may_hold_keys`] and looks at each shard,
+    /// putting the mark back at the first that holds a key; true if none
+    /// did. A key inserted meanwhile is either seen here or marks again
+    /// itself: it goes in under its shard's lock, which this takes after the
+    /// clearing, and marks after it.
+    pub fn confirm_empty(&self) -> bool {
+        self.occupied.store(false, Ordering::Relaxed);
+        for shard in self.shards.iter() {
+            if !shard.lock().is_empty() {
+                self.occupied.store(true, Ordering::Relaxed);
+                return false;
+            }
+        }
+        true
     }
 }
 
@@ -1476,6 +1522,10 @@ impl Keyspace {
         for (x, y) in first.iter_mut().zip(second.iter_mut()) {
             Shard::swap_contents(x, y);
         }
+        // The keys changed databases: both may hold some now.
+        for db in [low, high] {
+            self.dbs[db].occupied.store(true, Ordering::Relaxed);
+        }
         first[0].dirty = first[0].dirty.wrapping_add(1);
         crate::propagate::count_write();
         drop((first, second));
@@ -1605,6 +1655,35 @@ mod tests {
     fn volatile(i: usize, at: u64) -> (Vec<u8>, Entry) {
         let entry = Entry::new(Value::string(b"v"), Some(at));
         (format!("key:{i}").into_bytes(), entry)
+    }
+
+    #[test]
+    fn a_database_is_marked_by_its_keys_until_found_empty() {
+        let now = 1_000;
+        let ks = Keyspace::new(3, now);
+        let db = ks.db(0).unwrap();
+        assert!(!db.may_hold_keys());
+        db.lock(b"a")
+            .insert(b"a", Entry::persistent(Value::string(b"v")), now);
+        assert!(db.may_hold_keys());
+        assert!(!db.confirm_empty());
+        assert!(db.may_hold_keys(), "a key is left: marked again");
+        db.lock(b"a").remove(b"a", now);
+        assert!(db.may_hold_keys(), "removing does not unmark");
+        assert!(db.confirm_empty());
+        assert!(!db.may_hold_keys());
+        // Created by typed access, and moved in by SWAPDB.
+        let mut shard = db.lock(b"l");
+        shard
+            .get_or_create::<crate::types::list::List>(b"l", now)
+            .unwrap();
+        drop(shard);
+        assert!(db.may_hold_keys());
+        assert!(!ks.db(2).unwrap().may_hold_keys());
+        ks.swap_dbs(0, 2).unwrap();
+        assert!(ks.db(2).unwrap().may_hold_keys());
+        assert!(!ks.db(2).unwrap().confirm_empty());
+        assert!(ks.db(0).unwrap().confirm_empty());
     }
 
     #[test]
