@@ -9,8 +9,10 @@
 # the requests, as this script did before, left the setup's own variation in
 # it (how many commands each read of `--pipe` got), thousands of instructions
 # per request on a loaded machine.
-# Usage: [LATCHKEY=binary] [MONITOR=1] benches/callgrind_cmd.sh SETUP N COMMAND...
+# Usage: [LATCHKEY=binary] [MONITOR=1] [BENCH_ARGS=...] benches/callgrind_cmd.sh SETUP N COMMAND...
 #   MONITOR=1 keeps one redis-cli MONITOR attached while the requests run
+#   BENCH_ARGS more redis-benchmark options, e.g. "--user bench -a pw" for a
+#          user the setup made with ACL SETUSER
 #   SETUP  a shell command that prints Redis protocol or inline commands to
 #          feed `redis-cli --pipe` (e.g. "python3 -c '...'"), or "" for none
 #   N      requests of COMMAND (redis-benchmark, 1 connection, no pipelining)
@@ -56,7 +58,8 @@ run() { # server -> instructions per request of the command
   fi
   rm -f "$work"/cg.out*
   callgrind_control -z "$pid" >/dev/null 2>&1
-  redis-benchmark -p "$port" -c 1 -n "$N" -q "${cmd[@]}" >/dev/null 2>&1 || true
+  # shellcheck disable=SC2086 # BENCH_ARGS is options, split on purpose
+  redis-benchmark -p "$port" -c 1 -n "$N" -q ${BENCH_ARGS:-} "${cmd[@]}" >/dev/null 2>&1 || true
   callgrind_control -d "$pid" >/dev/null 2>&1
   [ -n "$watcher" ] && kill "$watcher" 2>/dev/null
   local window

@@ -510,6 +510,51 @@ fn no_acknowledged_write_is_lost_at_kill_9(policy: &str) {
     }
 }
 
+/// `always` gathers the writes of many clients into each sync and still
+/// answers a client left alone at once: twenty writers, then one; every
+/// write is acknowledged and replays after `kill -9`. (A group that waited
+/// for clients that never come would stall the lone writer.)
+#[test]
+fn appendfsync_always_serves_many_writers_and_then_one_alone() {
+    let dir = Dir::new("aof-always-groups");
+    let opts = flags(&["--appendfsync", "always"]);
+    let server = start(&dir, &opts);
+    let sock = server.sock.clone();
+    let writers: Vec<_> = (0..20)
+        .map(|w| {
+            let sock = sock.clone();
+            std::thread::spawn(move || {
+                let client = redis::Client::open(format!("unix://{}", sock.display())).unwrap();
+                let mut con = client.get_connection().unwrap();
+                for i in 0..50 {
+                    let _: () = redis::cmd("SET")
+                        .arg(format!("group:{w}:{i}"))
+                        .arg(i)
+                        .query(&mut con)
+                        .unwrap();
+                }
+            })
+        })
+        .collect();
+    for w in writers {
+        w.join().unwrap();
+    }
+    let mut con = server.con();
+    let started = Instant::now();
+    for i in 0..100 {
+        run(&mut con, &["SET", &format!("alone:{i}"), "v"]);
+    }
+    // Generous: a sync on a slow disk, not a wait for absent clients
+    // (GATHER_MAX is 1 ms a sync at most).
+    assert!(started.elapsed() < Duration::from_secs(30));
+    assert_eq!(int(&mut con, &["DBSIZE"]), 1100);
+    drop(con);
+    server.signal("KILL");
+    let server = start(&dir, &opts);
+    let mut con = server.con();
+    assert_eq!(int(&mut con, &["DBSIZE"]), 1100);
+}
+
 #[test]
 fn waitaof_counts_the_local_fsync_and_info_reports_the_aof() {
     let dir = Dir::new("aof-waitaof");
@@ -543,7 +588,11 @@ fn latchkey_loads_the_aof_redis_server_wrote() {
         return;
     }
     let dir = Dir::new("aof-from-redis");
-    let (mut redis, sock) = start_redis_with(&dir, &["--appendonly", "yes"]);
+    // `always`: under `everysec` redis-server may put off writing its buffer
+    // while a background fsync runs (and still reply), so its last writes
+    // could miss the file at the kill below.
+    let (mut redis, sock) =
+        start_redis_with(&dir, &["--appendonly", "yes", "--appendfsync", "always"]);
     let mut con = connect_redis(&sock);
     populate_redis_types(&mut con);
     // A rewrite, then more writes on top of the new base.

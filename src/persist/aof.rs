@@ -23,7 +23,9 @@
 //!   per event-loop turn), and a thread syncs every second (`everysec`);
 //!   `always` hands the buffer to the sync thread and the reply waits for its
 //!   `fdatasync`, which covers every client's writes appended meanwhile
-//!   (group commit: the worker serves other clients during the sync).
+//!   (group commit: the worker serves other clients during the sync, and
+//!   the sync thread gathers the clients the last sync released before the
+//!   next, as Redis's event loop does; see `Group`).
 //! - **Rewrites** (BGREWRITEAOF, `appendonly yes` at run time, the automatic
 //!   one) run on the background save thread: at the instant (gate held
 //!   exclusively) a snapshot is begun and a new incremental file opened,
@@ -38,9 +40,9 @@
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use parking_lot::{Condvar, Mutex, MutexGuard};
@@ -345,6 +347,62 @@ struct Rewrites {
 }
 
 /// The append-only file's state (one per server).
+/// `appendfsync always`'s group commit. Redis groups `always` writes by its
+/// event loop: it reads every ready client, then syncs once before any
+/// reply. Here the replies that wait for a sync are counted, and the sync
+/// thread starts a sync once as many wait as the last sync carried (the
+/// clients it released come back with their next writes), or once they are
+/// late: the longer of the last sync's duration and twice the smoothed time
+/// groups have waited for their clients, from the end of the last sync, at
+/// most [`GATHER_MAX`]. A late group is smaller, and the next one is
+/// expected to be as small, so a client left alone is synced at once.
+/// (Syncing as soon as anything waited carried 5 to 7 writes a sync under
+/// 50 clients, where Redis's loop carries 25 to 50.)
+#[derive(Debug, Default)]
+struct Group {
+    /// Replies that began waiting since the current sync began (each counted
+    /// once; its writes were appended before it counted).
+    waiting: AtomicUsize,
+    /// Waiting replies worth a sync at once: what the last sync carried.
+    target: AtomicUsize,
+    /// How long groups waited for their clients, smoothed (ns).
+    gather_ns: AtomicU64,
+    /// The last sync's duration (ns).
+    sync_ns: AtomicU64,
+}
+
+/// The longest a group gathers.
+const GATHER_MAX: Duration = Duration::from_millis(1);
+
+impl Group {
+    /// Waiting replies that complete the next group.
+    fn target(&self) -> usize {
+        self.target.load(Ordering::Relaxed).max(1)
+    }
+
+    /// How long after the last sync the next one waits for its group.
+    fn patience(&self) -> Duration {
+        let usual = Duration::from_nanos(self.gather_ns.load(Ordering::Relaxed)) * 2;
+        let sync = Duration::from_nanos(self.sync_ns.load(Ordering::Relaxed));
+        usual.max(sync).min(GATHER_MAX)
+    }
+
+    /// A sync ended: its group waited `took` for its clients (`None`: it
+    /// did not wait, or they were late), the sync took `sync`, and it
+    /// carried `carried` replies; the next group expects as many.
+    fn gathered(&self, took: Option<Duration>, sync: Duration, carried: usize) {
+        if let Some(took) = took {
+            let took = took.min(GATHER_MAX).as_nanos() as u64;
+            let old = self.gather_ns.load(Ordering::Relaxed);
+            self.gather_ns
+                .store(old - old / 8 + took / 8, Ordering::Relaxed);
+        }
+        self.sync_ns
+            .store(sync.min(GATHER_MAX).as_nanos() as u64, Ordering::Relaxed);
+        self.target.store(carried.max(1), Ordering::Relaxed);
+    }
+}
+
 #[derive(Debug, Default)]
 pub struct Aof {
     /// Held by a unit that holds the gate shared while it runs and until
@@ -367,6 +425,8 @@ pub struct Aof {
     wake_lock: Mutex<bool>,
     /// Tells replies waiting for a sync (`always`) that one ended.
     synced_notify: tokio::sync::Notify,
+    /// How `always` gathers replies into one sync.
+    group: Group,
     /// The last write or sync failed: writes are refused (MISCONF).
     write_error: Mutex<Option<String>>,
     write_failed: AtomicBool,
@@ -477,6 +537,7 @@ impl Aof {
             }
             return;
         }
+        let mut counted = false;
         loop {
             let notified = self.synced_notify.notified();
             tokio::pin!(notified);
@@ -484,9 +545,52 @@ impl Aof {
             if self.synced.load(Ordering::Acquire) >= offset || !self.is_on() {
                 return;
             }
-            self.poke();
+            if !counted {
+                counted = true;
+                let n = self.group.waiting.fetch_add(1, Ordering::AcqRel) + 1;
+                // The first of a group starts the gathering; the one that
+                // completes it starts the sync.
+                if n == 1 || n >= self.group.target.load(Ordering::Relaxed) {
+                    self.poke();
+                }
+            }
             notified.await;
         }
+    }
+
+    /// The sync thread under `always`, once a reply waits: gathers a group
+    /// ([`Group`]) until it is complete or late, syncs, and sets the next
+    /// group's size. `since`: when the last sync ended.
+    fn group_sync(&self, since: Instant) {
+        let g = &self.group;
+        let target = g.target();
+        let deadline = since + g.patience();
+        // How long a group took to gather, if it had to wait for its
+        // clients (one complete when the gathering starts took no time of
+        // its own: its clients came back during the last sync).
+        let mut took = None;
+        if g.waiting.load(Ordering::Acquire) < target {
+            let mut poked = self.wake_lock.lock();
+            loop {
+                if g.waiting.load(Ordering::Acquire) >= target {
+                    took = Some(since.elapsed());
+                    break;
+                }
+                if *poked {
+                    *poked = false;
+                    continue;
+                }
+                if self.wake.wait_until(&mut poked, deadline).timed_out() {
+                    break;
+                }
+            }
+        }
+        // Every reply counted so far had its writes appended before it
+        // counted: this sync carries them all.
+        let carried = g.waiting.swap(0, Ordering::AcqRel);
+        let started = Instant::now();
+        let _ = self.sync_now();
+        g.gathered(took, started.elapsed(), carried);
     }
 
     /// Writes the buffer to the file; returns the file and the offset it
@@ -580,10 +684,15 @@ impl Aof {
             .name("latchkey-aof".into())
             .spawn(move || {
                 let aof = &shared.aof;
+                let mut last_sync = Instant::now();
                 while !shared.is_stopping() {
                     {
                         let mut poked = aof.wake_lock.lock();
-                        if !*poked {
+                        // Replies of a group begun during the last sync
+                        // wait already: no sleep.
+                        let waited = aof.group.waiting.load(Ordering::Acquire) > 0
+                            && aof.appended() > aof.synced();
+                        if !*poked && !waited {
                             let wait = match aof.fsync() {
                                 Fsync::Always => Duration::from_millis(100),
                                 _ => Duration::from_secs(1),
@@ -599,7 +708,13 @@ impl Aof {
                         Fsync::No => {
                             aof.write_out();
                         }
-                        _ => {
+                        Fsync::Always => {
+                            if aof.appended() > aof.synced() {
+                                aof.group_sync(last_sync);
+                                last_sync = Instant::now();
+                            }
+                        }
+                        Fsync::EverySec => {
                             if aof.appended() > aof.synced() {
                                 let _ = aof.sync_now();
                             }
@@ -1491,6 +1606,36 @@ impl<'a> Loader<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn always_groups_expect_what_the_last_sync_carried_and_wait_a_bounded_time() {
+        let g = Group::default();
+        let us = Duration::from_micros;
+        assert_eq!(g.target(), 1, "the first reply is synced at once");
+        assert_eq!(g.patience(), Duration::ZERO);
+        for _ in 0..100 {
+            g.gathered(Some(us(400)), us(100), 50);
+        }
+        assert_eq!(g.target(), 50);
+        let p = g.patience();
+        assert!(p > us(780) && p <= us(800), "twice the usual wait: {p:?}");
+        // Groups whose clients came back during the sync: the wait they did
+        // not need leaves the usual one as it was; a slow sync lengthens it.
+        g.gathered(None, us(900), 50);
+        assert_eq!(g.patience(), us(900));
+        g.gathered(None, us(10), 50);
+        assert!(g.patience() > us(780) && g.patience() <= us(800));
+        // Slow groups and slow syncs wait at most GATHER_MAX.
+        for _ in 0..100 {
+            g.gathered(Some(Duration::from_millis(5)), Duration::from_millis(7), 50);
+        }
+        assert_eq!(g.patience(), GATHER_MAX);
+        // A late group of one: the next expects one.
+        g.gathered(None, us(10), 1);
+        assert_eq!(g.target(), 1);
+        g.gathered(None, us(10), 0);
+        assert_eq!(g.target(), 1);
+    }
 
     #[test]
     fn a_manifest_reads_back_what_it_writes() {
