@@ -690,7 +690,8 @@ impl Aof {
                         let mut poked = aof.wake_lock.lock();
                         // Replies of a group begun during the last sync
                         // wait already: no sleep.
-                        let waited = aof.group.waiting.load(Ordering::Acquire) > 0
+                        let waited = aof.fsync() == Fsync::Always
+                            && aof.group.waiting.load(Ordering::Acquire) > 0
                             && aof.appended() > aof.synced();
                         if !*poked && !waited {
                             let wait = match aof.fsync() {
