@@ -51,4 +51,19 @@ export class LatchkeyServer {
 }
 
 export function start(options?: StartOptions): Promise<LatchkeyServer>;
+
+type Hook = (fn: () => unknown) => unknown;
+/** A runner's hooks: node:test's before/after/beforeEach, or beforeAll/afterAll/beforeEach. */
+export interface Hooks {
+  before?: Hook;
+  after?: Hook;
+  beforeAll?: Hook;
+  afterAll?: Hook;
+  beforeEach?: Hook;
+}
+/** One server for a file's tests: started before them, reset before each, stopped after. */
+export function useLatchkey(
+  hooks: Hooks,
+  options?: StartOptions & { reset?: boolean },
+): { readonly server: LatchkeyServer; readonly redis: Redis };
 export function resolveBinary(options?: { bin?: string }): string;

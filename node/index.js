@@ -475,3 +475,36 @@ export class LatchkeyServer {
     await this.stop();
   }
 }
+
+/**
+ * Registers one server for the tests of a file with the runner's hooks:
+ * started (with an ioredis client) before them, reset before each, stopped
+ * after them. `hooks` holds the runner's functions: node:test's `before`,
+ * `after`, `beforeEach`, or Vitest's and Jest's `beforeAll`, `afterAll`,
+ * `beforeEach`. Returns an object whose `server` and `redis` are set once the
+ * server has started. `options` go to `start()`; `options.reset: false`
+ * leaves the server as the last test left it.
+ */
+export function useLatchkey(hooks, options = {}) {
+  const setup = hooks.before ?? hooks.beforeAll;
+  const teardown = hooks.after ?? hooks.afterAll;
+  if (typeof setup !== "function" || typeof teardown !== "function") {
+    throw new TypeError("latchkey: useLatchkey needs the runner's before/after (or beforeAll/afterAll) hooks");
+  }
+  const { reset = true, ...startOptions } = options;
+  const fixture = { server: undefined, redis: undefined };
+  setup(async () => {
+    fixture.server = await start(startOptions);
+    fixture.redis = await fixture.server.client();
+  });
+  teardown(async () => {
+    await fixture.server?.stop();
+  });
+  if (reset) {
+    if (typeof hooks.beforeEach !== "function") {
+      throw new TypeError("latchkey: useLatchkey resets before each test: pass beforeEach (or reset: false)");
+    }
+    hooks.beforeEach(() => fixture.server.reset());
+  }
+  return fixture;
+}
