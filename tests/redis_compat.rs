@@ -53,6 +53,7 @@ case_files!(
     persistence,
     scripting,
     scripting_functions,
+    script_numbers,
     lists,
     lists_more,
     extremes,

@@ -535,7 +535,7 @@ fn call_from_script(lua: &Lua, args: MultiValue, raise: bool) -> mlua::Result<Va
     // not its caller's: replies whose shape depends on it (ZRANGE WITHSCORES)
     // are built for that.
     let caller_resp3 = std::mem::replace(&mut session.resp3, resp3);
-    let reply = redis_call(lua, shared, session, args, read_only, allow_oom);
+    let reply = redis_call(shared, session, args, read_only, allow_oom);
     session.resp3 = caller_resp3;
     match reply {
         Reply::Error(e) if raise => Err(mlua::Error::external(CallFailed {
@@ -1405,22 +1405,18 @@ pub(crate) fn compile_chunk(lua: &Lua, body: &[u8], name: &str) -> Result<Functi
         })
 }
 
-/// The words of a `redis.call`-like call: strings, and numbers as Lua
-/// writes them.
-fn call_words(lua: &Lua, args: MultiValue) -> Result<Vec<Bytes>, CommandError> {
+/// The words of a `redis.call`-like call: strings, and numbers as C's
+/// `%.17g` writes them (Redis 7.0 formats them so, not with Lua's own
+/// `%.14g`: `0.1+0.2` is `0.30000000000000004`, `2^53` is
+/// `9007199254740992`).
+fn call_words(args: MultiValue) -> Result<Vec<Bytes>, CommandError> {
     let mut words = Vec::with_capacity(args.len());
     for v in args {
         match v {
             Value::String(s) => words.push(Bytes::copy_from_slice(&s.as_bytes())),
-            // Numbers become text as Lua's tostring writes them (`1.5`, `3`).
-            v @ (Value::Integer(_) | Value::Number(_)) => match lua.coerce_string(v) {
-                Ok(Some(s)) => words.push(Bytes::copy_from_slice(&s.as_bytes())),
-                _ => {
-                    return Err(CommandError::err(
-                        "Lua redis lib command arguments must be strings or integers",
-                    ))
-                }
-            },
+            // Lua 5.1's numbers are all doubles.
+            Value::Integer(i) => words.push(crate::reply::format_double(i as f64).into()),
+            Value::Number(n) => words.push(crate::reply::format_double(n).into()),
             _ => {
                 return Err(CommandError::err(
                     "Lua redis lib command arguments must be strings or integers",
@@ -1450,7 +1446,7 @@ fn acl_check_cmd(lua: &Lua, args: MultiValue) -> mlua::Result<bool> {
     };
     // SAFETY: see `Running`.
     let (shared, session) = unsafe { (&*shared, &*session) };
-    let words = call_words(lua, args).map_err(|e| {
+    let words = call_words(args).map_err(|e| {
         let line = e.to_string();
         script_raise_plain(lua, line.strip_prefix("ERR ").unwrap_or(&line))
     })?;
@@ -1465,14 +1461,13 @@ fn acl_check_cmd(lua: &Lua, args: MultiValue) -> mlua::Result<bool> {
 
 /// Runs one command for `redis.call`/`redis.pcall`; errors are replies.
 fn redis_call(
-    lua: &Lua,
     shared: &Shared,
     session: &mut Session,
     args: MultiValue,
     read_only: bool,
     allow_oom: bool,
 ) -> Reply {
-    match call_words(lua, args) {
+    match call_words(args) {
         Ok(words) => run_words(shared, session, words, read_only, allow_oom),
         Err(e) => Reply::Error(e),
     }
