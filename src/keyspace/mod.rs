@@ -880,8 +880,21 @@ impl Shard {
                 f.store(true, Ordering::Release);
             }
         }
-        // An empty shard (most of them, in a server reset between tests)
-        // has no value to log, tell a blocked client about or requeue.
+        // A shard that holds nothing and has nothing allocated (most of
+        // them, in a server reset between tests) is left as it is.
+        if self.map.is_unallocated()
+            && self.wheel.is_unallocated()
+            && self.watchers.is_empty()
+            && self.waited.is_empty()
+            && self.pending.capacity() == 0
+        {
+            self.pending_at = 0;
+            self.volatile = 0;
+            self.next_due.store(u64::MAX, Ordering::Release);
+            return;
+        }
+        // An empty shard has no value to log, tell a blocked client about or
+        // requeue.
         let requeue = if self.map.is_empty() {
             Vec::new()
         } else {
@@ -1650,6 +1663,21 @@ mod tests {
         assert_eq!(ks.dirty(), dirty + 1);
         assert_eq!(db.len(), 0);
         assert_eq!(due(), u64::MAX);
+        // A shard never used is left as it is, and works after.
+        let fresh = Keyspace::new(1, now);
+        let db = fresh.db(0).unwrap();
+        let dirty = fresh.dirty();
+        for mut shard in db.lock_all() {
+            shard.clear(now);
+        }
+        assert_eq!(fresh.dirty(), dirty);
+        db.lock(&k).insert(&k, volatile(2, now + 10).1, now);
+        assert_eq!(
+            db.next_due[db.shard_index(&k)].load(Ordering::Acquire),
+            now + 10
+        );
+        assert_eq!(db.lock(&k).expire_due(now + 10), 1);
+        assert_eq!(db.len(), 0);
     }
 
     #[test]
