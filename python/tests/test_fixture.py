@@ -302,3 +302,21 @@ def test_the_installed_binary_is_looked_up_once_until_it_goes(tmp_path, monkeypa
     first.unlink()
     assert _server.find_binary() == str(second)
     assert len(lookups) == 2, "looked up again once the file is gone"
+
+
+def test_a_stopped_server_is_killed_at_once_and_reaped_later():
+    import latchkey
+    from latchkey import _server
+
+    pids = []
+    for _ in range(3):
+        s = latchkey.Server().start()
+        pids.append(s.pid)
+        s.stop()
+        assert s.pid is None and not s.alive
+    deadline = time.monotonic() + 5
+    while any(pid_alive(p) for p in pids) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert not any(pid_alive(p) for p in pids), "killed by stop()"
+    _server._reap()
+    assert not any(p.pid in pids for p in _server._killed), "reaped once exited"
