@@ -9,7 +9,9 @@
 # the requests, as this script did before, left the setup's own variation in
 # it (how many commands each read of `--pipe` got), thousands of instructions
 # per request on a loaded machine.
-# Usage: [LATCHKEY=binary] [MONITOR=1] [BENCH_ARGS=...] benches/callgrind_cmd.sh SETUP N COMMAND...
+# Usage: [LATCHKEY=binary] [LATCHKEY_FLAGS="..."] [MONITOR=1] [BENCH_ARGS=...] benches/callgrind_cmd.sh SETUP N COMMAND...
+#   LATCHKEY_FLAGS more flags for latchkey only (e.g. "--enable-debug-command
+#          local" for DEBUG RESET, which redis-server then refuses)
 #   MONITOR=1 keeps one redis-cli MONITOR attached while the requests run
 #   BENCH_ARGS more redis-benchmark options, e.g. "--user bench -a pw" for a
 #          user the setup made with ACL SETUSER
@@ -42,7 +44,8 @@ run() { # server -> instructions per request of the command
   if [ "$server" = redis ]; then
     "${cg[@]}" redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no --dir "$work" >/dev/null 2>&1 &
   else
-    "${cg[@]}" "$LATCHKEY" --port "$port" --bind 127.0.0.1 --save '' --dir "$work" --loglevel warning >/dev/null 2>&1 &
+    # shellcheck disable=SC2086 # LATCHKEY_FLAGS is words
+    "${cg[@]}" "$LATCHKEY" --port "$port" --bind 127.0.0.1 --save '' --dir "$work" --loglevel warning ${LATCHKEY_FLAGS:-} >/dev/null 2>&1 &
   fi
   pid=$!
   for _ in $(seq 600); do redis-cli -p "$port" ping >/dev/null 2>&1 && break; sleep 0.05; done

@@ -174,6 +174,13 @@ fn main() -> ExitCode {
     // line after the file.
     config.users.extend(users);
     init_logging(&config);
+    // quanta calibrates its clock against the system's the first time it is
+    // read (a millisecond or so of spinning), which the first client's
+    // connection did, while it waited for its first reply. A thread of its
+    // own does it now, beside the rest of the start.
+    let _ = std::thread::Builder::new()
+        .name("latchkey-clock".into())
+        .spawn(quanta::Instant::now);
     // A work-stealing pool of `io-threads` workers (one by default, like Redis's
     // event loop). Multi-thread even for one: a script past busy-reply-threshold
     // hands its worker to a fresh thread, which only this kind of runtime can do.
@@ -254,18 +261,12 @@ async fn serve(config: Config) -> ExitCode {
     });
     let socket = listeners.unix.as_ref().map(|(_, path)| path.clone());
     let running = tokio::spawn(server::run(shared.clone(), listeners));
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    let loading = shared.clone();
-    let started = std::thread::Builder::new()
-        .name("latchkey-load".into())
-        .spawn(move || {
-            let _ = tx.send(latchkey::commands::persist::load_at_start(&loading));
-        });
-    let loaded = match started {
-        Ok(_) => rx
-            .await
-            .unwrap_or_else(|_| Err("the loading thread stopped".into())),
-        Err(e) => Err(format!("cannot start the loading thread: {e}")),
+    let loaded = if latchkey::commands::persist::nothing_to_load(&shared) {
+        // No file (a test fixture's server): the grace and the counters are
+        // set in place, without a thread to start and wait for.
+        latchkey::commands::persist::load_at_start(&shared)
+    } else {
+        load_on_a_thread(&shared).await
     };
     shared.set_loading(false);
     if let Err(e) = loaded {
@@ -286,6 +287,24 @@ async fn serve(config: Config) -> ExitCode {
     let _ = running.await;
     tracing::info!("latchkey is now ready to exit, bye bye...");
     ExitCode::SUCCESS
+}
+
+/// Loads the file on a thread of its own, while the server answers
+/// `-LOADING`.
+async fn load_on_a_thread(shared: &Arc<Shared>) -> Result<bool, String> {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let loading = shared.clone();
+    let started = std::thread::Builder::new()
+        .name("latchkey-load".into())
+        .spawn(move || {
+            let _ = tx.send(latchkey::commands::persist::load_at_start(&loading));
+        });
+    match started {
+        Ok(_) => rx
+            .await
+            .unwrap_or_else(|_| Err("the loading thread stopped".into())),
+        Err(e) => Err(format!("cannot start the loading thread: {e}")),
+    }
 }
 
 /// Writes `ready-file`: one listener per line, put in place whole (a

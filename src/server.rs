@@ -152,8 +152,7 @@ impl Shared {
             .map(|_| char::from_digit(fastrand::u32(0..16), 16).unwrap_or('0'))
             .collect();
         let commands = CommandTable::new();
-        let scripts = crate::scripting::Scripts::new()
-            .unwrap_or_else(|e| panic!("cannot start the Lua VM: {e}"));
+        let scripts = crate::scripting::Scripts::new();
         scripts
             .functions
             .publish_to(keyspace.function_codes().clone());

@@ -459,3 +459,70 @@ async fn redis_call_errors_name_the_line_for_string_and_number_arguments() {
         .collect();
     assert_eq!(got, Value::Array(want));
 }
+
+/// The Lua VMs are built on first use: before any script or library, every
+/// command that needs none answers as it did with them built at start-up,
+/// and the first EVAL and FUNCTION LOAD then work as usual.
+#[tokio::test]
+async fn scripting_commands_answer_the_same_before_any_vm_is_built() {
+    let server = latchkey::Server::builder().start().await.unwrap();
+    let mut con = connect(&server).await;
+    assert_eq!(
+        err_line(&mut con, &["FCALL", "f", "0"]).await,
+        "ERR Function not found"
+    );
+    assert_eq!(
+        err_line(&mut con, &["FCALL_RO", "f", "0"]).await,
+        "ERR Function not found"
+    );
+    assert_eq!(
+        err_line(&mut con, &["FUNCTION", "DELETE", "lib"]).await,
+        "ERR Library not found"
+    );
+    assert_eq!(
+        err_line(
+            &mut con,
+            &["EVALSHA", "e0e1f9fabfc9d4800c877a703b823ac0578ff8db", "0"]
+        )
+        .await,
+        "NOSCRIPT No matching script. Please use EVAL."
+    );
+    assert_eq!(
+        err_line(&mut con, &["SCRIPT", "KILL"]).await,
+        "NOTBUSY No scripts in execution right now."
+    );
+    assert_eq!(
+        err_line(&mut con, &["FUNCTION", "KILL"]).await,
+        "NOTBUSY No scripts in execution right now."
+    );
+    assert_eq!(
+        cmd(&mut con, &["FUNCTION", "LIST"]).await.unwrap(),
+        Value::Array(vec![])
+    );
+    let dump = cmd(&mut con, &["FUNCTION", "DUMP"]).await.unwrap();
+    let Value::BulkString(dump) = dump else {
+        panic!("FUNCTION DUMP: {dump:?}");
+    };
+    let mut restore = redis::cmd("FUNCTION");
+    restore.arg("RESTORE").arg(dump).arg("FLUSH");
+    assert_eq!(
+        restore.query_async::<Value>(&mut con).await.unwrap(),
+        Value::Okay
+    );
+    for flush in [["SCRIPT", "FLUSH"], ["FUNCTION", "FLUSH"]] {
+        assert_eq!(cmd(&mut con, &flush).await.unwrap(), Value::Okay);
+    }
+    assert_eq!(
+        cmd(&mut con, &["EVAL", "return cjson.encode({1})", "0"])
+            .await
+            .unwrap(),
+        Value::BulkString(b"[1]".to_vec())
+    );
+    cmd(&mut con, &["FUNCTION", "LOAD", LIB]).await.unwrap();
+    assert_eq!(
+        cmd(&mut con, &["FCALL", "setget", "1", "k", "v"])
+            .await
+            .unwrap(),
+        Value::BulkString(b"v".to_vec())
+    );
+}

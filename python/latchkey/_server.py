@@ -1,6 +1,7 @@
 """Spawns a latchkey server on a free loopback port and drives its test controls
 (DEBUG ADVANCE-TIME / PAUSE-TIME / RESUME-TIME, DEBUG FAULT, DEBUG RESET)."""
 
+import atexit
 import datetime
 import os
 import shutil
@@ -49,6 +50,19 @@ def _from_checkout():
     return None
 
 
+_installed = None
+
+
+def _installed_binary():
+    """The wheel's or the checkout's binary, looked up once per process (the
+    wheel's RECORD is read and parsed at each lookup) and again only if the
+    file has gone."""
+    global _installed
+    if _installed is None or not os.path.isfile(_installed):
+        _installed = _from_wheel() or _from_checkout()
+    return _installed
+
+
 def find_binary(binary=None):
     """The latchkey binary to run, the first of: `binary` (an argument or
     pytest's --latchkey-bin), $LATCHKEY_BIN, the one the installed wheel
@@ -61,7 +75,7 @@ def find_binary(binary=None):
             if not os.path.isfile(candidate):
                 raise LatchkeyError("%s names %r, which is not a file" % (origin, candidate))
             return os.path.abspath(candidate)
-    found = _from_wheel() or _from_checkout()
+    found = _installed_binary()
     if found is None:
         raise LatchkeyError(
             "no latchkey binary: set LATCHKEY_BIN, install the wheel (pip install "
@@ -81,13 +95,33 @@ def _ms(amount):
     return int(ms)
 
 
+# Servers killed and not yet reaped: waiting for a killed process's exit (the
+# kernel tearing down its memory) took a few tenths of a millisecond of every
+# fresh server's test, so each is reaped at the next stop, or at exit.
+_killed = []
+
+
+def _reap():
+    """Reaps the killed servers that have exited."""
+    _killed[:] = [p for p in _killed if p.poll() is None]
+
+
+@atexit.register
+def _reap_all():
+    for p in _killed:
+        p.wait()
+    _killed.clear()
+
+
 def _stop_process(proc, tmp, log):
     """Kills the server and removes its folder (the finalizer of a Server left
     running too). SIGKILL: it keeps nothing to save, and a SIGTERM's shutdown
-    waits for the server's next cron tick (up to 100 ms, as in Redis)."""
+    waits for the server's next cron tick (up to 100 ms, as in Redis). Its
+    exit is not waited for (see _killed)."""
+    _reap()
     if proc.poll() is None:
         proc.kill()
-    proc.wait()
+        _killed.append(proc)
     log.close()
     shutil.rmtree(tmp, ignore_errors=True)
 
@@ -173,8 +207,10 @@ class Server:
             if time.monotonic() > deadline:
                 raise LatchkeyError("latchkey was not ready after %s s: %s\n%s"
                                     % (self.timeout, " ".join(argv), self.log()))
-            # Every 0.5 ms for the first 200 ms (a start takes a few ms), then 5 ms.
-            time.sleep(0.0005 if time.monotonic() - started < 0.2 else 0.005)
+            # Every 0.1 ms for the first 100 ms (a start takes a few ms: each
+            # poll is a failed open(), and a coarser step is waited out in
+            # full), then 5 ms.
+            time.sleep(0.0001 if time.monotonic() - started < 0.1 else 0.005)
 
     def stop(self):
         """Closes the clients made here, ends the server, removes its folder."""

@@ -279,3 +279,49 @@ def test_the_binary_is_the_installed_wheels():
     assert found == os.path.realpath(os.path.join(sysconfig.get_path("scripts"), "latchkey"))
     out = subprocess.run([found, "-v"], capture_output=True, text=True, timeout=30)
     assert "latchkey" in out.stdout
+
+
+def test_the_installed_binary_is_looked_up_once_until_it_goes(tmp_path, monkeypatch):
+    from latchkey import _server
+
+    monkeypatch.delenv("LATCHKEY_BIN", raising=False)
+    first, second = tmp_path / "first", tmp_path / "second"
+    first.write_text("")
+    second.write_text("")
+    lookups = []
+
+    def from_wheel():
+        lookups.append(1)
+        return str(first if first.exists() else second)
+
+    monkeypatch.setattr(_server, "_from_wheel", from_wheel)
+    monkeypatch.setattr(_server, "_installed", None)
+    assert _server.find_binary() == str(first)
+    assert _server.find_binary() == str(first)
+    assert len(lookups) == 1, "the wheel's RECORD is read once"
+    first.unlink()
+    assert _server.find_binary() == str(second)
+    assert len(lookups) == 2, "looked up again once the file is gone"
+
+
+def test_a_stopped_server_is_killed_at_once_and_reaped_later():
+    import latchkey
+    from latchkey import _server
+
+    pids = []
+    for _ in range(3):
+        s = latchkey.Server().start()
+        pids.append(s.pid)
+        s.stop()
+        assert s.pid is None and not s.alive
+    deadline = time.monotonic() + 5
+    while any(pid_alive(p) for p in pids) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert not any(pid_alive(p) for p in pids), "killed by stop()"
+    # A killed process's leader is a zombie before its other threads are
+    # gone; waitpid reports it once they are.
+    unreaped = lambda: [p for p in _server._killed if p.pid in pids]
+    while unreaped() and time.monotonic() < deadline:
+        _server._reap()
+        time.sleep(0.01)
+    assert not unreaped(), "reaped once exited"

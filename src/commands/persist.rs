@@ -481,6 +481,14 @@ pub fn save_after_flushall(shared: &Shared) {
     }
 }
 
+/// Whether [`load_at_start`] has no file to read: no append-only file is on
+/// and the RDB file is not there. Such a load takes microseconds, so the
+/// binary runs it in place instead of on a thread of its own.
+pub fn nothing_to_load(shared: &Shared) -> bool {
+    let config = shared.config.read();
+    !config.appendonly && !RdbTarget::of(&config).path().exists()
+}
+
 /// Loads the RDB file named by the options into the (empty) keyspace at
 /// start-up. `Ok(false)`: there was no file.
 pub fn load_at_start(shared: &Shared) -> Result<bool, String> {

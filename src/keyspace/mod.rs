@@ -894,6 +894,44 @@ impl Shard {
                 f.store(true, Ordering::Release);
             }
         }
+        // A shard that holds nothing and has nothing allocated (most of
+        // them, in a server reset between tests) is left as it is.
+        if self.map.is_unallocated()
+            && self.wheel.is_unallocated()
+            && self.watchers.is_empty()
+            && self.waited.is_empty()
+            && self.pending.capacity() == 0
+        {
+            self.pending_at = 0;
+            self.volatile = 0;
+            self.next_due.store(u64::MAX, Ordering::Release);
+            return;
+        }
+        // An empty shard has no value to log, tell a blocked client about or
+        // requeue.
+        let requeue = if self.map.is_empty() {
+            Vec::new()
+        } else {
+            self.take_removed(now)
+        };
+        self.watchers.clear();
+        self.map.clear();
+        self.wheel.clear();
+        self.pending = Vec::new();
+        self.pending_at = 0;
+        self.waited.clear();
+        self.volatile = 0;
+        self.next_due.store(u64::MAX, Ordering::Release);
+        for (key, mut old) in requeue {
+            self.keep_waiters(&key, &mut old, now);
+        }
+    }
+
+    /// [`Shard::clear`]'s walk of the values it removes: held locks' events
+    /// and hold times logged, blocked clients told their value is gone, and
+    /// the values with waiters taken out, to be requeued once the shard is
+    /// empty.
+    fn take_removed(&mut self, now: u64) -> Vec<(Vec<u8>, Entry)> {
         // Held locks' events and hold times (a walk without allocation for
         // every other value).
         for (key, e) in self.map.iter() {
@@ -918,17 +956,7 @@ impl Shard {
                 requeue.push((key, old));
             }
         }
-        self.watchers.clear();
-        self.map.clear();
-        self.wheel.clear();
-        self.pending = Vec::new();
-        self.pending_at = 0;
-        self.waited.clear();
-        self.volatile = 0;
-        self.next_due.store(u64::MAX, Ordering::Release);
-        for (key, mut old) in requeue {
-            self.keep_waiters(&key, &mut old, now);
-        }
+        requeue
     }
 
     /// Runs the timers of the value at `key` (a lock's leases: expired holders
@@ -1684,6 +1712,51 @@ mod tests {
         assert!(ks.db(2).unwrap().may_hold_keys());
         assert!(!ks.db(2).unwrap().confirm_empty());
         assert!(ks.db(0).unwrap().confirm_empty());
+    }
+
+    #[test]
+    fn clearing_an_empty_shard_still_tells_watchers_and_drops_its_timers() {
+        let now = 1_000_000;
+        let ks = Keyspace::new(1, now);
+        let db = ks.db(0).unwrap();
+        let (k, e) = volatile(0, now + 10);
+        let flag = WatchFlag::default();
+        {
+            let mut shard = db.lock(&k);
+            // A key with a TTL, gone again: its timer may stay behind.
+            shard.insert(&k, e, now);
+            assert!(shard.remove(&k, now).is_some());
+            assert_eq!(shard.len(), 0);
+            shard.watch(b"missing", &flag);
+        }
+        let dirty = ks.dirty();
+        db.lock(&k).clear(now);
+        assert!(flag.load(Ordering::Acquire), "the watcher is told");
+        assert_eq!(ks.dirty(), dirty, "no key removed, none counted");
+        let due = || db.next_due[db.shard_index(&k)].load(Ordering::Acquire);
+        assert_eq!(due(), u64::MAX, "no timer left");
+        // A shard with a key takes the other way: the key is counted.
+        db.lock(&k).insert(&k, volatile(1, now + 10).1, now);
+        let dirty = ks.dirty();
+        db.lock(&k).clear(now);
+        assert_eq!(ks.dirty(), dirty + 1);
+        assert_eq!(db.len(), 0);
+        assert_eq!(due(), u64::MAX);
+        // A shard never used is left as it is, and works after.
+        let fresh = Keyspace::new(1, now);
+        let db = fresh.db(0).unwrap();
+        let dirty = fresh.dirty();
+        for mut shard in db.lock_all() {
+            shard.clear(now);
+        }
+        assert_eq!(fresh.dirty(), dirty);
+        db.lock(&k).insert(&k, volatile(2, now + 10).1, now);
+        assert_eq!(
+            db.next_due[db.shard_index(&k)].load(Ordering::Acquire),
+            now + 10
+        );
+        assert_eq!(db.lock(&k).expire_due(now + 10), 1);
+        assert_eq!(db.len(), 0);
     }
 
     #[test]

@@ -153,6 +153,12 @@ impl Table {
         self.slots = Vec::new();
     }
 
+    /// Holds nothing and has nothing allocated: [`Table::clear`] would
+    /// leave it as it is.
+    pub fn is_unallocated(&self) -> bool {
+        self.slots.capacity() == 0 && self.index.capacity() == 0
+    }
+
     /// Every key and entry, in slab order.
     pub fn iter(&self) -> impl Iterator<Item = (&[u8], &Entry)> {
         self.slots.iter().map(|s| (s.key.as_slice(), &s.entry))

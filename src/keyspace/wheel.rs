@@ -135,6 +135,12 @@ impl<T> Wheel<T> {
     }
 
     /// Drops every entry.
+    /// Holds nothing and has no slots allocated: [`Wheel::clear`] would
+    /// leave it as it is.
+    pub fn is_unallocated(&self) -> bool {
+        self.levels.is_none() && self.len == 0 && self.overdue.is_empty()
+    }
+
     pub fn clear(&mut self) {
         self.levels = None;
         self.occupied = [0; LEVELS];

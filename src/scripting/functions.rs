@@ -19,7 +19,7 @@ use bytes::Bytes;
 use mlua::{Function, Lua, MultiValue, RegistryKey, Table, Value};
 use parking_lot::Mutex;
 
-use super::{CallFailed, Vm, Watch};
+use super::{CallFailed, LazyVm, Vm, Watch};
 use crate::error::CommandError;
 use crate::keyspace::FunctionCodes;
 
@@ -114,7 +114,9 @@ struct Loading {
 
 /// The libraries and their VM.
 pub struct Functions {
-    vm: Vm,
+    /// Built by the first library loaded (FUNCTION LOAD or RESTORE, a load
+    /// from a file); until then there are no libraries.
+    vm: LazyVm,
     libs: Mutex<Vec<Library>>,
     /// Where every change is published for snapshots.
     codes: Mutex<Option<FunctionCodes>>,
@@ -132,13 +134,19 @@ pub enum RestorePolicy {
 }
 
 impl Functions {
-    /// No libraries, and their VM (sharing `watch` with EVAL's).
-    pub(crate) fn new(watch: &Arc<Watch>) -> Result<Self, String> {
-        Ok(Functions {
-            vm: Vm::new("user_function", watch, Some(register_function))?,
+    /// No libraries, and their VM (sharing `watch` with EVAL's), built on
+    /// first use.
+    pub(crate) fn new(watch: &Arc<Watch>) -> Self {
+        Functions {
+            vm: LazyVm::new("user_function", watch, Some(register_function)),
             libs: Mutex::new(Vec::new()),
             codes: Mutex::new(None),
-        })
+        }
+    }
+
+    /// Whether the VM has been built.
+    pub(crate) fn vm_built(&self) -> bool {
+        self.vm.built().is_some()
     }
 
     /// Publishes every change to `codes` from now on (the keyspace's).
@@ -158,8 +166,9 @@ impl Functions {
     /// the same name if `replace`); returns the library's name. `timeout`
     /// off for a load from a file, as Redis's for its own clients.
     pub fn load(&self, code: &[u8], replace: bool, timeout: bool) -> Result<String, CommandError> {
-        let lua = self.vm.lua.lock();
-        let loaded = self.load_locked(&lua, code, replace, timeout);
+        let vm = self.vm.get()?;
+        let lua = vm.lua.lock();
+        let loaded = self.load_locked(vm, &lua, code, replace, timeout);
         // What a failed load registered (or a replaced library held) lets go
         // of its registry slots now.
         lua.expire_registry_values();
@@ -168,12 +177,13 @@ impl Functions {
 
     fn load_locked(
         &self,
+        vm: &Vm,
         lua: &Lua,
         code: &[u8],
         replace: bool,
         timeout: bool,
     ) -> Result<String, CommandError> {
-        let lib = self.compile(lua, code, timeout)?;
+        let lib = self.compile(vm, lua, code, timeout)?;
         let mut libs = self.libs.lock();
         let name = lib.name.clone();
         let old = libs.iter().position(|l| l.name == name);
@@ -193,7 +203,13 @@ impl Functions {
 
     /// Parses the shebang, runs the code with the load-time API and collects
     /// what it registers: the library, not yet added.
-    fn compile(&self, lua: &Lua, code: &[u8], timeout: bool) -> Result<Library, CommandError> {
+    fn compile(
+        &self,
+        vm: &Vm,
+        lua: &Lua,
+        code: &[u8],
+        timeout: bool,
+    ) -> Result<Library, CommandError> {
         let (name, body) = metadata(code)?;
         let body = &code[body..];
         let fail = |msg: String| CommandError::err(msg);
@@ -207,11 +223,10 @@ impl Functions {
         if timeout {
             *watch.load_deadline.lock() = Some(quanta::Instant::now() + LOAD_TIMEOUT);
         }
-        let ran = self
-            .vm
-            .set_globals_index(self.vm.library_api.as_ref())
+        let ran = vm
+            .set_globals_index(vm.library_api.as_ref())
             .and_then(|()| function.call::<()>(()));
-        let restored = self.vm.set_globals_index(None);
+        let restored = vm.set_globals_index(None);
         *watch.load_deadline.lock() = None;
         if watch.every_line.load(std::sync::atomic::Ordering::Relaxed) {
             let _ = super::install_hook(lua, watch, false);
@@ -235,12 +250,16 @@ impl Functions {
     }
 
     fn watch(&self) -> &Arc<Watch> {
-        &self.vm.watch
+        self.vm.watch()
     }
 
     /// FUNCTION DELETE.
     pub fn delete(&self, name: &[u8]) -> Result<(), CommandError> {
-        let lua = self.vm.lua.lock();
+        // No VM yet, no library: nothing to find.
+        let Some(vm) = self.vm.built() else {
+            return Err(CommandError::err("Library not found"));
+        };
+        let lua = vm.lua.lock();
         let mut libs = self.libs.lock();
         let Some(i) = libs.iter().position(|l| l.name.as_bytes() == name) else {
             return Err(CommandError::err("Library not found"));
@@ -254,7 +273,11 @@ impl Functions {
 
     /// FUNCTION FLUSH.
     pub fn flush(&self) {
-        let lua = self.vm.lua.lock();
+        // No VM yet, no library: nothing to flush.
+        let Some(vm) = self.vm.built() else {
+            return;
+        };
+        let lua = vm.lua.lock();
         let mut libs = self.libs.lock();
         libs.clear();
         self.publish(&libs);
@@ -276,21 +299,23 @@ impl Functions {
     /// library of `codes` (each name once), then adds them by `policy`. All
     /// or nothing.
     pub fn restore(&self, codes: &[Vec<u8>], policy: RestorePolicy) -> Result<(), CommandError> {
-        let lua = self.vm.lua.lock();
-        let restored = self.restore_locked(&lua, codes, policy);
+        let vm = self.vm.get()?;
+        let lua = vm.lua.lock();
+        let restored = self.restore_locked(vm, &lua, codes, policy);
         lua.expire_registry_values();
         restored
     }
 
     fn restore_locked(
         &self,
+        vm: &Vm,
         lua: &Lua,
         codes: &[Vec<u8>],
         policy: RestorePolicy,
     ) -> Result<(), CommandError> {
         let mut new: Vec<Library> = Vec::new();
         for code in codes {
-            let lib = self.compile(lua, code, false)?;
+            let lib = self.compile(vm, lua, code, false)?;
             if new.iter().any(|l| l.name == lib.name) {
                 return Err(CommandError::err(format!(
                     "Library '{}' already exists",
@@ -350,7 +375,11 @@ impl Functions {
         argv: &[Bytes],
         ro: bool,
     ) -> Result<crate::reply::Reply, CommandError> {
-        let lua = self.vm.lua.lock();
+        // No VM yet, no library: no function to find.
+        let Some(vm) = self.vm.built() else {
+            return Err(CommandError::err("Function not found"));
+        };
+        let lua = vm.lua.lock();
         let (name, flags, key) = {
             let libs = self.libs.lock();
             let found = libs
@@ -388,7 +417,7 @@ impl Functions {
         }
         super::CallRef::lend(self.watch(), &name, args);
         let run = super::Run {
-            vm: &self.vm,
+            vm,
             lua: &lua,
             kind: super::RunKind::Function,
             name: &name,

@@ -62,7 +62,8 @@ use crate::session::Session;
 /// The VMs (EVAL's and the functions'), the compiled-script cache and the
 /// function libraries, shared by all connections.
 pub struct Scripts {
-    eval: Vm,
+    /// Built by the first script compiled (EVAL, SCRIPT LOAD).
+    eval: LazyVm,
     /// By lower-case hex SHA-1. The names are digests of what clients sent, so a
     /// fast hash that is still keyed per process (ahash) is enough.
     /// The functions are kept in the Lua registry: a `Function` handle would hold
@@ -822,8 +823,6 @@ pub(crate) struct Vm {
     pub(crate) library_api: Option<Table>,
     /// `user_script` or `user_function`: the chunk's name without its `@`.
     pub(crate) chunk: &'static str,
-    /// The running script's clock and flags, shared by both VMs.
-    pub(crate) watch: Arc<Watch>,
 }
 
 /// See [`Vm::run_refs`]. The keys hold their registry slots for the VM's life.
@@ -944,7 +943,6 @@ impl Vm {
             run_refs,
             library_api,
             chunk,
-            watch: watch.clone(),
         })
     }
 
@@ -987,6 +985,58 @@ impl Vm {
     }
 }
 
+impl Default for Scripts {
+    fn default() -> Self {
+        Scripts::new()
+    }
+}
+
+/// A [`Vm`] built on first use: building one (the libraries, the sandbox)
+/// is about half of a server's start-up, and most servers (a test fixture's
+/// above all) never run a script. Until it is built there is nothing in it to
+/// flush: no cached script, no library, cjson at its defaults.
+pub(crate) struct LazyVm {
+    vm: std::sync::OnceLock<Result<Vm, String>>,
+    chunk: &'static str,
+    watch: Arc<Watch>,
+    register: Option<fn(&Lua, MultiValue) -> mlua::Result<()>>,
+}
+
+impl LazyVm {
+    /// A VM to build when first asked for, as [`Vm::new`] would.
+    pub(crate) fn new(
+        chunk: &'static str,
+        watch: &Arc<Watch>,
+        register: Option<fn(&Lua, MultiValue) -> mlua::Result<()>>,
+    ) -> Self {
+        LazyVm {
+            vm: std::sync::OnceLock::new(),
+            chunk,
+            watch: watch.clone(),
+            register,
+        }
+    }
+
+    /// The VM, built now if it is not yet (an error if it cannot be: the
+    /// server goes on, without scripts).
+    pub(crate) fn get(&self) -> Result<&Vm, CommandError> {
+        self.vm
+            .get_or_init(|| Vm::new(self.chunk, &self.watch, self.register))
+            .as_ref()
+            .map_err(|e| CommandError::err(format!("cannot start the Lua VM: {e}")))
+    }
+
+    /// The VM if it has been built.
+    pub(crate) fn built(&self) -> Option<&Vm> {
+        self.vm.get().and_then(|vm| vm.as_ref().ok())
+    }
+
+    /// The watch shared by the VMs (there whether or not this one is built).
+    pub(crate) fn watch(&self) -> &Arc<Watch> {
+        &self.watch
+    }
+}
+
 /// What one run is: an EVAL script (KEYS and ARGV as globals) or a function
 /// (called with the keys and the arguments).
 pub(crate) enum RunKind {
@@ -995,18 +1045,23 @@ pub(crate) enum RunKind {
 }
 
 impl Scripts {
-    /// Fresh VMs (EVAL's and the functions') with the libraries Redis scripts
-    /// may use and their sandbox.
-    pub fn new() -> Result<Self, String> {
+    /// No scripts and no libraries; their VMs (EVAL's and the functions',
+    /// with the libraries Redis scripts may use and their sandbox) are built
+    /// on first use ([`Scripts::vms_built`]).
+    pub fn new() -> Self {
         let watch = Arc::new(Watch::default());
-        let eval = Vm::new("user_script", &watch, None)?;
-        let functions = functions::Functions::new(&watch)?;
-        Ok(Scripts {
-            eval,
+        Scripts {
+            eval: LazyVm::new("user_script", &watch, None),
             cache: Mutex::new(HashMap::default()),
+            functions: functions::Functions::new(&watch),
             watch,
-            functions,
-        })
+        }
+    }
+
+    /// Whether EVAL's VM and the functions' VM have been built (each is on
+    /// its first use): what a test of their laziness looks at.
+    pub fn vms_built(&self) -> (bool, bool) {
+        (self.eval.built().is_some(), self.functions.vm_built())
     }
 
     /// Whether a script has run past `busy-reply-threshold`: other clients get
@@ -1084,7 +1139,7 @@ impl Scripts {
                 String::from_utf8_lossy(&chunks::refusal(b"@user_script"))
             )));
         }
-        let lua = self.eval.lua.lock();
+        let lua = self.eval.get()?.lua.lock();
         let function = compile_chunk(&lua, body, "@user_script").map_err(|msg| {
             CommandError::err(format!("Error compiling script (new function): {msg}"))
         })?;
@@ -1103,7 +1158,11 @@ impl Scripts {
     /// Drops every cached script.
     pub fn flush(&self) {
         self.cache.lock().clear();
-        let lua = self.eval.lua.lock();
+        // A VM not built yet holds no script and cjson's defaults.
+        let Some(vm) = self.eval.built() else {
+            return;
+        };
+        let lua = vm.lua.lock();
         lua.expire_registry_values();
         // Redis's SCRIPT FLUSH starts a new VM: cjson's settings go back to
         // their defaults.
@@ -1128,9 +1187,11 @@ impl Scripts {
         let key = cache
             .get(sha)
             .ok_or_else(|| CommandError::raw("NOSCRIPT No matching script. Please use EVAL."))?;
-        let lua = self.eval.lua.lock();
+        // A cached script was compiled in the VM: it is built.
+        let vm = self.eval.get()?;
+        let lua = vm.lua.lock();
         let run = Run {
-            vm: &self.eval,
+            vm,
             lua: &lua,
             kind: RunKind::Script,
             name: sha,
@@ -2078,6 +2139,37 @@ mod tests {
             true,
             "return v[1].map.k.set[7] == true and #v[2] == 0 and v[3] == nil",
         );
+    }
+
+    #[test]
+    fn each_vm_is_built_on_its_first_use_and_not_by_a_flush() {
+        let scripts = Scripts::new();
+        assert_eq!(scripts.vms_built(), (false, false));
+        // Nothing of these needs a VM: none is built.
+        scripts.flush();
+        scripts.functions.flush();
+        assert!(!scripts.exists("e0e1f9fabfc9d4800c877a703b823ac0578ff8db"));
+        let gone = scripts.functions.delete(b"lib").expect_err("no library");
+        assert_eq!(gone.to_string(), "ERR Library not found");
+        assert_eq!(scripts.vms_built(), (false, false));
+        // A script builds EVAL's VM only.
+        let sha = scripts.load(b"return 1").expect("compiles");
+        assert_eq!(sha, "e0e1f9fabfc9d4800c877a703b823ac0578ff8db");
+        assert_eq!(scripts.vms_built(), (true, false));
+        // A library builds the functions' VM.
+        let lib = b"#!lua name=lib\nredis.register_function('f', function() return 1 end)";
+        assert_eq!(
+            scripts.functions.load(lib, false, true).expect("loads"),
+            "lib"
+        );
+        assert_eq!(scripts.vms_built(), (true, true));
+        // A flush empties them and keeps them.
+        scripts.flush();
+        scripts.functions.flush();
+        assert!(!scripts.exists(&sha));
+        assert_eq!(scripts.functions.codes().len(), 0);
+        assert_eq!(scripts.vms_built(), (true, true));
+        assert_eq!(scripts.load(b"return 1").expect("compiles"), sha);
     }
 
     #[test]
