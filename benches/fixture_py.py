@@ -93,10 +93,18 @@ def pytest_sessionfinish(session):
 '''
 
 # A redis-server spawned as latchkey.Server spawns latchkey: free port, no
-# persistence, output to a file, polled every 0.1 ms (5 ms after 100 ms), SIGKILL.
+# persistence, output to a file, polled every 0.1 ms (5 ms after 100 ms), SIGKILL,
+# and reaped later (at the next stop or at exit), not waited for.
 REDIS_SPAWN = '''
-import os, shutil, socket, subprocess, tempfile, time
+import atexit, os, shutil, socket, subprocess, tempfile, time
 import redis
+
+_killed = []
+
+@atexit.register
+def _reap_all():
+    for p in _killed:
+        p.wait()
 
 def free_port():
     with socket.socket() as s:
@@ -128,8 +136,9 @@ class RedisServer:
         return self
     def __exit__(self, *exc):
         self.client.close()
+        _killed[:] = [p for p in _killed if p.poll() is None]
         self.proc.kill()
-        self.proc.wait(10)
+        _killed.append(self.proc)
         self.log.close()
         shutil.rmtree(self.tmp, ignore_errors=True)
 '''

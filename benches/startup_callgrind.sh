@@ -50,7 +50,10 @@ for bin in "${BINS[@]}"; do
   mains=()
   others=()
   for _ in $(seq "$RUNS"); do
-    read -r main other < <(once "$bin")
+    # In this shell, not a subshell: a failing run's `exit` reaches the trap
+    # that stops its server.
+    once "$bin" >"$work/result"
+    read -r main other <"$work/result"
     mains+=("$main")
     others+=("$other")
   done

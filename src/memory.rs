@@ -679,8 +679,8 @@ fn sample_db(
                 Policy::VolatileTtl => u64::MAX - entry.expires_at().unwrap_or(u64::MAX),
                 _ => fastrand::u64(..),
             };
-            let beats = |than: u64| score > than;
-            if pick.is_none_or(|(_, p)| beats(p)) && best.as_ref().is_none_or(|b| beats(b.score)) {
+            if pick.is_none_or(|(_, p)| score > p) && best.as_ref().is_none_or(|b| score > b.score)
+            {
                 pick = Some((at, score));
             }
         }

@@ -513,12 +513,39 @@ async fn scripting_commands_answer_the_same_before_any_vm_is_built() {
         assert_eq!(cmd(&mut con, &flush).await.unwrap(), Value::Okay);
     }
     assert_eq!(
+        server.shared().scripts.vms_built(),
+        (false, false),
+        "none of the above built a VM"
+    );
+    let startup = |stats: Value| -> i64 {
+        let Value::Array(fields) = stats else {
+            panic!("MEMORY STATS: {stats:?}")
+        };
+        let at = fields
+            .iter()
+            .position(|f| matches!(f, Value::BulkString(b) if b == b"startup.allocated"))
+            .unwrap();
+        match fields[at + 1] {
+            Value::Int(n) => n,
+            ref v => panic!("startup.allocated: {v:?}"),
+        }
+    };
+    let before = startup(cmd(&mut con, &["MEMORY", "STATS"]).await.unwrap());
+    assert_eq!(
         cmd(&mut con, &["EVAL", "return cjson.encode({1})", "0"])
             .await
             .unwrap(),
         Value::BulkString(b"[1]".to_vec())
     );
+    assert_eq!(server.shared().scripts.vms_built(), (true, false));
+    // The VM built counts as start-up memory, as Redis's (built at start)
+    // does, not as data.
+    let built = server.shared().scripts.vms_built_bytes();
+    assert!(built > 10_000, "a VM holds its libraries: {built}");
+    let after = startup(cmd(&mut con, &["MEMORY", "STATS"]).await.unwrap());
+    assert_eq!(after - before, built as i64);
     cmd(&mut con, &["FUNCTION", "LOAD", LIB]).await.unwrap();
+    assert_eq!(server.shared().scripts.vms_built(), (true, true));
     assert_eq!(
         cmd(&mut con, &["FCALL", "setget", "1", "k", "v"])
             .await

@@ -113,15 +113,24 @@ def _reap_all():
     _killed.clear()
 
 
-def _stop_process(proc, tmp, log):
+# Flags that give a server an address of the caller's choosing: the next
+# server may ask for the same one, so the old one's exit is waited for.
+_FIXED_ADDRESS = ("--port", "--tls-port", "--unixsocket")
+
+
+def _stop_process(proc, tmp, log, wait=False):
     """Kills the server and removes its folder (the finalizer of a Server left
     running too). SIGKILL: it keeps nothing to save, and a SIGTERM's shutdown
     waits for the server's next cron tick (up to 100 ms, as in Redis). Its
-    exit is not waited for (see _killed)."""
+    exit is not waited for (see _killed) unless `wait`: a server on a fixed
+    address holds it until it has exited."""
     _reap()
     if proc.poll() is None:
         proc.kill()
-        _killed.append(proc)
+        if wait:
+            proc.wait()
+        else:
+            _killed.append(proc)
     log.close()
     shutil.rmtree(tmp, ignore_errors=True)
 
@@ -176,7 +185,8 @@ class Server:
             shutil.rmtree(tmp, ignore_errors=True)
             raise LatchkeyError("cannot run %s: %s" % (binary, e)) from e
         self.process, self._tmp = proc, tmp
-        self._finalizer = weakref.finalize(self, _stop_process, proc, tmp, log)
+        fixed = any(a in _FIXED_ADDRESS for a in self.args)
+        self._finalizer = weakref.finalize(self, _stop_process, proc, tmp, log, fixed)
         try:
             self.listeners = self._wait_ready(ready, argv)
         except BaseException:

@@ -312,8 +312,10 @@ def test_a_stopped_server_is_killed_at_once_and_reaped_later():
     for _ in range(3):
         s = latchkey.Server().start()
         pids.append(s.pid)
+        proc = s.process
         s.stop()
         assert s.pid is None and not s.alive
+        assert proc.returncode is None and proc in _server._killed, "not waited for"
     deadline = time.monotonic() + 5
     while any(pid_alive(p) for p in pids) and time.monotonic() < deadline:
         time.sleep(0.01)
@@ -325,3 +327,20 @@ def test_a_stopped_server_is_killed_at_once_and_reaped_later():
         _server._reap()
         time.sleep(0.01)
     assert not unreaped(), "reaped once exited"
+
+
+def test_a_server_on_a_fixed_port_is_waited_for_so_the_next_can_bind_it():
+    import socket
+
+    import latchkey
+
+    probe = socket.socket()
+    probe.bind(("127.0.0.1", 0))
+    port = probe.getsockname()[1]
+    probe.close()
+    for _ in range(3):
+        s = latchkey.Server("--port", port).start()
+        assert s.port == port
+        proc = s.process
+        s.stop()
+        assert proc.returncode is not None, "exited before stop() returned"

@@ -115,7 +115,9 @@ fn stats(ctx: &mut Ctx<'_>, _: &[Bytes]) -> CommandResult {
     let rss = crate::memory::rss();
     let keys: usize = shared.keyspace.dbs().iter().map(|d| d.len()).sum();
     let aof = shared.aof.report(ctx.now).buffer_length;
-    let startup = STARTUP.get().copied().unwrap_or(0);
+    // The Lua VMs are built on first use, Redis's at start-up: counted as
+    // start-up either way.
+    let startup = STARTUP.get().copied().unwrap_or(0) + shared.scripts.vms_built_bytes();
     let clients = shared.memory.clients_used() as u64;
     let overhead = startup + aof + clients;
     let dataset = used.saturating_sub(overhead);

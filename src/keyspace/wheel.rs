@@ -134,13 +134,13 @@ impl<T> Wheel<T> {
         self.elapsed = self.elapsed.max(now);
     }
 
-    /// Drops every entry.
     /// Holds nothing and has no slots allocated: [`Wheel::clear`] would
     /// leave it as it is.
     pub fn is_unallocated(&self) -> bool {
         self.levels.is_none() && self.len == 0 && self.overdue.is_empty()
     }
 
+    /// Drops every entry.
     pub fn clear(&mut self) {
         self.levels = None;
         self.occupied = [0; LEVELS];

@@ -346,7 +346,6 @@ struct Rewrites {
     held_until_ms: u64,
 }
 
-/// The append-only file's state (one per server).
 /// `appendfsync always`'s group commit. Redis groups `always` writes by its
 /// event loop: it reads every ready client, then syncs once before any
 /// reply. Here the replies that wait for a sync are counted, and the sync
@@ -403,6 +402,7 @@ impl Group {
     }
 }
 
+/// The append-only file's state (one per server).
 #[derive(Debug, Default)]
 pub struct Aof {
     /// Held by a unit that holds the gate shared while it runs and until
@@ -550,7 +550,7 @@ impl Aof {
                 let n = self.group.waiting.fetch_add(1, Ordering::AcqRel) + 1;
                 // The first of a group starts the gathering; the one that
                 // completes it starts the sync.
-                if n == 1 || n >= self.group.target.load(Ordering::Relaxed) {
+                if n == 1 || n >= self.group.target() {
                     self.poke();
                 }
             }

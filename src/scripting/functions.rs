@@ -144,6 +144,11 @@ impl Functions {
         }
     }
 
+    /// What the VM held when it was built (0 before).
+    pub(crate) fn vm_built_bytes(&self) -> u64 {
+        self.vm.built_bytes()
+    }
+
     /// Whether the VM has been built.
     pub(crate) fn vm_built(&self) -> bool {
         self.vm.built().is_some()
@@ -299,6 +304,14 @@ impl Functions {
     /// library of `codes` (each name once), then adds them by `policy`. All
     /// or nothing.
     pub fn restore(&self, codes: &[Vec<u8>], policy: RestorePolicy) -> Result<(), CommandError> {
+        // Nothing to compile (an empty dump, a file without functions): no
+        // VM is built for it.
+        if codes.is_empty() {
+            if matches!(policy, RestorePolicy::Flush) {
+                self.flush();
+            }
+            return Ok(());
+        }
         let vm = self.vm.get()?;
         let lua = vm.lua.lock();
         let restored = self.restore_locked(vm, &lua, codes, policy);

@@ -997,6 +997,9 @@ impl Default for Scripts {
 /// flush: no cached script, no library, cjson at its defaults.
 pub(crate) struct LazyVm {
     vm: std::sync::OnceLock<Result<Vm, String>>,
+    /// What the new VM held when built (Lua's heap): start-up memory in
+    /// MEMORY STATS, as Redis's VMs, built at start-up, are.
+    built_bytes: AtomicU64,
     chunk: &'static str,
     watch: Arc<Watch>,
     register: Option<fn(&Lua, MultiValue) -> mlua::Result<()>>,
@@ -1011,6 +1014,7 @@ impl LazyVm {
     ) -> Self {
         LazyVm {
             vm: std::sync::OnceLock::new(),
+            built_bytes: AtomicU64::new(0),
             chunk,
             watch: watch.clone(),
             register,
@@ -1021,7 +1025,14 @@ impl LazyVm {
     /// server goes on, without scripts).
     pub(crate) fn get(&self) -> Result<&Vm, CommandError> {
         self.vm
-            .get_or_init(|| Vm::new(self.chunk, &self.watch, self.register))
+            .get_or_init(|| {
+                let vm = Vm::new(self.chunk, &self.watch, self.register);
+                if let Ok(vm) = &vm {
+                    let bytes = vm.lua.lock().used_memory() as u64;
+                    self.built_bytes.store(bytes, Ordering::Relaxed);
+                }
+                vm
+            })
             .as_ref()
             .map_err(|e| CommandError::err(format!("cannot start the Lua VM: {e}")))
     }
@@ -1029,6 +1040,11 @@ impl LazyVm {
     /// The VM if it has been built.
     pub(crate) fn built(&self) -> Option<&Vm> {
         self.vm.get().and_then(|vm| vm.as_ref().ok())
+    }
+
+    /// What the VM held when it was built (0 before).
+    pub(crate) fn built_bytes(&self) -> u64 {
+        self.built_bytes.load(Ordering::Relaxed)
     }
 
     /// The watch shared by the VMs (there whether or not this one is built).
@@ -1060,8 +1076,15 @@ impl Scripts {
 
     /// Whether EVAL's VM and the functions' VM have been built (each is on
     /// its first use): what a test of their laziness looks at.
+    #[doc(hidden)]
     pub fn vms_built(&self) -> (bool, bool) {
         (self.eval.built().is_some(), self.functions.vm_built())
+    }
+
+    /// What the VMs built so far held when built: MEMORY STATS counts it in
+    /// `startup.allocated`, where Redis's start-up VMs are.
+    pub fn vms_built_bytes(&self) -> u64 {
+        self.eval.built_bytes() + self.functions.vm_built_bytes()
     }
 
     /// Whether a script has run past `busy-reply-threshold`: other clients get
