@@ -241,9 +241,13 @@ async fn serve(config: Config) -> ExitCode {
     // behaviour); the readiness line follows the load.
     shared.set_loading(true);
     let signals = shared.clone();
+    // Registered here, not in the task: the task may first run after the
+    // readiness line (a load in place does not yield), and a SIGTERM sent
+    // on that line must reach the handler, not the default action.
+    let mut os_signals = shutdown_signals();
     tokio::spawn(async move {
         loop {
-            wait_for_signal().await;
+            wait_for_signal(&mut os_signals).await;
             tracing::warn!("Received SIGTERM scheduling shutdown...");
             let stopping = signals.clone();
             let done = tokio::task::spawn_blocking(move || {
@@ -318,18 +322,26 @@ fn write_ready_file(path: &std::path::Path, listeners: &[String]) -> std::io::Re
     std::fs::rename(&temp, path)
 }
 
-async fn wait_for_signal() {
+/// SIGINT's and SIGTERM's handlers, installed now; `None` if they cannot be.
+fn shutdown_signals() -> Option<(tokio::signal::unix::Signal, tokio::signal::unix::Signal)> {
     use tokio::signal::unix::{signal, SignalKind};
-    match (
-        signal(SignalKind::interrupt()),
-        signal(SignalKind::terminate()),
-    ) {
-        (Ok(mut int), Ok(mut term)) => {
+    Some((
+        signal(SignalKind::interrupt()).ok()?,
+        signal(SignalKind::terminate()).ok()?,
+    ))
+}
+
+/// The next SIGINT or SIGTERM (never, without handlers).
+async fn wait_for_signal(
+    signals: &mut Option<(tokio::signal::unix::Signal, tokio::signal::unix::Signal)>,
+) {
+    match signals {
+        Some((int, term)) => {
             tokio::select! {
                 _ = int.recv() => {}
                 _ = term.recv() => {}
             }
         }
-        _ => std::future::pending().await,
+        None => std::future::pending().await,
     }
 }
