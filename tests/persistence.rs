@@ -667,7 +667,18 @@ fn while_the_file_loads_clients_get_loading_as_from_redis_server() {
         assert!(Instant::now() < deadline);
         std::thread::sleep(Duration::from_millis(1));
     }
-    let raw = std::os::unix::net::UnixStream::connect(&sock).unwrap();
+    // The file is there from bind(), a moment before listen(): a connect in
+    // between is refused, and tried again.
+    let raw = loop {
+        match std::os::unix::net::UnixStream::connect(&sock) {
+            Ok(raw) => break raw,
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
+                assert!(Instant::now() < deadline, "never accepted");
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            Err(e) => panic!("{e}"),
+        }
+    };
     let mut reader = BufReader::new(raw.try_clone().unwrap());
     fn ask(
         raw: &std::os::unix::net::UnixStream,
