@@ -39,6 +39,7 @@ case_files!(
     dump_restore,
     dump_streams,
     transactions,
+    flush_watch,
     server,
     slowlog,
     latency,

@@ -264,9 +264,7 @@ fn reload(ctx: &mut Ctx<'_>, opts: &[Bytes]) -> CommandResult {
     let now = shared.clock.now_ms();
     if flush {
         for db in shared.keyspace.dbs() {
-            for mut shard in db.lock_all() {
-                shard.clear(now);
-            }
+            db.clear(now);
         }
     }
     let (path, checksum) = {
@@ -412,9 +410,7 @@ pub fn reset_server(shared: &crate::server::Shared) -> Result<u64, CommandError>
         // A FLUSHALL for the AOF, as one unit.
         let _order = shared.aof.order();
         for db in shared.keyspace.dbs() {
-            for mut shard in db.lock_all() {
-                shard.clear(now);
-            }
+            db.clear(now);
         }
         shared.scripts.functions.flush();
         shared.keyspace.note_function_change();

@@ -154,18 +154,14 @@ fn flush_mode(args: &[Bytes]) -> Result<(), CommandError> {
 
 fn flushdb(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
     flush_mode(args)?;
-    for mut shard in ctx.db().lock_all() {
-        shard.clear(ctx.now);
-    }
+    ctx.db().clear(ctx.now);
     Ok(Reply::OK)
 }
 
 fn flushall(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
     flush_mode(args)?;
     for db in ctx.shared.keyspace.dbs() {
-        for mut shard in db.lock_all() {
-            shard.clear(ctx.now);
-        }
+        db.clear(ctx.now);
     }
     // With save points set, the empty keyspace is saved at once (Redis).
     super::persist::save_after_flushall(ctx.shared);

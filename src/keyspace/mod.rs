@@ -404,7 +404,7 @@ impl Shard {
     fn mark_occupied(&self) {
         let occupied = &self.events.occupied;
         if !occupied.load(Ordering::Relaxed) {
-            occupied.store(true, Ordering::Relaxed);
+            occupied.store(true, Ordering::Release);
         }
     }
 
@@ -878,8 +878,10 @@ impl Shard {
         }
     }
 
-    /// Removes every key, telling all watchers. Waiters of removed locks stay
-    /// queued and are granted, as after DEL.
+    /// Removes every key, telling the watchers of the keys that were live
+    /// (as Redis's flushes do: a watched key that did not exist, or had
+    /// expired, is not changed by them, and its watch stays). Waiters of
+    /// removed locks stay queued and are granted, as after DEL.
     pub fn clear(&mut self, now: u64) {
         self.dirty = self.dirty.wrapping_add(self.map.len() as u64);
         crate::propagate::count_write();
@@ -889,16 +891,24 @@ impl Shard {
         if self.hook.is_active() {
             note_modified(Modified::Flush);
         }
-        for flags in self.watchers.values() {
-            for f in flags {
-                f.store(true, Ordering::Release);
-            }
+        if !self.watchers.is_empty() && !self.map.is_empty() {
+            let (map, replaying) = (&self.map, self.hook.is_replaying());
+            self.watchers.retain(|key, flags| {
+                let live = map
+                    .get(key)
+                    .is_some_and(|e| replaying || !e.is_expired(now));
+                if live {
+                    for f in flags.iter() {
+                        f.store(true, Ordering::Release);
+                    }
+                }
+                !live
+            });
         }
         // A shard that holds nothing and has nothing allocated (most of
         // them, in a server reset between tests) is left as it is.
         if self.map.is_unallocated()
             && self.wheel.is_unallocated()
-            && self.watchers.is_empty()
             && self.waited.is_empty()
             && self.pending.capacity() == 0
         {
@@ -914,7 +924,6 @@ impl Shard {
         } else {
             self.take_removed(now)
         };
-        self.watchers.clear();
         self.map.clear();
         self.wheel.clear();
         self.pending = Vec::new();
@@ -1205,6 +1214,8 @@ pub struct Db {
     /// False only when every shard was found empty and no key has gone in
     /// since: see [`Db::may_hold_keys`].
     occupied: Arc<AtomicBool>,
+    /// Told of a flush while anyone tracks keys (client-side caching).
+    hook: Arc<KeyHook>,
 }
 
 /// Several shards of one database locked together, in ascending order.
@@ -1287,6 +1298,7 @@ impl Db {
             next_due,
             hasher: ahash::RandomState::new(),
             occupied,
+            hook: hook.clone(),
         }
     }
 
@@ -1324,8 +1336,38 @@ impl Db {
     }
 
     /// Locks every shard in order: for whole-database commands (FLUSHDB, KEYS, DBSIZE).
-    pub fn lock_all(&self) -> Vec<MutexGuard<'_, Shard>> {
+    pub fn lock_all(&self) -> smallvec::SmallVec<[MutexGuard<'_, Shard>; SHARDS]> {
         self.shards.iter().map(|s| s.lock()).collect()
+    }
+
+    /// FLUSHDB of this database (and each database's part of FLUSHALL):
+    /// every shard cleared ([`Shard::clear`]) with all of them locked, so no
+    /// command sees it half emptied. A database that has held no key since
+    /// it was last emptied (most of them, in a server reset between tests)
+    /// is left as it is, unlocked: clearing it would change nothing a client
+    /// sees (a watched key that does not exist is not touched by a flush).
+    /// A command putting its first key in meanwhile holds that key's shard
+    /// and marks the database before letting go: it either waits here for
+    /// the flush or comes after it.
+    pub fn clear(&self, now: u64) {
+        // The flush is a write (it goes to the AOF) even of nothing.
+        crate::propagate::count_write();
+        if !self.occupied.load(Ordering::Acquire) {
+            if self.hook.is_active() {
+                note_modified(Modified::Flush);
+            }
+            return;
+        }
+        let mut shards = self.lock_all();
+        for shard in shards.iter_mut() {
+            shard.clear(now);
+        }
+        // Locks with waiters stay (granted to the next), so it may still
+        // hold keys.
+        let empty = shards.iter().all(|s| s.is_empty());
+        if empty {
+            self.occupied.store(false, Ordering::Release);
+        }
     }
 
     /// Whether a shard of this database, locked, holds a lock.
@@ -1359,20 +1401,17 @@ impl Db {
         self.occupied.load(Ordering::Relaxed)
     }
 
-    /// Clears the mark of [`Db::may_hold_keys`] and looks at each shard,
-    /// putting the mark back at the first that holds a key; true if none
-    /// did. A key inserted meanwhile is either seen here or marks again
-    /// itself: it goes in under its shard's lock, which this takes after the
-    /// clearing, and marks after it.
+    /// Clears the mark of [`Db::may_hold_keys`] if no shard holds a key;
+    /// true if none did. The shards are looked at all locked together, so
+    /// the mark is never down while a key is in (a flush skips a database
+    /// whose mark is down): a key put in later marks it again.
     pub fn confirm_empty(&self) -> bool {
-        self.occupied.store(false, Ordering::Relaxed);
-        for shard in self.shards.iter() {
-            if !shard.lock().is_empty() {
-                self.occupied.store(true, Ordering::Relaxed);
-                return false;
-            }
+        let shards = self.lock_all();
+        let empty = shards.iter().all(|s| s.is_empty());
+        if empty {
+            self.occupied.store(false, Ordering::Release);
         }
-        true
+        empty
     }
 }
 
@@ -1552,7 +1591,7 @@ impl Keyspace {
         }
         // The keys changed databases: both may hold some now.
         for db in [low, high] {
-            self.dbs[db].occupied.store(true, Ordering::Relaxed);
+            self.dbs[db].occupied.store(true, Ordering::Release);
         }
         first[0].dirty = first[0].dirty.wrapping_add(1);
         crate::propagate::count_write();
@@ -1715,7 +1754,36 @@ mod tests {
     }
 
     #[test]
-    fn clearing_an_empty_shard_still_tells_watchers_and_drops_its_timers() {
+    fn a_flush_tells_the_watchers_of_live_keys_only() {
+        let now = 1_000_000;
+        let ks = Keyspace::new(1, now);
+        let db = ks.db(0).unwrap();
+        let keys: [&[u8]; 3] = [b"live", b"missing", b"expired"];
+        let flags: Vec<WatchFlag> = keys.iter().map(|_| WatchFlag::default()).collect();
+        db.lock(keys[0])
+            .insert(keys[0], Entry::new(Value::string(b"v"), None), now);
+        db.lock(keys[2])
+            .insert(keys[2], Entry::new(Value::string(b"v"), Some(now - 1)), now);
+        for (k, f) in keys.iter().zip(&flags) {
+            db.lock(k).watch(k, f);
+        }
+        assert!(db.may_hold_keys());
+        db.clear(now);
+        let told: Vec<bool> = flags.iter().map(|f| f.load(Ordering::Acquire)).collect();
+        assert_eq!(told, [true, false, false]);
+        assert_eq!(db.len(), 0);
+        assert!(!db.may_hold_keys(), "emptied: the next flush skips it");
+        // The watch of the missing key stays for its next write.
+        db.lock(keys[1])
+            .insert(keys[1], Entry::new(Value::string(b"v"), None), now);
+        assert!(flags[1].load(Ordering::Acquire));
+        assert!(db.may_hold_keys());
+        db.clear(now);
+        assert_eq!(db.len(), 0);
+    }
+
+    #[test]
+    fn clearing_an_empty_shard_keeps_watches_of_missing_keys_and_drops_its_timers() {
         let now = 1_000_000;
         let ks = Keyspace::new(1, now);
         let db = ks.db(0).unwrap();
@@ -1727,12 +1795,18 @@ mod tests {
             shard.insert(&k, e, now);
             assert!(shard.remove(&k, now).is_some());
             assert_eq!(shard.len(), 0);
-            shard.watch(b"missing", &flag);
+            shard.watch(&k, &flag);
         }
         let dirty = ks.dirty();
         db.lock(&k).clear(now);
-        assert!(flag.load(Ordering::Acquire), "the watcher is told");
+        assert!(
+            !flag.load(Ordering::Acquire),
+            "a missing key is not changed"
+        );
         assert_eq!(ks.dirty(), dirty, "no key removed, none counted");
+        // The watch stays: the key's next write is seen.
+        db.lock(&k).touch(&k);
+        assert!(flag.load(Ordering::Acquire));
         let due = || db.next_due[db.shard_index(&k)].load(Ordering::Acquire);
         assert_eq!(due(), u64::MAX, "no timer left");
         // A shard with a key takes the other way: the key is counted.
