@@ -8,6 +8,8 @@ check that it starts on an empty server):
   latchkey-reset     latchkey: one server, DEBUG RESET before each test
   redis-flushall     one redis-server, FLUSHALL before each test
   fakeredis          fakeredis.FakeRedis per test (in-process, no server)
+The latchkey suites' tests take the plugin's fixture itself, as a suite using
+the plugin does; the others take an `r` fixture of their conftest.
 For each: the pytest run's wall time, the median test's setup+teardown time
 (every fixture's share) and its whole time (setup, call, teardown, report);
 medians over --rounds runs, the modes taken round-robin.
@@ -17,8 +19,11 @@ Start-up: --spawns spawns of each server, interleaved: spawn to ready
 PONG, and SIGTERM to exit; medians.
 
 Usage (the venv test.sh makes, plus fakeredis):
-  target/pypkg-venv/bin/pip install fakeredis==2.41.0
-  target/pypkg-venv/bin/python benches/fixture_py.py [--tests 200] [--rounds 3] [--spawns 50]
+  target/pypkg-venv/bin/pip install -r python/requirements-bench.txt
+  target/pypkg-venv/bin/python benches/fixture_py.py [--tests 200] [--rounds 3] [--spawns 50] [--modes a,b]
+or from a checkout, in any venv with python/requirements-test.txt and
+python/requirements-bench.txt installed:
+  PYTHONPATH=python LATCHKEY_BIN=target/release/latchkey python benches/fixture_py.py
 The binary is the installed wheel's, or LATCHKEY_BIN. Every server binds
 127.0.0.1 only; every loop is bounded.
 """
@@ -41,7 +46,8 @@ TESTS = '''
 import pytest
 
 @pytest.mark.parametrize("i", range(%(n)d))
-def test_small(r, i):
+def test_small(%(fixture)s, i):
+    r = %(client)s
     assert r.exists("counter", "list", "hash") == 0, "starts empty"
     r.set("k%%d" %% i, i)
     assert r.get("k%%d" %% i) == str(i)
@@ -143,23 +149,24 @@ class RedisServer:
         shutil.rmtree(self.tmp, ignore_errors=True)
 '''
 
+# What each suite's tests take: the latchkey modes take the plugin's
+# fixtures directly, as a suite using the plugin does (a wrapper fixture of
+# the suite's own would be one more fixture per test, which pytest charges
+# about 30 us); the others take the `r` of their conftest.
+TEST_ARGS = {
+    "latchkey-fresh": ("latchkey_fresh", "latchkey_fresh.client"),
+    "latchkey-reset": ("latchkey", "latchkey.client"),
+}
+
 CONFTESTS = {
-    "latchkey-fresh": '''
-@pytest.fixture
-def r(latchkey_fresh):
-    return latchkey_fresh.client
-''',
+    "latchkey-fresh": "",
     "redis-fresh": REDIS_SPAWN + '''
 @pytest.fixture
 def r():
     with RedisServer(%(redis)r) as s:
         yield s.client
 ''',
-    "latchkey-reset": '''
-@pytest.fixture
-def r(latchkey):
-    return latchkey.client
-''',
+    "latchkey-reset": "",
     "redis-flushall": REDIS_SPAWN + '''
 @pytest.fixture(scope="session")
 def redis_session():
@@ -187,7 +194,8 @@ def write_suite(mode, n, work):
     d = os.path.join(work, mode.replace("-", "_"))
     os.makedirs(d)
     with open(os.path.join(d, "test_small.py"), "w") as f:
-        f.write(TESTS % {"n": n})
+        fixture, client = TEST_ARGS.get(mode, ("r", "r"))
+        f.write(TESTS % {"n": n, "fixture": fixture, "client": client})
     with open(os.path.join(d, "conftest.py"), "w") as f:
         f.write(TIMING + CONFTESTS[mode] % {"redis": REDIS_SERVER})
     return d

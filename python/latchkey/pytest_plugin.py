@@ -25,13 +25,25 @@ def pytest_addoption(parser):
                          "a checkout's target/release or target/debug)")
 
 
-def _server(config):
-    return Server(binary=config.getoption("latchkey_bin"))
+# --latchkey-bin of the run, read once at configure time: a fixture that
+# took `pytestconfig` for it would cost every test that uses it (pytest
+# visits a fixture's own arguments each time it is requested, cached or not:
+# about 30 us a test, measured with benches/fixture_py.py).
+_binary = None
+
+
+def pytest_configure(config):
+    global _binary
+    _binary = config.getoption("latchkey_bin")
+
+
+def _server():
+    return Server(binary=_binary)
 
 
 @pytest.fixture(scope="session")
-def latchkey_session(pytestconfig):
-    with _server(pytestconfig) as server:
+def latchkey_session():
+    with _server() as server:
         yield server
 
 
@@ -47,6 +59,6 @@ def latchkey(latchkey_session):
 
 
 @pytest.fixture
-def latchkey_fresh(pytestconfig):
-    with _server(pytestconfig) as server:
+def latchkey_fresh():
+    with _server() as server:
         yield server

@@ -5,6 +5,7 @@ latchkey.pytest_plugin)."""
 import asyncio
 import datetime
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -265,6 +266,34 @@ def test_the_fixtures_server_ends_when_a_test_fails(tmp_path):
     assert "1 failed" in out.stdout
     for pid in map(int, (tmp_path / "pids").read_text().split()):
         assert not pid_alive(pid)
+
+
+def test_latchkey_bin_chooses_the_fixtures_binary(tmp_path):
+    import latchkey
+
+    (tmp_path / "test_bin.py").write_text(textwrap.dedent("""
+        import os
+
+        def test_session(latchkey):
+            open("bin", "w").write(os.path.realpath(latchkey.process.args[0]))
+
+        def test_fresh(latchkey_fresh):
+            assert os.path.realpath(latchkey_fresh.process.args[0]) == open("bin").read()
+        """))
+    binary = os.path.realpath(latchkey.find_binary())
+    copy = tmp_path / "copied-latchkey"
+    shutil.copy(binary, copy)
+    run = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+           "-p", "latchkey.pytest_plugin", "test_bin.py"]
+    out = subprocess.run(run + ["--latchkey-bin", str(copy)], cwd=tmp_path, env=child_env(),
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert (tmp_path / "bin").read_text() == str(copy)
+    missing = str(tmp_path / "missing")
+    out = subprocess.run(run + ["--latchkey-bin", missing], cwd=tmp_path, env=child_env(),
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 1, out.stdout + out.stderr
+    assert "the binary argument names %r" % missing in out.stdout
 
 
 def test_the_binary_is_the_installed_wheels():
