@@ -94,12 +94,16 @@ pub(crate) fn panic_text(panic: &(dyn std::any::Any + Send)) -> &str {
 /// Completes when the client must close at once: killed, or the server stopping.
 /// Every wait of the connection — reads, writes, a blocked command — races it, so
 /// a client that stops reading its replies is dropped as promptly as an idle one.
-async fn closing(shared: &Shared, info: &ClientInfo) {
-    let mut shutdown = shared.shutdown_signal();
-    tokio::select! {
-        _ = shutdown.wait_for(|s| *s) => {}
-        _ = info.killed() => {}
-    }
+fn closing<'a>(shared: &'a Shared, info: &'a ClientInfo) -> impl Future<Output = ()> + 'a {
+    // Shutdown pokes every registered client after marking the server
+    // stopping; a client registered after that finds the mark here.
+    std::future::poll_fn(move |cx| {
+        if info.poll_killed(cx) || shared.is_stopping() {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
+    })
 }
 
 async fn run<S>(stream: &mut S, shared: &Arc<Shared>, info: &Arc<ClientInfo>, session: &mut Session)

@@ -295,6 +295,13 @@ impl Notifier {
         self.any_logged.store(true, Ordering::Release);
     }
 
+    /// Whether any thread may have logged events not taken yet (one relaxed
+    /// load): the request path asks before building anything to take them.
+    #[inline]
+    pub fn any_logged(&self) -> bool {
+        self.any_logged.load(Ordering::Relaxed)
+    }
+
     /// Takes the events this thread logged, oldest first; one relaxed load
     /// when nobody has logged any.
     #[inline]

@@ -265,6 +265,10 @@ impl Shared {
     pub fn shutdown(&self) {
         self.stopping.store(true, Ordering::Release);
         self.shutdown.send_replace(true);
+        // Every connection closes at once (see `connection::closing`).
+        for client in self.clients.iter() {
+            client.poke();
+        }
         // A background save running now stops, as Redis kills its child.
         self.persist.cancel_running(true);
         self.persist.wake();

@@ -339,7 +339,15 @@ impl Ctx<'_> {
 
     /// Publishes the events the keyspace has logged (keys found expired, lock
     /// leases run out) from this command's context.
+    #[inline]
     pub fn publish_logged(&mut self) {
+        if self.shared.keyspace.notifier().any_logged() {
+            self.publish_logged_slow();
+        }
+    }
+
+    #[inline(never)]
+    fn publish_logged_slow(&mut self) {
         for event in self.shared.keyspace.notifier().take_logged() {
             let deliveries = logged_deliveries(self.shared, &event);
             deliver(self, deliveries);
@@ -367,7 +375,15 @@ pub fn queue_logged(shared: &Shared, session: &mut Session) {
 
 /// Publishes the events the keyspace has logged from outside any command (the
 /// expiry task, a client's clean-up); one relaxed load when there are none.
+#[inline]
 pub fn publish_logged(shared: &Shared) {
+    if shared.keyspace.notifier().any_logged() {
+        publish_logged_slow(shared);
+    }
+}
+
+#[inline(never)]
+fn publish_logged_slow(shared: &Shared) {
     let logged = shared.keyspace.notifier().take_logged();
     if logged.is_empty() {
         return;
