@@ -127,8 +127,7 @@ where
     // `timeout` is checked on the same tick, which is re-armed for the client's
     // deadline when that comes first: no timer is filed per request.
     let mut last_read = Instant::now();
-    // Registered once, not per read: a fresh future each time would lock and
-    // unlock the notifiers' waiter lists for every request.
+    // One future for every wait of the connection (see `closing`).
     let closing = closing(shared, info);
     tokio::pin!(closing);
     // Bytes a flush read while it waited (see `Inflow`).

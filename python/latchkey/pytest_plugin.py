@@ -29,16 +29,22 @@ def pytest_addoption(parser):
 # took `pytestconfig` for it would cost every test that uses it (pytest
 # visits a fixture's own arguments each time it is requested, cached or not:
 # about 30 us a test, measured with benches/fixture_py.py).
-_binary = None
+# A stack: a pytest run inside a test (pytester's inline runs) configures
+# and unconfigures on top of the outer one, whose option comes back after.
+_binaries = []
 
 
 def pytest_configure(config):
-    global _binary
-    _binary = config.getoption("latchkey_bin")
+    _binaries.append(config.getoption("latchkey_bin"))
+
+
+def pytest_unconfigure(config):
+    if _binaries:
+        _binaries.pop()
 
 
 def _server():
-    return Server(binary=_binary)
+    return Server(binary=_binaries[-1] if _binaries else None)
 
 
 @pytest.fixture(scope="session")

@@ -936,6 +936,21 @@ impl Shard {
         }
     }
 
+    /// Gives back what a shard without keys still has allocated (its
+    /// table's, expiry wheel's and backlog's storage, left by keys removed
+    /// one by one), as [`Shard::clear`] does.
+    fn release_if_empty(&mut self) {
+        if !self.map.is_empty() {
+            return;
+        }
+        self.map.clear();
+        self.wheel.clear();
+        self.pending = Vec::new();
+        self.pending_at = 0;
+        self.volatile = 0;
+        self.next_due.store(u64::MAX, Ordering::Release);
+    }
+
     /// [`Shard::clear`]'s walk of the values it removes: held locks' events
     /// and hold times logged, blocked clients told their value is gone, and
     /// the values with waiters taken out, to be requeued once the shard is
@@ -1402,16 +1417,27 @@ impl Db {
     }
 
     /// Clears the mark of [`Db::may_hold_keys`] if no shard holds a key;
-    /// true if none did. The shards are looked at all locked together, so
-    /// the mark is never down while a key is in (a flush skips a database
+    /// true if none did. The shards are confirmed empty all locked together,
+    /// so the mark is never down while a key is in (a flush skips a database
     /// whose mark is down): a key put in later marks it again.
     pub fn confirm_empty(&self) -> bool {
-        let shards = self.lock_all();
-        let empty = shards.iter().all(|s| s.is_empty());
-        if empty {
-            self.occupied.store(false, Ordering::Release);
+        // One shard at a time first: a database asked about usually holds
+        // keys (locks, which eviction does not sample, or keys without a
+        // TTL under a volatile policy), and its first such shard answers.
+        if self.shards.iter().any(|s| !s.lock().is_empty()) {
+            return false;
         }
-        empty
+        let mut shards = self.lock_all();
+        if !shards.iter().all(|s| s.is_empty()) {
+            return false;
+        }
+        // What its keys left allocated goes now, as a flush would free it:
+        // flushes skip the database from here on.
+        for shard in shards.iter_mut() {
+            shard.release_if_empty();
+        }
+        self.occupied.store(false, Ordering::Release);
+        true
     }
 }
 
@@ -1751,6 +1777,24 @@ mod tests {
         assert!(ks.db(2).unwrap().may_hold_keys());
         assert!(!ks.db(2).unwrap().confirm_empty());
         assert!(ks.db(0).unwrap().confirm_empty());
+    }
+
+    #[test]
+    fn a_database_confirmed_empty_gives_back_what_its_keys_left_allocated() {
+        let now = 1_000_000;
+        let ks = Keyspace::new(1, now);
+        let db = ks.db(0).unwrap();
+        let (k, e) = volatile(0, now + 10);
+        db.lock(&k).insert(&k, e, now);
+        assert!(!db.confirm_empty(), "a key is in");
+        assert!(db.may_hold_keys());
+        assert!(db.lock(&k).remove(&k, now).is_some());
+        assert!(!db.lock(&k).map.is_unallocated(), "removal keeps the table");
+        assert!(db.confirm_empty());
+        assert!(!db.may_hold_keys());
+        let shard = db.lock(&k);
+        assert!(shard.map.is_unallocated() && shard.wheel.is_unallocated());
+        assert_eq!(shard.next_due.load(Ordering::Acquire), u64::MAX);
     }
 
     #[test]
