@@ -381,6 +381,35 @@ fn over_maxmemory_only_allow_oom_and_no_writes_functions_run() {
     run(&mut con, &["CONFIG", "SET", "maxmemory", "0"]);
 }
 
+/// EVAL scripts with a shebang are held to their flags as functions are: over
+/// `maxmemory` a writing one is refused before it runs, a `no-writes` or
+/// `allow-oom` one runs; one without a shebang runs and its write is refused
+/// inside it. (Replies as redis-server 7.0 gives them with `maxmemory 1`.)
+#[test]
+fn over_maxmemory_eval_scripts_run_by_their_shebang_flags() {
+    let dir = Dir::new("eval-shebang-oom");
+    let server = start(&dir, &["--save", ""]);
+    let mut con = server.con();
+    run(&mut con, &["SET", "k", "v"]);
+    run(&mut con, &["CONFIG", "SET", "maxmemory", "1"]);
+    let set = "return redis.call('set', KEYS[1], 'v')";
+    let e = common::persist::run_err(&mut con, &["EVAL", &format!("#!lua\n{set}"), "1", "a"]);
+    assert_eq!(
+        e,
+        "OOM: command not allowed when used memory > 'maxmemory'."
+    );
+    let get = "#!lua flags=no-writes\nreturn redis.call('get', KEYS[1])";
+    assert_eq!(bulk(&run(&mut con, &["EVAL", get, "1", "k"])), "v");
+    let oom = format!("#!lua flags=allow-oom\n{set}");
+    assert_eq!(run(&mut con, &["EVAL", &oom, "1", "a"]), Value::Okay);
+    let e = common::persist::run_err(&mut con, &["EVAL", set, "1", "b"]);
+    assert!(
+        e.starts_with("OOM: command not allowed when used memory > 'maxmemory'. script: "),
+        "{e}"
+    );
+    run(&mut con, &["CONFIG", "SET", "maxmemory", "0"]);
+}
+
 /// Each FCALL hands the function tables of its own, as Redis's
 /// `luaCreateArray` builds them: a library that keeps the KEYS and ARGV of
 /// earlier calls (in a local of its code, which the sandbox allows) finds them

@@ -55,6 +55,7 @@ case_files!(
     scripting,
     scripting_functions,
     script_numbers,
+    script_shebang,
     lists,
     lists_more,
     extremes,

@@ -404,30 +404,7 @@ impl Functions {
                 None => return Err(CommandError::err("Function not found")),
             }
         };
-        // Redis takes a writing function's FCALL for a write command
-        // (`fcallGetCommandFlags`): its dispatcher's MISCONF errors.
-        if flags & NO_WRITES == 0 {
-            if shared.persist.writes_denied() {
-                return Err(CommandError::Misconf);
-            }
-            if let Some(e) = shared.aof.write_error() {
-                return Err(CommandError::raw(format!(
-                    "MISCONF Errors writing to the AOF file: {e}"
-                )));
-            }
-            if ro {
-                return Err(CommandError::err(
-                    "Can not execute a script with write flag using *_ro command.",
-                ));
-            }
-        }
-        // Redis takes such a function's FCALL for a `denyoom` command
-        // (`fcallGetCommandFlags`): its dispatcher's OOM error, still over the
-        // limit after the eviction the dispatcher ran before this command.
-        let max = shared.memory.maxmemory();
-        if flags & (ALLOW_OOM | NO_WRITES) == 0 && max > 0 && shared.memory.used_now() > max {
-            return Err(crate::commands::oom_error());
-        }
+        check_flags(shared, flags, ro)?;
         super::CallRef::lend(self.watch(), &name, args);
         let run = super::Run {
             vm,
@@ -450,6 +427,40 @@ impl Functions {
         let (name, command) = watch.current.lock().clone()?;
         Some((name, command, started.elapsed().as_millis() as u64))
     }
+}
+
+/// What a function's flags, or an EVAL script's shebang flags, refuse before
+/// it runs (`ro`: FCALL_RO, EVAL_RO, EVALSHA_RO).
+pub(crate) fn check_flags(
+    shared: &crate::server::Shared,
+    flags: u8,
+    ro: bool,
+) -> Result<(), CommandError> {
+    // Redis takes a writing function's FCALL (a writing script's EVAL) for a
+    // write command (`fcallGetCommandFlags`, `evalGetCommandFlags`): its
+    // dispatcher's MISCONF errors.
+    if flags & NO_WRITES == 0 {
+        if shared.persist.writes_denied() {
+            return Err(CommandError::Misconf);
+        }
+        if let Some(e) = shared.aof.write_error() {
+            return Err(CommandError::raw(format!(
+                "MISCONF Errors writing to the AOF file: {e}"
+            )));
+        }
+        if ro {
+            return Err(CommandError::err(
+                "Can not execute a script with write flag using *_ro command.",
+            ));
+        }
+    }
+    // And for a `denyoom` command: its dispatcher's OOM error, still over
+    // the limit after the eviction the dispatcher ran before this command.
+    let max = shared.memory.maxmemory();
+    if flags & (ALLOW_OOM | NO_WRITES) == 0 && max > 0 && shared.memory.used_now() > max {
+        return Err(crate::commands::oom_error());
+    }
+    Ok(())
 }
 
 /// The library name and where the code after the shebang line starts, with

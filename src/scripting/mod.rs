@@ -68,7 +68,7 @@ pub struct Scripts {
     /// fast hash that is still keyed per process (ahash) is enough.
     /// The functions are kept in the Lua registry: a `Function` handle would hold
     /// one of the VM's reference slots, and there are only 8,000 of those.
-    cache: Mutex<HashMap<String, mlua::RegistryKey, ahash::RandomState>>,
+    cache: Mutex<HashMap<String, Cached, ahash::RandomState>>,
     watch: Arc<Watch>,
     /// FUNCTION's libraries and their VM.
     pub functions: functions::Functions,
@@ -1156,6 +1156,10 @@ impl Scripts {
         if self.cache.lock().contains_key(&sha) {
             return Ok(sha);
         }
+        let flags = script_shebang(body)?;
+        // Lua gets the code from the shebang's newline on, so lines keep
+        // their numbers.
+        let body = &body[flags.map_or(0, |(_, len)| len)..];
         if chunks::is_binary(body) {
             return Err(CommandError::err(format!(
                 "Error compiling script (new function): {}",
@@ -1169,7 +1173,8 @@ impl Scripts {
         let key = lua
             .create_registry_value(function)
             .map_err(|e| CommandError::err(e.to_string()))?;
-        self.cache.lock().insert(sha.clone(), key);
+        let flags = flags.map(|(flags, _)| flags);
+        self.cache.lock().insert(sha.clone(), Cached { key, flags });
         Ok(sha)
     }
 
@@ -1207,9 +1212,15 @@ impl Scripts {
         // (the caller holds the gate exclusively), and the function need not be
         // cloned out of it.
         let cache = self.cache.lock();
-        let key = cache
+        let cached = cache
             .get(sha)
             .ok_or_else(|| CommandError::raw("NOSCRIPT No matching script. Please use EVAL."))?;
+        // A script with a shebang runs by its flags, as a function does; one
+        // without runs as before Redis 7 had them.
+        let flags = cached.flags.unwrap_or(0);
+        if cached.flags.is_some() {
+            functions::check_flags(shared, flags, read_only)?;
+        }
         // A cached script was compiled in the VM: it is built.
         let vm = self.eval.get()?;
         let lua = vm.lua.lock();
@@ -1218,10 +1229,10 @@ impl Scripts {
             lua: &lua,
             kind: RunKind::Script,
             name: sha,
-            read_only,
-            allow_oom: false,
+            read_only: read_only || flags & functions::NO_WRITES != 0,
+            allow_oom: flags & functions::ALLOW_OOM != 0,
         };
-        self.run_in(run, shared, session, key, keys, argv)
+        self.run_in(run, shared, session, &cached.key, keys, argv)
     }
 
     /// Runs `function` of `run.vm` (locked: `run.lua`) for its caller: the
@@ -1473,6 +1484,63 @@ unsafe fn push_array(state: *mut ffi::lua_State, items: &[Bytes]) {
         }
         ffi::lua_rawseti_(state, -2, i as c_int + 1);
     }
+}
+
+/// A script in EVAL's cache: its compiled function, and the flags of its
+/// shebang (`None` for a script without one).
+struct Cached {
+    key: mlua::RegistryKey,
+    flags: Option<u8>,
+}
+
+/// EVAL's shebang line (`#!lua flags=no-writes,allow-oom`, Redis 7): the
+/// flags it names (bits of [`functions::FLAG_NAMES`]) and the line's length,
+/// or `None` for a script that does not start with `#!`. Redis's errors
+/// (`evalExtractShebangFlags`).
+fn script_shebang(body: &[u8]) -> Result<Option<(u8, usize)>, CommandError> {
+    if !body.starts_with(b"#!") {
+        return Ok(None);
+    }
+    // Redis reads the body as a C string: a NUL ends it.
+    let text = body.split(|c| *c == 0).next().unwrap_or_default();
+    let Some(end) = text.iter().position(|c| *c == b'\n') else {
+        return Err(CommandError::err("Invalid script shebang"));
+    };
+    let parts = match crate::protocol::split_args(&text[..end]) {
+        Some(parts) if !parts.is_empty() => parts,
+        _ => return Err(CommandError::err("Invalid engine in script shebang")),
+    };
+    if parts[0] != b"#!lua" {
+        return Err(CommandError::err(format!(
+            "Unexpected engine in script shebang: {}",
+            String::from_utf8_lossy(&parts[0])
+        )));
+    }
+    let mut flags = 0u8;
+    for part in &parts[1..] {
+        let Some(names) = part.strip_prefix(b"flags=") else {
+            return Err(CommandError::err(format!(
+                "Unknown lua shebang option: {}",
+                String::from_utf8_lossy(part)
+            )));
+        };
+        // `flags=` alone names none.
+        for name in names.split(|c| *c == b',').filter(|_| !names.is_empty()) {
+            match functions::FLAG_NAMES
+                .iter()
+                .position(|f| f.as_bytes() == name)
+            {
+                Some(bit) => flags |= 1 << bit,
+                None => {
+                    return Err(CommandError::err(format!(
+                        "Unexpected flag in script shebang: {}",
+                        String::from_utf8_lossy(name)
+                    )))
+                }
+            }
+        }
+    }
+    Ok(Some((flags, end)))
 }
 
 /// Compiles `body` as text (never bytecode) under the chunk name `name`
