@@ -12,7 +12,8 @@
 # redis-benchmark process can saturate its own core first), medians, and the
 # ratios latchkey/redis. Everything listens on 127.0.0.1; both servers are
 # stopped on exit.
-# Usage: [PIN=1] benches/security.sh [requests] [rounds]   (defaults 200000, 3)
+# Usage: [PIN=1] benches/security.sh [requests] [rounds]   (defaults 200000, 3;
+# the -P 16 runs send 8 times the requests)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${1:-200000}
@@ -51,38 +52,43 @@ for p in "$RPORT" "$LPORT"; do
 done
 
 ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
-run_one() { # label pid redis-benchmark-args...
-  local label=$1 pid=$2 before out
-  shift 2
+run_one() { # label pid requests redis-benchmark-args...
+  local label=$1 pid=$2 n=$3 before out
+  shift 3
   before=$(ticks "$pid")
-  out=$($CLIENT_CPU redis-benchmark -n "$N" -c 50 --csv "$@" 2>/dev/null)
-  echo "$out" | tr -d '"' | awk -F, -v label="$label" -v cpu="$(($(ticks "$pid") - before))" \
-    'NR > 1 { print label, $1, $2, cpu }'
+  out=$($CLIENT_CPU redis-benchmark -n "$n" -c 50 --csv "$@" 2>/dev/null)
+  echo "$out" | tr -d '"' | awk -F, -v label="$label" -v n="$n" -v cpu="$(($(ticks "$pid") - before))" \
+    'NR > 1 { print label, $1, $2, cpu, n }'
 }
 
 echo "latchkey $(./target/release/latchkey -v | sed 's/.*(latchkey \(.*\))/\1/') vs $(redis-server --version | cut -d' ' -f1-3), $(nproc) cores"
-echo "redis-benchmark -t set,get -n $N -c 50 [-P 16]: as ACL user 'bench' (~key:* +@string +@connection), and over TLS; $ROUNDS rounds alternating servers, medians"
+echo "redis-benchmark -t set,get -n $N (-P 16: $((N * 8))) -c 50 [-P 16]: as ACL user 'bench' (~key:* +@string +@connection), and over TLS; $ROUNDS rounds alternating servers, medians"
 [ "${PIN:-0}" = 1 ] && echo "pinned: servers on CPU 1, redis-benchmark on CPU 0"
 echo
 for round in $(seq "$ROUNDS"); do
   for pipe in 1 16; do
+    # Pipelined runs get 8 times the requests: at -P 16 the default count
+    # takes a fifth of a second, about 20 clock ticks of server CPU, too few
+    # for a steady CPU figure.
+    n=$N
+    [ "$pipe" = 16 ] && n=$((N * 8))
     for server in redis latchkey; do
       if [ $server = redis ]; then port=$RPORT; tls=$RTLS; pid=$RPID; else port=$LPORT; tls=$LTLS; pid=$LPID; fi
       # One test per run: the CPU ticks belong to it alone.
       for t in set get; do
-        run_one "acl P$pipe $server" "$pid" -p "$port" -P "$pipe" --user bench -a benchpw -t $t
-        run_one "tls P$pipe $server" "$pid" -p "$tls" -P "$pipe" --tls --cacert "$work/ca.crt" -t $t
+        run_one "acl P$pipe $server" "$pid" "$n" -p "$port" -P "$pipe" --user bench -a benchpw -t $t
+        run_one "tls P$pipe $server" "$pid" "$n" -p "$tls" -P "$pipe" --tls --cacert "$work/ca.crt" -t $t
       done
     done
   done
 done > "$work/runs.txt"
-python3 - "$work/runs.txt" "$N" "$(getconf CLK_TCK)" <<'PY'
+python3 - "$work/runs.txt" "$(getconf CLK_TCK)" <<'PY'
 import statistics, sys
 runs = {}
-n, tick_us = int(sys.argv[2]), 1e6 / int(sys.argv[3])
+tick_us = 1e6 / int(sys.argv[2])
 for line in open(sys.argv[1]):
-    mode, pipe, server, test, rps, ticks = line.split()
-    runs.setdefault((mode, pipe, test, server), []).append((float(rps), int(ticks) * tick_us / n))
+    mode, pipe, server, test, rps, ticks, n = line.split()
+    runs.setdefault((mode, pipe, test, server), []).append((float(rps), int(ticks) * tick_us / int(n)))
 print("%-4s %-4s %-4s %10s %10s %6s %8s %8s %6s" % ("", "", "", "requests/s", "", "ratio", "CPU us/", "request", "ratio"))
 print("%-4s %-4s %-4s %10s %10s %6s %8s %8s %6s" % ("mode", "pipe", "test", "redis", "latchkey", "lk/r", "redis", "lk", "lk/r"))
 for mode in ("acl", "tls"):
