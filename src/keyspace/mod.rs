@@ -881,15 +881,13 @@ impl Shard {
     /// Removes every key, telling the watchers of the keys that were live
     /// (as Redis's flushes do: a watched key that did not exist, or had
     /// expired, is not changed by them, and its watch stays). Waiters of
-    /// removed locks stay queued and are granted, as after DEL.
-    pub fn clear(&mut self, now: u64) {
+    /// removed locks stay queued and are granted, as after DEL. Only through
+    /// [`Db::clear`], which counts the flush as a write and tells client-side
+    /// caching once for the database.
+    fn clear(&mut self, now: u64) {
         self.dirty = self.dirty.wrapping_add(self.map.len() as u64);
-        crate::propagate::count_write();
         if let Some(snap) = self.snap.as_deref_mut() {
             snap.preserve_all(&self.map);
-        }
-        if self.hook.is_active() {
-            note_modified(Modified::Flush);
         }
         if !self.watchers.is_empty() && !self.map.is_empty() {
             let (map, replaying) = (&self.map, self.hook.is_replaying());
@@ -905,18 +903,6 @@ impl Shard {
                 !live
             });
         }
-        // A shard that holds nothing and has nothing allocated (most of
-        // them, in a server reset between tests) is left as it is.
-        if self.map.is_unallocated()
-            && self.wheel.is_unallocated()
-            && self.waited.is_empty()
-            && self.pending.capacity() == 0
-        {
-            self.pending_at = 0;
-            self.volatile = 0;
-            self.next_due.store(u64::MAX, Ordering::Release);
-            return;
-        }
         // An empty shard has no value to log, tell a blocked client about or
         // requeue.
         let requeue = if self.map.is_empty() {
@@ -924,28 +910,34 @@ impl Shard {
         } else {
             self.take_removed(now)
         };
-        self.map.clear();
-        self.wheel.clear();
-        self.pending = Vec::new();
-        self.pending_at = 0;
         self.waited.clear();
-        self.volatile = 0;
-        self.next_due.store(u64::MAX, Ordering::Release);
+        self.drop_storage();
         for (key, mut old) in requeue {
             self.keep_waiters(&key, &mut old, now);
         }
     }
 
-    /// Gives back what a shard without keys still has allocated (its
-    /// table's, expiry wheel's and backlog's storage, left by keys removed
-    /// one by one), as [`Shard::clear`] does.
+    /// Gives back what a shard without keys still has allocated (left by
+    /// keys removed one by one), as [`Shard::clear`] does.
     fn release_if_empty(&mut self) {
-        if !self.map.is_empty() {
-            return;
+        if self.map.is_empty() {
+            self.drop_storage();
         }
-        self.map.clear();
-        self.wheel.clear();
-        self.pending = Vec::new();
+    }
+
+    /// Drops the table, the expiry wheel and backlog (their storage too) and
+    /// the shard's deadline: what is left of a shard whose keys are gone. A
+    /// shard with none of them allocated (most, in a server reset between
+    /// tests) is left as it is.
+    fn drop_storage(&mut self) {
+        if !(self.map.is_unallocated()
+            && self.wheel.is_unallocated()
+            && self.pending.capacity() == 0)
+        {
+            self.map.clear();
+            self.wheel.clear();
+            self.pending = Vec::new();
+        }
         self.pending_at = 0;
         self.volatile = 0;
         self.next_due.store(u64::MAX, Ordering::Release);
@@ -1365,12 +1357,13 @@ impl Db {
     /// and marks the database before letting go: it either waits here for
     /// the flush or comes after it.
     pub fn clear(&self, now: u64) {
-        // The flush is a write (it goes to the AOF) even of nothing.
+        // The flush is a write (it goes to the AOF) even of nothing, and
+        // every tracked key is invalid after it.
         crate::propagate::count_write();
+        if self.hook.is_active() {
+            note_modified(Modified::Flush);
+        }
         if !self.occupied.load(Ordering::Acquire) {
-            if self.hook.is_active() {
-                note_modified(Modified::Flush);
-            }
             return;
         }
         let mut shards = self.lock_all();

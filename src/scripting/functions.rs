@@ -404,15 +404,15 @@ impl Functions {
                 None => return Err(CommandError::err("Function not found")),
             }
         };
-        check_flags(shared, flags, ro)?;
+        let (read_only, allow_oom) = check_flags(shared, flags, ro)?;
         super::CallRef::lend(self.watch(), &name, args);
         let run = super::Run {
             vm,
             lua: &lua,
             kind: super::RunKind::Function,
             name: &name,
-            read_only: ro || flags & NO_WRITES != 0,
-            allow_oom: flags & ALLOW_OOM != 0,
+            read_only,
+            allow_oom,
         };
         shared
             .scripts
@@ -430,12 +430,13 @@ impl Functions {
 }
 
 /// What a function's flags, or an EVAL script's shebang flags, refuse before
-/// it runs (`ro`: FCALL_RO, EVAL_RO, EVALSHA_RO).
+/// it runs (`ro`: FCALL_RO, EVAL_RO, EVALSHA_RO), and what they let it do:
+/// (read only, allowed over `maxmemory`).
 pub(crate) fn check_flags(
     shared: &crate::server::Shared,
     flags: u8,
     ro: bool,
-) -> Result<(), CommandError> {
+) -> Result<(bool, bool), CommandError> {
     // Redis takes a writing function's FCALL (a writing script's EVAL) for a
     // write command (`fcallGetCommandFlags`, `evalGetCommandFlags`): its
     // dispatcher's MISCONF errors.
@@ -460,7 +461,7 @@ pub(crate) fn check_flags(
     if flags & (ALLOW_OOM | NO_WRITES) == 0 && max > 0 && shared.memory.used_now() > max {
         return Err(crate::commands::oom_error());
     }
-    Ok(())
+    Ok((ro || flags & NO_WRITES != 0, flags & ALLOW_OOM != 0))
 }
 
 /// The library name and where the code after the shebang line starts, with
@@ -470,14 +471,8 @@ fn metadata(code: &[u8]) -> Result<(String, usize), CommandError> {
     if !code.starts_with(b"#!") {
         return err("Missing library metadata");
     }
-    // Redis reads the code as a C string: a NUL ends it.
-    let text = code.split(|c| *c == 0).next().unwrap_or_default();
-    let Some(end) = text.iter().position(|c| *c == b'\n') else {
+    let Ok((parts, end)) = shebang_words(code) else {
         return err("Invalid library metadata");
-    };
-    let parts = match crate::protocol::split_args(&text[..end]) {
-        Some(parts) if !parts.is_empty() => parts,
-        _ => return err("Invalid library metadata"),
     };
     let engine = &parts[0][2..];
     let mut name: Option<&[u8]> = None;
@@ -509,6 +504,30 @@ fn metadata(code: &[u8]) -> Result<(String, usize), CommandError> {
     // Valid names are ASCII. The code Lua gets starts at the shebang's end
     // (its newline, so lines keep their numbers).
     Ok((String::from_utf8_lossy(name).into_owned(), end))
+}
+
+/// Why a shebang line could not be read ([`shebang_words`]).
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum BadShebang {
+    /// No newline ends it.
+    Unterminated,
+    /// Unbalanced quotes, or no word at all.
+    NoWords,
+}
+
+/// The words of `code`'s first line (`#!lua name=lib`, `#!lua flags=...`),
+/// split as `sdssplitargs` does, and where that line's newline is. Redis
+/// reads the code as a C string: a NUL ends it.
+pub(crate) fn shebang_words(code: &[u8]) -> Result<(Vec<Vec<u8>>, usize), BadShebang> {
+    let text = code.split(|c| *c == 0).next().unwrap_or_default();
+    let end = text
+        .iter()
+        .position(|c| *c == b'\n')
+        .ok_or(BadShebang::Unterminated)?;
+    match crate::protocol::split_args(&text[..end]) {
+        Some(parts) if !parts.is_empty() => Ok((parts, end)),
+        _ => Err(BadShebang::NoWords),
+    }
 }
 
 /// `[a-zA-Z0-9_]+`, Redis's rule for library and function names.

@@ -1217,10 +1217,10 @@ impl Scripts {
             .ok_or_else(|| CommandError::raw("NOSCRIPT No matching script. Please use EVAL."))?;
         // A script with a shebang runs by its flags, as a function does; one
         // without runs as before Redis 7 had them.
-        let flags = cached.flags.unwrap_or(0);
-        if cached.flags.is_some() {
-            functions::check_flags(shared, flags, read_only)?;
-        }
+        let (read_only, allow_oom) = match cached.flags {
+            Some(flags) => functions::check_flags(shared, flags, read_only)?,
+            None => (read_only, false),
+        };
         // A cached script was compiled in the VM: it is built.
         let vm = self.eval.get()?;
         let lua = vm.lua.lock();
@@ -1229,8 +1229,8 @@ impl Scripts {
             lua: &lua,
             kind: RunKind::Script,
             name: sha,
-            read_only: read_only || flags & functions::NO_WRITES != 0,
-            allow_oom: flags & functions::ALLOW_OOM != 0,
+            read_only,
+            allow_oom,
         };
         self.run_in(run, shared, session, &cached.key, keys, argv)
     }
@@ -1501,15 +1501,12 @@ fn script_shebang(body: &[u8]) -> Result<Option<(u8, usize)>, CommandError> {
     if !body.starts_with(b"#!") {
         return Ok(None);
     }
-    // Redis reads the body as a C string: a NUL ends it.
-    let text = body.split(|c| *c == 0).next().unwrap_or_default();
-    let Some(end) = text.iter().position(|c| *c == b'\n') else {
-        return Err(CommandError::err("Invalid script shebang"));
-    };
-    let parts = match crate::protocol::split_args(&text[..end]) {
-        Some(parts) if !parts.is_empty() => parts,
-        _ => return Err(CommandError::err("Invalid engine in script shebang")),
-    };
+    let (parts, end) = functions::shebang_words(body).map_err(|bad| {
+        CommandError::err(match bad {
+            functions::BadShebang::Unterminated => "Invalid script shebang",
+            functions::BadShebang::NoWords => "Invalid engine in script shebang",
+        })
+    })?;
     if parts[0] != b"#!lua" {
         return Err(CommandError::err(format!(
             "Unexpected engine in script shebang: {}",
