@@ -26,6 +26,9 @@ pub struct Config {
     /// 127.0.0.1:PORT`, `tls ...`, `unix PATH`), for wrappers that spawn the
     /// binary (`ready-file`, latchkey's own option).
     pub ready_file: Option<PathBuf>,
+    /// `pidfile`: where the binary writes its process id at start and removes
+    /// it at a clean exit (none by default, as Redis without `daemonize`).
+    pub pidfile: Option<PathBuf>,
     /// The metrics HTTP port (`metrics-port`, latchkey's own): `GET /metrics`
     /// and the status page on the first bind address; 0 for none. While it
     /// is on, the main port also answers a connection whose first line is
@@ -72,6 +75,9 @@ pub struct Config {
     /// Length of the queue of connections not yet accepted, on every listener
     /// (`tcp-backlog`); the kernel caps it at `net.core.somaxconn`.
     pub tcp_backlog: u32,
+    /// `tcp-keepalive`: seconds a TCP client may be silent before the kernel
+    /// probes it (0: no probes); set on each connection as it is accepted.
+    pub tcp_keepalive: u64,
     /// Encoding thresholds (`hash-max-listpack-entries`, ...).
     pub encodings: crate::types::Thresholds,
     /// Kept and reported for clients that set it; changes nothing (no replication).
@@ -273,6 +279,7 @@ impl Default for Config {
             port: 6379,
             port_auto: false,
             ready_file: None,
+            pidfile: None,
             unixsocket: None,
             unixsocketperm: 0,
             requirepass: None,
@@ -290,6 +297,7 @@ impl Default for Config {
             logfile: String::new(),
             dir: PathBuf::from("."),
             tcp_backlog: 511,
+            tcp_keepalive: 300,
             metrics_port: 0,
             encodings: Default::default(),
             replica_read_only: true,
@@ -487,6 +495,31 @@ fn one(values: &[String]) -> Result<&str, String> {
         [v] => Ok(v),
         _ => Err("wrong number of arguments".into()),
     }
+}
+
+/// A row for one of Redis's `lazyfree-lazy-*` switches. latchkey frees what an
+/// eviction, an expiry, a server-side delete, DEL or a flush removes at once, on
+/// the thread that removes it, which is what `no` (Redis's default, and
+/// Debian's redis.conf) asks for; `yes`, freeing on a background thread, is
+/// refused rather than ignored.
+macro_rules! freed_at_once {
+    ($name:literal) => {
+        Param {
+            name: $name,
+            aliases: &[],
+            change: Change::Mutable,
+            get: |_| "no".into(),
+            set: |_, v| match boolean(v)? {
+                false => Ok(()),
+                true => Err(concat!(
+                    "latchkey frees at once, not on a background thread: ",
+                    $name,
+                    " yes is not applied"
+                )
+                .into()),
+            },
+        }
+    };
 }
 
 /// A row for an encoding threshold of `Config::encodings`: `count` is an
@@ -715,6 +748,22 @@ pub static PARAMS: &[Param] = &[
         },
     },
     Param {
+        name: "pidfile",
+        aliases: &[],
+        change: Change::Immutable,
+        get: |c| {
+            c.pidfile
+                .as_ref()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default()
+        },
+        set: |c, v| {
+            let path = one(v)?;
+            c.pidfile = (!path.is_empty()).then(|| PathBuf::from(path));
+            Ok(())
+        },
+    },
+    Param {
         name: "ready-file",
         aliases: &[],
         change: Change::Immutable,
@@ -777,6 +826,16 @@ pub static PARAMS: &[Param] = &[
         get: |c| c.tcp_backlog.to_string(),
         set: |c, v| {
             c.tcp_backlog = int_in(v, 0, i64::from(i32::MAX))? as u32;
+            Ok(())
+        },
+    },
+    Param {
+        name: "tcp-keepalive",
+        aliases: &[],
+        change: Change::Mutable,
+        get: |c| c.tcp_keepalive.to_string(),
+        set: |c, v| {
+            c.tcp_keepalive = int_in(v, 0, i64::from(i32::MAX))? as u64;
             Ok(())
         },
     },
@@ -1128,6 +1187,11 @@ pub static PARAMS: &[Param] = &[
             Ok(())
         },
     },
+    freed_at_once!("lazyfree-lazy-eviction"),
+    freed_at_once!("lazyfree-lazy-expire"),
+    freed_at_once!("lazyfree-lazy-server-del"),
+    freed_at_once!("lazyfree-lazy-user-del"),
+    freed_at_once!("lazyfree-lazy-user-flush"),
     Param {
         name: "daemonize",
         aliases: &[],

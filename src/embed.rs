@@ -144,6 +144,10 @@ impl ServerBuilder {
     /// start, if it exists (as [`Self::dir`]).
     pub fn option(mut self, name: &str, value: &str) -> Result<Self, String> {
         let param = self.config.apply(name, &[value.to_string()])?;
+        if param.name == "pidfile" && self.config.pidfile.is_some() {
+            // The binary writes it; an embedded server is its host's process.
+            return Err("pidfile is written by the latchkey binary, not an embedded server".into());
+        }
         if param.name == "dir" || param.name == "dbfilename" {
             self.load = true;
         }

@@ -230,6 +230,7 @@ async fn serve(config: Config) -> ExitCode {
         config.port = addr.port();
     }
     let ready_file = config.ready_file.clone();
+    let pidfile = config.pidfile.clone();
     let shared = Arc::new(Shared::new(config, Arc::new(Clock::new())));
     latchkey::commands::memory::note_startup();
     if let Err(e) = shared.load_users() {
@@ -237,6 +238,18 @@ async fn serve(config: Config) -> ExitCode {
         return ExitCode::FAILURE;
     }
     tracing::info!("latchkey {LATCHKEY_VERSION} (Redis {REDIS_VERSION} compatible) starting");
+    if let Some(path) = &pidfile {
+        // As Redis: written before the data loads; a failure is logged, not fatal.
+        if let Err(e) = std::fs::write(path, format!("{}\n", std::process::id())) {
+            tracing::warn!("Failed to write PID file: {e}");
+        }
+    }
+    let remove_pidfile = || {
+        if let Some(path) = &pidfile {
+            tracing::info!("Removing the pid file.");
+            let _ = std::fs::remove_file(path);
+        }
+    };
     // Clients are served while the file loads, and get `-LOADING` (Redis's
     // behaviour); the readiness line follows the load.
     shared.set_loading(true);
@@ -280,6 +293,7 @@ async fn serve(config: Config) -> ExitCode {
         if let Some(path) = socket {
             let _ = std::fs::remove_file(path);
         }
+        remove_pidfile();
         return ExitCode::FAILURE;
     }
     tracing::info!("Ready to accept connections {}", where_.join(", "));
@@ -289,6 +303,7 @@ async fn serve(config: Config) -> ExitCode {
         }
     }
     let _ = running.await;
+    remove_pidfile();
     tracing::info!("latchkey is now ready to exit, bye bye...");
     ExitCode::SUCCESS
 }

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use dashmap::DashMap;
 use parking_lot::RwLock;
-use tokio::net::{TcpListener, UnixListener};
+use tokio::net::{TcpListener, TcpStream, UnixListener};
 use tokio::sync::{mpsc, watch};
 
 use crate::clock::Clock;
@@ -551,7 +551,7 @@ async fn accept_tcp(listener: TcpListener, shared: Arc<Shared>, done: mpsc::Send
         };
         match accepted {
             Ok((stream, peer)) => {
-                let _ = stream.set_nodelay(true);
+                tune_accepted(&stream, &shared);
                 let laddr = stream
                     .local_addr()
                     .map(|a| a.to_string())
@@ -605,7 +605,7 @@ async fn accept_tls(listener: TcpListener, shared: Arc<Shared>, done: mpsc::Send
         }
         handshaking.fetch_add(1, Ordering::Relaxed);
         let counted = Handshaking(handshaking.clone());
-        let _ = stream.set_nodelay(true);
+        tune_accepted(&stream, &shared);
         let laddr = stream
             .local_addr()
             .map(|a| a.to_string())
@@ -641,6 +641,27 @@ struct Handshaking(Arc<AtomicU64>);
 impl Drop for Handshaking {
     fn drop(&mut self) {
         self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// The socket options of an accepted TCP connection (plain or TLS), as Redis
+/// sets them: no Nagle delay, and with `tcp-keepalive` N above 0 the kernel's
+/// keepalive probes after N idle seconds, every N/3 seconds (at least 1), the
+/// peer dropped after 3 unanswered (Redis's `anetKeepAlive`). So a client
+/// whose host vanished without closing is found dead and its session's locks
+/// and waits released. A failure (an N above the kernel's maximum idle time)
+/// leaves the connection as it is, as Redis ignores it.
+fn tune_accepted(stream: &TcpStream, shared: &Shared) {
+    let _ = stream.set_nodelay(true);
+    let idle = shared.config.read().tcp_keepalive;
+    if idle > 0 {
+        let probes = socket2::TcpKeepalive::new()
+            .with_time(Duration::from_secs(idle))
+            .with_interval(Duration::from_secs((idle / 3).max(1)))
+            .with_retries(3);
+        if let Err(e) = socket2::SockRef::from(stream).set_tcp_keepalive(&probes) {
+            tracing::debug!("tcp-keepalive {idle} not applied: {e}");
+        }
     }
 }
 

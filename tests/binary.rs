@@ -306,3 +306,34 @@ fn port_auto_and_ready_file_tell_a_wrapper_where_to_connect() {
     let _ = child.wait();
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `pidfile` (as in Debian's stock redis.conf): the process id and a newline,
+/// written at start, removed at a clean stop; a path that cannot be written is
+/// a warning, not a failure, as in Redis.
+#[test]
+fn pidfile_holds_the_process_id_until_a_clean_stop() {
+    let pidfile = std::env::temp_dir().join(format!("latchkey-{}.pid", std::process::id()));
+    let _ = std::fs::remove_file(&pidfile);
+    let (mut child, sock, _) =
+        spawn_on_socket("pidfile", &["--pidfile", pidfile.to_str().unwrap()]);
+    assert_eq!(
+        std::fs::read_to_string(&pidfile).unwrap(),
+        format!("{}\n", child.id())
+    );
+    let path = pidfile.to_str().unwrap();
+    let want = format!("*2\r\n$7\r\npidfile\r\n${}\r\n{path}\r\n", path.len());
+    assert_eq!(
+        unix_roundtrip(&sock, b"CONFIG GET pidfile\r\n", want.len()),
+        want.as_bytes()
+    );
+    sigterm(&child);
+    assert!(child.wait().unwrap().success());
+    assert!(!pidfile.exists(), "removed at a clean stop");
+
+    let nowhere = "/nonexistent-dir/latchkey.pid";
+    let (mut child, sock, out) = spawn_on_socket("pidfile-bad", &["--pidfile", nowhere]);
+    assert!(out.contains("Failed to write PID file"), "{out}");
+    assert_eq!(unix_roundtrip(&sock, b"PING\r\n", 7), b"+PONG\r\n");
+    sigterm(&child);
+    assert!(child.wait().unwrap().success());
+}

@@ -91,6 +91,33 @@ fn daemonize_yes_is_refused_not_ignored() {
     assert!(Server::builder().option("daemonize", "no").is_ok());
 }
 
+/// latchkey frees removed values at once, which `lazyfree-lazy-* no` asks for;
+/// `yes` is refused, in a config file as by CONFIG SET.
+#[test]
+fn lazyfree_yes_is_refused_and_no_accepted() {
+    for name in [
+        "lazyfree-lazy-eviction",
+        "lazyfree-lazy-expire",
+        "lazyfree-lazy-server-del",
+        "lazyfree-lazy-user-del",
+        "lazyfree-lazy-user-flush",
+    ] {
+        let Err(err) = Server::builder().option(name, "yes") else {
+            panic!("{name} yes accepted")
+        };
+        assert!(err.contains("not applied"), "{name}: {err}");
+        assert!(Server::builder().option(name, "no").is_ok(), "{name}");
+    }
+}
+
+/// The binary writes `pidfile` (tests/binary.rs); an embedded server, which is
+/// its host's process, refuses one rather than ignore it.
+#[test]
+fn an_embedded_server_refuses_a_pidfile() {
+    assert!(Server::builder().option("pidfile", "/tmp/x.pid").is_err());
+    assert!(Server::builder().option("pidfile", "").is_ok());
+}
+
 #[tokio::test]
 async fn replica_read_only_reports_what_was_set() {
     let server = start().await;

@@ -417,3 +417,81 @@ async fn module_load_fails_as_an_unloadable_library_does() {
         redis::Value::Array(vec![])
     );
 }
+
+/// The kernel's timer on the server's end of the TCP connection whose client
+/// end is `client` (`/proc/net/tcp`'s `tr:tm->when`): `(2, seconds)` while the
+/// keepalive timer runs, `(0, _)` while no timer does.
+#[cfg(target_os = "linux")]
+fn server_side_timer(server: std::net::SocketAddr, client: std::net::SocketAddr) -> (u8, u64) {
+    let table = std::fs::read_to_string("/proc/net/tcp").unwrap();
+    let end = |a: std::net::SocketAddr| format!("0100007F:{:04X}", a.port());
+    let (local, remote) = (end(server), end(client));
+    for line in table.lines().skip(1) {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        if f[1] == local && f[2] == remote {
+            let (kind, when) = f[5].split_once(':').unwrap();
+            // `when` is in USER_HZ ticks (100 a second).
+            let ticks = u64::from_str_radix(when, 16).unwrap();
+            return (kind.parse().unwrap(), ticks / 100);
+        }
+    }
+    panic!("no server-side socket for {client} in {table}");
+}
+
+/// The server's end of a fresh connection to `server`, once it has answered a
+/// PING (so the connection was accepted and tuned).
+#[cfg(target_os = "linux")]
+fn timer_of_new_connection(server: std::net::SocketAddr) -> (u8, u64) {
+    use std::io::{Read, Write};
+    let mut c = std::net::TcpStream::connect(server).unwrap();
+    c.write_all(b"PING\r\n").unwrap();
+    let mut pong = [0u8; 7];
+    c.read_exact(&mut pong).unwrap();
+    assert_eq!(&pong, b"+PONG\r\n");
+    server_side_timer(server, c.local_addr().unwrap())
+}
+
+#[cfg(target_os = "linux")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tcp_keepalive_probes_each_accepted_connection_after_its_idle_time() {
+    let server = start().await;
+    let addr = server.addr();
+    let mut con = connect(&server).await;
+    // Redis's default: probes after 300 idle seconds.
+    assert_eq!(
+        text_pair(&mut con, "tcp-keepalive").await,
+        "300".to_string()
+    );
+    let (kind, secs) = tokio::task::spawn_blocking(move || timer_of_new_connection(addr))
+        .await
+        .unwrap();
+    assert_eq!(kind, 2, "keepalive timer on");
+    assert!((290..=300).contains(&secs), "{secs} s");
+    // A new value applies to connections accepted from then on.
+    cmd(&mut con, &["CONFIG", "SET", "tcp-keepalive", "100"])
+        .await
+        .unwrap();
+    let (kind, secs) = tokio::task::spawn_blocking(move || timer_of_new_connection(addr))
+        .await
+        .unwrap();
+    assert_eq!(kind, 2, "keepalive timer on");
+    assert!((90..=100).contains(&secs), "{secs} s");
+    // 0 turns the probes off.
+    cmd(&mut con, &["CONFIG", "SET", "tcp-keepalive", "0"])
+        .await
+        .unwrap();
+    let (kind, _) = tokio::task::spawn_blocking(move || timer_of_new_connection(addr))
+        .await
+        .unwrap();
+    assert_eq!(kind, 0, "no timer without keepalive");
+}
+
+async fn text_pair(con: &mut MultiplexedConnection, name: &str) -> String {
+    match cmd(con, &["CONFIG", "GET", name]).await.unwrap() {
+        Value::Array(v) if v.len() == 2 => match &v[1] {
+            Value::BulkString(b) => String::from_utf8(b.clone()).unwrap(),
+            v => panic!("{v:?}"),
+        },
+        v => panic!("{name}: {v:?}"),
+    }
+}
