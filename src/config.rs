@@ -497,6 +497,28 @@ fn one(values: &[String]) -> Result<&str, String> {
     }
 }
 
+/// A row for an immutable file path that may be unset (`""`).
+macro_rules! path_param {
+    ($name:literal, $field:ident) => {
+        Param {
+            name: $name,
+            aliases: &[],
+            change: Change::Immutable,
+            get: |c| {
+                c.$field
+                    .as_ref()
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_default()
+            },
+            set: |c, v| {
+                let path = one(v)?;
+                c.$field = (!path.is_empty()).then(|| PathBuf::from(path));
+                Ok(())
+            },
+        }
+    };
+}
+
 /// A row for one of Redis's `lazyfree-lazy-*` switches. latchkey frees what an
 /// eviction, an expiry, a server-side delete, DEL or a flush removes at once, on
 /// the thread that removes it, which is what `no` (Redis's default, and
@@ -747,38 +769,8 @@ pub static PARAMS: &[Param] = &[
             Ok(())
         },
     },
-    Param {
-        name: "pidfile",
-        aliases: &[],
-        change: Change::Immutable,
-        get: |c| {
-            c.pidfile
-                .as_ref()
-                .map(|p| p.display().to_string())
-                .unwrap_or_default()
-        },
-        set: |c, v| {
-            let path = one(v)?;
-            c.pidfile = (!path.is_empty()).then(|| PathBuf::from(path));
-            Ok(())
-        },
-    },
-    Param {
-        name: "ready-file",
-        aliases: &[],
-        change: Change::Immutable,
-        get: |c| {
-            c.ready_file
-                .as_ref()
-                .map(|p| p.display().to_string())
-                .unwrap_or_default()
-        },
-        set: |c, v| {
-            let path = one(v)?;
-            c.ready_file = (!path.is_empty()).then(|| PathBuf::from(path));
-            Ok(())
-        },
-    },
+    path_param!("pidfile", pidfile),
+    path_param!("ready-file", ready_file),
     encoding_param!(
         "hash-max-listpack-entries",
         &["hash-max-ziplist-entries"],
@@ -839,22 +831,7 @@ pub static PARAMS: &[Param] = &[
             Ok(())
         },
     },
-    Param {
-        name: "unixsocket",
-        aliases: &[],
-        change: Change::Immutable,
-        get: |c| {
-            c.unixsocket
-                .as_ref()
-                .map(|p| p.display().to_string())
-                .unwrap_or_default()
-        },
-        set: |c, v| {
-            let p = one(v)?;
-            c.unixsocket = (!p.is_empty()).then(|| PathBuf::from(p));
-            Ok(())
-        },
-    },
+    path_param!("unixsocket", unixsocket),
     Param {
         name: "unixsocketperm",
         aliases: &[],
