@@ -649,8 +649,9 @@ impl Drop for Handshaking {
 /// keepalive probes after N idle seconds, every N/3 seconds (at least 1), the
 /// peer dropped after 3 unanswered (Redis's `anetKeepAlive`). So a client
 /// whose host vanished without closing is found dead and its session's locks
-/// and waits released. A failure (an N above the kernel's maximum idle time)
-/// leaves the connection as it is, as Redis ignores it.
+/// and waits released. An N above the kernel's maximum idle time (32,767 s)
+/// leaves keepalive on at the kernel's own idle time, as in Redis (whose
+/// `anetKeepAlive` also sets `SO_KEEPALIVE` before the idle time fails).
 fn tune_accepted(stream: &TcpStream, shared: &Shared) {
     let _ = stream.set_nodelay(true);
     let idle = shared.config.read().tcp_keepalive;
