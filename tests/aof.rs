@@ -440,13 +440,19 @@ fn no_acknowledged_write_is_lost_at_kill_9(policy: &str) {
         let server = start(&dir, &opts);
         let sock = server.sock.clone();
         let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        // The kill's moment counts from when every writer is connected: on
+        // a loaded machine the threads may take longer than the delay to
+        // start, and a connection refused by a dead server proves nothing.
+        let connected = std::sync::Arc::new(std::sync::Barrier::new(5));
         let workers: Vec<_> = (0..4)
             .map(|w| {
                 let sock = sock.clone();
                 let stop = stop.clone();
+                let connected = connected.clone();
                 std::thread::spawn(move || {
                     let client = redis::Client::open(format!("unix://{}", sock.display())).unwrap();
                     let mut con = client.get_connection().unwrap();
+                    connected.wait();
                     let mut acked = Vec::new();
                     let mut tokens = Vec::new();
                     let mut i = 0u64;
@@ -476,6 +482,7 @@ fn no_acknowledged_write_is_lost_at_kill_9(policy: &str) {
                 })
             })
             .collect();
+        connected.wait();
         std::thread::sleep(Duration::from_millis(150 + 100 * round));
         server.signal("KILL");
         stop.store(true, std::sync::atomic::Ordering::Relaxed);
