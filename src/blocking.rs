@@ -2,10 +2,13 @@
 //! the one channel through which anything reaches a connection out of band.
 //!
 //! **The inbox.** Every session owns one [`Inbox`]; the senders ([`Outbox`]) go
-//! wherever something may have to reach that client later: a lock's wait queue
-//! (its grant), this registry (a served pop), later pub/sub. The connection waits
-//! on that one receiver, so a new blocking command needs no edit to the
-//! connection loop.
+//! wherever something may have to answer that client's wait later: a lock's
+//! wait queue (its grant), this registry (a served pop), CLIENT UNBLOCK,
+//! CLIENT UNPAUSE. The connection waits on that one receiver, so a new
+//! blocking command needs no edit to the connection loop. Push frames
+//! (published messages, invalidations, MONITOR lines) are bytes, not
+//! answers: they go to the client's push queue (`ClientInfo::queue_push`),
+//! which wakes the same connection task.
 //!
 //! **The registry.** A blocked client is a [`KeyWaiter`] queued, first come first
 //! served, under every key it waits on, with a [`Serve`] step that knows its
@@ -71,15 +74,6 @@ pub enum Message {
     Resume {
         /// The postponement's id (`crate::pause::ClientPause::postpone`).
         wait: u64,
-    },
-    /// A published message (`message`, `pmessage`, `smessage` push frame), and
-    /// the bytes it was counted as in the client's queued output.
-    Push {
-        /// The push frame, encoded once for all its receivers
-        /// (`reply::push_frame`).
-        frame: Bytes,
-        /// Its size in the client's output accounting.
-        size: usize,
     },
 }
 

@@ -169,7 +169,7 @@ where
         }
         // Pushes that arrived before this batch's requests go before their
         // replies, as Redis queues them in the output buffer when sent.
-        write_pushes(session, info, &mut wbuf);
+        write_pushes(info, &mut wbuf);
         'batch: loop {
             match parser.next(&mut rbuf, &limits, session.authenticated, &mut args) {
                 Ok(true) => 'run: loop {
@@ -184,8 +184,8 @@ where
                         }
                     }
                     // Messages the command published to this very client first.
-                    for m in std::mem::take(&mut session.held_pushes) {
-                        write_message(m, session.resp3, info, &mut wbuf);
+                    for frame in std::mem::take(&mut session.held_pushes) {
+                        crate::reply::write_push(&frame, session.resp3, &mut wbuf);
                     }
                     let before = wbuf.len();
                     reply.encode(session.resp3, &mut wbuf);
@@ -200,7 +200,7 @@ where
                         close = true;
                         break 'batch;
                     }
-                    write_pushes(session, info, &mut wbuf);
+                    write_pushes(info, &mut wbuf);
                     if let Some(blocked) = &session.blocked {
                         // A command CLIENT PAUSE postponed runs again, from
                         // the start, once its wait ends.
@@ -217,7 +217,7 @@ where
                             return;
                         }
                         crate::tracking::broadcast(shared);
-                        write_pushes(session, info, &mut wbuf);
+                        write_pushes(info, &mut wbuf);
                         // Replies so far go out now: the client may be waiting on
                         // them while this command waits.
                         if session.aof_offset > 0 {
@@ -240,10 +240,8 @@ where
                         // `timeout` included (Redis never times out a blocked
                         // client, and counts idle time from its last reply).
                         session.mark_time(&shared.clock);
-                        // Messages found as the wait ended go first.
-                        for m in std::mem::take(&mut session.held_pushes) {
-                            write_message(m, session.resp3, info, &mut wbuf);
-                        }
+                        // Messages queued as the wait ended go first.
+                        write_pushes(info, &mut wbuf);
                         last_read = Instant::now();
                         match waited {
                             Some(_) if rerun => continue 'run,
@@ -287,7 +285,7 @@ where
         // BCAST invalidations of the batch's writes leave after its replies,
         // as Redis sends them before it sleeps.
         crate::tracking::broadcast(shared);
-        write_pushes(session, info, &mut wbuf);
+        write_pushes(info, &mut wbuf);
         // Between batches only what is left unparsed counts, as in Redis.
         info.buffers.read(rbuf.len(), rbuf.capacity());
         if !count_memory(shared, info, session, rbuf.capacity() + wbuf.capacity(), 0) {
@@ -338,21 +336,10 @@ where
             }
         }
         let read = loop {
-            // Only a subscriber (or one with messages still queued from before
-            // it unsubscribed) gets messages while idle: the others' hot path
-            // does not poll the inbox.
-            // Read again at every wake-up: a client made a redirect target
-            // while it waits is poked (`ClientInfo::poke`) and then listens.
-            let subscribed = session.subs.any();
-            let listening = || {
-                subscribed
-                    || info.buffers.queued.load(Ordering::Relaxed) > 0
-                    || info.pushes.load(Ordering::Relaxed)
-            };
             match wait_for_bytes(
                 stream,
                 &mut rbuf,
-                (&mut session.inbox, listening),
+                info,
                 &mut closing,
                 (!released || deadline.is_some()).then_some((&mut idle_tick, &mut tick_unpolled)),
             )
@@ -360,11 +347,9 @@ where
             {
                 Woke::Read(r) => break r,
                 Woke::Closing => return,
-                Woke::Message(m) => {
-                    // A published message while idle: written at once, with any
-                    // others already queued behind it.
-                    write_message(m, session.resp3, info, &mut wbuf);
-                    write_pushes(session, info, &mut wbuf);
+                Woke::Pushes => {
+                    // Push frames while idle: written at once.
+                    write_pushes(info, &mut wbuf);
                     inflowed = 0;
                     if !flush(stream, &mut wbuf, info, &mut closing, &out, inflow!()).await {
                         return;
@@ -514,57 +499,34 @@ enum Woke {
     Closing,
     /// The idle tick fired.
     Tick,
-    /// Something arrived in the inbox (a published message).
-    Message(Message),
+    /// Push frames wait in the client's queue.
+    Pushes,
 }
 
-/// Writes the published messages waiting in the inbox after the reply just
-/// encoded, up to the write high-water mark (the rest wait for the next batch),
-/// so pushes and replies leave in the order they happened.
-fn write_pushes(session: &mut Session, info: &ClientInfo, wbuf: &mut BytesMut) {
-    if !session.subs.any()
-        && info.buffers.queued.load(Ordering::Relaxed) == 0
-        && !info.pushes.load(Ordering::Relaxed)
-    {
-        return;
-    }
-    while wbuf.len() < WRITE_HIGH_WATER {
-        let Some(m) = session.inbox.try_recv() else {
-            break;
-        };
-        write_message(m, session.resp3, info, wbuf);
+/// Writes the push frames queued for the client (`ClientInfo::queue_push`)
+/// after the reply just encoded, so pushes and replies leave in the order
+/// they happened. A client that never had one pays one relaxed load.
+fn write_pushes(info: &ClientInfo, wbuf: &mut BytesMut) {
+    if info.buffers.queued.load(Ordering::Relaxed) != 0 {
+        info.take_pushes(wbuf);
     }
 }
 
-/// Encodes one out-of-band message for the client: a push frame, taken off the
-/// queued-output count. A lock grant or served pop outside a wait is stale (its
-/// wait already ended) and is dropped.
-fn write_message(m: Message, resp3: bool, info: &ClientInfo, wbuf: &mut BytesMut) {
-    match m {
-        Message::Push { frame, size } => {
-            crate::reply::write_push(&frame, resp3, wbuf);
-            info.buffers.queued.fetch_sub(size, Ordering::Relaxed);
-        }
-        m => tracing::debug!("a stale out-of-band message was dropped: {m:?}"),
-    }
-}
-
-/// Waits for the client's next bytes, racing `closing`, the inbox when given (a
-/// subscriber's published messages) and, when given, the idle
+/// Waits for the client's next bytes, racing `closing`, the client's push
+/// queue and, when given, the idle
 /// tick (which also stands for `timeout`). The tick is polled only right after it was (re)armed (`unpolled`), which
 /// leaves this task's waker with its timer, and then only once it has fired: a
 /// poll of a pending timer on every request would cost the hot path for nothing.
-async fn wait_for_bytes<S, F, L>(
+async fn wait_for_bytes<S, F>(
     stream: &mut S,
     rbuf: &mut BytesMut,
-    (inbox, listening): (&mut crate::blocking::Inbox, L),
+    info: &ClientInfo,
     closing: &mut Pin<&mut F>,
     mut tick: Option<(&mut Pin<&mut tokio::time::Sleep>, &mut bool)>,
 ) -> Woke
 where
     S: AsyncRead + Unpin,
     F: Future<Output = ()>,
-    L: Fn() -> bool,
 {
     let read = stream.read_buf(rbuf);
     tokio::pin!(read);
@@ -575,10 +537,8 @@ where
         if closing.as_mut().poll(cx).is_ready() {
             return Poll::Ready(Woke::Closing);
         }
-        if listening() {
-            if let Poll::Ready(Some(m)) = inbox.poll_recv(cx) {
-                return Poll::Ready(Woke::Message(m));
-            }
+        if info.buffers.queued.load(Ordering::Relaxed) != 0 && info.poll_pushes(cx) {
+            return Poll::Ready(Woke::Pushes);
         }
         if let Some((sleep, unpolled)) = tick.as_mut() {
             if **unpolled || sleep.is_elapsed() {
@@ -851,11 +811,8 @@ where
         let grant = async {
             loop {
                 match inbox.recv().await {
-                    // A published message is written at once, as Redis sends
-                    // them to a blocked subscriber.
                     Some(m)
                         if is_for(&blocked.on, &m)
-                            || matches!(m, Message::Push { .. })
                             || matches!(m, Message::Unblock { seq: s, .. } if s == seq) =>
                     {
                         return Some(m)
@@ -871,8 +828,18 @@ where
         if reading && rbuf.capacity() - rbuf.len() < READ_CHUNK / 2 {
             rbuf.reserve(READ_CHUNK);
         }
+        // Push frames are written at once, as Redis sends them to a blocked
+        // subscriber.
+        let pushes = std::future::poll_fn(|cx| {
+            if info.poll_pushes(cx) {
+                Poll::Ready(())
+            } else {
+                Poll::Pending
+            }
+        });
         let outcome = tokio::select! {
-            r = grant => Some(r),
+            r = grant => Some(Woken::Inbox(r)),
+            _ = pushes => Some(Woken::Pushes),
             _ = async {
                 match timeout {
                     Some(t) => t.await,
@@ -891,10 +858,9 @@ where
             _ = closing.as_mut() => return None,
         };
         match outcome {
-            Some(Some(Message::Push { frame, size })) => {
+            Some(Woken::Pushes) => {
                 let mut out = BytesMut::new();
-                crate::reply::write_push(&frame, session.resp3, &mut out);
-                info.buffers.queued.fetch_sub(size, Ordering::Relaxed);
+                info.take_pushes(&mut out);
                 let written = tokio::select! {
                     r = stream.write_all(&out) => r.is_ok(),
                     _ = closing.as_mut() => false,
@@ -904,7 +870,7 @@ where
                 }
                 count_bytes(&info.net_out, out.len());
             }
-            Some(Some(Message::Unblock { error, .. })) => {
+            Some(Woken::Inbox(Some(Message::Unblock { error, .. }))) => {
                 // CLIENT UNBLOCK: out of the queue now; what it waited for
                 // wins if it came first.
                 let _gate = shared.gate.read_async().await;
@@ -919,17 +885,26 @@ where
                     None => timed_out(&blocked),
                 });
             }
-            Some(Some(got)) => {
+            Some(Woken::Inbox(Some(got))) => {
                 // A grant made inside a script or EXEC is seen when it ends: the
                 // gate is free again only then.
                 drop(shared.gate.read_async().await);
                 let blocked = session.blocked.take()?;
                 return Some(granted(session, &blocked, got));
             }
-            Some(None) => return session.blocked.take().map(|b| timed_out(&b)),
+            Some(Woken::Inbox(None)) => return session.blocked.take().map(|b| timed_out(&b)),
             None => {}
         }
     }
+}
+
+/// What woke a blocked client's wait, when it was not its timeout, its
+/// clock, its socket or its end.
+enum Woken {
+    /// A message for the wait (`None`: the inbox is gone).
+    Inbox(Option<Message>),
+    /// Push frames wait in the client's queue.
+    Pushes,
 }
 
 /// Clears the client's blocked flag however the wait ends.
@@ -959,9 +934,6 @@ fn delivered(session: &mut Session, on: &Wait) -> Option<Message> {
     while let Some(m) = session.inbox.try_recv() {
         if is_for(on, &m) {
             return Some(m);
-        }
-        if matches!(m, Message::Push { .. }) {
-            session.held_pushes.push(m);
         }
     }
     None
@@ -1041,8 +1013,6 @@ fn granted(session: &mut Session, blocked: &Blocked, got: Message) -> Reply {
             Reply::Int(token as i64)
         }
         Message::Served { reply, .. } => reply,
-        // Never the answer to a wait (`is_for`).
-        Message::Push { .. } => Reply::Nil,
         // The connection runs the postponed command again.
         Message::Resume { .. } => Reply::Silent,
         // Never the answer to a wait (handled by the waiting loop).

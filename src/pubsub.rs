@@ -1,16 +1,17 @@
 //! The server-wide pub/sub registry: which clients listen on which channels,
 //! patterns and shard channels, and the delivery of published messages.
 //!
-//! A subscriber is its client id, its [`Outbox`] (the one out-of-band channel of
-//! its connection, see `blocking.rs`) and its [`ClientInfo`], where the bytes of
-//! messages queued for it are counted. The inbox itself is unbounded; the
-//! counting bounds it: a delivery that takes a subscriber past its
-//! `client-output-buffer-limit` closes the client instead of queueing more, as
-//! Redis closes a client whose output buffer grew past the limit. The
-//! connection writes each message in order with its replies and takes its size
-//! off the count. A message's frame is encoded once per PUBLISH (RESP2 bytes;
-//! RESP3's push differs in its first byte only) and shared by every receiver,
-//! and a client's PUBLISH hands it over without copying the subscriber list.
+//! A subscriber is its [`ClientInfo`]: a delivery copies the message's frame
+//! into the client's push queue (`ClientInfo::queue_push`), as Redis appends
+//! to a client's output buffer, and wakes its connection only when the queue
+//! was empty, so a batch of PUBLISHes costs each subscriber one wake-up. The
+//! queue is counted with the client's output: a delivery that takes a
+//! subscriber past its `client-output-buffer-limit` closes the client instead
+//! of queueing more, as Redis closes a client whose output buffer grew past
+//! the limit. The connection writes the queue in order with its replies and
+//! takes its size off the count. A message's frame is encoded once per
+//! PUBLISH (RESP2 bytes; RESP3's push differs in its first byte only), and a
+//! client's PUBLISH hands it over without copying the subscriber list.
 //!
 //! What this is not for: the command handlers and the frames' names are in
 //! `commands/pubsub.rs`; a session's own list of subscriptions is
@@ -23,7 +24,6 @@ use std::sync::Arc;
 use bytes::Bytes;
 use parking_lot::RwLock;
 
-use crate::blocking::{Message, Outbox};
 use crate::commands::keys::glob_match;
 use crate::config::OutputLimit;
 use crate::reply::push_frame;
@@ -43,9 +43,7 @@ pub enum Kind {
 /// One listening client.
 #[derive(Debug, Clone)]
 pub struct Subscriber {
-    /// Where its messages go.
-    pub outbox: Outbox,
-    /// Its shared info: id, output accounting, kill switch.
+    /// Its shared info: id, push queue, output accounting, kill switch.
     pub info: Arc<ClientInfo>,
 }
 
@@ -280,12 +278,9 @@ impl Delivery {
 
     /// The message itself if it is for client `me` (not counted as queued
     /// output: the connection writes it with the reply), else the delivery.
-    pub fn into_own(self, me: u64) -> Result<Message, Delivery> {
+    pub fn into_own(self, me: u64) -> Result<Bytes, Delivery> {
         if self.to.info.id == me {
-            Ok(Message::Push {
-                frame: self.frame,
-                size: 0,
-            })
+            Ok(self.frame)
         } else {
             Err(self)
         }
@@ -306,11 +301,7 @@ impl Delivery {
 
     /// Sends a message [`Delivery::hold`] has counted.
     pub fn send_held(self) {
-        let (info, size) = (&self.to.info, self.size);
-        let frame = self.frame;
-        if self.to.outbox.send(Message::Push { frame, size }).is_err() {
-            info.buffers.queued.fetch_sub(size, Ordering::Relaxed);
-        }
+        self.to.info.queue_push(&self.frame, self.size);
     }
 }
 
@@ -344,33 +335,30 @@ fn admit(info: &ClientInfo, size: usize, limit: &OutputLimit, now_ms: u64) -> bo
 /// subscriber that this takes past the `pubsub` class limit is closed instead,
 /// and the message dropped (its memory with it).
 pub fn send(to: &Subscriber, frame: Bytes, size: usize, limit: &OutputLimit, now_ms: u64) {
-    if !admit(&to.info, size, limit, now_ms) {
-        return;
-    }
-    if to.outbox.send(Message::Push { frame, size }).is_err() {
-        to.info.buffers.queued.fetch_sub(size, Ordering::Relaxed);
+    if admit(&to.info, size, limit, now_ms) {
+        to.info.queue_push(&frame, size);
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::blocking::Inbox;
 
-    fn client(id: u64) -> (Inbox, Subscriber) {
-        let inbox = Inbox::default();
+    fn client(id: u64) -> Subscriber {
         let info = Arc::new(ClientInfo::new(id, String::new(), String::new(), -1, 0));
-        let sub = Subscriber {
-            outbox: inbox.outbox(),
-            info,
-        };
-        (inbox, sub)
+        Subscriber { info }
+    }
+
+    fn written(sub: &Subscriber) -> Vec<u8> {
+        let mut out = bytes::BytesMut::new();
+        sub.info.take_pushes(&mut out);
+        out.to_vec()
     }
 
     #[test]
     fn a_channel_and_a_matching_pattern_each_get_the_message() {
         let ps = PubSub::default();
-        let (mut inbox, sub) = client(1);
+        let sub = client(1);
         let mut subs = Subscriptions::default();
         assert!(ps.subscribe(&mut subs, Kind::Channel, &Bytes::from("news"), sub.clone()));
         assert!(!ps.subscribe(&mut subs, Kind::Channel, &Bytes::from("news"), sub.clone()));
@@ -380,9 +368,19 @@ mod tests {
         for d in got {
             d.send(&OutputLimit::default(), 1);
         }
-        assert!(matches!(inbox.try_recv(), Some(Message::Push { .. })));
-        assert!(matches!(inbox.try_recv(), Some(Message::Push { .. })));
         assert!(sub.info.buffers.queued.load(Ordering::Relaxed) > 0);
+        assert_eq!(
+            written(&sub),
+            b"*3\r\n$7\r\nmessage\r\n$4\r\nnews\r\n$2\r\nhi\r\n\
+              *4\r\n$8\r\npmessage\r\n$2\r\nn*\r\n$4\r\nnews\r\n$2\r\nhi\r\n"
+        );
+        assert_eq!(sub.info.buffers.queued.load(Ordering::Relaxed), 0);
+        // A RESP3 client's frames are pushes.
+        sub.info.resp.store(3, Ordering::Relaxed);
+        for d in ps.deliveries(Kind::Channel, b"news", b"hi") {
+            d.send(&OutputLimit::default(), 1);
+        }
+        assert!(written(&sub).starts_with(b">3\r\n$7\r\nmessage"));
         ps.leave(&mut subs, &sub.info);
         assert!(!subs.any());
         assert_eq!(ps.count(Kind::Channel), 0);
@@ -393,7 +391,7 @@ mod tests {
     fn subscriptions_that_may_hear_a_lock_loss_are_counted() {
         let counter = Arc::new(AtomicUsize::new(0));
         let ps = PubSub::counting_losses(counter.clone());
-        let (_inbox, sub) = client(3);
+        let sub = client(3);
         let mut subs = Subscriptions::default();
         ps.subscribe(&mut subs, Kind::Channel, &Bytes::from("news"), sub.clone());
         ps.subscribe(
@@ -434,7 +432,7 @@ mod tests {
     #[test]
     fn a_delivery_past_the_hard_limit_closes_the_subscriber_and_drops_it() {
         let ps = PubSub::default();
-        let (mut inbox, sub) = client(2);
+        let sub = client(2);
         let mut subs = Subscriptions::default();
         ps.subscribe(&mut subs, Kind::Shard, &Bytes::from("s"), sub.clone());
         let limit = OutputLimit {
@@ -450,7 +448,7 @@ mod tests {
             d.send(&limit, 1);
         }
         assert!(sub.info.is_killed());
-        assert!(inbox.try_recv().is_none());
+        assert!(written(&sub).is_empty());
         assert_eq!(sub.info.buffers.queued.load(Ordering::Relaxed), 0);
     }
 

@@ -16,6 +16,17 @@ use crate::blocking::{Inbox, KeyWaiter};
 use crate::keyspace::WatchFlag;
 use crate::reply::Reply;
 
+/// A client's push queue gives back an allocation past this once written.
+const PUSH_QUEUE_KEEP: usize = 16 * 1024;
+
+/// See [`ClientInfo::queue_push`].
+#[derive(Debug, Default)]
+struct PushQueue {
+    bytes: bytes::BytesMut,
+    /// Their size in the client's output accounting (`buffers.queued`).
+    counted: usize,
+}
+
 /// `session_locks` is first swept at this many keys, then each time it doubles.
 pub const SESSION_LOCKS_SWEEP: usize = 64;
 
@@ -72,10 +83,10 @@ pub struct ClientInfo {
     pub tracking: AtomicU32,
     /// The client invalidations are redirected to (`redir=`), 0 for none.
     pub tracking_redirect: AtomicU64,
-    /// Set once pushes may arrive out of band (it tracks keys, or another
-    /// client redirects its invalidations here): the idle connection then
-    /// polls its inbox.
-    pub pushes: AtomicBool,
+    /// Push frames bound for this client (published messages, invalidations,
+    /// MONITOR lines), encoded for its protocol and waiting for its
+    /// connection to write them: see [`ClientInfo::queue_push`].
+    pushes: Mutex<PushQueue>,
     /// The sending side of this client's inbox, for whoever must reach it by id
     /// (a tracking redirection).
     pub outbox: std::sync::OnceLock<crate::blocking::Outbox>,
@@ -129,7 +140,7 @@ impl ClientInfo {
             subscriptions: Default::default(),
             tracking: AtomicU32::new(0),
             tracking_redirect: AtomicU64::new(0),
-            pushes: AtomicBool::new(false),
+            pushes: Mutex::new(PushQueue::default()),
             outbox: std::sync::OnceLock::new(),
             user: Mutex::new(None),
             no_evict: AtomicBool::new(false),
@@ -169,6 +180,48 @@ impl ClientInfo {
         self.is_killed()
     }
 
+    /// Appends a push frame (RESP2-encoded, see `crate::reply::push_frame`)
+    /// to what the connection writes next, as the client's protocol sends it
+    /// now, with `size` bytes already counted in `buffers.queued`; wakes the
+    /// connection when its queue was empty. A publisher's whole cost per
+    /// subscriber is this copy: one wake-up per batch, not per message.
+    pub fn queue_push(&self, frame: &[u8], size: usize) {
+        let resp3 = self.resp.load(Ordering::Relaxed) >= 3;
+        let mut q = self.pushes.lock();
+        let was_empty = q.bytes.is_empty();
+        crate::reply::write_push(frame, resp3, &mut q.bytes);
+        q.counted = q.counted.saturating_add(size);
+        drop(q);
+        if was_empty {
+            self.wake.wake();
+        }
+    }
+
+    /// Moves every queued push frame to `out` (taking them off the queued
+    /// output count); false when there were none.
+    pub fn take_pushes(&self, out: &mut bytes::BytesMut) -> bool {
+        let mut q = self.pushes.lock();
+        if q.bytes.is_empty() {
+            return false;
+        }
+        out.extend_from_slice(&q.bytes);
+        self.buffers.queued.fetch_sub(q.counted, Ordering::Relaxed);
+        q.counted = 0;
+        if q.bytes.capacity() > PUSH_QUEUE_KEEP {
+            q.bytes = bytes::BytesMut::new();
+        } else {
+            q.bytes.clear();
+        }
+        true
+    }
+
+    /// Whether push frames wait, registering the connection task to be woken
+    /// when the first one arrives.
+    pub fn poll_pushes(&self, cx: &mut std::task::Context<'_>) -> bool {
+        self.wake.register(cx.waker());
+        !self.pushes.lock().bytes.is_empty()
+    }
+
     /// Wakes the connection's current wait without killing it, so it reads
     /// its flags again (a client just made the target of another's
     /// invalidations starts listening for them while idle, a stopping
@@ -202,7 +255,7 @@ pub struct BufferStats {
     /// Bytes of the commands queued in MULTI, counted as Redis does: argument
     /// bytes plus one pointer per argument (`multi-mem=`).
     pub multi_mem: AtomicUsize,
-    /// Bytes of published messages in the inbox, not yet in the write buffer:
+    /// Bytes of push frames in the client's push queue, not yet in the write buffer:
     /// counted with `out_pending` against `client-output-buffer-limit`.
     pub queued: AtomicUsize,
     /// Server clock ms when the output first reached the soft limit, 0 when under.
@@ -417,9 +470,9 @@ pub struct Session {
     pub subs: crate::pubsub::Subscriptions,
     /// Messages a PUBLISH inside a transaction or script will send when it ends.
     pub pending_messages: Vec<crate::pubsub::Delivery>,
-    /// Messages to write before the next reply: a RESP3 client's own PUBLISH
-    /// to itself, and any found in the inbox as a blocked command's wait ended.
-    pub held_pushes: Vec<crate::blocking::Message>,
+    /// Push frames to write before the next reply: a RESP3 client's own
+    /// PUBLISH to itself.
+    pub held_pushes: Vec<Bytes>,
     /// Set when a command of the current batch handed messages to other
     /// clients: the connection lets their tasks write them before it writes
     /// its own replies (see `connection.rs`).

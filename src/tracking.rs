@@ -45,7 +45,6 @@ use bytes::{BufMut, Bytes, BytesMut};
 use indexmap::IndexMap;
 use parking_lot::Mutex;
 
-use crate::blocking::Outbox;
 use crate::commands::{flag as cmdflag, CommandSpec};
 use crate::keyspace::{take_modified, KeyHook, Modified};
 use crate::pubsub::{Delivery, Subscriber};
@@ -137,7 +136,6 @@ impl Ids {
 #[derive(Debug)]
 struct Member {
     info: Arc<ClientInfo>,
-    outbox: Outbox,
     /// BCAST prefixes, in Redis's (byte) order.
     prefixes: BTreeSet<Bytes>,
 }
@@ -175,7 +173,6 @@ pub enum Payload {
 #[derive(Debug)]
 pub struct Notice {
     info: Arc<ClientInfo>,
-    outbox: Outbox,
     payload: Payload,
 }
 
@@ -225,7 +222,6 @@ impl Inner {
     fn notice(m: &Member, payload: Payload) -> Notice {
         Notice {
             info: m.info.clone(),
-            outbox: m.outbox.clone(),
             payload,
         }
     }
@@ -351,16 +347,12 @@ impl Tracking {
     pub fn enable(&self, info: &Arc<ClientInfo>, flags: u32, redirect: u64, prefixes: &[Bytes]) {
         let mut inner = self.inner.lock();
         let id = info.id;
-        let Some(outbox) = info.outbox.get().cloned() else {
-            return;
-        };
         let old = info.tracking.load(Ordering::Relaxed);
         if old & flag::ON == 0 {
             inner.on += 1;
         }
         let member = inner.members.entry(id).or_insert_with(|| Member {
             info: info.clone(),
-            outbox,
             prefixes: BTreeSet::new(),
         });
         let mut added = Vec::new();
@@ -381,7 +373,6 @@ impl Tracking {
         }
         info.tracking_redirect.store(redirect, Ordering::Relaxed);
         info.tracking.store(flags | flag::ON, Ordering::Relaxed);
-        info.pushes.store(true, Ordering::Relaxed);
         self.update_hook(&inner);
     }
 
@@ -581,8 +572,6 @@ impl Tracking {
 pub struct Message {
     /// The receiving client.
     pub info: Arc<ClientInfo>,
-    /// Its inbox.
-    pub outbox: Outbox,
     /// The frame, already encoded.
     pub frame: Bytes,
 }
@@ -596,24 +585,16 @@ pub fn resolve(
     clients: &dashmap::DashMap<u64, Arc<ClientInfo>>,
     notice: Notice,
 ) -> Option<Message> {
-    let Notice {
-        info,
-        outbox,
-        payload,
-    } = notice;
+    let Notice { info, payload } = notice;
     let null: &[u8] = if info.resp.load(Ordering::Relaxed) >= 3 {
         b"_\r\n"
     } else {
         b"$-1\r\n"
     };
     let redirect = info.tracking_redirect.load(Ordering::Relaxed);
-    let (target, target_outbox, redirected) = if redirect != 0 {
-        let found = clients
-            .get(&redirect)
-            .map(|c| c.value().clone())
-            .and_then(|c| c.outbox.get().cloned().map(|o| (c, o)));
-        match found {
-            Some((c, o)) => (c, o, true),
+    let (target, redirected) = if redirect != 0 {
+        match clients.get(&redirect).map(|c| c.value().clone()) {
+            Some(c) => (c, true),
             None => {
                 info.tracking
                     .fetch_or(flag::BROKEN_REDIR, Ordering::Relaxed);
@@ -626,13 +607,12 @@ pub fn resolve(
                 f.extend_from_slice(b"\r\n");
                 return Some(Message {
                     info,
-                    outbox,
                     frame: f.freeze(),
                 });
             }
         }
     } else {
-        (info, outbox, false)
+        (info, false)
     };
     let mut f = BytesMut::new();
     if target.resp.load(Ordering::Relaxed) >= 3 {
@@ -648,13 +628,12 @@ pub fn resolve(
     }
     Some(Message {
         info: target,
-        outbox: target_outbox,
         frame: f.freeze(),
     })
 }
 
 /// Sends (or, for a transaction or script, keeps until it ends) what
-/// `notices` say, each through its receiver's inbox, counted against the
+/// `notices` say, each through its receiver's push queue, counted against the
 /// receiver's `client-output-buffer-limit` class.
 pub fn deliver(shared: &Shared, session: Option<&mut Session>, defer: bool, notices: Vec<Notice>) {
     if notices.is_empty() {
@@ -668,10 +647,7 @@ pub fn deliver(shared: &Shared, session: Option<&mut Session>, defer: bool, noti
             continue;
         };
         let size = m.frame.len();
-        let to = Subscriber {
-            outbox: m.outbox,
-            info: m.info,
-        };
+        let to = Subscriber { info: m.info };
         let limit = if to.info.is_subscriber() {
             limits.pubsub
         } else {
@@ -781,20 +757,16 @@ pub fn broadcast(shared: &Shared) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::blocking::Inbox;
 
-    fn client(id: u64) -> (Inbox, Arc<ClientInfo>) {
-        let inbox = Inbox::default();
-        let info = Arc::new(ClientInfo::new(id, String::new(), String::new(), -1, 0));
-        let _ = info.outbox.set(inbox.outbox());
-        (inbox, info)
+    fn client(id: u64) -> Arc<ClientInfo> {
+        Arc::new(ClientInfo::new(id, String::new(), String::new(), -1, 0))
     }
 
     #[test]
     fn a_read_key_is_invalidated_once_and_forgotten() {
         let hook = Arc::new(KeyHook::default());
         let t = Tracking::new(hook.clone());
-        let (_inbox, a) = client(1);
+        let a = client(1);
         a.resp.store(3, Ordering::Relaxed);
         assert!(!hook.is_active());
         t.enable(&a, flag::ON, 0, &[]);
@@ -829,7 +801,7 @@ mod tests {
     #[test]
     fn the_table_is_bounded_by_max_keys() {
         let t = Tracking::new(Arc::new(KeyHook::default()));
-        let (_inbox, a) = client(1);
+        let a = client(1);
         t.enable(&a, flag::ON, 0, &[]);
         let mut out = Vec::new();
         for i in 0..1000 {

@@ -660,11 +660,6 @@ fn tracking(ctx: &mut Ctx<'_>, args: &[Bytes]) -> CommandResult {
         }
     }
     let redirect = u64::try_from(redirect).unwrap_or(0);
-    if let Some(target) = ctx.shared.clients.get(&redirect) {
-        if !target.pushes.swap(true, Ordering::Relaxed) {
-            target.poke();
-        }
-    }
     // Enabling again keeps CLIENT CACHING, and clears the broken redirection.
     let flags = tflag::ON | options;
     ctx.shared

@@ -5,8 +5,8 @@
 //! as `sdscatrepr` quotes them, AUTH's and HELLO AUTH's passwords
 //! `(redacted)`. Commands flagged `skip_monitor` or `admin` are not shown;
 //! EVAL and EVALSHA (and their `_RO` forms) show themselves before their
-//! script's calls. A line reaches a monitor as a `Message::Push` through its
-//! inbox, counted against its output limit. While no client monitors, a
+//! script's calls. A line reaches a monitor through its push queue
+//! (`ClientInfo::queue_push`), counted as its queued output. While no client monitors, a
 //! command costs one relaxed load.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -15,7 +15,6 @@ use bytes::Bytes;
 use parking_lot::Mutex;
 
 use super::{flag, CallMode, CommandResult, CommandSpec, Ctx};
-use crate::blocking::{Message, Outbox};
 use crate::error::CommandError;
 use crate::reply::Reply;
 use crate::server::Shared;
@@ -39,7 +38,7 @@ pub static COMMANDS: &[CommandSpec] = &[CommandSpec::new(
 #[derive(Debug, Default)]
 pub struct Monitors {
     count: AtomicUsize,
-    list: Mutex<Vec<(u64, Outbox, std::sync::Arc<ClientInfo>)>>,
+    list: Mutex<Vec<std::sync::Arc<ClientInfo>>>,
 }
 
 impl Monitors {
@@ -49,35 +48,25 @@ impl Monitors {
         self.count.load(Ordering::Relaxed) > 0
     }
 
-    fn add(&self, info: std::sync::Arc<ClientInfo>, outbox: Outbox) {
+    fn add(&self, info: std::sync::Arc<ClientInfo>) {
         let mut list = self.list.lock();
-        list.push((info.id, outbox, info));
+        list.push(info);
         self.count.store(list.len(), Ordering::Relaxed);
     }
 
     /// Client `id` stops monitoring (RESET, its connection's end).
     pub fn remove(&self, id: u64) {
         let mut list = self.list.lock();
-        list.retain(|(m, ..)| *m != id);
+        list.retain(|m| m.id != id);
         self.count.store(list.len(), Ordering::Relaxed);
     }
 
     fn send(&self, line: Bytes) {
-        let mut list = self.list.lock();
-        list.retain(|(_, outbox, info)| {
+        let list = self.list.lock();
+        for info in list.iter() {
             info.buffers.queued.fetch_add(line.len(), Ordering::Relaxed);
-            let sent = outbox
-                .send(Message::Push {
-                    frame: line.clone(),
-                    size: line.len(),
-                })
-                .is_ok();
-            if !sent {
-                info.buffers.queued.fetch_sub(line.len(), Ordering::Relaxed);
-            }
-            sent
-        });
-        self.count.store(list.len(), Ordering::Relaxed);
+            info.queue_push(&line, line.len());
+        }
     }
 }
 
@@ -93,10 +82,7 @@ fn monitor(ctx: &mut Ctx<'_>, _: &[Bytes]) -> CommandResult {
     if info.monitor.swap(true, Ordering::Relaxed) {
         return Ok(Reply::Silent);
     }
-    info.pushes.store(true, Ordering::Relaxed);
-    ctx.shared
-        .monitors
-        .add(info.clone(), ctx.session.inbox.outbox());
+    ctx.shared.monitors.add(info.clone());
     Ok(Reply::OK)
 }
 

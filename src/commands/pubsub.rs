@@ -10,7 +10,6 @@
 use bytes::Bytes;
 
 use super::{container, flag, CallMode, CommandResult, CommandSpec, Ctx, KeySpec};
-use crate::blocking::Message;
 use crate::error::CommandError;
 use crate::pubsub::{Delivery, Kind, Subscriber};
 use crate::reply::Reply;
@@ -151,7 +150,6 @@ fn subscribe_to(ctx: &mut Ctx<'_>, kind: Kind, names: &[Bytes]) -> CommandResult
     let mut frames = Vec::with_capacity(names.len());
     for name in names {
         let sub = Subscriber {
-            outbox: ctx.session.inbox.outbox(),
             info: ctx.session.info.clone(),
         };
         let name = Bytes::copy_from_slice(name);
@@ -246,10 +244,7 @@ fn publish_on(ctx: &mut Ctx<'_>, kind: Kind, args: &[Bytes]) -> CommandResult {
             if to.info.id == me {
                 // A RESP3 client publishing to itself gets the message before
                 // PUBLISH's reply, as from Redis.
-                held.push(Message::Push {
-                    frame: frame.clone(),
-                    size: 0,
-                });
+                held.push(frame.clone());
             } else {
                 crate::pubsub::send(to, frame.clone(), size, &limit, now);
                 *others = true;
@@ -271,7 +266,7 @@ fn deliver(ctx: &mut Ctx<'_>, deliveries: Vec<Delivery>) {
             match d.into_own(me) {
                 // A RESP3 client publishing to itself gets the message before
                 // its command's reply, as from Redis.
-                Ok(m) => ctx.session.held_pushes.push(m),
+                Ok(frame) => ctx.session.held_pushes.push(frame),
                 Err(d) => {
                     d.send(&limit, ctx.now);
                     ctx.session.delivered_to_others = true;
