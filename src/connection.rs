@@ -70,6 +70,8 @@ where
     let served = AssertUnwindSafe(run(&mut stream, &shared, &info, &mut session))
         .catch_unwind()
         .await;
+    // Before the stream closes: its socket must not outlive it.
+    info.end_direct_writes();
     if let Err(panic) = served {
         tracing::error!(
             client = info.id,
@@ -218,6 +220,7 @@ where
                         }
                         crate::tracking::broadcast(shared);
                         write_pushes(info, &mut wbuf);
+                        session.write_deferred_pushes();
                         // Replies so far go out now: the client may be waiting on
                         // them while this command waits.
                         if session.aof_offset > 0 {
@@ -291,6 +294,9 @@ where
         if !count_memory(shared, info, session, rbuf.capacity() + wbuf.capacity(), 0) {
             return;
         }
+        // Subscribers the batch published to, idle, get their messages
+        // from this task now, before its own replies, as Redis writes them.
+        session.write_deferred_pushes();
         if std::mem::take(&mut session.delivered_to_others) {
             // The batch published to other clients, whose tasks it woke: they
             // write first, then these replies, as Redis writes its pending
@@ -336,15 +342,19 @@ where
             }
         }
         let read = loop {
-            match wait_for_bytes(
+            // Idle, with nothing of its own to write: a publisher may write
+            // this client's pushes to the socket itself until it wakes.
+            info.set_idle(true);
+            let woke = wait_for_bytes(
                 stream,
                 &mut rbuf,
                 info,
                 &mut closing,
                 (!released || deadline.is_some()).then_some((&mut idle_tick, &mut tick_unpolled)),
             )
-            .await
-            {
+            .await;
+            info.set_idle(false);
+            match woke {
                 Woke::Read(r) => break r,
                 Woke::Closing => return,
                 Woke::Pushes => {

@@ -27,7 +27,7 @@ use parking_lot::RwLock;
 use crate::commands::keys::glob_match;
 use crate::config::OutputLimit;
 use crate::reply::push_frame;
-use crate::session::ClientInfo;
+use crate::session::{ClientInfo, PushQueued};
 
 /// What a client subscribes to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -337,6 +337,31 @@ fn admit(info: &ClientInfo, size: usize, limit: &OutputLimit, now_ms: u64) -> bo
 pub fn send(to: &Subscriber, frame: Bytes, size: usize, limit: &OutputLimit, now_ms: u64) {
     if admit(&to.info, size, limit, now_ms) {
         to.info.queue_push(&frame, size);
+    }
+}
+
+/// As [`send`], from a client's own PUBLISH: a subscriber whose connection is
+/// idle is added to `deferred` (once: when its queue was empty) for the
+/// publisher to write at the end of its batch, instead of being woken.
+/// True when the subscriber's task was woken.
+pub fn send_deferred(
+    to: &Subscriber,
+    frame: &[u8],
+    size: usize,
+    limit: &OutputLimit,
+    now_ms: u64,
+    deferred: &mut Vec<Arc<ClientInfo>>,
+) -> bool {
+    if !admit(&to.info, size, limit, now_ms) {
+        return false;
+    }
+    match to.info.queue_push_deferred(frame, size) {
+        PushQueued::Deferred => {
+            deferred.push(to.info.clone());
+            false
+        }
+        PushQueued::Woken => true,
+        PushQueued::Behind => false,
     }
 }
 

@@ -557,7 +557,7 @@ async fn accept_tcp(listener: TcpListener, shared: Arc<Shared>, done: mpsc::Send
                     .map(|a| a.to_string())
                     .unwrap_or_default();
                 let local = is_loopback(peer.ip());
-                spawn_client(stream, peer.to_string(), laddr, local, &shared, &done);
+                spawn_client(stream, peer.to_string(), laddr, local, true, &shared, &done);
             }
             Err(e) => {
                 tracing::warn!("accept failed: {e}");
@@ -622,7 +622,15 @@ async fn accept_tls(listener: TcpListener, shared: Arc<Shared>, done: mpsc::Send
             match stream {
                 Ok(Ok(stream)) => {
                     let local = is_loopback(peer.ip());
-                    spawn_client(stream, peer.to_string(), laddr, local, &shared, &done);
+                    spawn_client(
+                        stream,
+                        peer.to_string(),
+                        laddr,
+                        local,
+                        false,
+                        &shared,
+                        &done,
+                    );
                 }
                 Ok(Err(e)) => {
                     tracing::debug!("Error accepting a client connection: {e} (addr={peer})")
@@ -704,6 +712,7 @@ async fn accept_unix(
                     format!("{laddr}:0"),
                     laddr.clone(),
                     true,
+                    true,
                     &shared,
                     &done,
                 ),
@@ -718,11 +727,15 @@ async fn accept_unix(
     let _ = std::fs::remove_file(&path);
 }
 
+/// `direct`: a plain socket (TCP or Unix), which a publisher may write a
+/// subscriber's messages to itself (`ClientInfo::allow_direct_writes`); not
+/// TLS, whose bytes only the connection's own session can make.
 fn spawn_client<S>(
     mut stream: S,
     addr: String,
     laddr: String,
     local: bool,
+    direct: bool,
     shared: &Arc<Shared>,
     done: &mpsc::Sender<()>,
 ) where
@@ -776,6 +789,13 @@ fn spawn_client<S>(
         return;
     }
     let info = shared.register_client(addr, laddr, stream.as_raw_fd(), local);
+    if direct {
+        // SAFETY: the descriptor is the stream's, open while it is borrowed
+        // here; the info keeps its own duplicate.
+        info.allow_direct_writes(unsafe {
+            std::os::fd::BorrowedFd::borrow_raw(stream.as_raw_fd())
+        });
+    }
     let leave = Leave {
         shared: shared.clone(),
         id: info.id,

@@ -16,6 +16,17 @@ use crate::blocking::{Inbox, KeyWaiter};
 use crate::keyspace::WatchFlag;
 use crate::reply::Reply;
 
+/// What [`ClientInfo::queue_push_deferred`] did with a frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PushQueued {
+    /// The caller writes the queue (the connection is idle).
+    Deferred,
+    /// The connection was woken to write it.
+    Woken,
+    /// Behind frames already queued, whoever writes them.
+    Behind,
+}
+
 /// A client's push queue gives back an allocation past this once written.
 const PUSH_QUEUE_KEEP: usize = 16 * 1024;
 
@@ -25,6 +36,15 @@ struct PushQueue {
     bytes: bytes::BytesMut,
     /// Their size in the client's output accounting (`buffers.queued`).
     counted: usize,
+    /// The connection waits for the client's bytes with nothing of its own
+    /// to write ([`ClientInfo::set_idle`]): another task may write the queue
+    /// to the socket while it holds this lock.
+    idle: bool,
+    /// A duplicate of the socket's descriptor while other tasks may write
+    /// to it ([`ClientInfo::allow_direct_writes`]); closed with the
+    /// connection ([`ClientInfo::end_direct_writes`]), so it never holds a
+    /// closed client's socket open.
+    direct: Option<std::os::fd::OwnedFd>,
 }
 
 /// `session_locks` is first swept at this many keys, then each time it doubles.
@@ -195,6 +215,93 @@ impl ClientInfo {
         if was_empty {
             self.wake.wake();
         }
+    }
+
+    /// As [`ClientInfo::queue_push`], but when the queue was empty and the
+    /// connection idle on a socket another task may write, leaves the queue
+    /// for the caller to write with [`ClientInfo::write_pushes_directly`]
+    /// instead of waking the connection.
+    pub fn queue_push_deferred(&self, frame: &[u8], size: usize) -> PushQueued {
+        let resp3 = self.resp.load(Ordering::Relaxed) >= 3;
+        let mut q = self.pushes.lock();
+        let was_empty = q.bytes.is_empty();
+        crate::reply::write_push(frame, resp3, &mut q.bytes);
+        q.counted = q.counted.saturating_add(size);
+        let deferred = was_empty && q.idle && q.direct.is_some();
+        drop(q);
+        if deferred {
+            PushQueued::Deferred
+        } else if was_empty {
+            self.wake.wake();
+            PushQueued::Woken
+        } else {
+            PushQueued::Behind
+        }
+    }
+
+    /// Writes the queued push frames to the socket without the connection
+    /// task, if it is still idle: what the socket does not take at once (or
+    /// all of it, if the connection is busy now) is left to the connection,
+    /// which is woken for it.
+    pub fn write_pushes_directly(&self) {
+        use std::os::fd::AsRawFd;
+        let mut q = self.pushes.lock();
+        if q.bytes.is_empty() {
+            return;
+        }
+        if let (true, Some(fd)) = (q.idle, q.direct.as_ref().map(|f| f.as_raw_fd())) {
+            // SAFETY: `fd` is this client's own duplicate of its socket,
+            // open while the lock is held; the buffer is valid for its length.
+            let sent = unsafe {
+                libc::send(
+                    fd,
+                    q.bytes.as_ptr().cast(),
+                    q.bytes.len(),
+                    libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT,
+                )
+            };
+            if let Ok(n @ 1..) = usize::try_from(sent) {
+                // Only the idle connection's task counts otherwise, and it
+                // takes this lock before it counts again.
+                let total = self.net_out.load(Ordering::Relaxed);
+                self.net_out
+                    .store(total.wrapping_add(n as u64), Ordering::Relaxed);
+                if n == q.bytes.len() {
+                    q.bytes.clear();
+                    self.buffers.queued.fetch_sub(q.counted, Ordering::Relaxed);
+                    q.counted = 0;
+                    return;
+                }
+                bytes::Buf::advance(&mut q.bytes, n);
+            }
+        }
+        drop(q);
+        self.wake.wake();
+    }
+
+    /// Marks the connection as waiting for its client's bytes with nothing
+    /// to write (`true`), or as running again (`false`: waits for a direct
+    /// write under way to finish).
+    pub fn set_idle(&self, idle: bool) {
+        self.pushes.lock().idle = idle;
+    }
+
+    /// Lets other tasks write push frames straight to this client's socket
+    /// (a plain TCP or Unix socket, not TLS), through a duplicate of its
+    /// descriptor that lives as long as this info.
+    pub fn allow_direct_writes(&self, fd: std::os::fd::BorrowedFd<'_>) {
+        if let Ok(own) = fd.try_clone_to_owned() {
+            self.pushes.lock().direct = Some(own);
+        }
+    }
+
+    /// Closes the duplicate descriptor (the connection is ending): the
+    /// socket closes with the connection's own, whoever still holds this
+    /// info.
+    pub fn end_direct_writes(&self) {
+        let mut q = self.pushes.lock();
+        q.idle = false;
+        q.direct = None;
     }
 
     /// Moves every queued push frame to `out` (taking them off the queued
@@ -477,6 +584,11 @@ pub struct Session {
     /// clients: the connection lets their tasks write them before it writes
     /// its own replies (see `connection.rs`).
     pub delivered_to_others: bool,
+    /// Subscribers this batch's PUBLISHes queued pushes for whose connections
+    /// sit idle: the batch writes their sockets itself when it ends
+    /// ([`Session::write_deferred_pushes`]), once each, as Redis writes its
+    /// pending clients before it sleeps, instead of waking their tasks.
+    pub deferred_pushes: Vec<Arc<ClientInfo>>,
     /// Locks acquired with SESSION: (database, key), released when the connection
     /// closes. Keys whose hold ended are swept out when the set doubles
     /// (`commands::lock`), so a worker that locks per job does not grow it.
@@ -513,7 +625,22 @@ pub struct Session {
     pub replaying: bool,
 }
 
+impl Drop for Session {
+    /// Whatever ends the connection, the subscribers its last batch
+    /// published to get their messages.
+    fn drop(&mut self) {
+        self.write_deferred_pushes();
+    }
+}
+
 impl Session {
+    /// Writes the pushes this batch deferred ([`Session::deferred_pushes`]).
+    pub fn write_deferred_pushes(&mut self) {
+        for info in self.deferred_pushes.drain(..) {
+            info.write_pushes_directly();
+        }
+    }
+
     /// A session for a new connection running as `user` (the default user);
     /// `authenticated` is false when a password is required.
     pub fn new(info: Arc<ClientInfo>, user: Arc<crate::acl::AclUser>, authenticated: bool) -> Self {
@@ -539,6 +666,7 @@ impl Session {
             pending_messages: Vec::new(),
             held_pushes: Vec::new(),
             delivered_to_others: false,
+            deferred_pushes: Vec::new(),
             session_locks: HashSet::new(),
             session_locks_sweep_at: SESSION_LOCKS_SWEEP,
             now_ms: 0,

@@ -564,3 +564,54 @@ fn subscribers_get_the_message_before_the_publisher_gets_its_reply() {
     let _ = stop_tx.send(());
     server.join().unwrap();
 }
+
+/// A publisher writes an idle subscriber's messages to its socket itself
+/// and leaves what the socket does not take to the subscriber's connection:
+/// a subscriber that reads only after 8 MB were published (far more than
+/// the socket buffers hold) still gets every message whole and in order.
+#[tokio::test]
+async fn a_subscriber_that_reads_late_gets_every_message_in_order() {
+    use tokio::io::AsyncReadExt;
+    let server = start().await;
+    let mut sub = open(&server).await;
+    exchange(
+        &mut sub,
+        &["SUBSCRIBE ch"],
+        "*3\r\n$9\r\nsubscribe\r\n$2\r\nch\r\n:1\r\n",
+    )
+    .await;
+    let mut publisher = open(&server).await;
+    const COUNT: usize = 512;
+    const SIZE: usize = 16 * 1024;
+    let message = |i: usize| format!("{i:08}{}", "x".repeat(SIZE - 8));
+    // In batches of 16 pipelined PUBLISHes, each answered before the next.
+    for batch in 0..COUNT / 16 {
+        let mut req = String::new();
+        for i in batch * 16..(batch + 1) * 16 {
+            req.push_str(&format!("PUBLISH ch {}\r\n", message(i)));
+        }
+        publisher.write_all(req.as_bytes()).await.unwrap();
+        assert_eq!(
+            read_until(&mut publisher, 16 * 4).await,
+            b":1\r\n".repeat(16)
+        );
+    }
+    let mut want = Vec::new();
+    for i in 0..COUNT {
+        want.extend_from_slice(
+            format!(
+                "*3\r\n$7\r\nmessage\r\n$2\r\nch\r\n${SIZE}\r\n{}\r\n",
+                message(i)
+            )
+            .as_bytes(),
+        );
+    }
+    let mut got = vec![0u8; want.len()];
+    tokio::time::timeout(Duration::from_secs(10), sub.read_exact(&mut got))
+        .await
+        .expect("every message arrives")
+        .unwrap();
+    assert!(got == want, "the messages arrived cut or out of order");
+    // Nothing more, and the connection still answers.
+    exchange(&mut sub, &["PING"], "*2\r\n$4\r\npong\r\n$0\r\n\r\n").await;
+}

@@ -231,10 +231,11 @@ fn publish_on(ctx: &mut Ctx<'_>, kind: Kind, args: &[Bytes]) -> CommandResult {
     let limit = ctx.shared.config.read().output_limits.pubsub;
     let me = ctx.session.info.id;
     let session = &mut *ctx.session;
-    let (now, held, others) = (
+    let (now, held, others, deferred) = (
         ctx.now,
         &mut session.held_pushes,
         &mut session.delivered_to_others,
+        &mut session.deferred_pushes,
     );
     let mut receivers = 0i64;
     ctx.shared
@@ -246,8 +247,8 @@ fn publish_on(ctx: &mut Ctx<'_>, kind: Kind, args: &[Bytes]) -> CommandResult {
                 // PUBLISH's reply, as from Redis.
                 held.push(frame.clone());
             } else {
-                crate::pubsub::send(to, frame.clone(), size, &limit, now);
-                *others = true;
+                // A woken subscriber's task writes it: the batch lets it.
+                *others |= crate::pubsub::send_deferred(to, frame, size, &limit, now, deferred);
             }
         });
     Ok(Reply::Int(receivers))
