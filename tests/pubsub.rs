@@ -19,6 +19,18 @@ async fn exchange(s: &mut TcpStream, lines: &[&str], want: &str) {
     expect_reply(s, want).await;
 }
 
+/// A new connection subscribed to `ch` (its confirmation read).
+async fn subscribed_to_ch(server: &latchkey::ServerHandle) -> TcpStream {
+    let mut s = open(server).await;
+    exchange(
+        &mut s,
+        &["SUBSCRIBE ch"],
+        "*3\r\n$9\r\nsubscribe\r\n$2\r\nch\r\n:1\r\n",
+    )
+    .await;
+    s
+}
+
 const CONTEXT_ERR: &str =
     "only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context";
 
@@ -328,14 +340,8 @@ async fn a_script_holds_its_messages_until_it_has_finished() {
 #[tokio::test]
 async fn client_kill_type_pubsub_closes_only_subscribers() {
     let server = start().await;
-    let mut a = open(&server).await;
+    let mut a = subscribed_to_ch(&server).await;
     let mut b = open(&server).await;
-    exchange(
-        &mut a,
-        &["SUBSCRIBE ch"],
-        "*3\r\n$9\r\nsubscribe\r\n$2\r\nch\r\n:1\r\n",
-    )
-    .await;
     exchange(
         &mut b,
         &["CLIENT KILL TYPE pubsub", "CLIENT KILL TYPE replica"],
@@ -393,13 +399,7 @@ async fn a_subscriber_that_never_reads_is_disconnected_at_the_hard_limit() {
     )
     .await;
     // The slow subscriber: subscribes, then never reads another byte.
-    let mut slow = open(&server).await;
-    exchange(
-        &mut slow,
-        &["SUBSCRIBE ch"],
-        "*3\r\n$9\r\nsubscribe\r\n$2\r\nch\r\n:1\r\n",
-    )
-    .await;
+    let _slow = subscribed_to_ch(&server).await;
     let payload = "x".repeat(64 * 1024);
     let mut peak_omem = 0usize;
     let mut gone = false;
@@ -573,13 +573,7 @@ fn subscribers_get_the_message_before_the_publisher_gets_its_reply() {
 async fn a_subscriber_that_reads_late_gets_every_message_in_order() {
     use tokio::io::AsyncReadExt;
     let server = start().await;
-    let mut sub = open(&server).await;
-    exchange(
-        &mut sub,
-        &["SUBSCRIBE ch"],
-        "*3\r\n$9\r\nsubscribe\r\n$2\r\nch\r\n:1\r\n",
-    )
-    .await;
+    let mut sub = subscribed_to_ch(&server).await;
     let mut publisher = open(&server).await;
     const COUNT: usize = 512;
     const SIZE: usize = 16 * 1024;
