@@ -206,15 +206,7 @@ impl ClientInfo {
     /// connection when its queue was empty. A publisher's whole cost per
     /// subscriber is this copy: one wake-up per batch, not per message.
     pub fn queue_push(&self, frame: &[u8], size: usize) {
-        let resp3 = self.resp.load(Ordering::Relaxed) >= 3;
-        let mut q = self.pushes.lock();
-        let was_empty = q.bytes.is_empty();
-        crate::reply::write_push(frame, resp3, &mut q.bytes);
-        q.counted = q.counted.saturating_add(size);
-        drop(q);
-        if was_empty {
-            self.wake.wake();
-        }
+        self.enqueue_push(frame, size, false);
     }
 
     /// As [`ClientInfo::queue_push`], but when the queue was empty and the
@@ -222,12 +214,16 @@ impl ClientInfo {
     /// for the caller to write with [`ClientInfo::write_pushes_directly`]
     /// instead of waking the connection.
     pub fn queue_push_deferred(&self, frame: &[u8], size: usize) -> PushQueued {
+        self.enqueue_push(frame, size, true)
+    }
+
+    fn enqueue_push(&self, frame: &[u8], size: usize, may_defer: bool) -> PushQueued {
         let resp3 = self.resp.load(Ordering::Relaxed) >= 3;
         let mut q = self.pushes.lock();
         let was_empty = q.bytes.is_empty();
         crate::reply::write_push(frame, resp3, &mut q.bytes);
         q.counted = q.counted.saturating_add(size);
-        let deferred = was_empty && q.idle && q.direct.is_some();
+        let deferred = may_defer && was_empty && q.idle && q.direct.is_some();
         drop(q);
         if deferred {
             PushQueued::Deferred
@@ -288,7 +284,7 @@ impl ClientInfo {
 
     /// Lets other tasks write push frames straight to this client's socket
     /// (a plain TCP or Unix socket, not TLS), through a duplicate of its
-    /// descriptor that lives as long as this info.
+    /// descriptor kept until [`ClientInfo::end_direct_writes`].
     pub fn allow_direct_writes(&self, fd: std::os::fd::BorrowedFd<'_>) {
         if let Ok(own) = fd.try_clone_to_owned() {
             self.pushes.lock().direct = Some(own);
@@ -330,10 +326,8 @@ impl ClientInfo {
     }
 
     /// Wakes the connection's current wait without killing it, so it reads
-    /// its flags again (a client just made the target of another's
-    /// invalidations starts listening for them while idle, a stopping
-    /// server's clients close). A connection not waiting reads them at its
-    /// next wait.
+    /// its flags again (a stopping server's clients close). A connection
+    /// not waiting reads them at its next wait.
     pub fn poke(&self) {
         self.wake.wake();
     }
