@@ -106,14 +106,6 @@ impl Inbox {
         self.rx.recv().await
     }
 
-    /// Polls for the next message (for a connection racing it with its socket).
-    pub fn poll_recv(
-        &mut self,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Option<Message>> {
-        self.rx.poll_recv(cx)
-    }
-
     /// A message already delivered, if any.
     pub fn try_recv(&mut self) -> Option<Message> {
         self.rx.try_recv().ok()

@@ -848,8 +848,8 @@ where
             }
         });
         let outcome = tokio::select! {
-            r = grant => Some(Woken::Inbox(r)),
-            _ = pushes => Some(Woken::Pushes),
+            r = grant => Some(BlockedWoke::Inbox(r)),
+            _ = pushes => Some(BlockedWoke::Pushes),
             _ = async {
                 match timeout {
                     Some(t) => t.await,
@@ -868,7 +868,7 @@ where
             _ = closing.as_mut() => return None,
         };
         match outcome {
-            Some(Woken::Pushes) => {
+            Some(BlockedWoke::Pushes) => {
                 let mut out = BytesMut::new();
                 info.take_pushes(&mut out);
                 let written = tokio::select! {
@@ -880,7 +880,7 @@ where
                 }
                 count_bytes(&info.net_out, out.len());
             }
-            Some(Woken::Inbox(Some(Message::Unblock { error, .. }))) => {
+            Some(BlockedWoke::Inbox(Some(Message::Unblock { error, .. }))) => {
                 // CLIENT UNBLOCK: out of the queue now; what it waited for
                 // wins if it came first.
                 let _gate = shared.gate.read_async().await;
@@ -895,14 +895,14 @@ where
                     None => timed_out(&blocked),
                 });
             }
-            Some(Woken::Inbox(Some(got))) => {
+            Some(BlockedWoke::Inbox(Some(got))) => {
                 // A grant made inside a script or EXEC is seen when it ends: the
                 // gate is free again only then.
                 drop(shared.gate.read_async().await);
                 let blocked = session.blocked.take()?;
                 return Some(granted(session, &blocked, got));
             }
-            Some(Woken::Inbox(None)) => return session.blocked.take().map(|b| timed_out(&b)),
+            Some(BlockedWoke::Inbox(None)) => return session.blocked.take().map(|b| timed_out(&b)),
             None => {}
         }
     }
@@ -910,7 +910,7 @@ where
 
 /// What woke a blocked client's wait, when it was not its timeout, its
 /// clock, its socket or its end.
-enum Woken {
+enum BlockedWoke {
     /// A message for the wait (`None`: the inbox is gone).
     Inbox(Option<Message>),
     /// Push frames wait in the client's queue.
