@@ -16,7 +16,10 @@ speed targets that RDB alone can answer):
 Each server has a directory of its own under one temporary directory (removed
 at the end); everything listens on Unix sockets. Release build of latchkey.
 Usage:
-  [LATCHKEY=binary] benches/rdb.py [keys] [rounds]      (default 1000000 3)
+  [LATCHKEY=binary] benches/rdb.py [keys] [rounds] [latency rounds]
+                                                   (default 1000000 3 1)
+Latency rounds above 1 repeat the bgsave part, servers alternating, and end
+with the median p99 of each test.
 """
 
 import csv
@@ -35,6 +38,7 @@ from resp_load import LATCHKEY, Conn, build_latchkey, cmd  # noqa: E402
 
 KEYS = int(sys.argv[1]) if len(sys.argv) > 1 else 1_000_000
 ROUNDS = int(sys.argv[2]) if len(sys.argv) > 2 else 3
+LATENCY_ROUNDS = int(sys.argv[3]) if len(sys.argv) > 3 else 1
 build_latchkey()
 
 
@@ -149,16 +153,29 @@ def main():
               (med["latchkey"] / med["redis"], keys))
         print("%-9s %-8s %-6s %22s %22s %s" % ("server", "bgsave", "test", "p50/p99/max ms",
                                                "", "save took"))
-        for name, binary in servers.items():
-            p, sock, c, _ = start(name, binary, dirs[name])
-            # One test at a time, so the save overlaps the test it is
-            # reported with (redis-benchmark runs its tests one after another).
-            for bg, test in ((False, "set"), (False, "get"), (True, "set"), (True, "get")):
-                got, saved = bench_latency(sock, c, bg, test)
-                for test, (p50, p99, mx) in got.items():
-                    print("%-9s %-8s %-6s %8.3f %8.3f %8.3f   %s" %
-                          (name, "during" if bg else "none", test.split()[0], p50, p99, mx, saved))
-            stop(p)
+        latency = {}
+        for r in range(LATENCY_ROUNDS):
+            order = list(servers.items()) if r % 2 == 0 else list(servers.items())[::-1]
+            for name, binary in order:
+                p, sock, c, _ = start(name, binary, dirs[name])
+                # One test at a time, so the save overlaps the test it is
+                # reported with (redis-benchmark runs its tests one after another).
+                for bg, test in ((False, "set"), (False, "get"), (True, "set"), (True, "get")):
+                    got, saved = bench_latency(sock, c, bg, test)
+                    for test, (p50, p99, mx) in got.items():
+                        print("%-9s %-8s %-6s %8.3f %8.3f %8.3f   %s" %
+                              (name, "during" if bg else "none", test.split()[0], p50, p99, mx,
+                               saved))
+                        latency.setdefault((bg, test.split()[0], name), []).append(p99)
+                stop(p)
+        if LATENCY_ROUNDS > 1:
+            print("median p99 over %d rounds, ms:" % LATENCY_ROUNDS)
+            for (bg, test, name), p99s in sorted(latency.items()):
+                if name == "latchkey":
+                    theirs = statistics.median(latency[(bg, test, "redis")])
+                    ours = statistics.median(p99s)
+                    print("  %-6s %-4s latchkey %.3f redis %.3f ratio %.2f" %
+                          ("during" if bg else "none", test, ours, theirs, ours / theirs))
     finally:
         shutil.rmtree(top, ignore_errors=True)
 

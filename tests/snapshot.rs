@@ -204,7 +204,7 @@ fn op(n: u64) -> (usize, Vec<String>) {
     let i = r(KEYS as u64 + 300, 2); // some beyond the populated range: new keys
     let j = r(KEYS as u64 + 300, 3);
     let prefix = ["s", "l", "h", "t", "z", "x", "L"][i % 7];
-    let cmd = match r(13, 4) {
+    let cmd = match r(14, 4) {
         0 => format!("SET s{i} n{n}"),
         1 => format!("DEL {prefix}{i}"),
         2 => format!("RPUSH l{i} e{n}"),
@@ -221,6 +221,10 @@ fn op(n: u64) -> (usize, Vec<String>) {
         10 if n.is_multiple_of(40) => "FLUSHDB".to_owned(),
         10 => format!("LOCK.ACQUIRE L{i} w{n} 100000000"),
         11 => format!("LOCK.RELEASE L{i} owner{i}"),
+        // Past 22 bytes a string is shared by reference count, and APPEND
+        // edits it in place when nothing else holds it: one the walk copied
+        // out must keep its instant's bytes.
+        12 => format!("APPEND s{i} {n:->30}"),
         _ => format!("PERSIST {prefix}{i}"),
     };
     (db, words(&cmd))

@@ -11,7 +11,9 @@
 //!
 //! [`Snapshot::write_to`] then walks the shards one at a time, in (database,
 //! shard) order, holding only that shard's mutex and only for a slice of
-//! [`SLICE`] slab positions; between slices other clients run. Meanwhile a
+//! [`SLICE`] slab positions, in which it copies strings out (written after
+//! the slice lets go) and writes other values in place; between slices other
+//! clients run. Meanwhile a
 //! write to a marked shard first keeps the before-image of the key it changes
 //! (copy on write, per key: the shard's `ShardSnap`), a key created after the
 //! instant is noted as absent at it, and a removal that moves a slot from the
@@ -223,7 +225,10 @@ impl<'a> Snapshot<'a> {
     }
 
     /// One shard: slices of the table under its lock, then its before-images
-    /// outside it.
+    /// outside it. A slice copies its strings out (a short one is inline, a
+    /// long one a reference count) and writes them after letting go of the
+    /// shard, so the lock is held for the walk and the copies, not for the
+    /// encoding and the file's writes; other values are written in place.
     fn walk_shard(
         &self,
         shard: &parking_lot::Mutex<crate::keyspace::Shard>,
@@ -231,21 +236,29 @@ impl<'a> Snapshot<'a> {
         stats: &mut SnapshotStats,
     ) -> io::Result<()> {
         let instant = self.instant_ms;
+        let mut taken = Taken::default();
         loop {
             if self.cancel.is_some_and(|c| c.load(Ordering::Relaxed)) {
                 return Err(io::Error::new(io::ErrorKind::Interrupted, "save cancelled"));
             }
             let mut guard = shard.lock();
             let done = guard.snapshot_visit(self.slice, |key, entry| {
-                if !expired_at(entry, instant) {
-                    stats.live += 1;
-                    sink.entry(key, &entry.value, entry.expires_at())?;
+                if expired_at(entry, instant) {
+                    return Ok(());
                 }
-                Ok::<(), io::Error>(())
+                stats.live += 1;
+                match &entry.value {
+                    Value::Str(s) => {
+                        taken.push(key, Value::Str(s.clone()), entry.expires_at());
+                        Ok(())
+                    }
+                    value => sink.entry(key, value, entry.expires_at()),
+                }
             })?;
             if done {
                 let saved: Vec<_> = guard.snapshot_finish().collect();
                 drop(guard);
+                taken.write(sink)?;
                 for (key, entry) in saved {
                     if !expired_at(&entry, instant) {
                         stats.preserved += 1;
@@ -255,8 +268,35 @@ impl<'a> Snapshot<'a> {
                 return Ok(());
             }
             drop(guard);
+            taken.write(sink)?;
             std::thread::yield_now();
         }
+    }
+}
+
+/// A slice's strings, copied out under the shard's lock to be written after
+/// it: the keys end to end in one buffer, each value with where its key ends.
+#[derive(Default)]
+struct Taken {
+    keys: Vec<u8>,
+    entries: Vec<(usize, Value, Option<u64>)>,
+}
+
+impl Taken {
+    fn push(&mut self, key: &[u8], value: Value, expire_at_ms: Option<u64>) {
+        self.keys.extend_from_slice(key);
+        self.entries.push((self.keys.len(), value, expire_at_ms));
+    }
+
+    /// Hands every entry to `sink` and empties itself (keeping its buffers).
+    fn write(&mut self, sink: &mut dyn SnapshotSink) -> io::Result<()> {
+        let mut start = 0;
+        for (end, value, expire_at_ms) in self.entries.drain(..) {
+            sink.entry(&self.keys[start..end], &value, expire_at_ms)?;
+            start = end;
+        }
+        self.keys.clear();
+        Ok(())
     }
 }
 
