@@ -242,6 +242,75 @@ fn bgrewriteaof_writes_a_new_base_and_drops_the_old_files() {
     );
 }
 
+/// The replies to `requests` sent in one write (so the server runs them in
+/// one batch, microseconds apart): simple and error lines as they are, bulk
+/// strings as their text.
+fn pipelined(server: &Server, requests: &[&str]) -> Vec<String> {
+    use std::io::{BufRead, BufReader, Read};
+    let mut stream = std::os::unix::net::UnixStream::connect(&server.sock).unwrap();
+    let mut wire = String::new();
+    for r in requests {
+        wire.push_str(r);
+        wire.push_str("\r\n");
+    }
+    stream.write_all(wire.as_bytes()).unwrap();
+    let mut reader = BufReader::new(stream);
+    let mut replies = Vec::new();
+    while replies.len() < requests.len() {
+        let mut line = String::new();
+        reader.read_line(&mut line).unwrap();
+        let line = line.trim_end().to_owned();
+        match line.strip_prefix('$') {
+            Some(len) => {
+                let mut body = vec![0; len.parse::<usize>().unwrap() + 2];
+                reader.read_exact(&mut body).unwrap();
+                body.truncate(body.len() - 2);
+                replies.push(String::from_utf8(body).unwrap());
+            }
+            None => replies.push(line),
+        }
+    }
+    replies
+}
+
+#[test]
+fn a_rewrite_that_answered_started_is_in_progress_at_once() {
+    // Redis forks before it answers "started": INFO, a second BGREWRITEAOF
+    // and BGSAVE see the rewrite at once, though here a thread takes it up a
+    // moment later.
+    let dir = Dir::new("aof-rewrite-started");
+    let server = start(&dir, AOF);
+    let mut con = server.con();
+    fill(&mut con, 20_000);
+    let replies = pipelined(
+        &server,
+        &["BGREWRITEAOF", "INFO persistence", "BGREWRITEAOF", "BGSAVE"],
+    );
+    assert_eq!(replies[0], "+Background append only file rewriting started");
+    assert!(
+        replies[1].contains("aof_rewrite_in_progress:1\r\n")
+            && replies[1].contains("aof_rewrite_scheduled:0\r\n"),
+        "{}",
+        replies[1]
+    );
+    assert_eq!(
+        replies[2],
+        "-ERR Background append only file rewriting already in progress"
+    );
+    assert!(
+        replies[3].starts_with("-ERR Another child process is active (AOF?)"),
+        "{}",
+        replies[3]
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while info_field(&mut con, "aof_rewrite_in_progress") != "0" {
+        assert!(Instant::now() < deadline, "the rewrite did not end");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(info_field(&mut con, "aof_rewrites"), "1");
+    assert_eq!(info_field(&mut con, "aof_rewrite_scheduled"), "0");
+}
+
 #[test]
 fn config_set_appendonly_yes_rewrites_then_logs() {
     let dir = Dir::new("aof-turn-on");

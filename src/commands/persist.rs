@@ -161,7 +161,7 @@ fn bgrewriteaof(ctx: &mut Ctx<'_>, _: &[Bytes]) -> CommandResult {
         ));
     }
     let busy = shared.persist.bgsave_in_progress() || ctx.mode == CallMode::Transaction;
-    if !shared.aof.request_rewrite() {
+    if !shared.aof.request_rewrite(!busy) {
         return Err(CommandError::err(
             "Background append only file rewriting already in progress",
         ));

@@ -330,6 +330,10 @@ struct Inner {
 struct Rewrites {
     /// Asked for and not started.
     scheduled: bool,
+    /// Asked for by a BGREWRITEAOF that answered "started": until the
+    /// background thread starts it, it counts as running (Redis forks its
+    /// child before that reply).
+    starting: bool,
     /// Running since (server clock, ms).
     running_since: Option<u64>,
     /// Whether the last one succeeded.
@@ -735,8 +739,8 @@ impl Aof {
         let inner = self.inner.lock();
         AofReport {
             enabled: self.is_enabled(),
-            rewrite_in_progress: r.running_since.is_some(),
-            rewrite_scheduled: r.scheduled,
+            rewrite_in_progress: r.running_since.is_some() || r.starting,
+            rewrite_scheduled: r.scheduled && !r.starting,
             last_rewrite_time_s: r.last_duration_s.map_or(-1, |s| s as i64),
             current_rewrite_time_s: r
                 .running_since
@@ -751,18 +755,22 @@ impl Aof {
         }
     }
 
-    /// Whether a rewrite runs now.
+    /// Whether a rewrite runs now (or BGREWRITEAOF said it started).
     pub fn rewrite_running(&self) -> bool {
-        self.rewrites.lock().running_since.is_some()
+        let r = self.rewrites.lock();
+        r.running_since.is_some() || r.starting
     }
 
-    /// Asks for a rewrite (BGREWRITEAOF); false if one runs already.
-    pub fn request_rewrite(&self) -> bool {
+    /// Asks for a rewrite (BGREWRITEAOF); `now` when the command answers
+    /// that it started rather than that it is scheduled. False if one runs
+    /// already.
+    pub fn request_rewrite(&self, now: bool) -> bool {
         let mut r = self.rewrites.lock();
-        if r.running_since.is_some() {
+        if r.running_since.is_some() || r.starting {
             return false;
         }
         r.scheduled = true;
+        r.starting = now;
         r.consecutive_failures = 0;
         r.held_until_ms = 0;
         true
@@ -1070,6 +1078,7 @@ pub fn rewrite(shared: &Shared, turn_on: bool) -> bool {
     {
         let mut r = aof.rewrites.lock();
         r.running_since = Some(started);
+        r.starting = false;
         r.count += 1;
     }
     let ok = match rewrite_inner(shared, turn_on) {
