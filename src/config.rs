@@ -89,6 +89,10 @@ pub struct Config {
     /// Default 1, as in Redis: on a small machine shared with clients one thread
     /// serves fastest; raise it on larger machines.
     pub io_threads: usize,
+    /// Microseconds a worker of the binary's runtime watches for work before
+    /// it sleeps (`idle-spin-us`; 0, the default, never spins): see
+    /// `idle_spin`.
+    pub idle_spin_us: u64,
     /// Largest sparse HyperLogLog, header included, before PFADD converts it to
     /// dense (`hll-sparse-max-bytes`).
     pub hll_sparse_max_bytes: usize,
@@ -303,6 +307,7 @@ impl Default for Config {
             replica_read_only: true,
             busy_reply_threshold: 5000,
             io_threads: 1,
+            idle_spin_us: 0,
             hll_sparse_max_bytes: crate::types::hll::DEFAULT_SPARSE_MAX_BYTES,
             notify_keyspace_events: 0,
             tracking_table_max_keys: 1_000_000,
@@ -1073,6 +1078,16 @@ pub static PARAMS: &[Param] = &[
         get: |c| c.io_threads.to_string(),
         set: |c, v| {
             c.io_threads = int_in(v, 1, 128)? as usize;
+            Ok(())
+        },
+    },
+    Param {
+        name: "idle-spin-us",
+        aliases: &[],
+        change: Change::Immutable,
+        get: |c| c.idle_spin_us.to_string(),
+        set: |c, v| {
+            c.idle_spin_us = int_in(v, 0, 10_000)? as u64;
             Ok(())
         },
     },

@@ -27,6 +27,7 @@ mod embed;
 pub mod error;
 pub mod faults;
 pub mod gate;
+pub mod idle_spin;
 pub mod keyspace;
 pub mod memory;
 pub mod metrics;

@@ -189,6 +189,16 @@ fn main() -> ExitCode {
     // scheduler's knobs (event and global-queue intervals) measured no different.
     let mut builder = tokio::runtime::Builder::new_multi_thread();
     builder.worker_threads(config.io_threads);
+    let spin = match latchkey::idle_spin::IdleSpin::new(config.idle_spin_us) {
+        Ok(spin) => spin,
+        Err(e) => {
+            eprintln!("idle-spin-us: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if let Some(spin) = &spin {
+        builder.on_thread_park(spin.hook());
+    }
     let runtime = match builder.enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
@@ -196,6 +206,10 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    if let Some(Err(e)) = spin.map(|s| s.found()) {
+        eprintln!("{e}");
+        return ExitCode::FAILURE;
+    }
     runtime.block_on(serve(config))
 }
 

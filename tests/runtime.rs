@@ -223,3 +223,77 @@ fn an_idle_client_whose_buffers_were_released_is_still_closed_by_timeout() {
     assert!(closed_within(&mut s, Duration::from_secs(6)), "not closed");
     assert!(started.elapsed() >= Duration::from_millis(2900));
 }
+
+/// The process's CPU time so far (user + system, all threads), in clock ticks.
+fn cpu_ticks(server: &Spawned) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{}/stat", server.0.id())).unwrap();
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .unwrap()
+        .1
+        .split_whitespace()
+        .collect();
+    fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
+}
+
+/// CPU ticks a server spends over 20 rounds of one PING and 30 ms of quiet.
+fn ticks_for_quiet_pings(server: &Spawned) -> u64 {
+    let mut s = connect(server);
+    assert_eq!(call(&mut s, &["PING"]), "+PONG");
+    let before = cpu_ticks(server);
+    for _ in 0..20 {
+        assert_eq!(call(&mut s, &["PING"]), "+PONG");
+        std::thread::sleep(Duration::from_millis(30));
+    }
+    cpu_ticks(server) - before
+}
+
+#[test]
+fn idle_spin_watches_for_work_before_the_worker_sleeps_and_ends_when_work_comes() {
+    // A 10 ms spin: each of the 20 quiet moments costs up to 10 ms of CPU
+    // (200 ms, 20 ticks at 100 Hz) where a server that does not spin spends
+    // almost nothing.
+    let spinning = spawn("spin", &["--idle-spin-us", "10000"]);
+    let still = spawn("nospin", &[]);
+    let (spun, slept) = (
+        ticks_for_quiet_pings(&spinning),
+        ticks_for_quiet_pings(&still),
+    );
+    assert!(spun >= 6 && spun >= 3 * slept.max(1), "{spun} vs {slept}");
+    // A command that comes during a spin is served at once, not when the
+    // spin ends: 100 round trips take far less than 100 spins.
+    let mut s = connect(&spinning);
+    let started = Instant::now();
+    for _ in 0..100 {
+        assert_eq!(call(&mut s, &["PING"]), "+PONG");
+    }
+    assert!(
+        started.elapsed() < Duration::from_millis(300),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(call(&mut s, &["CONFIG", "GET", "idle-spin-us"]), "*2");
+    assert_eq!(line(&mut s), "$12");
+    assert_eq!(line(&mut s), "idle-spin-us");
+    assert_eq!(line(&mut s), "$5");
+    assert_eq!(line(&mut s), "10000");
+    assert_eq!(
+        call(&mut s, &["CONFIG", "SET", "idle-spin-us", "0"]),
+        "-ERR CONFIG SET failed (possibly related to argument 'idle-spin-us') - can't set immutable config"
+    );
+}
+
+#[test]
+fn idle_spin_past_ten_ms_is_refused_at_start() {
+    let out = std::process::Command::new(common::binary::BIN)
+        .args(["--port", "0", "--idle-spin-us", "10001"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(
+        text.contains("'idle-spin-us' argument must be between 0 and 10000 inclusive"),
+        "{text}"
+    );
+}
