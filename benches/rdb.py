@@ -158,7 +158,7 @@ def median_load(servers, dirs, aof):
 def latency_rounds(servers, dirs, job, aof):
     """The latency part: each test quietly and with `job`, LATENCY_ROUNDS
     times, servers alternating; the medians when there is more than one."""
-    print("%-9s %-8s %-6s %22s %22s %s" % ("server", job, "test", "p50/p99/max ms",
+    print("%-9s %-8s %-6s %22s %22s %s" % ("server", job + "?", "test", "p50/p99/max ms",
                                            "", "job took"))
     latency = {}
     for r in range(LATENCY_ROUNDS):
@@ -221,6 +221,8 @@ def aof(servers, dirs):
         while info(c, "aof_rewrite_in_progress") == "1":
             time.sleep(0.01)
         took = time.monotonic() - t0
+        # Redis deletes the files the rewrite replaced in the background.
+        time.sleep(0.5)
         stop(p)
         print("%-9s AOF of the writes %d bytes; BGREWRITEAOF %.2fs, then %d bytes"
               % (name, dir_bytes(commands[name]), took, dir_bytes(dirs[name])))

@@ -206,7 +206,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    if let Some(Err(e)) = spin.map(|s| s.found()) {
+    if let Some(Err(e)) = spin.map(|s| s.found(runtime.handle().clone())) {
         eprintln!("{e}");
         return ExitCode::FAILURE;
     }

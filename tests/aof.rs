@@ -248,6 +248,9 @@ fn bgrewriteaof_writes_a_new_base_and_drops_the_old_files() {
 fn pipelined(server: &Server, requests: &[&str]) -> Vec<String> {
     use std::io::{BufRead, BufReader, Read};
     let mut stream = std::os::unix::net::UnixStream::connect(&server.sock).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
     let mut wire = String::new();
     for r in requests {
         wire.push_str(r);

@@ -259,19 +259,19 @@ fn idle_spin_watches_for_work_before_the_worker_sleeps_and_ends_when_work_comes(
         ticks_for_quiet_pings(&spinning),
         ticks_for_quiet_pings(&still),
     );
-    assert!(spun >= 6 && spun >= 3 * slept.max(1), "{spun} vs {slept}");
+    assert!(spun >= 4 && spun >= 3 * slept.max(1), "{spun} vs {slept}");
     // A command that comes during a spin is served at once, not when the
-    // spin ends: 100 round trips take far less than 100 spins.
+    // spin ends (10 ms later): the median of 100 round trips is far less.
     let mut s = connect(&spinning);
-    let started = Instant::now();
-    for _ in 0..100 {
-        assert_eq!(call(&mut s, &["PING"]), "+PONG");
-    }
-    assert!(
-        started.elapsed() < Duration::from_millis(300),
-        "{:?}",
-        started.elapsed()
-    );
+    let mut trips: Vec<Duration> = (0..100)
+        .map(|_| {
+            let started = Instant::now();
+            assert_eq!(call(&mut s, &["PING"]), "+PONG");
+            started.elapsed()
+        })
+        .collect();
+    trips.sort();
+    assert!(trips[50] < Duration::from_millis(2), "{:?}", trips[50]);
     assert_eq!(call(&mut s, &["CONFIG", "GET", "idle-spin-us"]), "*2");
     assert_eq!(line(&mut s), "$12");
     assert_eq!(line(&mut s), "idle-spin-us");
@@ -296,4 +296,39 @@ fn idle_spin_past_ten_ms_is_refused_at_start() {
         text.contains("'idle-spin-us' argument must be between 0 and 10000 inclusive"),
         "{text}"
     );
+}
+
+#[test]
+fn idle_spin_ends_when_another_thread_wakes_a_task() {
+    // Under `appendfsync always` a SET's reply waits for the sync thread,
+    // which wakes the connection from its own thread: that ends the spin
+    // too, so a SET does not wait out the 10 ms spin.
+    let dir = std::env::temp_dir().join(format!("latchkey-spin-aof-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let server = spawn(
+        "spin-aof",
+        &[
+            "--idle-spin-us",
+            "10000",
+            "--appendonly",
+            "yes",
+            "--appendfsync",
+            "always",
+            "--dir",
+            dir.to_str().unwrap(),
+        ],
+    );
+    let mut s = connect(&server);
+    let mut trips: Vec<Duration> = (0..21)
+        .map(|i| {
+            let started = Instant::now();
+            assert_eq!(call(&mut s, &["SET", "k", &i.to_string()]), "+OK");
+            started.elapsed()
+        })
+        .collect();
+    trips.sort();
+    drop(server);
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(trips[10] < Duration::from_millis(6), "{:?}", trips[10]);
 }

@@ -295,6 +295,7 @@ pub fn spawn_saver(shared: Arc<Shared>) -> io::Result<std::thread::JoinHandle<()
                     || shared.clock.now_ms(),
                     &points,
                     || shared.keyspace.dirty(),
+                    || shared.aof.rewrite_running(),
                 );
                 if job == Job::Bgsave && !shared.is_stopping() {
                     let _ = match shared.persist.take_begun() {

@@ -350,6 +350,13 @@ struct Rewrites {
     held_until_ms: u64,
 }
 
+impl Rewrites {
+    /// Running, or answered "started" and about to run.
+    fn in_progress(&self) -> bool {
+        self.running_since.is_some() || self.starting
+    }
+}
+
 /// `appendfsync always`'s group commit. Redis groups `always` writes by its
 /// event loop: it reads every ready client, then syncs once before any
 /// reply. Here the replies that wait for a sync are counted, and the sync
@@ -739,7 +746,7 @@ impl Aof {
         let inner = self.inner.lock();
         AofReport {
             enabled: self.is_enabled(),
-            rewrite_in_progress: r.running_since.is_some() || r.starting,
+            rewrite_in_progress: r.in_progress(),
             rewrite_scheduled: r.scheduled && !r.starting,
             last_rewrite_time_s: r.last_duration_s.map_or(-1, |s| s as i64),
             current_rewrite_time_s: r
@@ -757,8 +764,7 @@ impl Aof {
 
     /// Whether a rewrite runs now (or BGREWRITEAOF said it started).
     pub fn rewrite_running(&self) -> bool {
-        let r = self.rewrites.lock();
-        r.running_since.is_some() || r.starting
+        self.rewrites.lock().in_progress()
     }
 
     /// Asks for a rewrite (BGREWRITEAOF); `now` when the command answers
@@ -766,7 +772,7 @@ impl Aof {
     /// already.
     pub fn request_rewrite(&self, now: bool) -> bool {
         let mut r = self.rewrites.lock();
-        if r.running_since.is_some() || r.starting {
+        if r.in_progress() {
             return false;
         }
         r.scheduled = true;

@@ -193,20 +193,24 @@ impl Persistence {
     /// The background thread's wait: the next job, after at most `tick`.
     /// A scheduled save or a fired save point is turned into a request here
     /// (`now_ms`, `dirty`: the clock and `Keyspace::dirty` when asked;
-    /// `dirty` is read only when there are save points).
+    /// `dirty` is read only when there are save points), unless `rewriting`
+    /// says an AOF rewrite is due: it goes first, as Redis starts no save
+    /// while its child runs.
     pub fn next_job(
         &self,
         tick: Duration,
         now_ms: impl Fn() -> u64,
         points: &[SavePoint],
         dirty: impl Fn() -> u64,
+        rewriting: impl Fn() -> bool,
     ) -> Job {
         let mut s = self.state.lock();
         if s.bgsave.as_ref().is_none_or(|b| b.taken) {
             self.wake.wait_for(&mut s, tick);
         }
         let now = now_ms();
-        if s.bgsave.is_none() && s.scheduled {
+        let rewriting = s.bgsave.is_none() && rewriting();
+        if s.bgsave.is_none() && s.scheduled && !rewriting {
             s.scheduled = false;
             s.bgsave = Some(Bgsave {
                 since_ms: now,
@@ -216,7 +220,7 @@ impl Persistence {
             s.saves += 1;
             s.last_try_s = now / 1000;
         }
-        if s.bgsave.is_none() && !points.is_empty() {
+        if s.bgsave.is_none() && !points.is_empty() && !rewriting {
             let now_s = now / 1000;
             let changes = dirty().wrapping_sub(s.dirty_base);
             let may_try = !s.last_failed || now_s.saturating_sub(s.last_try_s) > RETRY_DELAY_S;
@@ -364,10 +368,16 @@ mod tests {
         p.starting(1000, 0);
         let points = [point(60, 10)];
         // 9 changes after 61 s: not yet; 10 changes after 60 s: not yet ("more than").
-        assert_eq!(p.next_job(NO_WAIT, || 1_061_000, &points, || 9), Job::Tick);
-        assert_eq!(p.next_job(NO_WAIT, || 1_060_000, &points, || 10), Job::Tick);
         assert_eq!(
-            p.next_job(NO_WAIT, || 1_061_000, &points, || 10),
+            p.next_job(NO_WAIT, || 1_061_000, &points, || 9, || false),
+            Job::Tick
+        );
+        assert_eq!(
+            p.next_job(NO_WAIT, || 1_060_000, &points, || 10, || false),
+            Job::Tick
+        );
+        assert_eq!(
+            p.next_job(NO_WAIT, || 1_061_000, &points, || 10, || false),
             Job::Bgsave
         );
         assert!(p.bgsave_in_progress());
@@ -384,9 +394,29 @@ mod tests {
         );
         assert_eq!(r.last_duration_s, 1);
         // Counted from the save: 10 more changes, 61 s later.
-        assert_eq!(p.next_job(NO_WAIT, || 1_100_000, &points, || 19), Job::Tick);
         assert_eq!(
-            p.next_job(NO_WAIT, || 1_124_000, &points, || 20),
+            p.next_job(NO_WAIT, || 1_100_000, &points, || 19, || false),
+            Job::Tick
+        );
+        assert_eq!(
+            p.next_job(NO_WAIT, || 1_124_000, &points, || 20, || false),
+            Job::Bgsave
+        );
+    }
+
+    #[test]
+    fn no_save_starts_while_a_rewrite_is_due_and_it_starts_after() {
+        let p = Persistence::default();
+        p.starting(0, 0);
+        p.schedule_bgsave();
+        let points = [point(1, 1)];
+        assert_eq!(
+            p.next_job(NO_WAIT, || 10_000, &points, || 5, || true),
+            Job::Tick
+        );
+        assert!(!p.bgsave_in_progress());
+        assert_eq!(
+            p.next_job(NO_WAIT, || 10_000, &points, || 5, || false),
             Job::Bgsave
         );
     }
@@ -396,12 +426,18 @@ mod tests {
         let p = Persistence::default();
         p.starting(0, 0);
         let points = [point(1, 1)];
-        assert_eq!(p.next_job(NO_WAIT, || 10_000, &points, || 5), Job::Bgsave);
+        assert_eq!(
+            p.next_job(NO_WAIT, || 10_000, &points, || 5, || false),
+            Job::Bgsave
+        );
         p.finished(Outcome::Failed, 10_000, true);
         assert!(!p.report(10_000).last_ok);
-        assert_eq!(p.next_job(NO_WAIT, || 15_000, &points, || 5), Job::Tick);
         assert_eq!(
-            p.next_job(NO_WAIT, || 15_001 + 1000, &points, || 5),
+            p.next_job(NO_WAIT, || 15_000, &points, || 5, || false),
+            Job::Tick
+        );
+        assert_eq!(
+            p.next_job(NO_WAIT, || 15_001 + 1000, &points, || 5, || false),
             Job::Bgsave
         );
     }
@@ -411,15 +447,15 @@ mod tests {
         let p = Persistence::default();
         p.request_bgsave(0, None).unwrap();
         p.schedule_bgsave();
-        assert_eq!(p.next_job(NO_WAIT, || 0, &[], || 0), Job::Bgsave);
+        assert_eq!(p.next_job(NO_WAIT, || 0, &[], || 0, || false), Job::Bgsave);
         assert_eq!(
-            p.next_job(NO_WAIT, || 0, &[], || 0),
+            p.next_job(NO_WAIT, || 0, &[], || 0, || false),
             Job::Tick,
             "taken already"
         );
         p.finished(Outcome::Saved { dirty: 0 }, 0, true);
         assert_eq!(
-            p.next_job(NO_WAIT, || 0, &[], || 0),
+            p.next_job(NO_WAIT, || 0, &[], || 0, || false),
             Job::Bgsave,
             "the scheduled one"
         );
