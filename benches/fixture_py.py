@@ -285,6 +285,13 @@ def main():
     ap.add_argument("--spawns", type=int, default=50)
     ap.add_argument("--modes", default=",".join(CONFTESTS))
     args = ap.parse_args()
+    # The suites run pytest in directories of their own: relative paths in
+    # these would name nothing there (or the installed wheel's package).
+    if os.environ.get("LATCHKEY_BIN"):
+        os.environ["LATCHKEY_BIN"] = os.path.abspath(os.environ["LATCHKEY_BIN"])
+    if os.environ.get("PYTHONPATH"):
+        os.environ["PYTHONPATH"] = os.pathsep.join(
+            os.path.abspath(p) for p in os.environ["PYTHONPATH"].split(os.pathsep) if p)
     import latchkey
     import redis
 
