@@ -47,6 +47,21 @@ struct PushQueue {
     direct: Option<std::os::fd::OwnedFd>,
 }
 
+impl PushQueue {
+    /// Empties the queue once its frames are written, taking them off the
+    /// client's queued output count; an allocation past [`PUSH_QUEUE_KEEP`]
+    /// is given back.
+    fn written(&mut self, queued: &AtomicUsize) {
+        queued.fetch_sub(self.counted, Ordering::Relaxed);
+        self.counted = 0;
+        if self.bytes.capacity() > PUSH_QUEUE_KEEP {
+            self.bytes = bytes::BytesMut::new();
+        } else {
+            self.bytes.clear();
+        }
+    }
+}
+
 /// `session_locks` is first swept at this many keys, then each time it doubles.
 pub const SESSION_LOCKS_SWEEP: usize = 64;
 
@@ -263,9 +278,7 @@ impl ClientInfo {
                 self.net_out
                     .store(total.wrapping_add(n as u64), Ordering::Relaxed);
                 if n == q.bytes.len() {
-                    q.bytes.clear();
-                    self.buffers.queued.fetch_sub(q.counted, Ordering::Relaxed);
-                    q.counted = 0;
+                    q.written(&self.buffers.queued);
                     return;
                 }
                 bytes::Buf::advance(&mut q.bytes, n);
@@ -308,13 +321,7 @@ impl ClientInfo {
             return false;
         }
         out.extend_from_slice(&q.bytes);
-        self.buffers.queued.fetch_sub(q.counted, Ordering::Relaxed);
-        q.counted = 0;
-        if q.bytes.capacity() > PUSH_QUEUE_KEEP {
-            q.bytes = bytes::BytesMut::new();
-        } else {
-            q.bytes.clear();
-        }
+        q.written(&self.buffers.queued);
         true
     }
 
@@ -774,5 +781,41 @@ impl Session {
     pub fn select(&mut self, db: usize) {
         self.db = db;
         self.info.db.store(db, Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Read;
+    use std::os::fd::AsFd;
+
+    #[test]
+    fn a_direct_write_of_the_whole_queue_empties_it_and_gives_back_a_big_buffer() {
+        let (mut reader, writer) = std::os::unix::net::UnixStream::pair().unwrap();
+        writer.set_nonblocking(true).unwrap();
+        reader
+            .set_read_timeout(Some(std::time::Duration::from_secs(5)))
+            .unwrap();
+        let info = ClientInfo::new(1, String::new(), String::new(), -1, 0);
+        info.allow_direct_writes(writer.as_fd());
+        info.set_idle(true);
+        // Past PUSH_QUEUE_KEEP, and small enough for the socket's buffer.
+        let frame = crate::reply::push_frame(&[b"message", b"ch", &[b'x'; 40_000]]);
+        info.buffers.queued.store(frame.len(), Ordering::Relaxed);
+        assert_eq!(
+            info.queue_push_deferred(&frame, frame.len()),
+            PushQueued::Deferred
+        );
+        info.write_pushes_directly();
+        let mut got = vec![0; frame.len()];
+        reader.read_exact(&mut got).unwrap();
+        assert_eq!(got, frame);
+        let q = info.pushes.lock();
+        assert!(q.bytes.is_empty() && q.bytes.capacity() <= PUSH_QUEUE_KEEP);
+        assert_eq!(
+            (q.counted, info.buffers.queued.load(Ordering::Relaxed)),
+            (0, 0)
+        );
     }
 }
