@@ -89,9 +89,9 @@ pub struct Config {
     /// Default 1, as in Redis: on a small machine shared with clients one thread
     /// serves fastest; raise it on larger machines.
     pub io_threads: usize,
-    /// Microseconds a worker of the binary's runtime watches for work before
-    /// it sleeps (`idle-spin-us`; 0, the default, never spins): see
-    /// `idle_spin`.
+    /// The most microseconds a worker of the binary's runtime watches for
+    /// work before it sleeps (`idle-spin-us`; default 100, 0 never spins);
+    /// how long it does, up to that, it learns: see `idle_spin`.
     pub idle_spin_us: u64,
     /// Largest sparse HyperLogLog, header included, before PFADD converts it to
     /// dense (`hll-sparse-max-bytes`).
@@ -307,7 +307,7 @@ impl Default for Config {
             replica_read_only: true,
             busy_reply_threshold: 5000,
             io_threads: 1,
-            idle_spin_us: 0,
+            idle_spin_us: 100,
             hll_sparse_max_bytes: crate::types::hll::DEFAULT_SPARSE_MAX_BYTES,
             notify_keyspace_events: 0,
             tracking_table_max_keys: 1_000_000,

@@ -1,16 +1,25 @@
 //! `idle-spin-us`: before a worker of the binary's runtime goes to sleep, it
-//! watches for new work for up to that many microseconds — an event on the
-//! runtime's epoll descriptor, or a task another thread woke — and goes on
-//! at once when some comes. A timer due meanwhile fires when the spin ends,
-//! at most one spin late.
+//! may watch for new work for a while — an event on the runtime's epoll
+//! descriptor, or a task another thread woke — and goes on at once when
+//! some comes. A timer due meanwhile fires when the spin ends, at most one
+//! spin late.
 //!
 //! On a virtual machine, waking a CPU that has gone idle is slow (an
-//! interrupt to a halted virtual CPU). A client that sends one command at a
-//! time, as a test suite does, pays it on every round trip: here a redis-py
-//! GET took 70 µs without a spin and 38 µs with one. A worker still spinning
-//! when the next command arrives is not asleep, so nothing has to wake it.
-//! The cost is CPU time, up to the spin each time the server runs out of
-//! work, which is why it is off by default and the test fixtures turn it on.
+//! interrupt to a halted virtual CPU), and the client whose request wakes
+//! it pays much of that inside its own `send`. A client that sends one
+//! command at a time, as a test suite does, pays it on every round trip:
+//! here a redis-py GET took 70 µs without a spin and 38 µs with one. A
+//! worker still spinning when the next command arrives is not asleep, so
+//! nothing has to wake it.
+//!
+//! How long to spin is learned, as Linux's haltpoll governor learns how long
+//! an idle CPU polls before it halts ([`Window`]): each worker times its
+//! idle moments, from the start of the spin to its next wake-up. One that
+//! outlasted the spin but not `idle-spin-us` doubles the spin (from 50 µs),
+//! up to `idle-spin-us`; one that outlasted `idle-spin-us` halves it. A
+//! server whose work comes back within the limit spins that long and no
+//! longer; a quiet one soon stops spinning. The option is the limit; 0 never
+//! spins.
 //!
 //! tokio does not hand out its driver's descriptor: [`IdleSpin::new`] notes
 //! the process's epoll descriptors before the runtime is built and
@@ -20,6 +29,7 @@
 //! queue and writes nothing to the epoll set while the worker is awake, so
 //! the spin also ends when that queue is not empty.
 
+use std::cell::Cell;
 use std::io;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
@@ -55,16 +65,40 @@ impl IdleSpin {
         }))
     }
 
-    /// What the runtime runs before a worker parks (`on_thread_park`). It
-    /// does nothing until [`IdleSpin::found`] has succeeded.
-    pub fn hook(&self) -> impl Fn() + Send + Sync + 'static {
-        let (watched, spin) = (self.watched.clone(), self.spin);
+    /// What the runtime runs before a worker parks (`on_thread_park`): the
+    /// worker's idle moment starts, and it spins as long as its [`Window`]
+    /// says. It does nothing until [`IdleSpin::found`] has succeeded.
+    pub fn park_hook(&self) -> impl Fn() + Send + Sync + 'static {
+        let (watched, max) = (self.watched.clone(), self.spin);
         move || {
             if let Some(w) = watched.get() {
-                spin_on(&w.fds, spin, || {
-                    w.runtime.metrics().global_queue_depth() > 0
+                let spin = WORKER.with(|state| {
+                    let mut worker = state.get();
+                    worker.idle_since = Some(Instant::now());
+                    state.set(worker);
+                    worker.window.spin(max)
                 });
+                if !spin.is_zero() {
+                    spin_on(&w.fds, spin, || {
+                        w.runtime.metrics().global_queue_depth() > 0
+                    });
+                }
             }
+        }
+    }
+
+    /// What the runtime runs when a worker wakes (`on_thread_unpark`): the
+    /// idle moment's length teaches the worker's [`Window`].
+    pub fn unpark_hook(&self) -> impl Fn() + Send + Sync + 'static {
+        let max = self.spin;
+        move || {
+            WORKER.with(|state| {
+                let mut worker = state.get();
+                if let Some(since) = worker.idle_since.take() {
+                    worker.window.learn(since.elapsed(), max);
+                    state.set(worker);
+                }
+            })
         }
     }
 
@@ -81,6 +115,51 @@ impl IdleSpin {
         }
         let _ = self.watched.set(Watched { fds, runtime });
         Ok(())
+    }
+}
+
+/// A worker's spin so far, and when its current idle moment started.
+#[derive(Debug, Clone, Copy, Default)]
+struct Worker {
+    window: Window,
+    idle_since: Option<Instant>,
+}
+
+thread_local! {
+    static WORKER: Cell<Worker> = Cell::new(Worker::default());
+}
+
+/// The spin before a worker sleeps, learned from its idle moments as
+/// Linux's haltpoll governor learns its poll time: it starts at nothing.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+struct Window {
+    spin: Duration,
+}
+
+/// Where a spin grows from.
+const GROW_FROM: Duration = Duration::from_micros(50);
+
+impl Window {
+    /// How long to spin now, at most `max`.
+    fn spin(self, max: Duration) -> Duration {
+        self.spin.min(max)
+    }
+
+    /// An idle moment lasted `idle` (from the start of its spin to the
+    /// wake-up): one that outlasted the spin but not `max` would have been
+    /// caught by a longer spin, so the spin doubles (to at least
+    /// [`GROW_FROM`], at most `max`); one that outlasted `max` would not,
+    /// so it halves (under a microsecond, to nothing). One the spin caught
+    /// leaves it as it is.
+    fn learn(&mut self, idle: Duration, max: Duration) {
+        if idle > max {
+            self.spin /= 2;
+            if self.spin < Duration::from_micros(1) {
+                self.spin = Duration::ZERO;
+            }
+        } else if idle > self.spin {
+            self.spin = (self.spin * 2).max(GROW_FROM).min(max);
+        }
     }
 }
 
@@ -154,6 +233,36 @@ mod tests {
             libc::close(ev);
             libc::close(ep);
         }
+    }
+
+    #[test]
+    fn the_spin_grows_while_work_comes_back_within_the_limit_and_shrinks_when_it_does_not() {
+        let us = Duration::from_micros;
+        let max = us(400);
+        let mut w = Window::default();
+        assert_eq!(w.spin(max), Duration::ZERO);
+        // Work came back after 120 µs each time: 50, 100, 200 µs, then the
+        // spin catches it and stays.
+        for expected in [50, 100, 200, 200, 200] {
+            w.learn(us(120), max);
+            assert_eq!(w.spin(max), us(expected));
+        }
+        // Never beyond the limit.
+        for _ in 0..5 {
+            w.learn(us(390), max);
+        }
+        assert_eq!(w.spin(max), max);
+        // Quiet: each idle moment past the limit halves it, down to nothing.
+        w.learn(Duration::from_millis(30), max);
+        assert_eq!(w.spin(max), us(200));
+        for _ in 0..9 {
+            w.learn(Duration::from_millis(30), max);
+        }
+        assert_eq!(w.spin(max), Duration::ZERO);
+        // A limit below where growth starts is the spin.
+        let mut w = Window::default();
+        w.learn(us(10), us(20));
+        assert_eq!(w.spin(us(20)), us(20));
     }
 
     #[test]

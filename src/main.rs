@@ -197,7 +197,9 @@ fn main() -> ExitCode {
         }
     };
     if let Some(spin) = &spin {
-        builder.on_thread_park(spin.hook());
+        builder
+            .on_thread_park(spin.park_hook())
+            .on_thread_unpark(spin.unpark_hook());
     }
     let runtime = match builder.enable_all().build() {
         Ok(rt) => rt,

@@ -236,33 +236,40 @@ fn cpu_ticks(server: &Spawned) -> u64 {
     fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
 }
 
-/// CPU ticks a server spends over 20 rounds of one PING and 30 ms of quiet.
-fn ticks_for_quiet_pings(server: &Spawned) -> u64 {
+/// CPU ticks a server spends over `rounds` rounds of one PING and `quiet`
+/// of nothing.
+fn ticks_for_pings(server: &Spawned, rounds: usize, quiet: Duration) -> u64 {
     let mut s = connect(server);
     assert_eq!(call(&mut s, &["PING"]), "+PONG");
     let before = cpu_ticks(server);
-    for _ in 0..20 {
+    for _ in 0..rounds {
         assert_eq!(call(&mut s, &["PING"]), "+PONG");
-        std::thread::sleep(Duration::from_millis(30));
+        std::thread::sleep(quiet);
     }
     cpu_ticks(server) - before
 }
 
 #[test]
-fn idle_spin_watches_for_work_before_the_worker_sleeps_and_ends_when_work_comes() {
-    // A 10 ms spin: each of the 20 quiet moments costs up to 10 ms of CPU
-    // (200 ms, 20 ticks at 100 Hz) where a server that does not spin spends
-    // almost nothing.
+fn idle_spin_watches_for_work_that_comes_back_within_it_and_not_on_a_quiet_server() {
+    // A limit of 10 ms. PINGs 3 ms apart: the spin learns to cover the gap,
+    // so the server spends about the whole 600 ms (60 ticks at 100 Hz) where
+    // one that does not spin spends almost nothing.
     let spinning = spawn("spin", &["--idle-spin-us", "10000"]);
-    let still = spawn("nospin", &[]);
+    let still = spawn("nospin", &["--idle-spin-us", "0"]);
+    let gap = Duration::from_millis(3);
     let (spun, slept) = (
-        ticks_for_quiet_pings(&spinning),
-        ticks_for_quiet_pings(&still),
+        ticks_for_pings(&spinning, 200, gap),
+        ticks_for_pings(&still, 200, gap),
     );
-    assert!(spun >= 4 && spun >= 3 * slept.max(1), "{spun} vs {slept}");
+    assert!(spun >= 15 && spun >= 3 * slept.max(1), "{spun} vs {slept}");
+    // PINGs 30 ms apart, past the limit: each quiet moment halves the spin,
+    // so over the same 600 ms it stops spinning after a few.
+    let quiet = ticks_for_pings(&spinning, 20, Duration::from_millis(30));
+    assert!(quiet * 6 <= spun, "{quiet} quiet vs {spun} busy");
     // A command that comes during a spin is served at once, not when the
-    // spin ends (10 ms later): the median of 100 round trips is far less.
+    // spin ends: the median of 100 round trips is far less than 10 ms.
     let mut s = connect(&spinning);
+    let _ = ticks_for_pings(&spinning, 50, gap);
     let mut trips: Vec<Duration> = (0..100)
         .map(|_| {
             let started = Instant::now();
@@ -281,6 +288,14 @@ fn idle_spin_watches_for_work_before_the_worker_sleeps_and_ends_when_work_comes(
         call(&mut s, &["CONFIG", "SET", "idle-spin-us", "0"]),
         "-ERR CONFIG SET failed (possibly related to argument 'idle-spin-us') - can't set immutable config"
     );
+    // The default limit is 100 µs.
+    let default = spawn("default-spin", &[]);
+    let mut s = connect(&default);
+    assert_eq!(call(&mut s, &["CONFIG", "GET", "idle-spin-us"]), "*2");
+    assert_eq!(line(&mut s), "$12");
+    assert_eq!(line(&mut s), "idle-spin-us");
+    assert_eq!(line(&mut s), "$3");
+    assert_eq!(line(&mut s), "100");
 }
 
 #[test]

@@ -135,16 +135,9 @@ def _stop_process(proc, tmp, log, wait=False):
     shutil.rmtree(tmp, ignore_errors=True)
 
 
-# A test sends one command at a time: the server watches for the next one
-# this long before it sleeps, which halves a round trip on a virtual machine
-# (`idle-spin-us`; a flag in `args` overrides it).
-IDLE_SPIN_US = "100"
-
-
 class Server:
     """A latchkey server of its own, on a free port of 127.0.0.1, without
-    persistence, with DEBUG enabled for loopback clients, spinning 100 µs
-    before it sleeps (``--idle-spin-us``).
+    persistence, with DEBUG enabled for loopback clients.
 
     Use it as a context manager (``with latchkey.Server() as s:``) or call
     start() and stop(). `args` are more redis-server-style flags
@@ -183,8 +176,7 @@ class Server:
         log = open(self._log_path, "wb")
         argv = [binary, "--port", "auto", "--bind", "127.0.0.1", "--ready-file", ready,
                 "--enable-debug-command", "local", "--save", "", "--appendonly", "no",
-                "--dir", tmp, "--loglevel", "warning", "--idle-spin-us", IDLE_SPIN_US,
-                *self.args]
+                "--dir", tmp, "--loglevel", "warning", *self.args]
         try:
             proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log,
                                     stderr=subprocess.STDOUT, cwd=tmp)
