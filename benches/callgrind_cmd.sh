@@ -9,6 +9,8 @@
 # the requests, as this script did before, left the setup's own variation in
 # it (how many commands each read of `--pipe` got), thousands of instructions
 # per request on a loaded machine.
+# latchkey runs with `--idle-spin-us 0`: a spin is the server waiting for the
+# next request, which callgrind would count as instructions of the requests.
 # Usage: [LATCHKEY=binary] [LATCHKEY_FLAGS="..."] [MONITOR=1] [BENCH_ARGS=...] benches/callgrind_cmd.sh SETUP N COMMAND...
 #   LATCHKEY_FLAGS more flags for latchkey only (e.g. "--enable-debug-command
 #          local" for DEBUG RESET, which redis-server then refuses)
@@ -45,7 +47,7 @@ run() { # server -> instructions per request of the command
     "${cg[@]}" redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no --dir "$work" >/dev/null 2>&1 &
   else
     # shellcheck disable=SC2086 # LATCHKEY_FLAGS is words
-    "${cg[@]}" "$LATCHKEY" --port "$port" --bind 127.0.0.1 --save '' --dir "$work" --loglevel warning ${LATCHKEY_FLAGS:-} >/dev/null 2>&1 &
+    "${cg[@]}" "$LATCHKEY" --port "$port" --bind 127.0.0.1 --save '' --dir "$work" --loglevel warning --idle-spin-us 0 ${LATCHKEY_FLAGS:-} >/dev/null 2>&1 &
   fi
   pid=$!
   for _ in $(seq 600); do redis-cli -p "$port" ping >/dev/null 2>&1 && break; sleep 0.05; done

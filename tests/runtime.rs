@@ -347,3 +347,26 @@ fn idle_spin_ends_when_another_thread_wakes_a_task() {
     let _ = std::fs::remove_dir_all(&dir);
     assert!(trips[10] < Duration::from_millis(6), "{:?}", trips[10]);
 }
+
+/// The thread that runs background saves and rewrites is niced to 10, so a
+/// worker serving clients wins the CPU when they share one; the workers are
+/// not.
+#[test]
+fn the_save_thread_runs_at_nice_10_and_the_workers_at_0() {
+    let server = spawn("nice", &[]);
+    let mut s = connect(&server);
+    assert_eq!(call(&mut s, &["PING"]), "+PONG");
+    let mut nice = std::collections::HashMap::new();
+    for task in std::fs::read_dir(format!("/proc/{}/task", server.0.id())).unwrap() {
+        let task = task.unwrap().path();
+        let Ok(stat) = std::fs::read_to_string(task.join("stat")) else {
+            continue;
+        };
+        let (name, rest) = stat.split_once(" (").unwrap().1.rsplit_once(')').unwrap();
+        // Field 19 of stat is the nice value; `rest` starts at field 3.
+        let value: i64 = rest.split_whitespace().nth(16).unwrap().parse().unwrap();
+        nice.insert(name.to_string(), value);
+    }
+    assert_eq!(nice.get("latchkey-save"), Some(&10), "{nice:?}");
+    assert_eq!(nice.get("tokio-rt-worker"), Some(&0), "{nice:?}");
+}
