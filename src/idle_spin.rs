@@ -31,6 +31,7 @@
 
 use std::cell::Cell;
 use std::io;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -53,14 +54,29 @@ pub struct IdleSpin {
 
 impl IdleSpin {
     /// Notes the epoll descriptors open now; call it before building the
-    /// runtime. `None` for a spin of 0.
-    pub fn new(us: u64) -> io::Result<Option<IdleSpin>> {
+    /// runtime of `workers` workers. `Ok(None)` for a spin of 0; `Err` with
+    /// the reason where a spin would do harm or cannot work, and the server
+    /// runs without one:
+    /// - more than one worker: a worker spinning in tokio's park hook still
+    ///   counts as searching for work, and tokio wakes no sleeping sibling
+    ///   for work queued meanwhile;
+    /// - no more CPUs than workers (one CPU, a `taskset`): the spin would
+    ///   hold the CPU its own client needs to send the next command.
+    pub fn new(us: u64, workers: usize) -> Result<Option<IdleSpin>, String> {
         if us == 0 {
             return Ok(None);
         }
+        if workers > 1 {
+            return Err(format!("not used with {workers} io-threads"));
+        }
+        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+        if cpus <= workers {
+            return Err(format!("not used with {cpus} CPU for {workers} io-thread"));
+        }
+        let before = epoll_fds().map_err(|e| format!("cannot list descriptors: {e}"))?;
         Ok(Some(IdleSpin {
             spin: Duration::from_micros(us),
-            before: epoll_fds()?,
+            before,
             watched: Arc::new(OnceLock::new()),
         }))
     }
@@ -72,9 +88,10 @@ impl IdleSpin {
         let (watched, max) = (self.watched.clone(), self.spin);
         move || {
             if let Some(w) = watched.get() {
+                let start = Instant::now();
                 let spin = WORKER.with(|state| {
                     let mut worker = state.get();
-                    worker.idle_since = Some(Instant::now());
+                    worker.idle_since = Some(start);
                     state.set(worker);
                     worker.window.spin(max)
                 });
@@ -82,6 +99,8 @@ impl IdleSpin {
                     spin_on(&w.fds, spin, || {
                         w.runtime.metrics().global_queue_depth() > 0
                     });
+                    let spun = start.elapsed().as_nanos().min(u64::MAX as u128) as u64;
+                    SPUN_NS.fetch_add(spun, Ordering::Relaxed);
                 }
             }
         }
@@ -106,16 +125,25 @@ impl IdleSpin {
     /// added, and the runtime. An error if no descriptor was added.
     pub fn found(&self, runtime: Handle) -> Result<(), String> {
         let fds: Vec<i32> = epoll_fds()
-            .map_err(|e| format!("idle-spin-us: cannot list descriptors: {e}"))?
+            .map_err(|e| format!("cannot list descriptors: {e}"))?
             .into_iter()
             .filter(|fd| !self.before.contains(fd))
             .collect();
         if fds.is_empty() {
-            return Err("idle-spin-us: the runtime's epoll descriptor was not found".into());
+            return Err("the runtime's epoll descriptor was not found".into());
         }
         let _ = self.watched.set(Watched { fds, runtime });
         Ok(())
     }
+}
+
+/// Nanoseconds every worker has spent spinning, for INFO's `cpu` section.
+static SPUN_NS: AtomicU64 = AtomicU64::new(0);
+
+/// The time the process's workers have spent spinning so far: CPU time
+/// that served no command (INFO `used_cpu_idle_spin`).
+pub fn spun() -> Duration {
+    Duration::from_nanos(SPUN_NS.load(Ordering::Relaxed))
 }
 
 /// A worker's spin so far, and when its current idle moment started.
@@ -149,12 +177,12 @@ impl Window {
     /// wake-up): one that outlasted the spin but not `max` would have been
     /// caught by a longer spin, so the spin doubles (to at least
     /// [`GROW_FROM`], at most `max`); one that outlasted `max` would not,
-    /// so it halves (under a microsecond, to nothing). One the spin caught
-    /// leaves it as it is.
+    /// so it halves (below [`GROW_FROM`], to nothing, as haltpoll does).
+    /// One the spin caught leaves it as it is.
     fn learn(&mut self, idle: Duration, max: Duration) {
         if idle > max {
             self.spin /= 2;
-            if self.spin < Duration::from_micros(1) {
+            if self.spin < GROW_FROM {
                 self.spin = Duration::ZERO;
             }
         } else if idle > self.spin {
@@ -252,13 +280,12 @@ mod tests {
             w.learn(us(390), max);
         }
         assert_eq!(w.spin(max), max);
-        // Quiet: each idle moment past the limit halves it, down to nothing.
-        w.learn(Duration::from_millis(30), max);
-        assert_eq!(w.spin(max), us(200));
-        for _ in 0..9 {
+        // Quiet: each idle moment past the limit halves it, and below where
+        // growth starts it is nothing.
+        for expected in [200, 100, 50, 0, 0] {
             w.learn(Duration::from_millis(30), max);
+            assert_eq!(w.spin(max), us(expected));
         }
-        assert_eq!(w.spin(max), Duration::ZERO);
         // A limit below where growth starts is the spin.
         let mut w = Window::default();
         w.learn(us(10), us(20));
@@ -266,7 +293,11 @@ mod tests {
     }
 
     #[test]
-    fn a_spin_of_zero_is_none() {
-        assert!(IdleSpin::new(0).unwrap().is_none());
+    fn a_spin_of_zero_is_none_and_several_workers_get_none() {
+        assert!(IdleSpin::new(0, 1).unwrap().is_none());
+        let err = IdleSpin::new(100, 2).unwrap_err();
+        assert_eq!(err, "not used with 2 io-threads");
+        let cpus = std::thread::available_parallelism().unwrap().get();
+        assert_eq!(IdleSpin::new(100, 1).is_ok(), cpus > 1);
     }
 }

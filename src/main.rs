@@ -154,6 +154,17 @@ fn init_logging(config: &Config) {
 #[global_allocator]
 static ALLOCATOR: latchkey::memory::Counting = latchkey::memory::Counting;
 
+/// Logs why the idle spin is not used: a notice for the default, a warning
+/// for a value someone chose.
+fn spin_unused(config: &Config, why: &str) {
+    let us = config.idle_spin_us;
+    if us == Config::default().idle_spin_us {
+        tracing::info!("idle-spin-us {us}: {why}; no idle spin");
+    } else {
+        tracing::warn!("idle-spin-us {us}: {why}; no idle spin");
+    }
+}
+
 fn main() -> ExitCode {
     let (args, users) = split_users(std::env::args());
     let matches = cli().get_matches_from(args);
@@ -189,11 +200,13 @@ fn main() -> ExitCode {
     // scheduler's knobs (event and global-queue intervals) measured no different.
     let mut builder = tokio::runtime::Builder::new_multi_thread();
     builder.worker_threads(config.io_threads);
-    let spin = match latchkey::idle_spin::IdleSpin::new(config.idle_spin_us) {
+    // Where a spin cannot work or would do harm, the server runs without one
+    // and says so.
+    let spin = match latchkey::idle_spin::IdleSpin::new(config.idle_spin_us, config.io_threads) {
         Ok(spin) => spin,
         Err(e) => {
-            eprintln!("idle-spin-us: {e}");
-            return ExitCode::FAILURE;
+            spin_unused(&config, &e);
+            None
         }
     };
     if let Some(spin) = &spin {
@@ -209,8 +222,8 @@ fn main() -> ExitCode {
         }
     };
     if let Some(Err(e)) = spin.map(|s| s.found(runtime.handle().clone())) {
-        eprintln!("{e}");
-        return ExitCode::FAILURE;
+        // The hook stays, doing nothing.
+        spin_unused(&config, &e);
     }
     runtime.block_on(serve(config))
 }

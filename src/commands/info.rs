@@ -297,6 +297,10 @@ fn section(shared: &Shared, name: &str, out: &mut String) {
             let (user, sys) = cpu_seconds();
             field(out, "used_cpu_sys", format!("{sys:.6}"));
             field(out, "used_cpu_user", format!("{user:.6}"));
+            // latchkey's own: the part of the two above its workers spent
+            // watching for work before they slept (`idle-spin-us`).
+            let spun = crate::idle_spin::spun().as_secs_f64();
+            field(out, "used_cpu_idle_spin", format!("{spun:.6}"));
         }
         "cluster" => field(out, "cluster_enabled", 0),
         "keyspace" => {

@@ -276,32 +276,46 @@ fn write_and_record(
     Ok(())
 }
 
-/// The save thread's nice value. A background save or rewrite walks the
-/// keyspace flat out; at the default it took turns on a CPU with a worker
-/// serving clients, and GET's p99 while it ran was 1.3-1.5x redis-server's
-/// (whose fork child does the walk); at 10 it is 0.81x, and the walk still
-/// ends sooner than Redis's under the same load (benches/rdb.py). 19
-/// measured the same, but would leave the walk almost nothing on a machine
-/// whose CPUs the clients keep busy.
+/// How much nicer than the server the save thread runs. A background save
+/// or rewrite walks the keyspace flat out; at the workers' own nice it took
+/// turns on a CPU with a worker serving clients, and GET's p99 while it ran
+/// was 1.3x redis-server's (whose fork child does the walk); 10 nicer it is
+/// 0.81x, and the walk still ends sooner than Redis's under the same load
+/// (benches/rdb.py). 19 measured the same, but would leave the walk almost
+/// nothing on a machine whose CPUs the clients keep busy.
 const SAVE_NICE: i32 = 10;
 
+/// Makes the calling thread `by` nicer than it is (at most 19). Linux keeps a
+/// nice value per thread, so this thread's alone changes. Failing leaves it
+/// as it was, and the save goes on.
+fn lower_priority(by: i32) {
+    // SAFETY: plain system calls on the calling thread; errno is cleared
+    // first because -1 is also a nice value getpriority may return.
+    let result = unsafe {
+        *libc::__errno_location() = 0;
+        let now = libc::getpriority(libc::PRIO_PROCESS, 0);
+        if now == -1 && *libc::__errno_location() != 0 {
+            -1
+        } else {
+            libc::setpriority(libc::PRIO_PROCESS, 0, (now + by).min(19))
+        }
+    };
+    if result != 0 {
+        tracing::debug!(
+            "cannot lower the save thread's priority: {}",
+            io::Error::last_os_error()
+        );
+    }
+}
+
 /// The background thread: takes BGSAVE requests, scheduled saves and fired
-/// save points from `Persistence`, one at a time, until shutdown. It runs at
-/// [`SAVE_NICE`].
+/// save points from `Persistence`, one at a time, until shutdown. It runs
+/// [`SAVE_NICE`] nicer than the server.
 pub fn spawn_saver(shared: Arc<Shared>) -> io::Result<std::thread::JoinHandle<()>> {
     std::thread::Builder::new()
         .name("latchkey-save".into())
         .spawn(move || {
-            // Linux keeps a nice value per thread: this lowers this thread's
-            // alone. Failing leaves it as it was, as redis-server goes on
-            // when it cannot set its child's.
-            // SAFETY: a plain system call on the calling thread.
-            if unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, SAVE_NICE) } != 0 {
-                tracing::debug!(
-                    "cannot lower the save thread's priority: {}",
-                    io::Error::last_os_error()
-                );
-            }
+            lower_priority(SAVE_NICE);
             const TICK: Duration = Duration::from_millis(100);
             while !shared.is_stopping() {
                 if shared.is_loading() {
