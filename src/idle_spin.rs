@@ -48,6 +48,8 @@ struct Watched {
 #[derive(Debug, Clone)]
 pub struct IdleSpin {
     spin: Duration,
+    /// Whether a turn of the spin yields the CPU (no CPU of its own).
+    yield_cpu: bool,
     before: Vec<i32>,
     watched: Arc<OnceLock<Watched>>,
 }
@@ -59,9 +61,11 @@ impl IdleSpin {
     /// runs without one:
     /// - more than one worker: a worker spinning in tokio's park hook still
     ///   counts as searching for work, and tokio wakes no sleeping sibling
-    ///   for work queued meanwhile;
-    /// - no more CPUs than workers (one CPU, a `taskset`): the spin would
-    ///   hold the CPU its own client needs to send the next command.
+    ///   for work queued meanwhile.
+    ///
+    /// With no more CPUs than workers (one CPU, a `taskset`), the spin gives
+    /// the CPU to any other thread that wants it at each turn, since the
+    /// client it waits for may be one of them.
     pub fn new(us: u64, workers: usize) -> Result<Option<IdleSpin>, String> {
         if us == 0 {
             return Ok(None);
@@ -70,12 +74,10 @@ impl IdleSpin {
             return Err(format!("not used with {workers} io-threads"));
         }
         let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
-        if cpus <= workers {
-            return Err(format!("not used with {cpus} CPU for {workers} io-thread"));
-        }
         let before = epoll_fds().map_err(|e| format!("cannot list descriptors: {e}"))?;
         Ok(Some(IdleSpin {
             spin: Duration::from_micros(us),
+            yield_cpu: cpus <= workers,
             before,
             watched: Arc::new(OnceLock::new()),
         }))
@@ -85,7 +87,7 @@ impl IdleSpin {
     /// worker's idle moment starts, and it spins as long as its [`Window`]
     /// says. It does nothing until [`IdleSpin::found`] has succeeded.
     pub fn park_hook(&self) -> impl Fn() + Send + Sync + 'static {
-        let (watched, max) = (self.watched.clone(), self.spin);
+        let (watched, max, yield_cpu) = (self.watched.clone(), self.spin, self.yield_cpu);
         move || {
             if let Some(w) = watched.get() {
                 let start = Instant::now();
@@ -96,7 +98,7 @@ impl IdleSpin {
                     worker.window.spin(max)
                 });
                 if !spin.is_zero() {
-                    spin_on(&w.fds, spin, || {
+                    spin_on(&w.fds, spin, yield_cpu, || {
                         w.runtime.metrics().global_queue_depth() > 0
                     });
                     let spun = start.elapsed().as_nanos().min(u64::MAX as u128) as u64;
@@ -210,8 +212,9 @@ fn epoll_fds() -> io::Result<Vec<i32>> {
 
 /// Returns once one of the epoll descriptors `fds` has an event ready
 /// (`poll` on an epoll descriptor says so without taking the event), `woken`
-/// says so, or `spin` has passed.
-fn spin_on(fds: &[i32], spin: Duration, woken: impl Fn() -> bool) {
+/// says so, or `spin` has passed. With `yield_cpu`, each turn lets any other
+/// thread waiting for this CPU run first.
+fn spin_on(fds: &[i32], spin: Duration, yield_cpu: bool, woken: impl Fn() -> bool) {
     let start = Instant::now();
     let mut pfds: Vec<libc::pollfd> = fds
         .iter()
@@ -226,8 +229,12 @@ fn spin_on(fds: &[i32], spin: Duration, woken: impl Fn() -> bool) {
         if unsafe { libc::poll(pfds.as_mut_ptr(), pfds.len() as libc::nfds_t, 0) } != 0 || woken() {
             return;
         }
-        for _ in 0..64 {
-            std::hint::spin_loop();
+        if yield_cpu {
+            std::thread::yield_now();
+        } else {
+            for _ in 0..64 {
+                std::hint::spin_loop();
+            }
         }
     }
 }
@@ -249,14 +256,17 @@ mod tests {
             };
             assert_eq!(libc::epoll_ctl(ep, libc::EPOLL_CTL_ADD, ev, &mut event), 0);
             let t = Instant::now();
-            spin_on(&[ep], Duration::from_millis(30), || false);
+            spin_on(&[ep], Duration::from_millis(30), false, || false);
             assert!(t.elapsed() >= Duration::from_millis(30));
             let t = Instant::now();
-            spin_on(&[ep], Duration::from_secs(30), || true);
+            spin_on(&[ep], Duration::from_millis(30), true, || false);
+            assert!(t.elapsed() >= Duration::from_millis(30));
+            let t = Instant::now();
+            spin_on(&[ep], Duration::from_secs(30), false, || true);
             assert!(t.elapsed() < Duration::from_secs(10));
             assert_eq!(libc::eventfd_write(ev, 1), 0);
             let t = Instant::now();
-            spin_on(&[ep], Duration::from_secs(30), || false);
+            spin_on(&[ep], Duration::from_secs(30), true, || false);
             assert!(t.elapsed() < Duration::from_secs(10));
             libc::close(ev);
             libc::close(ep);
@@ -298,6 +308,7 @@ mod tests {
         let err = IdleSpin::new(100, 2).unwrap_err();
         assert_eq!(err, "not used with 2 io-threads");
         let cpus = std::thread::available_parallelism().unwrap().get();
-        assert_eq!(IdleSpin::new(100, 1).is_ok(), cpus > 1);
+        let spin = IdleSpin::new(100, 1).unwrap().unwrap();
+        assert_eq!(spin.yield_cpu, cpus == 1);
     }
 }
