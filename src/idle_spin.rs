@@ -21,6 +21,12 @@
 //! longer; a quiet one soon stops spinning. The option is the limit; 0 never
 //! spins.
 //!
+//! The spin runs with one worker only (tokio wakes no sleeping worker while
+//! another is in its park hook). Where the process may run on just that one
+//! CPU, each turn of the spin yields it, since the client may be waiting for
+//! it; a yield that gave the CPU away for longer than the spin ends the spin
+//! and the worker learns again from nothing.
+//!
 //! tokio does not hand out its driver's descriptor: [`IdleSpin::new`] notes
 //! the process's epoll descriptors before the runtime is built and
 //! [`IdleSpin::found`] takes the ones the build added (the driver's, and the
@@ -48,7 +54,8 @@ struct Watched {
 #[derive(Debug, Clone)]
 pub struct IdleSpin {
     spin: Duration,
-    /// Whether a turn of the spin yields the CPU (no CPU of its own).
+    /// Whether each turn of the spin yields the CPU: the process may run on
+    /// no more CPUs than it has workers, so its client may share one.
     yield_cpu: bool,
     before: Vec<i32>,
     watched: Arc<OnceLock<Watched>>,
@@ -63,9 +70,9 @@ impl IdleSpin {
     ///   counts as searching for work, and tokio wakes no sleeping sibling
     ///   for work queued meanwhile.
     ///
-    /// With no more CPUs than workers (one CPU, a `taskset`), the spin gives
-    /// the CPU to any other thread that wants it at each turn, since the
-    /// client it waits for may be one of them.
+    /// With no more CPUs than workers in the process's affinity (a `taskset`
+    /// to one CPU), the spin gives the CPU to any other thread that wants it
+    /// at each turn, since the client it waits for may be one of them.
     pub fn new(us: u64, workers: usize) -> Result<Option<IdleSpin>, String> {
         if us == 0 {
             return Ok(None);
@@ -73,7 +80,7 @@ impl IdleSpin {
         if workers > 1 {
             return Err(format!("not used with {workers} io-threads"));
         }
-        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let cpus = cpus_allowed();
         let before = epoll_fds().map_err(|e| format!("cannot list descriptors: {e}"))?;
         Ok(Some(IdleSpin {
             spin: Duration::from_micros(us),
@@ -98,11 +105,24 @@ impl IdleSpin {
                     worker.window.spin(max)
                 });
                 if !spin.is_zero() {
-                    spin_on(&w.fds, spin, yield_cpu, || {
+                    let cpu_before = thread_cpu_ns();
+                    let ended = spin_on(&w.fds, spin, yield_cpu, || {
                         w.runtime.metrics().global_queue_depth() > 0
                     });
-                    let spun = start.elapsed().as_nanos().min(u64::MAX as u128) as u64;
-                    SPUN_NS.fetch_add(spun, Ordering::Relaxed);
+                    SPUN_NS.fetch_add(
+                        thread_cpu_ns().saturating_sub(cpu_before),
+                        Ordering::Relaxed,
+                    );
+                    if ended == Ended::Contended {
+                        // Another thread wants this CPU for longer than a
+                        // spin: spinning would only hand it the CPU and
+                        // wait; start learning again from nothing.
+                        WORKER.with(|state| {
+                            let mut worker = state.get();
+                            worker.window = Window::default();
+                            state.set(worker);
+                        });
+                    }
                 }
             }
         }
@@ -142,8 +162,9 @@ impl IdleSpin {
 /// Nanoseconds every worker has spent spinning, for INFO's `cpu` section.
 static SPUN_NS: AtomicU64 = AtomicU64::new(0);
 
-/// The time the process's workers have spent spinning so far: CPU time
-/// that served no command (INFO `used_cpu_idle_spin`).
+/// The CPU time the process's workers have spent spinning so far, which
+/// served no command (INFO `used_cpu_idle_spin`; measured with each
+/// thread's CPU clock, so a yield's time in other threads is not in it).
 pub fn spun() -> Duration {
     Duration::from_nanos(SPUN_NS.load(Ordering::Relaxed))
 }
@@ -210,11 +231,21 @@ fn epoll_fds() -> io::Result<Vec<i32>> {
     Ok(fds)
 }
 
+/// How a spin ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ended {
+    /// Work came, or the spin's time passed.
+    Done,
+    /// A yield gave the CPU to another thread for longer than the spin.
+    Contended,
+}
+
 /// Returns once one of the epoll descriptors `fds` has an event ready
 /// (`poll` on an epoll descriptor says so without taking the event), `woken`
 /// says so, or `spin` has passed. With `yield_cpu`, each turn lets any other
-/// thread waiting for this CPU run first.
-fn spin_on(fds: &[i32], spin: Duration, yield_cpu: bool, woken: impl Fn() -> bool) {
+/// thread waiting for this CPU run first; a yield that lasted longer than
+/// the whole spin ends it as [`Ended::Contended`].
+fn spin_on(fds: &[i32], spin: Duration, yield_cpu: bool, woken: impl Fn() -> bool) -> Ended {
     let start = Instant::now();
     let mut pfds: Vec<libc::pollfd> = fds
         .iter()
@@ -227,15 +258,48 @@ fn spin_on(fds: &[i32], spin: Duration, yield_cpu: bool, woken: impl Fn() -> boo
     while start.elapsed() < spin {
         // SAFETY: `pfds` is a valid array of its length; a zero timeout.
         if unsafe { libc::poll(pfds.as_mut_ptr(), pfds.len() as libc::nfds_t, 0) } != 0 || woken() {
-            return;
+            return Ended::Done;
         }
         if yield_cpu {
+            let before = Instant::now();
             std::thread::yield_now();
+            if before.elapsed() > spin {
+                return Ended::Contended;
+            }
         } else {
             for _ in 0..64 {
                 std::hint::spin_loop();
             }
         }
+    }
+    Ended::Done
+}
+
+/// The calling thread's CPU time so far, in nanoseconds.
+fn thread_cpu_ns() -> u64 {
+    let mut t = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `t` is a valid timespec to write.
+    if unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut t) } != 0 {
+        return 0;
+    }
+    (t.tv_sec as u64)
+        .saturating_mul(1_000_000_000)
+        .saturating_add(t.tv_nsec as u64)
+}
+
+/// The CPUs this process may run on (its affinity mask; a CPU quota does not
+/// narrow it).
+fn cpus_allowed() -> usize {
+    // SAFETY: a zeroed cpu_set_t is a valid, empty set for the kernel to fill.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        if libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) != 0 {
+            return std::thread::available_parallelism().map_or(1, |n| n.get());
+        }
+        libc::CPU_COUNT(&set) as usize
     }
 }
 
@@ -256,7 +320,10 @@ mod tests {
             };
             assert_eq!(libc::epoll_ctl(ep, libc::EPOLL_CTL_ADD, ev, &mut event), 0);
             let t = Instant::now();
-            spin_on(&[ep], Duration::from_millis(30), false, || false);
+            assert_eq!(
+                spin_on(&[ep], Duration::from_millis(30), false, || false),
+                Ended::Done
+            );
             assert!(t.elapsed() >= Duration::from_millis(30));
             let t = Instant::now();
             spin_on(&[ep], Duration::from_millis(30), true, || false);
@@ -271,6 +338,46 @@ mod tests {
             libc::close(ev);
             libc::close(ep);
         }
+    }
+
+    /// Pins the calling thread to CPU 0.
+    fn pin_to_cpu0() {
+        // SAFETY: a valid cpu_set_t for the calling thread.
+        unsafe {
+            let mut set: libc::cpu_set_t = std::mem::zeroed();
+            libc::CPU_SET(0, &mut set);
+            let size = std::mem::size_of::<libc::cpu_set_t>();
+            assert_eq!(libc::sched_setaffinity(0, size, &set), 0);
+        }
+    }
+
+    #[test]
+    fn a_yield_that_gives_the_cpu_away_for_longer_than_the_spin_ends_it() {
+        use std::sync::atomic::AtomicBool;
+        // A thread that never sleeps shares CPU 0 with this one: a yield
+        // lets it run a whole scheduler slice, longer than a 100 µs spin.
+        pin_to_cpu0();
+        let stop = Arc::new(AtomicBool::new(false));
+        let hog = {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                pin_to_cpu0();
+                while !stop.load(Ordering::Relaxed) {
+                    std::hint::spin_loop();
+                }
+            })
+        };
+        // SAFETY: a descriptor this test owns.
+        let ep = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
+        assert!(ep >= 0);
+        let contended = (0..200).any(|_| {
+            spin_on(&[ep], Duration::from_micros(100), true, || false) == Ended::Contended
+        });
+        stop.store(true, Ordering::Relaxed);
+        hog.join().unwrap();
+        // SAFETY: closing the descriptor made above.
+        unsafe { libc::close(ep) };
+        assert!(contended);
     }
 
     #[test]
@@ -307,8 +414,8 @@ mod tests {
         assert!(IdleSpin::new(0, 1).unwrap().is_none());
         let err = IdleSpin::new(100, 2).unwrap_err();
         assert_eq!(err, "not used with 2 io-threads");
-        let cpus = std::thread::available_parallelism().unwrap().get();
         let spin = IdleSpin::new(100, 1).unwrap().unwrap();
-        assert_eq!(spin.yield_cpu, cpus == 1);
+        assert_eq!(spin.yield_cpu, cpus_allowed() == 1);
+        assert!(cpus_allowed() >= 1);
     }
 }

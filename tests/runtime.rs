@@ -364,7 +364,7 @@ fn idle_spin_ends_when_another_thread_wakes_a_task() {
     );
     // PINGs 6 ms apart teach the spin to last more than 6 ms; then each SET,
     // whose reply the sync thread wakes, must not wait that out.
-    let _ = ticks_for_pings(&server, 12, Duration::from_millis(6));
+    let _ = ticks_for_pings(&server, 24, Duration::from_millis(6));
     let mut s = connect(&server);
     let mut trips: Vec<Duration> = (0..21)
         .map(|i| {

@@ -291,20 +291,15 @@ const SAVE_NICE: i32 = 10;
 fn lower_priority(by: i32) {
     // SAFETY: plain system calls on the calling thread; errno is cleared
     // first because -1 is also a nice value getpriority may return.
-    let result = unsafe {
+    let failed = unsafe {
         *libc::__errno_location() = 0;
         let now = libc::getpriority(libc::PRIO_PROCESS, 0);
-        if now == -1 && *libc::__errno_location() != 0 {
-            -1
-        } else {
-            libc::setpriority(libc::PRIO_PROCESS, 0, (now + by).min(19))
-        }
+        (now == -1 && *libc::__errno_location() != 0)
+            || libc::setpriority(libc::PRIO_PROCESS, 0, (now + by).min(19)) != 0
     };
-    if result != 0 {
-        tracing::debug!(
-            "cannot lower the save thread's priority: {}",
-            io::Error::last_os_error()
-        );
+    if failed {
+        let error = io::Error::last_os_error();
+        tracing::debug!("cannot lower the save thread's priority: {error}");
     }
 }
 
