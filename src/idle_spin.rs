@@ -247,7 +247,9 @@ enum Ended {
 /// the whole spin ends it as [`Ended::Contended`].
 fn spin_on(fds: &[i32], spin: Duration, yield_cpu: bool, woken: impl Fn() -> bool) -> Ended {
     let start = Instant::now();
-    let mut pfds: Vec<libc::pollfd> = fds
+    // On the stack: the runtime has two epoll descriptors, and a spin
+    // starts each time the worker runs out of work.
+    let mut pfds: smallvec::SmallVec<[libc::pollfd; 4]> = fds
         .iter()
         .map(|&fd| libc::pollfd {
             fd,
