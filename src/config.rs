@@ -159,6 +159,8 @@ pub struct Config {
     pub aof_load_truncated: bool,
     /// Sync a rewrite's base file as it grows (`aof-rewrite-incremental-fsync`).
     pub aof_rewrite_incremental_fsync: bool,
+    /// Sync an RDB file as it grows (`rdb-save-incremental-fsync`).
+    pub rdb_save_incremental_fsync: bool,
     /// Growth (%) over the last rewrite's size that starts a rewrite
     /// (`auto-aof-rewrite-percentage`; 0: never).
     pub auto_aof_rewrite_percentage: u64,
@@ -336,6 +338,7 @@ impl Default for Config {
             appenddirname: "appendonlydir".into(),
             aof_load_truncated: true,
             aof_rewrite_incremental_fsync: true,
+            rdb_save_incremental_fsync: true,
             auto_aof_rewrite_percentage: 100,
             auto_aof_rewrite_min_size: 64 << 20,
             tls: Default::default(),
@@ -1347,6 +1350,16 @@ pub static PARAMS: &[Param] = &[
         get: |c| yes_no(c.aof_rewrite_incremental_fsync),
         set: |c, v| {
             c.aof_rewrite_incremental_fsync = boolean(v)?;
+            Ok(())
+        },
+    },
+    Param {
+        name: "rdb-save-incremental-fsync",
+        aliases: &[],
+        change: Change::Mutable,
+        get: |c| yes_no(c.rdb_save_incremental_fsync),
+        set: |c, v| {
+            c.rdb_save_incremental_fsync = boolean(v)?;
             Ok(())
         },
     },

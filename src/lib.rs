@@ -16,6 +16,7 @@
 //! The map of modules and the concurrency model are in `ARCHITECTURE.md`.
 
 pub mod acl;
+pub mod background;
 pub mod blocking;
 #[cfg(feature = "client")]
 pub mod client;

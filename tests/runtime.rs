@@ -380,7 +380,8 @@ fn idle_spin_ends_when_another_thread_wakes_a_task() {
 }
 
 /// Each thread's name and nice value, from /proc.
-fn thread_nices(server: &Spawned) -> std::collections::HashMap<String, i64> {
+/// Each thread's (nice, scheduling policy), by name.
+fn thread_nices(server: &Spawned) -> std::collections::HashMap<String, (i64, i64)> {
     let mut nice = std::collections::HashMap::new();
     for task in std::fs::read_dir(format!("/proc/{}/task", server.0.id())).unwrap() {
         let task = task.unwrap().path();
@@ -388,26 +389,36 @@ fn thread_nices(server: &Spawned) -> std::collections::HashMap<String, i64> {
             continue;
         };
         let (name, rest) = stat.split_once(" (").unwrap().1.rsplit_once(')').unwrap();
-        // Field 19 of stat is the nice value; `rest` starts at field 3.
-        let value: i64 = rest.split_whitespace().nth(16).unwrap().parse().unwrap();
-        nice.insert(name.to_string(), value);
+        // Fields 19 and 41 of stat are the nice value and the policy;
+        // `rest` starts at field 3.
+        let field =
+            |n: usize| -> i64 { rest.split_whitespace().nth(n - 3).unwrap().parse().unwrap() };
+        nice.insert(name.to_string(), (field(19), field(41)));
     }
     nice
 }
 
-/// The thread that runs background saves and rewrites is 10 nicer than the
-/// workers (at most 19), so a worker serving clients wins the CPU when they
-/// share one.
+/// The thread that runs background saves and rewrites is SCHED_IDLE, so a
+/// worker serving clients takes the CPU whenever it wants it, and 10 nicer
+/// than the workers (at most 19) for when its watch raises it to the normal
+/// policy.
 #[test]
-fn the_save_thread_runs_ten_nicer_than_the_workers() {
+fn the_save_thread_is_sched_idle_and_ten_nicer_than_the_workers() {
     let server = spawn("nice", &[]);
     let mut s = connect(&server);
     assert_eq!(call(&mut s, &["PING"]), "+PONG");
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
         let nice = thread_nices(&server);
-        let worker = *nice.get("tokio-rt-worker").expect("a worker thread");
-        let wanted = (worker + 10).min(19);
+        let (worker, normal) = *nice.get("tokio-rt-worker").expect("a worker thread");
+        assert_eq!(normal, libc::SCHED_OTHER as i64);
+        // Where a thread could not leave SCHED_IDLE again, it never enters it.
+        let policy = if latchkey::background::can_leave_idle() {
+            libc::SCHED_IDLE
+        } else {
+            libc::SCHED_OTHER
+        };
+        let wanted = ((worker + 10).min(19), policy as i64);
         if nice.get("latchkey-save") == Some(&wanted) {
             break;
         }

@@ -201,19 +201,19 @@ pub enum SaveError {
 /// with `background`). The caller does not hold the gate. Logs and records
 /// the outcome.
 pub fn save_now(shared: &Shared, background: bool) -> Result<(), SaveError> {
-    let begun = {
+    let begun = crate::background::urgent(|| {
         let gate = if background {
             Some(shared.gate.write())
         } else {
             exclusive(shared)
         };
-        let Some(_gate) = gate else {
-            return Err(SaveError::Busy);
-        };
-        Snapshot::begin_held(&shared.keyspace, &shared.clock)
-            .map(|s| (s, shared.persist.next_seq()))
-    };
-    let (snapshot, seq) = match begun {
+        let _gate = gate?;
+        Some(
+            Snapshot::begin_held(&shared.keyspace, &shared.clock)
+                .map(|s| (s, shared.persist.next_seq())),
+        )
+    });
+    let (snapshot, seq) = match begun.ok_or(SaveError::Busy)? {
         Ok(b) => b,
         Err(SnapshotError::InProgress) => {
             if background {
@@ -276,13 +276,13 @@ fn write_and_record(
     Ok(())
 }
 
-/// How much nicer than the server the save thread runs. A background save
-/// or rewrite walks the keyspace flat out; at the workers' own nice it took
-/// turns on a CPU with a worker serving clients, and GET's p99 while it ran
-/// was 1.3x redis-server's (whose fork child does the walk); 10 nicer it is
-/// 0.81x, and the walk still ends sooner than Redis's under the same load
-/// (benches/rdb.py). 19 measured the same, but would leave the walk almost
-/// nothing on a machine whose CPUs the clients keep busy.
+/// How much nicer than the server the save thread runs when it runs at the
+/// normal policy: where `SCHED_IDLE` cannot be used, and after its watch
+/// found it starved ([`crate::background`]). A background save or rewrite
+/// walks the keyspace flat out; at the workers' own nice it took turns on a
+/// CPU with a worker serving clients, and GET's p99 while it ran was 1.3x
+/// redis-server's (whose fork child does the walk); 10 nicer it was 0.81x in
+/// a good run (benches/rdb.py), but no better than chance from round to round.
 const SAVE_NICE: i32 = 10;
 
 /// Makes the calling thread `by` nicer than it is (at most 19). Linux keeps a
@@ -304,13 +304,17 @@ fn lower_priority(by: i32) {
 }
 
 /// The background thread: takes BGSAVE requests, scheduled saves and fired
-/// save points from `Persistence`, one at a time, until shutdown. It runs
-/// [`SAVE_NICE`] nicer than the server.
+/// save points from `Persistence`, one at a time, until shutdown. It is a
+/// [`crate::background`] thread (`SCHED_IDLE`), [`SAVE_NICE`] nicer than the
+/// server for the times it runs at the normal policy.
 pub fn spawn_saver(shared: Arc<Shared>) -> io::Result<std::thread::JoinHandle<()>> {
     std::thread::Builder::new()
         .name("latchkey-save".into())
         .spawn(move || {
             lower_priority(SAVE_NICE);
+            if !crate::background::enter(crate::background::WINDOW) {
+                tracing::debug!("the save thread runs at the normal policy");
+            }
             const TICK: Duration = Duration::from_millis(100);
             while !shared.is_stopping() {
                 if shared.is_loading() {
@@ -327,6 +331,7 @@ pub fn spawn_saver(shared: Arc<Shared>) -> io::Result<std::thread::JoinHandle<()
                     || shared.aof.rewrite_running(),
                 );
                 if job == Job::Bgsave && !shared.is_stopping() {
+                    crate::background::begin_job();
                     let _ = match shared.persist.take_begun() {
                         Some((detached, seq)) => {
                             let snapshot = Snapshot::attach(&shared.keyspace, detached)

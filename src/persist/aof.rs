@@ -27,11 +27,12 @@
 //!   the sync thread gathers the clients the last sync released before the
 //!   next, as Redis's event loop does; see `Group`).
 //! - **Rewrites** (BGREWRITEAOF, `appendonly yes` at run time, the automatic
-//!   one) run on the background save thread: at the instant (gate held
-//!   exclusively) a snapshot is begun and a new incremental file opened,
-//!   listed in the manifest with the old ones; the snapshot is written as the
-//!   new base, then the manifest names the new base and the new incremental
-//!   file only, and the old files are deleted.
+//!   one) run on the background save thread: a new incremental file is
+//!   made and listed in the manifest after the old ones (empty until the
+//!   switch, so the AOF is the same); at the instant (gate held exclusively)
+//!   a snapshot is begun and appends switch to the new file; the snapshot is
+//!   written as the new base, then the manifest names the new base and the
+//!   new incremental file only, and the old files are deleted.
 //! - **Loading** at start-up replays the base and every incremental file;
 //!   a truncated last command of the last file is cut off with a warning
 //!   when `aof-load-truncated yes` (an unfinished `MULTI` is reverted), as
@@ -1079,6 +1080,7 @@ fn incremental_fsync(shared: &Shared) -> bool {
 /// run time, the automatic one). `turn_on`: logging starts at its instant
 /// (`appendonly yes`). Returns whether it succeeded.
 pub fn rewrite(shared: &Shared, turn_on: bool) -> bool {
+    crate::background::begin_job();
     let aof = &shared.aof;
     let started = shared.clock.now_ms();
     {
@@ -1134,13 +1136,41 @@ fn rewrite_inner(shared: &Shared, turn_on: bool) -> io::Result<()> {
         // below, with every client waiting, has little left to do.
         aof.sync_now()?;
     }
-    // The instant: the snapshot and the switch to a new incremental file
+    // The new incremental file, and with the AOF on a manifest that names it
+    // after the old ones, are made before the instant: the file stays empty
+    // until the switch, so the old files and it make the same AOF meanwhile,
+    // and the clients wait for the switch alone, not for the manifest's syncs.
+    let was_on = aof.is_on();
+    let mut manifest = if was_on {
+        aof.inner.lock().manifest.clone()
+    } else {
+        layout.read_manifest().ok().flatten().unwrap_or_default()
+    };
+    let incr_seq = manifest.incr_seq() + 1;
+    let new_incr = FileInfo {
+        name: layout.incr_name(incr_seq),
+        seq: incr_seq,
+        kind: b'i',
+    };
+    let file = open_append(&layout.dir.join(&new_incr.name))?;
+    let base_name = layout.base_name(manifest.base_seq() + 1);
+    if was_on {
+        // Until the new base is in place the old files and the new one
+        // make the AOF.
+        manifest.incrs.push(new_incr.clone());
+        layout.write_manifest(&manifest)?;
+        aof.inner.lock().manifest = manifest;
+    }
+    // The instant: the snapshot and the switch to the new incremental file
     // happen with nothing running, so the new base and the new file hold
     // every write exactly once.
-    let (snapshot, base_name, new_incr) = {
+    let instant = || {
         let _gate = shared.gate.write();
         if shared.is_stopping() {
             return Err(io::Error::other("the server is stopping"));
+        }
+        if aof.is_on() && !was_on {
+            return Err(io::Error::other("the AOF was turned on meanwhile"));
         }
         let snapshot = super::Snapshot::begin_held(&shared.keyspace, &shared.clock)
             .map_err(|_| io::Error::other("a background save is in progress"))?;
@@ -1150,27 +1180,6 @@ fn rewrite_inner(shared: &Shared, turn_on: bool) -> io::Result<()> {
             aof.sync_now()?;
         }
         let mut inner = aof.inner.lock();
-        let mut manifest = if aof.is_on() {
-            inner.manifest.clone()
-        } else {
-            layout.read_manifest().ok().flatten().unwrap_or_default()
-        };
-        let incr_seq = manifest.incr_seq() + 1;
-        let incr = FileInfo {
-            name: layout.incr_name(incr_seq),
-            seq: incr_seq,
-            kind: b'i',
-        };
-        let file = open_append(&layout.dir.join(&incr.name))?;
-        let base_seq = manifest.base_seq() + 1;
-        let base_name = layout.base_name(base_seq);
-        if aof.is_on() {
-            // Until the new base is in place the old files and the new one
-            // make the AOF.
-            manifest.incrs.push(incr.clone());
-            layout.write_manifest(&manifest)?;
-            inner.manifest = manifest;
-        }
         inner.file = Some(Arc::new(file));
         inner.db = None;
         inner.layout = Some(layout.clone());
@@ -1181,7 +1190,17 @@ fn rewrite_inner(shared: &Shared, turn_on: bool) -> io::Result<()> {
             aof.on.store(true, Ordering::Relaxed);
             shared.keyspace.hook().set_logging(true);
         }
-        (snapshot, base_name, incr)
+        Ok(snapshot)
+    };
+    let snapshot = match crate::background::urgent(instant) {
+        Ok(snapshot) => snapshot,
+        Err(e) => {
+            if !was_on {
+                // No manifest names it.
+                let _ = std::fs::remove_file(layout.dir.join(&new_incr.name));
+            }
+            return Err(e);
+        }
     };
     let temp = layout
         .dir
@@ -1192,10 +1211,10 @@ fn rewrite_inner(shared: &Shared, turn_on: bool) -> io::Result<()> {
         let _ = std::fs::remove_file(&temp);
         return Err(e);
     }
-    // The new base and the files since its instant replace the rest.
-    let mut inner = aof.inner.lock();
-    let old = std::mem::take(&mut inner.manifest);
-    let base_seq = old.base_seq() + 1;
+    // The new base and the files since its instant replace the rest. The
+    // manifest is synced and the old files removed without the lock that
+    // every write's append takes.
+    let old = aof.inner.lock().manifest.clone();
     let keep_from = old
         .incrs
         .iter()
@@ -1204,7 +1223,7 @@ fn rewrite_inner(shared: &Shared, turn_on: bool) -> io::Result<()> {
     let mut manifest = Manifest {
         base: Some(FileInfo {
             name: base_name,
-            seq: base_seq,
+            seq: old.base_seq() + 1,
             kind: b'b',
         }),
         history: Vec::new(),
@@ -1214,6 +1233,13 @@ fn rewrite_inner(shared: &Shared, turn_on: bool) -> io::Result<()> {
         manifest.incrs.push(new_incr);
     }
     let result = layout.write_manifest(&manifest);
+    {
+        let mut inner = aof.inner.lock();
+        let (base, total) = sizes(&layout, &manifest);
+        inner.base_size = base;
+        inner.current_size = total + inner.buf.len() as u64;
+        inner.manifest = manifest;
+    }
     if result.is_ok() {
         for f in old
             .base
@@ -1224,11 +1250,6 @@ fn rewrite_inner(shared: &Shared, turn_on: bool) -> io::Result<()> {
             let _ = std::fs::remove_file(layout.dir.join(&f.name));
         }
     }
-    let (base, total) = sizes(&layout, &manifest);
-    inner.base_size = base;
-    inner.current_size = total + inner.buf.len() as u64;
-    inner.manifest = manifest;
-    drop(inner);
     if turn_on {
         aof.enabled.store(true, Ordering::Relaxed);
     }

@@ -269,6 +269,7 @@ impl<'a> Snapshot<'a> {
             }
             drop(guard);
             taken.write(sink)?;
+            crate::background::tick();
             std::thread::yield_now();
         }
     }
