@@ -176,18 +176,54 @@ fn run_queue_wait() -> Option<u64> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use std::sync::atomic::{AtomicBool, Ordering};
     use std::sync::Arc;
 
-    fn pin_to_cpu0() {
+    /// Pins the calling thread to CPU 0 (for tests that make two threads
+    /// share one CPU).
+    pub(crate) fn pin_to_cpu0() {
         // SAFETY: a valid cpu_set_t for the calling thread.
         unsafe {
             let mut set: libc::cpu_set_t = std::mem::zeroed();
             libc::CPU_SET(0, &mut set);
             let size = std::mem::size_of::<libc::cpu_set_t>();
             assert_eq!(libc::sched_setaffinity(0, size, &set), 0);
+        }
+    }
+
+    /// A thread that never sleeps, pinned to CPU 0, until dropped.
+    pub(crate) struct Hog {
+        stop: Arc<AtomicBool>,
+        thread: Option<std::thread::JoinHandle<()>>,
+    }
+
+    impl Hog {
+        pub(crate) fn on_cpu0() -> Hog {
+            let stop = Arc::new(AtomicBool::new(false));
+            let thread = {
+                let stop = stop.clone();
+                std::thread::spawn(move || {
+                    pin_to_cpu0();
+                    while !stop.load(Ordering::Relaxed) {
+                        std::hint::spin_loop();
+                    }
+                })
+            };
+            Hog {
+                stop,
+                thread: Some(thread),
+            }
+        }
+    }
+
+    impl Drop for Hog {
+        fn drop(&mut self) {
+            self.stop.store(true, Ordering::Relaxed);
+            if let Some(t) = self.thread.take() {
+                let _ = t.join();
+            }
         }
     }
 
@@ -221,16 +257,7 @@ mod tests {
         }
         // A thread that never sleeps shares CPU 0 with the background
         // thread, which as SCHED_IDLE then waits for nearly all of a window.
-        let stop = Arc::new(AtomicBool::new(false));
-        let hog = {
-            let stop = stop.clone();
-            std::thread::spawn(move || {
-                pin_to_cpu0();
-                while !stop.load(Ordering::Relaxed) {
-                    std::hint::spin_loop();
-                }
-            })
-        };
+        let hog = Hog::on_cpu0();
         let background = std::thread::spawn(|| {
             pin_to_cpu0();
             assert!(enter(Duration::from_millis(100)));
@@ -248,8 +275,7 @@ mod tests {
             (raised, is_idle())
         });
         let (raised, idle_again) = background.join().unwrap();
-        stop.store(true, Ordering::Relaxed);
-        hog.join().unwrap();
+        drop(hog);
         assert!(raised, "never raised in 20 s on a CPU it never got");
         assert!(idle_again, "the next job did not start as SCHED_IDLE");
     }

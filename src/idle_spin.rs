@@ -308,6 +308,7 @@ fn cpus_allowed() -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::background::tests::pin_to_cpu0;
 
     #[test]
     fn a_spin_ends_when_the_descriptor_is_ready_or_work_is_woken_and_else_at_its_length() {
@@ -342,41 +343,19 @@ mod tests {
         }
     }
 
-    /// Pins the calling thread to CPU 0.
-    fn pin_to_cpu0() {
-        // SAFETY: a valid cpu_set_t for the calling thread.
-        unsafe {
-            let mut set: libc::cpu_set_t = std::mem::zeroed();
-            libc::CPU_SET(0, &mut set);
-            let size = std::mem::size_of::<libc::cpu_set_t>();
-            assert_eq!(libc::sched_setaffinity(0, size, &set), 0);
-        }
-    }
-
     #[test]
     fn a_yield_that_gives_the_cpu_away_for_longer_than_the_spin_ends_it() {
-        use std::sync::atomic::AtomicBool;
         // A thread that never sleeps shares CPU 0 with this one: a yield
         // lets it run a whole scheduler slice, longer than a 100 µs spin.
         pin_to_cpu0();
-        let stop = Arc::new(AtomicBool::new(false));
-        let hog = {
-            let stop = stop.clone();
-            std::thread::spawn(move || {
-                pin_to_cpu0();
-                while !stop.load(Ordering::Relaxed) {
-                    std::hint::spin_loop();
-                }
-            })
-        };
+        let hog = crate::background::tests::Hog::on_cpu0();
         // SAFETY: a descriptor this test owns.
         let ep = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
         assert!(ep >= 0);
         let contended = (0..200).any(|_| {
             spin_on(&[ep], Duration::from_micros(100), true, || false) == Ended::Contended
         });
-        stop.store(true, Ordering::Relaxed);
-        hog.join().unwrap();
+        drop(hog);
         // SAFETY: closing the descriptor made above.
         unsafe { libc::close(ep) };
         assert!(contended);
