@@ -157,9 +157,11 @@ pub struct Config {
     pub appenddirname: String,
     /// Load an AOF whose last command is cut, cutting it (`aof-load-truncated`).
     pub aof_load_truncated: bool,
-    /// Sync a rewrite's base file as it grows (`aof-rewrite-incremental-fsync`).
+    /// Write a rewrite's base file out to the disk every 4 MB as it grows
+    /// (`aof-rewrite-incremental-fsync`).
     pub aof_rewrite_incremental_fsync: bool,
-    /// Sync an RDB file as it grows (`rdb-save-incremental-fsync`).
+    /// Write an RDB file out to the disk every 4 MB as it grows
+    /// (`rdb-save-incremental-fsync`).
     pub rdb_save_incremental_fsync: bool,
     /// Growth (%) over the last rewrite's size that starts a rewrite
     /// (`auto-aof-rewrite-percentage`; 0: never).

@@ -308,7 +308,7 @@ fn cpus_allowed() -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::background::tests::pin_to_cpu0;
+    use crate::background::tests::pin_to_first_cpu;
 
     #[test]
     fn a_spin_ends_when_the_descriptor_is_ready_or_work_is_woken_and_else_at_its_length() {
@@ -345,10 +345,10 @@ mod tests {
 
     #[test]
     fn a_yield_that_gives_the_cpu_away_for_longer_than_the_spin_ends_it() {
-        // A thread that never sleeps shares CPU 0 with this one: a yield
+        // A thread that never sleeps shares a CPU with this one: a yield
         // lets it run a whole scheduler slice, longer than a 100 µs spin.
-        pin_to_cpu0();
-        let hog = crate::background::tests::Hog::on_cpu0();
+        pin_to_first_cpu();
+        let hog = crate::background::tests::Hog::on_first_cpu();
         // SAFETY: a descriptor this test owns.
         let ep = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
         assert!(ep >= 0);

@@ -351,6 +351,56 @@ fn config_set_appendonly_yes_rewrites_then_logs() {
     assert_eq!(info_field(&mut con, "aof_enabled"), "0");
 }
 
+/// A rewrite lists its new (empty) file in the manifest before it switches
+/// writes to it: a crash in between leaves the file in use before an empty
+/// one, and its cut tail is forgiven as the last file's is.
+#[test]
+fn a_cut_tail_before_only_empty_files_is_cut_as_the_last_files() {
+    let dir = Dir::new("aof-truncated-before-empty");
+    let server = start(&dir, AOF);
+    let mut con = server.con();
+    run(&mut con, &["SET", "a", "1"]);
+    run(&mut con, &["SET", "b", "2"]);
+    drop(con);
+    server.signal("KILL");
+    let incr = aof_dir(&dir).join("appendonly.aof.1.incr.aof");
+    let whole = std::fs::read(&incr).unwrap();
+    let cut = String::from_utf8_lossy(&whole).find("$1\r\nb").unwrap();
+    std::fs::write(&incr, &whole[..cut]).unwrap();
+    std::fs::write(aof_dir(&dir).join("appendonly.aof.2.incr.aof"), b"").unwrap();
+    let listed = format!(
+        "{}file appendonly.aof.2.incr.aof seq 2 type i\n",
+        manifest(&dir)
+    );
+    std::fs::write(aof_dir(&dir).join("appendonly.aof.manifest"), listed).unwrap();
+
+    let server = start(&dir, AOF);
+    let out = server.log.lock().unwrap().clone();
+    assert!(
+        out.contains("Truncating the AOF appendonly.aof.1.incr.aof"),
+        "{out}"
+    );
+    let mut con = server.con();
+    assert_eq!(
+        run(&mut con, &["GET", "a"]),
+        Value::BulkString(b"1".to_vec())
+    );
+    assert_eq!(run(&mut con, &["EXISTS", "b"]), Value::Int(0));
+    // Writes go on in the last file and survive the next restart.
+    run(&mut con, &["SET", "c", "3"]);
+    drop(con);
+    server.signal("KILL");
+    let server = start(&dir, AOF);
+    let mut con = server.con();
+    assert_eq!(
+        run(&mut con, &["GET", "c"]),
+        Value::BulkString(b"3".to_vec())
+    );
+    drop(con);
+    drop(server);
+    check_aof(&dir);
+}
+
 #[test]
 fn a_cut_tail_is_cut_with_aof_load_truncated_and_refused_without() {
     let dir = Dir::new("aof-truncated");

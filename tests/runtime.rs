@@ -413,7 +413,7 @@ fn the_save_thread_is_sched_idle_and_ten_nicer_than_the_workers() {
         let (worker, normal) = *nice.get("tokio-rt-worker").expect("a worker thread");
         assert_eq!(normal, libc::SCHED_OTHER as i64);
         // Where a thread could not leave SCHED_IDLE again, it never enters it.
-        let policy = if latchkey::background::can_leave_idle() {
+        let policy = if latchkey::background::can_leave_idle(10) {
             libc::SCHED_IDLE
         } else {
             libc::SCHED_OTHER

@@ -1133,8 +1133,9 @@ fn rewrite_inner(shared: &Shared, turn_on: bool) -> io::Result<()> {
     if aof.is_on() {
         // Most of what the old file holds unsynced (up to a second's writes
         // under everysec) is synced before the gate is taken, so the sync
-        // below, with every client waiting, has little left to do.
-        aof.sync_now()?;
+        // below, with every client waiting, has little left to do. At the
+        // normal policy: writers wait for the AOF's lock meanwhile.
+        crate::background::urgent(|| aof.sync_now())?;
     }
     // The new incremental file, and with the AOF on a manifest that names it
     // after the old ones, are made before the instant: the file stays empty
@@ -1152,8 +1153,11 @@ fn rewrite_inner(shared: &Shared, turn_on: bool) -> io::Result<()> {
         seq: incr_seq,
         kind: b'i',
     };
+    // A file of that name is left over from a rewrite that never listed it.
+    File::create(layout.dir.join(&new_incr.name))?;
     let file = open_append(&layout.dir.join(&new_incr.name))?;
     let base_name = layout.base_name(manifest.base_seq() + 1);
+    let previous = manifest.clone();
     if was_on {
         // Until the new base is in place the old files and the new one
         // make the AOF.
@@ -1195,8 +1199,17 @@ fn rewrite_inner(shared: &Shared, turn_on: bool) -> io::Result<()> {
     let snapshot = match crate::background::urgent(instant) {
         Ok(snapshot) => snapshot,
         Err(e) => {
-            if !was_on {
-                // No manifest names it.
+            // The manifest as it was, so the file in use stays the last one
+            // (whose cut tail a load forgives); then the new file goes.
+            let restored = !was_on
+                || crate::background::urgent(|| {
+                    let restored = layout.write_manifest(&previous);
+                    if restored.is_ok() {
+                        aof.inner.lock().manifest = previous;
+                    }
+                    restored.is_ok()
+                });
+            if restored {
                 let _ = std::fs::remove_file(layout.dir.join(&new_incr.name));
             }
             return Err(e);
@@ -1233,13 +1246,13 @@ fn rewrite_inner(shared: &Shared, turn_on: bool) -> io::Result<()> {
         manifest.incrs.push(new_incr);
     }
     let result = layout.write_manifest(&manifest);
-    {
+    crate::background::urgent(|| {
         let mut inner = aof.inner.lock();
         let (base, total) = sizes(&layout, &manifest);
         inner.base_size = base;
         inner.current_size = total + inner.buf.len() as u64;
         inner.manifest = manifest;
-    }
+    });
     if result.is_ok() {
         for f in old
             .base
@@ -1280,7 +1293,15 @@ pub fn load(shared: &Shared) -> Result<(Option<Manifest>, u64, LoadCounts), AofE
     files.extend(manifest.incrs.iter());
     let mut counts = LoadCounts::default();
     let mut longest = 0;
-    let last = files.len();
+    // The file writes went to last: the last one, or one followed only by
+    // empty files (a rewrite lists its new file before it switches to it, so
+    // a crash in between leaves the file in use before an empty one). Its
+    // cut tail is what `aof-load-truncated` forgives.
+    let empty = |f: &FileInfo| {
+        f.kind == b'i' && std::fs::metadata(layout.dir.join(&f.name)).is_ok_and(|m| m.len() == 0)
+    };
+    let last = files.len() - files.iter().rev().take_while(|f| empty(f)).count();
+    let last = last.max(1);
     for (i, f) in files.into_iter().enumerate() {
         let path = layout.dir.join(&f.name);
         if !path.exists() {

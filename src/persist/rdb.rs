@@ -173,6 +173,9 @@ struct WriteOut {
     /// Where the range whose writeout was started last begins (it ends at
     /// `started`).
     last: u64,
+    /// Each `sync_file_range` made: offset, length, flags.
+    #[cfg(test)]
+    calls: Vec<(u64, u64, u32)>,
 }
 
 impl WriteOut {
@@ -183,6 +186,8 @@ impl WriteOut {
             written: 0,
             started: 0,
             last: 0,
+            #[cfg(test)]
+            calls: Vec::new(),
         }
     }
 
@@ -191,7 +196,12 @@ impl WriteOut {
     fn write_out(&mut self) -> io::Result<()> {
         use std::os::fd::AsRawFd;
         let fd = self.file.as_raw_fd();
-        let range = |from: u64, to: u64, flags| {
+        #[cfg(test)]
+        let calls = &mut self.calls;
+        #[allow(unused_mut)] // it records its calls in tests
+        let mut range = |from: u64, to: u64, flags: libc::c_uint| {
+            #[cfg(test)]
+            calls.push((from, to - from, flags));
             // SAFETY: a plain system call on a descriptor `self.file` owns.
             let r = unsafe { libc::sync_file_range(fd, from as i64, (to - from) as i64, flags) };
             if r == 0 {
@@ -494,6 +504,22 @@ mod tests {
             }
         }
         assert_eq!(out.written, expected.len() as u64);
+        // Each time: start the new range, then wait for the one before.
+        let (start, wait) = (
+            libc::SYNC_FILE_RANGE_WRITE,
+            libc::SYNC_FILE_RANGE_WAIT_BEFORE
+                | libc::SYNC_FILE_RANGE_WRITE
+                | libc::SYNC_FILE_RANGE_WAIT_AFTER,
+        );
+        let mut want = Vec::new();
+        for (i, pair) in ranges.windows(2).enumerate() {
+            let ((before_from, before_to), (from, to)) = (pair[0], pair[1]);
+            want.push((from, to - from, start));
+            if i > 0 {
+                want.push((before_from, before_to - before_from, wait));
+            }
+        }
+        assert_eq!(out.calls, want);
         // Each writeout began where the one before ended, at least 4 KB on.
         assert!(ranges.len() > 20, "{ranges:?}");
         for pair in ranges.windows(2) {

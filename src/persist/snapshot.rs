@@ -260,6 +260,7 @@ impl<'a> Snapshot<'a> {
                 drop(guard);
                 taken.write(sink)?;
                 for (key, entry) in saved {
+                    crate::background::tick();
                     if !expired_at(&entry, instant) {
                         stats.preserved += 1;
                         sink.entry(key.as_slice(), &entry.value, entry.expires_at())?;
