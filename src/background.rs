@@ -132,7 +132,8 @@ pub fn urgent<R>(f: impl FnOnce() -> R) -> R {
 /// those, a short-lived thread (which inherits the nice value, the policy
 /// and the credentials) tries it.
 pub fn can_leave_idle(nicer_by: i32) -> bool {
-    std::thread::spawn(move || {
+    let probe = std::thread::Builder::new().name("latchkey-probe".into());
+    let probe = probe.spawn(move || {
         if nicer_by != 0 {
             // SAFETY: plain system calls on the calling (probe) thread.
             unsafe {
@@ -141,9 +142,9 @@ pub fn can_leave_idle(nicer_by: i32) -> bool {
             }
         }
         set_policy(libc::SCHED_IDLE) && set_policy(libc::SCHED_OTHER)
-    })
-    .join()
-    .unwrap_or(false)
+    });
+    // No thread to try with (a limit on threads): stay as it is.
+    probe.ok().and_then(|p| p.join().ok()).unwrap_or(false)
 }
 
 /// Whether the calling thread is a background thread now (`SCHED_IDLE`).

@@ -351,6 +351,53 @@ fn config_set_appendonly_yes_rewrites_then_logs() {
     assert_eq!(info_field(&mut con, "aof_enabled"), "0");
 }
 
+/// Cuts the first incremental file where `at` first appears; returns its
+/// path, its bytes before the cut and where the cut is.
+fn cut_incr(dir: &Dir, at: &str) -> (std::path::PathBuf, Vec<u8>, usize) {
+    let incr = aof_dir(dir).join("appendonly.aof.1.incr.aof");
+    let whole = std::fs::read(&incr).unwrap();
+    let cut = String::from_utf8_lossy(&whole).find(at).unwrap();
+    std::fs::write(&incr, &whole[..cut]).unwrap();
+    (incr, whole, cut)
+}
+
+/// Starts a server on `dir`'s cut files: the cut is logged and `a` (set to
+/// "1" before it) is there.
+fn start_cut(dir: &Dir) -> (Server, Connection) {
+    let server = start(dir, AOF);
+    let out = server.log.lock().unwrap().clone();
+    assert!(
+        out.contains("Truncating the AOF appendonly.aof.1.incr.aof"),
+        "{out}"
+    );
+    let mut con = server.con();
+    assert_eq!(
+        run(&mut con, &["GET", "a"]),
+        Value::BulkString(b"1".to_vec())
+    );
+    (server, con)
+}
+
+/// What a server started on cut files writes survives the next restart.
+fn written_after_the_cut_survives(dir: &Dir, server: Server, mut con: Connection) {
+    run(&mut con, &["SET", "acked", "yes"]);
+    drop(con);
+    server.signal("KILL");
+    let server = start(dir, AOF);
+    let mut con = server.con();
+    assert_eq!(
+        run(&mut con, &["GET", "acked"]),
+        Value::BulkString(b"yes".to_vec())
+    );
+    assert_eq!(
+        run(&mut con, &["GET", "a"]),
+        Value::BulkString(b"1".to_vec())
+    );
+    drop(con);
+    drop(server);
+    check_aof(dir);
+}
+
 /// A rewrite lists its new (empty) file in the manifest before it switches
 /// writes to it: a crash in between leaves the file in use before an empty
 /// one, and its cut tail is forgiven as the last file's is.
@@ -363,10 +410,7 @@ fn a_cut_tail_before_only_empty_files_is_cut_as_the_last_files() {
     run(&mut con, &["SET", "b", "2"]);
     drop(con);
     server.signal("KILL");
-    let incr = aof_dir(&dir).join("appendonly.aof.1.incr.aof");
-    let whole = std::fs::read(&incr).unwrap();
-    let cut = String::from_utf8_lossy(&whole).find("$1\r\nb").unwrap();
-    std::fs::write(&incr, &whole[..cut]).unwrap();
+    cut_incr(&dir, "$1\r\nb");
     std::fs::write(aof_dir(&dir).join("appendonly.aof.2.incr.aof"), b"").unwrap();
     let listed = format!(
         "{}file appendonly.aof.2.incr.aof seq 2 type i\n",
@@ -374,31 +418,37 @@ fn a_cut_tail_before_only_empty_files_is_cut_as_the_last_files() {
     );
     std::fs::write(aof_dir(&dir).join("appendonly.aof.manifest"), listed).unwrap();
 
-    let server = start(&dir, AOF);
-    let out = server.log.lock().unwrap().clone();
+    let (server, mut con) = start_cut(&dir);
+    assert_eq!(run(&mut con, &["EXISTS", "b"]), Value::Int(0));
+    // Writes go on in the last file.
+    written_after_the_cut_survives(&dir, server, con);
+}
+
+/// A base is written whole and renamed into place: a cut one (a Redis
+/// `.base.aof`) is damaged, and empty incremental files after it do not make
+/// its tail forgivable.
+#[test]
+fn a_cut_base_before_only_empty_files_is_refused() {
+    let dir = Dir::new("aof-cut-base");
+    std::fs::create_dir_all(aof_dir(&dir)).unwrap();
+    std::fs::write(
+        aof_dir(&dir).join("appendonly.aof.1.base.aof"),
+        b"*3\r\n$3\r\nSET\r\n$1\r\na\r\n$1\r\n1\r\n*3\r\n$3\r\nSET\r\n$1\r\nb",
+    )
+    .unwrap();
+    std::fs::write(aof_dir(&dir).join("appendonly.aof.1.incr.aof"), b"").unwrap();
+    std::fs::write(
+        aof_dir(&dir).join("appendonly.aof.manifest"),
+        "file appendonly.aof.1.base.aof seq 1 type b\nfile appendonly.aof.1.incr.aof seq 1 type i\n",
+    )
+    .unwrap();
+    let out = try_start(&dir, AOF).err().expect("start refused");
     assert!(
-        out.contains("Truncating the AOF appendonly.aof.1.incr.aof"),
+        out.contains(
+            "Unexpected end of file reading the append only file appendonly.aof.1.base.aof"
+        ),
         "{out}"
     );
-    let mut con = server.con();
-    assert_eq!(
-        run(&mut con, &["GET", "a"]),
-        Value::BulkString(b"1".to_vec())
-    );
-    assert_eq!(run(&mut con, &["EXISTS", "b"]), Value::Int(0));
-    // Writes go on in the last file and survive the next restart.
-    run(&mut con, &["SET", "c", "3"]);
-    drop(con);
-    server.signal("KILL");
-    let server = start(&dir, AOF);
-    let mut con = server.con();
-    assert_eq!(
-        run(&mut con, &["GET", "c"]),
-        Value::BulkString(b"3".to_vec())
-    );
-    drop(con);
-    drop(server);
-    check_aof(&dir);
 }
 
 #[test]
@@ -413,12 +463,8 @@ fn a_cut_tail_is_cut_with_aof_load_truncated_and_refused_without() {
     run(&mut con, &["EXEC"]);
     drop(con);
     server.signal("KILL");
-    let incr = aof_dir(&dir).join("appendonly.aof.1.incr.aof");
-    let whole = std::fs::read(&incr).unwrap();
-    let text = String::from_utf8_lossy(&whole).into_owned();
     // Cut inside the transaction: it is reverted, `a` stays.
-    let cut = text.find("$1\r\nc").unwrap();
-    std::fs::write(&incr, &whole[..cut]).unwrap();
+    let (incr, whole, cut) = cut_incr(&dir, "$1\r\nc");
 
     let refused = try_start(&dir, &flags(&["--aof-load-truncated", "no"]));
     let out = refused.err().expect("start refused");
@@ -432,42 +478,17 @@ fn a_cut_tail_is_cut_with_aof_load_truncated_and_refused_without() {
     // A command cut inside a transaction: the transaction is reverted and
     // the file cut where it began (Redis cuts after its last whole command,
     // leaving an open MULTI that swallows every later write at the next start).
-    let server = start(&dir, AOF);
+    let (server, mut con) = start_cut(&dir);
     let out = server.log.lock().unwrap().clone();
     assert!(
         out.contains("Revert incomplete MULTI/EXEC transaction"),
         "{out}"
     );
-    assert!(
-        out.contains("Truncating the AOF appendonly.aof.1.incr.aof"),
-        "{out}"
-    );
-    let mut con = server.con();
-    assert_eq!(
-        run(&mut con, &["GET", "a"]),
-        Value::BulkString(b"1".to_vec())
-    );
     assert_eq!(run(&mut con, &["EXISTS", "b", "c"]), Value::Int(0));
     let now = std::fs::read(&incr).unwrap();
     assert!(now.len() < cut && whole.starts_with(&now));
     assert!(!String::from_utf8_lossy(&now).contains("MULTI"));
-    // What is written after the cut survives the next restart.
-    run(&mut con, &["SET", "acked", "yes"]);
-    drop(con);
-    server.signal("KILL");
-    let server = start(&dir, AOF);
-    let mut con = server.con();
-    assert_eq!(
-        run(&mut con, &["GET", "acked"]),
-        Value::BulkString(b"yes".to_vec())
-    );
-    assert_eq!(
-        run(&mut con, &["GET", "a"]),
-        Value::BulkString(b"1".to_vec())
-    );
-    drop(con);
-    drop(server);
-    check_aof(&dir);
+    written_after_the_cut_survives(&dir, server, con);
 
     // A damaged command (not a cut) is a format error whatever the option.
     let mut f = std::fs::OpenOptions::new()

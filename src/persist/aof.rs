@@ -1300,8 +1300,14 @@ pub fn load(shared: &Shared) -> Result<(Option<Manifest>, u64, LoadCounts), AofE
     let empty = |f: &FileInfo| {
         f.kind == b'i' && std::fs::metadata(layout.dir.join(&f.name)).is_ok_and(|m| m.len() == 0)
     };
-    let last = files.len() - files.iter().rev().take_while(|f| empty(f)).count();
-    let last = last.max(1);
+    let trailing_empty = files.iter().rev().take_while(|f| empty(f)).count();
+    // Only an incremental file: a base is written whole and renamed into
+    // place, so a cut one is damaged, and is forgiven only as the one file
+    // (as Redis does).
+    let last = match files.len().checked_sub(trailing_empty) {
+        Some(n) if n > 0 && files[n - 1].kind == b'i' => n,
+        _ => files.len(),
+    };
     for (i, f) in files.into_iter().enumerate() {
         let path = layout.dir.join(&f.name);
         if !path.exists() {
