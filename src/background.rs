@@ -135,16 +135,30 @@ pub fn can_leave_idle(nicer_by: i32) -> bool {
     let probe = std::thread::Builder::new().name("latchkey-probe".into());
     let probe = probe.spawn(move || {
         if nicer_by != 0 {
-            // SAFETY: plain system calls on the calling (probe) thread.
-            unsafe {
-                let now = libc::getpriority(libc::PRIO_PROCESS, 0);
-                libc::setpriority(libc::PRIO_PROCESS, 0, (now + nicer_by).min(19));
-            }
+            lower_priority(nicer_by);
         }
         set_policy(libc::SCHED_IDLE) && set_policy(libc::SCHED_OTHER)
     });
     // No thread to try with (a limit on threads): stay as it is.
     probe.ok().and_then(|p| p.join().ok()).unwrap_or(false)
+}
+
+/// Makes the calling thread `by` nicer than it is (at most 19). Linux keeps a
+/// nice value per thread, so this thread's alone changes. Failing leaves it
+/// as it was.
+pub fn lower_priority(by: i32) {
+    // SAFETY: plain system calls on the calling thread; errno is cleared
+    // first because -1 is also a nice value getpriority may return.
+    let failed = unsafe {
+        *libc::__errno_location() = 0;
+        let now = libc::getpriority(libc::PRIO_PROCESS, 0);
+        (now == -1 && *libc::__errno_location() != 0)
+            || libc::setpriority(libc::PRIO_PROCESS, 0, (now + by).min(19)) != 0
+    };
+    if failed {
+        let error = std::io::Error::last_os_error();
+        tracing::debug!("cannot lower the thread's priority: {error}");
+    }
 }
 
 /// Whether the calling thread is a background thread now (`SCHED_IDLE`).

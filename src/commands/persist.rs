@@ -285,24 +285,6 @@ fn write_and_record(
 /// a good run (benches/rdb.py), but no better than chance from round to round.
 const SAVE_NICE: i32 = 10;
 
-/// Makes the calling thread `by` nicer than it is (at most 19). Linux keeps a
-/// nice value per thread, so this thread's alone changes. Failing leaves it
-/// as it was, and the save goes on.
-fn lower_priority(by: i32) {
-    // SAFETY: plain system calls on the calling thread; errno is cleared
-    // first because -1 is also a nice value getpriority may return.
-    let failed = unsafe {
-        *libc::__errno_location() = 0;
-        let now = libc::getpriority(libc::PRIO_PROCESS, 0);
-        (now == -1 && *libc::__errno_location() != 0)
-            || libc::setpriority(libc::PRIO_PROCESS, 0, (now + by).min(19)) != 0
-    };
-    if failed {
-        let error = io::Error::last_os_error();
-        tracing::debug!("cannot lower the save thread's priority: {error}");
-    }
-}
-
 /// The background thread: takes BGSAVE requests, scheduled saves and fired
 /// save points from `Persistence`, one at a time, until shutdown. It is a
 /// [`crate::background`] thread (`SCHED_IDLE`), [`SAVE_NICE`] nicer than the
@@ -311,7 +293,7 @@ pub fn spawn_saver(shared: Arc<Shared>) -> io::Result<std::thread::JoinHandle<()
     std::thread::Builder::new()
         .name("latchkey-save".into())
         .spawn(move || {
-            lower_priority(SAVE_NICE);
+            crate::background::lower_priority(SAVE_NICE);
             if !crate::background::enter(crate::background::WINDOW) {
                 tracing::debug!("the save thread runs at the normal policy");
             }

@@ -1157,7 +1157,7 @@ fn rewrite_inner(shared: &Shared, turn_on: bool) -> io::Result<()> {
     File::create(layout.dir.join(&new_incr.name))?;
     let file = open_append(&layout.dir.join(&new_incr.name))?;
     let base_name = layout.base_name(manifest.base_seq() + 1);
-    let previous = manifest.clone();
+    let previous = was_on.then(|| manifest.clone());
     if was_on {
         // Until the new base is in place the old files and the new one
         // make the AOF.
@@ -1201,14 +1201,15 @@ fn rewrite_inner(shared: &Shared, turn_on: bool) -> io::Result<()> {
         Err(e) => {
             // The manifest as it was, so the file in use stays the last one
             // (whose cut tail a load forgives); then the new file goes.
-            let restored = !was_on
-                || crate::background::urgent(|| {
+            let restored = previous.is_none_or(|previous| {
+                crate::background::urgent(|| {
                     let restored = layout.write_manifest(&previous);
                     if restored.is_ok() {
                         aof.inner.lock().manifest = previous;
                     }
                     restored.is_ok()
-                });
+                })
+            });
             if restored {
                 let _ = std::fs::remove_file(layout.dir.join(&new_incr.name));
             }
