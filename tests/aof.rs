@@ -857,12 +857,17 @@ fn failing_automatic_rewrites_are_held_back() {
 /// A key whose TTL passes while the server is down stays gone: nothing
 /// expires while the file is replayed (as in Redis), so a later write in the
 /// file applies to the key with its TTL, not to a new key without one — from
-/// the incremental file and from a rewrite's base.
+/// the incremental file and from a rewrite's base. The server clock stands
+/// still while the keys are written, so none of them expires before the
+/// server is killed however slow the rewrite is (CI once took longer than
+/// the TTL, and the APPEND then made a new key, as it should).
 #[test]
 fn keys_that_expired_while_down_do_not_come_back_without_a_ttl() {
     let dir = Dir::new("aof-expired-down");
-    let server = start(&dir, AOF);
+    let server = start(&dir, &flags(&["--enable-debug-command", "local"]));
     let mut con = server.con();
+    run(&mut con, &["DEBUG", "PAUSE-TIME"]);
+    let paused = Instant::now();
     run(&mut con, &["SET", "k", "v", "PX", "400"]);
     run(&mut con, &["APPEND", "k", "x"]);
     run(&mut con, &["RPUSH", "l", "a"]);
@@ -879,9 +884,10 @@ fn keys_that_expired_while_down_do_not_come_back_without_a_ttl() {
     }
     run(&mut con, &["APPEND", "base", "x"]);
     run(&mut con, &["SET", "stays", "1"]);
+    assert!(int(&mut con, &["PTTL", "base"]) > 0);
     drop(con);
     server.signal("KILL");
-    std::thread::sleep(Duration::from_millis(800));
+    std::thread::sleep(Duration::from_millis(800).saturating_sub(paused.elapsed()));
     let server = start(&dir, AOF);
     let mut con = server.con();
     assert_eq!(run(&mut con, &["EXISTS", "k", "l", "base"]), Value::Int(0));
