@@ -57,7 +57,10 @@ thread_local! {
 /// it could not come back to the normal policy ([`can_leave_idle`]) or its
 /// scheduler times cannot be read: nothing would then keep it from starving.
 pub fn enter(window: Duration) -> bool {
-    if sched_times().is_none() || !can_leave_idle(0) || !set_policy(libc::SCHED_IDLE) {
+    // The probe first: a thread's run time shows once it has been switched
+    // out, and waiting for the probe does that (a fresh thread reads zeros,
+    // as a kernel that keeps no times does).
+    if !can_leave_idle(0) || sched_times().is_none() || !set_policy(libc::SCHED_IDLE) {
         return false;
     }
     WATCH.with(|w| {

@@ -439,7 +439,7 @@ fn a_key_moved_below_the_cursor_by_a_removal_is_still_emitted() {
     let done = shard
         .snapshot_visit(2, |k, _| {
             emitted.push(k.to_vec());
-            Ok::<_, ()>(())
+            Ok::<_, ()>(true)
         })
         .unwrap();
     assert!(!done);
@@ -448,7 +448,7 @@ fn a_key_moved_below_the_cursor_by_a_removal_is_still_emitted() {
     while !shard
         .snapshot_visit(2, |k, _| {
             emitted.push(k.to_vec());
-            Ok::<_, ()>(())
+            Ok::<_, ()>(true)
         })
         .unwrap()
     {}
@@ -583,4 +583,103 @@ fn a_swapdb_after_the_instant_leaves_each_database_image_alone() {
         run(&mut con, &words("GET e")),
         redis::Value::BulkString(b"5".to_vec())
     );
+}
+
+/// Notes, for each key it is handed, whether its output was held and
+/// whether the thread ran as `SCHED_IDLE` then; says it holds `held` bytes.
+#[derive(Default)]
+struct HoldSink {
+    holding: bool,
+    holds: usize,
+    held: usize,
+    /// (key, a string, held, idle)
+    seen: Vec<(Vec<u8>, bool, bool, bool)>,
+}
+
+impl SnapshotSink for HoldSink {
+    fn fencing_high_water(&mut self, _: u64) -> io::Result<()> {
+        Ok(())
+    }
+
+    fn select_db(&mut self, _: usize, _: u64, _: u64) -> io::Result<()> {
+        Ok(())
+    }
+
+    fn entry(&mut self, key: &[u8], value: &Value, _: Option<u64>) -> io::Result<()> {
+        let string = matches!(value, Value::Str(_));
+        let idle = latchkey::background::is_idle();
+        self.seen.push((key.to_vec(), string, self.holding, idle));
+        Ok(())
+    }
+
+    fn hold(&mut self, on: bool) -> io::Result<()> {
+        assert_ne!(self.holding, on, "holds nest");
+        self.holding = on;
+        self.holds += usize::from(on);
+        Ok(())
+    }
+
+    fn held(&self) -> usize {
+        self.held
+    }
+}
+
+/// What a walk encodes under a shard's lock (values other than strings) goes
+/// to the sink's hold, never to the disk, and past `HELD_MAX` held bytes a
+/// slice ends; strings are copied out and written after the lock, unheld.
+/// On a `SCHED_IDLE` thread (where the process may leave that policy again),
+/// the slices run at the normal policy and the rest idle.
+#[test]
+fn a_walk_holds_its_output_and_its_priority_while_it_holds_a_shard() {
+    let server = start();
+    let mut con = connect(&server);
+    for i in 0..300 {
+        run(&mut con, &words(&format!("SET s{i} v")));
+        run(&mut con, &words(&format!("HSET h{i} f v")));
+    }
+    let walk = |held: usize| {
+        let shared = server.shared();
+        std::thread::scope(|scope| {
+            scope
+                .spawn(|| {
+                    let background = latchkey::background::enter(Duration::from_secs(1));
+                    let mut sink = HoldSink {
+                        held,
+                        ..HoldSink::default()
+                    };
+                    Snapshot::begin(&shared.keyspace, &shared.gate, &shared.clock)
+                        .expect("no other snapshot")
+                        .with_slice(1000)
+                        .write_to(&mut sink)
+                        .unwrap();
+                    (sink, background)
+                })
+                .join()
+                .unwrap()
+        })
+    };
+    let (sink, background) = walk(0);
+    assert_eq!(sink.seen.len(), 600);
+    assert!(!sink.holding);
+    for (key, string, held, idle) in &sink.seen {
+        let key = String::from_utf8_lossy(key);
+        assert_eq!(*held, !string, "{key}");
+        if background {
+            assert_eq!(*idle, *string, "{key}");
+        }
+    }
+    if !background {
+        eprintln!("the priority part is skipped: this process cannot leave SCHED_IDLE");
+    }
+    // Past HELD_MAX, each slice ends after the key that got there: a shard
+    // of n keys takes n slices instead of one.
+    let shards_with_keys = server.shared().keyspace.dbs()[0]
+        .shards()
+        .iter()
+        .filter(|shard| shard.lock().keys(0).next().is_some())
+        .count();
+    let one_per_shard = sink.holds;
+    let (sink, _) = walk(latchkey::persist::HELD_MAX);
+    assert_eq!(sink.seen.len(), 600);
+    assert_eq!(sink.holds, one_per_shard + 600 - shards_with_keys);
 }

@@ -1184,12 +1184,12 @@ impl Shard {
     /// One slice of the snapshot's walk of this shard: up to `max` slab
     /// positions from where the last slice stopped, each key still holding
     /// its instant's value handed to `emit` (borrowed under this shard's lock:
-    /// serialize it quickly). True once the whole table has been visited (or
-    /// the shard is not marked).
+    /// serialize it quickly), which answers whether the slice goes on. True
+    /// once the whole table has been visited (or the shard is not marked).
     pub fn snapshot_visit<E>(
         &mut self,
         max: usize,
-        emit: impl FnMut(&[u8], &Entry) -> Result<(), E>,
+        emit: impl FnMut(&[u8], &Entry) -> Result<bool, E>,
     ) -> Result<bool, E> {
         match self.snap.as_deref_mut() {
             Some(snap) => snap.visit(&self.map, max, emit),

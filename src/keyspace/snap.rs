@@ -99,22 +99,27 @@ impl ShardSnap {
     }
 
     /// Visits up to `max` slab positions from the cursor, handing each key
-    /// still holding its instant's value to `emit`; true once the cursor has
+    /// still holding its instant's value to `emit`, which answers whether to
+    /// go on (false ends the visit after that key); true once the cursor has
     /// passed the end of the table.
     pub(super) fn visit<E>(
         &mut self,
         map: &Table,
         max: usize,
-        mut emit: impl FnMut(&[u8], &Entry) -> Result<(), E>,
+        mut emit: impl FnMut(&[u8], &Entry) -> Result<bool, E>,
     ) -> Result<bool, E> {
         let end = map.len().min(self.cursor.saturating_add(max));
         while self.cursor < end {
+            let mut more = true;
             if let Some((key, entry)) = map.at(self.cursor) {
                 if !self.saved.contains_key(key) {
-                    emit(key, entry)?;
+                    more = emit(key, entry)?;
                 }
             }
             self.cursor += 1;
+            if !more {
+                break;
+            }
         }
         Ok(self.cursor >= map.len())
     }

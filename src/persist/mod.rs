@@ -22,5 +22,7 @@ pub use rdb::{
     load_file, load_file_with, write_base, write_empty, write_snapshot, LoadError, LoadOptions,
     LoadStats, RdbTarget,
 };
-pub use snapshot::{Detached, Snapshot, SnapshotError, SnapshotSink, SnapshotStats, SLICE};
+pub use snapshot::{
+    Detached, Snapshot, SnapshotError, SnapshotSink, SnapshotStats, HELD_MAX, SLICE,
+};
 pub use state::{BgsaveRefused, Job, Outcome, Persistence, Report, RETRY_DELAY_S};

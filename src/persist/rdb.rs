@@ -16,7 +16,7 @@ use crate::rdb::lock::{AUX_FENCING, AUX_LONGEST_LEASE};
 use crate::rdb::RdbError;
 use crate::types::Encodings;
 
-use super::{Persistence, Snapshot, SnapshotSink};
+use super::{Persistence, Snapshot, SnapshotSink, HELD_MAX};
 
 impl<W: Write> SnapshotSink for Writer<W> {
     // Both marks are left out at 0 (no lock was ever taken): absent reads
@@ -45,6 +45,51 @@ impl<W: Write> SnapshotSink for Writer<W> {
 
     fn entry(&mut self, key: &[u8], value: &Value, expire_at_ms: Option<u64>) -> io::Result<()> {
         Writer::entry(self, key, value, expire_at_ms)
+    }
+}
+
+/// An RDB file being written: a [`Writer`] whose output can be held in
+/// memory while the walk holds a shard's lock ([`SnapshotSink::hold`]).
+struct FileSink(Writer<BufWriter<WriteOut>>);
+
+impl FileSink {
+    fn new(out: WriteOut, opts: WriteOptions) -> io::Result<Self> {
+        Writer::new(BufWriter::with_capacity(1 << 16, out), opts).map(FileSink)
+    }
+
+    fn out(&mut self) -> &mut WriteOut {
+        self.0.get_mut().get_mut()
+    }
+}
+
+impl SnapshotSink for FileSink {
+    fn fencing_high_water(&mut self, token: u64) -> io::Result<()> {
+        self.0.fencing_high_water(token)
+    }
+
+    fn longest_lease(&mut self, ms: u64) -> io::Result<()> {
+        self.0.longest_lease(ms)
+    }
+
+    fn function(&mut self, code: &[u8]) -> io::Result<()> {
+        SnapshotSink::function(&mut self.0, code)
+    }
+
+    fn select_db(&mut self, db: usize, keys: u64, expires: u64) -> io::Result<()> {
+        SnapshotSink::select_db(&mut self.0, db, keys, expires)
+    }
+
+    fn entry(&mut self, key: &[u8], value: &Value, expire_at_ms: Option<u64>) -> io::Result<()> {
+        SnapshotSink::entry(&mut self.0, key, value, expire_at_ms)
+    }
+
+    fn hold(&mut self, on: bool) -> io::Result<()> {
+        self.out().hold(on)
+    }
+
+    fn held(&self) -> usize {
+        // The buffer in front of the file holds up to 64 KB besides.
+        self.0.get_ref().get_ref().held.len()
     }
 }
 
@@ -101,9 +146,9 @@ pub fn write_snapshot(
             create(&temp)?,
             target.incremental_fsync.then_some(AUTOSYNC_BYTES),
         );
-        let mut writer = Writer::new(BufWriter::with_capacity(1 << 16, out), target.opts)?;
-        snapshot.write_to(&mut writer)?;
-        finish(writer)
+        let mut sink = FileSink::new(out, target.opts)?;
+        snapshot.write_to(&mut sink)?;
+        finish(sink.0)
     })();
     let placed = put_in_place(written, &temp, target, persistence, seq)?;
     Ok(placed.then_some(dirty))
@@ -148,9 +193,9 @@ pub fn write_base(
         ..opts
     };
     let out = WriteOut::new(file, incremental_fsync.then_some(AUTOSYNC_BYTES));
-    let mut writer = Writer::new(BufWriter::with_capacity(1 << 16, out), opts)?;
-    snapshot.write_to(&mut writer)?;
-    finish(writer).map(drop)
+    let mut sink = FileSink::new(out, opts)?;
+    snapshot.write_to(&mut sink)?;
+    finish(sink.0).map(drop)
 }
 
 /// Redis's `REDIS_AUTOSYNC_BYTES`.
@@ -173,6 +218,9 @@ struct WriteOut {
     /// Where the range whose writeout was started last begins (it ends at
     /// `started`).
     last: u64,
+    /// Whether writes wait in `held` ([`SnapshotSink::hold`]).
+    holding: bool,
+    held: Vec<u8>,
     /// Each `sync_file_range` made: offset, length, flags.
     #[cfg(test)]
     calls: Vec<(u64, u64, u32)>,
@@ -186,6 +234,8 @@ impl WriteOut {
             written: 0,
             started: 0,
             last: 0,
+            holding: false,
+            held: Vec::new(),
             #[cfg(test)]
             calls: Vec::new(),
         }
@@ -226,8 +276,29 @@ impl WriteOut {
     }
 }
 
+impl WriteOut {
+    /// Holds writes in memory from `hold(true)`; `hold(false)` writes what
+    /// waited, and keeps at most [`HELD_MAX`] of the memory for next time.
+    fn hold(&mut self, on: bool) -> io::Result<()> {
+        self.holding = on;
+        if on || self.held.is_empty() {
+            return Ok(());
+        }
+        let held = std::mem::take(&mut self.held);
+        let written = self.write_all(&held);
+        self.held = held;
+        self.held.clear();
+        self.held.shrink_to(HELD_MAX);
+        written
+    }
+}
+
 impl Write for WriteOut {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if self.holding {
+            self.held.extend_from_slice(buf);
+            return Ok(buf.len());
+        }
         let n = self.file.write(buf)?;
         self.written += n as u64;
         if let Some(every) = self.every {
@@ -539,6 +610,32 @@ mod tests {
         let mut out = WriteOut::new(File::create(&path).unwrap(), None);
         out.write_all(&[7; 100_000]).unwrap();
         assert_eq!((out.written, out.started, out.last), (100_000, 0, 0));
+        let _ = std::fs::remove_file(&path);
+    }
+
+    #[test]
+    fn held_writes_reach_the_file_when_the_hold_ends_in_order() {
+        let path = std::env::temp_dir().join(format!("latchkey-held-{}", std::process::id()));
+        let mut out = WriteOut::new(File::create(&path).unwrap(), Some(4096));
+        out.write_all(&[1; 3000]).unwrap();
+        out.hold(true).unwrap();
+        out.write_all(&[2; 5000]).unwrap();
+        out.write_all(&[3; 2 * HELD_MAX]).unwrap();
+        // Nothing reached the file, and nothing was written out meanwhile.
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), 3000);
+        assert_eq!((out.written, out.calls.len()), (3000, 0));
+        out.hold(false).unwrap();
+        assert!(out.held.is_empty() && out.held.capacity() <= HELD_MAX);
+        // Once let go, the held bytes count toward the writeout as any.
+        assert_eq!(out.written, 8000 + 2 * HELD_MAX as u64);
+        assert_eq!(out.started, out.written);
+        out.write_all(&[4; 10]).unwrap();
+        let mut want = vec![1; 3000];
+        want.extend_from_slice(&[2; 5000]);
+        want.extend_from_slice(&vec![3; 2 * HELD_MAX]);
+        want.extend_from_slice(&[4; 10]);
+        drop(out);
+        assert_eq!(std::fs::read(&path).unwrap(), want);
         let _ = std::fs::remove_file(&path);
     }
 }

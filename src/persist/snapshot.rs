@@ -65,7 +65,25 @@ pub trait SnapshotSink {
     /// One key as it was at the instant, with its deadline as absolute ms on
     /// the server clock. A lock's waiters are not part of it.
     fn entry(&mut self, key: &[u8], value: &Value, expire_at_ms: Option<u64>) -> io::Result<()>;
+
+    /// From `hold(true)` until `hold(false)`, what the sink writes waits in
+    /// memory, and `hold(false)` writes it out: the walk holds while it holds
+    /// a shard's lock, so no client waits on the disk. A sink with no disk
+    /// behind it ignores it.
+    fn hold(&mut self, _on: bool) -> io::Result<()> {
+        Ok(())
+    }
+
+    /// The bytes waiting for the hold to end (the walk ends a slice early
+    /// past [`HELD_MAX`]).
+    fn held(&self) -> usize {
+        0
+    }
 }
+
+/// Bytes a slice may leave waiting for its hold to end before it stops early
+/// (one value larger than this is held whole).
+pub const HELD_MAX: usize = 1 << 20;
 
 /// Why a snapshot could not start.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -227,8 +245,11 @@ impl<'a> Snapshot<'a> {
     /// One shard: slices of the table under its lock, then its before-images
     /// outside it. A slice copies its strings out (a short one is inline, a
     /// long one a reference count) and writes them after letting go of the
-    /// shard, so the lock is held for the walk and the copies, not for the
-    /// encoding and the file's writes; other values are written in place.
+    /// shard; other values are encoded in place, into the sink's hold, so the
+    /// lock is held for the walk, the copies and those encodings, never for
+    /// the file's writes. A slice runs at the normal policy
+    /// ([`crate::background::urgent`]): a `SCHED_IDLE` thread holding a
+    /// shard's lock on a busy machine would keep the workers waiting for it.
     fn walk_shard(
         &self,
         shard: &parking_lot::Mutex<crate::keyspace::Shard>,
@@ -241,24 +262,26 @@ impl<'a> Snapshot<'a> {
             if self.cancel.is_some_and(|c| c.load(Ordering::Relaxed)) {
                 return Err(io::Error::new(io::ErrorKind::Interrupted, "save cancelled"));
             }
-            let mut guard = shard.lock();
-            let done = guard.snapshot_visit(self.slice, |key, entry| {
-                if expired_at(entry, instant) {
-                    return Ok(());
-                }
-                stats.live += 1;
-                match &entry.value {
-                    Value::Str(s) => {
-                        taken.push(key, Value::Str(s.clone()), entry.expires_at());
-                        Ok(())
+            sink.hold(true)?;
+            let slice = crate::background::urgent(|| {
+                let mut guard = shard.lock();
+                let done = guard.snapshot_visit(self.slice, |key, entry| {
+                    if expired_at(entry, instant) {
+                        return io::Result::Ok(true);
                     }
-                    value => sink.entry(key, value, entry.expires_at()),
-                }
-            })?;
-            if done {
-                let saved: Vec<_> = guard.snapshot_finish().collect();
-                drop(guard);
-                taken.write(sink)?;
+                    stats.live += 1;
+                    match &entry.value {
+                        Value::Str(s) => taken.push(key, Value::Str(s.clone()), entry.expires_at()),
+                        value => sink.entry(key, value, entry.expires_at())?,
+                    }
+                    Ok(sink.held() < HELD_MAX)
+                })?;
+                io::Result::Ok(done.then(|| guard.snapshot_finish().collect::<Vec<_>>()))
+            });
+            sink.hold(false)?;
+            let slice = slice?;
+            taken.write(sink)?;
+            if let Some(saved) = slice {
                 for (key, entry) in saved {
                     crate::background::tick();
                     if !expired_at(&entry, instant) {
@@ -268,8 +291,6 @@ impl<'a> Snapshot<'a> {
                 }
                 return Ok(());
             }
-            drop(guard);
-            taken.write(sink)?;
             crate::background::tick();
             std::thread::yield_now();
         }

@@ -165,6 +165,16 @@ impl<W: Write> Writer<W> {
         self.flush_buf()
     }
 
+    /// The output, as it is (what was written so far has reached it).
+    pub fn get_mut(&mut self) -> &mut W {
+        &mut self.out
+    }
+
+    /// The output, to look at.
+    pub fn get_ref(&self) -> &W {
+        &self.out
+    }
+
     /// Ends the file (EOF and checksum) and hands back the output.
     pub fn finish(mut self) -> io::Result<W> {
         self.put(&[op::EOF])?;
