@@ -22,8 +22,8 @@
 //! back to the normal policy, at the nice value it had (the
 //! save thread's is 10 above the server's), until its next job. [`urgent`]
 //! runs a piece at the normal policy, for the moments the thread holds what
-//! clients wait for (the execution gate at a snapshot's instant, the AOF's
-//! lock).
+//! clients wait for (the execution gate at a snapshot's instant, a shard's
+//! lock for a slice of the walk, the AOF's lock).
 
 use std::cell::RefCell;
 use std::time::{Duration, Instant};
@@ -57,10 +57,7 @@ thread_local! {
 /// it could not come back to the normal policy ([`can_leave_idle`]) or its
 /// scheduler times cannot be read: nothing would then keep it from starving.
 pub fn enter(window: Duration) -> bool {
-    // The probe first: a thread's run time shows once it has been switched
-    // out, and waiting for the probe does that (a fresh thread reads zeros,
-    // as a kernel that keeps no times does).
-    if !can_leave_idle(0) || sched_times().is_none() || !set_policy(libc::SCHED_IDLE) {
+    if sched_times().is_none() || !can_leave_idle(0) || !set_policy(libc::SCHED_IDLE) {
         return false;
     }
     WATCH.with(|w| {
@@ -184,12 +181,18 @@ fn set_policy(policy: libc::c_int) -> bool {
 
 /// Nanoseconds the calling thread has run and has spent runnable but waiting
 /// for a CPU (the first two fields of `/proc/thread-self/schedstat`); `None`
-/// where the kernel does not keep them (it then shows zeros).
+/// where the kernel does not keep them: it then shows zeros, and the count of
+/// times the thread ran (the third field) is zero too. A fresh thread may
+/// read a run time of 0 before it is first switched out, but it has run once.
 fn sched_times() -> Option<(u64, u64)> {
     let text = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
     let mut fields = text.split_ascii_whitespace().map(|f| f.parse::<u64>());
-    let (ran, waited) = (fields.next()?.ok()?, fields.next()?.ok()?);
-    (ran > 0).then_some((ran, waited))
+    let (ran, waited, runs) = (
+        fields.next()?.ok()?,
+        fields.next()?.ok()?,
+        fields.next()?.ok()?,
+    );
+    (runs > 0).then_some((ran, waited))
 }
 
 #[cfg(test)]

@@ -642,7 +642,10 @@ fn a_walk_holds_its_output_and_its_priority_while_it_holds_a_shard() {
         std::thread::scope(|scope| {
             scope
                 .spawn(|| {
-                    let background = latchkey::background::enter(Duration::from_secs(1));
+                    // A window longer than the test: a starved walk is not
+                    // raised meanwhile.
+                    let background = latchkey::background::enter(Duration::from_secs(3600));
+                    assert_eq!(background, latchkey::background::can_leave_idle(0));
                     let mut sink = HoldSink {
                         held,
                         ..HoldSink::default()

@@ -614,6 +614,31 @@ mod tests {
     }
 
     #[test]
+    fn the_file_sink_holds_what_it_encodes_until_the_hold_ends() {
+        let path = std::env::temp_dir().join(format!("latchkey-sink-{}", std::process::id()));
+        let out = WriteOut::new(File::create(&path).unwrap(), Some(4096));
+        let opts = WriteOptions {
+            compression: false,
+            ..WriteOptions::default()
+        };
+        let mut sink = FileSink::new(out, opts).unwrap();
+        SnapshotSink::select_db(&mut sink, 0, 1, 0).unwrap();
+        let len = |path: &Path| std::fs::metadata(path).unwrap().len();
+        let before = len(&path);
+        sink.hold(true).unwrap();
+        // Larger than the buffer in front of the file, so it reaches the hold.
+        let value = Value::string(&[b'x'; 200_000][..]);
+        SnapshotSink::entry(&mut sink, b"big", &value, None).unwrap();
+        assert!(sink.held() >= 200_000, "{}", sink.held());
+        assert_eq!(len(&path), before);
+        sink.hold(false).unwrap();
+        assert_eq!(sink.held(), 0);
+        assert!(len(&path) >= before + 200_000);
+        finish(sink.0).unwrap();
+        let _ = std::fs::remove_file(&path);
+    }
+
+    #[test]
     fn held_writes_reach_the_file_when_the_hold_ends_in_order() {
         let path = std::env::temp_dir().join(format!("latchkey-held-{}", std::process::id()));
         let mut out = WriteOut::new(File::create(&path).unwrap(), Some(4096));

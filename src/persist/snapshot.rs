@@ -11,9 +11,10 @@
 //!
 //! [`Snapshot::write_to`] then walks the shards one at a time, in (database,
 //! shard) order, holding only that shard's mutex and only for a slice of
-//! [`SLICE`] slab positions, in which it copies strings out (written after
-//! the slice lets go) and writes other values in place; between slices other
-//! clients run. Meanwhile a
+//! up to [`SLICE`] slab positions, in which it copies strings out (written
+//! after the slice lets go) and encodes other values into the sink's hold
+//! (written out after the slice too); between slices other clients run.
+//! Meanwhile a
 //! write to a marked shard first keeps the before-image of the key it changes
 //! (copy on write, per key: the shard's `ShardSnap`), a key created after the
 //! instant is noted as absent at it, and a removal that moves a slot from the
@@ -35,7 +36,8 @@ use crate::clock::Clock;
 use crate::gate::ExecGate;
 use crate::keyspace::{Entry, Keyspace, Value};
 
-/// Slab positions a slice of the walk visits before letting go of the shard.
+/// Slab positions a slice of the walk visits at most before letting go of
+/// the shard (fewer once [`HELD_MAX`] bytes are held).
 pub const SLICE: usize = 256;
 
 /// Where a snapshot goes: the RDB writer (and a test's in-memory map).
@@ -278,8 +280,9 @@ impl<'a> Snapshot<'a> {
                 })?;
                 io::Result::Ok(done.then(|| guard.snapshot_finish().collect::<Vec<_>>()))
             });
-            sink.hold(false)?;
+            // A failed slice's file is dropped: what it held is not written.
             let slice = slice?;
+            sink.hold(false)?;
             taken.write(sink)?;
             if let Some(saved) = slice {
                 for (key, entry) in saved {
