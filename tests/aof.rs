@@ -837,7 +837,13 @@ fn failing_automatic_rewrites_are_held_back() {
     for i in 0..50 {
         run(&mut con, &["SET", &format!("k{i}"), "v"]);
     }
-    std::thread::sleep(Duration::from_millis(1500));
+    // Three failures (on a slow machine they take their time), then no more.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while info_field(&mut con, "aof_rewrites_consecutive_failures") != "3" {
+        assert!(Instant::now() < deadline);
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(500));
     assert_eq!(
         info_field(&mut con, "aof_rewrites_consecutive_failures"),
         "3"

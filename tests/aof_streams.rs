@@ -82,7 +82,7 @@ fn stream_workload(server: &Server, con: &mut Connection) {
     );
     let quiet = &["XREADGROUP", "GROUP", "g", "c3", "COUNT", "2", "NOACK"];
     run(con, &[quiet as &[&str], &["STREAMS", "s", ">"]].concat());
-    std::thread::sleep(Duration::from_millis(40));
+    std::thread::sleep(Duration::from_millis(400));
     // History: c1's entries delivered again (count 2, delivered now).
     run(
         con,
@@ -98,11 +98,12 @@ fn stream_workload(server: &Server, con: &mut Connection) {
             "0",
         ],
     );
-    // c2's entries are idle 40 ms: XCLAIM takes the first two, not c1's
-    // fresh ones.
+    // c2's entries are idle 400 ms: XCLAIM takes the first two, not c1's
+    // fresh ones (which stay fresh if these three round trips take less
+    // than 300 ms, however slow the machine).
     let c1_ids = pending_ids(con, "c1");
     let c2_ids = pending_ids(con, "c2");
-    let mut claim = vec!["XCLAIM", "s", "g", "c4", "30"];
+    let mut claim = vec!["XCLAIM", "s", "g", "c4", "300"];
     claim.extend([c1_ids[0].as_str(), c2_ids[0].as_str(), c2_ids[1].as_str()]);
     let claimed = run(con, &claim);
     assert_eq!(render(&claimed).matches("\"n\"").count(), 2, "{claimed:?}");

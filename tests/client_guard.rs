@@ -84,12 +84,14 @@ async fn watchdog_keeps_the_lease_alive_past_its_ttl() {
     let g = acquire(
         &c,
         "L",
-        LockOptions::new(Duration::from_millis(150)).watchdog(),
+        // Renewed every 200 ms: a stall of the test's thread under 400 ms
+        // (a loaded machine) loses nothing.
+        LockOptions::new(Duration::from_millis(600)).watchdog(),
     )
     .await
     .unwrap()
     .unwrap();
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    tokio::time::sleep(Duration::from_millis(2000)).await;
     assert!(!g.is_lost());
     assert!(acquire(&c, "L", LockOptions::new(Duration::from_secs(1)))
         .await

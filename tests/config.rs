@@ -4,7 +4,7 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::{cmd, connect, err_line, start};
 use latchkey::Server;
@@ -253,6 +253,19 @@ fn backlog_of(ss: &str) -> Option<u32> {
     words.get(at + 2)?.parse().ok()
 }
 
+/// The SYNs this network namespace dropped for a full accept queue so far
+/// (`TcpExt: ListenOverflows` in /proc/net/netstat).
+fn listen_overflows() -> u64 {
+    let text = std::fs::read_to_string("/proc/net/netstat").unwrap();
+    let mut tcp_ext = text.lines().filter(|l| l.starts_with("TcpExt:"));
+    let (names, values) = (tcp_ext.next().unwrap(), tcp_ext.next().unwrap());
+    let at = names
+        .split_whitespace()
+        .position(|n| n == "ListenOverflows")
+        .unwrap();
+    values.split_whitespace().nth(at).unwrap().parse().unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_burst_of_1000_connections_fits_a_backlog_of_1024_without_a_syn_retry() {
     // The queue holds the whole burst however slowly this busy test runtime
@@ -264,7 +277,7 @@ async fn a_burst_of_1000_connections_fits_a_backlog_of_1024_without_a_syn_retry(
         .await
         .unwrap();
     let addr = server.addr();
-    let started = Instant::now();
+    let overflows = listen_overflows();
     let conns: Vec<_> = (0..1000)
         .map(|_| tokio::spawn(tokio::net::TcpStream::connect(addr)))
         .collect();
@@ -276,12 +289,9 @@ async fn a_burst_of_1000_connections_fits_a_backlog_of_1024_without_a_syn_retry(
             .unwrap();
         open.push(c.expect("connects"));
     }
-    let took = started.elapsed();
-    // A dropped SYN is retried after 1 s: a burst that fits the backlog is faster.
-    assert!(
-        took < Duration::from_millis(1000),
-        "1000 connections took {took:?}"
-    );
+    // No SYN was dropped for a full queue (the kernel counts each; counted
+    // rather than timed, as a retry after 1 s would be, on a slow machine).
+    assert_eq!(listen_overflows(), overflows);
     let mut con = connect(&server).await;
     let Value::BulkString(list) = cmd(&mut con, &["CLIENT", "LIST"]).await.unwrap() else {
         panic!("CLIENT LIST");

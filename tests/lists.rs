@@ -462,13 +462,13 @@ async fn successive_waits_of_one_client_keep_their_own_timeouts() {
     assert!(started.elapsed() >= Duration::from_millis(45));
     // A wait served before its deadline, then one without a timeout: the
     // first's deadline passing does not end the second.
-    common::send(&mut waiter, &["BLPOP q 0.2"]).await;
+    common::send(&mut waiter, &["BLPOP q 1"]).await;
     until_blocked(&mut con, 1).await;
     let _: i64 = con.rpush("q", "b").await.unwrap();
     expect_reply(&mut waiter, "*2\r\n$1\r\nq\r\n$1\r\nb\r\n").await;
     common::send(&mut waiter, &["BLPOP q 0"]).await;
     until_blocked(&mut con, 1).await;
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    tokio::time::sleep(Duration::from_millis(1200)).await;
     until_blocked(&mut con, 1).await;
     let _: i64 = con.rpush("q", "c").await.unwrap();
     expect_reply(&mut waiter, "*2\r\n$1\r\nq\r\n$1\r\nc\r\n").await;
