@@ -209,7 +209,9 @@ fn lowering_timeout_applies_to_connected_clients() {
     assert_eq!(call(&mut s, &["PING"]), "+PONG");
     let started = Instant::now();
     assert!(closed_within(&mut s, Duration::from_secs(4)), "not closed");
-    assert!(started.elapsed() >= Duration::from_millis(900));
+    // The limit counts from the PING, a little before `started` (more on a
+    // loaded machine): far from an at-once close either way.
+    assert!(started.elapsed() >= Duration::from_millis(700));
 }
 
 /// `timeout` rides on the tick that releases an idle client's buffers after
@@ -221,7 +223,8 @@ fn an_idle_client_whose_buffers_were_released_is_still_closed_by_timeout() {
     assert_eq!(call(&mut s, &["PING"]), "+PONG");
     let started = Instant::now();
     assert!(closed_within(&mut s, Duration::from_secs(6)), "not closed");
-    assert!(started.elapsed() >= Duration::from_millis(2900));
+    // Past the 2 s release, with room for a loaded machine.
+    assert!(started.elapsed() >= Duration::from_millis(2500));
 }
 
 /// The process's CPU time so far (user + system, all threads), in clock ticks.
