@@ -56,10 +56,6 @@ impl FileSink {
     fn new(out: WriteOut, opts: WriteOptions) -> io::Result<Self> {
         Writer::new(BufWriter::with_capacity(1 << 16, out), opts).map(FileSink)
     }
-
-    fn out(&mut self) -> &mut WriteOut {
-        self.0.get_mut().get_mut()
-    }
 }
 
 impl SnapshotSink for FileSink {
@@ -84,7 +80,7 @@ impl SnapshotSink for FileSink {
     }
 
     fn hold(&mut self, on: bool) -> io::Result<()> {
-        self.out().hold(on)
+        self.0.get_mut().get_mut().hold(on)
     }
 
     fn held(&self) -> usize {
@@ -141,15 +137,8 @@ pub fn write_snapshot(
 ) -> io::Result<Option<u64>> {
     let dirty = snapshot.dirty();
     let temp = temp_path(target, persistence);
-    let written = (|| {
-        let out = WriteOut::new(
-            create(&temp)?,
-            target.incremental_fsync.then_some(AUTOSYNC_BYTES),
-        );
-        let mut sink = FileSink::new(out, target.opts)?;
-        snapshot.write_to(&mut sink)?;
-        finish(sink.0)
-    })();
+    let written = create(&temp)
+        .and_then(|file| write_file(snapshot, file, target.opts, target.incremental_fsync));
     let placed = put_in_place(written, &temp, target, persistence, seq)?;
     Ok(placed.then_some(dirty))
 }
@@ -187,15 +176,25 @@ pub fn write_base(
     opts: WriteOptions,
     incremental_fsync: bool,
 ) -> io::Result<()> {
-    let file = File::create(path)?;
     let opts = WriteOptions {
         aof_base: true,
         ..opts
     };
+    write_file(snapshot, File::create(path)?, opts, incremental_fsync).map(drop)
+}
+
+/// Walks `snapshot` into `file` (written out every 4 MB as it grows with
+/// `incremental_fsync`), ends it and syncs it.
+fn write_file(
+    snapshot: Snapshot<'_>,
+    file: File,
+    opts: WriteOptions,
+    incremental_fsync: bool,
+) -> io::Result<File> {
     let out = WriteOut::new(file, incremental_fsync.then_some(AUTOSYNC_BYTES));
     let mut sink = FileSink::new(out, opts)?;
     snapshot.write_to(&mut sink)?;
-    finish(sink.0).map(drop)
+    finish(sink.0)
 }
 
 /// Redis's `REDIS_AUTOSYNC_BYTES`.
@@ -274,9 +273,7 @@ impl WriteOut {
         self.started = self.written;
         Ok(())
     }
-}
 
-impl WriteOut {
     /// Holds writes in memory from `hold(true)`; `hold(false)` writes what
     /// waited, and keeps at most [`HELD_MAX`] of the memory for next time.
     fn hold(&mut self, on: bool) -> io::Result<()> {
